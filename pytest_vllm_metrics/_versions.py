@@ -1,0 +1,45 @@
+"""vLLM version ranges. Pre-releases and local builds count as their release: 0.11.1rc7+cpu is 0.11.1."""
+
+from __future__ import annotations
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+
+def release_of(version: str) -> Version | None:
+    """The release a version string belongs to, or None when it is not a PEP 440 version."""
+    try:
+        parsed = Version(version.strip().lstrip("v"))
+    except InvalidVersion:
+        return None
+    return Version(".".join(str(part) for part in parsed.release))
+
+
+class VersionRange:
+    """A PEP 440 specifier such as ">=0.11.1,<0.12.0", matched against a version's release."""
+
+    def __init__(self, spec: str) -> None:
+        try:
+            self._spec = SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise ValueError(
+                f"versions = {spec!r} is not a PEP 440 version specifier; write it like '>=0.11.1,<0.12.0'."
+            ) from None
+        self.text = spec
+
+    def contains(self, version: str) -> bool:
+        release = release_of(version)
+        # A version we cannot read (a git describe string, say) is treated as "latest": it matches
+        # open-ended ranges only.
+        if release is None:
+            return all(spec.operator in (">=", ">", "!=") for spec in self._spec)
+        return self._spec.contains(release, prereleases=True)
+
+    def __repr__(self) -> str:
+        return f"VersionRange({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VersionRange) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)

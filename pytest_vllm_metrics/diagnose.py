@@ -1,0 +1,77 @@
+"""Diagnose: known causes as data (conformance/limitations.toml, conformance/diagnosis.toml)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ._versions import VersionRange
+
+
+@dataclass(frozen=True)
+class Limitation:
+    feature: str
+    device: str
+    arch: tuple[str, ...]
+    versions: VersionRange
+    message: str
+    source: str
+    fix: str
+
+    def reason(self, arch: str, version: str) -> str:
+        return (f"vLLM {version} disables {self.feature.replace('_', ' ')} on {arch} CPUs: \"{self.message}\" "
+                f"({self.source}); fix: {self.fix}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    when: dict[str, Any]
+    message: str
+
+
+def _data(name: str) -> dict[str, Any]:
+    text = resources.files("pytest_vllm_metrics.conformance").joinpath(name).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@cache
+def limitations() -> tuple[Limitation, ...]:
+    return tuple(
+        Limitation(
+            feature=row["feature"], device=row["device"], arch=tuple(row["arch"]),
+            versions=VersionRange(row["versions"]), message=row["message"], source=row["source"], fix=row["fix"],
+        )
+        for row in _data("limitations.toml")["limitation"]
+    )
+
+
+@cache
+def rules() -> tuple[Rule, ...]:
+    return tuple(Rule(row["id"], dict(row["when"]), row["message"]) for row in _data("diagnosis.toml")["rule"])
+
+
+def known_limitation(feature: str, arch: str, version: str | None, reported_off: bool) -> Limitation | None:
+    """The documented limitation explaining why `feature` is off, if the server itself reports it off."""
+    if not reported_off or version is None:
+        return None
+    for row in limitations():
+        if row.feature == feature and arch in row.arch and row.versions.contains(version):
+            return row
+    return None
+
+
+def diagnose(facts: dict[str, Any]) -> tuple[str, str] | None:
+    """(rule id, message) of the first rule whose conditions all hold, placeholders filled from facts."""
+    for rule in rules():
+        if all(facts.get(key) == value for key, value in rule.when.items()):
+            return rule.id, rule.message.format_map(_Defaulting(facts))
+    return None
+
+
+class _Defaulting(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "unknown"

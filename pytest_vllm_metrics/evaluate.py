@@ -1,0 +1,227 @@
+"""Evaluate: (catalog entry, observation of one target) -> Verdict, with evidence and a diagnosis.
+
+The conformance tests stay thin: they evaluate, then enforce the verdict (pass, fail, skip or xfail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import diagnose, features
+from .catalog import Entry
+from .observe import Observation
+from .settings import Settings
+
+_TYPE_SHOWN_AS = {"info": "gauge"}  # the text format has no info type: `*_info` families are gauges
+
+
+@dataclass
+class Verdict:
+    outcome: str  # passed | failed | skipped | xfailed
+    message: str = ""
+    level: str = "MUST"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    diagnosis: str | None = None
+
+
+def _gate(entry: Entry, obs: Observation, settings: Settings, *stages: str) -> Verdict | None:
+    """The verdict that stops a check before it looks at metrics: unreachable, feature off, wrong version."""
+    failure = obs.failure("before")
+    if failure:
+        return Verdict("failed", failure, entry.level)
+    status = features.status(entry.feature, obs.features, settings.vllm_require_feature,
+                            settings.vllm_exempt_feature)
+    if not status.run:
+        return Verdict("skipped", status.reason, entry.level)
+    if not entry.applies_to(obs.version):
+        return Verdict("skipped", f"{entry.name} is emitted by vLLM {entry.versions.text}; {obs.target.name} "
+                                  f"reports vLLM {obs.version}", entry.level)
+    failure = obs.failure(*stages)
+    if failure:
+        return Verdict("failed", failure, entry.level)
+    return None
+
+
+def presence(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
+    stages = ("after",) if entry.present == "traffic" else ()
+    gated = _gate(entry, obs, settings, *stages)
+    if gated:
+        return gated
+    snapshot = obs.after if entry.present == "traffic" else obs.before
+    assert snapshot is not None
+    when = "after the workload" if entry.present == "traffic" else "before any traffic"
+    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'})"
+    family = snapshot.family(entry.name)
+    if family is None:
+        message = f"{where}: {entry.name} is missing from /metrics {when}."
+        hint = _rename_hint(entry, snapshot.names())
+        if hint:
+            message += " " + hint
+        elif entry.feature != "core" and entry.feature not in obs.features:
+            message += (f" The server does not show feature {entry.feature}; enable it, or stop requiring it "
+                        f"(--vllm-exempt-feature={entry.feature}).")
+        if entry.meaning:
+            message += f" Why it matters: {entry.meaning}."
+        return Verdict("failed", message, entry.level, {"families_on_page": len(snapshot.families)})
+    evidence: dict[str, Any] = {"type": family.type, "labels": sorted(family.label_names)}
+    expected_type = _TYPE_SHOWN_AS.get(entry.type, entry.type)
+    if family.type != expected_type:
+        return Verdict("failed", f"{where}: {entry.name} is a {family.type}, the catalog expects a "
+                                 f"{expected_type}; dashboards built for one type break on the other.",
+                       entry.level, evidence)
+    missing = sorted(set(entry.labels) - family.label_names)
+    if missing:
+        return Verdict("failed", f"{where}: {entry.name} lacks label(s) {', '.join(missing)} (it has "
+                                 f"{', '.join(sorted(family.label_names)) or 'none'}); dashboards that select "
+                                 f"or group by them show nothing.", entry.level, evidence)
+    if entry.info_labels:
+        info = snapshot.info(entry.name) or {}
+        empty = [label for label in entry.info_labels if not info.get(label)]
+        if empty:
+            return Verdict("failed", f"{where}: {entry.name} has no value for {', '.join(empty)}.",
+                           entry.level, evidence)
+        evidence["info"] = {label: info[label] for label in entry.info_labels}
+    return Verdict("passed", level=entry.level, evidence=evidence)
+
+
+def movement(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
+    gated = _gate(entry, obs, settings, "traffic", "after")
+    if gated:
+        return gated
+    delta, traffic = obs.delta, obs.traffic
+    assert delta is not None and traffic is not None
+    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'}, {obs.target.arch})"
+    change = delta.change(entry.name)
+    need = max(traffic.quantity(entry.at_least), 1) if entry.at_least else 1
+    evidence: dict[str, Any] = {"before": change.before, "after": change.after, "increase": change.increase,
+                                "needed": need, "workload": traffic.summary()}
+    if change.reset:
+        evidence["reset"] = "the server restarted between the scrapes; the increase counts from the restart"
+    if change.after is None:
+        family_missing = delta.after.family(entry.name) is None
+        message = f"{where}: {entry.name} is missing from /metrics after the workload."
+        hint = _rename_hint(entry, delta.after.names()) if family_missing else None
+        return _fail_or_explain(entry, obs, message + (f" {hint}" if hint else ""), evidence)
+    increase = change.increase or 0.0
+    if increase >= need and increase > 0:
+        return Verdict("passed", level=entry.level, evidence=evidence)
+    wanted = f"at least {need:g} ({entry.at_least})" if entry.at_least else "an increase"
+    message = (f"{where}: {entry.name} went from {_num(change.before)} to {_num(change.after)} "
+               f"(+{increase:g}) during a workload of {traffic.summary()}; expected {wanted}.")
+    if change.reset:
+        message += " The server restarted between the scrapes (its counters reset), which lost part of the count."
+    return _fail_or_explain(entry, obs, message, evidence)
+
+
+def _fail_or_explain(entry: Entry, obs: Observation, message: str, evidence: dict[str, Any]) -> Verdict:
+    """Add the known cause: a documented limitation (xfail) or a diagnosis rule (fail)."""
+    if entry.feature == "prefix_caching":
+        reported_off = obs.prefix_caching == "False"
+        limitation = diagnose.known_limitation("prefix_caching", obs.target.arch, obs.version, reported_off)
+        if limitation is not None:
+            reason = limitation.reason(obs.target.arch, obs.version or "?")
+            evidence["documented_limitation"] = reason
+            return Verdict("xfailed", f"{message} {reason}", entry.level, evidence, diagnosis=reason)
+        found = diagnose.diagnose(_prefix_facts(entry, obs))
+        if found is not None:
+            evidence["diagnosis_rule"] = found[0]
+            return Verdict("failed", f"{message} Diagnosis: {found[1]}", entry.level, evidence, diagnosis=found[1])
+    elif entry.meaning:
+        message += f" What it means: {entry.meaning}."
+    return Verdict("failed", message, entry.level, evidence)
+
+
+def _prefix_facts(entry: Entry, obs: Observation) -> dict[str, Any]:
+    delta, traffic = obs.delta, obs.traffic
+    names = delta.after.names() if delta else set()
+    old_name = entry.replaces if entry.replaces in names else None
+    queries = delta.increase("vllm:prefix_cache_queries_total") if delta else 0.0
+    return {
+        "family_missing": entry.name not in names,
+        "old_name_present": old_name is not None,
+        "old_name": old_name,
+        "prefix_caching": obs.prefix_caching or "missing",
+        "arch_known": obs.target.arch != "unknown",
+        "arch": obs.target.arch,
+        "version": obs.version,
+        "repeated_prefix": bool(traffic and traffic.repeated_prefix_requests),
+        "prefix_shorter_than_block": bool(traffic and traffic.prefix_tokens < obs.block_size),
+        "prefix_tokens": traffic.prefix_tokens if traffic else 0,
+        "block_size": obs.block_size,
+        "queries_moved": queries > 0,
+    }
+
+
+def _rename_hint(entry: Entry, names: set[str]) -> str | None:
+    if entry.replaces and entry.replaces in names:
+        return (f"The server exposes the old name {entry.replaces}: it runs a vLLM older than this family "
+                f"({entry.versions.text}); dashboards must use the name the running version exposes.")
+    if entry.replaced_by and entry.replaced_by in names:
+        return f"It was renamed: the server exposes {entry.replaced_by}; query that instead."
+    if entry.name.endswith("_total") and entry.name[: -len("_total")] in names:
+        return f"The server exposes {entry.name[: -len('_total')]} without _total."
+    return None
+
+
+def _num(value: float | None) -> str:
+    return "absent" if value is None else f"{value:g}"
+
+
+# -- per-target checks -------------------------------------------------------------------------------
+
+
+def reachable(obs: Observation) -> Verdict:
+    failure = obs.failure("before", "after")
+    if failure:
+        return Verdict("failed", failure)
+    assert obs.before is not None
+    return Verdict("passed", evidence={"families": len(obs.before.families)})
+
+
+def version(obs: Observation) -> Verdict:
+    failure = obs.failure("before", "version")
+    if failure:
+        return Verdict("failed", failure, "SHOULD")
+    return Verdict("passed", level="SHOULD", evidence={"version": obs.version})
+
+
+def cache_config(obs: Observation) -> Verdict:
+    failure = obs.failure("before")
+    if failure:
+        return Verdict("failed", failure)
+    info = obs.cache_config
+    name = obs.target.name
+    if not info:
+        return Verdict("failed", f"{name}: vllm:cache_config_info is missing, so block_size and "
+                                 f"enable_prefix_caching cannot be read (vLLM emits it from 0.8.0 on, and not "
+                                 f"with --disable-log-stats). The workload assumed a block of "
+                                 f"{obs.block_size} tokens.")
+    try:
+        block_size = int(info.get("block_size", ""))
+    except ValueError:
+        return Verdict("failed", f"{name}: vllm:cache_config_info has block_size={info.get('block_size')!r}, "
+                                 f"not a whole number of tokens.")
+    caching = info.get("enable_prefix_caching")
+    if caching not in ("True", "False", "None"):
+        return Verdict("failed", f"{name}: vllm:cache_config_info has enable_prefix_caching={caching!r}; "
+                                 f"vLLM writes \"True\", \"False\" (V1) or \"None\" (V0).")
+    if block_size <= 0:
+        return Verdict("failed", f"{name}: vllm:cache_config_info has block_size={block_size}.")
+    return Verdict("passed", evidence={"block_size": block_size, "enable_prefix_caching": caching,
+                                       "num_gpu_blocks": info.get("num_gpu_blocks")})
+
+
+def served_workload(obs: Observation) -> Verdict:
+    failure = obs.failure("before", "traffic")
+    if failure:
+        return Verdict("failed", failure)
+    traffic = obs.traffic
+    assert traffic is not None
+    failed = [r for r in traffic.records if not r.ok]
+    evidence = {"model": traffic.model, "requests": [vars(r) for r in traffic.records]}
+    if failed:
+        kinds = ", ".join(sorted({f"{r.kind} -> {r.status or r.error}" for r in failed}))
+        return Verdict("failed", f"{obs.target.name}: {len(failed)} of {len(traffic.records)} workload requests "
+                                 f"failed ({kinds}); {traffic.summary()}.", evidence=evidence)
+    return Verdict("passed", evidence=evidence)

@@ -1,0 +1,65 @@
+"""Optional features of a server, detected from its metrics by the rules in conformance/features.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class FeatureStatus:
+    """Whether a target's checks of one feature run, and why not."""
+
+    run: bool
+    reason: str = ""
+    required: bool = False
+
+
+@cache
+def _rules() -> dict[str, dict[str, Any]]:
+    text = resources.files("pytest_vllm_metrics.conformance").joinpath("features.toml").read_text(encoding="utf-8")
+    rules: dict[str, dict[str, Any]] = tomllib.loads(text)["feature"]
+    return rules
+
+
+def detect(snapshot: Snapshot) -> set[str]:
+    """Features the server shows it has."""
+    names = snapshot.names()
+    found = set()
+    for feature, rule in _rules().items():
+        if rule.get("always"):
+            found.add(feature)
+        elif "info" in rule:
+            info = snapshot.info(rule["info"]) or {}
+            if info.get(rule["label"]) == rule["equals"]:
+                found.add(feature)
+        elif any(name in names for name in rule.get("families", ())) or any(
+            name.startswith(prefix) for name in names for prefix in rule.get("prefixes", ())
+        ):
+            found.add(feature)
+    return found
+
+
+def expected_by_default(feature: str) -> bool:
+    return bool(_rules().get(feature, {}).get("expected") or _rules().get(feature, {}).get("always"))
+
+
+def status(feature: str, detected: set[str], required: tuple[str, ...], exempt: tuple[str, ...]) -> FeatureStatus:
+    """Decide whether the checks of `feature` run on a target with `detected` features."""
+    if feature in exempt:
+        return FeatureStatus(False, f"feature {feature} exempted by --vllm-exempt-feature={feature}")
+    if feature in required or expected_by_default(feature):
+        # Required or expected features run even when not detected: their absence is the failure.
+        return FeatureStatus(True, required=True)
+    if feature in detected:
+        return FeatureStatus(True)
+    return FeatureStatus(
+        False,
+        f"feature {feature} is not enabled on this server (not detected from its metrics); pass "
+        f"--vllm-require-feature={feature} to require it",
+    )

@@ -1,0 +1,133 @@
+"""Fixtures for the bundled suite and for users' own tests.
+
+    def test_my_counter(vllm_delta):           # runs once per target
+        assert vllm_delta.increase("vllm:prompt_tokens_total") > 0
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from .catalog import Catalog
+from .evaluate import Verdict
+from .observe import Observation
+from .run import RUN_KEY, Run
+from .scrape import FetchError, scrape
+from .settings import Settings
+from .snapshot import Delta, Snapshot
+from .targets import Target
+from .traffic import TrafficResult, Workload
+
+VERDICT_KEY = pytest.StashKey[Verdict]()
+
+
+def _run(request: pytest.FixtureRequest) -> Run:
+    return request.config.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def vllm_settings(request: pytest.FixtureRequest) -> Settings:
+    """The resolved settings of this run."""
+    return _run(request).settings
+
+
+@pytest.fixture(scope="session")
+def vllm_catalog(request: pytest.FixtureRequest) -> Catalog:
+    """The metric catalog: the bundled entries plus --vllm-catalog files."""
+    return _run(request).catalog
+
+
+@pytest.fixture(scope="session")
+def vllm_targets(request: pytest.FixtureRequest) -> list[Target]:
+    """Every target of the run (simulators are started here)."""
+    return _run(request).targets()
+
+
+@pytest.fixture(scope="session")
+def vllm_observations(request: pytest.FixtureRequest) -> dict[str, Observation]:
+    """Per target name: version, scrape before, workload, scrape after. Computed once per session."""
+    return _run(request).observations()
+
+
+@pytest.fixture(scope="session")
+def vllm_target(request: pytest.FixtureRequest, vllm_targets: list[Target]) -> Target:
+    """The target of this test; tests using it (or a fixture built on it) run once per target."""
+    name = request.param
+    return next(target for target in vllm_targets if target.name == name)
+
+
+@pytest.fixture
+def vllm_observation(vllm_target: Target, vllm_observations: dict[str, Observation]) -> Observation:
+    """The session's observation of this test's target."""
+    return vllm_observations[vllm_target.name]
+
+
+@pytest.fixture
+def vllm_delta(vllm_observation: Observation) -> Delta:
+    """Before/after snapshots of this test's target around the workload: `vllm_delta.increase(name)`."""
+    failure = vllm_observation.failure("before", "after")
+    if failure or vllm_observation.delta is None:
+        pytest.fail(failure or f"{vllm_observation.target.name}: no before/after snapshots", pytrace=False)
+    return vllm_observation.delta
+
+
+class Scraper:
+    """Scrape a target on demand: `vllm_scraper.scrape(target) -> Snapshot`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def scrape(self, target: Target) -> Snapshot:
+        async def once() -> Snapshot:
+            async with httpx.AsyncClient(trust_env=False, **target.client_options) as client:
+                return await scrape(client, target, self.settings.vllm_metrics_path, self.settings.vllm_timeout)
+
+        try:
+            return asyncio.run(once())
+        except FetchError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def vllm_scraper(vllm_settings: Settings) -> Scraper:
+    return Scraper(vllm_settings)
+
+
+@pytest.fixture(scope="session")
+def vllm_workload(vllm_settings: Settings) -> Callable[..., TrafficResult]:
+    """Send the bounded workload to a target again: `vllm_workload(target, requests=4)`."""
+
+    def send(target: Target, requests: int | None = None, block_size: int = 16) -> TrafficResult:
+        async def go() -> TrafficResult:
+            async with httpx.AsyncClient(trust_env=False, **target.client_options) as client:
+                workload = Workload(client, target, model=vllm_settings.vllm_model,
+                                    api_key=vllm_settings.vllm_api_key,
+                                    requests=min(requests or vllm_settings.vllm_requests, 64),
+                                    max_tokens=vllm_settings.vllm_max_tokens, timeout=vllm_settings.vllm_timeout)
+                return await workload.run(block_size)
+
+        return asyncio.run(go())
+
+    return send
+
+
+@pytest.fixture
+def vllm_enforce(request: pytest.FixtureRequest) -> Callable[[Verdict], None]:
+    """Turn a Verdict into the pytest outcome, and keep it on the item for the reports."""
+
+    def enforce(verdict: Verdict) -> None:
+        request.node.stash[VERDICT_KEY] = verdict
+        if verdict.outcome == "skipped":
+            pytest.skip(verdict.message)
+        if verdict.outcome == "xfailed":
+            # Decided once the target's architecture and version are known, so it cannot be a static mark.
+            request.applymarker(pytest.mark.xfail(reason=verdict.diagnosis or verdict.message, strict=False))
+            pytest.fail(verdict.message, pytrace=False)
+        if verdict.outcome == "failed":
+            pytest.fail(verdict.message, pytrace=False)
+
+    return enforce

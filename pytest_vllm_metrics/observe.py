@@ -1,0 +1,128 @@
+"""One pass over every target: version, scrape before, workload, scrape after. Concurrent across targets.
+
+Each stage of each target either succeeds or records a one-paragraph reason; a broken target never stops
+the others, and every item of the run reads the same two scrapes (never a scrape per test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from . import features
+from .scrape import FetchError, get_text, scrape
+from .settings import Settings
+from .snapshot import Delta, Snapshot
+from .targets import Target
+from .traffic import TrafficResult, Workload
+
+DEFAULT_BLOCK_SIZE = 16  # vLLM's GPU default, used when cache_config_info is missing
+
+
+@dataclass
+class Observation:
+    target: Target
+    version: str | None = None
+    before: Snapshot | None = None
+    traffic: TrafficResult | None = None
+    after: Snapshot | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # stage -> reason
+
+    @property
+    def delta(self) -> Delta | None:
+        if self.before is None or self.after is None:
+            return None
+        return Delta(self.before, self.after)
+
+    @property
+    def cache_config(self) -> dict[str, str]:
+        snapshot = self.before or self.after
+        return (snapshot.info("vllm:cache_config_info") if snapshot else None) or {}
+
+    @property
+    def block_size(self) -> int:
+        try:
+            return int(self.cache_config["block_size"])
+        except (KeyError, ValueError):
+            return DEFAULT_BLOCK_SIZE
+
+    @property
+    def prefix_caching(self) -> str | None:
+        """The server's own word: "True", "False" (or "None" on V0), None when it does not say."""
+        return self.cache_config.get("enable_prefix_caching")
+
+    @property
+    def features(self) -> set[str]:
+        return features.detect(self.before) if self.before else set()
+
+    def failure(self, *stages: str) -> str | None:
+        """The first recorded reason among `stages`, for a test that needs them."""
+        if self.target.unavailable:
+            return self.target.unavailable
+        for stage in stages:
+            if stage in self.errors:
+                return self.errors[stage]
+        return None
+
+
+async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Observation]:
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as shared:
+        results = await asyncio.gather(*(_observe_one(shared, target, settings) for target in targets))
+    return {obs.target.name: obs for obs in results}
+
+
+async def _observe_one(shared: httpx.AsyncClient, target: Target, settings: Settings) -> Observation:
+    obs = Observation(target)
+    if target.unavailable:
+        return obs
+    if target.client_options:
+        async with httpx.AsyncClient(trust_env=False, **target.client_options) as own:
+            await _stages(own, obs, settings)
+    else:
+        await _stages(shared, obs, settings)
+    return obs
+
+
+async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Settings) -> None:
+    target, timeout = obs.target, settings.vllm_timeout
+    try:
+        obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
+    except FetchError as exc:
+        obs.errors["before"] = str(exc)
+        obs.errors["traffic"] = f"{target.name}: no workload was sent because the first scrape failed: {exc}"
+        return
+    obs.version = await _version(client, target, timeout, obs)
+    workload = Workload(client, target, model=settings.vllm_model, api_key=settings.vllm_api_key,
+                        requests=settings.vllm_requests, max_tokens=settings.vllm_max_tokens, timeout=timeout)
+    obs.traffic = await workload.run(obs.block_size)
+    if obs.traffic.error:
+        obs.errors["traffic"] = f"{target.name}: {obs.traffic.error}"
+    elif not obs.traffic.requests:
+        obs.errors["traffic"] = f"{target.name}: every workload request failed: {obs.traffic.summary()}"
+    try:
+        obs.after = await scrape(client, target, settings.vllm_metrics_path, timeout)
+    except FetchError as exc:
+        obs.errors["after"] = str(exc)
+
+
+async def _version(client: httpx.AsyncClient, target: Target, timeout: float, obs: Observation) -> str | None:
+    try:
+        status, _, body = await get_text(client, target, "/version", timeout)
+    except FetchError as exc:
+        obs.errors["version"] = str(exc)
+        return None
+    try:
+        version = json.loads(body)["version"] if status == 200 else None
+    except (ValueError, KeyError, TypeError):
+        version = None
+    if not isinstance(version, str):
+        obs.errors["version"] = (
+            f"{target.name}: GET /version answered HTTP {status} without a version; every vLLM serves "
+            f'{{"version": "..."}} there. Version-dependent checks assume the newest vLLM.'
+        )
+        return None
+    return version

@@ -1,0 +1,90 @@
+"""pytest hooks, and nothing else: options, configuration, test generation, report header."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import settings as _settings
+from .catalog import CatalogError, load_catalog
+from .fixtures import (  # noqa: F401  (fixtures are registered by being importable from the plugin)
+    vllm_catalog,
+    vllm_delta,
+    vllm_enforce,
+    vllm_observation,
+    vllm_observations,
+    vllm_scraper,
+    vllm_settings,
+    vllm_target,
+    vllm_targets,
+    vllm_workload,
+)
+from .run import RUN_KEY, Run, conformance_dir
+
+_MARKERS = (
+    "prefix_cache: checks of vLLM's prefix cache (select out with -m 'not prefix_cache')",
+    "must: a MUST requirement of the catalog",
+    "should: a SHOULD requirement of the catalog",
+    "may: a MAY requirement of the catalog",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    _settings.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in _MARKERS:
+        config.addinivalue_line("markers", marker)
+    if config.option.help or config.option.version:
+        return
+    resolved = _settings.resolve(config)
+    try:
+        catalog = load_catalog(resolved.vllm_catalog)
+    except CatalogError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[RUN_KEY] = Run(resolved, catalog)
+    # With a target and no test paths, run the bundled suite (explicit paths behave as usual).
+    if resolved.has_targets and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(conformance_dir())]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.settings.has_targets:
+        return []
+    names = run.target_names()
+    return [f"vllm-metrics: {len(names)} target(s): {', '.join(names)}; catalog of {len(run.catalog)} families",
+            *(f"  {line}" for line in run.settings.header_lines())]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    run = metafunc.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    if "vllm_target" in metafunc.fixturenames:
+        names = run.target_names()
+        if names:
+            metafunc.parametrize("vllm_target", names, indirect=True, scope="session")
+        else:
+            metafunc.parametrize("vllm_target", [pytest.param(None, marks=pytest.mark.skip(
+                reason="no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace"))], indirect=True,
+                ids=["no-target"])
+    for argname, entries in (("vllm_entry", run.catalog.entries), ("vllm_moving_entry", run.catalog.moving())):
+        if argname in metafunc.fixturenames:
+            metafunc.parametrize(argname, [
+                pytest.param(entry, id=entry.id, marks=_marks(entry.feature, entry.level)) for entry in entries
+            ])
+
+
+def _marks(feature: str, level: str) -> list[pytest.MarkDecorator]:
+    marks = [getattr(pytest.mark, level.lower())]
+    if feature == "prefix_caching":
+        marks.append(pytest.mark.prefix_cache)
+    return marks

@@ -1,0 +1,79 @@
+"""The state of one pytest run, kept in `config.stash`: settings, catalog, targets, observations.
+
+Everything that touches the network is lazy: nothing happens at import, configure or --help time; the
+simulators start and the servers are contacted when the first test needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from .catalog import Catalog
+from .observe import Observation, observe
+from .settings import Settings
+from .targets import Target, sim_target_names, url_targets
+
+RUN_KEY = pytest.StashKey["Run"]()
+
+
+class Run:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._targets: list[Target] | None = None
+        self._observations: dict[str, Observation] | None = None
+        self._sim_host: object | None = None
+
+    def target_names(self) -> list[str]:
+        """Names of the targets, known without touching the network (for test ids at collection)."""
+        settings = self.settings
+        return [t.name for t in url_targets(settings.vllm_url, settings.vllm_arch)] + sim_target_names(
+            settings.vllm_sim
+        )
+
+    def targets(self) -> list[Target]:
+        if self._targets is None:
+            settings = self.settings
+            targets = url_targets(settings.vllm_url, settings.vllm_arch)
+            if settings.vllm_sim:
+                targets += self._start_simulators()
+            self._targets = targets
+        return self._targets
+
+    def _start_simulators(self) -> list[Target]:
+        from .sim import SimHost, get_profile  # the simulator's server stack, imported only when used
+
+        host = SimHost()
+        self._sim_host = host
+        targets = []
+        for name, profile_name in zip(sim_target_names(self.settings.vllm_sim), self.settings.vllm_sim,
+                                      strict=True):
+            profile = get_profile(profile_name)
+            if self.settings.vllm_api_key:
+                profile = profile.replace(api_key=self.settings.vllm_api_key)
+            sim = host.start(profile)
+            targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source="sim",
+                                  detail={"profile": profile.name, "simulated vLLM": profile.version}))
+        return targets
+
+    def observations(self) -> dict[str, Observation]:
+        if self._observations is None:
+            self._observations = asyncio.run(observe(self.targets(), self.settings))
+        return self._observations
+
+    def close(self) -> None:
+        if self._sim_host is not None:
+            self._sim_host.close()  # type: ignore[attr-defined]
+            self._sim_host = None
+
+
+def conformance_dir() -> Path:
+    """Where the bundled suite lives (inside the installed package)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_vllm_metrics.conformance")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations)))

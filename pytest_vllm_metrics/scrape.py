@@ -1,0 +1,89 @@
+"""Scrape: fetch /metrics of many targets concurrently (httpx, bounded) and parse each into a Snapshot."""
+
+from __future__ import annotations
+
+import httpx
+
+from .snapshot import ExpositionError, Snapshot
+from .targets import Target
+
+# Prometheus text 0.0.4, never OpenMetrics: prometheus_client >= 0.23 rewrites `vllm:` names to `vllm_`
+# in OpenMetrics answers (client_python issue #1177).
+ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a real vLLM page is ~50 KB; anything this large is not one
+
+
+class FetchError(Exception):
+    """A request to a target failed; the message is one paragraph with the cause and the fix."""
+
+
+async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout: float,
+                   headers: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """GET a path; return (status, content type, body). Reads at most MAX_BODY_BYTES."""
+    url = target.url(path)
+    try:
+        async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise FetchError(
+                        f"{target.name}: GET {path} returned more than {MAX_BODY_BYTES // (1024 * 1024)} MiB, "
+                        f"far more than a vLLM metrics page (about 50 KB); the URL probably points at something "
+                        f"else. Check the target URL and --vllm-metrics-path."
+                    )
+                chunks.append(chunk)
+            body = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+            return response.status_code, response.headers.get("content-type", ""), body
+    except httpx.TimeoutException:
+        raise FetchError(
+            f"{target.name}: GET {path} did not complete within {timeout:g} s. The server is overloaded, "
+            f"hung, or the address answers but is not vLLM; check the target, or raise --vllm-timeout if it "
+            f"is only slow."
+        ) from None
+    except httpx.ConnectError as exc:
+        raise FetchError(
+            f"{target.name}: cannot connect to {target.base_url} ({_reason(exc)}). Check that the server is "
+            f"running and that the host and port are right."
+        ) from None
+    except httpx.RemoteProtocolError as exc:
+        raise FetchError(
+            f"{target.name}: {target.base_url} closed the connection during GET {path} ({_reason(exc)}). The "
+            f"server stopped answering (crashed or restarting?); check its logs and its pod's restarts."
+        ) from None
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{target.name}: GET {path} failed: {_reason(exc)}. Check the target URL.") from None
+
+
+async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: float) -> Snapshot:
+    status, content_type, body = await get_text(client, target, path, timeout, headers={"Accept": ACCEPT})
+    if status != 200:
+        raise FetchError(
+            f"{target.name}: GET {path} answered HTTP {status}. vLLM serves Prometheus text at /metrics on its "
+            f"API port (llm-d decode pods: 8200, not the routing sidecar's 8000); check --vllm-metrics-path and "
+            f"the port."
+        )
+    if "html" in content_type or body.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
+        raise FetchError(
+            f"{target.name}: GET {path} answered an HTML page, not Prometheus text. The URL reaches a proxy, a "
+            f"login page or a web UI rather than vLLM; point the target at vLLM's own port."
+        )
+    try:
+        snapshot = Snapshot.parse(body)
+    except ExpositionError as exc:
+        raise FetchError(
+            f"{target.name}: GET {path} is not Prometheus text format ({exc}); first bytes: {body[:80]!r}. "
+            f"Check that the URL is vLLM's /metrics."
+        ) from None
+    if not snapshot.families:
+        raise FetchError(
+            f"{target.name}: GET {path} answered an empty metrics page. vLLM always exposes process and "
+            f"vllm: families; check that the URL is vLLM's /metrics."
+        )
+    return snapshot
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__

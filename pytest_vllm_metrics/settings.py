@@ -1,0 +1,241 @@
+"""Settings: every option once, as data; resolved once (option > environment > ini > default).
+
+Each option has a command-line flag, an environment variable and an ini key, except the API key, which has
+no ini key on purpose: ini files are committed, secrets are not. Environment variables use the
+`PYTEST_VLLM_` prefix so they never collide with vLLM's own `VLLM_*` variables; `VLLM_API_KEY` is shared with
+vLLM deliberately (the server and the suite then agree on one key).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .catalog import FEATURES
+
+ARCHITECTURES = ("amd64", "arm64", "ppc64le", "s390x", "riscv64", "unknown")
+# `uname -m` spellings users type, mapped to the GOARCH names Kubernetes puts on nodes.
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "arm": "arm64", "ppc64": "ppc64le", "riscv": "riscv64"}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # attribute on Settings
+    help: str
+    default: Any = None
+    parse: Callable[[str, str], Any] = lambda raw, where: raw
+    multiple: bool = False
+    secret: bool = False
+    ini: bool = True
+    env: str | None = None
+    metavar: str | None = None
+    nargs_optional_const: str | None = None  # `--vllm-sim` alone means this value
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def ini_key(self) -> str:
+        return self.name
+
+    @property
+    def env_var(self) -> str:
+        return self.env or "PYTEST_" + self.name.upper()
+
+
+def _int_in(low: int, high: int, what: str) -> Callable[[str, str], int]:
+    def parse(raw: str, where: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise pytest.UsageError(f"{where}: {raw!r} is not a whole number; give {what} as {low}..{high}.") from None
+        if not low <= value <= high:
+            raise pytest.UsageError(
+                f"{where}: {value} is out of range; {what} is bounded to {low}..{high} so a run against a "
+                f"production server stays small. Pass a value in that range."
+            )
+        return value
+
+    return parse
+
+
+def _seconds(raw: str, where: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{where}: {raw!r} is not a number of seconds; pass e.g. 10 or 2.5.") from None
+    if not 0 < value <= 600:
+        raise pytest.UsageError(f"{where}: {value} seconds is out of range; pass a timeout in 0..600 seconds.")
+    return value
+
+
+def _url(raw: str, where: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", raw):
+        raise pytest.UsageError(
+            f"{where}: {raw!r} is not an http(s) URL; pass the server's base URL, e.g. http://10.0.0.7:8000 "
+            f"(without /metrics or /v1)."
+        )
+    return raw.rstrip("/")
+
+
+def _path(raw: str, where: str) -> str:
+    if not raw.startswith("/"):
+        raise pytest.UsageError(f"{where}: {raw!r} must be a URL path starting with '/', e.g. /metrics.")
+    return raw
+
+
+def _choice(valid: tuple[str, ...], aliases: Mapping[str, str] | None = None) -> Callable[[str, str], str]:
+    def parse(raw: str, where: str) -> str:
+        value = (aliases or {}).get(raw.strip().lower(), raw.strip().lower())
+        if value not in valid:
+            raise pytest.UsageError(f"{where}: {raw!r} is not valid; valid values are {', '.join(valid)}.")
+        return value
+
+    return parse
+
+
+def _sim_profile(raw: str, where: str) -> str:
+    from .sim.profiles import profile_names  # the simulator's data, read only when a profile is named
+
+    names = profile_names()
+    if raw not in names:
+        raise pytest.UsageError(f"{where}: unknown simulator profile {raw!r}; valid profiles are {', '.join(names)}.")
+    return raw
+
+
+def _file(raw: str, where: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise pytest.UsageError(f"{where}: {raw} is not a readable file; check the path.")
+    return path
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("vllm_url", "base URL of a vLLM server to check (repeatable)", default=(), parse=_url, multiple=True,
+           metavar="URL"),
+    Option("vllm_sim", "start the bundled vLLM simulator with PROFILE (default x86_64; repeatable)", default=(),
+           parse=_sim_profile, multiple=True, metavar="PROFILE", nargs_optional_const="x86_64"),
+    Option("vllm_api_key", "API key sent as 'Authorization: Bearer' to /v1 (never printed)", secret=True,
+           ini=False, env="VLLM_API_KEY", metavar="KEY"),
+    Option("vllm_model", "model to send the workload to (default: the first of /v1/models)", metavar="NAME"),
+    Option("vllm_metrics_path", "path of the metrics endpoint", default="/metrics", parse=_path, metavar="PATH"),
+    Option("vllm_timeout", "timeout in seconds of each HTTP request", default=10.0, parse=_seconds,
+           metavar="SECONDS"),
+    Option("vllm_requests", "workload size: requests per server (1..64)", default=8,
+           parse=_int_in(1, 64, "--vllm-requests"), metavar="N"),
+    Option("vllm_max_tokens", "max_tokens of each workload request (2..256)", default=8,
+           parse=_int_in(2, 256, "--vllm-max-tokens"), metavar="N"),
+    Option("vllm_arch", "CPU architecture of --vllm-url servers (" + ", ".join(ARCHITECTURES) + ")",
+           default="unknown", parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
+    Option("vllm_catalog", "extra catalog file (TOML) whose entries add to or replace the bundled ones "
+           "(repeatable)", default=(), parse=_file, multiple=True, metavar="PATH"),
+    Option("vllm_require_feature", "fail when a server lacks this feature (repeatable): " + ", ".join(FEATURES),
+           default=(), parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+    Option("vllm_exempt_feature", "skip the checks of this feature (repeatable): " + ", ".join(FEATURES),
+           default=(), parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    vllm_url: tuple[str, ...] = ()
+    vllm_sim: tuple[str, ...] = ()
+    vllm_api_key: str | None = None
+    vllm_model: str | None = None
+    vllm_metrics_path: str = "/metrics"
+    vllm_timeout: float = 10.0
+    vllm_requests: int = 8
+    vllm_max_tokens: int = 8
+    vllm_arch: str = "unknown"
+    vllm_catalog: tuple[Path, ...] = ()
+    vllm_require_feature: tuple[str, ...] = ()
+    vllm_exempt_feature: tuple[str, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_targets(self) -> bool:
+        return bool(self.vllm_url or self.vllm_sim)
+
+    def header_lines(self) -> list[str]:
+        """One line per setting not left at its default, with where it came from; secrets masked."""
+        lines = []
+        for option in OPTIONS:
+            source = self.sources.get(option.name, "default")
+            if source == "default":
+                continue
+            value = getattr(self, option.name)
+            if option.secret:
+                shown = "set (hidden)"
+            elif isinstance(value, tuple):
+                shown = ", ".join(str(v) for v in value)
+            else:
+                shown = str(value)
+            lines.append(f"{option.flag}: {shown} (from {source})")
+        return lines
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vllm-metrics", "vLLM metrics conformance")
+    for option in OPTIONS:
+        env_note = f" [env {option.env_var}" + (f", ini {option.ini_key}]" if option.ini else "]")
+        kwargs: dict[str, Any] = {"dest": option.name, "default": None, "metavar": option.metavar,
+                                  "help": option.help + env_note}
+        if option.multiple:
+            kwargs["action"] = "append"
+        if option.nargs_optional_const is not None:
+            kwargs["nargs"] = "?"
+            kwargs["const"] = option.nargs_optional_const
+        group.addoption(option.flag, **kwargs)
+        if option.ini:
+            parser.addini(option.ini_key, option.help, type="linelist" if option.multiple else "string")
+
+
+def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every option once; raise pytest.UsageError naming the bad value and the valid ones."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        raw, source = _raw_value(config, environ, option)
+        if raw is None:
+            continue
+        where = {"option": option.flag, "env": option.env_var, "ini": f"ini {option.ini_key}"}[source]
+        if option.multiple:
+            items = raw if isinstance(raw, list) else _split(raw)
+            values[option.name] = tuple(option.parse(item, where) for item in items if item)
+        else:
+            values[option.name] = option.parse(raw, where)
+        sources[option.name] = source
+    settings = Settings(**values, sources=sources)
+    overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
+    if overlap:
+        raise pytest.UsageError(
+            f"feature(s) {', '.join(sorted(overlap))} are both required and exempted; pass each feature to only "
+            f"one of --vllm-require-feature and --vllm-exempt-feature."
+        )
+    return settings
+
+
+def _raw_value(config: pytest.Config, environ: Mapping[str, str], option: Option) -> tuple[Any, str]:
+    cli = config.getoption(option.name, default=None)
+    if cli not in (None, []):
+        return cli, "option"
+    env = environ.get(option.env_var)
+    if env:
+        return env, "env"
+    if option.ini:
+        ini = config.getini(option.ini_key)
+        if ini not in (None, "", []):
+            return ini, "ini"
+    return None, "default"
+
+
+def _split(raw: str) -> list[str]:
+    return [item for item in re.split(r"[,\s]+", raw.strip()) if item]

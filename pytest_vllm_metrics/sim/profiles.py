@@ -1,0 +1,44 @@
+"""Simulator profiles (profiles.toml): an architecture, a vLLM version and a few switches."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    arch: str
+    version: str
+    enable_prefix_caching: bool
+    description: str = ""
+    model: str = "tiny"
+    block_size: int = 128
+    max_model_len: int = 1024
+    num_gpu_blocks: int = 4096
+    api_key: str | None = None
+
+    def replace(self, **changes: Any) -> Profile:
+        return dataclasses.replace(self, **changes)
+
+
+@cache
+def _profiles() -> dict[str, Profile]:
+    data = tomllib.loads(resources.files(__package__).joinpath("profiles.toml").read_text(encoding="utf-8"))
+    return {name: Profile(name=name, **fields) for name, fields in data["profile"].items()}
+
+
+def profile_names() -> list[str]:
+    return list(_profiles())
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return _profiles()[name]
+    except KeyError:
+        raise ValueError(f"unknown simulator profile {name!r}; valid profiles are {', '.join(_profiles())}") from None

@@ -1,0 +1,233 @@
+"""The simulator's OpenAI-compatible HTTP API (aiohttp), and a host running many of them on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .engine import Engine
+from .profiles import Profile
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The same handlers vLLM's instrumentator leaves out of http_* metrics.
+_UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
+
+
+def build_app(profile: Profile) -> web.Application:
+    engine = Engine(profile)
+    app = web.Application(middlewares=[_auth(profile), _metered(engine)])
+    app["engine"] = engine
+    app.router.add_get("/health", _health)
+    app.router.add_get("/version", _version)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/completions", _completions)
+    app.router.add_post("/v1/chat/completions", _chat)
+    return app
+
+
+def _auth(profile: Profile) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # vLLM guards /v1 only; /metrics, /health and /version stay open.
+        if profile.api_key and request.path.startswith("/v1"):
+            if request.headers.get("Authorization") != f"Bearer {profile.api_key}":
+                return web.json_response({"error": "Unauthorized"}, status=401)
+        return await handler(request)
+
+    return middleware
+
+
+def _metered(engine: Engine) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.monotonic()
+        response = await handler(request)
+        if request.path not in _UNMETERED:
+            engine.record_http(
+                request.path, request.method, response.status, request.content_length or 0,
+                response.content_length or 0, time.monotonic() - started,
+            )
+        return response
+
+    return middleware
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+async def _version(request: web.Request) -> web.Response:
+    return _json({"version": request.app["engine"].profile.version})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    engine: Engine = request.app["engine"]
+    return web.Response(body=generate_latest(engine.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _models(request: web.Request) -> web.Response:
+    profile: Profile = request.app["engine"].profile
+    return _json({
+        "object": "list",
+        "data": [{
+            "id": profile.model, "object": "model", "created": 0, "owned_by": "vllm",
+            "root": f"/models/{profile.model}", "parent": None, "max_model_len": profile.max_model_len,
+        }],
+    })
+
+
+def _error(message: str, status: int = 400) -> web.Response:
+    return _json({"object": "error", "message": message, "type": "BadRequestError", "code": status}, status)
+
+
+async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error("request body is not JSON")
+    if not isinstance(body, dict):
+        return _error("request body must be a JSON object")
+    profile: Profile = request.app["engine"].profile
+    if body.get("model") != profile.model:
+        return _error(f"The model `{body.get('model')}` does not exist.", 404)
+    return body
+
+
+async def _completions(request: web.Request) -> web.StreamResponse:
+    body = await _body(request)
+    if isinstance(body, web.Response):
+        return body
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        return _error("prompt must be a string")
+    return await _run(request, body, prompt, chat=False)
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    body = await _body(request)
+    if isinstance(body, web.Response):
+        return body
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error("messages must be a non-empty list")
+    # A fixed chat template: the rendered prompt shares its prefix across requests, as a real template does.
+    prompt = "".join(f"<|{m.get('role')}|> {m.get('content')} " for m in messages) + "<|assistant|>"
+    return await _run(request, body, prompt, chat=True)
+
+
+async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bool) -> web.StreamResponse:
+    engine: Engine = request.app["engine"]
+    profile = engine.profile
+    max_tokens = body.get("max_tokens", 16)
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        return _error("max_tokens must be a positive integer")
+    tokens = engine.tokenize(prompt)
+    if len(tokens) + max_tokens > profile.max_model_len:
+        return _error(
+            f"This model's maximum context length is {profile.max_model_len} tokens. However, you requested "
+            f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the messages, {max_tokens} in the completion)."
+        )
+    words, cached, _ = engine.generate(tokens, max_tokens)
+    usage = {
+        "prompt_tokens": len(tokens), "completion_tokens": len(words), "total_tokens": len(tokens) + len(words),
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+    ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+    kind = "chat.completion" if chat else "text_completion"
+    if not body.get("stream"):
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": " ".join(words)}
+        else:
+            choice["text"] = " ".join(words)
+        return _json({"id": ident, "object": kind, "created": int(time.time()), "model": profile.model,
+                      "choices": [choice], "usage": usage})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    chunk_kind = "chat.completion.chunk" if chat else "text_completion"
+    for index, word in enumerate(words):
+        last = index == len(words) - 1
+        piece: dict[str, Any] = {"index": 0, "finish_reason": "length" if last else None}
+        if chat:
+            piece["delta"] = {"content": " " + word}
+        else:
+            piece["text"] = " " + word
+        await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [piece]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [],
+                              "usage": usage})
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def _sse(response: web.StreamResponse, data: dict[str, Any]) -> None:
+    await response.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+
+
+@dataclass
+class RunningSim:
+    profile: Profile
+    url: str
+    runner: web.AppRunner
+
+
+class SimHost:
+    """Many simulated servers on loopback, served by one event loop in a daemon thread."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-sim", daemon=True)
+        self._thread.start()
+        self.servers: list[RunningSim] = []
+
+    def _call(self, coro: Any, timeout: float = 30.0) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout)
+
+    def start(self, profile: Profile, host: str = "127.0.0.1", port: int = 0) -> RunningSim:
+        """Start one simulated server; port 0 picks a free one."""
+        sim: RunningSim = self._call(self._start(profile, host, port))
+        self.servers.append(sim)
+        return sim
+
+    async def _start(self, profile: Profile, host: str, port: int) -> RunningSim:
+        runner = web.AppRunner(build_app(profile), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sockets = site._server.sockets  # type: ignore[union-attr]
+        bound_port = sockets[0].getsockname()[1]
+        return RunningSim(profile, f"http://{host}:{bound_port}", runner)
+
+    def stop(self, sim: RunningSim) -> None:
+        self._call(sim.runner.cleanup())
+        self.servers.remove(sim)
+
+    def close(self) -> None:
+        for sim in list(self.servers):
+            self.stop(sim)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> SimHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,183 @@
+"""One parsed /metrics page (`Snapshot`) and the change between two of them (`Delta`).
+
+Names are the exposed ones PromQL sees: counters with `_total`, histograms by their base name
+(`vllm:e2e_request_latency_seconds`, whose count is `..._count`). `*_created` series are kept aside: they
+only serve to recognise a restarted server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Labels = Mapping[str, str]
+
+
+class ExpositionError(ValueError):
+    """The text is not Prometheus exposition format."""
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # exposed name: counter with _total, histogram base name
+    type: str  # counter | gauge | histogram | summary | unknown
+    help: str
+    label_names: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    def matches(self, selector: Labels) -> bool:
+        own = dict(self.labels)
+        return all(own.get(k) == v for k, v in selector.items())
+
+
+@dataclass
+class Snapshot:
+    families: dict[str, Family] = field(default_factory=dict)
+    # sample name (e.g. vllm:e2e_request_latency_seconds_count) -> series
+    samples: dict[str, list[Series]] = field(default_factory=dict)
+    # sample name of the counted series -> labels -> creation timestamp
+    created: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        snapshot = cls()
+        try:
+            for metric in text_string_to_metric_families(text):
+                snapshot._add(metric.name, metric.type, metric.documentation, metric.samples)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise ExpositionError(str(exc) or type(exc).__name__) from None
+        return snapshot
+
+    def _add(self, name: str, type_: str, help_: str, samples: Iterable[object]) -> None:
+        if name.endswith("_created") and type_ in ("gauge", "unknown"):
+            base = name[: -len("_created")]
+            for sample in samples:
+                key = _label_key(sample.labels)  # type: ignore[attr-defined]
+                # the created timestamp belongs to every sample of the base family's series
+                self.created.setdefault(base, {})[key] = float(sample.value)  # type: ignore[attr-defined]
+            return
+        exposed = name + "_total" if type_ == "counter" else name
+        label_names: set[str] = set()
+        for sample in samples:
+            labels = dict(sample.labels)  # type: ignore[attr-defined]
+            labels.pop("le", None)
+            labels.pop("quantile", None)
+            label_names.update(labels)
+            self.samples.setdefault(sample.name, []).append(  # type: ignore[attr-defined]
+                Series(tuple(sorted(sample.labels.items())), float(sample.value))  # type: ignore[attr-defined]
+            )
+        previous = self.families.get(exposed)
+        if previous is not None:
+            label_names |= previous.label_names
+        self.families[exposed] = Family(exposed, type_, help_, frozenset(label_names))
+
+    # -- questions a test asks ------------------------------------------------------------------
+
+    def names(self) -> set[str]:
+        """Exposed family names on the page."""
+        return set(self.families)
+
+    def family(self, name: str) -> Family | None:
+        """The family by exposed name; a counter may also be asked for without `_total`."""
+        return self.families.get(name) or self.families.get(name + "_total")
+
+    def series(self, name: str, labels: Labels | None = None) -> list[Series]:
+        """Series of a sample name, or of a family (a histogram's `_count`), matching `labels`."""
+        sample_name = self._counted_sample(name)
+        return [s for s in self.samples.get(sample_name, []) if s.matches(labels or {})]
+
+    def value(self, name: str, labels: Labels | None = None) -> float | None:
+        """Sum over the matching series (a histogram: its count), or None when none matches."""
+        series = self.series(name, labels)
+        if not series:
+            return None
+        return math.fsum(s.value for s in series)
+
+    def info(self, name: str) -> dict[str, str] | None:
+        """Labels of an info metric (its first series), e.g. `vllm:cache_config_info`."""
+        series = self.samples.get(name)
+        if not series:
+            return None
+        return dict(series[0].labels)
+
+    def _counted_sample(self, name: str) -> str:
+        family = self.family(name)
+        if family is not None and family.type in ("histogram", "summary"):
+            return family.name + "_count"
+        if family is not None:
+            return family.name
+        return name
+
+
+@dataclass(frozen=True)
+class Change:
+    before: float | None
+    after: float | None
+    increase: float | None  # None when the series is missing on either side
+    reset: bool  # the server restarted (or the counter went back) between the snapshots
+
+
+class Delta:
+    """What changed between two snapshots of one server."""
+
+    def __init__(self, before: Snapshot, after: Snapshot) -> None:
+        self.before = before
+        self.after = after
+        self.restarted = _restarted(before, after)
+
+    def change(self, name: str, labels: Labels | None = None) -> Change:
+        before_series = {s.labels: s.value for s in self.before.series(name, labels)}
+        after_series = self.after.series(name, labels)
+        if not before_series and not after_series:
+            return Change(None, None, None, False)
+        before_total = math.fsum(before_series.values()) if before_series else None
+        after_total = math.fsum(s.value for s in after_series) if after_series else None
+        if not after_series:
+            return Change(before_total, None, None, False)
+        sample = self.after._counted_sample(name)
+        base = _created_base(sample)
+        increase = 0.0
+        any_reset = False
+        for series in after_series:
+            previous = before_series.get(series.labels, 0.0)
+            created_before = self.before.created.get(base, {}).get(series.labels)
+            created_after = self.after.created.get(base, {}).get(series.labels)
+            reset = (
+                self.restarted
+                or series.value < previous
+                or (created_before is not None and created_after is not None and created_after != created_before)
+            )
+            any_reset = any_reset or reset
+            # After a reset the counter restarted from 0, so everything it shows is new.
+            increase += series.value if reset else series.value - previous
+        return Change(before_total, after_total, increase, any_reset)
+
+    def increase(self, name: str, labels: Labels | None = None) -> float:
+        """How much a counter (or a histogram's count) grew; 0.0 when the series does not exist."""
+        return self.change(name, labels).increase or 0.0
+
+
+def _restarted(before: Snapshot, after: Snapshot) -> bool:
+    start_before = before.value("process_start_time_seconds")
+    start_after = after.value("process_start_time_seconds")
+    return start_before is not None and start_after is not None and start_before != start_after
+
+
+def _created_base(sample_name: str) -> str:
+    """The `_created` family that dates a sample: counters and histograms drop their suffix."""
+    for suffix in ("_total", "_count", "_sum", "_bucket"):
+        if sample_name.endswith(suffix):
+            return sample_name[: -len(suffix)]
+    return sample_name
+
+
+def _label_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("le", "quantile")))

@@ -1,0 +1,221 @@
+"""Traffic: a small, bounded OpenAI-compatible workload whose prompts share a prefix of whole KV blocks.
+
+Per target, requests go one after another (a prefix is cached only once its first request finished);
+targets run concurrently. The first request is short and calibrates tokens per word, so the shared
+prefix is sized to at least two KV blocks of the server's own tokenizer, within its context length.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from .targets import Target
+
+KINDS = ("completion", "completion-stream", "chat", "chat-stream")
+_VOCAB = (
+    "the", "metrics", "of", "every", "server", "are", "checked", "by", "a", "small", "and", "bounded",
+    "workload", "that", "shares", "one", "long", "prefix", "so", "cache", "hits", "can", "be", "seen",
+)
+_CALIBRATION_WORDS = 32
+
+
+@dataclass
+class RequestRecord:
+    kind: str
+    status: int | None
+    seconds: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int | None = None
+    shares_prefix: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.error is None
+
+
+@dataclass
+class TrafficResult:
+    model: str | None
+    block_size: int
+    records: list[RequestRecord] = field(default_factory=list)
+    prefix_tokens: int = 0
+    error: str | None = None  # why no workload (or only part of it) was sent
+
+    @property
+    def ok(self) -> list[RequestRecord]:
+        return [r for r in self.records if r.ok]
+
+    @property
+    def requests(self) -> int:
+        return len(self.ok)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(r.prompt_tokens for r in self.ok)
+
+    @property
+    def generation_tokens(self) -> int:
+        return sum(r.completion_tokens for r in self.ok)
+
+    @property
+    def repeated_prefix_requests(self) -> int:
+        """Successful requests whose prefix an earlier request of the same kind family had already sent."""
+        completions = sum(1 for r in self.ok if r.shares_prefix and r.kind.startswith("completion"))
+        chats = sum(1 for r in self.ok if r.shares_prefix and r.kind.startswith("chat"))
+        return max(completions - 1, 0) + max(chats - 1, 0)
+
+    def quantity(self, name: str) -> int:
+        """A workload quantity named by the catalog's `at_least`."""
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "generation_tokens": self.generation_tokens,
+            "block_size": self.block_size if self.repeated_prefix_requests else 0,
+        }[name]
+
+    def summary(self) -> str:
+        failed = [r for r in self.records if not r.ok]
+        text = (f"{self.requests}/{len(self.records)} requests succeeded, {self.prompt_tokens} prompt tokens "
+                f"(shared prefix {self.prefix_tokens} tokens, block size {self.block_size}), "
+                f"{self.generation_tokens} generated tokens")
+        if failed:
+            first = failed[0]
+            text += f"; first failure: {first.kind} -> {first.status}: {first.error}"
+        return text
+
+
+def _words(count: int, salt: int = 0) -> str:
+    return " ".join(_VOCAB[(i * 7 + salt) % len(_VOCAB)] for i in range(count))
+
+
+class Workload:
+    def __init__(self, client: httpx.AsyncClient, target: Target, *, model: str | None, api_key: str | None,
+                 requests: int, max_tokens: int, timeout: float) -> None:
+        self.client = client
+        self.target = target
+        self.model = model
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.requests = requests
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+
+    async def run(self, block_size: int) -> TrafficResult:
+        result = TrafficResult(model=self.model, block_size=block_size)
+        max_model_len: int | None = None
+        if self.model is None:
+            try:
+                self.model, max_model_len = await self._first_model()
+            except _WorkloadError as exc:
+                result.error = str(exc)
+                return result
+            result.model = self.model
+        # 1. calibration: a short prompt tells how many tokens a word of our vocabulary costs here
+        record = await self._send("completion", _words(_CALIBRATION_WORDS, salt=1), shares_prefix=False)
+        result.records.append(record)
+        tokens_per_word = (record.prompt_tokens / _CALIBRATION_WORDS) if record.ok and record.prompt_tokens else 1.0
+        target_tokens = 2 * block_size + 16
+        if max_model_len:
+            target_tokens = min(target_tokens, max_model_len - self.max_tokens - 64)
+        prefix = _words(max(math.ceil(target_tokens / tokens_per_word), 1))
+        # 2. the workload proper: every kind, sharing one prefix
+        for index in range(1, self.requests):
+            kind = KINDS[(index - 1) % len(KINDS)]
+            record = await self._send(kind, prefix + f" request {index} " + _words(4, salt=index),
+                                      shares_prefix=True, system=prefix)
+            result.records.append(record)
+            if record.ok and kind == "completion" and not result.prefix_tokens:
+                result.prefix_tokens = int(target_tokens)
+        return result
+
+    async def _first_model(self) -> tuple[str, int | None]:
+        path = "/v1/models"
+        try:
+            response = await self.client.get(self.target.url(path), headers=self.headers, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise _WorkloadError(f"GET {path} failed ({type(exc).__name__}: {exc}); no workload was sent.") from None
+        if response.status_code == 401:
+            raise _WorkloadError(
+                f"GET {path} answered 401 Unauthorized: the server was started with --api-key. Pass the key "
+                f"with --vllm-api-key or the VLLM_API_KEY environment variable."
+            )
+        if response.status_code != 200:
+            raise _WorkloadError(f"GET {path} answered HTTP {response.status_code}; no workload was sent. "
+                                 f"Pass the model with --vllm-model to skip this lookup.")
+        try:
+            data = response.json()["data"]
+            return str(data[0]["id"]), data[0].get("max_model_len")
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _WorkloadError(f"GET {path} did not list any model; pass one with --vllm-model.") from None
+
+    async def _send(self, kind: str, text: str, *, shares_prefix: bool, system: str | None = None) -> RequestRecord:
+        chat = kind.startswith("chat")
+        stream = kind.endswith("stream")
+        body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "temperature": 0.0,
+                                "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if chat:
+            body["messages"] = (
+                [{"role": "system", "content": system}, {"role": "user", "content": text[len(system):]}]
+                if system else [{"role": "user", "content": text}]
+            )
+            path = "/v1/chat/completions"
+        else:
+            body["prompt"] = text
+            path = "/v1/completions"
+        started = time.monotonic()
+        record = RequestRecord(kind=kind, status=None, seconds=0.0, shares_prefix=shares_prefix)
+        try:
+            async with self.client.stream("POST", self.target.url(path), json=body, headers=self.headers,
+                                          timeout=self.timeout) as response:
+                record.status = response.status_code
+                if response.status_code != 200:
+                    record.error = _error_text(await response.aread())
+                elif stream:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data: ") and line != "data: [DONE]":
+                            _take_usage(record, json.loads(line[6:]))
+                else:
+                    _take_usage(record, json.loads(await response.aread()))
+        except httpx.TimeoutException:
+            record.error = f"no answer within {self.timeout:g} s"
+        except httpx.HTTPError as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+        except (ValueError, UnicodeDecodeError) as exc:
+            record.error = f"the answer is not OpenAI-compatible JSON ({exc})"
+        record.seconds = time.monotonic() - started
+        return record
+
+
+class _WorkloadError(Exception):
+    pass
+
+
+def _take_usage(record: RequestRecord, data: dict[str, Any]) -> None:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if not usage:
+        return
+    record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    record.completion_tokens = int(usage.get("completion_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    if details.get("cached_tokens") is not None:
+        record.cached_tokens = int(details["cached_tokens"])
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+        message = data.get("message") or data.get("error") or data
+        if isinstance(message, dict):
+            message = message.get("message", message)
+        return str(message)[:300]
+    except (ValueError, AttributeError):
+        return body[:300].decode("utf-8", errors="replace")
