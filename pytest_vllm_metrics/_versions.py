@@ -27,10 +27,10 @@ class VersionRange:
             ) from None
         self.text = spec
 
-    def contains(self, version: str) -> bool:
-        release = release_of(version)
-        # A version we cannot read (a git describe string, say) is treated as "latest": it matches
-        # open-ended ranges only.
+    def contains(self, version: str | None) -> bool:
+        """Whether `version` is in the range. An unknown or unreadable version (a git describe string, say)
+        counts as the newest vLLM: it matches open-ended ranges only."""
+        release = release_of(version) if version is not None else None
         if release is None:
             return all(spec.operator in (">=", ">", "!=") for spec in self._spec)
         return self._spec.contains(release, prereleases=True)

@@ -59,8 +59,8 @@ class Entry:
         return self.name
 
     def applies_to(self, version: str | None) -> bool:
-        """Whether a server of this vLLM version emits the family by default (unknown: assume it does)."""
-        return version is None or self.versions.contains(version)
+        """Whether a server of this vLLM version emits the family by default (unknown: the newest vLLM)."""
+        return self.versions.contains(version)
 
 
 @dataclass(frozen=True)

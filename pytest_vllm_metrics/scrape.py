@@ -36,24 +36,23 @@ async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout
                 chunks.append(chunk)
             body = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
             return response.status_code, response.headers.get("content-type", ""), body
-    except httpx.TimeoutException:
-        raise FetchError(
-            f"{target.name}: GET {path} did not complete within {timeout:g} s. The server is overloaded, "
-            f"hung, or the address answers but is not vLLM; check the target, or raise --vllm-timeout if it "
-            f"is only slow."
-        ) from None
-    except httpx.ConnectError as exc:
-        raise FetchError(
-            f"{target.name}: cannot connect to {target.base_url} ({_reason(exc)}). Check that the server is "
-            f"running and that the host and port are right."
-        ) from None
-    except httpx.RemoteProtocolError as exc:
-        raise FetchError(
-            f"{target.name}: {target.base_url} closed the connection during GET {path} ({_reason(exc)}). The "
-            f"server stopped answering (crashed or restarting?); check its logs and its pod's restarts."
-        ) from None
     except httpx.HTTPError as exc:
-        raise FetchError(f"{target.name}: GET {path} failed: {_reason(exc)}. Check the target URL.") from None
+        raise FetchError(describe_http_error(target, f"GET {path}", exc, timeout)) from None
+
+
+def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout: float) -> str:
+    """One paragraph naming the cause of a failed request and the fix."""
+    if isinstance(exc, httpx.TimeoutException):
+        return (f"{target.name}: {what} did not complete within {timeout:g} s. The server is overloaded, hung, "
+                f"or the address answers but is not vLLM; check the target, or raise --vllm-timeout if it is "
+                f"only slow.")
+    if isinstance(exc, httpx.ConnectError):
+        return (f"{target.name}: cannot connect to {target.base_url} ({_reason(exc)}). Check that the server is "
+                f"running and that the host and port are right.")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return (f"{target.name}: {target.base_url} closed the connection during {what} ({_reason(exc)}). The "
+                f"server stopped answering (crashed or restarting?); check its logs and its pod's restarts.")
+    return f"{target.name}: {what} failed: {_reason(exc)}. Check the target URL."
 
 
 async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: float) -> Snapshot:

@@ -106,7 +106,13 @@ def _sim_profile(raw: str, where: str) -> str:
 
     names = profile_names()
     if raw not in names:
-        raise pytest.UsageError(f"{where}: unknown simulator profile {raw!r}; valid profiles are {', '.join(names)}.")
+        hint = ""
+        if Path(raw.split("::")[0]).exists():
+            hint = (f" {raw!r} is a test path that argparse took as the profile: write --vllm-sim=PROFILE "
+                    f"(with '=') before test paths.")
+        raise pytest.UsageError(
+            f"{where}: unknown simulator profile {raw!r}; valid profiles are {', '.join(names)}.{hint}"
+        )
     return raw
 
 

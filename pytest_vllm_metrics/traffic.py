@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .scrape import describe_http_error
 from .targets import Target
 
 KINDS = ("completion", "completion-stream", "chat", "chat-stream")
@@ -140,7 +141,8 @@ class Workload:
         try:
             response = await self.client.get(self.target.url(path), headers=self.headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise _WorkloadError(f"GET {path} failed ({type(exc).__name__}: {exc}); no workload was sent.") from None
+            message = describe_http_error(self.target, f"GET {path}", exc, self.timeout)
+            raise _WorkloadError(message.removeprefix(f"{self.target.name}: ") + " No workload was sent.") from None
         if response.status_code == 401:
             raise _WorkloadError(
                 f"GET {path} answered 401 Unauthorized: the server was started with --api-key. Pass the key "
@@ -185,10 +187,8 @@ class Workload:
                             _take_usage(record, json.loads(line[6:]))
                 else:
                     _take_usage(record, json.loads(await response.aread()))
-        except httpx.TimeoutException:
-            record.error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
-            record.error = f"{type(exc).__name__}: {exc}"
+            record.error = describe_http_error(self.target, f"POST {path}", exc, self.timeout)
         except (ValueError, UnicodeDecodeError) as exc:
             record.error = f"the answer is not OpenAI-compatible JSON ({exc})"
         record.seconds = time.monotonic() - started

@@ -22,6 +22,8 @@ class Profile:
     max_model_len: int = 1024
     num_gpu_blocks: int = 4096
     api_key: str | None = None
+    # Faults, for tests: the server stops answering (closes every connection) after this many scrapes.
+    stop_answering_after_scrapes: int | None = None
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)

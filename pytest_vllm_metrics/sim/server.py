@@ -25,7 +25,7 @@ _UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
 
 def build_app(profile: Profile) -> web.Application:
     engine = Engine(profile)
-    app = web.Application(middlewares=[_auth(profile), _metered(engine)])
+    app = web.Application(middlewares=[_faults(profile), _auth(profile), _metered(engine)])
     app["engine"] = engine
     app.router.add_get("/health", _health)
     app.router.add_get("/version", _version)
@@ -34,6 +34,25 @@ def build_app(profile: Profile) -> web.Application:
     app.router.add_post("/v1/completions", _completions)
     app.router.add_post("/v1/chat/completions", _chat)
     return app
+
+
+def _faults(profile: Profile) -> Any:
+    scrapes = 0
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal scrapes
+        limit = profile.stop_answering_after_scrapes
+        if limit is not None and scrapes >= limit:
+            # A dead server: the connection closes without an answer.
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503)  # never reaches the client: the transport is closed
+        if request.path == "/metrics":
+            scrapes += 1
+        return await handler(request)
+
+    return middleware
 
 
 def _auth(profile: Profile) -> Any:

@@ -1,0 +1,488 @@
+"""Unit tests of the bundled simulator (pytest_vllm_metrics.sim), served for real on loopback.
+
+Fidelity is checked family by family against the real vLLM 0.32.0 captures in tests/data/captures:
+names, types, label names and histogram buckets must match; values are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, get_profile, profile_names
+
+CAPTURES = Path(__file__).parent / "data" / "captures"
+MODEL = "tiny"
+BLOCK = 128
+HITS = "vllm:prefix_cache_hits"  # parser names: counters without _total
+QUERIES = "vllm:prefix_cache_queries"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a family looks like on /metrics, values aside."""
+
+    type: str
+    label_names: frozenset[str]
+    buckets: tuple[str, ...]  # the `le` bounds, in exposition order
+
+
+def shapes(text: str) -> dict[str, Shape]:
+    out: dict[str, Shape] = {}
+    for family in text_string_to_metric_families(text):
+        labels: set[str] = set()
+        buckets: list[str] = []
+        for sample in family.samples:
+            labels.update(k for k in sample.labels if k not in ("le", "quantile"))
+            le = sample.labels.get("le")
+            if le is not None and le not in buckets:
+                buckets.append(le)
+        out[family.name] = Shape(family.type, frozenset(labels), tuple(buckets))
+    return out
+
+
+def samples(text: str, family_name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The counted samples of a family (a counter's _total, a gauge's value) by sorted labels."""
+    for family in text_string_to_metric_families(text):
+        if family.name == family_name:
+            return {
+                tuple(sorted(s.labels.items())): s.value
+                for s in family.samples
+                if not s.name.endswith(("_created", "_bucket", "_sum"))
+            }
+    raise AssertionError(f"{family_name} is not on the page")
+
+
+def total(text: str, family_name: str) -> float:
+    return sum(samples(text, family_name).values())
+
+
+def capture_shapes(name: str) -> dict[str, Shape]:
+    return shapes((CAPTURES / f"{name}.prom").read_text(encoding="utf-8"))
+
+
+def words(count: int, stem: str = "word") -> str:
+    return " ".join(f"{stem}{i}" for i in range(count))
+
+
+def complete(client: httpx.Client, prompt: str, max_tokens: int = 8, **extra: Any) -> httpx.Response:
+    return client.post("/v1/completions", json={"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, **extra})
+
+
+def sse_events(body: str) -> list[str]:
+    """The `data:` payloads of a server-sent-event stream, in order."""
+    events = [block for block in body.split("\n\n") if block.strip()]
+    assert all(event.startswith("data: ") for event in events), events
+    return [event[len("data: "):] for event in events]
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[SimHost]:
+    with SimHost() as host:
+        yield host
+
+
+StartSim = Callable[[Profile], RunningSim]
+
+
+@pytest.fixture
+def start_sim(loopback: SimHost) -> Iterator[StartSim]:
+    """Start fresh simulated servers (an empty prefix cache, zeroed counters); stopped after the test."""
+    started: list[RunningSim] = []
+
+    def start(profile: Profile) -> RunningSim:
+        sim = loopback.start(profile)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        loopback.stop(sim)
+
+
+@pytest.fixture
+def x86(start_sim: StartSim) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=start_sim(get_profile("x86_64")).url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def arm(start_sim: StartSim) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=start_sim(get_profile("arm64-cpu")).url, timeout=10) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Pages:
+    before: dict[str, Shape]
+    after: dict[str, Shape]
+
+
+@pytest.fixture(scope="module")
+def x86_pages(loopback: SimHost) -> Iterator[Pages]:
+    """The x86_64 profile's /metrics at startup and after one completion request."""
+    sim = loopback.start(get_profile("x86_64"))
+    try:
+        with httpx.Client(base_url=sim.url, timeout=10) as client:
+            before = client.get("/metrics").text
+            assert complete(client, words(40)).status_code == 200
+            after = client.get("/metrics").text
+    finally:
+        loopback.stop(sim)
+    yield Pages(shapes(before), shapes(after))
+
+
+CAPTURE_BEFORE = capture_shapes("prefix-caching-on.before")
+CAPTURE_AFTER = capture_shapes("prefix-caching-on.after")
+HTTP_FAMILIES = sorted(name for name in CAPTURE_AFTER if name.startswith("http_"))
+
+
+# -- profiles --------------------------------------------------------------------------------------
+
+
+def test_profiles_include_the_seed_incident_and_the_reference() -> None:
+    assert {"x86_64", "arm64-cpu", "arm64-0.12", "ppc64le-cpu", "riscv64-cpu"} <= set(profile_names())
+
+
+def test_unknown_profile_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown simulator profile 'sparc'.*x86_64.*arm64-cpu"):
+        get_profile("sparc")
+
+
+def test_profile_replace_changes_one_field() -> None:
+    keyed = get_profile("x86_64").replace(api_key="k")
+
+    assert keyed.api_key == "k"
+    assert keyed.version == get_profile("x86_64").version
+    assert get_profile("x86_64").api_key is None
+
+
+def test_x86_64_profile_is_the_captured_server() -> None:
+    profile = get_profile("x86_64")
+
+    assert (profile.arch, profile.version, profile.enable_prefix_caching) == ("amd64", "0.32.0", True)
+    assert (profile.model, profile.block_size) == (MODEL, BLOCK)
+
+
+# -- fidelity to the real vLLM 0.32.0 captures -------------------------------------------------------
+
+
+def test_startup_page_has_exactly_the_captured_families(x86_pages: Pages) -> None:
+    assert sorted(x86_pages.before) == sorted(CAPTURE_BEFORE)
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURE_BEFORE))
+def test_startup_family_matches_the_capture(x86_pages: Pages, name: str) -> None:
+    assert x86_pages.before.get(name) == CAPTURE_BEFORE[name]
+
+
+def test_page_after_a_request_has_exactly_the_captured_families(x86_pages: Pages) -> None:
+    assert sorted(x86_pages.after) == sorted(CAPTURE_AFTER)
+
+
+@pytest.mark.parametrize("name", sorted(CAPTURE_AFTER))
+def test_family_after_a_request_matches_the_capture(x86_pages: Pages, name: str) -> None:
+    assert x86_pages.after.get(name) == CAPTURE_AFTER[name]
+
+
+@pytest.mark.parametrize("name", HTTP_FAMILIES)
+def test_http_family_gets_the_captured_labels_with_traffic(x86_pages: Pages, name: str) -> None:
+    assert x86_pages.after[name].label_names == CAPTURE_AFTER[name].label_names
+
+
+def test_http_requests_carry_handler_method_and_status_after_traffic(x86_pages: Pages) -> None:
+    assert x86_pages.before["http_requests"].label_names == frozenset()
+    assert x86_pages.after["http_requests"].label_names == frozenset({"handler", "method", "status"})
+
+
+def test_latency_histogram_has_the_captured_buckets(x86_pages: Pages) -> None:
+    buckets = x86_pages.before["vllm:e2e_request_latency_seconds"].buckets
+
+    assert buckets == CAPTURE_BEFORE["vllm:e2e_request_latency_seconds"].buckets
+    assert buckets[-1] == "+Inf"
+    assert len(buckets) > 10
+
+
+# -- the x86_64 prefix cache -----------------------------------------------------------------------
+
+
+def test_same_long_prompt_twice_hits_two_blocks_on_the_second(x86: httpx.Client) -> None:
+    prompt = words(300)
+
+    first = complete(x86, prompt)
+    second = complete(x86, prompt)
+
+    assert first.status_code == second.status_code == 200
+    assert first.json()["usage"]["prompt_tokens"] == 300
+    assert first.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    assert second.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 2 * BLOCK
+
+
+def test_prefix_cache_counters_report_the_hit_in_tokens(x86: httpx.Client) -> None:
+    prompt = words(300)
+    complete(x86, prompt)
+    complete(x86, prompt)
+
+    page = x86.get("/metrics").text
+
+    assert total(page, HITS) == 256.0
+    assert total(page, QUERIES) == 600.0
+    assert total(page, "vllm:prompt_tokens") == 600.0
+
+
+def test_prompt_shorter_than_a_block_never_hits(x86: httpx.Client) -> None:
+    prompt = words(BLOCK - 1)
+    complete(x86, prompt)
+
+    second = complete(x86, prompt)
+
+    assert second.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    assert total(x86.get("/metrics").text, HITS) == 0.0
+
+
+def test_completion_answer_is_openai_shaped(x86: httpx.Client) -> None:
+    body = complete(x86, words(10), max_tokens=4).json()
+
+    assert body["object"] == "text_completion"
+    assert body["model"] == MODEL
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert len(body["choices"][0]["text"].split()) == 4
+    assert body["usage"]["completion_tokens"] == 4
+    assert body["usage"]["total_tokens"] == 14
+
+
+def test_requests_count_in_success_and_http_counters(x86: httpx.Client) -> None:
+    complete(x86, words(10))
+    complete(x86, words(10))
+
+    page = x86.get("/metrics").text
+    success = samples(page, "vllm:request_success")
+    http = samples(page, "http_requests")
+
+    assert success[(("engine", "0"), ("finished_reason", "length"), ("model_name", MODEL))] == 2.0
+    assert http[(("handler", "/v1/completions"), ("method", "POST"), ("status", "2xx"))] == 2.0
+
+
+def test_metrics_scrapes_are_not_counted_as_http_requests(x86: httpx.Client) -> None:
+    x86.get("/metrics")
+    x86.get("/health")
+    x86.get("/version")
+
+    assert samples(x86.get("/metrics").text, "http_requests") == {}
+
+
+# -- the HTTP API ----------------------------------------------------------------------------------
+
+
+def test_streaming_chat_ends_with_usage_then_done(x86: httpx.Client) -> None:
+    request = {
+        "model": MODEL, "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "hello there"}],
+    }
+    with x86.stream("POST", "/v1/chat/completions", json=request) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = response.read().decode()
+
+    events = sse_events(body)
+    assert body.endswith("data: [DONE]\n\n")
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+    content = [chunk for chunk in chunks if chunk["choices"]]
+    assert len(content) == 3
+    assert content[-1]["choices"][0]["finish_reason"] == "length"
+    usage_chunk = chunks[-1]
+    assert usage_chunk["choices"] == []
+    assert usage_chunk["usage"]["completion_tokens"] == 3
+    assert usage_chunk["usage"]["prompt_tokens"] > 0
+
+
+def test_streaming_without_include_usage_sends_no_usage_chunk(x86: httpx.Client) -> None:
+    request = {"model": MODEL, "prompt": words(5), "max_tokens": 2, "stream": True}
+    with x86.stream("POST", "/v1/completions", json=request) as response:
+        body = response.read().decode()
+
+    events = sse_events(body)
+    assert events[-1] == "[DONE]"
+    assert all("usage" not in json.loads(event) for event in events[:-1])
+
+
+def test_wrong_model_is_404_with_an_error_object(x86: httpx.Client) -> None:
+    response = x86.post("/v1/completions", json={"model": "gpt-4", "prompt": "hi", "max_tokens": 2})
+
+    assert response.status_code == 404
+    body = response.json()
+    assert body["object"] == "error"
+    assert body["code"] == 404
+    assert "gpt-4" in body["message"]
+
+
+def test_wrong_model_in_chat_is_404(x86: httpx.Client) -> None:
+    response = x86.post("/v1/chat/completions",
+                        json={"model": "other", "messages": [{"role": "user", "content": "hi"}]})
+
+    assert response.status_code == 404
+    assert response.json()["object"] == "error"
+
+
+def test_prompt_over_the_context_length_is_400(x86: httpx.Client) -> None:
+    response = complete(x86, words(1020), max_tokens=8)
+
+    assert response.status_code == 400
+    assert "maximum context length is 1024 tokens" in response.json()["message"]
+
+
+def test_models_lists_the_served_model(x86: httpx.Client) -> None:
+    body = x86.get("/v1/models").json()
+
+    assert [model["id"] for model in body["data"]] == [MODEL]
+    assert body["data"][0]["max_model_len"] == 1024
+
+
+def test_version_of_x86_64_is_0_32_0(x86: httpx.Client) -> None:
+    assert x86.get("/version").json() == {"version": "0.32.0"}
+
+
+@pytest.fixture
+def keyed(start_sim: StartSim) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=start_sim(get_profile("x86_64").replace(api_key="k")).url, timeout=10) as client:
+        yield client
+
+
+def test_api_key_guards_v1_without_the_bearer(keyed: httpx.Client) -> None:
+    assert keyed.get("/v1/models").status_code == 401
+    assert keyed.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert keyed.post("/v1/completions", json={"model": MODEL, "prompt": "hi"}).status_code == 401
+
+
+def test_api_key_admits_the_bearer(keyed: httpx.Client) -> None:
+    headers = {"Authorization": "Bearer k"}
+
+    assert keyed.get("/v1/models", headers=headers).status_code == 200
+    assert keyed.post("/v1/completions", headers=headers,
+                      json={"model": MODEL, "prompt": "hi", "max_tokens": 2}).status_code == 200
+
+
+def test_api_key_leaves_metrics_health_and_version_open(keyed: httpx.Client) -> None:
+    metrics = keyed.get("/metrics")
+
+    assert metrics.status_code == 200
+    assert "vllm:num_requests_running" in metrics.text
+    assert keyed.get("/health").status_code == 200
+    assert keyed.get("/version").status_code == 200
+
+
+# -- the seed incident: arm64-cpu, vLLM 0.11.2 ---------------------------------------------------------
+
+
+def test_arm64_cpu_reports_version_0_11_2(arm: httpx.Client) -> None:
+    assert arm.get("/version").json() == {"version": "0.11.2"}
+
+
+def test_arm64_cpu_reports_prefix_caching_off(arm: httpx.Client) -> None:
+    info = samples(arm.get("/metrics").text, "vllm:cache_config_info")
+
+    assert len(info) == 1
+    labels = dict(next(iter(info)))
+    assert labels["enable_prefix_caching"] == "False"
+    assert labels["block_size"] == str(BLOCK)
+
+
+def test_arm64_cpu_exposes_prefix_cache_counters_at_zero(arm: httpx.Client) -> None:
+    page = arm.get("/metrics").text
+
+    assert samples(page, HITS) == {(("engine", "0"), ("model_name", MODEL)): 0.0}
+    assert samples(page, QUERIES) == {(("engine", "0"), ("model_name", MODEL)): 0.0}
+
+
+def test_arm64_cpu_prefix_cache_counters_stay_zero_under_shared_prefixes(arm: httpx.Client) -> None:
+    shared = words(400, "shared")
+    answers = [complete(arm, f"{shared} question{i}", max_tokens=4) for i in range(4)]
+
+    page = arm.get("/metrics").text
+
+    assert [a.status_code for a in answers] == [200] * 4
+    assert [a.json()["usage"]["prompt_tokens_details"]["cached_tokens"] for a in answers] == [0] * 4
+    assert total(page, HITS) == 0.0
+    assert total(page, QUERIES) == 0.0
+    assert total(page, "vllm:prompt_tokens") == 4 * 401.0  # the requests did run
+
+
+def test_arm64_cpu_has_no_prompt_tokens_by_source(arm: httpx.Client) -> None:
+    complete(arm, words(10))
+
+    names = set(shapes(arm.get("/metrics").text))
+
+    assert "vllm:prompt_tokens_by_source" not in names
+    assert "vllm:prompt_tokens_cached" not in names
+
+
+def test_arm64_cpu_has_the_deprecated_time_per_output_token(arm: httpx.Client) -> None:
+    page = shapes(arm.get("/metrics").text)
+
+    assert page["vllm:time_per_output_token_seconds"].type == "histogram"
+    assert page["vllm:time_per_output_token_seconds"].label_names == frozenset({"engine", "model_name"})
+    assert "vllm:inter_token_latency_seconds" in page
+
+
+def test_arm64_cpu_finished_reasons_are_only_stop_length_abort(arm: httpx.Client) -> None:
+    def reasons() -> set[str]:
+        return {dict(labels)["finished_reason"] for labels in samples(arm.get("/metrics").text,
+                                                                       "vllm:request_success")}
+
+    at_startup = reasons()
+    complete(arm, words(10))
+
+    assert at_startup == {"stop", "length", "abort"}
+    assert reasons() == {"stop", "length", "abort"}
+
+
+def test_x86_64_finished_reasons_include_error_and_repetition(x86: httpx.Client) -> None:
+    reasons = {dict(labels)["finished_reason"] for labels in samples(x86.get("/metrics").text,
+                                                                     "vllm:request_success")}
+
+    assert reasons == {"stop", "length", "abort", "error", "repetition"}
+
+
+# -- the host --------------------------------------------------------------------------------------
+
+
+def test_host_serves_several_profiles_on_distinct_ports(start_sim: StartSim) -> None:
+    sims = [start_sim(get_profile(name)) for name in ("x86_64", "arm64-cpu", "riscv64-cpu")]
+
+    versions = [httpx.get(f"{sim.url}/version", timeout=10).json()["version"] for sim in sims]
+
+    assert len({sim.url for sim in sims}) == 3
+    assert versions == ["0.32.0", "0.11.2", "0.32.0"]
+
+
+def test_stopped_sim_no_longer_answers(loopback: SimHost) -> None:
+    sim = loopback.start(get_profile("x86_64"))
+    assert httpx.get(f"{sim.url}/health", timeout=10).status_code == 200
+
+    loopback.stop(sim)
+
+    assert sim not in loopback.servers
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{sim.url}/health", timeout=10)
+
+
+def test_sims_do_not_share_a_prefix_cache(start_sim: StartSim) -> None:
+    prompt = words(300)
+    first, second = (start_sim(get_profile("x86_64")) for _ in range(2))
+    with httpx.Client(base_url=first.url, timeout=10) as a, httpx.Client(base_url=second.url, timeout=10) as b:
+        complete(a, prompt)
+        answer = complete(b, prompt)
+
+    assert answer.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0

@@ -1,0 +1,194 @@
+"""The bundled conformance suite, run through pytester as a user runs it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_vllm_metrics.sim import SimHost, get_profile
+
+
+def outcomes_of(result: pytest.RunResult, status: str) -> list[str]:
+    """Node ids reported with `status` (PASSED, FAILED, XFAIL, SKIPPED) in -rA output."""
+    pattern = re.compile(rf"^{status} (\S+)")
+    return [m.group(1) for line in result.outlines if (m := pattern.match(line))]
+
+
+def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", *args)
+
+
+def test_x86_64_every_must_entry_passes(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=x86_64", "-m", "must")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == outcomes.get("xfailed", 0) == 0
+    passed = outcomes_of(result, "PASSED")
+    # every MUST family, present and moving, checked on the simulator
+    for name in ("vllm:prompt_tokens_total", "vllm:prefix_cache_hits_total", "vllm:e2e_request_latency_seconds",
+                 "vllm:cache_config_info", "vllm:kv_cache_usage_perc"):
+        assert any(f"test_present[sim-x86_64-{name}]" in nodeid for nodeid in passed), name
+    assert any("test_moves[sim-x86_64-vllm:prefix_cache_hits_total]" in nodeid for nodeid in passed)
+    assert result.ret == 0
+
+
+def test_x86_64_whole_suite_passes(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("xfailed", 0) == 0, result.stdout.str()
+    assert outcomes["passed"] > 60
+    # skips are feature-gated families, each with its reason
+    for line in result.outlines:
+        if line.startswith("SKIPPED"):
+            assert "not enabled on this server" in line or "is emitted by vLLM" in line, line
+
+
+def test_arm64_seed_incident_core_passes_prefix_cache_xfails(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=arm64-cpu")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    xfailed = outcomes_of(result, "XFAIL")
+    assert sorted(x.split("[")[1] for x in xfailed) == [
+        "sim-arm64-cpu-vllm:prefix_cache_hits_total]",
+        "sim-arm64-cpu-vllm:prefix_cache_queries_total]",
+    ]
+    result.stdout.fnmatch_lines([
+        "XFAIL *prefix_cache_hits_total* - vLLM 0.11.2 disables prefix caching on arm64 CPUs: \"Prefix caching "
+        "is not supported for ARM and POWER, S390X and RISC-V CPUs; disabling it for V1 backend.\"*",
+    ])
+    passed = outcomes_of(result, "PASSED")
+    assert any("test_moves[sim-arm64-cpu-vllm:prompt_tokens_total]" in p for p in passed)
+    # 0.11.2 still has the per-step TPOT histogram and not the 0.16+ families
+    assert any("test_present[sim-arm64-cpu-vllm:time_per_output_token_seconds]" in p for p in passed)
+    result.stdout.fnmatch_lines(["SKIPPED *vllm:prompt_tokens_by_source_total is emitted by vLLM >=0.16.0*0.11.2*"])
+    assert result.ret == 0
+
+
+def test_no_prefix_caching_on_amd64_fails_with_the_flag_diagnosis(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=x86_64-no-prefix-caching")
+    failed = outcomes_of(result, "FAILED")
+    assert sorted(f.split("[")[1] for f in failed) == [
+        "sim-x86_64-no-prefix-caching-vllm:prefix_cache_hits_total]",
+        "sim-x86_64-no-prefix-caching-vllm:prefix_cache_queries_total]",
+        "sim-x86_64-no-prefix-caching-vllm:prompt_tokens_cached_total]",
+    ]
+    result.stdout.fnmatch_lines([
+        "*vllm:prefix_cache_hits_total went from 0 to 0 (+0)*Diagnosis: vLLM reports "
+        "enable_prefix_caching=\"False\"*--no-enable-prefix-caching*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    assert result.ret == 1
+
+
+@pytest.mark.parametrize(
+    ("profile", "outcome", "message"),
+    [
+        ("arm64-0.12", "passed", None),
+        ("ppc64le-cpu", "xfailed",
+         "vLLM 0.16.0 disables prefix caching on ppc64le CPUs: \"Prefix caching is not supported for POWER, "
+         "S390X and RISC-V CPUs; disabling it for V1 backend.\"*"),
+        ("riscv64-cpu", "xfailed", "vLLM 0.32.0 disables prefix caching on riscv64 CPUs: \"Prefix caching is "
+                                   "not supported for RISC-V CPUs*"),
+    ],
+)
+def test_prefix_cache_outcome_follows_the_limitation_table(
+    pytester: pytest.Pytester, profile: str, outcome: str, message: str | None
+) -> None:
+    result = run_suite(pytester, f"--vllm-sim={profile}", "-m", "prefix_cache")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get(outcome, 0) >= 2 and outcomes.get("failed", 0) == 0, result.stdout.str()
+    if message:
+        result.stdout.fnmatch_lines([f"XFAIL *prefix_cache_hits_total* - {message}"])
+
+
+def test_exempting_prefix_caching_skips_its_checks_with_the_reason(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=x86_64-no-prefix-caching", "--vllm-exempt-feature=prefix_caching",
+                       "-m", "prefix_cache")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes["skipped"] >= 4, result.stdout.str()
+    result.stdout.fnmatch_lines(["SKIPPED * feature prefix_caching exempted by --vllm-exempt-feature=prefix_caching"])
+
+
+def test_url_target_architecture_comes_from_vllm_arch(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    sim = sim_host.start(get_profile("arm64-cpu"))
+    unknown = run_suite(pytester, f"--vllm-url={sim.url}", "-m", "prefix_cache")
+    unknown.stdout.fnmatch_lines(["*architecture is unknown*pass --vllm-arch=ARCH*"])
+    assert unknown.parseoutcomes().get("failed", 0) == 2
+    marked = run_suite(pytester, f"--vllm-url={sim.url}", "--vllm-arch=aarch64", "-m", "prefix_cache")
+    assert marked.parseoutcomes().get("xfailed", 0) == 2, marked.stdout.str()
+
+
+def test_server_that_stops_answering_fails_only_its_own_tests(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    healthy = sim_host.start(get_profile("x86_64"))
+    dying = sim_host.start(get_profile("x86_64").replace(stop_answering_after_scrapes=1))
+    result = run_suite(pytester, f"--vllm-url={healthy.url}", f"--vllm-url={dying.url}", "--vllm-timeout=2")
+    dying_name = dying.url.removeprefix("http://")
+    failed = outcomes_of(result, "FAILED")
+    # It answered the first scrape, so its presence checks stand; everything after the workload fails.
+    assert failed and all(dying_name in nodeid for nodeid in failed)
+    assert any(f"test_moves[{dying_name}-vllm:prompt_tokens_total]" in nodeid for nodeid in failed)
+    assert any(f"test_workload_served[{dying_name}]" in nodeid for nodeid in failed)
+    healthy_name = healthy.url.removeprefix("http://")
+    assert any(f"test_moves[{healthy_name}-vllm:prompt_tokens_total]" in nodeid
+               for nodeid in outcomes_of(result, "PASSED"))
+    result.stdout.fnmatch_lines([f"*{dying_name}: {dying.url} closed the connection during GET /v1/models*"
+                                 f"server stopped answering*No workload was sent.*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unreachable_server_fails_each_of_its_tests_with_one_clear_message(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-url=http://127.0.0.1:9", "-k", "test_reachable or test_cache_config_info")
+    result.stdout.fnmatch_lines(["*127.0.0.1:9: cannot connect to http://127.0.0.1:9*Check that the server is running*"])
+    assert result.parseoutcomes()["failed"] == 2
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_api_key_is_sent_to_v1_and_never_printed(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    secret = "sk-test-7d1f0c9e"
+    sim = sim_host.start(get_profile("x86_64").replace(api_key=secret))
+    without = run_suite(pytester, f"--vllm-url={sim.url}", "-k", "workload_served")
+    without.stdout.fnmatch_lines(["*401 Unauthorized*--vllm-api-key*VLLM_API_KEY*"])
+    with_key = run_suite(pytester, f"--vllm-url={sim.url}", f"--vllm-api-key={secret}", "-k", "workload_served")
+    with_key.assert_outcomes(passed=1)
+    with_key.stdout.fnmatch_lines(["*--vllm-api-key: set (hidden) (from option)*"])
+    assert secret not in without.stdout.str() + with_key.stdout.str()
+
+
+def test_explicit_test_paths_run_as_usual(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_alone():\n    pass\n")
+    result = run_suite(pytester, "--vllm-sim=x86_64", "test_mine.py")
+    result.assert_outcomes(passed=1)
+
+
+def test_bare_vllm_sim_before_a_path_explains_the_equals_sign(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mine="def test_alone():\n    pass\n")
+    result = run_suite(pytester, "--vllm-sim", "test_mine.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown simulator profile 'test_mine.py'*write --vllm-sim=PROFILE (with '=')*"])
+
+
+def test_users_own_test_uses_the_session_snapshots(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_team="""
+        def test_prompt_tokens_moved(vllm_delta, vllm_observation):
+            assert vllm_delta.increase("vllm:prompt_tokens_total") >= vllm_observation.traffic.prompt_tokens
+
+        def test_scraper_on_demand(vllm_scraper, vllm_target):
+            assert "vllm:num_requests_running" in vllm_scraper.scrape(vllm_target).names()
+    """)
+    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", "test_team.py")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["PASSED test_team.py::test_prompt_tokens_moved[[]sim-arm64-cpu[]]"])
+
+
+def test_nothing_touches_the_network_before_tests_run(pytester: pytest.Pytester) -> None:
+    # Port 9 refuses connections: help and collection must not try it.
+    assert pytester.runpytest("--vllm-url=http://127.0.0.1:9", "--help").ret == 0
+    collected = pytester.runpytest("--vllm-url=http://127.0.0.1:9", "--collect-only", "-q")
+    assert collected.ret == 0
+    collected.stdout.fnmatch_lines(["*test_present[[]127.0.0.1:9-vllm:num_requests_running[]]*"])
+    assert "cannot connect" not in collected.stdout.str()
+
+
+def test_several_simulators_get_distinct_names(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", "-k", "test_reachable")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_reachable[[]sim-x86_64[]]*", "*test_reachable[[]sim-x86_64-2[]]*"])
