@@ -199,8 +199,10 @@ def add_options(parser: pytest.Parser) -> None:
             kwargs["nargs"] = "?"
             kwargs["const"] = option.nargs_optional_const
         group.addoption(option.flag, **kwargs)
-        if option.ini:
-            parser.addini(option.ini_key, option.help, type="linelist" if option.multiple else "string")
+        if option.ini and option.multiple:
+            parser.addini(option.ini_key, option.help, type="linelist")
+        elif option.ini:
+            parser.addini(option.ini_key, option.help, type="string")
 
 
 def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:

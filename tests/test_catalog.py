@@ -1,4 +1,4 @@
-"""Unit tests of pytest_vllm_metrics.catalog and ._versions: the bundled catalog against a real vLLM 0.32.0."""
+"""Unit tests of pytest_vllm_metrics.catalog and ._versions, checked against a real vLLM 0.32.0 capture."""
 
 from __future__ import annotations
 
@@ -62,8 +62,10 @@ def metric_table(**fields: object) -> str:
 
 
 def valid_fields(**overrides: object) -> dict[str, object]:
-    fields: dict[str, object] = {"name": "my:queue_depth", "type": "gauge", "level": "SHOULD", "feature": "core",
-                                 "versions": ">=0.9.0", "labels": ["engine", "model_name"]}
+    fields: dict[str, object] = {
+        "name": "my:queue_depth", "type": "gauge", "level": "SHOULD", "feature": "core",
+        "versions": ">=0.9.0", "labels": ["engine", "model_name"],
+    }
     fields.update(overrides)
     return fields
 
@@ -254,7 +256,8 @@ def test_unknown_version_matches_open_ended_ranges_only() -> None:
 
 
 def test_bad_version_specifier_is_a_value_error_with_an_example() -> None:
-    with pytest.raises(ValueError, match=r"'0\.11\.x' is not a PEP 440 version specifier.*>=0\.11\.1,<0\.12\.0"):
+    expected = r"'0\.11\.x' is not a PEP 440 version specifier.*>=0\.11\.1,<0\.12\.0"
+    with pytest.raises(ValueError, match=expected):
         VersionRange("0.11.x")
 
 
@@ -320,7 +323,8 @@ def test_user_file_without_entries_changes_nothing(tmp_path: Path) -> None:
 
 def test_movement_fields_of_a_user_entry(tmp_path: Path) -> None:
     path = write_catalog(tmp_path, metric_table(**valid_fields(
-        name="my:tokens_total", type="counter", present="traffic", moves="increases", at_least="prompt_tokens")))
+        name="my:tokens_total", type="counter", present="traffic", moves="increases",
+        at_least="prompt_tokens")))
 
     catalog = load_catalog([path])
     entry = catalog.get("my:tokens_total")
@@ -433,7 +437,8 @@ def test_missing_required_field_is_named(tmp_path: Path) -> None:
     del fields["versions"]
     path = write_catalog(tmp_path, metric_table(**fields))
 
-    with pytest.raises(CatalogError, match=r"entry 1 \(my:queue_depth\) lacks the required field\(s\) versions"):
+    expected = r"entry 1 \(my:queue_depth\) lacks the required field\(s\) versions"
+    with pytest.raises(CatalogError, match=expected):
         load_catalog([path])
 
 
@@ -449,7 +454,8 @@ def test_entry_without_a_name_says_so(tmp_path: Path) -> None:
 def test_unknown_top_level_table_is_a_catalog_error(tmp_path: Path) -> None:
     path = write_catalog(tmp_path, metric_table(**valid_fields()).replace("[[metric]]", "[[metrics]]"))
 
-    with pytest.raises(CatalogError, match=r"unknown top-level key\(s\) metrics; entries go in \[\[metric\]\]"):
+    expected = r"unknown top-level key\(s\) metrics; entries go in \[\[metric\]\]"
+    with pytest.raises(CatalogError, match=expected):
         load_catalog([path])
 
 

@@ -13,7 +13,8 @@ from pytest_vllm_metrics.diagnose import Limitation, diagnose, known_limitation,
 # The exact lines vLLM logs when it turns prefix caching off on a CPU (vllm/engine/arg_utils.py).
 ARM_MESSAGE = ("Prefix caching is not supported for ARM and POWER, S390X and RISC-V CPUs; "
                "disabling it for V1 backend.")
-POWER_MESSAGE = "Prefix caching is not supported for POWER, S390X and RISC-V CPUs; disabling it for V1 backend."
+POWER_MESSAGE = ("Prefix caching is not supported for POWER, S390X and RISC-V CPUs; "
+                 "disabling it for V1 backend.")
 RISCV_MESSAGE = "Prefix caching is not supported for RISC-V CPUs; disabling it for V1 backend."
 VLLM_LOG_LINES = {ARM_MESSAGE, POWER_MESSAGE, RISCV_MESSAGE}
 
@@ -35,7 +36,7 @@ def prefix_off(arch: str, version: str | None, reported_off: bool = True) -> Lim
 
 
 def facts(**overrides: Any) -> dict[str, Any]:
-    """Facts of a prefix-cache counter that did not move on a healthy-looking server, as evaluate builds them."""
+    """Facts, as evaluate gathers them, about a prefix-cache counter that did not move on a healthy server."""
     base: dict[str, Any] = {
         "family_missing": False,
         "old_name_present": False,
@@ -250,7 +251,8 @@ def test_lookups_skipped_needs_caching_reported_on() -> None:
 
 
 def test_renamed_message_names_the_old_family() -> None:
-    found = diagnose(facts(family_missing=True, old_name_present=True, old_name="vllm:gpu_prefix_cache_hits_total"))
+    old_name = "vllm:gpu_prefix_cache_hits_total"
+    found = diagnose(facts(family_missing=True, old_name_present=True, old_name=old_name))
 
     assert found is not None
     assert found[1].startswith("the server exposes vllm:gpu_prefix_cache_hits_total instead")

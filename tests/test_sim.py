@@ -73,7 +73,8 @@ def words(count: int, stem: str = "word") -> str:
 
 
 def complete(client: httpx.Client, prompt: str, max_tokens: int = 8, **extra: Any) -> httpx.Response:
-    return client.post("/v1/completions", json={"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, **extra})
+    body = {"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, **extra}
+    return client.post("/v1/completions", json=body)
 
 
 def sse_events(body: str) -> list[str]:
@@ -356,7 +357,8 @@ def test_version_of_x86_64_is_0_32_0(x86: httpx.Client) -> None:
 
 @pytest.fixture
 def keyed(start_sim: StartSim) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=start_sim(get_profile("x86_64").replace(api_key="k")).url, timeout=10) as client:
+    sim = start_sim(get_profile("x86_64").replace(api_key="k"))
+    with httpx.Client(base_url=sim.url, timeout=10) as client:
         yield client
 
 
@@ -481,8 +483,9 @@ def test_stopped_sim_no_longer_answers(loopback: SimHost) -> None:
 def test_sims_do_not_share_a_prefix_cache(start_sim: StartSim) -> None:
     prompt = words(300)
     first, second = (start_sim(get_profile("x86_64")) for _ in range(2))
-    with httpx.Client(base_url=first.url, timeout=10) as a, httpx.Client(base_url=second.url, timeout=10) as b:
-        complete(a, prompt)
-        answer = complete(b, prompt)
+    with httpx.Client(base_url=first.url, timeout=10) as client:
+        complete(client, prompt)
+    with httpx.Client(base_url=second.url, timeout=10) as client:
+        answer = complete(client, prompt)
 
     assert answer.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0

@@ -53,7 +53,8 @@ def restarted_text(base: str, *, prompt_tokens: float, created: float | None = N
 
 
 @pytest.mark.parametrize("name", [
-    "prefix-caching-on.before", "prefix-caching-on.after", "prefix-caching-off.before", "prefix-caching-off.after",
+    "prefix-caching-on.before", "prefix-caching-on.after",
+    "prefix-caching-off.before", "prefix-caching-off.after",
 ])
 def test_every_capture_parses_with_the_vllm_core_families(name: str) -> None:
     names = snapshot(name).names()
@@ -118,9 +119,8 @@ def test_created_families_are_kept_out_of_names() -> None:
 def test_created_timestamps_are_kept_per_series() -> None:
     before = snapshot("prefix-caching-on.before")
 
-    assert before.created["vllm:prefix_cache_hits"][(("engine", "0"), ("model_name", "tiny"))] == pytest.approx(
-        1.795881239889341e09
-    )
+    stamps = before.created["vllm:prefix_cache_hits"]
+    assert stamps[(("engine", "0"), ("model_name", "tiny"))] == pytest.approx(1.795881239889341e09)
     assert len(before.created["vllm:request_success"]) == 5
 
 
@@ -192,7 +192,9 @@ def test_http_requests_has_no_series_before_traffic_and_seven_after() -> None:
 
 
 def test_process_start_time_is_read_as_a_plain_gauge() -> None:
-    assert snapshot("prefix-caching-on.before").value("process_start_time_seconds") == pytest.approx(1.79588120026e09)
+    start = snapshot("prefix-caching-on.before").value("process_start_time_seconds")
+
+    assert start == pytest.approx(1.79588120026e09)
 
 
 # -- Delta over the real workload ------------------------------------------------------------------

@@ -137,7 +137,9 @@ def test_server_that_stops_answering_fails_only_its_own_tests(pytester: pytest.P
 
 def test_unreachable_server_fails_each_of_its_tests_with_one_clear_message(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester, "--vllm-url=http://127.0.0.1:9", "-k", "test_reachable or test_cache_config_info")
-    result.stdout.fnmatch_lines(["*127.0.0.1:9: cannot connect to http://127.0.0.1:9*Check that the server is running*"])
+    result.stdout.fnmatch_lines(
+        ["*127.0.0.1:9: cannot connect to http://127.0.0.1:9*Check that the server is running*"]
+    )
     assert result.parseoutcomes()["failed"] == 2
     assert "Traceback" not in result.stdout.str()
 

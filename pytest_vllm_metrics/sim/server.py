@@ -19,6 +19,7 @@ from .engine import Engine
 from .profiles import Profile
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ENGINE = web.AppKey("engine", Engine)
 # The same handlers vLLM's instrumentator leaves out of http_* metrics.
 _UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
 
@@ -26,7 +27,7 @@ _UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
 def build_app(profile: Profile) -> web.Application:
     engine = Engine(profile)
     app = web.Application(middlewares=[_faults(profile), _auth(profile), _metered(engine)])
-    app["engine"] = engine
+    app[ENGINE] = engine
     app.router.add_get("/health", _health)
     app.router.add_get("/version", _version)
     app.router.add_get("/metrics", _metrics)
@@ -59,9 +60,9 @@ def _auth(profile: Profile) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         # vLLM guards /v1 only; /metrics, /health and /version stay open.
-        if profile.api_key and request.path.startswith("/v1"):
-            if request.headers.get("Authorization") != f"Bearer {profile.api_key}":
-                return web.json_response({"error": "Unauthorized"}, status=401)
+        guarded = profile.api_key and request.path.startswith("/v1")
+        if guarded and request.headers.get("Authorization") != f"Bearer {profile.api_key}":
+            return web.json_response({"error": "Unauthorized"}, status=401)
         return await handler(request)
 
     return middleware
@@ -91,16 +92,16 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _version(request: web.Request) -> web.Response:
-    return _json({"version": request.app["engine"].profile.version})
+    return _json({"version": request.app[ENGINE].profile.version})
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
+    engine: Engine = request.app[ENGINE]
     return web.Response(body=generate_latest(engine.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _models(request: web.Request) -> web.Response:
-    profile: Profile = request.app["engine"].profile
+    profile: Profile = request.app[ENGINE].profile
     return _json({
         "object": "list",
         "data": [{
@@ -121,7 +122,7 @@ async def _body(request: web.Request) -> dict[str, Any] | web.Response:
         return _error("request body is not JSON")
     if not isinstance(body, dict):
         return _error("request body must be a JSON object")
-    profile: Profile = request.app["engine"].profile
+    profile: Profile = request.app[ENGINE].profile
     if body.get("model") != profile.model:
         return _error(f"The model `{body.get('model')}` does not exist.", 404)
     return body
@@ -150,7 +151,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 
 async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bool) -> web.StreamResponse:
-    engine: Engine = request.app["engine"]
+    engine: Engine = request.app[ENGINE]
     profile = engine.profile
     max_tokens = body.get("max_tokens", 16)
     if not isinstance(max_tokens, int) or max_tokens < 1:

@@ -1,0 +1,89 @@
+"""Settings: option > environment > ini > default, one resolver, clear usage errors, sources in the header."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def header(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_noop="def test_noop():\n    pass\n")
+    return pytester.runpytest(*args, "test_noop.py")
+
+
+def test_option_beats_environment_beats_ini_and_the_header_names_the_source(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nvllm_requests = 3\nvllm_timeout = 4\nvllm_max_tokens = 5\n")
+    monkeypatch.setenv("PYTEST_VLLM_TIMEOUT", "6")
+    result = header(pytester, "--vllm-sim=x86_64", "--vllm-max-tokens=7")
+    result.stdout.fnmatch_lines([
+        "*--vllm-sim: x86_64 (from option)",
+        "*--vllm-timeout: 6.0 (from env)",
+        "*--vllm-requests: 3 (from ini)",
+        "*--vllm-max-tokens: 7 (from option)",
+    ])
+
+
+def test_list_options_come_from_environment_and_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_VLLM_URL", "http://10.0.0.7:8200, http://10.0.0.8:8200")
+    pytester.makeini("[pytest]\nvllm_sim =\n    arm64-cpu\n    x86_64\n")
+    result = header(pytester, "--collect-only")
+    result.stdout.fnmatch_lines([
+        "vllm-metrics: 4 target(s): 10.0.0.7:8200, 10.0.0.8:8200, sim-arm64-cpu, sim-x86_64*",
+        "*--vllm-url: http://10.0.0.7:8200, http://10.0.0.8:8200 (from env)",
+        "*--vllm-sim: arm64-cpu, x86_64 (from ini)",
+    ])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--vllm-requests=500"], {}, "--vllm-requests: 500 is out of range*bounded to 1..64*"),
+        (["--vllm-requests=many"], {}, "--vllm-requests: 'many' is not a whole number*1..64*"),
+        ([], {"PYTEST_VLLM_MAX_TOKENS": "1"}, "PYTEST_VLLM_MAX_TOKENS: 1 is out of range*2..256*"),
+        (["--vllm-timeout=-1"], {}, "--vllm-timeout: -1.0 seconds is out of range*"),
+        (["--vllm-arch=sparc"], {}, "--vllm-arch: 'sparc' is not valid; valid values are amd64, arm64, ppc64le, "
+                                    "s390x, riscv64, unknown."),
+        (["--vllm-sim=arm"], {}, "--vllm-sim: unknown simulator profile 'arm'; valid profiles are x86_64, *"),
+        (["--vllm-url=10.0.0.7:8200"], {}, "--vllm-url: '10.0.0.7:8200' is not an http(s) URL*"),
+        (["--vllm-metrics-path=metrics"], {}, "--vllm-metrics-path: 'metrics' must be a URL path starting with '/'*"),
+        (["--vllm-require-feature=lora", "--vllm-exempt-feature=lora"], {},
+         "feature(s) lora are both required and exempted*"),
+        (["--vllm-exempt-feature=prefix"], {}, "--vllm-exempt-feature: 'prefix' is not valid; valid values are core, "
+                                               "prefix_caching, *"),
+        (["--vllm-catalog=nope.toml"], {}, "--vllm-catalog: nope.toml is not a readable file; check the path."),
+    ],
+)
+def test_invalid_values_are_one_usage_error_listing_valid_values(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], message: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = header(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_catalog_typo_is_a_usage_error_naming_the_field(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", mine='[[metric]]\nname = "vllm:x"\ntype = "gauge"\nlevle = "MUST"\n'
+                                    'feature = "core"\nversions = ">=0.9"\n')
+    result = header(pytester, "--vllm-sim=x86_64", "--vllm-catalog=mine.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: catalog file mine.toml, entry 1 (vllm:x) has unknown field(s) levle; "
+                                 "valid fields are name, type, level, *"])
+
+
+def test_user_catalog_entry_becomes_a_test(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", mine='[[metric]]\nname = "vllm:team_metric_total"\ntype = "counter"\n'
+                                    'level = "MUST"\nfeature = "core"\nversions = ">=0.9"\n')
+    result = pytester.runpytest("--vllm-sim=x86_64", "--vllm-catalog=mine.toml", "-k", "team_metric", "-rf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*sim-x86_64 (vLLM 0.32.0): vllm:team_metric_total is missing from /metrics before "
+                                 "any traffic.*"])
+
+
+def test_api_key_has_no_ini_key(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--vllm-api-key=KEY*[env VLLM_API_KEY]*"])
+    assert "ini vllm_api_key" not in result.stdout.str()
