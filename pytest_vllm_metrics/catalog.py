@@ -121,6 +121,10 @@ def _load_file(path: Path, source: str) -> Iterable[Entry]:
     raw_entries = data.get("metric", [])
     if not isinstance(raw_entries, list):
         raise CatalogError(f"catalog file {path}: 'metric' must be an array of tables, written [[metric]].")
+    for index, raw in enumerate(raw_entries, start=1):
+        if not isinstance(raw, dict):
+            raise CatalogError(f"catalog file {path}: entry {index} is {raw!r}, not a table; write each entry as "
+                               f"a [[metric]] table.")
     return [_entry(raw, path, index, source) for index, raw in enumerate(raw_entries, start=1)]
 
 
@@ -141,6 +145,12 @@ def _entry(raw: dict[str, Any], path: Path, index: int, source: str) -> Entry:
     _choice(where, raw, "present", PRESENT)
     _choice(where, raw, "moves", MOVES)
     _choice(where, raw, "at_least", QUANTITIES)
+    for key in ("labels", "info_labels"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise CatalogError(f"{where}: {key} must be a list of label names, like [\"engine\", \"model_name\"].")
+    if not str(raw["versions"]).strip():
+        raise CatalogError(f"{where}: versions is empty; write a specifier like '>=0.9.2' (any version: '>=0').")
     try:
         versions = VersionRange(str(raw["versions"]))
     except ValueError as exc:

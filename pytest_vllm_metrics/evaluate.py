@@ -65,6 +65,9 @@ def presence(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
             message += f" Why it matters: {entry.meaning}."
         return Verdict("failed", message, entry.level, {"families_on_page": len(snapshot.families)})
     evidence: dict[str, Any] = {"type": family.type, "labels": sorted(family.label_names)}
+    if not snapshot.series(entry.name):
+        return Verdict("failed", f"{where}: {entry.name} is declared (# TYPE) but has no series {when}; "
+                                 f"panels and alerts on it see nothing.", entry.level, evidence)
     expected_type = _TYPE_SHOWN_AS.get(entry.type, entry.type)
     if family.type != expected_type:
         return Verdict("failed", f"{where}: {entry.name} is a {family.type}, the catalog expects a "
@@ -144,7 +147,7 @@ def _prefix_facts(entry: Entry, obs: Observation) -> dict[str, Any]:
         "prefix_caching": obs.prefix_caching or "missing",
         "arch_known": obs.target.arch != "unknown",
         "arch": obs.target.arch,
-        "version": obs.version,
+        "version": obs.version or "unknown",
         "repeated_prefix": bool(traffic and traffic.repeated_prefix_requests),
         "prefix_shorter_than_block": bool(traffic and traffic.prefix_tokens < obs.block_size),
         "prefix_tokens": traffic.prefix_tokens if traffic else 0,

@@ -269,7 +269,7 @@ def test_off_message_names_the_arch_and_version() -> None:
     found = diagnose(facts(prefix_caching="False", arch="arm64", version="0.12.0"))
 
     assert found is not None
-    assert "on a arm64 node, where vLLM 0.12.0 does not disable it by itself" in found[1]
+    assert "on a node of architecture arm64, where vLLM 0.12.0 does not disable it by itself" in found[1]
     assert "--no-enable-prefix-caching" in found[1]
 
 
