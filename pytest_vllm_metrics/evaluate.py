@@ -228,3 +228,45 @@ def served_workload(obs: Observation) -> Verdict:
         return Verdict("failed", f"{obs.target.name}: {len(failed)} of {len(traffic.records)} workload requests "
                                  f"failed ({kinds}); {traffic.summary()}.", evidence=evidence)
     return Verdict("passed", evidence=evidence)
+
+
+# -- prefix-cache relations (beyond each counter moving on its own) ----------------------------------
+
+_HITS = "vllm:prefix_cache_hits_total"
+
+
+def prefix_hits_per_repeat(hits: Entry, obs: Observation, settings: Settings) -> Verdict:
+    """Every request that repeated the shared prefix hit at least one whole block."""
+    gated = _gate(hits, obs, settings, "traffic", "after")
+    if gated:
+        return gated
+    assert obs.delta is not None and obs.traffic is not None
+    repeats = obs.traffic.repeated_prefix_requests
+    need = max(repeats * obs.block_size, 1)
+    got = obs.delta.increase(_HITS)
+    evidence = {"hits": got, "repeated_prefix_requests": repeats, "block_size": obs.block_size, "needed": need}
+    if got >= need:
+        return Verdict("passed", level=hits.level, evidence=evidence)
+    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'}, {obs.target.arch})"
+    message = (f"{where}: {_HITS} grew by {got:g} tokens for {repeats} request(s) that repeated a shared prefix of "
+               f"{obs.traffic.prefix_tokens} tokens; expected at least one block ({obs.block_size} tokens) each, "
+               f"{need} in all.")
+    return _fail_or_explain(hits, obs, message, evidence)
+
+
+def prefix_sources_agree(entry: Entry, obs: Observation, settings: Settings, labels: dict[str, str]) -> Verdict:
+    """A counter that re-counts local prefix hits (by source, cached tokens) moved exactly as the hits did."""
+    gated = _gate(entry, obs, settings, "traffic", "after")
+    if gated:
+        return gated
+    assert obs.delta is not None
+    hits = obs.delta.increase(_HITS)
+    got = obs.delta.change(entry.name, labels)
+    selector = entry.name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    evidence = {"hits": hits, "other": got.increase, "selector": selector}
+    if got.increase is not None and got.increase == hits and hits > 0:
+        return Verdict("passed", level=entry.level, evidence=evidence)
+    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'}, {obs.target.arch})"
+    message = (f"{where}: {selector} grew by {_num(got.increase)} while {_HITS} grew by {hits:g}; vLLM counts the "
+               f"same local prefix hits in both, so they must move together.")
+    return _fail_or_explain(entry, obs, message, evidence)

@@ -47,9 +47,10 @@ def test_arm64_seed_incident_core_passes_prefix_cache_xfails(pytester: pytest.Py
     result = run_suite(pytester, "--vllm-sim=arm64-cpu")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     xfailed = outcomes_of(result, "XFAIL")
-    assert sorted(x.split("[")[1] for x in xfailed) == [
-        "sim-arm64-cpu-vllm:prefix_cache_hits_total]",
-        "sim-arm64-cpu-vllm:prefix_cache_queries_total]",
+    assert sorted(x.split("::")[1] for x in xfailed) == [
+        "test_every_repeated_prefix_hits_a_block[sim-arm64-cpu]",
+        "test_moves[sim-arm64-cpu-vllm:prefix_cache_hits_total]",
+        "test_moves[sim-arm64-cpu-vllm:prefix_cache_queries_total]",
     ]
     result.stdout.fnmatch_lines([
         "XFAIL *prefix_cache_hits_total* - vLLM 0.11.2 disables prefix caching on arm64 CPUs: \"Prefix caching "
@@ -66,10 +67,14 @@ def test_arm64_seed_incident_core_passes_prefix_cache_xfails(pytester: pytest.Py
 def test_no_prefix_caching_on_amd64_fails_with_the_flag_diagnosis(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester, "--vllm-sim=x86_64-no-prefix-caching")
     failed = outcomes_of(result, "FAILED")
-    assert sorted(f.split("[")[1] for f in failed) == [
-        "sim-x86_64-no-prefix-caching-vllm:prefix_cache_hits_total]",
-        "sim-x86_64-no-prefix-caching-vllm:prefix_cache_queries_total]",
-        "sim-x86_64-no-prefix-caching-vllm:prompt_tokens_cached_total]",
+    assert sorted(f.split("::")[1] for f in failed) == [
+        "test_cached_token_counters_agree_with_hits[sim-x86_64-no-prefix-caching-by_source-local_cache_hit]",
+        "test_cached_token_counters_agree_with_hits[sim-x86_64-no-prefix-caching-cached]",
+        "test_cached_token_counters_agree_with_hits[sim-x86_64-no-prefix-caching-cached_by_source-device]",
+        "test_every_repeated_prefix_hits_a_block[sim-x86_64-no-prefix-caching]",
+        "test_moves[sim-x86_64-no-prefix-caching-vllm:prefix_cache_hits_total]",
+        "test_moves[sim-x86_64-no-prefix-caching-vllm:prefix_cache_queries_total]",
+        "test_moves[sim-x86_64-no-prefix-caching-vllm:prompt_tokens_cached_total]",
     ]
     result.stdout.fnmatch_lines([
         "*vllm:prefix_cache_hits_total went from 0 to 0 (+0)*Diagnosis: vLLM reports "
@@ -95,7 +100,7 @@ def test_prefix_cache_outcome_follows_the_limitation_table(
 ) -> None:
     result = run_suite(pytester, f"--vllm-sim={profile}", "-m", "prefix_cache")
     outcomes = result.parseoutcomes()
-    assert outcomes.get(outcome, 0) >= 2 and outcomes.get("failed", 0) == 0, result.stdout.str()
+    assert outcomes.get(outcome, 0) >= 3 and outcomes.get("failed", 0) == 0, result.stdout.str()
     if message:
         result.stdout.fnmatch_lines([f"XFAIL *prefix_cache_hits_total* - {message}"])
 
@@ -112,9 +117,10 @@ def test_url_target_architecture_comes_from_vllm_arch(pytester: pytest.Pytester,
     sim = sim_host.start(get_profile("arm64-cpu"))
     unknown = run_suite(pytester, f"--vllm-url={sim.url}", "-m", "prefix_cache")
     unknown.stdout.fnmatch_lines(["*architecture is unknown*pass --vllm-arch=ARCH*"])
-    assert unknown.parseoutcomes().get("failed", 0) == 2
+    assert unknown.parseoutcomes().get("failed", 0) == 3
     marked = run_suite(pytester, f"--vllm-url={sim.url}", "--vllm-arch=aarch64", "-m", "prefix_cache")
-    assert marked.parseoutcomes().get("xfailed", 0) == 2, marked.stdout.str()
+    assert marked.parseoutcomes().get("xfailed", 0) == 3, marked.stdout.str()
+    assert marked.parseoutcomes().get("failed", 0) == 0
 
 
 def test_server_that_stops_answering_fails_only_its_own_tests(pytester: pytest.Pytester, sim_host: SimHost) -> None:
@@ -194,3 +200,15 @@ def test_several_simulators_get_distinct_names(pytester: pytest.Pytester) -> Non
     result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", "-k", "test_reachable")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_reachable[[]sim-x86_64[]]*", "*test_reachable[[]sim-x86_64-2[]]*"])
+
+
+def test_required_feature_missing_fails_with_how_to_enable_it(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-require-feature=lora", "-k", "lora")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*vllm:lora_requests_info is missing from /metrics after the workload. The server "
+                                 "does not show feature lora; enable it, or stop requiring it*"])
+
+
+def test_prefix_cache_counters_agree_on_the_simulator(pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=x86_64", "-k", "test_prefix_cache")
+    result.assert_outcomes(passed=4)
