@@ -14,6 +14,7 @@ import pytest
 
 from .catalog import Catalog
 from .evaluate import Verdict
+from .kube import ClusterInfo
 from .observe import Observation
 from .run import RUN_KEY, Run
 from .scrape import FetchError, scrape
@@ -45,6 +46,21 @@ def vllm_catalog(request: pytest.FixtureRequest) -> Catalog:
 def vllm_targets(request: pytest.FixtureRequest) -> list[Target]:
     """Every target of the run (simulators are started here)."""
     return _run(request).targets()
+
+
+@pytest.fixture(scope="session")
+def vllm_cluster(request: pytest.FixtureRequest) -> ClusterInfo:
+    """The Kubernetes cluster of --vllm-namespace: `api_client`, `context`, `server`, `version`, `notes`."""
+    cluster = _run(request).cluster()
+    if cluster is None:
+        pytest.skip("no Kubernetes namespace: pass --vllm-namespace")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def vllm_pods(vllm_targets: list[Target]) -> list[Target]:
+    """The discovered pods (Ready or not) as Targets with node, arch and labels."""
+    return [target for target in vllm_targets if target.source == "kubernetes"]
 
 
 @pytest.fixture(scope="session")

@@ -70,24 +70,35 @@ class Observation:
 
 
 async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Observation]:
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as shared:
-        results = await asyncio.gather(*(_observe_one(shared, target, settings) for target in targets))
+    # One client per set of credentials: every pod behind one API server shares its connections.
+    clients: dict[int, httpx.AsyncClient] = {}
+    if settings.vllm_gateway_url:
+        clients[0] = httpx.AsyncClient(trust_env=False)
+    try:
+        for target in targets:
+            key = id(target.client_options)
+            if key not in clients:
+                clients[key] = httpx.AsyncClient(trust_env=False, **target.client_options)
+        results = await asyncio.gather(
+            *(_observe_one(clients[id(target.client_options)], target, settings, clients.get(0))
+              for target in targets)
+        )
+    finally:
+        for client in clients.values():
+            await client.aclose()
     return {obs.target.name: obs for obs in results}
 
 
-async def _observe_one(shared: httpx.AsyncClient, target: Target, settings: Settings) -> Observation:
+async def _observe_one(client: httpx.AsyncClient, target: Target, settings: Settings,
+                       gateway: httpx.AsyncClient | None) -> Observation:
     obs = Observation(target)
-    if target.unavailable:
-        return obs
-    if target.client_options:
-        async with httpx.AsyncClient(trust_env=False, **target.client_options) as own:
-            await _stages(own, obs, settings)
-    else:
-        await _stages(shared, obs, settings)
+    if not target.unavailable:
+        await _stages(client, obs, settings, gateway)
     return obs
 
 
-async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Settings) -> None:
+async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Settings,
+                  gateway: httpx.AsyncClient | None) -> None:
     target, timeout = obs.target, settings.vllm_timeout
     try:
         obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
@@ -96,7 +107,12 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.errors["traffic"] = f"{target.name}: no workload was sent because the first scrape failed: {exc}"
         return
     obs.version = await _version(client, target, timeout, obs)
-    workload = Workload(client, target, model=settings.vllm_model, api_key=settings.vllm_api_key,
+    traffic_target, traffic_client = target, client
+    if gateway is not None and settings.vllm_gateway_url:
+        # Through the inference gateway: the endpoint picker chooses the pod, as for real users.
+        traffic_target = Target(name=f"{target.name} via gateway", base_url=settings.vllm_gateway_url)
+        traffic_client = gateway
+    workload = Workload(traffic_client, traffic_target, model=settings.vllm_model, api_key=settings.vllm_api_key,
                         requests=settings.vllm_requests, max_tokens=settings.vllm_max_tokens, timeout=timeout)
     obs.traffic = await workload.run(obs.block_size)
     if obs.traffic.error:

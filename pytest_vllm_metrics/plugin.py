@@ -8,10 +8,12 @@ from . import settings as _settings
 from .catalog import CatalogError, load_catalog
 from .fixtures import (  # noqa: F401  (fixtures are registered by being importable from the plugin)
     vllm_catalog,
+    vllm_cluster,
     vllm_delta,
     vllm_enforce,
     vllm_observation,
     vllm_observations,
+    vllm_pods,
     vllm_scraper,
     vllm_settings,
     vllm_target,
@@ -19,6 +21,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_workload,
 )
 from .run import RUN_KEY, Run, conformance_dir
+from .targets import sim_target_names, url_targets
 
 _MARKERS = (
     "prefix_cache: checks of vLLM's prefix cache (select out with -m 'not prefix_cache')",
@@ -59,9 +62,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.has_targets:
         return []
-    names = run.target_names()
-    return [f"vllm-metrics: {len(names)} target(s): {', '.join(names)}; catalog of {len(run.catalog)} families",
-            *(f"  {line}" for line in run.settings.header_lines())]
+    settings = run.settings
+    # Pods are discovered at collection, after this header: name the namespace, not its pods.
+    names = [t.name for t in url_targets(settings.vllm_url, settings.vllm_arch)] + sim_target_names(settings.vllm_sim)
+    if settings.vllm_namespace:
+        names.append(f"the vLLM pods of namespace {settings.vllm_namespace}")
+    return [f"vllm-metrics: targets: {', '.join(names)}; catalog of {len(run.catalog)} families",
+            *(f"  {line}" for line in settings.header_lines())]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from .catalog import Catalog
+from .kube import ClusterInfo
 from .observe import Observation, observe
 from .settings import Settings
 from .targets import Target, sim_target_names, url_targets
@@ -24,15 +25,17 @@ class Run:
         self.settings = settings
         self.catalog = catalog
         self._targets: list[Target] | None = None
+        self._kube: tuple[ClusterInfo, list[Target]] | None = None
         self._observations: dict[str, Observation] | None = None
         self._sim_host: object | None = None
 
     def target_names(self) -> list[str]:
-        """Names of the targets, known without touching the network (for test ids at collection)."""
+        """Names of the targets for test ids at collection. URLs and simulators need no network; a
+        namespace is discovered here (once), since its pods are the test ids."""
         settings = self.settings
         return [t.name for t in url_targets(settings.vllm_url, settings.vllm_arch)] + sim_target_names(
             settings.vllm_sim
-        )
+        ) + [t.name for t in self.kube_targets()]
 
     def targets(self) -> list[Target]:
         if self._targets is None:
@@ -40,8 +43,32 @@ class Run:
             targets = url_targets(settings.vllm_url, settings.vllm_arch)
             if settings.vllm_sim:
                 targets += self._start_simulators()
-            self._targets = targets
+            self._targets = targets + self.kube_targets()
         return self._targets
+
+    def cluster(self) -> ClusterInfo | None:
+        if not self.settings.vllm_namespace:
+            return None
+        self.kube_targets()
+        assert self._kube is not None
+        return self._kube[0]
+
+    def kube_targets(self) -> list[Target]:
+        settings = self.settings
+        if not settings.vllm_namespace:
+            return []
+        if self._kube is None:
+            from .kube import DiscoveryError, discover  # the kubernetes client loads only for a namespace
+
+            try:
+                self._kube = discover(
+                    namespace=settings.vllm_namespace, selector=settings.vllm_selector,
+                    container=settings.vllm_container, port=settings.vllm_port, kubeconfig=settings.kubeconfig,
+                    context=settings.kube_context, transport=settings.vllm_transport, timeout=settings.vllm_timeout,
+                )
+            except DiscoveryError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._kube[1]
 
     def _start_simulators(self) -> list[Target]:
         from .sim import SimHost, get_profile  # the simulator's server stack, imported only when used

@@ -57,6 +57,8 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
 
 async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: float) -> Snapshot:
     status, content_type, body = await get_text(client, target, path, timeout, headers={"Accept": ACCEPT})
+    if status != 200 and target.source == "kubernetes":
+        raise FetchError(_proxy_status(target, path, status, body))
     if status != 200:
         raise FetchError(
             f"{target.name}: GET {path} answered HTTP {status}. vLLM serves Prometheus text at /metrics on its "
@@ -86,3 +88,19 @@ async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: 
 def _reason(exc: Exception) -> str:
     text = str(exc).strip()
     return text or type(exc).__name__
+
+
+def _proxy_status(target: Target, path: str, status: int, body: str) -> str:
+    """The API server's pod proxy answers for the pod: name what to grant or which port to fix."""
+    where = f"{target.name}: GET {path} through the API server's pod proxy"
+    if status == 403:
+        return (f"{where} was refused (403 Forbidden): the suite's identity may not get pods/proxy in namespace "
+                f"{target.detail.get('namespace', '?')}. Grant get on pods/proxy (deploy/rbac.yaml), or run inside "
+                f"the cluster with --vllm-transport=direct.")
+    if status == 401:
+        return f"{where} was refused (401 Unauthorized): the cluster credentials expired; log in again."
+    if status == 503:
+        return (f"{where} could not reach the pod ({body.strip()[:200]}). vLLM does not listen on that port: "
+                f"check --vllm-port (llm-d decode pods serve vLLM on 8200, the routing sidecar on 8000).")
+    return (f"{where} answered HTTP {status}. vLLM serves Prometheus text at /metrics on its own port; check "
+            f"--vllm-port and --vllm-metrics-path.")

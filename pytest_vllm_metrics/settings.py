@@ -47,7 +47,7 @@ class Option:
 
     @property
     def env_var(self) -> str:
-        return self.env or "PYTEST_" + self.name.upper()
+        return self.env or "PYTEST_" + self.name.upper().removeprefix("PYTEST_")
 
 
 def _int_in(low: int, high: int, what: str) -> Callable[[str, str], int]:
@@ -146,6 +146,20 @@ OPTIONS: tuple[Option, ...] = (
            default=(), parse=_choice(FEATURES), multiple=True, metavar="NAME"),
     Option("vllm_exempt_feature", "skip the checks of this feature (repeatable): " + ", ".join(FEATURES),
            default=(), parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+    Option("vllm_namespace", "check the vLLM pods of this Kubernetes namespace", metavar="NAME"),
+    Option("vllm_selector", "label selector of the vLLM pods (default: llm-d.ai/inferenceServing=true or "
+           "llm-d.ai/inference-serving=true)", metavar="SELECTOR"),
+    Option("vllm_container", "container that runs vLLM (default: vllm, modelserver-leader/-worker, or the one "
+           "with a port named metrics)", metavar="NAME"),
+    Option("vllm_port", "vLLM's port on the pods, a number or a port name (default: the port named metrics, "
+           "else the vLLM container's port)", metavar="PORT"),
+    Option("kubeconfig", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)",
+           env="KUBECONFIG", metavar="PATH"),
+    Option("kube_context", "kubeconfig context (default: the current one)", metavar="NAME"),
+    Option("vllm_transport", "reach pods through the API server's pod proxy (proxy) or at their IPs (direct, "
+           "inside the cluster)", default="proxy", parse=_choice(("proxy", "direct")), metavar="MODE"),
+    Option("vllm_gateway_url", "send the workload through this inference gateway instead of to each pod",
+           parse=_url, metavar="URL"),
 )
 
 
@@ -163,11 +177,19 @@ class Settings:
     vllm_catalog: tuple[Path, ...] = ()
     vllm_require_feature: tuple[str, ...] = ()
     vllm_exempt_feature: tuple[str, ...] = ()
+    vllm_namespace: str | None = None
+    vllm_selector: str | None = None
+    vllm_container: str | None = None
+    vllm_port: str | None = None
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    vllm_transport: str = "proxy"
+    vllm_gateway_url: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_targets(self) -> bool:
-        return bool(self.vllm_url or self.vllm_sim)
+        return bool(self.vllm_url or self.vllm_sim or self.vllm_namespace)
 
     def header_lines(self) -> list[str]:
         """One line per setting not left at its default, with where it came from; secrets masked."""

@@ -29,7 +29,7 @@ def test_list_options_come_from_environment_and_ini(pytester: pytest.Pytester, m
     pytester.makeini("[pytest]\nvllm_sim =\n    arm64-cpu\n    x86_64\n")
     result = header(pytester, "--collect-only")
     result.stdout.fnmatch_lines([
-        "vllm-metrics: 4 target(s): 10.0.0.7:8200, 10.0.0.8:8200, sim-arm64-cpu, sim-x86_64*",
+        "vllm-metrics: targets: 10.0.0.7:8200, 10.0.0.8:8200, sim-arm64-cpu, sim-x86_64;*",
         "*--vllm-url: http://10.0.0.7:8200, http://10.0.0.8:8200 (from env)",
         "*--vllm-sim: arm64-cpu, x86_64 (from ini)",
     ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -215,6 +216,7 @@ class SimHost:
         self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-sim", daemon=True)
         self._thread.start()
         self.servers: list[RunningSim] = []
+        self._apps: list[web.AppRunner] = []
 
     def _call(self, coro: Any, timeout: float = 30.0) -> Any:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -222,18 +224,28 @@ class SimHost:
 
     def start(self, profile: Profile, host: str = "127.0.0.1", port: int = 0) -> RunningSim:
         """Start one simulated server; port 0 picks a free one."""
-        sim: RunningSim = self._call(self._start(profile, host, port))
+        url, runner = self._call(self._start(build_app(profile), host, port, None))
+        sim = RunningSim(profile, url, runner)
         self.servers.append(sim)
         return sim
 
-    async def _start(self, profile: Profile, host: str, port: int) -> RunningSim:
-        runner = web.AppRunner(build_app(profile), access_log=None, handle_signals=False)
+    def start_app(self, app: web.Application, host: str = "127.0.0.1", port: int = 0,
+                  ssl_context: ssl.SSLContext | None = None) -> str:
+        """Serve another aiohttp application (the Kubernetes API double) on this loop; return its URL."""
+        url, runner = self._call(self._start(app, host, port, ssl_context))
+        self._apps.append(runner)
+        return str(url)
+
+    async def _start(self, app: web.Application, host: str, port: int,
+                     ssl_context: ssl.SSLContext | None) -> tuple[str, web.AppRunner]:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         sockets = site._server.sockets  # type: ignore[union-attr]
         bound_port = sockets[0].getsockname()[1]
-        return RunningSim(profile, f"http://{host}:{bound_port}", runner)
+        scheme = "https" if ssl_context else "http"
+        return f"{scheme}://{host}:{bound_port}", runner
 
     def stop(self, sim: RunningSim) -> None:
         self._call(sim.runner.cleanup())
@@ -242,6 +254,9 @@ class SimHost:
     def close(self) -> None:
         for sim in list(self.servers):
             self.stop(sim)
+        for runner in self._apps:
+            self._call(runner.cleanup())
+        self._apps.clear()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()

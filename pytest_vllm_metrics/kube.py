@@ -1,0 +1,276 @@
+"""Discovery on Kubernetes: the vLLM pods of a namespace, as Targets reached through the API server.
+
+The official `kubernetes` client reads the kubeconfig (or the in-cluster service account), lists pods and
+reads nodes. Data-plane calls (metrics, completions) then go through httpx with the same credentials, to
+the API server's pod proxy (`--vllm-transport=proxy`) or straight to pod IPs (`direct`, inside the
+cluster). Downstream, a pod is just a `Target`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .targets import Target
+
+# llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
+DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
+VLLM_CONTAINERS = ("vllm", "modelserver-leader", "modelserver-worker")
+NODE_PERMISSION_NOTE = (
+    "architecture unknown: reading nodes is forbidden; grant get on nodes (cluster-scoped, "
+    "deploy/clusterrole-nodes.yaml) so the suite can read kubernetes.io/arch"
+)
+
+
+class DiscoveryError(Exception):
+    """Discovery cannot proceed; one paragraph naming the cause and the fix."""
+
+
+@dataclass
+class ClusterInfo:
+    """What the run knows of the cluster: for the `vllm_cluster` fixture and the report."""
+
+    api_client: Any = field(repr=False)
+    context: str
+    server: str
+    version: str | None
+    namespace: str
+    selectors: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+
+def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
+    from kubernetes import client, config  # heavy: imported only when a namespace is given
+    from kubernetes.config.config_exception import ConfigException
+
+    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path("~/.kube/config"))
+    path = str(Path(path).expanduser())
+    if not Path(path).is_file():
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration), "in-cluster"
+        raise DiscoveryError(
+            f"kubeconfig {path} does not exist. Pass --kubeconfig=PATH (or set KUBECONFIG), or run inside the "
+            f"cluster, where the pod's service account is used."
+        )
+    try:
+        contexts, current = config.list_kube_config_contexts(path)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise DiscoveryError(
+            f"kubeconfig {path} cannot be read ({exc}); check that it is a valid kubeconfig."
+        ) from None
+    names = [c["name"] for c in contexts]
+    chosen = str(context or (current or {}).get("name"))
+    if chosen not in names:
+        raise DiscoveryError(
+            f"context {chosen!r} is not in kubeconfig {path}; its contexts are {', '.join(names) or 'none'}. "
+            f"Pass one with --kube-context."
+        )
+    try:
+        return config.new_client_from_config(config_file=path, context=chosen, persist_config=False), chosen
+    except (ConfigException, OSError, ValueError) as exc:
+        raise DiscoveryError(f"context {chosen!r} of kubeconfig {path} cannot be used: {exc}") from None
+
+
+def discover(*, namespace: str, selector: str | None, container: str | None, port: str | None,
+             kubeconfig: str | None, context: str | None, transport: str, timeout: float
+             ) -> tuple[ClusterInfo, list[Target]]:
+    from kubernetes import client
+
+    api_client, context_name = _load_client(kubeconfig, context)
+    configuration = api_client.configuration
+    configuration.retries = 0  # one bounded attempt: an unreachable API server must not stall the run
+    server = configuration.host
+    selectors = (selector,) if selector else DEFAULT_SELECTORS
+    core = client.CoreV1Api(api_client)
+    where = f"the API server {server} (context {context_name})"
+
+    def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return _call(where, what, fn, *args, _request_timeout=timeout, **kwargs)
+
+    version = call("GET /version", client.VersionApi(api_client).get_code).git_version
+    info = ClusterInfo(api_client, context_name, server, version, namespace, selectors)
+    pods: dict[str, Any] = {}
+    for one in selectors:
+        listed = call(f"list pods in namespace {namespace}", core.list_namespaced_pod, namespace,
+                      label_selector=one)
+        for pod in listed.items:
+            pods.setdefault(pod.metadata.name, pod)
+    if not pods:
+        raise DiscoveryError(_no_pods_message(core, call, namespace, selectors, where))
+    arch_by_node = _node_architectures(core, {p.spec.node_name for p in pods.values() if p.spec.node_name},
+                                       timeout, info)
+    options = _client_options(configuration) if transport == "proxy" else {}
+    targets = [
+        _target(pod, namespace, container, port, transport, server, options, arch_by_node)
+        for pod in sorted(pods.values(), key=lambda p: p.metadata.name)
+    ]
+    return info, targets
+
+
+def _call(where: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+    from urllib3.exceptions import SSLError
+
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as exc:
+        raise DiscoveryError(_api_error(where, what, exc)) from None
+    except SSLError as exc:
+        raise DiscoveryError(
+            f"TLS with {where} failed during {what} ({_root(exc)}). The kubeconfig's certificate-authority does "
+            f"not match the server's certificate, or the server URL is wrong; refresh the kubeconfig."
+        ) from None
+    except (Urllib3Error, OSError) as exc:
+        raise DiscoveryError(
+            f"cannot reach {where} for {what} ({_root(exc)}). Check the network path to the cluster (VPN, "
+            f"firewall) and that the context points at a running cluster."
+        ) from None
+
+
+def _root(exc: BaseException) -> str:
+    while exc.__cause__ is not None or getattr(exc, "reason", None) is not None:
+        nxt = exc.__cause__ or getattr(exc, "reason", None)
+        if not isinstance(nxt, BaseException) or nxt is exc:
+            break
+        exc = nxt
+    return str(exc) or type(exc).__name__
+
+
+def _api_error(where: str, what: str, exc: Any) -> str:
+    try:
+        message = json.loads(exc.body or "{}").get("message", "")
+    except ValueError:
+        message = ""
+    if exc.status == 401:
+        return (f"{where} rejected the credentials (401 Unauthorized) during {what}: the token expired or is "
+                f"wrong. Log in again or refresh the kubeconfig.")
+    if exc.status == 403:
+        return (f"{where} refused {what} (403 Forbidden: {message}). Grant the suite's identity that verb on "
+                f"that resource; deploy/rbac.yaml holds the least the suite needs.")
+    return f"{where} answered {exc.status} {exc.reason} during {what}: {message or exc.body}."
+
+
+def _no_pods_message(core: Any, call: Any, namespace: str, selectors: tuple[str, ...], where: str) -> str:
+    from kubernetes.client.exceptions import ApiException
+
+    wanted = " or ".join(selectors)
+    everything = call(f"list pods in namespace {namespace}", core.list_namespaced_pod, namespace).items
+    if not everything:
+        try:
+            core.read_namespace(namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return (f"namespace {namespace!r} does not exist on {where}. Check --vllm-namespace "
+                        f"(kubectl get namespaces lists them).")
+        except Exception:  # reading namespaces is optional (a cluster-scoped permission)
+            pass
+        return (f"namespace {namespace!r} on {where} has no pods at all (or does not exist). Check "
+                f"--vllm-namespace and the kube context.")
+    counts: Counter[str] = Counter()
+    for pod in everything:
+        for key, value in (pod.metadata.labels or {}).items():
+            counts[f"{key}={value}"] += 1
+    interesting = [label for label in counts if label.startswith(("llm-d.ai/", "app", "inference"))] or list(counts)
+    shown = ", ".join(f"{label} ({counts[label]} pods)" for label in sorted(interesting)[:12])
+    return (f"no pod in namespace {namespace!r} matches {wanted}; its {len(everything)} pod(s) carry: {shown}. "
+            f"Pass the right selector with --vllm-selector (e.g. llm-d.ai/inference-serving=true versus "
+            f"llm-d.ai/inferenceServing=true).")
+
+
+def _node_architectures(core: Any, nodes: set[str], timeout: float, info: ClusterInfo) -> dict[str, str]:
+    from kubernetes.client.exceptions import ApiException
+
+    arch: dict[str, str] = {}
+    for node in sorted(nodes):
+        try:
+            labels = core.read_node(node, _request_timeout=timeout).metadata.labels or {}
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                info.notes.append(NODE_PERMISSION_NOTE)
+                return {}
+            continue
+        arch[node] = labels.get("kubernetes.io/arch", "unknown")
+    return arch
+
+
+def _client_options(configuration: Any) -> dict[str, Any]:
+    """httpx options carrying the credentials the kubernetes client loaded (CA, client cert, tokens)."""
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert) if configuration.ssl_ca_cert else (
+        ssl.create_default_context())
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    headers = {}
+    # auth_settings() runs the refresh hook (exec plugins, in-cluster token rotation) before answering.
+    for setting in configuration.auth_settings().values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[setting["key"]] = setting["value"]
+    return {"verify": context, "headers": headers}
+
+
+def _target(pod: Any, namespace: str, container: str | None, port: str | None, transport: str, server: str,
+            options: dict[str, Any], arch_by_node: dict[str, str]) -> Target:
+    name = pod.metadata.name
+    node = pod.spec.node_name
+    labels = dict(pod.metadata.labels or {})
+    arch = arch_by_node.get(node or "", "unknown")
+    detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch}
+    common: dict[str, Any] = {"name": name, "arch": arch, "source": "kubernetes", "node": node, "labels": labels,
+                              "detail": detail}
+    ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+    if not ready:
+        reason = pod.status.reason or next(
+            (s.state.waiting.reason for s in (pod.status.container_statuses or [])
+             if s.state and s.state.waiting and s.state.waiting.reason), None)
+        return Target(base_url="", unavailable=(
+            f"{name}: pod is not Ready (phase {pod.status.phase}{', reason ' + reason if reason else ''}); "
+            f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
+    resolved, problem = _port(pod, container, port)
+    if problem:
+        return Target(base_url="", unavailable=f"{name}: {problem}", **common)
+    if transport == "direct":
+        return Target(base_url=f"http://{pod.status.pod_ip}:{resolved}", **common)
+    return Target(base_url=f"{server}/api/v1/namespaces/{namespace}/pods/{name}:{resolved}/proxy",
+                  client_options=options, **common)
+
+
+def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None, str | None]:
+    containers = list(pod.spec.containers or [])
+    names = [c.name for c in containers]
+    if container:
+        chosen = next((c for c in containers if c.name == container), None)
+        if chosen is None:
+            return None, (f"has no container {container!r} (its containers: {', '.join(names)}); "
+                          f"check --vllm-container.")
+    else:
+        chosen = (next((c for c in containers if c.name in VLLM_CONTAINERS), None)
+                  or next((c for c in containers if any(p.name == "metrics" for p in c.ports or [])), None)
+                  or (containers[0] if containers else None))
+    declared = [(p.name, p.container_port) for c in containers for p in (c.ports or [])]
+    listing = ", ".join(f"{n or '-'}={p}" for n, p in declared) or "none declared"
+    if port is not None:
+        if port.isdigit():
+            return int(port), None  # the API server proxies any port, declared or not
+        match = next((p for n, p in declared if n == port), None)
+        if match is None:
+            return None, f"has no container port named {port!r} (its ports: {listing}); check --vllm-port."
+        return match, None
+    own = [(p.name, p.container_port) for p in (chosen.ports or [])] if chosen else []
+    named = next((p for n, p in own if n == "metrics"), None)
+    if named is not None:
+        return named, None
+    if own:
+        # llm-d decode pods serve vLLM on 8200 behind a routing sidecar on 8000: prefer vLLM's own port.
+        return next((p for _, p in own if p == 8200), own[0][1]), None
+    return None, (f"declares no port on container {chosen.name if chosen else '?'} (ports: {listing}); pass "
+                  f"--vllm-port.")

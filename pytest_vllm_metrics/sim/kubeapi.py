@@ -1,0 +1,245 @@
+"""A small Kubernetes API-server double: the official `kubernetes` client talks to it over real HTTP(S).
+
+It serves what the suite reads (version, namespaces, pods by label selector, nodes) with complete objects
+and Kubernetes `Status` error bodies, enforces RBAC per bearer token (verb, resource, namespace), and
+proxies `pods/{name}:{port}/proxy/...` to a backend (a simulated vLLM) as the real API server does.
+For tests and benchmarks; it is not a Kubernetes.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+
+from .server import SimHost
+
+ALL = frozenset({("*", "*")})
+
+
+@dataclass
+class PodSpec:
+    name: str
+    labels: dict[str, str]
+    node: str
+    ports: dict[str, int]  # port name -> container port
+    backend: str | None = None  # base URL the pod proxy forwards to
+    ready: bool = True
+    phase: str = "Running"
+    reason: str | None = None
+    ip: str = "10.0.0.1"
+    container: str = "vllm"
+
+
+@dataclass
+class Cluster:
+    namespaces: dict[str, list[PodSpec]] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)  # node name -> kubernetes.io/arch
+    # bearer token -> allowed (verb, resource) pairs; resource "pods/proxy", "nodes", ...; ("*", "*") = all
+    tokens: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    git_version: str = "v1.31.2"
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+         "reason": reason, "code": code},
+        status=code,
+    )
+
+
+def _forbidden(user: str, verb: str, resource: str, namespace: str | None) -> web.Response:
+    group, _, sub = resource.partition("/")
+    scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+    sub_text = f' with subresource "{sub}"' if sub else ""
+    return _status(403, "Forbidden", f'{group} is forbidden: User "{user}" cannot {verb} resource "{group}"'
+                                     f'{sub_text} in API group ""{scope}')
+
+
+def _matches(selector: str, labels: dict[str, str]) -> bool:
+    """Kubernetes label selector: k=v, k==v, k!=v, k, !k, k in (a,b), k notin (a,b), comma = AND."""
+    for term in re.findall(r"[^,(]+(?:\([^)]*\))?", selector or ""):
+        term = term.strip()
+        if not term:
+            continue
+        if m := re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", term):
+            values = {v.strip() for v in m.group(3).split(",")}
+            inside = labels.get(m.group(1)) in values
+            if inside != (m.group(2) == "in"):
+                return False
+        elif m := re.fullmatch(r"(\S+?)\s*(==|!=|=)\s*(\S*)", term):
+            equal = labels.get(m.group(1)) == m.group(3)
+            if equal != (m.group(2) != "!="):
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _pod_object(namespace: str, pod: PodSpec) -> dict[str, Any]:
+    conditions = [{"type": "Ready", "status": "True" if pod.ready else "False",
+                   "lastTransitionTime": "2026-11-28T00:00:00Z"}]
+    status: dict[str, Any] = {"phase": pod.phase, "conditions": conditions, "podIP": pod.ip,
+                              "hostIP": "192.0.2.1", "startTime": "2026-11-28T00:00:00Z"}
+    if pod.reason:
+        status["reason"] = pod.reason
+        status["message"] = f"pod {pod.name}: {pod.reason}"
+    status["containerStatuses"] = [{
+        "name": pod.container, "ready": pod.ready, "restartCount": 0, "image": "vllm/vllm-openai:latest",
+        "imageID": "docker.io/vllm/vllm-openai@sha256:0", "started": pod.ready,
+        "state": {"running": {"startedAt": "2026-11-28T00:00:00Z"}} if pod.ready else
+                 {"waiting": {"reason": pod.reason or "ContainerCreating"}},
+    }]
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod.name, "namespace": namespace, "labels": pod.labels,
+                     "uid": f"uid-{namespace}-{pod.name}", "resourceVersion": "1",
+                     "creationTimestamp": "2026-11-28T00:00:00Z"},
+        "spec": {"nodeName": pod.node, "containers": [{
+            "name": pod.container, "image": "vllm/vllm-openai:latest",
+            "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in pod.ports.items()],
+        }]},
+        "status": status,
+    }
+
+
+def _node_object(name: str, arch: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/arch": arch, "kubernetes.io/os": "linux",
+                                              "kubernetes.io/hostname": name},
+                     "uid": f"uid-node-{name}", "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"},
+        "spec": {},
+        "status": {"nodeInfo": {
+            "architecture": arch, "bootID": "boot", "containerRuntimeVersion": "containerd://1.7.0",
+            "kernelVersion": "6.1.0", "kubeProxyVersion": "v1.31.2", "kubeletVersion": "v1.31.2",
+            "machineID": "machine", "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12",
+            "systemUUID": "uuid",
+        }},
+    }
+
+
+def build_app(cluster: Cluster) -> web.Application:
+    app = web.Application()
+    session: list[aiohttp.ClientSession] = []
+
+    def allowed(request: web.Request, verb: str, resource: str, namespace: str | None) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip()
+        if token not in cluster.tokens:
+            return _status(401, "Unauthorized", "Unauthorized")
+        grants = cluster.tokens[token]
+        if grants == ALL or (verb, resource) in grants or ("*", resource) in grants:
+            return None
+        return _forbidden(f"system:serviceaccount:{namespace or 'default'}:{token[:8]}", verb, resource, namespace)
+
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response({"major": "1", "minor": "31", "gitVersion": cluster.git_version,
+                                  "gitCommit": "0", "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z",
+                                  "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"})
+
+    async def namespace(request: web.Request) -> web.Response:
+        name = request.match_info["ns"]
+        denied = allowed(request, "get", "namespaces", None)
+        if denied:
+            return denied
+        if name not in cluster.namespaces:
+            return _status(404, "NotFound", f'namespaces "{name}" not found')
+        return web.json_response({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
+                                  "spec": {}, "status": {"phase": "Active"}})
+
+    async def pods(request: web.Request) -> web.Response:
+        ns = request.match_info["ns"]
+        denied = allowed(request, "list", "pods", ns)
+        if denied:
+            return denied
+        selector = request.query.get("labelSelector", "")
+        items = [_pod_object(ns, p) for p in cluster.namespaces.get(ns, []) if _matches(selector, p.labels)]
+        return web.json_response({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
+                                  "items": items})
+
+    async def node(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        denied = allowed(request, "get", "nodes", None)
+        if denied:
+            return denied
+        if name not in cluster.nodes:
+            return _status(404, "NotFound", f'nodes "{name}" not found')
+        return web.json_response(_node_object(name, cluster.nodes[name]))
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        ns = request.match_info["ns"]
+        target = unquote(request.match_info["target"])
+        denied = allowed(request, "get" if request.method == "GET" else "create", "pods/proxy", ns)
+        if denied:
+            return denied
+        name, _, port = target.partition(":")
+        pod = next((p for p in cluster.namespaces.get(ns, []) if p.name == name), None)
+        if pod is None:
+            return _status(404, "NotFound", f'pods "{name}" not found')
+        if port and port not in pod.ports and port not in {str(v) for v in pod.ports.values()}:
+            return _status(503, "ServiceUnavailable",
+                           f"error trying to reach service: dial tcp {pod.ip}:{port}: connect: connection refused")
+        if pod.backend is None or not pod.ready:
+            return _status(503, "ServiceUnavailable", f"error trying to reach service: pod {name} is not running")
+        if not session:
+            session.append(aiohttp.ClientSession(auto_decompress=False))
+        url = pod.backend.rstrip("/") + "/" + request.match_info["path"]
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("content-type", "accept")}  # the API server drops the caller's credentials
+        async with session[0].request(request.method, url, params=request.query, data=body or None,
+                                      headers=headers) as upstream:
+            response = web.StreamResponse(status=upstream.status, headers={
+                k: v for k, v in upstream.headers.items() if k.lower() in ("content-type",)})
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    async def close_session(app: web.Application) -> None:
+        for s in session:
+            await s.close()
+
+    app.on_cleanup.append(close_session)
+    app.router.add_get("/version", version)
+    app.router.add_get("/version/", version)
+    app.router.add_get("/api/v1/namespaces/{ns}", namespace)
+    app.router.add_get("/api/v1/namespaces/{ns}/pods", pods)
+    app.router.add_get("/api/v1/nodes/{name}", node)
+    app.router.add_route("*", "/api/v1/namespaces/{ns}/pods/{target}/proxy/{path:.*}", proxy)
+    return app
+
+
+class KubeDouble:
+    """Start the API-server double on loopback, in a SimHost's event loop (HTTP, or HTTPS with `tls`)."""
+
+    def __init__(self, host: SimHost, cluster: Cluster, tls: ssl.SSLContext | None = None) -> None:
+        self.cluster = cluster
+        self._host = host
+        self.url = host.start_app(build_app(cluster), ssl_context=tls)
+
+    @staticmethod
+    def kubeconfig(server: str, token: str, context: str = "test", namespace: str = "default",
+                   ca_file: str | None = None, extra_contexts: Iterable[str] = ()) -> dict[str, Any]:
+        cluster: dict[str, Any] = {"server": server}
+        if ca_file:
+            cluster["certificate-authority"] = ca_file
+        contexts = [context, *extra_contexts]
+        return {
+            "apiVersion": "v1", "kind": "Config", "current-context": context,
+            "clusters": [{"name": "double", "cluster": cluster}],
+            "users": [{"name": "tester", "user": {"token": token}}],
+            "contexts": [{"name": c, "context": {"cluster": "double", "user": "tester", "namespace": namespace}}
+                         for c in contexts],
+        }
