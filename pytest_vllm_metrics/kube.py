@@ -117,22 +117,37 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
 def _call(where: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
-    from urllib3.exceptions import SSLError
 
     try:
         return fn(*args, **kwargs)
     except ApiException as exc:
         raise DiscoveryError(_api_error(where, what, exc)) from None
-    except SSLError as exc:
+    except (Urllib3Error, OSError) as exc:
+        if not _is_tls(exc):
+            raise DiscoveryError(
+                f"cannot reach {where} for {what} ({_root(exc)}). Check the network path to the cluster (VPN, "
+                f"firewall) and that the context points at a running cluster."
+            ) from None
         raise DiscoveryError(
             f"TLS with {where} failed during {what} ({_root(exc)}). The kubeconfig's certificate-authority does "
             f"not match the server's certificate, or the server URL is wrong; refresh the kubeconfig."
         ) from None
-    except (Urllib3Error, OSError) as exc:
-        raise DiscoveryError(
-            f"cannot reach {where} for {what} ({_root(exc)}). Check the network path to the cluster (VPN, "
-            f"firewall) and that the context points at a running cluster."
-        ) from None
+
+
+def _is_tls(exc: BaseException) -> bool:
+    import ssl as _ssl
+
+    from urllib3.exceptions import SSLError
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the cause chain of a urllib3 error is short; bound it anyway
+        if seen is None:
+            return False
+        if isinstance(seen, SSLError | _ssl.SSLError):
+            return True
+        nxt = seen.__cause__ or getattr(seen, "reason", None)
+        seen = nxt if isinstance(nxt, BaseException) else None
+    return False
 
 
 def _root(exc: BaseException) -> str:

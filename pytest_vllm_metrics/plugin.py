@@ -71,6 +71,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             *(f"  {line}" for line in settings.header_lines())]
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    # Discover pods before any module is collected, so that a discovery error is one usage error
+    # (exit code 4) rather than a collection error per test module.
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.target_names()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run = metafunc.config.stash.get(RUN_KEY, None)
     if run is None:

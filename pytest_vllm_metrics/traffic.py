@@ -179,7 +179,13 @@ class Workload:
             async with self.client.stream("POST", self.target.url(path), json=body, headers=self.headers,
                                           timeout=self.timeout) as response:
                 record.status = response.status_code
-                if response.status_code != 200:
+                if response.status_code == 403 and self.target.source == "kubernetes":
+                    record.error = (
+                        f"POST {path} through the API server's pod proxy was refused (403): grant create on "
+                        f"pods/proxy (Kubernetes authorizes a proxied POST as create; deploy/rbac.yaml), or send "
+                        f"the workload through --vllm-gateway-url"
+                    )
+                elif response.status_code != 200:
                     record.error = _error_text(await response.aread())
                 elif stream:
                     async for line in response.aiter_lines():
