@@ -232,3 +232,15 @@ def test_deploy_role_is_the_least_the_suite_needs(
     cluster.tokens["less"] = role_grants(DEPLOY / "rbac.yaml") - {dropped}
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "less"), "-k", "not prefix")
     assert result.ret != 0, f"the suite still passes without {dropped}: the Role grants more than needed"
+
+
+def test_gateway_url_sends_the_workload_through_the_gateway(
+    pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path
+) -> None:
+    # The "gateway" here routes everything to the amd64 pod's server, as an endpoint picker might.
+    gateway = cluster.namespaces[NS][0].backend
+    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), f"--vllm-gateway-url={gateway}",
+                 "-k", "test_moves and prompt_tokens_total")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["PASSED *test_moves[[]decode-amd64-vllm:prompt_tokens_total[]]",
+                                 "*decode-arm64 (vLLM 0.11.2, arm64): vllm:prompt_tokens_total went from 0 to 0*"])
