@@ -114,6 +114,9 @@ def movement(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
                f"(+{increase:g}) during a workload of {traffic.summary()}; expected {wanted}.")
     if change.reset:
         message += " The server restarted between the scrapes (its counters reset), which lost part of the count."
+    if settings.vllm_gateway_url and not increase:
+        message += (" The workload went through the gateway (--vllm-gateway-url); its endpoint picker sent none of "
+                    "it to this pod.")
     return _fail_or_explain(entry, obs, message, evidence)
 
 
