@@ -16,11 +16,13 @@ from pytest_vllm_metrics.evaluate import prefix_hits_per_repeat, prefix_sources_
 pytestmark = pytest.mark.prefix_cache
 
 
+@pytest.mark.must
 def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observation, vllm_settings, vllm_enforce):
     entry = vllm_catalog.get("vllm:prefix_cache_hits_total")
     vllm_enforce(prefix_hits_per_repeat(entry, vllm_observation, vllm_settings))
 
 
+@pytest.mark.should
 @pytest.mark.parametrize(
     ("name", "labels"),
     [

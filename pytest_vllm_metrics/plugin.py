@@ -47,6 +47,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except CatalogError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = Run(resolved, catalog)
+    from ._hooks_report import HtmlHooks, ReportHooks
+
+    config.pluginmanager.register(ReportHooks(config), "vllm-metrics-report")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlHooks(config), "vllm-metrics-html")
     # With a target and no test paths, run the bundled suite (explicit paths behave as usual).
     if resolved.has_targets and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(conformance_dir())]

@@ -91,6 +91,10 @@ class Run:
             self._observations = asyncio.run(observe(self.targets(), self.settings))
         return self._observations
 
+    def observed(self) -> dict[str, Observation]:
+        """The observations if the session made them (a run with no conformance test made none)."""
+        return self._observations or {}
+
     def close(self) -> None:
         if self._sim_host is not None:
             self._sim_host.close()  # type: ignore[attr-defined]

@@ -160,6 +160,9 @@ OPTIONS: tuple[Option, ...] = (
            "inside the cluster)", default="proxy", parse=_choice(("proxy", "direct")), metavar="MODE"),
     Option("vllm_gateway_url", "send the workload through this inference gateway instead of to each pod",
            parse=_url, metavar="URL"),
+    Option("vllm_report", "write the machine-readable conformance report here (.json, or .yaml)", metavar="PATH"),
+    Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
+           default="must", parse=_choice(("must", "should", "may")), metavar="LEVEL"),
 )
 
 
@@ -185,6 +188,8 @@ class Settings:
     kube_context: str | None = None
     vllm_transport: str = "proxy"
     vllm_gateway_url: str | None = None
+    vllm_report: str | None = None
+    vllm_fail_on: str = "must"
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,172 @@
+"""Report hooks: rows per check, the JSON/YAML conformance report, terminal summary, pytest-html, exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import report
+from .fixtures import VERDICT_KEY
+from .run import RUN_KEY, Run
+
+STARTED_KEY = pytest.StashKey[datetime]()
+_LEVEL_ORDER = {"must": ("MUST",), "should": ("MUST", "SHOULD"), "may": ("MUST", "SHOULD", "MAY")}
+
+
+class ReportHooks:
+    """Registered by the plugin at configure time; holds no state of its own (all in config.stash)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        config.stash[report.ROWS_KEY] = []
+        config.stash[STARTED_KEY] = datetime.now(UTC)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        test_report = yield
+        if "vllm_target" not in getattr(item, "fixturenames", ()):
+            return test_report  # not a check of a vLLM server: no row
+        verdict = item.stash.get(VERDICT_KEY, None)
+        row = report.row_for(item, test_report, verdict)
+        if row is None:
+            return test_report
+        item.config.stash[report.ROWS_KEY].append(row)
+        # junitxml writes the teardown report's properties, which pytest takes from the item
+        item.user_properties.extend([("vllm_target", row.target), ("vllm_check", row.check),
+                                     ("vllm_level", row.level), ("vllm_outcome", row.outcome)])
+        test_report.vllm_row = row  # type: ignore[attr-defined]
+        if item.config.pluginmanager.hasplugin("html"):
+            import pytest_html
+
+            extras = list(getattr(test_report, "extras", []))
+            if row.evidence:
+                extras.append(pytest_html.extras.json(row.evidence, name="evidence"))
+            if row.reason and row.outcome != "passed":
+                extras.append(pytest_html.extras.text(row.reason, name="reason"))
+            test_report.extras = extras  # type: ignore[attr-defined]
+        return test_report
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        rows = config.stash[report.ROWS_KEY]
+        if not rows:
+            return
+        terminalreporter.section("vLLM metrics conformance")
+        for line in report.terminal_lines(rows, width=terminalreporter._tw.fullwidth):
+            terminalreporter.line(line)
+        path = config.stash[RUN_KEY].settings.vllm_report
+        if path:
+            terminalreporter.line(f"conformance report: {path}")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        config = session.config
+        run = config.stash[RUN_KEY]
+        rows = config.stash[report.ROWS_KEY]
+        _fill_metadata(config, run)
+        if run.settings.vllm_report:
+            document = report.conformance_report(
+                rows, environment=_environment(run), implementations=_implementations(run),
+                features={"required": list(run.settings.vllm_require_feature),
+                          "exempt": list(run.settings.vllm_exempt_feature)},
+                started=config.stash[STARTED_KEY],
+            )
+            report.write(Path(run.settings.vllm_report), document)
+        # The exit-code contract: failures below --vllm-fail-on (default: MUST) do not fail the run.
+        if exitstatus == pytest.ExitCode.TESTS_FAILED and rows:
+            failing = _LEVEL_ORDER[run.settings.vllm_fail_on]
+            counted = [r for r in rows if r.outcome == "error" or (r.outcome == "failed" and r.level in failing)]
+            failed_items = sum(1 for r in rows if r.outcome in ("failed", "error"))
+            if not counted and failed_items == session.testsfailed:
+                session.exitstatus = pytest.ExitCode.OK
+
+
+class HtmlHooks:
+    """pytest-html 4 hooks; registered only when pytest-html is active."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = "vLLM metrics conformance"
+
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.insert(2, '<th class="sortable" data-column-type="target">Target</th>')
+        cells.insert(3, '<th class="sortable" data-column-type="level">Level</th>')
+
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        # Every row gets exactly the header's cells, collection errors included (pytest-html #728).
+        row = getattr(report, "vllm_row", None)
+        cells.insert(2, f'<td class="col-target">{_esc(row.target if row else "")}</td>')
+        cells.insert(3, f'<td class="col-level">{_esc(row.level if row else "")}</td>')
+
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
+                                    session: pytest.Session) -> None:
+        rows = session.config.stash[report.ROWS_KEY]
+        if rows:
+            prefix.append(report.summary_html(rows, _implementations(session.config.stash[RUN_KEY])))
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _implementations(run: Run) -> list[dict[str, Any]]:
+    out = []
+    for obs in run.observed().values():
+        target = obs.target
+        traffic = obs.traffic
+        out.append({
+            "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
+            "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
+            "source": target.source, "blockSize": obs.block_size if obs.cache_config else None,
+            "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
+        })
+    return out
+
+
+def _environment(run: Run) -> dict[str, Any]:
+    settings = run.settings
+    env: dict[str, Any] = {**report.python_environment(), "settings": {
+        k: v for k, v in (line.split(": ", 1) for line in settings.header_lines())}}
+    cluster = run.cluster() if settings.vllm_namespace else None
+    if cluster is not None:
+        env["kubernetes"] = {"context": cluster.context, "server": cluster.server, "version": cluster.version,
+                             "namespace": cluster.namespace, "selectors": list(cluster.selectors),
+                             "notes": cluster.notes}
+    return env
+
+
+def _fill_metadata(config: pytest.Config, run: Run) -> None:
+    if not config.pluginmanager.hasplugin("metadata"):
+        return
+    from pytest_metadata.plugin import metadata_key
+
+    from . import __version__
+
+    metadata = config.stash[metadata_key]
+    settings = run.settings
+    metadata["pytest-vllm-metrics"] = __version__
+    if settings.vllm_url:
+        metadata["vLLM URLs"] = ", ".join(settings.vllm_url)
+    if settings.vllm_sim:
+        metadata["Simulator profiles"] = ", ".join(settings.vllm_sim)
+    cluster = run.cluster() if settings.vllm_namespace else None
+    if cluster is not None:
+        metadata["Kubernetes"] = f"context {cluster.context}, server {cluster.server} ({cluster.version})"
+        metadata["Namespace"] = cluster.namespace
+        metadata["Selector"] = " or ".join(cluster.selectors)
+        for note in cluster.notes:
+            metadata["Note"] = note
+    for impl in _implementations(run):
+        metadata[f"Target {impl['target']}"] = (
+            f"vLLM {impl['vllmVersion']}, model {impl['model']}, arch {impl['architecture']}"
+            + (f", node {impl['node']}" if impl["node"] else "")
+            + f", block size {impl['blockSize']}, prefix caching {impl['prefixCaching']}, "
+            f"features {', '.join(impl['features'])}"
+        )

@@ -1,0 +1,202 @@
+"""Report: one row per check (target, check, level, outcome, reason, evidence), rendered three ways:
+the machine-readable conformance report (--vllm-report), the terminal summary and the pytest-html report.
+
+Overall result, in the spirit of the Gateway API ConformanceReport:
+  failure  a MUST check failed (or a test errored);
+  partial  no MUST failure, but a SHOULD or MAY check failed, or a check XFAILed on a documented limitation;
+  success  everything that ran passed (skips for features a server does not have are fine).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import textwrap
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .evaluate import Verdict
+
+ROWS_KEY = pytest.StashKey[list["Row"]]()
+SCHEMA_VERSION = "1"
+
+
+@dataclass
+class Row:
+    id: str
+    target: str
+    check: str
+    level: str
+    outcome: str  # passed | failed | skipped | xfailed | xpassed | error
+    reason: str = ""
+    diagnosis: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | None) -> Row | None:
+    """The row of a finished test, from the report of its deciding phase; None for other phases."""
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome = _outcome(report)
+    elif report.when == "teardown" and report.failed:
+        outcome = "error"
+    else:
+        return None
+    params = getattr(item, "callspec", None)
+    values = params.params if params else {}
+    target = values.get("vllm_target") or ""
+    entry = values.get("vllm_entry") or values.get("vllm_moving_entry")
+    name = str(getattr(item, "originalname", item.name)).removeprefix("test_")
+    if entry is not None:
+        check = f"{name}: {entry.name}"
+    else:
+        # other parameters than the target: keep their part of the id, e.g. "cached" in "[sim-x86_64-cached]"
+        rest = params.id.removeprefix(str(target)).lstrip("-") if params else ""
+        check = f"{name}[{rest}]" if rest else name
+    reason = _reason(report)
+    return Row(
+        id=item.nodeid, target=str(target), check=str(check),
+        level=verdict.level if verdict else "MUST", outcome=outcome, reason=reason,
+        diagnosis=(verdict.diagnosis or "") if verdict else "", evidence=_jsonable(verdict.evidence) if verdict else {},
+    )
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xpassed" if report.passed else "xfailed"
+    if report.when != "call" and report.failed:
+        return "error"
+    return str(report.outcome)
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(report.longrepr)
+        return text.removeprefix("Failed: ")
+    return ""
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+# -- the machine-readable conformance report -------------------------------------------------------------
+
+
+def overall(rows: list[Row]) -> str:
+    if any(r.outcome == "error" or (r.outcome == "failed" and r.level == "MUST") for r in rows):
+        return "failure"
+    if any(r.outcome in ("failed", "xfailed") for r in rows):
+        return "partial"
+    return "success"
+
+
+def conformance_report(rows: list[Row], environment: dict[str, Any], implementations: list[dict[str, Any]],
+                       features: dict[str, Any], started: datetime) -> dict[str, Any]:
+    from . import __version__
+
+    by_level: dict[str, Counter[str]] = {}
+    for row in rows:
+        by_level.setdefault(row.level, Counter())[row.outcome] += 1
+    return {
+        "apiVersion": f"pytest-vllm-metrics/v{SCHEMA_VERSION}",
+        "kind": "ConformanceReport",
+        "suiteVersion": __version__,
+        "date": started.isoformat(timespec="seconds"),
+        "implementations": implementations,
+        "environment": environment,
+        "features": features,
+        "result": overall(rows),
+        "resultRule": "failure: a MUST check failed or a test errored; partial: otherwise, a SHOULD/MAY check "
+                      "failed or a check xfailed on a documented limitation; success: neither",
+        "counts": dict(Counter(r.outcome for r in rows)),
+        "countsByLevel": {level: dict(counter) for level, counter in sorted(by_level.items())},
+        "tests": [asdict(row) for row in rows],
+    }
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("report.schema.json").read_text(encoding="utf-8")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def write(path: Path, report: dict[str, Any]) -> None:
+    if path.suffix in (".yaml", ".yml"):
+        import yaml  # optional: YAML only when asked for
+
+        path.write_text(yaml.safe_dump(report, sort_keys=False), encoding="utf-8")
+    else:
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def python_environment() -> dict[str, str]:
+    return {"python": platform.python_version(), "pytest": pytest.__version__,
+            "generated": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+# -- terminal --------------------------------------------------------------------------------------------
+
+
+def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
+    """A compact table of what did not pass, readable in a CI log."""
+    notable = [r for r in rows if r.outcome in ("failed", "error", "xfailed", "xpassed")]
+    lines = [f"result: {overall(rows).upper()}  ({_counts(rows)})"]
+    if not notable:
+        return lines
+    target_w = min(max(len(r.target) for r in notable), 32)
+    lines.append(f"{'OUTCOME':8} {'LEVEL':6} {'TARGET':{target_w}} CHECK")
+    for row in notable:
+        lines.append(f"{row.outcome.upper():8} {row.level:6} {row.target[:target_w]:{target_w}} {row.check}")
+        # the diagnosis (or the documented xfail reason) is what a reader of a CI log needs first
+        reason = " ".join((row.diagnosis or row.reason).split())
+        if reason.startswith(row.target) and ": " in reason:
+            reason = reason.split(": ", 1)[1]  # the target is in the row already
+        lines.extend(textwrap.wrap(reason, width=max(width, 60), initial_indent="    ", subsequent_indent="    ",
+                                   max_lines=6, placeholder=" …"))
+    return lines
+
+
+def _shorter(reason: str, target: str, limit: int = 400) -> str:
+    if reason.startswith(target) and ": " in reason:
+        reason = reason.split(": ", 1)[1]
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+def _counts(rows: list[Row]) -> str:
+    counts = Counter(r.outcome for r in rows)
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no checks"
+
+
+# -- pytest-html -----------------------------------------------------------------------------------------
+
+
+def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
+    """The top-of-report summary: per target, what works and what does not, and why."""
+    esc = html.escape
+    parts = ['<div id="vllm-summary"><h2>vLLM metrics conformance</h2>',
+             f"<p>Result: <strong>{esc(overall(rows).upper())}</strong> ({esc(_counts(rows))})</p>",
+             "<table class='vllm-summary'><tr><th>Target</th><th>Architecture</th><th>vLLM</th>"
+             "<th>Passed</th><th>Not working, and why</th></tr>"]
+    for target in targets:
+        mine = [r for r in rows if r.target == target["target"]]
+        passed = sum(1 for r in mine if r.outcome == "passed")
+        broken = [r for r in mine if r.outcome in ("failed", "error", "xfailed")]
+        items = "".join(f"<li><b>{esc(r.outcome.upper())}</b> {esc(r.check)}: "
+                        f"{esc(_shorter(r.diagnosis or r.reason, r.target))}</li>"
+                        for r in broken) or "<li>everything checked works</li>"
+        parts.append(f"<tr><td>{esc(target['target'])}</td><td>{esc(str(target['architecture']))}</td>"
+                     f"<td>{esc(str(target['vllmVersion']))}</td><td>{passed}</td><td><ul>{items}</ul></td></tr>")
+    parts.append("</table></div>")
+    return "".join(parts)

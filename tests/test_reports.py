@@ -1,0 +1,167 @@
+"""Reports: the JSON conformance report, the terminal summary, pytest-html, the exit-code contract, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pytest_vllm_metrics.report import schema
+from pytest_vllm_metrics.sim import SimHost, get_profile
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize(
+    ("profiles", "result"),
+    [(["x86_64"], "success"), (["arm64-cpu"], "partial"), (["x86_64", "x86_64-no-prefix-caching"], "failure")],
+)
+def test_json_report_validates_and_its_counts_match_pytest(
+    pytester: pytest.Pytester, profiles: list[str], result: str
+) -> None:
+    outcome = run(pytester, *(f"--vllm-sim={p}" for p in profiles), "--vllm-report=report.json")
+    document = json.loads((pytester.path / "report.json").read_text())
+    jsonschema.validate(document, schema())
+    assert document["result"] == result
+    counts = outcome.parseoutcomes()
+    for name, key in (("passed", "passed"), ("failed", "failed"), ("skipped", "skipped"), ("xfailed", "xfailed")):
+        assert document["counts"].get(name, 0) == counts.get(key, 0), name
+    assert len(document["tests"]) == sum(counts.get(k, 0) for k in ("passed", "failed", "skipped", "xfailed"))
+    assert sum(sum(c.values()) for c in document["countsByLevel"].values()) == len(document["tests"])
+    assert {i["target"] for i in document["implementations"]} == {f"sim-{p}" for p in profiles}
+    first = document["implementations"][0]
+    assert first["model"] == "tiny" and first["blockSize"] == 128 and first["source"] == "sim"
+
+
+def test_xfail_rows_carry_the_documented_reason(pytester: pytest.Pytester) -> None:
+    run(pytester, "--vllm-sim=arm64-cpu", "--vllm-report=report.json")
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    xfailed = [r for r in rows if r["outcome"] == "xfailed"]
+    assert len(xfailed) == 3
+    assert all("Prefix caching is not supported for ARM and POWER, S390X and RISC-V CPUs" in r["reason"]
+               for r in xfailed)
+    hits = next(r for r in xfailed if r["check"] == "moves: vllm:prefix_cache_hits_total")
+    assert hits["level"] == "MUST" and hits["evidence"]["increase"] == 0
+
+
+def test_yaml_report(pytester: pytest.Pytester) -> None:
+    import yaml
+
+    run(pytester, "--vllm-sim=x86_64", "--vllm-report=report.yaml", "-k", "test_reachable")
+    document = yaml.safe_load((pytester.path / "report.yaml").read_text())
+    jsonschema.validate(json.loads(json.dumps(document, default=str)), schema())
+    assert document["kind"] == "ConformanceReport" and document["result"] == "success"
+
+
+def test_terminal_summary_lists_failures_and_xfails_with_their_diagnosis(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--vllm-sim=arm64-cpu", "--vllm-sim=x86_64-no-prefix-caching", "-m", "must")
+    result.stdout.fnmatch_lines([
+        "*= vLLM metrics conformance =*",
+        "result: FAILURE  (*)",
+        "OUTCOME  LEVEL  TARGET*CHECK",
+        "XFAILED  MUST   sim-arm64-cpu*moves: vllm:prefix_cache_queries_total",
+        "    vLLM 0.11.2 disables prefix caching on arm64 CPUs:*",
+        "FAILED   MUST   sim-x86_64-no-prefix-caching*moves: vllm:prefix_cache_queries_total",
+        "    vLLM reports enable_prefix_caching=\"False\" in vllm:cache_config_info*",
+    ])
+
+
+def test_exit_code_follows_the_requirement_level(pytester: pytest.Pytester) -> None:
+    # Without MUST checks only SHOULD checks fail on this server: by default that does not fail the run.
+    should_only = run(pytester, "--vllm-sim=x86_64-no-prefix-caching", "-m", "not must")
+    assert should_only.parseoutcomes()["failed"] >= 1
+    assert should_only.ret == pytest.ExitCode.OK
+    strict = run(pytester, "--vllm-sim=x86_64-no-prefix-caching", "-m", "not must", "--vllm-fail-on=should")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    must = run(pytester, "--vllm-sim=x86_64-no-prefix-caching", "-m", "must")
+    assert must.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_users_failing_test_still_fails_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_team="def test_mine(vllm_delta):\n    assert False, 'team check'\n")
+    result = run(pytester, "--vllm-sim=x86_64", "test_team.py")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_junit_xml_carries_target_check_and_level(pytester: pytest.Pytester) -> None:
+    run(pytester, "--vllm-sim=x86_64", "-k", "test_reachable", "--junitxml=junit.xml")
+    xml = (pytester.path / "junit.xml").read_text()
+    assert '<property name="vllm_target" value="sim-x86_64"' in xml
+    assert '<property name="vllm_level" value="MUST"' in xml
+
+
+class _Text(HTMLParser):
+    """Text content of a DOM (attributes ignored): what a browser draws, not what a script carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs the Debian package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def render(html_file: Path, tmp_path: Path) -> str:
+    """The page after its JavaScript ran, in headless Chromium."""
+    dom = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", "--dump-dom",
+         html_file.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    parser = _Text()
+    parser.feed(dom)
+    return " ".join(" ".join(parser.parts).split())
+
+
+def test_self_contained_html_shows_summary_xfail_reason_and_environment_in_a_browser(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    run(pytester, "--vllm-sim=arm64-cpu", "--vllm-sim=x86_64", "--html=report.html", "--self-contained-html")
+    report = pytester.path / "report.html"
+    raw = report.read_text()
+    assert 'src="http' not in raw and 'href="assets' not in raw  # self-contained: no external assets
+    text = render(report, tmp_path)
+    assert "vLLM metrics conformance" in text and "Result: PARTIAL" in text
+    assert "Not working, and why" in text
+    # the results table (drawn by JavaScript from the data blob) shows the XFAIL rows and their reason
+    assert "Expected failures" in text
+    assert "vLLM 0.11.2 disables prefix caching on arm64 CPUs" in text
+    # the environment table: per target version, model, architecture, block size, features
+    assert "Target sim-arm64-cpu" in text
+    assert "vLLM 0.11.2, model tiny, arch arm64, block size 128, prefix caching False" in text
+    assert "Simulator profiles" in text and "pytest-vllm-metrics" in text
+
+
+def test_secrets_never_reach_any_artifact(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    secret = "sk-secret-4f2a9c1b77"
+    sim = sim_host.start(get_profile("arm64-cpu").replace(api_key=secret))
+    result = run(pytester, f"--vllm-url={sim.url}", f"--vllm-api-key={secret}", "--vllm-arch=arm64",
+                 "--html=report.html", "--self-contained-html", "--junitxml=junit.xml", "--vllm-report=report.json",
+                 "-rA", "-v")
+    assert result.parseoutcomes()["passed"] > 50  # the key worked
+    artifacts = {name: (pytester.path / name).read_text() for name in ("report.html", "junit.xml", "report.json")}
+    artifacts["terminal"] = result.stdout.str() + result.stderr.str()
+    for name, text in artifacts.items():
+        assert secret not in text, name
+        # nor base64-encoded, as self-contained HTML inlines extras
+        import base64
+        assert base64.b64encode(secret.encode()).decode()[:16] not in text, name
