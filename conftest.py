@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from pytest_vllm_metrics.sim import SimHost
@@ -14,3 +22,63 @@ def sim_host() -> Iterator[SimHost]:
     """Simulated vLLM servers on loopback that a test configures itself (faults, API keys)."""
     with SimHost() as host:
         yield host
+
+
+@pytest.fixture
+def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+    """Start a real Prometheus (Debian package) on a free loopback port scraping the given targets every
+    second, with relabeling that adds namespace and pod labels as Prometheus Operator does. Returns its URL."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(targets: dict[str, str], namespace: str = "llm-d-cpu-inference") -> str:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            if os.environ.get("CI"):
+                pytest.fail("prometheus is not installed: .ci/run installs the Debian package")
+            pytest.skip("prometheus is not installed (apt-get install prometheus)")
+        workdir = tmp_path_factory.mktemp("prometheus")
+        groups = [{"targets": [urlsplit(url).netloc], "labels": {"__tmp_namespace": namespace, "__tmp_pod": pod}}
+                  for pod, url in targets.items()]
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{
+                "job_name": "vllm", "static_configs": groups,
+                "relabel_configs": [
+                    {"source_labels": ["__tmp_namespace"], "target_label": "namespace"},
+                    {"source_labels": ["__tmp_pod"], "target_label": "pod"},
+                    {"target_label": "container", "replacement": "vllm"},
+                    {"target_label": "endpoint", "replacement": "metrics"},
+                ],
+            }],
+        }
+        (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        process = subprocess.Popen(
+            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=(workdir / "log").open("wb"),
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # bounded wait: ready, and every target scraped once
+            try:
+                up = httpx.get(url + "/api/v1/query", params={"query": "count(up == 1)"}, timeout=1).json()
+                if up["data"]["result"] and int(up["data"]["result"][0]["value"][1]) == len(targets):
+                    return url
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"Prometheus did not become ready: {(workdir / 'log').read_text()[-2000:]}")
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

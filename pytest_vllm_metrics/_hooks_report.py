@@ -28,8 +28,8 @@ class ReportHooks:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
                                   ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         test_report = yield
-        if "vllm_target" not in getattr(item, "fixturenames", ()):
-            return test_report  # not a check of a vLLM server: no row
+        if not {"vllm_target", "vllm_panel"} & set(getattr(item, "fixturenames", ())):
+            return test_report  # not a check of a vLLM server or a panel: no row
         verdict = item.stash.get(VERDICT_KEY, None)
         row = report.row_for(item, test_report, verdict)
         if row is None:

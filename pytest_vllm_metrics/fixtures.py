@@ -16,7 +16,7 @@ from .catalog import Catalog
 from .evaluate import Verdict
 from .kube import ClusterInfo
 from .observe import Observation
-from .run import RUN_KEY, Run
+from .run import RUN_KEY, PrometheusState, Run
 from .scrape import FetchError, scrape
 from .settings import Settings
 from .snapshot import Delta, Snapshot
@@ -61,6 +61,15 @@ def vllm_cluster(request: pytest.FixtureRequest) -> ClusterInfo:
 def vllm_pods(vllm_targets: list[Target]) -> list[Target]:
     """The discovered pods (Ready or not) as Targets with node, arch and labels."""
     return [target for target in vllm_targets if target.source == "kubernetes"]
+
+
+@pytest.fixture(scope="session")
+def vllm_prometheus(request: pytest.FixtureRequest) -> PrometheusState:
+    """The Prometheus of --prometheus-url (`.prom` to query), synced with the workload once."""
+    run = _run(request)
+    if not run.settings.prometheus_url:
+        pytest.skip("no Prometheus: pass --prometheus-url")
+    return run.prometheus()
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from . import settings as _settings
 from .catalog import CatalogError, load_catalog
+from .dashboards import DashboardError, load_panels
 from .fixtures import (  # noqa: F401  (fixtures are registered by being importable from the plugin)
     vllm_catalog,
     vllm_cluster,
@@ -14,6 +17,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_observation,
     vllm_observations,
     vllm_pods,
+    vllm_prometheus,
     vllm_scraper,
     vllm_settings,
     vllm_target,
@@ -44,9 +48,10 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = _settings.resolve(config)
     try:
         catalog = load_catalog(resolved.vllm_catalog)
-    except CatalogError as exc:
+        panels = load_panels(resolved.grafana_dashboard)
+    except (CatalogError, DashboardError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RUN_KEY] = Run(resolved, catalog)
+    config.stash[RUN_KEY] = Run(resolved, catalog, panels)
     from ._hooks_report import HtmlHooks, ReportHooks
 
     config.pluginmanager.register(ReportHooks(config), "vllm-metrics-report")
@@ -85,6 +90,18 @@ def pytest_collection(session: pytest.Session) -> None:
         run.target_names()
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # The bundled suite's optional parts are collected only when asked for.
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or collection_path.parent != conformance_dir():
+        return None
+    if collection_path.name == "test_dashboards.py" and not run.panels:
+        return True
+    if collection_path.name == "test_prometheus.py" and not run.settings.prometheus_url:
+        return True
+    return None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run = metafunc.config.stash.get(RUN_KEY, None)
     if run is None:
@@ -97,6 +114,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("vllm_target", [pytest.param(None, marks=pytest.mark.skip(
                 reason="no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace"))], indirect=True,
                 ids=["no-target"])
+    if "vllm_panel" in metafunc.fixturenames:
+        metafunc.parametrize("vllm_panel", [pytest.param(p, id=p.id, marks=pytest.mark.must) for p in run.panels])
     for argname, entries in (("vllm_entry", run.catalog.entries), ("vllm_moving_entry", run.catalog.moving())):
         if argname in metafunc.fixturenames:
             metafunc.parametrize(argname, [

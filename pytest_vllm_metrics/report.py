@@ -52,8 +52,11 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
     values = params.params if params else {}
     target = values.get("vllm_target") or ""
     entry = values.get("vllm_entry") or values.get("vllm_moving_entry")
+    panel = values.get("vllm_panel")
     name = str(getattr(item, "originalname", item.name)).removeprefix("test_")
-    if entry is not None:
+    if panel is not None:
+        target, check = panel.dashboard, f"panel: {panel.title}"
+    elif entry is not None:
         check = f"{name}: {entry.name}"
     else:
         # other parameters than the target: keep their part of the id, e.g. "cached" in "[sim-x86_64-cached]"
@@ -149,10 +152,19 @@ def python_environment() -> dict[str, str]:
 # -- terminal --------------------------------------------------------------------------------------------
 
 
+def panel_verdict(row: Row) -> str:
+    return str(row.evidence.get("panel_verdict") or ("ok" if row.outcome == "passed" else row.outcome))
+
+
 def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
-    """A compact table of what did not pass, readable in a CI log."""
+    """A compact table of what did not pass, then every panel's verdict; readable in a CI log."""
     notable = [r for r in rows if r.outcome in ("failed", "error", "xfailed", "xpassed")]
     lines = [f"result: {overall(rows).upper()}  ({_counts(rows)})"]
+    panels = [r for r in rows if r.check.startswith("panel: ")]
+    if panels:
+        lines.append("panels (will it show data?):")
+        for row in panels:
+            lines.append(f"  {panel_verdict(row).upper():20} {row.target} :: {row.check.removeprefix('panel: ')}")
     if not notable:
         return lines
     target_w = min(max(len(r.target) for r in notable), 32)
@@ -191,6 +203,8 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
              "<th>Passed</th><th>Not working, and why</th></tr>"]
     for target in targets:
         mine = [r for r in rows if r.target == target["target"]]
+        if not mine:
+            continue
         passed = sum(1 for r in mine if r.outcome == "passed")
         broken = [r for r in mine if r.outcome in ("failed", "error", "xfailed")]
         items = "".join(f"<li><b>{esc(r.outcome.upper())}</b> {esc(r.check)}: "
@@ -198,5 +212,14 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
                         for r in broken) or "<li>everything checked works</li>"
         parts.append(f"<tr><td>{esc(target['target'])}</td><td>{esc(str(target['architecture']))}</td>"
                      f"<td>{esc(str(target['vllmVersion']))}</td><td>{passed}</td><td><ul>{items}</ul></td></tr>")
-    parts.append("</table></div>")
+    parts.append("</table>")
+    panels = [r for r in rows if r.check.startswith("panel: ")]
+    if panels:
+        parts.append("<h3>Grafana panels: will they show data?</h3><table class='vllm-panels'><tr><th>Dashboard</th>"
+                     "<th>Panel</th><th>Verdict</th><th>Why</th></tr>")
+        for row in panels:
+            parts.append(f"<tr><td>{esc(row.target)}</td><td>{esc(row.check.removeprefix('panel: '))}</td>"
+                         f"<td><b>{esc(panel_verdict(row))}</b></td><td>{esc(_shorter(row.reason, ''))}</td></tr>")
+        parts.append("</table>")
+    parts.append("</div>")
     return "".join(parts)

@@ -7,11 +7,14 @@ simulators start and the servers are contacted when the first test needs them.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from . import prometheus
 from .catalog import Catalog
+from .dashboards import Panel
 from .kube import ClusterInfo
 from .observe import Observation, observe
 from .settings import Settings
@@ -20,10 +23,19 @@ from .targets import Target, sim_target_names, url_targets
 RUN_KEY = pytest.StashKey["Run"]()
 
 
+@dataclass
+class PrometheusState:
+    prom: prometheus.Prometheus
+    held: dict[str, float | None] = field(default_factory=dict)  # per target: the synced counter's value
+    error: str | None = None
+
+
 class Run:
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, panels: list[Panel] | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.panels = panels or []
+        self._prometheus: PrometheusState | None = None
         self._targets: list[Target] | None = None
         self._kube: tuple[ClusterInfo, list[Target]] | None = None
         self._observations: dict[str, Observation] | None = None
@@ -90,6 +102,24 @@ class Run:
         if self._observations is None:
             self._observations = asyncio.run(observe(self.targets(), self.settings))
         return self._observations
+
+    def prometheus(self) -> PrometheusState:
+        """The Prometheus of --prometheus-url, synced with the workload once (bounded by its scrape interval)."""
+        if self._prometheus is None:
+            settings = self.settings
+            assert settings.prometheus_url is not None
+            prom = prometheus.from_settings(settings.prometheus_url, settings.prometheus_token_env,
+                                            str(settings.prometheus_ca) if settings.prometheus_ca else None,
+                                            settings.prometheus_insecure, settings.vllm_timeout)
+            state = PrometheusState(prom)
+            try:
+                observed = [o for o in self.observations().values() if o.after is not None]
+                bound = 2 * prometheus.scrape_interval(prom) + 5
+                state.held = prometheus.wait_until_synced(prom, observed, bound)
+            except prometheus.PrometheusError as exc:
+                state.error = str(exc)
+            self._prometheus = state
+        return self._prometheus
 
     def observed(self) -> dict[str, Observation]:
         """The observations if the session made them (a run with no conformance test made none)."""

@@ -36,6 +36,7 @@ class Option:
     env: str | None = None
     metavar: str | None = None
     nargs_optional_const: str | None = None  # `--vllm-sim` alone means this value
+    switch: bool = False  # takes no value on the command line (true when given)
 
     @property
     def flag(self) -> str:
@@ -116,6 +117,20 @@ def _sim_profile(raw: str, where: str) -> str:
     return raw
 
 
+def _bool(raw: str, where: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise pytest.UsageError(f"{where}: {raw!r} is not valid; valid values are true, false.")
+    return value in ("true", "1", "yes")
+
+
+def _existing(raw: str, where: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise pytest.UsageError(f"{where}: {raw} does not exist; pass a dashboard JSON file or a directory of them.")
+    return path
+
+
 def _file(raw: str, where: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -160,6 +175,15 @@ OPTIONS: tuple[Option, ...] = (
            "inside the cluster)", default="proxy", parse=_choice(("proxy", "direct")), metavar="MODE"),
     Option("vllm_gateway_url", "send the workload through this inference gateway instead of to each pod",
            parse=_url, metavar="URL"),
+    Option("grafana_dashboard", "Grafana dashboard JSON file, or a directory of them, to check panel by panel "
+           "(repeatable)", default=(), parse=_existing, multiple=True, metavar="PATH"),
+    Option("prometheus_url", "Prometheus server to check: is every target scraped, will every panel show data",
+           parse=_url, metavar="URL"),
+    Option("prometheus_token_env", "environment variable holding Prometheus' bearer token",
+           default="PROMETHEUS_TOKEN", metavar="NAME"),
+    Option("prometheus_ca", "CA bundle to verify Prometheus' TLS certificate", parse=_file, metavar="PATH"),
+    Option("prometheus_insecure", "do not verify Prometheus' TLS certificate", default=False, parse=_bool,
+           switch=True),
     Option("vllm_report", "write the machine-readable conformance report here (.json, or .yaml)", metavar="PATH"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
            default="must", parse=_choice(("must", "should", "may")), metavar="LEVEL"),
@@ -188,6 +212,11 @@ class Settings:
     kube_context: str | None = None
     vllm_transport: str = "proxy"
     vllm_gateway_url: str | None = None
+    grafana_dashboard: tuple[Path, ...] = ()
+    prometheus_url: str | None = None
+    prometheus_token_env: str = "PROMETHEUS_TOKEN"
+    prometheus_ca: Path | None = None
+    prometheus_insecure: bool = False
     vllm_report: str | None = None
     vllm_fail_on: str = "must"
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -222,6 +251,9 @@ def add_options(parser: pytest.Parser) -> None:
                                   "help": option.help + env_note}
         if option.multiple:
             kwargs["action"] = "append"
+        if option.switch:
+            kwargs.update(action="store_const", const="true")
+            kwargs.pop("metavar")
         if option.nargs_optional_const is not None:
             kwargs["nargs"] = "?"
             kwargs["const"] = option.nargs_optional_const

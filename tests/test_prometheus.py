@@ -1,0 +1,67 @@
+"""The Prometheus and dashboard checks against a real Prometheus scraping simulated vLLM servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_vllm_metrics.sim import SimHost, get_profile
+
+DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", *args)
+
+
+def test_every_target_scraped_complete_and_in_agreement(
+    pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    amd = sim_host.start(get_profile("x86_64"))
+    arm = sim_host.start(get_profile("arm64-cpu"))
+    prom = prometheus_server({"decode-0": amd.url, "decode-1": arm.url})
+    result = run(pytester, f"--vllm-url={amd.url}", f"--vllm-url={arm.url}", f"--prometheus-url={prom}",
+                 "-k", "prometheus")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["PASSED *test_values_agree_with_direct_scrape*"])
+
+
+def test_target_missing_from_the_scrape_config_is_named_with_the_likely_cause(
+    pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    scraped = sim_host.start(get_profile("x86_64"))
+    forgotten = sim_host.start(get_profile("x86_64"))
+    prom = prometheus_server({"decode-0": scraped.url})
+    result = run(pytester, f"--vllm-url={scraped.url}", f"--vllm-url={forgotten.url}", f"--prometheus-url={prom}",
+                 "-k", "test_scraped_by_prometheus")
+    result.assert_outcomes(passed=1, failed=1)
+    name = forgotten.url.removeprefix("http://")
+    result.stdout.fnmatch_lines([f"{name}: Prometheus does not scrape it (no up series for instance {name}): no "
+                                 f"PodMonitor or ServiceMonitor selects it*"])
+
+
+@pytest.mark.parametrize(("profile", "outcome"), [("x86_64", "PASSED"), ("arm64-cpu", "XFAIL")])
+def test_hit_rate_panels_against_prometheus(
+    pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str], profile: str, outcome: str
+) -> None:
+    sim = sim_host.start(get_profile(profile))
+    prom = prometheus_server({"decode-0": sim.url})
+    arch = ["--vllm-arch=arm64"] if profile.startswith("arm64") else []
+    result = run(pytester, f"--vllm-url={sim.url}", *arch, f"--prometheus-url={prom}",
+                 f"--grafana-dashboard={DASHBOARDS / 'llm-d-performance.json'}", "-k", "test_panel")
+    for panel in ("KV Cache Hit Rate", "Per-Pod Cache Hit Rates"):
+        result.stdout.fnmatch_lines([f"{outcome} *test_panel[[]llm-d-performance::{panel}[]]*"])
+    # every other vLLM panel of the current dashboard shows data on either server
+    for panel in ("Time to First Token (TTFT)", "Request Throughput", "KV Cache Usage %"):
+        result.stdout.fnmatch_lines([f"PASSED *test_panel[[]llm-d-performance::{panel}[]]"])
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+
+
+def test_prometheus_down_is_one_clear_message(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    result = run(pytester, f"--vllm-url={sim.url}", "--prometheus-url=http://127.0.0.1:9", "-k", "prometheus")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*Prometheus at http://127.0.0.1:9 cannot be reached*Check --prometheus-url*"])
+    assert "Traceback" not in result.stdout.str()
