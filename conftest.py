@@ -11,10 +11,21 @@ import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
+import httpcore
+import httpcore._backends.anyio
+import httpcore._backends.sync
 import httpx
+import httpx._transports.default
 import pytest
 
 from pytest_vllm_metrics.sim import SimHost
+
+# pytester restores sys.modules after each test, dropping modules first imported during it. httpx maps
+# httpcore's exceptions through a table filled on first use: fill it now, with the httpcore imported here,
+# so a later re-import cannot leave httpcore.ConnectError unmapped (it would escape as a raw httpcore error).
+with httpx._transports.default.map_httpcore_exceptions():
+    pass
+_ = (httpcore._backends.anyio, httpcore._backends.sync)
 
 
 @pytest.fixture
