@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -18,7 +20,8 @@ import httpx
 import httpx._transports.default
 import pytest
 
-from pytest_vllm_metrics.sim import SimHost
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 
 # pytester restores sys.modules after each test, dropping modules first imported during it. httpx maps
 # httpcore's exceptions through a table filled on first use: fill it now, with the httpcore imported here,
@@ -93,3 +96,40 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# -- a Kubernetes cluster double with two vLLM pods -------------------------------------------------
+
+NS = "llm-d-cpu-inference"
+LEGACY = {"llm-d.ai/inferenceServing": "true", "llm-d.ai/role": "decode"}
+CURRENT = {"llm-d.ai/inference-serving": "true", "llm-d.ai/role": "decode"}
+# What deploy/rbac.yaml grants: the least the suite needs. The workload POSTs through the pod proxy, and
+# Kubernetes authorizes a POST to a subresource as the verb "create".
+ROLE = frozenset({("list", "pods"), ("get", "pods/proxy"), ("create", "pods/proxy")})
+
+
+def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: Any) -> Path:
+    path.write_text(json.dumps(KubeDouble.kubeconfig(double.url, token, namespace=NS, **kwargs)))
+    return path
+
+
+@pytest.fixture
+def cluster(sim_host: SimHost) -> Cluster:
+    """Two decode pods (amd64 and arm64, each label spelling once) behind a pod proxy, plus a sidecar port."""
+    amd = sim_host.start(get_profile("x86_64"))
+    arm = sim_host.start(get_profile("arm64-cpu"))
+    return Cluster(
+        namespaces={NS: [
+            PodSpec("decode-amd64", LEGACY, "node-a", {"proxy": 8000, "metrics": 8200}, backend=amd.url),
+            PodSpec("decode-arm64", CURRENT, "node-b", {"metrics": 8200}, backend=arm.url),
+            PodSpec("epp", {"app": "epp"}, "node-a", {"grpc": 9002}),
+        ], "empty": []},
+        nodes={"node-a": "amd64", "node-b": "arm64"},
+        tokens={"admin": ALL, "suite": ROLE, "suite-with-nodes": ROLE | {("get", "nodes")},
+                "no-proxy": frozenset({("list", "pods")})},
+    )
+
+
+@pytest.fixture
+def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
+    return KubeDouble(sim_host, cluster)

@@ -79,10 +79,13 @@ async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Ob
             key = id(target.client_options)
             if key not in clients:
                 clients[key] = httpx.AsyncClient(trust_env=False, **target.client_options)
-        results = await asyncio.gather(
-            *(_observe_one(clients[id(target.client_options)], target, settings, clients.get(0))
-              for target in targets)
-        )
+        slots = asyncio.Semaphore(settings.vllm_concurrency)
+
+        async def bounded(target: Target) -> Observation:
+            async with slots:
+                return await _observe_one(clients[id(target.client_options)], target, settings, clients.get(0))
+
+        results = await asyncio.gather(*(bounded(target) for target in targets))
     finally:
         for client in clients.values():
             await client.aclose()
@@ -99,7 +102,7 @@ async def _observe_one(client: httpx.AsyncClient, target: Target, settings: Sett
 
 async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Settings,
                   gateway: httpx.AsyncClient | None) -> None:
-    target, timeout = obs.target, settings.vllm_timeout
+    target, timeout, cap = obs.target, settings.vllm_timeout, settings.vllm_phase_timeout
     try:
         obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
     except FetchError as exc:
@@ -108,19 +111,39 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         return
     obs.version = await _version(client, target, timeout, obs)
     traffic_target, traffic_client = target, client
+    proxied = "Authorization" in target.client_options.get("headers", {})
+    if settings.vllm_api_key and proxied and gateway is None:
+        # The API server authenticates the suite by the Authorization header and does not pass it on, so a
+        # vLLM API key cannot reach the pod through its proxy.
+        obs.errors["traffic"] = (
+            f"{target.name}: the workload cannot carry the vLLM API key through the API server's pod proxy (the "
+            f"API server takes the Authorization header for itself). Run inside the cluster with "
+            f"--vllm-transport=direct, or send the workload through --vllm-gateway-url."
+        )
+        return await _scrape_after(client, obs, settings)
     if gateway is not None and settings.vllm_gateway_url:
         # Through the inference gateway: the endpoint picker chooses the pod, as for real users.
         traffic_target = Target(name=f"{target.name} via gateway", base_url=settings.vllm_gateway_url)
         traffic_client = gateway
     workload = Workload(traffic_client, traffic_target, model=settings.vllm_model, api_key=settings.vllm_api_key,
                         requests=settings.vllm_requests, max_tokens=settings.vllm_max_tokens, timeout=timeout)
-    obs.traffic = await workload.run(obs.block_size)
+    try:
+        obs.traffic = await asyncio.wait_for(workload.run(obs.block_size), cap)
+    except TimeoutError:
+        obs.traffic = workload.partial
+        obs.traffic.error = (f"the workload phase reached its cap of {cap:g} s (--vllm-phase-timeout) after "
+                             f"{len(obs.traffic.records)} of {settings.vllm_requests} requests; raise the cap or "
+                             f"send fewer requests")
     if obs.traffic.error:
         obs.errors["traffic"] = f"{target.name}: {obs.traffic.error}"
     elif not obs.traffic.requests:
         obs.errors["traffic"] = f"{target.name}: every workload request failed: {obs.traffic.summary()}"
+    await _scrape_after(client, obs, settings)
+
+
+async def _scrape_after(client: httpx.AsyncClient, obs: Observation, settings: Settings) -> None:
     try:
-        obs.after = await scrape(client, target, settings.vllm_metrics_path, timeout)
+        obs.after = await scrape(client, obs.target, settings.vllm_metrics_path, settings.vllm_timeout)
     except FetchError as exc:
         obs.errors["after"] = str(exc)
 

@@ -78,7 +78,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if settings.vllm_namespace:
         names.append(f"the vLLM pods of namespace {settings.vllm_namespace}")
     return [f"vllm-metrics: targets: {', '.join(names)}; catalog of {len(run.catalog)} families",
-            *(f"  {line}" for line in settings.header_lines())]
+            f"  {settings.bounds()}", *(f"  {line}" for line in settings.header_lines())]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from .snapshot import ExpositionError, Snapshot
@@ -22,7 +24,9 @@ async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout
     """GET a path; return (status, content type, body). Reads at most MAX_BODY_BYTES."""
     url = target.url(path)
     try:
-        async with client.stream("GET", url, headers=headers, timeout=timeout) as response:
+        # httpx's timeout bounds each read; the deadline bounds the whole answer (a slow-loris body that
+        # trickles a byte at a time would otherwise never time out).
+        async with asyncio.timeout(timeout), client.stream("GET", url, headers=headers, timeout=timeout) as response:
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
@@ -38,6 +42,12 @@ async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout
             return response.status_code, response.headers.get("content-type", ""), body
     except httpx.HTTPError as exc:
         raise FetchError(describe_http_error(target, f"GET {path}", exc, timeout)) from None
+    except TimeoutError:
+        raise FetchError(
+            f"{target.name}: GET {path} did not finish within {timeout:g} s: the server kept the answer open without "
+            f"completing it (a hung or overloaded server, or a proxy that buffers). Check the target, or raise "
+            f"--vllm-timeout if it is only slow."
+        ) from None
 
 
 def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout: float) -> str:

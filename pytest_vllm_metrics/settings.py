@@ -153,6 +153,10 @@ OPTIONS: tuple[Option, ...] = (
            parse=_int_in(1, 64, "--vllm-requests"), metavar="N"),
     Option("vllm_max_tokens", "max_tokens of each workload request (2..256)", default=8,
            parse=_int_in(2, 256, "--vllm-max-tokens"), metavar="N"),
+    Option("vllm_concurrency", "at most this many servers scraped or loaded at once (1..256)", default=16,
+           parse=_int_in(1, 256, "--vllm-concurrency"), metavar="N"),
+    Option("vllm_phase_timeout", "wall-time cap in seconds of each phase per server (scrape, workload)",
+           default=120.0, parse=_seconds, metavar="SECONDS"),
     Option("vllm_arch", "CPU architecture of --vllm-url servers (" + ", ".join(ARCHITECTURES) + ")",
            default="unknown", parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
     Option("vllm_catalog", "extra catalog file (TOML) whose entries add to or replace the bundled ones "
@@ -200,6 +204,8 @@ class Settings:
     vllm_timeout: float = 10.0
     vllm_requests: int = 8
     vllm_max_tokens: int = 8
+    vllm_concurrency: int = 16
+    vllm_phase_timeout: float = 120.0
     vllm_arch: str = "unknown"
     vllm_catalog: tuple[Path, ...] = ()
     vllm_require_feature: tuple[str, ...] = ()
@@ -224,6 +230,14 @@ class Settings:
     @property
     def has_targets(self) -> bool:
         return bool(self.vllm_url or self.vllm_sim or self.vllm_namespace)
+
+    def bounds(self) -> str:
+        """The caps that keep a run against production servers small, for the report header."""
+        from .scrape import MAX_BODY_BYTES
+
+        return (f"bounds: {self.vllm_requests} requests per server of at most {self.vllm_max_tokens} tokens, "
+                f"{self.vllm_concurrency} servers at once, {self.vllm_timeout:g} s per request, "
+                f"{self.vllm_phase_timeout:g} s per phase, bodies up to {MAX_BODY_BYTES // 2**20} MiB")
 
     def header_lines(self) -> list[str]:
         """One line per setting not left at its default, with where it came from; secrets masked."""

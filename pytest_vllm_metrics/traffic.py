@@ -107,9 +107,10 @@ class Workload:
         self.requests = requests
         self.max_tokens = max_tokens
         self.timeout = timeout
+        self.partial = TrafficResult(model=model, block_size=16)  # what was sent, if the run is cut short
 
     async def run(self, block_size: int) -> TrafficResult:
-        result = TrafficResult(model=self.model, block_size=block_size)
+        result = self.partial = TrafficResult(model=self.model, block_size=block_size)
         max_model_len: int | None = None
         if self.model is None:
             try:

@@ -8,42 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vllm_metrics.sim import SimHost, get_profile
-from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
-
-NS = "llm-d-cpu-inference"
-LEGACY = {"llm-d.ai/inferenceServing": "true", "llm-d.ai/role": "decode"}
-CURRENT = {"llm-d.ai/inference-serving": "true", "llm-d.ai/role": "decode"}
-# What deploy/rbac.yaml grants: the least the suite needs. The workload POSTs through the pod proxy, and
-# Kubernetes authorizes a POST to a subresource as the verb "create".
-ROLE = frozenset({("list", "pods"), ("get", "pods/proxy"), ("create", "pods/proxy")})
-
-
-def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: object) -> Path:
-    path.write_text(json.dumps(KubeDouble.kubeconfig(double.url, token, namespace=NS, **kwargs)))
-    return path
-
-
-@pytest.fixture
-def cluster(sim_host: SimHost) -> Cluster:
-    """Two decode pods (amd64 and arm64, each label spelling once) behind a pod proxy, plus a sidecar port."""
-    amd = sim_host.start(get_profile("x86_64"))
-    arm = sim_host.start(get_profile("arm64-cpu"))
-    return Cluster(
-        namespaces={NS: [
-            PodSpec("decode-amd64", LEGACY, "node-a", {"proxy": 8000, "metrics": 8200}, backend=amd.url),
-            PodSpec("decode-arm64", CURRENT, "node-b", {"metrics": 8200}, backend=arm.url),
-            PodSpec("epp", {"app": "epp"}, "node-a", {"grpc": 9002}),
-        ], "empty": []},
-        nodes={"node-a": "amd64", "node-b": "arm64"},
-        tokens={"admin": ALL, "suite": ROLE, "suite-with-nodes": ROLE | {("get", "nodes")},
-                "no-proxy": frozenset({("list", "pods")})},
-    )
-
-
-@pytest.fixture
-def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
-    return KubeDouble(sim_host, cluster)
+from conftest import NS, ROLE, write_kubeconfig
+from pytest_vllm_metrics.sim import SimHost
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
 
 def run(pytester: pytest.Pytester, kubeconfig: Path, *args: str) -> pytest.RunResult:
@@ -245,3 +212,13 @@ def test_gateway_url_sends_the_workload_through_the_gateway(
     result.stdout.fnmatch_lines(["*decode-arm64 (vLLM 0.11.2, arm64): vllm:prompt_tokens_total went from 0 to 0*"
                                  "The workload went through the gateway*sent none of it to this pod*",
                                  "PASSED *test_moves[[]decode-amd64-vllm:prompt_tokens_total[]]"])
+
+
+def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
+    pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
+) -> None:
+    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "--vllm-api-key=sk-x",
+                 "-k", "workload_served")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*decode-amd64: the workload cannot carry the vLLM API key through the API "
+                                 "server's pod proxy*--vllm-transport=direct*--vllm-gateway-url*"])

@@ -134,6 +134,8 @@ class Engine:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.metrics: dict[str, Any] = {}
+        self.requests = 0
+        self.started = time.time()
         self._base = {"engine": "0", "model_name": profile.model}
         self._blocks: OrderedDict[bytes, None] = OrderedDict()
         for spec in families_for(profile.version):

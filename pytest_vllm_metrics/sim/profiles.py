@@ -22,8 +22,12 @@ class Profile:
     max_model_len: int = 1024
     num_gpu_blocks: int = 4096
     api_key: str | None = None
-    # Faults, for tests: the server stops answering (closes every connection) after this many scrapes.
+    # Faults, for tests (see FAULTS in server.py): how /metrics or /v1 misbehave.
+    fault: str | None = None
+    # the server stops answering (closes every connection) after this many scrapes
     stop_answering_after_scrapes: int | None = None
+    # the server restarts (counters reset, new _created) after this many completions
+    restart_after_requests: int | None = None
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)

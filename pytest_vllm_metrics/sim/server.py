@@ -20,15 +20,34 @@ from .engine import Engine
 from .profiles import Profile
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ENGINE = web.AppKey("engine", Engine)
+# The app's engine sits in a one-element list, so a simulated restart can swap it on a running app.
+ENGINE = web.AppKey("engine", list)
 # The same handlers vLLM's instrumentator leaves out of http_* metrics.
 _UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
 
 
+# Fault name -> what the simulator does instead of answering normally.
+FAULTS = {
+    "metrics-500": "/metrics answers HTTP 500",
+    "metrics-404": "/metrics answers HTTP 404",
+    "metrics-html": "/metrics answers an HTML error page",
+    "metrics-garbage": "/metrics answers text that is not Prometheus exposition",
+    "metrics-truncated": "/metrics answers a page cut off in the middle of a line",
+    "metrics-huge": "/metrics answers a 20 MB body",
+    "metrics-slowloris": "/metrics sends a byte every 0.2 s and never finishes",
+    "metrics-empty": "/metrics answers 200 with an empty body",
+    "completions-429": "/v1 completions answer 429 Too Many Requests",
+    "completions-500": "/v1 completions answer 500",
+    "version-missing": "/version answers 404",
+}
+
+
 def build_app(profile: Profile) -> web.Application:
+    if profile.fault is not None and profile.fault not in FAULTS:
+        raise ValueError(f"unknown simulator fault {profile.fault!r}; valid faults are {', '.join(FAULTS)}")
     engine = Engine(profile)
-    app = web.Application(middlewares=[_faults(profile), _auth(profile), _metered(engine)])
-    app[ENGINE] = engine
+    app = web.Application(middlewares=[_faults(profile), _auth(profile), _metered()])
+    app[ENGINE] = [engine]
     app.router.add_get("/health", _health)
     app.router.add_get("/version", _version)
     app.router.add_get("/metrics", _metrics)
@@ -52,9 +71,49 @@ def _faults(profile: Profile) -> Any:
             return web.Response(status=503)  # never reaches the client: the transport is closed
         if request.path == "/metrics":
             scrapes += 1
+        fault = profile.fault or ""
+        if request.path == "/metrics" and fault.startswith("metrics-"):
+            return await _bad_metrics(request, fault)
+        if request.path.startswith("/v1/") and request.path.endswith("completions") and fault.startswith(
+                "completions-"):
+            status = int(fault.rsplit("-", 1)[1])
+            return web.json_response({"object": "error", "message": f"simulated {status}", "code": status},
+                                     status=status)
+        if request.path == "/version" and fault == "version-missing":
+            return web.Response(status=404, text="Not Found")
         return await handler(request)
 
     return middleware
+
+
+async def _bad_metrics(request: web.Request, fault: str) -> web.StreamResponse:
+    engine: Engine = request.app[ENGINE][0]
+    page = generate_latest(engine.registry)
+    if fault in ("metrics-500", "metrics-404"):
+        return web.Response(status=int(fault[-3:]), text="Internal Server Error" if fault.endswith("500") else
+                            "Not Found")
+    if fault == "metrics-html":
+        return web.Response(text="<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>",
+                            content_type="text/html")
+    if fault == "metrics-garbage":
+        return web.Response(text='{"this": "is json, not metrics"} \x00\x01 vllm:{{{{', content_type="text/plain")
+    if fault == "metrics-truncated":
+        return web.Response(body=page[: len(page) // 2] + b'vllm:num_requests_running{engine="0",model_na',
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+    if fault == "metrics-empty":
+        return web.Response(body=b"", headers={"Content-Type": CONTENT_TYPE_LATEST})
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+    await response.prepare(request)
+    if fault == "metrics-huge":
+        line = b"# " + b"x" * 1022 + b"\n"
+        for _ in range(20 * 1024):  # 20 MB of comment lines
+            await response.write(line)
+    else:  # slow loris: bounded by the server's shutdown, never by itself finishing
+        while True:
+            await response.write(b"#")
+            await asyncio.sleep(0.2)
+    await response.write_eof()
+    return response
 
 
 def _auth(profile: Profile) -> Any:
@@ -69,13 +128,13 @@ def _auth(profile: Profile) -> Any:
     return middleware
 
 
-def _metered(engine: Engine) -> Any:
+def _metered() -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.monotonic()
         response = await handler(request)
         if request.path not in _UNMETERED:
-            engine.record_http(
+            request.app[ENGINE][0].record_http(
                 request.path, request.method, response.status, request.content_length or 0,
                 response.content_length or 0, time.monotonic() - started,
             )
@@ -93,16 +152,16 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _version(request: web.Request) -> web.Response:
-    return _json({"version": request.app[ENGINE].profile.version})
+    return _json({"version": request.app[ENGINE][0].profile.version})
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    engine: Engine = request.app[ENGINE]
+    engine: Engine = request.app[ENGINE][0]
     return web.Response(body=generate_latest(engine.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _models(request: web.Request) -> web.Response:
-    profile: Profile = request.app[ENGINE].profile
+    profile: Profile = request.app[ENGINE][0].profile
     return _json({
         "object": "list",
         "data": [{
@@ -123,7 +182,7 @@ async def _body(request: web.Request) -> dict[str, Any] | web.Response:
         return _error("request body is not JSON")
     if not isinstance(body, dict):
         return _error("request body must be a JSON object")
-    profile: Profile = request.app[ENGINE].profile
+    profile = request.app[ENGINE][0].profile
     if body.get("model") != profile.model:
         return _error(f"The model `{body.get('model')}` does not exist.", 404)
     return body
@@ -152,7 +211,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 
 async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bool) -> web.StreamResponse:
-    engine: Engine = request.app[ENGINE]
+    engine: Engine = request.app[ENGINE][0]
     profile = engine.profile
     max_tokens = body.get("max_tokens", 16)
     if not isinstance(max_tokens, int) or max_tokens < 1:
@@ -164,6 +223,10 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
             f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the messages, {max_tokens} in the completion)."
         )
     words, cached, _ = engine.generate(tokens, max_tokens)
+    engine.requests += 1
+    if profile.restart_after_requests and engine.requests == profile.restart_after_requests:
+        # A restarted server: a fresh engine, counters from zero, new _created timestamps.
+        request.app[ENGINE][0] = Engine(profile.replace(restart_after_requests=None))
     usage = {
         "prompt_tokens": len(tokens), "completion_tokens": len(words), "total_tokens": len(tokens) + len(words),
         "prompt_tokens_details": {"cached_tokens": cached},

@@ -1,0 +1,183 @@
+"""The bad-input and fault matrix: each case, the message a user sees, and the run finishing for the others.
+
+docs/troubleshooting.md is generated from CASES (PYTEST_VLLM_WRITE_DOCS=1 pytest tests/test_faults.py -k doc)
+and checked against them, so the document cannot drift from what the suite really prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import NS
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
+
+DOC = Path(__file__).parent.parent / "docs" / "troubleshooting.md"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    what: str  # what the user did or what the server does
+    message: str  # fnmatch pattern of the line the user sees
+    fix: str  # the short version, for the document
+    kind: str  # sim | kube | usage
+    sim: dict[str, Any] = field(default_factory=dict)  # Profile changes of the faulty simulator
+    args: tuple[str, ...] = ()
+    kube: dict[str, Any] = field(default_factory=dict)  # token, pod changes
+    healthy_passes: bool = True  # False when the case's options hit every server alike
+
+
+CASES = [
+    Case("metrics-500", "/metrics answers HTTP 500", "*GET /metrics answered HTTP 500. vLLM serves Prometheus text*",
+         "scrape vLLM's own port and path", "sim", {"fault": "metrics-500"}),
+    Case("metrics-404", "/metrics answers HTTP 404 (wrong path or port)", "*GET /metrics answered HTTP 404*check "
+         "--vllm-metrics-path and the port*", "fix --vllm-metrics-path or the port", "sim", {"fault": "metrics-404"}),
+    Case("metrics-html", "/metrics answers an HTML error page (a proxy, a login page)",
+         "*GET /metrics answered an HTML page, not Prometheus text*", "point the target at vLLM's own port", "sim",
+         {"fault": "metrics-html"}),
+    Case("metrics-garbage", "/metrics answers text that is not Prometheus exposition",
+         "*GET /metrics is not Prometheus text format*first bytes*", "check that the URL is vLLM's /metrics", "sim",
+         {"fault": "metrics-garbage"}),
+    Case("metrics-truncated", "/metrics answers a page cut off mid-line",
+         "*GET /metrics is not Prometheus text format (Invalid value*", "check proxies between the suite and vLLM",
+         "sim", {"fault": "metrics-truncated"}),
+    Case("metrics-empty", "/metrics answers an empty page", "*GET /metrics answered an empty metrics page*",
+         "check that the URL is vLLM's /metrics", "sim", {"fault": "metrics-empty"}),
+    Case("metrics-huge", "/metrics answers a 20 MB body", "*GET /metrics returned more than 16 MiB*",
+         "the URL points at something else than vLLM", "sim", {"fault": "metrics-huge"}),
+    Case("metrics-slowloris", "/metrics never finishes its answer (slow loris)",
+         "*GET /metrics did not finish within 2 s*kept the answer open*", "check the server; raise --vllm-timeout "
+         "if it is only slow", "sim", {"fault": "metrics-slowloris"}),
+    Case("server-stops", "the server stops answering mid-run", "*closed the connection during GET*server stopped "
+         "answering*", "check the server's logs and restarts", "sim", {"stop_answering_after_scrapes": 1}),
+    Case("server-restarts", "the server restarts mid-run (counters reset, new _created)",
+         "*The server restarted between the scrapes (its counters reset)*", "find why the server restarted", "sim",
+         {"restart_after_requests": 6}),
+    Case("completions-429", "completions answer 429 Too Many Requests",
+         "*every workload request failed*completion -> 429*",
+         "the server is saturated or rate-limited; retry later", "sim", {"fault": "completions-429"}),
+    Case("completions-500", "completions answer 500", "*every workload request failed*simulated 500*",
+         "check the server's logs", "sim", {"fault": "completions-500"}),
+    Case("version-missing", "/version does not answer", "*GET /version answered HTTP 404 without a version*",
+         "version-dependent checks assume the newest vLLM", "sim", {"fault": "version-missing"}),
+    Case("model-mismatch", "--vllm-model names a model the server does not serve",
+         "*every workload request failed*The model `nope` does not exist*", "pass the served model name, or "
+         "leave --vllm-model out", "sim", {}, ("--vllm-model=nope",), healthy_passes=False),
+    Case("api-key-missing", "the server requires an API key and none is given",
+         "*401 Unauthorized: the server was started with --api-key*--vllm-api-key*", "pass --vllm-api-key or set "
+         "VLLM_API_KEY", "sim", {"api_key": "sk-required"}),
+    Case("unreachable-url", "nothing listens at a --vllm-url", "*cannot connect to http://127.0.0.1:9*",
+         "check the host and port", "usage", args=("--vllm-url=http://127.0.0.1:9", "-k", "reachable")),
+    Case("namespace-unknown", "--vllm-namespace does not exist", "*namespace 'missing' does not exist*",
+         "check --vllm-namespace", "kube", args=("--vllm-namespace=missing",)),
+    Case("no-matching-pods", "no pod matches the selector", "*no pod in namespace*matches app=vllm; its 3 pod(s) "
+         "carry:*", "pass the labels the pods have to --vllm-selector", "kube", args=("--vllm-selector=app=vllm",)),
+    Case("pods-not-ready", "the pods exist but are not Ready", "*pod is not Ready (phase Pending, reason "
+         "Unschedulable)*", "kubectl describe pod says why", "kube", kube={"not_ready": True}),
+    Case("forbidden-pods", "403 listing pods", "*refused list pods in namespace*403 Forbidden*", "grant list on "
+         "pods (deploy/rbac.yaml)", "kube", kube={"grants": set()}),
+    Case("forbidden-proxy", "403 on pods/proxy", "*through the API server's pod proxy was refused (403 Forbidden)*",
+         "grant get and create on pods/proxy", "kube", kube={"grants": {("list", "pods")}}),
+    Case("forbidden-nodes", "403 reading nodes", "*architecture is unknown*grant the suite get on nodes*",
+         "grant get on nodes (deploy/clusterrole-nodes.yaml)", "kube",
+         kube={"grants": {("list", "pods"), ("get", "pods/proxy"), ("create", "pods/proxy")}}),
+    Case("api-unreachable", "the API server cannot be reached", "*cannot reach the API server http://127.0.0.1:9*",
+         "check the network path and the context", "kube", kube={"server": "http://127.0.0.1:9"}),
+    Case("kube-context-unknown", "--kube-context is not in the kubeconfig", "*context 'prod' is not in kubeconfig*",
+         "pick a context the kubeconfig has", "kube", args=("--kube-context=prod",)),
+    Case("kubeconfig-missing", "the kubeconfig file does not exist", "*kubeconfig */missing does not exist*",
+         "pass --kubeconfig or set KUBECONFIG", "usage", args=("--kubeconfig=/nonexistent/missing",
+                                                                 "--vllm-namespace=x")),
+    Case("dashboard-unreadable", "a --grafana-dashboard file is not JSON", "*dashboard bad.json is not valid JSON*",
+         "export the dashboard again from Grafana", "usage", args=("--grafana-dashboard=bad.json",
+                                                                   "--vllm-sim=x86_64")),
+    Case("promql-unparsable", "a panel's query is not valid PromQL", "*its query does not parse as PromQL*",
+         "fix the panel's expression", "usage", args=("--grafana-dashboard=broken-query.json", "--vllm-sim=x86_64",
+                                                      "-k", "test_panel")),
+    Case("prometheus-down", "--prometheus-url does not answer", "*Prometheus at http://127.0.0.1:9 cannot be "
+         "reached*", "check --prometheus-url", "usage", args=("--prometheus-url=http://127.0.0.1:9",
+                                                             "--vllm-sim=x86_64", "-k", "prometheus")),
+    Case("prometheus-not-prometheus", "--prometheus-url answers, but is not Prometheus' API",
+         "*Prometheus at * answered /api/v1/* with HTTP 404 and no JSON*", "point it at the Prometheus server",
+         "sim", {}, ("--prometheus-url={healthy}", "-k", "prometheus"), healthy_passes=False),
+    Case("option-invalid", "an option has an invalid value", "*--vllm-requests: 500 is out of range*",
+         "pass a value in the range", "usage", args=("--vllm-requests=500", "--vllm-sim=x86_64")),
+    Case("catalog-typo", "a --vllm-catalog file has a typo", "*has unknown field(s) levle; valid fields are*",
+         "fix the field name", "usage", args=("--vllm-catalog=typo.toml", "--vllm-sim=x86_64")),
+]
+
+
+def _files(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".json", bad="{not json")
+    pytester.makefile(".json", **{"broken-query": '{"title": "B", "panels": [{"title": "P", "targets": '
+                                                  '[{"expr": "sum(rate(x[5m]"}]}]}'})
+    pytester.makefile(".toml", typo='[[metric]]\nname = "vllm:x"\ntype = "gauge"\nlevle = "MUST"\n'
+                                    'feature = "core"\nversions = ">=0.9"\n')
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, double: KubeDouble,
+               tmp_path: Path) -> None:
+    _files(pytester)
+    common = ["-rA", "-p", "no:cacheprovider", "--vllm-timeout=2"]
+    healthy = None
+    if case.kind == "sim":
+        faulty = sim_host.start(get_profile("x86_64").replace(**case.sim))
+        healthy = sim_host.start(get_profile("x86_64"))
+        args = [a.format(healthy=healthy.url) for a in case.args]
+        result = pytester.runpytest(*common, f"--vllm-url={faulty.url}", f"--vllm-url={healthy.url}", *args)
+    elif case.kind == "kube":
+        server = case.kube.get("server", double.url)
+        if "grants" in case.kube:
+            cluster.tokens["case"] = frozenset(case.kube["grants"])
+        if case.kube.get("not_ready"):
+            pod = cluster.namespaces[NS][1]
+            pod.ready, pod.phase, pod.reason = False, "Pending", "Unschedulable"
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(server, "case" if "grants" in case.kube else "admin",
+                                                               namespace=NS)))
+        result = pytester.runpytest(*common, f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}", *case.args)
+    else:
+        result = pytester.runpytest(*common, *case.args)
+    output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output, output
+    (result.stderr if result.ret == pytest.ExitCode.USAGE_ERROR else result.stdout).fnmatch_lines([case.message])
+    if healthy is not None and case.healthy_passes:
+        # the run finished for the healthy server, which passed every check it shares with the faulty one
+        name = healthy.url.removeprefix("http://")
+        assert any(f"test_reachable[{name}]" in line for line in result.outlines if line.startswith("PASSED"))
+        assert not any(name in line for line in result.outlines if line.startswith(("FAILED", "ERROR")))
+
+
+def render_doc() -> str:
+    lines = [
+        "# Troubleshooting",
+        "",
+        "Every case below is a test in `tests/test_faults.py`; this page is generated from that list",
+        "(`PYTEST_VLLM_WRITE_DOCS=1 pytest tests/test_faults.py -k doc`) and a test fails when they differ.",
+        "The message column is the pattern of what the suite prints (`*` stands for details such as the",
+        "target's name). A broken server fails only its own tests; setup problems (options, kubeconfig,",
+        "discovery, dashboards, catalog) stop the run at once with exit code 4 and one `ERROR:` line.",
+        "",
+        "| case | situation | what you see | what to do |",
+        "|---|---|---|---|",
+    ]
+    for case in CASES:
+        message = case.message.strip("*").replace("|", "\\|")
+        lines.append(f"| `{case.id}` | {case.what} | `{message}` | {case.fix} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_troubleshooting_doc_matches_the_cases() -> None:
+    expected = render_doc()
+    if os.environ.get("PYTEST_VLLM_WRITE_DOCS"):
+        DOC.write_text(expected)
+    assert DOC.read_text() == expected, "docs/troubleshooting.md is stale: regenerate it (see the module docstring)"
+    assert len(CASES) >= 20
