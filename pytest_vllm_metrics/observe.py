@@ -111,7 +111,7 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         return
     obs.version = await _version(client, target, timeout, obs)
     traffic_target, traffic_client = target, client
-    proxied = "Authorization" in target.client_options.get("headers", {})
+    proxied = any(key.lower() == "authorization" for key in target.client_options.get("headers", {}))
     if settings.vllm_api_key and proxied and gateway is None:
         # The API server authenticates the suite by the Authorization header and does not pass it on, so a
         # vLLM API key cannot reach the pod through its proxy.

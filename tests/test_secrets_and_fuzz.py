@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import NS, ROLE
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.evaluate import movement, presence
 from pytest_vllm_metrics.observe import Observation
@@ -19,8 +20,6 @@ from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 from pytest_vllm_metrics.snapshot import ExpositionError, Snapshot
 from pytest_vllm_metrics.targets import Target
 from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
-
-from conftest import NS, ROLE
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 
@@ -37,8 +36,8 @@ def test_seeded_secrets_appear_in_no_artifact(pytester: pytest.Pytester, sim_hos
     monkeypatch.setenv("VLLM_API_KEY", api_key)
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "-rA", "-v", "-l", f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}",
-        "--prometheus-url=http://127.0.0.1:9", f"--vllm-gateway-url={gateway.url}", "--html=report.html", "--self-contained-html",
-        "--junitxml=junit.xml", "--vllm-report=report.json", "--log-file=run.log", "--log-file-level=DEBUG",
+        "--prometheus-url=http://127.0.0.1:9", f"--vllm-gateway-url={gateway.url}", "--html=report.html",
+        "--self-contained-html", "--junitxml=junit.xml", "--vllm-report=report.json", "--log-file=run.log", "--log-file-level=DEBUG",
     )
     # the token worked (discovery, scrapes) and so did the key (the workload through the gateway)
     result.stdout.fnmatch_lines(["*test_workload_served[[]decode-amd64[]] PASSED*"])
