@@ -37,7 +37,8 @@ def test_seeded_secrets_appear_in_no_artifact(pytester: pytest.Pytester, sim_hos
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "-rA", "-v", "-l", f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}",
         "--prometheus-url=http://127.0.0.1:9", f"--vllm-gateway-url={gateway.url}", "--html=report.html",
-        "--self-contained-html", "--junitxml=junit.xml", "--vllm-report=report.json", "--log-file=run.log", "--log-file-level=DEBUG",
+        "--self-contained-html", "--junitxml=junit.xml", "--vllm-report=report.json", "--log-file=run.log",
+        "--log-file-level=DEBUG",
     )
     # the token worked (discovery, scrapes) and so did the key (the workload through the gateway)
     result.stdout.fnmatch_lines(["*test_workload_served[[]decode-amd64[]] PASSED*"])
