@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import _fastparse
+
 Labels = Mapping[str, str]
 
 
@@ -48,32 +50,39 @@ class Snapshot:
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
+        """Parse a page; the fast path first, prometheus_client's parser for anything it does not prove."""
+        try:
+            snapshot = cls()
+            for name, type_, help_, samples in _fastparse.families(text):
+                snapshot._add(name, type_, help_, samples)
+            return snapshot
+        except _fastparse.Unrecognised:
+            return cls.parse_reference(text)
+
+    @classmethod
+    def parse_reference(cls, text: str) -> Snapshot:
+        """Parse with prometheus_client's text parser only."""
         snapshot = cls()
         try:
             for metric in text_string_to_metric_families(text):
-                snapshot._add(metric.name, metric.type, metric.documentation, metric.samples)
+                snapshot._add(metric.name, metric.type, metric.documentation,
+                              [(s.name, s.labels, s.value) for s in metric.samples])
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             raise ExpositionError(str(exc) or type(exc).__name__) from None
         return snapshot
 
-    def _add(self, name: str, type_: str, help_: str, samples: Iterable[object]) -> None:
+    def _add(self, name: str, type_: str, help_: str, samples: Iterable[tuple[str, Labels, float]]) -> None:
         if name.endswith("_created") and type_ in ("gauge", "unknown"):
             base = name[: -len("_created")]
-            for sample in samples:
-                key = _label_key(sample.labels)  # type: ignore[attr-defined]
+            for _, labels, value in samples:
                 # the created timestamp belongs to every sample of the base family's series
-                self.created.setdefault(base, {})[key] = float(sample.value)  # type: ignore[attr-defined]
+                self.created.setdefault(base, {})[_label_key(labels)] = float(value)
             return
         exposed = name + "_total" if type_ == "counter" else name
         label_names: set[str] = set()
-        for sample in samples:
-            labels = dict(sample.labels)  # type: ignore[attr-defined]
-            labels.pop("le", None)
-            labels.pop("quantile", None)
-            label_names.update(labels)
-            self.samples.setdefault(sample.name, []).append(  # type: ignore[attr-defined]
-                Series(tuple(sorted(sample.labels.items())), float(sample.value))  # type: ignore[attr-defined]
-            )
+        for sample_name, labels, value in samples:
+            label_names.update(key for key in labels if key not in ("le", "quantile"))
+            self.samples.setdefault(sample_name, []).append(Series(tuple(sorted(labels.items())), float(value)))
         previous = self.families.get(exposed)
         if previous is not None:
             label_names |= previous.label_names

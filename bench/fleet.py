@@ -1,0 +1,156 @@
+"""Fleet-scale benchmark: one run prints every ratio of issue 8 (not a timed test; run it by hand or in CI).
+
+    python bench/fleet.py            # full: P1 up to 500 endpoints, P2 up to 100 pods, memory at 500
+    python bench/fleet.py --quick    # smaller N, for a smoke run
+
+P1  one scrape+parse round of N endpoints serving the real vLLM 0.32 page (~50 KB, 586 lines), the plugin's
+    own path (shared httpx client, bounded concurrency, fast parser); goal T(100) <= 5 x T(1).
+    Baseline: the seed's way, one request at a time on a new connection, parsed with prometheus_client.
+P2  the whole bundled suite (pytest, every item) against N simulated pods, directly by URL and through the
+    Kubernetes API double's pod proxy; goal T(100) <= 3 x T(1).
+MEM peak RSS of the pytest process against 500 endpoints; goal under 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pytest_vllm_metrics.scrape import scrape  # noqa: E402
+from pytest_vllm_metrics.snapshot import Snapshot  # noqa: E402
+from pytest_vllm_metrics.targets import Target  # noqa: E402
+
+PAGE = (ROOT / "tests" / "data" / "captures" / "prefix-caching-on.after.prom").read_text()
+
+
+@contextmanager
+def fleet(mode: str, count: int) -> Iterator[dict[str, object]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fleet.json"
+        process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_fleet_server.py"), mode, str(count),
+                                    str(out)])
+        try:
+            deadline = time.monotonic() + 120
+            while not out.exists() or not out.read_text():  # bounded wait for the fleet to listen
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit("the fleet server did not start")
+                time.sleep(0.05)
+            info = json.loads(out.read_text())
+            info["dir"] = tmp
+            yield info
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def best(fn: Callable[[], object], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def plugin_round(urls: list[str], concurrency: int = 16) -> None:
+    async def go() -> None:
+        targets = [Target(name=url, base_url=url) for url in urls]
+        slots = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            async def one(target: Target) -> Snapshot:
+                async with slots:
+                    return await scrape(client, target, "/metrics", 30)
+
+            await asyncio.gather(*(one(t) for t in targets))
+
+    asyncio.run(go())
+
+
+def seed_round(urls: list[str]) -> None:
+    for url in urls:  # one at a time, a new connection each, like `kubectl exec ... curl` per pod
+        Snapshot.parse_reference(httpx.get(url + "/metrics", timeout=30).text)
+
+
+def suite_run(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall time and peak RSS (KB) of one pytest run of the bundled suite; and its summary line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                                cwd=tmp, capture_output=True, text=True, env={**os.environ, **env}, timeout=3600)
+        elapsed = time.perf_counter() - started
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-300:]
+    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller N, for a smoke run")
+    args = parser.parse_args()
+    p1_sizes = [1, 10, 100] if args.quick else [1, 10, 100, 500]
+    p2_sizes = [1, 10] if args.quick else [1, 10, 100]
+    rows: list[tuple[str, str, str]] = []
+
+    fast = best(lambda: [Snapshot.parse(PAGE) for _ in range(20)]) / 20
+    ref = best(lambda: [Snapshot.parse_reference(PAGE) for _ in range(20)]) / 20
+    rows.append(("parse one 50 KB page", f"fast {fast * 1000:.1f} ms, prometheus_client {ref * 1000:.1f} ms",
+                 f"{ref / fast:.1f}x faster"))
+
+    timings: dict[int, float] = {}
+    with fleet("static", max(p1_sizes)) as info:
+        urls = list(info["urls"])  # type: ignore[call-overload]
+        for n in p1_sizes:
+            timings[n] = best(lambda n=n: plugin_round(urls[:n]))
+            rows.append((f"P1 scrape+parse round, N={n}", f"{timings[n] * 1000:.0f} ms",
+                         f"T(N)/T(1) = {timings[n] / timings[1]:.1f}"))
+        seed_n = 100
+        seed = best(lambda: seed_round(urls[:seed_n]), repeat=1)
+        rows.append((f"baseline: seed's way, N={seed_n}", f"{seed * 1000:.0f} ms",
+                     f"{seed / timings[seed_n]:.1f}x slower than the plugin"))
+        if 500 in timings:
+            env = {"PYTEST_VLLM_URL": ",".join(urls[:500])}
+            _, rss, summary = suite_run(["-k", "test_reachable", "--vllm-requests=1"], env)
+            rows.append(("MEM pytest process, 500 endpoints", f"{rss / 1024:.0f} MB peak RSS", summary))
+    goal1 = timings[100] / timings[1]
+
+    p2: dict[str, dict[int, float]] = {"direct": {}, "pod proxy": {}}
+    for n in p2_sizes:
+        with fleet("sim", n) as info:
+            urls = list(info["urls"])  # type: ignore[call-overload]
+            elapsed, _, summary = suite_run([], {"PYTEST_VLLM_URL": ",".join(urls)})
+            p2["direct"][n] = elapsed
+            rows.append((f"P2 whole suite, {n} pods, direct", f"{elapsed:.1f} s", summary))
+            kubeconfig = Path(str(info["dir"])) / "kubeconfig"
+            kubeconfig.write_text(json.dumps(info["kubeconfig"]))
+            elapsed, _, summary = suite_run([f"--kubeconfig={kubeconfig}", "--vllm-namespace=bench"], {})
+            p2["pod proxy"][n] = elapsed
+            rows.append((f"P2 whole suite, {n} pods, pod proxy", f"{elapsed:.1f} s", summary))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':{width}}  {'time':>28}  note")
+    for name, value, note in rows:
+        print(f"{name:{width}}  {value:>28}  {note}")
+    print(f"\nP1 goal T(100) <= 5 x T(1): {goal1:.1f} -> {'met' if goal1 <= 5 else 'NOT met'}")
+    last = max(p2_sizes)
+    for way, times in p2.items():
+        ratio = times[last] / times[1]
+        print(f"P2 goal T({last}) <= 3 x T(1), {way}: {ratio:.1f} -> {'met' if ratio <= 3 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
