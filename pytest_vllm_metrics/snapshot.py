@@ -30,7 +30,7 @@ class Family:
     label_names: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Series:
     labels: tuple[tuple[str, str], ...]
     value: float
@@ -82,7 +82,7 @@ class Snapshot:
         label_names: set[str] = set()
         for sample_name, labels, value in samples:
             label_names.update(key for key in labels if key not in ("le", "quantile"))
-            self.samples.setdefault(sample_name, []).append(Series(tuple(sorted(labels.items())), float(value)))
+            self.samples.setdefault(sample_name, []).append(Series(_shared(labels), float(value)))
         previous = self.families.get(exposed)
         if previous is not None:
             label_names |= previous.label_names
@@ -186,6 +186,18 @@ def _created_base(sample_name: str) -> str:
         if sample_name.endswith(suffix):
             return sample_name[: -len(suffix)]
     return sample_name
+
+
+# Label sets repeat across series and across every pod's snapshots: keep one tuple of each, so a fleet of
+# hundreds of pods holds hundreds of snapshots without hundreds of copies of the same labels.
+_LABEL_SETS: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _shared(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    key = tuple(sorted(labels.items()))
+    if len(_LABEL_SETS) > 200_000:  # a bound for pages with unbounded label values
+        _LABEL_SETS.clear()
+    return _LABEL_SETS.setdefault(key, key)
 
 
 def _label_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -38,6 +38,7 @@ FAULTS = {
     "metrics-empty": "/metrics answers 200 with an empty body",
     "completions-429": "/v1 completions answer 429 Too Many Requests",
     "completions-500": "/v1 completions answer 500",
+    "completions-slow": "/v1 completions take 0.5 s each",
     "version-missing": "/version answers 404",
 }
 
@@ -74,6 +75,9 @@ def _faults(profile: Profile) -> Any:
         fault = profile.fault or ""
         if request.path == "/metrics" and fault.startswith("metrics-"):
             return await _bad_metrics(request, fault)
+        if request.path.endswith("completions") and fault == "completions-slow":
+            await asyncio.sleep(0.5)  # a slow server, bounded by the suite's phase cap
+            return await handler(request)
         if request.path.startswith("/v1/") and request.path.endswith("completions") and fault.startswith(
                 "completions-"):
             status = int(fault.rsplit("-", 1)[1])
