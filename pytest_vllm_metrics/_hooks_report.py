@@ -12,6 +12,7 @@ import pytest
 from . import report
 from .fixtures import VERDICT_KEY
 from .run import RUN_KEY, Run
+from .settings import redact_url
 
 STARTED_KEY = pytest.StashKey[datetime]()
 _LEVEL_ORDER = {"must": ("MUST",), "should": ("MUST", "SHOULD"), "may": ("MUST", "SHOULD", "MAY")}
@@ -153,7 +154,7 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
     settings = run.settings
     metadata["pytest-vllm-metrics"] = __version__
     if settings.vllm_url:
-        metadata["vLLM URLs"] = ", ".join(settings.vllm_url)
+        metadata["vLLM URLs"] = ", ".join(redact_url(url) for url in settings.vllm_url)
     if settings.vllm_sim:
         metadata["Simulator profiles"] = ", ".join(settings.vllm_sim)
     cluster = run.cluster() if settings.vllm_namespace else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -176,7 +177,10 @@ def evaluate_panel(panel: Panel, observations: list[Observation], catalog: Catal
         missing = _missing(selector.metric, seen, catalog, where, exprs)
         if missing:
             return missing
-    prom_labels = _prometheus_labels(prom, vllm) if prom else None
+    try:
+        prom_labels = _prometheus_labels(prom, vllm) if prom else None
+    except PrometheusError as exc:
+        return _verdict("failed", "no data", f"{where}: Prometheus could not be asked for its series: {exc}", exprs)
     for selector in vllm:
         mismatch = _label_mismatch(selector, seen, where, prom_labels)
         if mismatch:
@@ -248,7 +252,8 @@ def _missing(metric: str, seen: list[Observation], catalog: Catalog, where: str,
 def _prometheus_labels(prom: Prometheus, vllm: list[Selector]) -> dict[str, set[str]]:
     labels: dict[str, set[str]] = {}
     for selector in vllm:
-        series = prom.get("/api/v1/series", **{"match[]": selector.metric, "limit": 20})
+        series = prom.get("/api/v1/series", **{"match[]": selector.metric, "limit": 20,
+                                                "start": f"{time.time() - 600:.0f}"})
         labels[selector.metric] = {key for item in series for key in item if key != "__name__"}
     return labels
 

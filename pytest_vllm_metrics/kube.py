@@ -53,7 +53,13 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]
     if not Path(path).is_file():
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except ConfigException as exc:
+                raise DiscoveryError(
+                    f"running inside a cluster, but its service account cannot be used ({exc}): mount the "
+                    f"token (automountServiceAccountToken) or pass --kubeconfig."
+                ) from None
             return client.ApiClient(configuration), "in-cluster"
         raise DiscoveryError(
             f"kubeconfig {path} does not exist. Pass --kubeconfig=PATH (or set KUBECONFIG), or run inside the "
@@ -180,7 +186,7 @@ def _no_pods_message(core: Any, call: Any, namespace: str, selectors: tuple[str,
     everything = call(f"list pods in namespace {namespace}", core.list_namespaced_pod, namespace).items
     if not everything:
         try:
-            core.read_namespace(namespace)
+            core.read_namespace(namespace, _request_timeout=10)
         except ApiException as exc:
             if exc.status == 404:
                 return (f"namespace {namespace!r} does not exist on {where}. Check --vllm-namespace "
@@ -202,6 +208,7 @@ def _no_pods_message(core: Any, call: Any, namespace: str, selectors: tuple[str,
 
 def _node_architectures(core: Any, nodes: set[str], timeout: float, info: ClusterInfo) -> dict[str, str]:
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
 
     arch: dict[str, str] = {}
     for node in sorted(nodes):
@@ -211,6 +218,9 @@ def _node_architectures(core: Any, nodes: set[str], timeout: float, info: Cluste
             if exc.status in (401, 403):
                 info.notes.append(NODE_PERMISSION_NOTE)
                 return {}
+            continue
+        except (Urllib3Error, OSError):
+            info.notes.append(f"architecture of node {node} unknown: reading it timed out")
             continue
         arch[node] = labels.get("kubernetes.io/arch", "unknown")
     return arch
@@ -239,7 +249,7 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
     node = pod.spec.node_name
     labels = dict(pod.metadata.labels or {})
     arch = arch_by_node.get(node or "", "unknown")
-    detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch}
+    detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch, "transport": transport}
     common: dict[str, Any] = {"name": name, "arch": arch, "source": "kubernetes", "node": node, "labels": labels,
                               "detail": detail}
     ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
@@ -254,7 +264,8 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
     if problem:
         return Target(base_url="", unavailable=f"{name}: {problem}", **common)
     if transport == "direct":
-        return Target(base_url=f"http://{pod.status.pod_ip}:{resolved}", **common)
+        ip = pod.status.pod_ip or ""
+        return Target(base_url=f"http://[{ip}]:{resolved}" if ":" in ip else f"http://{ip}:{resolved}", **common)
     return Target(base_url=f"{server}/api/v1/namespaces/{namespace}/pods/{name}:{resolved}/proxy",
                   client_options=options, **common)
 

@@ -95,8 +95,15 @@ async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Ob
 async def _observe_one(client: httpx.AsyncClient, target: Target, settings: Settings,
                        gateway: httpx.AsyncClient | None) -> Observation:
     obs = Observation(target)
-    if not target.unavailable:
+    if target.unavailable:
+        return obs
+    try:
         await _stages(client, obs, settings, gateway)
+    except Exception as exc:  # one broken target never stops the others
+        stage = next(s for s in ("before", "traffic", "after") if s not in obs.errors and
+                     (s != "before" or obs.before is None) and (s != "after" or obs.after is None))
+        obs.errors[stage] = (f"{target.name}: unexpected {type(exc).__name__} while checking this server; its other "
+                             f"checks are reported as failed. Please report it with the server's /metrics page.")
     return obs
 
 
@@ -111,7 +118,7 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         return
     obs.version = await _version(client, target, timeout, obs)
     traffic_target, traffic_client = target, client
-    proxied = any(key.lower() == "authorization" for key in target.client_options.get("headers", {}))
+    proxied = target.source == "kubernetes" and target.detail.get("transport") == "proxy"
     if settings.vllm_api_key and proxied and gateway is None:
         # The API server authenticates the suite by the Authorization header and does not pass it on, so a
         # vLLM API key cannot reach the pod through its proxy.

@@ -9,13 +9,13 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from .catalog import Catalog
 from .evaluate import Verdict
 from .observe import Observation
+from .targets import host_port
 
 # Labels Prometheus Operator puts on every series of a PodMonitor/ServiceMonitor target (not the older
 # kubernetes_namespace / kubernetes_pod_name of hand-written kubernetes_sd relabelings).
@@ -37,7 +37,20 @@ class Prometheus:
     insecure: bool = False
     timeout: float = 10.0
 
+    def __post_init__(self) -> None:
+        self._http: httpx.Client | None = None
+
     def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = self._new_client()
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _new_client(self) -> httpx.Client:
         verify: ssl.SSLContext | bool = True
         if self.insecure:
             verify = False
@@ -49,8 +62,7 @@ class Prometheus:
 
     def get(self, path: str, **params: Any) -> Any:
         try:
-            with self._client() as client:
-                response = client.get(path, params=params)
+            response = self._client().get(path, params=params)
         except httpx.HTTPError as exc:
             raise PrometheusError(
                 f"Prometheus at {self.url} cannot be reached ({type(exc).__name__}: {exc}). Check --prometheus-url "
@@ -78,8 +90,8 @@ class Prometheus:
         result: list[dict[str, Any]] = data["result"] if data["resultType"] == "vector" else []
         return result
 
-    def targets(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.get("/api/v1/targets")
+    def targets(self, state: str = "any") -> dict[str, Any]:
+        result: dict[str, Any] = self.get("/api/v1/targets", state=state)
         return result
 
 
@@ -92,7 +104,7 @@ def selector_for(obs: Observation) -> dict[str, str]:
     target = obs.target
     if target.source == "kubernetes":
         return {"namespace": target.detail.get("namespace", ""), "pod": target.name}
-    return {"instance": urlsplit(target.base_url).netloc}
+    return {"instance": host_port(target.base_url)}
 
 
 def _matchers(selector: dict[str, str]) -> str:
@@ -121,8 +133,9 @@ def wait_until_synced(prom: Prometheus, observations: list[Observation], bound: 
 
 
 def scrape_interval(prom: Prometheus) -> float:
-    intervals = [_seconds(t.get("scrapeInterval", "30s")) for t in prom.targets().get("activeTargets", [])]
-    return max(intervals, default=30.0)
+    """The longest scrape interval of the active targets, capped at 60 s: the wait for a sync is bounded."""
+    intervals = [_seconds(t.get("scrapeInterval", "30s")) for t in prom.targets("active").get("activeTargets", [])]
+    return min(max(intervals, default=30.0), 60.0)
 
 
 def _seconds(text: str) -> float:
@@ -207,7 +220,8 @@ def values_agree(prom: Prometheus, obs: Observation, held: float | None) -> Verd
     assert obs.before is not None and obs.after is not None
     before, after = obs.before.value(SYNC_COUNTER), obs.after.value(SYNC_COUNTER)
     evidence = {"metric": SYNC_COUNTER, "direct_before": before, "direct_after": after, "prometheus": held}
-    if held is not None and after is not None and math.isclose(held, after):
+    # Equal, or more where other users' traffic kept the counter moving after the suite's scrape.
+    if held is not None and after is not None and (math.isclose(held, after) or held > after):
         return Verdict("passed", evidence=evidence)
     return Verdict("failed", f"{obs.target.name}: Prometheus holds {SYNC_COUNTER} = {held} while the direct scrape "
                              f"saw {after} after the workload (and {before} before), even after waiting for its "

@@ -59,11 +59,8 @@ class Run:
         return self._targets
 
     def cluster(self) -> ClusterInfo | None:
-        if not self.settings.vllm_namespace:
-            return None
-        self.kube_targets()
-        assert self._kube is not None
-        return self._kube[0]
+        """The cluster, if discovery ran and succeeded (never discovers again for a report)."""
+        return self._kube[0] if self._kube is not None else None
 
     def kube_targets(self) -> list[Target]:
         settings = self.settings
@@ -126,6 +123,8 @@ class Run:
         return self._observations or {}
 
     def close(self) -> None:
+        if self._prometheus is not None:
+            self._prometheus.prom.close()
         if self._sim_host is not None:
             self._sim_host.close()  # type: ignore[attr-defined]
             self._sim_host = None

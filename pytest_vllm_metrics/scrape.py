@@ -62,6 +62,9 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
     if isinstance(exc, httpx.RemoteProtocolError):
         return (f"{target.name}: {target.base_url} closed the connection during {what} ({_reason(exc)}). The "
                 f"server stopped answering (crashed or restarting?); check its logs and its pod's restarts.")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # its text quotes the offending header, which may be a credential
+        return f"{target.name}: {what} could not be sent (an invalid header value); check the credentials."
     return f"{target.name}: {what} failed: {_reason(exc)}. Check the target URL."
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from .catalog import FEATURES
@@ -78,12 +79,23 @@ def _seconds(raw: str, where: str) -> float:
 
 
 def _url(raw: str, where: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", raw):
+    shown = redact_url(raw)
+    try:
+        parsed = httpx.URL(raw)
+        valid = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, TypeError):
+        valid = False
+    if not valid:
         raise pytest.UsageError(
-            f"{where}: {raw!r} is not an http(s) URL; pass the server's base URL, e.g. http://10.0.0.7:8000 "
+            f"{where}: {shown!r} is not an http(s) URL; pass the server's base URL, e.g. http://10.0.0.7:8000 "
             f"(without /metrics or /v1)."
         )
     return raw.rstrip("/")
+
+
+def redact_url(url: str) -> str:
+    """A URL for display: any user:password@ part replaced."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", url)
 
 
 def _path(raw: str, where: str) -> str:
@@ -131,6 +143,16 @@ def _existing(raw: str, where: str) -> Path:
     return path
 
 
+def _secret(raw: str, where: str) -> str:
+    value = raw.strip()  # a Secret created --from-file keeps its trailing newline
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        raise pytest.UsageError(
+            f"{where}: the key is empty or contains spaces, control or non-ASCII characters, which cannot go "
+            f"into an HTTP header; check how it is stored (the value is not shown)."
+        )
+    return value
+
+
 def _file(raw: str, where: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -144,6 +166,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("vllm_sim", "start the bundled vLLM simulator with PROFILE (default x86_64; repeatable)", default=(),
            parse=_sim_profile, multiple=True, metavar="PROFILE", nargs_optional_const="x86_64"),
     Option("vllm_api_key", "API key sent as 'Authorization: Bearer' to /v1 (never printed)", secret=True,
+           parse=_secret,
            ini=False, env="VLLM_API_KEY", metavar="KEY"),
     Option("vllm_model", "model to send the workload to (default: the first of /v1/models)", metavar="NAME"),
     Option("vllm_metrics_path", "path of the metrics endpoint", default="/metrics", parse=_path, metavar="PATH"),
@@ -172,8 +195,8 @@ OPTIONS: tuple[Option, ...] = (
            "with a port named metrics)", metavar="NAME"),
     Option("vllm_port", "vLLM's port on the pods, a number or a port name (default: the port named metrics, "
            "else the vLLM container's port)", metavar="PORT"),
-    Option("kubeconfig", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)",
-           env="KUBECONFIG", metavar="PATH"),
+    Option("kubeconfig", "kubeconfig file (default: the first file of $KUBECONFIG, ~/.kube/config, else "
+           "in-cluster)", metavar="PATH"),
     Option("kube_context", "kubeconfig context (default: the current one)", metavar="NAME"),
     Option("vllm_transport", "reach pods through the API server's pod proxy (proxy) or at their IPs (direct, "
            "inside the cluster)", default="proxy", parse=_choice(("proxy", "direct")), metavar="MODE"),
@@ -198,7 +221,7 @@ OPTIONS: tuple[Option, ...] = (
 class Settings:
     vllm_url: tuple[str, ...] = ()
     vllm_sim: tuple[str, ...] = ()
-    vllm_api_key: str | None = None
+    vllm_api_key: str | None = field(default=None, repr=False)  # never in a traceback's locals
     vllm_model: str | None = None
     vllm_metrics_path: str = "/metrics"
     vllm_timeout: float = 10.0
@@ -250,9 +273,9 @@ class Settings:
             if option.secret:
                 shown = "set (hidden)"
             elif isinstance(value, tuple):
-                shown = ", ".join(str(v) for v in value)
+                shown = ", ".join(redact_url(str(v)) for v in value)
             else:
-                shown = str(value)
+                shown = redact_url(str(value))
             lines.append(f"{option.flag}: {shown} (from {source})")
         return lines
 

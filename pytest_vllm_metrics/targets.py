@@ -29,8 +29,16 @@ class Target:
         return self.base_url.rstrip("/") + path
 
 
+def host_port(url: str) -> str:
+    """host:port of a URL, without any user:password@ (names and selectors are shown everywhere)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 def url_targets(urls: tuple[str, ...], arch: str) -> list[Target]:
-    names = _unique([urlsplit(url).netloc for url in urls])
+    names = _unique([host_port(url) for url in urls])
     return [Target(name=name, base_url=url, arch=arch, source="url") for name, url in zip(names, urls, strict=True)]
 
 

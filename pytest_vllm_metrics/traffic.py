@@ -208,12 +208,12 @@ class _WorkloadError(Exception):
 
 def _take_usage(record: RequestRecord, data: dict[str, Any]) -> None:
     usage = data.get("usage") if isinstance(data, dict) else None
-    if not usage:
+    if not isinstance(usage, dict):
         return
     record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
     record.completion_tokens = int(usage.get("completion_tokens") or 0)
-    details = usage.get("prompt_tokens_details") or {}
-    if details.get("cached_tokens") is not None:
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and details.get("cached_tokens") is not None:
         record.cached_tokens = int(details["cached_tokens"])
 
 

@@ -87,3 +87,36 @@ def test_api_key_has_no_ini_key(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--vllm-api-key=KEY*[env VLLM_API_KEY]*"])
     assert "ini vllm_api_key" not in result.stdout.str()
+
+
+def test_api_key_with_a_newline_is_refused_without_echoing_it(pytester: pytest.Pytester,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "sk-line one\n")
+    result = header(pytester, "--vllm-sim=x86_64")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: VLLM_API_KEY: the key is empty or contains spaces, control or non-ASCII "
+                                 "characters*(the value is not shown)."])
+    assert "sk-line" not in result.stderr.str() + result.stdout.str()
+
+
+def test_trailing_newline_of_a_key_from_a_secret_file_is_stripped() -> None:
+    from pytest_vllm_metrics.settings import Settings, _secret
+
+    assert _secret("sk-abc\n", "VLLM_API_KEY") == "sk-abc"
+    assert "sk-abc" not in repr(Settings(vllm_api_key="sk-abc"))  # tracebacks print fixtures' reprs
+
+
+def test_credentials_in_urls_never_reach_names_or_header(pytester: pytest.Pytester) -> None:
+    result = header(pytester, "--vllm-url=http://user:hunter2@127.0.0.1:9", "--collect-only")
+    output = result.stdout.str()
+    assert "hunter2" not in output
+    result.stdout.fnmatch_lines(["*--vllm-url: http://***@127.0.0.1:9 (from option)"])
+    collected = pytester.runpytest("--vllm-url=http://user:hunter2@127.0.0.1:9", "--collect-only", "-q")
+    assert "hunter2" not in collected.stdout.str()
+    collected.stdout.fnmatch_lines(["*test_reachable[[]127.0.0.1:9[]]*"])
+
+
+def test_url_with_a_bad_port_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = header(pytester, "--vllm-url=http://host:abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --vllm-url: 'http://host:abc' is not an http(s) URL*"])

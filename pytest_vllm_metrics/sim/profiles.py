@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,7 +21,7 @@ class Profile:
     block_size: int = 128
     max_model_len: int = 1024
     num_gpu_blocks: int = 4096
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     # Faults, for tests (see FAULTS in server.py): how /metrics or /v1 misbehave.
     fault: str | None = None
     # the server stops answering (closes every connection) after this many scrapes
