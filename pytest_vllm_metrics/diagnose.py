@@ -23,7 +23,8 @@ class Limitation:
 
     def reason(self, arch: str, version: str) -> str:
         return (f"vLLM {version} disables {self.feature.replace('_', ' ')} on {arch} CPUs: \"{self.message}\" "
-                f"({self.source}); fix: {self.fix}")
+                f"({self.source}); the server confirms it: vllm:cache_config_info has "
+                f"enable_prefix_caching=\"False\"; fix: {self.fix}")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def test_arm64_seed_incident_core_passes_prefix_cache_xfails(pytester: pytest.Py
     ]
     result.stdout.fnmatch_lines([
         "XFAIL *prefix_cache_hits_total* - vLLM 0.11.2 disables prefix caching on arm64 CPUs: \"Prefix caching "
-        "is not supported for ARM and POWER, S390X and RISC-V CPUs; disabling it for V1 backend.\"*",
+        "is not supported for ARM and POWER, S390X and RISC-V CPUs; disabling it for V1 backend.\"*"
+        "the server confirms it: vllm:cache_config_info has enable_prefix_caching=\"False\"*",
     ])
     passed = outcomes_of(result, "PASSED")
     assert any("test_moves[sim-arm64-cpu-vllm:prompt_tokens_total]" in p for p in passed)
