@@ -100,8 +100,8 @@ async def _observe_one(client: httpx.AsyncClient, target: Target, settings: Sett
     try:
         await _stages(client, obs, settings, gateway)
     except Exception as exc:  # one broken target never stops the others
-        stage = next(s for s in ("before", "traffic", "after") if s not in obs.errors and
-                     (s != "before" or obs.before is None) and (s != "after" or obs.after is None))
+        # the stage that was running: the first one without a result
+        stage = "before" if obs.before is None else "traffic" if obs.traffic is None else "after"
         obs.errors[stage] = (f"{target.name}: unexpected {type(exc).__name__} while checking this server; its other "
                              f"checks are reported as failed. Please report it with the server's /metrics page.")
     return obs
