@@ -126,14 +126,22 @@ def vllm_scraper(vllm_settings: Settings) -> Scraper:
 def vllm_workload(vllm_settings: Settings) -> Callable[..., TrafficResult]:
     """Send the bounded workload to a target again: `vllm_workload(target, requests=4)`."""
 
-    def send(target: Target, requests: int | None = None, block_size: int = 16) -> TrafficResult:
+    def send(target: Target, requests: int | None = None, block_size: int | None = None) -> TrafficResult:
         async def go() -> TrafficResult:
             async with httpx.AsyncClient(trust_env=False, **target.client_options) as client:
+                size = block_size
+                if size is None:  # the server's own KV block size, as the session's workload uses
+                    try:
+                        page = await scrape(client, target, vllm_settings.vllm_metrics_path,
+                                            vllm_settings.vllm_timeout)
+                        size = int((page.info("vllm:cache_config_info") or {}).get("block_size", 16))
+                    except (FetchError, ValueError):
+                        size = 16
                 workload = Workload(client, target, model=vllm_settings.vllm_model,
                                     api_key=vllm_settings.vllm_api_key,
                                     requests=min(requests or vllm_settings.vllm_requests, 64),
                                     max_tokens=vllm_settings.vllm_max_tokens, timeout=vllm_settings.vllm_timeout)
-                return await workload.run(block_size)
+                return await workload.run(size)
 
         return asyncio.run(go())
 

@@ -213,3 +213,14 @@ def test_required_feature_missing_fails_with_how_to_enable_it(pytester: pytest.P
 def test_prefix_cache_counters_agree_on_the_simulator(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester, "--vllm-sim=x86_64", "-k", "test_prefix_cache")
     result.assert_outcomes(passed=4)
+
+
+def test_users_can_send_the_workload_again(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_again="""
+        def test_workload_again(vllm_workload, vllm_target, vllm_scraper):
+            before = vllm_scraper.scrape(vllm_target).value("vllm:prefix_cache_hits_total")
+            result = vllm_workload(vllm_target, requests=4)
+            assert result.requests == 4 and result.block_size == 128
+            assert vllm_scraper.scrape(vllm_target).value("vllm:prefix_cache_hits_total") > before
+    """)
+    run_suite(pytester, "--vllm-sim=x86_64", "test_again.py").assert_outcomes(passed=1)
