@@ -187,23 +187,48 @@ class Workload:
                         f"the workload through --vllm-gateway-url"
                     )
                 elif response.status_code != 200:
-                    record.error = _error_text(await response.aread())
+                    record.error = _error_text(await _read(response))
                 elif stream:
+                    size = 0
                     async for line in response.aiter_lines():
+                        size += len(line)
+                        if size > MAX_ANSWER_BYTES:
+                            raise _TooLarge
                         if line.startswith("data: ") and line != "data: [DONE]":
                             _take_usage(record, json.loads(line[6:]))
                 else:
-                    _take_usage(record, json.loads(await response.aread()))
+                    _take_usage(record, json.loads(await _read(response)))
         except httpx.HTTPError as exc:
             record.error = describe_http_error(self.target, f"POST {path}", exc, self.timeout)
         except (ValueError, UnicodeDecodeError) as exc:
             record.error = f"the answer is not OpenAI-compatible JSON ({exc})"
+        except _TooLarge:
+            record.error = (f"the answer exceeded {MAX_ANSWER_BYTES // 2**20} MiB for a request of "
+                            f"{self.max_tokens} tokens; this is not a vLLM completion")
         record.seconds = time.monotonic() - started
         return record
 
 
 class _WorkloadError(Exception):
     pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a completion of at most 256 tokens is a few KB
+
+
+async def _read(response: httpx.Response) -> bytes:
+    """The body, read with a size limit."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _take_usage(record: RequestRecord, data: dict[str, Any]) -> None:

@@ -65,6 +65,8 @@ CASES = [
          "the server is saturated or rate-limited; retry later", "sim", {"fault": "completions-429"}),
     Case("completions-500", "completions answer 500", "*every workload request failed*simulated 500*",
          "check the server's logs", "sim", {"fault": "completions-500"}),
+    Case("completions-huge", "completions answer a 5 MB body", "*the answer exceeded 4 MiB for a request of 8 "
+         "tokens*", "the URL reaches something else than vLLM", "sim", {"fault": "completions-huge"}),
     Case("phase-cap", "the workload takes longer than --vllm-phase-timeout",
          "*the workload phase reached its cap of 1.5 s (--vllm-phase-timeout) after * of 8 requests*",
          "raise the cap or send fewer requests", "sim", {"fault": "completions-slow"},

@@ -39,6 +39,7 @@ FAULTS = {
     "completions-429": "/v1 completions answer 429 Too Many Requests",
     "completions-500": "/v1 completions answer 500",
     "completions-slow": "/v1 completions take 0.5 s each",
+    "completions-huge": "/v1 completions answer a 5 MB body",
     "version-missing": "/version answers 404",
 }
 
@@ -75,6 +76,8 @@ def _faults(profile: Profile) -> Any:
         fault = profile.fault or ""
         if request.path == "/metrics" and fault.startswith("metrics-"):
             return await _bad_metrics(request, fault)
+        if request.path.endswith("completions") and fault == "completions-huge":
+            return web.Response(body=b'{"padding": "' + b"x" * (5 * 2**20) + b'"}', content_type="application/json")
         if request.path.endswith("completions") and fault == "completions-slow":
             await asyncio.sleep(0.5)  # a slow server, bounded by the suite's phase cap
             return await handler(request)
