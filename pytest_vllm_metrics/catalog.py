@@ -87,6 +87,12 @@ def bundled_catalog_path() -> Path:
     return Path(str(resources.files("pytest_vllm_metrics.conformance").joinpath("catalog.toml")))
 
 
+def conformance_data(name: str) -> dict[str, Any]:
+    """One of the bundled suite's TOML data files (features, limitations, diagnosis, dashboards)."""
+    text = resources.files("pytest_vllm_metrics.conformance").joinpath(name).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
 def load_catalog(extra: Sequence[Path] = ()) -> Catalog:
     """The bundled catalog, then each user file in order; a user entry replaces a bundled one of the same name."""
     by_name: dict[str, Entry] = {}

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import evaluate
-from .catalog import Catalog, Entry
+from .catalog import Catalog, Entry, conformance_data
 from .evaluate import Verdict
 from .observe import Observation
 from .prometheus import TARGET_LABELS, Prometheus, PrometheusError
@@ -47,8 +45,7 @@ class Panel:
 
 @cache
 def _data() -> dict[str, Any]:
-    text = resources.files("pytest_vllm_metrics.conformance").joinpath("dashboards.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return conformance_data("dashboards.toml")
 
 
 def load_panels(paths: tuple[Path, ...]) -> list[Panel]:

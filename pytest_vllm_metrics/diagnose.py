@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from ._versions import VersionRange
+from .catalog import conformance_data
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,6 @@ class Rule:
     message: str
 
 
-def _data(name: str) -> dict[str, Any]:
-    text = resources.files("pytest_vllm_metrics.conformance").joinpath(name).read_text(encoding="utf-8")
-    return tomllib.loads(text)
-
-
 @cache
 def limitations() -> tuple[Limitation, ...]:
     return tuple(
@@ -46,13 +40,14 @@ def limitations() -> tuple[Limitation, ...]:
             feature=row["feature"], device=row["device"], arch=tuple(row["arch"]),
             versions=VersionRange(row["versions"]), message=row["message"], source=row["source"], fix=row["fix"],
         )
-        for row in _data("limitations.toml")["limitation"]
+        for row in conformance_data("limitations.toml")["limitation"]
     )
 
 
 @cache
 def rules() -> tuple[Rule, ...]:
-    return tuple(Rule(row["id"], dict(row["when"]), row["message"]) for row in _data("diagnosis.toml")["rule"])
+    rows = conformance_data("diagnosis.toml")["rule"]
+    return tuple(Rule(row["id"], dict(row["when"]), row["message"]) for row in rows)
 
 
 def known_limitation(feature: str, arch: str, version: str | None, reported_off: bool) -> Limitation | None:

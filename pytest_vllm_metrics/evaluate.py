@@ -51,7 +51,7 @@ def presence(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
     snapshot = obs.after if entry.present == "traffic" else obs.before
     assert snapshot is not None
     when = "after the workload" if entry.present == "traffic" else "before any traffic"
-    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'})"
+    where = _where(obs, arch=False)
     family = snapshot.family(entry.name)
     if family is None:
         message = f"{where}: {entry.name} is missing from /metrics {when}."
@@ -94,7 +94,7 @@ def movement(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
         return gated
     delta, traffic = obs.delta, obs.traffic
     assert delta is not None and traffic is not None
-    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'}, {obs.target.arch})"
+    where = _where(obs)
     change = delta.change(entry.name)
     need = max(traffic.quantity(entry.at_least), 1) if entry.at_least else 1
     evidence: dict[str, Any] = {"before": change.before, "after": change.after, "increase": change.increase,
@@ -157,6 +157,12 @@ def _prefix_facts(entry: Entry, obs: Observation) -> dict[str, Any]:
         "block_size": obs.block_size,
         "queries_moved": queries > 0,
     }
+
+
+def _where(obs: Observation, arch: bool = True) -> str:
+    """How messages name a target: name, vLLM version and (for movement) its architecture."""
+    details = f"vLLM {obs.version or 'version unknown'}" + (f", {obs.target.arch}" if arch else "")
+    return f"{obs.target.name} ({details})"
 
 
 def _rename_hint(entry: Entry, names: set[str]) -> str | None:
@@ -250,7 +256,7 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, settings: Settings) ->
     evidence = {"hits": got, "repeated_prefix_requests": repeats, "block_size": obs.block_size, "needed": need}
     if got >= need:
         return Verdict("passed", level=hits.level, evidence=evidence)
-    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'}, {obs.target.arch})"
+    where = _where(obs)
     message = (f"{where}: {_HITS} grew by {got:g} tokens for {repeats} request(s) that repeated a shared prefix of "
                f"{obs.traffic.prefix_tokens} tokens; expected at least one block ({obs.block_size} tokens) each, "
                f"{need} in all.")
@@ -269,7 +275,7 @@ def prefix_sources_agree(entry: Entry, obs: Observation, settings: Settings, lab
     evidence = {"hits": hits, "other": got.increase, "selector": selector}
     if got.increase is not None and got.increase == hits and hits > 0:
         return Verdict("passed", level=entry.level, evidence=evidence)
-    where = f"{obs.target.name} (vLLM {obs.version or 'version unknown'}, {obs.target.arch})"
+    where = _where(obs)
     message = (f"{where}: {selector} grew by {_num(got.increase)} while {_HITS} grew by {hits:g}; vLLM counts the "
                f"same local prefix hits in both, so they must move together.")
     return _fail_or_explain(entry, obs, message, evidence)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from .catalog import conformance_data
 from .snapshot import Snapshot
 
 
@@ -22,8 +21,7 @@ class FeatureStatus:
 
 @cache
 def _rules() -> dict[str, dict[str, Any]]:
-    text = resources.files("pytest_vllm_metrics.conformance").joinpath("features.toml").read_text(encoding="utf-8")
-    rules: dict[str, dict[str, Any]] = tomllib.loads(text)["feature"]
+    rules: dict[str, dict[str, Any]] = conformance_data("features.toml")["feature"]
     return rules
 
 

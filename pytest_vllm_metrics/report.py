@@ -172,17 +172,21 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
     for row in notable:
         lines.append(f"{row.outcome.upper():8} {row.level:6} {row.target[:target_w]:{target_w}} {row.check}")
         # the diagnosis (or the documented xfail reason) is what a reader of a CI log needs first
-        reason = " ".join((row.diagnosis or row.reason).split())
-        if reason.startswith(row.target) and ": " in reason:
-            reason = reason.split(": ", 1)[1]  # the target is in the row already
+        reason = _without_target(" ".join((row.diagnosis or row.reason).split()), row.target)
         lines.extend(textwrap.wrap(reason, width=max(width, 60), initial_indent="    ", subsequent_indent="    ",
                                    max_lines=6, placeholder=" …"))
     return lines
 
 
-def _shorter(reason: str, target: str, limit: int = 400) -> str:
+def _without_target(reason: str, target: str) -> str:
+    """Messages start with the target's name; where the row already shows it, drop it."""
     if reason.startswith(target) and ": " in reason:
-        reason = reason.split(": ", 1)[1]
+        return reason.split(": ", 1)[1]
+    return reason
+
+
+def _shorter(reason: str, target: str, limit: int = 400) -> str:
+    reason = _without_target(reason, target)
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 

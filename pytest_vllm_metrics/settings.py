@@ -29,7 +29,6 @@ _ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "arm": "arm64", "ppc64":
 class Option:
     name: str  # attribute on Settings
     help: str
-    default: Any = None
     parse: Callable[[str, str], Any] = lambda raw, where: raw
     multiple: bool = False
     secret: bool = False
@@ -161,33 +160,31 @@ def _file(raw: str, where: str) -> Path:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("vllm_url", "base URL of a vLLM server to check (repeatable)", default=(), parse=_url, multiple=True,
+    Option("vllm_url", "base URL of a vLLM server to check (repeatable)", parse=_url, multiple=True,
            metavar="URL"),
-    Option("vllm_sim", "start the bundled vLLM simulator with PROFILE (default x86_64; repeatable)", default=(),
+    Option("vllm_sim", "start the bundled vLLM simulator with PROFILE (default x86_64; repeatable)",
            parse=_sim_profile, multiple=True, metavar="PROFILE", nargs_optional_const="x86_64"),
     Option("vllm_api_key", "API key sent as 'Authorization: Bearer' to /v1 (never printed)", secret=True,
-           parse=_secret,
-           ini=False, env="VLLM_API_KEY", metavar="KEY"),
+           parse=_secret, ini=False, env="VLLM_API_KEY", metavar="KEY"),
     Option("vllm_model", "model to send the workload to (default: the first of /v1/models)", metavar="NAME"),
-    Option("vllm_metrics_path", "path of the metrics endpoint", default="/metrics", parse=_path, metavar="PATH"),
-    Option("vllm_timeout", "timeout in seconds of each HTTP request", default=10.0, parse=_seconds,
-           metavar="SECONDS"),
-    Option("vllm_requests", "workload size: requests per server (1..64)", default=8,
+    Option("vllm_metrics_path", "path of the metrics endpoint", parse=_path, metavar="PATH"),
+    Option("vllm_timeout", "timeout in seconds of each HTTP request", parse=_seconds, metavar="SECONDS"),
+    Option("vllm_requests", "workload size: requests per server (1..64)",
            parse=_int_in(1, 64, "--vllm-requests"), metavar="N"),
-    Option("vllm_max_tokens", "max_tokens of each workload request (2..256)", default=8,
+    Option("vllm_max_tokens", "max_tokens of each workload request (2..256)",
            parse=_int_in(2, 256, "--vllm-max-tokens"), metavar="N"),
-    Option("vllm_concurrency", "at most this many servers scraped or loaded at once (1..256)", default=16,
+    Option("vllm_concurrency", "at most this many servers scraped or loaded at once (1..256)",
            parse=_int_in(1, 256, "--vllm-concurrency"), metavar="N"),
     Option("vllm_phase_timeout", "wall-time cap in seconds of each phase per server (scrape, workload)",
-           default=120.0, parse=_seconds, metavar="SECONDS"),
+           parse=_seconds, metavar="SECONDS"),
     Option("vllm_arch", "CPU architecture of --vllm-url servers (" + ", ".join(ARCHITECTURES) + ")",
-           default="unknown", parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
+           parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
     Option("vllm_catalog", "extra catalog file (TOML) whose entries add to or replace the bundled ones "
-           "(repeatable)", default=(), parse=_file, multiple=True, metavar="PATH"),
+           "(repeatable)", parse=_file, multiple=True, metavar="PATH"),
     Option("vllm_require_feature", "fail when a server lacks this feature (repeatable): " + ", ".join(FEATURES),
-           default=(), parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+           parse=_choice(FEATURES), multiple=True, metavar="NAME"),
     Option("vllm_exempt_feature", "skip the checks of this feature (repeatable): " + ", ".join(FEATURES),
-           default=(), parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+           parse=_choice(FEATURES), multiple=True, metavar="NAME"),
     Option("vllm_namespace", "check the vLLM pods of this Kubernetes namespace", metavar="NAME"),
     Option("vllm_selector", "label selector of the vLLM pods (default: llm-d.ai/inferenceServing=true or "
            "llm-d.ai/inference-serving=true)", metavar="SELECTOR"),
@@ -199,21 +196,19 @@ OPTIONS: tuple[Option, ...] = (
            "in-cluster)", metavar="PATH"),
     Option("kube_context", "kubeconfig context (default: the current one)", metavar="NAME"),
     Option("vllm_transport", "reach pods through the API server's pod proxy (proxy) or at their IPs (direct, "
-           "inside the cluster)", default="proxy", parse=_choice(("proxy", "direct")), metavar="MODE"),
+           "inside the cluster)", parse=_choice(("proxy", "direct")), metavar="MODE"),
     Option("vllm_gateway_url", "send the workload through this inference gateway instead of to each pod",
            parse=_url, metavar="URL"),
     Option("grafana_dashboard", "Grafana dashboard JSON file, or a directory of them, to check panel by panel "
-           "(repeatable)", default=(), parse=_existing, multiple=True, metavar="PATH"),
+           "(repeatable)", parse=_existing, multiple=True, metavar="PATH"),
     Option("prometheus_url", "Prometheus server to check: is every target scraped, will every panel show data",
            parse=_url, metavar="URL"),
-    Option("prometheus_token_env", "environment variable holding Prometheus' bearer token",
-           default="PROMETHEUS_TOKEN", metavar="NAME"),
+    Option("prometheus_token_env", "environment variable holding Prometheus' bearer token", metavar="NAME"),
     Option("prometheus_ca", "CA bundle to verify Prometheus' TLS certificate", parse=_file, metavar="PATH"),
-    Option("prometheus_insecure", "do not verify Prometheus' TLS certificate", default=False, parse=_bool,
-           switch=True),
+    Option("prometheus_insecure", "do not verify Prometheus' TLS certificate", parse=_bool, switch=True),
     Option("vllm_report", "write the machine-readable conformance report here (.json, or .yaml)", metavar="PATH"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
-           default="must", parse=_choice(("must", "should", "may")), metavar="LEVEL"),
+           parse=_choice(("must", "should", "may")), metavar="LEVEL"),
 )
 
 
