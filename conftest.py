@@ -108,6 +108,14 @@ CURRENT = {"llm-d.ai/inference-serving": "true", "llm-d.ai/role": "decode"}
 ROLE = frozenset({("list", "pods"), ("get", "pods/proxy"), ("create", "pods/proxy")})
 
 
+def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tuple[str, str], str]:
+    """(test name with its parameters, target) -> that target's outcome, from a run's --vllm-report file.
+
+    The bundled checks judge every target in one test; this is how a test sees one pod's result."""
+    rows = json.loads((pytester.path / report).read_text())["tests"]
+    return {(row["id"].split("::")[-1], name): t["outcome"] for row in rows for name, t in row["targets"].items()}
+
+
 def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: Any) -> Path:
     path.write_text(json.dumps(KubeDouble.kubeconfig(double.url, token, namespace=NS, **kwargs)))
     return path

@@ -1,4 +1,4 @@
-"""Per target: the prefix cache serves a shared-prefix workload, and every counter of it agrees.
+"""Every target: the prefix cache serves a shared-prefix workload, and every counter of it agrees.
 
 Prefix caching is expected by default (vLLM's default; the llm-d hit-rate panels depend on it). Where vLLM
 documents that it disables prefix caching itself (ARM/POWER/s390x/RISC-V CPUs in some versions, see
@@ -11,15 +11,16 @@ import dataclasses
 
 import pytest
 
-from pytest_vllm_metrics.evaluate import prefix_hits_per_repeat, prefix_sources_agree
+from pytest_vllm_metrics.evaluate import across, prefix_hits_per_repeat, prefix_sources_agree
 
 pytestmark = pytest.mark.prefix_cache
 
 
 @pytest.mark.must
-def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observation, vllm_settings, vllm_enforce):
+def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observations, vllm_settings, vllm_enforce):
     entry = vllm_catalog.get("vllm:prefix_cache_hits_total")
-    vllm_enforce(prefix_hits_per_repeat(entry, vllm_observation, vllm_settings))
+    vllm_enforce(across(vllm_observations.values(), lambda obs: prefix_hits_per_repeat(entry, obs, vllm_settings),
+                        entry.level))
 
 
 @pytest.mark.should
@@ -33,9 +34,10 @@ def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observation, vllm
     ids=["by_source-local_cache_hit", "cached", "cached_by_source-device"],
 )
 def test_cached_token_counters_agree_with_hits(
-    name, labels, vllm_catalog, vllm_observation, vllm_settings, vllm_enforce
+    name, labels, vllm_catalog, vllm_observations, vllm_settings, vllm_enforce
 ):
     # These counters re-count local hits, so they belong to the prefix-caching feature here; they exist
     # only in the versions the catalog gives (0.16+, 0.32+).
     entry = dataclasses.replace(vllm_catalog.get(name), feature="prefix_caching")
-    vllm_enforce(prefix_sources_agree(entry, vllm_observation, vllm_settings, labels))
+    vllm_enforce(across(vllm_observations.values(),
+                        lambda obs: prefix_sources_agree(entry, obs, vllm_settings, labels), entry.level))

@@ -1,27 +1,30 @@
-"""Per target: reachable, reports its version, describes its KV cache, and served the workload."""
+"""Every target: reachable, reports its version, describes its KV cache, and served the workload.
+
+Like every bundled check, each test judges all targets at once and names the ones that fail.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_vllm_metrics.evaluate import cache_config, reachable, served_workload, version
+from pytest_vllm_metrics.evaluate import across, cache_config, reachable, served_workload, version
 
 
 @pytest.mark.must
-def test_reachable(vllm_observation, vllm_enforce):
-    vllm_enforce(reachable(vllm_observation))
+def test_reachable(vllm_observations, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), reachable, "MUST"))
 
 
 @pytest.mark.should
-def test_version(vllm_observation, vllm_enforce):
-    vllm_enforce(version(vllm_observation))
+def test_version(vllm_observations, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), version, "SHOULD"))
 
 
 @pytest.mark.must
-def test_cache_config_info(vllm_observation, vllm_enforce):
-    vllm_enforce(cache_config(vllm_observation))
+def test_cache_config_info(vllm_observations, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), cache_config, "MUST"))
 
 
 @pytest.mark.must
-def test_workload_served(vllm_observation, vllm_enforce):
-    vllm_enforce(served_workload(vllm_observation))
+def test_workload_served(vllm_observations, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), served_workload, "MUST"))

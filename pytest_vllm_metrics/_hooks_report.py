@@ -12,9 +12,11 @@ import pytest
 from . import report
 from .fixtures import VERDICT_KEY
 from .run import RUN_KEY, Run
-from .settings import redact_url
+from .targets import redact_url
 
 STARTED_KEY = pytest.StashKey[datetime]()
+# A test is a check (a row of the reports) when it judges a target or a panel, or enforces a verdict.
+_CHECKS = {"vllm_target", "vllm_panel", "vllm_enforce"}
 _LEVEL_ORDER = {"must": ("MUST",), "should": ("MUST", "SHOULD"), "may": ("MUST", "SHOULD", "MAY")}
 
 
@@ -29,15 +31,15 @@ class ReportHooks:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
                                   ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         test_report = yield
-        if not {"vllm_target", "vllm_panel"} & set(getattr(item, "fixturenames", ())):
-            return test_report  # not a check of a vLLM server or a panel: no row
+        if not _CHECKS & set(getattr(item, "fixturenames", ())):
+            return test_report  # not a check: no row
         verdict = item.stash.get(VERDICT_KEY, None)
         row = report.row_for(item, test_report, verdict)
         if row is None:
             return test_report
         item.config.stash[report.ROWS_KEY].append(row)
         # junitxml writes the teardown report's properties, which pytest takes from the item
-        item.user_properties.extend([("vllm_target", row.target), ("vllm_check", row.check),
+        item.user_properties.extend([("vllm_target", row.target or "every target"), ("vllm_check", row.check),
                                      ("vllm_level", row.level), ("vllm_outcome", row.outcome)])
         test_report.vllm_row = row  # type: ignore[attr-defined]
         if item.config.pluginmanager.hasplugin("html"):
@@ -101,7 +103,7 @@ class HtmlHooks:
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         # Every row gets exactly the header's cells, collection errors included (pytest-html #728).
         row = getattr(report, "vllm_row", None)
-        cells.insert(2, f'<td class="col-target">{_esc(row.target if row else "")}</td>')
+        cells.insert(2, f'<td class="col-target">{_esc(row.shown_target() if row else "")}</td>')
         cells.insert(3, f'<td class="col-level">{_esc(row.level if row else "")}</td>')
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],

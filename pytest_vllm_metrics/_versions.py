@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -27,6 +29,7 @@ class VersionRange:
             ) from None
         self.text = spec
 
+    @lru_cache(maxsize=1024)  # noqa: B019  (ranges live as long as the catalog; a fleet asks the same few)
     def contains(self, version: str | None) -> bool:
         """Whether `version` is in the range. An unknown or unreadable version (a git describe string, say)
         counts as the newest vLLM: it matches open-ended ranges only."""

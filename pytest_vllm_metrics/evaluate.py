@@ -5,6 +5,7 @@ The conformance tests stay thin: they evaluate, then enforce the verdict (pass, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,64 @@ class Verdict:
     level: str = "MUST"
     evidence: dict[str, Any] = field(default_factory=dict)
     diagnosis: str | None = None
+    # A check across targets: each target's own verdict, by target name (empty for a check of one target).
+    targets: dict[str, Verdict] = field(default_factory=dict)
+
+
+_WORST_FIRST = ("failed", "xfailed", "passed", "skipped")
+_SHOWN = 5  # targets quoted in full in one message; the reports carry every one
+
+
+def across(observations: Iterable[Observation], check: Callable[[Observation], Verdict], level: str) -> Verdict:
+    """One verdict for a check over every target, keeping each target's own.
+
+    The outcome is the worst that happened: a failure anywhere fails it; otherwise a documented limitation
+    anywhere makes it XFAIL; a check skipped everywhere is skipped. The message quotes the targets that
+    did not pass, so a fleet's failing pod is named without a test per pod.
+    """
+    verdicts = {obs.target.name: check(obs) for obs in observations}
+    if not verdicts:
+        return Verdict("skipped", "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace", level)
+    outcome = next(o for o in _WORST_FIRST if any(v.outcome == o for v in verdicts.values()))
+    evidence = {name: v.evidence for name, v in verdicts.items()}
+    if len(verdicts) == 1:
+        only = next(iter(verdicts.values()))
+        return Verdict(only.outcome, only.message, only.level, only.evidence, only.diagnosis, verdicts)
+    mine = {name: v for name, v in verdicts.items() if v.outcome == outcome}
+    count = f"{len(mine)} of {len(verdicts)} targets"
+    if outcome == "passed":
+        return Verdict("passed", "", level, evidence, targets=verdicts)
+    others = _others(verdicts, outcome)
+    if outcome == "skipped":
+        return Verdict("skipped", f"{count}: " + _grouped(mine, "message"), level, evidence, targets=verdicts)
+    quoted = [v.message for v in list(mine.values())[:_SHOWN]]
+    if len(mine) > _SHOWN:
+        quoted.append(f"... and {len(mine) - _SHOWN} more: {', '.join(list(mine)[_SHOWN:])}.")
+    diagnosis = _grouped(mine, "diagnosis") if any(v.diagnosis for v in mine.values()) else None
+    # The first line names the targets: it is what pytest's short summary and a CI log show.
+    word = "fails" if outcome == "failed" else "fails, as documented,"
+    message = f"{word} on {_names(list(mine))} ({count}{others}).\n" + "\n".join(quoted)
+    return Verdict(outcome, message, level, evidence, diagnosis, verdicts)
+
+
+def _others(verdicts: dict[str, Verdict], outcome: str) -> str:
+    """How the targets other than the quoted ones came out: '; 3 passed, 1 skipped'."""
+    rest = [v.outcome for v in verdicts.values() if v.outcome != outcome]
+    counts = [f"{rest.count(o)} {o}" for o in _WORST_FIRST if o in rest]
+    return f"; {', '.join(counts)}" if counts else ""
+
+
+def _grouped(verdicts: dict[str, Verdict], attribute: str) -> str:
+    """Targets with the same reason under one reason: 'a, b: reason; c: other reason'."""
+    names_by_reason: dict[str, list[str]] = {}
+    for name, verdict in verdicts.items():
+        text = str(getattr(verdict, attribute) or verdict.message)
+        names_by_reason.setdefault(text, []).append(name)
+    return "; ".join(f"{_names(names)}: {reason}" for reason, names in names_by_reason.items())
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
 def _gate(entry: Entry, obs: Observation, settings: Settings, *stages: str) -> Verdict | None:

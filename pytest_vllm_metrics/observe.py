@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from . import features
-from .scrape import FetchError, get_text, scrape
+from .scrape import Clients, FetchError, get_text, scrape
 from .settings import Settings
 from .snapshot import Delta, Snapshot
 from .targets import Target
@@ -31,12 +31,17 @@ class Observation:
     traffic: TrafficResult | None = None
     after: Snapshot | None = None
     errors: dict[str, str] = field(default_factory=dict)  # stage -> reason
+    # Every check of this target asks for these: computed once per pair of snapshots, not once per check.
+    _delta: Delta | None = field(default=None, init=False, repr=False, compare=False)
+    _features: tuple[Snapshot, set[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def delta(self) -> Delta | None:
         if self.before is None or self.after is None:
             return None
-        return Delta(self.before, self.after)
+        if self._delta is None or self._delta.before is not self.before or self._delta.after is not self.after:
+            self._delta = Delta(self.before, self.after)
+        return self._delta
 
     @property
     def cache_config(self) -> dict[str, str]:
@@ -57,7 +62,11 @@ class Observation:
 
     @property
     def features(self) -> set[str]:
-        return features.detect(self.before) if self.before else set()
+        if self.before is None:
+            return set()
+        if self._features is None or self._features[0] is not self.before:
+            self._features = (self.before, features.detect(self.before))
+        return self._features[1]
 
     def failure(self, *stages: str) -> str | None:
         """The first recorded reason among `stages`, for a test that needs them."""
@@ -70,25 +79,19 @@ class Observation:
 
 
 async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Observation]:
-    # One client per set of credentials: every pod behind one API server shares its connections.
-    clients: dict[int, httpx.AsyncClient] = {}
-    if settings.vllm_gateway_url:
-        clients[0] = httpx.AsyncClient(trust_env=False)
+    clients = Clients()
+    gateway = Target(name="gateway", base_url=settings.vllm_gateway_url) if settings.vllm_gateway_url else None
     try:
-        for target in targets:
-            key = id(target.client_options)
-            if key not in clients:
-                clients[key] = httpx.AsyncClient(trust_env=False, **target.client_options)
         slots = asyncio.Semaphore(settings.vllm_concurrency)
 
         async def bounded(target: Target) -> Observation:
             async with slots:
-                return await _observe_one(clients[id(target.client_options)], target, settings, clients.get(0))
+                return await _observe_one(clients.get(target), target, settings,
+                                          clients.get(gateway) if gateway else None)
 
         results = await asyncio.gather(*(bounded(target) for target in targets))
     finally:
-        for client in clients.values():
-            await client.aclose()
+        await clients.aclose()
     return {obs.target.name: obs for obs in results}
 
 

@@ -31,13 +31,32 @@ SCHEMA_VERSION = "1"
 @dataclass
 class Row:
     id: str
-    target: str
+    target: str  # "" for a check of several targets: see `targets`
     check: str
     level: str
     outcome: str  # passed | failed | skipped | xfailed | xpassed | error
     reason: str = ""
     diagnosis: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    # A check across targets (a catalog family): each target's outcome, reason and diagnosis, by name.
+    targets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def per_target(self) -> list[tuple[str, str, str]]:
+        """(target, outcome, the reason a reader needs first) for each target this row judged."""
+        if not self.targets:
+            return [(self.target, self.outcome, _without_target(self.diagnosis or self.reason, self.target))]
+        return [(name, t["outcome"], _without_target(t["diagnosis"] or t["reason"], name))
+                for name, t in self.targets.items()]
+
+    def shown_target(self) -> str:
+        """The target column: the target, or for a check of several, the ones that did not pass."""
+        if self.target or not self.targets:
+            return self.target
+        names = [name for name, t in self.targets.items() if t["outcome"] != "passed"]
+        if not names or self.outcome == "passed":
+            return f"all {len(self.targets)} targets"
+        joined = ", ".join(names)
+        return joined if len(joined) <= 32 else f"{len(names)} of {len(self.targets)} targets"
 
 
 def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | None) -> Row | None:
@@ -63,10 +82,15 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
         rest = params.id.removeprefix(str(target)).lstrip("-") if params else ""
         check = f"{name}[{rest}]" if rest else name
     reason = _reason(report)
+    targets = {name: {"outcome": v.outcome, "reason": v.message, "diagnosis": v.diagnosis or ""}
+               for name, v in verdict.targets.items()} if verdict else {}
+    if len(targets) == 1:
+        target = next(iter(targets))
     return Row(
         id=item.nodeid, target=str(target), check=str(check),
         level=verdict.level if verdict else "MUST", outcome=outcome, reason=reason,
         diagnosis=(verdict.diagnosis or "") if verdict else "", evidence=_jsonable(verdict.evidence) if verdict else {},
+        targets=targets,
     )
 
 
@@ -152,6 +176,9 @@ def python_environment() -> dict[str, str]:
 # -- terminal --------------------------------------------------------------------------------------------
 
 
+_TERMINAL_TARGETS = 3  # targets quoted per check in a CI log
+
+
 def panel_verdict(row: Row) -> str:
     return str(row.evidence.get("panel_verdict") or ("ok" if row.outcome == "passed" else row.outcome))
 
@@ -167,26 +194,32 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
             lines.append(f"  {panel_verdict(row).upper():20} {row.target} :: {row.check.removeprefix('panel: ')}")
     if not notable:
         return lines
-    target_w = min(max(len(r.target) for r in notable), 32)
+    target_w = min(max(len(r.shown_target()) for r in notable), 32)
     lines.append(f"{'OUTCOME':8} {'LEVEL':6} {'TARGET':{target_w}} CHECK")
     for row in notable:
-        lines.append(f"{row.outcome.upper():8} {row.level:6} {row.target[:target_w]:{target_w}} {row.check}")
+        lines.append(f"{row.outcome.upper():8} {row.level:6} {row.shown_target()[:target_w]:{target_w}} {row.check}")
         # the diagnosis (or the documented xfail reason) is what a reader of a CI log needs first
-        reason = _without_target(" ".join((row.diagnosis or row.reason).split()), row.target)
-        lines.extend(textwrap.wrap(reason, width=max(width, 60), initial_indent="    ", subsequent_indent="    ",
-                                   max_lines=6, placeholder=" …"))
+        judged = [(name, outcome, reason) for name, outcome, reason in row.per_target()
+                  if outcome not in ("passed", "skipped")]
+        for name, outcome, reason in judged[:_TERMINAL_TARGETS]:
+            text = " ".join(reason.split())
+            if row.targets:  # name the target, and its outcome where it differs from the check's
+                text = f"{name}{'' if outcome == row.outcome else f' ({outcome})'}: {text}"
+            lines.extend(textwrap.wrap(text, width=max(width, 60), initial_indent="    ", subsequent_indent="      ",
+                                       max_lines=6 if len(judged) == 1 else 3, placeholder=" …"))
+        if len(judged) > _TERMINAL_TARGETS:
+            lines.append(f"    ... and {len(judged) - _TERMINAL_TARGETS} more targets (see the report)")
     return lines
 
 
 def _without_target(reason: str, target: str) -> str:
     """Messages start with the target's name; where the row already shows it, drop it."""
-    if reason.startswith(target) and ": " in reason:
+    if target and reason.startswith(target) and ": " in reason:
         return reason.split(": ", 1)[1]
     return reason
 
 
-def _shorter(reason: str, target: str, limit: int = 400) -> str:
-    reason = _without_target(reason, target)
+def _shorter(reason: str, limit: int = 400) -> str:
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
@@ -205,15 +238,19 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
              f"<p>Result: <strong>{esc(overall(rows).upper())}</strong> ({esc(_counts(rows))})</p>",
              "<table class='vllm-summary'><tr><th>Target</th><th>Architecture</th><th>vLLM</th>"
              "<th>Passed</th><th>Not working, and why</th></tr>"]
+    by_target: dict[str, list[tuple[str, str, str]]] = {}
+    for row in rows:
+        for name, outcome, reason in row.per_target():
+            by_target.setdefault(name, []).append((row.check, outcome, reason))
     for target in targets:
-        mine = [r for r in rows if r.target == target["target"]]
+        mine = by_target.get(target["target"], [])
         if not mine:
             continue
-        passed = sum(1 for r in mine if r.outcome == "passed")
-        broken = [r for r in mine if r.outcome in ("failed", "error", "xfailed")]
-        items = "".join(f"<li><b>{esc(r.outcome.upper())}</b> {esc(r.check)}: "
-                        f"{esc(_shorter(r.diagnosis or r.reason, r.target))}</li>"
-                        for r in broken) or "<li>everything checked works</li>"
+        passed = sum(1 for _, outcome, _ in mine if outcome == "passed")
+        broken = [(check, outcome, reason) for check, outcome, reason in mine
+                  if outcome in ("failed", "error", "xfailed")]
+        items = "".join(f"<li><b>{esc(outcome.upper())}</b> {esc(check)}: {esc(_shorter(reason))}</li>"
+                        for check, outcome, reason in broken) or "<li>everything checked works</li>"
         parts.append(f"<tr><td>{esc(target['target'])}</td><td>{esc(str(target['architecture']))}</td>"
                      f"<td>{esc(str(target['vllmVersion']))}</td><td>{passed}</td><td><ul>{items}</ul></td></tr>")
     parts.append("</table>")
@@ -223,7 +260,7 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
                      "<th>Panel</th><th>Verdict</th><th>Why</th></tr>")
         for row in panels:
             parts.append(f"<tr><td>{esc(row.target)}</td><td>{esc(row.check.removeprefix('panel: '))}</td>"
-                         f"<td><b>{esc(panel_verdict(row))}</b></td><td>{esc(_shorter(row.reason, ''))}</td></tr>")
+                         f"<td><b>{esc(panel_verdict(row))}</b></td><td>{esc(_shorter(row.reason))}</td></tr>")
         parts.append("</table>")
     parts.append("</div>")
     return "".join(parts)

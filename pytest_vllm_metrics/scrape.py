@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from typing import Any
 
 import httpx
 
 from .snapshot import ExpositionError, Snapshot
-from .targets import Target
+from .targets import Target, host_port
 
 # Prometheus text 0.0.4, never OpenMetrics: prometheus_client >= 0.23 rewrites `vllm:` names to `vllm_`
 # in OpenMetrics answers (client_python issue #1177).
@@ -17,6 +19,35 @@ MAX_BODY_BYTES = 16 * 1024 * 1024  # a real vLLM page is ~50 KB; anything this l
 
 class FetchError(Exception):
     """A request to a target failed; the message is one paragraph with the cause and the fix."""
+
+
+class Clients:
+    """The httpx clients of one pass over many targets: one per server and set of credentials.
+
+    Not one client for all: httpcore scans every pooled connection on each request, which is quadratic in
+    the number of pods. Not a fresh TLS context per client either: building one costs ~20 ms.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    def get(self, target: Target) -> httpx.AsyncClient:
+        key = (id(target.client_options), host_port(target.base_url))
+        client = self._clients.get(key)
+        if client is None:
+            options: dict[str, Any] = dict(target.client_options)
+            if "verify" not in options:
+                if self._tls is None:
+                    self._tls = httpx.create_ssl_context()
+                options["verify"] = self._tls
+            client = self._clients[key] = httpx.AsyncClient(trust_env=False, **options)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
 
 async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout: float,
@@ -57,10 +88,10 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
                 f"or the address answers but is not vLLM; check the target, or raise --vllm-timeout if it is "
                 f"only slow.")
     if isinstance(exc, httpx.ConnectError):
-        return (f"{target.name}: cannot connect to {target.base_url} ({_reason(exc)}). Check that the server is "
+        return (f"{target.name}: cannot connect to {target.shown_url} ({_reason(exc)}). Check that the server is "
                 f"running and that the host and port are right.")
     if isinstance(exc, httpx.RemoteProtocolError):
-        return (f"{target.name}: {target.base_url} closed the connection during {what} ({_reason(exc)}). The "
+        return (f"{target.name}: {target.shown_url} closed the connection during {what} ({_reason(exc)}). The "
                 f"server stopped answering (crashed or restarting?); check its logs and its pod's restarts.")
     if isinstance(exc, httpx.LocalProtocolError):
         # its text quotes the offending header, which may be a credential

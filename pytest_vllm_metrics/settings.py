@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from .catalog import FEATURES
+from .targets import redact_url
 
 ARCHITECTURES = ("amd64", "arm64", "ppc64le", "s390x", "riscv64", "unknown")
 # `uname -m` spellings users type, mapped to the GOARCH names Kubernetes puts on nodes.
@@ -90,11 +91,6 @@ def _url(raw: str, where: str) -> str:
             f"(without /metrics or /v1)."
         )
     return raw.rstrip("/")
-
-
-def redact_url(url: str) -> str:
-    """A URL for display: any user:password@ part replaced."""
-    return re.sub(r"(?<=://)[^/@\s]*@", "***@", url)
 
 
 def _path(raw: str, where: str) -> str:

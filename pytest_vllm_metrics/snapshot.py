@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,8 +31,8 @@ class Family:
     label_names: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Series:
+class Series(NamedTuple):
+    # A tuple rather than a dataclass: a fleet's snapshots hold hundreds of thousands, built at parse time.
     labels: tuple[tuple[str, str], ...]
     value: float
 
@@ -54,7 +55,7 @@ class Snapshot:
         try:
             snapshot = cls()
             for name, type_, help_, samples in _fastparse.families(text):
-                snapshot._add(name, type_, help_, samples)
+                snapshot._add(name, type_, help_, samples)  # labels already sorted and shared
             return snapshot
         except _fastparse.Unrecognised:
             return cls.parse_reference(text)
@@ -66,23 +67,32 @@ class Snapshot:
         try:
             for metric in text_string_to_metric_families(text):
                 snapshot._add(metric.name, metric.type, metric.documentation,
-                              [(s.name, s.labels, s.value) for s in metric.samples])
+                              [(s.name, _shared(s.labels), float(s.value)) for s in metric.samples])
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             raise ExpositionError(str(exc) or type(exc).__name__) from None
         return snapshot
 
-    def _add(self, name: str, type_: str, help_: str, samples: Iterable[tuple[str, Labels, float]]) -> None:
+    def _add(self, name: str, type_: str, help_: str,
+             samples: Iterable[tuple[str, tuple[tuple[str, str], ...], float]]) -> None:
         if name.endswith("_created") and type_ in ("gauge", "unknown"):
             base = name[: -len("_created")]
             for _, labels, value in samples:
                 # the created timestamp belongs to every sample of the base family's series
-                self.created.setdefault(base, {})[_label_key(labels)] = float(value)
+                self.created.setdefault(base, {})[labels] = float(value)
             return
         exposed = name + "_total" if type_ == "counter" else name
-        label_names: set[str] = set()
+        # The hot loop of a fleet's parse: label sets are shared objects (deduplicated by identity), samples
+        # of one name come in runs, and a Series is built without NamedTuple's Python-level __new__.
+        label_sets: dict[int, tuple[tuple[str, str], ...]] = {}
+        by_name = self.samples
+        make = tuple.__new__
+        current_name, current = "", []
         for sample_name, labels, value in samples:
-            label_names.update(key for key in labels if key not in ("le", "quantile"))
-            self.samples.setdefault(sample_name, []).append(Series(_shared(labels), float(value)))
+            label_sets[id(labels)] = labels
+            if sample_name != current_name:
+                current_name, current = sample_name, by_name.setdefault(sample_name, [])
+            current.append(make(Series, (labels, value)))
+        label_names = {key for labels in label_sets.values() for key, _ in labels} - {"le", "quantile"}
         previous = self.families.get(exposed)
         if previous is not None:
             label_names |= previous.label_names
@@ -100,8 +110,8 @@ class Snapshot:
 
     def series(self, name: str, labels: Labels | None = None) -> list[Series]:
         """Series of a sample name, or of a family (a histogram's `_count`), matching `labels`."""
-        sample_name = self._counted_sample(name)
-        return [s for s in self.samples.get(sample_name, []) if s.matches(labels or {})]
+        series = self.samples.get(self._counted_sample(name), [])
+        return [s for s in series if s.matches(labels)] if labels else list(series)
 
     def value(self, name: str, labels: Labels | None = None) -> float | None:
         """Sum over the matching series (a histogram: its count), or None when none matches."""
@@ -188,17 +198,5 @@ def _created_base(sample_name: str) -> str:
     return sample_name
 
 
-# Label sets repeat across series and across every pod's snapshots: keep one tuple of each, so a fleet of
-# hundreds of pods holds hundreds of snapshots without hundreds of copies of the same labels.
-_LABEL_SETS: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
-
-
 def _shared(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    key = tuple(sorted(labels.items()))
-    if len(_LABEL_SETS) > 200_000:  # a bound for pages with unbounded label values
-        _LABEL_SETS.clear()
-    return _LABEL_SETS.setdefault(key, key)
-
-
-def _label_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("le", "quantile")))
+    return _fastparse.shared(tuple(sorted(labels.items())))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,16 @@ class Target:
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL for messages and reports, without credentials."""
+        return redact_url(self.base_url)
+
+
+def redact_url(url: str) -> str:
+    """A URL for display: any user:password@ part replaced."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", url)
 
 
 def host_port(url: str) -> str:

@@ -138,7 +138,8 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
         faulty = sim_host.start(get_profile("x86_64").replace(**case.sim))
         healthy = sim_host.start(get_profile("x86_64"))
         args = [a.format(healthy=healthy.url) for a in case.args]
-        result = pytester.runpytest(*common, f"--vllm-url={faulty.url}", f"--vllm-url={healthy.url}", *args)
+        result = pytester.runpytest(*common, f"--vllm-url={faulty.url}", f"--vllm-url={healthy.url}",
+                                    "--vllm-report=report.json", *args)
     elif case.kind == "kube":
         server = case.kube.get("server", double.url)
         if "grants" in case.kube:
@@ -158,8 +159,9 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
     if healthy is not None and case.healthy_passes:
         # the run finished for the healthy server, which passed every check it shares with the faulty one
         name = healthy.url.removeprefix("http://")
-        assert any(f"test_reachable[{name}]" in line for line in result.outlines if line.startswith("PASSED"))
-        assert not any(name in line for line in result.outlines if line.startswith(("FAILED", "ERROR")))
+        rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+        assert [r["targets"][name]["outcome"] for r in rows if r["id"].endswith("::test_reachable")] == ["passed"]
+        assert not [r["id"] for r in rows if r["targets"].get(name, {}).get("outcome") == "failed"]
 
 
 def render_doc() -> str:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NS, ROLE, write_kubeconfig
+from conftest import NS, ROLE, verdicts, write_kubeconfig
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
 
 def run(pytester: pytest.Pytester, kubeconfig: Path, *args: str) -> pytest.RunResult:
     return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
-                              f"--vllm-namespace={NS}", *args)
+                              f"--vllm-namespace={NS}", "--vllm-report=report.json", *args)
 
 
 def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
@@ -23,9 +23,10 @@ def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
 ) -> None:
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))
     out = result.stdout.str()
-    assert "test_moves[decode-amd64-vllm:prefix_cache_hits_total] PASSED" in out or \
-        "PASSED test_metrics.py::test_moves[decode-amd64-vllm:prefix_cache_hits_total]" in out
-    result.stdout.fnmatch_lines(["XFAIL *test_moves[[]decode-arm64-vllm:prefix_cache_hits_total[]]* - vLLM 0.11.2 "
+    per_pod = verdicts(pytester)
+    assert per_pod["test_moves[vllm:prefix_cache_hits_total]", "decode-amd64"] == "passed"
+    assert per_pod["test_moves[vllm:prefix_cache_hits_total]", "decode-arm64"] == "xfailed"
+    result.stdout.fnmatch_lines(["XFAIL *test_moves[[]vllm:prefix_cache_hits_total[]]* - decode-arm64: vLLM 0.11.2 "
                                  "disables prefix caching on arm64 CPUs*"])
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0, out
@@ -38,8 +39,7 @@ def test_least_privilege_role_runs_the_suite_and_names_the_node_permission(
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "suite"), "-k", "prefix_cache_hits or reachable")
     # Without get on nodes the arm64 pod's architecture is unknown: its prefix checks fail with the way out.
     result.stdout.fnmatch_lines(["*architecture is unknown*grant the suite get on nodes*"])
-    assert any("test_reachable[decode-arm64] PASSED" in line or "PASSED test_server.py::test_reachable[decode-arm64]"
-               in line for line in result.outlines)
+    assert verdicts(pytester)["test_reachable", "decode-arm64"] == "passed"
     with_nodes = run(pytester, write_kubeconfig(tmp_path / "kc2", double, "suite-with-nodes"),
                      "-k", "prefix_cache_hits")
     assert with_nodes.parseoutcomes().get("failed", 0) == 0, with_nodes.stdout.str()
@@ -50,7 +50,8 @@ def test_workload_without_create_on_pods_proxy_names_the_verb(
 ) -> None:
     cluster.tokens["read-only"] = ROLE - {("create", "pods/proxy")}
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "read-only"), "-k", "workload_served")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=1)
+    assert set(verdicts(pytester).values()) == {"failed"}
     result.stdout.fnmatch_lines(["*POST /v1/completions through the API server's pod proxy was refused (403): grant "
                                  "create on pods/proxy*or send the workload through --vllm-gateway-url*"])
 
@@ -58,7 +59,9 @@ def test_workload_without_create_on_pods_proxy_names_the_verb(
 def test_forbidden_pod_proxy_names_the_permission(pytester: pytest.Pytester, double: KubeDouble,
                                                   tmp_path: Path) -> None:
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "no-proxy"), "-k", "test_reachable")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=1)
+    assert verdicts(pytester) == {("test_reachable", "decode-amd64"): "failed",
+                                  ("test_reachable", "decode-arm64"): "failed"}
     result.stdout.fnmatch_lines(["*decode-amd64: GET /metrics through the API server's pod proxy was refused (403 "
                                  "Forbidden)*Grant get on pods/proxy*"])
 
@@ -99,7 +102,9 @@ def test_pods_not_ready_are_failed_targets_with_phase_and_reason(
     cluster.namespaces[NS][1].phase = "Pending"
     cluster.namespaces[NS][1].reason = "Unschedulable"
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "-k", "test_reachable")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(failed=1)
+    assert verdicts(pytester) == {("test_reachable", "decode-amd64"): "passed",
+                                  ("test_reachable", "decode-arm64"): "failed"}
     result.stdout.fnmatch_lines(["*decode-arm64: pod is not Ready (phase Pending, reason Unschedulable)*"])
 
 
@@ -188,7 +193,7 @@ def test_deploy_role_is_enough_for_the_whole_suite(pytester: pytest.Pytester, do
     cluster.tokens["deployed"] = role_grants(DEPLOY / "rbac.yaml") | role_grants(DEPLOY / "clusterrole-nodes.yaml")
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "deployed"))
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) == 0 and outcomes["passed"] > 100, result.stdout.str()
+    assert outcomes.get("failed", 0) == 0 and outcomes["passed"] > 60, result.stdout.str()
     assert outcomes["xfailed"] == 3  # the arm64 pod's prefix-cache checks: vLLM 0.11.2's documented limitation
 
 
@@ -208,10 +213,10 @@ def test_gateway_url_sends_the_workload_through_the_gateway(
     gateway = cluster.namespaces[NS][0].backend
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), f"--vllm-gateway-url={gateway}",
                  "-k", "test_moves and prompt_tokens_total")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*decode-arm64 (vLLM 0.11.2, arm64): vllm:prompt_tokens_total went from 0 to 0*"
-                                 "The workload went through the gateway*sent none of it to this pod*",
-                                 "PASSED *test_moves[[]decode-amd64-vllm:prompt_tokens_total[]]"])
+                                 "The workload went through the gateway*sent none of it to this pod*"])
+    assert verdicts(pytester)["test_moves[vllm:prompt_tokens_total]", "decode-amd64"] == "passed"
 
 
 def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
@@ -219,6 +224,6 @@ def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
 ) -> None:
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "--vllm-api-key=sk-x",
                  "-k", "workload_served")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*decode-amd64: the workload cannot carry the vLLM API key through the API "
                                  "server's pod proxy*--vllm-transport=direct*--vllm-gateway-url*"])

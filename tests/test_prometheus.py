@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import verdicts
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
@@ -23,8 +24,9 @@ def test_every_target_scraped_complete_and_in_agreement(
     arm = sim_host.start(get_profile("arm64-cpu"))
     prom = prometheus_server({"decode-0": amd.url, "decode-1": arm.url})
     result = run(pytester, f"--vllm-url={amd.url}", f"--vllm-url={arm.url}", f"--prometheus-url={prom}",
-                 "-k", "prometheus")
-    result.assert_outcomes(passed=6)
+                 "-k", "prometheus", "--vllm-report=report.json")
+    result.assert_outcomes(passed=3)
+    assert set(verdicts(pytester).values()) == {"passed"} and len(verdicts(pytester)) == 6
     result.stdout.fnmatch_lines(["PASSED *test_values_agree_with_direct_scrape*"])
 
 
@@ -35,9 +37,11 @@ def test_target_missing_from_the_scrape_config_is_named_with_the_likely_cause(
     forgotten = sim_host.start(get_profile("x86_64"))
     prom = prometheus_server({"decode-0": scraped.url})
     result = run(pytester, f"--vllm-url={scraped.url}", f"--vllm-url={forgotten.url}", f"--prometheus-url={prom}",
-                 "-k", "test_scraped_by_prometheus")
-    result.assert_outcomes(passed=1, failed=1)
+                 "-k", "test_scraped_by_prometheus", "--vllm-report=report.json")
+    result.assert_outcomes(failed=1)
     name = forgotten.url.removeprefix("http://")
+    assert verdicts(pytester) == {("test_scraped_by_prometheus", scraped.url.removeprefix("http://")): "passed",
+                                  ("test_scraped_by_prometheus", name): "failed"}
     result.stdout.fnmatch_lines([f"{name}: Prometheus does not scrape it (no up series for instance {name}): no "
                                  f"PodMonitor or ServiceMonitor selects it*"])
 

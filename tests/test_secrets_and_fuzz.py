@@ -41,8 +41,8 @@ def test_seeded_secrets_appear_in_no_artifact(pytester: pytest.Pytester, sim_hos
         "--log-file-level=DEBUG",
     )
     # the token worked (discovery, scrapes) and so did the key (the workload through the gateway)
-    result.stdout.fnmatch_lines(["*test_workload_served[[]decode-amd64[]] PASSED*"])
-    assert result.parseoutcomes()["passed"] > 60
+    result.stdout.fnmatch_lines(["*test_workload_served PASSED*"])
+    assert result.parseoutcomes()["passed"] > 40
     artifacts = {name: (pytester.path / name).read_text() for name in
                  ("report.html", "junit.xml", "report.json", "run.log")}
     artifacts["terminal"] = result.stdout.str() + result.stderr.str()

@@ -111,9 +111,15 @@ def test_credentials_in_urls_never_reach_names_or_header(pytester: pytest.Pytest
     output = result.stdout.str()
     assert "hunter2" not in output
     result.stdout.fnmatch_lines(["*--vllm-url: http://***@127.0.0.1:9 (from option)"])
-    collected = pytester.runpytest("--vllm-url=http://user:hunter2@127.0.0.1:9", "--collect-only", "-q")
+    pytester.makepyfile(test_each="def test_each(vllm_target):\n    pass\n")
+    collected = pytester.runpytest("--vllm-url=http://user:hunter2@127.0.0.1:9", "--collect-only", "-q",
+                                   "test_each.py")
     assert "hunter2" not in collected.stdout.str()
-    collected.stdout.fnmatch_lines(["*test_reachable[[]127.0.0.1:9[]]*"])
+    collected.stdout.fnmatch_lines(["*test_each[[]127.0.0.1:9[]]*"])
+    # nor the message of a server that cannot be reached
+    failed = pytester.runpytest("--vllm-url=http://user:hunter2@127.0.0.1:9", "-k", "test_reachable")
+    failed.stdout.fnmatch_lines(["*127.0.0.1:9: cannot connect to http://***@127.0.0.1:9*"])
+    assert "hunter2" not in failed.stdout.str() + failed.stderr.str()
 
 
 def test_url_with_a_bad_port_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -27,8 +28,8 @@ def test_x86_64_every_must_entry_passes(pytester: pytest.Pytester) -> None:
     # every MUST family, present and moving, checked on the simulator
     for name in ("vllm:prompt_tokens_total", "vllm:prefix_cache_hits_total", "vllm:e2e_request_latency_seconds",
                  "vllm:cache_config_info", "vllm:kv_cache_usage_perc"):
-        assert any(f"test_present[sim-x86_64-{name}]" in nodeid for nodeid in passed), name
-    assert any("test_moves[sim-x86_64-vllm:prefix_cache_hits_total]" in nodeid for nodeid in passed)
+        assert any(f"test_present[{name}]" in nodeid for nodeid in passed), name
+    assert any("test_moves[vllm:prefix_cache_hits_total]" in nodeid for nodeid in passed)
     assert result.ret == 0
 
 
@@ -48,9 +49,9 @@ def test_arm64_seed_incident_core_passes_prefix_cache_xfails(pytester: pytest.Py
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     xfailed = outcomes_of(result, "XFAIL")
     assert sorted(x.split("::")[1] for x in xfailed) == [
-        "test_every_repeated_prefix_hits_a_block[sim-arm64-cpu]",
-        "test_moves[sim-arm64-cpu-vllm:prefix_cache_hits_total]",
-        "test_moves[sim-arm64-cpu-vllm:prefix_cache_queries_total]",
+        "test_every_repeated_prefix_hits_a_block",
+        "test_moves[vllm:prefix_cache_hits_total]",
+        "test_moves[vllm:prefix_cache_queries_total]",
     ]
     result.stdout.fnmatch_lines([
         "XFAIL *prefix_cache_hits_total* - vLLM 0.11.2 disables prefix caching on arm64 CPUs: \"Prefix caching "
@@ -58,9 +59,9 @@ def test_arm64_seed_incident_core_passes_prefix_cache_xfails(pytester: pytest.Py
         "the server confirms it: vllm:cache_config_info has enable_prefix_caching=\"False\"*",
     ])
     passed = outcomes_of(result, "PASSED")
-    assert any("test_moves[sim-arm64-cpu-vllm:prompt_tokens_total]" in p for p in passed)
+    assert any("test_moves[vllm:prompt_tokens_total]" in p for p in passed)
     # 0.11.2 still has the per-step TPOT histogram and not the 0.16+ families
-    assert any("test_present[sim-arm64-cpu-vllm:time_per_output_token_seconds]" in p for p in passed)
+    assert any("test_present[vllm:time_per_output_token_seconds]" in p for p in passed)
     result.stdout.fnmatch_lines(["SKIPPED *vllm:prompt_tokens_by_source_total is emitted by vLLM >=0.16.0*0.11.2*"])
     assert result.ret == 0
 
@@ -69,13 +70,13 @@ def test_no_prefix_caching_on_amd64_fails_with_the_flag_diagnosis(pytester: pyte
     result = run_suite(pytester, "--vllm-sim=x86_64-no-prefix-caching")
     failed = outcomes_of(result, "FAILED")
     assert sorted(f.split("::")[1] for f in failed) == [
-        "test_cached_token_counters_agree_with_hits[sim-x86_64-no-prefix-caching-by_source-local_cache_hit]",
-        "test_cached_token_counters_agree_with_hits[sim-x86_64-no-prefix-caching-cached]",
-        "test_cached_token_counters_agree_with_hits[sim-x86_64-no-prefix-caching-cached_by_source-device]",
-        "test_every_repeated_prefix_hits_a_block[sim-x86_64-no-prefix-caching]",
-        "test_moves[sim-x86_64-no-prefix-caching-vllm:prefix_cache_hits_total]",
-        "test_moves[sim-x86_64-no-prefix-caching-vllm:prefix_cache_queries_total]",
-        "test_moves[sim-x86_64-no-prefix-caching-vllm:prompt_tokens_cached_total]",
+        "test_cached_token_counters_agree_with_hits[by_source-local_cache_hit]",
+        "test_cached_token_counters_agree_with_hits[cached]",
+        "test_cached_token_counters_agree_with_hits[cached_by_source-device]",
+        "test_every_repeated_prefix_hits_a_block",
+        "test_moves[vllm:prefix_cache_hits_total]",
+        "test_moves[vllm:prefix_cache_queries_total]",
+        "test_moves[vllm:prompt_tokens_cached_total]",
     ]
     result.stdout.fnmatch_lines([
         "*vllm:prefix_cache_hits_total went from 0 to 0 (+0)*Diagnosis: vLLM reports "
@@ -127,16 +128,22 @@ def test_url_target_architecture_comes_from_vllm_arch(pytester: pytest.Pytester,
 def test_server_that_stops_answering_fails_only_its_own_tests(pytester: pytest.Pytester, sim_host: SimHost) -> None:
     healthy = sim_host.start(get_profile("x86_64"))
     dying = sim_host.start(get_profile("x86_64").replace(stop_answering_after_scrapes=1))
-    result = run_suite(pytester, f"--vllm-url={healthy.url}", f"--vllm-url={dying.url}", "--vllm-timeout=2")
+    result = run_suite(pytester, f"--vllm-url={healthy.url}", f"--vllm-url={dying.url}", "--vllm-timeout=2",
+                       "--vllm-report=report.json")
     dying_name = dying.url.removeprefix("http://")
-    failed = outcomes_of(result, "FAILED")
-    # It answered the first scrape, so its presence checks stand; everything after the workload fails.
-    assert failed and all(dying_name in nodeid for nodeid in failed)
-    assert any(f"test_moves[{dying_name}-vllm:prompt_tokens_total]" in nodeid for nodeid in failed)
-    assert any(f"test_workload_served[{dying_name}]" in nodeid for nodeid in failed)
     healthy_name = healthy.url.removeprefix("http://")
-    assert any(f"test_moves[{healthy_name}-vllm:prompt_tokens_total]" in nodeid
-               for nodeid in outcomes_of(result, "PASSED"))
+    # It answered the first scrape, so its presence checks stand; everything after the workload fails, on it
+    # alone: each failing check names it first, and counts the healthy server as passed.
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    failing = [row for row in rows if row["outcome"] == "failed"]
+    assert failing and all(row["targets"][dying_name]["outcome"] == "failed" for row in failing)
+    assert all(row["targets"][healthy_name]["outcome"] == "passed" for row in failing)
+    assert all(row["targets"][healthy_name]["outcome"] != "failed" for row in rows)
+    assert all(row["reason"].startswith(f"fails on {dying_name} (1 of 2 targets; 1 passed).") for row in failing)
+    failed = outcomes_of(result, "FAILED")
+    assert "test_metrics.py::test_moves[vllm:prompt_tokens_total]" in failed
+    assert "test_server.py::test_workload_served" in failed
+    assert "test_metrics.py::test_present[vllm:num_requests_running]" in outcomes_of(result, "PASSED")
     result.stdout.fnmatch_lines([f"*{dying_name}: {dying.url} closed the connection during GET /v1/models*"
                                  f"server stopped answering*No workload was sent.*"])
     assert "Traceback" not in result.stdout.str()
@@ -193,14 +200,15 @@ def test_nothing_touches_the_network_before_tests_run(pytester: pytest.Pytester)
     assert pytester.runpytest("--vllm-url=http://127.0.0.1:9", "--help").ret == 0
     collected = pytester.runpytest("--vllm-url=http://127.0.0.1:9", "--collect-only", "-q")
     assert collected.ret == 0
-    collected.stdout.fnmatch_lines(["*test_present[[]127.0.0.1:9-vllm:num_requests_running[]]*"])
+    collected.stdout.fnmatch_lines(["*test_present[[]vllm:num_requests_running[]]*"])
     assert "cannot connect" not in collected.stdout.str()
 
 
 def test_several_simulators_get_distinct_names(pytester: pytest.Pytester) -> None:
-    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", "-k", "test_reachable")
+    pytester.makepyfile(test_each="def test_each(vllm_target):\n    pass\n")
+    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", "test_each.py")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*test_reachable[[]sim-x86_64[]]*", "*test_reachable[[]sim-x86_64-2[]]*"])
+    result.stdout.fnmatch_lines(["*test_each[[]sim-x86_64[]]*", "*test_each[[]sim-x86_64-2[]]*"])
 
 
 def test_required_feature_missing_fails_with_how_to_enable_it(pytester: pytest.Pytester) -> None:

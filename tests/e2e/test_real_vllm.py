@@ -37,12 +37,11 @@ def test_prefix_caching_on_every_must_entry_and_prefix_check_passes(
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("xfailed", 0) == 0, result.stdout.str()
     passed = ids(result, "PASSED")
-    name = on.url.removeprefix("http://")
     for entry in load_catalog():
         if entry.level == "MUST" and entry.feature in ("core", "prefix_caching") and entry.applies_to("0.32.0"):
-            assert any(f"test_present[{name}-{entry.name}]" in p for p in passed), entry.name
-    assert any(f"test_every_repeated_prefix_hits_a_block[{name}]" in p for p in passed)
-    assert any(f"test_moves[{name}-vllm:prefix_cache_hits_total]" in p for p in passed)
+            assert any(f"test_present[{entry.name}]" in p for p in passed), entry.name
+    assert any(p.endswith("::test_every_repeated_prefix_hits_a_block") for p in passed)
+    assert any("test_moves[vllm:prefix_cache_hits_total]" in p for p in passed)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +90,7 @@ def test_prometheus_and_dashboard_against_real_servers(
     result = suite(pytester, f"--vllm-url={on.url}", f"--vllm-url={off.url}", f"--vllm-api-key={API_KEY}",
                    f"--prometheus-url={prom}", "-k", "prometheus")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
-    assert result.parseoutcomes()["passed"] == 6
+    assert result.parseoutcomes()["passed"] == 3  # each check judges both servers
     # hit-rate panels, per server: ok where prefix caching is on, always zero / NaN where it is off
     for server, verdict in ((on, "OK"), (off, "ALWAYS ZERO / NAN")):
         panels = suite(pytester, f"--vllm-url={server.url}", f"--vllm-api-key={API_KEY}",
