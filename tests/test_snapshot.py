@@ -375,3 +375,21 @@ def test_garbage_is_an_exposition_error(text: str) -> None:
 def test_exposition_error_is_a_value_error_with_a_message() -> None:
     with pytest.raises(ValueError, match=r"\S"):
         Snapshot.parse("<html>")
+
+
+def test_parsing_leaves_garbage_collection_as_it_found_it() -> None:
+    import gc
+
+    # The parser pauses collection while it builds a page; it must always switch it back on, and not switch
+    # it on when the caller had it off.
+    Snapshot.parse(capture_text("prefix-caching-on.after"))
+    assert gc.isenabled()
+    with pytest.raises(ExpositionError):
+        Snapshot.parse("vllm:x{a=\"1\"} not-a-number\n")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Snapshot.parse(capture_text("prefix-caching-on.after"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
