@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_vllm_metrics.report import schema
+from pytest_vllm_metrics.report import Row, schema, summary_html, terminal_lines
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
 
@@ -165,3 +165,19 @@ def test_secrets_never_reach_any_artifact(pytester: pytest.Pytester, sim_host: S
         # nor base64-encoded, as self-contained HTML inlines extras
         import base64
         assert base64.b64encode(secret.encode()).decode()[:16] not in text, name
+
+
+def test_reasons_keep_their_text_where_no_target_name_leads_them() -> None:
+    # A panel's reason names a query, not a target: nothing before its first ": " may be dropped.
+    panel = Row(id="test_dashboards.py::test_panel[d::KV]", target="llm-d", check="panel: KV Cache Hit Rate",
+                level="MUST", outcome="failed", reason="Query A: vllm:prefix_cache_hits_total is always 0")
+    fleet = Row(id="test_metrics.py::test_moves[x]", target="", check="moves: x", level="MUST", outcome="failed",
+                reason="fails on b (1 of 2 targets; 1 passed).",
+                targets={"a": {"outcome": "passed", "reason": "", "diagnosis": ""},
+                         "b": {"outcome": "failed", "reason": "b (vLLM 0.32.0, amd64): x went from 0 to 0",
+                               "diagnosis": ""}})
+    html_text = summary_html([panel, fleet], [{"target": "b", "architecture": "amd64", "vllmVersion": "0.32.0"}])
+    assert "Query A: vllm:prefix_cache_hits_total is always 0" in html_text
+    assert "moves: x: x went from 0 to 0" in html_text  # the target's own name is dropped from its row
+    lines = terminal_lines([fleet])
+    assert "FAILED   MUST   b moves: x" in lines and "    b: x went from 0 to 0" in lines
