@@ -47,11 +47,10 @@ def across(observations: Iterable[Observation], check: Callable[[Observation], V
     if len(verdicts) == 1:
         only = next(iter(verdicts.values()))
         return Verdict(only.outcome, only.message, only.level, only.evidence, only.diagnosis, verdicts)
-    mine = {name: v for name, v in verdicts.items() if v.outcome == outcome}
-    count = f"{len(mine)} of {len(verdicts)} targets"
     if outcome == "passed":
         return Verdict("passed", "", level, evidence, targets=verdicts)
-    others = _others(verdicts, outcome)
+    mine = {name: v for name, v in verdicts.items() if v.outcome == outcome}
+    count = f"{len(mine)} of {len(verdicts)} targets"
     if outcome == "skipped":
         return Verdict("skipped", f"{count}: " + _grouped(mine, "message"), level, evidence, targets=verdicts)
     quoted = [v.message for v in list(mine.values())[:_SHOWN]]
@@ -60,7 +59,7 @@ def across(observations: Iterable[Observation], check: Callable[[Observation], V
     diagnosis = _grouped(mine, "diagnosis") if any(v.diagnosis for v in mine.values()) else None
     # The first line names the targets: it is what pytest's short summary and a CI log show.
     word = "fails" if outcome == "failed" else "fails, as documented,"
-    message = f"{word} on {_names(list(mine))} ({count}{others}).\n" + "\n".join(quoted)
+    message = f"{word} on {_names(list(mine))} ({count}{_others(verdicts, outcome)}).\n" + "\n".join(quoted)
     return Verdict(outcome, message, level, evidence, diagnosis, verdicts)
 
 
