@@ -72,18 +72,15 @@ def plugin_round(urls: list[str], concurrency: int = 16, parse: bool = True) -> 
     async def go() -> None:
         targets = [Target(name=url, base_url=url) for url in urls]
         slots = asyncio.Semaphore(concurrency)
-        clients = Clients()
+        async with Clients() as clients:
 
-        async def one(target: Target) -> object:
-            async with slots:
-                if parse:
-                    return await scrape(clients.get(target), target, "/metrics", 30)
-                return await get_text(clients.get(target), target, "/metrics", 30)
+            async def one(target: Target) -> object:
+                async with slots:
+                    if parse:
+                        return await scrape(clients.get(target), target, "/metrics", 30)
+                    return await get_text(clients.get(target), target, "/metrics", 30)
 
-        try:
             await asyncio.gather(*(one(t) for t in targets))
-        finally:
-            await clients.aclose()
 
     asyncio.run(go())
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 from .catalog import Catalog
@@ -17,7 +16,7 @@ from .evaluate import Verdict
 from .kube import ClusterInfo
 from .observe import Observation
 from .run import RUN_KEY, PrometheusState, Run
-from .scrape import FetchError, scrape
+from .scrape import Clients, FetchError, scrape
 from .settings import Settings
 from .snapshot import Delta, Snapshot
 from .targets import Target
@@ -108,8 +107,9 @@ class Scraper:
 
     def scrape(self, target: Target) -> Snapshot:
         async def once() -> Snapshot:
-            async with httpx.AsyncClient(trust_env=False, **target.client_options) as client:
-                return await scrape(client, target, self.settings.vllm_metrics_path, self.settings.vllm_timeout)
+            async with Clients() as clients:
+                return await scrape(clients.get(target), target, self.settings.vllm_metrics_path,
+                                    self.settings.vllm_timeout)
 
         try:
             return asyncio.run(once())
@@ -128,7 +128,8 @@ def vllm_workload(vllm_settings: Settings) -> Callable[..., TrafficResult]:
 
     def send(target: Target, requests: int | None = None, block_size: int | None = None) -> TrafficResult:
         async def go() -> TrafficResult:
-            async with httpx.AsyncClient(trust_env=False, **target.client_options) as client:
+            async with Clients() as clients:
+                client = clients.get(target)
                 size = block_size
                 if size is None:  # the server's own KV block size, as the session's workload uses
                     try:

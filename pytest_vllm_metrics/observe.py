@@ -79,10 +79,9 @@ class Observation:
 
 
 async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Observation]:
-    clients = Clients()
     gateway = Target(name="gateway", base_url=settings.vllm_gateway_url) if settings.vllm_gateway_url else None
-    try:
-        slots = asyncio.Semaphore(settings.vllm_concurrency)
+    slots = asyncio.Semaphore(settings.vllm_concurrency)
+    async with Clients() as clients:
 
         async def bounded(target: Target) -> Observation:
             async with slots:
@@ -90,8 +89,6 @@ async def observe(targets: Sequence[Target], settings: Settings) -> dict[str, Ob
                                           clients.get(gateway) if gateway else None)
 
         results = await asyncio.gather(*(bounded(target) for target in targets))
-    finally:
-        await clients.aclose()
     return {obs.target.name: obs for obs in results}
 
 

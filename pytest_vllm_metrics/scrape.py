@@ -49,6 +49,12 @@ class Clients:
             await client.aclose()
         self._clients.clear()
 
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
 
 async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout: float,
                    headers: dict[str, str] | None = None) -> tuple[int, str, str]:

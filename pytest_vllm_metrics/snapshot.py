@@ -86,7 +86,8 @@ class Snapshot:
             base = name[: -len("_created")]
             for _, labels, value in samples:
                 # the created timestamp belongs to every sample of the base family's series
-                self.created.setdefault(base, {})[labels] = float(value)
+                key = tuple((k, v) for k, v in labels if k not in ("le", "quantile"))
+                self.created.setdefault(base, {})[key] = float(value)
             return
         exposed = name + "_total" if type_ == "counter" else name
         # The hot loop of a fleet's parse: label sets are shared objects (deduplicated by identity), samples

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NS
+from conftest import NS, verdicts
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -159,9 +159,9 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
     if healthy is not None and case.healthy_passes:
         # the run finished for the healthy server, which passed every check it shares with the faulty one
         name = healthy.url.removeprefix("http://")
-        rows = json.loads((pytester.path / "report.json").read_text())["tests"]
-        assert [r["targets"][name]["outcome"] for r in rows if r["id"].endswith("::test_reachable")] == ["passed"]
-        assert not [r["id"] for r in rows if r["targets"].get(name, {}).get("outcome") == "failed"]
+        per_target = verdicts(pytester)
+        assert per_target["test_reachable", name] == "passed"
+        assert not [test for (test, target), outcome in per_target.items() if target == name and outcome == "failed"]
 
 
 def render_doc() -> str:
