@@ -64,6 +64,10 @@ class ReportHooks:
         if path:
             terminalreporter.line(f"conformance report: {path}")
 
+    @pytest.hookimpl(tryfirst=True)  # as the plugin's: release what the reports no longer need
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        config.stash[report.ROWS_KEY] = []
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         config = session.config

@@ -62,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(conformance_dir())]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own end-of-run garbage collections, which then scan less
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
