@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .targets import Target
+from .targets import Target, redact_url
 
 # llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
 DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
@@ -25,6 +25,11 @@ NODE_PERMISSION_NOTE = (
     "architecture unknown: reading nodes is forbidden; grant get on nodes (cluster-scoped, "
     "deploy/clusterrole-nodes.yaml) so the suite can read kubernetes.io/arch"
 )
+
+
+_SOCKS = ("the API server is reached through a SOCKS proxy (the kubeconfig's proxy-url, or ALL_PROXY), which "
+          "needs PySocks for the kubernetes client and socksio for the suite's HTTP client: pip install pysocks "
+          "'httpx[socks]'.")
 
 
 class DiscoveryError(Exception):
@@ -82,6 +87,10 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]
         return config.new_client_from_config(config_file=path, context=chosen, persist_config=False), chosen
     except (ConfigException, OSError, ValueError) as exc:
         raise DiscoveryError(f"context {chosen!r} of kubeconfig {path} cannot be used: {exc}") from None
+    except ImportError as exc:
+        if exc.name != "socks":  # the kubernetes client imports PySocks only for a SOCKS proxy
+            raise
+        raise DiscoveryError(_SOCKS) from None
 
 
 def discover(*, namespace: str, selector: str | None, container: str | None, port: str | None,
@@ -95,7 +104,9 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
     server = configuration.host
     selectors = (selector,) if selector else DEFAULT_SELECTORS
     core = client.CoreV1Api(api_client)
-    where = f"the API server {server} (context {context_name})"
+    proxy = _proxy(configuration)
+    where = f"the API server {server} (context {context_name}" + (
+        f", through the proxy {redact_url(proxy)})" if proxy else ")")
 
     def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return _call(where, what, fn, *args, _request_timeout=timeout, **kwargs)
@@ -227,7 +238,11 @@ def _node_architectures(core: Any, nodes: set[str], timeout: float, info: Cluste
 
 
 def _client_options(configuration: Any) -> dict[str, Any]:
-    """httpx options carrying the credentials the kubernetes client loaded (CA, client cert, tokens)."""
+    """httpx options that reach the API server as the kubernetes client does: the credentials it loaded (CA,
+    client cert, tokens), its proxy (the kubeconfig's proxy-url, else HTTPS_PROXY/NO_PROXY) and the
+    kubeconfig's tls-server-name. Without the last two, discovery works and every scrape fails."""
+    import httpx
+
     context = ssl.create_default_context(cafile=configuration.ssl_ca_cert) if configuration.ssl_ca_cert else (
         ssl.create_default_context())
     if configuration.cert_file:
@@ -240,7 +255,37 @@ def _client_options(configuration: Any) -> dict[str, Any]:
     for setting in configuration.auth_settings().values():
         if setting.get("in") == "header" and setting.get("value"):
             headers[setting["key"]] = setting["value"]
-    return {"verify": context, "headers": headers}
+    options: dict[str, Any] = {"verify": context, "headers": headers}
+    proxy = _proxy(configuration)
+    if proxy:
+        if proxy.startswith("socks") and not _importable("socksio"):
+            raise DiscoveryError(_SOCKS)
+        options["proxy"] = httpx.Proxy(proxy, headers=configuration.proxy_headers)
+    if configuration.tls_server_name:
+        # httpcore's sni_hostname names the server for SNI and for checking its certificate, as
+        # tls-server-name does for kubectl when the address is not the name on the certificate.
+        server_name = configuration.tls_server_name
+
+        async def name_the_server(request: httpx.Request) -> None:
+            request.extensions["sni_hostname"] = server_name
+
+        options["event_hooks"] = {"request": [name_the_server]}
+    return options
+
+
+def _proxy(configuration: Any) -> str | None:
+    """The proxy the kubernetes client uses for the API server, by the same NO_PROXY rules."""
+    from kubernetes.client.rest import should_bypass_proxies
+
+    if configuration.proxy and not should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
+        return str(configuration.proxy)
+    return None
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _target(pod: Any, namespace: str, container: str | None, port: str | None, transport: str, server: str,

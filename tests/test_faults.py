@@ -98,6 +98,9 @@ CASES = [
          "check the network path and the context", "kube", kube={"server": "http://127.0.0.1:9"}),
     Case("kube-context-unknown", "--kube-context is not in the kubeconfig", "*context 'prod' is not in kubeconfig*",
          "pick a context the kubeconfig has", "kube", args=("--kube-context=prod",)),
+    Case("kube-socks-proxy", "the kubeconfig's proxy-url is a SOCKS proxy, and its client packages are missing",
+         "ERROR: the API server is reached through a SOCKS proxy*needs PySocks*and socksio*",
+         "install them, or use an HTTP proxy", "kube", kube={"cluster": {"proxy-url": "socks5://127.0.0.1:9"}}),
     Case("kubeconfig-missing", "the kubeconfig file does not exist", "*kubeconfig */missing does not exist*",
          "pass --kubeconfig or set KUBECONFIG", "usage", args=("--kubeconfig=/nonexistent/missing",
                                                                  "--vllm-namespace=x")),
@@ -147,9 +150,10 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
         if case.kube.get("not_ready"):
             pod = cluster.namespaces[NS][1]
             pod.ready, pod.phase, pod.reason = False, "Pending", "Unschedulable"
+        config = KubeDouble.kubeconfig(server, "case" if "grants" in case.kube else "admin", namespace=NS)
+        config["clusters"][0]["cluster"].update(case.kube.get("cluster", {}))
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(server, "case" if "grants" in case.kube else "admin",
-                                                               namespace=NS)))
+        kubeconfig.write_text(json.dumps(config))
         result = pytester.runpytest(*common, f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}", *case.args)
     else:
         result = pytester.runpytest(*common, *case.args)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,3 +230,136 @@ def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*decode-amd64: the workload cannot carry the vLLM API key through the API "
                                  "server's pod proxy*--vllm-transport=direct*--vllm-gateway-url*"])
+
+
+# -- reaching the API server as kubectl would: its CA, tls-server-name, a proxy ------------------------------
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def kube_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(CA, server certificate, key): a private CA and the API server's certificate for the name kube.test
+    only, so reaching it at 127.0.0.1 verifies only when the client names it kube.test."""
+    d = tmp_path_factory.mktemp("kube-tls")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _openssl("req", "-x509", *ec, "-keyout", d / "ca.key", "-out", d / "ca.pem", "-days", "1", "-subj", "/CN=test-ca",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    _openssl("req", *ec, "-keyout", d / "server.key", "-out", d / "server.csr", "-subj", "/CN=kube.test")
+    (d / "san.ext").write_text("subjectAltName=DNS:kube.test\n")
+    _openssl("x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key", "-CAcreateserial",
+             "-out", d / "server.pem", "-days", "1", "-extfile", d / "san.ext")
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+@pytest.fixture
+def tls_double(sim_host: SimHost, cluster: Cluster, kube_tls: tuple[Path, Path, Path]) -> KubeDouble:
+    import ssl
+
+    _, cert, key = kube_tls
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return KubeDouble(sim_host, cluster, tls=context)
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on loopback, the only way to the names in `hosts` (name -> a port on 127.0.0.1):
+    kube.test resolves nowhere else. It records each tunnel it opened."""
+
+    def __init__(self, hosts: dict[str, int]) -> None:
+        self.hosts = hosts
+        self.tunnels: list[str] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="connect-proxy", daemon=True)
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._tunnel, "127.0.0.1", 0), self._loop)
+        self._server = started.result(timeout=10)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            method, authority = head.decode("latin-1").split(" ", 2)[:2]
+            host = authority.rpartition(":")[0]
+            if method != "CONNECT" or host not in self.hosts:
+                writer.write(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+                return
+            self.tunnels.append(authority)
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.hosts[host])
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+def connect_proxy(tls_double: KubeDouble) -> Iterator[ConnectProxy]:
+    proxy = ConnectProxy({"kube.test": int(tls_double.url.rpartition(":")[2])})
+    yield proxy
+    proxy.close()
+
+
+def _kubeconfig(path: Path, server: str, ca: Path, **cluster: str) -> Path:
+    config = KubeDouble.kubeconfig(server, "admin", namespace=NS, ca_file=str(ca))
+    config["clusters"][0]["cluster"].update(cluster)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_https_api_server_named_by_tls_server_name(pytester: pytest.Pytester, tls_double: KubeDouble,
+                                                     kube_tls: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    # The certificate names kube.test, the address is 127.0.0.1: kubectl's tls-server-name bridges the two,
+    # for discovery and for every scrape and request through the pod proxy.
+    kc = _kubeconfig(tmp_path / "kc", tls_double.url, kube_tls[0], **{"tls-server-name": "kube.test"})
+    result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    assert set(verdicts(pytester).values()) == {"passed"}
+    without = run(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, kube_tls[0]), "-k", "reachable")
+    without.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* failed*"])
+
+
+@pytest.mark.parametrize("how", ["proxy-url", "HTTPS_PROXY"])
+def test_api_server_behind_a_proxy(pytester: pytest.Pytester, connect_proxy: ConnectProxy, tls_double: KubeDouble,
+                                   kube_tls: tuple[Path, Path, Path], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    # kube.test resolves nowhere: only the proxy reaches it, so every scrape and request must go through it.
+    server = f"https://kube.test:{tls_double.url.rpartition(':')[2]}"
+    if how == "proxy-url":
+        kc = _kubeconfig(tmp_path / "kc", server, kube_tls[0], **{"proxy-url": connect_proxy.url})
+    else:
+        kc = _kubeconfig(tmp_path / "kc", server, kube_tls[0])
+        monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
+    result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    assert set(verdicts(pytester).values()) == {"passed"}
+    assert connect_proxy.tunnels and set(connect_proxy.tunnels) == {server.removeprefix("https://")}
+
+
+def test_unreachable_proxy_is_named_without_its_credentials(pytester: pytest.Pytester, double: KubeDouble,
+                                                             tmp_path: Path) -> None:
+    config = KubeDouble.kubeconfig(double.url, "admin", namespace=NS)
+    config["clusters"][0]["cluster"]["proxy-url"] = "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"
+    (tmp_path / "kc").write_text(json.dumps(config))
+    result = run(pytester, tmp_path / "kc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cannot reach the API server http://127.0.0.1:* (context test, through the "
+                                 "proxy http://[*][*][*]@127.0.0.1:9) for GET /version*"])
+    assert "pr0xy-s3cret" not in result.stdout.str() + result.stderr.str()
