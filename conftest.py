@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,43 @@ from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 with httpx._transports.default.map_httpcore_exceptions():
     pass
 _ = (httpcore._backends.anyio, httpcore._backends.sync)
+
+
+class PrivateCA:
+    """A certificate authority of the tests' own (openssl), and server certificates it issues: what a cluster's
+    API server or a TLS-terminated vLLM presents when its CA is not a public one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca = directory / "ca.pem"
+        _openssl("req", "-x509", *_EC_KEY, "-keyout", directory / "ca.key", "-out", self.ca, "-days", "1",
+                 "-subj", "/CN=test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign")
+
+    def server_context(self, san: str) -> ssl.SSLContext:
+        """A server's TLS context with a certificate for `san` only (e.g. "DNS:kube.test", "IP:127.0.0.1")."""
+        name = san.split(":", 1)[1]
+        key, csr, cert, ext = (self.dir / f"{name}.{suffix}" for suffix in ("key", "csr", "pem", "ext"))
+        if not cert.exists():
+            _openssl("req", *_EC_KEY, "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+            ext.write_text(f"subjectAltName={san}\n")
+            _openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.dir / "ca.key", "-CAcreateserial",
+                     "-out", cert, "-days", "1", "-extfile", ext)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        return context
+
+
+_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
+    return PrivateCA(tmp_path_factory.mktemp("private-ca"))
 
 
 @pytest.fixture

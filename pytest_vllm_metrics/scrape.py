@@ -93,6 +93,13 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
         return (f"{target.name}: {what} did not complete within {timeout:g} s. The server is overloaded, hung, "
                 f"or the address answers but is not vLLM; check the target, or raise --vllm-timeout if it is "
                 f"only slow.")
+    if isinstance(exc, httpx.ConnectError) and _caused_by_tls(exc):
+        if target.source == "kubernetes":
+            return (f"{target.name}: TLS with the API server failed for {target.shown_url} ({_reason(exc)}). Check "
+                    f"the kubeconfig's certificate-authority and tls-server-name.")
+        return (f"{target.name}: TLS with {target.shown_url} failed ({_reason(exc)}). If the server's certificate "
+                f"comes from a private CA, point SSL_CERT_FILE at that CA's bundle (and use a host name that is "
+                f"on the certificate); if the server speaks plain HTTP there, use an http:// URL.")
     if isinstance(exc, httpx.ConnectError):
         return (f"{target.name}: cannot connect to {target.shown_url} ({_reason(exc)}). Check that the server is "
                 f"running and that the host and port are right.")
@@ -133,6 +140,16 @@ async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: 
             f"vllm: families; check that the URL is vLLM's /metrics."
         )
     return snapshot
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    """Whether an ssl error is behind this one (httpx and httpcore each wrap the error they map)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _reason(exc: Exception) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from conftest import NS, verdicts
-from pytest_vllm_metrics.sim import SimHost, get_profile
+from conftest import NS, PrivateCA, verdicts
+from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
 DOC = Path(__file__).parent.parent / "docs" / "troubleshooting.md"
@@ -32,6 +32,9 @@ class Case:
     args: tuple[str, ...] = ()
     kube: dict[str, Any] = field(default_factory=dict)  # token, pod changes
     healthy_passes: bool = True  # False when the case's options hit every server alike
+    # "untrusted": the faulty server speaks TLS with a private CA's certificate; "plain": it speaks plain HTTP
+    # and is given as https://
+    tls: str = ""
 
 
 CASES = [
@@ -55,6 +58,12 @@ CASES = [
     Case("metrics-slowloris", "/metrics never finishes its answer (slow loris)",
          "*GET /metrics did not finish within 2 s*kept the answer open*", "check the server; raise --vllm-timeout "
          "if it is only slow", "sim", {"fault": "metrics-slowloris"}),
+    Case("tls-untrusted", "an https:// server's certificate comes from a private CA",
+         "*TLS with https://127.0.0.1:* failed (*CERTIFICATE_VERIFY_FAILED*)*point SSL_CERT_FILE at that CA's bundle*",
+         "SSL_CERT_FILE=the CA bundle", "sim", tls="untrusted"),
+    Case("tls-plain-http", "an https:// URL names a server that speaks plain HTTP",
+         "*TLS with https://127.0.0.1:* failed*if the server speaks plain HTTP there, use an http:// URL*",
+         "use http://", "sim", tls="plain"),
     Case("server-stops", "the server stops answering mid-run", "*closed the connection during GET*server stopped "
          "answering*", "check the server's logs and restarts", "sim", {"stop_answering_after_scrapes": 1}),
     Case("server-restarts", "the server restarts mid-run (counters reset, new _created)",
@@ -133,15 +142,15 @@ def _files(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, double: KubeDouble,
-               tmp_path: Path) -> None:
+               private_ca: PrivateCA, tmp_path: Path) -> None:
     _files(pytester)
     common = ["-rA", "-p", "no:cacheprovider", "--vllm-timeout=2"]
     healthy = None
     if case.kind == "sim":
-        faulty = sim_host.start(get_profile("x86_64").replace(**case.sim))
+        faulty = _faulty_url(case, sim_host, private_ca)
         healthy = sim_host.start(get_profile("x86_64"))
         args = [a.format(healthy=healthy.url) for a in case.args]
-        result = pytester.runpytest(*common, f"--vllm-url={faulty.url}", f"--vllm-url={healthy.url}",
+        result = pytester.runpytest(*common, f"--vllm-url={faulty}", f"--vllm-url={healthy.url}",
                                     "--vllm-report=report.json", *args)
     elif case.kind == "kube":
         server = case.kube.get("server", double.url)
@@ -166,6 +175,25 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
         per_target = verdicts(pytester)
         assert per_target["test_reachable", name] == "passed"
         assert not [test for (test, target), outcome in per_target.items() if target == name and outcome == "failed"]
+
+
+def _faulty_url(case: Case, sim_host: SimHost, private_ca: PrivateCA) -> str:
+    profile = get_profile("x86_64").replace(**case.sim)
+    if case.tls == "untrusted":
+        return sim_host.start_app(build_app(profile), ssl_context=private_ca.server_context("IP:127.0.0.1"))
+    url = sim_host.start(profile).url
+    return url.replace("http://", "https://") if case.tls == "plain" else url
+
+
+def test_private_ca_through_ssl_cert_file(pytester: pytest.Pytester, sim_host: SimHost, private_ca: PrivateCA,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fix that the tls-untrusted case gives
+    url = sim_host.start_app(build_app(get_profile("x86_64")), ssl_context=private_ca.server_context("IP:127.0.0.1"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(private_ca.ca))
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--vllm-url={url}", "--vllm-report=report.json",
+                                "-k", "reachable or workload_served or prompt_tokens_total")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    assert set(verdicts(pytester).values()) == {"passed"}
 
 
 def render_doc() -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import NS, ROLE, verdicts, write_kubeconfig
+from conftest import NS, ROLE, PrivateCA, verdicts, write_kubeconfig
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -138,15 +137,8 @@ def test_missing_kubeconfig(pytester: pytest.Pytester, tmp_path: Path) -> None:
 
 
 def test_tls_failure_names_the_server(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster,
-                                      tmp_path: Path) -> None:
-    import ssl
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    double = KubeDouble(sim_host, cluster, tls=context)
+                                      private_ca: PrivateCA, tmp_path: Path) -> None:
+    double = KubeDouble(sim_host, cluster, tls=private_ca.server_context("IP:127.0.0.1"))
     result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))  # no CA: the cert is untrusted
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* (context test) failed*"
@@ -235,33 +227,11 @@ def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
 # -- reaching the API server as kubectl would: its CA, tls-server-name, a proxy ------------------------------
 
 
-def _openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def kube_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """(CA, server certificate, key): a private CA and the API server's certificate for the name kube.test
-    only, so reaching it at 127.0.0.1 verifies only when the client names it kube.test."""
-    d = tmp_path_factory.mktemp("kube-tls")
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *ec, "-keyout", d / "ca.key", "-out", d / "ca.pem", "-days", "1", "-subj", "/CN=test-ca",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
-    _openssl("req", *ec, "-keyout", d / "server.key", "-out", d / "server.csr", "-subj", "/CN=kube.test")
-    (d / "san.ext").write_text("subjectAltName=DNS:kube.test\n")
-    _openssl("x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.pem", "-CAkey", d / "ca.key", "-CAcreateserial",
-             "-out", d / "server.pem", "-days", "1", "-extfile", d / "san.ext")
-    return d / "ca.pem", d / "server.pem", d / "server.key"
-
-
 @pytest.fixture
-def tls_double(sim_host: SimHost, cluster: Cluster, kube_tls: tuple[Path, Path, Path]) -> KubeDouble:
-    import ssl
-
-    _, cert, key = kube_tls
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return KubeDouble(sim_host, cluster, tls=context)
+def tls_double(sim_host: SimHost, cluster: Cluster, private_ca: PrivateCA) -> KubeDouble:
+    """The API server double over HTTPS, its certificate for the name kube.test only: reached at 127.0.0.1, it
+    verifies only when the client names it kube.test."""
+    return KubeDouble(sim_host, cluster, tls=private_ca.server_context("DNS:kube.test"))
 
 
 class ConnectProxy:
@@ -325,27 +295,27 @@ def _kubeconfig(path: Path, server: str, ca: Path, **cluster: str) -> Path:
 
 
 def test_https_api_server_named_by_tls_server_name(pytester: pytest.Pytester, tls_double: KubeDouble,
-                                                     kube_tls: tuple[Path, Path, Path], tmp_path: Path) -> None:
+                                                     private_ca: PrivateCA, tmp_path: Path) -> None:
     # The certificate names kube.test, the address is 127.0.0.1: kubectl's tls-server-name bridges the two,
     # for discovery and for every scrape and request through the pod proxy.
-    kc = _kubeconfig(tmp_path / "kc", tls_double.url, kube_tls[0], **{"tls-server-name": "kube.test"})
+    kc = _kubeconfig(tmp_path / "kc", tls_double.url, private_ca.ca, **{"tls-server-name": "kube.test"})
     result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     assert set(verdicts(pytester).values()) == {"passed"}
-    without = run(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, kube_tls[0]), "-k", "reachable")
+    without = run(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, private_ca.ca), "-k", "reachable")
     without.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* failed*"])
 
 
 @pytest.mark.parametrize("how", ["proxy-url", "HTTPS_PROXY"])
 def test_api_server_behind_a_proxy(pytester: pytest.Pytester, connect_proxy: ConnectProxy, tls_double: KubeDouble,
-                                   kube_tls: tuple[Path, Path, Path], tmp_path: Path,
+                                   private_ca: PrivateCA, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     # kube.test resolves nowhere: only the proxy reaches it, so every scrape and request must go through it.
     server = f"https://kube.test:{tls_double.url.rpartition(':')[2]}"
     if how == "proxy-url":
-        kc = _kubeconfig(tmp_path / "kc", server, kube_tls[0], **{"proxy-url": connect_proxy.url})
+        kc = _kubeconfig(tmp_path / "kc", server, private_ca.ca, **{"proxy-url": connect_proxy.url})
     else:
-        kc = _kubeconfig(tmp_path / "kc", server, kube_tls[0])
+        kc = _kubeconfig(tmp_path / "kc", server, private_ca.ca)
         monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
     result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
