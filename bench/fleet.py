@@ -125,6 +125,10 @@ def _suite_once(args: list[str], env: dict[str, str]) -> SuiteRun:
     return SuiteRun(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, lines[-1] if lines else "(no output)")
 
 
+def _pods(n: int) -> str:
+    return f"{n} pod" if n == 1 else f"{n} pods"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller N, for a smoke run")
@@ -170,11 +174,11 @@ def main() -> None:
             p2["pod proxy"][n] = suite_run([f"--kubeconfig={kubeconfig}", "--vllm-namespace=bench"], {}, repeat=3)
             for way in p2:
                 run = p2[way][n]
-                rows.append((f"P2 whole suite, {n} pods, {way}", f"{run.wall:.2f} s (pytest CPU {run.cpu:.2f} s)",
+                rows.append((f"P2 whole suite, {_pods(n)}, {way}", f"{run.wall:.2f} s (pytest CPU {run.cpu:.2f} s)",
                              run.summary))
 
     # The simulated pods are healthy: a run that did not pass measured something else (a broken bench).
-    broken = [f"{n} pods, {way}: {run.summary}" for way, runs in p2.items() for n, run in runs.items()
+    broken = [f"{_pods(n)}, {way}: {run.summary}" for way, runs in p2.items() for n, run in runs.items()
               if "passed" not in run.summary or "failed" in run.summary or "error" in run.summary]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':{width}}  {'time':>28}  note")
