@@ -159,10 +159,9 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
         if case.kube.get("not_ready"):
             pod = cluster.namespaces[NS][1]
             pod.ready, pod.phase, pod.reason = False, "Pending", "Unschedulable"
-        config = KubeDouble.kubeconfig(server, "case" if "grants" in case.kube else "admin", namespace=NS)
-        config["clusters"][0]["cluster"].update(case.kube.get("cluster", {}))
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps(config))
+        kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(server, "case" if "grants" in case.kube else "admin",
+                                                               namespace=NS, cluster_fields=case.kube.get("cluster"))))
         result = pytester.runpytest(*common, f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}", *case.args)
     else:
         result = pytester.runpytest(*common, *case.args)

@@ -287,10 +287,9 @@ def connect_proxy(tls_double: KubeDouble) -> Iterator[ConnectProxy]:
     proxy.close()
 
 
-def _kubeconfig(path: Path, server: str, ca: Path, **cluster: str) -> Path:
-    config = KubeDouble.kubeconfig(server, "admin", namespace=NS, ca_file=str(ca))
-    config["clusters"][0]["cluster"].update(cluster)
-    path.write_text(json.dumps(config))
+def _kubeconfig(path: Path, server: str, ca: Path, **cluster_fields: str) -> Path:
+    path.write_text(json.dumps(KubeDouble.kubeconfig(server, "admin", namespace=NS, ca_file=str(ca),
+                                                     cluster_fields=cluster_fields)))
     return path
 
 
@@ -325,10 +324,9 @@ def test_api_server_behind_a_proxy(pytester: pytest.Pytester, connect_proxy: Con
 
 def test_unreachable_proxy_is_named_without_its_credentials(pytester: pytest.Pytester, double: KubeDouble,
                                                              tmp_path: Path) -> None:
-    config = KubeDouble.kubeconfig(double.url, "admin", namespace=NS)
-    config["clusters"][0]["cluster"]["proxy-url"] = "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"
-    (tmp_path / "kc").write_text(json.dumps(config))
-    result = run(pytester, tmp_path / "kc")
+    kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin",
+                                  cluster_fields={"proxy-url": "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"})
+    result = run(pytester, kubeconfig)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cannot reach the API server http://127.0.0.1:* (context test, through the "
                                  "proxy http://[*][*][*]@127.0.0.1:9) for GET /version*"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -231,8 +231,10 @@ class KubeDouble:
 
     @staticmethod
     def kubeconfig(server: str, token: str, context: str = "test", namespace: str = "default",
-                   ca_file: str | None = None, extra_contexts: Iterable[str] = ()) -> dict[str, Any]:
-        cluster: dict[str, Any] = {"server": server}
+                   ca_file: str | None = None, extra_contexts: Iterable[str] = (),
+                   cluster_fields: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A kubeconfig for this double; `cluster_fields` adds to its cluster (tls-server-name, proxy-url)."""
+        cluster: dict[str, Any] = {"server": server, **(cluster_fields or {})}
         if ca_file:
             cluster["certificate-authority"] = ca_file
         contexts = [context, *extra_contexts]
