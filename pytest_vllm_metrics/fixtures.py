@@ -131,13 +131,13 @@ def vllm_workload(vllm_settings: Settings) -> Callable[..., TrafficResult]:
             async with Clients() as clients:
                 client = clients.get(target)
                 size = block_size
-                if size is None:  # the server's own KV block size, as the session's workload uses
+                if size is None:  # the server's own KV block size, read as the session's observation reads it
                     try:
-                        page = await scrape(client, target, vllm_settings.vllm_metrics_path,
-                                            vllm_settings.vllm_timeout)
-                        size = int((page.info("vllm:cache_config_info") or {}).get("block_size", 16))
-                    except (FetchError, ValueError):
-                        size = 16
+                        page: Snapshot | None = await scrape(client, target, vllm_settings.vllm_metrics_path,
+                                                             vllm_settings.vllm_timeout)
+                    except FetchError:
+                        page = None
+                    size = Observation(target, before=page).block_size
                 workload = Workload(client, target, model=vllm_settings.vllm_model,
                                     api_key=vllm_settings.vllm_api_key,
                                     requests=min(requests or vllm_settings.vllm_requests, 64),
