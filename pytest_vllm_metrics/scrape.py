@@ -56,6 +56,22 @@ class Clients:
         await self.aclose()
 
 
+class TooLarge(Exception):
+    """An answer grew past the cap its reader set."""
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed response, read up to `limit` bytes; TooLarge beyond."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout: float,
                    headers: dict[str, str] | None = None) -> tuple[int, str, str]:
     """GET a path; return (status, content type, body). Reads at most MAX_BODY_BYTES."""
@@ -64,18 +80,15 @@ async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout
         # httpx's timeout bounds each read; the deadline bounds the whole answer (a slow-loris body that
         # trickles a byte at a time would otherwise never time out).
         async with asyncio.timeout(timeout), client.stream("GET", url, headers=headers, timeout=timeout) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise FetchError(
-                        f"{target.name}: GET {path} returned more than {MAX_BODY_BYTES // (1024 * 1024)} MiB, "
-                        f"far more than a vLLM metrics page (about 50 KB); the URL probably points at something "
-                        f"else. Check the target URL and --vllm-metrics-path."
-                    )
-                chunks.append(chunk)
-            body = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+            try:
+                raw = await read_capped(response, MAX_BODY_BYTES)
+            except TooLarge:
+                raise FetchError(
+                    f"{target.name}: GET {path} returned more than {MAX_BODY_BYTES // (1024 * 1024)} MiB, "
+                    f"far more than a vLLM metrics page (about 50 KB); the URL probably points at something "
+                    f"else. Check the target URL and --vllm-metrics-path."
+                ) from None
+            body = raw.decode(response.encoding or "utf-8", errors="replace")
             return response.status_code, response.headers.get("content-type", ""), body
     except httpx.HTTPError as exc:
         raise FetchError(describe_http_error(target, f"GET {path}", exc, timeout)) from None

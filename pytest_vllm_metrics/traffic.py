@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .scrape import describe_http_error
+from .scrape import TooLarge, describe_http_error, read_capped
 from .targets import Target
 
 KINDS = ("completion", "completion-stream", "chat", "chat-stream")
@@ -187,22 +187,22 @@ class Workload:
                         f"the workload through --vllm-gateway-url"
                     )
                 elif response.status_code != 200:
-                    record.error = _error_text(await _read(response))
+                    record.error = _error_text(await read_capped(response, MAX_ANSWER_BYTES))
                 elif stream:
                     size = 0
                     async for line in response.aiter_lines():
                         size += len(line)
                         if size > MAX_ANSWER_BYTES:
-                            raise _TooLarge
+                            raise TooLarge
                         if line.startswith("data: ") and line != "data: [DONE]":
                             _take_usage(record, json.loads(line[6:]))
                 else:
-                    _take_usage(record, json.loads(await _read(response)))
+                    _take_usage(record, json.loads(await read_capped(response, MAX_ANSWER_BYTES)))
         except httpx.HTTPError as exc:
             record.error = describe_http_error(self.target, f"POST {path}", exc, self.timeout)
         except (ValueError, UnicodeDecodeError) as exc:
             record.error = f"the answer is not OpenAI-compatible JSON ({exc})"
-        except _TooLarge:
+        except TooLarge:
             record.error = (f"the answer exceeded {MAX_ANSWER_BYTES // 2**20} MiB for a request of "
                             f"{self.max_tokens} tokens; this is not a vLLM completion")
         record.seconds = time.monotonic() - started
@@ -213,22 +213,7 @@ class _WorkloadError(Exception):
     pass
 
 
-class _TooLarge(Exception):
-    pass
-
-
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a completion of at most 256 tokens is a few KB
-
-
-async def _read(response: httpx.Response) -> bytes:
-    """The body, read with a size limit."""
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _take_usage(record: RequestRecord, data: dict[str, Any]) -> None:
