@@ -123,7 +123,7 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
         raise DiscoveryError(_no_pods_message(core, call, namespace, selectors, where))
     arch_by_node = _node_architectures(core, {p.spec.node_name for p in pods.values() if p.spec.node_name},
                                        timeout, info)
-    options = _client_options(configuration) if transport == "proxy" else {}
+    options = _client_options(configuration, proxy) if transport == "proxy" else {}
     targets = [
         _target(pod, namespace, container, port, transport, server, options, arch_by_node)
         for pod in sorted(pods.values(), key=lambda p: p.metadata.name)
@@ -237,10 +237,12 @@ def _node_architectures(core: Any, nodes: set[str], timeout: float, info: Cluste
     return arch
 
 
-def _client_options(configuration: Any) -> dict[str, Any]:
+def _client_options(configuration: Any, proxy: str | None) -> dict[str, Any]:
     """httpx options that reach the API server as the kubernetes client does: the credentials it loaded (CA,
-    client cert, tokens), its proxy (the kubeconfig's proxy-url, else HTTPS_PROXY/NO_PROXY) and the
-    kubeconfig's tls-server-name. Without the last two, discovery works and every scrape fails."""
+    client cert, tokens), its `proxy` (see _proxy) and the kubeconfig's tls-server-name. Without the last
+    two, discovery works and every scrape fails."""
+    import importlib.util
+
     import httpx
 
     context = ssl.create_default_context(cafile=configuration.ssl_ca_cert) if configuration.ssl_ca_cert else (
@@ -256,9 +258,8 @@ def _client_options(configuration: Any) -> dict[str, Any]:
         if setting.get("in") == "header" and setting.get("value"):
             headers[setting["key"]] = setting["value"]
     options: dict[str, Any] = {"verify": context, "headers": headers}
-    proxy = _proxy(configuration)
     if proxy:
-        if proxy.startswith("socks") and not _importable("socksio"):
+        if proxy.startswith("socks") and importlib.util.find_spec("socksio") is None:
             raise DiscoveryError(_SOCKS)
         options["proxy"] = httpx.Proxy(proxy, headers=configuration.proxy_headers)
     if configuration.tls_server_name:
@@ -274,18 +275,13 @@ def _client_options(configuration: Any) -> dict[str, Any]:
 
 
 def _proxy(configuration: Any) -> str | None:
-    """The proxy the kubernetes client uses for the API server, by the same NO_PROXY rules."""
+    """The proxy the kubernetes client uses for the API server (the kubeconfig's proxy-url, else
+    HTTPS_PROXY), by the same NO_PROXY rules."""
     from kubernetes.client.rest import should_bypass_proxies
 
     if configuration.proxy and not should_bypass_proxies(configuration.host, configuration.no_proxy or ""):
         return str(configuration.proxy)
     return None
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def _target(pod: Any, namespace: str, container: str | None, port: str | None, transport: str, server: str,
