@@ -6,67 +6,63 @@ The conformance tests stay thin: they evaluate, then enforce the verdict (pass, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import diagnose, features
 from .catalog import Entry
 from .observe import Observation
-from .settings import Settings
+from .outcome import WORST_FIRST, Outcome, Verdict
+from .settings import Policy
+from .snapshot import OTHER_PROCESS, Change
+
+__all__ = ["Verdict", "across", "movement", "presence"]
 
 _TYPE_SHOWN_AS = {"info": "gauge"}  # the text format has no info type: `*_info` families are gauges
-
-
-@dataclass
-class Verdict:
-    outcome: str  # passed | failed | skipped | xfailed
-    message: str = ""
-    level: str = "MUST"
-    evidence: dict[str, Any] = field(default_factory=dict)
-    diagnosis: str | None = None
-    # A check across targets: each target's own verdict, by target name (empty for a check of one target).
-    targets: dict[str, Verdict] = field(default_factory=dict)
-
-
-_WORST_FIRST = ("failed", "xfailed", "passed", "skipped")
 _SHOWN = 5  # targets quoted in full in one message; the reports carry every one
+_WORD = {Outcome.FAILED: "fails", Outcome.XFAILED: "fails, as documented,",
+         Outcome.INCONCLUSIVE: "could not be judged"}
 
 
 def across(observations: Iterable[Observation], check: Callable[[Observation], Verdict], level: str) -> Verdict:
     """One verdict for a check over every target, keeping each target's own.
 
-    The outcome is the worst that happened: a failure anywhere fails it; otherwise a documented limitation
-    anywhere makes it XFAIL; a check skipped everywhere is skipped. The message quotes the targets that
-    did not pass, so a fleet's failing pod is named without a test per pod.
+    The outcome is the worst that happened: a failure anywhere fails it; otherwise a target that could not be
+    observed makes it inconclusive; otherwise a documented limitation anywhere makes it XFAIL; a check skipped
+    everywhere is skipped. The message quotes the targets that did not pass, so a fleet's failing pod is named
+    without a test per pod.
     """
-    verdicts = {obs.target.name: check(obs) for obs in observations}
+    verdicts: dict[str, Verdict] = {}
+    for obs in observations:
+        verdict = check(obs)
+        verdict.target = obs.target.name
+        verdicts[obs.target.name] = verdict
     if not verdicts:
-        return Verdict("skipped", "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace", level)
-    outcome = next(o for o in _WORST_FIRST if any(v.outcome == o for v in verdicts.values()))
+        return Verdict(Outcome.SKIPPED, "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace", level)
+    outcome = next(o for o in WORST_FIRST if any(v.outcome == o for v in verdicts.values()))
     evidence = {name: v.evidence for name, v in verdicts.items()}
     if len(verdicts) == 1:
         only = next(iter(verdicts.values()))
-        return Verdict(only.outcome, only.message, only.level, only.evidence, only.diagnosis, verdicts)
-    if outcome == "passed":
-        return Verdict("passed", "", level, evidence, targets=verdicts)
+        return Verdict(only.outcome, only.message, only.level, only.evidence, only.diagnosis, verdicts, only.target)
+    if outcome == Outcome.PASSED:
+        return Verdict(Outcome.PASSED, "", level, evidence, targets=verdicts)
     mine = {name: v for name, v in verdicts.items() if v.outcome == outcome}
     count = f"{len(mine)} of {len(verdicts)} targets"
-    if outcome == "skipped":
-        return Verdict("skipped", f"{count}: " + _grouped(mine, "message"), level, evidence, targets=verdicts)
+    if outcome == Outcome.SKIPPED:
+        return Verdict(Outcome.SKIPPED, f"{count}: " + _grouped(mine, "message"), level, evidence, targets=verdicts)
     quoted = [v.message for v in list(mine.values())[:_SHOWN]]
     if len(mine) > _SHOWN:
         quoted.append(f"... and {len(mine) - _SHOWN} more: {', '.join(list(mine)[_SHOWN:])}.")
     diagnosis = _grouped(mine, "diagnosis") if any(v.diagnosis for v in mine.values()) else None
     # The first line names the targets: it is what pytest's short summary and a CI log show.
-    word = "fails" if outcome == "failed" else "fails, as documented,"
-    message = f"{word} on {_names(list(mine))} ({count}{_others(verdicts, outcome)}).\n" + "\n".join(quoted)
+    message = (f"{_WORD[outcome]} on {_names(list(mine))} ({count}{_others(verdicts, outcome)}).\n"
+               + "\n".join(quoted))
     return Verdict(outcome, message, level, evidence, diagnosis, verdicts)
 
 
 def _others(verdicts: dict[str, Verdict], outcome: str) -> str:
     """How the targets other than the quoted ones came out: '; 3 passed, 1 skipped'."""
     rest = [v.outcome for v in verdicts.values() if v.outcome != outcome]
-    counts = [f"{rest.count(o)} {o}" for o in _WORST_FIRST if o in rest]
+    counts = [f"{rest.count(o)} {o}" for o in WORST_FIRST if o in rest]
     return f"; {', '.join(counts)}" if counts else ""
 
 
@@ -83,27 +79,42 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def _gate(entry: Entry, obs: Observation, settings: Settings, *stages: str) -> Verdict | None:
-    """The verdict that stops a check before it looks at metrics: unreachable, feature off, wrong version."""
-    failure = obs.failure("before")
-    if failure:
-        return Verdict("failed", failure, entry.level)
-    status = features.status(entry.feature, obs.features, settings.vllm_require_feature,
-                            settings.vllm_exempt_feature)
+def _gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdict | None:
+    """The verdict that stops a check before it looks at metrics: not observed, feature off, wrong version."""
+    problem = obs.failure("before")
+    if problem:
+        return problem.verdict(entry.level)
+    status = features.status(entry.feature, obs.features, policy.require, policy.exempt)
     if not status.run:
-        return Verdict("skipped", status.reason, entry.level)
+        return Verdict(Outcome.SKIPPED, status.reason, entry.level)
     if not entry.applies_to(obs.version):
-        return Verdict("skipped", f"{entry.name} is emitted by vLLM {entry.versions.text}; {obs.target.name} "
-                                  f"reports vLLM {obs.version}", entry.level)
-    failure = obs.failure(*stages)
-    if failure:
-        return Verdict("failed", failure, entry.level)
+        return Verdict(Outcome.SKIPPED, f"{entry.name} is emitted by vLLM {entry.versions.text}; {obs.target.name} "
+                                        f"reports vLLM {obs.version}", entry.level)
+    problem = obs.failure(*stages)
+    if problem:
+        if "traffic" in stages:  # without the workload, movement cannot be judged either way
+            return Verdict(Outcome.INCONCLUSIVE, f"could not judge movement: {problem.message}", entry.level)
+        return problem.verdict(entry.level)
     return None
 
 
-def presence(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
+def _moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
+    """Movement cannot be judged when the two scrapes reached two different processes (a load balancer)."""
+    delta = obs.delta
+    if delta is None or delta.process != OTHER_PROCESS:
+        return None
+    start = "process_start_time_seconds"
+    advice = ("target the pods themselves (--vllm-namespace, or one --vllm-url per pod), not a load-balanced URL"
+              if obs.target.source == "url" else "rerun")
+    return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the two scrapes reached two "
+                                         f"different server processes ({start} {_num(delta.before.value(start))} "
+                                         f"then {_num(delta.after.value(start))}, the second already running before "
+                                         f"the first scrape); {advice}.", entry.level)
+
+
+def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
     stages = ("after",) if entry.present == "traffic" else ()
-    gated = _gate(entry, obs, settings, *stages)
+    gated = _gate(entry, obs, policy, *stages)
     if gated:
         return gated
     snapshot = obs.after if entry.present == "traffic" else obs.before
@@ -121,33 +132,33 @@ def presence(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
                         f"(--vllm-exempt-feature={entry.feature}).")
         if entry.meaning:
             message += f" Why it matters: {entry.meaning}."
-        return Verdict("failed", message, entry.level, {"families_on_page": len(snapshot.families)})
+        return Verdict(Outcome.FAILED, message, entry.level, {"families_on_page": len(snapshot.families)})
     evidence: dict[str, Any] = {"type": family.type, "labels": sorted(family.label_names)}
     if not snapshot.series(entry.name):
-        return Verdict("failed", f"{where}: {entry.name} is declared (# TYPE) but has no series {when}; "
+        return Verdict(Outcome.FAILED, f"{where}: {entry.name} is declared (# TYPE) but has no series {when}; "
                                  f"panels and alerts on it see nothing.", entry.level, evidence)
     expected_type = _TYPE_SHOWN_AS.get(entry.type, entry.type)
     if family.type != expected_type:
-        return Verdict("failed", f"{where}: {entry.name} is a {family.type}, the catalog expects a "
+        return Verdict(Outcome.FAILED, f"{where}: {entry.name} is a {family.type}, the catalog expects a "
                                  f"{expected_type}; dashboards built for one type break on the other.",
                        entry.level, evidence)
     missing = sorted(set(entry.labels) - family.label_names)
     if missing:
-        return Verdict("failed", f"{where}: {entry.name} lacks label(s) {', '.join(missing)} (it has "
+        return Verdict(Outcome.FAILED, f"{where}: {entry.name} lacks label(s) {', '.join(missing)} (it has "
                                  f"{', '.join(sorted(family.label_names)) or 'none'}); dashboards that select "
                                  f"or group by them show nothing.", entry.level, evidence)
     if entry.info_labels:
         info = snapshot.info(entry.name) or {}
         empty = [label for label in entry.info_labels if not info.get(label)]
         if empty:
-            return Verdict("failed", f"{where}: {entry.name} has no value for {', '.join(empty)}.",
+            return Verdict(Outcome.FAILED, f"{where}: {entry.name} has no value for {', '.join(empty)}.",
                            entry.level, evidence)
         evidence["info"] = {label: info[label] for label in entry.info_labels}
-    return Verdict("passed", level=entry.level, evidence=evidence)
+    return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
 
 
-def movement(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
-    gated = _gate(entry, obs, settings, "traffic", "after")
+def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
+    gated = _gate(entry, obs, policy, "traffic", "after") or _moved_gate(entry, obs)
     if gated:
         return gated
     delta, traffic = obs.delta, obs.traffic
@@ -157,6 +168,8 @@ def movement(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
     need = max(traffic.quantity(entry.at_least), 1) if entry.at_least else 1
     evidence: dict[str, Any] = {"before": change.before, "after": change.after, "increase": change.increase,
                                 "needed": need, "workload": traffic.summary()}
+    if change.decreases:
+        return _went_backwards(entry, obs, change, evidence)
     if change.reset:
         evidence["reset"] = "the server restarted between the scrapes; the increase counts from the restart"
     if change.after is None:
@@ -166,16 +179,33 @@ def movement(entry: Entry, obs: Observation, settings: Settings) -> Verdict:
         return _fail_or_explain(entry, obs, message + (f" {hint}" if hint else ""), evidence)
     increase = change.increase or 0.0
     if increase >= need and increase > 0:
-        return Verdict("passed", level=entry.level, evidence=evidence)
+        return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
+    if change.reset:  # what the workload did before the restart is lost: neither a pass nor a failure
+        return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the server restarted "
+                                             f"between the scrapes (its counters started again from 0); find why it "
+                                             f"restarted, then rerun.", entry.level, evidence)
     wanted = f"at least {need:g} ({entry.at_least})" if entry.at_least else "an increase"
     message = (f"{where}: {entry.name} went from {_num(change.before)} to {_num(change.after)} "
                f"(+{increase:g}) during a workload of {traffic.summary()}; expected {wanted}.")
-    if change.reset:
-        message += " The server restarted between the scrapes (its counters reset), which lost part of the count."
-    if settings.vllm_gateway_url and not increase:
+    if policy.via_gateway and not increase:
         message += (" The workload went through the gateway (--vllm-gateway-url); its endpoint picker sent none of "
                     "it to this pod.")
     return _fail_or_explain(entry, obs, message, evidence)
+
+
+def _went_backwards(entry: Entry, obs: Observation, change: Change, evidence: dict[str, Any]) -> Verdict:
+    """A counter that decreased while nothing says the server restarted breaks the monotonic contract."""
+    first = change.decreases[0]
+    labels = "{" + ",".join(f'{k}="{v}"' for k, v in first.labels) + "}"
+    more = f" (and {len(change.decreases) - 1} more series)" if len(change.decreases) > 1 else ""
+    evidence["decreased"] = [{"labels": dict(d.labels), "before": d.before, "after": d.after}
+                             for d in change.decreases]
+    return Verdict(Outcome.FAILED, f"{_where(obs)}: {entry.name}{labels} went backwards from {first.before:g} to "
+                                   f"{first.after:g}{more} while process_start_time_seconds and its _created stayed "
+                                   f"the same: counters must never decrease without a restart. Prometheus' rate() "
+                                   f"reads each decrease as a reset and charts a spike; find what rewrites the "
+                                   f"counter (several processes behind one port, a proxy merging pages).",
+                   entry.level, evidence)
 
 
 def _fail_or_explain(entry: Entry, obs: Observation, message: str, evidence: dict[str, Any]) -> Verdict:
@@ -186,14 +216,14 @@ def _fail_or_explain(entry: Entry, obs: Observation, message: str, evidence: dic
         if limitation is not None:
             reason = limitation.reason(obs.target.arch, obs.version or "?")
             evidence["documented_limitation"] = reason
-            return Verdict("xfailed", f"{message} {reason}", entry.level, evidence, diagnosis=reason)
+            return Verdict(Outcome.XFAILED, f"{message} {reason}", entry.level, evidence, diagnosis=reason)
         found = diagnose.diagnose(_prefix_facts(entry, obs))
         if found is not None:
             evidence["diagnosis_rule"] = found[0]
-            return Verdict("failed", f"{message} Diagnosis: {found[1]}", entry.level, evidence, diagnosis=found[1])
+            return Verdict(Outcome.FAILED, f"{message} Diagnosis: {found[1]}", entry.level, evidence, diagnosis=found[1])
     elif entry.meaning:
         message += f" What it means: {entry.meaning}."
-    return Verdict("failed", message, entry.level, evidence)
+    return Verdict(Outcome.FAILED, message, entry.level, evidence)
 
 
 def _prefix_facts(entry: Entry, obs: Observation) -> dict[str, Any]:
@@ -242,59 +272,59 @@ def _num(value: float | None) -> str:
 
 
 def reachable(obs: Observation) -> Verdict:
-    failure = obs.failure("before", "after")
-    if failure:
-        return Verdict("failed", failure)
+    problem = obs.failure("before", "after")
+    if problem:
+        return problem.verdict()
     assert obs.before is not None
-    return Verdict("passed", evidence={"families": len(obs.before.families)})
+    return Verdict(Outcome.PASSED, evidence={"families": len(obs.before.families)})
 
 
 def version(obs: Observation) -> Verdict:
-    failure = obs.failure("before", "version")
-    if failure:
-        return Verdict("failed", failure, "SHOULD")
-    return Verdict("passed", level="SHOULD", evidence={"version": obs.version})
+    problem = obs.failure("before", "version")
+    if problem:
+        return problem.verdict("SHOULD")
+    return Verdict(Outcome.PASSED, level="SHOULD", evidence={"version": obs.version})
 
 
 def cache_config(obs: Observation) -> Verdict:
-    failure = obs.failure("before")
-    if failure:
-        return Verdict("failed", failure)
+    problem = obs.failure("before")
+    if problem:
+        return problem.verdict()
     info = obs.cache_config
     name = obs.target.name
     if not info:
-        return Verdict("failed", f"{name}: vllm:cache_config_info is missing, so block_size and "
-                                 f"enable_prefix_caching cannot be read (vLLM emits it from 0.8.0 on, and not "
-                                 f"with --disable-log-stats). The workload assumed a block of "
-                                 f"{obs.block_size} tokens.")
+        return Verdict(Outcome.FAILED, f"{name}: vllm:cache_config_info is missing, so block_size and "
+                                       f"enable_prefix_caching cannot be read (vLLM emits it from 0.8.0 on, and not "
+                                       f"with --disable-log-stats). The workload assumed a block of "
+                                       f"{obs.block_size} tokens.")
     try:
         block_size = int(info.get("block_size", ""))
     except ValueError:
-        return Verdict("failed", f"{name}: vllm:cache_config_info has block_size={info.get('block_size')!r}, "
-                                 f"not a whole number of tokens.")
+        return Verdict(Outcome.FAILED, f"{name}: vllm:cache_config_info has block_size="
+                                       f"{info.get('block_size')!r}, not a whole number of tokens.")
     caching = info.get("enable_prefix_caching")
     if caching not in ("True", "False", "None"):
-        return Verdict("failed", f"{name}: vllm:cache_config_info has enable_prefix_caching={caching!r}; "
-                                 f"vLLM writes \"True\", \"False\" (V1) or \"None\" (V0).")
+        return Verdict(Outcome.FAILED, f"{name}: vllm:cache_config_info has enable_prefix_caching={caching!r}; "
+                                       f"vLLM writes \"True\", \"False\" (V1) or \"None\" (V0).")
     if block_size <= 0:
-        return Verdict("failed", f"{name}: vllm:cache_config_info has block_size={block_size}.")
-    return Verdict("passed", evidence={"block_size": block_size, "enable_prefix_caching": caching,
-                                       "num_gpu_blocks": info.get("num_gpu_blocks")})
+        return Verdict(Outcome.FAILED, f"{name}: vllm:cache_config_info has block_size={block_size}.")
+    return Verdict(Outcome.PASSED, evidence={"block_size": block_size, "enable_prefix_caching": caching,
+                                             "num_gpu_blocks": info.get("num_gpu_blocks")})
 
 
 def served_workload(obs: Observation) -> Verdict:
-    failure = obs.failure("before", "traffic")
-    if failure:
-        return Verdict("failed", failure)
+    problem = obs.failure("before", "traffic")
+    if problem:
+        return problem.verdict()
     traffic = obs.traffic
     assert traffic is not None
     failed = [r for r in traffic.records if not r.ok]
     evidence = {"model": traffic.model, "requests": [vars(r) for r in traffic.records]}
     if failed:
         kinds = ", ".join(sorted({f"{r.kind} -> {r.status or r.error}" for r in failed}))
-        return Verdict("failed", f"{obs.target.name}: {len(failed)} of {len(traffic.records)} workload requests "
-                                 f"failed ({kinds}); {traffic.summary()}.", evidence=evidence)
-    return Verdict("passed", evidence=evidence)
+        return Verdict(Outcome.FAILED, f"{obs.target.name}: {len(failed)} of {len(traffic.records)} workload "
+                                       f"requests failed ({kinds}); {traffic.summary()}.", evidence=evidence)
+    return Verdict(Outcome.PASSED, evidence=evidence)
 
 
 # -- prefix-cache relations (beyond each counter moving on its own) ----------------------------------
@@ -302,9 +332,9 @@ def served_workload(obs: Observation) -> Verdict:
 _HITS = "vllm:prefix_cache_hits_total"
 
 
-def prefix_hits_per_repeat(hits: Entry, obs: Observation, settings: Settings) -> Verdict:
+def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Verdict:
     """Every request that repeated the shared prefix hit at least one whole block."""
-    gated = _gate(hits, obs, settings, "traffic", "after")
+    gated = _gate(hits, obs, policy, "traffic", "after") or _moved_gate(hits, obs)
     if gated:
         return gated
     assert obs.delta is not None and obs.traffic is not None
@@ -313,7 +343,7 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, settings: Settings) ->
     got = obs.delta.increase(_HITS)
     evidence = {"hits": got, "repeated_prefix_requests": repeats, "block_size": obs.block_size, "needed": need}
     if got >= need:
-        return Verdict("passed", level=hits.level, evidence=evidence)
+        return Verdict(Outcome.PASSED, level=hits.level, evidence=evidence)
     where = _where(obs)
     message = (f"{where}: {_HITS} grew by {got:g} tokens for {repeats} request(s) that repeated a shared prefix of "
                f"{obs.traffic.prefix_tokens} tokens; expected at least one block ({obs.block_size} tokens) each, "
@@ -321,9 +351,9 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, settings: Settings) ->
     return _fail_or_explain(hits, obs, message, evidence)
 
 
-def prefix_sources_agree(entry: Entry, obs: Observation, settings: Settings, labels: dict[str, str]) -> Verdict:
+def prefix_sources_agree(entry: Entry, obs: Observation, policy: Policy, labels: dict[str, str]) -> Verdict:
     """A counter that re-counts local prefix hits (by source, cached tokens) moved exactly as the hits did."""
-    gated = _gate(entry, obs, settings, "traffic", "after")
+    gated = _gate(entry, obs, policy, "traffic", "after") or _moved_gate(entry, obs)
     if gated:
         return gated
     assert obs.delta is not None
@@ -332,7 +362,7 @@ def prefix_sources_agree(entry: Entry, obs: Observation, settings: Settings, lab
     selector = entry.name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
     evidence = {"hits": hits, "other": got.increase, "selector": selector}
     if got.increase is not None and got.increase == hits and hits > 0:
-        return Verdict("passed", level=entry.level, evidence=evidence)
+        return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
     where = _where(obs)
     message = (f"{where}: {selector} grew by {_num(got.increase)} while {_HITS} grew by {hits:g}; vLLM counts the "
                f"same local prefix hits in both, so they must move together.")

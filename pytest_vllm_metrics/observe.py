@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from . import features
+from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape
 from .settings import Settings
 from .snapshot import Delta, Snapshot
@@ -30,7 +31,7 @@ class Observation:
     before: Snapshot | None = None
     traffic: TrafficResult | None = None
     after: Snapshot | None = None
-    errors: dict[str, str] = field(default_factory=dict)  # stage -> reason
+    errors: dict[str, Problem] = field(default_factory=dict)  # stage -> why it has no result
     # Every check of this target asks for these: computed once per pair of snapshots, not once per check.
     _delta: Delta | None = field(default=None, init=False, repr=False, compare=False)
     _features: tuple[Snapshot, set[str]] | None = field(default=None, init=False, repr=False, compare=False)
@@ -68,10 +69,10 @@ class Observation:
             self._features = (self.before, features.detect(self.before))
         return self._features[1]
 
-    def failure(self, *stages: str) -> str | None:
-        """The first recorded reason among `stages`, for a test that needs them."""
+    def failure(self, *stages: str) -> Problem | None:
+        """The first recorded problem among `stages`, for a check that needs them."""
         if self.target.unavailable:
-            return self.target.unavailable
+            return Problem(self.target.unavailable)
         for stage in stages:
             if stage in self.errors:
                 return self.errors[stage]
@@ -102,8 +103,9 @@ async def _observe_one(client: httpx.AsyncClient, target: Target, settings: Sett
     except Exception as exc:  # one broken target never stops the others
         # the stage that was running: the first one without a result
         stage = "before" if obs.before is None else "traffic" if obs.traffic is None else "after"
-        obs.errors[stage] = (f"{target.name}: unexpected {type(exc).__name__} while checking this server; its other "
-                             f"checks are reported as failed. Please report it with the server's /metrics page.")
+        obs.errors[stage] = Problem(f"{target.name}: unexpected {type(exc).__name__} while checking this server, so "
+                                    f"the checks that need it could not observe it. Please report it with the "
+                                    f"server's /metrics page.")
     return obs
 
 
@@ -113,8 +115,8 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
     try:
         obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
     except FetchError as exc:
-        obs.errors["before"] = str(exc)
-        obs.errors["traffic"] = f"{target.name}: no workload was sent because the first scrape failed: {exc}"
+        obs.errors["before"] = Problem(str(exc), exc.inconclusive)
+        obs.errors["traffic"] = Problem(f"{target.name}: no workload was sent because the first scrape failed: {exc}")
         return
     obs.version = await _version(client, target, timeout, obs)
     traffic_target, traffic_client = target, client
@@ -122,7 +124,7 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
     if settings.vllm_api_key and proxied and gateway is None:
         # The API server authenticates the suite by the Authorization header and does not pass it on, so a
         # vLLM API key cannot reach the pod through its proxy.
-        obs.errors["traffic"] = (
+        obs.errors["traffic"] = Problem(
             f"{target.name}: the workload cannot carry the vLLM API key through the API server's pod proxy (the "
             f"API server takes the Authorization header for itself). Run inside the cluster with "
             f"--vllm-transport=direct, or send the workload through --vllm-gateway-url."
@@ -141,10 +143,12 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.traffic.error = (f"the workload phase reached its cap of {cap:g} s (--vllm-phase-timeout) after "
                              f"{len(obs.traffic.records)} of {settings.vllm_requests} requests; raise the cap or "
                              f"send fewer requests")
-    if obs.traffic.error:
-        obs.errors["traffic"] = f"{target.name}: {obs.traffic.error}"
+    if obs.traffic.error:  # no workload, or only part of it: the run could not observe what it needs
+        obs.errors["traffic"] = Problem(f"{target.name}: {obs.traffic.error}")
     elif not obs.traffic.requests:
-        obs.errors["traffic"] = f"{target.name}: every workload request failed: {obs.traffic.summary()}"
+        # The server answered every request with an error of its own: it does not serve (a failure).
+        obs.errors["traffic"] = Problem(f"{target.name}: every workload request failed: {obs.traffic.summary()}",
+                                        inconclusive=False)
     await _scrape_after(client, obs, settings)
 
 
@@ -152,23 +156,23 @@ async def _scrape_after(client: httpx.AsyncClient, obs: Observation, settings: S
     try:
         obs.after = await scrape(client, obs.target, settings.vllm_metrics_path, settings.vllm_timeout)
     except FetchError as exc:
-        obs.errors["after"] = str(exc)
+        obs.errors["after"] = Problem(str(exc), exc.inconclusive)
 
 
 async def _version(client: httpx.AsyncClient, target: Target, timeout: float, obs: Observation) -> str | None:
     try:
         status, _, body = await get_text(client, target, "/version", timeout)
     except FetchError as exc:
-        obs.errors["version"] = str(exc)
+        obs.errors["version"] = Problem(str(exc), exc.inconclusive)
         return None
     try:
         version = json.loads(body)["version"] if status == 200 else None
     except (ValueError, KeyError, TypeError):
         version = None
     if not isinstance(version, str):
-        obs.errors["version"] = (
+        obs.errors["version"] = Problem(
             f"{target.name}: GET /version answered HTTP {status} without a version; every vLLM serves "
-            f'{{"version": "..."}} there. Version-dependent checks assume the newest vLLM.'
+            f'{{"version": "..."}} there. Version-dependent checks assume the newest vLLM.', inconclusive=False
         )
         return None
     return version

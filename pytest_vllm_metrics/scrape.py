@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from typing import Any
 
 import httpx
@@ -18,7 +19,14 @@ MAX_BODY_BYTES = 16 * 1024 * 1024  # a real vLLM page is ~50 KB; anything this l
 
 
 class FetchError(Exception):
-    """A request to a target failed; the message is one paragraph with the cause and the fix."""
+    """A request to a target failed; the message is one paragraph with the cause and the fix.
+
+    `inconclusive`: the suite could not observe the server (no connection, TLS, timeout, auth refused,
+    overloaded), as opposed to a server that answered, but not with a metrics page."""
+
+    def __init__(self, message: str, inconclusive: bool = False) -> None:
+        super().__init__(message)
+        self.inconclusive = inconclusive
 
 
 class Clients:
@@ -91,12 +99,12 @@ async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout
             body = raw.decode(response.encoding or "utf-8", errors="replace")
             return response.status_code, response.headers.get("content-type", ""), body
     except httpx.HTTPError as exc:
-        raise FetchError(describe_http_error(target, f"GET {path}", exc, timeout)) from None
+        raise FetchError(describe_http_error(target, f"GET {path}", exc, timeout), inconclusive=True) from None
     except TimeoutError:
         raise FetchError(
             f"{target.name}: GET {path} did not finish within {timeout:g} s: the server kept the answer open without "
             f"completing it (a hung or overloaded server, or a proxy that buffers). Check the target, or raise "
-            f"--vllm-timeout if it is only slow."
+            f"--vllm-timeout if it is only slow.", inconclusive=True
         ) from None
 
 
@@ -126,9 +134,21 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
 
 
 async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: float) -> Snapshot:
+    taken_at = time.time()
     status, content_type, body = await get_text(client, target, path, timeout, headers={"Accept": ACCEPT})
     if status != 200 and target.source == "kubernetes":
-        raise FetchError(_proxy_status(target, path, status, body))
+        raise FetchError(_proxy_status(target, path, status, body), inconclusive=status in (401, 403, 429, 503))
+    if status in (401, 403):
+        raise FetchError(
+            f"{target.name}: GET {path} was refused (HTTP {status}): something in front of vLLM asks for "
+            f"credentials (vLLM itself guards only /v1). Scrape vLLM's own port, or the pod directly.",
+            inconclusive=True,
+        )
+    if status in (429, 503):
+        raise FetchError(
+            f"{target.name}: GET {path} answered HTTP {status}: the server is overloaded or not ready yet, so its "
+            f"metrics could not be observed. Rerun when it serves again.", inconclusive=True,
+        )
     if status != 200:
         raise FetchError(
             f"{target.name}: GET {path} answered HTTP {status}. vLLM serves Prometheus text at /metrics on its "
@@ -147,6 +167,7 @@ async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: 
             f"{target.name}: GET {path} is not Prometheus text format ({exc}); first bytes: {body[:80]!r}. "
             f"Check that the URL is vLLM's /metrics."
         ) from None
+    snapshot.taken_at = taken_at
     if not snapshot.families:
         raise FetchError(
             f"{target.name}: GET {path} answered an empty metrics page. vLLM always exposes process and "

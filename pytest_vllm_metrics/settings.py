@@ -209,6 +209,16 @@ OPTIONS: tuple[Option, ...] = (
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The few settings the checks read (evaluate, dashboards): what a verdict depends on besides the data."""
+
+    require: tuple[str, ...] = ()  # features a server must have (--vllm-require-feature)
+    exempt: tuple[str, ...] = ()  # features whose checks are skipped (--vllm-exempt-feature)
+    via_gateway: bool = False  # the workload went through the inference gateway, not to each pod
+    namespace: str | None = None  # the Kubernetes namespace, for dashboards' $namespace
+
+
+@dataclass(frozen=True)
 class Settings:
     vllm_url: tuple[str, ...] = ()
     vllm_sim: tuple[str, ...] = ()
@@ -240,6 +250,11 @@ class Settings:
     vllm_report: str | None = None
     vllm_fail_on: str = "must"
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.vllm_require_feature, self.vllm_exempt_feature, bool(self.vllm_gateway_url),
+                      self.vllm_namespace)
 
     @property
     def has_targets(self) -> bool:

@@ -49,6 +49,7 @@ class Snapshot:
     samples: dict[str, list[Series]] = field(default_factory=dict)
     # sample name of the counted series -> labels -> creation timestamp
     created: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
+    taken_at: float | None = None  # wall-clock time of the scrape (seconds since the epoch), when known
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
@@ -145,12 +146,28 @@ class Snapshot:
         return name
 
 
+class Decrease(NamedTuple):
+    """A series of a counter (or a histogram's count) that went down with no sign of a restart."""
+
+    labels: tuple[tuple[str, str], ...]
+    before: float
+    after: float
+
+
 @dataclass(frozen=True)
 class Change:
     before: float | None
     after: float | None
     increase: float | None  # None when the series is missing on either side
-    reset: bool  # the server restarted (or the counter went back) between the snapshots
+    reset: bool  # the server restarted between the snapshots (its start time or a series' _created changed)
+    # Series that went down while nothing says the server restarted: counters are monotonic, so this breaks
+    # the contract (rate() reads it as a reset).
+    decreases: tuple[Decrease, ...] = ()
+
+
+# How the two scrapes relate, from process_start_time_seconds and the time of the first scrape.
+SAME_PROCESS, RESTARTED, OTHER_PROCESS = "same process", "restarted", "another process"
+_CLOCK_SLACK = 5.0  # seconds of clock difference between the suite and the server that are not a finding
 
 
 class Delta:
@@ -159,7 +176,8 @@ class Delta:
     def __init__(self, before: Snapshot, after: Snapshot) -> None:
         self.before = before
         self.after = after
-        self.restarted = _restarted(before, after)
+        self.process = _process(before, after)
+        self.restarted = self.process != SAME_PROCESS
 
     def change(self, name: str, labels: Labels | None = None) -> Change:
         before_series = {s.labels: s.value for s in self.before.series(name, labels)}
@@ -174,29 +192,39 @@ class Delta:
         base = _created_base(sample)
         increase = 0.0
         any_reset = False
+        decreases: list[Decrease] = []
         for series in after_series:
             previous = before_series.get(series.labels, 0.0)
             created_before = self.before.created.get(base, {}).get(series.labels)
             created_after = self.after.created.get(base, {}).get(series.labels)
-            reset = (
-                self.restarted
-                or series.value < previous
-                or (created_before is not None and created_after is not None and created_after != created_before)
+            reset = self.restarted or (
+                created_before is not None and created_after is not None and created_after != created_before
             )
+            if not reset and series.value < previous:
+                decreases.append(Decrease(series.labels, previous, series.value))
+                continue  # no increase to count: the contract is broken, the check says so
             any_reset = any_reset or reset
             # After a reset the counter restarted from 0, so everything it shows is new.
             increase += series.value if reset else series.value - previous
-        return Change(before_total, after_total, increase, any_reset)
+        return Change(before_total, after_total, increase, any_reset, tuple(decreases))
 
     def increase(self, name: str, labels: Labels | None = None) -> float:
         """How much a counter (or a histogram's count) grew; 0.0 when the series does not exist."""
         return self.change(name, labels).increase or 0.0
 
 
-def _restarted(before: Snapshot, after: Snapshot) -> bool:
+def _process(before: Snapshot, after: Snapshot) -> str:
+    """Whether the second scrape reached the same process, a restarted one, or another one altogether (a URL
+    load-balanced over several servers: a process that already ran before the first scrape, or an older one)."""
     start_before = before.value("process_start_time_seconds")
     start_after = after.value("process_start_time_seconds")
-    return start_before is not None and start_after is not None and start_before != start_after
+    if start_before is None or start_after is None or start_before == start_after:
+        return SAME_PROCESS
+    if start_after < start_before:
+        return OTHER_PROCESS
+    if before.taken_at is not None and start_after < before.taken_at - _CLOCK_SLACK:
+        return OTHER_PROCESS
+    return RESTARTED
 
 
 def _created_base(sample_name: str) -> str:

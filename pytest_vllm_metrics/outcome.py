@@ -1,0 +1,64 @@
+"""The outcome vocabulary every check speaks, and the Verdict that carries one.
+
+    passed        the deployment does what the check asks
+    failed        the deployment breaks the contract (a FAIL means the deployment is wrong)
+    xfailed       it fails on a limitation vLLM documents (the reason is vLLM's own)
+    skipped       the check does not apply (a feature the server does not have, another vLLM version)
+    inconclusive  the run could not observe what the check needs (unreachable, auth refused, unknown model,
+                  overloaded, restarted between the scrapes, a cap reached): never a pass, never a failure
+
+Renderers (terminal, HTML, JSON, JUnit) read these fields; none parses a message back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    XFAILED = "xfailed"
+    SKIPPED = "skipped"
+    INCONCLUSIVE = "inconclusive"
+
+
+# Which outcome a check across several targets takes: the first of these that any target has.
+WORST_FIRST = (Outcome.FAILED, Outcome.INCONCLUSIVE, Outcome.XFAILED, Outcome.PASSED, Outcome.SKIPPED)
+
+# The exit code of a run in which nothing failed but some check could not observe what it needs
+# (sysexits' EX_TEMPFAIL: "a temporary failure; the user is invited to retry"). A failure still exits 1.
+EXIT_INCONCLUSIVE = 75
+
+
+@dataclass
+class Verdict:
+    outcome: Outcome
+    message: str = ""
+    level: str = "MUST"
+    evidence: dict[str, Any] = field(default_factory=dict)
+    diagnosis: str | None = None
+    # A check across targets: each target's own verdict, by target name (empty for a check of one target).
+    targets: dict[str, Verdict] = field(default_factory=dict)
+    # The target (or dashboard) this verdict judges; "" for a check of several.
+    target: str = ""
+
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)  # a plain "failed" is accepted, and checked
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one stage of a target's observation has no result: one paragraph with the cause and the fix.
+
+    `inconclusive` problems mean the run could not observe (the checks that need the stage say so); the
+    others are the server answering wrongly (the checks that need the stage fail)."""
+
+    message: str
+    inconclusive: bool = True
+
+    def verdict(self, level: str = "MUST", target: str = "") -> Verdict:
+        outcome = Outcome.INCONCLUSIVE if self.inconclusive else Outcome.FAILED
+        return Verdict(outcome, self.message, level, target=target)
