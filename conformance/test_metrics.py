@@ -10,11 +10,11 @@ from __future__ import annotations
 from pytest_vllm_metrics.evaluate import across, movement, presence
 
 
-def test_present(vllm_entry, vllm_observations, vllm_settings, vllm_enforce):
-    vllm_enforce(across(vllm_observations.values(), lambda obs: presence(vllm_entry, obs, vllm_settings),
+def test_present(vllm_entry, vllm_observations, vllm_policy, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), lambda obs: presence(vllm_entry, obs, vllm_policy),
                         vllm_entry.level))
 
 
-def test_moves(vllm_moving_entry, vllm_observations, vllm_settings, vllm_enforce):
-    vllm_enforce(across(vllm_observations.values(), lambda obs: movement(vllm_moving_entry, obs, vllm_settings),
+def test_moves(vllm_moving_entry, vllm_observations, vllm_policy, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), lambda obs: movement(vllm_moving_entry, obs, vllm_policy),
                         vllm_moving_entry.level))

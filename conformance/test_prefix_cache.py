@@ -17,9 +17,9 @@ pytestmark = pytest.mark.prefix_cache
 
 
 @pytest.mark.must
-def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observations, vllm_settings, vllm_enforce):
+def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observations, vllm_policy, vllm_enforce):
     entry = vllm_catalog.get("vllm:prefix_cache_hits_total")
-    vllm_enforce(across(vllm_observations.values(), lambda obs: prefix_hits_per_repeat(entry, obs, vllm_settings),
+    vllm_enforce(across(vllm_observations.values(), lambda obs: prefix_hits_per_repeat(entry, obs, vllm_policy),
                         entry.level))
 
 
@@ -34,10 +34,10 @@ def test_every_repeated_prefix_hits_a_block(vllm_catalog, vllm_observations, vll
     ids=["by_source-local_cache_hit", "cached", "cached_by_source-device"],
 )
 def test_cached_token_counters_agree_with_hits(
-    name, labels, vllm_catalog, vllm_observations, vllm_settings, vllm_enforce
+    name, labels, vllm_catalog, vllm_observations, vllm_policy, vllm_enforce
 ):
     # These counters re-count local hits, so they belong to the prefix-caching feature here; they exist
     # only in the versions the catalog gives (0.16+, 0.32+).
     entry = dataclasses.replace(vllm_catalog.get(name), feature="prefix_caching")
     vllm_enforce(across(vllm_observations.values(),
-                        lambda obs: prefix_sources_agree(entry, obs, vllm_settings, labels), entry.level))
+                        lambda obs: prefix_sources_agree(entry, obs, vllm_policy, labels), entry.level))

@@ -5,24 +5,26 @@ from __future__ import annotations
 import pytest
 
 from pytest_vllm_metrics import prometheus
-from pytest_vllm_metrics.evaluate import Verdict, across
+from pytest_vllm_metrics.evaluate import across
+from pytest_vllm_metrics.outcome import Outcome, Verdict
 
 pytestmark = pytest.mark.must
 
 
 def _checked(state, observations, check, *stages):
-    """Prometheus failing as a whole is one failure; otherwise each target gets its own verdict."""
+    """Prometheus that cannot be asked makes every check inconclusive (the deployment may be right); otherwise
+    each target gets its own verdict."""
     if state.error:
-        return Verdict("failed", state.error)
+        return Verdict(Outcome.INCONCLUSIVE, state.error)
 
     def one(obs):
-        failure = obs.failure(*stages)
-        if failure:
-            return Verdict("failed", failure)
+        problem = obs.failure(*stages)
+        if problem:
+            return problem.verdict()
         try:
             return check(obs)
         except prometheus.PrometheusError as exc:  # Prometheus failing mid-run: a verdict, not a traceback
-            return Verdict("failed", str(exc))
+            return Verdict(Outcome.INCONCLUSIVE, str(exc))
 
     return across(observations.values(), one, "MUST")
 
@@ -40,5 +42,6 @@ def test_must_families_in_prometheus(vllm_prometheus, vllm_observations, vllm_ca
 def test_values_agree_with_direct_scrape(vllm_prometheus, vllm_observations, vllm_enforce):
     vllm_enforce(_checked(vllm_prometheus, vllm_observations,
                           lambda obs: prometheus.values_agree(vllm_prometheus.prom, obs,
-                                                              vllm_prometheus.held.get(obs.target.name)),
+                                                              vllm_prometheus.held.get(obs.target.name),
+                                                              vllm_prometheus.waited),
                           "before", "after"))

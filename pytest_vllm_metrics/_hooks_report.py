@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,9 @@ import pytest
 
 from . import report
 from .fixtures import VERDICT_KEY
+from .outcome import EXIT_INCONCLUSIVE, Outcome
+from .report import ROWS_KEY as ROWS
+from .report import Row
 from .run import RUN_KEY, Run
 from .targets import redact_url
 
@@ -24,6 +29,7 @@ class ReportHooks:
     """Registered by the plugin at configure time; holds no state of its own (all in config.stash)."""
 
     def __init__(self, config: pytest.Config) -> None:
+        self.config = config
         config.stash[report.ROWS_KEY] = []
         config.stash[STARTED_KEY] = datetime.now(UTC)
 
@@ -37,11 +43,12 @@ class ReportHooks:
         row = report.row_for(item, test_report, verdict)
         if row is None:
             return test_report
-        item.config.stash[report.ROWS_KEY].append(row)
         # junitxml writes the teardown report's properties, which pytest takes from the item
         item.user_properties.extend([("vllm_target", row.target or "every target"), ("vllm_check", row.check),
                                      ("vllm_level", row.level), ("vllm_outcome", row.outcome)])
-        test_report.vllm_row = row  # type: ignore[attr-defined]
+        # Plain data on the report: pytest-xdist sends reports from its workers to the controller, which
+        # collects the rows in pytest_runtest_logreport (as a serial run does).
+        test_report.vllm_row = asdict(row)  # type: ignore[attr-defined]
         if item.config.pluginmanager.hasplugin("html"):
             import pytest_html
 
@@ -52,6 +59,26 @@ class ReportHooks:
                 extras.append(pytest_html.extras.text(row.reason, name="reason"))
             test_report.extras = extras  # type: ignore[attr-defined]
         return test_report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        row = getattr(report, "vllm_row", None)
+        if row is not None:
+            self.config.stash[ROWS].append(Row(**row))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        row = getattr(report, "vllm_row", None)
+        if row is not None and row["outcome"] == Outcome.INCONCLUSIVE:
+            return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
+        return None
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        # pytest-xdist's controller: the workers observed the servers; keep what they report of them.
+        found = getattr(node, "workeroutput", {}).get("vllm_implementations")
+        run = self.config.stash[RUN_KEY]
+        if found and not run.worker_implementations:
+            run.worker_implementations = json.loads(found)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         rows = config.stash[report.ROWS_KEY]
@@ -73,22 +100,29 @@ class ReportHooks:
         config = session.config
         run = config.stash[RUN_KEY]
         rows = config.stash[report.ROWS_KEY]
+        worker = getattr(config, "workeroutput", None)
+        if worker is not None:  # a pytest-xdist worker: the controller writes the reports and sets the exit code
+            worker["vllm_implementations"] = json.dumps(run.implementations())
+            return
         _fill_metadata(config, run)
         if run.settings.vllm_report:
             document = report.conformance_report(
-                rows, environment=_environment(run), implementations=_implementations(run),
+                rows, environment=_environment(run), implementations=run.implementations(),
                 features={"required": list(run.settings.vllm_require_feature),
                           "exempt": list(run.settings.vllm_exempt_feature)},
                 started=config.stash[STARTED_KEY],
             )
             report.write(Path(run.settings.vllm_report), document)
-        # The exit-code contract: failures below --vllm-fail-on (default: MUST) do not fail the run.
+        # The exit-code contract: failures below --vllm-fail-on (default: MUST) do not fail the run; with no
+        # failure that counts, a check that could not observe makes it EXIT_INCONCLUSIVE (never 0, never 1).
         if exitstatus == pytest.ExitCode.TESTS_FAILED and rows:
             failing = _LEVEL_ORDER[run.settings.vllm_fail_on]
             counted = [r for r in rows if r.outcome == "error" or (r.outcome == "failed" and r.level in failing)]
             failed_items = sum(1 for r in rows if r.outcome in ("failed", "error"))
             if not counted and failed_items == session.testsfailed:
                 session.exitstatus = pytest.ExitCode.OK
+        if session.exitstatus == pytest.ExitCode.OK and any(r.outcome == Outcome.INCONCLUSIVE for r in rows):
+            session.exitstatus = EXIT_INCONCLUSIVE
 
 
 class HtmlHooks:
@@ -106,7 +140,8 @@ class HtmlHooks:
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         # Every row gets exactly the header's cells, collection errors included (pytest-html #728).
-        row = getattr(report, "vllm_row", None)
+        data = getattr(report, "vllm_row", None)
+        row = Row(**data) if data else None
         cells.insert(2, f'<td class="col-target">{_esc(row.shown_target() if row else "")}</td>')
         cells.insert(3, f'<td class="col-level">{_esc(row.level if row else "")}</td>')
 
@@ -114,27 +149,13 @@ class HtmlHooks:
                                     session: pytest.Session) -> None:
         rows = session.config.stash[report.ROWS_KEY]
         if rows:
-            prefix.append(report.summary_html(rows, _implementations(session.config.stash[RUN_KEY])))
+            prefix.append(report.summary_html(rows, session.config.stash[RUN_KEY].implementations()))
 
 
 def _esc(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _implementations(run: Run) -> list[dict[str, Any]]:
-    out = []
-    for obs in run.observed().values():
-        target = obs.target
-        traffic = obs.traffic
-        out.append({
-            "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
-            "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
-            "source": target.source, "blockSize": obs.block_size if obs.cache_config else None,
-            "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
-        })
-    return out
 
 
 def _environment(run: Run) -> dict[str, Any]:
@@ -170,7 +191,7 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
         metadata["Selector"] = " or ".join(cluster.selectors)
         for note in cluster.notes:
             metadata["Note"] = note
-    for impl in _implementations(run):
+    for impl in run.implementations():
         metadata[f"Target {impl['target']}"] = (
             f"vLLM {impl['vllmVersion']}, model {impl['model']}, arch {impl['architecture']}"
             + (f", node {impl['node']}" if impl["node"] else "")

@@ -91,9 +91,13 @@ def _gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdi
         return Verdict(Outcome.SKIPPED, f"{entry.name} is emitted by vLLM {entry.versions.text}; {obs.target.name} "
                                         f"reports vLLM {obs.version}", entry.level)
     problem = obs.failure(*stages)
+    if problem and problem.inconclusive:
+        return problem.verdict(entry.level)
+    if problem and "traffic" in stages:  # the server failed the workload: movement cannot be judged either way
+        name = obs.target.name
+        return Verdict(Outcome.INCONCLUSIVE, f"{name}: could not judge what the workload changes, because "
+                                             f"{problem.message.removeprefix(name + ': ')}", entry.level)
     if problem:
-        if "traffic" in stages:  # without the workload, movement cannot be judged either way
-            return Verdict(Outcome.INCONCLUSIVE, f"could not judge movement: {problem.message}", entry.level)
         return problem.verdict(entry.level)
     return None
 
@@ -113,7 +117,7 @@ def _moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
 
 
 def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
-    stages = ("after",) if entry.present == "traffic" else ()
+    stages = ("traffic", "after") if entry.present == "traffic" else ()  # present once a workload was served
     gated = _gate(entry, obs, policy, *stages)
     if gated:
         return gated
@@ -180,10 +184,8 @@ def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
     increase = change.increase or 0.0
     if increase >= need and increase > 0:
         return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
-    if change.reset:  # what the workload did before the restart is lost: neither a pass nor a failure
-        return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the server restarted "
-                                             f"between the scrapes (its counters started again from 0); find why it "
-                                             f"restarted, then rerun.", entry.level, evidence)
+    if change.reset or delta.restart_seen:  # what the workload did before a restart is lost
+        return _restarted(entry, obs, evidence)
     wanted = f"at least {need:g} ({entry.at_least})" if entry.at_least else "an increase"
     message = (f"{where}: {entry.name} went from {_num(change.before)} to {_num(change.after)} "
                f"(+{increase:g}) during a workload of {traffic.summary()}; expected {wanted}.")
@@ -191,6 +193,13 @@ def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
         message += (" The workload went through the gateway (--vllm-gateway-url); its endpoint picker sent none of "
                     "it to this pod.")
     return _fail_or_explain(entry, obs, message, evidence)
+
+
+def _restarted(entry: Entry, obs: Observation, evidence: dict[str, Any]) -> Verdict:
+    """Too little movement after a restart is neither a pass nor a failure: the counts before it are lost."""
+    return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the server restarted "
+                                         f"between the scrapes (its counters started again from 0); find why it "
+                                         f"restarted, then rerun.", entry.level, evidence)
 
 
 def _went_backwards(entry: Entry, obs: Observation, change: Change, evidence: dict[str, Any]) -> Verdict:
@@ -220,7 +229,8 @@ def _fail_or_explain(entry: Entry, obs: Observation, message: str, evidence: dic
         found = diagnose.diagnose(_prefix_facts(entry, obs))
         if found is not None:
             evidence["diagnosis_rule"] = found[0]
-            return Verdict(Outcome.FAILED, f"{message} Diagnosis: {found[1]}", entry.level, evidence, diagnosis=found[1])
+            return Verdict(Outcome.FAILED, f"{message} Diagnosis: {found[1]}", entry.level, evidence,
+                           diagnosis=found[1])
     elif entry.meaning:
         message += f" What it means: {entry.meaning}."
     return Verdict(Outcome.FAILED, message, entry.level, evidence)
@@ -344,6 +354,8 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Ver
     evidence = {"hits": got, "repeated_prefix_requests": repeats, "block_size": obs.block_size, "needed": need}
     if got >= need:
         return Verdict(Outcome.PASSED, level=hits.level, evidence=evidence)
+    if obs.delta.restart_seen:
+        return _restarted(hits, obs, evidence)
     where = _where(obs)
     message = (f"{where}: {_HITS} grew by {got:g} tokens for {repeats} request(s) that repeated a shared prefix of "
                f"{obs.traffic.prefix_tokens} tokens; expected at least one block ({obs.block_size} tokens) each, "
@@ -363,6 +375,8 @@ def prefix_sources_agree(entry: Entry, obs: Observation, policy: Policy, labels:
     evidence = {"hits": hits, "other": got.increase, "selector": selector}
     if got.increase is not None and got.increase == hits and hits > 0:
         return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
+    if obs.delta.restart_seen:
+        return _restarted(entry, obs, evidence)
     where = _where(obs)
     message = (f"{where}: {selector} grew by {_num(got.increase)} while {_HITS} grew by {hits:g}; vLLM counts the "
                f"same local prefix hits in both, so they must move together.")

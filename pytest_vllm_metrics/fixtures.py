@@ -12,12 +12,12 @@ from collections.abc import Callable
 import pytest
 
 from .catalog import Catalog
-from .evaluate import Verdict
 from .kube import ClusterInfo
 from .observe import Observation
+from .outcome import Outcome, Verdict
 from .run import RUN_KEY, PrometheusState, Run
 from .scrape import Clients, FetchError, scrape
-from .settings import Settings
+from .settings import Policy, Settings
 from .snapshot import Delta, Snapshot
 from .targets import Target
 from .traffic import TrafficResult, Workload
@@ -33,6 +33,12 @@ def _run(request: pytest.FixtureRequest) -> Run:
 def vllm_settings(request: pytest.FixtureRequest) -> Settings:
     """The resolved settings of this run."""
     return _run(request).settings
+
+
+@pytest.fixture(scope="session")
+def vllm_policy(vllm_settings: Settings) -> Policy:
+    """The few settings the checks read: required and exempt features, gateway, namespace."""
+    return vllm_settings.policy
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +79,15 @@ def vllm_prometheus(request: pytest.FixtureRequest) -> PrometheusState:
 
 @pytest.fixture(scope="session")
 def vllm_observations(request: pytest.FixtureRequest) -> dict[str, Observation]:
-    """Per target name: version, scrape before, workload, scrape after. Computed once per session."""
-    return _run(request).observations()
+    """Per target name: version, scrape before, workload, scrape after. Computed once per session (under
+    pytest-xdist, once for all workers: see `Run.observations`)."""
+    shared = None
+    worker = getattr(request.config, "workerinput", None)
+    if worker is not None:
+        # pytest-xdist's documented way to share a session resource: a file in the workers' common temp directory.
+        base = request.getfixturevalue("tmp_path_factory").getbasetemp().parent
+        shared = base / f"vllm-observation-{worker['testrunuid']}.pickle"
+    return _run(request).observations(shared)
 
 
 @pytest.fixture(scope="session")
@@ -93,9 +106,10 @@ def vllm_observation(vllm_target: Target, vllm_observations: dict[str, Observati
 @pytest.fixture
 def vllm_delta(vllm_observation: Observation) -> Delta:
     """Before/after snapshots of this test's target around the workload: `vllm_delta.increase(name)`."""
-    failure = vllm_observation.failure("before", "after")
-    if failure or vllm_observation.delta is None:
-        pytest.fail(failure or f"{vllm_observation.target.name}: no before/after snapshots", pytrace=False)
+    problem = vllm_observation.failure("before", "after")
+    if problem or vllm_observation.delta is None:
+        pytest.fail(problem.message if problem else f"{vllm_observation.target.name}: no before/after snapshots",
+                    pytrace=False)
     return vllm_observation.delta
 
 
@@ -155,13 +169,17 @@ def vllm_enforce(request: pytest.FixtureRequest) -> Callable[[Verdict], None]:
 
     def enforce(verdict: Verdict) -> None:
         request.node.stash[VERDICT_KEY] = verdict
-        if verdict.outcome == "skipped":
+        if verdict.outcome == Outcome.SKIPPED:
             pytest.skip(verdict.message)
-        if verdict.outcome == "xfailed":
+        if verdict.outcome == Outcome.INCONCLUSIVE:
+            # Not a pass and not a failure: pytest skips it, and the report hooks show it as INCONCLUSIVE and
+            # set the run's exit code. Its cause is printed once per target, not once per check.
+            pytest.skip(f"inconclusive: {verdict.message.splitlines()[0]}")
+        if verdict.outcome == Outcome.XFAILED:
             # Decided once the target's architecture and version are known, so it cannot be a static mark.
             request.applymarker(pytest.mark.xfail(reason=verdict.diagnosis or verdict.message, strict=False))
             pytest.fail(verdict.message, pytrace=False)
-        if verdict.outcome == "failed":
+        if verdict.outcome == Outcome.FAILED:
             pytest.fail(verdict.message, pytrace=False)
 
     return enforce

@@ -115,8 +115,8 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
     try:
         obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
     except FetchError as exc:
-        obs.errors["before"] = Problem(str(exc), exc.inconclusive)
-        obs.errors["traffic"] = Problem(f"{target.name}: no workload was sent because the first scrape failed: {exc}")
+        # One problem for every stage that could not happen: the reports state it once per target.
+        obs.errors["before"] = obs.errors["traffic"] = obs.errors["after"] = Problem(str(exc), exc.inconclusive)
         return
     obs.version = await _version(client, target, timeout, obs)
     traffic_target, traffic_client = target, client

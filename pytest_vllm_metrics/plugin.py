@@ -17,6 +17,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_observation,
     vllm_observations,
     vllm_pods,
+    vllm_policy,
     vllm_prometheus,
     vllm_scraper,
     vllm_settings,

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from .catalog import Catalog
-from .evaluate import Verdict
 from .observe import Observation
+from .outcome import Outcome, Verdict
 from .targets import host_port
 
 # Labels Prometheus Operator puts on every series of a PodMonitor/ServiceMonitor target (not the older
@@ -111,20 +111,30 @@ def _matchers(selector: dict[str, str]) -> str:
     return ",".join(f'{key}="{value}"' for key, value in selector.items())
 
 
-def wait_until_synced(prom: Prometheus, observations: list[Observation], bound: float) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class Held:
+    """What Prometheus holds of a target's SYNC_COUNTER: the value and the time of its newest sample."""
+
+    value: float | None
+    sampled_at: float | None
+
+
+def wait_until_synced(prom: Prometheus, observations: list[Observation], bound: float) -> dict[str, Held]:
     """Poll (bounded) until Prometheus holds each target's post-workload value of SYNC_COUNTER; return what it
     holds per target. Prometheus scrapes on its own schedule, so its value may lag one scrape interval."""
     deadline = time.monotonic() + bound
-    last: dict[str, float | None] = {}
+    last: dict[str, Held] = {}
     while True:
         pending = False
         for obs in observations:
             if obs.after is None:
                 continue
             wanted = obs.after.value(SYNC_COUNTER)
-            series = prom.query(f"sum({SYNC_COUNTER}{{{_matchers(selector_for(obs))}}})")
+            selector = f"{SYNC_COUNTER}{{{_matchers(selector_for(obs))}}}"
+            series = prom.query(f"sum({selector})")
             value = float(series[0]["value"][1]) if series else None
-            last[obs.target.name] = value
+            stamp = prom.query(f"max(timestamp({selector}))") if series else []
+            last[obs.target.name] = Held(value, float(stamp[0]["value"][1]) if stamp else None)
             if wanted is not None and (value is None or value < wanted):
                 pending = True
         if not pending or time.monotonic() >= deadline:
@@ -152,23 +162,23 @@ def scraped(prom: Prometheus, obs: Observation) -> Verdict:
     series = prom.query(f"up{{{_matchers(selector)}}}")
     evidence: dict[str, Any] = {"selector": selector, "up": [s["value"][1] for s in series]}
     if series and all(float(s["value"][1]) == 1 for s in series):
-        return Verdict("passed", evidence=evidence)
+        return Verdict(Outcome.PASSED, evidence=evidence)
     name = obs.target.name
     if series:
         active = _find_target(prom.targets().get("activeTargets", []), selector)
         error = active.get("lastError") if active else ""
-        return Verdict("failed", f"{name}: Prometheus scrapes it but the target is down (up=0)"
+        return Verdict(Outcome.FAILED, f"{name}: Prometheus scrapes it but the target is down (up=0)"
                                  f"{': ' + error if error else ''}. The pod does not answer on the scraped port "
                                  f"or path; compare the PodMonitor's port and path with vLLM's.", evidence=evidence)
     targets = prom.targets()
     dropped = _find_target(targets.get("droppedTargets", []), selector)
     if dropped:
-        return Verdict("failed", f"{name}: Prometheus discovers it but relabeling drops it: the PodMonitor's "
+        return Verdict(Outcome.FAILED, f"{name}: Prometheus discovers it but relabeling drops it: the PodMonitor's "
                                  f"selector or its port name does not match this pod (llm-d scrapes the port named "
                                  f"metrics).", evidence=evidence)
     where = f"namespace {selector['namespace']}" if "namespace" in selector else f"instance {selector['instance']}"
-    return Verdict("failed", f"{name}: Prometheus does not scrape it (no up series for {where}): no PodMonitor or "
-                             f"ServiceMonitor selects it, or Prometheus' namespace selector excludes its namespace. "
+    return Verdict(Outcome.FAILED, f"{name}: Prometheus does not scrape it (no up series for {where}): no "
+                             f"PodMonitor or ServiceMonitor selects it, or Prometheus' namespace selector excludes its namespace. "
                              f"Add a PodMonitor for the vLLM pods (llm-d: podMetricsEndpoints port metrics).",
                    evidence=evidence)
 
@@ -210,20 +220,31 @@ def families_there(prom: Prometheus, obs: Observation, catalog: Catalog) -> Verd
             parts.append(f"missing in Prometheus although the pod exposes them: {', '.join(missing[:8])}")
         if unlabeled:
             parts.append(f"without the labels dashboards select on: {', '.join(unlabeled[:8])}")
-        return Verdict("failed", f"{obs.target.name}: " + "; ".join(parts) + ". Check metric_relabel_configs "
+        return Verdict(Outcome.FAILED, f"{obs.target.name}: " + "; ".join(parts) + ". Check metric_relabel_configs "
                                  "that drop series or labels.", evidence=evidence)
-    return Verdict("passed", evidence=evidence)
+    return Verdict(Outcome.PASSED, evidence=evidence)
 
 
-def values_agree(prom: Prometheus, obs: Observation, held: float | None) -> Verdict:
+def values_agree(prom: Prometheus, obs: Observation, held: Held | None, waited: float) -> Verdict:
     """Prometheus holds the value the direct scrape saw after the workload (it may lag one interval)."""
     assert obs.before is not None and obs.after is not None
     before, after = obs.before.value(SYNC_COUNTER), obs.after.value(SYNC_COUNTER)
-    evidence = {"metric": SYNC_COUNTER, "direct_before": before, "direct_after": after, "prometheus": held}
+    value = held.value if held else None
+    evidence = {"metric": SYNC_COUNTER, "direct_before": before, "direct_after": after, "prometheus": value,
+                "prometheus_sampled_at": held.sampled_at if held else None}
     # Equal, or more where other users' traffic kept the counter moving after the suite's scrape.
-    if held is not None and after is not None and (math.isclose(held, after) or held > after):
-        return Verdict("passed", evidence=evidence)
-    return Verdict("failed", f"{obs.target.name}: Prometheus holds {SYNC_COUNTER} = {held} while the direct scrape "
-                             f"saw {after} after the workload (and {before} before), even after waiting for its "
-                             f"scrape interval: Prometheus scrapes another process or port than the suite, or its "
-                             f"scrapes fail.", evidence=evidence)
+    if value is not None and after is not None and (math.isclose(value, after) or value > after):
+        return Verdict(Outcome.PASSED, evidence=evidence)
+    scraped_at = obs.after.taken_at
+    if held is not None and held.sampled_at is not None and scraped_at is not None and held.sampled_at < scraped_at:
+        # Prometheus has not scraped the target since the suite did: nothing can be compared yet.
+        return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: Prometheus has not scraped this target since the "
+                                             f"workload (its newest sample of {SYNC_COUNTER} is "
+                                             f"{scraped_at - held.sampled_at:.0f} s older than the suite's scrape) "
+                                             f"within the {waited:g} s the suite waits (two scrape intervals, capped "
+                                             f"by --vllm-phase-timeout); rerun, or raise --vllm-phase-timeout.",
+                       evidence=evidence)
+    return Verdict(Outcome.FAILED, f"{obs.target.name}: Prometheus holds {SYNC_COUNTER} = {value} while the direct "
+                                   f"scrape saw {after} after the workload (and {before} before), even after waiting "
+                                   f"for its scrape interval: Prometheus scrapes another process or port than the "
+                                   f"suite, or its scrapes fail.", evidence=evidence)

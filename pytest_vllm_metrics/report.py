@@ -1,10 +1,12 @@
 """Report: one row per check (target, check, level, outcome, reason, evidence), rendered three ways:
 the machine-readable conformance report (--vllm-report), the terminal summary and the pytest-html report.
 
-Overall result, in the spirit of the Gateway API ConformanceReport:
-  failure  a MUST check failed (or a test errored);
-  partial  no MUST failure, but a SHOULD or MAY check failed, or a check XFAILed on a documented limitation;
-  success  everything that ran passed (skips for features a server does not have are fine).
+Overall result, in the spirit of the Gateway API ConformanceReport (and Sonobuoy's failed/unknown split):
+  failure       a MUST check failed (or a test errored): the deployment breaks the contract;
+  inconclusive  no MUST failure, but some check could not observe what it needs (unreachable, auth refused,
+                unknown model, overloaded, restarted between the scrapes, a cap reached): rerun or fix the setup;
+  partial       neither, but a SHOULD or MAY check failed, or a check XFAILed on a documented limitation;
+  success       everything that ran passed (skips for features a server does not have are fine).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .evaluate import Verdict
+from .outcome import Outcome, Verdict
 
 ROWS_KEY = pytest.StashKey[list["Row"]]()
 SCHEMA_VERSION = "1"
@@ -34,7 +36,7 @@ class Row:
     target: str  # "" for a check of several targets: see `targets`
     check: str
     level: str
-    outcome: str  # passed | failed | skipped | xfailed | xpassed | error
+    outcome: str  # passed | failed | skipped | xfailed | xpassed | error | inconclusive
     reason: str = ""
     diagnosis: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -82,8 +84,12 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
         rest = params.id.removeprefix(str(target)).lstrip("-") if params else ""
         check = f"{name}[{rest}]" if rest else name
     reason = _reason(report)
-    targets = {name: {"outcome": v.outcome, "reason": v.message, "diagnosis": v.diagnosis or ""}
+    if verdict is not None and verdict.outcome == Outcome.INCONCLUSIVE and report.skipped:
+        outcome, reason = str(Outcome.INCONCLUSIVE), verdict.message
+    targets = {name: {"outcome": str(v.outcome), "reason": v.message, "diagnosis": v.diagnosis or ""}
                for name, v in verdict.targets.items()} if verdict else {}
+    if verdict is not None and verdict.target and not targets:
+        target = verdict.target
     if len(targets) == 1:
         target = next(iter(targets))
     return Row(
@@ -124,9 +130,35 @@ def _jsonable(value: Any) -> Any:
 def overall(rows: list[Row]) -> str:
     if any(r.outcome == "error" or (r.outcome == "failed" and r.level == "MUST") for r in rows):
         return "failure"
+    if any(r.outcome == Outcome.INCONCLUSIVE for r in rows):
+        return "inconclusive"
     if any(r.outcome in ("failed", "xfailed") for r in rows):
         return "partial"
     return "success"
+
+
+def unobserved(rows: list[Row]) -> list[dict[str, Any]]:
+    """Each target's observation problem once, with how many checks it left undecided: the "could not observe"
+    section (a cause is stated per target, not per check)."""
+    return _once(rows, Outcome.INCONCLUSIVE)
+
+
+def documented(rows: list[Row]) -> list[dict[str, Any]]:
+    """Each documented limitation once per target, in full: the reason vLLM gives, with its fix."""
+    return _once(rows, Outcome.XFAILED)
+
+
+def _once(rows: list[Row], outcome: str) -> list[dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        if row.outcome != outcome and not any(t["outcome"] == outcome for t in row.targets.values()):
+            continue
+        for name, its_outcome, reason in row.per_target():
+            if its_outcome == outcome:
+                entry = found.setdefault((name, reason), {"target": name or "every target", "reason": reason,
+                                                          "checks": []})
+                entry["checks"].append(row.check)
+    return list(found.values())
 
 
 def conformance_report(rows: list[Row], environment: dict[str, Any], implementations: list[dict[str, Any]],
@@ -145,8 +177,11 @@ def conformance_report(rows: list[Row], environment: dict[str, Any], implementat
         "environment": environment,
         "features": features,
         "result": overall(rows),
-        "resultRule": "failure: a MUST check failed or a test errored; partial: otherwise, a SHOULD/MAY check "
-                      "failed or a check xfailed on a documented limitation; success: neither",
+        "resultRule": "failure: a MUST check failed or a test errored; inconclusive: otherwise, a check could not "
+                      "observe what it needs (see couldNotObserve); partial: otherwise, a SHOULD/MAY check failed or "
+                      "a check xfailed on a documented limitation; success: none of these",
+        "couldNotObserve": unobserved(rows),
+        "documentedLimitations": documented(rows),
         "counts": dict(Counter(r.outcome for r in rows)),
         "countsByLevel": {level: dict(counter) for level, counter in sorted(by_level.items())},
         "tests": [asdict(row) for row in rows],
@@ -184,7 +219,9 @@ def panel_verdict(row: Row) -> str:
 
 
 def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
-    """A compact table of what did not pass, then every panel's verdict; readable in a CI log."""
+    """A compact table of what did not pass, then every panel's verdict, what could not be observed and the
+    documented limitations (each once per target, in full); readable in a CI log."""
+    width = max(width, 60)
     notable = [r for r in rows if r.outcome in ("failed", "error", "xfailed", "xpassed")]
     lines = [f"result: {overall(rows).upper()}  ({_counts(rows)})"]
     panels = [r for r in rows if r.check.startswith("panel: ")]
@@ -192,23 +229,32 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
         lines.append("panels (will it show data?):")
         for row in panels:
             lines.append(f"  {panel_verdict(row).upper():20} {row.target} :: {row.check.removeprefix('panel: ')}")
-    if not notable:
-        return lines
-    target_w = min(max(len(r.shown_target()) for r in notable), 32)
-    lines.append(f"{'OUTCOME':8} {'LEVEL':6} {'TARGET':{target_w}} CHECK")
+    if notable:
+        target_w = min(max(len(r.shown_target()) for r in notable), 32)
+        lines.append(f"{'OUTCOME':8} {'LEVEL':6} {'TARGET':{target_w}} CHECK")
     for row in notable:
         lines.append(f"{row.outcome.upper():8} {row.level:6} {row.shown_target()[:target_w]:{target_w}} {row.check}")
-        # the diagnosis (or the documented xfail reason) is what a reader of a CI log needs first
+        if row.outcome == Outcome.XFAILED:
+            continue  # its documented reason is printed once per target, below
+        # the diagnosis is what a reader of a CI log needs first
         judged = [(name, outcome, reason) for name, outcome, reason in row.per_target()
-                  if outcome not in ("passed", "skipped")]
+                  if outcome in ("failed", "error", "xpassed")]
         for name, outcome, reason in judged[:_TERMINAL_TARGETS]:
             text = " ".join(reason.split())
             if row.targets:  # name the target, and its outcome where it differs from the check's
                 text = f"{name}{'' if outcome == row.outcome else f' ({outcome})'}: {text}"
-            lines.extend(textwrap.wrap(text, width=max(width, 60), initial_indent="    ", subsequent_indent="      ",
+            lines.extend(textwrap.wrap(text, width=width, initial_indent="    ", subsequent_indent="      ", break_on_hyphens=False,
                                        max_lines=6 if len(judged) == 1 else 3, placeholder=" …"))
         if len(judged) > _TERMINAL_TARGETS:
             lines.append(f"    ... and {len(judged) - _TERMINAL_TARGETS} more targets (see the report)")
+    for title, found in (("could not observe (neither passed nor failed; rerun or fix the setup):", unobserved(rows)),
+                         ("documented limitations (XFAIL), as vLLM states them:", documented(rows))):
+        if found:
+            lines.append(title)
+        for item in found:
+            checks = len(item["checks"])
+            text = f"{item['target']}: {' '.join(item['reason'].split())} [{checks} check{'s' * (checks != 1)}]"
+            lines.extend(textwrap.wrap(text, width=width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False))
     return lines
 
 
@@ -248,9 +294,15 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
             continue
         passed = sum(1 for _, outcome, _ in mine if outcome == "passed")
         broken = [(check, outcome, reason) for check, outcome, reason in mine
-                  if outcome in ("failed", "error", "xfailed")]
+                  if outcome in ("failed", "error")]
         items = "".join(f"<li><b>{esc(outcome.upper())}</b> {esc(check)}: {esc(_shorter(reason))}</li>"
-                        for check, outcome, reason in broken) or "<li>everything checked works</li>"
+                        for check, outcome, reason in broken)
+        # documented limitations and observation problems: stated once per target, in full, below the table
+        for outcome, where in ((Outcome.XFAILED, "documented limitation"), (Outcome.INCONCLUSIVE, "could not observe")):
+            count = sum(1 for _, its, _ in mine if its == outcome)
+            if count:
+                items += f"<li><b>{esc(outcome.upper())}</b> {count} check{'s' * (count != 1)}: {where} (below)</li>"
+        items = items or "<li>everything checked works</li>"
         parts.append(f"<tr><td>{esc(target['target'])}</td><td>{esc(str(target['architecture']))}</td>"
                      f"<td>{esc(str(target['vllmVersion']))}</td><td>{passed}</td><td><ul>{items}</ul></td></tr>")
     parts.append("</table>")
@@ -262,5 +314,12 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
             parts.append(f"<tr><td>{esc(row.target)}</td><td>{esc(row.check.removeprefix('panel: '))}</td>"
                          f"<td><b>{esc(panel_verdict(row))}</b></td><td>{esc(_shorter(row.reason))}</td></tr>")
         parts.append("</table>")
+    for title, found in (("Could not observe (neither passed nor failed)", unobserved(rows)),
+                         ("Documented limitations (XFAIL)", documented(rows))):
+        if found:
+            parts.append(f"<h3>{esc(title)}</h3><ul class='vllm-once'>")
+            parts.extend(f"<li><b>{esc(item['target'])}</b>: {esc(item['reason'])} ({len(item['checks'])} "
+                         f"check{'s' * (len(item['checks']) != 1)})</li>" for item in found)
+            parts.append("</ul>")
     parts.append("</div>")
     return "".join(parts)

@@ -7,8 +7,10 @@ simulators start and the servers are contacted when the first test needs them.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import pickle
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from .catalog import Catalog
 from .dashboards import Panel
 from .kube import ClusterInfo
 from .observe import Observation, observe
+from .outcome import Problem
 from .settings import Settings
 from .targets import Target, sim_target_names, url_targets
 
@@ -26,8 +29,9 @@ RUN_KEY = pytest.StashKey["Run"]()
 @dataclass
 class PrometheusState:
     prom: prometheus.Prometheus
-    held: dict[str, float | None] = field(default_factory=dict)  # per target: the synced counter's value
+    held: dict[str, prometheus.Held] = field(default_factory=dict)  # per target: the synced counter
     error: str | None = None
+    waited: float = 0.0  # the bound of the wait for Prometheus to catch up with the workload
 
 
 class Run:
@@ -40,6 +44,8 @@ class Run:
         self._kube: tuple[ClusterInfo, list[Target]] | None = None
         self._observations: dict[str, Observation] | None = None
         self._sim_host: object | None = None
+        # Under pytest-xdist, the controller's copy of what its workers observed (see `implementations`).
+        self.worker_implementations: list[dict[str, Any]] | None = None
 
     def target_names(self) -> list[str]:
         """Names of the targets for test ids at collection. URLs and simulators need no network; a
@@ -95,10 +101,57 @@ class Run:
                                   detail={"profile": profile.name, "simulated vLLM": profile.version}))
         return targets
 
-    def observations(self) -> dict[str, Observation]:
+    def observations(self, shared: Path | None = None) -> dict[str, Observation]:
+        """The one observation of the session. Under pytest-xdist (`shared`: a file in the directory the workers
+        share), the first worker to take the lock observes and leaves it there; the others read it, so every
+        server sees one workload per session, however many workers run."""
         if self._observations is None:
-            self._observations = asyncio.run(observe(self.targets(), self.settings))
+            if shared is None:
+                self._observations = asyncio.run(observe(self.targets(), self.settings))
+            else:
+                self._observations = self._observe_once(shared)
         return self._observations
+
+    def _observe_once(self, shared: Path) -> dict[str, Observation]:
+        from filelock import FileLock, Timeout  # only under pytest-xdist
+
+        names = self.target_names()
+        # Every stage of every target is bounded; this bounds the wait for the worker that observes.
+        rounds = -(-max(len(names), 1) // self.settings.vllm_concurrency)
+        bound = rounds * (4 * self.settings.vllm_timeout + self.settings.vllm_phase_timeout) + 60
+        try:
+            with FileLock(f"{shared}.lock", timeout=bound):
+                if shared.exists():
+                    stored: dict[str, Observation] = pickle.loads(shared.read_bytes())
+                    mine = {target.name: target for target in self._targets or []}
+                    return {name: replace(obs, target=mine.get(name, obs.target)) for name, obs in stored.items()}
+                observed = asyncio.run(observe(self.targets(), self.settings))
+                # Connection options (TLS contexts, credentials) stay in this process.
+                portable = {name: replace(obs, target=replace(obs.target, client_options={}))
+                            for name, obs in observed.items()}
+                shared.write_bytes(pickle.dumps(portable))
+                return observed
+        except Timeout:
+            problem = Problem(f"another pytest-xdist worker did not finish observing the servers within {bound:g} s; "
+                              f"rerun, or without -n.")
+            return {name: Observation(Target(name=name, base_url=""), errors={"before": problem}) for name in names}
+
+    def implementations(self) -> list[dict[str, Any]]:
+        """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""
+        if self.worker_implementations is not None:  # the controller of pytest-xdist: the workers observed
+            return self.worker_implementations
+        out = []
+        for obs in self.observed().values():
+            target = obs.target
+            traffic = obs.traffic
+            out.append({
+                "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
+                "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
+                "source": target.source, "blockSize": obs.block_size if obs.cache_config else None,
+                "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
+                "exposition": getattr(obs.before, "format", None),
+            })
+        return out
 
     def prometheus(self) -> PrometheusState:
         """The Prometheus of --prometheus-url, synced with the workload once (bounded by its scrape interval)."""
@@ -111,8 +164,8 @@ class Run:
             state = PrometheusState(prom)
             try:
                 observed = [o for o in self.observations().values() if o.after is not None]
-                bound = 2 * prometheus.scrape_interval(prom) + 5
-                state.held = prometheus.wait_until_synced(prom, observed, bound)
+                state.waited = min(2 * prometheus.scrape_interval(prom) + 5, settings.vllm_phase_timeout)
+                state.held = prometheus.wait_until_synced(prom, observed, state.waited)
             except prometheus.PrometheusError as exc:
                 state.error = str(exc)
             self._prometheus = state

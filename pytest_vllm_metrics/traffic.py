@@ -135,6 +135,8 @@ class Workload:
             result.records.append(record)
             if record.ok and kind == "completion" and not result.prefix_tokens:
                 result.prefix_tokens = int(target_tokens)
+        if not result.ok:
+            result.error = await self._why_none_served(result.records)
         return result
 
     async def _first_model(self) -> tuple[str, int | None]:
@@ -145,10 +147,9 @@ class Workload:
             message = describe_http_error(self.target, f"GET {path}", exc, self.timeout)
             raise _WorkloadError(message.removeprefix(f"{self.target.name}: ") + " No workload was sent.") from None
         if response.status_code == 401:
-            raise _WorkloadError(
-                f"GET {path} answered 401 Unauthorized: the server was started with --api-key. Pass the key "
-                f"with --vllm-api-key or the VLLM_API_KEY environment variable."
-            )
+            raise _WorkloadError(self._unauthorized(f"GET {path}"))
+        if response.status_code in _OVERLOADED:
+            raise _WorkloadError(_overloaded(f"GET {path}", response.status_code))
         if response.status_code != 200:
             raise _WorkloadError(f"GET {path} answered HTTP {response.status_code}; no workload was sent. "
                                  f"Pass the model with --vllm-model to skip this lookup.")
@@ -157,6 +158,38 @@ class Workload:
             return str(data[0]["id"]), data[0].get("max_model_len")
         except (ValueError, KeyError, IndexError, TypeError):
             raise _WorkloadError(f"GET {path} did not list any model; pass one with --vllm-model.") from None
+
+    def _unauthorized(self, what: str) -> str:
+        """401: whether a key was given decides the fix (the key itself is never shown)."""
+        if self.headers:
+            return (f"{what} answered 401 Unauthorized although an API key was given (--vllm-api-key or "
+                    f"VLLM_API_KEY): the server refused it. Pass the key the server was started with (--api-key).")
+        return (f"{what} answered 401 Unauthorized: the server was started with --api-key and no key was given. "
+                f"Pass the key with --vllm-api-key or the VLLM_API_KEY environment variable.")
+
+    async def _served_models(self) -> list[str]:
+        """The models the server lists (empty when it does not say): for the message on an unknown model."""
+        try:
+            response = await self.client.get(self.target.url("/v1/models"), headers=self.headers,
+                                             timeout=self.timeout)
+            return [str(m["id"]) for m in response.json()["data"]]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return []
+
+    async def _why_none_served(self, records: list[RequestRecord]) -> str | None:
+        """When no request succeeded for a reason of the run's own (auth, model, overload), that reason; None
+        when the server itself failed them (a failure of the server, judged as such)."""
+        statuses = {r.status or 0 for r in records}
+        if statuses == {401}:
+            return self._unauthorized("every workload request")
+        if statuses <= set(_OVERLOADED) and statuses:
+            return _overloaded("every workload request", min(statuses))
+        if statuses == {404} and all("does not exist" in (r.error or "") for r in records):
+            served = await self._served_models()
+            listed = f"it serves {', '.join(served)}" if served else "its /v1/models lists none"
+            return (f"the server does not serve the model {self.model!r} given with --vllm-model ({listed}); pass "
+                    f"one of the served models, or leave --vllm-model out to use the first one.")
+        return None
 
     async def _send(self, kind: str, text: str, *, shares_prefix: bool, system: str | None = None) -> RequestRecord:
         chat = kind.startswith("chat")
@@ -211,6 +244,14 @@ class Workload:
 
 class _WorkloadError(Exception):
     pass
+
+
+_OVERLOADED = (429, 503)
+
+
+def _overloaded(what: str, status: int) -> str:
+    return (f"{what} answered HTTP {status}: the server is overloaded or rate-limited (or not ready), so the workload "
+            f"could not be observed. Rerun when it has capacity, or send fewer requests (--vllm-requests).")
 
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a completion of at most 256 tokens is a few KB

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vllm_metrics.snapshot import Delta, ExpositionError, Snapshot
+from pytest_vllm_metrics.snapshot import OTHER_PROCESS, RESTARTED, Decrease, Delta, ExpositionError, Snapshot
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 
@@ -296,14 +296,59 @@ def test_changed_created_timestamp_alone_is_a_reset_even_when_the_value_grew() -
     assert change.increase == 5000.0  # not 5000 - 3450: the restarted counter began at 0
 
 
-def test_counter_going_down_without_created_change_is_a_reset() -> None:
+def test_counter_going_down_without_any_restart_sign_is_a_decrease_not_a_reset() -> None:
+    # process_start_time_seconds and _created unchanged: nothing says the server restarted, so the counter
+    # broke its monotonic contract (before, this was taken for a restart and counted as an increase of 10)
     earlier_text = capture_text("prefix-caching-on.after")
     later = Snapshot.parse(restarted_text(earlier_text, prompt_tokens=10.0))
 
     change = Delta(Snapshot.parse(earlier_text), later).change(PROMPT_TOKENS)
 
-    assert change.reset is True
-    assert change.increase == 10.0
+    assert change.reset is False
+    assert change.increase == 0.0
+    assert change.decreases == (Decrease((("engine", "0"), ("model_name", "tiny")), 3450.0, 10.0),)
+
+
+def test_counter_one_below_its_previous_value_is_a_decrease_and_equal_is_not() -> None:
+    earlier_text = capture_text("prefix-caching-on.after")
+    earlier = Snapshot.parse(earlier_text)
+    one_below = Delta(earlier, Snapshot.parse(restarted_text(earlier_text, prompt_tokens=3449.0))).change(PROMPT_TOKENS)
+    equal = Delta(earlier, Snapshot.parse(restarted_text(earlier_text, prompt_tokens=3450.0))).change(PROMPT_TOKENS)
+
+    assert [d.after for d in one_below.decreases] == [3449.0]
+    assert equal.decreases == () and equal.increase == 0.0
+
+
+def _with_start_time(text: str, start: float) -> Snapshot:
+    return Snapshot.parse(replace_line(text, "process_start_time_seconds ", f"process_start_time_seconds {start}"))
+
+
+def test_a_later_start_time_after_the_first_scrape_is_a_restart() -> None:
+    text = capture_text("prefix-caching-on.after")
+    before = _with_start_time(text, 1000.0)
+    before.taken_at = 2000.0
+    after = _with_start_time(text, 2001.0)  # started after the first scrape: this process restarted
+
+    assert Delta(before, after).process == RESTARTED
+
+
+@pytest.mark.parametrize("start", [999.0, 1500.0], ids=["older-process", "already-running-at-first-scrape"])
+def test_a_start_time_that_predates_the_first_scrape_is_another_process(start: float) -> None:
+    # a URL load-balanced over several servers: the second scrape reached a process that already ran
+    text = capture_text("prefix-caching-on.after")
+    before = _with_start_time(text, 1000.0)
+    before.taken_at = 2000.0
+
+    assert Delta(before, _with_start_time(text, start)).process == OTHER_PROCESS
+
+
+def test_a_start_time_within_the_clock_slack_of_the_first_scrape_is_a_restart() -> None:
+    text = capture_text("prefix-caching-on.after")
+    before = _with_start_time(text, 1000.0)
+    before.taken_at = 2000.0
+
+    assert Delta(before, _with_start_time(text, 1995.0)).process == RESTARTED
+    assert Delta(before, _with_start_time(text, 1994.0)).process == OTHER_PROCESS
 
 
 def test_reset_of_one_counter_leaves_others_untouched() -> None:

@@ -1,0 +1,250 @@
+"""Verdicts on inputs the suite was not built against: a FAIL means the deployment is wrong, a PASS that it is
+right, and a run that could not observe says "inconclusive" with the cause, once per target.
+
+Each test runs the bundled suite through pytester, as a user does, against simulated servers that misbehave
+the way real ones were seen to: counters that go backwards, restarts, a load balancer, refused keys, an unknown
+model, overload, an unreachable address, pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+from aiohttp import web
+
+from conftest import verdicts
+from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE
+from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
+from pytest_vllm_metrics.snapshot import Snapshot
+
+PROMPT = 'vllm:prompt_tokens_total{engine="0",model_name="tiny"}'
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", "--vllm-timeout=5", "--vllm-report=report.json", *args)
+
+
+def report(pytester: pytest.Pytester) -> dict:  # type: ignore[type-arg]
+    return json.loads((pytester.path / "report.json").read_text())
+
+
+def outcomes_of(pytester: pytest.Pytester, target: str) -> dict[str, str]:
+    return {test: outcome for (test, name), outcome in verdicts(pytester).items() if name == target}
+
+
+def with_pages(sim_host: SimHost, rewrite: Callable[[int, str], str]) -> str:
+    """A simulated x86_64 server whose n-th /metrics page (from 1) is rewritten; returns its URL."""
+    app = build_app(get_profile("x86_64"))
+    scrapes = 0
+
+    @web.middleware
+    async def pages(request: web.Request, handler: Callable[..., object]) -> web.StreamResponse:
+        nonlocal scrapes
+        response = await handler(request)  # type: ignore[misc]
+        if request.path != "/metrics":
+            return response  # type: ignore[no-any-return]
+        scrapes += 1
+        body = rewrite(scrapes, response.body.decode())  # type: ignore[attr-defined]
+        return web.Response(body=body.encode(), headers={"Content-Type": response.headers["Content-Type"]})
+
+    app.middlewares.append(pages)
+    return sim_host.start_app(app)
+
+
+def _set_sample(page: str, sample: str, value: Callable[[float], float]) -> str:
+    pattern = re.compile(rf"^{re.escape(sample)} (\S+)$", re.MULTILINE)
+    assert pattern.search(page), sample
+    return pattern.sub(lambda m: f"{sample} {value(float(m.group(1)))}", page)
+
+
+def flat(result: pytest.RunResult) -> str:
+    """The output with the terminal's line wrapping undone."""
+    return " ".join((result.stdout.str() + result.stderr.str()).split())
+
+
+def said(result: pytest.RunResult, pattern: str) -> bool:
+    return fnmatch.fnmatch(flat(result), f"*{pattern}*")
+
+
+def name_of(url: str) -> str:
+    return url.removeprefix("http://")
+
+
+# -- counters that go backwards, restarts, load balancers -------------------------------------------------
+
+
+def test_counter_that_decreases_without_a_restart_sign_fails_naming_series_and_values(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # The first page shows a million more prompt tokens than the second; the process start time and every
+    # _created stay the same, so no restart explains it. Before, this was taken for a restart and passed.
+    url = with_pages(sim_host, lambda n, page: _set_sample(page, PROMPT, lambda v: v + 1e6) if n == 1 else page)
+    result = run(pytester, f"--vllm-url={url}")
+
+    assert outcomes_of(pytester, name_of(url))["test_moves[vllm:prompt_tokens_total]"] == "failed"
+    assert said(result, f"*{PROMPT} went backwards from 1e+06 to * while process_start_time_seconds "
+                                 f"and its _created stayed the same*")
+    assert report(pytester)["result"] == "failure"
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_counter_that_stays_equal_is_not_a_decrease(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # the boundary: the second page holds exactly the first page's value (no workload was counted)
+    first: dict[str, float] = {}
+
+    def rewrite(n: int, page: str) -> str:
+        found = re.search(rf"^{re.escape(PROMPT)} (\S+)$", page, re.MULTILINE)
+        assert found is not None
+        first.setdefault("value", float(found.group(1)))
+        return _set_sample(page, PROMPT, lambda v: first["value"])
+
+    url = with_pages(sim_host, rewrite)
+    result = run(pytester, f"--vllm-url={url}", "-k", "prompt_tokens_total")
+    assert said(result, "*vllm:prompt_tokens_total went from 0 to 0 (+0)*expected at least*")
+    assert "went backwards" not in result.stdout.str()
+
+
+def test_restart_between_the_scrapes_is_inconclusive_not_a_wall_of_failures(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    restarting = sim_host.start(get_profile("x86_64").replace(restart_after_requests=6))
+    result = run(pytester, f"--vllm-url={restarting.url}")
+
+    mine = outcomes_of(pytester, name_of(restarting.url))
+    assert "failed" not in mine.values(), mine
+    assert mine["test_moves[vllm:prompt_tokens_total]"] == "inconclusive"
+    assert flat(result).count("could not judge movement: the server restarted between the scrapes") == 1
+    assert report(pytester)["result"] == "inconclusive"
+    assert result.ret == EXIT_INCONCLUSIVE
+
+
+def test_url_behind_a_load_balancer_is_inconclusive_with_the_advice_to_target_pods(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # the second scrape reaches another, older server process
+    start = "process_start_time_seconds"
+    url = with_pages(sim_host, lambda n, page: _set_sample(page, start, lambda v: v - 1000) if n == 2 else page)
+    result = run(pytester, f"--vllm-url={url}")
+
+    mine = outcomes_of(pytester, name_of(url))
+    assert mine["test_moves[vllm:prompt_tokens_total]"] == "inconclusive"
+    assert "failed" not in mine.values(), mine
+    assert said(result, "*two different server processes*target the pods themselves*")
+    assert result.ret == EXIT_INCONCLUSIVE
+
+
+# -- setup faults are not non-conformance ------------------------------------------------------------------
+
+
+def test_api_key_given_and_refused_says_so_and_never_prints_the_key(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    guarded = sim_host.start(get_profile("x86_64").replace(api_key="sk-right-0000"))
+    result = run(pytester, f"--vllm-url={guarded.url}", "--vllm-api-key=sk-wrong-1111")
+
+    output = result.stdout.str() + result.stderr.str() + (pytester.path / "report.json").read_text()
+    assert "sk-wrong-1111" not in output and "sk-right-0000" not in output
+    assert said(result, "*answered 401 Unauthorized although an API key was given*the server refused it*")
+    assert "failed" not in outcomes_of(pytester, name_of(guarded.url)).values()
+    assert result.ret == EXIT_INCONCLUSIVE
+
+
+def test_api_key_missing_says_no_key_was_given(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    guarded = sim_host.start(get_profile("x86_64").replace(api_key="sk-right-0000"))
+    result = run(pytester, f"--vllm-url={guarded.url}")
+
+    assert said(result, "*401 Unauthorized: the server was started with --api-key and no key was given*")
+    assert "although an API key was given" not in result.stdout.str()
+
+
+def test_unknown_model_lists_the_served_models_and_is_inconclusive(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    result = run(pytester, f"--vllm-url={sim.url}", "--vllm-model=nope")
+
+    assert said(result, "*does not serve the model 'nope' given with --vllm-model (it serves tiny)*")
+    mine = outcomes_of(pytester, name_of(sim.url))
+    assert "failed" not in mine.values(), mine
+    assert mine["test_workload_served"] == "inconclusive"
+    assert mine["test_present[vllm:prompt_tokens_total]"] == "passed"  # what needs no workload is still judged
+    assert result.ret == EXIT_INCONCLUSIVE
+
+
+def test_server_answering_503_to_everything_is_inconclusive(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    app = build_app(get_profile("x86_64"))
+
+    @web.middleware
+    async def overloaded(request: web.Request, handler: object) -> web.StreamResponse:
+        return web.Response(status=503, text="Service Unavailable")
+
+    app.middlewares.append(overloaded)
+    url = sim_host.start_app(app)
+    result = run(pytester, f"--vllm-url={url}")
+
+    assert set(outcomes_of(pytester, name_of(url)).values()) == {"inconclusive"}
+    assert flat(result).count("the server is overloaded or not ready yet") == 1
+    assert report(pytester)["couldNotObserve"][0]["target"] == name_of(url)
+    assert result.ret == EXIT_INCONCLUSIVE
+
+
+def test_unreachable_target_states_its_cause_once(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--vllm-url=http://127.0.0.1:9")
+
+    assert flat(result).count("cannot connect to http://127.0.0.1:9") == 1
+    result.stdout.fnmatch_lines(["could not observe*", "  127.0.0.1:9: cannot connect to http://127.0.0.1:9*",
+                                 "*84 inconclusive in*"])
+    assert report(pytester)["result"] == "inconclusive"
+    assert result.ret == EXIT_INCONCLUSIVE
+
+
+def test_a_failure_outranks_an_inconclusive_target_in_the_exit_code(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    broken = sim_host.start(get_profile("x86_64").replace(fault="metrics-500"))
+    result = run(pytester, f"--vllm-url={broken.url}", "--vllm-url=http://127.0.0.1:9")
+
+    assert report(pytester)["result"] == "failure"
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_documented_reason_is_printed_once_per_target_and_in_full(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vllm-sim=arm64-cpu")
+
+    text = " ".join(result.stdout.str().split())  # the terminal wraps it
+    assert text.count("fix: upgrade to vLLM 0.12.0 or later, which lifted the restriction for ARM CPUs "
+                      "(PR #29193) [3 checks]") == 1
+    assert text.count("disables prefix caching on arm64 CPUs") == 1
+    assert result.ret == 0
+
+
+# -- pytest-xdist -------------------------------------------------------------------------------------------
+
+
+def _requests_served(url: str) -> float:
+    page = Snapshot.parse(httpx.get(url + "/metrics").text)
+    return page.value("vllm:request_success_total") or 0.0
+
+
+def _verdicts_by_check(pytester: pytest.Pytester) -> dict[str, tuple[str, dict[str, str]]]:
+    return {row["id"]: (row["outcome"], {name: t["outcome"] for name, t in row["targets"].items()})
+            for row in report(pytester)["tests"]}
+
+
+def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    healthy = sim_host.start(get_profile("x86_64"))
+    arm = sim_host.start(get_profile("arm64-cpu"))
+    args = (f"--vllm-url={healthy.url}", f"--vllm-url={arm.url}", "--vllm-arch=arm64")
+
+    serial = run(pytester, *args)
+    per_workload = _requests_served(healthy.url)
+    serial_verdicts = _verdicts_by_check(pytester)
+    parallel = run(pytester, "-n", "2", *args)
+
+    assert per_workload == 8  # --vllm-requests' default: one workload
+    assert _requests_served(healthy.url) == 2 * per_workload  # the -n 2 run sent exactly one more
+    assert _verdicts_by_check(pytester) == serial_verdicts
+    assert parallel.ret == serial.ret
+    assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
+    parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
+    assert report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
