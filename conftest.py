@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -152,6 +153,16 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
     The bundled checks judge every target in one test; this is how a test sees one pod's result."""
     rows = json.loads((pytester.path / report).read_text())["tests"]
     return {(row["id"].split("::")[-1], name): t["outcome"] for row in rows for name, t in row["targets"].items()}
+
+
+def flat(result: pytest.RunResult) -> str:
+    """A run's output with the terminal's line wrapping undone (the summary wraps long reasons)."""
+    return " ".join((result.stdout.str() + result.stderr.str()).split())
+
+
+def said(result: pytest.RunResult, pattern: str) -> bool:
+    """Whether the run printed text matching the fnmatch `pattern`, wherever the terminal wrapped it."""
+    return fnmatch.fnmatch(flat(result), f"*{pattern}*")
 
 
 def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: Any) -> Path:

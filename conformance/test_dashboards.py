@@ -11,4 +11,4 @@ def test_panel(vllm_panel, vllm_observations, vllm_catalog, vllm_settings, vllm_
         state = request.getfixturevalue("vllm_prometheus")
         prom = None if state.error else state.prom
     observations = list(vllm_observations.values())
-    vllm_enforce(evaluate_panel(vllm_panel, observations, vllm_catalog, vllm_settings, prom))
+    vllm_enforce(evaluate_panel(vllm_panel, observations, vllm_catalog, vllm_settings.policy, prom))

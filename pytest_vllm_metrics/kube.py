@@ -111,8 +111,18 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
     def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return _call(where, what, fn, *args, _request_timeout=timeout, **kwargs)
 
-    version = call("GET /version", client.VersionApi(api_client).get_code).git_version
+    # The version is only informational: whatever goes wrong reading it (an answer the client's model rejects,
+    # an HTTP error, a timeout) is a note in the report, never a stop. If the API server is unreachable
+    # altogether, listing pods says so next.
+    version: str | None = None
+    version_note = ""
+    try:
+        version = client.VersionApi(api_client).get_code(_request_timeout=timeout).git_version or None
+    except Exception as exc:  # any failure at all: informational, see above
+        version_note = f"Kubernetes version unknown (informational only): GET /version {_failure(exc)}"
     info = ClusterInfo(api_client, context_name, server, version, namespace, selectors)
+    if version_note:
+        info.notes.append(version_note)
     pods: dict[str, Any] = {}
     for one in selectors:
         listed = call(f"list pods in namespace {namespace}", core.list_namespaced_pod, namespace,
@@ -149,6 +159,42 @@ def _call(where: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
             f"TLS with {where} failed during {what} ({_root(exc)}). The kubeconfig's certificate-authority does "
             f"not match the server's certificate, or the server URL is wrong; refresh the kubeconfig."
         ) from None
+    except ValueError as exc:
+        # The client validates every answer against its model (pydantic): an answer that lacks a required
+        # field is a ValueError, which must not escape as a traceback.
+        raise DiscoveryError(
+            f"{where} answered {what} with an object the kubernetes client rejects ({_invalid(exc)}). Something "
+            f"that is not a conformant Kubernetes API server answers there (a proxy, an old or partial API); "
+            f"check the context's server URL."
+        ) from None
+
+
+def _invalid(exc: ValueError) -> str:
+    """What a model validation error says, in one line: the fields it names."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            fields = sorted({".".join(map(str, e["loc"])) for e in errors() if e.get("loc")})
+        except (TypeError, KeyError, AttributeError):
+            fields = []
+        if fields:
+            return "missing or invalid: " + ", ".join(fields)
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _failure(exc: Exception) -> str:
+    """How an informational call failed, in one line for a note ("answered 404 Not Found", ...)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    if isinstance(exc, ApiException):
+        return f"answered {exc.status} {exc.reason}"
+    if isinstance(exc, ValueError):
+        return f"answered an object the kubernetes client rejects ({_invalid(exc)})"
+    if isinstance(exc, Urllib3Error | OSError):
+        return f"failed ({_root(exc)})"
+    text = str(exc).strip().splitlines()
+    return f"failed ({type(exc).__name__}{': ' + text[0] if text else ''})"
 
 
 def _is_tls(exc: BaseException) -> bool:
@@ -219,19 +265,17 @@ def _no_pods_message(core: Any, call: Any, namespace: str, selectors: tuple[str,
 
 def _node_architectures(core: Any, nodes: set[str], timeout: float, info: ClusterInfo) -> dict[str, str]:
     from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3Error
 
     arch: dict[str, str] = {}
     for node in sorted(nodes):
+        # Architectures are informational too: a node that cannot be read is a note, its pods' arch unknown.
         try:
             labels = core.read_node(node, _request_timeout=timeout).metadata.labels or {}
-        except ApiException as exc:
-            if exc.status in (401, 403):
+        except Exception as exc:  # an HTTP error, a timeout, an answer the client's model rejects, no metadata
+            if isinstance(exc, ApiException) and exc.status in (401, 403):
                 info.notes.append(NODE_PERMISSION_NOTE)
                 return {}
-            continue
-        except (Urllib3Error, OSError):
-            info.notes.append(f"architecture of node {node} unknown: reading it timed out")
+            info.notes.append(f"architecture of node {node} unknown: reading it {_failure(exc)}")
             continue
         arch[node] = labels.get("kubernetes.io/arch", "unknown")
     return arch

@@ -178,8 +178,9 @@ def scraped(prom: Prometheus, obs: Observation) -> Verdict:
                                  f"metrics).", evidence=evidence)
     where = f"namespace {selector['namespace']}" if "namespace" in selector else f"instance {selector['instance']}"
     return Verdict(Outcome.FAILED, f"{name}: Prometheus does not scrape it (no up series for {where}): no "
-                             f"PodMonitor or ServiceMonitor selects it, or Prometheus' namespace selector excludes its namespace. "
-                             f"Add a PodMonitor for the vLLM pods (llm-d: podMetricsEndpoints port metrics).",
+                                   f"PodMonitor or ServiceMonitor selects it, or Prometheus' namespace selector "
+                                   f"excludes its namespace. Add a PodMonitor for the vLLM pods (llm-d: "
+                                   f"podMetricsEndpoints port metrics).",
                    evidence=evidence)
 
 

@@ -243,8 +243,8 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
             text = " ".join(reason.split())
             if row.targets:  # name the target, and its outcome where it differs from the check's
                 text = f"{name}{'' if outcome == row.outcome else f' ({outcome})'}: {text}"
-            lines.extend(textwrap.wrap(text, width=width, initial_indent="    ", subsequent_indent="      ", break_on_hyphens=False,
-                                       max_lines=6 if len(judged) == 1 else 3, placeholder=" …"))
+            lines.extend(_wrap(text, width, "    ", "      ", max_lines=6 if len(judged) == 1 else 3,
+                               placeholder=" …"))
         if len(judged) > _TERMINAL_TARGETS:
             lines.append(f"    ... and {len(judged) - _TERMINAL_TARGETS} more targets (see the report)")
     for title, found in (("could not observe (neither passed nor failed; rerun or fix the setup):", unobserved(rows)),
@@ -254,8 +254,14 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
         for item in found:
             checks = len(item["checks"])
             text = f"{item['target']}: {' '.join(item['reason'].split())} [{checks} check{'s' * (checks != 1)}]"
-            lines.extend(textwrap.wrap(text, width=width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False))
+            lines.extend(_wrap(text, width, "  ", "    "))
     return lines
+
+
+def _wrap(text: str, width: int, first: str, rest: str, **options: Any) -> list[str]:
+    # never at a hyphen: option names (--vllm-model) must stay whole to be copied or searched
+    return textwrap.wrap(text, width=width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False,
+                         **options)
 
 
 def _without_target(reason: str, target: str) -> str:

@@ -160,11 +160,23 @@ async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: 
             f"{target.name}: GET {path} answered an HTML page, not Prometheus text. The URL reaches a proxy, a "
             f"login page or a web UI rather than vLLM; point the target at vLLM's own port."
         )
+    # ACCEPT asks for text 0.0.4, but some frontends and proxies answer OpenMetrics regardless: read the page
+    # in the format its Content-Type names, or its counters would read as untyped families.
+    media_type, *parameters = content_type.split(";")
+    openmetrics = media_type.strip().lower() == "application/openmetrics-text"
+    version = next((value.strip().strip('"') for key, _, value in (p.partition("=") for p in parameters)
+                    if key.strip().lower() == "version"), "") or "1.0.0"
     try:
-        snapshot = Snapshot.parse(body)
+        if not openmetrics:
+            snapshot = Snapshot.parse(body)
+        elif body.strip():
+            snapshot = Snapshot.parse_openmetrics(body, version)
+        else:
+            snapshot = Snapshot(format=f"openmetrics/{version}")  # an empty page: said below, as for text
     except ExpositionError as exc:
+        what = "OpenMetrics text format, as its Content-Type says" if openmetrics else "Prometheus text format"
         raise FetchError(
-            f"{target.name}: GET {path} is not Prometheus text format ({exc}); first bytes: {body[:80]!r}. "
+            f"{target.name}: GET {path} is not {what} ({exc}); first bytes: {body[:80]!r}. "
             f"Check that the URL is vLLM's /metrics."
         ) from None
     snapshot.taken_at = taken_at

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import parser as _openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import _fastparse
@@ -22,6 +24,13 @@ Labels = Mapping[str, str]
 
 class ExpositionError(ValueError):
     """The text is not Prometheus exposition format."""
+
+
+TEXT_FORMAT = "text/0.0.4"
+# prometheus_client's OpenMetrics parser carries no annotations
+_openmetrics_families = cast(Callable[[str], Iterator[Metric]], _openmetrics.text_string_to_metric_families)
+# Samples of these OpenMetrics types carry their `_created` inside the family; text format has them apart.
+_CREATED_INSIDE = ("counter", "histogram", "summary")
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ class Snapshot:
     # sample name of the counted series -> labels -> creation timestamp
     created: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
     taken_at: float | None = None  # wall-clock time of the scrape (seconds since the epoch), when known
+    # the exposition format the server answered in: TEXT_FORMAT, or "openmetrics/<version>"
+    format: str = TEXT_FORMAT
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
@@ -81,14 +92,51 @@ class Snapshot:
             raise ExpositionError(str(exc) or type(exc).__name__) from None
         return snapshot
 
+    @classmethod
+    def parse_openmetrics(cls, text: str, version: str = "1.0.0") -> Snapshot:
+        """Parse an OpenMetrics page (prometheus_client's OpenMetrics parser) into the Snapshot its text-format
+        twin gives: the same names as PromQL sees them, `_created` samples in `created`, exemplars and
+        timestamps dropped."""
+        snapshot = cls(format=f"openmetrics/{version}")
+        try:
+            for metric in _openmetrics_families(text):
+                name, type_ = metric.name, metric.type
+                created: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
+                samples: list[tuple[str, tuple[tuple[str, str], ...], float]] = []
+                for s in metric.samples:
+                    if s.value is None:
+                        continue  # a native histogram (OpenMetrics 2.0): text format has no such sample
+                    sample = (s.name, _shared(s.labels), float(s.value))
+                    inside = type_ in _CREATED_INSIDE and s.name == name + "_created"
+                    (created if inside else samples).append(sample)
+                # Text format's names for the types it lacks, as prometheus_client's text exposition writes
+                # them: an info metric is the gauge `x_info`, a stateset the gauge `x`, a gauge histogram a
+                # histogram (whose _gcount/_gsum samples keep their names).
+                if type_ == "info":
+                    name, type_ = name + "_info", "gauge"
+                elif type_ == "stateset":
+                    type_ = "gauge"
+                elif type_ == "gaugehistogram":
+                    type_ = "histogram"
+                snapshot._add(name, type_, metric.documentation, samples)
+                if created:
+                    snapshot._add_created(metric.name, created)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, UnboundLocalError) as exc:
+            # the parser's checks raise ValueError; a few malformed lines trip it up in other ways
+            raise ExpositionError(str(exc) or type(exc).__name__) from None
+        return snapshot
+
+    def _add_created(self, base: str, samples: Iterable[tuple[str, tuple[tuple[str, str], ...], float]]) -> None:
+        for _, labels, value in samples:
+            # the created timestamp belongs to every sample of the base family's series
+            key = tuple((k, v) for k, v in labels if k not in ("le", "quantile"))
+            self.created.setdefault(base, {})[key] = float(value)
+
     def _add(self, name: str, type_: str, help_: str,
              samples: Iterable[tuple[str, tuple[tuple[str, str], ...], float]]) -> None:
         if name.endswith("_created") and type_ in ("gauge", "unknown"):
-            base = name[: -len("_created")]
-            for _, labels, value in samples:
-                # the created timestamp belongs to every sample of the base family's series
-                key = tuple((k, v) for k, v in labels if k not in ("le", "quantile"))
-                self.created.setdefault(base, {})[key] = float(value)
+            # text format: `x_created` is a gauge family of its own, dating the series of `x`
+            self._add_created(name[: -len("_created")], samples)
             return
         exposed = name + "_total" if type_ == "counter" else name
         # The hot loop of a fleet's parse: label sets are shared objects (deduplicated by identity), samples
@@ -178,6 +226,12 @@ class Delta:
         self.after = after
         self.process = _process(before, after)
         self.restarted = self.process != SAME_PROCESS
+        # Any sign of a restart on the page: the start time, or a series whose _created changed. A counter
+        # that then moved too little may have lost counts to the restart, so nothing can be concluded from it.
+        self.restart_seen = self.restarted or any(
+            stamp != before.created.get(base, {}).get(labels, stamp)
+            for base, stamps in after.created.items() for labels, stamp in stamps.items()
+        )
 
     def change(self, name: str, labels: Labels | None = None) -> Change:
         before_series = {s.labels: s.value for s in self.before.series(name, labels)}

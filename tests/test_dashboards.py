@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics.dashboards import load_panels, selectors, substitute
+from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.dashboards import evaluate_panel, load_panels, selectors, substitute
+from pytest_vllm_metrics.observe import Observation, observe
+from pytest_vllm_metrics.outcome import Outcome, Verdict
+from pytest_vllm_metrics.prometheus import Prometheus
+from pytest_vllm_metrics.settings import Policy, Settings
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.targets import Target
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 
@@ -132,3 +144,170 @@ def test_terminal_and_html_list_every_panel_with_its_verdict(pytester: pytest.Py
     html = (pytester.path / "report.html").read_text()
     assert "Grafana panels: will they show data?" in html
     assert "<td>llm-d-performance</td><td>KV Cache Hit Rate</td><td><b>always zero / NaN</b></td>" in html
+
+
+# -- Grafana as it evaluates: variables, whole expressions, timing --------------------------------------------
+
+
+def dashboard(path: Path, panels: list[dict[str, Any]], variables: list[dict[str, Any]] | None = None) -> Path:
+    path.write_text(json.dumps({"title": "vLLM", "templating": {"list": variables or []}, "panels": panels}))
+    return path
+
+
+def panel(title: str, *exprs: str, **extra: Any) -> dict[str, Any]:
+    return {"title": title, "targets": [{"refId": chr(ord("A") + i), "expr": e} for i, e in enumerate(exprs)],
+            **extra}
+
+
+# vLLM's own example dashboard: a query variable with no saved value, and '=' matchers on it.
+MODEL_NAME = {"name": "model_name", "type": "query", "query": "label_values(vllm:num_requests_running, model_name)"}
+
+
+@pytest.fixture
+def observed(sim_host: SimHost) -> list[Observation]:
+    """One simulated x86_64 vLLM, observed around a small workload as a run observes its targets."""
+    sim = sim_host.start(get_profile("x86_64"))
+    target = Target(name="decode-0", base_url=sim.url, arch="amd64")
+    return list(asyncio.run(observe([target], Settings(vllm_requests=4))).values())
+
+
+def judge(tmp_path: Path, observed: list[Observation], panels: list[dict[str, Any]],
+          variables: list[dict[str, Any]] | None = None, **kwargs: Any) -> dict[str, Verdict]:
+    loaded = load_panels((dashboard(tmp_path / "d.json", panels, variables),))
+    return {p.title: evaluate_panel(p, observed, load_catalog(), Policy(), **kwargs) for p in loaded}
+
+
+@pytest.mark.parametrize("content", ["{}", '{"dashboards": [{"title": "x"}]}'])
+def test_input_without_panels_is_a_usage_error_naming_the_keys(pytester: pytest.Pytester, content: str) -> None:
+    path = pytester.makefile(".json", nothing=content)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vllm-sim=x86_64", f"--grafana-dashboard={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    keys = "an empty object" if content == "{}" else "top-level keys dashboards"
+    result.stderr.fnmatch_lines([f"ERROR: dashboard {path} has no panels: found {keys}, expected a Grafana "
+                                 f"dashboard model*Share > Export*"])
+
+
+def test_dashboard_without_a_prometheus_query_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    path = dashboard(pytester.path / "logs.json", [{"title": "Notes", "type": "text"}, {
+        "title": "Logs", "datasource": {"type": "loki", "uid": "l"}, "targets": [{"expr": '{app="vllm"}'}]}])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vllm-sim=x86_64", f"--grafana-dashboard={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: dashboard {path} (vLLM) has no panel with a Prometheus query*another "
+                                 f"data source such as Loki*"])
+
+
+def test_directory_without_a_dashboard_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    empty = pytester.mkdir("dashboards")
+    (empty / "notes.txt").write_text("no dashboard here")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vllm-sim=x86_64", f"--grafana-dashboard={empty}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: dashboard directory {empty} holds no dashboard file (*.json, *.yaml, "
+                                 f"*.yml)*"])
+
+
+def test_query_variable_without_saved_value_shows_data_in_prometheus(
+    pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    # The finding: "$model_name" was written as .*, and model_name=".*" matches no series in Prometheus.
+    sim = sim_host.start(get_profile("x86_64"))
+    prom = prometheus_server({"decode-0": sim.url})
+    path = dashboard(pytester.path / "vllm.json", [
+        panel("Running", 'vllm:num_requests_running{model_name="$model_name"}'),
+        panel("Tokens", 'sum(rate(vllm:prompt_tokens_total{model_name="$model_name"}[$__rate_interval]))'),
+    ], [MODEL_NAME])
+    result = pytester.runpytest("-rA", "-v", "-p", "no:cacheprovider", f"--vllm-url={sim.url}",
+                                f"--prometheus-url={prom}", f"--grafana-dashboard={path}", "-k", "test_panel")
+    found = verdicts(result)
+    assert found == {"vllm::Running": "PASSED", "vllm::Tokens": "PASSED"}, result.stdout.str()
+
+
+def test_query_variable_resolves_against_the_direct_scrape(tmp_path: Path, observed: list[Observation]) -> None:
+    found = judge(tmp_path, observed, [panel("Running", 'vllm:num_requests_running{model_name="$model_name"}'),
+                                       panel("Any", 'vllm:num_requests_running{model_name="$all_models"}')],
+                  [MODEL_NAME, {**MODEL_NAME, "name": "all_models", "includeAll": True, "allValue": ".*"}])
+    assert found["Running"].outcome == Outcome.PASSED
+    assert found["Running"].evidence["exprs"] == ['vllm:num_requests_running{model_name="tiny"}']
+    # All with allValue .* under an '=' matcher is the same bug in the dashboard itself: Grafana shows nothing.
+    assert found["Any"].evidence["panel_verdict"] == "label mismatch"
+    assert 'model_name=".*", which none of its series matches' in found["Any"].message
+    assert "needs '=~'" in found["Any"].message
+
+
+def test_whole_expression_or_absent_and_literals(tmp_path: Path, observed: list[Observation]) -> None:
+    found = judge(tmp_path, observed, [
+        # written for two vLLM versions: the old name is missing, the new one has data
+        panel("Two versions", "vllm:gpu_cache_usage_perc or vllm:kv_cache_usage_perc"),
+        panel("Absent", "absent(vllm:no_such_metric)"),
+        panel("Constant", "vector(1)"),
+        panel("Both", "vllm:num_requests_running and vllm:no_such_metric"),
+    ])
+    assert found["Two versions"].outcome == Outcome.PASSED
+    assert "vllm:gpu_cache_usage_perc (in query A) is missing" in found["Two versions"].message
+    assert found["Absent"].outcome == Outcome.PASSED and found["Constant"].outcome == Outcome.PASSED
+    assert found["Both"].evidence["panel_verdict"] == "no data"
+    assert "vllm:no_such_metric, which none of the 1 server(s) exposes" in found["Both"].message
+
+
+def test_panel_with_one_empty_query_is_partial_at_should_level(tmp_path: Path, observed: list[Observation]) -> None:
+    found = judge(tmp_path, observed, [panel("Queue", "vllm:num_requests_running", "vllm:num_requests_swapped"),
+                                       panel("Swapped", "vllm:num_requests_swapped")])
+    partial = found["Queue"]
+    assert (partial.outcome, partial.level, partial.evidence["panel_verdict"]) == (Outcome.FAILED, "SHOULD",
+                                                                                   "partial")
+    assert "query B (vllm:num_requests_swapped) returns nothing" in partial.message
+    assert "vLLM V1 does not swap" in partial.message
+    # every query empty: the detailed reason, at MUST level, as before
+    assert (found["Swapped"].evidence["panel_verdict"], found["Swapped"].level) == ("no data", "MUST")
+
+
+def test_library_panel_is_not_checkable(tmp_path: Path, observed: list[Observation]) -> None:
+    found = judge(tmp_path, observed, [panel("Running", "vllm:num_requests_running"),
+                                       {"title": "Latency", "libraryPanel": {"uid": "abc", "name": "vLLM latency"}}])
+    verdict = found["Latency"]
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "not checkable")
+    assert 'library panel ("vLLM latency")' in verdict.message and "Export for sharing externally" in verdict.message
+    assert verdict.target == "d"
+
+
+def test_repeated_panel_names_the_copy_that_fails(tmp_path: Path, observed: list[Observation]) -> None:
+    found = judge(tmp_path, observed, [panel("Per model", 'vllm:num_requests_running{model_name="$model"}',
+                                             repeat="model")],
+                  [{"name": "model", "type": "custom", "query": "tiny,retired-model", "includeAll": True,
+                    "current": {"text": "All", "value": "$__all"}}])
+    verdict = found["Per model"]
+    assert verdict.evidence["panel_verdict"] == "label mismatch"
+    assert verdict.message.endswith("(the copy repeated for $model=retired-model)")
+
+
+def test_too_few_samples_in_prometheus_is_inconclusive_not_no_data(
+    tmp_path: Path, observed: list[Observation], prometheus_server: Callable[..., str]
+) -> None:
+    # A 500ms window never holds two samples of a 1 s scrape: the same state as a Prometheus that has not
+    # scraped twice since the workload, deterministically.
+    prom = Prometheus(prometheus_server({"decode-0": observed[0].target.base_url}))
+    started = time.monotonic()
+    found = judge(tmp_path, observed, [panel("Rate", "rate(vllm:prompt_tokens_total[500ms])")], prom=prom,
+                  wait=1.0)
+    assert time.monotonic() - started < 10  # the wait is bounded
+    verdict = found["Rate"]
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "inconclusive")
+    assert "fewer than two samples of vllm:prompt_tokens_total within the panel's 500ms window" in verdict.message
+
+
+def test_rate_panel_waits_for_the_second_scrape(
+    tmp_path: Path, observed: list[Observation], prometheus_server: Callable[..., str]
+) -> None:
+    # Right after its first scrape Prometheus cannot take a derivative over 3s (it needs two samples); polling
+    # (bounded) sees the panel show data. A gauge: the workload ran before this Prometheus, counters stay flat.
+    prom = Prometheus(prometheus_server({"decode-0": observed[0].target.base_url}))
+    found = judge(tmp_path, observed, [panel("Rate", "sum(deriv(vllm:kv_cache_usage_perc[3s]))")], prom=prom,
+                  wait=20.0)
+    assert found["Rate"].outcome == Outcome.PASSED, found["Rate"].message
+
+
+def test_prometheus_error_is_inconclusive(tmp_path: Path, observed: list[Observation]) -> None:
+    found = judge(tmp_path, observed, [panel("Running", 'vllm:num_requests_running{model_name="$model_name"}')],
+                  [MODEL_NAME], prom=Prometheus("http://127.0.0.1:9", timeout=2))
+    verdict = found["Running"]
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "inconclusive")
+    assert "Prometheus at http://127.0.0.1:9 cannot be reached" in verdict.message

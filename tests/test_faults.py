@@ -6,6 +6,7 @@ and checked against them, so the document cannot drift from what the suite reall
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from dataclasses import dataclass, field
@@ -35,6 +36,54 @@ class Case:
     # "untrusted": the faulty server speaks TLS with a private CA's certificate; "plain": it speaks plain HTTP
     # and is given as https://
     tls: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """What the case comes to: failed (the server is wrong), inconclusive (the run could not observe), or
+        usage error (the run stops before any check)."""
+        return OUTCOMES[self.id]
+
+
+# Per case, its outcome (the worst of the faulty targets' own verdicts).
+OUTCOMES = {
+    "metrics-500": "failed",
+    "metrics-404": "failed",
+    "metrics-html": "failed",
+    "metrics-garbage": "failed",
+    "metrics-truncated": "failed",
+    "metrics-empty": "failed",
+    "metrics-huge": "failed",
+    "metrics-slowloris": "inconclusive",
+    "tls-untrusted": "inconclusive",
+    "tls-plain-http": "inconclusive",
+    "server-stops": "inconclusive",
+    "server-restarts": "inconclusive",
+    "completions-429": "inconclusive",
+    "completions-500": "failed",
+    "completions-huge": "failed",
+    "phase-cap": "inconclusive",
+    "version-missing": "failed",
+    "model-mismatch": "inconclusive",
+    "api-key-missing": "inconclusive",
+    "api-key-refused": "inconclusive",
+    "unreachable-url": "inconclusive",
+    "namespace-unknown": "usage error",
+    "no-matching-pods": "usage error",
+    "pods-not-ready": "inconclusive",
+    "forbidden-pods": "usage error",
+    "forbidden-proxy": "inconclusive",
+    "forbidden-nodes": "failed",
+    "api-unreachable": "usage error",
+    "kube-context-unknown": "usage error",
+    "kube-socks-proxy": "usage error",
+    "kubeconfig-missing": "usage error",
+    "dashboard-unreadable": "usage error",
+    "promql-unparsable": "failed",
+    "prometheus-down": "inconclusive",
+    "prometheus-not-prometheus": "inconclusive",
+    "option-invalid": "usage error",
+    "catalog-typo": "usage error",
+}
 
 
 CASES = [
@@ -67,10 +116,11 @@ CASES = [
     Case("server-stops", "the server stops answering mid-run", "*closed the connection during GET*server stopped "
          "answering*", "check the server's logs and restarts", "sim", {"stop_answering_after_scrapes": 1}),
     Case("server-restarts", "the server restarts mid-run (counters reset, new _created)",
-         "*The server restarted between the scrapes (its counters reset)*", "find why the server restarted", "sim",
+         "*could not judge movement: the server restarted between the scrapes*", "find why the server restarted, "
+         "then rerun", "sim",
          {"restart_after_requests": 6}),
     Case("completions-429", "completions answer 429 Too Many Requests",
-         "*every workload request failed*completion -> 429*",
+         "*every workload request answered HTTP 429: the server is overloaded or rate-limited*",
          "the server is saturated or rate-limited; retry later", "sim", {"fault": "completions-429"}),
     Case("completions-500", "completions answer 500", "*every workload request failed*simulated 500*",
          "check the server's logs", "sim", {"fault": "completions-500"}),
@@ -83,11 +133,14 @@ CASES = [
     Case("version-missing", "/version does not answer", "*GET /version answered HTTP 404 without a version*",
          "version-dependent checks assume the newest vLLM", "sim", {"fault": "version-missing"}),
     Case("model-mismatch", "--vllm-model names a model the server does not serve",
-         "*every workload request failed*The model `nope` does not exist*", "pass the served model name, or "
+         "*does not serve the model 'nope' given with --vllm-model (it serves tiny)*", "pass the served model name, or "
          "leave --vllm-model out", "sim", {}, ("--vllm-model=nope",), healthy_passes=False),
     Case("api-key-missing", "the server requires an API key and none is given",
-         "*401 Unauthorized: the server was started with --api-key*--vllm-api-key*", "pass --vllm-api-key or set "
-         "VLLM_API_KEY", "sim", {"api_key": "sk-required"}),
+         "*401 Unauthorized: the server was started with --api-key and no key was given*--vllm-api-key*",
+         "pass --vllm-api-key or set VLLM_API_KEY", "sim", {"api_key": "sk-required"}),
+    Case("api-key-refused", "the server refuses the API key given", "*401 Unauthorized although an API key was "
+         "given*the server refused it*", "pass the key the server was started with", "sim", {"api_key": "sk-required"},
+         ("--vllm-api-key=sk-another",)),
     Case("unreachable-url", "nothing listens at a --vllm-url", "*cannot connect to http://127.0.0.1:9*",
          "check the host and port", "usage", args=("--vllm-url=http://127.0.0.1:9", "-k", "reachable")),
     Case("namespace-unknown", "--vllm-namespace does not exist", "*namespace 'missing' does not exist*",
@@ -162,18 +215,35 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(server, "case" if "grants" in case.kube else "admin",
                                                                namespace=NS, cluster_fields=case.kube.get("cluster"))))
-        result = pytester.runpytest(*common, f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}", *case.args)
+        result = pytester.runpytest(*common, f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}",
+                                    "--vllm-report=report.json", *case.args)
     else:
-        result = pytester.runpytest(*common, *case.args)
+        result = pytester.runpytest(*common, "--vllm-report=report.json", *case.args)
     output = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in output, output
-    (result.stderr if result.ret == pytest.ExitCode.USAGE_ERROR else result.stdout).fnmatch_lines([case.message])
+    # the terminal wraps long reasons: match the text with its wrapping undone
+    shown = result.stderr.str() if result.ret == pytest.ExitCode.USAGE_ERROR else result.stdout.str()
+    assert fnmatch.fnmatch(" ".join(shown.split()), case.message), f"{case.message!r} not in:\n{shown}"
+    assert _outcome(pytester, result, healthy.url.removeprefix("http://") if healthy else None) == case.outcome
     if healthy is not None and case.healthy_passes:
         # the run finished for the healthy server, which passed every check it shares with the faulty one
         name = healthy.url.removeprefix("http://")
         per_target = verdicts(pytester)
         assert per_target["test_reachable", name] == "passed"
         assert not [test for (test, target), outcome in per_target.items() if target == name and outcome == "failed"]
+
+
+_WORST_FIRST = ("failed", "error", "inconclusive", "xfailed", "passed", "skipped")
+
+
+def _outcome(pytester: pytest.Pytester, result: pytest.RunResult, healthy: str | None) -> str:
+    """The worst verdict of the targets other than the healthy one (or "usage error")."""
+    if result.ret == pytest.ExitCode.USAGE_ERROR:
+        return "usage error"
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    seen = {t["outcome"] for row in rows for name, t in row["targets"].items() if name != healthy}
+    seen |= {row["outcome"] for row in rows if not row["targets"]}
+    return next(outcome for outcome in _WORST_FIRST if outcome in seen)
 
 
 def _faulty_url(case: Case, sim_host: SimHost, private_ca: PrivateCA) -> str:
@@ -202,15 +272,17 @@ def render_doc() -> str:
         "Every case below is a test in `tests/test_faults.py`; this page is generated from that list",
         "(`PYTEST_VLLM_WRITE_DOCS=1 pytest tests/test_faults.py -k doc`) and a test fails when they differ.",
         "The message column is the pattern of what the suite prints (`*` stands for details such as the",
-        "target's name). A broken server fails only its own tests; setup problems (options, kubeconfig,",
-        "discovery, dashboards, catalog) stop the run at once with exit code 4 and one `ERROR:` line.",
+        "target's name). The outcome is the case's verdict on the faulty server alone: `failed` when it answers",
+        "wrongly (exit code 1 for a MUST check), `inconclusive` when the run could not observe it (exit code 75),",
+        "`usage error` when the run stops before any check (exit code 4, one `ERROR:` line): options, kubeconfig,",
+        "discovery, dashboards, catalog. A broken server never changes the verdicts of the others.",
         "",
-        "| case | situation | what you see | what to do |",
-        "|---|---|---|---|",
+        "| case | situation | what you see | outcome | what to do |",
+        "|---|---|---|---|---|",
     ]
     for case in CASES:
         message = case.message.strip("*").replace("|", "\\|")
-        lines.append(f"| `{case.id}` | {case.what} | `{message}` | {case.fix} |")
+        lines.append(f"| `{case.id}` | {case.what} | `{message}` | {case.outcome} | {case.fix} |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import verdicts
+from pytest_vllm_metrics import prometheus
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.snapshot import Family, Series, Snapshot
+from pytest_vllm_metrics.targets import Target
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 
@@ -66,6 +71,44 @@ def test_hit_rate_panels_against_prometheus(
 def test_prometheus_down_is_one_clear_message(pytester: pytest.Pytester, sim_host: SimHost) -> None:
     sim = sim_host.start(get_profile("x86_64"))
     result = run(pytester, f"--vllm-url={sim.url}", "--prometheus-url=http://127.0.0.1:9", "-k", "prometheus")
-    result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines(["*Prometheus at http://127.0.0.1:9 cannot be reached*Check --prometheus-url*"])
+    # Prometheus out of reach says nothing of the deployment: inconclusive, with its cause stated once
+    assert result.parseoutcomes()["inconclusive"] == 3 and "failed" not in result.parseoutcomes()
+    text = " ".join(result.stdout.str().split())
+    assert text.count("Prometheus at http://127.0.0.1:9 cannot be reached") == 1
+    assert "Check --prometheus-url" in text
     assert "Traceback" not in result.stdout.str()
+
+
+# -- values_agree: a lagging Prometheus is inconclusive, a Prometheus that scraped and disagrees fails ----------
+
+
+def _observed(before: float, after: float, taken_at: float) -> Observation:
+    first, second = Snapshot(), Snapshot()
+    for page, value in ((first, before), (second, after)):
+        page.families["vllm:prompt_tokens_total"] = Family("vllm:prompt_tokens_total", "counter", "", frozenset())
+        page.samples["vllm:prompt_tokens_total"] = [Series((), value)]
+    second.taken_at = taken_at
+    return Observation(Target("decode-0", "http://127.0.0.1:1"), before=first, after=second)
+
+
+def test_prometheus_whose_newest_sample_predates_the_suites_scrape_is_inconclusive() -> None:
+    obs = _observed(10.0, 50.0, taken_at=1000.0)
+    verdict = prometheus.values_agree(None, obs, prometheus.Held(10.0, 999.5), waited=3.0)  # type: ignore[arg-type]
+    assert verdict.outcome == Outcome.INCONCLUSIVE
+    assert "has not scraped this target since the workload" in verdict.message and "3 s" in verdict.message
+
+
+def test_prometheus_that_scraped_at_the_same_instant_and_disagrees_fails() -> None:
+    # the boundary: a sample taken exactly when the suite scraped is a sample after the workload
+    obs = _observed(10.0, 50.0, taken_at=1000.0)
+    verdict = prometheus.values_agree(None, obs, prometheus.Held(10.0, 1000.0), waited=3.0)  # type: ignore[arg-type]
+    assert verdict.outcome == Outcome.FAILED
+    assert "scrapes another process or port" in verdict.message
+
+
+@pytest.mark.parametrize(("held", "outcome"), [(50.0, Outcome.PASSED), (51.0, Outcome.PASSED),
+                                               (49.0, Outcome.FAILED)])
+def test_prometheus_value_equal_or_above_the_direct_scrape_passes(held: float, outcome: Outcome) -> None:
+    obs = _observed(10.0, 50.0, taken_at=1000.0)
+    verdict = prometheus.values_agree(None, obs, prometheus.Held(held, 1001.0), waited=3.0)  # type: ignore[arg-type]
+    assert verdict.outcome == outcome

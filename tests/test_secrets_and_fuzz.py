@@ -14,7 +14,7 @@ from conftest import NS, ROLE
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.evaluate import movement, presence
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 from pytest_vllm_metrics.snapshot import ExpositionError, Snapshot
@@ -99,6 +99,6 @@ def test_any_exposition_gives_a_snapshot_or_a_clear_error_and_always_a_verdict(t
     before = Snapshot.parse(REAL_BEFORE)
     obs = observation(after, before)
     for entry in load_catalog():
-        for verdict in (presence(entry, obs, Settings()), movement(entry, obs, Settings())):
-            assert verdict.outcome in ("passed", "failed", "skipped", "xfailed")
+        for verdict in (presence(entry, obs, Policy()), movement(entry, obs, Policy())):
+            assert verdict.outcome in ("passed", "failed", "skipped", "xfailed", "inconclusive")
             assert verdict.outcome == "passed" or verdict.message

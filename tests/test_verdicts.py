@@ -8,7 +8,6 @@ model, overload, an unreachable address, pytest-xdist.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Callable
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from conftest import verdicts
+from conftest import flat, said, verdicts
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -60,15 +59,6 @@ def _set_sample(page: str, sample: str, value: Callable[[float], float]) -> str:
     pattern = re.compile(rf"^{re.escape(sample)} (\S+)$", re.MULTILINE)
     assert pattern.search(page), sample
     return pattern.sub(lambda m: f"{sample} {value(float(m.group(1)))}", page)
-
-
-def flat(result: pytest.RunResult) -> str:
-    """The output with the terminal's line wrapping undone."""
-    return " ".join((result.stdout.str() + result.stderr.str()).split())
-
-
-def said(result: pytest.RunResult, pattern: str) -> bool:
-    return fnmatch.fnmatch(flat(result), f"*{pattern}*")
 
 
 def name_of(url: str) -> str:

@@ -8,6 +8,7 @@ For tests and benchmarks; it is not a Kubernetes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,12 @@ class Cluster:
     # bearer token -> allowed (verb, resource) pairs; resource "pods/proxy", "nodes", ...; ("*", "*") = all
     tokens: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     git_version: str = "v1.31.2"
+    # What GET /version answers instead of a complete version, e.g. {"major": "1", "minor": "30"}: some API
+    # servers and proxies leave out fields the kubernetes client's model requires. With its HTTP status and a
+    # delay before answering (seconds), for the other ways an informational call fails.
+    version_answer: dict[str, Any] | None = None
+    version_status: int = 200
+    version_delay: float = 0.0
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
@@ -143,6 +150,12 @@ def build_app(cluster: Cluster) -> web.Application:
         return _forbidden(f"system:serviceaccount:{namespace or 'default'}:{token[:8]}", verb, resource, namespace)
 
     async def version(request: web.Request) -> web.Response:
+        if cluster.version_delay:
+            await asyncio.sleep(cluster.version_delay)
+        if cluster.version_status != 200:
+            return _status(cluster.version_status, "InternalError", "simulated /version failure")
+        if cluster.version_answer is not None:
+            return web.json_response(cluster.version_answer)
         return web.json_response({"major": "1", "minor": "31", "gitVersion": cluster.git_version,
                                   "gitCommit": "0", "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z",
                                   "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"})

@@ -28,6 +28,9 @@ class Profile:
     stop_answering_after_scrapes: int | None = None
     # the server restarts (counters reset, new _created) after this many completions
     restart_after_requests: int | None = None
+    # /metrics answers "text" (0.0.4), or "openmetrics" (1.0) whatever the Accept header asks, as some vLLM
+    # frontends and proxies do
+    exposition: str = "text"
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)

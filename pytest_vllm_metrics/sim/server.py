@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import openmetrics
 from .engine import Engine
 from .profiles import Profile
 
@@ -25,6 +26,8 @@ ENGINE = web.AppKey("engine", list)
 # The same handlers vLLM's instrumentator leaves out of http_* metrics.
 _UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
 
+
+EXPOSITIONS = ("text", "openmetrics")
 
 # Fault name -> what the simulator does instead of answering normally.
 FAULTS = {
@@ -47,6 +50,8 @@ FAULTS = {
 def build_app(profile: Profile) -> web.Application:
     if profile.fault is not None and profile.fault not in FAULTS:
         raise ValueError(f"unknown simulator fault {profile.fault!r}; valid faults are {', '.join(FAULTS)}")
+    if profile.exposition not in EXPOSITIONS:
+        raise ValueError(f"unknown exposition {profile.exposition!r}; valid ones are {', '.join(EXPOSITIONS)}")
     engine = Engine(profile)
     app = web.Application(middlewares=[_faults(profile), _auth(profile), _metered()])
     app[ENGINE] = [engine]
@@ -95,7 +100,7 @@ def _faults(profile: Profile) -> Any:
 
 async def _bad_metrics(request: web.Request, fault: str) -> web.StreamResponse:
     engine: Engine = request.app[ENGINE][0]
-    page = generate_latest(engine.registry)
+    page, content_type = _page(engine)
     if fault in ("metrics-500", "metrics-404"):
         return web.Response(status=int(fault[-3:]), text="Internal Server Error" if fault.endswith("500") else
                             "Not Found")
@@ -106,9 +111,9 @@ async def _bad_metrics(request: web.Request, fault: str) -> web.StreamResponse:
         return web.Response(text='{"this": "is json, not metrics"} \x00\x01 vllm:{{{{', content_type="text/plain")
     if fault == "metrics-truncated":
         return web.Response(body=page[: len(page) // 2] + b'vllm:num_requests_running{engine="0",model_na',
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+                            headers={"Content-Type": content_type})
     if fault == "metrics-empty":
-        return web.Response(body=b"", headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=b"", headers={"Content-Type": content_type})
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
     await response.prepare(request)
     if fault == "metrics-huge":
@@ -163,8 +168,16 @@ async def _version(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    engine: Engine = request.app[ENGINE][0]
-    return web.Response(body=generate_latest(engine.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    page, content_type = _page(request.app[ENGINE][0])
+    return web.Response(body=page, headers={"Content-Type": content_type})
+
+
+def _page(engine: Engine) -> tuple[bytes, str]:
+    """The metrics page in the profile's exposition, and its Content-Type (the Accept header is not read)."""
+    page = generate_latest(engine.registry)
+    if engine.profile.exposition == "openmetrics":
+        return openmetrics.to_openmetrics(page.decode()).encode(), openmetrics.CONTENT_TYPE
+    return page, CONTENT_TYPE_LATEST
 
 
 async def _models(request: web.Request) -> web.Response:
