@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ._versions import VersionRange
+from .versions import VersionRange
 
 LEVELS = ("MUST", "SHOULD", "MAY")
 TYPES = ("counter", "gauge", "histogram", "summary", "info")

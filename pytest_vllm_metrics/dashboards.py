@@ -1,6 +1,6 @@
 """Dashboard check: for each Grafana panel, will it show data, and if not, exactly why.
 
-Panels are read as Grafana reads them (grafana.py: file shapes, variables). At evaluation the variables are
+Panels are read as Grafana reads them (_grafana.py: file shapes, variables). At evaluation the variables are
 resolved against Prometheus when given, else against the direct scrapes, and each query (target) is judged as
 a whole PromQL expression: `A or B` shows data when either side does, `absent(x)` when x has none. A panel
 gets one verdict: ok, partial (some of its queries are empty), no data, label mismatch, always zero / NaN,
@@ -18,9 +18,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import evaluate, grafana
+from . import _grafana as grafana
+from . import evaluate
+from ._grafana import DashboardError, Value
 from .catalog import Catalog, Entry, conformance_data
-from .grafana import DashboardError, Value
 from .observe import Observation
 from .outcome import WORST_FIRST, Outcome, Verdict
 from .prometheus import TARGET_LABELS, Prometheus, PrometheusError, scrape_interval

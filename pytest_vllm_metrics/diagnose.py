@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ._versions import VersionRange
 from .catalog import conformance_data
+from .versions import VersionRange
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Unit tests of pytest_vllm_metrics.catalog and ._versions, checked against a real vLLM 0.32.0 capture."""
+"""Unit tests of pytest_vllm_metrics.catalog and .versions, checked against a real vLLM 0.32.0 capture."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_vllm_metrics._versions import VersionRange, release_of
 from pytest_vllm_metrics.catalog import (
     FEATURES,
     LEVELS,
@@ -19,6 +18,7 @@ from pytest_vllm_metrics.catalog import (
     load_catalog,
 )
 from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.versions import VersionRange, release_of
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 CAPTURE_VERSION = "0.32.0"

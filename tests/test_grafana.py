@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from pytest_vllm_metrics._grafana import Value, Variable, interpolate, resolve, variables
 from pytest_vllm_metrics.dashboards import load_panels
-from pytest_vllm_metrics.grafana import Value, Variable, interpolate, resolve, variables
 
 DURATIONS = {"__rate_interval": "5m", "__range": "1h"}
 

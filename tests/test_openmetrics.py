@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import verdicts
 from pytest_vllm_metrics.scrape import ACCEPT, FetchError, scrape
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
-from pytest_vllm_metrics.sim.openmetrics import CONTENT_TYPE, to_openmetrics
+from pytest_vllm_metrics.sim._openmetrics import CONTENT_TYPE, to_openmetrics
 from pytest_vllm_metrics.snapshot import TEXT_FORMAT, Delta, ExpositionError, Snapshot
 from pytest_vllm_metrics.targets import Target
 

@@ -30,8 +30,8 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from .._versions import VersionRange
 from ..catalog import load_catalog
+from ..versions import VersionRange
 from .profiles import Profile
 
 _TOKEN = re.compile(r"\S+")

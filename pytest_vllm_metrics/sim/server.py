@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import openmetrics
+from . import _openmetrics as openmetrics
 from .engine import Engine
 from .profiles import Profile
 

@@ -1,0 +1,60 @@
+"""The package's naming rule, checked on its imports: a module whose name starts with an underscore is a helper
+private to exactly one other module; every other module is a box of the data flow and has its row in
+docs/architecture.md. Users' public surface is the package root (`pytest_vllm_metrics.__all__`), the fixtures
+and the simulator."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "pytest_vllm_metrics"
+DOC = Path(__file__).parent.parent / "docs" / "architecture.md"
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """The package modules `path` imports (relative and absolute imports, `from . import x` included)."""
+    here = _module(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module(path.parent)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = here.split(".")[: len(here.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("pytest_vllm_metrics")}
+
+
+MODULES = {_module(p): p for p in PACKAGE.rglob("*.py")}
+PRIVATE = sorted(m for m in MODULES if m.rsplit(".", 1)[-1].startswith("_") and not m.endswith("__init__")
+                 and not m.endswith("__main__"))
+
+
+@pytest.mark.parametrize("private", PRIVATE)
+def test_an_underscored_module_is_the_helper_of_exactly_one_module(private: str) -> None:
+    users = sorted(m for m, path in MODULES.items() if m != private and private in _imports(path))
+    assert len(users) == 1, f"{private} is imported by {users or 'nothing'}: underscore it only as one module's helper"
+
+
+def test_every_public_module_has_its_row_in_the_architecture_doc() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    public = [m for m in MODULES if m not in PRIVATE and not m.endswith(("__init__", "__main__"))]
+    missing = [m for m in public if f"`{m.removeprefix('pytest_vllm_metrics.').replace('.', '/')}.py`" not in doc
+               and not m.startswith("pytest_vllm_metrics.sim.")]
+    assert not missing, f"docs/architecture.md has no row for {missing}"
+
+
+def test_the_rule_sees_the_known_helpers() -> None:
+    # a rule that finds nothing would pass whatever the code does
+    known = {"pytest_vllm_metrics._fastparse", "pytest_vllm_metrics._grafana", "pytest_vllm_metrics._hooks_report"}
+    assert known <= set(PRIVATE)
