@@ -140,21 +140,81 @@ def _list(model: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def walk_panels(model: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every panel of a dashboard: of the pre-5.0 `rows`, and inside rows (collapsed or not)."""
-    out: list[dict[str, Any]] = []
+Grid = tuple[int, int, int, int]  # x, y, w, h on Grafana's 24-column grid (one unit of h is about 30 px)
+_GRID_COLUMNS = 24
+_ROW_HEIGHT = 250  # px: Grafana's default height of a pre-5.0 row
 
-    def visit(panels: list[Any]) -> None:
+
+@dataclass(frozen=True)
+class Placed:
+    """A panel as the dashboard lays it out: for the report's drawing of the dashboard."""
+
+    panel: dict[str, Any]
+    row: str = ""  # the title of the row holding it ("" outside any row)
+    grid: Grid | None = None  # None when the file says nothing of where it goes
+
+
+def walk_panels(model: dict[str, Any]) -> list[Placed]:
+    """Every panel of a dashboard with its place: of the pre-5.0 `rows`, and inside rows (collapsed or not).
+
+    Pre-5.0 rows have no gridPos: each panel's `span` (of 12) and the row's `height` become one, as Grafana's
+    own migration to the grid (schema 16) does; panels flow left to right and wrap at the grid's width."""
+    out: list[Placed] = []
+
+    def visit(panels: list[Any], row: str) -> None:
         for panel in panels:
-            if isinstance(panel, dict):
-                out.append(panel)
-                visit(_list(panel, "panels"))  # a collapsed row holds its panels
+            if not isinstance(panel, dict):
+                continue
+            out.append(Placed(panel, row, _grid(panel.get("gridPos"))))
+            if panel.get("type") == "row":
+                title = str(panel.get("title") or "")
+                visit(_list(panel, "panels"), title)  # a collapsed row holds its panels
+                row = title  # an expanded row's panels follow it in the list
+            else:
+                visit(_list(panel, "panels"), row)
 
-    for row in _list(model, "rows"):
-        if isinstance(row, dict):
-            visit(_list(row, "panels"))
-    visit(_list(model, "panels"))
+    y = 0
+    for old_row in _list(model, "rows"):
+        if not isinstance(old_row, dict):
+            continue
+        title = str(old_row.get("title") or "") if old_row.get("showTitle", True) else ""
+        height = _grid_height(old_row.get("height"))
+        x = row_h = 0
+        for panel in _list(old_row, "panels"):
+            if not isinstance(panel, dict):
+                continue
+            w = min(max(int(_number(panel.get("span")) or 12) * 2, 1), _GRID_COLUMNS)
+            h = _grid_height(panel.get("height")) if panel.get("height") else height
+            if x + w > _GRID_COLUMNS:  # wrap, as Grafana's migration does
+                x, y, row_h = 0, y + row_h, 0
+            out.append(Placed(panel, title, (x, y, w, h)))
+            x, row_h = x + w, max(row_h, h)
+        y += row_h
+    visit(_list(model, "panels"), "")
     return out
+
+
+def _grid(value: Any) -> Grid | None:
+    if not isinstance(value, dict):
+        return None
+    numbers = [_number(value.get(key)) for key in ("x", "y", "w", "h")]
+    if any(n is None for n in numbers):
+        return None
+    x, y, w, h = (int(n or 0) for n in numbers)
+    return max(x, 0), max(y, 0), min(max(w, 1), _GRID_COLUMNS), max(h, 1)
+
+
+def _grid_height(height: Any) -> int:
+    """A pre-5.0 height in pixels ("250px" or 250) in grid units (Grafana: 30 px a unit plus an 8 px margin)."""
+    pixels = _number(str(height).removesuffix("px")) if height not in (None, "") else None
+    return max(-(-int(pixels or _ROW_HEIGHT) // 38), 1)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 # -- variables ---------------------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ class Panel:
     dashboard_title: str = ""
     repeat: str | None = None  # the variable the panel is repeated for
     library: str | None = None  # a library panel whose model lives in Grafana, not in the file
+    # Where the dashboard draws it, for the report's picture of the dashboard (not part of any verdict).
+    grid: grafana.Grid | None = field(default=None, compare=False)  # x, y, w, h; None: the file says nothing
+    row: str = field(default="", compare=False)  # the title of the row holding it
 
     @property
     def id(self) -> str:
@@ -83,14 +86,15 @@ def load_panels(paths: Iterable[Path]) -> list[Panel]:
                 title = f"{panel.title} ({n})"
             ids.add(f"{panel.dashboard}::{title}")
             panels.append(Panel(panel.dashboard, title, panel.queries, panel.variables, panel.dashboard_title,
-                                panel.repeat, panel.library))
+                                panel.repeat, panel.library, panel.grid, panel.row))
     return panels
 
 
 def _panels(dashboard: grafana.Dashboard) -> list[Panel]:
     variables = grafana.variables(dashboard.model)
     out: list[Panel] = []
-    for raw in grafana.walk_panels(dashboard.model):
+    for placed in grafana.walk_panels(dashboard.model):
+        raw = placed.panel
         if raw.get("type") == "row":
             continue
         title = str(raw.get("title") or f"panel {raw.get('id', '?')}")
@@ -103,9 +107,10 @@ def _panels(dashboard: grafana.Dashboard) -> list[Panel]:
         if not queries and isinstance(library, dict):
             name = str(library.get("name") or library.get("uid") or "?")
             out.append(Panel(dashboard.name, str(raw.get("title") or name), (), variables, dashboard.title,
-                             repeat, name))
+                             repeat, name, placed.grid, placed.row))
         elif queries:
-            out.append(Panel(dashboard.name, title, queries, variables, dashboard.title, repeat))
+            out.append(Panel(dashboard.name, title, queries, variables, dashboard.title, repeat,
+                             grid=placed.grid, row=placed.row))
     return out
 
 

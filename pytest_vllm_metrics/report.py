@@ -1,5 +1,6 @@
 """Report: one row per check (target, check, level, outcome, reason, evidence), rendered three ways:
-the machine-readable conformance report (--vllm-report), the terminal summary and the pytest-html report.
+the machine-readable conformance report (--vllm-report: JSON, YAML, or a Markdown summary for CI), the terminal
+summary and the pytest-html report (its pictures are drawn by _html.py).
 
 Overall result, in the spirit of the Gateway API ConformanceReport (and Sonobuoy's failed/unknown split):
   failure       a MUST check failed (or a test errored): the deployment breaks the contract;
@@ -11,7 +12,6 @@ Overall result, in the spirit of the Gateway API ConformanceReport (and Sonobuoy
 
 from __future__ import annotations
 
-import html
 import json
 import platform
 import textwrap
@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from . import _html, _markdown
 from .outcome import Outcome, Verdict
 
 ROWS_KEY = pytest.StashKey[list["Row"]]()
@@ -194,15 +195,6 @@ def schema() -> dict[str, Any]:
     return result
 
 
-def write(path: Path, report: dict[str, Any]) -> None:
-    if path.suffix in (".yaml", ".yml"):
-        import yaml  # optional: YAML only when asked for
-
-        path.write_text(yaml.safe_dump(report, sort_keys=False), encoding="utf-8")
-    else:
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-
-
 def python_environment() -> dict[str, str]:
     return {"python": platform.python_version(), "pytest": pytest.__version__,
             "generated": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -283,49 +275,228 @@ def _counts(rows: list[Row]) -> str:
 # -- pytest-html -----------------------------------------------------------------------------------------
 
 
-def summary_html(rows: list[Row], targets: list[dict[str, Any]]) -> str:
-    """The top-of-report summary: per target, what works and what does not, and why."""
-    esc = html.escape
-    parts = ['<div id="vllm-summary"><h2>vLLM metrics conformance</h2>',
-             f"<p>Result: <strong>{esc(overall(rows).upper())}</strong> ({esc(_counts(rows))})</p>",
-             "<table class='vllm-summary'><tr><th>Target</th><th>Architecture</th><th>vLLM</th>"
-             "<th>Passed</th><th>Not working, and why</th></tr>"]
-    by_target: dict[str, list[tuple[str, str, str]]] = {}
-    for row in rows:
-        for name, outcome, reason in row.per_target():
-            by_target.setdefault(name, []).append((row.check, outcome, reason))
-    for target in targets:
-        mine = by_target.get(target["target"], [])
-        if not mine:
-            continue
-        passed = sum(1 for _, outcome, _ in mine if outcome == "passed")
-        broken = [(check, outcome, reason) for check, outcome, reason in mine
-                  if outcome in ("failed", "error")]
-        items = "".join(f"<li><b>{esc(outcome.upper())}</b> {esc(check)}: {esc(_shorter(reason))}</li>"
-                        for check, outcome, reason in broken)
-        # documented limitations and observation problems: stated once per target, in full, below the table
-        for outcome, where in ((Outcome.XFAILED, "documented limitation"), (Outcome.INCONCLUSIVE, "could not observe")):
-            count = sum(1 for _, its, _ in mine if its == outcome)
-            if count:
-                items += f"<li><b>{esc(outcome.upper())}</b> {count} check{'s' * (count != 1)}: {where} (below)</li>"
-        items = items or "<li>everything checked works</li>"
-        parts.append(f"<tr><td>{esc(target['target'])}</td><td>{esc(str(target['architecture']))}</td>"
-                     f"<td>{esc(str(target['vllmVersion']))}</td><td>{passed}</td><td><ul>{items}</ul></td></tr>")
-    parts.append("</table>")
-    panels = [r for r in rows if r.check.startswith("panel: ")]
-    if panels:
-        parts.append("<h3>Grafana panels: will they show data?</h3><table class='vllm-panels'><tr><th>Dashboard</th>"
-                     "<th>Panel</th><th>Verdict</th><th>Why</th></tr>")
-        for row in panels:
-            parts.append(f"<tr><td>{esc(row.target)}</td><td>{esc(row.check.removeprefix('panel: '))}</td>"
-                         f"<td><b>{esc(panel_verdict(row))}</b></td><td>{esc(_shorter(row.reason))}</td></tr>")
-        parts.append("</table>")
+def check_group(row: Row) -> tuple[str, str]:
+    """(group, short name) of a check, for the columns of the pods x checks grid: catalog checks by kind
+    ("present", "moves"), the others by their test module ("prefix cache", "server", your own)."""
+    if ": " in row.check:
+        group, rest = row.check.split(": ", 1)
+        return group, rest.removeprefix("vllm:")
+    module = row.id.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py").removeprefix("test_")
+    return module.replace("_", " "), row.check
+
+
+def tally_text(rows: list[Row], tally: dict[str, Any] | None) -> str:
+    """How many tests ran and how they ended, by pytest's own count (the terminal's), skipped and inconclusive
+    included: pytest-html's "N tests took" leaves skipped tests out."""
+    if not tally:
+        return f"{len(rows)} checks: {_counts(rows)}"
+    outcomes = {k: v for k, v in tally.get("outcomes", {}).items() if v}
+    ran = sum(outcomes.values())
+    collected = int(tally.get("collected") or 0)
+    text = f"{ran} test{'s' * (ran != 1)}"
+    if collected and collected != ran:
+        text += f" of {collected} collected"
+    elif collected:
+        text += " (all collected)"
+    if tally.get("duration") is not None:
+        text += f" took {float(tally['duration']):.1f} s"
+    shown = ", ".join(f"{n} {name}" for name, n in outcomes.items())
+    return f"{text}: {shown}" if shown else text
+
+
+def summary_html(rows: list[Row], targets: list[dict[str, Any]], panels: list[dict[str, Any]] | None = None,
+                 tally: dict[str, Any] | None = None) -> str:
+    """The top of the HTML report: the result, each target's summary, the pods x checks grid, the workload's
+    numbers per pod, each dashboard drawn with its panels' verdicts, then what could not be observed and the
+    documented limitations (each once per target, in full).
+
+    `panels`: the dashboards' panels in their order with their place (dashboard, title, dashboardTitle, row,
+    grid); `tally`: pytest's own counts (collected, outcomes, duration)."""
+    esc = _html.esc
+    result = overall(rows)
+    parts = [_html.style(), '<div id="vllm-summary"><h2>vLLM metrics conformance</h2>',
+             f"<p>Result: {_html.result_badge(result)} <span class='vllm-tally'>{esc(tally_text(rows, tally))}"
+             f"</span></p>",
+             _html.legend('<span>(pytest-html\'s "Skipped" filter below includes the inconclusive tests)</span>')]
+    parts.append(_targets_table(rows, targets))
+    parts.append(_pods_by_checks(rows, targets))
+    charts = _html.charts(targets)
+    if charts:
+        parts.append(f"<h3>The workload, per pod</h3>{charts}")
+    boxes = _panel_boxes(rows, panels or [])
+    if boxes:
+        parts.append("<h3>Grafana panels: will they show data?</h3>"
+                     "<p>Each dashboard as Grafana lays it out; hover a panel for its full reason.</p>")
+        parts.append(_html.dashboards(boxes))
     for title, found in (("Could not observe (neither passed nor failed)", unobserved(rows)),
                          ("Documented limitations (XFAIL)", documented(rows))):
         if found:
-            parts.append(f"<h3>{esc(title)}</h3><ul class='vllm-once'>")
-            parts.extend(f"<li><b>{esc(item['target'])}</b>: {esc(item['reason'])} ({len(item['checks'])} "
-                         f"check{'s' * (len(item['checks']) != 1)})</li>" for item in found)
+            outcome = Outcome.INCONCLUSIVE if title.startswith("Could") else Outcome.XFAILED
+            parts.append(f"<h3>{_html.symbol(outcome)} {esc(title)}</h3><ul class='vllm-once'>")
+            parts.extend(f"<li><b>{esc(item['target'])}</b>: <span class='vllm-reason'>{esc(item['reason'])}</span> "
+                         f"({len(item['checks'])} check{'s' * (len(item['checks']) != 1)})</li>" for item in found)
             parts.append("</ul>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _by_target(rows: list[Row]) -> dict[str, list[tuple[str, str, str]]]:
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for row in rows:
+        for name, outcome, reason in row.per_target():
+            found.setdefault(name, []).append((row.check, outcome, reason))
+    return found
+
+
+def _all_targets(rows: list[Row], targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The observed targets, then any a row names that was not observed (a check of one target)."""
+    known = {str(t["target"]) for t in targets}
+    dashboards = {r.target for r in rows if r.check.startswith("panel: ")}
+    extra = {name for r in rows for name, _, _ in r.per_target()} - known - dashboards - {""}
+    return list(targets) + [{"target": name, "architecture": "", "vllmVersion": None} for name in sorted(extra)]
+
+
+def _targets_table(rows: list[Row], targets: list[dict[str, Any]]) -> str:
+    esc = _html.esc
+    parts = ["<table class='vllm-summary'><tr><th>Target</th><th>Architecture</th><th>vLLM</th>"
+             "<th>Passed</th><th>Checks</th><th>Not working, and why</th></tr>"]
+    by_target = _by_target(rows)
+    for target in _all_targets(rows, targets):
+        mine = by_target.get(str(target["target"]), [])
+        if not mine:
+            continue
+        counts = Counter(outcome for _, outcome, _ in mine)
+        # the same reason for several checks of a target is stated once, in full, with the checks it explains
+        broken: dict[tuple[str, str], list[str]] = {}
+        for check, outcome, reason in mine:
+            if outcome in ("failed", "error", "xpassed"):
+                broken.setdefault((outcome, reason), []).append(check)
+        items = "".join(f"<li class='o-{esc(outcome)}'>{_html.symbol(outcome)} <b>{esc(', '.join(checks))}</b>: "
+                        f"<span class='vllm-reason'>{esc(reason)}</span></li>"
+                        for (outcome, reason), checks in broken.items())
+        # documented limitations and observation problems: stated once per target, in full, below the grids
+        for outcome, where in ((Outcome.XFAILED, "documented limitation"), (Outcome.INCONCLUSIVE, "could not observe")):
+            count = counts.get(outcome, 0)
+            if count:
+                items += (f"<li class='o-{outcome}'>{_html.symbol(outcome)} {count} check{'s' * (count != 1)}: "
+                          f"{where} (below)</li>")
+        items = items or "<li>everything checked works</li>"
+        parts.append(f"<tr data-target='{esc(target['target'])}'><td>{esc(target['target'])}</td>"
+                     f"<td>{esc(target.get('architecture') or '')}</td><td>{esc(target.get('vllmVersion') or '?')}</td>"
+                     f"<td class='num'>{_html.symbol('passed')} {counts.get('passed', 0)} of {len(mine)}</td>"
+                     f"<td>{_html.outcome_bar(dict(counts))}</td><td><ul>{items}</ul></td></tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _pods_by_checks(rows: list[Row], targets: list[dict[str, Any]]) -> str:
+    names = [str(t["target"]) for t in _all_targets(rows, targets)]
+    wanted = set(names)
+    columns: dict[str, tuple[str, str, str]] = {}
+    cells: dict[tuple[str, str], tuple[str, str]] = {}
+    for row in rows:
+        judged = [(n, o, r) for n, o, r in row.per_target() if n in wanted]
+        if not judged:
+            continue  # a panel (judged per dashboard) or a check of no target
+        group, short = check_group(row)
+        columns.setdefault(row.check, (group, row.check, short))
+        for name, outcome, reason in judged:
+            cells[(name, row.check)] = (outcome, reason)
+    if not columns:
+        return ""
+    # group the columns (present, moves, prefix cache, server...), keeping the suite's order within a group
+    order = list(dict.fromkeys(group for group, _, _ in columns.values()))
+    ordered = sorted(columns.values(), key=lambda c: order.index(c[0]))
+    shown = [t for t in _all_targets(rows, targets) if any((str(t["target"]), c[1]) in cells for c in ordered)]
+    return ("<h3>Pods × checks</h3><p>Each cell is that target's own outcome; hover it for the reason.</p>"
+            + _html.matrix(shown, ordered, cells))
+
+
+def _panel_boxes(rows: list[Row], panels: list[dict[str, Any]]) -> list[_html.PanelBox]:
+    judged = {(r.target, r.check.removeprefix("panel: ")): r for r in rows if r.check.startswith("panel: ")}
+    boxes = []
+    for panel in panels:
+        row = judged.pop((str(panel["dashboard"]), str(panel["title"])), None)
+        if row is not None:  # a panel deselected (-k) was not judged: not drawn
+            grid = panel.get("grid")
+            boxes.append(_html.PanelBox(
+                str(panel["dashboard"]), str(panel.get("dashboardTitle") or ""), str(panel["title"]),
+                str(panel.get("row") or ""), (int(grid[0]), int(grid[1]), int(grid[2]), int(grid[3])) if grid else None,
+                panel_verdict(row), row.outcome, _without_target(row.diagnosis or row.reason, row.target)))
+    for (dashboard, title), row in judged.items():  # judged, but not in the layout: flowed after the others
+        boxes.append(_html.PanelBox(dashboard, "", title, "", None, panel_verdict(row), row.outcome,
+                                    row.diagnosis or row.reason))
+    return boxes
+
+
+def skipped_reason(report: pytest.TestReport) -> str | None:
+    """The text of a skip (pytest keeps it as a (path, line, "Skipped: ...") tuple), for pytest-html's log."""
+    if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return None
+
+
+# -- Markdown: a CI job summary or a merge-request comment -----------------------------------------------
+
+# GitHub Actions' limit for $GITHUB_STEP_SUMMARY (per step); a GitLab note allows 1,000,000 characters.
+MARKDOWN_LIMIT = 1024 * 1024
+_MD_NAMES = 8  # targets named per reason; the rest are counted
+
+
+def markdown_summary(document: dict[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
+    """The conformance report as Markdown for a CI job summary: the result, a table per target, the failing
+    checks and panels with their reasons (one line per distinct reason), what could not be observed and the
+    documented limitations. Truncated with a note when longer than `limit` bytes (UTF-8)."""
+    rows = [Row(**t) for t in document["tests"]]
+    md = _markdown
+    result = str(document["result"])
+    mark = {"success": "✅", "partial": "⚠️", "inconclusive": "❔"}.get(result, "❌")
+    blocks = [f"## {mark} vLLM metrics conformance: {result.upper()}\n\n"
+              f"{len(rows)} checks: {_counts(rows)}. Symbols: ✓ passed, ✗ failed, ! xfailed (documented "
+              f"limitation), ? inconclusive (could not observe), – skipped.\n"]
+    by_target = _by_target(rows)
+    table = []
+    for impl in _all_targets(rows, list(document.get("implementations") or [])):
+        counts = Counter(outcome for _, outcome, _ in by_target.get(str(impl["target"]), []))
+        table.append([str(impl["target"]), str(impl.get("architecture") or ""), str(impl.get("vllmVersion") or "?"),
+                      *(str(counts.get(o, 0)) for o in ("passed", "failed", "xfailed", "inconclusive", "skipped"))])
+    if table:
+        blocks.append("### Targets\n\n" + md.table(
+            ["target", "architecture", "vLLM", "✓ passed", "✗ failed", "! xfailed", "? inconclusive", "– skipped"],
+            table, right=range(3, 8)))
+    failing = []
+    for row in rows:
+        if row.outcome not in ("failed", "error", "xpassed") or row.check.startswith("panel: "):
+            continue
+        grouped: dict[str, list[str]] = {}
+        for name, outcome, reason in row.per_target():
+            if outcome in ("failed", "error", "xpassed"):
+                grouped.setdefault(reason, []).append(name or "every target")
+        for reason, names in grouped.items():
+            failing.append([row.outcome, row.level, md.names(names, _MD_NAMES), row.check, reason])
+    if failing:
+        blocks.append("### Failing checks\n\n" + md.table(["outcome", "level", "targets", "check", "why"], failing))
+    panels = [[r.target, r.check.removeprefix("panel: "), panel_verdict(r), r.outcome,
+               _without_target(r.diagnosis or r.reason, r.target)]
+              for r in rows if r.check.startswith("panel: ") and r.outcome not in ("passed", "skipped")]
+    if panels:
+        blocks.append("### Grafana panels that will not show data\n\n"
+                      + md.table(["dashboard", "panel", "verdict", "outcome", "why"], panels))
+    for title, found in (("Could not observe (neither passed nor failed)", document.get("couldNotObserve") or []),
+                         ("Documented limitations (XFAIL)", document.get("documentedLimitations") or [])):
+        if found:
+            blocks.append(f"### {title}\n\n" + "".join(
+                f"- **{md.inline(item['target'])}** ({len(item['checks'])} check{'s' * (len(item['checks']) != 1)}): "
+                f"{md.inline(item['reason'])}\n" for item in found))
+    return md.fit(blocks, limit, "the full report is in the HTML report or --vllm-report=report.json")
+
+
+def write(path: Path, report: dict[str, Any]) -> None:
+    if path.suffix in (".yaml", ".yml"):
+        import yaml  # optional: YAML only when asked for
+
+        path.write_text(yaml.safe_dump(report, sort_keys=False), encoding="utf-8")
+    elif path.suffix in (".md", ".markdown"):
+        path.write_text(markdown_summary(report), encoding="utf-8")
+    else:
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -150,6 +150,7 @@ class Run:
                 "source": target.source, "blockSize": obs.block_size if obs.cache_config else None,
                 "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
                 "exposition": getattr(obs.before, "format", None),
+                "measured": _measured(obs),
             })
         return out
 
@@ -185,6 +186,47 @@ class Run:
         if self._sim_host is not None:
             self._sim_host.close()  # type: ignore[attr-defined]
             self._sim_host = None
+
+
+# Histograms charted by the report: their bucket deltas are the workload's distribution.
+_CHARTED_HISTOGRAMS = {"ttft": "vllm:time_to_first_token_seconds", "e2eLatency": "vllm:e2e_request_latency_seconds"}
+
+
+def _measured(obs: Observation) -> dict[str, Any]:
+    """The numbers the report charts for one target, as plain JSON data (pytest-xdist workers send it to the
+    controller): the prefix cache's hits and queries during the workload, KV-cache usage and finished requests
+    before and after it, and the TTFT and end-to-end latency of its requests (histogram bucket deltas)."""
+    before, after, delta = obs.before, obs.after, obs.delta
+
+    def before_after(name: str) -> dict[str, float | None]:
+        return {"before": before.value(name) if before else None, "after": after.value(name) if after else None}
+
+    measured: dict[str, Any] = {
+        "kvCacheUsage": before_after("vllm:kv_cache_usage_perc"),
+        "requestSuccess": before_after("vllm:request_success_total"),
+        "prefixCache": None,
+        # the process restarted or another one answered: differences across the scrapes mean little
+        "restarted": bool(delta and delta.restarted),
+    }
+    if delta is None:
+        return measured | {key: [] for key in _CHARTED_HISTOGRAMS}
+    after = delta.after
+    if after.family("vllm:prefix_cache_queries_total") is not None:
+        measured["prefixCache"] = {"hits": delta.increase("vllm:prefix_cache_hits_total"),
+                                   "queries": delta.increase("vllm:prefix_cache_queries_total")}
+    for key, name in _CHARTED_HISTOGRAMS.items():
+        bounds = sorted({dict(s.labels).get("le", "") for s in after.series(f"{name}_bucket")} - {""},
+                        key=_bound)
+        # [upper bound, requests at or below it] summed over the other labels (model, engine): cumulative
+        measured[key] = [[le, delta.increase(f"{name}_bucket", {"le": le})] for le in bounds]
+    return measured
+
+
+def _bound(le: str) -> float:
+    try:
+        return float(le)
+    except ValueError:
+        return float("inf")
 
 
 def conformance_dir() -> Path:

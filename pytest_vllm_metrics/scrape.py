@@ -69,7 +69,11 @@ class TooLarge(Exception):
 
 
 async def read_capped(response: httpx.Response, limit: int) -> bytes:
-    """The body of a streamed response, read up to `limit` bytes; TooLarge beyond."""
+    """The body of a streamed response, read up to `limit` bytes; TooLarge beyond (at once when the server
+    declares a longer Content-Length: nothing is read, however slow the link)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():

@@ -6,6 +6,7 @@ and checked against them, so the document cannot drift from what the suite reall
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import os
@@ -13,9 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from aiohttp import web
 
 from conftest import NS, PrivateCA, verdicts
+from pytest_vllm_metrics.scrape import TooLarge, read_capped
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -292,3 +296,47 @@ def test_troubleshooting_doc_matches_the_cases() -> None:
         DOC.write_text(expected)
     assert DOC.read_text() == expected, "docs/troubleshooting.md is stale: regenerate it (see the module docstring)"
     assert len(CASES) >= 20
+
+
+# -- the body cap: decided by bytes, never by how fast they come ---------------------------------------------
+
+
+async def _read(url: str, limit: int) -> bytes:
+    async with httpx.AsyncClient() as client, client.stream("GET", url + "/metrics") as response:
+        return await read_capped(response, limit)
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading(sim_host: SimHost) -> None:
+    # metrics-huge declares 20 MiB: refused at once, so a loaded machine cannot turn it into a timeout
+    url = sim_host.start(get_profile("x86_64").replace(fault="metrics-huge")).url
+    with pytest.raises(TooLarge):
+        asyncio.run(asyncio.wait_for(_read(url, 16 * 2**20), 5))
+
+
+def test_a_body_of_undeclared_length_is_cut_at_the_cap(sim_host: SimHost) -> None:
+    # the slow-loris page streams a byte at a time without Content-Length: the cap counts what arrived
+    url = sim_host.start(get_profile("x86_64").replace(fault="metrics-slowloris")).url
+    with pytest.raises(TooLarge):
+        asyncio.run(asyncio.wait_for(_read(url, 3), 5))
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "chunked"])
+def test_a_body_at_the_cap_is_read_whole_and_one_byte_more_is_refused(sim_host: SimHost, declared: bool) -> None:
+    body = b"# x\n" * 250  # 1000 bytes
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        if declared:
+            return web.Response(body=body)
+        response = web.StreamResponse()  # no Content-Length: chunked
+        await response.prepare(request)
+        for start in range(0, len(body), 100):
+            await response.write(body[start:start + 100])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/metrics", page)
+    url = sim_host.start_app(app)
+    assert asyncio.run(_read(url, 1000)) == body  # exactly at the cap: read
+    with pytest.raises(TooLarge):
+        asyncio.run(_read(url, 999))  # one byte over: refused

@@ -115,9 +115,11 @@ async def _bad_metrics(request: web.Request, fault: str) -> web.StreamResponse:
     if fault == "metrics-empty":
         return web.Response(body=b"", headers={"Content-Type": content_type})
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+    line = b"# " + b"x" * 1022 + b"\n"
+    if fault == "metrics-huge":
+        response.content_length = 20 * 1024 * len(line)  # declared, as a proxy or a file server would
     await response.prepare(request)
     if fault == "metrics-huge":
-        line = b"# " + b"x" * 1022 + b"\n"
         for _ in range(20 * 1024):  # 20 MB of comment lines
             await response.write(line)
     else:  # slow loris: bounded by the server's shutdown, never by itself finishing

@@ -1,0 +1,345 @@
+"""The pictures of the HTML report (the helper of report.py): outcome colours and symbols, each dashboard drawn
+on Grafana's grid, the pods x checks grid and the workload's numbers as small inline SVG charts.
+
+Everything is inline HTML, CSS and SVG: the report is one file that opens offline (no script, style or font
+fetched). Colours are the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies), and
+every coloured mark also carries a symbol, so colour is never the only signal.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# outcome -> (strong colour, light tint, symbol, word)
+OUTCOMES: dict[str, tuple[str, str, str, str]] = {
+    "passed": ("#009E73", "#d9f2ea", "✓", "passed"),
+    "failed": ("#D55E00", "#f9dfcc", "✗", "failed"),
+    "error": ("#D55E00", "#f9dfcc", "✗", "error"),
+    "xfailed": ("#E69F00", "#fcefd0", "!", "xfailed (documented limitation)"),
+    "xpassed": ("#E69F00", "#fcefd0", "!", "xpassed"),
+    "inconclusive": ("#5D3A9B", "#e6def3", "?", "inconclusive (could not observe)"),
+    "skipped": ("#8C8C8C", "#efefef", "–", "skipped (does not apply)"),
+}
+_LEGEND = ("passed", "failed", "xfailed", "inconclusive", "skipped")
+_BEFORE, _AFTER = "#B0B0B0", "#0072B2"  # chart series: grey before the workload, blue after it
+_GRID_COLUMNS = 24
+_FLOW_W, _FLOW_H = 8, 5  # a panel without gridPos: three to a line
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def style() -> str:
+    rules = [
+        "#vllm-summary{font-family:sans-serif;line-height:1.35;max-width:1600px}",
+        "#vllm-summary h2{margin-bottom:4px}#vllm-summary h3{margin:22px 0 6px}",
+        ".run-count{display:none}",  # pytest-html's own count leaves out skipped tests; ours is in the summary
+        ".vllm-result{display:inline-block;padding:3px 12px;border-radius:4px;font-weight:bold;color:#fff}",
+        ".vllm-legend{display:flex;flex-wrap:wrap;gap:6px 14px;margin:8px 0;font-size:13px}",
+        ".vllm-legend span{display:inline-flex;align-items:center;gap:5px}",
+        ".vllm-sym{display:inline-block;min-width:16px;height:16px;line-height:16px;text-align:center;"
+        "border-radius:3px;font-weight:bold;font-size:12px;color:#fff}",
+        "table.vllm-summary{border-collapse:collapse;margin:6px 0}",
+        "table.vllm-summary th,table.vllm-summary td{padding:5px 14px;border-bottom:1px solid #ddd;"
+        "vertical-align:top;text-align:left}",
+        "table.vllm-summary td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}",
+        "table.vllm-summary ul{margin:0;padding-left:18px}",
+        ".vllm-reason{white-space:pre-wrap;overflow-wrap:anywhere}",
+        ".vllm-dash{margin:10px 0 18px}",
+        ".vllm-grid{display:grid;grid-template-columns:repeat(24,minmax(0,1fr));grid-auto-rows:minmax(18px,auto);"
+        "gap:4px;background:#f4f5f5;padding:6px;border:1px solid #ddd;border-radius:4px}",
+        ".vllm-row-title{font-weight:bold;font-size:13px;border-bottom:1px solid #bbb;align-self:end}",
+        ".vllm-panel{border:1px solid #ccc;border-left:6px solid;border-radius:3px;padding:4px 7px;font-size:12px;"
+        "min-width:0;overflow:hidden}",
+        ".vllm-panel .t{font-weight:bold;font-size:13px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}",
+        ".vllm-panel .v{font-weight:bold;margin:2px 0}",
+        ".vllm-panel .r{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;color:#333}",
+        ".vllm-panel details{margin-top:3px}.vllm-panel summary{cursor:pointer;color:#555}",
+        "table.vllm-matrix{border-collapse:separate;border-spacing:2px;font-size:12px}",
+        "table.vllm-matrix th.group{text-align:left;border-bottom:2px solid #888;font-size:12px;padding:0 4px}",
+        "table.vllm-matrix th.check{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;"
+        "white-space:nowrap;padding:2px 0;max-height:220px;overflow:hidden;text-overflow:ellipsis}",
+        "table.vllm-matrix th.pod,table.vllm-matrix td.meta{text-align:left;white-space:nowrap;padding:0 8px}",
+        "table.vllm-matrix td.cell{width:16px;min-width:16px;height:18px;text-align:center;font-weight:bold;"
+        "border-radius:2px;cursor:default}",
+        "table.vllm-charts{border-collapse:collapse;font-size:12px}",
+        "table.vllm-charts th,table.vllm-charts td{padding:4px 10px;border-bottom:1px solid #e4e4e4;text-align:left;"
+        "vertical-align:middle}",
+        "table.vllm-charts svg text{font-family:sans-serif;font-size:11px}",
+        "ul.vllm-once li{margin-bottom:6px}",
+    ]
+    for outcome, (strong, tint, _, _) in OUTCOMES.items():
+        rules.append(f".o-{outcome} .vllm-sym,.vllm-sym.o-{outcome}{{background:{strong}}}")
+        rules.append(f".vllm-panel.o-{outcome}{{background:{tint};border-left-color:{strong}}}")
+        text = "#000" if outcome in ("xfailed", "xpassed", "skipped") else "#fff"
+        rules.append(f"td.cell.o-{outcome}{{background:{strong};color:{text}}}")
+        rules.append(f".vllm-result.o-{outcome}{{background:{strong}}}")
+    for outcome in ("xfailed", "xpassed"):
+        rules.append(f".vllm-sym.o-{outcome},.o-{outcome} .vllm-sym{{color:#000}}")
+    return "<style>" + "".join(rules) + "</style>"
+
+
+def symbol(outcome: str) -> str:
+    strong, _, mark, word = OUTCOMES.get(outcome, OUTCOMES["failed"])
+    return f'<span class="vllm-sym o-{esc(outcome)}" title="{esc(word)}">{esc(mark)}</span>'
+
+
+def legend(extra: str = "") -> str:
+    items = "".join(f"<span>{symbol(o)} {esc(OUTCOMES[o][3])}</span>" for o in _LEGEND)
+    return f'<div class="vllm-legend">{items}{extra}</div>'
+
+
+def result_badge(result: str) -> str:
+    outcome = {"success": "passed", "partial": "xfailed", "inconclusive": "inconclusive"}.get(result, "failed")
+    return f'<span class="vllm-result o-{outcome}" data-result="{esc(result)}">{esc(result.upper())}</span>'
+
+
+def outcome_bar(counts: dict[str, int], width: int = 160) -> str:
+    """One target's checks as a stacked bar, in the legend's order and colours."""
+    total = sum(counts.values()) or 1
+    x = 0.0
+    parts = []
+    for outcome in ("passed", "failed", "error", "xfailed", "xpassed", "inconclusive", "skipped"):
+        n = counts.get(outcome, 0)
+        if n:
+            w = width * n / total
+            parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="12" fill="{OUTCOMES[outcome][0]}">'
+                         f"<title>{n} {esc(outcome)}</title></rect>")
+            x += w
+    return f'<svg width="{width}" height="12" role="img" aria-label="outcomes">{"".join(parts)}</svg>'
+
+
+# -- dashboards, drawn -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelBox:
+    dashboard: str
+    dashboard_title: str
+    title: str
+    row: str
+    grid: tuple[int, int, int, int] | None
+    verdict: str  # the panel verdict: ok, partial, no data, ...
+    outcome: str
+    reason: str
+
+
+def place(panels: Sequence[PanelBox]) -> list[tuple[PanelBox | str, tuple[int, int, int, int]]]:
+    """Where each panel goes on the 24-column grid, with a full-width bar for each row title.
+
+    Each row is laid out on its own (its panels' y relative to its first panel), and the rows are stacked in
+    the dashboard's order: collapsed rows keep the y of when they were open, so their raw y would overlap the
+    panels below them. Panels without gridPos (the file says nothing) flow three to a line after the others."""
+    sections: dict[str, list[PanelBox]] = {}
+    for panel in panels:
+        sections.setdefault(panel.row, []).append(panel)
+    out: list[tuple[PanelBox | str, tuple[int, int, int, int]]] = []
+    top = 0
+    for row, members in sections.items():
+        if row:
+            out.append((row, (0, top, _GRID_COLUMNS, 1)))
+            top += 1
+        gridded = [p for p in members if p.grid is not None]
+        first = min((p.grid[1] for p in gridded if p.grid), default=0)
+        bottom = 0
+        for panel in gridded:
+            assert panel.grid is not None
+            x, y, w, h = panel.grid
+            x = min(x, _GRID_COLUMNS - 1)
+            w = min(w, _GRID_COLUMNS - x)
+            out.append((panel, (x, top + y - first, w, h)))
+            bottom = max(bottom, y - first + h)
+        x = 0
+        for panel in (p for p in members if p.grid is None):
+            if x + _FLOW_W > _GRID_COLUMNS:
+                x, bottom = 0, bottom + _FLOW_H
+            out.append((panel, (x, top + bottom, _FLOW_W, _FLOW_H)))
+            x += _FLOW_W
+        if x:
+            bottom += _FLOW_H
+        top += bottom
+    return out
+
+
+def dashboards(panels: Sequence[PanelBox]) -> str:
+    by_dashboard: dict[str, list[PanelBox]] = {}
+    for panel in panels:
+        by_dashboard.setdefault(panel.dashboard, []).append(panel)
+    parts = []
+    for name, members in by_dashboard.items():
+        title = members[0].dashboard_title or name
+        shown = f"{title} ({name})" if title != name else name
+        parts.append(f'<section class="vllm-dash" data-dashboard="{esc(name)}"><h4>{esc(shown)}</h4>'
+                     f'<div class="vllm-grid">')
+        for item, (x, y, w, h) in place(members):
+            area = f"grid-column:{x + 1}/span {w};grid-row:{y + 1}/span {h}"
+            if isinstance(item, str):
+                parts.append(f'<div class="vllm-row-title" style="{area}">{esc(item)}</div>')
+                continue
+            first = item.reason.split("\n", 1)[0]
+            parts.append(
+                f'<div class="vllm-panel o-{esc(item.outcome)}" style="{area}" data-panel="{esc(item.title)}" '
+                f'data-verdict="{esc(item.verdict)}" data-outcome="{esc(item.outcome)}" '
+                f'data-grid="{x},{y},{w},{h}" title="{esc(item.reason or item.verdict)}">'
+                f'<div class="t">{esc(item.title)}</div>'
+                f'<div class="v">{symbol(item.outcome)} {esc(item.verdict)}</div>'
+                + (f'<div class="r">{esc(first)}</div><details><summary>why</summary>'
+                   f'<div class="vllm-reason">{esc(item.reason)}</div></details>' if item.reason else "")
+                + "</div>")
+        parts.append("</div></section>")
+    return "".join(parts)
+
+
+# -- pods x checks ----------------------------------------------------------------------------------------
+
+
+def matrix(targets: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]],
+           cells: dict[tuple[str, str], tuple[str, str]]) -> str:
+    """One row per target, one column per check (grouped), each cell that target's own outcome.
+
+    `columns`: (group, check, short header); `cells`: (target, check) -> (outcome, reason)."""
+    groups: list[tuple[str, int]] = []
+    for group, _, _ in columns:
+        if groups and groups[-1][0] == group:
+            groups[-1] = (group, groups[-1][1] + 1)
+        else:
+            groups.append((group, 1))
+    head = ['<table class="vllm-matrix"><thead><tr><th rowspan="2" class="pod">Target</th>'
+            '<th rowspan="2" class="pod">Architecture</th><th rowspan="2" class="pod">vLLM</th>']
+    head += [f'<th class="group" colspan="{n}" title="{esc(group)}">{esc(group if n > 2 else group[:6])}</th>'
+             for group, n in groups]
+    head.append("</tr><tr>")
+    head += [f'<th class="check" title="{esc(check)}">{esc(short)}</th>' for _, check, short in columns]
+    head.append("</tr></thead><tbody>")
+    body = []
+    for target in targets:
+        name = str(target["target"])
+        line = [f'<tr data-target="{esc(name)}"><th class="pod">{esc(name)}</th>'
+                f'<td class="meta">{esc(target.get("architecture") or "")}</td>'
+                f'<td class="meta">{esc(target.get("vllmVersion") or "?")}</td>']
+        for _, check, _ in columns:
+            found = cells.get((name, check))
+            if found is None:
+                line.append(f'<td class="cell none" data-target="{esc(name)}" data-check="{esc(check)}" '
+                            f'data-outcome="" title="{esc(name)} · {esc(check)}: not run"></td>')
+                continue
+            outcome, reason = found
+            mark = OUTCOMES.get(outcome, OUTCOMES["failed"])[2]
+            tip = f"{name} · {check}: {outcome.upper()}" + (f"\n{reason}" if reason else "")
+            line.append(f'<td class="cell o-{esc(outcome)}" data-target="{esc(name)}" data-check="{esc(check)}" '
+                        f'data-outcome="{esc(outcome)}" title="{esc(tip)}">{esc(mark)}</td>')
+        line.append("</tr>")
+        body.append("".join(line))
+    return "".join(head) + "".join(body) + "</tbody></table>"
+
+
+# -- the workload's numbers ------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def hit_rate_bar(name: str, prefix: dict[str, float] | None, width: int = 180) -> str:
+    """The prefix-cache hit rate during the workload: hits / queries of the counters' deltas."""
+    hits = (prefix or {}).get("hits")
+    queries = (prefix or {}).get("queries")
+    rate = hits / queries if hits is not None and queries else None
+    label = (f"{_pct(rate)} ({hits:g} of {queries:g} tokens)" if rate is not None and hits is not None
+             and queries is not None else "no prefix-cache counters" if prefix is None
+             else "no prefix-cache queries")
+    w = width * min(max(rate or 0.0, 0.0), 1.0)
+    return (f'<svg width="{width + 4}" height="30" role="img" aria-label="prefix-cache hit rate of {esc(name)}">'
+            f'<rect x="0" y="0" width="{width}" height="12" fill="#eee"/>'
+            f'<rect class="vllm-hit-bar" data-target="{esc(name)}" data-value="{"" if rate is None else f"{rate:.4f}"}"'
+            f' x="0" y="0" width="{w:.1f}" height="12" fill="{_AFTER}"><title>{esc(label)}</title></rect>'
+            f'<text x="0" y="26">{esc(label)}</text></svg>')
+
+
+def before_after(name: str, kind: str, values: dict[str, float | None] | None, scale: float,
+                 percent: bool, width: int = 150) -> str:
+    """Two bars, before and after the workload, on a shared scale (1.0 for a fraction)."""
+    values = values or {}
+    before, after = values.get("before"), values.get("after")
+    show = _pct if percent else _num
+    label = f"{show(before)} → {show(after)}"
+    bars = []
+    for i, (which, value, colour) in enumerate((("before", before, _BEFORE), ("after", after, _AFTER))):
+        w = width * min(max((value or 0.0) / scale, 0.0), 1.0) if scale else 0.0
+        bars.append(f'<rect class="vllm-{kind}" data-target="{esc(name)}" data-when="{which}" '
+                    f'data-value="{"" if value is None else value}" x="0" y="{i * 9}" width="{w:.1f}" height="8" '
+                    f'fill="{colour}"><title>{which}: {esc(show(value))}</title></rect>')
+    return (f'<svg width="{width + 4}" height="32" role="img" aria-label="{esc(kind)} of {esc(name)}">'
+            f'<rect x="0" y="0" width="{width}" height="17" fill="#f3f3f3"/>{"".join(bars)}'
+            f'<text x="0" y="29">{esc(label)}</text></svg>')
+
+
+def _seconds(le: str) -> str:
+    return "+Inf" if le == "+Inf" else f"{float(le):g} s"
+
+
+def histogram(name: str, kind: str, buckets: Sequence[Sequence[Any]], width: int = 220) -> str:
+    """The requests of the workload per histogram bucket (deltas of cumulative buckets), with p50 and p90."""
+    bounds = [str(b[0]) for b in buckets]
+    cumulative = [float(b[1]) for b in buckets]
+    counts = [c - (cumulative[i - 1] if i else 0.0) for i, c in enumerate(cumulative)]
+    total = cumulative[-1] if cumulative else 0.0
+    if total <= 0:
+        return f'<span class="vllm-{esc(kind)}" data-target="{esc(name)}" data-total="0">no requests observed</span>'
+    used = [i for i, c in enumerate(counts) if c > 0]
+    lo, hi = max(used[0] - 1, 0), min(used[-1] + 1, len(counts) - 1)
+    shown = list(range(lo, hi + 1))
+    step = width / len(shown)
+    peak = max(counts[i] for i in shown) or 1.0
+
+    def quantile(q: float) -> str:
+        return _seconds(next(bounds[i] for i, c in enumerate(cumulative) if c >= q * total))
+
+    bars = []
+    for k, i in enumerate(shown):
+        h = 36 * counts[i] / peak
+        lower = _seconds(bounds[i - 1]) if i else "0 s"
+        bars.append(f'<rect x="{k * step + 1:.1f}" y="{40 - h:.1f}" width="{max(step - 2, 1):.1f}" height="{h:.1f}" '
+                    f'fill="{_AFTER}" data-le="{esc(bounds[i])}" data-count="{counts[i]:g}">'
+                    f"<title>{counts[i]:g} requests in ({esc(lower)}, {esc(_seconds(bounds[i]))}]</title></rect>")
+    label = f"{total:g} requests · p50 ≤ {quantile(0.5)} · p90 ≤ {quantile(0.9)}"
+    return (f'<svg class="vllm-{esc(kind)}" data-target="{esc(name)}" data-total="{total:g}" width="{width + 4}" '
+            f'height="68" role="img" aria-label="{esc(kind)} of {esc(name)}">'
+            f'<line x1="0" y1="40.5" x2="{width}" y2="40.5" stroke="#999"/>{"".join(bars)}'
+            f'<text x="0" y="52">{esc(_seconds(bounds[lo - 1]) if lo else "0 s")}</text>'
+            f'<text x="{width}" y="52" text-anchor="end">{esc(_seconds(bounds[hi]))}</text>'
+            f'<text x="0" y="65">{esc(label)}</text></svg>')
+
+
+def charts(implementations: Iterable[dict[str, Any]]) -> str:
+    """Per pod, what the workload did: one row each, the same scales down every column."""
+    found = [i for i in implementations if isinstance(i.get("measured"), dict)]
+    if not found:
+        return ""
+    requests = max([float(i["measured"].get("requestSuccess", {}).get("after") or 0.0) for i in found] + [1.0])
+    rows = []
+    for impl in found:
+        name, measured = str(impl["target"]), impl["measured"]
+        note = " (restarted between the scrapes)" if measured.get("restarted") else ""
+        rows.append(
+            f'<tr data-target="{esc(name)}"><th>{esc(name)}{esc(note)}</th>'
+            f"<td>{hit_rate_bar(name, measured.get('prefixCache'))}</td>"
+            f"<td>{before_after(name, 'kv-usage', measured.get('kvCacheUsage'), 1.0, True)}</td>"
+            f"<td>{before_after(name, 'requests', measured.get('requestSuccess'), requests, False)}</td>"
+            f"<td>{histogram(name, 'ttft', measured.get('ttft') or [])}</td>"
+            f"<td>{histogram(name, 'e2e', measured.get('e2eLatency') or [])}</td></tr>")
+    key = (f'<span><svg width="12" height="10"><rect width="12" height="10" fill="{_BEFORE}"/></svg> before the '
+           f'workload</span><span><svg width="12" height="10"><rect width="12" height="10" fill="{_AFTER}"/></svg> '
+           f"after it (or during it: hit rate, latencies)</span>")
+    return (f'<div class="vllm-legend">{key}</div><table class="vllm-charts"><tr><th>Target</th>'
+            "<th>Prefix-cache hit rate during the workload</th><th>KV-cache usage</th>"
+            "<th>Requests finished (vllm:request_success_total)</th>"
+            "<th>Time to first token</th><th>End-to-end latency</th></tr>" + "".join(rows) + "</table>")

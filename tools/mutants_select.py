@@ -1,0 +1,19 @@
+"""pytest plugin for mutation runs: keep the fast in-process unit tests, deselect the slow ones.
+
+Loaded by mutmut (`pytest_add_cli_args` in pyproject.toml's [tool.mutmut]). A test is slow, for a mutation run,
+when it runs pytest in a subprocess (the `pytester` fixture), starts a real Prometheus (`prometheus_server`)
+or drives a browser; each mutant would pay seconds for it. Those tests still run in the ordinary suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "double", "cluster", "tls_double", "connect_proxy"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
