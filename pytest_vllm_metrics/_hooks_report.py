@@ -15,7 +15,7 @@ from . import report
 from .fixtures import VERDICT_KEY
 from .outcome import EXIT_INCONCLUSIVE, Outcome
 from .report import ROWS_KEY as ROWS
-from .report import Row
+from .report import Row, skipped_reason
 from .run import RUN_KEY, Run
 from .targets import redact_url
 
@@ -46,6 +46,9 @@ class ReportHooks:
         # junitxml writes the teardown report's properties, which pytest takes from the item
         item.user_properties.extend([("vllm_target", row.target or "every target"), ("vllm_check", row.check),
                                      ("vllm_level", row.level), ("vllm_outcome", row.outcome)])
+        # each target's own outcome, so that a CI tool reading JUnit sees which pod failed a check of several
+        item.user_properties.extend((f"vllm_target_outcome:{name}", outcome)
+                                    for name, outcome, _ in row.per_target() if name)
         # Plain data on the report: pytest-xdist sends reports from its workers to the controller, which
         # collects the rows in pytest_runtest_logreport (as a serial run does).
         test_report.vllm_row = asdict(row)  # type: ignore[attr-defined]
@@ -137,6 +140,8 @@ class HtmlHooks:
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         cells.insert(2, '<th class="sortable" data-column-type="target">Target</th>')
         cells.insert(3, '<th class="sortable" data-column-type="level">Level</th>')
+        # pytest-html's Result says "Skipped" for an inconclusive check (its filters know pytest's outcomes only)
+        cells.insert(4, '<th class="sortable" data-column-type="outcome">Outcome</th>')
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         # Every row gets exactly the header's cells, collection errors included (pytest-html #728).
@@ -144,12 +149,40 @@ class HtmlHooks:
         row = Row(**data) if data else None
         cells.insert(2, f'<td class="col-target">{_esc(row.shown_target() if row else "")}</td>')
         cells.insert(3, f'<td class="col-level">{_esc(row.level if row else "")}</td>')
+        cells.insert(4, f'<td class="col-outcome">{_esc(row.outcome if row else "")}</td>')
+
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        # A skip's log is pytest's (path, line, "Skipped: why") tuple as text: show the reason only.
+        reason = skipped_reason(report)
+        if reason is not None and not hasattr(report, "wasxfail"):
+            row = getattr(report, "vllm_row", None)
+            data[:] = [_esc(row["reason"] if row and row["reason"] else reason)]
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
                                     session: pytest.Session) -> None:
-        rows = session.config.stash[report.ROWS_KEY]
+        config = session.config
+        rows = config.stash[report.ROWS_KEY]
         if rows:
-            prefix.append(report.summary_html(rows, session.config.stash[RUN_KEY].implementations()))
+            run = config.stash[RUN_KEY]
+            prefix.append(report.summary_html(rows, run.implementations(), panels=_layout(run),
+                                              tally=_tally(session)))
+
+
+def _layout(run: Run) -> list[dict[str, Any]]:
+    """The dashboards' panels in their order, with where Grafana draws them: for the report's picture."""
+    return [{"dashboard": p.dashboard, "dashboardTitle": p.dashboard_title, "title": p.title, "row": p.row,
+             "grid": list(p.grid) if p.grid else None} for p in run.panels]
+
+
+# pytest's outcome words (the terminal's "73 passed, 9 skipped, 2 inconclusive"), in the report's order
+_TALLIED = ("passed", "failed", "error", "xfailed", "xpassed", "inconclusive", "skipped")
+
+
+def _tally(session: pytest.Session) -> dict[str, Any]:
+    """What pytest itself counted, for a summary whose numbers match the terminal's and the collection."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats: dict[str, list[Any]] = getattr(reporter, "stats", {})
+    return {"collected": session.testscollected, "outcomes": {name: len(stats.get(name, [])) for name in _TALLIED}}
 
 
 def _esc(text: str) -> str:

@@ -35,7 +35,8 @@ def esc(text: object) -> str:
 
 def style() -> str:
     rules = [
-        "#vllm-summary{font-family:sans-serif;line-height:1.35;max-width:1600px}",
+        "#vllm-summary{font-family:sans-serif;line-height:1.35;color:#222;font-size:14px}",
+        "#vllm-summary .vllm-scroll{overflow-x:auto;max-width:100%}",
         "#vllm-summary h2{margin-bottom:4px}#vllm-summary h3{margin:22px 0 6px}",
         ".run-count{display:none}",  # pytest-html's own count leaves out skipped tests; ours is in the summary
         ".vllm-result{display:inline-block;padding:3px 12px;border-radius:4px;font-weight:bold;color:#fff}",
@@ -59,12 +60,12 @@ def style() -> str:
         ".vllm-panel .v{font-weight:bold;margin:2px 0}",
         ".vllm-panel .r{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;color:#333}",
         ".vllm-panel details{margin-top:3px}.vllm-panel summary{cursor:pointer;color:#555}",
-        "table.vllm-matrix{border-collapse:separate;border-spacing:2px;font-size:12px}",
+        "table.vllm-matrix{border-collapse:separate;border-spacing:1px;font-size:11px}",
         "table.vllm-matrix th.group{text-align:left;border-bottom:2px solid #888;font-size:12px;padding:0 4px}",
         "table.vllm-matrix th.check{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;"
-        "white-space:nowrap;padding:2px 0;max-height:220px;overflow:hidden;text-overflow:ellipsis}",
+        "white-space:nowrap;padding:2px 0;max-height:200px;overflow:hidden;text-overflow:ellipsis;width:14px}",
         "table.vllm-matrix th.pod,table.vllm-matrix td.meta{text-align:left;white-space:nowrap;padding:0 8px}",
-        "table.vllm-matrix td.cell{width:16px;min-width:16px;height:18px;text-align:center;font-weight:bold;"
+        "table.vllm-matrix td.cell{width:14px;min-width:14px;height:16px;padding:0;text-align:center;font-weight:bold;"
         "border-radius:2px;cursor:default}",
         "table.vllm-charts{border-collapse:collapse;font-size:12px}",
         "table.vllm-charts th,table.vllm-charts td{padding:4px 10px;border-bottom:1px solid #e4e4e4;text-align:left;"
@@ -84,7 +85,7 @@ def style() -> str:
 
 
 def symbol(outcome: str) -> str:
-    strong, _, mark, word = OUTCOMES.get(outcome, OUTCOMES["failed"])
+    _, _, mark, word = OUTCOMES.get(outcome, OUTCOMES["failed"])
     return f'<span class="vllm-sym o-{esc(outcome)}" title="{esc(word)}">{esc(mark)}</span>'
 
 
@@ -180,7 +181,12 @@ def dashboards(panels: Sequence[PanelBox]) -> str:
             if isinstance(item, str):
                 parts.append(f'<div class="vllm-row-title" style="{area}">{esc(item)}</div>')
                 continue
+            # the one-line reason: without the "panel "T" (dashboard) " that the box already shows
             first = item.reason.split("\n", 1)[0]
+            for lead in (f'panel "{item.title}" ({item.dashboard_title}) ', f'panel "{item.title}" '):
+                if first.startswith(lead):
+                    first = first.removeprefix(lead)
+                    break
             parts.append(
                 f'<div class="vllm-panel o-{esc(item.outcome)}" style="{area}" data-panel="{esc(item.title)}" '
                 f'data-verdict="{esc(item.verdict)}" data-outcome="{esc(item.outcome)}" '
@@ -234,7 +240,7 @@ def matrix(targets: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, 
                         f'data-outcome="{esc(outcome)}" title="{esc(tip)}">{esc(mark)}</td>')
         line.append("</tr>")
         body.append("".join(line))
-    return "".join(head) + "".join(body) + "</tbody></table>"
+    return '<div class="vllm-scroll">' + "".join(head) + "".join(body) + "</tbody></table></div>"
 
 
 # -- the workload's numbers ------------------------------------------------------------------------------
@@ -339,7 +345,8 @@ def charts(implementations: Iterable[dict[str, Any]]) -> str:
     key = (f'<span><svg width="12" height="10"><rect width="12" height="10" fill="{_BEFORE}"/></svg> before the '
            f'workload</span><span><svg width="12" height="10"><rect width="12" height="10" fill="{_AFTER}"/></svg> '
            f"after it (or during it: hit rate, latencies)</span>")
-    return (f'<div class="vllm-legend">{key}</div><table class="vllm-charts"><tr><th>Target</th>'
+    return (f'<div class="vllm-legend">{key}</div><div class="vllm-scroll"><table class="vllm-charts">'
+            "<tr><th>Target</th>"
             "<th>Prefix-cache hit rate during the workload</th><th>KV-cache usage</th>"
             "<th>Requests finished (vllm:request_success_total)</th>"
-            "<th>Time to first token</th><th>End-to-end latency</th></tr>" + "".join(rows) + "</table>")
+            "<th>Time to first token</th><th>End-to-end latency</th></tr>" + "".join(rows) + "</table></div>")

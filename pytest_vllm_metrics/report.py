@@ -263,10 +263,6 @@ def _without_target(reason: str, target: str) -> str:
     return reason
 
 
-def _shorter(reason: str, limit: int = 400) -> str:
-    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
-
-
 def _counts(rows: list[Row]) -> str:
     counts = Counter(r.outcome for r in rows)
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no checks"
@@ -287,7 +283,7 @@ def check_group(row: Row) -> tuple[str, str]:
 
 def tally_text(rows: list[Row], tally: dict[str, Any] | None) -> str:
     """How many tests ran and how they ended, by pytest's own count (the terminal's), skipped and inconclusive
-    included: pytest-html's "N tests took" leaves skipped tests out."""
+    included: pytest-html's "N tests took" counts passed, failed, xfailed and xpassed only."""
     if not tally:
         return f"{len(rows)} checks: {_counts(rows)}"
     outcomes = {k: v for k, v in tally.get("outcomes", {}).items() if v}
@@ -298,8 +294,6 @@ def tally_text(rows: list[Row], tally: dict[str, Any] | None) -> str:
         text += f" of {collected} collected"
     elif collected:
         text += " (all collected)"
-    if tally.get("duration") is not None:
-        text += f" took {float(tally['duration']):.1f} s"
     shown = ", ".join(f"{n} {name}" for name, n in outcomes.items())
     return f"{text}: {shown}" if shown else text
 
@@ -311,7 +305,7 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]], panels: list[di
     documented limitations (each once per target, in full).
 
     `panels`: the dashboards' panels in their order with their place (dashboard, title, dashboardTitle, row,
-    grid); `tally`: pytest's own counts (collected, outcomes, duration)."""
+    grid); `tally`: pytest's own counts (collected, outcomes)."""
     esc = _html.esc
     result = overall(rows)
     parts = [_html.style(), '<div id="vllm-summary"><h2>vLLM metrics conformance</h2>',
