@@ -90,7 +90,11 @@ class ReportHooks:
         terminalreporter.section("vLLM metrics conformance")
         for line in report.terminal_lines(rows, width=terminalreporter._tw.fullwidth):
             terminalreporter.line(line)
-        path = config.stash[RUN_KEY].settings.vllm_report
+        run = config.stash[RUN_KEY]
+        cluster = run.cluster() if run.settings.vllm_namespace else None
+        for note in cluster.notes if cluster is not None else ():  # informational calls that failed
+            terminalreporter.line(f"note: {note}")
+        path = run.settings.vllm_report
         if path:
             terminalreporter.line(f"conformance report: {path}")
 

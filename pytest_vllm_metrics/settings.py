@@ -202,7 +202,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_token_env", "environment variable holding Prometheus' bearer token", metavar="NAME"),
     Option("prometheus_ca", "CA bundle to verify Prometheus' TLS certificate", parse=_file, metavar="PATH"),
     Option("prometheus_insecure", "do not verify Prometheus' TLS certificate", parse=_bool, switch=True),
-    Option("vllm_report", "write the machine-readable conformance report here (.json, or .yaml)", metavar="PATH"),
+    Option("vllm_report", "write the conformance report here: .json or .yaml (machine-readable), or .md (a Markdown "
+           "summary for a CI job summary or a merge-request comment)", metavar="PATH"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
            parse=_choice(("must", "should", "may")), metavar="LEVEL"),
 )

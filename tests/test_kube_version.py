@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NS, verdicts, write_kubeconfig
+from conftest import NS, flat, verdicts, write_kubeconfig
 from pytest_vllm_metrics.kube import ClusterInfo, _node_architectures, discover
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -46,6 +46,8 @@ def test_version_without_its_fields_is_a_note_and_the_suite_runs(
     assert note == ("Kubernetes version unknown (informational only): GET /version answered an object the "
                     "kubernetes client rejects (missing or invalid: buildDate, compiler, gitCommit, gitTreeState, "
                     "gitVersion, goVersion, platform)")
+    # and the terminal states it too, as a note (the run went on)
+    assert "note: Kubernetes version unknown (informational only): GET /version" in flat(result)
 
 
 @pytest.mark.parametrize(("changes", "says"), [
