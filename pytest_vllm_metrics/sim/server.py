@@ -53,7 +53,7 @@ def build_app(profile: Profile) -> web.Application:
     if profile.exposition not in EXPOSITIONS:
         raise ValueError(f"unknown exposition {profile.exposition!r}; valid ones are {', '.join(EXPOSITIONS)}")
     engine = Engine(profile)
-    app = web.Application(middlewares=[_faults(profile), _auth(profile), _metered()])
+    app = web.Application(middlewares=[_hangups, _faults(profile), _auth(profile), _metered()])
     app[ENGINE] = [engine]
     app.router.add_get("/health", _health)
     app.router.add_get("/version", _version)
@@ -62,6 +62,15 @@ def build_app(profile: Profile) -> web.Application:
     app.router.add_post("/v1/completions", _completions)
     app.router.add_post("/v1/chat/completions", _chat)
     return app
+
+
+@web.middleware
+async def _hangups(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ConnectionResetError:
+        # The client hung up (its deadline or cap, a cancelled workload): expected, not a server error to log.
+        return web.Response(status=499)  # nginx's "client closed request"; nobody reads it
 
 
 def _faults(profile: Profile) -> Any:
@@ -119,14 +128,17 @@ async def _bad_metrics(request: web.Request, fault: str) -> web.StreamResponse:
     if fault == "metrics-huge":
         response.content_length = 20 * 1024 * len(line)  # declared, as a proxy or a file server would
     await response.prepare(request)
-    if fault == "metrics-huge":
-        for _ in range(20 * 1024):  # 20 MB of comment lines
-            await response.write(line)
-    else:  # slow loris: bounded by the server's shutdown, never by itself finishing
-        while True:
-            await response.write(b"#")
-            await asyncio.sleep(0.2)
-    await response.write_eof()
+    try:
+        if fault == "metrics-huge":
+            for _ in range(20 * 1024):  # 20 MB of comment lines
+                await response.write(line)
+        else:  # slow loris: bounded by the server's shutdown, never by itself finishing
+            while True:
+                await response.write(b"#")
+                await asyncio.sleep(0.2)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client hung up at its cap or deadline, as it should: not a server error worth a traceback
     return response
 
 
