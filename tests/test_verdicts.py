@@ -238,3 +238,24 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
     parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
     assert report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
+
+
+# -- timing against Prometheus --------------------------------------------------------------------------------
+
+
+def test_rate_panel_prometheus_cannot_fill_yet_is_inconclusive_not_no_data(
+        pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str]) -> None:
+    # A 500ms window never holds two samples of a 1 s scrape: the state of a Prometheus that has not scraped
+    # twice since the workload on a loaded machine, made deterministic. Before, this was "no data".
+    sim = sim_host.start(get_profile("x86_64"))
+    prom = prometheus_server({"decode-0": sim.url})
+    dashboard = pytester.path / "rate.json"
+    query = {"refId": "A", "expr": "rate(vllm:prompt_tokens_total[500ms])"}
+    dashboard.write_text(json.dumps({"title": "vLLM", "panels": [{"title": "Prompt tokens/s", "targets": [query]}]}))
+    result = run(pytester, f"--vllm-url={sim.url}", f"--prometheus-url={prom}", f"--grafana-dashboard={dashboard}",
+                 "-k", "test_panel")
+
+    [row] = report(pytester)["tests"]
+    assert (row["outcome"], row["evidence"]["panel_verdict"]) == ("inconclusive", "inconclusive")
+    assert said(result, "*fewer than two samples of vllm:prompt_tokens_total within the panel's 500ms window*")
+    assert result.ret == EXIT_INCONCLUSIVE
