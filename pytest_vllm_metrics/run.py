@@ -149,7 +149,7 @@ class Run:
                 "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
                 "source": target.source, "blockSize": obs.block_size if obs.cache_config else None,
                 "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
-                "exposition": getattr(obs.before, "format", None),
+                "exposition": obs.before.format if obs.before is not None else None,
                 "measured": _measured(obs),
             })
         return out
