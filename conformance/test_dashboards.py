@@ -6,9 +6,10 @@ from pytest_vllm_metrics.dashboards import evaluate_panel
 
 
 def test_panel(vllm_panel, vllm_observations, vllm_catalog, vllm_settings, vllm_enforce, request):
-    prom = None
+    prom, wait = None, None
     if vllm_settings.prometheus_url:
         state = request.getfixturevalue("vllm_prometheus")
-        prom = None if state.error else state.prom
+        if not state.error:
+            prom, wait = state.prom, state.panel_wait()
     observations = list(vllm_observations.values())
-    vllm_enforce(evaluate_panel(vllm_panel, observations, vllm_catalog, vllm_settings.policy, prom))
+    vllm_enforce(evaluate_panel(vllm_panel, observations, vllm_catalog, vllm_settings.policy, prom, wait))

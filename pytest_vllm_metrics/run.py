@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,14 @@ class PrometheusState:
     held: dict[str, prometheus.Held] = field(default_factory=dict)  # per target: the synced counter
     error: str | None = None
     waited: float = 0.0  # the bound of the wait for Prometheus to catch up with the workload
+    _panels_until: float | None = field(default=None, repr=False)
+
+    def panel_wait(self) -> float:
+        """What is left of the one wait every panel shares: a lagging Prometheus costs the run one bound (two
+        scrape intervals), not one per panel. It starts with the first panel judged."""
+        if self._panels_until is None:
+            self._panels_until = time.monotonic() + self.waited
+        return max(self._panels_until - time.monotonic(), 0.0)
 
 
 class Run:

@@ -250,12 +250,16 @@ def test_rate_panel_prometheus_cannot_fill_yet_is_inconclusive_not_no_data(
     sim = sim_host.start(get_profile("x86_64"))
     prom = prometheus_server({"decode-0": sim.url})
     dashboard = pytester.path / "rate.json"
-    query = {"refId": "A", "expr": "rate(vllm:prompt_tokens_total[500ms])"}
-    dashboard.write_text(json.dumps({"title": "vLLM", "panels": [{"title": "Prompt tokens/s", "targets": [query]}]}))
+    panels = [{"title": f"Rate {n}", "targets": [{"refId": "A", "expr": f"rate(vllm:{name}[500ms])"}]}
+              for n, name in enumerate(("prompt_tokens_total", "generation_tokens_total"))]
+    dashboard.write_text(json.dumps({"title": "vLLM", "panels": panels}))
     result = run(pytester, f"--vllm-url={sim.url}", f"--prometheus-url={prom}", f"--grafana-dashboard={dashboard}",
                  "-k", "test_panel")
 
-    [row] = report(pytester)["tests"]
-    assert (row["outcome"], row["evidence"]["panel_verdict"]) == ("inconclusive", "inconclusive")
+    rows = report(pytester)["tests"]
+    assert [(row["outcome"], row["evidence"]["panel_verdict"]) for row in rows] == [("inconclusive",) * 2] * 2
     assert said(result, "*fewer than two samples of vllm:prompt_tokens_total within the panel's 500ms window*")
     assert result.ret == EXIT_INCONCLUSIVE
+    # the panels share one bounded wait (two 1 s scrape intervals + 5 s), not one each
+    waits = [float(re.search(r"waited ([\d.]+) s", row["reason"]).group(1)) for row in rows]  # type: ignore[union-attr]
+    assert sum(waits) <= 7.0, waits
