@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 import shutil
 import socket
@@ -24,6 +25,7 @@ import pytest
 
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
+from pytest_vllm_metrics.snapshot import Snapshot
 
 # pytester restores sys.modules after each test, dropping modules first imported during it. httpx maps
 # httpcore's exceptions through a table filled on first use: fill it now, with the httpcore imported here,
@@ -153,6 +155,16 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
     The bundled checks judge every target in one test; this is how a test sees one pod's result."""
     rows = json.loads((pytester.path / report).read_text())["tests"]
     return {(row["id"].split("::")[-1], name): t["outcome"] for row in rows for name, t in row["targets"].items()}
+
+
+CAPTURES = sorted((Path(__file__).parent / "tests" / "data" / "captures").glob("*.prom"))  # real vLLM 0.32 pages
+
+
+def comparable(snapshot: Snapshot) -> tuple[object, ...]:
+    """What two parses of one page must agree on: families, samples (NaN made comparable), created stamps."""
+    samples = {name: [(s.labels, "nan" if math.isnan(s.value) else s.value) for s in series]
+               for name, series in snapshot.samples.items()}
+    return snapshot.families, samples, snapshot.created
 
 
 def flat(result: pytest.RunResult) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import httpx
@@ -10,17 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import CAPTURES, comparable
 from pytest_vllm_metrics import _fastparse
 from pytest_vllm_metrics.sim import SimHost, get_profile, profile_names
 from pytest_vllm_metrics.snapshot import ExpositionError, Snapshot
-
-CAPTURES = sorted((Path(__file__).parent / "data" / "captures").glob("*.prom"))
-
-
-def comparable(snapshot: Snapshot) -> tuple[object, ...]:
-    samples = {name: [(s.labels, "nan" if math.isnan(s.value) else s.value) for s in series]
-               for name, series in snapshot.samples.items()}
-    return snapshot.families, samples, snapshot.created
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 from pathlib import Path
 
 import httpx
@@ -14,21 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import verdicts
+from conftest import CAPTURES, comparable, verdicts
 from pytest_vllm_metrics.scrape import ACCEPT, FetchError, scrape
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim._openmetrics import CONTENT_TYPE, to_openmetrics
 from pytest_vllm_metrics.snapshot import TEXT_FORMAT, Delta, ExpositionError, Snapshot
 from pytest_vllm_metrics.targets import Target
-
-CAPTURES = sorted((Path(__file__).parent / "data" / "captures").glob("*.prom"))
-
-
-def comparable(snapshot: Snapshot) -> tuple[object, ...]:
-    samples = {name: [(s.labels, "nan" if math.isnan(s.value) else s.value) for s in series]
-               for name, series in snapshot.samples.items()}
-    return snapshot.families, samples, snapshot.created
-
 
 # -- the real vLLM 0.32 captures, converted -------------------------------------------------------------
 
