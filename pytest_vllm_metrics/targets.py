@@ -22,7 +22,7 @@ class Target:
     # Extra httpx.AsyncClient arguments to reach the server (TLS, data-plane credentials). Kept out of
     # repr so that credentials never reach an assertion message or a log line.
     client_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    # Why the target cannot be checked (a pod that is not Ready, say); its tests fail with this reason.
+    # Why the target cannot be checked (a pod that is not Ready, say); its checks are inconclusive with this reason.
     unavailable: str | None = None
     detail: Mapping[str, str] = field(default_factory=dict)  # shown in reports: profile, version, ...
 

@@ -99,7 +99,7 @@ def test_forbidden_pod_list_names_verb_and_resource(pytester: pytest.Pytester, d
                                  'forbidden: User * cannot list resource "pods"*deploy/rbac.yaml*'])
 
 
-def test_pods_not_ready_are_failed_targets_with_phase_and_reason(
+def test_pods_not_ready_are_inconclusive_targets_with_phase_and_reason(
     pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.namespaces[NS][1].ready = False
