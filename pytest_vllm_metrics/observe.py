@@ -144,7 +144,8 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
                              f"{len(obs.traffic.records)} of {settings.vllm_requests} requests; raise the cap or "
                              f"send fewer requests")
     if obs.traffic.error:  # no workload, or only part of it: the run could not observe what it needs
-        obs.errors["traffic"] = Problem(f"{target.name}: {obs.traffic.error}")
+        obs.errors["traffic"] = Problem(f"{target.name}: {obs.traffic.error}",
+                                        inconclusive=not obs.traffic.server_failed)
     elif not obs.traffic.requests:
         # The server answered every request with an error of its own: it does not serve (a failure).
         obs.errors["traffic"] = Problem(f"{target.name}: every workload request failed: {obs.traffic.summary()}",

@@ -49,6 +49,9 @@ class TrafficResult:
     records: list[RequestRecord] = field(default_factory=list)
     prefix_tokens: int = 0
     error: str | None = None  # why no workload (or only part of it) was sent
+    # The server itself answered wrongly (its /v1/models failed), as opposed to the run being kept from it
+    # (credentials, overload, a cap): a failure of the server, not an inconclusive run.
+    server_failed: bool = False
 
     @property
     def ok(self) -> list[RequestRecord]:
@@ -116,7 +119,7 @@ class Workload:
             try:
                 self.model, max_model_len = await self._first_model()
             except _WorkloadError as exc:
-                result.error = str(exc)
+                result.error, result.server_failed = str(exc), exc.server_failed
                 return result
             result.model = self.model
         # 1. calibration: a short prompt tells how many tokens a word of our vocabulary costs here
@@ -150,14 +153,18 @@ class Workload:
             raise _WorkloadError(self._unauthorized(f"GET {path}"))
         if response.status_code in _OVERLOADED:
             raise _WorkloadError(_overloaded(f"GET {path}", response.status_code))
+        if response.status_code == 403:  # the suite's identity is refused (a proxy's or the API server's RBAC)
+            raise _WorkloadError(f"GET {path} was refused (403 Forbidden): grant the suite's identity access "
+                                 f"(through the API server's pod proxy: get on pods/proxy, deploy/rbac.yaml).")
         if response.status_code != 200:
             raise _WorkloadError(f"GET {path} answered HTTP {response.status_code}; no workload was sent. "
-                                 f"Pass the model with --vllm-model to skip this lookup.")
+                                 f"Pass the model with --vllm-model to skip this lookup.", server_failed=True)
         try:
             data = response.json()["data"]
             return str(data[0]["id"]), data[0].get("max_model_len")
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _WorkloadError(f"GET {path} did not list any model; pass one with --vllm-model.") from None
+            raise _WorkloadError(f"GET {path} did not list any model; pass one with --vllm-model.",
+                                 server_failed=True) from None
 
     def _unauthorized(self, what: str) -> str:
         """401: whether a key was given decides the fix (the key itself is never shown)."""
@@ -243,7 +250,9 @@ class Workload:
 
 
 class _WorkloadError(Exception):
-    pass
+    def __init__(self, message: str, server_failed: bool = False) -> None:
+        super().__init__(message)
+        self.server_failed = server_failed
 
 
 _OVERLOADED = (429, 503)

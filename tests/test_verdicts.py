@@ -263,3 +263,27 @@ def test_rate_panel_prometheus_cannot_fill_yet_is_inconclusive_not_no_data(
     # the panels share one bounded wait (two 1 s scrape intervals + 5 s), not one each
     waits = [float(re.search(r"waited ([\d.]+) s", row["reason"]).group(1)) for row in rows]  # type: ignore[union-attr]
     assert sum(waits) <= 7.0, waits
+
+
+def test_models_endpoint_answering_500_fails_the_workload_check_and_leaves_movement_undecided(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # The server answers, wrongly: that is the deployment's failure (not the run's), and what the workload
+    # would have moved cannot be judged either way.
+    app = build_app(get_profile("x86_64"))
+
+    @web.middleware
+    async def broken_models(request: web.Request, handler: Callable[..., object]) -> web.StreamResponse:
+        if request.path == "/v1/models":
+            return web.Response(status=500, text="Internal Server Error")
+        return await handler(request)  # type: ignore[misc, no-any-return]
+
+    app.middlewares.append(broken_models)
+    url = sim_host.start_app(app)
+    result = run(pytester, f"--vllm-url={url}")
+
+    mine = outcomes_of(pytester, name_of(url))
+    assert mine["test_workload_served"] == "failed"
+    assert mine["test_moves[vllm:prompt_tokens_total]"] == "inconclusive"
+    assert mine["test_present[vllm:num_requests_running]"] == "passed"
+    assert said(result, "*GET /v1/models answered HTTP 500; no workload was sent*")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
