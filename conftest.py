@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import math
@@ -10,8 +11,10 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +25,7 @@ import httpcore._backends.sync
 import httpx
 import httpx._transports.default
 import pytest
+from aiohttp import web
 
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
@@ -137,6 +141,92 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# -- a Prometheus HTTP API on loopback, for the checks' own logic (the real Prometheus is prometheus_server) ---
+
+NOW = 1_767_225_600.0  # the evaluation timestamp Prometheus puts on every sample of an instant query
+
+
+def sample(value: float | str, **labels: str) -> dict[str, Any]:
+    """One element of an instant vector: its labels and [evaluation time, value as a string]."""
+    return {"metric": labels, "value": [NOW, str(value)]}
+
+
+def vector(*samples: dict[str, Any]) -> dict[str, Any]:
+    return {"resultType": "vector", "result": list(samples)}
+
+
+@dataclass
+class Seen:
+    path: str
+    params: dict[str, str]
+    authorization: str | None
+    peer_port: int
+
+
+@dataclass
+class PrometheusAPI:
+    """A Prometheus HTTP API on loopback. `answers` maps a PromQL expression to the successive `data` it
+    answers (the last one repeats); any other expression has an empty vector, as a series Prometheus lacks."""
+
+    answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    active: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    # (HTTP status, content type, body) answered to every request instead, as a proxy or an error would.
+    fixed: tuple[int, str, str] | None = None
+    stall: threading.Event | None = None  # when set up: hold each answer until the test releases it (bounded)
+    series: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # /api/v1/series: match[] -> label sets
+    seen: list[Seen] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self, expr: str, *data: dict[str, Any]) -> None:
+        self.answers[expr] = list(data)
+
+    def queries(self) -> list[str]:
+        return [s.params["query"] for s in self.seen if s.path == "/api/v1/query"]
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/v1/query", self._query)
+        app.router.add_get("/api/v1/targets", self._targets)
+        app.router.add_get("/api/v1/series", self._series)
+        return app
+
+    async def _record(self, request: web.Request) -> web.Response | None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.seen.append(Seen(request.path, dict(request.query), request.headers.get("Authorization"),
+                              peer[1] if peer else 0))
+        if self.stall is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.stall.wait, 5.0)
+        if self.fixed is not None:
+            status, content_type, body = self.fixed
+            return web.Response(status=status, content_type=content_type, text=body)
+        return None
+
+    async def _query(self, request: web.Request) -> web.Response:
+        fixed = await self._record(request)
+        if fixed is not None:
+            return fixed
+        data = self.answers.get(request.query["query"], [vector()])
+        if len(data) > 1:
+            return web.json_response({"status": "success", "data": data.pop(0)})
+        return web.json_response({"status": "success", "data": data[0]})
+
+    async def _series(self, request: web.Request) -> web.Response:
+        fixed = await self._record(request)
+        if fixed is not None:
+            return fixed
+        return web.json_response({"status": "success", "data": self.series.get(request.query["match[]"], [])})
+
+    async def _targets(self, request: web.Request) -> web.Response:
+        fixed = await self._record(request)
+        if fixed is not None:
+            return fixed
+        state = request.query.get("state", "").lower()  # as Prometheus' web/api/v1 reads it
+        data = {"activeTargets": self.active if state in ("", "any", "active") else [],
+                "droppedTargets": self.dropped if state in ("", "any", "dropped") else []}
+        return web.json_response({"status": "success", "data": data})
 
 
 # -- a Kubernetes cluster double with two vLLM pods -------------------------------------------------

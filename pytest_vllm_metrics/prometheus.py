@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -151,12 +152,17 @@ def scrape_interval(prom: Prometheus) -> float:
     return min(max(intervals, default=30.0), 60.0)
 
 
+# A Prometheus duration: units from the largest down, each at most once ("1m30s" is how it prints 90 s).
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
 def _seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "").isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    return 30.0
+    """A duration as Prometheus writes it, in seconds; 30 (its default interval) for anything unreadable."""
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        return 30.0
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if n)
 
 
 def scraped(prom: Prometheus, obs: Observation) -> Verdict:

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from conftest import PrometheusAPI, sample, vector
 from pytest_vllm_metrics import evaluate, kube, prometheus
 from pytest_vllm_metrics.catalog import Entry
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
+from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -376,24 +378,30 @@ def test_cache_config_block_size_must_be_a_positive_whole_number(labels: str, ou
 
 
 class FakePrometheus:
-    """What prometheus.scraped asks of the Prometheus API: an instant query and the targets."""
+    """The answers prometheus.scraped gets: `up` per series, the active and dropped targets. `scraped()` serves
+    them from a Prometheus HTTP API on loopback (conftest.PrometheusAPI); `queries` is what it was asked."""
 
     def __init__(self, up: list[str], active: list[dict[str, Any]] | None = None,
                  dropped: list[dict[str, Any]] | None = None) -> None:
         self.up, self.active, self.dropped = up, active or [], dropped or []
         self.queries: list[str] = []
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        self.queries.append(expr)
-        return [{"metric": {}, "value": [1.0, value]} for value in self.up]
-
-    def targets(self, state: str = "any") -> dict[str, Any]:
-        return {"activeTargets": self.active, "droppedTargets": self.dropped}
-
 
 def scraped(fake: FakePrometheus, source: str = "url") -> Verdict:
     target = Target("decode-0", "http://10.0.0.1:8200", source=source, detail={"namespace": "llm-d"})
-    return prometheus.scraped(fake, Observation(target))  # type: ignore[arg-type]
+    obs = Observation(target)
+    selector = ",".join(f'{key}="{value}"' for key, value in prometheus.selector_for(obs).items())
+    api = PrometheusAPI(active=fake.active, dropped=fake.dropped)
+    api.answer(f"up{{{selector}}}", vector(*(sample(value) for value in fake.up)))
+    with SimHost() as host:
+        api.url = host.start_app(api.app())
+        prom = Prometheus(api.url)
+        try:
+            verdict = prometheus.scraped(prom, obs)
+        finally:
+            prom.close()
+    fake.queries = api.queries()
+    return verdict
 
 
 def test_target_up_is_scraped() -> None:
@@ -469,19 +477,6 @@ def test_target_whose_up_is_0_in_a_real_prometheus_is_down_with_its_error(
     assert down.message.startswith(f"{instance}: Prometheus scrapes it but the target is down (up=0): ")
     assert "connection refused" in down.message
     assert up.outcome == Outcome.PASSED
-
-
-def test_scrape_interval_is_the_longest_capped_at_a_minute() -> None:
-    """kills `min(max(...), 60.0)` -> `max(...)` and the unit table of prometheus._seconds."""
-    def interval(*texts: str) -> float:
-        fake = SimpleNamespace(targets=lambda state: {"activeTargets": [{"scrapeInterval": t} for t in texts]})
-        return prometheus.scrape_interval(fake)  # type: ignore[arg-type]
-
-    assert interval("15s", "500ms") == 15.0
-    assert interval("2m") == 60.0
-    assert interval("1.5s", "250ms") == 1.5
-    assert interval("soon") == 30.0
-    assert interval() == 30.0
 
 
 # -- target selection on Kubernetes (kube._target, kube._port) -------------------------------------------------
@@ -994,3 +989,253 @@ def test_pod_without_containers_asks_for_a_port() -> None:
     kube._port."""
     assert chosen(pod([])).unavailable == ("decode-0: declares no port on container ? (ports: none declared); pass "
                                            "--vllm-port.")
+
+
+# -- feature detection and gating (features.detect, features.status) -------------------------------------------
+
+
+def detected(*lines: str) -> set[str]:
+    """The features the run report lists for a server whose /metrics page has these lines."""
+    from pytest_vllm_metrics import features
+    return features.detect(Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge",
+                                                      "vllm:num_requests_running 0", *lines]) + "\n"))
+
+
+@pytest.mark.parametrize(("lines", "found"), [
+    ((), {"core"}),
+    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="True"} 1'),
+     {"core", "prefix_caching"}),
+    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="False"} 1'), {"core"}),
+    (('# TYPE vllm:lora_requests_info gauge', 'vllm:lora_requests_info{max_lora="1"} 1'), {"core", "lora"}),
+    (('# TYPE vllm:num_requests_kv_fetch_by_stage gauge', 'vllm:num_requests_kv_fetch_by_stage 0'),
+     {"core", "kv_connector"}),
+    (('# TYPE vllm:nixl_num_failed_transfers counter', 'vllm:nixl_num_failed_transfers_total 0'),
+     {"core", "kv_connector"}),
+    (('# TYPE vllm:kv_offload_bytes gauge', 'vllm:kv_offload_bytes 0'), {"core", "kv_offload"}),
+])
+def test_features_the_page_shows_are_detected(lines: tuple[str, ...], found: set[str]) -> None:
+    """kills the `always`, `families` and `prefixes` keys of features.detect, `found.add(feature)` ->
+    `add(None)`, and `families ... or prefixes` -> `and` (kv_connector by a family alone, by a prefix alone)."""
+    assert detected(*lines) == found
+
+
+def lora_entry() -> Entry:
+    return Entry(name="vllm:lora_requests_info", type="gauge", level="SHOULD", feature="lora",
+                 versions=VersionRange(">=0.9.2"))
+
+
+def lora_presence(page_has_lora: bool, policy: Policy) -> Verdict:
+    lines = ["# TYPE vllm:lora_requests_info gauge", 'vllm:lora_requests_info{max_lora="1"} 1'] if page_has_lora else []
+    snapshot = Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge", "vllm:num_requests_running 0",
+                                         *lines]) + "\n")
+    return evaluate.presence(lora_entry(), observed(snapshot, snapshot), policy)
+
+
+def test_checks_of_a_detected_optional_feature_run() -> None:
+    """kills `feature in detected` -> `not in` and `FeatureStatus(True)` -> None / False in features.status."""
+    assert lora_presence(True, Policy()).outcome == Outcome.PASSED
+
+
+def test_checks_of_an_optional_feature_not_detected_are_skipped_saying_how_to_require_it() -> None:
+    """kills the last `FeatureStatus(False, ...)` -> `True` / the flag dropped in features.status."""
+    verdict = lora_presence(False, Policy())
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == ("feature lora is not enabled on this server (not detected from its metrics); pass "
+                               "--vllm-require-feature=lora to require it")
+
+
+def test_required_feature_not_detected_fails() -> None:
+    """kills `feature in required` -> `not in` in features.status: a required feature's absence is the failure."""
+    verdict = lora_presence(False, Policy(require=("lora",)))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith("decode-0 (vLLM 0.32.0): vllm:lora_requests_info is missing from /metrics")
+
+
+def test_exempted_feature_is_skipped_even_when_detected() -> None:
+    """kills `feature in exempt` -> `not in` and the exemption message of features.status."""
+    verdict = lora_presence(True, Policy(exempt=("lora",)))
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == "feature lora exempted by --vllm-exempt-feature=lora"
+
+
+# -- Prometheus' value against the direct scrape (prometheus.values_agree) ---------------------------------------
+
+PROMPT = "vllm:prompt_tokens_total"
+
+
+def agree(held: prometheus.Held | None, *, after: float | None = 50.0, taken_at: float | None = 1000.0) -> Verdict:
+    """values_agree for a target the suite saw go from 10 to `after` prompt tokens, scraped at `taken_at`."""
+    second = page({PROMPT: after} if after is not None else {}, taken_at=taken_at)
+    obs = observed(page({PROMPT: 10.0}), second)
+    return prometheus.values_agree(None, obs, held, waited=7.0)  # type: ignore[arg-type]
+
+
+def test_prometheus_holding_the_direct_value_passes_with_both_in_the_evidence() -> None:
+    """kills the evidence keys and `evidence=evidence` of the PASSED verdict of prometheus.values_agree."""
+    verdict = agree(prometheus.Held(50.0, 1001.0))
+    assert verdict.outcome == Outcome.PASSED
+    assert verdict.evidence == {"metric": PROMPT, "direct_before": 10.0, "direct_after": 50.0, "prometheus": 50.0,
+                                "prometheus_sampled_at": 1001.0}
+
+
+def test_prometheus_value_within_rounding_of_the_direct_one_passes() -> None:
+    """kills `math.isclose(value, after) or` dropped in prometheus.values_agree: 50 read back as 49.999999999999."""
+    assert agree(prometheus.Held(50.0 - 1e-12, 1001.0)).outcome == Outcome.PASSED
+
+
+FAILED_TAIL = ("even after waiting for its scrape interval: Prometheus scrapes another process or port than the "
+               "suite, or its scrapes fail.")
+
+
+def test_prometheus_without_the_series_fails_saying_it_holds_none() -> None:
+    """kills `held.value if held else None` / `held.sampled_at if held else None` -> always `held.…` (no Held at
+    all) and the evidence of the FAILED verdict of prometheus.values_agree."""
+    verdict = agree(None)
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message == (f"decode-0: Prometheus holds {PROMPT} = None while the direct scrape saw 50.0 after "
+                               f"the workload (and 10.0 before), {FAILED_TAIL}")
+    assert verdict.evidence == {"metric": PROMPT, "direct_before": 10.0, "direct_after": 50.0, "prometheus": None,
+                                "prometheus_sampled_at": None}
+
+
+@pytest.mark.parametrize(("held", "taken_at"), [(prometheus.Held(10.0, None), 1000.0),
+                                                (prometheus.Held(10.0, 999.0), None)])
+def test_lag_is_only_inconclusive_when_both_sample_times_are_known(held: prometheus.Held,
+                                                                   taken_at: float | None) -> None:
+    """kills `held.sampled_at is not None` / `scraped_at is not None` -> `is None` and `and` -> `or` of the lag
+    test of prometheus.values_agree: without both times nothing says Prometheus lags, so it disagrees."""
+    verdict = agree(held, taken_at=taken_at)
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.endswith(FAILED_TAIL)
+
+
+def test_prometheus_that_lags_is_inconclusive_saying_by_how_much_and_how_long_the_suite_waited() -> None:
+    """kills the message and evidence of the INCONCLUSIVE verdict of prometheus.values_agree."""
+    verdict = agree(prometheus.Held(10.0, 988.0))
+    assert verdict.outcome == Outcome.INCONCLUSIVE
+    assert verdict.message == (f"decode-0: Prometheus has not scraped this target since the workload (its newest "
+                               f"sample of {PROMPT} is 12 s older than the suite's scrape) within the 7 s the suite "
+                               f"waits (two scrape intervals, capped by --vllm-phase-timeout); rerun, or raise "
+                               f"--vllm-phase-timeout.")
+    assert verdict.evidence["prometheus_sampled_at"] == 988.0
+
+
+def test_direct_scrape_without_the_counter_after_the_workload_disagrees() -> None:
+    """kills `after is not None and` -> `or` in prometheus.values_agree (a missing counter is no agreement)."""
+    verdict = agree(prometheus.Held(50.0, 1001.0), after=None)
+    assert verdict.outcome == Outcome.FAILED
+    assert "while the direct scrape saw None after the workload" in verdict.message
+
+
+# -- prometheus.scraped: the evidence of each failure, and targets found by address ---------------------------
+
+
+def test_down_target_found_by_its_scraped_address_quotes_its_error_with_the_evidence() -> None:
+    """kills the `__address__` lookup of prometheus._find_target (an instance relabeled to a name is still found
+    by the address Prometheus scrapes) and `evidence=evidence` of the up=0 verdict of prometheus.scraped."""
+    active = [{"discoveredLabels": {"__address__": "10.0.0.1:8200"}, "labels": {"instance": "decode-0"},
+               "lastError": "connection refused"}]
+    verdict = scraped(FakePrometheus(["0"], active))
+    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0): connection "
+                                      "refused. The pod")
+    assert verdict.evidence == {"selector": {"instance": "10.0.0.1:8200"}, "up": ["0"]}
+
+
+def test_down_target_no_longer_among_the_active_ones_says_down_only() -> None:
+    """kills `if active` -> `or True` and `else ""` -> `else "XXXX"` in prometheus.scraped: up=0 is still
+    stored for a target Prometheus has stopped listing."""
+    verdict = scraped(FakePrometheus(["0"], [{"labels": {"instance": "10.0.0.9:8200"}, "lastError": "other"}]))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0). The pod")
+
+
+def test_dropped_and_unknown_targets_keep_the_evidence() -> None:
+    """kills `evidence=evidence` -> None / dropped of the relabeling-drop and not-scraped verdicts of
+    prometheus.scraped."""
+    dropped = [{"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-0"}}]
+    evidence = {"selector": {"namespace": "llm-d", "pod": "decode-0"}, "up": []}
+    assert scraped(FakePrometheus([], dropped=dropped), "kubernetes").evidence == evidence
+    assert scraped(FakePrometheus([]), "kubernetes").evidence == evidence
+
+
+# -- dashboards: why a panel stays empty, judged against the direct scrape (dashboards._missing, _why_empty) ------
+
+
+def panel_verdict(expr: str) -> Verdict:
+    """The verdict of a one-query panel "T" of dashboard d, against one server exposing the running-requests
+    gauge and the preemption counter (no Prometheus: the direct scrape decides)."""
+    from pytest_vllm_metrics import dashboards
+    from pytest_vllm_metrics.catalog import load_catalog
+    snapshot = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 0\n'
+                              '# TYPE vllm:num_preemptions counter\nvllm:num_preemptions_total{model_name="tiny"} 0\n')
+    panel = dashboards.Panel("d", "T", (dashboards.Query("A", expr),))
+    return dashboards.evaluate_panel(panel, [observed(snapshot, snapshot)], load_catalog(), Policy())
+
+
+@pytest.mark.parametrize(("expr", "outcome", "kind", "message"), [
+    ("vllm:num_preemptions", Outcome.FAILED, "no data",
+     'panel "T" (d) queries vllm:num_preemptions, which no server exposes: the counter is vllm:num_preemptions_total '
+     "(counters carry _total). Query vllm:num_preemptions_total."),
+    ("vllm:gpu_cache_usage_perc", Outcome.FAILED, "no data",
+     'panel "T" (d) queries vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose '
+     "vllm:kv_cache_usage_perc (the old name exists only in vLLM >=0.7.3,<0.11.0). Query vllm:kv_cache_usage_perc."),
+    ("vllm:num_requests_swapped", Outcome.FAILED, "no data",
+     'panel "T" (d) queries vllm:num_requests_swapped, which vLLM removed: the V0 engine swapped preempted requests '
+     "to CPU memory; vLLM V1 does not swap, and no V1 server exposes it. Drop the query, or chart "
+     "vllm:num_preemptions_total, what V1 does instead."),
+    ("vllm:spec_decode_num_drafts_total", Outcome.SKIPPED, "feature not enabled",
+     'panel "T" (d) charts vllm:spec_decode_num_drafts_total, a metric of feature spec_decode, which is not enabled '
+     "on these servers."),
+    ("vllm:made_up", Outcome.FAILED, "no data",
+     'panel "T" (d) queries vllm:made_up, which none of the 1 server(s) exposes; the panel stays empty. Check the '
+     "metric name against vLLM's /metrics."),
+    ("absent(vllm:num_requests_running)", Outcome.FAILED, "no data",
+     'panel "T" (d): absent() returns nothing while vllm:num_requests_running has series: the query shows data '
+     "only when the metric is missing."),
+    # the feature of a catalog entry whose name no feature prefix covers (kv_connector's NIXL histogram)
+    ("vllm:nixl_xfer_time_seconds_count", Outcome.SKIPPED, "feature not enabled",
+     'panel "T" (d) charts vllm:nixl_xfer_time_seconds_count, a metric of feature kv_connector, which is not '
+     "enabled on these servers."),
+    # a missing selector beside an absent() that has series: the missing metric is the more telling reason
+    ("absent(vllm:num_requests_running) and vllm:made_up", Outcome.FAILED, "no data",
+     'panel "T" (d) queries vllm:made_up, which none of the 1 server(s) exposes; the panel stays empty. Check the '
+     "metric name against vLLM's /metrics."),
+    ("absent(vllm:num_requests_running) and absent(vllm:num_preemptions_total)", Outcome.FAILED, "no data",
+     'panel "T" (d): absent() returns nothing while vllm:num_requests_running, vllm:num_preemptions_total has '
+     "series: the query shows data only when the metric is missing."),
+])
+def test_empty_panel_says_why_by_the_most_telling_reason(expr: str, outcome: Outcome, kind: str,
+                                                         message: str) -> None:
+    """kills the outcome, kind and message arguments of each verdict of dashboards._missing (the `_total` hint,
+    the rename, the removal, the feature not enabled, the unknown name), the catalog-entry feature of _missing
+    (`or` -> `and`, `!= "core"` -> `== "core"`), and the absent() verdict of dashboards._why_empty
+    (`not judged.empty and judged.absent` -> `or` / `judged.empty`, its `", ".join`)."""
+    verdict = panel_verdict(expr)
+    assert (verdict.outcome, verdict.level, verdict.evidence["panel_verdict"]) == (outcome, "MUST", kind)
+    assert verdict.message == message
+
+
+MISMATCH = 'panel "T" (d) selects vllm:num_requests_running with model_name{}, which none of its series matches ' \
+           "(they carry model_name = tiny), so the panel stays empty."
+
+
+@pytest.mark.parametrize(("matcher", "message"), [
+    ('{kubernetes_namespace="x"}',
+     'panel "T" (d) selects vllm:num_requests_running by label kubernetes_namespace, which no series carries '
+     "(vLLM's labels plus the target labels Prometheus Operator adds are container, endpoint, instance, job, "
+     "model_name, namespace, pod, service), so the panel stays empty. Prometheus Operator adds namespace and pod, "
+     "not kubernetes_namespace or kubernetes_pod_name: select on the label the scrape adds."),
+    ('{model_name="other"}', MISMATCH.format('="other"')),
+    ('{model_name!="tiny"}', MISMATCH.format('!="tiny"')),
+    ('{model_name=~"a|b"}', MISMATCH.format('=~"a|b"')),
+    ('{model_name!~"t.*"}', MISMATCH.format('!~"t.*"')),
+    ('{model_name="tin.*"}', MISMATCH.format('="tin.*"') + " An '=' matcher compares the text exactly: a regex "
+                                                           "(a Grafana All value or a multi-value variable) needs "
+                                                           "'=~'."),
+])
+def test_panel_selecting_no_series_names_the_label_and_what_the_series_carry(matcher: str, message: str) -> None:
+    """kills the outcome, kind, source text and message of both verdicts of dashboards._label_mismatch (a label
+    no series carries; a value none matches, with each operator's sign and the '=~' hint for a regex)."""
+    verdict = panel_verdict(f"vllm:num_requests_running{matcher}")
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "label mismatch")
+    assert verdict.message == message

@@ -1,0 +1,612 @@
+"""The Prometheus client and the checks that query it, over HTTP against a Prometheus API double on loopback.
+
+The double answers as Prometheus' HTTP API does (https://prometheus.io/docs/prometheus/latest/querying/api/):
+`{"status": "success", "data": {"resultType": "vector", "result": [...]}}` for an instant query, an
+`{"status": "error", "errorType": ..., "error": ...}` body with HTTP 400 for a bad query, the `state` filter of
+/api/v1/targets (lower-cased, as Prometheus reads it), and whatever a proxy in front of it answers (401, 403,
+an HTML page). Each docstring names the mutant it kills (mutmut 3, `tox -e mutants`).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import NOW, PrivateCA, PrometheusAPI, sample, vector
+from pytest_vllm_metrics import prometheus
+from pytest_vllm_metrics.catalog import Catalog, Entry
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Outcome
+from pytest_vllm_metrics.prometheus import Held, Prometheus, PrometheusError
+from pytest_vllm_metrics.sim import SimHost
+from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.targets import Target
+from pytest_vllm_metrics.versions import VersionRange
+
+SYNC = "vllm:prompt_tokens_total"
+@pytest.fixture
+def api(sim_host: SimHost) -> Iterator[PrometheusAPI]:
+    server = PrometheusAPI()
+    server.url = sim_host.start_app(server.app())
+    yield server
+    if server.stall is not None:
+        server.stall.set()
+
+
+@pytest.fixture
+def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
+    client = Prometheus(api.url)
+    yield client
+    client.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# -- Prometheus.get / query / targets: the answers of the API and what a user reads when it cannot answer -----
+
+
+def test_instant_query_returns_the_vector_prometheus_answers(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills the `query=expr` parameter, the `resultType == "vector"` test and `body["data"]` in
+    Prometheus.query / Prometheus.get."""
+    api.answer('up{job="vllm"}', vector(sample(1, job="vllm", instance="10.0.0.1:8200")))
+    assert prom.query('up{job="vllm"}') == [{"metric": {"job": "vllm", "instance": "10.0.0.1:8200"},
+                                             "value": [NOW, "1"]}]
+    assert [s.path for s in api.seen] == ["/api/v1/query"]
+
+
+def test_scalar_answer_is_no_series(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `resultType == "vector"` -> `!=` / `"XXvectorXX"` and `else []` -> `else None` in Prometheus.query:
+    `query=1` answers a scalar, which names no series."""
+    api.answer("1", {"resultType": "scalar", "result": [NOW, "1"]})
+    assert prom.query("1") == []
+
+
+def test_targets_asks_for_the_state_it_is_given(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills the `state=state` parameter and its default "any" in Prometheus.targets."""
+    api.active = [{"labels": {"instance": "a:1"}}]
+    api.dropped = [{"discoveredLabels": {"__address__": "b:1"}}]
+    assert prom.targets() == {"activeTargets": api.active, "droppedTargets": api.dropped}
+    assert prom.targets("dropped") == {"activeTargets": [], "droppedTargets": api.dropped}
+    assert [s.params for s in api.seen] == [{"state": "any"}, {"state": "dropped"}]
+
+
+def test_unreachable_prometheus_is_one_message_naming_the_url_and_the_fix() -> None:
+    """kills the message and `from None` of the httpx.HTTPError branch of Prometheus.get."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    prom = Prometheus(url, timeout=5.0)
+    with pytest.raises(PrometheusError) as caught:
+        prom.query("up")
+    prom.close()
+    assert str(caught.value).startswith(f"Prometheus at {url} cannot be reached (ConnectError: ")
+    assert str(caught.value).endswith("). Check --prometheus-url (kube-prometheus-stack: port-forward "
+                                      "svc/llmd-kube-prometheus-stack-prometheus 9090).")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_request_asks_for_the_bearer_token(api: PrometheusAPI, prom: Prometheus, status: int) -> None:
+    """kills `status_code in (401, 403)` -> either code dropped, and the message of that branch of Prometheus.get."""
+    api.fixed = (status, "text/plain", "Unauthorized\n")
+    with pytest.raises(PrometheusError) as caught:
+        prom.query("up")
+    assert str(caught.value) == (f"Prometheus at {api.url} refused the request (HTTP {status}); set the bearer "
+                                 f"token in the environment variable named by --prometheus-token-env.")
+
+
+@pytest.mark.parametrize("status", [200, 402, 404])
+def test_page_that_is_not_json_says_the_url_is_not_prometheus(
+    api: PrometheusAPI, prom: Prometheus, status: int
+) -> None:
+    """kills the ValueError branch (message, `from None`) of Prometheus.get; 402 and 404 are not refusals
+    (the neighbours of 401 and 403)."""
+    api.fixed = (status, "text/html", "<html><body>Grafana</body></html>")
+    with pytest.raises(PrometheusError) as caught:
+        prom.targets()
+    assert str(caught.value) == (f"Prometheus at {api.url} answered /api/v1/targets with HTTP {status} and no "
+                                 f"JSON; --prometheus-url must be the Prometheus server itself (its /api/v1 API).")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_query_error_quotes_prometheus_error_type_and_text(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `status != "success"` -> `== ` / `"XXsuccessXX"` and the errorType / error keys in Prometheus.get."""
+    api.fixed = (400, "application/json",
+                 '{"status":"error","errorType":"bad_data","error":"invalid parameter \\"query\\": 1:4: parse '
+                 'error: unexpected end of input"}')
+    with pytest.raises(PrometheusError) as caught:
+        prom.query("up{")
+    assert str(caught.value) == (f"Prometheus at {api.url} answered /api/v1/query with an error: bad_data: "
+                                 f'invalid parameter "query": 1:4: parse error: unexpected end of input')
+
+
+def test_bearer_token_from_the_environment_is_sent(
+    api: PrometheusAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kills the Authorization header of Prometheus._new_client and `os.environ.get(token_env)` and
+    `url.rstrip("/")` in from_settings."""
+    monkeypatch.setenv("PROM_TOKEN_TEST", "s3cret")
+    prom = prometheus.from_settings(api.url + "/", "PROM_TOKEN_TEST", None, False, 5.0)
+    try:
+        prom.query("up")
+    finally:
+        prom.close()
+    assert prom.url == api.url
+    assert [(s.path, s.authorization) for s in api.seen] == [("/api/v1/query", "Bearer s3cret")]
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_no_token_sends_no_authorization(api: PrometheusAPI, monkeypatch: pytest.MonkeyPatch,
+                                         value: str | None) -> None:
+    """kills `if self.token` -> `if not self.token` / always in Prometheus._new_client and `or None` in
+    from_settings: an unset or empty variable sends no `Bearer ` header."""
+    monkeypatch.delenv("PROM_TOKEN_TEST", raising=False)
+    if value is not None:
+        monkeypatch.setenv("PROM_TOKEN_TEST", value)
+    prom = prometheus.from_settings(api.url, "PROM_TOKEN_TEST", None, False, 5.0)
+    try:
+        prom.query("up")
+    finally:
+        prom.close()
+    assert prom.token is None
+    assert [s.authorization for s in api.seen] == [None]
+
+
+def test_proxy_variables_of_the_environment_are_not_used(
+    api: PrometheusAPI, prom: Prometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kills `trust_env=False` -> `True` / dropped in Prometheus._new_client: a proxy configured for the
+    shell does not stand between the suite and the Prometheus URL it was given."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert prom.query("up") == []
+    assert len(api.seen) == 1
+
+
+def test_slow_prometheus_times_out_with_the_configured_timeout(api: PrometheusAPI, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """kills `timeout=self.timeout` -> dropped / None in Prometheus._new_client and the timeout of
+    from_settings: the API holds its answer up to 5 s, the client gives up after 0.3 s."""
+    api.stall = threading.Event()
+    prom = prometheus.from_settings(api.url, "PROM_TOKEN_UNSET_TEST", None, False, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(PrometheusError, match=r"cannot be reached \(ReadTimeout: "):
+            prom.query("up")
+    finally:
+        api.stall.set()
+        prom.close()
+    assert time.monotonic() - started < 4.0
+
+
+def test_closed_client_reconnects_on_the_next_query(api: PrometheusAPI) -> None:
+    """kills the body of Prometheus.close (`is not None` -> `is None`, `_http = None` -> `""`) and the cached
+    client of Prometheus._client: queries reuse one connection, close() releases it, the next query opens
+    another."""
+    prom = Prometheus(api.url)
+    prom.query("up")
+    prom.query("up")
+    prom.close()
+    prom.close()  # closing twice is harmless
+    prom.query("up")
+    prom.close()
+    ports = [s.peer_port for s in api.seen]
+    assert ports[0] == ports[1] != ports[2]
+
+
+# -- TLS: a private CA, or --prometheus-insecure ----------------------------------------------------------------
+
+
+@pytest.fixture
+def tls_api(sim_host: SimHost, private_ca: PrivateCA) -> PrometheusAPI:
+    server = PrometheusAPI()
+    server.url = sim_host.start_app(server.app(), ssl_context=private_ca.server_context("IP:127.0.0.1"))
+    return server
+
+
+def test_prometheus_behind_a_private_ca_is_trusted_with_its_ca_file(tls_api: PrometheusAPI,
+                                                                      private_ca: PrivateCA) -> None:
+    """kills `elif self.ca_file` -> `elif not self.ca_file` and `cafile=self.ca_file` -> None in
+    Prometheus._new_client, and the ca_file of from_settings."""
+    prom = prometheus.from_settings(tls_api.url, "PROM_TOKEN_UNSET_TEST", str(private_ca.ca), False, 5.0)
+    try:
+        assert prom.query("up") == []
+    finally:
+        prom.close()
+
+
+def test_prometheus_behind_a_private_ca_is_refused_without_it(tls_api: PrometheusAPI) -> None:
+    """kills `verify = True` -> `False` / None (the default) in Prometheus._new_client."""
+    prom = prometheus.from_settings(tls_api.url, "PROM_TOKEN_UNSET_TEST", None, False, 5.0)
+    try:
+        with pytest.raises(PrometheusError, match=r"cannot be reached \(ConnectError: .*CERTIFICATE_VERIFY_FAILED"):
+            prom.query("up")
+    finally:
+        prom.close()
+    assert tls_api.seen == []
+
+
+def test_insecure_skips_verification(tls_api: PrometheusAPI) -> None:
+    """kills `verify = False` -> `True` / None and `if self.insecure` -> `if not` in Prometheus._new_client, and
+    the insecure flag of from_settings."""
+    prom = prometheus.from_settings(tls_api.url, "PROM_TOKEN_UNSET_TEST", None, True, 5.0)
+    try:
+        assert prom.query("up") == []
+    finally:
+        prom.close()
+
+
+# -- scrape_interval: the longest interval of the active targets, capped at a minute ----------------------------
+
+
+@pytest.mark.parametrize(("intervals", "expected"), [
+    (["15s", "500ms"], 15.0), (["250ms"], 0.25), (["1s500ms", "250ms"], 1.5), (["1m"], 60.0), (["59s"], 59.0),
+    (["60s"], 60.0), (["61s"], 60.0), (["2m"], 60.0), (["1h"], 60.0), (["ms"], 30.0), (["soon"], 30.0),
+    ([None], 30.0), ([], 30.0),
+])
+def test_scrape_interval_is_the_longest_of_the_active_targets_capped_at_a_minute(
+    api: PrometheusAPI, prom: Prometheus, intervals: list[str | None], expected: float
+) -> None:
+    """kills `min(max(...), 60.0)` -> 61.0, `default=30.0` -> 31.0, the unit table and the unit names of
+    _seconds (a unit alone is no number), and `targets("active")` in scrape_interval. An unreadable interval
+    (or none) counts as Prometheus' default 30 s."""
+    api.active = [{"labels": {"instance": f"10.0.0.{i}:8200"}, **({"scrapeInterval": t} if t else {})}
+                  for i, t in enumerate(intervals)]
+    api.dropped = [{"discoveredLabels": {"__address__": "10.0.0.99:8200"}, "scrapeInterval": "59m"}]
+    assert prometheus.scrape_interval(prom) == expected
+    assert [s.params for s in api.seen] == [{"state": "active"}]
+
+
+def test_scrape_interval_of_one_and_a_half_minutes_is_capped_at_a_minute(api: PrometheusAPI,
+                                                                        prom: Prometheus) -> None:
+    """Prometheus prints a 90 s scrape_interval as "1m30s": read whole (it was read as 30 s, so the sync wait
+    was 65 s instead of the capped 125 s)."""
+    api.active = [{"labels": {"instance": "10.0.0.1:8200"}, "scrapeInterval": "1m30s"}]
+    assert prometheus.scrape_interval(prom) == 60.0
+
+
+# -- wait_until_synced: poll (bounded) until Prometheus holds each target's post-workload counter ---------------
+
+
+def observed(name: str, address: str, after: float | None, *, source: str = "url",
+             taken: bool = True) -> Observation:
+    page = (f"# TYPE vllm:prompt_tokens counter\nvllm:prompt_tokens_total{{model_name=\"tiny\"}} {after}\n"
+            if after is not None else "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 0\n")
+    target = Target(name, f"http://{address}", source=source, detail={"namespace": "llm-d"})
+    return Observation(target, before=Snapshot.parse(page), after=Snapshot.parse(page) if taken else None)
+
+
+def sync_queries(address: str) -> tuple[str, str]:
+    selector = f'{SYNC}{{instance="{address}"}}'
+    return f"sum({selector})", f"max(timestamp({selector}))"
+
+
+def active(*addresses: str) -> list[dict[str, Any]]:
+    return [{"labels": {"instance": a, "job": "vllm"}, "scrapeInterval": "1s"} for a in addresses]
+
+
+def test_prometheus_that_already_holds_the_value_is_not_waited_for(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `value < wanted` -> `<=` in wait_until_synced (exactly the wanted value is synced) and the value /
+    timestamp reading: one poll, and what Prometheus holds is returned."""
+    api.active = active("10.0.0.1:8200")
+    total, stamp = sync_queries("10.0.0.1:8200")
+    api.answer(total, vector(sample(50)))
+    api.answer(stamp, vector(sample(NOW - 0.5)))
+    started = time.monotonic()
+    held = prometheus.wait_until_synced(prom, [observed("decode-0", "10.0.0.1:8200", 50.0)], bound=3.0)
+    assert held == {"decode-0": Held(50.0, NOW - 0.5)}
+    assert api.queries() == [total, stamp]
+    assert api.seen[0].params == {"state": "active"}
+    assert time.monotonic() - started < 2.0
+
+
+def test_prometheus_one_below_is_polled_until_it_catches_up(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `pending = True` -> False / `value < wanted` -> `>` / `or` -> `and` and `sleep(0.25)` -> 1.25 in
+    wait_until_synced: one below the direct scrape is not synced yet; the next poll, at the value, ends the wait."""
+    api.active = active("10.0.0.1:8200")
+    total, stamp = sync_queries("10.0.0.1:8200")
+    api.answer(total, vector(sample(49)), vector(sample(50)))
+    api.answer(stamp, vector(sample(NOW - 1)), vector(sample(NOW)))
+    started = time.monotonic()
+    held = prometheus.wait_until_synced(prom, [observed("decode-0", "10.0.0.1:8200", 50.0)], bound=10.0)
+    assert held == {"decode-0": Held(50.0, NOW)}
+    assert api.queries() == [total, stamp, total, stamp]
+    assert time.monotonic() - started < 1.2  # polled again a quarter of a second later, not 1.25 s
+
+
+def test_prometheus_without_the_series_is_waited_for_until_the_bound(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `deadline = monotonic() + bound` -> `- bound`, `value is None` -> `is not None` and the
+    `if series` guards of wait_until_synced: no series, no timestamp query, Held(None, None) after the bound."""
+    api.active = active("10.0.0.1:8200")
+    total, _ = sync_queries("10.0.0.1:8200")
+    started = time.monotonic()
+    held = prometheus.wait_until_synced(prom, [observed("decode-0", "10.0.0.1:8200", 50.0)], bound=0.6)
+    waited = time.monotonic() - started
+    assert held == {"decode-0": Held(None, None)}
+    assert 0.6 <= waited < 5.0
+    assert set(api.queries()) == {total} and len(api.queries()) >= 2
+
+
+def test_series_without_a_timestamp_answer_has_no_sample_time(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `if stamp else None` -> always indexing in wait_until_synced."""
+    api.active = active("10.0.0.1:8200")
+    total, _ = sync_queries("10.0.0.1:8200")
+    api.answer(total, vector(sample(80)))
+    held = prometheus.wait_until_synced(prom, [observed("decode-0", "10.0.0.1:8200", 50.0)], bound=3.0)
+    assert held == {"decode-0": Held(80.0, None)}
+
+
+def test_only_targets_prometheus_scrapes_and_the_suite_scraped_after_are_waited_for(
+    api: PrometheusAPI, prom: Prometheus
+) -> None:
+    """kills the active-target filter (`is not None` -> `is None`, `targets("active")`) and `obs.after is None`
+    -> `is not None` of wait_until_synced: a target Prometheus does not scrape, or one without a second
+    scrape, is not waited for; a target whose page lacks the counter is read but not waited for."""
+    api.active = active("10.0.0.1:8200", "10.0.0.3:8200")
+    api.dropped = [{"discoveredLabels": {"__address__": "10.0.0.2:8200"}}]
+    total, stamp = sync_queries("10.0.0.1:8200")
+    api.answer(total, vector(sample(50)))
+    api.answer(stamp, vector(sample(NOW)))
+    started = time.monotonic()
+    held = prometheus.wait_until_synced(prom, [
+        observed("decode-0", "10.0.0.1:8200", 50.0),
+        observed("decode-1", "10.0.0.2:8200", 50.0),  # not scraped: its sum would stay empty
+        observed("decode-2", "10.0.0.3:8200", 50.0, taken=False),
+        observed("decode-3", "10.0.0.3:8200", None),
+    ], bound=3.0)
+    assert held == {"decode-0": Held(50.0, NOW), "decode-3": Held(None, None)}
+    assert time.monotonic() - started < 2.0
+    assert api.queries() == [total, stamp, sync_queries("10.0.0.3:8200")[0]]
+
+
+def test_pod_is_waited_for_by_namespace_and_pod(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills the pod selector of wait_until_synced (`_matchers` joining with "," and quoting each value)."""
+    api.active = [{"labels": {"namespace": "llm-d", "pod": "decode-0"}, "scrapeInterval": "1s"}]
+    selector = f'{SYNC}{{namespace="llm-d",pod="decode-0"}}'
+    api.answer(f"sum({selector})", vector(sample(50)))
+    api.answer(f"max(timestamp({selector}))", vector(sample(NOW)))
+    held = prometheus.wait_until_synced(prom, [observed("decode-0", "10.1.0.7:8200", 50.0, source="kubernetes")],
+                                        bound=3.0)
+    assert held == {"decode-0": Held(50.0, NOW)}
+
+
+# -- families_there: the MUST families, with the labels dashboards select on ------------------------------------
+
+
+def entry(name: str, type_: str = "counter", level: str = "MUST", labels: tuple[str, ...] = ("model_name",),
+          versions: str = ">=0.10") -> Entry:
+    return Entry(name, type_, level, "core", VersionRange(versions), labels)
+
+
+def exposing(*families: tuple[str, str]) -> Snapshot:
+    lines = []
+    for name, type_ in families:
+        lines.append(f"# TYPE {name} {type_}")
+        if type_ == "histogram":
+            lines += [f'{name}_bucket{{le="+Inf",model_name="tiny"}} 1', f'{name}_count{{model_name="tiny"}} 1',
+                      f'{name}_sum{{model_name="tiny"}} 1']
+        else:
+            lines.append(f'{name}{{model_name="tiny"}} 1')
+    return Snapshot.parse("\n".join(lines) + "\n")
+
+
+POD = {"namespace": "llm-d", "pod": "decode-0"}
+POD_MATCH = 'namespace="llm-d",pod="decode-0"'
+
+
+def pod_obs(page: Snapshot | None, version: str | None = "0.11.0") -> Observation:
+    target = Target("decode-0", "http://10.1.0.7:8200", source="kubernetes", detail={"namespace": "llm-d"})
+    return Observation(target, version=version, before=page, after=page)
+
+
+def test_must_families_in_prometheus_with_dashboard_labels_pass(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `"_count" if type == "histogram"` (the histogram is queried by its _count series) and the label
+    check of families_there."""
+    api.answer(f"vllm:a_total{{{POD_MATCH}}}", vector(sample(1, **POD, model_name="tiny")))
+    api.answer(f"vllm:lat_seconds_count{{{POD_MATCH}}}", vector(sample(1, **POD, model_name="tiny")))
+    catalog = Catalog((entry("vllm:a_total"), entry("vllm:lat_seconds", "histogram")))
+    page = exposing(("vllm:a", "counter"), ("vllm:lat_seconds", "histogram"))
+    verdict = prometheus.families_there(prom, pod_obs(page), catalog)
+    assert verdict.outcome == Outcome.PASSED, verdict.message
+    assert verdict.evidence == {"selector": POD, "missing": [], "unlabeled": []}
+    assert api.queries() == [f"vllm:a_total{{{POD_MATCH}}}", f"vllm:lat_seconds_count{{{POD_MATCH}}}"]
+
+
+def test_only_must_families_the_pod_exposes_are_looked_up(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills the skips of families_there (`level != "MUST"`, `type == "info"`, `applies_to`, the family absent
+    at the source, `continue` -> `break`): none of these is asked of Prometheus, the last MUST one is."""
+    catalog = Catalog((
+        entry("vllm:should_total", level="SHOULD"),
+        entry("vllm:cache_config_info", "info"),
+        entry("vllm:old_total", versions="<0.10"),
+        entry("vllm:absent_total"),
+        entry("vllm:a_total"),
+    ))
+    page = exposing(("vllm:should", "counter"), ("vllm:cache_config_info", "gauge"), ("vllm:old", "counter"),
+                    ("vllm:a", "counter"))
+    verdict = prometheus.families_there(prom, pod_obs(page), catalog)
+    assert api.queries() == [f"vllm:a_total{{{POD_MATCH}}}"]
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.evidence["missing"] == ["vllm:a_total"]
+
+
+def test_without_a_first_scrape_nothing_is_looked_up(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `obs.before is None or ...` -> `and` in families_there."""
+    verdict = prometheus.families_there(prom, pod_obs(None), Catalog((entry("vllm:a_total"),)))
+    assert verdict.outcome == Outcome.PASSED
+    assert api.queries() == []
+
+
+def test_missing_families_are_named_up_to_eight(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `missing[:8]` -> `[:9]`, the message text and `"; ".join` of families_there."""
+    names = [f"vllm:m{i}" for i in range(9)]
+    catalog = Catalog(tuple(entry(f"{n}_total") for n in names))
+    verdict = prometheus.families_there(prom, pod_obs(exposing(*((n, "counter") for n in names))), catalog)
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message == ("decode-0: missing in Prometheus although the pod exposes them: "
+                               + ", ".join(f"{n}_total" for n in names[:8])
+                               + ". Check metric_relabel_configs that drop series or labels.")
+    assert verdict.evidence["missing"] == [f"{n}_total" for n in names]
+
+
+def test_series_without_pod_or_model_name_are_named_with_the_lacking_labels(api: PrometheusAPI,
+                                                                            prom: Prometheus) -> None:
+    """kills the `wanted` / `lacking` lists of families_there (namespace and pod always wanted on Kubernetes,
+    model_name when the catalog lists it), `unlabeled[:8]` and both parts joined by "; "."""
+    api.answer(f"vllm:a_total{{{POD_MATCH}}}", vector(sample(1, namespace="llm-d", model_name="tiny")))
+    api.answer(f"vllm:b_total{{{POD_MATCH}}}", vector(sample(1, **POD)))
+    api.answer(f"vllm:c_total{{{POD_MATCH}}}", vector(sample(1, **POD)))  # the catalog lists no model_name
+    catalog = Catalog((entry("vllm:a_total"), entry("vllm:b_total"), entry("vllm:c_total", labels=()),
+                       entry("vllm:d_total")))
+    page = exposing(("vllm:a", "counter"), ("vllm:b", "counter"), ("vllm:c", "counter"), ("vllm:d", "counter"))
+    verdict = prometheus.families_there(prom, pod_obs(page), catalog)
+    assert verdict.message == ("decode-0: missing in Prometheus although the pod exposes them: vllm:d_total; "
+                               "without the labels dashboards select on: vllm:a_total (no pod), vllm:b_total "
+                               "(no model_name). Check metric_relabel_configs that drop series or labels.")
+    assert verdict.evidence == {"selector": POD, "missing": ["vllm:d_total"],
+                                "unlabeled": ["vllm:a_total (no pod)", "vllm:b_total (no model_name)"]}
+
+
+def test_unlabeled_families_are_named_up_to_eight(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `unlabeled[:8]` -> `[:9]` and `", ".join(lacking)` of families_there."""
+    names = [f"vllm:u{i}_total" for i in range(9)]
+    for name in names:
+        api.answer(f"{name}{{{POD_MATCH}}}", vector(sample(1, model_name="tiny")))
+    catalog = Catalog(tuple(entry(n) for n in names))
+    verdict = prometheus.families_there(prom, pod_obs(exposing(*((n[:-6], "counter") for n in names))), catalog)
+    assert verdict.message == ("decode-0: without the labels dashboards select on: "
+                               + ", ".join(f"{n} (no namespace, pod)" for n in names[:8])
+                               + ". Check metric_relabel_configs that drop series or labels.")
+
+
+def test_target_by_url_needs_only_model_name(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `source != "kubernetes"` -> `==` and the url-target filter (`label == "model_name" or label in
+    metric`) of families_there: a target scraped by URL has no pod label to ask for, but model_name still
+    counts."""
+    where = 'instance="10.0.0.1:8200"'
+    api.answer(f"vllm:a_total{{{where}}}", vector(sample(1, instance="10.0.0.1:8200", model_name="tiny")))
+    api.answer(f"vllm:b_total{{{where}}}", vector(sample(1, instance="10.0.0.1:8200", namespace="x")))
+    obs = Observation(Target("decode-0", "http://10.0.0.1:8200"), version="0.11.0",
+                      before=exposing(("vllm:a", "counter"), ("vllm:b", "counter")))
+    verdict = prometheus.families_there(prom, obs, Catalog((entry("vllm:a_total"), entry("vllm:b_total"))))
+    assert verdict.evidence == {"selector": {"instance": "10.0.0.1:8200"}, "missing": [],
+                                "unlabeled": ["vllm:b_total (no model_name)"]}
+
+
+def test_unknown_version_counts_as_the_newest(api: PrometheusAPI, prom: Prometheus) -> None:
+    """kills `applies_to(obs.version)` -> `applies_to(None)` in families_there: a family that newer vLLM
+    releases dropped is looked up for a server that says it is 0.11, not for one of unknown version."""
+    catalog = Catalog((entry("vllm:gone_total", versions="<0.12"),))
+    page = exposing(("vllm:gone", "counter"))
+    assert prometheus.families_there(prom, pod_obs(page, "0.11.0"), catalog).outcome == Outcome.FAILED
+    assert prometheus.families_there(prom, pod_obs(page, None), catalog).outcome == Outcome.PASSED
+
+
+# -- dashboards against Prometheus: what the panel's query returns there ----------------------------------------
+
+
+def dashboard_panel(prom: Prometheus, expr: str, wait: float = 3.0) -> Any:
+    """The verdict of a one-query panel "T" of dashboard d, judged against Prometheus, for one server whose
+    prompt-token counter went from 10 to 50 during the workload."""
+    from pytest_vllm_metrics import dashboards
+    from pytest_vllm_metrics.catalog import load_catalog
+    from pytest_vllm_metrics.settings import Policy
+
+    def page(tokens: int) -> Snapshot:
+        return Snapshot.parse(f'# TYPE vllm:prompt_tokens counter\nvllm:prompt_tokens_total{{model_name="tiny"}} '
+                              f'{tokens}\n# TYPE vllm:num_requests_running gauge\n'
+                              f'vllm:num_requests_running{{model_name="tiny"}} 0\n')
+
+    obs = Observation(Target("decode-0", "http://10.0.0.1:8200"), version="0.32.0", before=page(10), after=page(50))
+    panel = dashboards.Panel("d", "T", (dashboards.Query("A", expr),))
+    return dashboards.evaluate_panel(panel, [obs], load_catalog(), Policy(), prom=prom, wait=wait)
+
+
+RATE = "sum(rate(vllm:prompt_tokens_total[5m]))"
+
+
+@pytest.mark.parametrize(("data", "outcome"), [
+    (vector(sample(2.5)), Outcome.PASSED),
+    (vector(sample(0)), Outcome.FAILED),
+    (vector(sample("NaN")), Outcome.FAILED),
+    ({"resultType": "scalar", "result": [NOW, "3"]}, Outcome.PASSED),
+    ({"resultType": "scalar", "result": [NOW, "0"]}, Outcome.FAILED),
+    ({"resultType": "string", "result": [NOW, "text"]}, Outcome.FAILED),
+    ({"resultType": "matrix", "result": [{"metric": {}, "values": [[NOW - 15, "0"], [NOW, "4"]]}]}, Outcome.PASSED),
+    ({"resultType": "matrix", "result": [{"metric": {}, "values": [[NOW - 15, "4"], [NOW, "0"]]}]}, Outcome.FAILED),
+])
+def test_panel_of_a_moving_counter_that_prometheus_returns_only_zero_for_fails(
+    api: PrometheusAPI, prom: Prometheus, data: dict[str, Any], outcome: Outcome
+) -> None:
+    """kills the reading of each result type in dashboards._values (a scalar is its value, a string counts as 0,
+    a matrix its newest value) and the only-0-or-NaN verdict of dashboards._judge_queries."""
+    api.answer("count(vllm:prompt_tokens_total)", vector(sample(1)))
+    api.answer(RATE, data)
+    verdict = dashboard_panel(prom, RATE)
+    assert verdict.outcome == outcome, verdict.message
+    if outcome == Outcome.FAILED:
+        assert verdict.message == 'panel "T" (d): Prometheus returns only 0 or NaN for its queries.'
+    assert api.queries() == ["count(vllm:prompt_tokens_total)", RATE]
+
+
+def test_panel_empty_at_first_is_asked_again_until_prometheus_has_the_samples(api: PrometheusAPI,
+                                                                            prom: Prometheus) -> None:
+    """kills dashboards._poll (its bound, its return of the first answer with data): the second answer has data."""
+    api.answer("count(vllm:prompt_tokens_total)", vector(sample(1)))
+    api.answer(RATE, vector(), vector(sample(2.5)))
+    started = time.monotonic()
+    verdict = dashboard_panel(prom, RATE, wait=5.0)
+    assert verdict.outcome == Outcome.PASSED, verdict.message
+    assert api.queries() == ["count(vllm:prompt_tokens_total)", RATE, RATE]
+    assert time.monotonic() - started < 4.0
+
+
+@pytest.mark.parametrize(("count", "outcome", "said"), [
+    (1, Outcome.INCONCLUSIVE, 'panel "T" (d): Prometheus holds fewer than two samples of vllm:prompt_tokens_total '
+                              "within the panel's 5m window"),
+    (2, Outcome.FAILED, f'panel "T" (d): Prometheus returns nothing for {RATE} although each of its selectors has '
+                        "series there: the series do not match across its operators (the labels of one side differ "
+                        "from the other's), or a filter removes them all."),
+])
+def test_panel_empty_for_the_whole_wait_is_too_few_samples_or_no_data(
+    api: PrometheusAPI, prom: Prometheus, count: int, outcome: Outcome, said: str
+) -> None:
+    """kills dashboards._after_wait: fewer than two samples in the range window (one below the threshold) is the
+    run's timing, two or more is the expression's own emptiness; and the bound of dashboards._poll."""
+    api.answer("count(vllm:prompt_tokens_total)", vector(sample(1)))
+    api.answer("count_over_time(vllm:prompt_tokens_total[5m])", vector(sample(count)))
+    started = time.monotonic()
+    verdict = dashboard_panel(prom, RATE, wait=0.6)
+    waited = time.monotonic() - started
+    assert verdict.outcome == outcome
+    assert verdict.message.startswith(said)
+    assert 0.6 <= waited < 5.0
+    assert api.queries()[-1] == "count_over_time(vllm:prompt_tokens_total[5m])"
+
+
+def test_panel_selecting_a_label_prometheus_does_not_store_names_what_it_stores(api: PrometheusAPI,
+                                                                               prom: Prometheus) -> None:
+    """kills the /api/v1/series lookup of dashboards._label_mismatch (path, match[], limit, start an hour back at
+    most) and its "Prometheus stores only" text."""
+    api.series["vllm:num_requests_running"] = [{"__name__": "vllm:num_requests_running", "instance": "10.0.0.1:8200",
+                                                "job": "vllm", "model_name": "tiny"}]
+    expr = 'vllm:num_requests_running{kubernetes_namespace="llm-d"}'
+    before = time.time()
+    verdict = dashboard_panel(prom, expr)
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "label mismatch")
+    assert verdict.message.startswith('panel "T" (d) selects vllm:num_requests_running by label '
+                                      "kubernetes_namespace, which no series carries (Prometheus stores only "
+                                      "instance, job, model_name), so the panel stays empty.")
+    asked = [s.params for s in api.seen if s.path == "/api/v1/series"]
+    assert len(asked) == 1 and asked[0]["match[]"] == "vllm:num_requests_running" and asked[0]["limit"] == "50"
+    assert before - 601 <= float(asked[0]["start"]) <= before - 599
