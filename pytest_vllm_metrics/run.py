@@ -55,6 +55,7 @@ class Run:
         self._sim_host: object | None = None
         # Under pytest-xdist, the controller's copy of what its workers observed (see `implementations`).
         self.worker_implementations: list[dict[str, Any]] | None = None
+        self._implementations: tuple[dict[str, Observation], list[dict[str, Any]]] | None = None
 
     def target_names(self) -> list[str]:
         """Names of the targets for test ids at collection. URLs and simulators need no network; a
@@ -149,8 +150,13 @@ class Run:
         """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""
         if self.worker_implementations is not None:  # the controller of pytest-xdist: the workers observed
             return self.worker_implementations
+        observed = self.observed()
+        # Asked for by the JSON report, the HTML summary and its metadata at the session's end: computed once
+        # per set of observations (the histogram deltas cost something at a fleet's size).
+        if self._implementations is not None and self._implementations[0] is observed:
+            return self._implementations[1]
         out = []
-        for obs in self.observed().values():
+        for obs in observed.values():
             target = obs.target
             traffic = obs.traffic
             out.append({
@@ -161,6 +167,7 @@ class Run:
                 "exposition": obs.before.format if obs.before is not None else None,
                 "measured": _measured(obs),
             })
+        self._implementations = (observed, out)
         return out
 
     def prometheus(self) -> PrometheusState:
@@ -189,6 +196,7 @@ class Run:
         # Freed here, not at exit: the interpreter's own teardown of a fleet's observations is far slower
         # (~0.5 s at 100 pods). Empty, not None, so that nothing observes the servers again.
         self._observations = {}
+        self._implementations = None
         if self._prometheus is not None:
             self._prometheus.prom.close()
             self._prometheus = None
