@@ -51,6 +51,9 @@ class Panel:
     # Where the dashboard draws it, for the report's picture of the dashboard (not part of any verdict).
     grid: grafana.Grid | None = field(default=None, compare=False)  # x, y, w, h; None: the file says nothing
     row: str = field(default="", compare=False)  # the title of the row holding it
+    # What reads these queries: a Grafana "panel", or another consumer of the metrics ("alert", "record",
+    # "keda", "adapter", "epp"): those are judged with the same vocabulary but are not drawn as dashboards.
+    kind: str = "panel"
 
     @property
     def id(self) -> str:

@@ -48,6 +48,7 @@ class Run:
         self.settings = settings
         self.catalog = catalog
         self.panels = panels or []
+        self.consumers: list[Panel] = []  # alerting/recording rules, scalers, the EPP's flags: judged as panels
         self._prometheus: PrometheusState | None = None
         self._targets: list[Target] | None = None
         self._kube: tuple[ClusterInfo, list[Target]] | None = None

@@ -131,11 +131,17 @@ def _bool(raw: str, where: str) -> bool:
     return value in ("true", "1", "yes")
 
 
-def _existing(raw: str, where: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.exists():
-        raise pytest.UsageError(f"{where}: {raw} does not exist; pass a dashboard JSON file or a directory of them.")
-    return path
+def _existing_of(what: str) -> Callable[[str, str], Path]:
+    def parse(raw: str, where: str) -> Path:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise pytest.UsageError(f"{where}: {raw} does not exist; pass {what} or a directory of them.")
+        return path
+
+    return parse
+
+
+_existing = _existing_of("a dashboard JSON file")
 
 
 def _secret(raw: str, where: str) -> str:
@@ -197,6 +203,17 @@ OPTIONS: tuple[Option, ...] = (
            parse=_url, metavar="URL"),
     Option("grafana_dashboard", "Grafana dashboard JSON file, or a directory of them, to check panel by panel "
            "(repeatable)", parse=_existing, multiple=True, metavar="PATH"),
+    Option("grafana_namespace", "namespace of the Grafana dashboard ConfigMaps (label grafana_dashboard) to check "
+           "(default: --vllm-namespace)", metavar="NAME"),
+    Option("prometheus_rules", "Prometheus rule file (groups:) or PrometheusRule YAML, or a directory of them, to "
+           "check rule by rule (repeatable)", parse=_existing_of("a rule file (YAML)"), multiple=True,
+           metavar="PATH"),
+    Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
+           "of the pods with theirs", parse=_url, metavar="URL"),
+    Option("vllm_upgrade_to", "report what breaks among the metrics' consumers when the fleet moves to this vLLM "
+           "version", metavar="VERSION"),
+    Option("vllm_exclusive", "no other traffic reaches the targets during the run: counters must move by exactly "
+           "the workload", parse=_bool, switch=True),
     Option("prometheus_url", "Prometheus server to check: is every target scraped, will every panel show data",
            parse=_url, metavar="URL"),
     Option("prometheus_token_env", "environment variable holding Prometheus' bearer token", metavar="NAME"),
@@ -244,6 +261,11 @@ class Settings:
     vllm_transport: str = "proxy"
     vllm_gateway_url: str | None = None
     grafana_dashboard: tuple[Path, ...] = ()
+    grafana_namespace: str | None = None
+    prometheus_rules: tuple[Path, ...] = ()
+    vllm_epp_url: str | None = None
+    vllm_upgrade_to: str | None = None
+    vllm_exclusive: bool = False
     prometheus_url: str | None = None
     prometheus_token_env: str = "PROMETHEUS_TOKEN"
     prometheus_ca: Path | None = None
