@@ -177,6 +177,8 @@ class PrometheusAPI:
     fixed: tuple[int, str, str] | None = None
     stall: threading.Event | None = None  # when set up: hold each answer until the test releases it (bounded)
     series: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # /api/v1/series: match[] -> label sets
+    label_values: dict[str, list[str]] = field(default_factory=dict)  # /api/v1/label/<name>/values
+    label_names: list[str] = field(default_factory=list)  # /api/v1/labels
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
 
@@ -191,6 +193,8 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/query", self._query)
         app.router.add_get("/api/v1/targets", self._targets)
         app.router.add_get("/api/v1/series", self._series)
+        app.router.add_get("/api/v1/labels", self._labels)
+        app.router.add_get("/api/v1/label/{name}/values", self._labels)
         return app
 
     async def _record(self, request: web.Request) -> web.Response | None:
@@ -218,6 +222,14 @@ class PrometheusAPI:
         if fixed is not None:
             return fixed
         return web.json_response({"status": "success", "data": self.series.get(request.query["match[]"], [])})
+
+    async def _labels(self, request: web.Request) -> web.Response:
+        fixed = await self._record(request)
+        if fixed is not None:
+            return fixed
+        name = request.match_info.get("name")
+        data = self.label_names if name is None else self.label_values.get(name, [])
+        return web.json_response({"status": "success", "data": data})
 
     async def _targets(self, request: web.Request) -> web.Response:
         fixed = await self._record(request)

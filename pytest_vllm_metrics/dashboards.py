@@ -179,7 +179,6 @@ class _Judged:
 
 
 _ABSENT = ("absent", "absent_over_time")
-_SCALAR_FUNCS = ("scalar", "time", "pi", "vector")  # return a value whatever their argument holds
 
 
 def _judge(node: Any, has: Callable[[Selector], bool]) -> _Judged:
@@ -197,8 +196,8 @@ def _judge(node: Any, has: Callable[[Selector], bool]) -> _Judged:
             inner = args[0] if args else _Judged(True)
             found = [_selector(n) for n in _vector_selectors(node.args[0])] if node.args else []
             return _Judged(True, notes=inner.notes) if not inner.data else _Judged(False, absent=found)
-        if name in _SCALAR_FUNCS:
-            return _Judged(True, notes=[s for a in args for s in a.empty + a.notes])
+        # scalar(), vector(scalar(...)) and the like return NaN when their argument is empty: a panel of NaN
+        # shows no data either, so every function is judged by its arguments (time(), vector(1): no selector).
         return _both(args)
     if isinstance(node, p.AggregateExpr):
         return _judge(node.expr, has)
@@ -319,10 +318,15 @@ class _Scrapes:
         return sorted({name for name, _, _ in self.series(None)})
 
     def query_result(self, query: str) -> list[str] | None:
+        import promql_parser
+
         try:
-            (selector,) = selectors(query)
+            ast = promql_parser.parse(query)
         except ValueError:
-            return None  # an expression only Prometheus can evaluate
+            return None
+        if not isinstance(ast, promql_parser.VectorSelector):
+            return None  # an expression (sum, rate, ...) only Prometheus can evaluate: unknown
+        selector = _selector(ast)
         return [_result_text(name, {**t, **own}, None) for name, own, t in self.series(selector.metric)
                 if _matches(selector.matchers, own, True)]
 

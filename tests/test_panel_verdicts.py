@@ -1,0 +1,508 @@
+"""Every verdict a panel can get, with the words the user reads, judged in-process and fast.
+
+tests/test_dashboards.py runs the check as users do (pytester, real Prometheus, the llm-d dashboards); this file
+pins each verdict's outcome, level, kind and message against the direct scrape of simulated servers and against
+a Prometheus HTTP API on loopback, so that a changed threshold, a dropped clause or a verdict of the wrong kind
+fails here (these tests are the mutation run's runner for dashboards.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import NOW, PrometheusAPI, sample, vector
+from pytest_vllm_metrics._grafana import Variable
+from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.dashboards import Panel, Query, evaluate_panel, load_panels, selectors, substitute
+from pytest_vllm_metrics.observe import Observation, observe
+from pytest_vllm_metrics.outcome import Outcome, Verdict
+from pytest_vllm_metrics.prometheus import Prometheus
+from pytest_vllm_metrics.settings import Policy, Settings
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.targets import Target
+
+WHERE = 'panel "T" (vLLM)'
+NO_SUCH = (f"{WHERE} queries vllm:no_such_metric, which none of the 1 server(s) exposes; the panel stays empty. "
+           f"Check the metric name against vLLM's /metrics.")
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[SimHost]:
+    sims = SimHost()
+    yield sims
+    sims.close()
+
+
+def _observe(host: SimHost, profile: str, name: str = "decode-0") -> list[Observation]:
+    sim = host.start(get_profile(profile))
+    target = Target(name=name, base_url=sim.url, arch="amd64")
+    return list(asyncio.run(observe([target], Settings(vllm_requests=4))).values())
+
+
+@pytest.fixture(scope="module")
+def x86(host: SimHost) -> list[Observation]:
+    """One simulated vLLM 0.32 (prefix caching on), observed around a small workload as a run does."""
+    return _observe(host, "x86_64")
+
+
+@pytest.fixture(scope="module")
+def no_caching(host: SimHost) -> list[Observation]:
+    return _observe(host, "x86_64-no-prefix-caching")
+
+
+def judge(observations: list[Observation], *exprs: str, policy: Policy | None = None, **kwargs: Any) -> Verdict:
+    panel = Panel("d", "T", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), dashboard_title="vLLM")
+    return evaluate_panel(panel, observations, load_catalog(), policy or Policy(), **kwargs)
+
+
+def summary(verdict: Verdict) -> tuple[str, str, str, str]:
+    return verdict.outcome.value, verdict.level, verdict.evidence["panel_verdict"], verdict.message
+
+
+# -- against the direct scrape: each verdict in full ---------------------------------------------------------
+
+DIRECT = [
+    pytest.param(["sum(rate(vllm:prompt_tokens_total[5m])"], (
+        "failed", "MUST", "unparsable",
+        f"{WHERE}: its query does not parse as PromQL (unclosed left parenthesis): "
+        f"sum(rate(vllm:prompt_tokens_total[5m]). Grafana shows an error instead of data; fix the expression."),
+        id="unparsable"),
+    pytest.param(["llm_d_epp_ready_endpoints", "sum(inference_pool_ready_pods)"], (
+        "skipped", "MUST", "not a vLLM metric",
+        f"{WHERE} is built on inference_pool_ready_pods, llm_d_epp_ready_endpoints, metrics of the endpoint picker "
+        f"(EPP), not of vLLM: point the check at the EPP's /metrics (port 9090), not at vLLM."),
+        id="another-component"),
+    pytest.param(["vllm:num_preemptions"], (
+        "failed", "MUST", "no data",
+        f"{WHERE} queries vllm:num_preemptions, which no server exposes: the counter is vllm:num_preemptions_total "
+        f"(counters carry _total). Query vllm:num_preemptions_total."), id="missing-total"),
+    pytest.param(["vllm:gpu_cache_usage_perc"], (
+        "failed", "MUST", "no data",
+        f"{WHERE} queries vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose vllm:kv_cache_usage_perc "
+        f"(the old name exists only in vLLM >=0.7.3,<0.11.0). Query vllm:kv_cache_usage_perc."), id="renamed"),
+    pytest.param(["vllm:num_requests_swapped"], (
+        "failed", "MUST", "no data",
+        f"{WHERE} queries vllm:num_requests_swapped, which vLLM removed: the V0 engine swapped preempted requests "
+        f"to CPU memory; vLLM V1 does not swap, and no V1 server exposes it. Drop the query, or chart "
+        f"vllm:num_preemptions_total, what V1 does instead."), id="removed"),
+    pytest.param(["vllm:spec_decode_num_drafts_total"], (
+        "skipped", "MUST", "feature not enabled",
+        f"{WHERE} charts vllm:spec_decode_num_drafts_total, a metric of feature spec_decode, which is not enabled "
+        f"on these servers."), id="feature-metric-missing"),
+    pytest.param(["vllm:no_such_metric"], ("failed", "MUST", "no data", NO_SUCH), id="unknown-metric"),
+    pytest.param(['vllm:num_requests_running{kubernetes_namespace="x"}'], (
+        "failed", "MUST", "label mismatch",
+        f"{WHERE} selects vllm:num_requests_running by label kubernetes_namespace, which no series carries (vLLM's "
+        f"labels plus the target labels Prometheus Operator adds are container, endpoint, engine, instance, job, "
+        f"model_name, namespace, pod, service), so the panel stays empty. Prometheus Operator adds namespace and "
+        f"pod, not kubernetes_namespace or kubernetes_pod_name: select on the label the scrape adds."),
+        id="label-name"),
+    pytest.param(['vllm:num_requests_running{model_name="other"}'], (
+        "failed", "MUST", "label mismatch",
+        f'{WHERE} selects vllm:num_requests_running with model_name="other", which none of its series matches '
+        f"(they carry model_name = tiny), so the panel stays empty."), id="label-value"),
+    pytest.param(['vllm:num_requests_running{model_name=".*"}'], (
+        "failed", "MUST", "label mismatch",
+        f'{WHERE} selects vllm:num_requests_running with model_name=".*", which none of its series matches (they '
+        f"carry model_name = tiny), so the panel stays empty. An '=' matcher compares the text exactly: a regex (a "
+        f"Grafana All value or a multi-value variable) needs '=~'."), id="regex-under-equal"),
+    pytest.param(['vllm:num_requests_running{model_name!="tiny"}'], (
+        "failed", "MUST", "label mismatch",
+        f'{WHERE} selects vllm:num_requests_running with model_name!="tiny", which none of its series matches '
+        f"(they carry model_name = tiny), so the panel stays empty."), id="not-equal"),
+    pytest.param(['vllm:num_requests_running{model_name!~"ti.*"}'], (
+        "failed", "MUST", "label mismatch",
+        f'{WHERE} selects vllm:num_requests_running with model_name!~"ti.*", which none of its series matches '
+        f"(they carry model_name = tiny), so the panel stays empty."), id="not-regex"),
+    pytest.param(["absent(vllm:num_requests_running)"], (
+        "failed", "MUST", "no data",
+        f"{WHERE}: absent() returns nothing while vllm:num_requests_running has series: the query shows data only "
+        f"when the metric is missing."), id="absent-of-present"),
+    pytest.param(["vllm:num_requests_running", "vllm:no_such_metric"], (
+        "failed", "SHOULD", "partial",
+        f"{WHERE} shows data, but only from some of its queries; query B (vllm:no_such_metric) returns nothing: "
+        f"{NO_SUCH}"), id="partial"),
+    pytest.param(["vllm:no_such_metric or vllm:num_requests_running"], (
+        "passed", "MUST", "ok", "vllm:no_such_metric (in query A) is missing, but the other side of its 'or' has "
+                                "data"), id="or-one-side"),
+    pytest.param(["vllm:no_such_metric or vllm:other_missing"], ("failed", "MUST", "no data", NO_SUCH),
+                 id="or-both-sides-empty"),
+    # scalar() of nothing is NaN: the panel shows no data, whatever the function
+    pytest.param(["scalar(vllm:no_such_metric)"], ("failed", "MUST", "no data", NO_SUCH), id="scalar-of-nothing"),
+    pytest.param(["vector(1)", "time() - 60"], ("passed", "MUST", "ok", ""), id="literals"),
+    pytest.param(["vllm:num_requests_running unless vllm:no_such_metric"], ("passed", "MUST", "ok", ""),
+                 id="unless-empty-right"),
+    pytest.param(["vllm:no_such_metric unless vllm:num_requests_running"], ("failed", "MUST", "no data", NO_SUCH),
+                 id="unless-empty-left"),
+    pytest.param(["vllm:num_requests_running and vllm:no_such_metric"], ("failed", "MUST", "no data", NO_SUCH),
+                 id="and"),
+    pytest.param(["up", "scrape_duration_seconds"], ("passed", "MUST", "ok", ""), id="made-by-prometheus"),
+    pytest.param(['-(sum by (model_name) (vllm:num_requests_running{model_name=~"ti.*"}))'],
+                 ("passed", "MUST", "ok", ""), id="unary-aggregate-regex"),
+    pytest.param(["histogram_quantile(0.9, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))",
+                  "rate(vllm:e2e_request_latency_seconds_sum[5m]) / rate(vllm:e2e_request_latency_seconds_count"
+                  "[5m])"], ("passed", "MUST", "ok", ""), id="histogram-series"),
+    pytest.param(["max_over_time(vllm:num_requests_running[10m:1m])"], ("passed", "MUST", "ok", ""),
+                 id="subquery"),
+]
+
+
+@pytest.mark.parametrize(("exprs", "expected"), DIRECT)
+def test_direct_scrape_verdict(x86: list[Observation], exprs: list[str], expected: tuple[str, ...]) -> None:
+    verdict = judge(x86, *exprs)
+    assert summary(verdict) == expected
+    assert verdict.target == "d"
+    assert verdict.evidence["exprs"] == exprs
+
+
+def test_counter_that_never_moved_is_always_zero_with_the_root_cause(no_caching: list[Observation]) -> None:
+    verdict = judge(no_caching, "rate(vllm:prefix_cache_hits_total[5m]) / rate(vllm:prefix_cache_queries_total[5m])")
+    assert summary(verdict)[:3] == ("failed", "MUST", "always zero / NaN")
+    assert verdict.message.startswith(
+        f"{WHERE} will be always zero / NaN on decode-0: vllm:prefix_cache_hits_total exists but did not move during "
+        f"the workload. A ratio of two such lifetime counters is 0/0 = NaN. Root cause: vLLM reports "
+        f'enable_prefix_caching="False" in vllm:cache_config_info')
+    assert verdict.diagnosis is not None and verdict.message.endswith(verdict.diagnosis)
+    assert "--no-enable-prefix-caching" in verdict.diagnosis
+
+
+def test_a_gauge_that_stays_at_zero_charts_fine(no_caching: list[Observation]) -> None:
+    # vllm:num_requests_waiting is 0 before and after: not a counter that must move, so not "always zero"
+    assert summary(judge(no_caching, "vllm:num_requests_waiting")) == ("passed", "MUST", "ok", "")
+
+
+def test_counter_that_moved_charts_fine(x86: list[Observation]) -> None:
+    assert summary(judge(x86, "rate(vllm:prefix_cache_hits_total[5m])")) == ("passed", "MUST", "ok", "")
+
+
+def test_always_zero_names_every_pod_that_did_not_move(host: SimHost, no_caching: list[Observation],
+                                                       x86: list[Observation]) -> None:
+    other = _observe(host, "x86_64-no-prefix-caching", name="decode-1")
+    verdict = judge(x86 + no_caching + other, "vllm:prefix_cache_hits_total")
+    assert verdict.message.startswith(f"{WHERE} will be always zero / NaN on decode-0, decode-1: ")
+
+
+def test_ratio_sentence_only_for_counters(x86: list[Observation], no_caching: list[Observation]) -> None:
+    verdict = judge(no_caching, "vllm:prefix_cache_hits_total")
+    assert "A ratio of two such lifetime counters is 0/0 = NaN." in verdict.message
+
+
+def test_feature_metric_present_but_feature_off_is_skipped_unless_required(host: SimHost) -> None:
+    # The ngram speculative-decoding families exist on a page whose server runs without the feature in no real
+    # capture; a required feature turns the same panel into a judged one.
+    seen = _observe(host, "x86_64")
+    verdict = judge(seen, "vllm:spec_decode_num_drafts_total", policy=Policy(require=("spec_decode",)))
+    assert summary(verdict)[:3] == ("skipped", "MUST", "feature not enabled")
+
+
+def test_no_target_scraped_is_inconclusive(x86: list[Observation]) -> None:
+    unreachable = [dataclasses.replace(o, after=None) for o in x86]
+    assert summary(judge(unreachable, "vllm:num_requests_running")) == (
+        "inconclusive", "MUST", "inconclusive",
+        f"{WHERE}: no target was scraped after the workload, so nothing can be said of the panel; see the targets' "
+        f"own failures.")
+
+
+def test_one_scraped_target_is_enough_to_judge(x86: list[Observation]) -> None:
+    unreachable = [dataclasses.replace(o, after=None) for o in x86]
+    assert judge(unreachable + x86, "vllm:num_requests_running").outcome == Outcome.PASSED
+
+
+# -- target labels of the direct scrape ---------------------------------------------------------------------
+
+
+def _as_pod(obs: Observation, namespace: str) -> Observation:
+    target = Target(name="vllm-decode-7f9c", base_url=obs.target.base_url, source="kubernetes",
+                    detail={"namespace": namespace})
+    return dataclasses.replace(obs, target=target)
+
+
+def test_kubernetes_targets_carry_namespace_and_pod(x86: list[Observation]) -> None:
+    pods = [_as_pod(o, "llm-d") for o in x86]
+    values = Panel("d", "T", (Query("A", 'vllm:num_requests_running{pod="$pod"}'),),
+                   (Variable("pod", "query", query="label_values(vllm:num_requests_running, pod)"),),
+                   dashboard_title="vLLM")
+    verdict = evaluate_panel(values, pods, load_catalog(), Policy())
+    assert verdict.evidence["exprs"] == ['vllm:num_requests_running{pod="vllm-decode-7f9c"}']
+    assert verdict.outcome == Outcome.PASSED
+
+
+def test_url_targets_carry_instance_and_the_policy_namespace(x86: list[Observation]) -> None:
+    instance = x86[0].target.base_url.removeprefix("http://")
+    panel = Panel("d", "T", (Query("A", 'vllm:num_requests_running{instance="$instance"}'),),
+                  (Variable("instance", "query", query="label_values(vllm:num_requests_running, instance)"),
+                   Variable("ns", "query", query="label_values(vllm:num_requests_running, namespace)")),
+                  dashboard_title="vLLM")
+    verdict = evaluate_panel(panel, x86, load_catalog(), Policy(namespace="llm-d"))
+    assert verdict.evidence["variables"]["instance"] == instance
+    assert verdict.evidence["variables"]["ns"] == "llm-d"
+    without = evaluate_panel(panel, x86, load_catalog(), Policy())
+    assert without.evidence["variables"]["ns"] != "llm-d"
+
+
+# -- variables resolved against the direct scrape -------------------------------------------------------------
+
+
+def variable_panel(expr: str, *variables: Variable) -> Panel:
+    return Panel("d", "T", (Query("A", expr),), variables, dashboard_title="vLLM")
+
+
+@pytest.mark.parametrize(("variable", "shown"), [
+    (Variable("v", "query", query="label_values(model_name)"), "tiny"),
+    (Variable("v", "query", query="label_values(vllm:num_requests_running, model_name)"), "tiny"),
+    (Variable("v", "query", query='label_values(vllm:num_requests_running{model_name="nope"}, model_name)'), None),
+    (Variable("v", "query", query="label_values(vllm:num_requests_running{, model_name)"), None),
+    (Variable("v", "query", query='query_result(vllm:num_requests_running{model_name=~"t.*"})',
+              regex='/model_name="([^"]+)"/'), "tiny"),
+    (Variable("v", "query", query="query_result(sum(vllm:num_requests_running))"), None),
+    (Variable("v", "query", query="metrics(vllm:num_requests_run.*)"), "vllm:num_requests_running"),
+])
+def test_query_variables_read_the_scrape_as_grafana_reads_prometheus(
+        x86: list[Observation], variable: Variable, shown: str | None) -> None:
+    verdict = evaluate_panel(variable_panel("vllm:num_requests_running", variable), x86, load_catalog(), Policy())
+    # None: nothing the scrape can show; the variable is unknown and written as a match-anything regex
+    assert verdict.evidence["variables"]["v"] == (shown if shown is not None else ".*")
+
+
+def test_label_names_variable_lists_labels_with_the_target_labels(x86: list[Observation]) -> None:
+    panel = variable_panel("vllm:num_requests_running",
+                           Variable("v", "query", query="label_names(vllm:num_requests_running)", regex="/^mo.*/"))
+    assert evaluate_panel(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"] == "model_name"
+    panel = variable_panel("vllm:num_requests_running",
+                           Variable("v", "query", query="label_names()", regex="/^inst.*/"))
+    assert evaluate_panel(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"] == "instance"
+
+
+def test_unknown_variable_value_matches_anything_on_the_scrape(x86: list[Observation]) -> None:
+    # A variable the scrape cannot resolve (a label Prometheus adds) is written .*: its matchers are not judged.
+    panel = variable_panel('vllm:num_requests_running{model_name="$v"}',
+                           Variable("v", "query", query="label_values(vllm:num_requests_running, job)"))
+    assert evaluate_panel(panel, x86, load_catalog(), Policy()).outcome == Outcome.PASSED
+
+
+# -- loading ---------------------------------------------------------------------------------------------------
+
+
+def write(path: Path, panels: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"title": "vLLM", "panels": panels}))
+    return path
+
+
+def test_loading_keeps_prometheus_targets_in_order_and_names_them(tmp_path: Path) -> None:
+    loaded = load_panels([write(tmp_path / "dash.json", [
+        {"title": "Mixed", "datasource": {"type": "prometheus", "uid": "p"}, "targets": [
+            {"expr": "vllm:a"},  # no refId: Grafana names them A, B, ... by position
+            {"refId": "Q", "expr": "vllm:b", "hide": True},
+            {"refId": "L", "expr": '{app="vllm"}', "datasource": {"type": "loki"}},
+            {"refId": "M", "expr": "vllm:c", "datasource": {"type": "datasource", "uid": "-- Mixed --"}},
+            {"refId": "E", "expr": ""},
+            "not a target",
+        ]},
+        {"title": "Logs", "datasource": {"type": "loki"}, "targets": [{"expr": "vllm:d"}]},
+        {"id": 7, "targets": [{"expr": "vllm:e"}]},
+        {"title": "Mixed", "targets": [{"expr": "vllm:f"}]},
+        {"title": "Mixed", "targets": [{"expr": "vllm:g"}]},
+        {"type": "row", "title": "Row", "targets": [{"expr": "vllm:h"}]},
+    ])])
+    assert [(p.id, p.queries) for p in loaded] == [
+        ("dash::Mixed", (Query("A", "vllm:a"), Query("M", "vllm:c"))),
+        ("dash::panel 7", (Query("A", "vllm:e"),)),
+        ("dash::Mixed (2)", (Query("A", "vllm:f"),)),
+        ("dash::Mixed (3)", (Query("A", "vllm:g"),)),
+    ]
+    assert {p.dashboard_title for p in loaded} == {"vLLM"} and {p.kind for p in loaded} == {"panel"}
+
+
+def test_library_panel_keeps_its_name_and_title(tmp_path: Path, x86: list[Observation]) -> None:
+    (untitled, titled) = load_panels([write(tmp_path / "lib.json", [
+        {"libraryPanel": {"uid": "u1", "name": "vLLM latency"}},
+        {"title": "Shown", "libraryPanel": {"uid": "u2"}, "repeat": "model"},
+    ])])
+    assert (untitled.title, untitled.library, untitled.repeat) == ("vLLM latency", "vLLM latency", None)
+    assert (titled.title, titled.library, titled.repeat) == ("Shown", "u2", "model")
+    verdict = evaluate_panel(untitled, x86, load_catalog(), Policy())
+    assert summary(verdict)[:3] == ("inconclusive", "MUST", "not checkable")
+    assert verdict.message.startswith('panel "vLLM latency" (vLLM) is a library panel ("vLLM latency")')
+
+
+def test_panel_name_falls_back_to_the_dashboard_file_name(x86: list[Observation]) -> None:
+    panel = Panel("file-stem", "T", (Query("A", "vllm:no_such_metric"),))
+    assert judge_message(panel, x86).startswith('panel "T" (file-stem) queries vllm:no_such_metric')
+
+
+def judge_message(panel: Panel, observations: list[Observation]) -> str:
+    return evaluate_panel(panel, observations, load_catalog(), Policy()).message
+
+
+@pytest.mark.parametrize(("expr", "variables", "namespace", "expected"), [
+    ('vllm:x{namespace="$namespace", model_name="$m"}', {"m": "tiny"}, "llm-d",
+     'vllm:x{namespace="llm-d", model_name="tiny"}'),
+    ('vllm:x{namespace="$namespace"}', {}, None, 'vllm:x{namespace="$namespace"}'),
+    ("rate(vllm:x[$__rate_interval])", {}, None, "rate(vllm:x[5m])"),
+])
+def test_substitute(expr: str, variables: dict[str, str], namespace: str | None, expected: str) -> None:
+    assert substitute(expr, variables, namespace) == expected
+
+
+def test_selectors_keep_matchers_and_the_name_matcher() -> None:
+    (named, by_name) = selectors('vllm:a{model_name=~"t.*", engine!="1"} + {__name__="vllm:b", pod="p"}')
+    assert (named.metric, named.matchers) == ("vllm:a", (("model_name", "Re", "t.*"), ("engine", "NotEqual", "1")))
+    assert named.shown == 'vllm:a{engine!="1",model_name=~"t.*"}'
+    assert (by_name.metric, by_name.matchers) == ("vllm:b", (("pod", "Equal", "p"),))
+
+
+# -- against a Prometheus HTTP API ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(host: SimHost) -> Iterator[PrometheusAPI]:
+    server = PrometheusAPI()
+    server.url = host.start_app(server.app())
+    yield server
+
+
+@pytest.fixture
+def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
+    client = Prometheus(api.url, timeout=5)
+    yield client
+    client.close()
+
+
+RUNNING = "vllm:num_requests_running"
+
+
+def has_series(api: PrometheusAPI, *selectors_: str) -> None:
+    for shown in selectors_:
+        api.answer(f"count({shown})", vector(sample(1)))
+
+
+def test_prometheus_panel_with_data_is_ok_and_asks_one_count_per_selector(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    has_series(api, RUNNING)
+    api.answer(f"{RUNNING} + {RUNNING}", vector(sample(2, model_name="tiny")))
+    verdict = judge(x86, f"{RUNNING} + {RUNNING}", prom=prom, wait=0.0)
+    assert summary(verdict) == ("passed", "MUST", "ok", "")
+    assert api.queries().count(f"count({RUNNING})") == 1
+
+
+@pytest.mark.parametrize(("data", "outcome"), [
+    ({"resultType": "scalar", "result": [NOW, "3"]}, Outcome.PASSED),
+    ({"resultType": "string", "result": [NOW, "x"]}, Outcome.PASSED),
+    ({"resultType": "matrix", "result": [{"metric": {}, "values": [[NOW, "0"], [NOW + 1, "4"]]}]}, Outcome.PASSED),
+    ({"resultType": "matrix", "result": [{"metric": {}, "values": []}]}, Outcome.INCONCLUSIVE),
+])
+def test_every_result_type_counts_as_data(api: PrometheusAPI, prom: Prometheus, x86: list[Observation],
+                                          data: dict[str, Any], outcome: Outcome) -> None:
+    has_series(api, RUNNING)
+    api.answer(f"max_over_time({RUNNING}[1m])", data)
+    api.answer(f"count_over_time({RUNNING}[1m])", vector(sample(1)))
+    assert judge(x86, f"max_over_time({RUNNING}[1m])", prom=prom, wait=0.0).outcome == outcome
+
+
+def test_prometheus_returning_only_zero_for_a_moving_counter_fails(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    expr = "rate(vllm:prompt_tokens_total[5m])"
+    has_series(api, "vllm:prompt_tokens_total")
+    api.answer(expr, vector(sample(0), sample("NaN")))
+    assert summary(judge(x86, expr, prom=prom, wait=0.0)) == (
+        "failed", "MUST", "always zero / NaN", f"{WHERE}: Prometheus returns only 0 or NaN for its queries.")
+    api.answer(expr, vector(sample(0), sample("0.5")))
+    assert judge(x86, expr, prom=prom, wait=0.0).outcome == Outcome.PASSED
+
+
+def test_a_gauge_at_zero_in_prometheus_is_fine(api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    has_series(api, RUNNING)
+    api.answer(RUNNING, vector(sample(0)))
+    assert judge(x86, RUNNING, prom=prom, wait=0.0).outcome == Outcome.PASSED
+
+
+def test_empty_query_whose_selectors_have_series_names_the_join(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    expr = f"{RUNNING} / on(pod) vllm:num_requests_waiting"
+    has_series(api, RUNNING, "vllm:num_requests_waiting")
+    assert summary(judge(x86, expr, prom=prom, wait=0.0)) == (
+        "failed", "MUST", "no data",
+        f"{WHERE}: Prometheus returns nothing for {expr} although each of its selectors has series there: the series "
+        f"do not match across its operators (the labels of one side differ from the other's), or a filter removes "
+        f"them all.")
+
+
+@pytest.mark.parametrize(("samples", "outcome"), [(1, Outcome.INCONCLUSIVE), (2, Outcome.FAILED)])
+def test_fewer_than_two_samples_in_the_window_is_the_runs_timing(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation], samples: int, outcome: Outcome) -> None:
+    expr = "rate(vllm:prompt_tokens_total[90s])"
+    has_series(api, "vllm:prompt_tokens_total")
+    api.answer("count_over_time(vllm:prompt_tokens_total[1m30s])", vector(sample(samples)))
+    verdict = judge(x86, expr, prom=prom, wait=0.0)
+    assert verdict.outcome == outcome
+    if outcome == Outcome.INCONCLUSIVE:
+        assert verdict.message.startswith(
+            f"{WHERE}: Prometheus holds fewer than two samples of vllm:prompt_tokens_total within the panel's 90s "
+            f"window")
+        assert "(this panel waited 0 s of the wait all panels share" in verdict.message
+
+
+def test_empty_query_is_polled_until_the_wait_ends(api: PrometheusAPI, prom: Prometheus,
+                                                   x86: list[Observation]) -> None:
+    has_series(api, RUNNING)
+    api.answer(RUNNING, vector(), vector(), vector(sample(1)))  # the third answer has data
+    started = time.monotonic()
+    assert judge(x86, RUNNING, prom=prom, wait=5.0).outcome == Outcome.PASSED
+    assert time.monotonic() - started < 5.0
+    assert api.queries().count(RUNNING) == 3
+
+
+def test_missing_series_in_prometheus_is_no_data_naming_prometheus(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    # vLLM exposes it, Prometheus holds none of it (and no series of it to compare labels with)
+    assert summary(judge(x86, RUNNING, prom=prom, wait=0.0)) == (
+        "failed", "MUST", "no data",
+        f"{WHERE}: Prometheus holds no series for {RUNNING} although the metrics exist (see the Prometheus checks).")
+
+
+def test_label_mismatch_in_prometheus_reads_its_series(api: PrometheusAPI, prom: Prometheus,
+                                                       x86: list[Observation]) -> None:
+    api.series[RUNNING] = [{"__name__": RUNNING, "model_name": "tiny", "pod": "p1", "namespace": "llm-d"},
+                           {"__name__": RUNNING, "model_name": "tiny", "pod": "p2", "namespace": "llm-d"}]
+    by_name = judge(x86, f'{RUNNING}{{kubernetes_pod_name="p1"}}', prom=prom, wait=0.0)
+    assert by_name.message.startswith(
+        f"{WHERE} selects {RUNNING} by label kubernetes_pod_name, which no series carries (Prometheus stores only "
+        f"model_name, namespace, pod), so the panel stays empty.")
+    by_value = judge(x86, f'{RUNNING}{{namespace="prod"}}', prom=prom, wait=0.0)
+    assert by_value.message == (f'{WHERE} selects {RUNNING} with namespace="prod", which none of its series matches '
+                                f"(they carry namespace = llm-d), so the panel stays empty.")
+    asked = next(s.params for s in api.seen if s.path == "/api/v1/series")
+    assert asked["match[]"] == RUNNING and asked["limit"] == "50"
+    assert abs(float(asked["start"]) - (time.time() - 600)) < 60
+
+
+def test_variables_resolved_in_prometheus(api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    api.label_values["model_name"] = ["tiny", "big"]
+    api.label_values["__name__"] = ["vllm:num_requests_running", "vllm:num_requests_waiting"]
+    api.label_names = ["__name__", "model_name", "pod"]
+    api.answer('vllm:num_requests_running{pod=~"p.*"}', vector(sample(1, __name__=RUNNING, pod="p1")))
+    api.answer("sum(vllm:num_requests_running)", {"resultType": "scalar", "result": [NOW, "3"]})
+    panel = variable_panel(f'{RUNNING}{{model_name="$m"}}',
+                           Variable("m", "query", query="label_values(vllm:num_requests_running, model_name)"),
+                           Variable("n", "query", query="metrics(waiting)"),
+                           Variable("l", "query", query="label_names()", regex="/^p.*/"),
+                           Variable("p", "query", query='query_result(vllm:num_requests_running{pod=~"p.*"})',
+                                    regex='/pod="([^"]+)"/'),
+                           Variable("s", "query", query="query_result(sum(vllm:num_requests_running))",
+                                    regex="/scalar (\\d+)/"))
+    verdict = evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0)
+    assert verdict.evidence["variables"] == {"m": "tiny", "n": "vllm:num_requests_waiting", "l": "pod", "p": "p1",
+                                             "s": "3"}
+    values = next(s for s in api.seen if s.path == "/api/v1/label/model_name/values")
+    assert values.params["match[]"] == "vllm:num_requests_running"
+    assert abs(float(values.params["start"]) - (time.time() - 3600)) < 60
+    names = next(s for s in api.seen if s.path == "/api/v1/labels")
+    assert "match[]" not in names.params and abs(float(names.params["start"]) - (time.time() - 3600)) < 60
