@@ -506,3 +506,86 @@ def test_variables_resolved_in_prometheus(api: PrometheusAPI, prom: Prometheus, 
     assert abs(float(values.params["start"]) - (time.time() - 3600)) < 60
     names = next(s for s in api.seen if s.path == "/api/v1/labels")
     assert "match[]" not in names.params and abs(float(names.params["start"]) - (time.time() - 3600)) < 60
+
+
+# -- what loading keeps, what variables see -----------------------------------------------------------------
+
+
+def test_loading_keeps_where_grafana_draws_each_panel(tmp_path: Path) -> None:
+    loaded = load_panels([write(tmp_path / "grid.json", [
+        {"type": "row", "title": "Latency", "collapsed": True, "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
+         "panels": [{"title": "E2E", "gridPos": {"x": 0, "y": 1, "w": 12, "h": 8}, "targets": [{"expr": "vllm:a"}]},
+                    {"title": "Lib", "gridPos": {"x": 12, "y": 1, "w": 12, "h": 8},
+                     "libraryPanel": {"uid": "only-uid"}}]},
+        {"targets": [{"refId": "A", "expr": "vllm:b"}, {"expr": "vllm:c", "datasource": {"type": ""}}]},
+    ])])
+    assert [(p.title, p.grid, p.row, p.library) for p in loaded] == [
+        ("E2E", (0, 1, 12, 8), "Latency", None), ("Lib", (12, 1, 12, 8), "Latency", "only-uid"),
+        ("panel ?", None, "Latency", None)]  # after a row, in it (Grafana: until the next row)
+    # a target without refId is named by its position; an empty data source type is the panel's (Prometheus)
+    assert loaded[2].queries == (Query("A", "vllm:b"), Query("B", "vllm:c"))
+
+
+def test_library_panel_keeps_the_dashboards_variables(tmp_path: Path) -> None:
+    path = tmp_path / "lib.json"
+    path.write_text(json.dumps({"title": "vLLM", "templating": {"list": [{"name": "m", "type": "custom",
+                                                                          "query": "tiny"}]},
+                                "panels": [{"libraryPanel": {"name": "L"}}]}))
+    (loaded,) = load_panels([path])
+    assert [v.name for v in loaded.variables] == ["m"]
+
+
+def test_absent_of_an_aggregate_names_its_selector(x86: list[Observation]) -> None:
+    verdict = judge(x86, 'absent(sum by (model_name) (vllm:num_requests_running{model_name="tiny"}))')
+    assert verdict.message == (f"{WHERE}: absent() returns nothing while "
+                               f'vllm:num_requests_running{{model_name="tiny"}} has series: the query shows data '
+                               f"only when the metric is missing.")
+
+
+@pytest.mark.parametrize(("query", "regex", "shown"), [
+    # another metric's label (histograms carry le) is not this metric's: unknown
+    ("label_values(vllm:num_requests_running, le)", "", ".*"),
+    # a chained variable that is unknown (.*) still selects: its matcher is not judged
+    ('label_values(vllm:num_requests_running{model_name=".*"}, engine)', "", "0"),
+    ("label_names(vllm:num_requests_running)", "/^le$/", ""),  # known, and no label matches: no option
+    ("label_names(vllm:num_requests_running{)", "", ".*"),
+    ('query_result(vllm:num_requests_running{model_name=".*"})', "", None),
+])
+def test_variable_lookups_on_the_scrape_select_by_metric_and_matchers(
+        x86: list[Observation], query: str, regex: str, shown: str | None) -> None:
+    panel = variable_panel("vllm:num_requests_running", Variable("v", "query", query=query, regex=regex))
+    value = evaluate_panel(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"]
+    instance = x86[0].target.base_url.removeprefix("http://")
+    # query_result() writes each series as Grafana does: name{label="value", ...} (no value on the scrape)
+    assert value == (shown if shown is not None
+                     else f'vllm:num_requests_running{{instance="{instance}", engine="0", model_name="tiny"}}')
+
+
+def test_query_result_in_prometheus_is_written_as_grafana_writes_it(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    api.answer("vllm:num_requests_running", vector(sample("2", __name__=RUNNING, model_name="tiny", pod="p1")))
+    api.answer("time()", {"resultType": "scalar", "result": [NOW, "1767225600"]})
+    api.answer("up", vector(sample("1", job="vllm")))  # no __name__ in the result: an empty name
+    api.label_names = ["__name__", "model_name"]
+    panel = variable_panel("vllm:num_requests_running",
+                           Variable("s", "query", query="query_result(vllm:num_requests_running)"),
+                           Variable("t", "query", query="query_result(time())"),
+                           Variable("u", "query", query="query_result(up)"),
+                           Variable("l", "query", query="label_names(vllm:num_requests_running)", regex="/^m.*/"),
+                           Variable("v", "query", query="label_values(model_name)"))
+    api.label_values["model_name"] = ["tiny"]
+    shown = evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0).evidence["variables"]
+    ms = int(NOW * 1000)
+    assert shown["s"] == f'{RUNNING}{{model_name="tiny", pod="p1"}} 2 {ms}'
+    assert shown["t"] == f"scalar 1767225600 {ms}"
+    assert shown["u"] == f'{{job="vllm"}} 1 {ms}'
+    assert shown["l"] == "model_name"
+    names = next(s for s in api.seen if s.path == "/api/v1/labels")
+    assert names.params["match[]"] == RUNNING
+    values = next(s for s in api.seen if s.path == "/api/v1/label/model_name/values")
+    assert "match[]" not in values.params
+
+
+def test_substitute_names_the_variables_it_writes() -> None:
+    assert substitute("${m:queryparam}&${namespace:queryparam}", {"m": "tiny"}, "llm-d") == \
+        "var-m=tiny&var-namespace=llm-d"
