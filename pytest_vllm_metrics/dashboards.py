@@ -640,12 +640,12 @@ def _label_mismatch(ctx: _Context, selector: Selector) -> Verdict | None:
         if any(_matches([(label, op, value)], s, ctx.scrapes.wildcard) for s in labelled):
             continue
         held = sorted({s[label] for s in labelled if label in s})
-        sign = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}.get(op, op)
+        sign = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}[op]
         hint = (" An '=' matcher compares the text exactly: a regex (a Grafana All value or a multi-value "
                 "variable) needs '=~'." if sign == "=" and re.search(r"[.*+|()\[\]\\]", value) else "")
         return ctx.verdict(Outcome.FAILED, "label mismatch", (
             f"{ctx.where} selects {selector.metric} with {label}{sign}\"{value}\", which none of its series "
-            f"matches (they carry {label} = {', '.join(held[:8]) or 'nothing'}), so the panel stays empty."
+            f"matches (they carry {label} = {', '.join(held[:8])}), so the panel stays empty."
             f"{hint}"))
     return None
 

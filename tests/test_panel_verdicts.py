@@ -589,3 +589,52 @@ def test_query_result_in_prometheus_is_written_as_grafana_writes_it(
 def test_substitute_names_the_variables_it_writes() -> None:
     assert substitute("${m:queryparam}&${namespace:queryparam}", {"m": "tiny"}, "llm-d") == \
         "var-m=tiny&var-namespace=llm-d"
+
+
+@pytest.mark.parametrize(("expr", "outcome", "kind", "says"), [
+    # a target label is not on the direct scrape: skipped, and the matchers after it still judged
+    ('vllm:num_requests_running{pod="p", model_name="other"}', "failed", "label mismatch", 'model_name="other"'),
+    ('vllm:num_requests_running{engine="0", model_name="other"}', "failed", "label mismatch", 'model_name="other"'),
+    # Prometheus: an empty matcher selects the series without the label; != compares text, not a regex
+    ('vllm:num_requests_running{lora_name=""}', "passed", "ok", ""),
+    ('vllm:num_requests_running{model_name!="t.ny"}', "passed", "ok", ""),
+    ('vllm:num_requests_running{model_name=~".*", lora_name=~".*"}', "passed", "ok", ""),
+    # RE2 syntax Python's re lacks is not judged; the next matcher is
+    ('vllm:num_requests_running{model_name=~"\\\\p{L}+", engine="9"}', "failed", "label mismatch", 'engine="9"'),
+])
+def test_matchers_are_read_as_prometheus_reads_them(x86: list[Observation], expr: str, outcome: str, kind: str,
+                                                   says: str) -> None:
+    verdict = judge(x86, expr)
+    assert (verdict.outcome.value, verdict.evidence["panel_verdict"]) == (outcome, kind), verdict.message
+    assert says in verdict.message
+
+
+def test_an_unknown_variable_is_not_the_mismatch_named(x86: list[Observation]) -> None:
+    panel = variable_panel('vllm:num_requests_running{model_name="$v", engine="9"}',
+                           Variable("v", "query", query="label_values(vllm:num_requests_running, job)"))
+    verdict = evaluate_panel(panel, x86, load_catalog(), Policy())
+    assert verdict.evidence["panel_verdict"] == "label mismatch"
+    assert 'with engine="9", which none of its series matches (they carry engine = 0)' in verdict.message
+
+
+def test_label_mismatch_lists_at_most_eight_values(api: PrometheusAPI, prom: Prometheus,
+                                                  x86: list[Observation]) -> None:
+    api.series[RUNNING] = [{"__name__": RUNNING, "pod": f"vllm-{i}"} for i in range(9)]
+    verdict = judge(x86, f'{RUNNING}{{pod="vllm-9"}}', prom=prom, wait=0.0)
+    assert "(they carry pod = vllm-0, vllm-1, vllm-2, vllm-3, vllm-4, vllm-5, vllm-6, vllm-7), so" in verdict.message
+
+
+@pytest.mark.parametrize(("detail", "namespace", "shown"), [
+    ({"namespace": "llm-d"}, None, "llm-d"),
+    ({"namespace": "llm-d"}, "other", "llm-d"),  # the pod's own namespace wins over the run's
+    ({}, None, ".*"),  # nothing tells: unknown
+])
+def test_pods_carry_their_namespace_for_variables(x86: list[Observation], detail: dict[str, str],
+                                                  namespace: str | None, shown: str) -> None:
+    pods = [dataclasses.replace(o, target=Target(name="vllm-decode-7f9c", base_url=o.target.base_url,
+                                                 source="kubernetes", detail=detail)) for o in x86]
+    panel = variable_panel("vllm:num_requests_running",
+                           Variable("n", "query", query="label_values(vllm:num_requests_running, namespace)"),
+                           Variable("i", "query", query="label_values(vllm:num_requests_running, instance)"))
+    found = evaluate_panel(panel, pods, load_catalog(), Policy(namespace=namespace)).evidence["variables"]
+    assert (found["n"], found["i"]) == (shown, ".*")  # a pod is named by pod, not by instance
