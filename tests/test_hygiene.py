@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CAPTURES, flat, said
+from conftest import CAPTURES, said
 from pytest_vllm_metrics import hygiene
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
@@ -168,4 +168,4 @@ def test_faults_the_hygiene_checks_catch(pytester: pytest.Pytester, sim_host: Si
     name = pid.url.removeprefix("http://")
     assert said(result, f"FAILED MUST {name} one_series_per_engine_and_model {name}: vllm:kv_cache_usage_perc is "
                         f"split by its pid label into 2 series per engine and model.")
-    assert said(result, "vllm:cache_config_info (45 labels) with the 7 labels * reach 52 labels per series"), flat(result)
+    assert said(result, "vllm:cache_config_info (45 labels) with the 7 labels * reach 52 labels per series")

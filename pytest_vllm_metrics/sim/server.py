@@ -259,6 +259,8 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
     n = body.get("n", 1)
     if not isinstance(n, int) or not 1 <= n <= 8:
         return _error("n must be a whole number from 1 to 8")
+    if n > 1 and body.get("temperature", 1.0) == 0:
+        return _error(f"n must be 1 when using greedy sampling, got {n}.")  # vLLM's own refusal
     tokens = engine.tokenize(prompt)
     if len(tokens) + max_tokens > profile.max_model_len:
         return _error(
