@@ -43,8 +43,16 @@ def test_exact_accounting_gauges_and_hygiene_hold_on_real_vllm(
                         "ServiceMonitor scrape adds * reach 44 labels per series")
     report = json.loads((pytester.path / "report.json").read_text())
     rows = {row["check"]: row for row in report["tests"]}
-    aborts = rows["gauges_return_to_zero_after_aborts"]["targets"]
-    assert set(aborts) == {on.url.removeprefix("http://"), off.url.removeprefix("http://")}
+    evidence = rows["gauges_return_to_zero_after_aborts"]["evidence"]
+    assert set(evidence) == {on.url.removeprefix("http://"), off.url.removeprefix("http://")}
+    for name, aborts in evidence.items():
+        # as vLLM's test_abort_metrics_reset: running and holding KV blocks while streaming, 0 after the aborts
+        assert aborts["aborted"] == 3 and aborts["during"]["vllm:num_requests_running"] >= 1, aborts
+        assert aborts["during"]["vllm:kv_cache_usage_perc"] > 0 and aborts["settled_after"] is not None, aborts
+        print(f"{name}: abort probe {aborts}")
+    for check in ("counts_exactly[vllm:inter_token_latency_seconds]", "counts_exactly[vllm:prompt_tokens_total]",
+                  "counts_exactly[vllm:request_success_total]", "finish_reasons_exactly"):
+        print(f"{check}: {rows[check]['evidence']}")
     assert all(implementation["measured"]["looksExclusive"] for implementation in report["implementations"])
 
 
