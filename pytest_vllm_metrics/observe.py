@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 import httpx
 
 from . import features
+from .catalog import conformance_data
 from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape
 from .settings import Settings
 from .snapshot import Delta, Snapshot
 from .targets import Target
-from .traffic import TrafficResult, Workload
+from .traffic import Aborts, TrafficResult, Workload
 
 DEFAULT_BLOCK_SIZE = 16  # vLLM's GPU default, used when cache_config_info is missing
 
@@ -31,6 +35,8 @@ class Observation:
     before: Snapshot | None = None
     traffic: TrafficResult | None = None
     after: Snapshot | None = None
+    # --vllm-exclusive only: streams closed mid-way after the second scrape, and the gauges afterwards
+    aborts: Aborts | None = None
     errors: dict[str, Problem] = field(default_factory=dict)  # stage -> why it has no result
     # Every check of this target asks for these: computed once per pair of snapshots, not once per check.
     _delta: Delta | None = field(default=None, init=False, repr=False, compare=False)
@@ -135,7 +141,8 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         traffic_target = Target(name=f"{target.name} via gateway", base_url=settings.vllm_gateway_url)
         traffic_client = gateway
     workload = Workload(traffic_client, traffic_target, model=settings.vllm_model, api_key=settings.vllm_api_key,
-                        requests=settings.vllm_requests, max_tokens=settings.vllm_max_tokens, timeout=timeout)
+                        requests=settings.vllm_requests, max_tokens=settings.vllm_max_tokens, timeout=timeout,
+                        exclusive=settings.vllm_exclusive)
     try:
         obs.traffic = await asyncio.wait_for(workload.run(obs.block_size), cap)
     except TimeoutError:
@@ -151,11 +158,69 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.errors["traffic"] = Problem(f"{target.name}: every workload request failed: {obs.traffic.summary()}",
                                         inconclusive=False)
     await _scrape_after(client, obs, settings)
+    if settings.vllm_exclusive and "traffic" not in obs.errors and "after" not in obs.errors and gateway is None:
+        # After the second scrape, so that what the aborted requests count never enters the exact accounting.
+        obs.aborts = await _abort_probe(client, workload, obs, settings)
+
+
+@cache
+def gauge_probe() -> dict[str, Any]:
+    """The gauges that must return to 0 after aborted requests, and the probe's bounds (accounting.toml)."""
+    gauges: dict[str, Any] = conformance_data("accounting.toml")["gauges"]
+    return gauges
+
+
+async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Observation,
+                       settings: Settings) -> Aborts:
+    """Close streaming requests mid-way, then poll /metrics (bounded) until the gauges read 0 again."""
+    probe = gauge_probe()
+    names: list[str] = probe["names"]
+    path, timeout = settings.vllm_metrics_path, settings.vllm_timeout
+
+    async def gauges() -> dict[str, float | None]:
+        page = await scrape(client, obs.target, path, timeout)
+        return {name: page.value(name) for name in names}
+
+    async def while_open() -> None:
+        aborts.during = await gauges()
+
+    aborts = Aborts()
+    try:
+        await workload.abort_streams(aborts, int(probe["streams"]), int(probe["max_tokens"]), while_open)
+        if aborts.error or not aborts.aborted:
+            return aborts
+        closed = time.monotonic()
+        aborts.waited = min(float(probe["wait_seconds"]), settings.vllm_phase_timeout)
+        while True:  # a bounded poll: the server refreshes its gauges at its next scheduler step
+            aborts.after = await gauges()
+            aborts.polls += 1
+            if all(not value for value in aborts.after.values()):
+                aborts.settled_after = time.monotonic() - closed
+                return aborts
+            if time.monotonic() - closed >= aborts.waited:
+                return aborts
+            await asyncio.sleep(float(probe["poll_seconds"]))
+    except FetchError as exc:
+        aborts.error = str(exc)
+    return aborts
+
+
+_SETTLE_SECONDS = 3.0  # exclusive runs: how long the last requests' counts may take to reach /metrics
+_SETTLE_POLL = 0.1
 
 
 async def _scrape_after(client: httpx.AsyncClient, obs: Observation, settings: Settings) -> None:
     try:
         obs.after = await scrape(client, obs.target, settings.vllm_metrics_path, settings.vllm_timeout)
+        # vLLM records a step's stats just after handing its outputs to the requests: an answer can reach the
+        # suite before its counts reach /metrics. Exact accounting waits (bounded) for every finished choice.
+        expected = obs.traffic.choices if settings.vllm_exclusive and obs.traffic else 0
+        deadline = time.monotonic() + _SETTLE_SECONDS
+        while obs.before is not None and expected and time.monotonic() < deadline:
+            if Delta(obs.before, obs.after).increase("vllm:request_success_total") >= expected:
+                break
+            await asyncio.sleep(_SETTLE_POLL)
+            obs.after = await scrape(client, obs.target, settings.vllm_metrics_path, settings.vllm_timeout)
     except FetchError as exc:
         obs.errors["after"] = Problem(str(exc), exc.inconclusive)
 

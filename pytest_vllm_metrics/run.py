@@ -18,6 +18,7 @@ import pytest
 from . import prometheus
 from .catalog import Catalog
 from .dashboards import Panel
+from .evaluate import looks_exclusive
 from .kube import ClusterInfo
 from .observe import Observation, observe
 from .outcome import Problem
@@ -225,6 +226,8 @@ def _measured(obs: Observation) -> dict[str, Any]:
         "prefixCache": None,
         # the process restarted or another one answered: differences across the scrapes mean little
         "restarted": bool(delta and delta.restarted),
+        # finished requests and prompt tokens moved by exactly the workload: --vllm-exclusive would apply
+        "looksExclusive": looks_exclusive(obs),
     }
     if delta is None:
         return measured | {key: [] for key in _CHARTED_HISTOGRAMS}

@@ -184,6 +184,7 @@ async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: 
             f"Check that the URL is vLLM's /metrics."
         ) from None
     snapshot.taken_at = taken_at
+    snapshot.size = len(body.encode("utf-8", errors="replace"))
     if not snapshot.families:
         raise FetchError(
             f"{target.name}: GET {path} answered an empty metrics page. vLLM always exposes process and "

@@ -234,6 +234,7 @@ class Policy:
     exempt: tuple[str, ...] = ()  # features whose checks are skipped (--vllm-exempt-feature)
     via_gateway: bool = False  # the workload went through the inference gateway, not to each pod
     namespace: str | None = None  # the Kubernetes namespace, for dashboards' $namespace
+    exclusive: bool = False  # no other traffic reaches the targets (--vllm-exclusive): counters move exactly
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ class Settings:
     @property
     def policy(self) -> Policy:
         return Policy(self.vllm_require_feature, self.vllm_exempt_feature, bool(self.vllm_gateway_url),
-                      self.vllm_namespace)
+                      self.vllm_namespace, self.vllm_exclusive)
 
     @property
     def has_targets(self) -> bool:

@@ -61,6 +61,7 @@ class Snapshot:
     taken_at: float | None = None  # wall-clock time of the scrape (seconds since the epoch), when known
     # the exposition format the server answered in: TEXT_FORMAT, or "openmetrics/<version>"
     format: str = TEXT_FORMAT
+    size: int | None = None  # bytes of the page as served, when scraped
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,9 @@ class RequestRecord:
     cached_tokens: int | None = None
     shares_prefix: bool = False
     error: str | None = None
+    n: int = 1  # choices asked for; vLLM runs each as an engine request of its own
+    max_tokens: int = 0
+    finish_reasons: dict[int, str] = field(default_factory=dict)  # choice index -> the answer's finish_reason
 
     @property
     def ok(self) -> bool:
@@ -70,6 +76,34 @@ class TrafficResult:
         return sum(r.completion_tokens for r in self.ok)
 
     @property
+    def choices(self) -> int:
+        """Engine requests: one per choice (a request with n=2 is two)."""
+        return sum(r.n for r in self.ok)
+
+    @property
+    def engine_prompt_tokens(self) -> int:
+        """Prompt tokens as the engine prefills them: usage.prompt_tokens once per choice."""
+        return sum(r.prompt_tokens * r.n for r in self.ok)
+
+    @property
+    def decode_steps(self) -> int:
+        """Tokens after each choice's first (inter-token latency observations without speculative decoding)."""
+        return self.generation_tokens - self.choices
+
+    @property
+    def engine_max_tokens(self) -> int:
+        return sum(r.max_tokens * r.n for r in self.ok)
+
+    def finish_reasons(self) -> Counter[str]:
+        """Choices by the finish_reason the answers gave."""
+        return Counter(reason for r in self.ok for reason in r.finish_reasons.values())
+
+    @property
+    def usage_reported(self) -> bool:
+        """Every successful answer carried its usage (the exact checks count with it)."""
+        return all(r.prompt_tokens > 0 and r.completion_tokens > 0 for r in self.ok)
+
+    @property
     def repeated_prefix_requests(self) -> int:
         """Successful requests whose prefix an earlier request of the same kind family had already sent."""
         completions = sum(1 for r in self.ok if r.shares_prefix and r.kind.startswith("completion"))
@@ -102,7 +136,8 @@ def _words(count: int, salt: int = 0) -> str:
 
 class Workload:
     def __init__(self, client: httpx.AsyncClient, target: Target, *, model: str | None, api_key: str | None,
-                 requests: int, max_tokens: int, timeout: float) -> None:
+                 requests: int, max_tokens: int, timeout: float, exclusive: bool = False) -> None:
+        self.exclusive = exclusive
         self.client = client
         self.target = target
         self.model = model
@@ -138,6 +173,11 @@ class Workload:
             result.records.append(record)
             if record.ok and kind == "completion" and not result.prefix_tokens:
                 result.prefix_tokens = int(target_tokens)
+        if self.exclusive:
+            # Counted exactly, so the cases vLLM counts per choice are in: n=2, streamed and not.
+            for index, kind in enumerate(("completion", "chat-stream"), start=self.requests):
+                result.records.append(await self._send(kind, prefix + f" request {index} " + _words(4, salt=index),
+                                                       shares_prefix=True, system=prefix, n=2))
         if not result.ok:
             result.error = await self._why_none_served(result.records)
         return result
@@ -198,11 +238,12 @@ class Workload:
                     f"one of the served models, or leave --vllm-model out to use the first one.")
         return None
 
-    async def _send(self, kind: str, text: str, *, shares_prefix: bool, system: str | None = None) -> RequestRecord:
+    def _body(self, kind: str, text: str, system: str | None, n: int, max_tokens: int) -> tuple[str, dict[str, Any]]:
         chat = kind.startswith("chat")
         stream = kind.endswith("stream")
-        body: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "temperature": 0.0,
-                                "stream": stream}
+        # vLLM refuses n > 1 with greedy sampling; a fixed seed keeps the answers reproducible
+        sampling: dict[str, Any] = {"temperature": 0.0} if n == 1 else {"temperature": 1.0, "seed": 7, "n": n}
+        body: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, **sampling, "stream": stream}
         if stream:
             body["stream_options"] = {"include_usage": True}
         if chat:
@@ -214,8 +255,15 @@ class Workload:
         else:
             body["prompt"] = text
             path = "/v1/completions"
+        return path, body
+
+    async def _send(self, kind: str, text: str, *, shares_prefix: bool, system: str | None = None,
+                    n: int = 1) -> RequestRecord:
+        stream = kind.endswith("stream")
+        path, body = self._body(kind, text, system, n, self.max_tokens)
         started = time.monotonic()
-        record = RequestRecord(kind=kind, status=None, seconds=0.0, shares_prefix=shares_prefix)
+        record = RequestRecord(kind=kind, status=None, seconds=0.0, shares_prefix=shares_prefix, n=n,
+                               max_tokens=self.max_tokens)
         try:
             async with self.client.stream("POST", self.target.url(path), json=body, headers=self.headers,
                                           timeout=self.timeout) as response:
@@ -249,6 +297,55 @@ class Workload:
         return record
 
 
+    async def abort_streams(self, aborts: Aborts, count: int, max_tokens: int,
+                            while_open: Callable[[], Awaitable[None]]) -> None:
+        """Open `count` streaming completions that would run long, read each one's first chunk, call `while_open`,
+        then close them all before they finish: the client aborts that vLLM's own metrics test makes."""
+        path, body = self._body("completion-stream", _words(12, salt=3), None, 1, max_tokens)
+        body["ignore_eos"] = True  # vLLM's extension: no early stop, so each stream is still running when closed
+        reading: list[AsyncIterator[str]] = []
+        async with AsyncExitStack() as streams:
+            for _ in range(count):
+                try:
+                    response = await streams.enter_async_context(self.client.stream(
+                        "POST", self.target.url(path), json=body, headers=self.headers, timeout=self.timeout))
+                    if response.status_code != 200:
+                        aborts.error = (f"a streaming request of the abort probe answered HTTP {response.status_code}: "
+                                        f"{_error_text(await read_capped(response, MAX_ANSWER_BYTES))}")
+                        return
+                    aborts.opened += 1
+                    # Kept referenced until the streams close: a line iterator dropped half-way is finalized,
+                    # and finalizing it closes its connection, an abort before the gauges were read.
+                    lines = response.aiter_lines()
+                    reading.append(lines)
+                    async for line in lines:
+                        if line == "data: [DONE]":
+                            aborts.finished += 1  # done before the suite could close it: not an abort
+                            break
+                        if line.startswith("data: "):
+                            break  # the first token is out: the request is running
+                except httpx.HTTPError as exc:
+                    aborts.error = describe_http_error(self.target, f"POST {path} (abort probe)", exc, self.timeout)
+                    return
+            await while_open()
+        aborts.aborted = aborts.opened - aborts.finished  # closed with the stack, mid-stream
+
+
+@dataclass
+class Aborts:
+    """Streaming requests the suite closed mid-way, and what the gauges did afterwards (filled by observe)."""
+
+    opened: int = 0
+    finished: int = 0  # streams the server ended before the suite closed them
+    aborted: int = 0
+    during: dict[str, float | None] = field(default_factory=dict)  # gauges while the streams were open
+    after: dict[str, float | None] = field(default_factory=dict)  # gauges at the last poll
+    settled_after: float | None = None  # seconds from the close until every gauge read 0; None if never
+    waited: float = 0.0  # the bound of the poll
+    polls: int = 0
+    error: str | None = None
+
+
 class _WorkloadError(Exception):
     def __init__(self, message: str, server_failed: bool = False) -> None:
         super().__init__(message)
@@ -267,6 +364,11 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a completion of at most 256 tokens is a fe
 
 
 def _take_usage(record: RequestRecord, data: dict[str, Any]) -> None:
+    """Usage and each choice's finish_reason, from an answer or a streamed chunk."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            record.finish_reasons[int(choice.get("index") or 0)] = str(choice["finish_reason"])
     usage = data.get("usage") if isinstance(data, dict) else None
     if not isinstance(usage, dict):
         return

@@ -8,7 +8,9 @@ hashed in blocks of `block_size`, and queries and hits are counted in tokens as 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 import re
 import time
 import tomllib
@@ -35,6 +37,7 @@ from ..versions import VersionRange
 from .profiles import Profile
 
 _TOKEN = re.compile(r"\S+")
+_PIDS = ("101", "102")  # the API server processes of the `pid-label` fault; the first one serves
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 
 
@@ -138,12 +141,25 @@ class Engine:
         self.started = time.time()
         self._base = {"engine": "0", "model_name": profile.model}
         self._blocks: OrderedDict[bytes, None] = OrderedDict()
+        self._running = 0
+        self._held_blocks = 0
         for spec in families_for(profile.version):
             self._register(spec)
 
     # -- registry --------------------------------------------------------------------------------
 
     def _register(self, spec: FamilySpec) -> None:
+        startup = list(zip(spec.startup_series, spec.startup_values, strict=True))
+        fault = self.profile.fault
+        if fault == "info-labels-45" and spec.name == "vllm:cache_config_info":
+            # a newer CacheConfig with 8 more fields: 45 labels of its own
+            extra = tuple((f"simulated_field_{i}", "None") for i in range(1, 9))
+            spec = dataclasses.replace(spec, label_names=spec.label_names + tuple(k for k, _ in extra))
+            startup = [(labels + extra, value) for labels, value in startup]
+        if fault == "pid-label" and spec.name == "vllm:kv_cache_usage_perc":
+            # vLLM before 0.11.1 with two API server processes: one series per process (the `pid` label)
+            spec = dataclasses.replace(spec, label_names=(*spec.label_names, "pid"))
+            startup = [((*labels, ("pid", pid)), value) for labels, value in startup for pid in _PIDS]
         kwargs: dict[str, Any] = {"labelnames": spec.label_names, "registry": self.registry}
         metric: Any
         if spec.type == "counter":
@@ -157,7 +173,7 @@ class Engine:
         else:
             return
         self.metrics[spec.name] = metric
-        for labels, value in zip(spec.startup_series, spec.startup_values, strict=True):
+        for labels, value in startup:
             values = dict(labels)
             values.update({k: v for k, v in self._overrides().items() if k in values})
             if not _label_value_allowed(spec.name, values, self.profile.version):
@@ -215,8 +231,43 @@ class Engine:
             self._blocks.popitem(last=False)
         return hit_blocks * size
 
-    def generate(self, prompt_tokens: list[str], max_tokens: int) -> tuple[list[str], int, float]:
-        """Run one request through the metrics; return (generated words, cached tokens, ttft)."""
+    def generate(self, prompt_tokens: list[str], max_tokens: int, n: int = 1) -> tuple[list[str], int, float]:
+        """Run one request of `n` choices through the metrics; return (generated words of each choice, cached
+        tokens of the first, ttft). As in vLLM, each choice is an engine request of its own (counted in the
+        request and token counters and the per-request histograms); `n` and the longest choice are observed once
+        per request."""
+        words, cached, ttft = self._child(prompt_tokens, max_tokens)
+        for _ in range(n - 1):
+            self._child(prompt_tokens, max_tokens)
+        if n > 1 and self.profile.fault == "counts-n-twice":
+            self._inc("vllm:generation_tokens", n * max_tokens)  # every choice's tokens counted a second time
+        self._observe("vllm:request_max_num_generation_tokens", max_tokens)
+        self._observe("vllm:request_params_n", n)
+        return words, cached, ttft
+
+    # -- gauges of requests in flight (streaming requests hold them while they stream) ----------------
+
+    def request_started(self, tokens: int) -> None:
+        self._running += 1
+        self._held_blocks += math.ceil(tokens / self.profile.block_size)
+        self._set_gauges()
+
+    def request_ended(self, tokens: int, aborted: bool) -> None:
+        if aborted and self.profile.fault == "gauges-stuck":
+            return  # no scheduler step after the abort, so nothing refreshes the gauges
+        self._running -= 1
+        self._held_blocks -= math.ceil(tokens / self.profile.block_size)
+        self._set_gauges()
+
+    def _set_gauges(self) -> None:
+        pid = {"pid": _PIDS[0]} if self.profile.fault == "pid-label" else {}
+        for family, value in (("vllm:num_requests_running", float(self._running)),
+                              ("vllm:kv_cache_usage_perc", self._held_blocks / self.profile.num_gpu_blocks)):
+            metric = self.metrics.get(family)
+            if metric is not None:
+                metric.labels(**self._base, **(pid if family == "vllm:kv_cache_usage_perc" else {})).set(value)
+
+    def _child(self, prompt_tokens: list[str], max_tokens: int) -> tuple[list[str], int, float]:
         started = time.monotonic()
         n = len(prompt_tokens)
         cached = self.lookup_prefix(prompt_tokens)
@@ -243,8 +294,6 @@ class Engine:
             self._observe("vllm:time_per_output_token_seconds", 0.004)
         self._observe("vllm:request_prompt_tokens", n)
         self._observe("vllm:request_generation_tokens", max_tokens)
-        self._observe("vllm:request_max_num_generation_tokens", max_tokens)
-        self._observe("vllm:request_params_n", 1)
         self._observe("vllm:request_params_max_tokens", max_tokens)
         self._observe("vllm:request_prefill_kv_computed_tokens", n - cached)
         self._observe("vllm:request_num_preemptions", 0)

@@ -44,7 +44,13 @@ FAULTS = {
     "completions-slow": "/v1 completions take 0.5 s each",
     "completions-huge": "/v1 completions answer a 5 MB body",
     "version-missing": "/version answers 404",
+    "counts-n-twice": "requests with n > 1 count their generated tokens twice in vllm:generation_tokens_total",
+    "gauges-stuck": "running requests and KV-cache usage stay up after a client aborts a streaming request",
+    "info-labels-45": "vllm:cache_config_info carries 45 labels (8 more fields than vLLM 0.32)",
+    "pid-label": "vllm:kv_cache_usage_perc has a pid label: one series per API server process",
 }
+# Seconds between streamed tokens: a stream is a stream, so a client can close it half-way (an abort).
+_TOKEN_SECONDS = 0.002
 
 
 def build_app(profile: Profile) -> web.Application:
@@ -250,47 +256,64 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
     max_tokens = body.get("max_tokens", 16)
     if not isinstance(max_tokens, int) or max_tokens < 1:
         return _error("max_tokens must be a positive integer")
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 8:
+        return _error("n must be a whole number from 1 to 8")
+    if n > 1 and body.get("temperature", 1.0) == 0:
+        return _error(f"n must be 1 when using greedy sampling, got {n}.")  # vLLM's own refusal
     tokens = engine.tokenize(prompt)
     if len(tokens) + max_tokens > profile.max_model_len:
         return _error(
             f"This model's maximum context length is {profile.max_model_len} tokens. However, you requested "
             f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the messages, {max_tokens} in the completion)."
         )
-    words, cached, _ = engine.generate(tokens, max_tokens)
+    words, cached, _ = engine.generate(tokens, max_tokens, n)
     engine.requests += 1
     if profile.restart_after_requests and engine.requests == profile.restart_after_requests:
         # A restarted server: a fresh engine, counters from zero, new _created timestamps.
         request.app[ENGINE][0] = Engine(profile.replace(restart_after_requests=None))
     usage = {
-        "prompt_tokens": len(tokens), "completion_tokens": len(words), "total_tokens": len(tokens) + len(words),
+        "prompt_tokens": len(tokens), "completion_tokens": n * len(words), "total_tokens": len(tokens) + n * len(words),
         "prompt_tokens_details": {"cached_tokens": cached},
     }
     ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
     kind = "chat.completion" if chat else "text_completion"
     if not body.get("stream"):
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
-        if chat:
-            choice["message"] = {"role": "assistant", "content": " ".join(words)}
-        else:
-            choice["text"] = " ".join(words)
+        choices: list[dict[str, Any]] = []
+        for index in range(n):
+            choice: dict[str, Any] = {"index": index, "finish_reason": "length"}
+            if chat:
+                choice["message"] = {"role": "assistant", "content": " ".join(words)}
+            else:
+                choice["text"] = " ".join(words)
+            choices.append(choice)
         return _json({"id": ident, "object": kind, "created": int(time.time()), "model": profile.model,
-                      "choices": [choice], "usage": usage})
+                      "choices": choices, "usage": usage})
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     chunk_kind = "chat.completion.chunk" if chat else "text_completion"
-    for index, word in enumerate(words):
-        last = index == len(words) - 1
-        piece: dict[str, Any] = {"index": 0, "finish_reason": "length" if last else None}
-        if chat:
-            piece["delta"] = {"content": " " + word}
-        else:
-            piece["text"] = " " + word
-        await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [piece]})
-    if (body.get("stream_options") or {}).get("include_usage"):
-        await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [],
-                              "usage": usage})
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
+    held = n * (len(tokens) + max_tokens)
+    engine.request_started(held)  # running until the stream ends, or the client closes it
+    aborted = True
+    try:
+        for position, word in enumerate(words):
+            last = position == len(words) - 1
+            for index in range(n):
+                piece: dict[str, Any] = {"index": index, "finish_reason": "length" if last else None}
+                if chat:
+                    piece["delta"] = {"content": " " + word}
+                else:
+                    piece["text"] = " " + word
+                await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [piece]})
+            await asyncio.sleep(_TOKEN_SECONDS)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [],
+                                  "usage": usage})
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        aborted = False
+    finally:
+        engine.request_ended(held, aborted)
     return response
 
 

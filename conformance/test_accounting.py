@@ -1,0 +1,29 @@
+"""With --vllm-exclusive (no other traffic reaches the targets): exact accounting, and gauges back to zero.
+
+The checks vLLM makes of itself after a known workload: each counter, histogram count and sum moves by exactly
+what the answers' usage says (n > 1 and streamed requests included), finished requests by reason, and the
+running/waiting/KV-cache gauges read 0 again after clients abort streaming requests. Without the switch they are
+skipped (other clients' requests would move the counters too); the at-least rule of test_metrics.py applies.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_vllm_metrics.evaluate import across, exact, exact_rules, finish_reasons, gauges_return_to_zero
+
+
+@pytest.mark.must
+@pytest.mark.parametrize("rule", exact_rules(), ids=lambda rule: rule.id)
+def test_counts_exactly(rule, vllm_observations, vllm_policy, vllm_catalog, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), lambda obs: exact(rule, obs, vllm_policy, vllm_catalog), "MUST"))
+
+
+@pytest.mark.must
+def test_finish_reasons_exactly(vllm_observations, vllm_policy, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), lambda obs: finish_reasons(obs, vllm_policy), "MUST"))
+
+
+@pytest.mark.must
+def test_gauges_return_to_zero_after_aborts(vllm_observations, vllm_policy, vllm_enforce):
+    vllm_enforce(across(vllm_observations.values(), lambda obs: gauges_return_to_zero(obs, vllm_policy), "MUST"))
