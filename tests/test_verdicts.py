@@ -183,7 +183,7 @@ def test_unreachable_target_states_its_cause_once(pytester: pytest.Pytester) -> 
 
     assert flat(result).count("cannot connect to http://127.0.0.1:9") == 1
     result.stdout.fnmatch_lines(["could not observe*", "  127.0.0.1:9: cannot connect to http://127.0.0.1:9*",
-                                 "*84 inconclusive in*"])
+                                 "*88 inconclusive in*"])
     assert report(pytester)["result"] == "inconclusive"
     assert result.ret == EXIT_INCONCLUSIVE
 
