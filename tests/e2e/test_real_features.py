@@ -1,0 +1,107 @@
+"""LoRA and speculative decoding on a real vLLM 0.32 (CPU build): detected, judged, and compared with the simulator."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from pytest_vllm_metrics.relations import newest
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.snapshot import Snapshot
+
+from .conftest import LORA_ADAPTER, RealServer
+from .test_real_vllm import _exercise, _families, suite
+
+pytestmark = pytest.mark.e2e
+INFO = "vllm:lora_requests_info"
+SPEC = "vllm:spec_decode_num_"
+RELATIONS = ("spec_decode-accepted-at-most-drafted", "spec_decode-acceptance-per-position", "lora-info-refreshed")
+
+
+def test_suite_detects_each_feature_and_judges_its_relations(
+    pytester: pytest.Pytester, real_vllm: tuple[RealServer, RealServer], lora_vllm: RealServer,
+    spec_vllm: RealServer
+) -> None:
+    on, _ = real_vllm
+    result = suite(pytester, f"--vllm-url={on.url}", f"--vllm-url={lora_vllm.url}", f"--vllm-url={spec_vllm.url}",
+                   "--vllm-report=report.json", "-k", "test_relation or spec_decode or lora")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    report = json.loads((pytester.path / "report.json").read_text())
+    detected = {i["target"]: set(i["features"]) & {"lora", "spec_decode"} for i in report["implementations"]}
+    name = {server.url.removeprefix("http://"): label for server, label in
+            ((on, "plain"), (lora_vllm, "lora"), (spec_vllm, "spec_decode"))}
+    assert {name[target]: found for target, found in detected.items()} == {
+        "plain": set(), "lora": {"lora"}, "spec_decode": {"spec_decode"}}
+    outcomes = {(row["id"].split("[")[-1].rstrip("]"), name[target]): t["outcome"]
+                for row in report["tests"] if "test_relation[" in row["id"] for target, t in row["targets"].items()}
+    # each relation passed where its feature is, and was skipped elsewhere; the suite's own greedy workload drafts
+    for relation in RELATIONS:
+        feature = relation.split("-")[0]
+        for server in ("plain", "lora", "spec_decode"):
+            assert outcomes[relation, server] == ("passed" if server == feature else "skipped"), (relation, server)
+    assert any("test_present[vllm:spec_decode_num_accepted_tokens_per_pos_total]" in line
+               for line in result.outlines if line.startswith("PASSED"))
+
+
+def test_adapter_is_in_the_newest_lora_info_series_while_its_request_runs(lora_vllm: RealServer) -> None:
+    with httpx.Client(base_url=lora_vllm.url, timeout=60) as client:
+        assert LORA_ADAPTER in [m["id"] for m in client.get("/v1/models").json()["data"]]
+        # a base-model request first, so the empty adapter set is the older series, first on the page
+        client.post("/v1/completions", json={"model": "tiny", "prompt": "the metrics", "max_tokens": 4}
+                    ).raise_for_status()
+        body = {"model": LORA_ADAPTER, "prompt": "the metrics of every server", "max_tokens": 600,
+                "temperature": 0, "ignore_eos": True, "stream": True}
+        during = None
+        with client.stream("POST", "/v1/completions", json=body) as response:
+            response.raise_for_status()
+            for index, _ in enumerate(response.iter_lines()):  # bounded: 600 tokens, 60 s per read
+                if index == 10:  # generating: read the page while the adapter runs
+                    during = Snapshot.parse(client.get("/metrics").text)
+        after = Snapshot.parse(client.get("/metrics").text)
+    assert during is not None, "the stream ended before its tenth line"
+    running = newest(during, INFO)
+    assert running is not None and dict(running.labels)["running_lora_adapters"] == LORA_ADAPTER, during.series(INFO)
+    assert dict(running.labels)["max_lora"] == "1"  # --max-loras' default
+    assert dict(during.series(INFO)[0].labels)["running_lora_adapters"] == ""  # the first series is not the newest
+    finished = newest(after, INFO)
+    assert finished is not None and dict(finished.labels)["running_lora_adapters"] == "", after.series(INFO)
+    assert finished.value > running.value  # the value is the update time
+
+
+def test_spec_decode_counters_on_a_greedy_repetitive_request(spec_vllm: RealServer) -> None:
+    """The ngram proposer drafts when the last 1-3 tokens recur earlier in the context; greedy output of the tiny
+    random model repeats itself, so it drafts and accepts."""
+    with httpx.Client(base_url=spec_vllm.url, timeout=60) as client:
+        before = Snapshot.parse(client.get("/metrics").text)
+        client.post("/v1/completions", json={"model": "tiny", "prompt": "the metrics of every server the metrics",
+                                             "max_tokens": 32, "temperature": 0}).raise_for_status()
+        after = Snapshot.parse(client.get("/metrics").text)
+
+    def grew(name: str, position: str | None = None) -> float:
+        labels = {"position": position} if position else None
+        return (after.value(SPEC + name, labels) or 0.0) - (before.value(SPEC + name, labels) or 0.0)
+
+    drafts, drafted, accepted = grew("drafts_total"), grew("draft_tokens_total"), grew("accepted_tokens_total")
+    per_position = [grew("accepted_tokens_per_pos_total", p) for p in ("0", "1")]
+    assert drafts > 0 and 0 < accepted <= drafted <= 2 * drafts, (drafts, drafted, accepted)
+    assert per_position[0] >= per_position[1] and sum(per_position) == accepted, per_position
+
+
+@pytest.mark.parametrize("feature", ["lora", "spec_decode"])
+def test_simulator_differs_from_a_fresh_feature_capture_only_by_the_feature_families(
+    feature: str, request: pytest.FixtureRequest
+) -> None:
+    server: RealServer = request.getfixturevalue({"lora": "lora_vllm", "spec_decode": "spec_vllm"}[feature])
+    real = {k: v for k, v in _families(_exercise(server.url)).items() if re.match(r"^(vllm:|http_)", k)}
+    with SimHost() as host:
+        sim = {k: v for k, v in _families(_exercise(host.start(get_profile("x86_64")).url)).items()
+               if re.match(r"^(vllm:|http_)", k)}
+    own = {"lora": {INFO}, "spec_decode": {SPEC + n for n in ("drafts", "draft_tokens", "accepted_tokens",
+                                                               "accepted_tokens_per_pos")}}[feature]
+    # the simulator has no profile with this feature: everything else must match family by family
+    assert set(real) - set(sim) == own and set(sim) <= set(real)
+    for name, shape in sim.items():
+        assert real[name] == shape, name
