@@ -124,6 +124,12 @@ def _sim_profile(raw: str, where: str) -> str:
     return raw
 
 
+def _release(raw: str, where: str) -> str:
+    from .upgrade import parse_version  # the upgrade check's data, read only when the option is given
+
+    return parse_version(raw, where)
+
+
 def _bool(raw: str, where: str) -> bool:
     value = raw.strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -211,7 +217,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
            "of the pods with theirs", parse=_url, metavar="URL"),
     Option("vllm_upgrade_to", "report what breaks among the metrics' consumers when the fleet moves to this vLLM "
-           "version", metavar="VERSION"),
+           "version (e.g. 0.13.0); the run then only scrapes, it sends no workload", parse=_release,
+           metavar="VERSION"),
     Option("vllm_exclusive", "no other traffic reaches the targets during the run: counters must move by exactly "
            "the workload", parse=_bool, switch=True),
     Option("prometheus_url", "Prometheus server to check: is every target scraped, will every panel show data",
