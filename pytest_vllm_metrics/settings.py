@@ -216,6 +216,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH"),
     Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
            "of the pods with theirs", parse=_url, metavar="URL"),
+    Option("vllm_epp_token_env", "environment variable holding the bearer token the EPP's metrics ask for (its "
+           "ServiceMonitor's)", metavar="NAME"),
     Option("vllm_upgrade_to", "report what breaks among the metrics' consumers when the fleet moves to this vLLM "
            "version (e.g. 0.13.0); the run then only scrapes, it sends no workload", parse=_release,
            metavar="VERSION"),
@@ -271,6 +273,7 @@ class Settings:
     grafana_namespace: str | None = None
     prometheus_rules: tuple[Path, ...] = ()
     vllm_epp_url: str | None = None
+    vllm_epp_token_env: str = "EPP_TOKEN"
     vllm_upgrade_to: str | None = None
     vllm_exclusive: bool = False
     prometheus_url: str | None = None
