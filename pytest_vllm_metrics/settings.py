@@ -357,6 +357,12 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             values[option.name] = option.parse(raw, where)
         sources[option.name] = source
     settings = Settings(**values, sources=sources)
+    for needs_pods in ("vllm_upgrade_to", "vllm_epp_url"):
+        if getattr(settings, needs_pods) and not settings.has_targets:
+            flag = next(o.flag for o in OPTIONS if o.name == needs_pods)
+            raise pytest.UsageError(
+                f"{flag} judges the running fleet, and no vLLM target is given: pass --vllm-namespace (or "
+                f"--vllm-url, --vllm-sim) so that the run knows which pods and versions it compares with.")
     overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
     if overlap:
         raise pytest.UsageError(

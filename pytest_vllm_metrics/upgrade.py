@@ -299,3 +299,23 @@ def terminal_lines(upgrade: dict[str, Any]) -> list[str]:
         lines.extend(line(cells[i]) for i, (c, _) in enumerate(dark) if c is consumer)
     lines.append(f"  policy: {' '.join(upgrade['policy']['text'].split())}")
     return lines
+
+
+def markdown(upgrade: dict[str, Any]) -> str:
+    """The section for a CI job summary: one row per consumer and family that goes dark."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    to = upgrade["to"]
+    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
+    losing = len([c for c in upgrade["consumers"] if c["dark"]])
+    fleet_text = ", ".join(f"{v} ({len(t)})" for v, t in upgrade["fleet"].items()) or "unknown"
+    text = (f"### Upgrade to vLLM {to}: {losing} of {len(upgrade['consumers'])} consumers go dark\n\n"
+            f"The fleet runs {fleet_text}. {upgrade['policy']['text']}\n")
+    if dark:
+        text += ("\n| kind | consumer | metric | on " + to + " | buys time | removed in | renamed to |\n"
+                 "|---|---|---|---|---|---|---|\n")
+        text += "".join(f"| {c['kind']} | {cell(c['dashboard'])} :: {cell(c['title'])} | `{d['metric']}` | "
+                        f"{_state(d)} | {('`' + d['flag'] + '`') if d['flag'] else '-'} | {d['removed_in'] or '-'} | "
+                        f"{('`' + d['replaced_by'] + '`') if d['replaced_by'] else '-'} |\n" for c, d in dark)
+    return text

@@ -259,3 +259,20 @@ def test_without_a_page_the_version_decides() -> None:
     observed = [Observation(Target(name="pod-a", base_url="http://pod-a:8000"), version="0.10.1")]
     assert judge(ALERT, observed, CATALOG, "0.11.0").outcome == Outcome.FAILED
     assert judge(ALERT, observed, CATALOG, "0.10.2").outcome == Outcome.PASSED
+
+
+@pytest.mark.parametrize("option", ["--vllm-upgrade-to=0.13.0", "--vllm-epp-url=http://127.0.0.1:9090"])
+def test_a_fleet_check_without_a_fleet_is_a_usage_error(pytester: pytest.Pytester, option: str) -> None:
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--grafana-dashboard={UPGRADE}", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert said(result, f"{option.split('=')[0]} judges the running fleet, and no vLLM target is given: pass "
+                        f"--vllm-namespace (or --vllm-url, --vllm-sim)")
+
+
+def test_the_markdown_summary_carries_the_upgrade_table(pytester: pytest.Pytester) -> None:
+    run(pytester, "--vllm-sim=x86_64-0.10", "--vllm-upgrade-to=0.13.0", "--vllm-report=summary.md")
+    text = (pytester.path / "summary.md").read_text()
+    assert "### Upgrade to vLLM 0.13.0: 2 of 27 consumers go dark" in text
+    assert ("| panel | vllm-example-0.10 :: Time Per Output Token Latency | `vllm:time_per_output_token_seconds` | "
+            "hidden (from 0.12.0) | `--show-hidden-metrics-for-version=0.12` | 0.15.0 | "
+            "`vllm:inter_token_latency_seconds` |") in text
