@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import report
+from . import report, upgrade
 from .fixtures import VERDICT_KEY
 from .outcome import EXIT_INCONCLUSIVE, Outcome
 from .report import ROWS_KEY as ROWS
@@ -91,6 +91,10 @@ class ReportHooks:
         for line in report.terminal_lines(rows, width=terminalreporter._tw.fullwidth):
             terminalreporter.line(line)
         run = config.stash[RUN_KEY]
+        forecast = upgrade.section(rows)
+        if forecast is not None:
+            for line in upgrade.terminal_lines(forecast):
+                terminalreporter.line(line)
         cluster = run.cluster() if run.settings.vllm_namespace else None
         for note in cluster.notes if cluster is not None else ():  # informational calls that failed
             terminalreporter.line(f"note: {note}")
@@ -119,6 +123,9 @@ class ReportHooks:
                           "exempt": list(run.settings.vllm_exempt_feature)},
                 started=config.stash[STARTED_KEY],
             )
+            forecast = upgrade.section(rows)
+            if forecast is not None:
+                document["upgrade"] = forecast
             report.write(Path(run.settings.vllm_report), document)
         # The exit-code contract: failures below --vllm-fail-on (default: MUST) do not fail the run; with no
         # failure that counts, a check that could not observe makes it EXIT_INCONCLUSIVE (never 0, never 1).
@@ -170,6 +177,9 @@ class HtmlHooks:
             run = config.stash[RUN_KEY]
             prefix.append(report.summary_html(rows, run.implementations(), panels=_layout(run),
                                               tally=_tally(session)))
+            forecast = upgrade.section(rows)
+            if forecast is not None:
+                prefix.append(upgrade.html(forecast))
 
 
 def _layout(run: Run) -> list[dict[str, Any]]:

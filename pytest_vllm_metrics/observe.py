@@ -125,6 +125,12 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.errors["before"] = obs.errors["traffic"] = obs.errors["after"] = Problem(str(exc), exc.inconclusive)
         return
     obs.version = await _version(client, target, timeout, obs)
+    if settings.vllm_upgrade_to:
+        # What goes dark in an upgrade is read from the page and the version: no workload, no second scrape.
+        obs.errors["traffic"] = obs.errors["after"] = Problem(
+            f"{target.name}: no workload is sent with --vllm-upgrade-to (the run only scrapes); run without it "
+            f"for the checks that need the workload.")
+        return
     traffic_target, traffic_client = target, client
     proxied = target.source == "kubernetes" and target.detail.get("transport") == "proxy"
     if settings.vllm_api_key and proxied and gateway is None:

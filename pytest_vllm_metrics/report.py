@@ -476,6 +476,10 @@ def markdown_summary(document: dict[str, Any], limit: int = MARKDOWN_LIMIT) -> s
     if panels:
         blocks.append("### Grafana panels that will not show data\n\n"
                       + md.table(["dashboard", "panel", "verdict", "outcome", "why"], panels))
+    if document.get("upgrade"):
+        from .upgrade import markdown  # the upgrade forecast's own section (--vllm-upgrade-to)
+
+        blocks.append(markdown(document["upgrade"]))
     for title, found in (("Could not observe (neither passed nor failed)", document.get("couldNotObserve") or []),
                          ("Documented limitations (XFAIL)", document.get("documentedLimitations") or [])):
         if found:

@@ -124,6 +124,12 @@ def _sim_profile(raw: str, where: str) -> str:
     return raw
 
 
+def _release(raw: str, where: str) -> str:
+    from .upgrade import parse_version  # the upgrade check's data, read only when the option is given
+
+    return parse_version(raw, where)
+
+
 def _bool(raw: str, where: str) -> bool:
     value = raw.strip().lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -210,8 +216,11 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH"),
     Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
            "of the pods with theirs", parse=_url, metavar="URL"),
+    Option("vllm_epp_token_env", "environment variable holding the bearer token the EPP's metrics ask for (its "
+           "ServiceMonitor's)", metavar="NAME"),
     Option("vllm_upgrade_to", "report what breaks among the metrics' consumers when the fleet moves to this vLLM "
-           "version", metavar="VERSION"),
+           "version (e.g. 0.13.0); the run then only scrapes, it sends no workload", parse=_release,
+           metavar="VERSION"),
     Option("vllm_exclusive", "no other traffic reaches the targets during the run: counters must move by exactly "
            "the workload", parse=_bool, switch=True),
     Option("prometheus_url", "Prometheus server to check: is every target scraped, will every panel show data",
@@ -265,6 +274,7 @@ class Settings:
     grafana_namespace: str | None = None
     prometheus_rules: tuple[Path, ...] = ()
     vllm_epp_url: str | None = None
+    vllm_epp_token_env: str = "EPP_TOKEN"
     vllm_upgrade_to: str | None = None
     vllm_exclusive: bool = False
     prometheus_url: str | None = None
@@ -348,6 +358,12 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             values[option.name] = option.parse(raw, where)
         sources[option.name] = source
     settings = Settings(**values, sources=sources)
+    for needs_pods in ("vllm_upgrade_to", "vllm_epp_url"):
+        if getattr(settings, needs_pods) and not settings.has_targets:
+            flag = next(o.flag for o in OPTIONS if o.name == needs_pods)
+            raise pytest.UsageError(
+                f"{flag} judges the running fleet, and no vLLM target is given: pass --vllm-namespace (or "
+                f"--vllm-url, --vllm-sim) so that the run knows which pods and versions it compares with.")
     overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
     if overlap:
         raise pytest.UsageError(

@@ -1,0 +1,34 @@
+"""The endpoint picker's (EPP's) own view of the pods against theirs (--vllm-epp-url): per-pod queue, ready pods
+and the pool's average KV-cache utilization, compared at a quiet moment."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pytest_vllm_metrics.epp import average_kv_cache, compare, epp_target, queue_per_pod, ready_pods
+
+
+@pytest.fixture(scope="module")
+def epp_view(vllm_settings, vllm_targets):
+    epp = epp_target(vllm_settings)
+    if epp is None:
+        pytest.skip("no endpoint picker: pass --vllm-epp-url=http://<EPP service>:9090 to compare its view of the "
+                    "pods with theirs")
+    return asyncio.run(compare(epp, vllm_targets, vllm_settings))
+
+
+@pytest.mark.must
+def test_epp_queue_per_pod(epp_view, vllm_enforce):
+    vllm_enforce(queue_per_pod(epp_view))
+
+
+@pytest.mark.must
+def test_epp_ready_pods(epp_view, vllm_enforce):
+    vllm_enforce(ready_pods(epp_view))
+
+
+@pytest.mark.must
+def test_epp_kv_cache_average(epp_view, vllm_enforce):
+    vllm_enforce(average_kv_cache(epp_view))

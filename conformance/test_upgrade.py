@@ -1,0 +1,27 @@
+"""--vllm-upgrade-to=VERSION: per consumer of the metrics (Grafana panels, rules, scalers, the EPP's flags), does
+it keep its data when the fleet moves to that vLLM? The run only scrapes (no workload); the upgrade table is in
+the terminal summary, the HTML report and the JSON report."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_vllm_metrics.run import RUN_KEY
+from pytest_vllm_metrics.upgrade import judge
+
+
+def pytest_generate_tests(metafunc):
+    if "upgrade_consumer" not in metafunc.fixturenames:
+        return
+    run = metafunc.config.stash[RUN_KEY]
+    consumers = run.panels + run.consumers
+    metafunc.parametrize("upgrade_consumer", [pytest.param(c, id=f"{c.kind}:{c.id}") for c in consumers] or [
+        pytest.param(None, marks=pytest.mark.skip(reason="no consumer of the metrics to judge: pass "
+                                                         "--grafana-dashboard or --prometheus-rules"))],
+        ids=None if consumers else ["no-consumer"])
+
+
+@pytest.mark.must
+def test_upgrade(upgrade_consumer, vllm_observations, vllm_catalog, vllm_settings, vllm_enforce):
+    vllm_enforce(judge(upgrade_consumer, list(vllm_observations.values()), vllm_catalog,
+                       vllm_settings.vllm_upgrade_to))

@@ -1,0 +1,384 @@
+"""The endpoint picker's (EPP's) own view of the pods, against the pods' own (--vllm-epp-url).
+
+The EPP routes on each pod's queue and KV-cache gauges and publishes what it read: per pod, the queue it saw;
+per pool, the ready pods and the average KV-cache utilization (names per generation in conformance/epp.toml).
+Gauges move, and the EPP reads them on its own schedule, so the two views are compared at a quiet moment: the
+pods are read before and after each read of the EPP, and a difference is a failure only when it outlasts the
+EPP's refresh with the pods' values unchanged. When the run cannot tell, the verdict says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from .catalog import conformance_data
+from .evaluate import across
+from .observe import Observation
+from .outcome import Outcome, Problem, Verdict
+from .scrape import Clients, FetchError, get_text, scrape
+from .settings import Settings
+from .snapshot import ExpositionError, Snapshot
+from .targets import Target
+
+_RANK = re.compile(r"^(?P<pod>.+)-rank-(?P<rank>\d+)$")  # a data-parallel rank's endpoint: "<pod>-rank-<n>"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One naming generation of the EPP's metrics."""
+
+    name: str
+    per_pod_queue: str
+    pod_label: str
+    ready: str
+    average_kv: str
+    average_queue: str
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return self.per_pod_queue, self.ready, self.average_kv, self.average_queue
+
+
+@cache
+def _data() -> dict[str, Any]:
+    return conformance_data("epp.toml")
+
+
+def generations() -> tuple[Generation, ...]:
+    return tuple(Generation(**{k: str(v) for k, v in g.items()}) for g in _data()["generation"])
+
+
+def settle() -> dict[str, float]:
+    return {k: float(v) for k, v in _data()["settle"].items()}
+
+
+def epp_target(settings: Settings) -> Target | None:
+    """The EPP as a target of its own; its bearer token (a ServiceMonitor's) from --vllm-epp-token-env."""
+    if not settings.vllm_epp_url:
+        return None
+    token = os.environ.get(settings.vllm_epp_token_env, "").strip()
+    options = {"headers": {"Authorization": f"Bearer {token}"}} if token else {}
+    return Target(name="endpoint picker", base_url=settings.vllm_epp_url, client_options=options)
+
+
+async def read_epp(client: Any, epp: Target, settings: Settings) -> Snapshot:
+    """One read of the EPP's /metrics; FetchError naming the cause and the fix."""
+    status, _, body = await get_text(client, epp, "/metrics", settings.vllm_timeout)
+    if status in (401, 403):
+        raise FetchError(
+            f"the endpoint picker at {epp.shown_url} refused /metrics (HTTP {status}): its metrics need a bearer "
+            f"token allowed to get the non-resource URL /metrics (the token its ServiceMonitor uses). Put it in "
+            f"the environment variable ${settings.vllm_epp_token_env} (--vllm-epp-token-env names another).",
+            inconclusive=True)
+    if status != 200:
+        raise FetchError(f"the endpoint picker at {epp.shown_url} answered /metrics with HTTP {status}; point "
+                         f"--vllm-epp-url at the EPP's metrics port (9090 in the charts), without /metrics.",
+                         inconclusive=status in (429, 502, 503, 504))
+    try:
+        snapshot = Snapshot.parse(body)
+    except ExpositionError as exc:
+        raise FetchError(f"the endpoint picker at {epp.shown_url} did not answer Prometheus text at /metrics "
+                         f"({exc}); point --vllm-epp-url at the EPP's metrics port (9090 in the charts).") from None
+    return snapshot
+
+
+# -- one comparison, shared by the checks ------------------------------------------------------------------
+
+
+@dataclass
+class Pending:
+    """A difference seen in consecutive rounds with the same values on both sides, since `since`."""
+
+    pod: float
+    epp: float
+    since: float
+    last: float
+
+
+@dataclass
+class Compared:
+    """What the comparison found, per generation present on the EPP's page."""
+
+    present: list[Generation] = field(default_factory=list)
+    error: Problem | None = None  # the EPP could not be read (or is not an EPP)
+    pods: dict[str, str] = field(default_factory=dict)  # our targets that answered: name -> pod name on the EPP
+    unscraped: dict[str, str] = field(default_factory=dict)  # our targets that did not answer: name -> why
+    foreign: set[str] = field(default_factory=set)  # endpoints the EPP lists that the run does not know
+    queue: dict[tuple[str, str], tuple[str, float | None, float | None, float]] = field(default_factory=dict)
+    # (generation, target) -> (state: agreed | differs | unsettled | missing, pod value, EPP value, how long)
+    ready: dict[str, tuple[str, float | None, int, float]] = field(default_factory=dict)
+    kv: dict[str, list[float]] = field(default_factory=dict)  # generation -> the values of its average KV gauge
+    waited: float = 0.0
+
+
+def _waiting(snapshot: Snapshot) -> float | None:
+    return snapshot.value("vllm:num_requests_waiting")
+
+
+def _epp_queues(snapshot: Snapshot, gen: Generation) -> dict[str, float]:
+    """Per pod (data-parallel ranks summed into their pod), the queue the EPP reports."""
+    out: dict[str, float] = {}
+    for series in snapshot.series(gen.per_pod_queue):
+        endpoint = dict(series.labels).get(gen.pod_label, "")
+        match = _RANK.match(endpoint)
+        pod = match.group("pod") if match else endpoint
+        out[pod] = out.get(pod, 0.0) + series.value
+    return out
+
+
+async def compare(epp: Target, targets: Sequence[Target], settings: Settings) -> Compared:
+    found = Compared()
+    bounds = settle()
+    ours = [t for t in targets if not t.unavailable]
+    async with Clients() as clients:
+
+        async def pods() -> dict[str, Snapshot | str]:
+            async def one(target: Target) -> Snapshot | str:
+                try:
+                    return await scrape(clients.get(target), target, settings.vllm_metrics_path,
+                                        settings.vllm_timeout)
+                except FetchError as exc:
+                    return str(exc)
+
+            pages = await asyncio.gather(*(one(t) for t in ours))
+            return dict(zip((t.name for t in ours), pages, strict=True))
+
+        try:
+            first = await read_epp(clients.get(epp), epp, settings)
+        except FetchError as exc:
+            found.error = Problem(str(exc), exc.inconclusive)
+            return found
+        found.present = [g for g in generations() if any(first.family(f) for f in g.families)]
+        if not found.present:
+            names = ", ".join(g.per_pod_queue for g in generations())
+            found.error = Problem(f"{epp.shown_url}/metrics carries none of the endpoint picker's metrics ({names}, "
+                                  f"...): it is not an EPP's metrics page. Point --vllm-epp-url at the EPP's "
+                                  f"metrics port (9090 in the charts).", inconclusive=True)
+            return found
+        pending: dict[tuple[str, str], Pending] = {}
+        start = time.monotonic()
+        deadline = start + min(2 * bounds["pool_seconds"] + 2 * settings.vllm_timeout, settings.vllm_phase_timeout)
+        while True:
+            before = await pods()
+            try:
+                page = await read_epp(clients.get(epp), epp, settings)
+            except FetchError as exc:
+                found.error = Problem(str(exc), exc.inconclusive)
+                return found
+            after = await pods()
+            now = time.monotonic()
+            open_keys = _round(found, before, after, page, pending, now)
+            found.waited = now - start
+            confirmed = all(now - pending[k].since >= _bound(k, bounds) for k in open_keys if k in pending)
+            if not open_keys or (confirmed and all(k in pending for k in open_keys)) or now >= deadline:
+                break
+            await asyncio.sleep(min(bounds["poll_seconds"], max(deadline - now, 0)))
+    for key, item in pending.items():
+        state = "differs" if item.last - item.since >= _bound(key, bounds) else "unsettled"
+        _settle(found, key, state, item.pod, item.epp, item.last - item.since)
+    return found
+
+
+def _bound(key: tuple[str, str], bounds: dict[str, float]) -> float:
+    return bounds["pool_seconds"] if key[1] == "" else bounds["per_pod_seconds"]
+
+
+def _settle(found: Compared, key: tuple[str, str], state: str, pod: float | None, epp: float | None,
+            lasted: float) -> None:
+    generation, target = key
+    if target == "":
+        found.ready[generation] = (state, epp, int(pod or 0), lasted)
+    else:
+        found.queue[key] = (state, pod, epp, lasted)
+
+
+def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, Snapshot | str], page: Snapshot,
+           pending: dict[tuple[str, str], Pending], now: float) -> list[tuple[str, str]]:
+    """One round: settle what agrees, (re)start the clock of what differs; return the keys still open."""
+    found.unscraped = {name: p for name, p in after.items() if isinstance(p, str)}
+    found.unscraped.update({name: p for name, p in before.items() if isinstance(p, str)})
+    answered = [name for name in after if name not in found.unscraped]
+    found.pods = {name: name for name in answered}
+    open_keys: list[tuple[str, str]] = []
+
+    def observe(key: tuple[str, str], pod: float, epp: float, stable: bool) -> None:
+        if epp == pod and stable:
+            pending.pop(key, None)
+            _settle(found, key, "agreed", pod, epp, 0.0)
+            return
+        item = pending.get(key)
+        if not stable or item is None or (item.pod, item.epp) != (pod, epp):
+            pending[key] = Pending(pod, epp, now, now)  # a new difference (or the values moved): its clock restarts
+        else:
+            item.last = now
+        open_keys.append(key)
+
+    for gen in found.present:
+        queues = _epp_queues(page, gen)
+        if page.family(gen.per_pod_queue) is not None:
+            found.foreign |= set(queues) - set(after)
+            for name in answered:
+                pod_before, pod_after = before[name], after[name]
+                assert isinstance(pod_before, Snapshot) and isinstance(pod_after, Snapshot)
+                waiting_before, waiting_after = _waiting(pod_before), _waiting(pod_after)
+                key = (gen.name, name)
+                if name not in queues or waiting_after is None:
+                    pending.pop(key, None)
+                    _settle(found, key, "missing", waiting_after, queues.get(name), 0.0)
+                    continue
+                observe(key, waiting_after, queues[name], waiting_before == waiting_after)
+        ready = page.series(gen.ready)
+        if ready and len(ready) == 1 and not found.unscraped:
+            observe((gen.name, ""), float(len(answered)), ready[0].value, True)
+        elif ready:
+            found.ready[gen.name] = ("unknown", ready[0].value if len(ready) == 1 else None, len(answered), 0.0)
+        found.kv[gen.name] = [s.value for s in page.series(gen.average_kv)]
+    return open_keys
+
+
+# -- verdicts --------------------------------------------------------------------------------------------------
+
+
+def _gate(found: Compared) -> Verdict | None:
+    if found.error is not None:
+        return found.error.verdict("MUST")
+    return None
+
+
+def queue_per_pod(found: Compared) -> Verdict:
+    """Each pod's queue as the EPP reports it equals the pod's own vllm:num_requests_waiting at a quiet moment."""
+    gate = _gate(found)
+    if gate is not None:
+        return gate
+    with_queue = [g for g in found.present if any(k[0] == g.name for k in found.queue)]
+    if not with_queue:
+        if not found.pods:
+            return Verdict(Outcome.INCONCLUSIVE, _no_pods(found), "MUST")
+        return Verdict(Outcome.SKIPPED, "this endpoint picker publishes no per-pod queue (" + ", ".join(
+            g.per_pod_queue for g in generations()) + "): only its pool averages can be checked.", "MUST")
+    known = {name for (_, name), item in found.queue.items() if item[0] != "missing"}
+    if not known:
+        listed = ", ".join(sorted(found.foreign)[:5]) or "none"
+        return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker lists none of the pods this run checks (it lists "
+                                             f"{listed}; the run checks {', '.join(sorted(found.pods)[:5])}): it "
+                                             f"serves another pool, or the targets are not named as their pods "
+                                             f"(the EPP names pods by their Kubernetes name: use --vllm-namespace).",
+                       "MUST")
+    verdicts: dict[str, Verdict] = {}
+    for (generation, name), (state, pod, epp, lasted) in found.queue.items():
+        gen = next(g for g in found.present if g.name == generation)
+        verdict = _queue_verdict(gen, name, state, pod, epp, lasted)
+        mine = verdicts.get(name)
+        if mine is None or _worse(verdict, mine):
+            verdicts[name] = verdict
+    for name, why in found.unscraped.items():
+        verdicts[name] = Verdict(Outcome.INCONCLUSIVE, why, "MUST", target=name)
+    # folded as every check across targets is: the worst outcome, naming the pods that did not pass
+    folded = across([Observation(Target(name=name, base_url="")) for name in verdicts],
+                    lambda obs: verdicts[obs.target.name], "MUST")
+    folded.evidence = {"pods": folded.evidence, "generations": [g.name for g in found.present],
+                       "notChecked": sorted(found.foreign), "waited": round(found.waited, 2)}
+    return folded
+
+
+def _queue_verdict(gen: Generation, name: str, state: str, pod: float | None, epp: float | None,
+                   lasted: float) -> Verdict:
+    evidence = {"metric": gen.per_pod_queue, "pod": pod, "epp": epp}
+    if state == "agreed":
+        return Verdict(Outcome.PASSED, "", "MUST", evidence, target=name)
+    if state == "missing" and epp is None:
+        return Verdict(Outcome.FAILED, f"{name}: the endpoint picker does not list this pod in {gen.per_pod_queue} "
+                                       f"although it answers: the EPP does not route to it (is it in the "
+                                       f"InferencePool's selector, and Ready?).", "MUST", evidence, target=name)
+    if state == "missing":
+        return Verdict(Outcome.FAILED, f"{name}: the pod exposes no vllm:num_requests_waiting, the queue the "
+                                       f"endpoint picker routes on.", "MUST", evidence, target=name)
+    if state == "differs":
+        return Verdict(Outcome.FAILED, f"{name}: the endpoint picker reports a queue of {_num(epp)} "
+                                       f"({gen.per_pod_queue}), the pod's own vllm:num_requests_waiting is "
+                                       f"{_num(pod)}, unchanged for {lasted:.1f} s: the EPP routes on a view of "
+                                       f"this pod that is not the pod's.", "MUST", evidence, target=name)
+    return Verdict(Outcome.INCONCLUSIVE, f"{name}: the pod's queue ({_num(pod)}) and the endpoint picker's "
+                                         f"({_num(epp)}, {gen.per_pod_queue}) kept changing; no quiet moment came "
+                                         f"within the wait. Rerun when the pool is idle.", "MUST", evidence,
+                   target=name)
+
+
+def _worse(a: Verdict, b: Verdict) -> bool:
+    order = [Outcome.FAILED, Outcome.INCONCLUSIVE, Outcome.XFAILED, Outcome.PASSED, Outcome.SKIPPED]
+    return order.index(a.outcome) < order.index(b.outcome)
+
+
+def ready_pods(found: Compared) -> Verdict:
+    """The pool's ready count as the EPP reports it equals the Ready vLLM pods the run found."""
+    gate = _gate(found)
+    if gate is not None:
+        return gate
+    if not found.ready:
+        return Verdict(Outcome.FAILED, "the endpoint picker publishes no ready-pod count (" + ", ".join(
+            g.ready for g in found.present) + "), which dashboards and autoscalers read.", "MUST")
+    if found.foreign:
+        return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker routes to pods this run did not find "
+                                             f"({', '.join(sorted(found.foreign)[:5])}), so its ready count cannot "
+                                             f"be compared: widen --vllm-selector to the InferencePool's pods.",
+                       "MUST")
+    for generation, (state, epp, ours, lasted) in found.ready.items():
+        gen = next(g for g in found.present if g.name == generation)
+        if state == "unknown":
+            why = (", ".join(found.unscraped.values()) if found.unscraped
+                   else f"{gen.ready} has one series per pool and this EPP serves several")
+            return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count cannot be compared: {why}",
+                           "MUST")
+        if state == "differs":
+            return Verdict(Outcome.FAILED, f"the endpoint picker counts {_num(epp)} ready pods ({gen.ready}), the "
+                                           f"run found {ours} Ready vLLM pods that answer, unchanged for "
+                                           f"{lasted:.1f} s: it routes to pods that are gone, or misses Ready ones.",
+                           "MUST", {"metric": gen.ready, "epp": epp, "pods": ours})
+        if state == "unsettled":
+            return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count ({_num(epp)}, {gen.ready}) "
+                                                 f"differed from the {ours} Ready pods found for {lasted:.1f} s, less "
+                                                 f"than it may lag (it flushes its pool gauges every few seconds); "
+                                                 f"rerun.", "MUST")
+    return Verdict(Outcome.PASSED, "", "MUST", {"ready": {g: r[1] for g, r in found.ready.items()},
+                                                "pods": len(found.pods)})
+
+
+def average_kv_cache(found: Compared) -> Verdict:
+    """The pool's average KV-cache utilization is published, as a fraction in 0..1 (the GAIE protocol's unit)."""
+    gate = _gate(found)
+    if gate is not None:
+        return gate
+    missing = [g.average_kv for g in found.present if not found.kv.get(g.name)]
+    if len(missing) == len(found.present):
+        return Verdict(Outcome.FAILED, f"the endpoint picker publishes no average KV-cache utilization "
+                                       f"({', '.join(missing)}): it reads no KV-cache gauge from the pods (check its "
+                                       f"--kv-cache-usage-percentage-metric: vllm:kv_cache_usage_perc since vLLM "
+                                       f"0.9.2).", "MUST")
+    values = {g.average_kv: found.kv[g.name] for g in found.present if found.kv.get(g.name)}
+    bad = {name: v for name, vs in values.items() for v in vs if math.isnan(v) or not 0.0 <= v <= 1.0}
+    if bad:
+        name, value = next(iter(bad.items()))
+        return Verdict(Outcome.FAILED, f"the endpoint picker's {name} is {value:g}, outside 0..1: the gauge it reads "
+                                       f"from the pods is not a fraction of the KV cache.", "MUST",
+                       {"values": values})
+    return Verdict(Outcome.PASSED, "", "MUST", {"values": values})
+
+
+def _no_pods(found: Compared) -> str:
+    causes = "; ".join(found.unscraped.values())
+    return (f"no vLLM pod answered, so the endpoint picker's view has nothing to be compared with: "
+            f"{causes or 'no target'}")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "nothing"
+    return f"{value:g}"

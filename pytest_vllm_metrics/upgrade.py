@@ -1,0 +1,321 @@
+"""Upgrade: what goes dark among the metrics' consumers when the fleet moves to another vLLM version.
+
+For each consumer (a Grafana panel, an alerting or recording rule, a scaler, the endpoint picker's flags) the
+families it reads are taken from its PromQL; for each family the catalog says until when vLLM emits it by
+default, and vLLM's deprecation policy (conformance/upgrade.toml) says when it is hidden behind
+`--show-hidden-metrics-for-version` and when it is removed. What the fleet provides today is read from the
+targets: the families on their page (so a family kept by the flag counts), else their version (/version).
+No workload is needed: with --vllm-upgrade-to the run only scrapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from packaging.version import InvalidVersion, Version
+
+from .catalog import Catalog, Entry, conformance_data
+from .dashboards import Panel, selectors, substitute
+from .observe import Observation
+from .outcome import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from .report import Row
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+_NAME = re.compile(r"vllm:[A-Za-z0-9_:]+")  # a query that does not parse: its vLLM names, read plainly
+
+
+@cache
+def _data() -> dict[str, Any]:
+    return conformance_data("upgrade.toml")
+
+
+def policy() -> dict[str, str]:
+    """vLLM's deprecation policy as the reports state it: its text and the flag that buys time."""
+    data = _data()["policy"]
+    return {"text": str(data["text"]), "flag": str(data["flag"])}
+
+
+def parse_version(raw: str, where: str) -> str:
+    """--vllm-upgrade-to: a PEP 440 release with at least a minor (0.13 or 0.13.0); pre-releases and local
+    builds count as their release (0.13.0rc1+cpu is 0.13.0), as everywhere in the catalog."""
+    try:
+        version = Version(raw.strip().lstrip("v"))
+    except InvalidVersion:
+        version = None
+    if version is None or len(version.release) < 2:
+        raise pytest.UsageError(
+            f"{where}: {raw!r} is not a vLLM release; pass the version the fleet moves to as a PEP 440 release "
+            f"with at least major and minor, e.g. --vllm-upgrade-to=0.13.0.")
+    release = list(version.release) + [0] * (3 - len(version.release))
+    return ".".join(str(part) for part in release)
+
+
+@dataclass(frozen=True)
+class Fate:
+    """What becomes of one family at the version the fleet moves to."""
+
+    metric: str
+    state: str  # "hidden": behind the flag; "removed": gone; "not yet": the target version predates it
+    emitted: str  # the versions that emit it by default (the catalog's range)
+    hidden_from: str | None = None  # the first release that no longer emits it by default
+    removed_in: str | None = None  # the first release without it at all (policy, or what vLLM did)
+    flag: str | None = None  # what keeps it on the target version while it is hidden
+    replaced_by: str | None = None
+
+    def describe(self, to: str) -> str:
+        if self.state == "not yet":
+            return f"{self.metric} does not exist yet in vLLM {to} (vLLM {self.emitted} emits it)"
+        text = f"{self.metric} is hidden from vLLM {self.hidden_from}"
+        if self.state == "hidden":
+            again = f"on {to}, {self.flag} shows it again" if self.flag else "vLLM can show it again"
+            text += f" ({again}) and removed in {self.removed_in}"
+        else:
+            text += f" and removed in {self.removed_in}, so {to} does not have it"
+        if self.replaced_by:
+            text += f"; read {self.replaced_by} instead"
+        return text
+
+
+def fate(entry: Entry, to: str) -> Fate | None:
+    """None while vLLM `to` still emits the family by default; else whether it is hidden or removed there."""
+    if entry.applies_to(to):
+        return None
+    target = Version(to)
+    end = _upper_bound(entry)
+    if end is None or target < end:
+        return Fate(entry.name, "not yet", entry.versions.text, replaced_by=entry.replaced_by)
+    known = _data().get("removed_in", {}).get(entry.name)
+    hidden_minors = int(_data()["policy"]["hidden_minors"])
+    removed = Version(known) if known else Version(f"{end.major}.{end.minor + hidden_minors}.0")
+    state = "hidden" if target < removed else "removed"
+    # the flag takes the previous minor of the *running* release (vLLM compares "major.minor-1" exactly)
+    flag = (f"{_data()['policy']['flag']}={target.major}.{target.minor - 1}"
+            if state == "hidden" and target.minor > 0 else None)
+    return Fate(entry.name, state, entry.versions.text, str(end), str(removed), flag, entry.replaced_by)
+
+
+def _upper_bound(entry: Entry) -> Version | None:
+    """The release from which the catalog no longer has the family emitted by default (`<X` in its range)."""
+    from packaging.specifiers import SpecifierSet
+
+    bounds = [Version(s.version) for s in SpecifierSet(entry.versions.text) if s.operator == "<"]
+    return min(bounds) if bounds else None
+
+
+def metrics_read(consumer: Panel) -> list[str]:
+    """The vLLM metric names a consumer's queries select, in order (a query that does not parse as PromQL
+    after Grafana's substitution is read for vLLM names plainly)."""
+    found: list[str] = []
+    for expr in consumer.exprs:
+        try:
+            names = [s.metric for s in selectors(substitute(expr, {}, None))]
+        except (ValueError, RuntimeError):
+            names = _NAME.findall(expr)
+        found += [name for name in names if name.startswith("vllm:") and name not in found]
+    return found
+
+
+def family_of(metric: str, catalog: Catalog) -> Entry | None:
+    """The catalog family a selected name belongs to (a histogram's _bucket, _count or _sum included)."""
+    entry = catalog.get(metric)
+    if entry is None and metric.endswith(_HISTOGRAM_SUFFIXES):
+        entry = catalog.get(metric.rsplit("_", 1)[0])
+    return entry
+
+
+def _provides(obs: Observation, entry: Entry) -> bool | None:
+    """Whether a target provides the family today: its page says (the flag may keep a hidden family), else its
+    version; None when the run learned neither."""
+    if obs.before is not None:
+        return obs.before.family(entry.name) is not None
+    if obs.version is not None:
+        return entry.applies_to(obs.version)
+    return None
+
+
+def fleet(observations: list[Observation]) -> dict[str, list[str]]:
+    """The versions the fleet runs: version -> the targets running it ("unknown" when /version did not say)."""
+    found: dict[str, list[str]] = {}
+    for obs in observations:
+        if obs.before is not None or obs.version is not None:
+            found.setdefault(obs.version or "unknown", []).append(obs.target.name)
+    return found
+
+
+def judge(consumer: Panel, observations: list[Observation], catalog: Catalog, to: str) -> Verdict:
+    """Does the consumer keep its data when the fleet moves to vLLM `to`? Failed when a family it reads goes
+    dark there (hidden or removed), naming when, the flag that buys time and the successor."""
+    where = _where(consumer)
+    names = metrics_read(consumer)
+    evidence: dict[str, Any] = {"upgrade": {"to": to, "kind": consumer.kind, "dashboard": consumer.dashboard,
+                                            "title": consumer.title, "reads": names, "dark": []}}
+    # one family per histogram, whichever of its _bucket, _sum and _count the queries select
+    entries = {entry.name: entry for name in names if (entry := family_of(name, catalog)) is not None}
+    if not entries:
+        return Verdict(Outcome.SKIPPED, f"{where} reads no vLLM metric the catalog knows, so a vLLM upgrade does "
+                                        f"not change what it shows.", "MUST", evidence)
+    known = [o for o in observations if o.before is not None or o.version is not None]
+    if not known:
+        causes = "; ".join(p.message for o in observations if (p := o.failure("before")) is not None)
+        return Verdict(Outcome.INCONCLUSIVE, f"{where}: no target could be scraped nor told its version, so what "
+                                             f"the fleet runs today is unknown: {causes or 'no target'}", "MUST",
+                       evidence)
+    versions = fleet(known)
+    evidence["upgrade"]["fleet"] = versions
+    dark: list[tuple[Fate, list[str]]] = []
+    kept: list[str] = []
+    for name, entry in entries.items():
+        gone = fate(entry, to)
+        if gone is None:
+            continue
+        providers = [o for o in known if _provides(o, entry)]
+        if not providers:
+            continue  # dark today already: the dashboard and rule checks say why, not the upgrade
+        successor = family_of(entry.replaced_by, catalog) if entry.replaced_by else None
+        if successor is not None and successor.applies_to(to) and any(
+                family_of(n, catalog) is successor for n in names):
+            kept.append(f"{name} goes dark in vLLM {to}, but it also reads {successor.name}")
+            continue
+        if _kept_by_flag(gone, providers, to):
+            kept.append(f"{name} is hidden in vLLM {to}, but the fleet already shows it with {gone.flag}")
+            continue
+        dark.append((gone, sorted({o.version or "unknown" for o in providers})))
+    evidence["upgrade"]["dark"] = [{**asdict(f), "from": sources} for f, sources in dark]
+    evidence["upgrade"]["kept"] = kept
+    if not dark:
+        note = f" ({'; '.join(kept)})" if kept else ""
+        return Verdict(Outcome.PASSED, f"{where} keeps its data on vLLM {to}{note}.", "MUST", evidence)
+    reasons = "; ".join(f.describe(to) for f, _ in dark)
+    sources = ", ".join(sorted({v for _, found in dark for v in found}))
+    return Verdict(Outcome.FAILED, f"{where} goes dark when the fleet moves from vLLM {sources} to {to}: {reasons}.",
+                   "MUST", evidence)
+
+
+def _kept_by_flag(gone: Fate, providers: list[Observation], to: str) -> bool:
+    """Every target showing the family already runs the same minor as `to` with it hidden: the flag is set."""
+    target = Version(to)
+    if gone.state != "hidden" or gone.hidden_from is None:
+        return False
+    for obs in providers:
+        running = Version(obs.version) if obs.version and _is_version(obs.version) else None
+        if running is None or (running.major, running.minor) != (target.major, target.minor):
+            return False
+    return True
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _where(consumer: Panel) -> str:
+    if consumer.kind == "panel":
+        return f"panel \"{consumer.title}\" ({consumer.dashboard_title or consumer.dashboard})"
+    return f"{consumer.kind} \"{consumer.title}\" ({consumer.dashboard})"
+
+
+# -- the reports' section: one line per consumer and family that goes dark -------------------------------------
+
+
+def section(rows: list[Row]) -> dict[str, Any] | None:
+    """The upgrade section of the reports, from the evidence the upgrade checks left on their rows (rows travel
+    from pytest-xdist workers as plain data); None when the run made no upgrade check."""
+    found = [(row, row.evidence["upgrade"]) for row in rows if "upgrade" in row.evidence]
+    if not found:
+        return None
+    fleet_versions: dict[str, set[str]] = {}
+    consumers = []
+    for row, upgrade in found:
+        for version, targets in (upgrade.get("fleet") or {}).items():
+            fleet_versions.setdefault(version, set()).update(targets)
+        consumers.append({"kind": upgrade["kind"], "dashboard": upgrade["dashboard"], "title": upgrade["title"],
+                          "outcome": row.outcome, "reads": upgrade["reads"], "dark": upgrade["dark"],
+                          "reason": row.reason})
+    return {"to": found[0][1]["to"], "policy": policy(),
+            "fleet": {version: sorted(targets) for version, targets in sorted(fleet_versions.items())},
+            "consumers": consumers}
+
+
+def _state(gone: dict[str, Any]) -> str:
+    if gone["state"] == "not yet":
+        return f"not there yet ({gone['emitted']})"
+    return f"{gone['state']} (from {gone['hidden_from']})"
+
+
+def html(upgrade: dict[str, Any]) -> str:
+    """The section for the HTML report: the fleet's versions, then a row per consumer and family that goes dark."""
+    from html import escape
+
+    to = upgrade["to"]
+    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
+    fleet_text = "; ".join(f"{v}: {', '.join(t)}" for v, t in upgrade["fleet"].items()) or "unknown"
+    parts = [f"<div id='vllm-upgrade'><h3>Upgrade to vLLM {escape(to)}: what goes dark</h3>",
+             f"<p>The fleet runs {escape(fleet_text)}. {len({id(c) for c, _ in dark})} of "
+             f"{len(upgrade['consumers'])} consumers lose data. {escape(upgrade['policy']['text'])}</p>"]
+    if dark:
+        parts.append("<table class='vllm-summary'><tr><th>Kind</th><th>Consumer</th><th>Metric</th>"
+                     f"<th>On {escape(to)}</th><th>Buys time</th><th>Removed in</th><th>Renamed to</th></tr>")
+        parts.extend(
+            f"<tr class='o-failed'><td>{escape(c['kind'])}</td><td>{escape(c['dashboard'])} :: {escape(c['title'])}"
+            f"</td><td><code>{escape(d['metric'])}</code></td><td>{escape(_state(d))}</td>"
+            f"<td><code>{escape(d['flag'] or '')}</code></td><td>{escape(d['removed_in'] or '')}</td>"
+            f"<td><code>{escape(d['replaced_by'] or '')}</code></td></tr>" for c, d in dark)
+        parts.append("</table>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def terminal_lines(upgrade: dict[str, Any]) -> list[str]:
+    """The section as a table for a CI log: per consumer that goes dark, each family it loses (lines are not
+    cut: names and flags must stay whole to be copied)."""
+    to = upgrade["to"]
+    fleet_text = ", ".join(f"{v} on {len(t)} target{'s' * (len(t) != 1)}" for v, t in upgrade["fleet"].items())
+    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
+    losing = [c for c in upgrade["consumers"] if c["dark"]]
+    lines = [f"upgrade to vLLM {to}: {len(losing)} of {len(upgrade['consumers'])} consumers go dark (the fleet "
+             f"runs {fleet_text or 'an unknown version'})"]
+    if not dark:
+        return lines
+    header = ("METRIC", f"ON {to}", "BUYS TIME", "REMOVED", "RENAMED TO")
+    cells = [(d["metric"], _state(d), d["flag"] or "-", d["removed_in"] or "-", d["replaced_by"] or "-")
+             for _, d in dark]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "    " + "  ".join(f"{cell:{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
+
+    lines.append(line(header))
+    for consumer in losing:
+        lines.append(f"  {consumer['kind']} {consumer['dashboard']} :: {consumer['title']}")
+        lines.extend(line(cells[i]) for i, (c, _) in enumerate(dark) if c is consumer)
+    lines.append(f"  policy: {' '.join(upgrade['policy']['text'].split())}")
+    return lines
+
+
+def markdown(upgrade: dict[str, Any]) -> str:
+    """The section for a CI job summary: one row per consumer and family that goes dark."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    to = upgrade["to"]
+    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
+    losing = len([c for c in upgrade["consumers"] if c["dark"]])
+    fleet_text = ", ".join(f"{v} ({len(t)})" for v, t in upgrade["fleet"].items()) or "unknown"
+    text = (f"### Upgrade to vLLM {to}: {losing} of {len(upgrade['consumers'])} consumers go dark\n\n"
+            f"The fleet runs {fleet_text}. {upgrade['policy']['text']}\n")
+    if dark:
+        text += ("\n| kind | consumer | metric | on " + to + " | buys time | removed in | renamed to |\n"
+                 "|---|---|---|---|---|---|---|\n")
+        text += "".join(f"| {c['kind']} | {cell(c['dashboard'])} :: {cell(c['title'])} | `{d['metric']}` | "
+                        f"{_state(d)} | {('`' + d['flag'] + '`') if d['flag'] else '-'} | {d['removed_in'] or '-'} | "
+                        f"{('`' + d['replaced_by'] + '`') if d['replaced_by'] else '-'} |\n" for c, d in dark)
+    return text

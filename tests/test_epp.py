@@ -1,0 +1,185 @@
+"""--vllm-epp-url: the endpoint picker's view of the pods against the pods' own, over real HTTP.
+
+The simulated EPP (pytest_vllm_metrics/sim/epp.py) reads the simulated pods' /metrics as a real one does and
+publishes the real names (gateway-api-inference-extension's inference_pool_*, llm-d-router's llm_d_epp_*):
+`inference_pool_per_pod_queue_size{model_server_pod="pod1-rank-0",name="test-pool"} 100` is the shape of GAIE's
+own collector test (pkg/epp/metrics/collectors/inference_pool_test.go)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from conftest import flat, said
+from pytest_vllm_metrics.sim import RunningSim, SimHost, get_profile
+from pytest_vllm_metrics.sim.epp import set_kv_usage, set_waiting, start_epp
+from pytest_vllm_metrics.targets import host_port
+
+
+@dataclass
+class Pool:
+    host: SimHost
+    a: RunningSim
+    b: RunningSim
+
+    @property
+    def names(self) -> dict[str, str]:
+        """The pods as the EPP names them: here, the names the run gives URL targets (host:port)."""
+        return {host_port(self.a.url): self.a.url, host_port(self.b.url): self.b.url}
+
+    def epp(self, **options: object) -> str:
+        return start_epp(self.host, self.names, **options)
+
+
+@pytest.fixture
+def pool(sim_host: SimHost) -> Iterator[Pool]:
+    a, b = sim_host.start(get_profile("x86_64")), sim_host.start(get_profile("x86_64"))
+    set_waiting(a, 2)  # two requests queue on pod a, none on pod b
+    yield Pool(sim_host, a, b)
+
+
+def run(pytester: pytest.Pytester, pool: Pool, epp: str, *args: str) -> pytest.RunResult:
+    # -k test_epp: the EPP's checks only (no workload is needed to compare two views of the pods' gauges)
+    return pytester.runpytest("-p", "no:cacheprovider", "-rA", f"--vllm-url={pool.a.url}", f"--vllm-url={pool.b.url}",
+                              f"--vllm-epp-url={epp}", "-k", "test_epp", "--vllm-report=report.json", *args)
+
+
+def outcomes(pytester: pytest.Pytester) -> dict[str, str]:
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    return {row["check"]: row["outcome"] for row in rows}
+
+
+@pytest.mark.parametrize("naming", [("inference_pool", "llm_d_epp"), ("inference_pool",), ("llm_d_epp",),
+                                    ("llm_d_router_epp",)])
+def test_an_agreeing_view_passes(pytester: pytest.Pytester, pool: Pool, naming: tuple[str, ...]) -> None:
+    result = run(pytester, pool, pool.epp(naming=naming))
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert outcomes(pytester) == {"epp_queue_per_pod": "passed", "epp_ready_pods": "passed",
+                                  "epp_kv_cache_average": "passed"}
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    queue = next(r for r in rows if r["check"] == "epp_queue_per_pod")
+    assert queue["evidence"]["generations"] == list(naming)
+    seen = queue["evidence"]["pods"][host_port(pool.a.url)]
+    assert (seen["pod"], seen["epp"]) == (2.0, 2.0)
+    assert seen["metric"].startswith(naming[0]) and seen["metric"].endswith("_queue_size")
+
+
+def test_a_disagreeing_queue_fails_naming_the_pod_and_both_numbers(pytester: pytest.Pytester, pool: Pool) -> None:
+    result = run(pytester, pool, pool.epp(fault="queue-disagrees"))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert outcomes(pytester)["epp_queue_per_pod"] == "failed"
+    assert outcomes(pytester)["epp_ready_pods"] == "passed"
+    pod = host_port(pool.a.url)
+    assert said(result, f"{pod}: the endpoint picker reports a queue of 5 (inference_pool_per_pod_queue_size), the "
+                        f"pod's own vllm:num_requests_waiting is 2, unchanged for ")
+    assert said(result, f"fails on {pod} (1 of 2 targets; 1 passed)")
+
+
+def test_a_ready_count_that_disagrees_fails_with_both_numbers(pytester: pytest.Pytester, pool: Pool) -> None:
+    result = run(pytester, pool, pool.epp(fault="ready-disagrees", naming=("llm_d_epp",)))
+    assert outcomes(pytester)["epp_ready_pods"] == "failed"
+    assert said(result, "the endpoint picker counts 3 ready pods (llm_d_epp_ready_endpoints), the run found 2 Ready "
+                        "vLLM pods that answer")
+
+
+def test_a_view_that_lags_less_than_the_epp_may_is_not_a_failure(pytester: pytest.Pytester, pool: Pool) -> None:
+    # The EPP reads the pods on every 4th read of its page: right after pod b's queue grows, its next three
+    # answers still show the old value; then it catches up.
+    epp = pool.epp(refresh_every=4)
+    assert "model_server_pod" in httpx.get(f"{epp}/metrics", timeout=10).text  # read 1: b has 0 waiting
+    set_waiting(pool.b, 4)
+    result = run(pytester, pool, epp)
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    queue = next(r for r in rows if r["check"] == "epp_queue_per_pod")
+    assert queue["outcome"] == "passed", result.stdout.str()
+    assert queue["evidence"]["waited"] >= 0.5  # two more rounds: the difference was seen, and waited out
+
+
+def test_a_view_that_lags_longer_than_the_epp_may_fails(pytester: pytest.Pytester, pool: Pool) -> None:
+    epp = pool.epp(refresh_seconds=600.0)  # it never reads the pods again during the run
+    assert "model_server_pod" in httpx.get(f"{epp}/metrics", timeout=10).text
+    set_waiting(pool.b, 4)
+    result = run(pytester, pool, epp)
+    assert outcomes(pytester)["epp_queue_per_pod"] == "failed"
+    assert said(result, f"{host_port(pool.b.url)}: the endpoint picker reports a queue of 0 "
+                        f"(inference_pool_per_pod_queue_size), the pod's own vllm:num_requests_waiting is 4")
+
+
+def test_an_unreachable_epp_is_inconclusive(pytester: pytest.Pytester, pool: Pool) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run(pytester, pool, f"http://127.0.0.1:{port}", "--vllm-timeout=2")
+    assert result.ret == 75
+    assert set(outcomes(pytester).values()) == {"inconclusive"}
+    assert said(result, f"endpoint picker: cannot connect to http://127.0.0.1:{port}")
+
+
+def test_without_an_epp_url_the_checks_say_what_to_pass(pytester: pytest.Pytester, pool: Pool) -> None:
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", f"--vllm-url={pool.a.url}", "-k", "test_epp")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*no endpoint picker: pass --vllm-epp-url=http://<EPP service>:9090 to compare its "
+                                 "view of the pods with theirs*"])
+
+
+def test_a_token_is_sent_and_never_shown(pytester: pytest.Pytester, pool: Pool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "epp-token-6f1c2a"
+    epp = pool.epp(fault="needs-token", token=token)
+    refused = run(pytester, pool, epp)
+    assert set(outcomes(pytester).values()) == {"inconclusive"}
+    assert said(refused, "refused /metrics (HTTP 401): its metrics need a bearer token allowed to get the "
+                         "non-resource URL /metrics (the token its ServiceMonitor uses). Put it in the environment "
+                         "variable $EPP_TOKEN")
+    monkeypatch.setenv("EPP_TOKEN", token)
+    accepted = run(pytester, pool, epp)
+    assert set(outcomes(pytester).values()) == {"passed"}
+    assert token not in flat(refused) + flat(accepted) + (pytester.path / "report.json").read_text()
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    ("no-kv", "the endpoint picker publishes no average KV-cache utilization "
+              "(inference_pool_average_kv_cache_utilization, llm_d_epp_average_kv_cache_utilization)"),
+    ("kv-percent", "the endpoint picker's inference_pool_average_kv_cache_utilization is 15, outside 0..1"),
+])
+def test_the_average_kv_cache_utilization_must_be_a_fraction(pytester: pytest.Pytester, pool: Pool, fault: str,
+                                                             expected: str) -> None:
+    set_kv_usage(pool.a, 0.3)  # pod a holds 30% of its KV cache, pod b none: the pool's average is 0.15
+    result = run(pytester, pool, pool.epp(fault=fault))
+    assert outcomes(pytester)["epp_kv_cache_average"] == "failed"
+    assert said(result, expected)
+
+
+def test_the_average_kv_cache_utilization_of_a_busy_pool_passes(pytester: pytest.Pytester, pool: Pool) -> None:
+    set_kv_usage(pool.a, 0.3)
+    run(pytester, pool, pool.epp())
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    kv = next(r for r in rows if r["check"] == "epp_kv_cache_average")
+    assert kv["outcome"] == "passed"
+    assert kv["evidence"]["values"]["llm_d_epp_average_kv_cache_utilization"] == [0.15]
+
+
+def test_an_epp_of_another_pool_is_inconclusive(pytester: pytest.Pytester, pool: Pool) -> None:
+    epp = start_epp(pool.host, {"llama-decode-7d9f-x2kq1": pool.a.url})  # pods named as on Kubernetes
+    result = run(pytester, pool, epp)
+    assert outcomes(pytester)["epp_queue_per_pod"] == "inconclusive"
+    assert said(result, "the endpoint picker lists none of the pods this run checks (it lists llama-decode-7d9f-x2kq1")
+    assert outcomes(pytester)["epp_ready_pods"] == "inconclusive"
+
+
+def test_a_data_parallel_rank_is_its_pod(pytester: pytest.Pytester, pool: Pool) -> None:
+    # GAIE names a data-parallel rank's endpoint "<pod>-rank-<n>" (its collector test: pod1-rank-0)
+    epp = start_epp(pool.host, {f"{name}-rank-0": url for name, url in pool.names.items()})
+    run(pytester, pool, epp)
+    assert outcomes(pytester)["epp_queue_per_pod"] == "passed"
+
+
+def test_a_page_that_is_not_an_epp_is_inconclusive(pytester: pytest.Pytester, pool: Pool) -> None:
+    result = run(pytester, pool, pool.b.url)  # a vLLM server, not an EPP
+    assert set(outcomes(pytester).values()) == {"inconclusive"}
+    assert said(result, "carries none of the endpoint picker's metrics")
