@@ -9,11 +9,14 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from conftest import prometheus_rule_files
+from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
 from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
 RULES = Path(__file__).parent / "data" / "rules"
 
@@ -154,3 +157,214 @@ def test_a_directory_without_rule_files_is_a_usage_error(pytester: pytest.Pytest
     result = pytester.runpytest("-p", "no:cacheprovider", f"--prometheus-rules={empty}", "--vllm-sim=x86_64")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: rule directory {empty} holds no rule file (*.yaml, *.yml, *.json)*"])
+
+
+# -- from the cluster: what reads the metrics in the namespace (and Grafana's), through the API-server double --
+
+MONITORING = "monitoring"
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _configmap(name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"}}
+
+
+def _scaled_object(name: str, query: str) -> dict[str, Any]:
+    # vLLM production-stack's KEDA tutorial (docs/source/use_cases/autoscaling-keda.rst) and KEDA's prometheus
+    # scaler docs: a prometheus trigger with serverAddress, metricName, threshold and query; a cpu trigger beside
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"scaleTargetRef": {"name": "vllm-decode"}, "minReplicaCount": 1, "maxReplicaCount": 2,
+                     "triggers": [{"type": "prometheus", "metadata": {
+                         "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                         "metricName": "vllm:num_requests_waiting", "threshold": "5", "query": query}},
+                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]}}
+
+
+def _deployment(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": name.rsplit("-", 1)[-1], "image": image, "args": args,
+                          "ports": [{"name": "grpc", "containerPort": 9002}, {"name": "metrics",
+                                                                               "containerPort": 9090}]}]}}}}
+
+
+# prometheus-adapter's config.yaml (its docs/config-walkthrough.md: seriesQuery with an anchored __name__ regex,
+# resources overrides, name.as, metricsQuery over <<.Series>>, <<.LabelMatchers>> and <<.GroupBy>>)
+ADAPTER = """\
+rules:
+- seriesQuery: '{__name__=~"^vllm:num_requests_waiting$",namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: "namespace"}
+      pod: {resource: "pod"}
+  name:
+    matches: "vllm:num_requests_waiting"
+    as: "vllm_queue_length"
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+externalRules:
+- seriesQuery: 'vllm:gpu_cache_usage_perc{namespace!=""}'
+  name:
+    as: "vllm_kv_cache_usage"
+  metricsQuery: max(<<.Series>>{<<.LabelMatchers>>})
+- seriesQuery: '{__name__=~"^vllm:.*_total$"}'
+  metricsQuery: sum(rate(<<.Series>>[2m]))
+"""
+NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "targets": [{"expr": "node_load1"}]}]})
+
+
+@pytest.fixture
+def consumers_cluster(cluster: Cluster) -> Cluster:
+    """The namespace's PrometheusRules (tests/data/rules), a KEDA scaler on the current and one on the old KV-cache
+    name, the endpoint picker as the inferencepool chart deploys it; in the monitoring namespace the Grafana
+    sidecar's dashboard ConfigMaps and prometheus-adapter's config."""
+    saturation = (Path(__file__).parent / "data" / "dashboards" / "llm-d-failure-saturation.json").read_text()
+    rules = _documents(RULES / "vllm-prefix-cache.yaml")
+    unrelated = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                 "metadata": {"name": "node-exporter", "namespace": MONITORING},
+                 "spec": {"groups": [{"name": "node", "rules": [{"alert": "NodeDown", "expr": "up == 0"}]}]}}
+    cluster.namespaces[MONITORING] = []
+    cluster.objects = {
+        "prometheusrules": {NS: rules, MONITORING: [unrelated]},
+        "configmaps": {MONITORING: [
+            _configmap("llm-d-dashboards", MONITORING, {"llm-d-failure-saturation.json": saturation},
+                       {"grafana_dashboard": "1"}),
+            _configmap("node-dashboards", MONITORING, {"nodes.json": NODE_DASHBOARD}, {"grafana_dashboard": "1"}),
+            _configmap("prometheus-adapter", MONITORING, {"config.yaml": ADAPTER}),
+        ]},
+        "scaledobjects": {NS: [_scaled_object("vllm-queue", "sum(vllm:num_requests_waiting)"),
+                               _scaled_object("vllm-kv", "max(vllm:gpu_cache_usage_perc)")]},
+        "deployments": {NS: [
+            # the inferencepool chart's EPP: container epp, args "--pool-name", NAME, then "--flag=value"
+            _deployment("llm-d-infpool-epp", "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1",
+                        ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
+                         "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
+                         "--total-queued-requests-metric", "vllm:num_requests_waiting",
+                         "--total-running-requests-metric=vllm:num_requests_running"],
+                        {"app.kubernetes.io/name": "llm-d-infpool-epp"}),
+            _deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
+                        {"llm-d.ai/inference-serving": "true"}),
+        ]},
+    }
+    return cluster
+
+
+def run_cluster(pytester: pytest.Pytester, double: KubeDouble, token: str, *args: str) -> pytest.RunResult:
+    kubeconfig = write_kubeconfig(pytester.path / "kubeconfig", double, token)
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
+                              f"--vllm-namespace={NS}", f"--grafana-namespace={MONITORING}",
+                              "--vllm-report=report.json", "--html=report.html", "--self-contained-html",
+                              "-k", "test_consumer or test_panel", *args)
+
+
+def test_every_consumer_in_the_cluster_gets_its_verdict(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost
+) -> None:
+    double = KubeDouble(sim_host, consumers_cluster)
+    result = run_cluster(pytester, double, "admin")
+    found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
+    # The double's fleet is mixed: decode-arm64 runs the older vLLM of the arm64 profile, where prefix caching is
+    # off (vLLM documents it) and the time-per-output-token histogram still exists (it does not move on the
+    # 0.32 pod): the verdicts a panel over the same queries gets.
+    assert found == {
+        "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("xfailed", "always zero / NaN"),
+        "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("xfailed", "always zero / NaN"),
+        "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
+        "alert:vllm-latency::VLLMSlowDecode": ("failed", "always zero / NaN"),
+        "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
+        "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
+        "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
+        "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
+        "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+    }, result.stdout.str()
+    reasons = outcomes(pytester)
+    assert reasons["epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric"][2].startswith(
+        f'endpoint picker flag "kv-cache-usage-percentage-metric" (Deployment {NS}/llm-d-infpool-epp) queries '
+        f"vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose vllm:kv_cache_usage_perc")
+    assert reasons["keda:vllm-kv::vllm:num_requests_waiting"][2].startswith(
+        f'KEDA scaler "vllm:num_requests_waiting" (ScaledObject {NS}/vllm-kv, Prometheus '
+        f"http://prometheus-operated.monitoring.svc:9090) queries vllm:gpu_cache_usage_perc, which vLLM renamed")
+    assert reasons["alert:vllm-latency::VLLMSlowDecode"][2].startswith(
+        f'alert "VLLMSlowDecode" (PrometheusRule {NS}/vllm-latency) will be always zero / NaN on decode-amd64')
+    # the Grafana sidecar's dashboards are panels (drawn as dashboards); a dashboard of no vLLM metric is left out
+    panels = {row["id"].split("[", 1)[1].rstrip("]"): row["outcome"]
+              for row in json.loads((pytester.path / "report.json").read_text())["tests"] if "test_panel[" in row["id"]}
+    assert panels["llm-d-failure-saturation::Request Preemptions"] == "failed"
+    assert not any(p.startswith("nodes::") for p in panels) and len(panels) == 4
+    # the rule over no vLLM metric in the monitoring namespace is not a consumer; the name-pattern rule is a note
+    assert not any("NodeDown" in test for test in reasons)
+    assert said(result, "selects series by a name pattern, not one metric; not checked")
+    html = (pytester.path / "report.html").read_text()
+    assert 'data-dashboard="llm-d-failure-saturation"' in html
+    assert "data-consumer='epp: kv-cache-usage-percentage-metric' data-verdict='no data'" in html
+
+
+def test_a_refused_or_uninstalled_read_is_a_note_not_a_stop(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost
+) -> None:
+    # The suite's least grants (deploy/rbac.yaml) and nothing of deploy/rbac-consumers.yaml; KEDA not installed.
+    consumers_cluster.uninstalled = {"scaledobjects"}
+    double = KubeDouble(sim_host, consumers_cluster)
+    result = run_cluster(pytester, double, "suite", "-k", "test_consumer or test_panel or present")
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)  # the run went on
+    assert outcomes(pytester) == {}
+    expected = [f"prometheusrules.monitoring.coreos.com in namespace {NS} not checked: grant list on "
+                f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
+                f"configmaps in namespace {NS} not checked: grant list on configmaps (deploy/rbac-consumers.yaml)",
+                f"prometheusrules.monitoring.coreos.com in namespace {MONITORING} not checked: grant list on "
+                f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
+                f"configmaps in namespace {MONITORING} not checked: grant list on configmaps "
+                f"(deploy/rbac-consumers.yaml)",
+                "scaledobjects.keda.sh not installed in the cluster (no such API): nothing to check",
+                f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps "
+                f"(deploy/rbac-consumers.yaml)"]
+    for note in expected:
+        assert said(result, f"note: {note}"), note
+    notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
+    assert [n for n in notes if "not checked" in n or "not installed" in n] == expected
+    html = (pytester.path / "report.html").read_text()
+    assert "grant list on deployments.apps (deploy/rbac-consumers.yaml)" in html
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    present = [row["outcome"] for row in rows if "test_present" in row["id"]]
+    assert present and "error" not in present and "passed" in present  # the pods' own checks ran as usual
+
+
+@pytest.mark.parametrize("resource", ["prometheusrules", "configmaps", "scaledobjects", "deployments"])
+def test_each_read_refused_alone_leaves_the_others_checked(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost, resource: str
+) -> None:
+    grants = ROLE | {("list", r) for r in ("prometheusrules", "configmaps", "scaledobjects", "deployments")}
+    consumers_cluster.tokens["partial"] = grants - {("list", resource)}
+    double = KubeDouble(sim_host, consumers_cluster)
+    result = run_cluster(pytester, double, "partial")
+    kinds = {test.split(":", 1)[0] for test in outcomes(pytester)}
+    lost = {"prometheusrules": {"alert", "record"}, "configmaps": {"adapter"}, "scaledobjects": {"keda"},
+            "deployments": {"epp"}}[resource]
+    assert kinds == {"alert", "record", "adapter", "keda", "epp"} - lost
+    assert said(result, f"not checked: grant list on {resource}")
+
+
+def test_the_documented_grants_are_enough(pytester: pytest.Pytester, consumers_cluster: Cluster,
+                                          sim_host: SimHost) -> None:
+    # deploy/rbac-consumers.yaml on top of deploy/rbac.yaml: every read is made, no "not checked" note.
+    # (The double grants per token, not per namespace; both Roles grant the same resources or fewer.)
+    roles = [d for d in _documents(Path(__file__).parent.parent / "deploy" / "rbac-consumers.yaml")
+             if d["kind"] == "Role"]
+    assert {r["metadata"]["namespace"] for r in roles} == {NS, MONITORING}
+    grants = {(verb, resource) for role in roles for rule in role["rules"] for resource in rule["resources"]
+              for verb in rule["verbs"]}
+    consumers_cluster.tokens["documented"] = ROLE | frozenset(grants)
+    result = run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "documented")
+    assert not said(result, "not checked: grant")
+    assert {test.split(":", 1)[0] for test in outcomes(pytester)} == {"alert", "record", "adapter", "keda", "epp"}
