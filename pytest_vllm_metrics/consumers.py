@@ -22,10 +22,12 @@ __all__ = [
     "adapter_consumers",
     "consumer_id",
     "epp_consumers",
+    "from_cluster",
     "keda_consumers",
     "load_rules",
     "rule_consumers",
     "unique",
+    "with_recorded",
 ]
 
 _RULE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -56,6 +58,13 @@ def unique(panels: Iterable[Panel]) -> list[Panel]:
         ids.add(f"{panel.kind}:{panel.dashboard}::{title}")
         out.append(panel if title == panel.title else replace(panel, title=title))
     return out
+
+
+def with_recorded(panels: list[Panel], consumers: list[Panel]) -> tuple[list[Panel], list[Panel]]:
+    """The panels and consumers, each knowing the series the recording rules among the consumers make: an alert
+    or a panel over a recorded series is judged by the recording rule's own test, not as a missing vLLM metric."""
+    recorded = frozenset(re.sub(r" \(\d+\)$", "", c.title) for c in consumers if c.kind == "record")
+    return ([replace(p, recorded=recorded) for p in panels], [replace(c, recorded=recorded) for c in consumers])
 
 
 # -- Prometheus rules --------------------------------------------------------------------------------------

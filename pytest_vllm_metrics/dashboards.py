@@ -55,6 +55,9 @@ class Panel:
     # What reads these queries: a Grafana "panel", or another consumer of the metrics ("alert", "record",
     # "keda", "adapter", "epp"): those are judged with the same vocabulary but are not drawn as dashboards.
     kind: str = "panel"
+    # The series the run's recording rules make (consumers.py): Prometheus makes them, not vLLM, so a direct
+    # scrape cannot show them; each recording rule is judged on its own.
+    recorded: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def id(self) -> str:
@@ -410,6 +413,7 @@ def evaluate_panel(panel: Panel, observations: list[Observation], catalog: Catal
     seen = [o for o in observations if o.after is not None]
     ctx = _Context(panel, "", seen, catalog, policy, prom, wait, _Scrapes(seen, policy), list(panel.exprs))
     ctx.where = where = f"{ctx.noun} \"{panel.title}\" ({panel.dashboard_title or panel.dashboard})"
+    ctx.scrapes.synthesized |= panel.recorded
     if panel.library is not None:
         return ctx.verdict(Outcome.INCONCLUSIVE, "not checkable", _data()["messages"]["library"].format(
             where=where, name=panel.library))
@@ -477,6 +481,9 @@ def _judge_queries(ctx: _Context, parsed: list[tuple[str, str, Any]]) -> Verdict
                 present[selector.shown] = ctx.scrapes.has(selector)
             else:
                 present[selector.shown] = bool(prom.query(f"count({selector.shown})"))
+                if not present[selector.shown] and selector.metric in ctx.panel.recorded:
+                    # a recorded series appears at the rule's next evaluation after its inputs have samples
+                    present[selector.shown] = bool(_poll(ctx, f"count({selector.shown})"))
         return present[selector.shown]
 
     empty: list[tuple[str, str, Verdict]] = []  # (refId, expr, why it is empty)
@@ -668,6 +675,12 @@ def _missing(ctx: _Context, metric: str) -> Verdict | None:
         return ctx.verdict(Outcome.SKIPPED, "feature not enabled", f"{where} charts {metric}, a metric of feature "
                                                                    f"{feature}, which is not enabled on these "
                                                                    f"servers.")
+    if metric.count(":") >= 2:  # level:metric:operations, the naming of recording rules
+        return ctx.verdict(Outcome.FAILED, "no data", f"{where} queries {metric}, a recording rule's series by its "
+                                                      f"name, which none of the {len(seen)} server(s) exposes and no "
+                                                      f"rule of this run records; the {ctx.noun} stays empty unless "
+                                                      f"that rule is deployed. Pass its rule file to "
+                                                      f"--prometheus-rules, or check the name.")
     return ctx.verdict(Outcome.FAILED, "no data", f"{where} queries {metric}, which none of the {len(seen)} "
                                                   f"server(s) exposes; the {ctx.noun} stays empty. Check the metric "
                                                   f"name against vLLM's /metrics.")

@@ -8,7 +8,7 @@ import pytest
 
 from . import settings as _settings
 from .catalog import CatalogError, load_catalog
-from .consumers import ConsumerError, consumer_id, load_rules
+from .consumers import ConsumerError, consumer_id, load_rules, with_recorded
 from .dashboards import DashboardError, load_panels
 from .fixtures import (  # noqa: F401  (fixtures are registered by being importable from the plugin)
     vllm_catalog,
@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         catalog = load_catalog(resolved.vllm_catalog)
         panels = load_panels(resolved.grafana_dashboard)
-        consumers = load_rules(resolved.prometheus_rules)
+        panels, consumers = with_recorded(panels, load_rules(resolved.prometheus_rules))
     except (CatalogError, DashboardError, ConsumerError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = Run(resolved, catalog, panels, consumers)

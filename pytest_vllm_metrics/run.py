@@ -86,14 +86,13 @@ class Run:
         if self._consumers_read or cluster is None:
             return
         self._consumers_read = True
-        from .consumers import from_cluster, unique
+        from .consumers import from_cluster, unique, with_recorded
         from .kube import read_consumers
 
         objects = read_consumers(cluster, self.settings.grafana_namespace, self.settings.vllm_timeout)
         panels, consumers, notes = from_cluster(objects, cluster.namespace)
         cluster.notes.extend(notes)
-        self.panels = unique(self.panels + panels)
-        self.consumers = unique(self.consumers + consumers)
+        self.panels, self.consumers = with_recorded(unique(self.panels + panels), unique(self.consumers + consumers))
 
     def cluster(self) -> ClusterInfo | None:
         """The cluster, if discovery ran and succeeded (never discovers again for a report)."""

@@ -46,6 +46,9 @@ EXPECTED = {
     "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("passed", "ok"),
     "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
     "alert:vllm-latency::VLLMSlowDecode": ("failed", "no data"),
+    "record:vllm-recorded::namespace:vllm_requests_waiting:sum": ("passed", "ok"),
+    "alert:vllm-recorded::VLLMQueueLong": ("passed", "ok"),  # over the series the rule above records
+    "alert:vllm-recorded::VLLMRunningNone": ("failed", "no data"),  # no rule records its series
 }
 
 
@@ -66,6 +69,9 @@ def assert_reasons(found: dict[str, tuple[str, str, str]]) -> None:
     assert "vllm:gpu_prefix_cache_hits_total, which vLLM renamed" in record and "never fire" not in record
     assert "vllm:time_per_output_token_seconds_bucket, which vLLM renamed: the servers expose " \
            "vllm:inter_token_latency_seconds" in found["alert:vllm-latency::VLLMSlowDecode"][2]
+    assert "can never fire" in found["alert:vllm-recorded::VLLMRunningNone"][2]
+    assert "queries namespace:vllm_requests_running:sum, a recording rule's series by its name, which none of " \
+           "the 1 server(s) exposes and no rule of this run records" in found["alert:vllm-recorded::VLLMRunningNone"][2]
 
 
 def test_every_rule_gets_its_verdict_against_a_real_prometheus_loaded_with_the_rules(
@@ -106,7 +112,7 @@ def test_every_rule_file_the_tests_use_passes_promtool(tmp_path: Path) -> None:
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus)")
     files = prometheus_rule_files((RULES,), tmp_path)
-    assert len(files) == 3  # the plain file and the two PrometheusRule documents' groups
+    assert len(files) == 4  # the two plain files and the two PrometheusRule documents' groups
     for file in files:
         checked = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, checked.stdout + checked.stderr
