@@ -280,13 +280,20 @@ def _metric_spec(spec: str) -> str:
 
 
 def is_epp(deployment: dict[str, Any]) -> bool:
-    """An endpoint picker: a container passing one of its metric flags or its --pool-name, or running its image
-    (gateway-api-inference-extension's epp, llm-d's inference scheduler)."""
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    """An endpoint picker: labelled as the inferencepool chart labels it (selector `inferencepool: NAME-epp`,
+    app.kubernetes.io/name NAME-epp), or a container passing one of its metric flags or its --pool-name, or
+    running its image (gateway-api-inference-extension's epp, llm-d's inference scheduler)."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    labels = {**((deployment.get("metadata") or {}).get("labels") or {}),
+              **((template.get("metadata") or {}).get("labels") or {})}
+    if "inferencepool" in labels or str(labels.get("app.kubernetes.io/name", "")).endswith("-epp"):
+        return True
+    containers = (template.get("spec") or {}).get("containers") or []
     for container in containers:
-        args = [str(a).partition("=")[0] for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+        args = ["--" + str(a).partition("=")[0].lstrip("-")
+                for a in [*(container.get("command") or []), *(container.get("args") or [])] if str(a).startswith("-")]
         image = str(container.get("image") or "")
-        if set(args) & {*EPP_FLAGS, "--pool-name", "-pool-name"} or re.search(
+        if set(args) & {*EPP_FLAGS, "--pool-name"} or re.search(
                 r"gateway-api-inference-extension/epp|/epp:|llm-d-inference-scheduler", image):
             return True
     return False

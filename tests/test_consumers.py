@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
+from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
+from pytest_vllm_metrics.kube import ConsumerObjects
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -256,7 +258,7 @@ def consumers_cluster(cluster: Cluster) -> Cluster:
                          "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
                          "--total-queued-requests-metric", "vllm:num_requests_waiting",
                          "--total-running-requests-metric=vllm:num_requests_running"],
-                        {"app.kubernetes.io/name": "llm-d-infpool-epp"}),
+                        {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
             _deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
                         {"llm-d.ai/inference-serving": "true"}),
         ]},
@@ -374,3 +376,83 @@ def test_the_documented_grants_are_enough(pytester: pytest.Pytester, consumers_c
     result = run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "documented")
     assert not said(result, "not checked: grant")
     assert {test.split(":", 1)[0] for test in outcomes(pytester)} == {"alert", "record", "adapter", "keda", "epp"}
+
+
+# -- the shapes, one by one ----------------------------------------------------------------------------------
+
+
+def _epp(args: list[str], labels: dict[str, str] | None = None, image: str = "example.com/router:1") -> dict[str, Any]:
+    return _deployment("pool-epp", image, args, labels or {"app": "router"})
+
+
+@pytest.mark.parametrize(("deployment", "expected"), [
+    # the inferencepool chart: labels, and "--name=value" from inferenceExtension.flags
+    (_epp(["--pool-name", "p"], {"inferencepool": "p-epp"}), True),
+    (_epp([], {"app.kubernetes.io/name": "p-epp"}), True),
+    # a Deployment of one's own: recognized by a metric flag, by --pool-name, or by the image
+    (_epp(["-kv-cache-usage-percentage-metric", "vllm:kv_cache_usage_perc"]), True),
+    (_epp(["--pool-name=p"]), True),
+    (_epp([], image="registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1"), True),
+    (_epp([], image="ghcr.io/llm-d/llm-d-inference-scheduler:v0.3.0"), True),
+    (_epp(["--model", "x"], {"llm-d.ai/inference-serving": "true"}, "vllm/vllm-openai:v0.11.0"), False),
+])
+def test_the_endpoint_picker_is_found_by_its_labels_args_or_image(deployment: dict[str, Any], expected: bool) -> None:
+    assert is_epp(deployment) is expected
+
+
+def test_the_endpoint_pickers_metric_flags_as_go_reads_them() -> None:
+    # "--flag value", "--flag=value", "-flag=value"; the chart's Triton shape writes label matchers unquoted
+    # and turns the LoRA reading off with an empty value.
+    args = ["--pool-name", "p", "--total-queued-requests-metric", "nv_trt_llm_request_metrics{request_type=waiting}",
+            "-kv-cache-usage-percentage-metric=vllm:kv_cache_usage_perc", "--lora-info-metric", ""]
+    assert epp_flags(args) == {"--total-queued-requests-metric": "nv_trt_llm_request_metrics{request_type=waiting}",
+                               "--kv-cache-usage-percentage-metric": "vllm:kv_cache_usage_perc",
+                               "--lora-info-metric": ""}
+    panels = epp_consumers(_epp(args))
+    assert [(p.title, p.exprs) for p in panels] == [
+        ("total-queued-requests-metric", ('nv_trt_llm_request_metrics{request_type="waiting"}',)),
+        ("kv-cache-usage-percentage-metric", ("vllm:kv_cache_usage_perc",))]
+    assert {p.kind for p in panels} == {"epp"} and {p.dashboard for p in panels} == {"pool-epp"}
+
+
+def test_an_epp_without_metric_flags_is_a_note() -> None:
+    objects = ConsumerObjects(deployments=[_epp(["--pool-name", "p"], {"inferencepool": "p-epp"})])
+    panels, consumers, notes = from_cluster(objects, NS)
+    assert (panels, consumers) == ([], [])
+    assert notes == ["endpoint picker Deployment pool-epp passes no metric flag: it reads its built-in defaults, "
+                     "which this run does not check"]
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)",
+     f'sum(rate(vllm:x_total{{namespace="{NS}"}}[2m])) by (namespace, pod)'),
+    ("sum(<<.Series>>{<<.LabelMatchers>>,model_name!=\"\"}) by (<<.GroupBy>>)",
+     f'sum(vllm:x_total{{namespace="{NS}",model_name!=\"\"}}) by (namespace, pod)'),
+])
+def test_the_adapters_template_is_filled_as_the_adapter_fills_it(template: str, expected: str) -> None:
+    config = {"rules": [{"seriesQuery": "vllm:x_total", "metricsQuery": template, "name": {"as": "x"}}]}
+    (panel,), notes = adapter_consumers(config, "adapter", "ConfigMap m/adapter", NS)
+    assert panel.exprs == ("vllm:x_total", expected) and notes == []
+
+
+def test_what_cannot_be_judged_in_the_cluster_is_a_note_and_the_rest_is_kept() -> None:
+    no_query = _scaled_object("no-query", "")
+    broken = _configmap("broken-dashboards", MONITORING, {"vllm.json": "{not json"}, {"grafana_dashboard": "1"})
+    bad_rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                "metadata": {"name": "half", "namespace": NS}, "spec": {"groups": [{"name": "g"}]}}
+    adapter = _configmap("prometheus-adapter", MONITORING, {"config.yaml": "rules: [unclosed"})
+    objects = ConsumerObjects(
+        prometheus_rules=[bad_rule, *_documents(RULES / "vllm-prefix-cache.yaml")], dashboards=[broken],
+        configmaps=[broken, adapter], scaled_objects=[no_query, _scaled_object("q", "sum(vllm:num_requests_waiting)")])
+    panels, consumers, notes = from_cluster(objects, NS)
+    assert panels == []
+    assert {p.kind for p in consumers} == {"alert", "record", "keda"} and len(consumers) == 5
+    assert notes[0] == (f"not checked: PrometheusRule {NS}/half: group g has no list of 'rules'; each group holds "
+                        f"'name' and 'rules'. Check it with promtool check rules.")
+    assert notes[1].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken-dashboards, key "
+                               f"vllm.json) is not valid JSON")
+    assert notes[2].startswith(f"ConfigMap {MONITORING}/prometheus-adapter (prometheus-adapter config.yaml) not "
+                               f"checked: its config.yaml is not valid YAML")
+    assert notes[3] == (f"ScaledObject {NS}/no-query, trigger vllm:num_requests_waiting: no metadata.query (KEDA "
+                        f"would reject it); not checked")
+    assert len(notes) == 4
