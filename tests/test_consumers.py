@@ -21,6 +21,7 @@ from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
 RULES = Path(__file__).parent / "data" / "rules"
+PROMETHEUS_ONLY = Path(__file__).parent / "data" / "rules-prometheus"  # what only Prometheus can judge
 
 
 def outcomes(pytester: pytest.Pytester, report: str = "report.json") -> dict[str, tuple[str, str, str]]:
@@ -80,9 +81,16 @@ def test_every_rule_gets_its_verdict_against_a_real_prometheus_loaded_with_the_r
     pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str]
 ) -> None:
     sim = sim_host.start(get_profile("x86_64"))
-    prom = prometheus_server({"decode-0": sim.url}, rules=(RULES,))
-    result = run_rules(pytester, f"--vllm-url={sim.url}", f"--prometheus-url={prom}")
+    prom = prometheus_server({"decode-0": sim.url}, rules=(RULES, PROMETHEUS_ONLY))
+    result = run_rules(pytester, f"--vllm-url={sim.url}", f"--prometheus-url={prom}",
+                       f"--prometheus-rules={PROMETHEUS_ONLY}")
     found = outcomes(pytester)
+    mismatched = found.pop("alert:vllm-mismatch::VLLMQueueOverRunningMismatched")
+    assert mismatched[:2] == ("failed", "no data")
+    assert mismatched[2].startswith("This alert can never fire: its expression returns no series. alert "
+                                    '"VLLMQueueOverRunningMismatched"'), mismatched
+    assert "the series do not match across its operators" in mismatched[2]
+    assert found.pop("alert:vllm-mismatch::VLLMQueueOverRunning")[:2] == ("passed", "ok")
     assert_reasons(found)
     quiet = found["alert:vllm-alerts::VLLMKVCacheUsageHigh"][2]
     assert "not firing now: its condition is false, and the series it compares have data" in quiet
@@ -113,8 +121,8 @@ def test_every_rule_file_the_tests_use_passes_promtool(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus)")
-    files = prometheus_rule_files((RULES,), tmp_path)
-    assert len(files) == 4  # the two plain files and the two PrometheusRule documents' groups
+    files = prometheus_rule_files((RULES, PROMETHEUS_ONLY), tmp_path)
+    assert len(files) == 5  # the three plain files and the two PrometheusRule documents' groups
     for file in files:
         checked = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, timeout=60)
         assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -456,3 +464,29 @@ def test_what_cannot_be_judged_in_the_cluster_is_a_note_and_the_rest_is_kept() -
     assert notes[3] == (f"ScaledObject {NS}/no-query, trigger vllm:num_requests_waiting: no metadata.query (KEDA "
                         f"would reject it); not checked")
     assert len(notes) == 4
+
+
+def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    # Prometheus scrapes the same simulated pods, labelled namespace and pod as Prometheus Operator labels them:
+    # the adapter's metricsQuery (namespace="<the vLLM namespace>"), the KEDA query and the EPP's metrics are
+    # evaluated there as well.
+    prom = prometheus_server({p.name: p.backend for p in consumers_cluster.namespaces[NS] if p.backend}, NS)
+    run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "admin", f"--prometheus-url={prom}",
+                "-k", "keda or adapter or epp")
+    found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
+    assert found == {
+        "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
+        "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
+        "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
+        "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
+        "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+    }
+    evidence = {row["check"]: row["evidence"]["exprs"]
+                for row in json.loads((pytester.path / "report.json").read_text())["tests"]}
+    assert evidence["adapter: vllm_queue_length"] == [
+        'vllm:num_requests_waiting{namespace!="",pod!=""}',
+        f'sum(vllm:num_requests_waiting{{namespace="{NS}"}}) by (namespace, pod)']
