@@ -5,6 +5,7 @@ picker's flags."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -120,6 +121,8 @@ def test_rules_are_judged_against_the_direct_scrape_without_prometheus(
 def test_every_rule_file_the_tests_use_passes_promtool(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is not installed: .ci/run installs the Debian package prometheus")
         pytest.skip("promtool is not installed (apt-get install prometheus)")
     files = prometheus_rule_files((RULES, PROMETHEUS_ONLY), tmp_path)
     assert len(files) == 5  # the three plain files and the two PrometheusRule documents' groups
@@ -490,3 +493,23 @@ def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
     assert evidence["adapter: vllm_queue_length"] == [
         'vllm:num_requests_waiting{namespace!="",pod!=""}',
         f'sum(vllm:num_requests_waiting{{namespace="{NS}"}}) by (namespace, pod)']
+
+
+def test_under_xdist_the_cluster_consumers_get_the_serial_verdicts_and_notes(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost
+) -> None:
+    # The workers read the cluster for their test ids; the controller writes the reports with the same notes.
+    grants = ROLE | {("list", r) for r in ("prometheusrules", "configmaps", "scaledobjects")}
+    consumers_cluster.tokens["no-deployments"] = grants
+    double = KubeDouble(sim_host, consumers_cluster)
+    serial = run_cluster(pytester, double, "no-deployments")
+    serial_outcomes = outcomes(pytester)
+    serial_notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
+    parallel = run_cluster(pytester, double, "no-deployments", "-n", "2")
+    assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
+    assert outcomes(pytester) == serial_outcomes and len(serial_outcomes) == 8
+    notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
+    assert notes == serial_notes
+    assert f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps " \
+           f"(deploy/rbac-consumers.yaml)" in notes
+    assert parallel.ret == serial.ret
