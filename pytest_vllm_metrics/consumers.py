@@ -338,11 +338,11 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
             continue  # not a prometheus-adapter configuration
         metadata = configmap.get("metadata") or {}
         name = str(metadata.get("name") or "?")
-        where = f"ConfigMap {metadata.get('namespace') or namespace}/{name} (prometheus-adapter config.yaml)"
+        where = f"ConfigMap {metadata.get('namespace') or namespace}/{name}, key config.yaml"
         try:
             config = yaml.safe_load(str(text))
         except yaml.YAMLError as exc:
-            notes.append(f"{where} not checked: its config.yaml is not valid YAML ({' '.join(str(exc).split())})")
+            notes.append(f"{where} not checked: not valid YAML ({' '.join(str(exc).split())})")
             continue
         found, more = adapter_consumers(config, name, where, namespace)
         consumers += [p for p in found if _reads_vllm(p)]

@@ -400,8 +400,9 @@ class _Context:
 
     def verdict(self, outcome: Outcome, kind: str, message: str, diagnosis: str | None = None,
                 level: str = "MUST", **evidence: Any) -> Verdict:
-        if self.panel.kind == "alert" and outcome == Outcome.FAILED and kind in ("no data", "label mismatch"):
-            message = f"This alert can never fire: its expression returns no series. {message}"
+        never = _data()["never"].get(self.panel.kind)  # what an empty result means for a consumer
+        if never and outcome == Outcome.FAILED and kind in ("no data", "label mismatch"):
+            message = f"{never} {message}"
         evidence = {"panel_verdict": kind, "exprs": self.exprs, "variables": self.shown, **evidence}
         return Verdict(outcome, message, level, evidence, diagnosis=diagnosis, target=self.panel.dashboard)
 

@@ -68,7 +68,9 @@ def assert_reasons(found: dict[str, tuple[str, str, str]]) -> None:
     label = found["alert:vllm-alerts::VLLMQueueBuildsUp"][2]
     assert "can never fire" in label and "by label kubernetes_namespace, which no series carries" in label
     record = found["record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m"][2]
-    assert record.startswith('recording rule "namespace:vllm_gpu_prefix_cache_hits:rate1m" (PrometheusRule '
+    assert record.startswith('This recording rule records nothing: its expression returns no series, so alerts '
+                             'and panels over it stay empty too. recording rule '
+                             '"namespace:vllm_gpu_prefix_cache_hits:rate1m" (PrometheusRule '
                              'llm-d-cpu-inference/vllm-prefix-cache in '), record
     assert "vllm:gpu_prefix_cache_hits_total, which vLLM renamed" in record and "never fire" not in record
     assert "vllm:time_per_output_token_seconds_bucket, which vLLM renamed: the servers expose " \
@@ -309,11 +311,18 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
     }, result.stdout.str()
     reasons = outcomes(pytester)
     assert reasons["epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric"][2].startswith(
-        f'endpoint picker flag "kv-cache-usage-percentage-metric" (Deployment {NS}/llm-d-infpool-epp) queries '
+        "The endpoint picker finds no such metric on the pods: it routes without it. endpoint picker flag "
+        f'"kv-cache-usage-percentage-metric" (Deployment {NS}/llm-d-infpool-epp) queries '
         f"vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose vllm:kv_cache_usage_perc")
     assert reasons["keda:vllm-kv::vllm:num_requests_waiting"][2].startswith(
-        f'KEDA scaler "vllm:num_requests_waiting" (ScaledObject {NS}/vllm-kv, Prometheus '
-        f"http://prometheus-operated.monitoring.svc:9090) queries vllm:gpu_cache_usage_perc, which vLLM renamed")
+        "This scaler gets no value: KEDA takes an empty result as 0 (ignoreNullValues, its default) or fails, so "
+        f'it never scales out on it. KEDA scaler "vllm:num_requests_waiting" (ScaledObject {NS}/vllm-kv, '
+        f"Prometheus http://prometheus-operated.monitoring.svc:9090) queries vllm:gpu_cache_usage_perc, which vLLM "
+        f"renamed")
+    assert reasons["adapter:prometheus-adapter::vllm_kv_cache_usage"][2].startswith(
+        "This rule gives no value: an HPA naming the metric it exposes cannot scale on it. prometheus-adapter rule "
+        f'"vllm_kv_cache_usage" (ConfigMap {MONITORING}/prometheus-adapter, key config.yaml) '
+        f"queries vllm:gpu_cache_usage_perc, which vLLM renamed")
     assert reasons["alert:vllm-latency::VLLMSlowDecode"][2].startswith(
         f'alert "VLLMSlowDecode" (PrometheusRule {NS}/vllm-latency) will be always zero / NaN on decode-amd64')
     # the Grafana sidecar's dashboards are panels (drawn as dashboards); a dashboard of no vLLM metric is left out
@@ -462,8 +471,8 @@ def test_what_cannot_be_judged_in_the_cluster_is_a_note_and_the_rest_is_kept() -
                         f"'name' and 'rules'. Check it with promtool check rules.")
     assert notes[1].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken-dashboards, key "
                                f"vllm.json) is not valid JSON")
-    assert notes[2].startswith(f"ConfigMap {MONITORING}/prometheus-adapter (prometheus-adapter config.yaml) not "
-                               f"checked: its config.yaml is not valid YAML")
+    assert notes[2].startswith(f"ConfigMap {MONITORING}/prometheus-adapter, key config.yaml not "
+                               f"checked: not valid YAML")
     assert notes[3] == (f"ScaledObject {NS}/no-query, trigger vllm:num_requests_waiting: no metadata.query (KEDA "
                         f"would reject it); not checked")
     assert len(notes) == 4
