@@ -89,7 +89,7 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
     second, with relabeling that adds namespace and pod labels as Prometheus Operator does. Returns its URL."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(targets: dict[str, str], namespace: str = "llm-d-cpu-inference") -> str:
+    def start(targets: dict[str, str], namespace: str = "llm-d-cpu-inference", rules: tuple[Path, ...] = ()) -> str:
         binary = shutil.which("prometheus")
         if binary is None:
             if os.environ.get("CI"):
@@ -110,6 +110,8 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
                 ],
             }],
         }
+        if rules:  # loaded as Prometheus Operator loads a PrometheusRule: its spec.groups as a rule file
+            config["rule_files"] = [str(f) for f in prometheus_rule_files(rules, workdir)]
         (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -141,6 +143,24 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def prometheus_rule_files(paths: tuple[Path, ...], directory: Path) -> list[Path]:
+    """The rule files Prometheus itself reads for the given rule files and PrometheusRule YAML (directories
+    included): a plain file as it is, each PrometheusRule's spec.groups written to a file of its own."""
+    import yaml
+
+    out: list[Path] = []
+    files = [f for p in paths for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
+    for file in files:
+        for number, document in enumerate(d for d in yaml.safe_load_all(file.read_text()) if d):
+            if document.get("kind") == "PrometheusRule":
+                written = directory / f"{file.stem}-{number}.rules.yaml"
+                written.write_text(yaml.safe_dump({"groups": document["spec"]["groups"]}))
+                out.append(written)
+            elif "groups" in document:
+                out.append(file)
+    return out
 
 
 # -- a Prometheus HTTP API on loopback, for the checks' own logic (the real Prometheus is prometheus_server) ---

@@ -113,6 +113,11 @@ def _from_document(file: Path, document: Any) -> list[Dashboard]:
     return [Dashboard(file.stem, str(file), document)]
 
 
+def from_configmap(where: str, configmap: dict[str, Any]) -> list[Dashboard]:
+    """The dashboards of a ConfigMap read from a cluster rather than a file (`where` names it in messages)."""
+    return _from_configmap(Path(where), configmap)
+
+
 def _from_configmap(file: Path, configmap: dict[str, Any]) -> list[Dashboard]:
     name = str((configmap.get("metadata") or {}).get("name") or "?")
     data = configmap.get("data") or {}

@@ -21,7 +21,7 @@ from .targets import redact_url
 
 STARTED_KEY = pytest.StashKey[datetime]()
 # A test is a check (a row of the reports) when it judges a target or a panel, or enforces a verdict.
-_CHECKS = {"vllm_target", "vllm_panel", "vllm_enforce"}
+_CHECKS = {"vllm_target", "vllm_panel", "vllm_consumer", "vllm_enforce"}
 _LEVEL_ORDER = {"must": ("MUST",), "should": ("MUST", "SHOULD"), "may": ("MUST", "SHOULD", "MAY")}
 
 
@@ -236,8 +236,8 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
         metadata["Kubernetes"] = f"context {cluster.context}, server {cluster.server} ({cluster.version})"
         metadata["Namespace"] = cluster.namespace
         metadata["Selector"] = " or ".join(cluster.selectors)
-        for note in cluster.notes:
-            metadata["Note"] = note
+        if cluster.notes:  # every note: a refused read says which grant is missing
+            metadata["Notes"] = "; ".join(cluster.notes)
     for impl in run.implementations():
         metadata[f"Target {impl['target']}"] = (
             f"vLLM {impl['vllmVersion']}, model {impl['model']}, arch {impl['architecture']}"

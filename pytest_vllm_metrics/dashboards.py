@@ -28,7 +28,8 @@ from .prometheus import TARGET_LABELS, Prometheus, PrometheusError, scrape_inter
 from .settings import Policy
 from .targets import host_port
 
-__all__ = ["DashboardError", "Panel", "Query", "evaluate_panel", "load_panels", "selectors", "substitute"]
+__all__ = ["DashboardError", "Panel", "Query", "configmap_panels", "evaluate_panel", "load_panels", "selectors",
+           "substitute"]
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -54,6 +55,9 @@ class Panel:
     # What reads these queries: a Grafana "panel", or another consumer of the metrics ("alert", "record",
     # "keda", "adapter", "epp"): those are judged with the same vocabulary but are not drawn as dashboards.
     kind: str = "panel"
+    # The series the run's recording rules make (consumers.py): Prometheus makes them, not vLLM, so a direct
+    # scrape cannot show them; each recording rule is judged on its own.
+    recorded: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def id(self) -> str:
@@ -91,6 +95,12 @@ def load_panels(paths: Iterable[Path]) -> list[Panel]:
             panels.append(Panel(panel.dashboard, title, panel.queries, panel.variables, panel.dashboard_title,
                                 panel.repeat, panel.library, panel.grid, panel.row))
     return panels
+
+
+def configmap_panels(configmap: dict[str, Any], where: str) -> list[Panel]:
+    """The panels of a dashboard ConfigMap read from the cluster (the Grafana sidecar's shape: each data key one
+    dashboard JSON); `where` names it in messages. DashboardError when it holds no usable dashboard."""
+    return [panel for dashboard in grafana.from_configmap(where, configmap) for panel in _panels(dashboard)]
 
 
 def _panels(dashboard: grafana.Dashboard) -> list[Panel]:
@@ -387,8 +397,16 @@ class _Context:
     exprs: list[str] = field(default_factory=list)
     shown: dict[str, str] = field(default_factory=dict)  # variable -> the value the verdict was judged with
 
+    @property
+    def noun(self) -> str:
+        """What the verdict speaks of: a panel, an alert, a KEDA scaler... (dashboards.toml [kinds])."""
+        return str(_data()["kinds"].get(self.panel.kind, self.panel.kind))
+
     def verdict(self, outcome: Outcome, kind: str, message: str, diagnosis: str | None = None,
                 level: str = "MUST", **evidence: Any) -> Verdict:
+        never = _data()["never"].get(self.panel.kind)  # what an empty result means for a consumer
+        if never and outcome == Outcome.FAILED and kind in ("no data", "label mismatch"):
+            message = f"{never} {message}"
         evidence = {"panel_verdict": kind, "exprs": self.exprs, "variables": self.shown, **evidence}
         return Verdict(outcome, message, level, evidence, diagnosis=diagnosis, target=self.panel.dashboard)
 
@@ -397,9 +415,10 @@ def evaluate_panel(panel: Panel, observations: list[Observation], catalog: Catal
                    prom: Prometheus | None = None, wait: float | None = None) -> Verdict:
     """The panel's verdict. `wait` bounds how long an empty Prometheus query is polled while the data it
     needs are arriving (default: two scrape intervals and 5 s)."""
-    where = f"panel \"{panel.title}\" ({panel.dashboard_title or panel.dashboard})"
     seen = [o for o in observations if o.after is not None]
-    ctx = _Context(panel, where, seen, catalog, policy, prom, wait, _Scrapes(seen, policy), list(panel.exprs))
+    ctx = _Context(panel, "", seen, catalog, policy, prom, wait, _Scrapes(seen, policy), list(panel.exprs))
+    ctx.where = where = f"{ctx.noun} \"{panel.title}\" ({panel.dashboard_title or panel.dashboard})"
+    ctx.scrapes.synthesized |= panel.recorded
     if panel.library is not None:
         return ctx.verdict(Outcome.INCONCLUSIVE, "not checkable", _data()["messages"]["library"].format(
             where=where, name=panel.library))
@@ -448,7 +467,7 @@ def _evaluate(ctx: _Context, values: dict[str, Value]) -> Verdict:
                                                                  f"{component['fix']}.")
     if not ctx.seen:
         return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", f"{where}: no target was scraped after the "
-                                                                 f"workload, so nothing can be said of the panel; "
+                                                                 f"workload, so nothing can be said of the {ctx.noun}; "
                                                                  f"see the targets' own failures.")
     try:
         return _judge_queries(ctx, parsed)
@@ -467,20 +486,36 @@ def _judge_queries(ctx: _Context, parsed: list[tuple[str, str, Any]]) -> Verdict
                 present[selector.shown] = ctx.scrapes.has(selector)
             else:
                 present[selector.shown] = bool(prom.query(f"count({selector.shown})"))
+                if not present[selector.shown] and selector.metric in ctx.panel.recorded:
+                    # a recorded series appears at the rule's next evaluation after its inputs have samples
+                    present[selector.shown] = bool(_poll(ctx, f"count({selector.shown})"))
         return present[selector.shown]
 
     empty: list[tuple[str, str, Verdict]] = []  # (refId, expr, why it is empty)
     notes: list[str] = []
     returned: list[float] = []
+    alert = ctx.panel.kind == "alert"
     for ref_id, expr, ast in parsed:
         judged = _judge(ast, has)
         notes += [f"{s.metric} (in query {ref_id}) is missing, but the other side of its 'or' has data"
                   for s in judged.notes]
+        if alert and not judged.data and not judged.empty and judged.absent:
+            # an absence alert is quiet while what it watches has series: that is what it is for
+            notes.append(f"it fires when {', '.join(s.shown for s in judged.absent)} has no series; it has now")
+            continue
         if prom is None:
             if not judged.data:
                 empty.append((ref_id, expr, _why_empty(ctx, judged)))
             continue
         got = _values(prom, expr)
+        if not got and judged.data and alert:  # an alert's expression is empty while its condition is false
+            quiet = _quiet_alert(ctx, ast)
+            if isinstance(quiet, Verdict):
+                empty.append((ref_id, expr, quiet))
+            else:
+                returned += quiet
+                notes.append("not firing now: its condition is false, and the series it compares have data")
+            continue
         if not got and judged.data:  # every selector has series: the query may be waiting for samples
             got = _poll(ctx, expr)
             if not got:
@@ -508,7 +543,7 @@ def _judge_queries(ctx: _Context, parsed: list[tuple[str, str, Any]]) -> Verdict
         if zero:
             return zero
     moving = any((entry := _family_of(s.metric, ctx.catalog)) is not None and entry.moves for s in live)
-    if prom is not None and moving and all(v == 0 or v != v for v in returned):
+    if prom is not None and moving and returned and all(v == 0 or v != v for v in returned):
         return ctx.verdict(Outcome.FAILED, "always zero / NaN", f"{where}: Prometheus returns only 0 or NaN for "
                                                                 f"its queries.")
     return ctx.verdict(Outcome.PASSED, "ok", " ".join(notes), notes=notes)
@@ -526,6 +561,41 @@ def _poll(ctx: _Context, expr: str) -> list[float]:
         if got:
             return got
     return []
+
+
+_FILTERS = ("==", "!=", ">", "<", ">=", "<=")
+
+
+def _compared(node: Any) -> list[Any]:
+    """What an alert's condition compares: the operands of its filtering comparisons and of 'and'/'unless',
+    without number literals (`a / b > 0.9 and c` compares a / b and c)."""
+    import promql_parser as p
+
+    if isinstance(node, p.ParenExpr):
+        return _compared(node.expr)
+    if isinstance(node, p.BinaryExpr):
+        op = str(node.op).lower()
+        if op in _FILTERS and not (node.modifier is not None and node.modifier.return_bool):
+            return _compared(node.lhs) + _compared(node.rhs)
+        if op in ("and", "unless"):
+            return _compared(node.lhs) + (_compared(node.rhs) if op == "and" else [])
+    if isinstance(node, (p.NumberLiteral, p.StringLiteral)):
+        return []
+    return [node]
+
+
+def _quiet_alert(ctx: _Context, ast: Any) -> list[float] | Verdict:
+    """An alert whose expression returns nothing in Prometheus: the values of what it compares when each has
+    data (it is not firing now), else why one of them stays empty."""
+    assert ctx.prom is not None
+    values: list[float] = []
+    for node in _compared(ast):
+        expr = node.prettify()
+        got = _values(ctx.prom, expr) or _poll(ctx, expr)
+        if not got:
+            return _after_wait(ctx, node, expr)
+        values += got
+    return values
 
 
 def _after_wait(ctx: _Context, ast: Any, expr: str) -> Verdict:
@@ -610,9 +680,15 @@ def _missing(ctx: _Context, metric: str) -> Verdict | None:
         return ctx.verdict(Outcome.SKIPPED, "feature not enabled", f"{where} charts {metric}, a metric of feature "
                                                                    f"{feature}, which is not enabled on these "
                                                                    f"servers.")
+    if metric.count(":") >= 2:  # level:metric:operations, the naming of recording rules
+        return ctx.verdict(Outcome.FAILED, "no data", f"{where} queries {metric}, a recording rule's series by its "
+                                                      f"name, which none of the {len(seen)} server(s) exposes and no "
+                                                      f"rule of this run records; the {ctx.noun} stays empty unless "
+                                                      f"that rule is deployed. Pass its rule file to "
+                                                      f"--prometheus-rules, or check the name.")
     return ctx.verdict(Outcome.FAILED, "no data", f"{where} queries {metric}, which none of the {len(seen)} "
-                                                  f"server(s) exposes; the panel stays empty. Check the metric name "
-                                                  f"against vLLM's /metrics.")
+                                                  f"server(s) exposes; the {ctx.noun} stays empty. Check the metric "
+                                                  f"name against vLLM's /metrics.")
 
 
 def _label_mismatch(ctx: _Context, selector: Selector) -> Verdict | None:
@@ -632,7 +708,7 @@ def _label_mismatch(ctx: _Context, selector: Selector) -> Verdict | None:
         if label not in have:
             return ctx.verdict(Outcome.FAILED, "label mismatch", (
                 f"{ctx.where} selects {selector.metric} by label {label}, which no series carries ({source} "
-                f"{', '.join(sorted(have))}), so the panel stays empty. Prometheus Operator adds namespace and "
+                f"{', '.join(sorted(have))}), so the {ctx.noun} stays empty. Prometheus Operator adds namespace and "
                 f"pod, not kubernetes_namespace or kubernetes_pod_name: select on the label the scrape adds."))
     for label, op, value in selector.matchers:
         if ctx.prom is None and label in TARGET_LABELS:
@@ -645,7 +721,7 @@ def _label_mismatch(ctx: _Context, selector: Selector) -> Verdict | None:
                 "variable) needs '=~'." if sign == "=" and re.search(r"[.*+|()\[\]\\]", value) else "")
         return ctx.verdict(Outcome.FAILED, "label mismatch", (
             f"{ctx.where} selects {selector.metric} with {label}{sign}\"{value}\", which none of its series "
-            f"matches (they carry {label} = {', '.join(held[:8])}), so the panel stays empty."
+            f"matches (they carry {label} = {', '.join(held[:8])}), so the {ctx.noun} stays empty."
             f"{hint}"))
     return None
 

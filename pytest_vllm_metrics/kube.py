@@ -385,3 +385,65 @@ def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None
         return next((p for _, p in own if p == 8200), own[0][1]), None
     return None, (f"declares no port on container {chosen.name if chosen else '?'} (ports: {listing}); pass "
                   f"--vllm-port.")
+
+
+# -- the metrics' other consumers, read from the cluster (read-only) ---------------------------------------
+
+CONSUMERS_RBAC = "deploy/rbac-consumers.yaml"
+
+
+@dataclass
+class ConsumerObjects:
+    """What reads vLLM's metrics in the cluster, as plain objects (the API's JSON shape)."""
+
+    prometheus_rules: list[dict[str, Any]] = field(default_factory=list)
+    dashboards: list[dict[str, Any]] = field(default_factory=list)  # ConfigMaps labelled grafana_dashboard
+    configmaps: list[dict[str, Any]] = field(default_factory=list)  # every ConfigMap: prometheus-adapter configs
+    scaled_objects: list[dict[str, Any]] = field(default_factory=list)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_consumers(info: ClusterInfo, grafana_namespace: str | None, timeout: float) -> ConsumerObjects:
+    """PrometheusRules, dashboard ConfigMaps, ConfigMaps (prometheus-adapter), KEDA ScaledObjects and Deployments
+    (the endpoint picker) of the vLLM namespace and of the Grafana namespace. A read the identity may not make
+    is a note naming the grant ("not checked"), a kind whose CRD is not installed a quiet note; never a stop."""
+    from kubernetes import client
+
+    api = info.api_client
+    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+    monitoring = grafana_namespace or info.namespace
+    namespaces = list(dict.fromkeys((info.namespace, monitoring)))
+    found = ConsumerObjects()
+
+    def listed(verb_resource: tuple[str, str], namespace: str, fn: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        verb, resource = verb_resource
+        try:
+            answer = fn(*args, _request_timeout=timeout, **kwargs)
+        except Exception as exc:  # an HTTP error, a timeout, an answer the model rejects: a note, never a stop
+            from kubernetes.client.exceptions import ApiException
+
+            if isinstance(exc, ApiException) and exc.status in (401, 403):
+                info.notes.append(f"{resource} in namespace {namespace} not checked: grant {verb} on {resource} "
+                                  f"({CONSUMERS_RBAC})")
+            elif isinstance(exc, ApiException) and exc.status == 404:
+                info.notes.append(f"{resource} not installed in the cluster (no such API): nothing to check")
+            else:
+                info.notes.append(f"{resource} in namespace {namespace} not checked: listing them {_failure(exc)}")
+            return []
+        items = answer.get("items") if isinstance(answer, dict) else api.sanitize_for_serialization(answer)["items"]
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    for namespace in namespaces:
+        found.prometheus_rules += listed(("list", "prometheusrules.monitoring.coreos.com"), namespace,
+                                         custom.list_namespaced_custom_object, "monitoring.coreos.com", "v1",
+                                         namespace, "prometheusrules")
+        found.configmaps += listed(("list", "configmaps"), namespace, core.list_namespaced_config_map, namespace)
+    # The Grafana sidecar's convention (kube-prometheus-stack's sidecar.dashboards.label, default grafana_dashboard)
+    found.dashboards = [c for c in found.configmaps if c.get("metadata", {}).get("namespace", monitoring) == monitoring
+                        and "grafana_dashboard" in (c.get("metadata", {}).get("labels") or {})]
+    found.scaled_objects = listed(("list", "scaledobjects.keda.sh"), info.namespace,
+                                  custom.list_namespaced_custom_object, "keda.sh", "v1alpha1", info.namespace,
+                                  "scaledobjects")
+    found.deployments = listed(("list", "deployments.apps"), info.namespace, apps.list_namespaced_deployment,
+                               info.namespace)
+    return found

@@ -8,6 +8,7 @@ import pytest
 
 from . import settings as _settings
 from .catalog import CatalogError, load_catalog
+from .consumers import ConsumerError, consumer_id, load_rules, with_recorded
 from .dashboards import DashboardError, load_panels
 from .fixtures import (  # noqa: F401  (fixtures are registered by being importable from the plugin)
     vllm_catalog,
@@ -50,9 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         catalog = load_catalog(resolved.vllm_catalog)
         panels = load_panels(resolved.grafana_dashboard)
-    except (CatalogError, DashboardError) as exc:
+        panels, consumers = with_recorded(panels, load_rules(resolved.prometheus_rules))
+    except (CatalogError, DashboardError, ConsumerError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RUN_KEY] = Run(resolved, catalog, panels)
+    config.stash[RUN_KEY] = Run(resolved, catalog, panels, consumers)
     from ._hooks_report import HtmlHooks, ReportHooks
 
     config.pluginmanager.register(ReportHooks(config), "vllm-metrics-report")
@@ -90,6 +92,7 @@ def pytest_collection(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
     if run is not None:
         run.target_names()
+        run.read_cluster_consumers()  # rules, dashboards, scalers of the namespace: test ids, so now
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -102,6 +105,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path.name == "test_upgrade.py":
         return True
     if collection_path.name == "test_dashboards.py" and not run.panels:
+        return True
+    if collection_path.name == "test_consumers.py" and not run.consumers:
         return True
     if collection_path.name == "test_prometheus.py" and not run.settings.prometheus_url:
         return True
@@ -124,6 +129,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 ids=["no-target"])
     if "vllm_panel" in metafunc.fixturenames:
         metafunc.parametrize("vllm_panel", [pytest.param(p, id=p.id, marks=pytest.mark.must) for p in run.panels])
+    if "vllm_consumer" in metafunc.fixturenames:
+        metafunc.parametrize("vllm_consumer", [pytest.param(c, id=consumer_id(c), marks=pytest.mark.must)
+                                               for c in run.consumers])
     for argname, entries in (("vllm_entry", run.catalog.entries), ("vllm_moving_entry", run.catalog.moving())):
         if argname in metafunc.fixturenames:
             metafunc.parametrize(argname, [

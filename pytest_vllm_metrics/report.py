@@ -74,10 +74,10 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
     values = params.params if params else {}
     target = values.get("vllm_target") or ""
     entry = values.get("vllm_entry") or values.get("vllm_moving_entry")
-    panel = values.get("vllm_panel")
+    panel = values.get("vllm_panel") or values.get("vllm_consumer")
     name = str(getattr(item, "originalname", item.name)).removeprefix("test_")
-    if panel is not None:
-        target, check = panel.dashboard, f"panel: {panel.title}"
+    if panel is not None:  # a Grafana panel ("panel: T"), or another consumer ("alert: T", "keda: T", ...)
+        target, check = panel.dashboard, f"{panel.kind}: {panel.title}"
     elif entry is not None:
         check = f"{name}: {entry.name}"
     else:
@@ -206,6 +206,15 @@ def python_environment() -> dict[str, str]:
 _TERMINAL_TARGETS = 3  # targets quoted per check in a CI log
 
 
+# The checks of the metrics' other consumers (consumers.py): judged as panels, listed apart from them.
+CONSUMER_KINDS = ("alert", "record", "keda", "adapter", "epp")
+
+
+def consumer_kind(row: Row) -> str | None:
+    kind = row.check.split(": ", 1)[0]
+    return kind if ": " in row.check and kind in CONSUMER_KINDS else None
+
+
 def panel_verdict(row: Row) -> str:
     return str(row.evidence.get("panel_verdict") or ("ok" if row.outcome == "passed" else row.outcome))
 
@@ -221,6 +230,12 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
         lines.append("panels (will it show data?):")
         for row in panels:
             lines.append(f"  {panel_verdict(row).upper():20} {row.target} :: {row.check.removeprefix('panel: ')}")
+    consumers = [r for r in rows if consumer_kind(r)]
+    if consumers:
+        lines.append("other consumers of the metrics (will they get data?):")
+        for row in consumers:
+            kind, _, title = row.check.partition(": ")
+            lines.append(f"  {panel_verdict(row).upper():20} {kind:7} {row.target} :: {title}")
     if notable:
         target_w = min(max(len(r.shown_target()) for r in notable), 32)
         lines.append(f"{'OUTCOME':8} {'LEVEL':6} {'TARGET':{target_w}} CHECK")
@@ -322,6 +337,7 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]], panels: list[di
         parts.append("<h3>Grafana panels: will they show data?</h3>"
                      "<p>Each dashboard as Grafana lays it out; hover a panel for its full reason.</p>")
         parts.append(_html.dashboards(boxes))
+    parts.append(_consumers_table(rows))
     for title, found in (("Could not observe (neither passed nor failed)", unobserved(rows)),
                          ("Documented limitations (XFAIL)", documented(rows))):
         if found:
@@ -331,6 +347,27 @@ def summary_html(rows: list[Row], targets: list[dict[str, Any]], panels: list[di
                          f"({len(item['checks'])} check{'s' * (len(item['checks']) != 1)})</li>" for item in found)
             parts.append("</ul>")
     parts.append("</div>")
+    return "".join(parts)
+
+
+def _consumers_table(rows: list[Row]) -> str:
+    """The other consumers (rules, scalers, the endpoint picker's flags): a table, not a dashboard picture."""
+    esc = _html.esc
+    consumers = [r for r in rows if consumer_kind(r)]
+    if not consumers:
+        return ""
+    parts = ["<h3>Other consumers of the metrics: will they get data?</h3>",
+             "<table class='vllm-summary vllm-consumers'><tr><th>Kind</th><th>Source</th><th>Name</th>"
+             "<th>Verdict</th><th>Why</th></tr>"]
+    for row in consumers:
+        kind, _, title = row.check.partition(": ")
+        reason = "" if row.outcome == "passed" and not row.reason else (row.diagnosis or row.reason)
+        parts.append(f"<tr class='o-{esc(row.outcome)}' data-consumer='{esc(row.check)}' "
+                     f"data-verdict='{esc(panel_verdict(row))}' data-outcome='{esc(row.outcome)}'>"
+                     f"<td>{esc(kind)}</td><td>{esc(row.target)}</td><td>{esc(title)}</td>"
+                     f"<td>{_html.symbol(row.outcome)} {esc(panel_verdict(row))}</td>"
+                     f"<td class='vllm-reason'>{esc(reason)}</td></tr>")
+    parts.append("</table>")
     return "".join(parts)
 
 
@@ -345,7 +382,7 @@ def _by_target(rows: list[Row]) -> dict[str, list[tuple[str, str, str]]]:
 def _all_targets(rows: list[Row], targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The observed targets, then any a row names that was not observed (a check of one target)."""
     known = {str(t["target"]) for t in targets}
-    dashboards = {r.target for r in rows if r.check.startswith("panel: ")}
+    dashboards = {r.target for r in rows if r.check.startswith("panel: ") or consumer_kind(r)}
     extra = {name for r in rows for name, _, _ in r.per_target()} - known - dashboards - {""}
     return list(targets) + [{"target": name, "architecture": "", "vllmVersion": None} for name in sorted(extra)]
 

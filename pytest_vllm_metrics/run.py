@@ -45,11 +45,14 @@ class PrometheusState:
 
 
 class Run:
-    def __init__(self, settings: Settings, catalog: Catalog, panels: list[Panel] | None = None) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, panels: list[Panel] | None = None,
+                 consumers: list[Panel] | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.panels = panels or []
-        self.consumers: list[Panel] = []  # alerting/recording rules, scalers, the EPP's flags: judged as panels
+        # alerting/recording rules, scalers, the EPP's flags (consumers.py): judged as panels, not drawn as them
+        self.consumers: list[Panel] = list(consumers or [])
+        self._consumers_read = False
         self._prometheus: PrometheusState | None = None
         self._targets: list[Target] | None = None
         self._kube: tuple[ClusterInfo, list[Target]] | None = None
@@ -75,6 +78,22 @@ class Run:
                 targets += self._start_simulators()
             self._targets = targets + self.kube_targets()
         return self._targets
+
+    def read_cluster_consumers(self) -> None:
+        """Add what reads the metrics in the cluster (PrometheusRules, dashboard ConfigMaps, KEDA scalers,
+        prometheus-adapter rules, the endpoint picker's flags) to the panels and consumers, once, at collection
+        (their test ids are needed then). A read that is refused is a note of the cluster, never a stop."""
+        cluster = self.cluster()
+        if self._consumers_read or cluster is None:
+            return
+        self._consumers_read = True
+        from .consumers import from_cluster, unique, with_recorded
+        from .kube import read_consumers
+
+        objects = read_consumers(cluster, self.settings.grafana_namespace, self.settings.vllm_timeout)
+        panels, consumers, notes = from_cluster(objects, cluster.namespace)
+        cluster.notes.extend(notes)
+        self.panels, self.consumers = with_recorded(unique(self.panels + panels), unique(self.consumers + consumers))
 
     def cluster(self) -> ClusterInfo | None:
         """The cluster, if discovery ran and succeeded (never discovers again for a report)."""

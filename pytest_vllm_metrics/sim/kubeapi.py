@@ -1,6 +1,7 @@
 """A small Kubernetes API-server double: the official `kubernetes` client talks to it over real HTTP(S).
 
-It serves what the suite reads (version, namespaces, pods by label selector, nodes) with complete objects
+It serves what the suite reads (version, namespaces, pods by label selector, nodes; the ConfigMaps, Deployments,
+PrometheusRules and KEDA ScaledObjects of a namespace, by label selector too) with complete objects
 and Kubernetes `Status` error bodies, enforces RBAC per bearer token (verb, resource, namespace), and
 proxies `pods/{name}:{port}/proxy/...` to a backend (a simulated vLLM) as the real API server does.
 For tests and benchmarks; it is not a Kubernetes.
@@ -51,6 +52,20 @@ class Cluster:
     version_answer: dict[str, Any] | None = None
     version_status: int = 200
     version_delay: float = 0.0
+    # What else the suite reads (list, read-only): resource -> namespace -> objects as the API answers them.
+    # Resources: "configmaps", "deployments" (apps), "prometheusrules" (monitoring.coreos.com),
+    # "scaledobjects" (keda.sh). A resource in `uninstalled` has no API (its CRD is not installed): 404.
+    objects: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    uninstalled: set[str] = field(default_factory=set)
+
+
+# resource -> (API group, URL prefix, kind of the list), for the listed resources besides pods
+LISTED = {
+    "configmaps": ("", "/api/v1", "ConfigMapList"),
+    "deployments": ("apps", "/apis/apps/v1", "DeploymentList"),
+    "prometheusrules": ("monitoring.coreos.com", "/apis/monitoring.coreos.com/v1", "PrometheusRuleList"),
+    "scaledobjects": ("keda.sh", "/apis/keda.sh/v1alpha1", "ScaledObjectList"),
+}
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:
@@ -61,12 +76,13 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     )
 
 
-def _forbidden(user: str, verb: str, resource: str, namespace: str | None) -> web.Response:
+def _forbidden(user: str, verb: str, resource: str, namespace: str | None, api_group: str = "") -> web.Response:
     group, _, sub = resource.partition("/")
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     sub_text = f' with subresource "{sub}"' if sub else ""
-    return _status(403, "Forbidden", f'{group} is forbidden: User "{user}" cannot {verb} resource "{group}"'
-                                     f'{sub_text} in API group ""{scope}')
+    qualified = f"{group}.{api_group}" if api_group else group
+    return _status(403, "Forbidden", f'{qualified} is forbidden: User "{user}" cannot {verb} resource "{group}"'
+                                     f'{sub_text} in API group "{api_group}"{scope}')
 
 
 def _matches(selector: str, labels: dict[str, str]) -> bool:
@@ -139,7 +155,8 @@ def build_app(cluster: Cluster) -> web.Application:
     app = web.Application()
     session: list[aiohttp.ClientSession] = []
 
-    def allowed(request: web.Request, verb: str, resource: str, namespace: str | None) -> web.Response | None:
+    def allowed(request: web.Request, verb: str, resource: str, namespace: str | None,
+                api_group: str = "") -> web.Response | None:
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
         if token not in cluster.tokens:
@@ -147,7 +164,26 @@ def build_app(cluster: Cluster) -> web.Application:
         grants = cluster.tokens[token]
         if grants == ALL or (verb, resource) in grants or ("*", resource) in grants:
             return None
-        return _forbidden(f"system:serviceaccount:{namespace or 'default'}:{token[:8]}", verb, resource, namespace)
+        return _forbidden(f"system:serviceaccount:{namespace or 'default'}:{token[:8]}", verb, resource, namespace,
+                          api_group)
+
+    def lister(resource: str) -> Any:
+        api_group, prefix, kind = LISTED[resource]
+
+        async def listed(request: web.Request) -> web.Response:
+            if resource in cluster.uninstalled:  # no such API: the API server's plain 404
+                return web.Response(status=404, text="404 page not found\n")
+            ns = request.match_info["ns"]
+            denied = allowed(request, "list", resource, ns, api_group)
+            if denied:
+                return denied
+            selector = request.query.get("labelSelector", "")
+            items = [item for item in cluster.objects.get(resource, {}).get(ns, [])
+                     if _matches(selector, (item.get("metadata") or {}).get("labels") or {})]
+            return web.json_response({"apiVersion": prefix.removeprefix("/apis/").removeprefix("/api/"),
+                                      "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
+
+        return listed
 
     async def version(request: web.Request) -> web.Response:
         if cluster.version_delay:
@@ -230,6 +266,8 @@ def build_app(cluster: Cluster) -> web.Application:
     app.router.add_get("/api/v1/namespaces/{ns}", namespace)
     app.router.add_get("/api/v1/namespaces/{ns}/pods", pods)
     app.router.add_get("/api/v1/nodes/{name}", node)
+    for resource, (_, prefix, _) in LISTED.items():
+        app.router.add_get(f"{prefix}/namespaces/{{ns}}/{resource}", lister(resource))
     app.router.add_route("*", "/api/v1/namespaces/{ns}/pods/{target}/proxy/{path:.*}", proxy)
     return app
 

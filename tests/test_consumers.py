@@ -1,0 +1,524 @@
+"""The metrics' other consumers, judged as panels: Prometheus rules (files and PrometheusRule YAML), and from the
+cluster the PrometheusRules, dashboard ConfigMaps, KEDA scalers, prometheus-adapter rules and the endpoint
+picker's flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
+from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
+from pytest_vllm_metrics.kube import ConsumerObjects
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
+
+RULES = Path(__file__).parent / "data" / "rules"
+PROMETHEUS_ONLY = Path(__file__).parent / "data" / "rules-prometheus"  # what only Prometheus can judge
+
+
+def outcomes(pytester: pytest.Pytester, report: str = "report.json") -> dict[str, tuple[str, str, str]]:
+    """Consumer test id ("alert:vllm-alerts::VLLMKVCacheHigh") -> (outcome, verdict, reason), from the JSON
+    report."""
+    rows = json.loads((pytester.path / report).read_text())["tests"]
+    return {row["id"].split("[", 1)[1].rstrip("]"): (row["outcome"], row["evidence"].get("panel_verdict", ""),
+                                                     row["reason"] or " ".join(row["evidence"].get("notes", [])))
+            for row in rows if "test_consumer[" in row["id"]}
+
+
+def run_rules(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--prometheus-rules={RULES}",
+                              "--vllm-report=report.json", "-k", "test_consumer", *args)
+
+
+# What each rule of tests/data/rules gets from a vLLM 0.32 (the simulator's x86_64 profile, prefix caching on).
+EXPECTED = {
+    "alert:vllm-alerts::VLLMKVCacheHigh": ("failed", "no data"),
+    "alert:vllm-alerts::VLLMKVCacheUsageHigh": ("passed", "ok"),
+    "alert:vllm-alerts::VLLMPreempting": ("failed", "no data"),
+    "alert:vllm-alerts::VLLMQueueBuildsUp": ("failed", "label mismatch"),
+    "alert:vllm-alerts::VLLMMetricsAbsent": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
+    "alert:vllm-latency::VLLMSlowDecode": ("failed", "no data"),
+    "record:vllm-recorded::namespace:vllm_requests_waiting:sum": ("passed", "ok"),
+    "alert:vllm-recorded::VLLMQueueLong": ("passed", "ok"),  # over the series the rule above records
+    "alert:vllm-recorded::VLLMRunningNone": ("failed", "no data"),  # no rule records its series
+}
+
+
+def assert_reasons(found: dict[str, tuple[str, str, str]]) -> None:
+    assert {test: (o, v) for test, (o, v, _) in found.items()} == EXPECTED
+    renamed = found["alert:vllm-alerts::VLLMKVCacheHigh"][2]
+    assert renamed.startswith("This alert can never fire: its expression returns no series. alert "
+                              '"VLLMKVCacheHigh" (file '), renamed
+    assert "queries vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose vllm:kv_cache_usage_perc" \
+        in renamed
+    assert "the counter is vllm:num_preemptions_total" in found["alert:vllm-alerts::VLLMPreempting"][2]
+    assert "can never fire" in found["alert:vllm-alerts::VLLMPreempting"][2]
+    label = found["alert:vllm-alerts::VLLMQueueBuildsUp"][2]
+    assert "can never fire" in label and "by label kubernetes_namespace, which no series carries" in label
+    record = found["record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m"][2]
+    assert record.startswith('This recording rule records nothing: its expression returns no series, so alerts '
+                             'and panels over it stay empty too. recording rule '
+                             '"namespace:vllm_gpu_prefix_cache_hits:rate1m" (PrometheusRule '
+                             'llm-d-cpu-inference/vllm-prefix-cache in '), record
+    assert "vllm:gpu_prefix_cache_hits_total, which vLLM renamed" in record and "never fire" not in record
+    assert "vllm:time_per_output_token_seconds_bucket, which vLLM renamed: the servers expose " \
+           "vllm:inter_token_latency_seconds" in found["alert:vllm-latency::VLLMSlowDecode"][2]
+    assert "can never fire" in found["alert:vllm-recorded::VLLMRunningNone"][2]
+    assert "queries namespace:vllm_requests_running:sum, a recording rule's series by its name, which none of " \
+           "the 1 server(s) exposes and no rule of this run records" in found["alert:vllm-recorded::VLLMRunningNone"][2]
+
+
+def test_every_rule_gets_its_verdict_against_a_real_prometheus_loaded_with_the_rules(
+    pytester: pytest.Pytester, sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    prom = prometheus_server({"decode-0": sim.url}, rules=(RULES, PROMETHEUS_ONLY))
+    result = run_rules(pytester, f"--vllm-url={sim.url}", f"--prometheus-url={prom}",
+                       f"--prometheus-rules={PROMETHEUS_ONLY}")
+    found = outcomes(pytester)
+    mismatched = found.pop("alert:vllm-mismatch::VLLMQueueOverRunningMismatched")
+    assert mismatched[:2] == ("failed", "no data")
+    assert mismatched[2].startswith("This alert can never fire: its expression returns no series. alert "
+                                    '"VLLMQueueOverRunningMismatched"'), mismatched
+    assert "the series do not match across its operators" in mismatched[2]
+    assert found.pop("alert:vllm-mismatch::VLLMQueueOverRunning")[:2] == ("passed", "ok")
+    assert_reasons(found)
+    quiet = found["alert:vllm-alerts::VLLMKVCacheUsageHigh"][2]
+    assert "not firing now: its condition is false, and the series it compares have data" in quiet
+    assert "fires when vllm:num_requests_running has no series" in found["alert:vllm-alerts::VLLMMetricsAbsent"][2]
+    result.stdout.fnmatch_lines(["other consumers of the metrics (will they get data?):",
+                                 "  NO DATA              alert   vllm-alerts :: VLLMKVCacheHigh",
+                                 "  OK                   alert   vllm-alerts :: VLLMKVCacheUsageHigh",
+                                 "  LABEL MISMATCH       alert   vllm-alerts :: VLLMQueueBuildsUp",
+                                 "  NO DATA              record  vllm-prefix-cache :: "
+                                 "namespace:vllm_gpu_prefix_cache_hits:rate1m"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_rules_are_judged_against_the_direct_scrape_without_prometheus(
+    pytester: pytest.Pytester, sim_host: SimHost
+) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    run_rules(pytester, f"--vllm-url={sim.url}", "--html=report.html", "--self-contained-html")
+    assert_reasons(outcomes(pytester))
+    html = (pytester.path / "report.html").read_text()
+    assert "Other consumers of the metrics: will they get data?" in html
+    assert "data-consumer='alert: VLLMKVCacheHigh' data-verdict='no data' data-outcome='failed'" in html
+    # listed, not drawn as a Grafana dashboard
+    assert 'data-dashboard="vllm-alerts"' not in html and "Grafana panels: will they show data?" not in html
+
+
+def test_every_rule_file_the_tests_use_passes_promtool(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is not installed: .ci/run installs the Debian package prometheus")
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    files = prometheus_rule_files((RULES, PROMETHEUS_ONLY), tmp_path)
+    assert len(files) == 5  # the three plain files and the two PrometheusRule documents' groups
+    for file in files:
+        checked = subprocess.run([promtool, "check", "rules", str(file)], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_rule_name_used_twice_gets_two_tests(pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # Recording rules often share one name, with different label sets (Prometheus allows it).
+    pytester.makefile(".yaml", twice="groups:\n- name: g\n  rules:\n"
+                                     "  - record: job:vllm_running:sum\n    expr: sum(vllm:num_requests_running)\n"
+                                     "  - record: job:vllm_running:sum\n    expr: sum(vllm:num_requests_runing)\n")
+    sim = sim_host.start(get_profile("x86_64"))
+    pytester.runpytest("-p", "no:cacheprovider", "--prometheus-rules=twice.yaml", f"--vllm-url={sim.url}",
+                       "--vllm-report=report.json", "-k", "test_consumer")
+    found = outcomes(pytester)
+    assert {k: v[0] for k, v in found.items()} == {"record:twice::job:vllm_running:sum": "passed",
+                                                   "record:twice::job:vllm_running:sum (2)": "failed"}
+    assert "queries vllm:num_requests_runing, which none of the 1 server(s) exposes" in \
+        found["record:twice::job:vllm_running:sum (2)"][2]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: [unclosed\n",
+     "ERROR: rule file bad.yaml is not valid YAML (*); fix it (promtool check rules bad.yaml shows where)*"),
+    ("rules:\n- alert: A\n  expr: vllm:x > 1\n",
+     "ERROR: rule file bad.yaml: document 1 has no 'groups:' (its top-level keys: rules) and is not a "
+     "PrometheusRule*"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+     "ERROR: rule file bad.yaml holds no alerting or recording rule*kubectl get prometheusrule NAME -o yaml*"),
+    ("groups:\n- name: g\n  rules:\n  - alert: A\n",
+     "ERROR: file bad.yaml: rule 1 of group g needs 'alert' or 'record' and 'expr'; check it with promtool*"),
+    ("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r, namespace: n}\n"
+     "spec:\n  groups: {name: g}\n",
+     "ERROR: PrometheusRule n/r in bad.yaml: 'groups' must be a list of rule groups*found dict*"),
+])
+def test_a_bad_rule_file_is_one_usage_error_naming_the_file_and_the_fix(
+    pytester: pytest.Pytester, content: str, expected: str
+) -> None:
+    pytester.makefile(".yaml", bad=content)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--prometheus-rules=bad.yaml", "--vllm-sim=x86_64")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1  # one paragraph, no traceback
+
+
+def test_a_directory_without_rule_files_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    empty = pytester.mkdir("rules")
+    (empty / "README.txt").write_text("nothing here")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--prometheus-rules={empty}", "--vllm-sim=x86_64")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: rule directory {empty} holds no rule file (*.yaml, *.yml, *.json)*"])
+
+
+# -- from the cluster: what reads the metrics in the namespace (and Grafana's), through the API-server double --
+
+MONITORING = "monitoring"
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _configmap(name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"}}
+
+
+def _scaled_object(name: str, query: str) -> dict[str, Any]:
+    # vLLM production-stack's KEDA tutorial (docs/source/use_cases/autoscaling-keda.rst) and KEDA's prometheus
+    # scaler docs: a prometheus trigger with serverAddress, metricName, threshold and query; a cpu trigger beside
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"scaleTargetRef": {"name": "vllm-decode"}, "minReplicaCount": 1, "maxReplicaCount": 2,
+                     "triggers": [{"type": "prometheus", "metadata": {
+                         "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                         "metricName": "vllm:num_requests_waiting", "threshold": "5", "query": query}},
+                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]}}
+
+
+def _deployment(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": name.rsplit("-", 1)[-1], "image": image, "args": args,
+                          "ports": [{"name": "grpc", "containerPort": 9002}, {"name": "metrics",
+                                                                               "containerPort": 9090}]}]}}}}
+
+
+# prometheus-adapter's config.yaml (its docs/config-walkthrough.md: seriesQuery with an anchored __name__ regex,
+# resources overrides, name.as, metricsQuery over <<.Series>>, <<.LabelMatchers>> and <<.GroupBy>>)
+ADAPTER = """\
+rules:
+- seriesQuery: '{__name__=~"^vllm:num_requests_waiting$",namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: "namespace"}
+      pod: {resource: "pod"}
+  name:
+    matches: "vllm:num_requests_waiting"
+    as: "vllm_queue_length"
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+externalRules:
+- seriesQuery: 'vllm:gpu_cache_usage_perc{namespace!=""}'
+  name:
+    as: "vllm_kv_cache_usage"
+  metricsQuery: max(<<.Series>>{<<.LabelMatchers>>})
+- seriesQuery: '{__name__=~"^vllm:.*_total$"}'
+  metricsQuery: sum(rate(<<.Series>>[2m]))
+"""
+NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "targets": [{"expr": "node_load1"}]}]})
+
+
+@pytest.fixture
+def consumers_cluster(cluster: Cluster) -> Cluster:
+    """The namespace's PrometheusRules (tests/data/rules), a KEDA scaler on the current and one on the old KV-cache
+    name, the endpoint picker as the inferencepool chart deploys it; in the monitoring namespace the Grafana
+    sidecar's dashboard ConfigMaps and prometheus-adapter's config."""
+    saturation = (Path(__file__).parent / "data" / "dashboards" / "llm-d-failure-saturation.json").read_text()
+    rules = _documents(RULES / "vllm-prefix-cache.yaml")
+    unrelated = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                 "metadata": {"name": "node-exporter", "namespace": MONITORING},
+                 "spec": {"groups": [{"name": "node", "rules": [{"alert": "NodeDown", "expr": "up == 0"}]}]}}
+    cluster.namespaces[MONITORING] = []
+    cluster.objects = {
+        "prometheusrules": {NS: rules, MONITORING: [unrelated]},
+        "configmaps": {MONITORING: [
+            _configmap("llm-d-dashboards", MONITORING, {"llm-d-failure-saturation.json": saturation},
+                       {"grafana_dashboard": "1"}),
+            _configmap("node-dashboards", MONITORING, {"nodes.json": NODE_DASHBOARD}, {"grafana_dashboard": "1"}),
+            _configmap("prometheus-adapter", MONITORING, {"config.yaml": ADAPTER}),
+        ]},
+        "scaledobjects": {NS: [_scaled_object("vllm-queue", "sum(vllm:num_requests_waiting)"),
+                               _scaled_object("vllm-kv", "max(vllm:gpu_cache_usage_perc)")]},
+        "deployments": {NS: [
+            # the inferencepool chart's EPP: container epp, args "--pool-name", NAME, then "--flag=value"
+            _deployment("llm-d-infpool-epp", "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1",
+                        ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
+                         "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
+                         "--total-queued-requests-metric", "vllm:num_requests_waiting",
+                         "--total-running-requests-metric=vllm:num_requests_running"],
+                        {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
+            _deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
+                        {"llm-d.ai/inference-serving": "true"}),
+        ]},
+    }
+    return cluster
+
+
+def run_cluster(pytester: pytest.Pytester, double: KubeDouble, token: str, *args: str) -> pytest.RunResult:
+    kubeconfig = write_kubeconfig(pytester.path / "kubeconfig", double, token)
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
+                              f"--vllm-namespace={NS}", f"--grafana-namespace={MONITORING}",
+                              "--vllm-report=report.json", "--html=report.html", "--self-contained-html",
+                              "-k", "test_consumer or test_panel", *args)
+
+
+def test_every_consumer_in_the_cluster_gets_its_verdict(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost
+) -> None:
+    double = KubeDouble(sim_host, consumers_cluster)
+    result = run_cluster(pytester, double, "admin")
+    found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
+    # The double's fleet is mixed: decode-arm64 runs the older vLLM of the arm64 profile, where prefix caching is
+    # off (vLLM documents it) and the time-per-output-token histogram still exists (it does not move on the
+    # 0.32 pod): the verdicts a panel over the same queries gets.
+    assert found == {
+        "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("xfailed", "always zero / NaN"),
+        "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("xfailed", "always zero / NaN"),
+        "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
+        "alert:vllm-latency::VLLMSlowDecode": ("failed", "always zero / NaN"),
+        "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
+        "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
+        "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
+        "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
+        "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+    }, result.stdout.str()
+    reasons = outcomes(pytester)
+    assert reasons["epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric"][2].startswith(
+        "The endpoint picker finds no such metric on the pods: it routes without it. endpoint picker flag "
+        f'"kv-cache-usage-percentage-metric" (Deployment {NS}/llm-d-infpool-epp) queries '
+        f"vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose vllm:kv_cache_usage_perc")
+    assert reasons["keda:vllm-kv::vllm:num_requests_waiting"][2].startswith(
+        "This scaler gets no value: KEDA takes an empty result as 0 (ignoreNullValues, its default) or fails, so "
+        f'it never scales out on it. KEDA scaler "vllm:num_requests_waiting" (ScaledObject {NS}/vllm-kv, '
+        f"Prometheus http://prometheus-operated.monitoring.svc:9090) queries vllm:gpu_cache_usage_perc, which vLLM "
+        f"renamed")
+    assert reasons["adapter:prometheus-adapter::vllm_kv_cache_usage"][2].startswith(
+        "This rule gives no value: an HPA naming the metric it exposes cannot scale on it. prometheus-adapter rule "
+        f'"vllm_kv_cache_usage" (ConfigMap {MONITORING}/prometheus-adapter, key config.yaml) '
+        f"queries vllm:gpu_cache_usage_perc, which vLLM renamed")
+    assert reasons["alert:vllm-latency::VLLMSlowDecode"][2].startswith(
+        f'alert "VLLMSlowDecode" (PrometheusRule {NS}/vllm-latency) will be always zero / NaN on decode-amd64')
+    # the Grafana sidecar's dashboards are panels (drawn as dashboards); a dashboard of no vLLM metric is left out
+    panels = {row["id"].split("[", 1)[1].rstrip("]"): row["outcome"]
+              for row in json.loads((pytester.path / "report.json").read_text())["tests"] if "test_panel[" in row["id"]}
+    assert panels["llm-d-failure-saturation::Request Preemptions"] == "failed"
+    assert not any(p.startswith("nodes::") for p in panels) and len(panels) == 4
+    # the rule over no vLLM metric in the monitoring namespace is not a consumer; the name-pattern rule is a note
+    assert not any("NodeDown" in test for test in reasons)
+    assert said(result, "selects series by a name pattern, not one metric; not checked")
+    html = (pytester.path / "report.html").read_text()
+    assert 'data-dashboard="llm-d-failure-saturation"' in html
+    assert "data-consumer='epp: kv-cache-usage-percentage-metric' data-verdict='no data'" in html
+
+
+def test_a_refused_or_uninstalled_read_is_a_note_not_a_stop(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost
+) -> None:
+    # The suite's least grants (deploy/rbac.yaml) and nothing of deploy/rbac-consumers.yaml; KEDA not installed.
+    consumers_cluster.uninstalled = {"scaledobjects"}
+    double = KubeDouble(sim_host, consumers_cluster)
+    result = run_cluster(pytester, double, "suite", "-k", "test_consumer or test_panel or present")
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)  # the run went on
+    assert outcomes(pytester) == {}
+    expected = [f"prometheusrules.monitoring.coreos.com in namespace {NS} not checked: grant list on "
+                f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
+                f"configmaps in namespace {NS} not checked: grant list on configmaps (deploy/rbac-consumers.yaml)",
+                f"prometheusrules.monitoring.coreos.com in namespace {MONITORING} not checked: grant list on "
+                f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
+                f"configmaps in namespace {MONITORING} not checked: grant list on configmaps "
+                f"(deploy/rbac-consumers.yaml)",
+                "scaledobjects.keda.sh not installed in the cluster (no such API): nothing to check",
+                f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps "
+                f"(deploy/rbac-consumers.yaml)"]
+    for note in expected:
+        assert said(result, f"note: {note}"), note
+    notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
+    assert [n for n in notes if "not checked" in n or "not installed" in n] == expected
+    html = (pytester.path / "report.html").read_text()
+    assert "grant list on deployments.apps (deploy/rbac-consumers.yaml)" in html
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    present = [row["outcome"] for row in rows if "test_present" in row["id"]]
+    assert present and "error" not in present and "passed" in present  # the pods' own checks ran as usual
+
+
+@pytest.mark.parametrize("resource", ["prometheusrules", "configmaps", "scaledobjects", "deployments"])
+def test_each_read_refused_alone_leaves_the_others_checked(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost, resource: str
+) -> None:
+    grants = ROLE | {("list", r) for r in ("prometheusrules", "configmaps", "scaledobjects", "deployments")}
+    consumers_cluster.tokens["partial"] = grants - {("list", resource)}
+    double = KubeDouble(sim_host, consumers_cluster)
+    result = run_cluster(pytester, double, "partial")
+    kinds = {test.split(":", 1)[0] for test in outcomes(pytester)}
+    lost = {"prometheusrules": {"alert", "record"}, "configmaps": {"adapter"}, "scaledobjects": {"keda"},
+            "deployments": {"epp"}}[resource]
+    assert kinds == {"alert", "record", "adapter", "keda", "epp"} - lost
+    assert said(result, f"not checked: grant list on {resource}")
+
+
+def test_the_documented_grants_are_enough(pytester: pytest.Pytester, consumers_cluster: Cluster,
+                                          sim_host: SimHost) -> None:
+    # deploy/rbac-consumers.yaml on top of deploy/rbac.yaml: every read is made, no "not checked" note.
+    # (The double grants per token, not per namespace; both Roles grant the same resources or fewer.)
+    roles = [d for d in _documents(Path(__file__).parent.parent / "deploy" / "rbac-consumers.yaml")
+             if d["kind"] == "Role"]
+    assert {r["metadata"]["namespace"] for r in roles} == {NS, MONITORING}
+    grants = {(verb, resource) for role in roles for rule in role["rules"] for resource in rule["resources"]
+              for verb in rule["verbs"]}
+    consumers_cluster.tokens["documented"] = ROLE | frozenset(grants)
+    result = run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "documented")
+    assert not said(result, "not checked: grant")
+    assert {test.split(":", 1)[0] for test in outcomes(pytester)} == {"alert", "record", "adapter", "keda", "epp"}
+
+
+# -- the shapes, one by one ----------------------------------------------------------------------------------
+
+
+def _epp(args: list[str], labels: dict[str, str] | None = None, image: str = "example.com/router:1") -> dict[str, Any]:
+    return _deployment("pool-epp", image, args, labels or {"app": "router"})
+
+
+@pytest.mark.parametrize(("deployment", "expected"), [
+    # the inferencepool chart: labels, and "--name=value" from inferenceExtension.flags
+    (_epp(["--pool-name", "p"], {"inferencepool": "p-epp"}), True),
+    (_epp([], {"app.kubernetes.io/name": "p-epp"}), True),
+    # a Deployment of one's own: recognized by a metric flag, by --pool-name, or by the image
+    (_epp(["-kv-cache-usage-percentage-metric", "vllm:kv_cache_usage_perc"]), True),
+    (_epp(["--pool-name=p"]), True),
+    (_epp([], image="registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1"), True),
+    (_epp([], image="ghcr.io/llm-d/llm-d-inference-scheduler:v0.3.0"), True),
+    (_epp(["--model", "x"], {"llm-d.ai/inference-serving": "true"}, "vllm/vllm-openai:v0.11.0"), False),
+])
+def test_the_endpoint_picker_is_found_by_its_labels_args_or_image(deployment: dict[str, Any], expected: bool) -> None:
+    assert is_epp(deployment) is expected
+
+
+def test_the_endpoint_pickers_metric_flags_as_go_reads_them() -> None:
+    # "--flag value", "--flag=value", "-flag=value"; the chart's Triton shape writes label matchers unquoted
+    # and turns the LoRA reading off with an empty value.
+    args = ["--pool-name", "p", "--total-queued-requests-metric", "nv_trt_llm_request_metrics{request_type=waiting}",
+            "-kv-cache-usage-percentage-metric=vllm:kv_cache_usage_perc", "--lora-info-metric", ""]
+    assert epp_flags(args) == {"--total-queued-requests-metric": "nv_trt_llm_request_metrics{request_type=waiting}",
+                               "--kv-cache-usage-percentage-metric": "vllm:kv_cache_usage_perc",
+                               "--lora-info-metric": ""}
+    panels = epp_consumers(_epp(args))
+    assert [(p.title, p.exprs) for p in panels] == [
+        ("total-queued-requests-metric", ('nv_trt_llm_request_metrics{request_type="waiting"}',)),
+        ("kv-cache-usage-percentage-metric", ("vllm:kv_cache_usage_perc",))]
+    assert {p.kind for p in panels} == {"epp"} and {p.dashboard for p in panels} == {"pool-epp"}
+
+
+def test_an_epp_without_metric_flags_is_a_note() -> None:
+    objects = ConsumerObjects(deployments=[_epp(["--pool-name", "p"], {"inferencepool": "p-epp"})])
+    panels, consumers, notes = from_cluster(objects, NS)
+    assert (panels, consumers) == ([], [])
+    assert notes == ["endpoint picker Deployment pool-epp passes no metric flag: it reads its built-in defaults, "
+                     "which this run does not check"]
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)",
+     f'sum(rate(vllm:x_total{{namespace="{NS}"}}[2m])) by (namespace, pod)'),
+    ("sum(<<.Series>>{<<.LabelMatchers>>,model_name!=\"\"}) by (<<.GroupBy>>)",
+     f'sum(vllm:x_total{{namespace="{NS}",model_name!=\"\"}}) by (namespace, pod)'),
+])
+def test_the_adapters_template_is_filled_as_the_adapter_fills_it(template: str, expected: str) -> None:
+    config = {"rules": [{"seriesQuery": "vllm:x_total", "metricsQuery": template, "name": {"as": "x"}}]}
+    (panel,), notes = adapter_consumers(config, "adapter", "ConfigMap m/adapter", NS)
+    assert panel.exprs == ("vllm:x_total", expected) and notes == []
+
+
+def test_what_cannot_be_judged_in_the_cluster_is_a_note_and_the_rest_is_kept() -> None:
+    no_query = _scaled_object("no-query", "")
+    broken = _configmap("broken-dashboards", MONITORING, {"vllm.json": "{not json"}, {"grafana_dashboard": "1"})
+    bad_rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                "metadata": {"name": "half", "namespace": NS}, "spec": {"groups": [{"name": "g"}]}}
+    adapter = _configmap("prometheus-adapter", MONITORING, {"config.yaml": "rules: [unclosed"})
+    objects = ConsumerObjects(
+        prometheus_rules=[bad_rule, *_documents(RULES / "vllm-prefix-cache.yaml")], dashboards=[broken],
+        configmaps=[broken, adapter], scaled_objects=[no_query, _scaled_object("q", "sum(vllm:num_requests_waiting)")])
+    panels, consumers, notes = from_cluster(objects, NS)
+    assert panels == []
+    assert {p.kind for p in consumers} == {"alert", "record", "keda"} and len(consumers) == 5
+    assert notes[0] == (f"not checked: PrometheusRule {NS}/half: group g has no list of 'rules'; each group holds "
+                        f"'name' and 'rules'. Check it with promtool check rules.")
+    assert notes[1].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken-dashboards, key "
+                               f"vllm.json) is not valid JSON")
+    assert notes[2].startswith(f"ConfigMap {MONITORING}/prometheus-adapter, key config.yaml not "
+                               f"checked: not valid YAML")
+    assert notes[3] == (f"ScaledObject {NS}/no-query, trigger vllm:num_requests_waiting: no metadata.query (KEDA "
+                        f"would reject it); not checked")
+    assert len(notes) == 4
+
+
+def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    # Prometheus scrapes the same simulated pods, labelled namespace and pod as Prometheus Operator labels them:
+    # the adapter's metricsQuery (namespace="<the vLLM namespace>"), the KEDA query and the EPP's metrics are
+    # evaluated there as well.
+    prom = prometheus_server({p.name: p.backend for p in consumers_cluster.namespaces[NS] if p.backend}, NS)
+    run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "admin", f"--prometheus-url={prom}",
+                "-k", "keda or adapter or epp")
+    found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
+    assert found == {
+        "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
+        "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
+        "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
+        "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
+        "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
+        "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+    }
+    evidence = {row["check"]: row["evidence"]["exprs"]
+                for row in json.loads((pytester.path / "report.json").read_text())["tests"]}
+    assert evidence["adapter: vllm_queue_length"] == [
+        'vllm:num_requests_waiting{namespace!="",pod!=""}',
+        f'sum(vllm:num_requests_waiting{{namespace="{NS}"}}) by (namespace, pod)']
+
+
+def test_under_xdist_the_cluster_consumers_get_the_serial_verdicts_and_notes(
+    pytester: pytest.Pytester, consumers_cluster: Cluster, sim_host: SimHost
+) -> None:
+    # The workers read the cluster for their test ids; the controller writes the reports with the same notes.
+    grants = ROLE | {("list", r) for r in ("prometheusrules", "configmaps", "scaledobjects")}
+    consumers_cluster.tokens["no-deployments"] = grants
+    double = KubeDouble(sim_host, consumers_cluster)
+    serial = run_cluster(pytester, double, "no-deployments")
+    serial_outcomes = outcomes(pytester)
+    serial_notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
+    parallel = run_cluster(pytester, double, "no-deployments", "-n", "2")
+    assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
+    assert outcomes(pytester) == serial_outcomes and len(serial_outcomes) == 8
+    notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
+    assert notes == serial_notes
+    assert f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps " \
+           f"(deploy/rbac-consumers.yaml)" in notes
+    assert parallel.ret == serial.ret
