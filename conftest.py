@@ -280,6 +280,7 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
 
 
 CAPTURES = sorted((Path(__file__).parent / "tests" / "data" / "captures").glob("*.prom"))  # real vLLM 0.32 pages
+BASE_CAPTURE = CAPTURES[0].parent / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
 
 
 def comparable(snapshot: Snapshot) -> tuple[object, ...]:

@@ -486,7 +486,7 @@ def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
     # evaluated there as well.
     prom = prometheus_server({p.name: p.backend for p in consumers_cluster.namespaces[NS] if p.backend}, NS)
     run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "admin", f"--prometheus-url={prom}",
-                "-k", "keda or adapter or epp")
+                "-k", "test_consumer and (keda or adapter or epp)")
     found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
     assert found == {
         "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CAPTURES, comparable
+from conftest import BASE_CAPTURE, CAPTURES, comparable
 from pytest_vllm_metrics import _fastparse
 from pytest_vllm_metrics.sim import SimHost, get_profile, profile_names
 from pytest_vllm_metrics.snapshot import ExpositionError, Snapshot
@@ -31,7 +31,7 @@ def test_simulator_pages_parse_identically(profile: str) -> None:
     assert comparable(Snapshot.parse(text)) == comparable(Snapshot.parse_reference(text))
 
 
-LINES = CAPTURES[0].read_text().splitlines()
+LINES = BASE_CAPTURE.read_text().splitlines()
 
 
 @st.composite

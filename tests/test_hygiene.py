@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CAPTURES, said
+from conftest import BASE_CAPTURE, CAPTURES, said
 from pytest_vllm_metrics import hygiene
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
@@ -71,7 +71,7 @@ def test_promtool_passes_the_simulators_pages_and_misses_their_faults(sim_host: 
     status, lines = promtool(page)
     assert status == 3 and all(line.endswith(_ACCEPTED_LINT) for line in lines), lines
     # the same lint as the real page: neither 45 labels nor a pid label is promtool's concern
-    assert len(lines) == len(promtool(CAPTURES[0].read_text())[1])
+    assert len(lines) == len(promtool(BASE_CAPTURE.read_text())[1])
 
 
 # -- the checks on the real pages ---------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def test_real_cache_config_info_is_over_both_victoriametrics_caps(capture: Path)
 
 
 def test_real_pages_name_the_labels_sized_at_startup() -> None:
-    verdict = hygiene.volatile_labels(observed(CAPTURES[0].read_text()))
+    verdict = hygiene.volatile_labels(observed(BASE_CAPTURE.read_text()))
     assert verdict.outcome == Outcome.PASSED and verdict.level == "MAY" and verdict.evidence["warning"]
     assert verdict.evidence["labels"] == {"vllm:cache_config_info": {
         "num_gpu_blocks": "4096", "kv_cache_size_tokens": "524288", "kv_cache_max_concurrency": "512.0",
@@ -130,7 +130,7 @@ def test_series_per_family_cap(series: int, outcome: Outcome) -> None:
 
 @pytest.mark.parametrize(("extra", "warned"), [(0, False), (1, True)])
 def test_page_size_warning_threshold(extra: int, warned: bool) -> None:
-    obs = observed(CAPTURES[0].read_text())
+    obs = observed(BASE_CAPTURE.read_text())
     assert obs.before is not None
     obs.before.size = hygiene.rules().warn_page_bytes + extra
     verdict = hygiene.page_size(obs)
