@@ -2,8 +2,9 @@
 
 The checks vLLM makes of itself after a known workload: each counter, histogram count and sum moves by exactly
 what the answers' usage says (n > 1 and streamed requests included), finished requests by reason, and the
-running/waiting/KV-cache gauges read 0 again after clients abort streaming requests. Without the switch they are
-skipped (other clients' requests would move the counters too); the at-least rule of test_metrics.py applies.
+running/waiting/KV-cache gauges read 0 again after clients abort streaming requests. Without the switch this file
+is not collected (other clients' requests would move the counters too); the at-least rule of test_metrics.py
+applies.
 """
 
 from __future__ import annotations

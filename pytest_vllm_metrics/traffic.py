@@ -296,7 +296,6 @@ class Workload:
         record.seconds = time.monotonic() - started
         return record
 
-
     async def abort_streams(self, aborts: Aborts, count: int, max_tokens: int,
                             while_open: Callable[[], Awaitable[None]]) -> None:
         """Open `count` streaming completions that would run long, read each one's first chunk, call `while_open`,
