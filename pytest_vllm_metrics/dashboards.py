@@ -203,8 +203,8 @@ def _judge(node: Any, has: Callable[[Selector], bool]) -> _Judged:
         name = node.func.name
         args = [_judge(a, has) for a in node.args]
         if name in _ABSENT:
-            inner = args[0] if args else _Judged(True)
-            found = [_selector(n) for n in _vector_selectors(node.args[0])] if node.args else []
+            inner = args[0]  # the parser takes absent() with exactly one argument
+            found = [_selector(n) for n in _vector_selectors(node.args[0])]
             return _Judged(True, notes=inner.notes) if not inner.data else _Judged(False, absent=found)
         # scalar(), vector(scalar(...)) and the like return NaN when their argument is empty: a panel of NaN
         # shows no data either, so every function is judged by its arguments (time(), vector(1): no selector).
@@ -549,11 +549,17 @@ def _judge_queries(ctx: _Context, parsed: list[tuple[str, str, Any]]) -> Verdict
     return ctx.verdict(Outcome.PASSED, "ok", " ".join(notes), notes=notes)
 
 
+def default_wait(interval: float) -> float:
+    """How long an empty query is polled when the run sets no wait: two scrape intervals (one scrape may have
+    just been missed) and 5 s for Prometheus to answer."""
+    return 2 * interval + 5
+
+
 def _poll(ctx: _Context, expr: str) -> list[float]:
     """Ask again until the query returns data, bounded by the wait: Prometheus scrapes on its own schedule."""
     assert ctx.prom is not None
     if ctx.wait is None:
-        ctx.wait = 2 * scrape_interval(ctx.prom) + 5
+        ctx.wait = default_wait(scrape_interval(ctx.prom))
     deadline = time.monotonic() + ctx.wait
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(0.25, left))

@@ -17,7 +17,7 @@ import pytest
 
 from . import prometheus
 from .catalog import Catalog
-from .dashboards import Panel
+from .dashboards import Panel, default_wait
 from .evaluate import looks_exclusive
 from .kube import ClusterInfo
 from .observe import Observation, observe
@@ -202,7 +202,7 @@ class Run:
             state = PrometheusState(prom)
             try:
                 observed = [o for o in self.observations().values() if o.after is not None]
-                state.waited = min(2 * prometheus.scrape_interval(prom) + 5, settings.vllm_phase_timeout)
+                state.waited = min(default_wait(prometheus.scrape_interval(prom)), settings.vllm_phase_timeout)
                 state.held = prometheus.wait_until_synced(prom, observed, state.waited)
             except prometheus.PrometheusError as exc:
                 state.error = str(exc)
