@@ -522,3 +522,35 @@ def test_under_xdist_the_cluster_consumers_get_the_serial_verdicts_and_notes(
     assert f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps " \
            f"(deploy/rbac-consumers.yaml)" in notes
     assert parallel.ret == serial.ret
+
+
+def test_rules_about_other_things_are_left_out_and_a_file_of_only_those_is_a_usage_error(
+    pytester: pytest.Pytester, sim_host: SimHost
+) -> None:
+    # kube-prometheus-stack's rules sit next to vLLM's in a monitoring setup; vLLM's pages cannot judge them.
+    pytester.makefile(".yaml", mixed="""\
+groups:
+- name: mixed
+  rules:
+  - alert: NodeLoadHigh
+    expr: node_load1 > 8
+  - alert: VLLMTargetDown
+    expr: up{job="vllm"} == 0
+  - record: namespace:vllm_waiting:sum
+    expr: sum by (namespace) (vllm:num_requests_waiting)
+  - record: cluster:vllm_waiting:sum
+    expr: sum(namespace:vllm_waiting:sum)
+  - alert: VLLMWaitingHigh
+    expr: cluster:vllm_waiting:sum > 100
+""")
+    pytester.makefile(".yaml", nodes="groups:\n- name: n\n  rules:\n  - alert: NodeDown\n    expr: node_load1 > 8\n")
+    sim = sim_host.start(get_profile("x86_64"))
+    pytester.runpytest("-p", "no:cacheprovider", "--prometheus-rules=mixed.yaml", f"--vllm-url={sim.url}",
+                       "--vllm-report=report.json", "-k", "test_consumer")
+    assert {k: v[0] for k, v in outcomes(pytester).items()} == {
+        "alert:mixed::VLLMTargetDown": "passed", "record:mixed::namespace:vllm_waiting:sum": "passed",
+        "record:mixed::cluster:vllm_waiting:sum": "passed", "alert:mixed::VLLMWaitingHigh": "passed"}
+    result = pytester.runpytest("-p", "no:cacheprovider", "--prometheus-rules=nodes.yaml", f"--vllm-url={sim.url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: none of the 1 rules in nodes.yaml reads a vLLM metric*Pass the rule "
+                                 "files of your vLLM deployment to --prometheus-rules."])
