@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
 from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
 from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
 from pytest_vllm_metrics.kube import ConsumerObjects
+from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -333,6 +335,7 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
     # the rule over no vLLM metric in the monitoring namespace is not a consumer; the name-pattern rule is a note
     assert not any("NodeDown" in test for test in reasons)
     assert said(result, "selects series by a name pattern, not one metric; not checked")
+    jsonschema.validate(json.loads((pytester.path / "report.json").read_text()), schema())
     html = (pytester.path / "report.html").read_text()
     assert 'data-dashboard="llm-d-failure-saturation"' in html
     assert "data-consumer='epp: kv-cache-usage-percentage-metric' data-verdict='no data'" in html
