@@ -272,7 +272,8 @@ def consumers_cluster(cluster: Cluster) -> Cluster:
                         ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
                          "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
                          "--total-queued-requests-metric", "vllm:num_requests_waiting",
-                         "--total-running-requests-metric=vllm:num_requests_running"],
+                         "--total-running-requests-metric=vllm:num_requests_running",
+                         "--lora-info-metric=vllm:lora_requests_info"],
                         {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
             _deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
                         {"llm-d.ai/inference-serving": "true"}),
@@ -310,6 +311,8 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
         "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
         "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
         "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+        # the pods serve no LoRA adapter: the EPP reads nothing there, as expected
+        "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
     }, result.stdout.str()
     reasons = outcomes(pytester)
     assert reasons["epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric"][2].startswith(
@@ -499,6 +502,7 @@ def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
         "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
         "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
         "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+        "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
     }
     evidence = {row["check"]: row["evidence"]["exprs"]
                 for row in json.loads((pytester.path / "report.json").read_text())["tests"]}
@@ -519,7 +523,7 @@ def test_under_xdist_the_cluster_consumers_get_the_serial_verdicts_and_notes(
     serial_notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
     parallel = run_cluster(pytester, double, "no-deployments", "-n", "2")
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
-    assert outcomes(pytester) == serial_outcomes and len(serial_outcomes) == 8
+    assert outcomes(pytester) == serial_outcomes and len(serial_outcomes) == 8  # rules, scalers, adapter
     notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
     assert notes == serial_notes
     assert f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps " \
