@@ -19,6 +19,7 @@ from .dashboards import Panel, Query
 
 __all__ = [
     "ConsumerError",
+    "about_vllm",
     "adapter_consumers",
     "consumer_id",
     "epp_consumers",
@@ -63,7 +64,7 @@ def unique(panels: Iterable[Panel]) -> list[Panel]:
 def with_recorded(panels: list[Panel], consumers: list[Panel]) -> tuple[list[Panel], list[Panel]]:
     """The panels and consumers, each knowing the series the recording rules among the consumers make: an alert
     or a panel over a recorded series is judged by the recording rule's own test, not as a missing vLLM metric."""
-    recorded = frozenset(re.sub(r" \(\d+\)$", "", c.title) for c in consumers if c.kind == "record")
+    recorded = frozenset(_record_name(c) for c in consumers if c.kind == "record")
     return ([replace(p, recorded=recorded) for p in panels], [replace(c, recorded=recorded) for c in consumers])
 
 
@@ -87,7 +88,13 @@ def load_rules(paths: Iterable[Path]) -> list[Panel]:
     panels: list[Panel] = []
     for file in files:
         panels.extend(_rule_file(file))
-    return unique(panels)
+    kept = about_vllm(panels)
+    if panels and not kept:
+        raise ConsumerError(
+            f"none of the {len(panels)} rules in {', '.join(map(str, files))} reads a vLLM metric (a vllm: series, "
+            f"up or another scrape series of a job named after vLLM, or a series such a rule records), so there is "
+            f"nothing to check. Pass the rule files of your vLLM deployment to --prometheus-rules.")
+    return unique(kept)
 
 
 def _rule_file(file: Path) -> list[Panel]:
@@ -318,8 +325,7 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
         name = str(metadata.get("name") or "?")
         where = f"PrometheusRule {metadata.get('namespace') or namespace}/{name}"
         try:
-            consumers += [p for p in rule_consumers((rule.get("spec") or {}).get("groups") or [], name, where)
-                          if _reads_vllm(p)]
+            consumers += rule_consumers((rule.get("spec") or {}).get("groups") or [], name, where)
         except ConsumerError as exc:
             notes.append(f"not checked: {exc}")
     for configmap in objects.dashboards:
@@ -330,8 +336,7 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
         except DashboardError as exc:
             notes.append(f"not checked: {exc}")
             continue
-        if any(_reads_vllm(p) for p in found):
-            panels += found
+        panels += found
     for configmap in objects.configmaps:
         text = (configmap.get("data") or {}).get("config.yaml")
         if not text or not re.search(r"^\s*(rules|externalRules)\s*:", str(text), re.MULTILINE):
@@ -345,11 +350,11 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
             notes.append(f"{where} not checked: not valid YAML ({' '.join(str(exc).split())})")
             continue
         found, more = adapter_consumers(config, name, where, namespace)
-        consumers += [p for p in found if _reads_vllm(p)]
+        consumers += found
         notes += more
     for scaled in objects.scaled_objects:
         found, more = keda_consumers(scaled)
-        consumers += [p for p in found if _reads_vllm(p)]
+        consumers += found
         notes += more
     for deployment in objects.deployments:
         if not is_epp(deployment):
@@ -360,8 +365,49 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
             name = str((deployment.get("metadata") or {}).get("name") or "?")
             notes.append(f"endpoint picker Deployment {name} passes no metric flag: it reads its built-in "
                          f"defaults, which this run does not check")
-    return panels, consumers, notes
+    consumers = about_vllm(consumers)
+    recorded = [_record_name(c) for c in consumers if c.kind == "record"]
+    # a dashboard is kept whole when one of its panels reads vLLM (its other panels are judged as files' are)
+    dashboards = {p.dashboard for p in about_vllm(panels, recorded)}
+    return [p for p in panels if p.dashboard in dashboards], consumers, notes
 
 
-def _reads_vllm(panel: Panel) -> bool:
-    return any("vllm:" in expr for expr in panel.exprs)
+def about_vllm(panels: list[Panel], recorded: Iterable[str] = ()) -> list[Panel]:
+    """The panels that read vLLM's metrics: a `vllm:` metric or a series named after vLLM (as recording rules
+    name theirs), `up` or another series Prometheus makes for a scrape job named after vLLM
+    (`up{job="vllm"} == 0`), or a series that a recording rule over those records
+    (`recorded`: more of those, from elsewhere). A monitoring namespace or a rules directory holds many rules
+    about other things, which vLLM's pages cannot judge. An expression that does not parse is kept (its verdict
+    says so)."""
+    from .dashboards import selectors
+
+    known = set(recorded)
+
+    def reads(panel: Panel) -> bool:
+        for expr in panel.exprs:
+            try:
+                found = selectors(expr)
+            except ValueError:
+                return "vllm" in expr.lower()
+            for selector in found:
+                # vllm:* and the recording rules' names for them (namespace:vllm_requests_waiting:sum)
+                if "vllm" in selector.metric.lower() or selector.metric in known:
+                    return True
+                if selector.metric in _SCRAPE_SERIES and any("vllm" in v.lower() for _, _, v in selector.matchers):
+                    return True
+        return False
+
+    records = [p for p in panels if p.kind == "record"]
+    while True:  # recording rules over recording rules: until no new recorded series reads vLLM
+        new = {_record_name(p) for p in records if _record_name(p) not in known and reads(p)}
+        if not new:
+            break
+        known |= new
+    return [p for p in panels if reads(p)]
+
+
+_SCRAPE_SERIES = ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added")
+
+
+def _record_name(panel: Panel) -> str:
+    return re.sub(r" \(\d+\)$", "", panel.title)  # unique() numbers repeated names; a record name has no space

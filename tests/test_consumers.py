@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
 from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
 from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
 from pytest_vllm_metrics.kube import ConsumerObjects
+from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -270,7 +272,8 @@ def consumers_cluster(cluster: Cluster) -> Cluster:
                         ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
                          "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
                          "--total-queued-requests-metric", "vllm:num_requests_waiting",
-                         "--total-running-requests-metric=vllm:num_requests_running"],
+                         "--total-running-requests-metric=vllm:num_requests_running",
+                         "--lora-info-metric=vllm:lora_requests_info"],
                         {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
             _deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
                         {"llm-d.ai/inference-serving": "true"}),
@@ -308,6 +311,8 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
         "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
         "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
         "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+        # the pods serve no LoRA adapter: the EPP reads nothing there, as expected
+        "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
     }, result.stdout.str()
     reasons = outcomes(pytester)
     assert reasons["epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric"][2].startswith(
@@ -333,6 +338,7 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
     # the rule over no vLLM metric in the monitoring namespace is not a consumer; the name-pattern rule is a note
     assert not any("NodeDown" in test for test in reasons)
     assert said(result, "selects series by a name pattern, not one metric; not checked")
+    jsonschema.validate(json.loads((pytester.path / "report.json").read_text()), schema())
     html = (pytester.path / "report.html").read_text()
     assert 'data-dashboard="llm-d-failure-saturation"' in html
     assert "data-consumer='epp: kv-cache-usage-percentage-metric' data-verdict='no data'" in html
@@ -496,6 +502,7 @@ def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
         "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
         "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
         "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+        "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
     }
     evidence = {row["check"]: row["evidence"]["exprs"]
                 for row in json.loads((pytester.path / "report.json").read_text())["tests"]}
@@ -516,9 +523,41 @@ def test_under_xdist_the_cluster_consumers_get_the_serial_verdicts_and_notes(
     serial_notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
     parallel = run_cluster(pytester, double, "no-deployments", "-n", "2")
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
-    assert outcomes(pytester) == serial_outcomes and len(serial_outcomes) == 8
+    assert outcomes(pytester) == serial_outcomes and len(serial_outcomes) == 8  # rules, scalers, adapter
     notes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]["notes"]
     assert notes == serial_notes
     assert f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps " \
            f"(deploy/rbac-consumers.yaml)" in notes
     assert parallel.ret == serial.ret
+
+
+def test_rules_about_other_things_are_left_out_and_a_file_of_only_those_is_a_usage_error(
+    pytester: pytest.Pytester, sim_host: SimHost
+) -> None:
+    # kube-prometheus-stack's rules sit next to vLLM's in a monitoring setup; vLLM's pages cannot judge them.
+    pytester.makefile(".yaml", mixed="""\
+groups:
+- name: mixed
+  rules:
+  - alert: NodeLoadHigh
+    expr: node_load1 > 8
+  - alert: VLLMTargetDown
+    expr: up{job="vllm"} == 0
+  - record: namespace:vllm_waiting:sum
+    expr: sum by (namespace) (vllm:num_requests_waiting)
+  - record: cluster:vllm_waiting:sum
+    expr: sum(namespace:vllm_waiting:sum)
+  - alert: VLLMWaitingHigh
+    expr: cluster:vllm_waiting:sum > 100
+""")
+    pytester.makefile(".yaml", nodes="groups:\n- name: n\n  rules:\n  - alert: NodeDown\n    expr: node_load1 > 8\n")
+    sim = sim_host.start(get_profile("x86_64"))
+    pytester.runpytest("-p", "no:cacheprovider", "--prometheus-rules=mixed.yaml", f"--vllm-url={sim.url}",
+                       "--vllm-report=report.json", "-k", "test_consumer")
+    assert {k: v[0] for k, v in outcomes(pytester).items()} == {
+        "alert:mixed::VLLMTargetDown": "passed", "record:mixed::namespace:vllm_waiting:sum": "passed",
+        "record:mixed::cluster:vllm_waiting:sum": "passed", "alert:mixed::VLLMWaitingHigh": "passed"}
+    result = pytester.runpytest("-p", "no:cacheprovider", "--prometheus-rules=nodes.yaml", f"--vllm-url={sim.url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: none of the 1 rules in nodes.yaml reads a vLLM metric*Pass the rule "
+                                 "files of your vLLM deployment to --prometheus-rules."])
