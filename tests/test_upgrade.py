@@ -59,6 +59,11 @@ def test_to_0_11_names_the_kv_cache_usage_panels_on_a_0_10_fleet(pytester: pytes
     assert found["llm-d-performance :: Per-Pod KV Cache Usage"] == "passed"
     # the EPP's panels are not vLLM's: an upgrade of vLLM does not change them
     assert found["llm-d-performance :: EPP KV Cache Pool Utilization"] == "skipped"
+    # a name vLLM never exposed (the counter without _total) is the dashboard check's to report
+    assert found["llm-d-failure-saturation :: Request Preemptions"] == "skipped"
+    assert said(result, 'panel "Request Preemptions" (llm-d Failure & Saturation Indicators (panels reconstructed)) '
+                        "reads no vLLM metric the catalog knows (vllm:num_preemptions: not vLLM's names; the "
+                        "dashboard check says why)")
     assert said(result, 'panel "Cache Utilization" (vLLM) goes dark when the fleet moves from vLLM 0.10.1 to 0.11.0: '
                         "vllm:gpu_cache_usage_perc is hidden from vLLM 0.11.0 (on 0.11.0, "
                         "--show-hidden-metrics-for-version=0.10 shows it again) and removed in 0.12.0; read "
