@@ -249,7 +249,9 @@ def section(rows: list[Row]) -> dict[str, Any] | None:
 def _state(gone: dict[str, Any]) -> str:
     if gone["state"] == "not yet":
         return f"not there yet ({gone['emitted']})"
-    return f"{gone['state']} (from {gone['hidden_from']})"
+    if gone["state"] == "hidden":
+        return f"hidden since {gone['hidden_from']}"
+    return f"removed (hidden since {gone['hidden_from']})"
 
 
 def html(upgrade: dict[str, Any]) -> str:
