@@ -112,6 +112,8 @@ class Compared:
     pods: dict[str, str] = field(default_factory=dict)  # our targets that answered: name -> pod name on the EPP
     unscraped: dict[str, str] = field(default_factory=dict)  # our targets that did not answer: name -> why
     foreign: set[str] = field(default_factory=set)  # endpoints the EPP lists that the run does not know
+    unready: dict[str, str] = field(default_factory=dict)  # targets found but not checkable (not Ready): why
+    listed_unready: set[str] = field(default_factory=set)  # of those, the ones the EPP lists
     queue: dict[tuple[str, str], tuple[str, float | None, float | None, float]] = field(default_factory=dict)
     # (generation, target) -> (state: agreed | differs | unsettled | missing, pod value, EPP value, how long)
     ready: dict[str, tuple[str, float | None, int, float]] = field(default_factory=dict)
@@ -138,6 +140,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
     found = Compared()
     bounds = settle()
     ours = [t for t in targets if not t.unavailable]
+    found.unready = {t.name: t.unavailable for t in targets if t.unavailable}
     async with Clients() as clients:
 
         async def pods() -> dict[str, Snapshot | str]:
@@ -224,7 +227,8 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
     for gen in found.present:
         queues = _epp_queues(page, gen)
         if page.family(gen.per_pod_queue) is not None:
-            found.foreign |= set(queues) - set(after)
+            found.foreign |= set(queues) - set(after) - set(found.unready)
+            found.listed_unready |= set(queues) & set(found.unready)
             for name in answered:
                 pod_before, pod_after = before[name], after[name]
                 assert isinstance(pod_before, Snapshot) and isinstance(pod_after, Snapshot)
@@ -279,7 +283,7 @@ def queue_per_pod(found: Compared) -> Verdict:
         mine = verdicts.get(name)
         if mine is None or _worse(verdict, mine):
             verdicts[name] = verdict
-    for name, why in found.unscraped.items():
+    for name, why in {**found.unready, **found.unscraped}.items():
         verdicts[name] = Verdict(Outcome.INCONCLUSIVE, why, "MUST", target=name)
     # folded as every check across targets is: the worst outcome, naming the pods that did not pass
     folded = across([Observation(Target(name=name, base_url="")) for name in verdicts],
@@ -338,10 +342,14 @@ def ready_pods(found: Compared) -> Verdict:
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count cannot be compared: {why}",
                            "MUST")
         if state == "differs":
+            listed = sorted(found.listed_unready)
+            unready = (f" It lists {', '.join(listed)}, which {'is' if len(listed) == 1 else 'are'} not Ready."
+                       if listed else "")
             return Verdict(Outcome.FAILED, f"the endpoint picker counts {_num(epp)} ready pods ({gen.ready}), the "
                                            f"run found {ours} Ready vLLM pods that answer, unchanged for "
-                                           f"{lasted:.1f} s: it routes to pods that are gone, or misses Ready ones.",
-                           "MUST", {"metric": gen.ready, "epp": epp, "pods": ours})
+                                           f"{lasted:.1f} s: it routes to pods that are gone, or misses Ready ones."
+                                           f"{unready}", "MUST", {"metric": gen.ready, "epp": epp, "pods": ours,
+                                                                  "listedNotReady": listed})
         if state == "unsettled":
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count ({_num(epp)}, {gen.ready}) "
                                                  f"differed from the {ours} Ready pods found for {lasted:.1f} s, less "

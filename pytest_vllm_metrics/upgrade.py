@@ -158,8 +158,9 @@ def judge(consumer: Panel, observations: list[Observation], catalog: Catalog, to
     # one family per histogram, whichever of its _bucket, _sum and _count the queries select
     entries = {entry.name: entry for name in names if (entry := family_of(name, catalog)) is not None}
     if not entries:
-        return Verdict(Outcome.SKIPPED, f"{where} reads no vLLM metric the catalog knows, so a vLLM upgrade does "
-                                        f"not change what it shows.", "MUST", evidence)
+        unknown = f" ({', '.join(names)}: not vLLM's names; the dashboard check says why)" if names else ""
+        return Verdict(Outcome.SKIPPED, f"{where} reads no vLLM metric the catalog knows{unknown}, so a vLLM upgrade "
+                                        f"does not change what it shows.", "MUST", evidence)
     known = [o for o in observations if o.before is not None or o.version is not None]
     if not known:
         causes = "; ".join(p.message for o in observations if (p := o.failure("before")) is not None)
@@ -248,7 +249,9 @@ def section(rows: list[Row]) -> dict[str, Any] | None:
 def _state(gone: dict[str, Any]) -> str:
     if gone["state"] == "not yet":
         return f"not there yet ({gone['emitted']})"
-    return f"{gone['state']} (from {gone['hidden_from']})"
+    if gone["state"] == "hidden":
+        return f"hidden since {gone['hidden_from']}"
+    return f"removed (hidden since {gone['hidden_from']})"
 
 
 def html(upgrade: dict[str, Any]) -> str:

@@ -11,13 +11,15 @@ import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import flat, said
+from conftest import CURRENT, LEGACY, NS, flat, said, write_kubeconfig
 from pytest_vllm_metrics.sim import RunningSim, SimHost, get_profile
 from pytest_vllm_metrics.sim.epp import set_kv_usage, set_waiting, start_epp
+from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.targets import host_port
 
 
@@ -183,3 +185,44 @@ def test_a_page_that_is_not_an_epp_is_inconclusive(pytester: pytest.Pytester, po
     result = run(pytester, pool, pool.b.url)  # a vLLM server, not an EPP
     assert set(outcomes(pytester).values()) == {"inconclusive"}
     assert said(result, "carries none of the endpoint picker's metrics")
+
+
+# -- on Kubernetes: the EPP names pods by their Kubernetes name; the run reaches them through the API server ----
+
+def _cluster_run(pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path, stale_listed: bool) -> pytest.RunResult:
+    a, b, c = (sim_host.start(get_profile("x86_64")) for _ in range(3))
+    set_waiting(a, 1)
+    double = KubeDouble(sim_host, Cluster(
+        namespaces={NS: [PodSpec("decode-a", LEGACY, "node-a", {"metrics": 8200}, backend=a.url),
+                         PodSpec("decode-b", CURRENT, "node-a", {"metrics": 8200}, backend=b.url),
+                         PodSpec("decode-c", CURRENT, "node-a", {"metrics": 8200}, backend=c.url, ready=False,
+                                 phase="Running", reason="ContainersNotReady")]},
+        nodes={"node-a": "amd64"}, tokens={"admin": ALL}))
+    listed = {"decode-a": a.url, "decode-b": b.url} | ({"decode-c": c.url} if stale_listed else {})
+    epp = start_epp(sim_host, listed, naming=("llm_d_epp",))
+    kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin")
+    return pytester.runpytest("-p", "no:cacheprovider", "-rA", f"--kubeconfig={kubeconfig}",
+                              f"--vllm-namespace={NS}", f"--vllm-epp-url={epp}", "-k", "test_epp",
+                              "--vllm-report=report.json")
+
+
+def test_on_kubernetes_the_epps_view_of_the_ready_pods_passes(pytester: pytest.Pytester, sim_host: SimHost,
+                                                              tmp_path: Path) -> None:
+    _cluster_run(pytester, sim_host, tmp_path, stale_listed=False)
+    found = outcomes(pytester)
+    assert found["epp_ready_pods"] == "passed"
+    # the pod that is not Ready cannot be compared: the check is inconclusive for it, and says why
+    assert found["epp_queue_per_pod"] == "inconclusive"
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    queue = next(r for r in rows if r["check"] == "epp_queue_per_pod")
+    assert {name: t["outcome"] for name, t in queue["targets"].items()} == {
+        "decode-a": "passed", "decode-b": "passed", "decode-c": "inconclusive"}
+
+
+def test_on_kubernetes_an_epp_that_routes_to_a_pod_that_is_not_ready_fails(pytester: pytest.Pytester,
+                                                                          sim_host: SimHost, tmp_path: Path) -> None:
+    result = _cluster_run(pytester, sim_host, tmp_path, stale_listed=True)
+    assert outcomes(pytester)["epp_ready_pods"] == "failed"
+    assert said(result, "the endpoint picker counts 3 ready pods (llm_d_epp_ready_endpoints), the run found 2 Ready "
+                        "vLLM pods that answer")
+    assert said(result, "It lists decode-c, which is not Ready.")

@@ -59,6 +59,11 @@ def test_to_0_11_names_the_kv_cache_usage_panels_on_a_0_10_fleet(pytester: pytes
     assert found["llm-d-performance :: Per-Pod KV Cache Usage"] == "passed"
     # the EPP's panels are not vLLM's: an upgrade of vLLM does not change them
     assert found["llm-d-performance :: EPP KV Cache Pool Utilization"] == "skipped"
+    # a name vLLM never exposed (the counter without _total) is the dashboard check's to report
+    assert found["llm-d-failure-saturation :: Request Preemptions"] == "skipped"
+    assert said(result, 'panel "Request Preemptions" (llm-d Failure & Saturation Indicators (panels reconstructed)) '
+                        "reads no vLLM metric the catalog knows (vllm:num_preemptions: not vLLM's names; the "
+                        "dashboard check says why)")
     assert said(result, 'panel "Cache Utilization" (vLLM) goes dark when the fleet moves from vLLM 0.10.1 to 0.11.0: '
                         "vllm:gpu_cache_usage_perc is hidden from vLLM 0.11.0 (on 0.11.0, "
                         "--show-hidden-metrics-for-version=0.10 shows it again) and removed in 0.12.0; read "
@@ -67,13 +72,13 @@ def test_to_0_11_names_the_kv_cache_usage_panels_on_a_0_10_fleet(pytester: pytes
         "upgrade to vLLM 0.11.0: 1 of * consumers go dark (the fleet runs 0.10.1 on 2 targets)",
         "*METRIC*ON 0.11.0*BUYS TIME*REMOVED*RENAMED TO",
         "  panel vllm-example-0.10 :: Cache Utilization",
-        "    vllm:gpu_cache_usage_perc  hidden (from 0.11.0)  --show-hidden-metrics-for-version=0.10  0.12.0 *"
+        "    vllm:gpu_cache_usage_perc  hidden since 0.11.0  --show-hidden-metrics-for-version=0.10  0.12.0 *"
         "vllm:kv_cache_usage_perc",
         "  policy: A metric deprecated in vLLM X.Y is hidden in X.Y+1*"])
     html = (pytester.path / "report.html").read_text()
     assert "Upgrade to vLLM 0.11.0: what goes dark" in html
     assert ("<td>vllm-example-0.10 :: Cache Utilization</td><td><code>vllm:gpu_cache_usage_perc</code></td>"
-            "<td>hidden (from 0.11.0)</td><td><code>--show-hidden-metrics-for-version=0.10</code></td>"
+            "<td>hidden since 0.11.0</td><td><code>--show-hidden-metrics-for-version=0.10</code></td>"
             "<td>0.12.0</td><td><code>vllm:kv_cache_usage_perc</code></td>") in html
 
 
@@ -87,8 +92,10 @@ def test_to_0_13_names_what_read_the_time_per_output_token_histogram(pytester: p
                         "vllm:inter_token_latency_seconds instead.")
     assert said(result, "vllm:gpu_cache_usage_perc is hidden from vLLM 0.11.0 and removed in 0.12.0, so 0.13.0 "
                         "does not have it; read vllm:kv_cache_usage_perc instead")
+    result.stdout.fnmatch_lines(["    vllm:gpu_cache_usage_perc * removed (hidden since 0.11.0)  -  * 0.12.0 *"
+                                 "vllm:kv_cache_usage_perc"])
     # the histogram's _bucket, _sum and _count are one family: one line, not three
-    assert flat(result).count("vllm:time_per_output_token_seconds hidden (from 0.12.0)") == 1
+    assert flat(result).count("vllm:time_per_output_token_seconds hidden since 0.12.0") == 1
 
 
 def test_one_release_before_the_rename_nothing_goes_dark(pytester: pytest.Pytester) -> None:
@@ -274,5 +281,5 @@ def test_the_markdown_summary_carries_the_upgrade_table(pytester: pytest.Pyteste
     text = (pytester.path / "summary.md").read_text()
     assert "### Upgrade to vLLM 0.13.0: 2 of 27 consumers go dark" in text
     assert ("| panel | vllm-example-0.10 :: Time Per Output Token Latency | `vllm:time_per_output_token_seconds` | "
-            "hidden (from 0.12.0) | `--show-hidden-metrics-for-version=0.12` | 0.15.0 | "
+            "hidden since 0.12.0 | `--show-hidden-metrics-for-version=0.12` | 0.15.0 | "
             "`vllm:inter_token_latency_seconds` |") in text
