@@ -768,3 +768,108 @@ def test_few_samples_names_the_window_as_written(api: PrometheusAPI, prom: Prome
     verdict = judge(x86, f"rate(vllm:prompt_tokens_total[{window}])", prom=prom, wait=0.0)
     assert summary(verdict)[:3] == ("inconclusive", "MUST", "inconclusive")
     assert f"within the panel's {shown} window" in verdict.message
+
+
+# -- the metrics' other consumers, judged as panels -----------------------------------------------------------
+
+
+def consumer(kind: str, *exprs: str, recorded: frozenset[str] = frozenset()) -> Panel:
+    return Panel("vllm-alerts", "R", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), kind=kind,
+                 recorded=recorded)
+
+
+@pytest.mark.parametrize(("kind", "noun", "never"), [
+    ("alert", "alert", "This alert can never fire: its expression returns no series. "),
+    ("record", "recording rule", "This recording rule records nothing: its expression returns no series, so alerts "
+                                 "and panels over it stay empty too. "),
+    ("keda", "KEDA scaler", "This scaler gets no value: KEDA takes an empty result as 0 (ignoreNullValues, its "
+                            "default) or fails, so it never scales out on it. "),
+    ("adapter", "prometheus-adapter rule", "This rule gives no value: an HPA naming the metric it exposes cannot "
+                                           "scale on it. "),
+    ("epp", "endpoint picker flag", "The endpoint picker finds no such metric on the pods: it routes without it. "),
+    ("panel", "panel", ""),
+])
+def test_each_consumer_says_what_an_empty_result_means_for_it(x86: list[Observation], kind: str, noun: str,
+                                                              never: str) -> None:
+    missing = evaluate_panel(consumer(kind, "vllm:no_such_metric > 0"), x86, load_catalog(), Policy())
+    assert missing.message == (f'{never}{noun} "R" (vllm-alerts) queries vllm:no_such_metric, which none of the 1 '
+                               f"server(s) exposes; the {noun} stays empty. Check the metric name against vLLM's "
+                               f"/metrics.")
+    mismatch = evaluate_panel(consumer(kind, 'vllm:num_requests_running{model_name="x"}'), x86, load_catalog(),
+                              Policy())
+    assert mismatch.message.startswith(f'{never}{noun} "R" (vllm-alerts) selects vllm:num_requests_running with ')
+    assert mismatch.message.endswith(f"so the {noun} stays empty.")
+    # other verdicts keep their own first sentence
+    renamed = evaluate_panel(consumer(kind, "sum(rate(vllm:prompt_tokens_total[5m"), x86, load_catalog(), Policy())
+    assert renamed.message.startswith(f'{noun} "R" (vllm-alerts): its query does not parse')
+    unreachable = [dataclasses.replace(o, after=None) for o in x86]
+    assert evaluate_panel(consumer(kind, "vllm:num_requests_running"), unreachable, load_catalog(),
+                          Policy()).message.endswith(f"so nothing can be said of the {noun}; see the targets' own "
+                                                     f"failures.")
+
+
+def test_a_recording_rules_series_counts_as_present_and_an_unrecorded_one_is_named(x86: list[Observation]) -> None:
+    recorded = frozenset({"namespace:vllm_waiting:sum"})
+    ok = evaluate_panel(consumer("alert", "namespace:vllm_waiting:sum > 10", recorded=recorded), x86, load_catalog(),
+                        Policy())
+    assert ok.outcome == Outcome.PASSED
+    unrecorded = evaluate_panel(consumer("alert", "cluster:vllm_waiting:sum > 10", recorded=recorded), x86,
+                                load_catalog(), Policy())
+    assert unrecorded.message == (
+        'This alert can never fire: its expression returns no series. alert "R" (vllm-alerts) queries '
+        "cluster:vllm_waiting:sum, a recording rule's series by its name, which none of the 1 server(s) exposes and "
+        "no rule of this run records; the alert stays empty unless that rule is deployed. Pass its rule file to "
+        "--prometheus-rules, or check the name.")
+    # one colon is vLLM's own naming: the ordinary message
+    assert "a recording rule's series" not in evaluate_panel(consumer("alert", "vllm:gone > 1"), x86, load_catalog(),
+                                                             Policy()).message
+
+
+def test_an_absence_alert_is_quiet_while_its_metric_has_series(x86: list[Observation]) -> None:
+    verdict = evaluate_panel(consumer("alert", "absent(vllm:num_requests_running)"), x86, load_catalog(), Policy())
+    assert (verdict.outcome, verdict.message) == (
+        Outcome.PASSED, "it fires when vllm:num_requests_running has no series; it has now")
+    panel = evaluate_panel(consumer("panel", "absent(vllm:num_requests_running)"), x86, load_catalog(), Policy())
+    assert panel.outcome == Outcome.FAILED  # a panel of absent() shows nothing while the metric is there
+
+
+def test_a_quiet_alert_in_prometheus_passes_when_what_it_compares_has_data(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    expr = "vllm:num_requests_waiting / vllm:num_requests_running > 0.9 and vllm:kv_cache_usage_perc >= 0.5"
+    has_series(api, "vllm:num_requests_waiting", RUNNING, "vllm:kv_cache_usage_perc")
+    api.answer("vllm:num_requests_waiting / vllm:num_requests_running", vector(sample("0.1")))
+    api.answer("vllm:kv_cache_usage_perc", vector(sample("0.2")))
+    verdict = evaluate_panel(consumer("alert", expr), x86, load_catalog(), Policy(), prom, 0.0)
+    assert (verdict.outcome, verdict.message) == (
+        Outcome.PASSED, "not firing now: its condition is false, and the series it compares have data")
+    asked = api.queries()
+    assert "vllm:num_requests_waiting / vllm:num_requests_running" in asked and "0.9" not in asked
+    # a panel of the same expression is empty: judged as a query that stays empty
+    assert evaluate_panel(consumer("panel", expr), x86, load_catalog(), Policy(), prom, 0.0).outcome == Outcome.FAILED
+
+
+def test_a_quiet_alert_whose_compared_side_is_empty_can_never_fire(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    expr = "vllm:num_requests_waiting / on(pod) vllm:num_requests_running > 0.9"
+    has_series(api, "vllm:num_requests_waiting", RUNNING)
+    verdict = evaluate_panel(consumer("alert", expr), x86, load_catalog(), Policy(), prom, 0.0)
+    assert verdict.message.startswith(
+        'This alert can never fire: its expression returns no series. alert "R" (vllm-alerts): Prometheus returns '
+        "nothing for vllm:num_requests_waiting / on (pod) vllm:num_requests_running although")
+
+
+@pytest.mark.parametrize(("expr", "compared"), [
+    ("vllm:a > 1", ["vllm:a"]),
+    ("(vllm:a > 1)", ["vllm:a"]),
+    ("vllm:a > bool 1", ["vllm:a > bool 1"]),  # a bool comparison filters nothing: the whole is compared
+    ("vllm:a > 1 and vllm:b", ["vllm:a", "vllm:b"]),
+    ("vllm:a > 1 unless vllm:b", ["vllm:a"]),  # unless: the right side may be empty, that is its point
+    ("vllm:a == vllm:b", ["vllm:a", "vllm:b"]),
+    ("vllm:a + 1", ["vllm:a + 1"]),
+])
+def test_what_an_alert_compares(expr: str, compared: list[str]) -> None:
+    import promql_parser
+
+    from pytest_vllm_metrics.dashboards import _compared
+
+    assert [n.prettify() for n in _compared(promql_parser.parse(expr))] == compared
