@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from conftest import NOW, PrometheusAPI, sample, vector
-from pytest_vllm_metrics._grafana import Variable
+from pytest_vllm_metrics._grafana import DashboardError, Variable
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.dashboards import (
     Panel,
     Query,
+    configmap_panels,
     default_wait,
     evaluate_panel,
     load_panels,
@@ -573,7 +574,7 @@ def test_variable_lookups_on_the_scrape_select_by_metric_and_matchers(
 def test_query_result_in_prometheus_is_written_as_grafana_writes_it(
         api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
     api.answer("vllm:num_requests_running", vector(sample("2", __name__=RUNNING, model_name="tiny", pod="p1")))
-    api.answer("time()", {"resultType": "scalar", "result": [NOW, "1767225600"]})
+    api.answer("time()", {"resultType": "scalar", "result": [NOW, "3"]})
     api.answer("up", vector(sample("1", job="vllm")))  # no __name__ in the result: an empty name
     api.label_names = ["__name__", "model_name"]
     panel = variable_panel("vllm:num_requests_running",
@@ -586,7 +587,7 @@ def test_query_result_in_prometheus_is_written_as_grafana_writes_it(
     shown = evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0).evidence["variables"]
     ms = int(NOW * 1000)
     assert shown["s"] == f'{RUNNING}{{model_name="tiny", pod="p1"}} 2 {ms}'
-    assert shown["t"] == f"scalar 1767225600 {ms}"
+    assert shown["t"] == f"scalar 3 {ms}"
     assert shown["u"] == f'{{job="vllm"}} 1 {ms}'
     assert shown["l"] == "model_name"
     names = next(s for s in api.seen if s.path == "/api/v1/labels")
@@ -873,3 +874,39 @@ def test_what_an_alert_compares(expr: str, compared: list[str]) -> None:
     from pytest_vllm_metrics.dashboards import _compared
 
     assert [n.prettify() for n in _compared(promql_parser.parse(expr))] == compared
+
+
+def test_without_a_set_wait_prometheus_is_polled_for_two_of_its_scrape_intervals(
+        api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
+    api.active = [{"scrapeInterval": "1s", "health": "up", "labels": {}}]
+    has_series(api, RUNNING)
+    api.answer(RUNNING, vector(), vector(sample(1)))  # data from the second answer on
+    assert judge(x86, RUNNING, prom=prom).outcome == Outcome.PASSED
+    assert any(s.path == "/api/v1/targets" for s in api.seen)  # the interval was asked for
+
+
+def test_a_dashboard_without_a_prometheus_query_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(DashboardError) as raised:
+        load_panels([write(tmp_path / "notes.json", [{"title": "Notes", "type": "text"}])])
+    assert str(raised.value) == (
+        f"dashboard {tmp_path / 'notes.json'} (vLLM) has no panel with a Prometheus query: its panels' targets carry "
+        f"no 'expr' (text panels, or another data source such as Loki), so there is nothing to check. Pass the "
+        f"dashboards that chart vLLM's Prometheus metrics to --grafana-dashboard.")
+
+
+def test_a_library_panel_without_name_or_uid_is_named_by_a_question_mark(tmp_path: Path) -> None:
+    (panel,) = load_panels([write(tmp_path / "lib.json", [{"libraryPanel": {"model": {}}}])])
+    assert (panel.title, panel.library) == ("?", "?")
+
+
+def test_a_dashboard_configmap_from_the_cluster_gives_its_panels() -> None:
+    # kube-prometheus-stack's Grafana sidecar: label grafana_dashboard, each data key ending in .json one dashboard
+    configmap = {"metadata": {"name": "vllm-dashboards", "labels": {"grafana_dashboard": "1"}}, "data": {
+        "vllm.json": json.dumps({"title": "vLLM", "panels": [{"title": "Queue", "gridPos": {"x": 0, "y": 0, "w": 8,
+                                                                                            "h": 4},
+                                                             "targets": [{"expr": "vllm:num_requests_waiting"}]}]}),
+        "README": "not a dashboard"}}
+    (panel,) = configmap_panels(configmap, "monitoring/vllm-dashboards")
+    assert (panel.id, panel.dashboard_title, panel.queries, panel.grid) == (
+        "vllm::Queue", "vLLM", (Query("A", "vllm:num_requests_waiting"),), (0, 0, 8, 4))
+    assert panel.kind == "panel"
