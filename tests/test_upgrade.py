@@ -283,3 +283,13 @@ def test_the_markdown_summary_carries_the_upgrade_table(pytester: pytest.Pyteste
     assert ("| panel | vllm-example-0.10 :: Time Per Output Token Latency | `vllm:time_per_output_token_seconds` | "
             "hidden since 0.12.0 | `--show-hidden-metrics-for-version=0.12` | 0.15.0 | "
             "`vllm:inter_token_latency_seconds` |") in text
+
+
+def test_to_0_11_names_the_alerts_on_the_kv_cache_gauge_from_a_rule_file(pytester: pytest.Pytester) -> None:
+    # the rules of tests/data/rules, as --prometheus-rules reads them (promtool checks them in test_consumers.py)
+    result = run(pytester, "--vllm-sim=x86_64-0.10", "--vllm-upgrade-to=0.11.0",
+                 f"--prometheus-rules={DATA / 'rules' / 'vllm-alerts.yaml'}")
+    assert failed(pytester) == {"vllm-example-0.10 :: Cache Utilization", "vllm-alerts :: VLLMKVCacheHigh"}
+    result.stdout.fnmatch_lines(["  alert vllm-alerts :: VLLMKVCacheHigh",
+                                 "    vllm:gpu_cache_usage_perc  hidden since 0.11.0  "
+                                 "--show-hidden-metrics-for-version=0.10  0.12.0 *vllm:kv_cache_usage_perc"])
