@@ -60,6 +60,7 @@ def served(text: str) -> dict[str, tuple[str, str, frozenset[str], tuple[str, ..
     """vllm:/http_ family -> (type, help, label names, bucket bounds, its series): all but values and _created.
     A series is its sorted label pairs, the captured adapter's name read as the profile's."""
     out = {}
+    shapes = families(text)
     for metric in text_string_to_metric_families(text):
         if metric.name.endswith("_created") or not metric.name.startswith(("vllm:", "http_")):
             continue
@@ -67,7 +68,7 @@ def served(text: str) -> dict[str, tuple[str, str, frozenset[str], tuple[str, ..
             tuple(sorted(f"{k}={v.replace(CAPTURED_ADAPTER, ADAPTER)}" for k, v in s.labels.items()
                          if k != "le" and k not in HOST_LABELS))
             for s in metric.samples if not s.name.endswith(("_bucket", "_sum")))
-        shape = families(text)[metric.name] if metric.samples else (metric.type, frozenset(), ())
+        shape = shapes.get(metric.name, (metric.type, frozenset(), ()))
         out[metric.name] = (metric.type, metric.documentation, *shape[1:], series)
     return out
 
