@@ -395,6 +395,8 @@ class Exact:
     name: str  # a counter, a histogram (its _count) or a histogram's `_sum` sample
     equals: str  # a TrafficResult quantity
     means: str  # how the quantity is counted, for messages
+    not_with_feature: str = ""  # a feature under which the server counts this otherwise, and why
+    not_with_why: str = ""
 
     @property
     def id(self) -> str:
@@ -409,7 +411,8 @@ class Exact:
 def exact_rules() -> tuple[Exact, ...]:
     data = conformance_data("accounting.toml")
     means: dict[str, str] = data["quantity"]
-    return tuple(Exact(rule["name"], rule["equals"], means[rule["equals"]]) for rule in data["exact"])
+    return tuple(Exact(rule["name"], rule["equals"], means[rule["equals"]], rule.get("not_with_feature", ""),
+                       rule.get("not_with_why", "")) for rule in data["exact"])
 
 
 _NOT_EXCLUSIVE = ("needs --vllm-exclusive (no other traffic reaches the target during the run); without it, "
@@ -464,6 +467,9 @@ def exact(rule: Exact, obs: Observation, policy: Policy, catalog: Catalog, level
     if entry is not None and not entry.applies_to(obs.version):
         return Verdict(Outcome.SKIPPED, f"{rule.family} is emitted by vLLM {entry.versions.text}; "
                                         f"{obs.target.name} reports vLLM {obs.version}", level)
+    if rule.not_with_feature and rule.not_with_feature in obs.features:
+        return Verdict(Outcome.SKIPPED, f"{obs.target.name}: {rule.name} is not counted exactly where "
+                                        f"{rule.not_with_feature} is on: {rule.not_with_why}.", level)
     expected = int(getattr(traffic, rule.equals))
     change = delta.change(rule.name)
     evidence: dict[str, Any] = {"expected": expected, "got": change.increase, "before": change.before,

@@ -1,12 +1,15 @@
 """The real pages of a LoRA and a speculative-decoding vLLM 0.32 (tests/data/captures) against the catalog, the
 feature rules and the simulator, family by family, without a real vLLM.
 
-The simulator has no LoRA or speculative-decoding profile: its x86_64 page must differ from these servers' pages
-by exactly the feature's own families, so anything else the features change would show here.
+The simulator's x86_64-lora and x86_64-spec-decode profiles serve these servers' pages: the same families (names,
+types, help, label names, buckets) with the same series, before any request and after the captured requests. The
+plain x86_64 profile differs from them by exactly the feature's own families, so anything else the features
+change would show here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_vllm_metrics import features
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.relations import newest
-from pytest_vllm_metrics.sim import SimHost, get_profile, profile_names
+from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
@@ -27,6 +30,14 @@ FEATURE_PAGES = {
                                     "vllm:spec_decode_num_accepted_tokens",
                                     "vllm:spec_decode_num_accepted_tokens_per_pos"}),
 }
+PROFILES = {"lora": "x86_64-lora", "spec-decode": "x86_64-spec-decode"}
+CAPTURED_ADAPTER, ADAPTER = "e2e-adapter", "sim-adapter"  # the captured server's adapter, the profile's
+# the captures' requests (tests/data/captures/README.md)
+PROMPT = "the metrics of every server the metrics of every server"
+# The feature servers' cache_config_info says mamba_ssm_cache_dtype="float32", the plain server's "auto": vLLM's
+# CPU platform sets it by the CPU's AVX-512 BF16 support (platforms/cpu.py), whatever the features.
+HOST_LABELS = ("mamba_ssm_cache_dtype",)
+INFO = "vllm:lora_requests_info"
 
 
 def families(text: str) -> dict[str, tuple[str, frozenset[str], tuple[str, ...]]]:
@@ -45,6 +56,49 @@ def page(name: str) -> str:
     return (CAPTURES / f"{name}.prom").read_text(encoding="utf-8")
 
 
+def served(text: str) -> dict[str, tuple[str, str, frozenset[str], tuple[str, ...], frozenset[tuple[str, ...]]]]:
+    """vllm:/http_ family -> (type, help, label names, bucket bounds, its series): all but values and _created.
+    A series is its sorted label pairs, the captured adapter's name read as the profile's."""
+    out = {}
+    shapes = families(text)
+    for metric in text_string_to_metric_families(text):
+        if metric.name.endswith("_created") or not metric.name.startswith(("vllm:", "http_")):
+            continue
+        series = frozenset(
+            tuple(sorted(f"{k}={v.replace(CAPTURED_ADAPTER, ADAPTER)}" for k, v in s.labels.items()
+                         if k != "le" and k not in HOST_LABELS))
+            for s in metric.samples if not s.name.endswith(("_bucket", "_sum")))
+        shape = shapes.get(metric.name, (metric.type, frozenset(), ()))
+        out[metric.name] = (metric.type, metric.documentation, *shape[1:], series)
+    return out
+
+
+def captured_requests(client: httpx.Client, capture: str) -> None:
+    """What the capture's server was sent between its before and after pages (tests/data/captures/README.md)."""
+    models = ["tiny", ADAPTER] if capture == "lora" else ["tiny"]
+    for model in models:
+        client.post("/v1/completions", json={"model": model, "prompt": PROMPT, "max_tokens": 16, "temperature": 0}
+                    ).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[SimHost]:
+    with SimHost() as sim_host:
+        yield sim_host
+
+
+@pytest.fixture(scope="module")
+def profile_pages(host: SimHost) -> dict[str, str]:
+    """capture.when -> the feature profile's page at the same moment, after the same requests."""
+    pages = {}
+    for capture, profile in PROFILES.items():
+        with httpx.Client(base_url=host.start(get_profile(profile)).url, timeout=30) as client:
+            pages[f"{capture}.before"] = client.get("/metrics").text
+            captured_requests(client, capture)
+            pages[f"{capture}.after"] = client.get("/metrics").text
+    return pages
+
+
 @pytest.fixture(scope="module")
 def sim_page() -> str:
     """The x86_64 simulator's page after one completion (so http_* families appear), as the captures were."""
@@ -55,14 +109,81 @@ def sim_page() -> str:
 
 @pytest.mark.parametrize("capture", list(FEATURE_PAGES))
 def test_simulator_differs_from_a_feature_server_only_by_the_feature_families(capture: str, sim_page: str) -> None:
-    feature, own = FEATURE_PAGES[capture]
+    own = FEATURE_PAGES[capture][1]
     real, sim = families(page(f"{capture}.after")), families(sim_page)
     assert set(real) - set(sim) == own
     assert set(sim) <= set(real)
     for name, shape in sim.items():
         assert real[name] == shape, name
-    # no profile simulates the feature yet; once one does, compare it with this capture directly
-    assert not [p for p in profile_names() if feature.replace("_", "-") in p or "lora" in p], profile_names()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("capture", list(FEATURE_PAGES))
+def test_feature_profile_serves_its_server_page_family_by_family(capture: str, when: str,
+                                                                 profile_pages: dict[str, str]) -> None:
+    real, sim = served(page(f"{capture}.{when}")), served(profile_pages[f"{capture}.{when}"])
+    assert sorted(sim) == sorted(real)
+    for name, family in real.items():
+        assert sim[name] == family, name
+    own = {name: real[name][-1] for name in FEATURE_PAGES[capture][1]}
+    if capture == "lora":  # no series before the first request; one per adapter set afterwards
+        assert own == {INFO: frozenset() if when == "before" else frozenset(
+            {("max_lora=1", "running_lora_adapters=", "waiting_lora_adapters="),
+             ("max_lora=1", f"running_lora_adapters={ADAPTER}", f"waiting_lora_adapters={ADAPTER}")})}
+    else:  # every counter there at startup, one series per draft position
+        assert own["vllm:spec_decode_num_accepted_tokens_per_pos"] == {
+            ("engine=0", "model_name=tiny", f"position={p}") for p in "01"}
+
+
+@pytest.mark.parametrize("capture", list(FEATURE_PAGES))
+def test_feature_profile_page_is_detected_as_its_feature(capture: str, profile_pages: dict[str, str]) -> None:
+    for when in ("before", "after"):
+        detected = features.detect(Snapshot.parse(profile_pages[f"{capture}.{when}"]))
+        assert {"lora", "spec_decode"} & detected == {FEATURE_PAGES[capture][0]}, when
+
+
+@pytest.mark.parametrize("source", ["capture", "profile"])
+def test_spec_decode_counters_keep_vllms_relations_after_the_captured_request(
+        source: str, profile_pages: dict[str, str]) -> None:
+    """The counters moved, and as vLLM's do: accepted at most drafted, at most k=2 drafted per draft, per position
+    non-increasing and summing to accepted (the capture: 6 drafts, 11 drafted, 9 accepted)."""
+    snapshot = Snapshot.parse(page("spec-decode.after") if source == "capture" else profile_pages["spec-decode.after"])
+
+    def value(name: str, position: str | None = None) -> float:
+        got = snapshot.value(f"vllm:spec_decode_num_{name}_total", {"position": position} if position else None)
+        assert got is not None, name
+        return got
+
+    drafts, drafted, accepted = value("drafts"), value("draft_tokens"), value("accepted_tokens")
+    per_position = [value("accepted_tokens_per_pos", p) for p in "01"]
+    assert drafts > 0 and 0 < accepted <= drafted <= 2 * drafts, (drafts, drafted, accepted)
+    assert per_position[0] >= per_position[1] and sum(per_position) == accepted, per_position
+
+
+def test_lora_profile_page_while_an_adapter_streams_matches_the_capture(host: SimHost) -> None:
+    """As lora.during.prom was read: a base-model completion, then the page after the tenth line of a stream to
+    the adapter. The adapter's series is the newest, though not the first on the page."""
+    with httpx.Client(base_url=host.start(get_profile(PROFILES["lora"])).url, timeout=30) as client:
+        client.post("/v1/completions", json={"model": "tiny", "prompt": "the metrics", "max_tokens": 4}
+                    ).raise_for_status()
+        body = {"model": ADAPTER, "prompt": PROMPT, "max_tokens": 600, "temperature": 0, "stream": True}
+        during = None
+        with client.stream("POST", "/v1/completions", json=body) as response:
+            response.raise_for_status()
+            for index, _ in enumerate(response.iter_lines()):  # bounded: 600 tokens, 30 s per read
+                if index == 10:
+                    during = client.get("/metrics").text
+        after = client.get("/metrics").text
+    assert during is not None
+    assert served(during)[INFO] == served(page("lora.during"))[INFO]
+    snapshot = Snapshot.parse(during)
+    running = newest(snapshot, INFO)
+    assert running is not None and dict(running.labels) == {
+        "max_lora": "1", "running_lora_adapters": ADAPTER, "waiting_lora_adapters": ADAPTER}
+    assert dict(snapshot.series(INFO)[0].labels)["running_lora_adapters"] == ""
+    finished = newest(Snapshot.parse(after), INFO)
+    assert finished is not None and dict(finished.labels)["running_lora_adapters"] == ""
+    assert finished.value > running.value  # the value is the update time
 
 
 @pytest.mark.parametrize("capture", list(FEATURE_PAGES))

@@ -1,6 +1,7 @@
 """The relations of optional features' counters (relations.py, conformance/relations.toml), through pytester.
 
-The simulator has no speculative decoding or LoRA of its own, so these servers are the simulator with the
+The simulator's x86_64-lora and x86_64-spec-decode profiles keep the relations as vLLM does, and the suite run on
+them detects the feature and passes. To break a relation, the other servers are the plain simulator with the
 families of a real vLLM 0.32 appended to its /metrics: the lines of tests/data/captures/spec-decode.after.prom
 and lora.after.prom (see its README), their values scaled by the completions served so far, and changed only
 where a case breaks a relation.
@@ -8,6 +9,7 @@ where a case breaks a relation.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -176,3 +178,36 @@ def test_required_spec_decode_without_its_counters_fails_not_inconclusive(pytest
     assert said(result, "vllm:spec_decode_num_accepted_tokens_total, vllm:spec_decode_num_draft_tokens_total, "
                         "vllm:spec_decode_num_drafts_total missing from /metrics after the workload, so "
                         "spec_decode-accepted-at-most-drafted does not hold"), result.stdout.str()
+
+
+@pytest.mark.parametrize(("profile", "feature", "judged"), [
+    ("x86_64-lora", "lora", {REFRESHED}),
+    ("x86_64-spec-decode", "spec_decode", {ACCEPTED, PER_POSITION}),
+])
+def test_feature_profile_is_detected_and_keeps_its_relations(pytester: pytest.Pytester, profile: str,
+                                                             feature: str, judged: set[str]) -> None:
+    # the suite's default workload (8 tokens a request, greedy): the simulated model repeats itself within it,
+    # so the ngram method drafts, as a real tiny model's does (tests/e2e/test_real_features.py)
+    result = pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--vllm-sim={profile}", "--vllm-report=report.json",
+                                "-k", "test_relation or lora or spec_decode")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [set(i["features"]) & {"lora", "spec_decode"} for i in report["implementations"]] == [{feature}]
+    outcomes = {test: outcome for (test, _), outcome in verdicts(pytester).items() if test.startswith("test_relation[")}
+    assert outcomes == {relation: "passed" if relation in judged else "skipped"
+                        for relation in (ACCEPTED, PER_POSITION, REFRESHED)}, result.stdout.str()
+    own = {"lora": ["vllm:lora_requests_info"],
+           "spec_decode": [f"vllm:spec_decode_num_{n}_total" for n in ("drafts", "draft_tokens", "accepted_tokens",
+                                                                        "accepted_tokens_per_pos")]}[feature]
+    for name in own:  # the feature's families are checked, not skipped as absent
+        assert verdicts(pytester)[f"test_present[{name}]", f"sim-{profile}"] == "passed", result.stdout.str()
+
+
+def test_required_lora_passes_on_the_lora_profile(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-rA", "-p", "no:cacheprovider", "--vllm-sim=x86_64-lora",
+                                "--vllm-require-feature=lora", "--vllm-report=report.json",
+                                "-k", "test_relation or lora")
+    assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
+    outcomes = {test: outcome for (test, _), outcome in verdicts(pytester).items()
+                if test in (REFRESHED, "test_present[vllm:lora_requests_info]")}
+    assert outcomes == {REFRESHED: "passed", "test_present[vllm:lora_requests_info]": "passed"}, result.stdout.str()

@@ -7,6 +7,8 @@ names, types, label names and histogram buckets must match; values are ignored.
 from __future__ import annotations
 
 import json
+import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, get_profile, profile_names
+from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, build_app, get_profile, profile_names
+from pytest_vllm_metrics.sim.engine import Step, ngram_steps
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 MODEL = "tiny"
@@ -62,6 +65,14 @@ def samples(text: str, family_name: str) -> dict[tuple[tuple[str, str], ...], fl
 
 def total(text: str, family_name: str) -> float:
     return sum(samples(text, family_name).values())
+
+
+def count(text: str, family_name: str) -> float:
+    """A histogram's observations, over its series."""
+    for family in text_string_to_metric_families(text):
+        if family.name == family_name:
+            return sum(s.value for s in family.samples if s.name.endswith("_count"))
+    raise AssertionError(f"{family_name} is not on the page")
 
 
 def capture_shapes(name: str) -> dict[str, Shape]:
@@ -489,3 +500,196 @@ def test_sims_do_not_share_a_prefix_cache(start_sim: StartSim) -> None:
         answer = complete(client, prompt)
 
     assert answer.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+
+
+# -- LoRA (x86_64-lora) ------------------------------------------------------------------------------
+
+LORA_INFO = "vllm:lora_requests_info"
+
+
+def lora_series(text: str) -> dict[tuple[str, str], float]:
+    """(running, waiting adapters) -> update time, of each vllm:lora_requests_info series."""
+    return {(dict(labels)["running_lora_adapters"], dict(labels)["waiting_lora_adapters"]): value
+            for labels, value in samples(text, LORA_INFO).items()}
+
+
+def test_lora_models_lists_the_adapter_after_the_base_model(start_sim: StartSim) -> None:
+    with httpx.Client(base_url=start_sim(get_profile("x86_64-lora")).url, timeout=10) as client:
+        models = client.get("/v1/models").json()["data"]
+    # vLLM's OpenAIServingModels.show_available_models: a ModelCard per adapter, root its path, parent the base
+    assert [(m["id"], m["parent"]) for m in models] == [(MODEL, None), ("sim-adapter", MODEL)]
+    assert models[1]["root"] == "/adapters/sim-adapter" and models[1]["max_model_len"] is None
+
+
+def test_lora_request_to_the_adapter_answers_in_its_name(start_sim: StartSim) -> None:
+    with httpx.Client(base_url=start_sim(get_profile("x86_64-lora")).url, timeout=10) as client:
+        answer = client.post("/v1/completions", json={"model": "sim-adapter", "prompt": "a b", "max_tokens": 4})
+        chat = client.post("/v1/chat/completions", json={
+            "model": "sim-adapter", "messages": [{"role": "user", "content": "a b"}], "max_tokens": 4})
+        unknown = client.post("/v1/completions", json={"model": "other-adapter", "prompt": "a b", "max_tokens": 4})
+        page = client.get("/metrics").text
+
+    assert (answer.status_code, answer.json()["model"]) == (200, "sim-adapter")
+    assert (chat.status_code, chat.json()["model"]) == (200, "sim-adapter")
+    assert unknown.status_code == 404
+    # the engine's counters keep the base model's name, as vLLM's do
+    assert {dict(labels)["model_name"] for labels in samples(page, "vllm:request_success")} == {MODEL}
+
+
+def test_lora_info_has_no_series_before_a_request_and_one_per_adapter_set_after(start_sim: StartSim) -> None:
+    with httpx.Client(base_url=start_sim(get_profile("x86_64-lora")).url, timeout=10) as client:
+        before = client.get("/metrics").text
+        complete(client, "a b")
+        base_only = lora_series(client.get("/metrics").text)
+        client.post("/v1/completions", json={"model": "sim-adapter", "prompt": "a b", "max_tokens": 4})
+        after = lora_series(client.get("/metrics").text)
+
+    assert f"# TYPE {LORA_INFO} gauge" in before and not samples(before, LORA_INFO)
+    assert list(base_only) == [("", "")]
+    assert list(after) == [("", ""), ("sim-adapter", "sim-adapter")]  # the older set kept, first on the page
+    assert after[("", "")] > after[("sim-adapter", "sim-adapter")] > base_only[("", "")]  # ended with none running
+
+
+def test_lora_info_newest_series_lists_every_adapter_in_flight(start_sim: StartSim) -> None:
+    profile = get_profile("x86_64-lora").replace(lora_modules=("first", "second"), max_loras=2)
+    with httpx.Client(base_url=start_sim(profile).url, timeout=30) as client:
+
+        def stream(model: str) -> Any:  # at least 1 s of tokens, far longer than the page read below
+            body = {"model": model, "prompt": "a b", "max_tokens": 500, "stream": True}
+            return client.stream("POST", "/v1/completions", json=body)
+
+        with stream("first") as one:
+            first_lines = one.iter_lines()
+            next(first_lines)  # the first adapter is generating
+            with stream("second") as two:
+                second_lines = two.iter_lines()
+                next(second_lines)
+                both = client.get("/metrics").text
+                # read to the end (bounded: 500 tokens each): closing a stream early would be an abort
+                assert [*filter(None, first_lines)][-1] == [*filter(None, second_lines)][-1] == "data: [DONE]"
+        after = client.get("/metrics").text
+
+    series = lora_series(both)
+    assert max(series, key=lambda key: series[key]) == ("first,second", "first,second")
+    assert ("first", "first") in series  # the set before the second arrived is kept, older
+    assert {dict(labels)["max_lora"] for labels in samples(both, LORA_INFO)} == {"2"}
+    finished = lora_series(after)
+    assert max(finished, key=lambda key: finished[key]) == ("", "")
+
+
+# -- speculative decoding (x86_64-spec-decode) -------------------------------------------------------
+
+
+def vllm_ngram_proposal(tokens: list[str], min_n: int, max_n: int, max_model_len: int, k: int) -> list[str]:
+    """vLLM 0.32's _find_longest_matched_ngram_and_propose_tokens (v1/spec_decode/ngram_proposer.py), line by
+    line in Python: the oracle the simulator's proposer is compared with."""
+    total = len(tokens)
+    if total < min_n:
+        return []
+    k = min(k, max_model_len - total)
+    if k <= 0:
+        return []
+    reversed_tokens = tokens[::-1]
+    lps = [0] * max_n
+    longest = position = prev = 0
+    i = 1
+    while i < total:
+        if reversed_tokens[prev] == reversed_tokens[i]:
+            prev += 1
+            if prev >= longest:
+                longest, position = prev, i
+            if i < max_n:
+                lps[i] = prev
+            if prev == max_n:
+                prev = lps[max_n - 1]
+            i += 1
+        elif prev != 0:
+            prev = lps[prev - 1]
+        else:
+            i += 1
+    if longest < min_n:
+        return []
+    start = total - 1 - position + longest
+    return tokens[start: start + min(k, total - start)]
+
+
+def oracle_steps(prompt: list[str], word: Callable[[int], str], max_tokens: int, k: int) -> list[Step]:
+    context, generated, steps = [*prompt, word(0)], 1, []
+    while generated < max_tokens:
+        draft = vllm_ngram_proposal(context, 1, 3, 1024, k)
+        accepted = 0
+        while accepted < len(draft) and draft[accepted] == word(generated + accepted):
+            accepted += 1
+        emitted = min(accepted + 1, max_tokens - generated)
+        context += [word(generated + i) for i in range(emitted)]
+        generated += emitted
+        steps.append(Step(emitted, len(draft), accepted))
+    return steps
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ngram_drafts_as_vllms_proposer(seed: int) -> None:
+    # repetitive text over a small vocabulary, so every n-gram length and mismatch occurs
+    rng = random.Random(seed)
+    vocabulary = ["a", "b", "c", "d"][: 2 + seed % 3]
+    prompt = [rng.choice(vocabulary) for _ in range(rng.randint(0, 12))]
+    output = [rng.choice(vocabulary) for _ in range(80)]
+    max_tokens, k = rng.randint(2, 60), 1 + seed % 3
+
+    assert ngram_steps(prompt, output.__getitem__, max_tokens, k, 1, 3, 1024) == oracle_steps(
+        prompt, output.__getitem__, max_tokens, k)
+
+
+def test_ngram_does_not_draft_without_repetition() -> None:
+    steps = ngram_steps(words(20), lambda i: f"new{i}", 16, 2, 1, 3, 1024)
+
+    assert steps == [Step(1)] * 15
+
+
+def test_ngram_does_not_draft_past_the_context_length() -> None:
+    # 1023 tokens of context after the prefill: one draft token fits into max_model_len 1024, then none
+    steps = ngram_steps(["a"] * 1022, lambda i: "a", 4, 2, 1, 3, 1024)
+
+    assert steps == [Step(2, 1, 1), Step(1)]
+
+
+@pytest.mark.parametrize("max_tokens", [2, 8, 9, 64, 256])
+@pytest.mark.parametrize("prompt_words", [1, 7, 40])
+def test_spec_decode_counters_keep_vllms_invariants(start_sim: StartSim, max_tokens: int, prompt_words: int) -> None:
+    with httpx.Client(base_url=start_sim(get_profile("x86_64-spec-decode")).url, timeout=10) as client:
+        answer = complete(client, words(prompt_words), max_tokens=max_tokens, temperature=0)
+        page = client.get("/metrics").text
+
+    drafts, drafted, accepted = (total(page, f"vllm:spec_decode_num_{name}")
+                                 for name in ("drafts", "draft_tokens", "accepted_tokens"))
+    per_position = [samples(page, "vllm:spec_decode_num_accepted_tokens_per_pos")[
+        (("engine", "0"), ("model_name", MODEL), ("position", p))] for p in "01"]
+    assert answer.json()["usage"]["completion_tokens"] == max_tokens
+    assert accepted <= drafted <= 2 * drafts
+    assert per_position[0] >= per_position[1] and sum(per_position) == accepted
+    # one inter-token latency per decode step, which emits the accepted tokens and one more (vLLM: the capture's
+    # 16 tokens took 6 steps)
+    steps = count(page, "vllm:inter_token_latency_seconds")
+    assert steps + accepted >= max_tokens - 1 >= steps
+    if max_tokens >= 8:  # the generated words repeat within 8: the ngram method drafts
+        assert drafts > 0
+
+
+def test_spec_decode_position_series_follow_num_speculative_tokens(start_sim: StartSim) -> None:
+    profile = get_profile("x86_64-spec-decode").replace(num_speculative_tokens=3)
+    with httpx.Client(base_url=start_sim(profile).url, timeout=10) as client:
+        page = client.get("/metrics").text
+
+    positions = {dict(labels)["position"]: value
+                 for labels, value in samples(page, "vllm:spec_decode_num_accepted_tokens_per_pos").items()}
+    assert positions == {"0": 0.0, "1": 0.0, "2": 0.0}
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"speculative_method": "eagle"}, "unknown speculative_method 'eagle'"),
+    ({"num_speculative_tokens": 0}, "needs num_speculative_tokens >= 1"),
+    ({"prompt_lookup_min": 4}, "1 <= prompt_lookup_min <= prompt_lookup_max"),
+])
+def test_spec_decode_profile_refuses_a_configuration_vllm_would_not_run(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_app(get_profile("x86_64-spec-decode").replace(**changes))

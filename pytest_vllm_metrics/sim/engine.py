@@ -2,8 +2,10 @@
 
 The family list, types, help texts, label names and histogram buckets come from a real vLLM 0.32.0
 exposition (data/*.prom); the catalog's version ranges drop families a version does not emit and
-families.toml adds the ones it no longer has. Values move through a real prefix cache: prompt tokens are
-hashed in blocks of `block_size`, and queries and hits are counted in tokens as vLLM 0.9+ does.
+families.toml adds the ones it no longer has, and the families of the profile's optional features (LoRA,
+speculative decoding) from real pages of servers with them. Values move through a real prefix cache: prompt
+tokens are hashed in blocks of `block_size`, and queries and hits are counted in tokens as vLLM 0.9+ does.
+Speculative decoding runs vLLM's ngram proposer on the generated words, which repeat as a tiny greedy model's do.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import time
 import tomllib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -39,6 +42,7 @@ from .profiles import Profile
 _TOKEN = re.compile(r"\S+")
 _PIDS = ("101", "102")  # the API server processes of the `pid-label` fault; the first one serves
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+_POSITION = "position"  # the draft-position label of vllm:spec_decode_num_accepted_tokens_per_pos_total
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,20 @@ def _template() -> dict[str, FamilySpec]:
 
 
 @cache
+def _feature_template(data: str) -> dict[str, FamilySpec]:
+    """The families a feature adds, from data/<data>.{before,after}.prom (lines of a real server's pages)."""
+    files = resources.files(__package__).joinpath("data")
+    return _parse_spec(files.joinpath(f"{data}.before.prom").read_text(encoding="utf-8"),
+                       files.joinpath(f"{data}.after.prom").read_text(encoding="utf-8"))
+
+
+@cache
 def _extras() -> dict[str, Any]:
     return tomllib.loads(resources.files(__package__).joinpath("families.toml").read_text(encoding="utf-8"))
 
 
-def families_for(version: str) -> list[FamilySpec]:
-    """The families a default-configured vLLM of this version exposes, in exposition order."""
+def families_for(version: str, features: tuple[str, ...] = ()) -> list[FamilySpec]:
+    """The families a vLLM of this version exposes with these optional features on, in exposition order."""
     catalog = {entry.name: entry for entry in load_catalog()}
     template = _template()
 
@@ -117,6 +129,11 @@ def families_for(version: str) -> list[FamilySpec]:
                           like.startup_series, like.startup_values)
         if emitted(spec.name, spec.type):
             specs.append(spec)
+    for feature in _extras().get("feature", []):
+        if feature["name"] in features:
+            added = [spec for spec in _feature_template(feature["data"]).values() if emitted(spec.name, spec.type)]
+            at = next((i for i, spec in enumerate(specs) if spec.name == feature["before"]), len(specs))
+            specs[at:at] = added
     return specs
 
 
@@ -125,6 +142,67 @@ def _label_value_allowed(family: str, labels: dict[str, str], version: str) -> b
         if rule["family"] == family and labels.get(rule["label"]) == rule["value"]:
             return VersionRange(rule["versions"]).contains(version)
     return True
+
+
+def _word(prompt_length: int, index: int) -> str:
+    """The index-th generated word. A tiny greedy model repeats short phrases with varying continuations: the
+    ruler sequence (alpha bravo alpha charlie alpha bravo alpha delta ...), shifted by the prompt's length."""
+    position = prompt_length + index + 1
+    return _WORDS[((position & -position).bit_length() - 1) % len(_WORDS)]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One decode step of a request: the tokens it emitted, drafted and accepted."""
+
+    emitted: int
+    drafted: int = 0
+    accepted: int = 0
+
+
+def ngram_steps(prompt: list[str], word: Callable[[int], str], max_tokens: int, k: int, lookup_min: int,
+                lookup_max: int, max_model_len: int) -> list[Step]:
+    """The decode steps of one request under vLLM's ngram proposer (v1/spec_decode/ngram_proposer.py): after
+    each step, the longest suffix of the context (prompt_lookup_min..max tokens) that occurred earlier in it, at
+    its earliest occurrence, proposes the up to k tokens that followed it there; the model (`word`: the index-th
+    generated token) accepts the drafted tokens up to the first wrong one and samples one more."""
+    context = list(prompt)
+    first: dict[tuple[str, ...], int] = {}  # n-gram -> where it first starts in the context
+
+    def index(end: int) -> None:
+        for start in range(max(end - lookup_max, 0), end):
+            first.setdefault(tuple(context[start:end]), start)
+
+    def propose() -> list[str]:
+        total = len(context)
+        limit = min(k, max_model_len - total)
+        if limit <= 0:
+            return []
+        for size in range(min(lookup_max, total - 1), lookup_min - 1, -1):
+            start = first.get(tuple(context[total - size:]), total)
+            if start < total - size:  # an occurrence before the suffix itself
+                return context[start + size: start + size + limit]
+        return []
+
+    for end in range(1, len(context) + 1):
+        index(end)
+    context.append(word(0))  # the prefill's token
+    index(len(context))
+    generated = 1
+    steps: list[Step] = []
+    while generated < max_tokens:
+        draft = propose()
+        accepted = 0
+        while accepted < len(draft) and draft[accepted] == word(generated + accepted):
+            accepted += 1
+        # accepted tokens past max_tokens are counted as accepted, not emitted
+        emitted = min(accepted + 1, max_tokens - generated)
+        for offset in range(emitted):
+            context.append(word(generated + offset))
+            index(len(context))
+        generated += emitted
+        steps.append(Step(emitted, len(draft), accepted))
+    return steps
 
 
 class Engine:
@@ -143,7 +221,9 @@ class Engine:
         self._blocks: OrderedDict[bytes, None] = OrderedDict()
         self._running = 0
         self._held_blocks = 0
-        for spec in families_for(profile.version):
+        self._adapters: dict[str, int] = {}  # LoRA adapters with requests in flight, in order of arrival
+        self._lora_clock = 0.0
+        for spec in families_for(profile.version, profile.features):
             self._register(spec)
 
     # -- registry --------------------------------------------------------------------------------
@@ -160,6 +240,10 @@ class Engine:
             # vLLM before 0.11.1 with two API server processes: one series per process (the `pid` label)
             spec = dataclasses.replace(spec, label_names=(*spec.label_names, "pid"))
             startup = [((*labels, ("pid", pid)), value) for labels, value in startup for pid in _PIDS]
+        if _POSITION in spec.label_names and startup:
+            # one series per draft position, 0 .. num_speculative_tokens-1 (the captured server drafted 2)
+            common = tuple(pair for pair in startup[0][0] if pair[0] != _POSITION)
+            startup = [((*common, (_POSITION, str(i))), 0.0) for i in range(self.profile.num_speculative_tokens)]
         kwargs: dict[str, Any] = {"labelnames": spec.label_names, "registry": self.registry}
         metric: Any
         if spec.type == "counter":
@@ -276,10 +360,11 @@ class Engine:
             self._inc("vllm:prefix_cache_hits", cached)
             self._inc("vllm:gpu_prefix_cache_queries", n)
             self._inc("vllm:gpu_prefix_cache_hits", cached)
-        out = [_WORDS[(n + i) % len(_WORDS)] for i in range(max_tokens)]
+        out = [_word(n, i) for i in range(max_tokens)]
+        steps = self._decode_steps(prompt_tokens, max_tokens)
         # Plausible durations, proportional to the work, so latency histograms land in real buckets.
         prefill = 0.0005 * (n - cached) + 0.002
-        decode = 0.004 * (max_tokens - 1)
+        decode = 0.004 * len(steps)
         self._inc("vllm:prompt_tokens", n)
         self._inc("vllm:generation_tokens", max_tokens)
         self._inc("vllm:prompt_tokens_by_source", n - cached, source="local_compute")
@@ -288,10 +373,16 @@ class Engine:
         self._inc("vllm:prompt_tokens_cached_by_source", cached, source="device")
         self._inc("vllm:request_success", 1, finished_reason="length")
         self._observe("vllm:iteration_tokens_total", n - cached + 1)
-        for _ in range(max_tokens - 1):
-            self._observe("vllm:iteration_tokens_total", 1)
+        for step in steps:  # vLLM observes these once per scheduler step, whatever the step emits
+            self._observe("vllm:iteration_tokens_total", step.emitted)
             self._observe("vllm:inter_token_latency_seconds", 0.004)
             self._observe("vllm:time_per_output_token_seconds", 0.004)
+            if step.drafted:  # vLLM's SpecDecodingStats.observe_draft
+                self._inc("vllm:spec_decode_num_drafts")
+                self._inc("vllm:spec_decode_num_draft_tokens", step.drafted)
+                self._inc("vllm:spec_decode_num_accepted_tokens", step.accepted)
+                for position in range(step.accepted):
+                    self._inc("vllm:spec_decode_num_accepted_tokens_per_pos", 1, **{_POSITION: str(position)})
         self._observe("vllm:request_prompt_tokens", n)
         self._observe("vllm:request_generation_tokens", max_tokens)
         self._observe("vllm:request_params_max_tokens", max_tokens)
@@ -305,6 +396,44 @@ class Engine:
         self._observe("vllm:request_prefill_time_seconds", prefill)
         self._observe("vllm:request_decode_time_seconds", decode)
         return out, cached, time.monotonic() - started + prefill
+
+    def _decode_steps(self, prompt_tokens: list[str], max_tokens: int) -> list[Step]:
+        """The decode steps after the prefill's first token: one token each, or with ngram speculative decoding
+        the accepted drafted tokens plus the one the model samples."""
+        profile = self.profile
+        if profile.speculative_method != "ngram":
+            return [Step(1)] * (max_tokens - 1)
+        return ngram_steps(prompt_tokens, lambda i: _word(len(prompt_tokens), i), max_tokens,
+                           profile.num_speculative_tokens, profile.prompt_lookup_min, profile.prompt_lookup_max,
+                           profile.max_model_len)
+
+    # -- LoRA ----------------------------------------------------------------------------------------
+
+    def lora_started(self, adapter: str | None) -> None:
+        if adapter is not None:
+            self._adapters[adapter] = self._adapters.get(adapter, 0) + 1
+        self._lora_refresh()
+
+    def lora_ended(self, adapter: str | None) -> None:
+        if adapter is not None:
+            self._adapters[adapter] -= 1
+            if not self._adapters[adapter]:
+                del self._adapters[adapter]
+        self._lora_refresh()
+
+    def _lora_refresh(self) -> None:
+        """What vLLM's scheduler does at every step: set the series of the adapters now in flight to the current
+        time (set_to_current_time), keeping the series of earlier adapter sets with their older times."""
+        metric = self.metrics.get("vllm:lora_requests_info")
+        if metric is None:
+            return
+        # vLLM fills both labels from one per-adapter table of waiting and running requests, so an adapter with
+        # a request in flight shows in both (as the captured page has it)
+        adapters = ",".join(self._adapters)
+        # strictly later than the last update: readers take the highest value as the current set
+        self._lora_clock = max(time.time(), self._lora_clock + 1e-6)
+        metric.labels(max_lora=str(self.profile.max_loras), running_lora_adapters=adapters,
+                      waiting_lora_adapters=adapters).set(self._lora_clock)
 
     def record_http(self, handler: str, method: str, status: int, request_bytes: int, response_bytes: int,
                     seconds: float) -> None:

@@ -22,6 +22,15 @@ class Profile:
     max_model_len: int = 1024
     num_gpu_blocks: int = 4096
     api_key: str | None = field(default=None, repr=False)
+    # LoRA (vllm serve --enable-lora --lora-modules NAME=PATH ... --max-loras N): the adapters served
+    lora_modules: tuple[str, ...] = ()
+    max_loras: int = 1
+    # speculative decoding (--speculative-config): "ngram", drafting num_speculative_tokens per step from the
+    # earliest earlier occurrence of the request's last prompt_lookup_min..prompt_lookup_max tokens
+    speculative_method: str | None = None
+    num_speculative_tokens: int = 0
+    prompt_lookup_min: int = 1
+    prompt_lookup_max: int = 3
     # Faults, for tests (see FAULTS in server.py): how /metrics or /v1 misbehave.
     fault: str | None = None
     # the server stops answering (closes every connection) after this many scrapes
@@ -35,11 +44,20 @@ class Profile:
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The optional features (as conformance/features.toml names them) this server is started with."""
+        return (("lora",) if self.lora_modules else ()) + (("spec_decode",) if self.speculative_method else ())
+
 
 @cache
 def _profiles() -> dict[str, Profile]:
     data = tomllib.loads(resources.files(__package__).joinpath("profiles.toml").read_text(encoding="utf-8"))
-    return {name: Profile(name=name, **fields) for name, fields in data["profile"].items()}
+    profiles = {}
+    for name, fields in data["profile"].items():
+        fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
+        profiles[name] = Profile(name=name, **fields)
+    return profiles
 
 
 def profile_names() -> list[str]:

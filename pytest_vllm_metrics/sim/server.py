@@ -58,6 +58,13 @@ def build_app(profile: Profile) -> web.Application:
         raise ValueError(f"unknown simulator fault {profile.fault!r}; valid faults are {', '.join(FAULTS)}")
     if profile.exposition not in EXPOSITIONS:
         raise ValueError(f"unknown exposition {profile.exposition!r}; valid ones are {', '.join(EXPOSITIONS)}")
+    if profile.speculative_method not in (None, "ngram"):
+        raise ValueError(f"unknown speculative_method {profile.speculative_method!r}; the simulator drafts with "
+                         f"\"ngram\" only")
+    if profile.speculative_method and not (
+            profile.num_speculative_tokens >= 1 and 1 <= profile.prompt_lookup_min <= profile.prompt_lookup_max):
+        raise ValueError("ngram speculative decoding needs num_speculative_tokens >= 1 and "
+                         "1 <= prompt_lookup_min <= prompt_lookup_max")
     engine = Engine(profile)
     app = web.Application(middlewares=[_hangups, _faults(profile), _auth(profile), _metered()])
     app[ENGINE] = [engine]
@@ -202,12 +209,16 @@ def _page(engine: Engine) -> tuple[bytes, str]:
 
 async def _models(request: web.Request) -> web.Response:
     profile: Profile = request.app[ENGINE][0].profile
+    # a LoRA adapter is listed after the base model, as vLLM's OpenAIServingModels.show_available_models does:
+    # root is the adapter's path, parent the base model, and no max_model_len of its own
+    adapters = [{"id": name, "object": "model", "created": 0, "owned_by": "vllm", "root": f"/adapters/{name}",
+                 "parent": profile.model, "max_model_len": None} for name in profile.lora_modules]
     return _json({
         "object": "list",
         "data": [{
             "id": profile.model, "object": "model", "created": 0, "owned_by": "vllm",
             "root": f"/models/{profile.model}", "parent": None, "max_model_len": profile.max_model_len,
-        }],
+        }, *adapters],
     })
 
 
@@ -223,7 +234,7 @@ async def _body(request: web.Request) -> dict[str, Any] | web.Response:
     if not isinstance(body, dict):
         return _error("request body must be a JSON object")
     profile = request.app[ENGINE][0].profile
-    if body.get("model") != profile.model:
+    if body.get("model") != profile.model and body.get("model") not in profile.lora_modules:
         return _error(f"The model `{body.get('model')}` does not exist.", 404)
     return body
 
@@ -267,6 +278,19 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
             f"This model's maximum context length is {profile.max_model_len} tokens. However, you requested "
             f"{len(tokens) + max_tokens} tokens ({len(tokens)} in the messages, {max_tokens} in the completion)."
         )
+    # a request to an adapter runs the base model with it, and answers in the adapter's name
+    model = str(body["model"])
+    adapter = model if model in profile.lora_modules else None
+    engine.lora_started(adapter)
+    try:
+        return await _answer(request, engine, body, tokens, max_tokens, n, chat, model)
+    finally:
+        engine.lora_ended(adapter)
+
+
+async def _answer(request: web.Request, engine: Engine, body: dict[str, Any], tokens: list[str], max_tokens: int,
+                  n: int, chat: bool, model: str) -> web.StreamResponse:
+    profile = engine.profile
     words, cached, _ = engine.generate(tokens, max_tokens, n)
     engine.requests += 1
     if profile.restart_after_requests and engine.requests == profile.restart_after_requests:
@@ -287,7 +311,7 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
             else:
                 choice["text"] = " ".join(words)
             choices.append(choice)
-        return _json({"id": ident, "object": kind, "created": int(time.time()), "model": profile.model,
+        return _json({"id": ident, "object": kind, "created": int(time.time()), "model": model,
                       "choices": choices, "usage": usage})
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
@@ -304,10 +328,10 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
                     piece["delta"] = {"content": " " + word}
                 else:
                     piece["text"] = " " + word
-                await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [piece]})
+                await _sse(response, {"id": ident, "object": chunk_kind, "model": model, "choices": [piece]})
             await asyncio.sleep(_TOKEN_SECONDS)
         if (body.get("stream_options") or {}).get("include_usage"):
-            await _sse(response, {"id": ident, "object": chunk_kind, "model": profile.model, "choices": [],
+            await _sse(response, {"id": ident, "object": chunk_kind, "model": model, "choices": [],
                                   "usage": usage})
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
