@@ -39,6 +39,13 @@ with httpx._transports.default.map_httpcore_exceptions():
 _ = (httpcore._backends.anyio, httpcore._backends.sync)
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per core. Many tests wait on a server rather than compute (a Prometheus
+    scraping, a bounded poll, a pytester run's simulator), so twice the cores keeps every core busy; measured on
+    2 cores: 147 s with 2 workers, 107 s with 4, 110 s with 6."""
+    return 2 * (os.cpu_count() or 1)
+
+
 class PrivateCA:
     """A certificate authority of the tests' own (openssl), and server certificates it issues: what a cluster's
     API server or a TLS-terminated vLLM presents when its CA is not a public one."""
