@@ -98,6 +98,11 @@ class ReportHooks:
         cluster = run.cluster() if run.settings.vllm_namespace else None
         for note in cluster.notes if cluster is not None else ():  # informational calls that failed
             terminalreporter.line(f"note: {note}")
+        looked = [i["target"] for i in run.implementations() if (i.get("measured") or {}).get("looksExclusive")]
+        if looked and not run.settings.vllm_exclusive:
+            terminalreporter.line(f"note: on {', '.join(looked)} the finished requests and prompt tokens moved by "
+                                  f"exactly the workload, as if no other traffic reached them: if that holds, "
+                                  f"--vllm-exclusive checks their counters exactly")
         path = run.settings.vllm_report
         if path:
             terminalreporter.line(f"conformance report: {path}")
