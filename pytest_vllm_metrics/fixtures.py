@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from .catalog import Catalog
+from .dashboards import Panel, evaluate_panel
 from .kube import ClusterInfo
 from .observe import Observation
 from .outcome import Outcome, Verdict
@@ -75,6 +76,24 @@ def vllm_prometheus(request: pytest.FixtureRequest) -> PrometheusState:
     if not run.settings.prometheus_url:
         pytest.skip("no Prometheus: pass --prometheus-url")
     return run.prometheus()
+
+
+@pytest.fixture
+def vllm_judge_panel(request: pytest.FixtureRequest) -> Callable[[Panel], Verdict]:
+    """Judges a Grafana panel or another consumer of the metrics (a `dashboards.Panel`) against every observed
+    target, and against Prometheus when --prometheus-url is given (within the wait all panels share)."""
+    run = _run(request)
+    observations = list(request.getfixturevalue("vllm_observations").values())
+    prom, wait = None, None
+    if run.settings.prometheus_url:
+        state = request.getfixturevalue("vllm_prometheus")
+        if not state.error:
+            prom, wait = state.prom, state.panel_wait()
+
+    def judge(panel: Panel) -> Verdict:
+        return evaluate_panel(panel, observations, run.catalog, run.settings.policy, prom, wait)
+
+    return judge
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_cluster,
     vllm_delta,
     vllm_enforce,
+    vllm_judge_panel,
     vllm_observation,
     vllm_observations,
     vllm_pods,
