@@ -28,8 +28,8 @@ from .prometheus import TARGET_LABELS, Prometheus, PrometheusError, scrape_inter
 from .settings import Policy
 from .targets import host_port
 
-__all__ = ["DashboardError", "Panel", "Query", "configmap_panels", "evaluate_panel", "load_panels", "selectors",
-           "substitute"]
+__all__ = ["DashboardError", "Panel", "Query", "configmap_panels", "evaluate_panel", "family_of", "load_panels",
+           "selectors", "substitute"]
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -384,6 +384,11 @@ def _values(prom: Prometheus, expr: str) -> list[float]:
 # -- verdicts ----------------------------------------------------------------------------------------------
 
 
+def _noun(kind: str) -> str:
+    """What a verdict speaks of: a panel, an alert, a KEDA scaler... (dashboards.toml [kinds])."""
+    return str(_data()["kinds"].get(kind, kind))
+
+
 @dataclass
 class _Context:
     panel: Panel
@@ -399,8 +404,7 @@ class _Context:
 
     @property
     def noun(self) -> str:
-        """What the verdict speaks of: a panel, an alert, a KEDA scaler... (dashboards.toml [kinds])."""
-        return str(_data()["kinds"].get(self.panel.kind, self.panel.kind))
+        return _noun(self.panel.kind)
 
     def verdict(self, outcome: Outcome, kind: str, message: str, diagnosis: str | None = None,
                 level: str = "MUST", **evidence: Any) -> Verdict:
@@ -416,8 +420,8 @@ def evaluate_panel(panel: Panel, observations: list[Observation], catalog: Catal
     """The panel's verdict. `wait` bounds how long an empty Prometheus query is polled while the data it
     needs are arriving (default: two scrape intervals and 5 s)."""
     seen = [o for o in observations if o.after is not None]
-    ctx = _Context(panel, "", seen, catalog, policy, prom, wait, _Scrapes(seen, policy), list(panel.exprs))
-    ctx.where = where = f"{ctx.noun} \"{panel.title}\" ({panel.dashboard_title or panel.dashboard})"
+    where = f"{_noun(panel.kind)} \"{panel.title}\" ({panel.dashboard_title or panel.dashboard})"
+    ctx = _Context(panel, where, seen, catalog, policy, prom, wait, _Scrapes(seen, policy), list(panel.exprs))
     ctx.scrapes.synthesized |= panel.recorded
     if panel.library is not None:
         return ctx.verdict(Outcome.INCONCLUSIVE, "not checkable", _data()["messages"]["library"].format(
@@ -458,10 +462,9 @@ def _evaluate(ctx: _Context, values: dict[str, Value]) -> Verdict:
                                f"error instead of data; fix the expression.")
     every = [s for _, expr, _ in parsed for s in selectors(expr)]
     vllm = [s for s in every if not _component(s.metric)]
-    if every and not vllm:
-        components = [(s, c) for s in every if (c := _component(s.metric))]
-        component = components[0][1] if components else {"name": "another component", "fix": ""}
-        names = ", ".join(sorted({s.metric for s, _ in components}))
+    if every and not vllm:  # every selector is another component's
+        component = _component(every[0].metric) or {}
+        names = ", ".join(sorted({s.metric for s in every}))
         return ctx.verdict(Outcome.SKIPPED, "not a vLLM metric", f"{where} is built on {names}, metrics of "
                                                                  f"{component['name']}, not of vLLM: "
                                                                  f"{component['fix']}.")
@@ -542,7 +545,7 @@ def _judge_queries(ctx: _Context, parsed: list[tuple[str, str, Any]]) -> Verdict
         zero = _always_zero(ctx, selector.metric)
         if zero:
             return zero
-    moving = any((entry := _family_of(s.metric, ctx.catalog)) is not None and entry.moves for s in live)
+    moving = any((entry := family_of(s.metric, ctx.catalog)) is not None and entry.moves for s in live)
     if prom is not None and moving and returned and all(v == 0 or v != v for v in returned):
         return ctx.verdict(Outcome.FAILED, "always zero / NaN", f"{where}: Prometheus returns only 0 or NaN for "
                                                                 f"its queries.")
@@ -656,7 +659,8 @@ def _optional_feature(metric: str) -> str | None:
     return None
 
 
-def _family_of(metric: str, catalog: Catalog) -> Entry | None:
+def family_of(metric: str, catalog: Catalog) -> Entry | None:
+    """The catalog family a selected name belongs to (a histogram's _bucket, _count or _sum included)."""
     entry = catalog.get(metric)
     if entry is None and metric.endswith(_HISTOGRAM_SUFFIXES):
         entry = catalog.get(metric.rsplit("_", 1)[0])
@@ -672,7 +676,7 @@ def _missing(ctx: _Context, metric: str) -> Verdict | None:
         return ctx.verdict(Outcome.FAILED, "no data", f"{where} queries {metric}, which no server exposes: the "
                                                       f"counter is {metric}_total (counters carry _total). Query "
                                                       f"{metric}_total.")
-    entry = _family_of(metric, ctx.catalog)
+    entry = family_of(metric, ctx.catalog)
     if entry is not None and entry.replaced_by:
         return ctx.verdict(Outcome.FAILED, "no data", f"{where} queries {metric}, which vLLM renamed: the servers "
                                                       f"expose {entry.replaced_by} (the old name exists only in "
@@ -733,7 +737,7 @@ def _label_mismatch(ctx: _Context, selector: Selector) -> Verdict | None:
 
 
 def _always_zero(ctx: _Context, metric: str) -> Verdict | None:
-    entry = _family_of(metric, ctx.catalog)
+    entry = family_of(metric, ctx.catalog)
     if entry is None or not entry.moves:
         return None  # gauges and counters that legitimately stay at 0 (preemptions) chart fine
     still = [o for o in ctx.seen if o.delta is not None and not o.delta.increase(entry.name)]

@@ -19,14 +19,13 @@ import pytest
 from packaging.version import InvalidVersion, Version
 
 from .catalog import Catalog, Entry, conformance_data
-from .dashboards import Panel, selectors, substitute
+from .dashboards import Panel, family_of, selectors, substitute
 from .observe import Observation
 from .outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
     from .report import Row
 
-_HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 _NAME = re.compile(r"vllm:[A-Za-z0-9_:]+")  # a query that does not parse: its vLLM names, read plainly
 
 
@@ -119,14 +118,6 @@ def metrics_read(consumer: Panel) -> list[str]:
             names = _NAME.findall(expr)
         found += [name for name in names if name.startswith("vllm:") and name not in found]
     return found
-
-
-def family_of(metric: str, catalog: Catalog) -> Entry | None:
-    """The catalog family a selected name belongs to (a histogram's _bucket, _count or _sum included)."""
-    entry = catalog.get(metric)
-    if entry is None and metric.endswith(_HISTOGRAM_SUFFIXES):
-        entry = catalog.get(metric.rsplit("_", 1)[0])
-    return entry
 
 
 def _provides(obs: Observation, entry: Entry) -> bool | None:

@@ -910,3 +910,82 @@ def test_a_dashboard_configmap_from_the_cluster_gives_its_panels() -> None:
     assert (panel.id, panel.dashboard_title, panel.queries, panel.grid) == (
         "vllm::Queue", "vLLM", (Query("A", "vllm:num_requests_waiting"),), (0, 0, 8, 4))
     assert panel.kind == "panel"
+
+
+def test_prometheus_failing_mid_judgement_is_inconclusive(x86: list[Observation]) -> None:
+    down = Prometheus("http://127.0.0.1:9", timeout=2)
+    verdict = judge(x86, RUNNING, prom=down, wait=0.0)
+    assert summary(verdict)[:3] == ("inconclusive", "MUST", "inconclusive")
+    assert verdict.message.startswith(f"{WHERE}: Prometheus could not answer, so the panel could not be judged: "
+                                      f"Prometheus at http://127.0.0.1:9 cannot be reached")
+
+
+def test_a_variable_prometheus_cannot_resolve_keeps_the_queries_as_written(x86: list[Observation]) -> None:
+    panel = variable_panel(f'{RUNNING}{{model_name="$m"}}',
+                           Variable("m", "query", query="label_values(vllm:num_requests_running, model_name)"))
+    verdict = evaluate_panel(panel, x86, load_catalog(), Policy(), Prometheus("http://127.0.0.1:9", timeout=2), 0.0)
+    assert verdict.evidence["exprs"] == [f'{RUNNING}{{model_name="$m"}}']
+    assert verdict.message.startswith(f"{WHERE}: its variables could not be resolved: ")
+
+
+def test_a_selector_without_a_metric_name_selects_by_its_labels(x86: list[Observation]) -> None:
+    assert summary(judge(x86, 'sum({model_name="tiny"})')) == ("passed", "MUST", "ok", "")
+
+
+def test_the_namespace_variable_is_the_runs_namespace(x86: list[Observation]) -> None:
+    pods = [_as_pod(o, "other") for o in x86]
+    panel = variable_panel(RUNNING, Variable("namespace", "query",
+                                             query="label_values(vllm:num_requests_running, namespace)"))
+    verdict = evaluate_panel(panel, pods, load_catalog(), Policy(namespace="llm-d"))
+    assert verdict.evidence["variables"]["namespace"] == "llm-d"
+
+
+def test_a_variables_query_gets_the_built_in_durations(api: PrometheusAPI, prom: Prometheus,
+                                                       x86: list[Observation]) -> None:
+    panel = variable_panel(RUNNING, Variable("s", "query",
+                                             query="query_result(max_over_time(vllm:num_requests_running[$__range]))"))
+    evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0)
+    assert "max_over_time(vllm:num_requests_running[1h])" in api.queries()
+
+
+def test_a_repeated_panel_that_shows_data_everywhere_says_nothing(x86: list[Observation]) -> None:
+    panel = Panel("d", "T", (Query("A", f'{RUNNING}{{model_name=~"$m"}}'),),
+                  (Variable("m", "custom", query="tiny", include_all=True, current=("$__all",)),),
+                  dashboard_title="vLLM", repeat="m")
+    verdict = evaluate_panel(panel, x86, load_catalog(), Policy())
+    assert (verdict.outcome, verdict.message) == (Outcome.PASSED, "")
+
+
+def test_a_recording_rules_series_is_polled_until_the_rule_has_run(api: PrometheusAPI, prom: Prometheus,
+                                                                   x86: list[Observation]) -> None:
+    series = "namespace:vllm_waiting:sum"
+    api.answer(f"count({series})", vector(), vector(sample(1)))  # the rule's next evaluation makes it
+    api.answer(f"{series} > 10", vector(sample(12)))
+    panel = consumer("alert", f"{series} > 10", recorded=frozenset({series}))
+    assert evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 5.0).outcome == Outcome.PASSED
+    assert api.queries().count(f"count({series})") == 2
+
+
+def test_an_absence_alert_over_two_metrics_names_both_and_its_other_queries_count(x86: list[Observation]) -> None:
+    both = evaluate_panel(consumer("alert", f"absent({RUNNING}) and absent(vllm:num_requests_waiting)"), x86,
+                          load_catalog(), Policy())
+    assert both.message == f"it fires when {RUNNING}, vllm:num_requests_waiting has no series; it has now"
+    second = evaluate_panel(consumer("alert", f"absent({RUNNING})", "vllm:no_such_metric > 1"), x86, load_catalog(),
+                            Policy())
+    assert second.evidence["panel_verdict"] == "partial"
+
+
+def test_a_quiet_alert_adds_up_what_it_compares_over_its_queries(api: PrometheusAPI, prom: Prometheus,
+                                                                 x86: list[Observation]) -> None:
+    prompt, generation = "rate(vllm:prompt_tokens_total[5m])", "rate(vllm:generation_tokens_total[5m])"
+    has_series(api, "vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+    api.answer(prompt, vector(), vector(sample("0.5")))  # polled: data on the second answer
+    api.answer(generation, vector(sample("0")))
+    one = evaluate_panel(consumer("alert", f"{prompt} > 100 and {generation} > 100"), x86, load_catalog(), Policy(),
+                         prom, 5.0)
+    assert one.outcome == Outcome.PASSED  # 0.5 and 0: not only zeros
+    two = evaluate_panel(consumer("alert", f"{prompt} > 100", f"{generation} > 100"), x86, load_catalog(), Policy(),
+                         prom, 5.0)
+    assert two.outcome == Outcome.PASSED
+    assert evaluate_panel(consumer("alert", f"{prompt} > 100", "vllm:no_such_metric > 1"), x86, load_catalog(),
+                          Policy(), prom, 0.0).evidence["panel_verdict"] == "partial"
