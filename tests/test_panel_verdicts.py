@@ -989,3 +989,16 @@ def test_a_quiet_alert_adds_up_what_it_compares_over_its_queries(api: Prometheus
     assert two.outcome == Outcome.PASSED
     assert evaluate_panel(consumer("alert", f"{prompt} > 100", "vllm:no_such_metric > 1"), x86, load_catalog(),
                           Policy(), prom, 0.0).evidence["panel_verdict"] == "partial"
+
+
+def test_a_kind_of_your_own_is_named_as_written(x86: list[Observation]) -> None:
+    # vllm_judge_panel judges users' own Panels: a kind the suite does not know keeps its own name
+    verdict = evaluate_panel(consumer("recording-job", "vllm:no_such_metric"), x86, load_catalog(), Policy())
+    assert verdict.message.startswith('recording-job "R" (vllm-alerts) queries vllm:no_such_metric')
+
+
+def test_one_selector_of_another_component_is_named(x86: list[Observation]) -> None:
+    assert summary(judge(x86, "llm_d_epp_ready_endpoints")) == (
+        "skipped", "MUST", "not a vLLM metric",
+        f"{WHERE} is built on llm_d_epp_ready_endpoints, metrics of the endpoint picker (EPP), not of vLLM: point "
+        f"the check at the EPP's /metrics (port 9090), not at vLLM.")
