@@ -188,7 +188,12 @@ async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Obser
         return {name: page.value(name) for name in names}
 
     async def while_open() -> None:
+        # vLLM updates its gauges at the engine's next step, which may come after the first token is read
+        deadline = time.monotonic() + float(probe["during_seconds"])
         aborts.during = await gauges()
+        while not aborts.during.get("vllm:num_requests_running") and time.monotonic() < deadline:
+            await asyncio.sleep(float(probe["poll_seconds"]))
+            aborts.during = await gauges()
 
     aborts = Aborts()
     try:

@@ -424,3 +424,15 @@ def test_gauges_stuck_after_aborts_fail_naming_the_stuck_values_and_the_wait() -
                    "autoscalers then see load that is gone: vLLM refreshes these gauges at a scheduler step, and a "
                    "server that takes no step after aborted requests keeps the last values (fixed in vLLM 0.10.2).")
     assert verdict.evidence == vars(aborts) and verdict.evidence["during"] == DURING
+
+
+def test_gauges_at_zero_while_the_streams_were_open_are_inconclusive() -> None:
+    # a fast model generates the probe's tokens in full before the client closes its streams: nothing is aborted
+    aborts = Aborts(opened=3, aborted=3, during={RUNNING: 0.0, WAITING: 0.0, KV: 0.0},
+                    after={RUNNING: 0.0, WAITING: 0.0, KV: 0.0}, settled_after=0.0, waited=10.0, polls=1)
+    assert_verdict(evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD"), Outcome.INCONCLUSIVE,
+                   "decode-0: the server no longer counted the abort probe's 3 streaming requests while they were "
+                   "open (the gauges read 0): it had generated them in full, so the abort path was not exercised.")
+    running = Aborts(opened=3, aborted=3, during={RUNNING: 0.0, WAITING: 0.0, KV: 0.001},
+                     after={RUNNING: 0.0, WAITING: 0.0, KV: 0.0}, settled_after=0.2, waited=10.0, polls=2)
+    assert evaluate.gauges_return_to_zero(probed(running), EXCLUSIVE, "SHOULD").outcome == Outcome.PASSED

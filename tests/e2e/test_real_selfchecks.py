@@ -33,7 +33,9 @@ def test_exact_accounting_gauges_and_hygiene_hold_on_real_vllm(
         name = server.url.removeprefix("http://")
         mine = {test: outcome for (test, target), outcome in outcomes.items() if target == name}
         assert mine["test_workload_served"] == "passed", output
-        wrong = {test: outcome for test, outcome in mine.items() if test in ACCOUNTING and outcome != "passed"}
+        # the abort probe may find the tiny model done before its streams are closed: then it says so (below)
+        wrong = {test: outcome for test, outcome in mine.items() if test in ACCOUNTING and outcome != "passed"
+                 and not (test == "test_gauges_return_to_zero_after_aborts" and outcome == "inconclusive")}
         assert not wrong, output
         assert set(mine) >= ACCOUNTING
         # hygiene: one series per engine; the 37-label info metric passes with the store warning
@@ -46,10 +48,17 @@ def test_exact_accounting_gauges_and_hygiene_hold_on_real_vllm(
     evidence = rows["gauges_return_to_zero_after_aborts"]["evidence"]
     assert set(evidence) == {on.url.removeprefix("http://"), off.url.removeprefix("http://")}
     for name, aborts in evidence.items():
+        print(f"{name}: abort probe {aborts}")
+        if not any(aborts["during"].values()):
+            # on an idle machine the tiny model generates the probe's tokens in full before the suite closes the
+            # streams: nothing is aborted on the server, and the check is inconclusive, saying so (not a pass)
+            assert outcomes["test_gauges_return_to_zero_after_aborts", name] == "inconclusive"
+            assert said(result, f"{name}: the server no longer counted the abort probe's 3 streaming requests")
+            continue
         # as vLLM's test_abort_metrics_reset: running and holding KV blocks while streaming, 0 after the aborts
+        assert outcomes["test_gauges_return_to_zero_after_aborts", name] == "passed"
         assert aborts["aborted"] == 3 and aborts["during"]["vllm:num_requests_running"] >= 1, aborts
         assert aborts["during"]["vllm:kv_cache_usage_perc"] > 0 and aborts["settled_after"] is not None, aborts
-        print(f"{name}: abort probe {aborts}")
     for check in ("counts_exactly[vllm:inter_token_latency_seconds]", "counts_exactly[vllm:prompt_tokens_total]",
                   "counts_exactly[vllm:request_success_total]", "finish_reasons_exactly"):
         print(f"{check}: {rows[check]['evidence']}")
