@@ -39,6 +39,7 @@ with httpx._transports.default.map_httpcore_exceptions():
 _ = (httpcore._backends.anyio, httpcore._backends.sync)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: pytest runs without it too
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: two workers per core. Many tests wait on a server rather than compute (a Prometheus
     scraping, a bounded poll, a pytester run's simulator), so twice the cores keeps every core busy; measured on
