@@ -79,11 +79,12 @@ def rules() -> Rules:
     )
 
 
-def _page(obs: Observation) -> Snapshot | Verdict:
+def _page(obs: Observation, level: str) -> Snapshot | Verdict:
     """The page to judge (after the workload if it was scraped), or the verdict of why there is none."""
     problem = obs.failure("before")
     if problem:
-        return problem.verdict()
+        verdict = problem.verdict()
+        return Verdict(verdict.outcome, verdict.message, level)
     page = obs.after or obs.before
     assert page is not None
     return page
@@ -98,9 +99,9 @@ def _family_of(sample: str, page: Snapshot) -> str:
 
 def labels_per_series(obs: Observation, level: str = "SHOULD") -> Verdict:
     """Every series, with the labels a Prometheus Operator scrape adds, fits every store's label cap."""
-    page = _page(obs)
+    page = _page(obs, level)
     if isinstance(page, Verdict):
-        return Verdict(page.outcome, page.message, level)
+        return page
     r = rules()
     added = len(r.target_labels)
     widest: dict[str, int] = {}  # family -> most labels of one of its series
@@ -130,9 +131,9 @@ def labels_per_series(obs: Observation, level: str = "SHOULD") -> Verdict:
 
 def volatile_labels(obs: Observation, level: str = "MAY") -> Verdict:
     """Info series whose labels are sized at startup: a new series per restart, and joins that break."""
-    page = _page(obs)
+    page = _page(obs, level)
     if isinstance(page, Verdict):
-        return Verdict(page.outcome, page.message, level)
+        return page
     found: dict[str, dict[str, str]] = {}
     reasons: dict[str, str] = {}
     for family, names, why in rules().volatile:
@@ -153,9 +154,9 @@ def volatile_labels(obs: Observation, level: str = "MAY") -> Verdict:
 
 
 def series_per_family(obs: Observation, level: str = "SHOULD") -> Verdict:
-    page = _page(obs)
+    page = _page(obs, level)
     if isinstance(page, Verdict):
-        return Verdict(page.outcome, page.message, level)
+        return page
     counts: dict[str, int] = defaultdict(int)
     for sample, series in page.samples.items():
         counts[_family_of(sample, page)] += len(series)
@@ -174,9 +175,9 @@ def series_per_family(obs: Observation, level: str = "SHOULD") -> Verdict:
 
 
 def page_size(obs: Observation, level: str = "SHOULD") -> Verdict:
-    page = _page(obs)
+    page = _page(obs, level)
     if isinstance(page, Verdict):
-        return Verdict(page.outcome, page.message, level)
+        return page
     warn = rules().warn_page_bytes
     evidence: dict[str, Any] = {"bytes": page.size, "warn_bytes": warn, "suite_cap_bytes": MAX_BODY_BYTES}
     if page.size is None:
@@ -193,9 +194,9 @@ def page_size(obs: Observation, level: str = "SHOULD") -> Verdict:
 
 def duplicate_series(obs: Observation, level: str = "MUST") -> Verdict:
     """One series per engine and model: a process label (`pid`) or a repeated label set splits a value."""
-    page = _page(obs)
+    page = _page(obs, level)
     if isinstance(page, Verdict):
-        return Verdict(page.outcome, page.message, level)
+        return page
     process_labels = set(rules().process_labels)
     with_pid: dict[str, str] = {}
     duplicated: dict[str, int] = {}
