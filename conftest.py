@@ -298,6 +298,18 @@ def comparable(snapshot: Snapshot) -> tuple[object, ...]:
     return snapshot.families, samples, snapshot.created
 
 
+def exposition(values: dict[str, float], start: float = 1000.0, extra: str = "") -> Snapshot:
+    """A small vLLM page: each name (labels after `{` allowed) one series of engine 0 and model m, a counter when
+    it ends in _total; `start` is the process start time (a restart changes it)."""
+    lines = [f"process_start_time_seconds {start}"]
+    for name, value in values.items():
+        base, _, labels = name.partition("{")
+        kind = "counter" if base.endswith("_total") else "gauge"
+        lines += [f"# TYPE {base.removesuffix('_total')} {kind}",
+                  f'{base}{{engine="0",model_name="m"{"," + labels if labels else "}"} {value}']
+    return Snapshot.parse("\n".join(lines) + "\n" + extra)
+
+
 def flat(result: pytest.RunResult) -> str:
     """A run's output with the terminal's line wrapping undone (the summary wraps long reasons)."""
     return " ".join((result.stdout.str() + result.stderr.str()).split())

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conftest import exposition
 from pytest_vllm_metrics import evaluate
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.observe import Observation
@@ -31,14 +32,7 @@ LOOKED_EXCLUSIVE = " This run looked exclusive: finished requests and prompt tok
 RUNNING, WAITING, KV = "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc"
 
 
-def page(values: dict[str, float], start: float = 1000.0, extra: str = "") -> Snapshot:
-    lines = [f"process_start_time_seconds {start}"]
-    for name, value in values.items():
-        base, _, labels = name.partition("{")
-        kind = "counter" if base.endswith("_total") else "gauge"
-        lines += [f"# TYPE {base.removesuffix('_total')} {kind}",
-                  f'{base}{{engine="0",model_name="m"{"," + labels if labels else "}"} {value}']
-    return Snapshot.parse("\n".join(lines) + "\n" + extra)
+page = exposition
 
 
 def record(prompt: int = 10, completion: int = 8, n: int = 1, reason: str | None = "length", status: int = 200,

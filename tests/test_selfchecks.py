@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from conftest import said, verdicts
+from conftest import exposition, said, verdicts
 from pytest_vllm_metrics import evaluate
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.observe import Observation
@@ -143,14 +143,7 @@ def test_the_exclusive_workload_records_usage_and_finish_reasons_per_request(sim
 # -- boundaries, on constructed observations -----------------------------------------------------------------
 
 
-def page(values: dict[str, float], start: float = 1000.0) -> Snapshot:
-    lines = [f"process_start_time_seconds {start}"]
-    for name, value in values.items():
-        base, _, labels = name.partition("{")
-        kind = "counter" if base.endswith("_total") else "gauge"
-        lines += [f"# TYPE {base.removesuffix('_total')} {kind}",
-                  f'{base}{{engine="0",model_name="m"{"," + labels if labels else "}"} {value}']
-    return Snapshot.parse("\n".join(lines) + "\n")
+page = exposition
 
 
 def traffic(*records: RequestRecord) -> TrafficResult:
