@@ -132,16 +132,17 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # bounded wait: ready, and every target scraped once
-            try:
-                up = httpx.get(url + "/api/v1/query", params={"query": "count(up == 1)"}, timeout=1).json()
-                if up["data"]["result"] and int(up["data"]["result"][0]["value"][1]) == len(targets):
-                    return url
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
+        with httpx.Client(timeout=1, verify=False) as client:  # one client: each new one parses the CA bundle
+            while time.monotonic() < deadline:  # bounded wait: ready, and every target scraped once
+                try:
+                    up = client.get(url + "/api/v1/query", params={"query": "count(up == 1)"}).json()
+                    if up["data"]["result"] and int(up["data"]["result"][0]["value"][1]) == len(targets):
+                        return url
+                except (httpx.HTTPError, ValueError, KeyError):
+                    pass
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
         pytest.fail(f"Prometheus did not become ready: {(workdir / 'log').read_text()[-2000:]}")
 
     yield start
@@ -340,6 +341,16 @@ def cluster(sim_host: SimHost) -> Cluster:
         tokens={"admin": ALL, "suite": ROLE, "suite-with-nodes": ROLE | {("get", "nodes")},
                 "no-proxy": frozenset({("list", "pods")})},
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kubernetes_client() -> None:
+    """The kubernetes client's modules, imported once per worker. pytester drops what a pytester run imported
+    when it ends, and the client's API modules take ~2 s of CPU to import: without this, every in-process run
+    against the API-server double imported them again (most workers run one, so it is imported for all)."""
+    from kubernetes import client, config  # noqa: F401
+
+    _ = (client.CoreV1Api, client.AppsV1Api, client.CustomObjectsApi, client.VersionApi, client.ApiClient)
 
 
 @pytest.fixture

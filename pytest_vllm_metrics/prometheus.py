@@ -16,6 +16,7 @@ import httpx
 from .catalog import Catalog
 from .observe import Observation
 from .outcome import Outcome, Verdict
+from .scrape import default_tls
 from .targets import host_port
 
 # Labels Prometheus Operator puts on every series of a PodMonitor/ServiceMonitor target (not the older
@@ -52,7 +53,7 @@ class Prometheus:
             self._http = None
 
     def _new_client(self) -> httpx.Client:
-        verify: ssl.SSLContext | bool = True
+        verify: ssl.SSLContext | bool = default_tls()
         if self.insecure:
             verify = False
         elif self.ca_file:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import ssl
 import time
 from typing import Any
@@ -29,26 +31,34 @@ class FetchError(Exception):
         self.inconclusive = inconclusive
 
 
+def default_tls() -> ssl.SSLContext:
+    """The TLS context for servers with public certificates (or the bundle in SSL_CERT_FILE / SSL_CERT_DIR):
+    one per process and bundle, not one per client, since building one parses the whole CA bundle (~20 ms of
+    CPU), and httpx builds one for every client it is not given one, even for plain http://."""
+    return _tls_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR itself, else certifi
+
+
 class Clients:
     """The httpx clients of one pass over many targets: one per server and set of credentials.
 
     Not one client for all: httpcore scans every pooled connection on each request, which is quadratic in
-    the number of pods. Not a fresh TLS context per client either: building one costs ~20 ms.
+    the number of pods.
     """
 
     def __init__(self) -> None:
         self._clients: dict[tuple[int, str], httpx.AsyncClient] = {}
-        self._tls: ssl.SSLContext | None = None
 
     def get(self, target: Target) -> httpx.AsyncClient:
         key = (id(target.client_options), host_port(target.base_url))
         client = self._clients.get(key)
         if client is None:
             options: dict[str, Any] = dict(target.client_options)
-            if "verify" not in options:
-                if self._tls is None:
-                    self._tls = httpx.create_ssl_context()
-                options["verify"] = self._tls
+            options.setdefault("verify", default_tls())
             client = self._clients[key] = httpx.AsyncClient(trust_env=False, **options)
         return client
 
