@@ -236,6 +236,26 @@ def test_prometheus_behind_a_private_ca_is_refused_without_it(tls_api: Prometheu
     assert tls_api.seen == []
 
 
+def test_prometheus_behind_a_private_ca_is_trusted_through_ssl_cert_file_as_the_servers_are(
+        tls_api: PrometheusAPI, private_ca: PrivateCA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TLS context is built once per process and CA bundle: refused first, then, in the same process,
+    trusted once SSL_CERT_FILE names the CA (a context cached regardless of the variable would stay refused)."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    refused = prometheus.from_settings(tls_api.url, "PROM_TOKEN_UNSET_TEST", None, False, 5.0)
+    try:
+        with pytest.raises(PrometheusError, match="CERTIFICATE_VERIFY_FAILED"):
+            refused.query("up")
+    finally:
+        refused.close()
+    monkeypatch.setenv("SSL_CERT_FILE", str(private_ca.ca))
+    trusted = prometheus.from_settings(tls_api.url, "PROM_TOKEN_UNSET_TEST", None, False, 5.0)
+    try:
+        assert trusted.query("up") == []
+    finally:
+        trusted.close()
+
+
 def test_insecure_skips_verification(tls_api: PrometheusAPI) -> None:
     """kills `verify = False` -> `True` / None and `if self.insecure` -> `if not` in Prometheus._new_client, and
     the insecure flag of from_settings."""
