@@ -109,8 +109,7 @@ def _suite_once(args: list[str], env: dict[str, str]) -> SuiteRun:
         with out.open("w") as sink:
             # As an installed user runs it, not as this checkout would:
             # - no Hypothesis plugin (a dev install carries it; it imports Hypothesis at the end of every run);
-            # - --noconftest: an editable install puts the bundled suite under the repository's conftest.py,
-            #   which imports the test fixtures (the simulator, aiohttp) that a user's run never loads;
+            # - --noconftest: no conftest.py of the directories around an editable install's bundled suite;
             # - bytecode cached (a dev shell may set PYTHONDONTWRITEBYTECODE): otherwise every run compiles
             #   pytest, httpx and the plugin again, a fixed cost that would flatter the ratios.
             child_env = {**os.environ, **env}

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reports import _chromium, render
 
 from pytest_vllm_metrics.report import Row, summary_html
+from test_reports import _chromium, render
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 

@@ -288,7 +288,7 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
     return {(row["id"].split("::")[-1], name): t["outcome"] for row in rows for name, t in row["targets"].items()}
 
 
-CAPTURES = sorted((Path(__file__).parent / "tests" / "data" / "captures").glob("*.prom"))  # real vLLM 0.32 pages
+CAPTURES = sorted((Path(__file__).parent / "data" / "captures").glob("*.prom"))  # real vLLM 0.32 pages
 BASE_CAPTURE = CAPTURES[0].parent / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
 
 
