@@ -43,7 +43,7 @@ _ = (httpcore._backends.anyio, httpcore._backends.sync)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: two workers per core. Many tests wait on a server rather than compute (a Prometheus
     scraping, a bounded poll, a pytester run's simulator), so twice the cores keeps every core busy; measured on
-    2 cores: 147 s with 2 workers, 107 s with 4, 110 s with 6."""
+    2 cores: 127 s with 2 workers, 89 s with 4, 93 s with 6."""
     return 2 * (os.cpu_count() or 1)
 
 
@@ -343,14 +343,20 @@ def cluster(sim_host: SimHost) -> Cluster:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def kubernetes_client() -> None:
     """The kubernetes client's modules, imported once per worker. pytester drops what a pytester run imported
     when it ends, and the client's API modules take ~2 s of CPU to import: without this, every in-process run
-    against the API-server double imported them again (most workers run one, so it is imported for all)."""
+    against the API-server double imported them again."""
     from kubernetes import client, config  # noqa: F401
 
     _ = (client.CoreV1Api, client.AppsV1Api, client.CustomObjectsApi, client.VersionApi, client.ApiClient)
+
+
+@pytest.fixture(autouse=True)
+def _pytester_keeps_kubernetes_imported(request: pytest.FixtureRequest) -> None:
+    if "pytester" in request.fixturenames:  # any pytester run may discover pods (see kubernetes_client)
+        request.getfixturevalue("kubernetes_client")
 
 
 @pytest.fixture
