@@ -117,6 +117,7 @@ class Compared:
     queue: dict[tuple[str, str], tuple[str, float | None, float | None, float]] = field(default_factory=dict)
     # (generation, target) -> (state: agreed | differs | unsettled | missing, pod value, EPP value, how long)
     ready: dict[str, tuple[str, float | None, int, float]] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)  # pods the EPP lists as several data-parallel endpoints
     kv: dict[str, list[float]] = field(default_factory=dict)  # generation -> the values of its average KV gauge
     waited: float = 0.0
 
@@ -125,15 +126,18 @@ def _waiting(snapshot: Snapshot) -> float | None:
     return snapshot.value("vllm:num_requests_waiting")
 
 
-def _epp_queues(snapshot: Snapshot, gen: Generation) -> dict[str, float]:
-    """Per pod (data-parallel ranks summed into their pod), the queue the EPP reports."""
-    out: dict[str, float] = {}
+def _epp_queues(snapshot: Snapshot, gen: Generation) -> tuple[dict[str, float], dict[str, int]]:
+    """Per pod (data-parallel ranks summed into their pod), the queue the EPP reports, and how many endpoints
+    (ranks) it lists for the pod."""
+    queues: dict[str, float] = {}
+    endpoints: dict[str, set[str]] = {}
     for series in snapshot.series(gen.per_pod_queue):
         endpoint = dict(series.labels).get(gen.pod_label, "")
         match = _RANK.match(endpoint)
         pod = match.group("pod") if match else endpoint
-        out[pod] = out.get(pod, 0.0) + series.value
-    return out
+        queues[pod] = queues.get(pod, 0.0) + series.value
+        endpoints.setdefault(pod, set()).add(endpoint)
+    return queues, {pod: len(names) for pod, names in endpoints.items()}
 
 
 async def compare(epp: Target, targets: Sequence[Target], settings: Settings) -> Compared:
@@ -225,7 +229,7 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
         open_keys.append(key)
 
     for gen in found.present:
-        queues = _epp_queues(page, gen)
+        queues, endpoints = _epp_queues(page, gen)
         if page.family(gen.per_pod_queue) is not None:
             found.foreign |= set(queues) - set(after) - set(found.unready)
             found.listed_unready |= set(queues) & set(found.unready)
@@ -239,11 +243,15 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
                     _settle(found, key, "missing", waiting_after, queues.get(name), 0.0)
                     continue
                 observe(key, waiting_after, queues[name], waiting_before == waiting_after)
+        # The EPP counts endpoints: a pod serving data-parallel ranks on several ports is one endpoint per rank
+        # ("<pod>-rank-<n>"), so each pod counts as many as the EPP lists for it (at least one).
+        found.ranks = {name: endpoints[name] for name in answered if endpoints.get(name, 1) > 1}
+        expected = len(answered) + sum(n - 1 for n in found.ranks.values())
         ready = page.series(gen.ready)
         if ready and len(ready) == 1 and not found.unscraped:
-            observe((gen.name, ""), float(len(answered)), ready[0].value, True)
+            observe((gen.name, ""), float(expected), ready[0].value, True)
         elif ready:
-            found.ready[gen.name] = ("unknown", ready[0].value if len(ready) == 1 else None, len(answered), 0.0)
+            found.ready[gen.name] = ("unknown", ready[0].value if len(ready) == 1 else None, expected, 0.0)
         found.kv[gen.name] = [s.value for s in page.series(gen.average_kv)]
     return open_keys
 
@@ -341,22 +349,33 @@ def ready_pods(found: Compared) -> Verdict:
                    else f"{gen.ready} has one series per pool and this EPP serves several")
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count cannot be compared: {why}",
                            "MUST")
+        found_here = _found_ready(found, ours)
         if state == "differs":
             listed = sorted(found.listed_unready)
             unready = (f" It lists {', '.join(listed)}, which {'is' if len(listed) == 1 else 'are'} not Ready."
                        if listed else "")
             return Verdict(Outcome.FAILED, f"the endpoint picker counts {_num(epp)} ready pods ({gen.ready}), the "
-                                           f"run found {ours} Ready vLLM pods that answer, unchanged for "
-                                           f"{lasted:.1f} s: it routes to pods that are gone, or misses Ready ones."
-                                           f"{unready}", "MUST", {"metric": gen.ready, "epp": epp, "pods": ours,
-                                                                  "listedNotReady": listed})
+                                           f"run found {found_here} that answer, unchanged for {lasted:.1f} s: it "
+                                           f"routes to pods that are gone, or misses Ready ones.{unready}", "MUST",
+                           {"metric": gen.ready, "epp": epp, "pods": len(found.pods), "endpoints": ours,
+                            "listedNotReady": listed})
         if state == "unsettled":
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count ({_num(epp)}, {gen.ready}) "
-                                                 f"differed from the {ours} Ready pods found for {lasted:.1f} s, less "
+                                                 f"differed from the {found_here} found for {lasted:.1f} s, less "
                                                  f"than it may lag (it flushes its pool gauges every few seconds); "
                                                  f"rerun.", "MUST")
     return Verdict(Outcome.PASSED, "", "MUST", {"ready": {g: r[1] for g, r in found.ready.items()},
-                                                "pods": len(found.pods)})
+                                                "pods": len(found.pods), "dataParallelRanks": dict(found.ranks)})
+
+
+def _found_ready(found: Compared, endpoints: int) -> str:
+    """The Ready pods the run found, as the EPP should count them: "3 Ready vLLM pods", or with data-parallel
+    ranks "2 Ready vLLM pods (4 endpoints: decode-a serves 3 data-parallel ranks)"."""
+    pods = f"{len(found.pods)} Ready vLLM pod{'' if len(found.pods) == 1 else 's'}"
+    if not found.ranks:
+        return pods
+    ranks = ", ".join(f"{pod} serves {n}" for pod, n in sorted(found.ranks.items()))
+    return f"{pods} ({endpoints} endpoints: {ranks} data-parallel ranks)"
 
 
 def average_kv_cache(found: Compared) -> Verdict:

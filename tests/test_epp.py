@@ -174,11 +174,32 @@ def test_an_epp_of_another_pool_is_inconclusive(pytester: pytest.Pytester, pool:
     assert outcomes(pytester)["epp_ready_pods"] == "inconclusive"
 
 
-def test_a_data_parallel_rank_is_its_pod(pytester: pytest.Pytester, pool: Pool) -> None:
-    # GAIE names a data-parallel rank's endpoint "<pod>-rank-<n>" (its collector test: pod1-rank-0)
-    epp = start_epp(pool.host, {f"{name}-rank-0": url for name, url in pool.names.items()})
-    run(pytester, pool, epp)
-    assert outcomes(pytester)["epp_queue_per_pod"] == "passed"
+def _ranked(pool: Pool) -> dict[str, str]:
+    """Each pod serving two data-parallel ranks, as GAIE names them ("<pod>-rank-<n>", its collector test:
+    pod1-rank-0): rank 0 is the pod the run scrapes, rank 1 an idle engine (so the pod's queue is rank 0's)."""
+    idle = {name: pool.host.start(get_profile("x86_64")).url for name in pool.names}
+    return {f"{name}-rank-{rank}": (url if rank == 0 else idle[name]) for name, url in pool.names.items()
+            for rank in (0, 1)}
+
+
+def test_data_parallel_ranks_count_for_their_pod_and_as_the_epp_counts_ready_endpoints(
+        pytester: pytest.Pytester, pool: Pool) -> None:
+    # The EPP counts an endpoint per rank: two pods with two ranks each are 4 ready endpoints, not a failure.
+    run(pytester, pool, start_epp(pool.host, _ranked(pool)))
+    assert outcomes(pytester) == {"epp_queue_per_pod": "passed", "epp_ready_pods": "passed",
+                                  "epp_kv_cache_average": "passed"}
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    ready = next(r for r in rows if r["check"] == "epp_ready_pods")["evidence"]
+    assert ready["dataParallelRanks"] == {host_port(pool.a.url): 2, host_port(pool.b.url): 2}
+
+
+def test_a_ready_count_that_disagrees_with_the_ranks_fails_naming_them(pytester: pytest.Pytester,
+                                                                         pool: Pool) -> None:
+    result = run(pytester, pool, start_epp(pool.host, _ranked(pool), fault="ready-disagrees"))
+    assert outcomes(pytester)["epp_ready_pods"] == "failed"
+    a, b = sorted((host_port(pool.a.url), host_port(pool.b.url)))
+    assert said(result, f"the endpoint picker counts 5 ready pods (inference_pool_ready_pods), the run found 2 Ready "
+                        f"vLLM pods (4 endpoints: {a} serves 2, {b} serves 2 data-parallel ranks) that answer")
 
 
 def test_a_page_that_is_not_an_epp_is_inconclusive(pytester: pytest.Pytester, pool: Pool) -> None:
