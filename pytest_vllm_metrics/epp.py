@@ -29,6 +29,9 @@ from .snapshot import ExpositionError, Snapshot
 from .targets import Target
 
 _RANK = re.compile(r"^(?P<pod>.+)-rank-(?P<rank>\d+)$")  # a data-parallel rank's endpoint: "<pod>-rank-<n>"
+_POOL_KV = "<average-kv>"  # the comparison key of the pool's KV average ("" is the ready count): no pod's name
+# The gauges an EPP reads for KV-cache usage, newest first (vLLM renamed the gauge in 0.9.2; both are fractions).
+_KV_GAUGES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,17 @@ class Compared:
     ready: dict[str, tuple[str, float | None, int, float]] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)  # pods the EPP lists as several data-parallel endpoints
     kv: dict[str, list[float]] = field(default_factory=dict)  # generation -> the values of its average KV gauge
+    kv_compared: dict[str, tuple[str, float | None, float | None, float]] = field(default_factory=dict)
+    # generation -> (state, the pods' own average, the EPP's, how long), when the pool is comparable
     waited: float = 0.0
 
 
 def _waiting(snapshot: Snapshot) -> float | None:
     return snapshot.value("vllm:num_requests_waiting")
+
+
+def _kv_usage(snapshot: Snapshot) -> float | None:
+    return next((v for v in (snapshot.value(name) for name in _KV_GAUGES) if v is not None), None)
 
 
 def _epp_queues(snapshot: Snapshot, gen: Generation) -> tuple[dict[str, float], dict[str, int]]:
@@ -195,7 +204,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
 
 
 def _bound(key: tuple[str, str], bounds: dict[str, float]) -> float:
-    return bounds["pool_seconds"] if key[1] == "" else bounds["per_pod_seconds"]
+    return bounds["pool_seconds"] if key[1] in ("", _POOL_KV) else bounds["per_pod_seconds"]
 
 
 def _settle(found: Compared, key: tuple[str, str], state: str, pod: float | None, epp: float | None,
@@ -203,6 +212,8 @@ def _settle(found: Compared, key: tuple[str, str], state: str, pod: float | None
     generation, target = key
     if target == "":
         found.ready[generation] = (state, epp, int(pod or 0), lasted)
+    elif target == _POOL_KV:
+        found.kv_compared[generation] = (state, pod, epp, lasted)
     else:
         found.queue[key] = (state, pod, epp, lasted)
 
@@ -253,6 +264,17 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
         elif ready:
             found.ready[gen.name] = ("unknown", ready[0].value if len(ready) == 1 else None, expected, 0.0)
         found.kv[gen.name] = [s.value for s in page.series(gen.average_kv)]
+        # The EPP averages the KV usage of the pods it routes to; comparable when those are exactly the pods that
+        # answered (one endpoint each) and every one exposes the gauge. A value outside 0..1 fails as it is.
+        pages = [(before[n], after[n]) for n in answered]
+        usage = [(_kv_usage(b), _kv_usage(a)) for b, a in pages if isinstance(b, Snapshot) and isinstance(a, Snapshot)]
+        if (len(found.kv[gen.name]) == 1 and 0.0 <= found.kv[gen.name][0] <= 1.0 and answered
+                and all(u is not None for _, u in usage)
+                and not (found.unscraped or found.foreign or found.listed_unready or found.ranks)):
+            mean = sum(u for _, u in usage if u is not None) / len(usage)
+            # rounded: the EPP sums in its own order (Go float64), and prints its own shortest form
+            observe((gen.name, _POOL_KV), round(mean, 6), round(found.kv[gen.name][0], 6),
+                    all(b == a for b, a in usage))
     return open_keys
 
 
@@ -379,7 +401,8 @@ def _found_ready(found: Compared, endpoints: int) -> str:
 
 
 def average_kv_cache(found: Compared) -> Verdict:
-    """The pool's average KV-cache utilization is published, as a fraction in 0..1 (the GAIE protocol's unit)."""
+    """The pool's average KV-cache utilization is published, as a fraction in 0..1 (the GAIE protocol's unit), and
+    equals the pods' own average once it has had time to catch up (when the EPP routes to exactly those pods)."""
     gate = _gate(found)
     if gate is not None:
         return gate
@@ -396,7 +419,20 @@ def average_kv_cache(found: Compared) -> Verdict:
         return Verdict(Outcome.FAILED, f"the endpoint picker's {name} is {value:g}, outside 0..1: the gauge it reads "
                                        f"from the pods is not a fraction of the KV cache.", "MUST",
                        {"values": values})
-    return Verdict(Outcome.PASSED, "", "MUST", {"values": values})
+    compared = {g.average_kv: found.kv_compared[g.name] for g in found.present if g.name in found.kv_compared}
+    for name, (state, pods, epp, lasted) in compared.items():
+        if state == "differs":
+            return Verdict(Outcome.FAILED, f"the endpoint picker's {name} is {_num(epp)}, the pods' own "
+                                           f"{_KV_GAUGES[0]} average {_num(pods)}, unchanged for {lasted:.1f} s: it "
+                                           f"reads another gauge than the pods expose, or pods that are gone (check "
+                                           f"its --kv-cache-usage-percentage-metric).", "MUST",
+                           {"values": values, "podsAverage": pods})
+        if state == "unsettled":
+            return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's {name} ({_num(epp)}) differed from the pods' "
+                                                 f"own average ({_num(pods)}) for {lasted:.1f} s, less than it may lag "
+                                                 f"(it flushes its pool gauges every few seconds); rerun.", "MUST")
+    averages = {name: pods for name, (_, pods, _, _) in compared.items()}
+    return Verdict(Outcome.PASSED, "", "MUST", {"values": values, "podsAverage": averages})
 
 
 def _no_pods(found: Compared) -> str:

@@ -164,6 +164,20 @@ def test_the_average_kv_cache_utilization_of_a_busy_pool_passes(pytester: pytest
     kv = next(r for r in rows if r["check"] == "epp_kv_cache_average")
     assert kv["outcome"] == "passed"
     assert kv["evidence"]["values"]["llm_d_epp_average_kv_cache_utilization"] == [0.15]
+    assert kv["evidence"]["podsAverage"] == {"inference_pool_average_kv_cache_utilization": 0.15,
+                                             "llm_d_epp_average_kv_cache_utilization": 0.15}
+
+
+def test_an_average_kv_cache_utilization_that_is_not_the_pods_fails_with_both_numbers(
+        pytester: pytest.Pytester, pool: Pool) -> None:
+    # An EPP that reads a gauge the pods do not expose publishes 0 while they hold 30% and 0% of their caches:
+    # within 0..1, so only the comparison with the pods' own gauges tells.
+    set_kv_usage(pool.a, 0.3)
+    result = run(pytester, pool, pool.epp(fault="kv-zero", naming=("inference_pool",)))
+    assert outcomes(pytester)["epp_kv_cache_average"] == "failed"
+    assert said(result, "the endpoint picker's inference_pool_average_kv_cache_utilization is 0, the pods' own "
+                        "vllm:kv_cache_usage_perc average 0.15, unchanged for ")
+    assert said(result, "(check its --kv-cache-usage-percentage-metric)")
 
 
 def test_an_epp_of_another_pool_is_inconclusive(pytester: pytest.Pytester, pool: Pool) -> None:

@@ -28,6 +28,8 @@ FAULTS = {
     "ready-disagrees": "the ready count is published one higher than the pods that answer",
     "no-kv": "no average KV-cache utilization is published",
     "kv-percent": "the average KV-cache utilization is published in percent (0..100), not as a fraction",
+    "kv-zero": "the average KV-cache utilization is published as 0 whatever the pods hold (an EPP reading a gauge "
+               "the pods do not expose)",
     "needs-token": "/metrics answers 401 without 'Authorization: Bearer <token>'",
 }
 # The help text of the real metrics (gateway-api-inference-extension and llm-d-router), per role.
@@ -106,7 +108,8 @@ def _page(chosen: list[Generation], pool: str, values: dict[str, tuple[float, fl
             lines.append(f'{gen.per_pod_queue}{{{gen.pod_label}="{name}",name="{pool}"}} {shown:g}')
         gauges = [("ready", gen.ready, float(ready)), ("average_queue", gen.average_queue, queue)]
         if fault != "no-kv":
-            gauges.append(("average_kv", gen.average_kv, kv * 100 if fault == "kv-percent" else kv))
+            shown_kv = kv * 100 if fault == "kv-percent" else 0.0 if fault == "kv-zero" else kv
+            gauges.append(("average_kv", gen.average_kv, shown_kv))
         for role, metric, value in gauges:
             lines += [f"# HELP {metric} {_HELP[role]}", f"# TYPE {metric} gauge",
                       f'{metric}{{name="{pool}"}} {value:g}']
