@@ -8,6 +8,7 @@ series with `engine` and `model_name` labels, histograms as `_bucket` with `le`,
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Callable
 
@@ -49,6 +50,10 @@ DUPLICATE_ADVICE = (
 SERIES_ADVICE = (
     "a vLLM family has at most 25 per engine, so a label without bound (request or adapter ids) grows it, and "
     "the store with it. Find the label whose values keep changing and drop it before the write.")
+
+# a collector's gauge without labels, as a real page starts (tests/data/captures/lora.after.prom)
+OPEN_FDS = ("# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n"
+            "process_open_fds 35.0\n")
 
 
 def page(text: str, size: int | None = -1) -> Snapshot:
@@ -112,6 +117,15 @@ def test_every_check_passes_a_clean_page_at_its_own_level(name: str) -> None:
     verdict = check(observed(gauge("vllm:kv_cache_usage_perc", 'engine="0",model_name="tiny"')))
     assert (verdict.outcome, verdict.message, verdict.level) == (Outcome.PASSED, "", level)
     assert "warning" not in verdict.evidence
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_the_level_asked_for_is_the_verdicts_whatever_the_outcome(name: str) -> None:
+    check, _ = CHECKS[name]
+    clean = observed(gauge("vllm:kv_cache_usage_perc", 'engine="0",model_name="tiny"'))
+    assert check(clean, level="WANTED").level == "WANTED"
+    assert check(observed(BASE_CAPTURE.read_text(), 5 * 2**20), level="WANTED").level == "WANTED"
+    assert check(observed(PID_SPLIT + many("vllm:by_request", 1001)), level="WANTED").level == "WANTED"
 
 
 def test_the_page_after_the_workload_is_judged_when_there_is_one() -> None:
@@ -186,6 +200,12 @@ def test_a_histogram_counts_its_widest_sample_le_included_under_the_familys_name
     assert verdict.evidence["over"] == {"vllm:wide_seconds": 24} and verdict.evidence["most_labels"] == 24
     assert verdict.message.startswith("decode-0: vllm:wide_seconds (24 labels) with the 7 labels ")
     assert "reach 31 labels per series" in verdict.message
+
+
+def test_series_without_labels_count_none() -> None:
+    # the collectors' gauges without labels (tests/data/captures: process_open_fds 35.0)
+    verdict = hygiene.labels_per_series(observed(OPEN_FDS))
+    assert (verdict.outcome, verdict.message, verdict.evidence["most_labels"]) == (Outcome.PASSED, "", 0)
 
 
 def test_an_empty_page_has_no_label_to_count() -> None:
@@ -392,6 +412,13 @@ def test_the_collectors_families_are_one_per_process_by_design() -> None:
     assert (verdict.outcome, verdict.message) == (Outcome.PASSED, "")
 
 
+def test_a_split_vllm_family_after_the_collectors_families_is_still_found() -> None:
+    # a real page starts with prometheus_client's families (tests/data/captures: python_gc_*, process_*)
+    verdict = hygiene.duplicate_series(observed(OPEN_FDS + PID_SPLIT))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.evidence["duplicated"] == {"vllm:kv_cache_usage_perc": 2}
+
+
 def test_the_first_three_split_families_are_named_in_order_and_the_rest_counted() -> None:
     text = "".join(gauge(f"vllm:{n}", 'engine="0",pid="101"', 'engine="0",pid="102"') for n in "dcab")
     verdict = hygiene.duplicate_series(observed(text))
@@ -428,3 +455,12 @@ def test_warn_on_a_single_verdict_warns_only_when_it_passed_with_a_message() -> 
         hygiene.warn(Verdict(Outcome.PASSED, "", "SHOULD"))
         hygiene.warn(Verdict(Outcome.FAILED, "decode-0: split", "MUST"))
     assert caught == []
+
+
+@pytest.mark.skipif("MUTANT_UNDER_TEST" in os.environ, reason="mutmut's trampoline adds a frame before warn")
+def test_warn_points_at_the_line_that_called_it() -> None:
+    # pytest's warnings summary shows this file and line: the conformance test that judged the page
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hygiene.warn(Verdict(Outcome.PASSED, "decode-0: page too big", "SHOULD"))
+    assert [w.filename for w in caught] == [__file__]
