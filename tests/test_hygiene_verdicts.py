@@ -301,13 +301,20 @@ def test_a_histogram_over_the_cap_is_named_as_its_family() -> None:
     assert verdict.evidence["over"] == {"vllm:wide_seconds": 1001}
 
 
-def test_the_largest_families_are_named_first_three_of_them() -> None:
+def test_the_largest_families_are_named_first_three_of_them_and_the_rest_counted() -> None:
     text = (many("vllm:a", 1001) + many("vllm:b", 1004) + many("vllm:c", 1002) + many("vllm:d", 1003))
     verdict = hygiene.series_per_family(observed(text))
     assert verdict.message.startswith(
-        "decode-0: vllm:b (1004 series), vllm:d (1003 series), vllm:c (1002 series) has more than 1000 series")
+        "decode-0: vllm:b (1004 series), vllm:d (1003 series), vllm:c (1002 series) and 1 more have more than 1000 "
+        "series on one page; ")
     assert list(verdict.evidence["over"].items()) == [
         ("vllm:b", 1004), ("vllm:d", 1003), ("vllm:c", 1002), ("vllm:a", 1001)]
+
+
+def test_three_families_over_the_series_cap_are_all_named_with_nothing_more() -> None:
+    verdict = hygiene.series_per_family(observed(many("vllm:a", 1001) + many("vllm:b", 1002) + many("vllm:c", 1003)))
+    assert verdict.message.startswith(
+        "decode-0: vllm:c (1003 series), vllm:b (1002 series), vllm:a (1001 series) have more than 1000 series on ")
 
 
 def test_an_empty_page_has_no_family() -> None:
