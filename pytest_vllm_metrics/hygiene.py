@@ -167,9 +167,11 @@ def series_per_family(obs: Observation, level: str = "SHOULD") -> Verdict:
     if not over:
         return Verdict(Outcome.PASSED, level=level, evidence=evidence)
     evidence["over"] = {f: counts[f] for f in over}
-    named = ", ".join(f"{f} ({counts[f]} series)" for f in over[:_SHOWN])
+    named = ", ".join(f"{f} ({counts[f]} series)" for f in over[:_SHOWN]) + (
+        f" and {len(over) - _SHOWN} more" if len(over) > _SHOWN else "")
     return Verdict(Outcome.FAILED, (
-        f"{obs.target.name}: {named} has more than {cap} series on one page; a vLLM family has at most 25 per "
+        f"{obs.target.name}: {named} {'has' if len(over) == 1 else 'have'} more than {cap} series on one page; a "
+        f"vLLM family has at most 25 per "
         f"engine, so a label without bound (request or adapter ids) grows it, and the store with it. Find the "
         f"label whose values keep changing and drop it before the write."), level, evidence)
 
