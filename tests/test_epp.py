@@ -207,15 +207,6 @@ def test_data_parallel_ranks_count_for_their_pod_and_as_the_epp_counts_ready_end
     assert ready["dataParallelRanks"] == {host_port(pool.a.url): 2, host_port(pool.b.url): 2}
 
 
-def test_a_ready_count_that_disagrees_with_the_ranks_fails_naming_them(pytester: pytest.Pytester,
-                                                                         pool: Pool) -> None:
-    result = run(pytester, pool, start_epp(pool.host, _ranked(pool), fault="ready-disagrees"))
-    assert outcomes(pytester)["epp_ready_pods"] == "failed"
-    a, b = sorted((host_port(pool.a.url), host_port(pool.b.url)))
-    assert said(result, f"the endpoint picker counts 5 ready pods (inference_pool_ready_pods), the run found 2 Ready "
-                        f"vLLM pods (4 endpoints: {a} serves 2, {b} serves 2 data-parallel ranks) that answer")
-
-
 def test_a_page_that_is_not_an_epp_is_inconclusive(pytester: pytest.Pytester, pool: Pool) -> None:
     result = run(pytester, pool, pool.b.url)  # a vLLM server, not an EPP
     assert set(outcomes(pytester).values()) == {"inconclusive"}
