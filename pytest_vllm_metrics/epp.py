@@ -197,10 +197,16 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
             if not open_keys or (confirmed and all(k in pending for k in open_keys)) or now >= deadline:
                 break
             await asyncio.sleep(min(bounds["poll_seconds"], max(deadline - now, 0)))
+    close(found, pending, bounds)
+    return found
+
+
+def close(found: Compared, pending: dict[tuple[str, str], Pending], bounds: dict[str, float]) -> None:
+    """The differences still open when the comparison ends: failures if they outlasted the EPP's lag, else
+    unsettled."""
     for key, item in pending.items():
         state = "differs" if item.last - item.since >= _bound(key, bounds) else "unsettled"
         _settle(found, key, state, item.pod, item.epp, item.last - item.since)
-    return found
 
 
 def _bound(key: tuple[str, str], bounds: dict[str, float]) -> float:

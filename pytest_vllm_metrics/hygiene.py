@@ -83,8 +83,7 @@ def _page(obs: Observation, level: str) -> Snapshot | Verdict:
     """The page to judge (after the workload if it was scraped), or the verdict of why there is none."""
     problem = obs.failure("before")
     if problem:
-        verdict = problem.verdict()
-        return Verdict(verdict.outcome, verdict.message, level)
+        return problem.verdict(level)
     page = obs.after or obs.before
     assert page is not None
     return page

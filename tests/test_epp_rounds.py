@@ -49,9 +49,7 @@ def settled(before: dict[str, Snapshot], epp_page: Snapshot) -> epp.Compared:
     for item in pending.values():
         item.since -= BOUND
     found, _, _ = one_round(before, epp_page, pending=pending, now=100.0)
-    for key, item in pending.items():
-        epp._settle(found, key, "differs" if item.last - item.since >= BOUND else "unsettled", item.pod, item.epp,
-                    item.last - item.since)
+    epp.close(found, pending, epp.settle())
     return found
 
 
@@ -125,8 +123,7 @@ def test_a_kv_average_that_is_not_the_pods_fails_once_it_outlasts_the_pool_bound
 
 def test_a_kv_difference_shorter_than_the_bound_is_inconclusive() -> None:
     found, _, pending = one_round({"a": pod(kv=0.3), "b": pod(kv=0.0)}, page({"a": 0, "b": 0}, 2, 0.0))
-    for key, item in pending.items():
-        epp._settle(found, key, "unsettled", item.pod, item.epp, 0.0)
+    epp.close(found, pending, epp.settle())  # closed in the round that opened it: 0 s, under the bound
     verdict = epp.average_kv_cache(found)
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert "differed from the pods' own average (0.15) for 0.0 s, less than it may lag" in verdict.message
