@@ -292,10 +292,12 @@ def run_cluster(pytester: pytest.Pytester, double: KubeDouble, token: str, *args
 
 # What each consumer of the double's cluster gets (the admin token reads everything).
 CLUSTER_VERDICTS = {
-    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("xfailed", "always zero / NaN"),
-    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("xfailed", "always zero / NaN"),
+    # summed by namespace over both pods: the amd64 pod's hits make the rule record data
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("passed", "ok"),
     "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
-    "alert:vllm-latency::VLLMSlowDecode": ("failed", "always zero / NaN"),
+    # the old histogram: only the older vLLM serves it
+    "alert:vllm-latency::VLLMSlowDecode": ("failed", "part of the fleet"),
     "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
     "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
     "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
@@ -315,9 +317,9 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
     result = run_cluster(pytester, double, "admin")
     found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
     # The double's fleet is mixed: decode-arm64 runs the older vLLM of the arm64 profile, where prefix caching is
-    # off (vLLM documents it) and the time-per-output-token histogram still exists (it does not move on the
-    # 0.32 pod): the verdicts a panel over the same queries gets.
-    assert found == CLUSTER_VERDICTS, result.stdout.str()
+    # off (vLLM documents it) and the time-per-output-token histogram still exists (the 0.32 pod serves its
+    # successor): the verdicts a panel over the same queries gets.
+    assert found == CLUSTER_VERDICTS, found
     reasons = outcomes(pytester)
     assert reasons["epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric"][2].startswith(
         "The endpoint picker finds no such metric on the pods: it routes without it. endpoint picker flag "
@@ -332,8 +334,18 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
         "This rule gives no value: an HPA naming the metric it exposes cannot scale on it. prometheus-adapter rule "
         f'"vllm_kv_cache_usage" (ConfigMap {MONITORING}/prometheus-adapter, key config.yaml) '
         f"queries vllm:gpu_cache_usage_perc, which vLLM renamed")
-    assert reasons["alert:vllm-latency::VLLMSlowDecode"][2].startswith(
-        f'alert "VLLMSlowDecode" (PrometheusRule {NS}/vllm-latency) will be always zero / NaN on decode-amd64')
+    # one message that says which version serves which name (not "always zero" on the pod that lacks it)
+    assert reasons["alert:vllm-latency::VLLMSlowDecode"][2] == (
+        f'alert "VLLMSlowDecode" (PrometheusRule {NS}/vllm-latency) reads vllm:time_per_output_token_seconds_bucket, '
+        f"which only the vLLM 0.11.2 server (decode-arm64) exposes; the vLLM 0.32.0 server (decode-amd64) exposes "
+        f"vllm:inter_token_latency_seconds_bucket instead (vLLM renamed vllm:time_per_output_token_seconds to "
+        f"vllm:inter_token_latency_seconds), so the alert does not see it. While the fleet runs both versions, "
+        f"read both names: vllm:inter_token_latency_seconds_bucket or vllm:time_per_output_token_seconds_bucket.")
+    # the fleet-wide rule names the pod that contributes nothing, with its documented reason
+    hits = reasons["record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m"][2]
+    assert hits.startswith("it aggregates vllm:prefix_cache_hits_total over the fleet: decode-amd64 moved it, "
+                           "while decode-arm64 contributes nothing (vLLM 0.11.2 disables prefix caching on arm64 "
+                           "CPUs"), hits
     # the Grafana sidecar's dashboards are panels (drawn as dashboards); a dashboard of no vLLM metric is left out
     panels = {row["id"].split("[", 1)[1].rstrip("]"): row["outcome"]
               for row in json.loads((pytester.path / "report.json").read_text())["tests"] if "test_panel[" in row["id"]}
