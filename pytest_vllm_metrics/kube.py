@@ -412,6 +412,13 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
     resolved, problem = _port(pod, container, port)
     if problem:
+        lws = _launch.rules()["lws"]
+        index = labels.get(lws["worker_index"])
+        if index not in (None, "0"):
+            # a LeaderWorkerSet's worker whose command line the run could not read as a worker's
+            problem += (f" It is worker {index} of LeaderWorkerSet {labels.get(lws['name'], '?')}: if it runs engines "
+                        f"without an API server (a multi-node worker), their metrics are on its leader's page; select "
+                        f"the leaders only (e.g. {lws['worker_index']}=0).")
         return Target(base_url="", unavailable=f"{name}: {problem}", **common)
     if transport == "direct":
         ip = pod.status.pod_ip or ""

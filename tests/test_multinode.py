@@ -164,6 +164,22 @@ def test_a_fleet_of_only_workers_is_inconclusive_naming_why(
     assert all(not w["leaderChecked"] for w in document["environment"]["kubernetes"]["multiNodeWorkers"])
 
 
+def test_a_leaderworkerset_worker_the_run_cannot_read_gets_the_hint(
+    pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # the Ray worker of vLLM's example, started by its image's own entrypoint instead (no command to read)
+    cluster = deployment("vllm-lws-ray", sim_host, only={"vllm-0", "vllm-0-1"})
+    cluster.namespaces[NS][1].command = None
+    result = kube_run(pytester, sim_host, cluster, tmp_path, "--vllm-selector=leaderworkerset.sigs.k8s.io/name=vllm",
+                      "-k", "reachable")
+    assert verdicts(pytester) == {("test_reachable", "vllm-0"): "passed",
+                                  ("test_reachable", "vllm-0-1"): "inconclusive"}
+    assert said(result, "vllm-0-1: declares no port on container vllm-worker (ports: none declared); pass "
+                        "--vllm-port. It is worker 1 of LeaderWorkerSet vllm: if it runs engines without an API server "
+                        "(a multi-node worker), their metrics are on its leader's page; select the leaders only (e.g. "
+                        "leaderworkerset.sigs.k8s.io/worker-index=0).")
+
+
 # -- data-parallel servers: every engine on the page -------------------------------------------------------------
 
 
