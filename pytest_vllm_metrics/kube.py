@@ -394,7 +394,8 @@ def _proxy(configuration: Any) -> str | None:
 
 
 def _target(pod: Any, namespace: str, container: str | None, port: str | None, transport: str, server: str,
-            options: dict[str, Any], arch_by_node: dict[str, str], data_parallel: DataParallel | None) -> Target:
+            options: dict[str, Any], arch_by_node: dict[str, str], data_parallel: DataParallel | None = None
+            ) -> Target:
     name = pod.metadata.name
     node = pod.spec.node_name
     labels = dict(pod.metadata.labels or {})
