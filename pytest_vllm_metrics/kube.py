@@ -551,8 +551,8 @@ def engines_on_page(snapshot: Snapshot) -> list[str]:
 
 
 def engines_shown(implementation: Mapping[str, Any]) -> str:
-    """A report's word on a target's data-parallel engines ("engines 8-15 of --data-parallel-size-local 8"), from
-    its implementation entry; "" for a server of one engine."""
+    """A report's word on a target's data-parallel engines ("engines 8-15 (8 of the 8 its command line runs)"),
+    from its implementation entry; "" for a server of one engine."""
     engines = implementation.get("engines") or []
     dp = implementation.get("dataParallel") or {}
     if not dp and len(engines) <= 1:
@@ -616,13 +616,14 @@ def data_parallel_engines(obs: Observation) -> Verdict:
         evidence["missing"] = len(missing)
     if not missing:
         return Verdict(Outcome.PASSED, f"{target.name}: engines {shown} on its page: {runs}", evidence=evidence)
-    named = ranks(missing) if first is not None else f"{len(missing)} of them"
+    verb = "are" if len(missing) != 1 else "is"
+    named = (f"engine{'s' * (len(missing) != 1)} {ranks(missing)} {verb}" if first is not None
+             else f"{len(missing)} of them {verb}")
     return Verdict(Outcome.FAILED, (
-        f"{target.name}: its /metrics carries engines {shown}, not all of {runs}: engine{'s' * (len(missing) != 1)} "
-        f"{named} {'are' if len(missing) != 1 else 'is'} missing. Their requests, tokens, queue and KV cache are "
-        f"counted nowhere: every panel, alert and autoscaler reading this pod undercounts. Check that the scraped "
-        f"port is this pod's own vLLM API server (--vllm-port) and that its command line starts what it serves."),
-        evidence=evidence)
+        f"{target.name}: its /metrics carries engines {shown}, not all of {runs}: {named} missing. Their requests, "
+        f"tokens, queue and KV cache are counted nowhere: every panel, alert and autoscaler reading this pod "
+        f"undercounts. Check that the port scraped is this pod's own vLLM API server (--vllm-port), and the "
+        f"server's --data-parallel-* flags."), evidence=evidence)
 
 
 # -- the metrics' other consumers, read from the cluster (read-only) ---------------------------------------

@@ -22,7 +22,7 @@ from pytest_vllm_metrics.kube import data_parallel_engines
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE, Problem
 from pytest_vllm_metrics.report import schema
-from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Balancing, DataParallel, Role, Target
@@ -244,7 +244,7 @@ def _obs(dp: DataParallel | None, page: Snapshot | None, source: str = "kubernet
     (DataParallel(size_local=2, balancing=Balancing.HYBRID, unreadable=("--data-parallel-start-rank",)),
      _page("6"), "failed", "not all of the 2 engines its command line runs (--data-parallel-hybrid-lb "
                            "--data-parallel-size-local 2 --data-parallel-start-rank (unresolved), hybrid load "
-                           "balancing): engine 1 of them is missing"),
+                           "balancing): 1 of them is missing"),
     (DataParallel(size_local=2, balancing=Balancing.HYBRID, unreadable=("--data-parallel-start-rank",)),
      _page("6", "7"), "passed", "engines 6-7"),
     (DataParallel(balancing=Balancing.HYBRID, unreadable=("--data-parallel-size-local",)), _page("0"),
@@ -349,3 +349,9 @@ def test_simulated_data_parallel_page_has_every_series_once_per_engine(sim_host:
         if any(key == "engine" for s in series for key, _ in s.labels):
             assert len(eight.samples[name]) == 8 * len(series), name
             assert {dict(s.labels)["engine"] for s in eight.samples[name]} == {str(r) for r in range(8, 16)}
+
+
+@pytest.mark.parametrize("changes", [{"data_parallel_size_local": 0}, {"data_parallel_start_rank": -1}])
+def test_simulator_refuses_data_parallelism_vllm_would_not_run(changes: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="manages data_parallel_size_local >= 1 engines from data_parallel_start_rank"):
+        build_app(get_profile("x86_64").replace(**changes))
