@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import report, upgrade
+from . import kube, report, upgrade
 from .fixtures import VERDICT_KEY
 from .outcome import EXIT_INCONCLUSIVE, Outcome
 from .report import ROWS_KEY as ROWS
@@ -98,6 +98,9 @@ class ReportHooks:
         cluster = run.cluster() if run.settings.vllm_namespace else None
         for note in cluster.notes if cluster is not None else ():  # informational calls that failed
             terminalreporter.line(f"note: {note}")
+        engines = kube.engines_note(run.implementations())
+        if engines:
+            terminalreporter.line(f"note: {engines}")
         looked = [i["target"] for i in run.implementations() if (i.get("measured") or {}).get("looksExclusive")]
         if looked and not run.settings.vllm_exclusive:
             terminalreporter.line(f"note: on {', '.join(looked)} the finished requests and prompt tokens moved by "
@@ -218,7 +221,8 @@ def _environment(run: Run) -> dict[str, Any]:
     if cluster is not None:
         env["kubernetes"] = {"context": cluster.context, "server": cluster.server, "version": cluster.version,
                              "namespace": cluster.namespace, "selectors": list(cluster.selectors),
-                             "notes": cluster.notes}
+                             "notes": cluster.notes,
+                             "multiNodeWorkers": [worker.as_dict() for worker in cluster.workers]}
     return env
 
 
@@ -249,4 +253,5 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
             + (f", node {impl['node']}" if impl["node"] else "")
             + f", block size {impl['blockSize']}, prefix caching {impl['prefixCaching']}, "
             f"features {', '.join(impl['features'])}"
+            + (f", {engines}" if (engines := kube.engines_shown(impl)) else "")
         )

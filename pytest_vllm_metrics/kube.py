@@ -12,11 +12,16 @@ import json
 import os
 import ssl
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .targets import Target, redact_url
+from . import _launch
+from .observe import Observation
+from .outcome import Outcome, Verdict
+from .snapshot import Snapshot
+from .targets import DataParallel, Role, Target, ranks, redact_url
 
 # llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
 DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
@@ -47,6 +52,51 @@ class ClusterInfo:
     namespace: str
     selectors: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
+    # pods of multi-node deployments that run engines without an API server: listed, never scraped
+    workers: list[Worker] = field(default_factory=list)
+
+
+_ROLE_SHOWN = {Role.HEADLESS: "headless engines", Role.RAY_WORKER: "Ray worker"}
+_WORKERS_NAMED = 8  # workers named in the one note; the JSON report lists every one
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A pod of a multi-node deployment that runs engines without an API server (`vllm serve --headless`, a Ray
+    worker node): it has no /metrics and takes no request, so it is reported, not checked. Its engines' metrics
+    are on its leader's page."""
+
+    pod: str
+    role: Role
+    how: str  # what its command line shows: "vllm serve --headless", "ray start --address=vllm-0.vllm.ns:6379"
+    node: str | None = None
+    leader: str | None = None  # the leader's pod, when known
+    leader_from: str = ""  # how: "LeaderWorkerSet vllm, group 0", "--data-parallel-address 10.0.0.5"
+    checked: bool = False  # the leader is a server the run checks
+    engines: str = ""  # a headless worker's data-parallel ranks: "2-3"
+
+    def text(self) -> str:
+        engines = f", data-parallel engines {self.engines}" if self.engines else ""
+        if self.leader:
+            leader = f"leader {self.leader}" + (f" ({self.leader_from})" if self.leader_from else "")
+            leader += "" if self.checked else ", not among the checked pods"
+        else:
+            leader = "leader unknown" + (f" ({self.leader_from} names no pod of the run)" if self.leader_from else "")
+        return f"{self.pod} ({_ROLE_SHOWN[self.role]}: {self.how}{engines}; {leader})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pod": self.pod, "role": str(self.role), "command": self.how, "node": self.node,
+                "leader": self.leader, "leaderFrom": self.leader_from or None, "leaderChecked": self.checked,
+                "engines": self.engines or None}
+
+
+def workers_note(workers: list[Worker]) -> str:
+    """One note for every report: which pods were left out as multi-node workers, and why."""
+    named = "; ".join(worker.text() for worker in workers[:_WORKERS_NAMED])
+    more = len(workers) - _WORKERS_NAMED
+    if more > 0:
+        named += f"; and {more} more (the JSON report's environment.kubernetes.multiNodeWorkers lists every one)"
+    return f"multi-node workers (not scraped: no API server): {named}"
 
 
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
@@ -134,11 +184,26 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
     arch_by_node = _node_architectures(core, {p.spec.node_name for p in pods.values() if p.spec.node_name},
                                        timeout, info)
     options = _client_options(configuration, proxy) if transport == "proxy" else {}
+    ordered = sorted(pods.values(), key=lambda p: p.metadata.name)
+    launches = {pod.metadata.name: _launch_of(pod, container) for pod in ordered}
+    servers = {name for name, launch in launches.items() if not launch.role.worker}
     targets = [
-        _target(pod, namespace, container, port, transport, server, options, arch_by_node)
-        for pod in sorted(pods.values(), key=lambda p: p.metadata.name)
+        _target(pod, namespace, container, port, transport, server, options, arch_by_node,
+                launches[pod.metadata.name].data_parallel)
+        for pod in ordered if pod.metadata.name in servers
     ]
-    return info, targets
+    for pod in ordered:
+        launch = launches[pod.metadata.name]
+        if not launch.role.worker:
+            continue
+        worker = _worker(pod, launch, ordered, servers)
+        info.workers.append(worker)
+        if not worker.checked:
+            # Nothing of the run sees its engines: each check says so for this pod (inconclusive), and why.
+            targets.append(_orphan(pod, worker, info, arch_by_node))
+    if info.workers:
+        info.notes.append(workers_note(info.workers))
+    return info, sorted(targets, key=lambda t: t.name)
 
 
 def _call(where: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -329,14 +394,15 @@ def _proxy(configuration: Any) -> str | None:
 
 
 def _target(pod: Any, namespace: str, container: str | None, port: str | None, transport: str, server: str,
-            options: dict[str, Any], arch_by_node: dict[str, str]) -> Target:
+            options: dict[str, Any], arch_by_node: dict[str, str], data_parallel: DataParallel | None = None
+            ) -> Target:
     name = pod.metadata.name
     node = pod.spec.node_name
     labels = dict(pod.metadata.labels or {})
     arch = arch_by_node.get(node or "", "unknown")
     detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch, "transport": transport}
     common: dict[str, Any] = {"name": name, "arch": arch, "source": "kubernetes", "node": node, "labels": labels,
-                              "detail": detail}
+                              "detail": detail, "data_parallel": data_parallel}
     ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
     if not ready:
         reason = pod.status.reason or next(
@@ -347,6 +413,13 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
     resolved, problem = _port(pod, container, port)
     if problem:
+        lws = _launch.rules()["lws"]
+        index = labels.get(lws["worker_index"])
+        if index not in (None, "0"):
+            # a LeaderWorkerSet's worker whose command line the run could not read as a worker's
+            problem += (f" It is worker {index} of LeaderWorkerSet {labels.get(lws['name'], '?')}: if it runs engines "
+                        f"without an API server (a multi-node worker), their metrics are on its leader's page; select "
+                        f"the leaders only (e.g. {lws['worker_index']}=0).")
         return Target(base_url="", unavailable=f"{name}: {problem}", **common)
     if transport == "direct":
         ip = pod.status.pod_ip or ""
@@ -355,18 +428,24 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
                   client_options=options, **common)
 
 
+def _container(pod: Any, container: str | None) -> Any:
+    """The vLLM container of a pod: --vllm-container's, else a known name, else the one with a port named
+    metrics, else the first. None when --vllm-container names none of them."""
+    containers = list(pod.spec.containers or [])
+    if container:
+        return next((c for c in containers if c.name == container), None)
+    return (next((c for c in containers if c.name in VLLM_CONTAINERS), None)
+            or next((c for c in containers if any(p.name == "metrics" for p in c.ports or [])), None)
+            or (containers[0] if containers else None))
+
+
 def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None, str | None]:
     containers = list(pod.spec.containers or [])
     names = [c.name for c in containers]
-    if container:
-        chosen = next((c for c in containers if c.name == container), None)
-        if chosen is None:
-            return None, (f"has no container {container!r} (its containers: {', '.join(names)}); "
-                          f"check --vllm-container.")
-    else:
-        chosen = (next((c for c in containers if c.name in VLLM_CONTAINERS), None)
-                  or next((c for c in containers if any(p.name == "metrics" for p in c.ports or [])), None)
-                  or (containers[0] if containers else None))
+    chosen = _container(pod, container)
+    if container and chosen is None:
+        return None, (f"has no container {container!r} (its containers: {', '.join(names)}); "
+                      f"check --vllm-container.")
     declared = [(p.name, p.container_port) for c in containers for p in (c.ports or [])]
     listing = ", ".join(f"{n or '-'}={p}" for n, p in declared) or "none declared"
     if port is not None:
@@ -385,6 +464,166 @@ def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None
         return next((p for _, p in own if p == 8200), own[0][1]), None
     return None, (f"declares no port on container {chosen.name if chosen else '?'} (ports: {listing}); pass "
                   f"--vllm-port.")
+
+
+# -- multi-node deployments: API servers, and the workers that run engines without one -----------------------
+
+
+def _launch_of(pod: Any, container: str | None) -> _launch.Launch:
+    """What the pod's vLLM container starts, read from its command line and environment."""
+    chosen = _container(pod, container)
+    if chosen is None:
+        return _launch.Launch(Role.SERVER)
+    env = {e.name: e.value for e in chosen.env or [] if e.value is not None}  # valueFrom is resolved at runtime
+    worker_index = (pod.metadata.labels or {}).get(_launch.rules()["lws"]["worker_index"])
+    return _launch.read(list(chosen.command or []), list(chosen.args or []), env, worker_index)
+
+
+def _worker(pod: Any, launch: _launch.Launch, pods: list[Any], servers: set[str]) -> Worker:
+    leader, leader_from = _leader(pod, launch, pods)
+    engines = ""
+    dp = launch.data_parallel
+    if dp is not None and dp.size_local is not None and dp.start_rank is not None and dp.size_local > 0:
+        engines = ranks(range(dp.start_rank, dp.start_rank + dp.size_local))
+    return Worker(pod.metadata.name, launch.role, launch.how, pod.spec.node_name, leader, leader_from,
+                  leader in servers, engines)
+
+
+def _leader(pod: Any, launch: _launch.Launch, pods: list[Any]) -> tuple[str | None, str]:
+    """A worker's leader (its pod's name, or None) and how the run knows: the pod of worker index 0 in its
+    LeaderWorkerSet group (else the group's leader-name annotation), or the address its command line joins (a
+    pod's IP, or a pod's DNS name <pod>.<service>.<namespace>)."""
+    lws = _launch.rules()["lws"]
+    labels = pod.metadata.labels or {}
+    name = labels.get(lws["name"])
+    if name is not None:
+        group, key = labels.get(lws["group_index"]), labels.get(lws["group_key"])
+        where = f"LeaderWorkerSet {name}" + (f", group {group}" if group is not None else "")
+        for other in pods:
+            theirs = other.metadata.labels or {}
+            same_group = (theirs.get(lws["group_key"]) == key) if key else (
+                group is not None and theirs.get(lws["group_index"]) == group)
+            if theirs.get(lws["name"]) == name and theirs.get(lws["worker_index"]) == "0" and same_group:
+                return other.metadata.name, where
+        named = (pod.metadata.annotations or {}).get(lws["leader_name"])
+        if named:
+            return named, where
+    address = launch.leader_address
+    if not address:
+        return None, ""
+    flag = "--data-parallel-address" if launch.role is Role.HEADLESS else "the Ray head address"
+    by_ip = [p.metadata.name for p in pods if p.status.pod_ip == address]
+    by_name = [p.metadata.name for p in pods if p.metadata.name == address.split(".")[0]]
+    found = by_ip if len(by_ip) == 1 else by_name
+    return (found[0] if found else None), f"{flag} {address}"
+
+
+def _orphan(pod: Any, worker: Worker, info: ClusterInfo, arch_by_node: dict[str, str]) -> Target:
+    """A worker whose leader the run does not check: a target that cannot be checked, saying why and what to do."""
+    name = pod.metadata.name
+    selector = " or ".join(info.selectors)
+    lws = (pod.metadata.labels or {}).get(_launch.rules()["lws"]["name"])
+    fix = (f"select the leader's pods too (e.g. --vllm-selector=leaderworkerset.sigs.k8s.io/name={lws})" if lws
+           else "select the leader's pod too (--vllm-selector)")
+    start = (f"{name}: a multi-node worker ({_ROLE_SHOWN[worker.role]}: {worker.how}) runs engines without an API "
+             f"server, so it has no /metrics of its own; its engines' metrics are on its leader's page")
+    if worker.leader:
+        why = (f"{start}, and its leader {worker.leader} ({worker.leader_from}) is not among the pods the run checks "
+               f"(those matching {selector} in namespace {info.namespace} that serve the API)")
+    else:
+        source = (f"{worker.leader_from} names no pod of the run" if worker.leader_from
+                  else "no LeaderWorkerSet labels and no --data-parallel-address")
+        why = f"{start}, and the run cannot tell its leader ({source})"
+    node = pod.spec.node_name
+    arch = arch_by_node.get(node or "", "unknown")
+    return Target(name=name, base_url="", arch=arch, source="kubernetes", node=node,
+                  labels=dict(pod.metadata.labels or {}),
+                  detail={"namespace": info.namespace, "node": node or "unscheduled", "arch": arch,
+                          "role": str(worker.role)},
+                  unavailable=f"{why}. Nothing of the run sees those engines: {fix}.")
+
+
+def engines_on_page(snapshot: Snapshot) -> list[str]:
+    """The `engine` labels of vLLM's series on a page: one per data-parallel engine the API server manages."""
+    found = {value for name, series in snapshot.samples.items() if name.startswith("vllm:")
+             for one in series for key, value in one.labels if key == "engine"}
+    return sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+
+
+def engines_shown(implementation: Mapping[str, Any]) -> str:
+    """A report's word on a target's data-parallel engines ("engines 8-15 (8 of the 8 its command line runs)"),
+    from its implementation entry; "" for a server of one engine."""
+    engines = implementation.get("engines") or []
+    dp = implementation.get("dataParallel") or {}
+    if not dp and len(engines) <= 1:
+        return ""
+    text = f"engines {ranks(engines) or 'none'}"
+    expected = dp.get("expectedEngines")
+    if expected is not None:
+        text += f" ({len(engines)} of the {expected} its command line runs)"
+    return text
+
+
+def engines_note(implementations: list[dict[str, Any]]) -> str | None:
+    """The terminal's one line on the data-parallel targets' pages, or None when there is none."""
+    shown = [(str(i["target"]), text) for i in implementations if (text := engines_shown(i))]
+    if not shown:
+        return None
+    named = "; ".join(f"{target}: {text}" for target, text in shown[:_WORKERS_NAMED])
+    more = len(shown) - _WORKERS_NAMED
+    return "data-parallel engines on each page: " + named + (f"; and {more} more (see the report)" if more > 0 else "")
+
+
+_NOT_DATA_PARALLEL = {
+    "kubernetes": "not a data-parallel server (no --data-parallel-* flag on its command line)",
+    "sim": "not a data-parallel server (its simulator profile runs one engine)",
+    "url": "the run does not know its command line (it reads those of pods found with --vllm-namespace), so not "
+           "whether it is data-parallel",
+}
+
+
+def data_parallel_engines(obs: Observation) -> Verdict:
+    """Whether a data-parallel server's page carries every engine its command line runs. vLLM's API server labels
+    each engine's series with its rank (`engine`); a rank missing from the page is an engine whose requests,
+    tokens, queue and KV cache no dashboard, alert or autoscaler reading the pod counts."""
+    target = obs.target
+    dp = target.data_parallel
+    problem = obs.failure("before")
+    if problem:
+        return problem.verdict()
+    if dp is None:
+        return Verdict(Outcome.SKIPPED, _NOT_DATA_PARALLEL.get(target.source, _NOT_DATA_PARALLEL["url"]))
+    assert obs.before is not None
+    count, first, unknown = dp.expected_engines()
+    seen = engines_on_page(obs.before)
+    shown = ranks(seen) or "none"
+    evidence: dict[str, Any] = {"engines": seen, "flags": dp.flags(), "balancing": str(dp.balancing),
+                                "expected": count, "firstEngine": first}
+    if count is None:
+        return Verdict(Outcome.INCONCLUSIVE, f"{target.name}: cannot tell how many engines its page must carry: "
+                                             f"{unknown}. The page carries engines {shown}.", evidence=evidence)
+    if not seen:
+        return Verdict(Outcome.INCONCLUSIVE, f"{target.name}: its vLLM series carry no engine label, so the run "
+                                             f"cannot tell its data-parallel engines apart ({dp.flags()}).",
+                       evidence=evidence)
+    runs = f"the {count} engine{'s' * (count != 1)} its command line runs ({dp.flags()}, {dp.balancing} load balancing)"
+    if first is not None:
+        wanted = [str(rank) for rank in range(first, first + count)]
+        missing = [rank for rank in wanted if rank not in seen]
+        evidence["missing"] = missing
+    else:
+        missing = [] if len(seen) >= count else ["?"] * (count - len(seen))
+        evidence["missing"] = len(missing)
+    if not missing:
+        return Verdict(Outcome.PASSED, f"{target.name}: engines {shown} on its page: {runs}", evidence=evidence)
+    verb = "are" if len(missing) != 1 else "is"
+    named = (f"engine{'s' * (len(missing) != 1)} {ranks(missing)} {verb}" if first is not None
+             else f"{len(missing)} of them {verb}")
+    return Verdict(Outcome.FAILED, (
+        f"{target.name}: its /metrics carries engines {shown}, not all of {runs}: {named} missing. Their requests, "
+        f"tokens, queue and KV cache are counted nowhere: every panel, alert and autoscaler reading this pod "
+        f"undercounts. Check that the port scraped is this pod's own vLLM API server (--vllm-port), and the "
+        f"server's --data-parallel-* flags."), evidence=evidence)
 
 
 # -- the metrics' other consumers, read from the cluster (read-only) ---------------------------------------

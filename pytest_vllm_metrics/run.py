@@ -19,11 +19,11 @@ from . import prometheus
 from .catalog import Catalog
 from .dashboards import Panel, default_wait
 from .evaluate import looks_exclusive
-from .kube import ClusterInfo
+from .kube import ClusterInfo, engines_on_page
 from .observe import Observation, observe
 from .outcome import Problem
 from .settings import Settings
-from .targets import Target, sim_target_names, url_targets
+from .targets import Balancing, DataParallel, Target, sim_target_names, url_targets
 
 RUN_KEY = pytest.StashKey["Run"]()
 
@@ -128,8 +128,13 @@ class Run:
             if self.settings.vllm_api_key:
                 profile = profile.replace(api_key=self.settings.vllm_api_key)
             sim = host.start(profile)
+            # a data-parallel profile is a server started with --data-parallel-hybrid-lb: its engines are known
+            data_parallel = DataParallel(size_local=profile.data_parallel_size_local,
+                                         start_rank=profile.data_parallel_start_rank, balancing=Balancing.HYBRID) if (
+                profile.data_parallel_size_local > 1 or profile.data_parallel_start_rank) else None
             targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source="sim",
-                                  detail={"profile": profile.name, "simulated vLLM": profile.version}))
+                                  detail={"profile": profile.name, "simulated vLLM": profile.version},
+                                  data_parallel=data_parallel))
         return targets
 
     def observations(self, shared: Path | None = None) -> dict[str, Observation]:
@@ -177,6 +182,11 @@ class Run:
         if self._implementations is not None and self._implementations[0] is observed:
             return self._implementations[1]
         out = []
+        cluster = self.cluster()
+        led: dict[str, list[str]] = {}  # leader -> its multi-node workers
+        for worker in cluster.workers if cluster is not None else ():
+            if worker.leader and worker.checked:
+                led.setdefault(worker.leader, []).append(worker.pod)
         for obs in observed.values():
             target = obs.target
             traffic = obs.traffic
@@ -187,6 +197,11 @@ class Run:
                 "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
                 "exposition": obs.before.format if obs.before is not None else None,
                 "measured": _measured(obs),
+                # the data-parallel engines the page carries (its `engine` labels), what the command line runs,
+                # and the workers whose engines report through it
+                "engines": engines_on_page(obs.before) if obs.before is not None else None,
+                "dataParallel": target.data_parallel.as_dict() if target.data_parallel else None,
+                "multiNodeWorkers": led.get(target.name, []),
             })
         self._implementations = (observed, out)
         return out

@@ -217,7 +217,7 @@ class Engine:
         self.metrics: dict[str, Any] = {}
         self.requests = 0
         self.started = time.time()
-        self._base = {"engine": "0", "model_name": profile.model}
+        self._base = {"engine": profile.engines[0], "model_name": profile.model}
         self._blocks: OrderedDict[bytes, None] = OrderedDict()
         self._running = 0
         self._held_blocks = 0
@@ -244,6 +244,10 @@ class Engine:
             # one series per draft position, 0 .. num_speculative_tokens-1 (the captured server drafted 2)
             common = tuple(pair for pair in startup[0][0] if pair[0] != _POSITION)
             startup = [((*common, (_POSITION, str(i))), 0.0) for i in range(self.profile.num_speculative_tokens)]
+        if "engine" in spec.label_names:
+            # the captured server ran engine 0; a data-parallel API server has every series once per engine it manages
+            startup = [(tuple((k, engine if k == "engine" else v) for k, v in labels), value)
+                       for engine in self.profile.engines for labels, value in startup]
         kwargs: dict[str, Any] = {"labelnames": spec.label_names, "registry": self.registry}
         metric: Any
         if spec.type == "counter":

@@ -30,13 +30,20 @@ class PodSpec:
     name: str
     labels: dict[str, str]
     node: str
-    ports: dict[str, int]  # port name -> container port
+    ports: dict[str, int]  # port name ("" for none) -> container port
     backend: str | None = None  # base URL the pod proxy forwards to
     ready: bool = True
     phase: str = "Running"
     reason: str | None = None
     ip: str = "10.0.0.1"
     container: str = "vllm"
+    # the container's command line and environment (variables with a literal value), and the pod's annotations:
+    # what tells a multi-node deployment's API servers from its workers (a LeaderWorkerSet's pods carry its labels,
+    # annotations and LWS_* variables, as its webhook sets them)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,17 +129,25 @@ def _pod_object(namespace: str, pod: PodSpec) -> dict[str, Any]:
         "state": {"running": {"startedAt": "2026-11-28T00:00:00Z"}} if pod.ready else
                  {"waiting": {"reason": pod.reason or "ContainerCreating"}},
     }]
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod.name, "namespace": namespace, "labels": pod.labels,
-                     "uid": f"uid-{namespace}-{pod.name}", "resourceVersion": "1",
-                     "creationTimestamp": "2026-11-28T00:00:00Z"},
-        "spec": {"nodeName": pod.node, "containers": [{
-            "name": pod.container, "image": "vllm/vllm-openai:latest",
-            "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in pod.ports.items()],
-        }]},
-        "status": status,
+    container: dict[str, Any] = {
+        "name": pod.container, "image": "vllm/vllm-openai:latest",
+        # a port declared without a name has the key "" in `ports`
+        "ports": [{"containerPort": port, "protocol": "TCP", **({"name": name} if name else {})}
+                  for name, port in pod.ports.items()],
     }
+    if pod.command is not None:
+        container["command"] = pod.command
+    if pod.args is not None:
+        container["args"] = pod.args
+    if pod.env:
+        container["env"] = [{"name": name, "value": value} for name, value in pod.env.items()]
+    metadata: dict[str, Any] = {"name": pod.name, "namespace": namespace, "labels": pod.labels,
+                                "uid": f"uid-{namespace}-{pod.name}", "resourceVersion": "1",
+                                "creationTimestamp": "2026-11-28T00:00:00Z"}
+    if pod.annotations:
+        metadata["annotations"] = pod.annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+            "spec": {"nodeName": pod.node, "containers": [container]}, "status": status}
 
 
 def _node_object(name: str, arch: str) -> dict[str, Any]:

@@ -31,6 +31,11 @@ class Profile:
     num_speculative_tokens: int = 0
     prompt_lookup_min: int = 1
     prompt_lookup_max: int = 3
+    # Data parallelism: the engines this server's API server manages, each with its own `engine` label (its rank):
+    # --data-parallel-size-local of a server with --data-parallel-hybrid-lb, from --data-parallel-start-rank. The
+    # workload's requests are all served by the first one.
+    data_parallel_size_local: int = 1
+    data_parallel_start_rank: int = 0
     # Faults, for tests (see FAULTS in server.py): how /metrics or /v1 misbehave.
     fault: str | None = None
     # the server stops answering (closes every connection) after this many scrapes
@@ -43,6 +48,12 @@ class Profile:
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The `engine` labels of the page: one per data-parallel rank."""
+        start = self.data_parallel_start_rank
+        return tuple(str(rank) for rank in range(start, start + self.data_parallel_size_local))
 
     @property
     def features(self) -> tuple[str, ...]:

@@ -65,6 +65,9 @@ def build_app(profile: Profile) -> web.Application:
             profile.num_speculative_tokens >= 1 and 1 <= profile.prompt_lookup_min <= profile.prompt_lookup_max):
         raise ValueError("ngram speculative decoding needs num_speculative_tokens >= 1 and "
                          "1 <= prompt_lookup_min <= prompt_lookup_max")
+    if profile.data_parallel_size_local < 1 or profile.data_parallel_start_rank < 0:
+        raise ValueError("a data-parallel server manages data_parallel_size_local >= 1 engines from "
+                         "data_parallel_start_rank >= 0")
     engine = Engine(profile)
     app = web.Application(middlewares=[_hangups, _faults(profile), _auth(profile), _metered()])
     app[ENGINE] = [engine]

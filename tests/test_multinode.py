@@ -1,0 +1,357 @@
+"""Multi-node vLLM on Kubernetes: API servers told from the workers that run engines without one, and each
+data-parallel server's engines on its page.
+
+The deployments are real manifests (tests/data/multinode/*.yaml, each citing its source) served as pods by the
+API-server double, with the simulator behind the pods that serve the API; the real `kubernetes` client reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import yaml
+
+from conftest import NS, said, verdicts, write_kubeconfig
+from pytest_vllm_metrics import _launch
+from pytest_vllm_metrics.kube import data_parallel_engines
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE, Problem
+from pytest_vllm_metrics.report import schema
+from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
+from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
+from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.targets import Balancing, DataParallel, Role, Target
+from test_kubernetes import run
+
+DATA = Path(__file__).parent / "data" / "multinode"
+FAST = ("-k", "reachable or workload_served or data_parallel")  # the checks these tests are about
+
+
+def manifest(name: str) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = yaml.safe_load((DATA / f"{name}.yaml").read_text())["pods"]
+    return pods
+
+
+def deployment(name: str, sim_host: SimHost, serves: dict[str, dict[str, int]] | None = None,
+               only: set[str] | None = None) -> Cluster:
+    """The pods of a data file (or `only` some of them), each pod that serves the API backed by a simulator running
+    what its `serves` says (or `serves[pod]`, to break one)."""
+    pods = []
+    for pod in manifest(name):
+        if only is not None and pod["name"] not in only:
+            continue
+        backend = None
+        if "serves" in pod:
+            profile = get_profile("x86_64").replace(**{**pod["serves"], **(serves or {}).get(pod["name"], {})})
+            backend = sim_host.start(profile).url
+        pods.append(PodSpec(pod["name"], pod["labels"], pod["node"], pod.get("ports") or {}, backend=backend,
+                            ip=pod["ip"], container=pod["container"], command=pod.get("command"),
+                            args=pod.get("args"), env={k: str(v) for k, v in (pod.get("env") or {}).items()},
+                            annotations=pod.get("annotations") or {}))
+    return Cluster(namespaces={NS: pods}, nodes={"node-a": "amd64", "node-b": "amd64"}, tokens={"admin": ALL})
+
+
+def kube_run(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, tmp_path: Path,
+             *args: str) -> pytest.RunResult:
+    double = KubeDouble(sim_host, cluster)
+    return run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), *args)
+
+
+def report(pytester: pytest.Pytester) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((pytester.path / "report.json").read_text())
+    return document
+
+
+def implementation(document: dict[str, Any], target: str) -> dict[str, Any]:
+    return next(i for i in document["implementations"] if i["target"] == target)
+
+
+# -- headless and Ray workers: listed with their leader, never scraped ------------------------------------------
+
+
+def test_ray_workers_of_a_leaderworkerset_are_listed_with_their_leader_not_scraped(
+    pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path
+) -> None:
+    cluster = deployment("vllm-lws-ray", sim_host)
+    result = kube_run(pytester, sim_host, cluster, tmp_path, "--vllm-selector=leaderworkerset.sigs.k8s.io/name=vllm",
+                      "--html=report.html", "--self-contained-html", *FAST)
+    assert result.ret == 0, result.stdout.str()
+    # the leaders are checked; the workers are neither failed nor inconclusive: they are not targets at all
+    assert set(verdicts(pytester).values()) <= {"passed", "skipped"}
+    assert {name for _, name in verdicts(pytester)} == {"vllm-0", "vllm-1"}
+    note = ("multi-node workers (not scraped: no API server): vllm-0-1 (Ray worker: multi-node-serving.sh worker "
+            "--ray_address=vllm-0.vllm.llm-d-cpu-inference; leader vllm-0 (LeaderWorkerSet vllm, group 0)); vllm-1-1 "
+            "(Ray worker: multi-node-serving.sh worker --ray_address=vllm-1.vllm.llm-d-cpu-inference; leader vllm-1 "
+            "(LeaderWorkerSet vllm, group 1))")
+    assert said(result, f"note: {note}")
+    document = report(pytester)
+    assert document["environment"]["kubernetes"]["multiNodeWorkers"] == [
+        {"pod": "vllm-0-1", "role": "ray worker", "node": "node-b", "leader": "vllm-0",
+         "command": "multi-node-serving.sh worker --ray_address=vllm-0.vllm.llm-d-cpu-inference",
+         "leaderFrom": "LeaderWorkerSet vllm, group 0", "leaderChecked": True, "engines": None},
+        {"pod": "vllm-1-1", "role": "ray worker", "node": "node-b", "leader": "vllm-1",
+         "command": "multi-node-serving.sh worker --ray_address=vllm-1.vllm.llm-d-cpu-inference",
+         "leaderFrom": "LeaderWorkerSet vllm, group 1", "leaderChecked": True, "engines": None}]
+    assert note in document["environment"]["kubernetes"]["notes"]
+    assert implementation(document, "vllm-0")["multiNodeWorkers"] == ["vllm-0-1"]
+    assert note in (pytester.path / "report.html").read_text()  # the HTML report's environment
+
+
+def test_headless_worker_is_found_by_its_data_parallel_address(
+    pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path
+) -> None:
+    result = kube_run(pytester, sim_host, deployment("vllm-dp-headless", sim_host), tmp_path, *FAST)
+    assert result.ret == 0, result.stdout.str()
+    assert {name for _, name in verdicts(pytester)} == {"dp-head"}
+    assert said(result, "note: multi-node workers (not scraped: no API server): dp-node-1 (headless engines: vllm "
+                        "serve --headless, data-parallel engines 2-3; leader dp-head (--data-parallel-address "
+                        "10.99.48.128))")
+    # the head's API server balances over every rank, its own and the headless node's: all four on its page
+    assert verdicts(pytester)["test_data_parallel_engines", "dp-head"] == "passed"
+    head = implementation(report(pytester), "dp-head")
+    assert head["engines"] == ["0", "1", "2", "3"]
+    assert head["dataParallel"] == {
+        "size": 4, "sizeLocal": 2, "startRank": None, "rank": None, "balancing": "internal", "backend": "mp",
+        "address": "10.99.48.128", "unresolved": [], "expectedEngines": 4, "firstEngine": 0}
+
+
+def test_one_script_for_leader_and_worker_runs_the_branch_of_each_pod(
+    pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # Both pods' args hold `--headless`; LWS_WORKER_INDEX decides which `vllm serve` each runs.
+    result = kube_run(pytester, sim_host, deployment("kserve-lws-dp", sim_host), tmp_path,
+                      "--vllm-selector=leaderworkerset.sigs.k8s.io/name=llama-kserve-mn", *FAST)
+    assert result.ret == 0, result.stdout.str()
+    assert {name for _, name in verdicts(pytester)} == {"llama-kserve-mn-0"}
+    assert said(result, "llama-kserve-mn-0-1 (headless engines: vllm serve --headless, data-parallel engines 2-3; "
+                        "leader llama-kserve-mn-0 (LeaderWorkerSet llama-kserve-mn, group 0))")
+    assert verdicts(pytester)["test_data_parallel_engines", "llama-kserve-mn-0"] == "passed"
+
+
+@pytest.mark.parametrize(("deployment_name", "selector", "only", "why"), [
+    # the selector finds the Ray workers and not their leaders (the leaderTemplate's pods carry role=leader)
+    ("vllm-lws-ray", "leaderworkerset.sigs.k8s.io/worker-index=1", None,
+     "vllm-0-1: a multi-node worker (Ray worker: multi-node-serving.sh worker --ray_address=vllm-0.vllm.llm-d-cpu-"
+     "inference) runs engines without an API server, so it has no /metrics of its own; its engines' metrics are on "
+     "its leader's page, and its leader vllm-0 (LeaderWorkerSet vllm, group 0) is not among the pods the run checks "
+     "(those matching leaderworkerset.sigs.k8s.io/worker-index=1 in namespace llm-d-cpu-inference that serve the "
+     "API). Nothing of the run sees those engines: select the leader's pods too (e.g. "
+     "--vllm-selector=leaderworkerset.sigs.k8s.io/name=vllm)."),
+    # a headless node whose head is not in the namespace: no LeaderWorkerSet to name it, an address of no pod
+    ("vllm-dp-headless", None, {"dp-node-1"},
+     "dp-node-1: a multi-node worker (headless engines: vllm serve --headless) runs engines without an API server, "
+     "so it has no /metrics of its own; its engines' metrics are on its leader's page, and the run cannot tell its "
+     "leader (--data-parallel-address 10.99.48.128 names no pod of the run). Nothing of the run sees those "
+     "engines: select the leader's pod too (--vllm-selector)."),
+])
+def test_a_fleet_of_only_workers_is_inconclusive_naming_why(
+    pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path, deployment_name: str, selector: str | None,
+    only: set[str] | None, why: str
+) -> None:
+    cluster = deployment(deployment_name, sim_host, only=only)
+    result = kube_run(pytester, sim_host, cluster, tmp_path, *([f"--vllm-selector={selector}"] if selector else []))
+    assert result.ret == EXIT_INCONCLUSIVE, result.stdout.str()
+    outcomes = set(verdicts(pytester).values())
+    assert outcomes == {"inconclusive"}, outcomes  # every check of every worker: neither passed nor failed
+    assert said(result, why)
+    document = report(pytester)
+    assert document["result"] == "inconclusive"
+    assert all(not w["leaderChecked"] for w in document["environment"]["kubernetes"]["multiNodeWorkers"])
+
+
+def test_a_leaderworkerset_worker_the_run_cannot_read_gets_the_hint(
+    pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # the Ray worker of vLLM's example, started by its image's own entrypoint instead (no command to read)
+    cluster = deployment("vllm-lws-ray", sim_host, only={"vllm-0", "vllm-0-1"})
+    cluster.namespaces[NS][1].command = None
+    result = kube_run(pytester, sim_host, cluster, tmp_path, "--vllm-selector=leaderworkerset.sigs.k8s.io/name=vllm",
+                      "-k", "reachable")
+    assert verdicts(pytester) == {("test_reachable", "vllm-0"): "passed",
+                                  ("test_reachable", "vllm-0-1"): "inconclusive"}
+    assert said(result, "vllm-0-1: declares no port on container vllm-worker (ports: none declared); pass "
+                        "--vllm-port. It is worker 1 of LeaderWorkerSet vllm: if it runs engines without an API server "
+                        "(a multi-node worker), their metrics are on its leader's page; select the leaders only (e.g. "
+                        "leaderworkerset.sigs.k8s.io/worker-index=0).")
+
+
+# -- data-parallel servers: every engine on the page -------------------------------------------------------------
+
+
+def test_hybrid_data_parallel_pods_show_their_engines(pytester: pytest.Pytester, sim_host: SimHost,
+                                                     tmp_path: Path) -> None:
+    result = kube_run(pytester, sim_host, deployment("wide-ep-lws", sim_host), tmp_path, "--html=report.html",
+                      "--self-contained-html", *FAST)
+    assert result.ret == 0, result.stdout.str()
+    # llm-d's wide-EP pods all serve the API (hybrid load balancing): both are targets, neither is a worker
+    assert verdicts(pytester)["test_data_parallel_engines", "wide-ep-llm-d-decode-0"] == "passed"
+    assert verdicts(pytester)["test_data_parallel_engines", "wide-ep-llm-d-decode-0-1"] == "passed"
+    assert said(result, "note: data-parallel engines on each page: wide-ep-llm-d-decode-0: engines 0-7 (8 of the 8 "
+                        "its command line runs); wide-ep-llm-d-decode-0-1: engines 8-15 (8 of the 8 its command line "
+                        "runs)")
+    assert not said(result, "multi-node workers")
+    document = report(pytester)
+    jsonschema.validate(document, schema())
+    second = implementation(document, "wide-ep-llm-d-decode-0-1")
+    assert second["engines"] == [str(rank) for rank in range(8, 16)]
+    assert second["dataParallel"]["balancing"] == "hybrid"
+    assert (second["dataParallel"]["expectedEngines"], second["dataParallel"]["firstEngine"]) == (8, 8)
+    assert "engines 8-15 (8 of the 8 its command line runs)" in (pytester.path / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("served", "missing"), [
+    (7, "engine 15 is missing"),  # one below what the command line runs
+    (4, "engines 12-15 are missing"),
+])
+def test_an_engine_missing_from_the_page_fails(pytester: pytest.Pytester, sim_host: SimHost, tmp_path: Path,
+                                               served: int, missing: str) -> None:
+    cluster = deployment("wide-ep-lws", sim_host, serves={"wide-ep-llm-d-decode-0-1": {
+        "data_parallel_size_local": served}})
+    result = kube_run(pytester, sim_host, cluster, tmp_path, "-k", "data_parallel")
+    result.assert_outcomes(failed=1)
+    assert verdicts(pytester) == {("test_data_parallel_engines", "wide-ep-llm-d-decode-0"): "passed",
+                                  ("test_data_parallel_engines", "wide-ep-llm-d-decode-0-1"): "failed"}
+    assert said(result, f"wide-ep-llm-d-decode-0-1: its /metrics carries engines 8-{7 + served}, not all of the 8 "
+                        f"engines its command line runs (--data-parallel-hybrid-lb --data-parallel-size 16 "
+                        f"--data-parallel-size-local 8 --data-parallel-start-rank 8, hybrid load balancing): "
+                        f"{missing}. Their requests, tokens, queue and KV cache are counted nowhere")
+    row = next(r for r in report(pytester)["tests"] if r["id"].endswith("test_data_parallel_engines"))
+    assert (row["level"], row["outcome"]) == ("MUST", "failed")
+
+
+# -- the verdict on what the run could not resolve (in-process: no wire protocol involved) ------------------------
+
+
+def _page(*engines: str) -> Snapshot:
+    lines = ["# TYPE vllm:num_requests_running gauge"]
+    lines += [f'vllm:num_requests_running{{engine="{e}",model_name="m"}} 0' for e in engines]
+    return Snapshot.parse("\n".join(lines) + "\n")
+
+
+def _obs(dp: DataParallel | None, page: Snapshot | None, source: str = "kubernetes") -> Observation:
+    return Observation(Target("pod-a", "http://x", source=source, data_parallel=dp), before=page)
+
+
+@pytest.mark.parametrize(("dp", "page", "outcome", "message"), [
+    (DataParallel(size_local=8, start_rank=8, balancing=Balancing.HYBRID), _page(*map(str, range(8, 16))), "passed",
+     "pod-a: engines 8-15 on its page"),
+    # the start rank comes from a variable the run cannot resolve: the count still decides
+    (DataParallel(size_local=2, balancing=Balancing.HYBRID, unreadable=("--data-parallel-start-rank",)),
+     _page("6"), "failed", "not all of the 2 engines its command line runs (--data-parallel-hybrid-lb "
+                           "--data-parallel-size-local 2 --data-parallel-start-rank (unresolved), hybrid load "
+                           "balancing): 1 of them is missing"),
+    (DataParallel(size_local=2, balancing=Balancing.HYBRID, unreadable=("--data-parallel-start-rank",)),
+     _page("6", "7"), "passed", "engines 6-7"),
+    (DataParallel(balancing=Balancing.HYBRID, unreadable=("--data-parallel-size-local",)), _page("0"),
+     "inconclusive", "pod-a: cannot tell how many engines its page must carry: hybrid load balancing runs "
+                     "--data-parallel-size-local engines, and its value cannot be resolved "
+                     "(--data-parallel-size-local). The page carries engines 0."),
+    (DataParallel(size=2), Snapshot.parse("# TYPE vllm:x counter\nvllm:x_total 1\n"), "inconclusive",
+     "its vLLM series carry no engine label"),
+    # an externally balanced rank runs its own engine: that rank must be on the page
+    (DataParallel(size=4, rank=3, balancing=Balancing.EXTERNAL), _page("0"), "failed", "engine 3 is missing"),
+    (DataParallel(size=2), None, "inconclusive", "pod-a: GET /metrics timed out"),
+    (None, _page("0"), "skipped", "not a data-parallel server (no --data-parallel-* flag on its command line)"),
+    (None, None, "inconclusive", "pod-a: GET /metrics timed out"),
+])
+def test_data_parallel_verdicts(dp: DataParallel | None, page: Snapshot | None, outcome: str, message: str) -> None:
+    obs = _obs(dp, page)
+    if page is None:
+        obs.errors["before"] = Problem("pod-a: GET /metrics timed out")
+    verdict = data_parallel_engines(obs)
+    assert (verdict.outcome, verdict.level) == (outcome, "MUST")
+    assert message in verdict.message
+
+
+# -- reading the command lines of the real manifests ----------------------------------------------------------
+
+
+def _read(pod: dict[str, Any]) -> _launch.Launch:
+    return _launch.read(pod.get("command") or [], pod.get("args") or [], pod.get("env") or {},
+                        pod["labels"].get("leaderworkerset.sigs.k8s.io/worker-index"))
+
+
+@pytest.mark.parametrize(("name", "roles"), [
+    ("wide-ep-lws", [Role.SERVER, Role.SERVER]),
+    ("vllm-lws-ray", [Role.SERVER, Role.RAY_WORKER, Role.SERVER, Role.RAY_WORKER]),
+    ("vllm-dp-headless", [Role.SERVER, Role.HEADLESS]),
+    ("kserve-lws-dp", [Role.SERVER, Role.HEADLESS]),
+])
+def test_roles_of_the_real_manifests(name: str, roles: list[Role]) -> None:
+    assert [_read(pod).role for pod in manifest(name)] == roles
+
+
+def test_wide_ep_flags_resolve_through_the_environment_and_the_script() -> None:
+    # --data-parallel-size $((LWS_GROUP_SIZE * DP_SIZE_LOCAL)), --data-parallel-start-rank $START_RANK where
+    # START_RANK=$(( ${LWS_WORKER_INDEX:-0} * DP_SIZE_LOCAL )): the shell's arithmetic over LWS's variables
+    second = _read(manifest("wide-ep-lws")[1])
+    assert second.data_parallel == DataParallel(size=16, size_local=8, start_rank=8, balancing=Balancing.HYBRID,
+                                                address="wide-ep-llm-d-decode-0.wide-ep-llm-d-decode."
+                                                        "llm-d-cpu-inference")
+    assert second.how == "vllm serve"
+
+
+def test_a_value_from_outside_the_pod_spec_is_unresolved_not_guessed() -> None:
+    # DP_SIZE_LOCAL from a ConfigMap (valueFrom): the pod spec has no value for it
+    pod = manifest("wide-ep-lws")[1]
+    env = {k: v for k, v in pod["env"].items() if k != "DP_SIZE_LOCAL"}
+    launch = _launch.read(pod["command"], pod["args"], env)
+    assert launch.data_parallel is not None
+    assert set(launch.data_parallel.unreadable) == {"--data-parallel-size", "--data-parallel-size-local",
+                                                    "--data-parallel-start-rank"}
+    count, _, why = launch.data_parallel.expected_engines()
+    assert count is None and "cannot be resolved" in why
+
+
+@pytest.mark.parametrize(("command", "args", "env", "role", "how", "leader"), [
+    # kserve/kserve config/llmisvc/config-llm-decode-worker-data-parallel.yaml (commit 3cb95ee9454d): the worker's
+    # `eval "vllm serve ..."`, filled in for dataLocal 2, data 2
+    (["/bin/sh", "-c"], ['START_RANK=$(( ${LWS_WORKER_INDEX:-0} * 2 ))\neval "vllm serve \\\n  /mnt/models \\\n'
+                         '  --served-model-name "llama" \\\n  --port 8001 \\\n  --data-parallel-size $(( 2 * 2 )) \\\n'
+                         '  --data-parallel-size-local 2 \\\n  --data-parallel-address $(LWS_LEADER_ADDRESS) \\\n'
+                         '  --data-parallel-start-rank $START_RANK \\\n  --data-parallel-hybrid-lb \\\n'
+                         '  ${VLLM_ADDITIONAL_ARGS} \\\n  --trust-remote-code \\\n  --headless"'],
+     {"LWS_WORKER_INDEX": "1", "LWS_LEADER_ADDRESS": "ms-0.ms.ns"}, Role.HEADLESS, "vllm serve --headless",
+     "ms-0.ms.ns"),
+    # vLLM examples/online_serving/multi-node-serving.sh: the worker's own `ray start`
+    (["/bin/bash", "-c"], ["ray start --address=$ray_address:$ray_port --block"],
+     {"ray_address": "10.0.0.5", "ray_port": "6379"}, Role.RAY_WORKER, "ray start --address=10.0.0.5:6379",
+     "10.0.0.5"),
+    (["/bin/bash", "-c"], ["ray start --head --port=6379 && vllm serve m --port 8000"], {}, Role.SERVER,
+     "vllm serve", None),
+    # vLLM's data_parallel_deployment.md, node 1 as an argument list (no shell) to the image's `vllm serve`
+    ([], ["m", "--headless", "-dp", "4", "-dpl", "2", "-dpr", "2", "-dpa", "10.99.48.128"], {}, Role.HEADLESS,
+     "the image's entrypoint --headless", "10.99.48.128"),
+    (["python3", "-m", "vllm.entrypoints.openai.api_server"], ["--port", "8080"], {}, Role.SERVER,
+     "python -m vllm.entrypoints.openai.api_server", None),
+    ([], ["--model", "m"], {}, Role.SERVER, "", None),  # the image's own command: a server, as ever
+])
+def test_command_lines(command: list[str], args: list[str], env: dict[str, str], role: Role, how: str,
+                       leader: str | None) -> None:
+    launch = _launch.read(command, args, env)
+    assert (launch.role, launch.how, launch.leader_address) == (role, how, leader)
+
+
+def test_the_headless_worker_s_engines_from_short_flags() -> None:
+    launch = _launch.read([], ["m", "--headless", "-dp", "4", "-dpl", "2", "-dpr", "2"], {})
+    assert launch.data_parallel == DataParallel(size=4, size_local=2, start_rank=2)
+
+
+def test_simulated_data_parallel_page_has_every_series_once_per_engine(sim_host: SimHost) -> None:
+    one = Snapshot.parse(httpx.get(sim_host.start(get_profile("x86_64")).url + "/metrics").text)
+    eight = Snapshot.parse(httpx.get(sim_host.start(get_profile("x86_64-dp")).url + "/metrics").text)
+    for name, series in one.samples.items():
+        if any(key == "engine" for s in series for key, _ in s.labels):
+            assert len(eight.samples[name]) == 8 * len(series), name
+            assert {dict(s.labels)["engine"] for s in eight.samples[name]} == {str(r) for r in range(8, 16)}
+
+
+@pytest.mark.parametrize("changes", [{"data_parallel_size_local": 0}, {"data_parallel_start_rank": -1}])
+def test_simulator_refuses_data_parallelism_vllm_would_not_run(changes: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="manages data_parallel_size_local >= 1 engines from data_parallel_start_rank"):
+        build_app(get_profile("x86_64").replace(**changes))
