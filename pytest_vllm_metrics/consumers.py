@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import _grafana as grafana
 from .dashboards import Panel, Query
 
 __all__ = [
@@ -312,7 +313,8 @@ def is_epp(deployment: dict[str, Any]) -> bool:
 def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel], list[str]]:
     """(Grafana panels, other consumers, notes) of what `kube.read_consumers` found. Only readers of vLLM's
     metrics are kept: a monitoring namespace holds many rules and dashboards about other things. An object
-    that cannot be read is a note, never a stop."""
+    that cannot be read is a note, never a stop. A GrafanaDashboard's panels are drawn as the sidecar's are
+    (`configmap_panels` reads either, its configMapRef resolved here)."""
     import yaml
 
     from .dashboards import DashboardError, configmap_panels
@@ -337,6 +339,16 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
             notes.append(f"not checked: {exc}")
             continue
         panels += found
+    for resource in objects.grafana_dashboards:
+        namespace_of = str((resource.get("metadata") or {}).get("namespace") or namespace)
+        where = f"namespace {namespace_of}"
+        # its configMapRef names a ConfigMap of its own namespace (the operator reads no other)
+        own = [c for c in objects.configmaps
+               if (c.get("metadata") or {}).get("namespace", namespace_of) == namespace_of]
+        try:
+            panels += configmap_panels(grafana.resolved(resource, where, own), where)
+        except DashboardError as exc:
+            notes.append(f"not checked: {exc}")
     for configmap in objects.configmaps:
         text = (configmap.get("data") or {}).get("config.yaml")
         if not text or not re.search(r"^\s*(rules|externalRules)\s*:", str(text), re.MULTILINE):
