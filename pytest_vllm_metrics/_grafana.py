@@ -191,12 +191,15 @@ def _from_document(file: Path, document: Any) -> list[Dashboard]:
 
 
 def from_configmap(where: str, configmap: dict[str, Any]) -> list[Dashboard]:
-    """The dashboards of a ConfigMap (the Grafana sidecar's) or of a GrafanaDashboard read from a cluster rather
-    than a file (`where` names it in messages); a GrafanaDashboard's configMapRef is resolved beforehand
-    (`resolved`, with the ConfigMaps of its namespace)."""
-    if is_operator_dashboard(configmap):
-        return operator_source(configmap, where, [], from_files=False).dashboards(where)
-    return _from_configmap(Path(where), configmap)
+    """The dashboards of an object read from a cluster rather than a file (`where` names it in messages): a
+    ConfigMap of the Grafana sidecar's, or a GrafanaDashboard, alone or in a `List` with the ConfigMap its
+    configMapRef names (which is then its source, not a dashboard of its own)."""
+    documents = list(configmap.get("items") or []) if configmap.get("kind") == "List" else [configmap]
+    pool = [(where, d) for d in documents if _is_configmap(d)]
+    sources = {id(d): operator_source(d, where, pool, from_files=False) for d in documents
+               if is_operator_dashboard(d)}
+    taken = {id(s.configmap) for s in sources.values() if s.configmap is not None}
+    return _from_documents(Path(where), documents, sources, taken)
 
 
 def _sidecar_keys(configmap: dict[str, Any]) -> list[str]:
@@ -292,7 +295,7 @@ def operator_source(resource: dict[str, Any], where: str, configmaps: Sequence[t
         return Source(name, label, text, origin, configmap)
 
     if source == "json":
-        return found(str(spec["json"]), str(spec.get(_ORIGIN) or ""))
+        return found(str(spec["json"]))
     if source == "gzipJson":
         return found(_gunzip(str(spec["gzipJson"]), f"{place}: spec.gzipJson"))
     if source in _REFERENCES:
@@ -338,17 +341,6 @@ def operator_source(resource: dict[str, Any], where: str, configmaps: Sequence[t
     raise DashboardError(
         f"{place} takes the model the operator {built[source]}, which this run does not build: build or fetch the "
         f"dashboard JSON and pass that file to --grafana-dashboard.")
-
-
-def resolved(resource: dict[str, Any], where: str, configmaps: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """A GrafanaDashboard read from a cluster with its model inline (spec.json), its configMapRef resolved against
-    `configmaps` (those of its namespace the run could read), for `from_configmap`. DashboardError when the model
-    cannot be read here (a note of the cluster read, not a stop)."""
-    source = operator_source(resource, where, [(where, c) for c in configmaps], from_files=False)
-    return {**resource, "spec": {"json": source.text, _ORIGIN: source.origin}, "status": {}}
-
-
-_ORIGIN = "x-pytest-vllm-metrics-origin"  # where `resolved` found the model (not a field of the operator's API)
 
 
 def _cached(resource: dict[str, Any], spec: dict[str, Any], source: str) -> tuple[str, str] | None:
