@@ -194,6 +194,8 @@ def from_configmap(where: str, configmap: dict[str, Any]) -> list[Dashboard]:
     """The dashboards of an object read from a cluster rather than a file (`where` names it in messages): a
     ConfigMap of the Grafana sidecar's, or a GrafanaDashboard, alone or in a `List` with the ConfigMap its
     configMapRef names (which is then its source, not a dashboard of its own)."""
+    if configmap.get("kind") != "List" and not is_operator_dashboard(configmap):
+        return _from_configmap(Path(where), configmap)  # the sidecar's
     documents = list(configmap.get("items") or []) if configmap.get("kind") == "List" else [configmap]
     pool = [(where, d) for d in documents if _is_configmap(d)]
     sources = {id(d): operator_source(d, where, pool, from_files=False) for d in documents
