@@ -1,23 +1,32 @@
 """Grafana as it reads a dashboard: the shapes a dashboard file comes in, and its variables as it fills them.
 
 Loading accepts the dashboard model, the HTTP API's `{"dashboard": ..., "meta": ...}` envelope, the pre-5.0
-model with top-level `rows`, and Kubernetes ConfigMaps (the kube-prometheus-stack sidecar convention: each
-`data` key ending in `.json` is one dashboard), alone, in a `kind: List`, or as multi-document YAML.
+model with top-level `rows`, Kubernetes ConfigMaps (the kube-prometheus-stack sidecar convention: each `data` key
+ending in `.json` is one dashboard) and Grafana Operator `GrafanaDashboard` resources (grafana.integreatly.org/v1beta1,
+and the older integreatly.org/v1alpha1: the model in `spec.json`, `spec.gzipJson`, a ConfigMap named by
+`spec.configMapRef`, or the copy the operator fetched from `spec.url`/`spec.grafanaCom`), alone, in a `kind: List`,
+or as multi-document YAML. Other Kubernetes objects beside them (the `Grafana` instance, RBAC) are skipped.
 
 Variables are resolved the way Grafana resolves them when the dashboard loads: a saved `current` value is
 kept, a query variable without one takes its first option (after its `regex` and `sort`), and a value is
-written into a query by the Prometheus data source's rules (`interpolateQueryExpr`): raw for a single-value
-variable, regex-escaped and joined as `(a|b)` for a multi-value or include-all one, `allValue` verbatim for All.
+written into a query as Grafana's dashboards (@grafana/scenes' sceneInterpolator) write it: by the Prometheus data
+source's `interpolateQueryExpr` when the query names no format (raw for a single-value variable, regex-escaped and
+joined as `(a|b)` for a multi-value or include-all one, `allValue` verbatim for All), else by the named format.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 ALL = "$__all"
 # The value written for a variable whose options this run cannot know (a target label without Prometheus):
@@ -27,6 +36,8 @@ UNKNOWN = ".*"
 # Grafana's own variable pattern (templateSrv): $var, [[var]], [[var:fmt]], ${var}, ${var.field}, ${var:fmt}.
 _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]+))?(?::([^}]+))?\}")
 _DASHBOARD_SUFFIXES = (".json", ".yaml", ".yml")
+# The Grafana Operator's API groups for GrafanaDashboard: v5 (v1beta1), and v4 (v1alpha1) before it.
+OPERATOR_GROUPS = ("grafana.integreatly.org", "integreatly.org")
 
 
 class DashboardError(Exception):
@@ -38,8 +49,8 @@ class DashboardError(Exception):
 
 @dataclass(frozen=True)
 class Dashboard:
-    name: str  # short, for test ids: the file's stem, or a ConfigMap key's
-    where: str  # for messages: the file, and the ConfigMap key it came from
+    name: str  # short, for test ids: the file's stem, a ConfigMap key's, or a GrafanaDashboard's name
+    where: str  # for messages: the file, and the ConfigMap key or GrafanaDashboard it came from
     model: dict[str, Any] = field(hash=False, compare=False)
 
     @property
@@ -60,13 +71,24 @@ def load(paths: Iterable[Path]) -> list[Dashboard]:
             files.extend(found)
         else:
             files.append(path)
+    parsed = [(file, _objects(file)) for file in files]
+    # A GrafanaDashboard may take its model from a ConfigMap of another file given (the operator's examples put
+    # both in one file): those ConfigMaps are its source, not sidecar dashboards of their own.
+    pool = [(file, document) for file, documents in parsed for document in documents if _is_configmap(document)]
+    sources: dict[int, Source] = {}
+    for file, documents in parsed:
+        for document in documents:
+            if is_operator_dashboard(document):
+                sources[id(document)] = operator_source(document, str(file), pool, from_files=True)
+    taken = {id(s.configmap) for s in sources.values() if s.configmap is not None}
     dashboards: list[Dashboard] = []
-    for file in files:
-        dashboards.extend(_from_file(file))
+    for file, documents in parsed:
+        dashboards.extend(_from_documents(file, documents, sources, taken))
     return dashboards
 
 
-def _from_file(file: Path) -> list[Dashboard]:
+def _objects(file: Path) -> list[Any]:
+    """The file's documents, the items of a `kind: List` in their place."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -80,10 +102,13 @@ def _from_file(file: Path) -> list[Dashboard]:
             raise DashboardError(
                 f"dashboard {file} is not valid JSON ({exc}); export it again from Grafana (Share > Export > "
                 f"Save to file) and pass that file to --grafana-dashboard.") from None
-    out: list[Dashboard] = []
-    for document in documents:
-        out.extend(_from_document(file, document))
-    return out
+
+    def flat(document: Any) -> list[Any]:
+        if isinstance(document, dict) and document.get("kind") == "List":
+            return [o for item in document.get("items") or [] for o in flat(item)]
+        return [document]
+
+    return [o for document in documents for o in flat(document)]
 
 
 def _yaml_documents(file: Path, text: str) -> list[Any]:
@@ -94,6 +119,58 @@ def _yaml_documents(file: Path, text: str) -> list[Any]:
     except yaml.YAMLError as exc:
         raise DashboardError(f"dashboard {file} is not valid YAML ({exc}); pass the ConfigMap as kubectl prints "
                              f"it (kubectl get configmap NAME -o yaml) or the dashboard JSON itself.") from None
+
+
+def _is_configmap(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("kind") == "ConfigMap"
+
+
+def _kind(document: Any) -> str | None:
+    """The kind of a Kubernetes object (apiVersion and kind at the top), None for anything else."""
+    if isinstance(document, dict) and document.get("kind") and document.get("apiVersion"):
+        return str(document["kind"])
+    return None
+
+
+def _from_documents(file: Path, documents: list[Any], sources: dict[int, Source], taken: set[int]
+                    ) -> list[Dashboard]:
+    out: list[Dashboard] = []
+    skipped: list[str] = []  # other Kubernetes objects in the file (a Grafana instance, RBAC, ...)
+    unused: list[dict[str, Any]] = []  # ConfigMaps holding no dashboard (a provisioning config, ...)
+    for document in documents:
+        kind = _kind(document)
+        if id(document) in sources:
+            out.extend(sources[id(document)].dashboards(str(file)))
+        elif _is_configmap(document) and id(document) in taken:
+            continue
+        elif _is_configmap(document):
+            if _sidecar_keys(document) or "grafana_dashboard" in _labels(document):
+                out.extend(_from_configmap(file, document))
+            else:
+                unused.append(document)
+        elif kind is not None and not _is_model(document):
+            skipped.append(kind)
+        else:
+            out.extend(_from_document(file, document))
+    if not out and unused:
+        _from_configmap(file, unused[0])  # raises: the sidecar would load nothing from it
+    if not out and skipped:
+        raise DashboardError(
+            f"dashboard {file} holds no dashboard: its Kubernetes objects are of kind "
+            f"{', '.join(dict.fromkeys(skipped))}. Pass the dashboard JSON exported from Grafana, a ConfigMap whose "
+            f"data keys ending in .json hold dashboards (the Grafana sidecar's), or a GrafanaDashboard "
+            f"(grafana.integreatly.org) as kubectl prints it (kubectl get grafanadashboard NAME -o yaml).")
+    return out
+
+
+def _is_model(document: Any) -> bool:
+    return isinstance(document, dict) and (bool(_list(document, "panels") or _list(document, "rows"))
+                                           or isinstance(document.get("dashboard"), dict))
+
+
+def _labels(document: dict[str, Any]) -> dict[str, Any]:
+    labels = (document.get("metadata") or {}).get("labels")
+    return labels if isinstance(labels, dict) else {}
 
 
 def _from_document(file: Path, document: Any) -> list[Dashboard]:
@@ -114,14 +191,28 @@ def _from_document(file: Path, document: Any) -> list[Dashboard]:
 
 
 def from_configmap(where: str, configmap: dict[str, Any]) -> list[Dashboard]:
-    """The dashboards of a ConfigMap read from a cluster rather than a file (`where` names it in messages)."""
-    return _from_configmap(Path(where), configmap)
+    """The dashboards of an object read from a cluster rather than a file (`where` names it in messages): a
+    ConfigMap of the Grafana sidecar's, or a GrafanaDashboard, alone or in a `List` with the ConfigMap its
+    configMapRef names (which is then its source, not a dashboard of its own)."""
+    if configmap.get("kind") != "List" and not is_operator_dashboard(configmap):
+        return _from_configmap(Path(where), configmap)  # the sidecar's
+    documents = list(configmap.get("items") or []) if configmap.get("kind") == "List" else [configmap]
+    pool = [(where, d) for d in documents if _is_configmap(d)]
+    sources = {id(d): operator_source(d, where, pool, from_files=False) for d in documents
+               if is_operator_dashboard(d)}
+    taken = {id(s.configmap) for s in sources.values() if s.configmap is not None}
+    return _from_documents(Path(where), documents, sources, taken)
+
+
+def _sidecar_keys(configmap: dict[str, Any]) -> list[str]:
+    data = configmap.get("data") or {}
+    return [str(key) for key in data if str(key).endswith(".json")] if isinstance(data, dict) else []
 
 
 def _from_configmap(file: Path, configmap: dict[str, Any]) -> list[Dashboard]:
     name = str((configmap.get("metadata") or {}).get("name") or "?")
     data = configmap.get("data") or {}
-    keys = [key for key in data if str(key).endswith(".json")]
+    keys = _sidecar_keys(configmap)
     if not keys:
         raise DashboardError(
             f"dashboard {file}: ConfigMap {name} has no data key ending in .json (keys: "
@@ -138,6 +229,146 @@ def _from_configmap(file: Path, configmap: dict[str, Any]) -> list[Dashboard]:
         for found in _from_document(Path(where), model):
             out.append(Dashboard(Path(str(key)).stem, where, found.model))
     return out
+
+
+# -- Grafana Operator GrafanaDashboard resources -----------------------------------------------------------
+
+# The operator's sources of a dashboard model (api/v1beta1/content.go, GrafanaContentSpec), in the order read here.
+_INLINE = ("json", "gzipJson")
+_REFERENCES = ("configMapRef", "gzipConfigMapRef")  # gzipConfigMapRef: v4 (v1alpha1) only, from binaryData
+_REMOTE = ("url", "grafanaCom")
+_BUILT = ("jsonnet", "jsonnetLib", "oci")
+
+
+def is_operator_dashboard(document: Any) -> bool:
+    """A Grafana Operator GrafanaDashboard (v1beta1, or v4's v1alpha1)."""
+    return (isinstance(document, dict) and document.get("kind") == "GrafanaDashboard"
+            and str(document.get("apiVersion") or OPERATOR_GROUPS[0]).partition("/")[0] in OPERATOR_GROUPS)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a GrafanaDashboard's model comes from, and the model's text as the operator hands it to Grafana."""
+
+    name: str  # the resource's name: the dashboard's name in test ids
+    label: str  # "GrafanaDashboard NS/NAME", for messages
+    text: str  # the model's JSON, the data source inputs (spec.datasources) filled in
+    origin: str = ""  # ", from ConfigMap X key K" and the like, for messages
+    configmap: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # the ConfigMap it read
+
+    def dashboards(self, where: str) -> list[Dashboard]:
+        place = f"{where} ({self.label}{self.origin})"
+        try:
+            model = json.loads(self.text)
+        except json.JSONDecodeError as exc:
+            raise DashboardError(f"dashboard {place}: the model is not valid JSON ({exc}); the operator cannot "
+                                 f"load it either. Put the dashboard JSON exported from Grafana there.") from None
+        return [Dashboard(self.name, place, found.model) for found in _from_document(Path(place), model)]
+
+
+def operator_source(resource: dict[str, Any], where: str, configmaps: Sequence[tuple[Any, dict[str, Any]]],
+                    from_files: bool) -> Source:
+    """The model a GrafanaDashboard gives Grafana, as the operator's content resolver reads it
+    (controllers/content/resolver.go): inline JSON, gzipped JSON, a key of a ConfigMap of its namespace among
+    `configmaps` ((where it was found, ConfigMap) pairs), or the copy the operator cached in its status after
+    fetching spec.url or spec.grafanaCom. DashboardError naming the resource and what to pass instead when it
+    cannot be read here (`from_files`: the advice for --grafana-dashboard files, else for a cluster read)."""
+    metadata = resource.get("metadata") or {}
+    name, namespace = str(metadata.get("name") or "?"), str(metadata.get("namespace") or "")
+    label = f"GrafanaDashboard {namespace + '/' if namespace else ''}{name}"
+    spec: dict[str, Any] = resource["spec"] if isinstance(resource.get("spec"), dict) else {}
+    place = f"dashboard {where} ({label})"
+    present = [key for key in (*_INLINE, *_REFERENCES, *_REMOTE, *_BUILT) if spec.get(key) not in (None, "", {}, [])]
+    v1beta1 = str(resource.get("apiVersion") or "").startswith(OPERATOR_GROUPS[0] + "/")
+    if len(present) > 1 and v1beta1:
+        raise DashboardError(
+            f"{place} sets more than one source of its model ({', '.join(present)}): the operator refuses it "
+            f"(\"more than one source types found\"), so Grafana does not show it. Keep one of them.")
+    if not present:
+        raise DashboardError(
+            f"{place} sets no source of its model (spec.json, gzipJson, configMapRef, url, grafanaCom, jsonnet); "
+            f"the operator has nothing to give Grafana. Put the dashboard JSON exported from Grafana in spec.json.")
+    source = present[0]
+
+    def found(text: str, origin: str = "", configmap: dict[str, Any] | None = None) -> Source:
+        for item in spec.get("datasources") or []:  # ${DS_PROMETHEUS} and the like, as the resolver maps them
+            if isinstance(item, dict) and item.get("inputName") and item.get("datasourceName"):
+                text = text.replace("${" + str(item["inputName"]) + "}", str(item["datasourceName"]))
+        return Source(name, label, text, origin, configmap)
+
+    if source == "json":
+        return found(str(spec["json"]))
+    if source == "gzipJson":
+        return found(_gunzip(str(spec["gzipJson"]), f"{place}: spec.gzipJson"))
+    if source in _REFERENCES:
+        ref = spec[source] if isinstance(spec[source], dict) else {}
+        cm_name, key = str(ref.get("name") or "?"), str(ref.get("key") or "?")
+        for origin, configmap in configmaps:
+            cm_meta = configmap.get("metadata") or {}
+            if cm_meta.get("name") != cm_name or (namespace and cm_meta.get("namespace") not in (None, "", namespace)):
+                continue
+            of = f", from ConfigMap {cm_name} key {key}" + (f" of {origin}" if str(origin) != where else "")
+            if source == "configMapRef" and key in (configmap.get("data") or {}):
+                return found(str(configmap["data"][key]), of, configmap)
+            if source == "gzipConfigMapRef" and key in (configmap.get("binaryData") or {}):
+                return found(_gunzip(str(configmap["binaryData"][key]), f"{place}: ConfigMap {cm_name} key {key}"),
+                             of, configmap)
+            keys = ", ".join(map(str, {**(configmap.get("data") or {}), **(configmap.get("binaryData") or {})}))
+            raise DashboardError(
+                f"{place} takes its model from key {key} of ConfigMap {cm_name}, which has no such key (keys: "
+                f"{keys or 'none'}); the operator cannot load it either. Fix spec.{source}.key.")
+        advice = (f"pass that ConfigMap's file to --grafana-dashboard as well (kubectl get configmap {cm_name}"
+                  f"{' -n ' + namespace if namespace else ''} -o yaml), or run with --vllm-namespace (and "
+                  f"--grafana-namespace) so the suite reads both from the cluster" if from_files else
+                  f"it is not among the ConfigMaps this run could read in namespace {namespace or '?'}")
+        raise DashboardError(f"{place} takes its model from key {key} of ConfigMap {cm_name}, which "
+                             f"{'none of the files given holds' if from_files else 'cannot be read'}: {advice}.")
+    if source in _REMOTE:
+        cached = _cached(resource, spec, source)
+        if cached is not None:
+            return found(_gunzip(cached[0], f"{place}: status.contentCache"),
+                         f", the copy the operator fetched from {cached[1]}")
+        url = (str(spec["url"]) if source == "url" else
+               f"https://grafana.com/api/dashboards/{(spec['grafanaCom'] or {}).get('id', '?')}/revisions/"
+               f"{(spec['grafanaCom'] or {}).get('revision', 'latest')}/download")
+        raise DashboardError(
+            f"{place} takes its model from {url} (spec.{source}), which this run does not download, and holds no "
+            f"copy the operator fetched (status.contentCache): download it (curl -fsSL -o {name}.json '{url}') and "
+            f"pass that file to --grafana-dashboard"
+            + (", or pass the GrafanaDashboard as the cluster holds it (kubectl get grafanadashboard "
+               f"{name}{' -n ' + namespace if namespace else ''} -o yaml), whose status keeps the operator's copy."
+               if from_files else "."))
+    built = {"jsonnet": "evaluates from spec.jsonnet", "jsonnetLib": "builds from the Jsonnet project of "
+             "spec.jsonnetLib", "oci": f"pulls from the OCI artifact {(spec.get('oci') or {}).get('reference', '?')}"}
+    raise DashboardError(
+        f"{place} takes the model the operator {built[source]}, which this run does not build: build or fetch the "
+        f"dashboard JSON and pass that file to --grafana-dashboard.")
+
+
+def _cached(resource: dict[str, Any], spec: dict[str, Any], source: str) -> tuple[str, str] | None:
+    """The operator's cache of a fetched model (controllers/content/cache): status.contentCache, gzipped, for
+    status.contentUrl; kept only while it is the URL the spec names (grafanaCom: that dashboard's download)."""
+    status: dict[str, Any] = resource["status"] if isinstance(resource.get("status"), dict) else {}
+    content, url = status.get("contentCache"), str(status.get("contentUrl") or "")
+    if not content or not url:
+        return None
+    if source == "url" and url != str(spec.get("url")):
+        return None
+    com = spec.get("grafanaCom") or {}
+    if source == "grafanaCom" and not re.search(
+            rf"/dashboards/{re.escape(str(com.get('id')))}/revisions/"
+            rf"{re.escape(str(com['revision'])) if com.get('revision') is not None else '[0-9]+'}/download$", url):
+        return None
+    return str(content), url
+
+
+def _gunzip(encoded: str, what: str) -> str:
+    """Base64 of gzipped JSON, as Kubernetes writes a []byte field (`cat dashboard.json | gzip | base64 -w0`)."""
+    try:
+        return gzip.decompress(base64.b64decode("".join(encoded.split()), validate=True)).decode("utf-8")
+    except (binascii.Error, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise DashboardError(f"{what} is not base64 of gzipped JSON ({exc}); write it as "
+                             f"cat dashboard.json | gzip | base64 -w0.") from None
 
 
 def _list(model: dict[str, Any], key: str) -> list[Any]:
@@ -292,10 +523,19 @@ class Value:
     all: bool = False
     options: tuple[str, ...] = ()  # every option's value: what All stands for, what a repeat iterates
     known: bool = True  # False: the run cannot know the options (written as UNKNOWN)
+    texts: tuple[str, ...] = ()  # the selected values' texts, as the picker shows them (the values when empty)
+    option_texts: tuple[str, ...] = ()  # each option's text, in the order of `options` (the values when empty)
+    local: bool = False  # one copy of a repeated panel: one value, not a list (scenes' LocalValueVariable)
 
     def single(self, value: str) -> Value:
-        """The value one copy of a repeated panel sees."""
-        return Value(self.variable, (value,), options=self.options)
+        """The value one copy of a repeated panel sees: Grafana gives each copy a LocalValueVariable, which
+        formats as a multi-value, include-all variable holding one value."""
+        return Value(self.variable, (value,), options=self.options, texts=(self._text_of(value),),
+                     option_texts=self.option_texts, local=True)
+
+    def _text_of(self, value: str) -> str:
+        texts = dict(zip(self.options, self.option_texts, strict=False))
+        return texts.get(value, value)
 
     @property
     def shown(self) -> str:
@@ -305,6 +545,32 @@ class Value:
     def each(self) -> tuple[str, ...]:
         """The values a repeated panel is copied for (every option when All)."""
         return self.options if self.all else self.values
+
+    @property
+    def text(self) -> str:
+        """The value's text (`${var:text}`): scenes' getValueText, "All" for All and "a + b" for several."""
+        if self.all and not self.local:
+            return "All"
+        texts = self.texts or self.values
+        return " + ".join(texts) if self.variable.multi and not self.local else (texts[0] if texts else "")
+
+    def raw(self, field_path: str | None = None) -> str | list[str]:
+        """The value Grafana's formatters receive (getValue): one string, or a list for a multi-value variable
+        and for All (every option); `${var.N}` takes the Nth of a list."""
+        value: str | list[str]
+        if self.local or not (self.all or (self.variable.multi and self.variable.type in _MULTI_VALUE_TYPES)):
+            value = self.values[0] if self.values else ""
+        else:
+            value = list(self.options if self.all else self.values)
+        index = re.match(r"\d+", field_path or "")
+        if isinstance(value, list) and index is not None and int(index.group(0)) < len(value):
+            return value[int(index.group(0))]
+        return value
+
+
+# The variable types Grafana draws as a picker of options (scenes' MultiValueVariable): only those are multi-value
+# or include-all when formatted; a constant, a textbox or an interval is always one value.
+_MULTI_VALUE_TYPES = frozenset({"query", "custom", "datasource"})
 
 
 # Grafana's patterns for the Prometheus data source's variable queries (metric_find_query).
@@ -333,32 +599,50 @@ def _value(var: Variable, lookup: Lookup, resolved: dict[str, Value], durations:
         return Value(var, (var.query,), options=(var.query,))
     if var.type in ("textbox", "datasource"):
         value = var.current or (var.query,)
-        return Value(var, value, options=value)
+        return Value(var, value, options=value, texts=var.current_text if var.current else ())
     if var.type == "interval":
+        if var.current and var.current[0].startswith("$__auto"):
+            # "auto" is a step computed from the time range and the panel's width: a duration that keeps the
+            # query valid, as for the built-in intervals
+            return Value(var, (durations.get("__interval", "1m"),), texts=("auto",))
         found = [(o.strip(), o.strip()) for o in var.query.split(",") if o.strip()]
     elif var.type == "custom":
-        found = _custom_options(var.query)
+        found = _custom_options(interpolate(var.query, resolved, durations, fmt="glob"))
     else:
         query = interpolate(var.query, resolved, durations)
         got = _query_options(query.strip(), lookup)
         if got is None:  # this run cannot know: a saved value if there is one, else what the check did before
             options = tuple(v for _, v in var.options)
-            if var.current is not None and not _is_all(var):
-                return Value(var, var.current, options=options, known=True)
-            return Value(var, (UNKNOWN,), all=var.include_all, options=options, known=False)
-        found = _sorted(_filtered(got, var.regex), var.sort)
-    options = tuple(dict.fromkeys(v for _, v in found))  # Grafana drops duplicate values
-    texts = {text: value for text, value in found}
+            option_texts = tuple(t for t, _ in var.options)
+            if var.current is not None and not _is_all(var) and ALL not in var.current:
+                return Value(var, var.current, options=options, known=True, texts=var.current_text,
+                             option_texts=option_texts)
+            return Value(var, (UNKNOWN,), all=var.include_all, options=options, known=False,
+                         option_texts=option_texts)
+        # the variable's regex is itself interpolated, with the regex format (scenes' QueryVariable)
+        regex = interpolate(var.regex, resolved, durations, fmt="regex")
+        found = _sorted(_filtered(got, regex), var.sort)
+    found = list({value: (text, value) for text, value in reversed(found)}.values())[::-1]  # Grafana drops
+    options = tuple(value for _, value in found)  # duplicate values, keeping the first
+    option_texts = tuple(text for text, _ in found)
+    text_of = {value: text for text, value in found}
+    values_of = {text: value for text, value in reversed(found)}
+
+    def chosen(values: tuple[str, ...], texts: tuple[str, ...] = ()) -> Value:
+        texts = tuple(text_of.get(v, t) for v, t in zip(values, texts or values, strict=False))
+        return Value(var, values, options=options, texts=texts, option_texts=option_texts)
+
     if var.current is not None:
         if _is_all(var):
-            return Value(var, (ALL,), all=True, options=options)
-        kept = tuple(texts.get(v, v) for v in var.current if v in options or v in texts)
-        # A saved value is kept unless the variable refreshes on load and the value is no longer an option.
-        if kept or (var.type == "query" and var.refresh not in (1, 2)) or not options:
-            return Value(var, kept or var.current, options=options)
+            return Value(var, (ALL,), all=True, options=options, option_texts=option_texts)
+        if ALL not in var.current:  # $__all of a variable without All: its first option (scenes)
+            kept = tuple(values_of.get(v, v) for v in var.current if v in text_of or v in values_of)
+            # A saved value is kept unless the variable refreshes on load and the value is no longer an option.
+            if kept or (var.type == "query" and var.refresh not in (1, 2)) or not options:
+                return chosen(kept) if kept else chosen(var.current, var.current_text)
     if var.include_all:  # Grafana lists All first: a variable without a saved value takes it
-        return Value(var, (ALL,), all=True, options=options)
-    return Value(var, options[:1] or ("",), options=options)
+        return Value(var, (ALL,), all=True, options=options, option_texts=option_texts)
+    return chosen(options[:1] or ("",))
 
 
 def _is_all(var: Variable) -> bool:
@@ -398,25 +682,33 @@ def _python_regex(text: str, flags: int = 0) -> re.Pattern[str] | None:
 
 
 def _filtered(values: list[str], regex: str) -> list[tuple[str, str]]:
-    """A variable's `regex` (`/pattern/flags`): keeps the values it matches, or what its group captures."""
+    """A variable's `regex` as Grafana applies it (metricNamesToVariableValues): `/pattern/flags`, or a bare
+    pattern that must match the whole value; keeps the values it matches, or what its `value`/`text` groups or
+    its first group capture (with the `g` flag, one option per match)."""
     if not regex:
         return [(v, v) for v in values]
-    body, flags = regex, 0
-    if (slashed := re.fullmatch(r"/(.*)/([a-z]*)", regex, re.S)) is not None:
-        body, flags = slashed.group(1), re.I if "i" in slashed.group(2) else 0
+    body, flags, every = f"^{regex}$", 0, False  # stringToJsRegex anchors a bare pattern
+    if (slashed := re.fullmatch(r"/(.*?)/(g?i?m?y?s?)", regex, re.S)) is not None:
+        body, every = slashed.group(1), "g" in slashed.group(2)
+        for letter, flag in (("i", re.I), ("m", re.M), ("s", re.S)):
+            flags |= flag if letter in slashed.group(2) else 0
     pattern = _python_regex(body, flags)
     if pattern is None:
         return [(v, v) for v in values]
     out = []
     for value in values:
-        match = pattern.search(value)
-        if not match:
+        matches = list(pattern.finditer(value)) if every else [m for m in [pattern.search(value)] if m]
+        if not matches:
             continue
-        named = match.groupdict()
-        if named.get("value") or named.get("text"):
-            out.append((named.get("text") or named["value"], named.get("value") or named["text"]))
-        elif match.groups() and match.group(1):
-            out.append((match.group(1), match.group(1)))
+        value_group = next((m.groupdict()["value"] for m in matches if m.groupdict().get("value")), None)
+        text_group = next((m.groupdict()["text"] for m in matches if m.groupdict().get("text")), None)
+        grouped = [m for m in matches if m.groups()]
+        if value_group or text_group:
+            out.append((text_group or value_group or "", value_group or text_group or ""))
+        elif len(matches) > 1 and grouped:
+            out.extend((m.group(1) or "", m.group(1) or "") for m in matches)
+        elif grouped and grouped[0].group(1) is not None:
+            out.append((grouped[0].group(1), grouped[0].group(1)))
         else:
             out.append((value, value))
     return out
@@ -440,15 +732,25 @@ def _sorted(options: list[tuple[str, str]], order: int) -> list[tuple[str, str]]
 
 
 # -- interpolation -----------------------------------------------------------------------------------------
+#
+# As Grafana's dashboards write a variable into a query (@grafana/scenes: sceneInterpolator and formatRegistry,
+# the MultiValueVariable's getValue/getValueText, CustomAllValue, LocalValueVariable), with the Prometheus data
+# source's own function when the query names no format (packages/grafana-prometheus: interpolateQueryExpr,
+# prometheusRegularEscape, prometheusSpecialRegexEscape; their classic behaviour, the feature toggle
+# prometheusSpecialCharsInLabelValues being experimental and off by default).
+
+Raw = str | list[str]  # a value as Grafana's formatters receive it: one string, or a list
+Formatter = Callable[[Raw, Value, list[str]], str]
 
 
-def interpolate(text: str, values: Mapping[str, Value], durations: Mapping[str, str]) -> str:
-    """Write the variables into a query as Grafana's Prometheus data source does. Unknown names stay as
-    written (Grafana leaves them too)."""
+def interpolate(text: str, values: Mapping[str, Value], durations: Mapping[str, str], fmt: str | None = None) -> str:
+    """Write the variables into `text` as Grafana does. `fmt` is the format when a reference names none: None for
+    a query of the Prometheus data source (its interpolateQueryExpr), "glob" for Grafana's own default (a custom
+    variable's options, an allValue's variables), "regex" for a query variable's regex. Names Grafana does not
+    know stay as written."""
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2) or match.group(4)
-        fmt = match.group(3) or match.group(6)
         if name in durations:
             return str(durations[name])
         value = values.get(name)
@@ -456,44 +758,154 @@ def interpolate(text: str, values: Mapping[str, Value], durations: Mapping[str, 
             return match.group(0)
         if not value.known:
             return UNKNOWN
-        if value.all:
-            if value.variable.all_value is not None and fmt not in ("text", "percentencode"):
-                return interpolate(value.variable.all_value, values, durations)  # verbatim (its own variables aside)
-            return _format(list(value.options), value.variable, fmt)
-        return _format(list(value.values), value.variable, fmt)
+        named = match.group(3) or match.group(6) or fmt  # a format the reference names wins over the default
+        if value.all and not value.local and value.variable.all_value is not None:
+            return _custom_all(value, named, values, durations)
+        return _format(value.raw(match.group(5)), value, named)
 
     return _VARIABLE.sub(replace, text)
 
 
-def _format(values: list[str], var: Variable, fmt: str | None) -> str:
-    single = len(values) == 1
-    if fmt is None:
-        if not var.multi and not var.include_all:
-            return _regular_escape(",".join(values))
-        escaped = [_special_regex_escape(v) for v in values]
-        return escaped[0] if single else "(" + "|".join(escaped) + ")"
-    if fmt == "regex":
-        escaped = [re.sub(r"[\\^$*+?.()|[\]{}/]", r"\\\g<0>", v) for v in values]
-        return escaped[0] if single else "(" + "|".join(escaped) + ")"
-    if fmt == "pipe":
-        return "|".join(values)
-    if fmt in ("csv", "raw", "text"):
-        return ",".join(values)
-    if fmt == "json":
-        return json.dumps(values[0] if single else values)
-    if fmt == "singlequote":
-        return ",".join("'" + v.replace("'", "\\'") + "'" for v in values)
-    if fmt == "doublequote":
-        return ",".join('"' + v.replace('"', '\\"') + '"' for v in values)
+def _custom_all(value: Value, fmt: str | None, values: Mapping[str, Value], durations: Mapping[str, str]) -> str:
+    """All with an allValue (scenes' CustomAllValue): the allValue verbatim, its own variables then written with
+    Grafana's default format; only the text, percentencode and queryparam formats change it."""
+    all_value = value.variable.all_value or ""
+    if fmt == "text":
+        return "All"
+    if fmt == "percentencode":
+        return _strict_uri_component(all_value)
     if fmt == "queryparam":
-        return "&".join(f"var-{var.name}={v}" for v in values)
-    # glob, and Grafana's fallback for a format it does not know
-    return values[0] if single else "{" + ",".join(values) + "}"
+        return _FORMATS["queryparam"](ALL, value, [])
+    return interpolate(all_value, values, durations, fmt="glob")
+
+
+def _format(raw: Raw, value: Value, fmt: str | None) -> str:
+    if fmt is None:
+        multi_value = value.local or value.variable.type in _MULTI_VALUE_TYPES
+        return _interpolate_query_expr(raw, value.local or (multi_value and value.variable.multi),
+                                       value.local or (multi_value and value.variable.include_all))
+    name, *args = fmt.split(":")
+    formatter = _FORMATS.get(name) or _FORMATS["glob"]  # Grafana falls back to glob for a format it does not know
+    return formatter(raw, value, args)
+
+
+def _interpolate_query_expr(raw: Raw, multi: bool, include_all: bool) -> str:
+    """The Prometheus data source's interpolateQueryExpr: a single-value variable as it is (backslashes and single
+    quotes escaped), a multi-value or include-all one regex-escaped, several values as (a|b)."""
+    if not multi and not include_all:
+        return _regular_escape(raw) if isinstance(raw, str) else ",".join(raw)
+    if isinstance(raw, str):
+        return _special_regex_escape(raw)
+    escaped = [_special_regex_escape(v) for v in raw]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
 
 def _regular_escape(value: str) -> str:
+    """prometheusRegularEscape: \\ -> \\\\, ' -> \\\\'."""
     return value.replace("\\", "\\\\").replace("'", "\\\\'")
 
 
 def _special_regex_escape(value: str) -> str:
+    """prometheusSpecialRegexEscape: a backslash becomes four, a regex metacharacter gets two before it (one for
+    the PromQL string, one for the regex)."""
     return re.sub(r"[$^*{}\[\]+?.()|]", lambda m: "\\\\" + m.group(0), value.replace("\\", "\\\\\\\\"))
+
+
+def _string(raw: Raw) -> str:
+    return ",".join(raw) if isinstance(raw, list) else raw  # JavaScript's String() of an array
+
+
+def _each(raw: Raw, one: Callable[[str], str], separator: str) -> str:
+    return separator.join(one(v) for v in raw) if isinstance(raw, list) else one(raw)
+
+
+def _strict_uri_component(value: str) -> str:
+    """encodeURIComponentStrict: encodeURIComponent, and !'()* too."""
+    return quote(value, safe="")
+
+
+def _angular_uri_component(value: str) -> str:
+    """encodeURIComponentAsAngularJS (urlUtil.toUrlParams), spaces as %20."""
+    encoded = _strict_uri_component(value)
+    for code, char in (("%40", "@"), ("%3A", ":"), ("%24", "$"), ("%2C", ","), ("%3B", ";")):
+        encoded = encoded.replace(code, char)
+    return encoded
+
+
+def _lucene_escape(value: str) -> str:
+    if re.fullmatch(r"\s*([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|0[xX][0-9a-fA-F]+|[+-]?Infinity)?\s*", value):
+        return value  # a number, as JavaScript's +value reads one, is left as it is
+    return re.sub(r"([!*+\-=<>\s&|()\[\]{}^~?:\\/\"])", r"\\\1", value)
+
+
+def _regex_escape(value: str) -> str:
+    """@grafana/data's escapeRegex (the regex format): one backslash before each metacharacter."""
+    return re.sub(r"[\\^$*+?.()|\[\]{}/]", lambda m: "\\" + m.group(0), value)
+
+
+def _html(value: str) -> str:
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("'", "&#39;"), ('"', "&quot;")):
+        value = value.replace(char, entity)
+    return value
+
+
+def _query_param(raw: Raw, value: Value, args: list[str]) -> str:
+    name = value.variable.name
+    if value.local:  # no URL state of its own: formatQueryParameter
+        return _each(raw, lambda v: f"var-{name}={_strict_uri_component(v)}", "&")
+    # the variable's URL state (its value, $__all for All), as urlUtil.toUrlParams writes it
+    state = [ALL] if value.all else (list(value.values) if value.variable.multi else value.values[:1] or [""])
+    return "&".join(f"{_angular_uri_component('var-' + name)}={_angular_uri_component(v)}" for v in state)
+
+
+def _custom_query_param(raw: Raw, value: Value, args: list[str]) -> str:
+    name = _strict_uri_component(args[0] if args and args[0] else value.variable.name)
+    prefix = _strict_uri_component(args[1] if len(args) > 1 else "")
+    return _each(raw, lambda v: f"{name}={prefix}{_strict_uri_component(v)}", "&")
+
+
+def _distributed(raw: Raw, value: Value, args: list[str]) -> str:
+    if isinstance(raw, str):
+        return raw
+    return ",".join(v if i == 0 else f"{value.variable.name}={v}" for i, v in enumerate(raw))
+
+
+def _lucene(raw: Raw, value: Value, args: list[str]) -> str:
+    if isinstance(raw, str):
+        return _lucene_escape(raw)
+    return "(" + " OR ".join(f'"{_lucene_escape(v)}"' for v in raw) + ")" if raw else "__empty__"
+
+
+def _regex(raw: Raw, value: Value, args: list[str]) -> str:
+    if isinstance(raw, str):
+        return _regex_escape(raw)
+    escaped = [_regex_escape(v) for v in raw]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+# scenes' formatRegistry, by format id (the `fmt` of ${var:fmt}); `date` is for time values, not Prometheus labels
+_FORMATS: dict[str, Formatter] = {
+    "lucene": _lucene,
+    "raw": lambda raw, value, args: _string(raw),
+    "regex": _regex,
+    "pipe": lambda raw, value, args: _each(raw, str, "|"),
+    "distributed": _distributed,
+    "csv": lambda raw, value, args: _each(raw, str, ","),
+    "html": lambda raw, value, args: _html(", ".join(raw) if isinstance(raw, list) else raw),
+    "json": lambda raw, value, args: raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"),
+                                                                                   ensure_ascii=False),
+    "percentencode": lambda raw, value, args: _strict_uri_component(
+        "{" + ",".join(raw) + "}" if isinstance(raw, list) else raw),
+    "singlequote": lambda raw, value, args: _each(raw, lambda v: "'" + v.replace("'", "\\'") + "'", ","),
+    "doublequote": lambda raw, value, args: _each(raw, lambda v: '"' + v.replace('"', '\\"') + '"', ","),
+    "sqlstring": lambda raw, value, args: _each(
+        raw, lambda v: "'" + v.replace("'", "''").replace('"', '\\"') + "'", ","),
+    "join": lambda raw, value, args: _each(raw, str, args[0] if args else ","),
+    "glob": lambda raw, value, args: "{" + ",".join(raw) + "}" if isinstance(raw, list) and len(raw) > 1
+    else _string(raw),
+    "text": lambda raw, value, args: value.text,
+    "queryparam": _query_param,
+    "customqueryparam": _custom_query_param,
+    "uriencode": lambda raw, value, args: quote("{" + ",".join(raw) + "}" if isinstance(raw, list) else raw,
+                                                safe=";,/?:@&=+$#"),
+}

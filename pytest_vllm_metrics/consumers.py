@@ -312,7 +312,8 @@ def is_epp(deployment: dict[str, Any]) -> bool:
 def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel], list[str]]:
     """(Grafana panels, other consumers, notes) of what `kube.read_consumers` found. Only readers of vLLM's
     metrics are kept: a monitoring namespace holds many rules and dashboards about other things. An object
-    that cannot be read is a note, never a stop."""
+    that cannot be read is a note, never a stop. A GrafanaDashboard's panels are drawn as the sidecar's are
+    (`configmap_panels` reads either; a GrafanaDashboard in a List with the ConfigMap its configMapRef names)."""
     import yaml
 
     from .dashboards import DashboardError, configmap_panels
@@ -337,6 +338,19 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
             notes.append(f"not checked: {exc}")
             continue
         panels += found
+    for resource in objects.grafana_dashboards:
+        namespace_of = str((resource.get("metadata") or {}).get("namespace") or namespace)
+        # with the ConfigMap its configMapRef names, of its own namespace (the operator reads no other)
+        spec = resource.get("spec") if isinstance(resource.get("spec"), dict) else {}
+        named = {str(ref.get("name")) for ref in (spec.get("configMapRef"), spec.get("gzipConfigMapRef"))
+                 if isinstance(ref, dict)}
+        source = [c for c in objects.configmaps if (c.get("metadata") or {}).get("name") in named
+                  and (c.get("metadata") or {}).get("namespace", namespace_of) == namespace_of]
+        try:
+            panels += configmap_panels({"apiVersion": "v1", "kind": "List", "items": [resource, *source]},
+                                       f"namespace {namespace_of}")
+        except DashboardError as exc:
+            notes.append(f"not checked: {exc}")
     for configmap in objects.configmaps:
         text = (configmap.get("data") or {}).get("config.yaml")
         if not text or not re.search(r"^\s*(rules|externalRules)\s*:", str(text), re.MULTILINE):

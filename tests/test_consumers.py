@@ -4,6 +4,7 @@ picker's flags."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import yaml
 
 from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
 from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
-from pytest_vllm_metrics.kube import ConsumerObjects
+from pytest_vllm_metrics.kube import ConsumerObjects, discover, read_consumers
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
@@ -242,6 +243,18 @@ externalRules:
 - seriesQuery: '{__name__=~"^vllm:.*_total$"}'
   metricsQuery: sum(rate(<<.Series>>[2m]))
 """
+OPERATOR = Path(__file__).parent / "data" / "grafana-operator"
+# grafana/grafana-operator examples/dashboard/url/resources.yaml
+URL_DASHBOARD = "https://raw.githubusercontent.com/grafana-operator/grafana-operator/master/examples/" \
+                "dashboard_from_url/dashboard.json"
+
+
+def _grafana_dashboard(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+            "metadata": {"name": name, "namespace": MONITORING},
+            "spec": {"instanceSelector": {"matchLabels": {"dashboards": "grafana"}}, **spec}}
+
+
 NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "targets": [{"expr": "node_load1"}]}]})
 
 
@@ -249,8 +262,12 @@ NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "tar
 def consumers_cluster(cluster: Cluster) -> Cluster:
     """The namespace's PrometheusRules (tests/data/rules), a KEDA scaler on the current and one on the old KV-cache
     name, the endpoint picker as the inferencepool chart deploys it; in the monitoring namespace the Grafana
-    sidecar's dashboard ConfigMaps and prometheus-adapter's config."""
+    sidecar's dashboard ConfigMaps, prometheus-adapter's config, and the Grafana Operator's GrafanaDashboards
+    (tests/data/grafana-operator: gzipJson, and configMapRef with its ConfigMap; one from a URL the operator has not
+    fetched; one of no vLLM metric)."""
     saturation = (Path(__file__).parent / "data" / "dashboards" / "llm-d-failure-saturation.json").read_text()
+    operator = {d["metadata"]["name"]: {**d, "metadata": {**d["metadata"], "namespace": MONITORING}}
+                for d in _documents(OPERATOR / "vllm-dashboards.yaml")}
     rules = _documents(RULES / "vllm-prefix-cache.yaml")
     unrelated = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
                  "metadata": {"name": "node-exporter", "namespace": MONITORING},
@@ -263,6 +280,12 @@ def consumers_cluster(cluster: Cluster) -> Cluster:
                        {"grafana_dashboard": "1"}),
             _configmap("node-dashboards", MONITORING, {"nodes.json": NODE_DASHBOARD}, {"grafana_dashboard": "1"}),
             _configmap("prometheus-adapter", MONITORING, {"config.yaml": ADAPTER}),
+            operator["vllm-performance-old-definition"],
+        ]},
+        "grafanadashboards": {MONITORING: [
+            operator["vllm-performance-gzipped"], operator["vllm-performance-old-from-configmap"],
+            _grafana_dashboard("grafanadashboard-from-url", {"url": URL_DASHBOARD}),
+            _grafana_dashboard("node-exporter", {"json": NODE_DASHBOARD}),
         ]},
         "scaledobjects": {NS: [_scaled_object("vllm-queue", "sum(vllm:num_requests_waiting)"),
                                _scaled_object("vllm-kv", "max(vllm:gpu_cache_usage_perc)")]},
@@ -346,17 +369,27 @@ def test_every_consumer_in_the_cluster_gets_its_verdict(
     assert hits.startswith("it aggregates vllm:prefix_cache_hits_total over the fleet: decode-amd64 moved it, "
                            "while decode-arm64 contributes nothing (vLLM 0.11.2 disables prefix caching on arm64 "
                            "CPUs"), hits
-    # the Grafana sidecar's dashboards are panels (drawn as dashboards); a dashboard of no vLLM metric is left out
-    panels = {row["id"].split("[", 1)[1].rstrip("]"): row["outcome"]
+    # the Grafana sidecar's dashboards and the operator's GrafanaDashboards are panels (drawn as dashboards); a
+    # dashboard of no vLLM metric is left out
+    panels = {row["id"].split("[", 1)[1].rstrip("]"): (row["outcome"], row["reason"])
               for row in json.loads((pytester.path / "report.json").read_text())["tests"] if "test_panel[" in row["id"]}
-    assert panels["llm-d-failure-saturation::Request Preemptions"] == "failed"
-    assert not any(p.startswith("nodes::") for p in panels) and len(panels) == 4
+    assert panels["llm-d-failure-saturation::Request Preemptions"][0] == "failed"
+    by_dashboard = collections.Counter(p.split("::")[0] for p in panels)
+    assert by_dashboard == {"llm-d-failure-saturation": 4, "vllm-performance-gzipped": 12,
+                            "vllm-performance-old-from-configmap": 5}
+    assert panels["vllm-performance-gzipped::Request Queue Status"][0] == "passed"
+    old = panels["vllm-performance-old-from-configmap::KV Cache Usage %"]
+    assert old[0] == "failed" and "by label kubernetes_namespace, which no series carries" in old[1]
+    # the GrafanaDashboard whose model is at a URL the operator has not fetched yet: a note naming it
+    assert said(result, f"note: not checked: dashboard namespace {MONITORING} (GrafanaDashboard {MONITORING}/"
+                        f"grafanadashboard-from-url) takes its model from {URL_DASHBOARD} (spec.url), which this run "
+                        f"does not download")
     # the rule over no vLLM metric in the monitoring namespace is not a consumer; the name-pattern rule is a note
     assert not any("NodeDown" in test for test in reasons)
     assert said(result, "selects series by a name pattern, not one metric; not checked")
     jsonschema.validate(json.loads((pytester.path / "report.json").read_text()), schema())
     html = (pytester.path / "report.html").read_text()
-    assert 'data-dashboard="llm-d-failure-saturation"' in html
+    assert 'data-dashboard="llm-d-failure-saturation"' in html and 'data-dashboard="vllm-performance-gzipped"' in html
     assert "data-consumer='epp: kv-cache-usage-percentage-metric' data-verdict='no data'" in html
 
 
@@ -376,6 +409,8 @@ def test_a_refused_or_uninstalled_read_is_a_note_not_a_stop(
                 f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
                 f"configmaps in namespace {MONITORING} not checked: grant list on configmaps "
                 f"(deploy/rbac-consumers.yaml)",
+                f"grafanadashboards.grafana.integreatly.org in namespace {MONITORING} not checked: grant list on "
+                f"grafanadashboards.grafana.integreatly.org (deploy/rbac-consumers.yaml)",
                 "scaledobjects.keda.sh not installed in the cluster (no such API): nothing to check",
                 f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps "
                 f"(deploy/rbac-consumers.yaml)"]
@@ -414,10 +449,16 @@ def test_the_documented_grants_are_enough(pytester: pytest.Pytester, consumers_c
     assert {r["metadata"]["namespace"] for r in roles} == {NS, MONITORING}
     grants = {(verb, resource) for role in roles for rule in role["rules"] for resource in rule["resources"]
               for verb in rule["verbs"]}
+    # the Grafana Operator's resources live in the Grafana namespace: its Role grants them, in both API groups
+    (monitoring,) = [role for role in roles if role["metadata"]["namespace"] == MONITORING]
+    assert {"apiGroups": ["grafana.integreatly.org", "integreatly.org"], "resources": ["grafanadashboards"],
+            "verbs": ["list"]} in monitoring["rules"]
     consumers_cluster.tokens["documented"] = ROLE | frozenset(grants)
     result = run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "documented")
     assert not said(result, "not checked: grant")
     assert {test.split(":", 1)[0] for test in outcomes(pytester)} == {"alert", "record", "adapter", "keda", "epp"}
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    assert any("test_panel[vllm-performance-old-from-configmap::" in row["id"] for row in rows)
 
 
 # -- the shapes, one by one ----------------------------------------------------------------------------------
@@ -570,3 +611,58 @@ groups:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: none of the 1 rules in nodes.yaml reads a vLLM metric*Pass the rule "
                                  "files of your vLLM deployment to --prometheus-rules."])
+
+
+# -- the Grafana Operator's resources, read by the kubernetes client from the API-server double ---------------
+
+def _read_dashboards(double: KubeDouble, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(panel ids, notes about GrafanaDashboards) of a cluster read, as the run makes it (the admin token)."""
+    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=5.0, context=None,
+                       kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, "admin")), transport="proxy")
+    panels, _, notes = from_cluster(read_consumers(info, MONITORING, 5.0), NS)
+    return [p.id for p in panels], [n for n in info.notes + notes if "grafanadashboard" in n.lower()]
+
+
+# grafana/grafana-operator deploy/examples/dashboards (v4): SimpleDashboard.yaml and DashboardFromConfigMap.yaml
+V4_MODEL = json.dumps({"title": "vLLM", "panels": [{"title": "Running",
+                                                    "targets": [{"expr": "vllm:num_requests_running"}]}]})
+V4 = [{"apiVersion": "integreatly.org/v1alpha1", "kind": "GrafanaDashboard",
+       "metadata": {"name": "simple-dashboard", "namespace": MONITORING, "labels": {"app": "grafana"}},
+       "spec": {"name": "simple-dashboard.json", "json": V4_MODEL}},
+      {"apiVersion": "integreatly.org/v1alpha1", "kind": "GrafanaDashboard",
+       "metadata": {"name": "grafana-dashboard-from-config-map", "namespace": MONITORING, "labels": {"app": "grafana"}},
+       "spec": {"json": "", "configMapRef": {"name": "simple-dashboard-from-cm", "key": "foo"}}}]
+
+
+def test_where_only_the_operators_v4_runs_its_resources_are_read(
+    cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    cluster.uninstalled = {"grafanadashboards"}
+    cluster.objects = {"grafanadashboards.integreatly.org": {MONITORING: V4},
+                       "configmaps": {MONITORING: [_configmap("simple-dashboard-from-cm", MONITORING,
+                                                              {"foo": V4_MODEL})]}}
+    panels, notes = _read_dashboards(KubeDouble(sim_host, cluster), tmp_path)
+    assert panels == ["simple-dashboard::Running", "grafana-dashboard-from-config-map::Running"] and notes == []
+
+
+def test_without_the_operator_one_quiet_note(cluster: Cluster, sim_host: SimHost, tmp_path: Path) -> None:
+    cluster.uninstalled = {"grafanadashboards", "grafanadashboards.integreatly.org"}
+    panels, notes = _read_dashboards(KubeDouble(sim_host, cluster), tmp_path)
+    assert panels == []
+    assert notes == ["grafanadashboards.grafana.integreatly.org not installed in the cluster (no such API): "
+                     "nothing to check"]
+
+
+def test_a_configmap_ref_is_resolved_in_the_resources_own_namespace_only(
+    cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # the operator reads the ConfigMap of the GrafanaDashboard's namespace: one of the same name elsewhere is not it
+    cluster.uninstalled = {"grafanadashboards"}
+    cluster.objects = {"grafanadashboards.integreatly.org": {MONITORING: V4[1:]},
+                       "configmaps": {NS: [_configmap("simple-dashboard-from-cm", NS, {"foo": V4_MODEL})]}}
+    panels, notes = _read_dashboards(KubeDouble(sim_host, cluster), tmp_path)
+    assert panels == []
+    assert notes == [f"not checked: dashboard namespace {MONITORING} (GrafanaDashboard {MONITORING}/"
+                     f"grafana-dashboard-from-config-map) takes its model from key foo of ConfigMap "
+                     f"simple-dashboard-from-cm, which cannot be read: it is not among the ConfigMaps this run could "
+                     f"read in namespace {MONITORING}."]

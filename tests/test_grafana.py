@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics._grafana import Value, Variable, interpolate, resolve, variables
+from pytest_vllm_metrics._grafana import (
+    DashboardError,
+    Value,
+    Variable,
+    interpolate,
+    operator_source,
+    resolve,
+    variables,
+)
+from pytest_vllm_metrics._grafana import load as grafana_load
 from pytest_vllm_metrics.dashboards import load_panels
 
 DURATIONS = {"__rate_interval": "5m", "__range": "1h"}
@@ -191,3 +200,449 @@ def test_library_panel_and_repeat_are_kept_for_evaluation(tmp_path: Path) -> Non
     assert lib.library == "vLLM latency" and lib.queries == ()
     assert repeated.repeat == "model" and repeated.id == "d::Per $model"
     assert [v.name for v in repeated.variables] == ["model"]
+
+
+# -- Grafana Operator GrafanaDashboard resources --------------------------------------------------------------
+
+OPERATOR = Path(__file__).parent / "data" / "grafana-operator"
+DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
+# The panels of tests/data/grafana-operator/vllm-dashboards.yaml, by the GrafanaDashboard they come from: the same
+# as the llm-d dashboards of tests/data/dashboards the resources hold.
+OPERATOR_PANELS = {
+    "vllm-failure-saturation": "llm-d-failure-saturation",
+    "vllm-performance-gzipped": "llm-d-performance",
+    "vllm-performance-old-from-configmap": "llm-d-performance-old",
+}
+
+
+def _ids(panels: list[Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for panel in panels:
+        out.setdefault(panel.dashboard, []).append(panel.title)
+    return out
+
+
+def _operator_documents() -> list[dict[str, Any]]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all((OPERATOR / "vllm-dashboards.yaml").read_text()) if d]
+
+
+def test_grafana_dashboards_in_the_operators_shapes_are_read_as_the_dashboards_they_hold() -> None:
+    # spec.json (a folded block), spec.gzipJson, spec.configMapRef to a ConfigMap of the same file; the Grafana
+    # instance beside them is skipped and the referenced ConfigMap is no sidecar dashboard of its own
+    found = _ids(load_panels((OPERATOR,)))
+    held = _ids(load_panels(tuple(DASHBOARDS / f"{name}.json" for name in OPERATOR_PANELS.values())))
+    assert found == {resource: held[stem] for resource, stem in OPERATOR_PANELS.items()}
+    dashboards = {d.name: d for d in grafana_load((OPERATOR,))}
+    # spec.datasources fills the ${DS_PROMETHEUS} input in, as the operator's resolver does; the other two set none
+    assert dashboards["vllm-failure-saturation"].model["panels"][0]["datasource"] == {"type": "prometheus",
+                                                                                      "uid": "prometheus"}
+    assert dashboards["vllm-performance-gzipped"].model["panels"][0]["datasource"]["uid"] == "${DS_PROMETHEUS}"
+    assert dashboards["vllm-performance-old-from-configmap"].where == (
+        f"{OPERATOR / 'vllm-dashboards.yaml'} (GrafanaDashboard vllm-performance-old-from-configmap, from ConfigMap "
+        f"vllm-performance-old-definition key json)")
+
+
+@pytest.mark.parametrize("shape", ["json-list", "json-single", "yaml-list"])
+def test_grafana_dashboards_as_a_list_or_one_document_per_file(tmp_path: Path, shape: str) -> None:
+    # kubectl get grafanadashboards -o json|yaml prints a List; kubectl get grafanadashboard NAME -o json one object
+    documents = _operator_documents()
+    if shape == "json-single":  # (the Grafana instance alone would be a file with no dashboard)
+        for index, document in enumerate(d for d in documents if d["kind"] != "Grafana"):
+            (tmp_path / f"{index}.json").write_text(json.dumps(document))
+    elif shape == "json-list":
+        (tmp_path / "all.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
+    else:
+        import yaml
+
+        (tmp_path / "all.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": documents}))
+    assert _ids(load_panels((tmp_path,))) == _ids(load_panels((OPERATOR,)))
+
+
+def test_a_configmap_ref_is_resolved_from_another_file_given(tmp_path: Path) -> None:
+    configmap, resource = _operator_documents()[3:5]
+    (tmp_path / "a-dashboard.json").write_text(json.dumps(resource))
+    (tmp_path / "b-configmap.json").write_text(json.dumps(configmap))
+    (found,) = grafana_load((tmp_path,))
+    assert found.name == "vllm-performance-old-from-configmap"
+    assert found.where.endswith(f"from ConfigMap vllm-performance-old-definition key json of "
+                                f"{tmp_path / 'b-configmap.json'})")
+
+
+# grafana/grafana-operator deploy/examples/dashboards (operator v4, integreatly.org/v1alpha1): SimpleDashboard.yaml
+# (spec.json folded), DashboardFromConfigMap.yaml (json: "" beside configMapRef, the model under key foo) and
+# DashboardFromCompressedConfigMap.yaml (gzipConfigMapRef to the ConfigMap's binaryData), with a vLLM panel.
+VLLM_MODEL = {"title": "vLLM", "panels": [{"title": "Running", "targets": [{"expr": "vllm:num_requests_running"}]}]}
+
+
+def _v1alpha1(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "integreatly.org/v1alpha1", "kind": "GrafanaDashboard",
+            "metadata": {"name": name, "labels": {"app": "grafana"}}, "spec": spec}
+
+
+def _gzipped(model: dict[str, Any]) -> str:
+    import base64
+    import gzip
+
+    return base64.b64encode(gzip.compress(json.dumps(model).encode())).decode()
+
+
+def test_the_operators_v4_resources(tmp_path: Path) -> None:
+    documents = [
+        _v1alpha1("simple-dashboard", {"name": "simple-dashboard.json", "json": json.dumps(VLLM_MODEL, indent=2)}),
+        _v1alpha1("grafana-dashboard-from-config-map", {"json": "", "configMapRef": {"name": "cm", "key": "foo"}}),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"foo": json.dumps(VLLM_MODEL)}},
+        _v1alpha1("grafana-dashboard-from-compressed-config-map",
+                  {"json": "", "gzipConfigMapRef": {"name": "compressed", "key": "foo"}}),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "compressed"},
+         "binaryData": {"foo": _gzipped(VLLM_MODEL)}},
+    ]
+    import yaml
+
+    (tmp_path / "v4.yaml").write_text(yaml.safe_dump_all(documents))
+    assert [p.id for p in load_panels((tmp_path,))] == [
+        "simple-dashboard::Running", "grafana-dashboard-from-config-map::Running",
+        "grafana-dashboard-from-compressed-config-map::Running"]
+
+
+# The gzipped models of the operator's own examples, verbatim: examples/dashboard/gzip_json/resources.yaml (v5) and
+# deploy/examples/dashboards/DashboardFromCompressedConfigMap.yaml (v4, the ConfigMap's binaryData, wrapped at 76).
+GZIP_EXAMPLE = ("H4sIAAAAAAAAA4WQQU/DMAyF7/0VVc9MggMgcYV/AOKC0OQubmM1jSPH28Sm/XfSNJ1WcaA3f+/l+dXnqk5fQ6Z5qf3eubt5V"
+                "lKHCTXvNAaH9RtE2zKI2fQnCgFNsxihj8n39V3mqD/zQwMyXE004ol95q3wMaIsEhpSaPMTlT0WasngK3sVdlN6By4uUi8Q7AezUw"
+                "pJeig4gEe3ajItTfM5T5l0wuNUwfNx82RLg9nLhTeZXW4iAu2GVHcVNPEtByX2tyuzJtgJRrslrygHKJ3WsZhuCkq+X8c6ivrXDd6z"
+                "wrLrX3vZP/3PY1yuHHcWR/hEiSlmutpzEQ5XdF+IIz+Uzpeq+gWtMMT1HwIAAA==")
+GZIP_CONFIGMAP_EXAMPLE = """\
+H4sIAAAAAAAAA3VQPU/EMAzd71dEnUGCAZBYYWXixILQyb24jdU0jhLfneB0/x0nLS0MbH7P78Py
+eWNMQ7Z5NOHg/VVBQuJRieaVxujRPEN2LUOypks8miceY8Kc0eoYOurNC8RmckKf1fj+UVGWzynH
+QhpmAY34xaGybeJTxjQt0JJAW+WSDlg5Rxa1QRL7ktqBz9OiTxDdltkLRV3cVjJCQP+rvVQpOuus
+qFxeSgOfru9d7SwanrlG8WWxRdoPethiLtyOoxCHtUD5hJ0+wu0oCKYjzO1rFOr7QCj0a5SnLH9V
+EAIL/GT/K5u7yr13efpZ3jsc4Q1TVnP5w0OljwtxU7GnMMyXXTbf/Wift+8BAAA=
+"""
+
+
+def test_the_operators_own_gzipped_examples_decode() -> None:
+    # Both hold an empty "Simple Dashboard": decoded, it is judged as any dashboard without panels is
+    v5 = {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+          "metadata": {"name": "grafanadashboard-gzipped"}, "spec": {"gzipJson": GZIP_EXAMPLE}}
+    v4 = _v1alpha1("grafana-dashboard-from-compressed-config-map",
+                   {"json": "", "gzipConfigMapRef": {"name": "simple-dashboard-from-compressed-cm", "key": "foo"}})
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "simple-dashboard-from-compressed-cm"},
+                 "binaryData": {"foo": GZIP_CONFIGMAP_EXAMPLE}}
+    assert json.loads(operator_source(v5, "f.yaml", [], from_files=True).text)["title"] == "Simple Dashboard-gzipped"
+    assert json.loads(operator_source(v4, "f.yaml", [("f.yaml", configmap)], from_files=True).text)["title"] == \
+        "Simple Dashboard from Compressed Config Map"
+
+
+def _v1beta1(spec: dict[str, Any], status: dict[str, Any] | None = None, name: str = "grafanadashboard-from-url"
+             ) -> dict[str, Any]:
+    return {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+            "metadata": {"name": name, "namespace": "monitoring"},
+            "spec": {"instanceSelector": {"matchLabels": {"dashboards": "grafana"}}, **spec}, **(
+                {"status": status} if status else {})}
+
+
+EXAMPLE_URL = ("https://raw.githubusercontent.com/grafana-operator/grafana-operator/master/examples/"
+               "dashboard_from_url/dashboard.json")
+
+
+def test_a_url_or_grafana_com_dashboard_is_read_from_the_copy_the_operator_fetched(tmp_path: Path) -> None:
+    # kubectl get grafanadashboard -o yaml shows status.contentCache: the model the operator fetched from
+    # status.contentUrl, gzipped (controllers/content/fetchers/url_fetcher.go), as it gave it to Grafana
+    com_url = "https://grafana.com/api/dashboards/1860/revisions/30/download"
+    resources = [
+        _v1beta1({"url": EXAMPLE_URL}, {"contentCache": _gzipped(VLLM_MODEL), "contentUrl": EXAMPLE_URL,
+                                        "contentTimestamp": "2025-01-01T00:00:00Z"}),
+        _v1beta1({"grafanaCom": {"id": 1860}}, {"contentCache": _gzipped(VLLM_MODEL), "contentUrl": com_url},
+                 name="node-exporter-latest"),
+    ]
+    (tmp_path / "fetched.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": resources}))
+    found = grafana_load((tmp_path,))
+    assert [d.name for d in found] == ["grafanadashboard-from-url", "node-exporter-latest"]
+    assert found[0].where.endswith(f"(GrafanaDashboard monitoring/grafanadashboard-from-url, the copy the operator "
+                                   f"fetched from {EXAMPLE_URL})")
+    assert found[1].where.endswith(f"the copy the operator fetched from {com_url})")
+
+
+def _one_error(tmp_path: Path, documents: list[dict[str, Any]]) -> str:
+    import yaml
+
+    (tmp_path / "crs.yaml").write_text(yaml.safe_dump_all(documents))
+    with pytest.raises(DashboardError) as raised:
+        grafana_load((tmp_path,))
+    return " ".join(str(raised.value).split())
+
+
+@pytest.mark.parametrize(("spec", "status", "expected"), [
+    # examples/dashboard/url/resources.yaml: no copy fetched yet, or one of another URL (the spec changed since)
+    ({"url": EXAMPLE_URL}, None,
+     f"GrafanaDashboard monitoring/grafanadashboard-from-url) takes its model from {EXAMPLE_URL} (spec.url), which "
+     f"this run does not download, and holds no copy the operator fetched (status.contentCache): download it (curl "
+     f"-fsSL -o grafanadashboard-from-url.json '{EXAMPLE_URL}') and pass that file to --grafana-dashboard, or pass "
+     f"the GrafanaDashboard as the cluster holds it (kubectl get grafanadashboard grafanadashboard-from-url -n "
+     f"monitoring -o yaml), whose status keeps the operator's copy."),
+    ({"url": EXAMPLE_URL}, {"contentCache": "H4sI", "contentUrl": "https://example.com/other.json"},
+     "takes its model from https://raw.githubusercontent.com/"),
+    # examples/dashboard_from_grafana_com/resources.yaml
+    ({"grafanaCom": {"id": 7645, "revision": 161}}, None,
+     "takes its model from https://grafana.com/api/dashboards/7645/revisions/161/download (spec.grafanaCom)"),
+    ({"grafanaCom": {"id": 1860}}, None,
+     "takes its model from https://grafana.com/api/dashboards/1860/revisions/latest/download (spec.grafanaCom)"),
+    # examples/dashboard/_index.md, "Jsonnet" and "OCI"
+    ({"jsonnet": "local grafana = import 'grafonnet/grafana.libsonnet';"}, None,
+     "takes the model the operator evaluates from spec.jsonnet, which this run does not build: build or fetch the "
+     "dashboard JSON and pass that file to --grafana-dashboard."),
+    ({"oci": {"reference": "ghcr.io/team-a/dashboards:v1.4.7", "path": "board.json"}}, None,
+     "pulls from the OCI artifact ghcr.io/team-a/dashboards:v1.4.7"),
+    # examples/dashboard/_index.md, "ConfigMap", without the ConfigMap's file
+    ({"configMapRef": {"name": "dashboard-definition", "key": "json"}}, None,
+     "takes its model from key json of ConfigMap dashboard-definition, which none of the files given holds: pass "
+     "that ConfigMap's file to --grafana-dashboard as well (kubectl get configmap dashboard-definition -n monitoring "
+     "-o yaml), or run with --vllm-namespace (and --grafana-namespace) so the suite reads both from the cluster."),
+    ({"json": json.dumps(VLLM_MODEL), "url": EXAMPLE_URL}, None,
+     "sets more than one source of its model (json, url): the operator refuses it (\"more than one source types "
+     "found\"), so Grafana does not show it. Keep one of them."),
+    ({}, None, "sets no source of its model (spec.json, gzipJson, configMapRef, url, grafanaCom, jsonnet)"),
+    ({"gzipJson": "not base64!"}, None,
+     "GrafanaDashboard monitoring/grafanadashboard-from-url): spec.gzipJson is not base64 of gzipped JSON"),
+    ({"json": "{\"title\": \"x\", \"panels\": [}"}, None, "the model is not valid JSON"),
+])
+def test_a_grafana_dashboard_that_cannot_be_read_here_names_itself_and_what_to_pass(
+    tmp_path: Path, spec: dict[str, Any], status: dict[str, Any] | None, expected: str
+) -> None:
+    message = _one_error(tmp_path, [_v1beta1(spec, status)])
+    assert message.startswith(f"dashboard {tmp_path / 'crs.yaml'} (GrafanaDashboard monitoring/"
+                              f"grafanadashboard-from-url)"), message
+    assert expected in message, message
+
+
+def test_a_configmap_key_that_is_not_there_is_named(tmp_path: Path) -> None:
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dashboard-definition"},
+                 "data": {"dashboard.json": "{}"}}
+    message = _one_error(tmp_path, [_v1beta1({"configMapRef": {"name": "dashboard-definition", "key": "json"}}),
+                                    configmap])
+    assert "takes its model from key json of ConfigMap dashboard-definition, which has no such key (keys: " \
+           "dashboard.json); the operator cannot load it either. Fix spec.configMapRef.key." in message
+
+
+def test_other_kubernetes_objects_beside_the_dashboards_are_skipped(tmp_path: Path) -> None:
+    # grafana/grafana-operator examples/dashboard-from-configmap/resources.yml: RBAC, a provisioning ConfigMap, the
+    # sidecar's dashboard ConfigMap and the Grafana instance in one file (the dashboard a vLLM one here)
+    import yaml
+
+    documents = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "sidecar-role"},
+         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "watch", "list"]}]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "provisioning-config"},
+         "data": {"provisioning.yaml": "apiVersion: 1\nproviders: []\n"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "sample-configmap",
+                                                               "labels": {"dashboard": "true"}},
+         "data": {"dashboard.json": json.dumps(VLLM_MODEL)}},
+        {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "Grafana", "metadata": {"name": "grafana"}},
+    ]
+    (tmp_path / "resources.yml").write_text(yaml.safe_dump_all(documents))
+    assert [p.id for p in load_panels((tmp_path,))] == ["dashboard::Running"]
+    # the same file without its dashboard: nothing to check, said once
+    (tmp_path / "resources.yml").write_text(yaml.safe_dump_all([documents[0], documents[3]]))
+    with pytest.raises(DashboardError, match=r"holds no dashboard: its Kubernetes objects are of kind ClusterRole, "
+                                             r"Grafana\. Pass the dashboard JSON"):
+        load_panels((tmp_path,))
+
+
+def test_a_grafana_dashboard_that_cannot_be_read_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", crs=yaml_dump([_v1beta1({"grafanaCom": {"id": 1860}}, name="node-exporter-latest")]))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--grafana-dashboard=crs.yaml", "--vllm-sim=x86_64")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: dashboard crs.yaml (GrafanaDashboard monitoring/node-exporter-latest) takes "
+                                 "its model from https://grafana.com/api/dashboards/1860/revisions/latest/download*"])
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1  # one paragraph, no traceback
+
+
+def yaml_dump(documents: list[dict[str, Any]]) -> str:
+    import yaml
+
+    return yaml.safe_dump_all(documents)
+
+
+def test_panels_of_grafana_dashboards_are_judged_and_drawn_like_any_dashboards(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--grafana-dashboard={OPERATOR}", "--vllm-sim=x86_64",
+                                "-k", "test_panel", "--vllm-report=report.json", "--html=report.html",
+                                "--self-contained-html")
+    rows = {row["id"].split("[", 1)[1].rstrip("]"): row
+            for row in json.loads((pytester.path / "report.json").read_text())["tests"] if "test_panel[" in row["id"]}
+    assert len(rows) == sum(len(titles) for titles in _ids(load_panels((OPERATOR,))).values()) == 21
+    # the verdicts the same dashboards get as files (tests/test_dashboards.py)
+    preemptions = rows["vllm-failure-saturation::Request Preemptions"]
+    assert preemptions["outcome"] == "failed"
+    assert "queries vllm:num_preemptions, which no server exposes: the counter is vllm:num_preemptions_total" in \
+        preemptions["reason"]
+    assert rows["vllm-performance-gzipped::KV Cache Hit Rate"]["outcome"] == "passed"
+    assert rows["vllm-performance-gzipped::EPP Pool Health & Load"]["outcome"] == "skipped"
+    old = rows["vllm-performance-old-from-configmap::KV Cache Hit Rate"]
+    assert old["outcome"] == "failed" and "by label kubernetes_namespace, which no series carries" in old["reason"]
+    html = (pytester.path / "report.html").read_text()
+    for name in OPERATOR_PANELS:
+        assert f'data-dashboard="{name}"' in html
+    assert "Traceback" not in result.stdout.str()
+
+
+# -- interpolation, rule by rule, as Grafana writes a variable into a query ------------------------------------
+# Sources (the rules pinned below):
+#  [P] grafana/grafana packages/grafana-prometheus/src/escaping.ts (datasource.ts before): interpolateQueryExpr,
+#      prometheusRegularEscape, prometheusSpecialRegexEscape (their classic branch: the feature toggle
+#      prometheusSpecialCharsInLabelValues is experimental, off by default).
+#  [F] grafana/scenes packages/scenes/src/variables/interpolation/formatRegistry.ts: the named formats.
+#  [S] grafana/scenes .../interpolation/sceneInterpolator.ts: a format named in the query wins over the data
+#      source's function; an unknown format falls back to glob; a CustomVariableValue formats itself.
+#  [M] grafana/scenes .../variants/MultiValueVariable.ts: getValue (All without allValue = every option's value;
+#      ${var.N}), getValueText ("All", texts joined " + "), CustomAllValue (allValue verbatim, its variables then
+#      interpolated with no format, i.e. glob; text -> "All", percentencode encodes it).
+#  [L] grafana/scenes .../variants/LocalValueVariable.ts: a repeated panel's copy is isMulti and includeAll.
+#  [D] grafana/grafana packages/grafana-data/src/text/string.ts escapeRegex; text/sanitize.ts escapeHtml.
+
+
+def _var(name: str = "m", *, multi: bool = False, include_all: bool = False, all_value: str | None = None,
+         type: str = "query") -> Variable:
+    return Variable(name, type, multi=multi, include_all=include_all, all_value=all_value)
+
+
+def _values(*selected: str, texts: tuple[str, ...] = (), all: bool = False, **flags: Any) -> dict[str, Value]:
+    options = ("a.b", "c")
+    return {"m": Value(_var(**flags), selected, all=all, options=options, texts=texts,
+                       option_texts=("A.B", "C")),
+            "other": Value(_var("other", multi=True), ("x.y", "z"), options=("x.y", "z"))}
+
+
+MULTI = {"multi": True, "include_all": True}
+
+
+@pytest.mark.parametrize(("expr", "values", "expected"), [
+    # [P] a single-value variable: as it is, only backslashes and single quotes escaped (a '=' matcher works;
+    #     under '=~' its regex characters stay regex)
+    ('x{m="$m"}', _values("a.b"), 'x{m="a.b"}'),
+    ('x{m=~"$m"}', _values("vllm-.*"), 'x{m=~"vllm-.*"}'),
+    ('x{m="$m"}', _values("a\\b'c"), 'x{m="a\\\\b\\\\\'c"}'),
+    ('x{m="$m"}', _values('a"b'), 'x{m="a"b"}'),  # double quotes are not escaped (the query breaks, in Grafana too)
+    # [P] multi-value or include-all: every value regex-escaped for a PromQL string (two backslashes), several
+    #     joined as (a|b): only '=~' matches them
+    ('x{m=~"$m"}', _values("a.b", multi=True), 'x{m=~"a\\\\.b"}'),
+    ('x{m=~"$m"}', _values("a.b", "c", multi=True), 'x{m=~"(a\\\\.b|c)"}'),
+    ('x{m="$m"}', _values("a.b", "c", multi=True), 'x{m="(a\\\\.b|c)"}'),
+    ('x{m=~"$m"}', _values("a.b", include_all=True), 'x{m=~"a\\\\.b"}'),
+    ('x{m=~"$m"}', _values("a\\b", multi=True), 'x{m=~"a\\\\\\\\b"}'),  # a backslash becomes four
+    ('x{m=~"$m"}', _values("a|b'c", multi=True), 'x{m=~"a\\\\|b\'c"}'),  # | escaped, ' not
+    # [M][P] All: every option, regex-escaped; an allValue verbatim, its own variables written with glob
+    ('x{m=~"$m"}', _values("$__all", all=True, include_all=True), 'x{m=~"(a\\\\.b|c)"}'),
+    ('x{m=~"$m"}', _values("$__all", all=True, include_all=True, all_value=".*"), 'x{m=~".*"}'),
+    ('x{m=~"$m"}', _values("$__all", all=True, include_all=True, all_value="$other.*"), 'x{m=~"{x.y,z}.*"}'),
+    # [S][F] a named format wins over the data source's function
+    ('x{m=~"${m:regex}"}', _values("a.b", "c", multi=True), 'x{m=~"(a\\.b|c)"}'),  # [D] one backslash
+    ('x{m=~"${m:regex}"}', _values("a/b"), 'x{m=~"a\\/b"}'),
+    ('x{m=~"${m:regex}"}', _values("$__all", all=True, include_all=True, all_value=".*"), 'x{m=~".*"}'),
+    ('x{m=~"${m:pipe}"}', _values("a.b", "c", multi=True), 'x{m=~"a.b|c"}'),
+    ('x{m=~"${m:csv}"}', _values("a.b", "c", multi=True), 'x{m=~"a.b,c"}'),
+    ('x{m=~"${m:raw}"}', _values("a.b", "c", multi=True), 'x{m=~"a.b,c"}'),
+    ('x{m="${m:raw}"}', _values("a.b"), 'x{m="a.b"}'),
+    ('x{m=~"[[m:pipe]]"}', _values("$__all", all=True, include_all=True), 'x{m=~"a.b|c"}'),
+    ("${m:glob}", _values("a.b", "c", multi=True), "{a.b,c}"),
+    ("${m:glob}", _values("a.b", multi=True), "a.b"),
+    ("${m:nonesuch}", _values("a.b", "c", multi=True), "{a.b,c}"),  # [S] unknown: glob
+    ("${m:json}", _values("a.b", "c", multi=True), '["a.b","c"]'),
+    ("${m:json}", _values("a.b"), "a.b"),  # a string as it is
+    ("${m:text}", _values("a.b", "c", texts=("A.B", "C"), multi=True), "A.B + C"),
+    ("${m:text}", _values("$__all", all=True, include_all=True), "All"),
+    ("${m:text}", _values("$__all", all=True, include_all=True, all_value=".*"), "All"),
+    ("${m:singlequote}", _values("a'b", "c", multi=True), "'a\\'b','c'"),
+    ("${m:doublequote}", _values('a"b', "c", multi=True), '"a\\"b","c"'),
+    ("${m:sqlstring}", _values("a'b", 'c"', multi=True), "'a''b','c\\\"'"),
+    ("${m:percentencode}", _values("a.b", "c", multi=True), "%7Ba.b%2Cc%7D"),
+    ("${m:percentencode}", _values("a b/c(d)"), "a%20b%2Fc%28d%29"),
+    ("${m:percentencode}", _values("$__all", all=True, include_all=True, all_value=".*"), ".%2A"),
+    ("${m:uriencode}", _values("a b/c"), "a%20b/c"),
+    ("${m:queryparam}", _values("a.b", "c", multi=True), "var-m=a.b&var-m=c"),
+    ("${m:queryparam}", _values("$__all", all=True, include_all=True), "var-m=$__all"),
+    ("${m:customqueryparam:p:x-}", _values("a.b", "c", multi=True), "p=x-a.b&p=x-c"),
+    ("${m:distributed}", _values("a.b", "c", multi=True), "a.b,m=c"),
+    ("${m:lucene}", _values("a.b", "c", multi=True), '("a.b" OR "c")'),
+    ("${m:lucene}", _values("a:b"), "a\\:b"),
+    ("${m:join: or }", _values("a.b", "c", multi=True), "a.b or c"),
+    ("${m:html}", _values("a<b", "c", multi=True), "a&lt;b, c"),
+    # [M] ${var.N}: the Nth value, then formatted
+    ('x{m=~"${m.1}"}', _values("a", "c.d", multi=True), 'x{m=~"c\\\\.d"}'),
+])
+def test_a_variable_is_written_as_grafana_writes_it(expr: str, values: dict[str, Value], expected: str) -> None:
+    assert interpolate(expr, values, DURATIONS) == expected
+
+
+@pytest.mark.parametrize(("variable", "expected"), [
+    # [L] each copy of a repeated panel formats its one value as multi-value, include-all
+    (_var(multi=True), 'x{m=~"a\\\\.b"}'),
+    (_var(include_all=True), 'x{m=~"a\\\\.b"}'),
+])
+def test_a_repeated_panels_copy_sees_one_value_regex_escaped(variable: Variable, expected: str) -> None:
+    value = Value(variable, ("$__all",), all=True, options=("a.b", "c"), option_texts=("A.B", "C"))
+    copy = value.single("a.b")
+    assert interpolate('x{m=~"$m"}', {"m": copy}, DURATIONS) == expected
+    assert interpolate("${m:text} ${m:json}", {"m": copy}, DURATIONS) == "A.B a.b"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    # a constant, a textbox and an interval are one value, whatever the saved model says of multi (scenes' types
+    # for them are not MultiValueVariables)
+    ({"name": "m", "type": "constant", "query": "a.b", "multi": True}, 'x{m=~"a.b"}'),
+    ({"name": "m", "type": "textbox", "query": "a.b", "includeAll": True}, 'x{m=~"a.b"}'),
+])
+def test_single_value_types_are_never_regex_escaped(raw: dict[str, Any], expected: str) -> None:
+    values = resolve(variables({"templating": {"list": [raw]}}), FakeLookup({}), None, DURATIONS)
+    assert interpolate('x{m=~"$m"}', values, DURATIONS) == expected
+
+
+# -- resolution details Grafana's scenes follow (grafana/scenes .../variants/query/QueryVariable.tsx,
+# .../query/utils.ts metricNamesToVariableValues, @grafana/data stringToJsRegex, .../CustomOptionsProviders.ts,
+# .../MultiValueVariable.ts getStateUpdateGivenNewOptions)
+
+
+def test_a_query_variables_regex_is_interpolated_with_the_regex_format_and_a_bare_one_is_anchored() -> None:
+    lookup = FakeLookup({"model_name": ["llama-3.1-8b", "tiny-llama", "Qwen"], "prefix": ["llama-3.1"]})
+    defined = variables({"templating": {"list": [
+        {"name": "prefix", "type": "custom", "query": "llama-3.1"},
+        # the '.' of llama-3.1 is escaped by the regex format: it matches only a dot
+        {"name": "v", "type": "query", "query": "label_values(model_name)", "regex": "/^${prefix}/"},
+        # a bare pattern must match the whole value (stringToJsRegex wraps it in ^...$)
+        {"name": "bare", "type": "query", "query": "label_values(model_name)", "regex": "llama"},
+        {"name": "whole", "type": "query", "query": "label_values(model_name)", "regex": ".*llama"},
+        # the g flag: one option per match
+        {"name": "each", "type": "query", "query": "label_values(model_name)", "regex": "/([a-z]+)-/g"},
+    ]}})
+    values = resolve(defined, lookup, None, DURATIONS)
+    assert values["v"].options == ("llama-3.1-8b",)
+    assert values["bare"].options == () and values["whole"].options == ("tiny-llama",)
+    assert values["each"].options == ("llama", "tiny")
+    lookup.values["model_name"] = ["llama-301-8b"]  # would match an unescaped 3.1
+    assert resolve(defined, lookup, None, DURATIONS)["v"].options == ()
+
+
+def test_a_custom_variables_options_are_interpolated_and_keep_their_texts() -> None:
+    defined = variables({"templating": {"list": [
+        {"name": "ns", "type": "constant", "query": "prod"},
+        {"name": "v", "type": "custom", "query": "Tiny : tiny-$ns, Big : big-$ns", "multi": True,
+         "current": {"text": ["Big"], "value": ["big-prod"]}},
+    ]}})
+    value = resolve(defined, FakeLookup({}), None, DURATIONS)["v"]
+    assert value.options == ("tiny-prod", "big-prod") and value.values == ("big-prod",)
+    assert interpolate("${v:text}|${v:raw}", {"v": value}, DURATIONS) == "Big|big-prod"
+
+
+def test_all_saved_on_a_variable_without_all_takes_the_first_option() -> None:
+    # MultiValueVariable: hasAllValue and not includeAll -> the first option, not a literal $__all in the query
+    assert one({"query": "label_values(model_name)", "current": {"text": "All", "value": "$__all"}},
+               FakeLookup(LOOKUP)).values == ("tiny",)
+
+
+def test_an_interval_variable_on_auto_is_a_valid_duration() -> None:
+    # the step Grafana computes from the time range and the panel's width: the run's $__interval stands for it
+    durations = {**DURATIONS, "__interval": "30s"}
+    (raw,) = variables({"templating": {"list": [{"name": "v", "type": "interval", "query": "1m,10m", "auto": True,
+                                                 "current": {"text": "auto", "value": "$__auto_interval_v"}}]}})
+    value = resolve([raw], FakeLookup({}), None, durations)["v"]
+    assert interpolate("rate(x[$v]) ${v:text}", {"v": value}, durations) == "rate(x[30s]) auto"

@@ -61,7 +61,9 @@ class Cluster:
     version_delay: float = 0.0
     # What else the suite reads (list, read-only): resource -> namespace -> objects as the API answers them.
     # Resources: "configmaps", "deployments" (apps), "prometheusrules" (monitoring.coreos.com),
-    # "scaledobjects" (keda.sh). A resource in `uninstalled` has no API (its CRD is not installed): 404.
+    # "scaledobjects" (keda.sh), "grafanadashboards" (grafana.integreatly.org) and
+    # "grafanadashboards.integreatly.org" (the operator's v4 API; RBAC grants it as "grafanadashboards").
+    # A resource in `uninstalled` has no API (its CRD is not installed): 404.
     objects: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     uninstalled: set[str] = field(default_factory=set)
 
@@ -72,6 +74,9 @@ LISTED = {
     "deployments": ("apps", "/apis/apps/v1", "DeploymentList"),
     "prometheusrules": ("monitoring.coreos.com", "/apis/monitoring.coreos.com/v1", "PrometheusRuleList"),
     "scaledobjects": ("keda.sh", "/apis/keda.sh/v1alpha1", "ScaledObjectList"),
+    # the Grafana Operator's dashboards: v5's API, and v4's (a key "plural.group" lists the plural in its URL)
+    "grafanadashboards": ("grafana.integreatly.org", "/apis/grafana.integreatly.org/v1beta1", "GrafanaDashboardList"),
+    "grafanadashboards.integreatly.org": ("integreatly.org", "/apis/integreatly.org/v1alpha1", "GrafanaDashboardList"),
 }
 
 
@@ -189,7 +194,7 @@ def build_app(cluster: Cluster) -> web.Application:
             if resource in cluster.uninstalled:  # no such API: the API server's plain 404
                 return web.Response(status=404, text="404 page not found\n")
             ns = request.match_info["ns"]
-            denied = allowed(request, "list", resource, ns, api_group)
+            denied = allowed(request, "list", resource.partition(".")[0], ns, api_group)
             if denied:
                 return denied
             selector = request.query.get("labelSelector", "")
@@ -282,7 +287,7 @@ def build_app(cluster: Cluster) -> web.Application:
     app.router.add_get("/api/v1/namespaces/{ns}/pods", pods)
     app.router.add_get("/api/v1/nodes/{name}", node)
     for resource, (_, prefix, _) in LISTED.items():
-        app.router.add_get(f"{prefix}/namespaces/{{ns}}/{resource}", lister(resource))
+        app.router.add_get(f"{prefix}/namespaces/{{ns}}/{resource.partition('.')[0]}", lister(resource))
     app.router.add_route("*", "/api/v1/namespaces/{ns}/pods/{target}/proxy/{path:.*}", proxy)
     return app
 
