@@ -74,7 +74,8 @@ def _blocks(page: Path) -> list[Block]:
 
 
 BLOCKS = [block for page in PAGES for block in _blocks(page)]
-DISTINCT = list({block.text: block for block in reversed(BLOCKS)}.values())[::-1]  # each text once, first place
+# each block once (the README and a page may show the same command), at its first place
+DISTINCT = list({(b.text, b.skip, b.exit): b for b in reversed(BLOCKS)}.values())[::-1]
 
 
 def _main_job() -> str:
@@ -161,7 +162,8 @@ def test_every_command_block_runs_or_says_why_not(block: Block, tmp_path: Path) 
         assert report.is_relative_to(tmp_path) and "vLLM metrics conformance" in report.read_text()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md"],
+                         ids=[*(str(p.relative_to(ROOT)) for p in PAGES), "CONTRIBUTING.md", "CHANGELOG.md"])
 def test_every_path_a_page_names_exists(page: Path) -> None:
     missing = []
     for found in REPO_PATH.findall(page.read_text(encoding="utf-8")):
