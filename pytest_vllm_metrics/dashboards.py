@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -918,15 +919,15 @@ class _Moved:
 def _movement(ctx: _Context, live: list[tuple[Selector, promql.Keep]]) -> _Moved:
     """Whether what the reader reads moved during the workload, line by line as the reader draws it."""
     out = _Moved()
-    fleet = _data()["fleet"]
-    within = tuple(fleet["within_line"])
+    within = tuple(_data()["fleet"]["within_line"])
+    quiet: dict[tuple[tuple[str, ...], tuple[str, ...], str], list[str]] = defaultdict(list)
     done = set()
     for selector, keep in live:
         entry = family_of(selector.metric, ctx.catalog)
         if entry is None or not entry.moves or (selector.shown, keep) in done:
             continue  # gauges and counters that legitimately stay at 0 (preemptions) chart fine
         done.add((selector.shown, keep))
-        per_pod = any(keep.keeps(label) for label in fleet["per_pod"])
+        per_pod = _per_pod(keep)
         counted = entry.name + "_count" if entry.type in ("histogram", "summary") else entry.name
         lines: dict[tuple[tuple[str, str], ...], list[tuple[Observation, _State]]] = {}
         moved_with: dict[str, set[str]] = {}  # matcher label -> its values on the series that moved
@@ -962,13 +963,25 @@ def _movement(ctx: _Context, live: list[tuple[Selector, promql.Keep]]) -> _Moved
         silent = sorted({obs.target.name: obs for members in lines.values() for obs, state in members
                          if state == _State.SILENT}.values(), key=lambda o: o.target.name)
         if silent and not per_pod:
-            moved = sorted({obs.target.name for members in lines.values() for obs, state in members
-                            if state == _State.MOVED})
-            causes = _causes(ctx, entry, silent)
-            out.notes.append(f"it aggregates {entry.name} over the fleet: {_names(moved)} moved it, while "
-                             f"{_names([o.target.name for o in silent])} contribute"
-                             f"{'s' if len(silent) == 1 else ''} nothing ({_cause_text(causes)})")
+            movers = tuple(sorted({obs.target.name for members in lines.values() for obs, state in members
+                                   if state == _State.MOVED}))
+            quiet[(movers, tuple(o.target.name for o in silent), _cause_text(_causes(ctx, entry, silent)))] \
+                .append(entry.name)
+    for (movers, silent_names, causes), families in quiet.items():  # a ratio's two counters: one note
+        them = "them" if len(families) > 1 else "it"
+        out.notes.append(f"it aggregates {' and '.join(families)} over the fleet: {_names(list(movers))} moved "
+                         f"{them}, while {_names(list(silent_names))} contribute"
+                         f"{'s' if len(silent_names) == 1 else ''} nothing ({causes})")
     return out
+
+
+def _per_pod(keep: promql.Keep) -> bool:
+    """Whether the reader draws a line per pod: it keeps a per-pod label (by one of them, or without dropping
+    both of the per-pod labels every Prometheus scrape of a pod carries, pod and instance)."""
+    fleet = _data()["fleet"]
+    if keep.only is not None:
+        return any(keep.keeps(label) for label in fleet["per_pod"])
+    return not set(fleet["scraped_per_pod"]) <= keep.dropped
 
 
 def _causes(ctx: _Context, entry: Entry, silent: list[Observation]) -> dict[str, Verdict]:

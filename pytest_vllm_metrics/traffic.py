@@ -27,6 +27,9 @@ _VOCAB = (
     "workload", "that", "shares", "one", "long", "prefix", "so", "cache", "hits", "can", "be", "seen",
 )
 _CALIBRATION_WORDS = 32
+# From this many requests on, the last one asks to stop on a piece of the calibration's greedy answer, so that the
+# workload ends requests both ways (finished_reason "length" and "stop") and every kind is still sent at least once.
+STOP_FROM_REQUESTS = 6
 
 
 @dataclass
@@ -42,6 +45,8 @@ class RequestRecord:
     n: int = 1  # choices asked for; vLLM runs each as an engine request of its own
     max_tokens: int = 0
     finish_reasons: dict[int, str] = field(default_factory=dict)  # choice index -> the answer's finish_reason
+    text: str = ""  # the first choice's text (a later request stops on a piece of it)
+    stop: str | None = None  # the stop string the request was sent with
 
     @property
     def ok(self) -> bool:
@@ -165,8 +170,15 @@ class Workload:
         if max_model_len:
             target_tokens = min(target_tokens, max_model_len - self.max_tokens - 64)
         prefix = _words(max(math.ceil(target_tokens / tokens_per_word), 1))
+        stop = _stop_string(record.text) if record.ok and self.requests >= STOP_FROM_REQUESTS else None
         # 2. the workload proper: every kind, sharing one prefix
         for index in range(1, self.requests):
+            if stop is not None and index == self.requests - 1:
+                # 3. greedy sampling answers the calibration's prompt with the same tokens again: asked to stop on
+                # a piece of that answer, the server ends the request by its stop string, not by max_tokens
+                result.records.append(await self._send("completion", _words(_CALIBRATION_WORDS, salt=1),
+                                                       shares_prefix=False, stop=stop))
+                continue
             kind = KINDS[(index - 1) % len(KINDS)]
             record = await self._send(kind, prefix + f" request {index} " + _words(4, salt=index),
                                       shares_prefix=True, system=prefix)
@@ -238,12 +250,15 @@ class Workload:
                     f"one of the served models, or leave --vllm-model out to use the first one.")
         return None
 
-    def _body(self, kind: str, text: str, system: str | None, n: int, max_tokens: int) -> tuple[str, dict[str, Any]]:
+    def _body(self, kind: str, text: str, system: str | None, n: int, max_tokens: int,
+              stop: str | None = None) -> tuple[str, dict[str, Any]]:
         chat = kind.startswith("chat")
         stream = kind.endswith("stream")
         # vLLM refuses n > 1 with greedy sampling; a fixed seed keeps the answers reproducible
         sampling: dict[str, Any] = {"temperature": 0.0} if n == 1 else {"temperature": 1.0, "seed": 7, "n": n}
         body: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, **sampling, "stream": stream}
+        if stop is not None:
+            body["stop"] = [stop]
         if stream:
             body["stream_options"] = {"include_usage": True}
         if chat:
@@ -258,12 +273,12 @@ class Workload:
         return path, body
 
     async def _send(self, kind: str, text: str, *, shares_prefix: bool, system: str | None = None,
-                    n: int = 1) -> RequestRecord:
+                    n: int = 1, stop: str | None = None) -> RequestRecord:
         stream = kind.endswith("stream")
-        path, body = self._body(kind, text, system, n, self.max_tokens)
+        path, body = self._body(kind, text, system, n, self.max_tokens, stop)
         started = time.monotonic()
         record = RequestRecord(kind=kind, status=None, seconds=0.0, shares_prefix=shares_prefix, n=n,
-                               max_tokens=self.max_tokens)
+                               max_tokens=self.max_tokens, stop=stop)
         try:
             async with self.client.stream("POST", self.target.url(path), json=body, headers=self.headers,
                                           timeout=self.timeout) as response:
@@ -362,12 +377,26 @@ def _overloaded(what: str, status: int) -> str:
 MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a completion of at most 256 tokens is a few KB
 
 
+def _stop_string(text: str) -> str | None:
+    """A piece of a greedy answer to stop on: its first visible character from the middle on (it occurs before the
+    answer's end, so the request stops on it rather than by max_tokens); None for an empty answer."""
+    visible = text.strip()
+    middle = len(visible) // 2
+    return next((c for c in visible[middle:] if not c.isspace()), None)
+
+
 def _take_usage(record: RequestRecord, data: dict[str, Any]) -> None:
-    """Usage and each choice's finish_reason, from an answer or a streamed chunk."""
+    """Usage, each choice's finish_reason and the first choice's text, from an answer or a streamed chunk."""
     choices = data.get("choices") if isinstance(data, dict) else None
     for choice in choices if isinstance(choices, list) else []:
-        if isinstance(choice, dict) and choice.get("finish_reason"):
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
             record.finish_reasons[int(choice.get("index") or 0)] = str(choice["finish_reason"])
+        if not choice.get("index"):
+            message = choice.get("message") or choice.get("delta")
+            content = choice.get("text") or (message.get("content") if isinstance(message, dict) else None)
+            record.text += content if isinstance(content, str) else ""
     usage = data.get("usage") if isinstance(data, dict) else None
     if not isinstance(usage, dict):
         return

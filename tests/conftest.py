@@ -27,9 +27,15 @@ import httpx._transports.default
 import pytest
 from aiohttp import web
 
+from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.dashboards import Panel, Query, evaluate_panel
+from pytest_vllm_metrics.observe import Observation, observe
+from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.settings import Policy, Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.targets import Target
 
 # pytester restores sys.modules after each test, dropping modules first imported during it. httpx maps
 # httpcore's exceptions through a table filled on first use: fill it now, with the httpcore imported here,
@@ -362,3 +368,27 @@ def _pytester_keeps_kubernetes_imported(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
     return KubeDouble(sim_host, cluster)
+
+
+# -- panels judged in-process ---------------------------------------------------------------------------------
+
+
+def observed(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
+             **target: Any) -> list[Observation]:
+    """One simulated server observed around a workload as a run does (`target`: more Target fields, such as
+    source="kubernetes" and its detail)."""
+    sim = host.start(get_profile(profile))
+    settings = Settings(vllm_requests=requests)
+    return list(asyncio.run(observe([Target(name=name, base_url=sim.url, arch=arch, **target)], settings)).values())
+
+
+def judge(observations: list[Observation], *exprs: str, policy: Policy | None = None, kind: str = "panel",
+          **kwargs: Any) -> Verdict:
+    """The verdict of a panel (or another reader `kind`) whose queries are `exprs`, titled "T" of dashboard "vLLM"."""
+    panel = Panel("d", "T", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), dashboard_title="vLLM",
+                  kind=kind)
+    return evaluate_panel(panel, observations, load_catalog(), policy or Policy(), **kwargs)
+
+
+def summary(verdict: Verdict) -> tuple[str, str, str, str]:
+    return verdict.outcome.value, verdict.level, verdict.evidence["panel_verdict"], verdict.message

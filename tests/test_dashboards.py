@@ -78,8 +78,8 @@ def test_on_kubernetes_the_mixed_fleet_hit_rate_shows_data_and_names_the_silent_
     report = json.loads((pytester.path / "report.json").read_text())
     reasons = {row["check"]: row["reason"] or " ".join(row["evidence"].get("notes", [])) for row in report["tests"]}
     assert reasons["panel: KV Cache Hit Rate"].startswith(
-        "it aggregates vllm:prefix_cache_hits_total over the fleet: decode-amd64 moved it, while decode-arm64 "
-        "contributes nothing (vLLM 0.11.2 disables prefix caching on arm64 CPUs")
+        "it aggregates vllm:prefix_cache_hits_total and vllm:prefix_cache_queries_total over the fleet: decode-amd64 "
+        "moved them, while decode-arm64 contributes nothing (vLLM 0.11.2 disables prefix caching on arm64 CPUs")
 
 
 def test_always_zero_names_the_flag_when_caching_is_off_by_choice(pytester: pytest.Pytester) -> None:

@@ -8,7 +8,6 @@ fails here (these tests are the mutation run's runner for dashboards.py).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, PrometheusAPI, sample, vector
+from conftest import NOW, PrometheusAPI, judge, observed, sample, summary, vector
 from pytest_vllm_metrics._grafana import DashboardError, Variable
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.dashboards import (
@@ -31,11 +30,11 @@ from pytest_vllm_metrics.dashboards import (
     selectors,
     substitute,
 )
-from pytest_vllm_metrics.observe import Observation, observe
-from pytest_vllm_metrics.outcome import Outcome, Verdict
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
-from pytest_vllm_metrics.settings import Policy, Settings
-from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.settings import Policy
+from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
 
@@ -52,9 +51,7 @@ def host() -> Iterator[SimHost]:
 
 
 def _observe(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64") -> list[Observation]:
-    sim = host.start(get_profile(profile))
-    target = Target(name=name, base_url=sim.url, arch=arch)
-    return list(asyncio.run(observe([target], Settings(vllm_requests=4))).values())
+    return observed(host, profile, name, arch)
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +63,6 @@ def x86(host: SimHost) -> list[Observation]:
 @pytest.fixture(scope="module")
 def no_caching(host: SimHost) -> list[Observation]:
     return _observe(host, "x86_64-no-prefix-caching")
-
-
-def judge(observations: list[Observation], *exprs: str, policy: Policy | None = None, **kwargs: Any) -> Verdict:
-    panel = Panel("d", "T", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), dashboard_title="vLLM")
-    return evaluate_panel(panel, observations, load_catalog(), policy or Policy(), **kwargs)
-
-
-def summary(verdict: Verdict) -> tuple[str, str, str, str]:
-    return verdict.outcome.value, verdict.level, verdict.evidence["panel_verdict"], verdict.message
 
 
 # -- against the direct scrape: each verdict in full ---------------------------------------------------------

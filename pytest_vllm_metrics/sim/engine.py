@@ -160,6 +160,29 @@ class Step:
     accepted: int = 0
 
 
+@dataclass(frozen=True)
+class Generated:
+    """One choice as the server answers it."""
+
+    words: list[str]  # the answer's text, word by word
+    cached: int  # prompt tokens the prefix cache served
+    ttft: float
+    reason: str  # finish_reason: "length", or "stop" on a stop string
+    tokens: int  # tokens generated (the one that completed a stop string included)
+
+
+def _stopped(words: list[str], stop: tuple[str, ...]) -> tuple[list[str], int, str]:
+    """The words a choice answers, the tokens it generated and its finish reason: generation ends at the first
+    token whose text completes a stop string, and the answer keeps the text before that string."""
+    for index in range(len(words)):
+        text = " ".join(words[: index + 1])
+        found = [text.find(s) for s in stop if s and s in text]
+        if found:
+            kept = text[: min(found)].split()
+            return kept, index + 1, "stop"
+    return words, len(words), "length"
+
+
 def ngram_steps(prompt: list[str], word: Callable[[int], str], max_tokens: int, k: int, lookup_min: int,
                 lookup_max: int, max_model_len: int) -> list[Step]:
     """The decode steps of one request under vLLM's ngram proposer (v1/spec_decode/ngram_proposer.py): after
@@ -319,19 +342,21 @@ class Engine:
             self._blocks.popitem(last=False)
         return hit_blocks * size
 
-    def generate(self, prompt_tokens: list[str], max_tokens: int, n: int = 1) -> tuple[list[str], int, float]:
-        """Run one request of `n` choices through the metrics; return (generated words of each choice, cached
-        tokens of the first, ttft). As in vLLM, each choice is an engine request of its own (counted in the
-        request and token counters and the per-request histograms); `n` and the longest choice are observed once
-        per request."""
-        words, cached, ttft = self._child(prompt_tokens, max_tokens)
+    def generate(self, prompt_tokens: list[str], max_tokens: int, n: int = 1,
+                 stop: tuple[str, ...] = ()) -> Generated:
+        """Run one request of `n` choices through the metrics; return what each choice generated. As in vLLM, each
+        choice is an engine request of its own (counted in the request and token counters and the per-request
+        histograms); `n` and the longest choice are observed once per request. A stop string ends a choice at the
+        token that completes it (its text is left out of the answer, as vLLM does), with finish reason "stop";
+        else the choice runs to max_tokens ("length")."""
+        generated = self._child(prompt_tokens, max_tokens, stop)
         for _ in range(n - 1):
-            self._child(prompt_tokens, max_tokens)
+            self._child(prompt_tokens, max_tokens, stop)
         if n > 1 and self.profile.fault == "counts-n-twice":
             self._inc("vllm:generation_tokens", n * max_tokens)  # every choice's tokens counted a second time
-        self._observe("vllm:request_max_num_generation_tokens", max_tokens)
+        self._observe("vllm:request_max_num_generation_tokens", generated.tokens)
         self._observe("vllm:request_params_n", n)
-        return words, cached, ttft
+        return generated
 
     # -- gauges of requests in flight (streaming requests hold them while they stream) ----------------
 
@@ -355,7 +380,7 @@ class Engine:
             if metric is not None:
                 metric.labels(**self._base, **(pid if family == "vllm:kv_cache_usage_perc" else {})).set(value)
 
-    def _child(self, prompt_tokens: list[str], max_tokens: int) -> tuple[list[str], int, float]:
+    def _child(self, prompt_tokens: list[str], max_tokens: int, stop: tuple[str, ...] = ()) -> Generated:
         started = time.monotonic()
         n = len(prompt_tokens)
         cached = self.lookup_prefix(prompt_tokens)
@@ -365,17 +390,18 @@ class Engine:
             self._inc("vllm:gpu_prefix_cache_queries", n)
             self._inc("vllm:gpu_prefix_cache_hits", cached)
         out = [_word(n, i) for i in range(max_tokens)]
-        steps = self._decode_steps(prompt_tokens, max_tokens)
+        out, produced, reason = _stopped(out, stop)
+        steps = self._decode_steps(prompt_tokens, produced)
         # Plausible durations, proportional to the work, so latency histograms land in real buckets.
         prefill = 0.0005 * (n - cached) + 0.002
         decode = 0.004 * len(steps)
         self._inc("vllm:prompt_tokens", n)
-        self._inc("vllm:generation_tokens", max_tokens)
+        self._inc("vllm:generation_tokens", produced)
         self._inc("vllm:prompt_tokens_by_source", n - cached, source="local_compute")
         self._inc("vllm:prompt_tokens_by_source", cached, source="local_cache_hit")
         self._inc("vllm:prompt_tokens_cached", cached)
         self._inc("vllm:prompt_tokens_cached_by_source", cached, source="device")
-        self._inc("vllm:request_success", 1, finished_reason="length")
+        self._inc("vllm:request_success", 1, finished_reason=reason)
         self._observe("vllm:iteration_tokens_total", n - cached + 1)
         for step in steps:  # vLLM observes these once per scheduler step, whatever the step emits
             self._observe("vllm:iteration_tokens_total", step.emitted)
@@ -388,18 +414,18 @@ class Engine:
                 for position in range(step.accepted):
                     self._inc("vllm:spec_decode_num_accepted_tokens_per_pos", 1, **{_POSITION: str(position)})
         self._observe("vllm:request_prompt_tokens", n)
-        self._observe("vllm:request_generation_tokens", max_tokens)
+        self._observe("vllm:request_generation_tokens", produced)
         self._observe("vllm:request_params_max_tokens", max_tokens)
         self._observe("vllm:request_prefill_kv_computed_tokens", n - cached)
         self._observe("vllm:request_num_preemptions", 0)
         self._observe("vllm:time_to_first_token_seconds", prefill)
-        self._observe("vllm:request_time_per_output_token_seconds", decode / max(max_tokens - 1, 1))
+        self._observe("vllm:request_time_per_output_token_seconds", decode / max(produced - 1, 1))
         self._observe("vllm:e2e_request_latency_seconds", prefill + decode)
         self._observe("vllm:request_queue_time_seconds", 0.0001)
         self._observe("vllm:request_inference_time_seconds", prefill + decode)
         self._observe("vllm:request_prefill_time_seconds", prefill)
         self._observe("vllm:request_decode_time_seconds", decode)
-        return out, cached, time.monotonic() - started + prefill
+        return Generated(out, cached, time.monotonic() - started + prefill, reason, produced)
 
     def _decode_steps(self, prompt_tokens: list[str], max_tokens: int) -> list[Step]:
         """The decode steps after the prefill's first token: one token each, or with ngram speculative decoding

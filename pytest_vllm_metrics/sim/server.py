@@ -294,21 +294,24 @@ async def _run(request: web.Request, body: dict[str, Any], prompt: str, chat: bo
 async def _answer(request: web.Request, engine: Engine, body: dict[str, Any], tokens: list[str], max_tokens: int,
                   n: int, chat: bool, model: str) -> web.StreamResponse:
     profile = engine.profile
-    words, cached, _ = engine.generate(tokens, max_tokens, n)
+    stop = body.get("stop") or ()
+    generated = engine.generate(tokens, max_tokens, n, (stop,) if isinstance(stop, str) else tuple(stop))
+    words, reason = generated.words, generated.reason
     engine.requests += 1
     if profile.restart_after_requests and engine.requests == profile.restart_after_requests:
         # A restarted server: a fresh engine, counters from zero, new _created timestamps.
         request.app[ENGINE][0] = Engine(profile.replace(restart_after_requests=None))
     usage = {
-        "prompt_tokens": len(tokens), "completion_tokens": n * len(words), "total_tokens": len(tokens) + n * len(words),
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "prompt_tokens": len(tokens), "completion_tokens": n * generated.tokens,
+        "total_tokens": len(tokens) + n * generated.tokens,
+        "prompt_tokens_details": {"cached_tokens": generated.cached},
     }
     ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
     kind = "chat.completion" if chat else "text_completion"
     if not body.get("stream"):
         choices: list[dict[str, Any]] = []
         for index in range(n):
-            choice: dict[str, Any] = {"index": index, "finish_reason": "length"}
+            choice: dict[str, Any] = {"index": index, "finish_reason": reason}
             if chat:
                 choice["message"] = {"role": "assistant", "content": " ".join(words)}
             else:
@@ -323,14 +326,15 @@ async def _answer(request: web.Request, engine: Engine, body: dict[str, Any], to
     engine.request_started(held)  # running until the stream ends, or the client closes it
     aborted = True
     try:
-        for position, word in enumerate(words):
-            last = position == len(words) - 1
+        pieces = [" " + word for word in words] or [""]  # a choice stopped at once still says why it ended
+        for position, text in enumerate(pieces):
+            last = position == len(pieces) - 1
             for index in range(n):
-                piece: dict[str, Any] = {"index": index, "finish_reason": "length" if last else None}
+                piece: dict[str, Any] = {"index": index, "finish_reason": reason if last else None}
                 if chat:
-                    piece["delta"] = {"content": " " + word}
+                    piece["delta"] = {"content": text}
                 else:
-                    piece["text"] = " " + word
+                    piece["text"] = text
                 await _sse(response, {"id": ident, "object": chunk_kind, "model": model, "choices": [piece]})
             await asyncio.sleep(_TOKEN_SECONDS)
         if (body.get("stream_options") or {}).get("include_usage"):
