@@ -195,11 +195,10 @@ def _html_evidence(row: Row) -> dict[str, Any]:
     _EVIDENCE_TARGETS (1,000 pods' evidence on every check would make a report too large to open)."""
     if len(row.targets) <= _EVIDENCE_TARGETS or set(row.evidence) != set(row.targets):
         return row.evidence
-    ordered = sorted(row.targets, key=lambda name: row.targets[name]["outcome"] == "passed")  # stable
-    kept = set(ordered[:_EVIDENCE_TARGETS])
-    shown = {name: row.evidence[name] for name in row.targets if name in kept}
-    return shown | {"more targets": f"{len(row.targets) - len(kept)} more, not shown here: every target's evidence "
-                                    f"is in the JSON report (--vllm-report=report.json)"}
+    kept = sorted(row.targets, key=lambda name: row.targets[name]["outcome"] == "passed")[:_EVIDENCE_TARGETS]
+    return {name: row.evidence[name] for name in kept} | {
+        "more targets": f"{len(row.targets) - len(kept)} more, not shown here: every target's evidence is in the "
+                        f"JSON report (--vllm-report=report.json)"}
 
 
 def _layout(run: Run) -> list[dict[str, Any]]:

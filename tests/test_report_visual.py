@@ -4,6 +4,8 @@ skipped rows with their reason only, counts that match pytest's."""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
 import subprocess
@@ -226,8 +228,6 @@ def test_charts_one_hit_rate_bar_per_pod_and_the_latency_distributions(run_repor
 def test_skipped_rows_show_their_reason_and_the_counts_match_pytest(run_report: dict[str, Any],
                                                                    tmp_path: Path) -> None:
     raw = (run_report["path"] / "report.html").read_text()
-    import html
-
     blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', raw, re.S).group(1)))  # type: ignore[union-attr]
     skipped = [t for tests in blob["tests"].values() for t in tests if t["result"] == "Skipped"]
     assert skipped and all(not t["log"].startswith("(") and ".py', " not in t["log"] for t in skipped)
@@ -401,3 +401,37 @@ def test_at_2_100_and_1000_pods_the_report_fits_1280_px_and_its_top_agrees_with_
         assert "966 targets like decode-0000" in text and "3 targets like decode-0005" in text
         for name in ("decode-0005", "decode-0006", "decode-0007"):  # each refused pod's own reason, naming it
             assert f"connection refused on port 82{name[-2:]} (on {name})" in text
+
+
+def test_a_fleet_of_100_tells_one_story_in_the_terminal_and_the_html(fleet_report: dict[str, Any]) -> None:
+    stdout, document = fleet_report["stdout"], fleet_report["document"]
+    raw = (fleet_report["path"] / "report.html").read_text()
+    page = parse(raw[raw.index('<div id="vllm-summary">'):raw.index("<!-- /vllm-summary -->")])
+    # the terminal's readers are the HTML's top rows, count for count
+    for item in document["readers"]:
+        counts = ", ".join(f"{n} {b}" for b, n in item["counts"].items() if n)
+        assert re.search(rf"^  {re.escape(item['title'])} +{item['total']} {item['units']}: {counts}$", stdout, re.M)
+    top = {a["data-overview"]: {b: int(a[f"data-{b}"]) for b in _BUCKETS} for a in page.tagged("data-overview")}
+    assert top == {item["reader"]: item["counts"] for item in document["readers"]}
+    assert "  1 of 100 targets failed; 5 of 21 panels failed; 6 of 12 rules failed\n" in stdout
+    # 200 store warnings (two per pod) are two, each naming the pods it concerns
+    assert re.search(r"\b2 warnings\b", stdout.splitlines()[-1])
+    warned = [line for line in stdout.splitlines() if "StoreWarning: " in line]
+    assert len(warned) == 2 and all("StoreWarning: sim-x86_64, sim-x86_64-2, sim-x86_64-3 and 97 more (100 targets): "
+                                    in line for line in warned)
+    assert [len(w["targets"]) for w in document["warnings"]] == [100, 100]
+    assert [a["data-count"] for a in page.classed("vllm-warning")] == ["100", "100"]
+    # pytest-html's environment table: a row per kind of target, not one per pod
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', raw, re.S).group(1)))  # type: ignore[union-attr]
+    targets = {k: v for k, v in blob["environment"].items() if k.startswith("Target")}
+    assert list(targets) == ["Targets sim-x86_64, sim-x86_64-2, sim-x86_64-3 and 94 more (97 targets)",
+                             "Targets sim-arm64-cpu, sim-arm64-cpu-2", "Target sim-x86_64-no-prefix-caching"]
+    assert blob["environment"]["Simulator profiles"] == ("x86_64 (97 servers), arm64-cpu (2 servers), "
+                                                         "x86_64-no-prefix-caching")
+    # each check's evidence in the HTML report: the targets that did not pass first, 20 in all (the JSON: every one)
+    extra = blob["tests"]["test_metrics.py::test_moves[vllm:prefix_cache_queries_total]"][0]["extras"][0]
+    evidence = json.loads(base64.b64decode(extra["content"].split("base64,", 1)[1]))
+    assert len(evidence) == 21 and set(list(evidence)[:3]) == {  # xfailed on ARM, failed without prefix caching
+        "sim-arm64-cpu", "sim-arm64-cpu-2", "sim-x86_64-no-prefix-caching"}
+    assert evidence["more targets"].startswith("80 more, not shown here: every target's evidence is in the JSON")
+    assert len(raw) < 2_000_000  # 6.5 MB when every pod's evidence of every check was inlined
