@@ -70,7 +70,8 @@ def style() -> str:
         "table.vllm-matrix td.meta{white-space:nowrap}",
         ".vllm-blocks{display:flex;flex-wrap:wrap;gap:4px 10px}",
         ".vllm-block{display:grid;gap:2px;grid-auto-rows:12px;align-content:start}",
-        ".vllm-block.head{display:block;font-weight:bold;border-bottom:2px solid #888;overflow-wrap:anywhere}",
+        ".vllm-block.head{display:block;font-size:10px;font-weight:bold;border-bottom:2px solid #888;"
+        "overflow-wrap:anywhere}",
         ".cell{display:block;width:12px;height:12px;line-height:12px;font-size:9px;text-align:center;"
         "font-weight:bold;border-radius:2px;cursor:default}",
         ".cell.none{box-sizing:border-box;border:1px dashed #bbb}",
@@ -272,7 +273,7 @@ def matrix(rows: Sequence[PodRow], columns: Sequence[tuple[str, str, str]]) -> s
     head = ['<table class="vllm-matrix"><thead><tr><th class="pod">Target</th><th>Architecture</th><th>vLLM</th>'
             '<th><div class="vllm-blocks">']
     head += [f'<div class="vllm-block head" style="width:{_block_width(k)}px" title="{esc(group)}: '
-             f'{len(checks)} checks">{esc(group)} ({len(checks)})</div>'
+             f'{len(checks)} checks">{esc(group)} <span>({len(checks)})</span></div>'
              for (group, checks), k in zip(groups, per_line, strict=True)]
     head.append("</div></th></tr></thead><tbody>")
     body = []

@@ -816,7 +816,9 @@ def markdown_summary(document: dict[str, Any], limit: int = MARKDOWN_LIMIT) -> s
     md = _markdown
     result = str(document["result"])
     mark = {"success": "✅", "partial": "⚠️", "inconclusive": "❔"}.get(result, "❌")
+    found = document.get("readers") or readers(rows)
     blocks = [f"## {mark} vLLM metrics conformance: {result.upper()}\n\n"
+              f"**What failed:** {md.inline('; '.join(text for _, text in story(found)))}.\n\n"
               f"{len(rows)} checks: {_counts(rows)}. Symbols: ✓ passed, ✗ failed, ! xfailed (documented "
               f"limitation), ? inconclusive (could not observe), – skipped.\n"]
     by_target = _by_target(rows)
