@@ -314,7 +314,7 @@ def story(found: list[dict[str, Any]]) -> list[tuple[str, str]]:
     out = [(item["reader"], f"{_of(item['counts']['failed'], item)} {READERS[Reader(item['reader'])].failed}")
            for item in failing]
     targets = next((item for item in found if item["reader"] == Reader.TARGETS), None)
-    if targets is not None and not targets["counts"]["failed"]:
+    if failing and targets is not None and not targets["counts"]["failed"]:
         total = targets["total"]
         out.append((str(Reader.TARGETS), f"none of the {total} targets failed a check" if total > 1
                     else "the target failed no check"))
@@ -410,23 +410,31 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
         lines.append(f"{row.outcome.upper():8} {row.level:6} {row.shown_target():{target_w}} {row.check}")
         if row.outcome == Outcome.XFAILED:
             continue  # its documented reason is printed once per target, below
-        # the diagnosis is what a reader of a CI log needs first
-        judged = [(name, outcome, reason) for name, outcome, reason in row.per_target()
-                  if outcome in _BROKEN]
-        for name, outcome, reason in judged[:_TERMINAL_TARGETS]:
+        # the diagnosis is what a reader of a CI log needs first; targets that gave the same one share it
+        judged: dict[tuple[str, str], list[str]] = {}
+        for name, outcome, reason in row.per_target():
+            if outcome in _BROKEN:
+                judged.setdefault((outcome, reason), []).append(name)
+        for (outcome, reason), names in list(judged.items())[:_TERMINAL_TARGETS]:
             text = " ".join(_without_lead(reason, row).split())
-            if row.targets:  # name the target, and its outcome where it differs from the check's
-                text = f"{name}{'' if outcome == row.outcome else f' ({outcome})'}: {text}"
+            if row.targets:  # name the targets, and their outcome where it differs from the check's
+                text = f"{named(names)}{'' if outcome == row.outcome else f' ({outcome})'}: {text}"
             lines.extend(_wrap(text, width, "    ", "      "))
         if len(judged) > _TERMINAL_TARGETS:
-            lines.append(f"    ... and {len(judged) - _TERMINAL_TARGETS} more targets (see the report)")
+            rest = sum(len(names) for names in list(judged.values())[_TERMINAL_TARGETS:])
+            lines.append(f"    ... and {rest} more target{'s' * (rest != 1)} with other reasons (see the report)")
     for title, once in (("could not observe (neither passed nor failed; rerun or fix the setup):", unobserved(rows)),
                         ("documented limitations (XFAIL), as vLLM states them:", documented(rows))):
         if once:
             lines.append(title)
         for item in alike(once):
-            text = f"{named(item['targets'])}: {' '.join(item['reason'].split())} [{_checks_count(item['checks'])}]"
-            lines.extend(_wrap(text, width, "  ", "    "))
+            reason = " ".join(item["reason"].split())
+            if len(item["targets"]) > _TERMINAL_TARGETS:  # a fleet's alike targets: one paragraph naming them
+                text = f"{named(item['targets'])}: {reason} [{_checks_count(item['checks'])}]"
+                lines.extend(_wrap(text, width, "  ", "    "))
+                continue
+            for name, checks in zip(item["targets"], item["checks"], strict=True):
+                lines.extend(_wrap(f"{name}: {reason} [{_checks_count([checks])}]", width, "  ", "    "))
     return lines
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics.report import Row, summary_html
+from pytest_vllm_metrics.report import Row, summary_html, terminal_lines
 from test_reports import _chromium, render
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
@@ -435,3 +435,19 @@ def test_a_fleet_of_100_tells_one_story_in_the_terminal_and_the_html(fleet_repor
         "sim-arm64-cpu", "sim-arm64-cpu-2", "sim-x86_64-no-prefix-caching"}
     assert evidence["more targets"].startswith("80 more, not shown here: every target's evidence is in the JSON")
     assert len(raw) < 2_000_000  # 6.5 MB when every pod's evidence of every check was inlined
+
+
+def test_a_thousand_pods_make_a_terminal_summary_as_short_as_a_hundred(fleet_report: dict[str, Any]) -> None:
+    rows, _ = thousand_pods(fleet_report["document"])
+    lines = terminal_lines(rows, width=120)
+    assert lines[1] == ("  13 of 1000 targets failed; 5 of 21 panels failed; 6 of 12 rules failed; 1 of 1000 targets "
+                        "could not be judged")
+    text = " ".join(" ".join(lines).split())
+    # the 20 ARM pods' documented limitation: one paragraph naming them (and the panel it makes always zero)
+    assert text.count("disables prefix caching on arm64 CPUs") == 1
+    named = re.search(r"documented limitations \(XFAIL\), as vLLM states them: (.*?) and \d+ more \((\d+) targets\): "
+                      r"vLLM 0.11.2 disables", text)
+    assert named is not None and int(named.group(2)) >= 20  # the 20 pods, and the panels and rules they break
+    assert "[2-3 checks each]" in text
+    hundred = terminal_lines([Row(**r) for r in fleet_report["document"]["tests"]], width=120)
+    assert len(lines) <= len(hundred) + 20  # the refused and unobserved pods add their lines; the fleet's size not
