@@ -241,7 +241,8 @@ class PodRow:
 _SQUARE, _GAP = 12, 2  # px of a check's square and the space between two
 _BLOCK_MARGIN = 10  # px between two groups' blocks
 _SQUARES_WIDTH = 700  # px the blocks may take on one line, beside the target, architecture and vLLM columns
-_MIN_PER_LINE = 4  # squares on one line of a block: room for its group's name above it
+_MIN_PER_LINE = 4  # squares on one line of a block, unless the group has fewer
+_MIN_BLOCK = 56  # px of a block, for its group's name
 
 
 def _per_line(sizes: Sequence[int]) -> list[int]:
@@ -255,7 +256,8 @@ def _per_line(sizes: Sequence[int]) -> list[int]:
 
 
 def _block_width(per_line: int) -> int:
-    return per_line * _SQUARE + (per_line - 1) * _GAP
+    # at least the width of a short group name above it ("relations", "server")
+    return max(per_line * _SQUARE + (per_line - 1) * _GAP, _MIN_BLOCK)
 
 
 def matrix(rows: Sequence[PodRow], columns: Sequence[tuple[str, str, str]]) -> str:
