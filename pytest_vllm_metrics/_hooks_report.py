@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Generator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -57,7 +58,7 @@ class ReportHooks:
 
             extras = list(getattr(test_report, "extras", []))
             if row.evidence:
-                extras.append(pytest_html.extras.json(row.evidence, name="evidence"))
+                extras.append(pytest_html.extras.json(_html_evidence(row), name="evidence"))
             if row.reason and row.outcome != "passed":
                 extras.append(pytest_html.extras.text(row.reason, name="reason"))
             test_report.extras = extras  # type: ignore[attr-defined]
@@ -103,7 +104,7 @@ class ReportHooks:
             terminalreporter.line(f"note: {engines}")
         looked = [i["target"] for i in run.implementations() if (i.get("measured") or {}).get("looksExclusive")]
         if looked and not run.settings.vllm_exclusive:
-            terminalreporter.line(f"note: on {', '.join(looked)} the finished requests and prompt tokens moved by "
+            terminalreporter.line(f"note: on {report.named(looked)} the finished requests and prompt tokens moved by "
                                   f"exactly the workload, as if no other traffic reached them: if that holds, "
                                   f"--vllm-exclusive checks their counters exactly")
         path = run.settings.vllm_report
@@ -183,11 +184,24 @@ class HtmlHooks:
         rows = config.stash[report.ROWS_KEY]
         if rows:
             run = config.stash[RUN_KEY]
-            prefix.append(report.summary_html(rows, run.implementations(), panels=_layout(run),
-                                              tally=_tally(session)))
             forecast = upgrade.section(rows)
-            if forecast is not None:
-                prefix.append(upgrade.html(forecast))
+            prefix.append(report.summary_html(rows, run.implementations(), panels=_layout(run),
+                                              tally=_tally(session), upgrade=forecast,
+                                              upgrade_html=upgrade.html(forecast) if forecast is not None else ""))
+
+
+_EVIDENCE_TARGETS = 20  # targets whose evidence the HTML report carries per check (the JSON report: every one)
+
+
+def _html_evidence(row: Row) -> dict[str, Any]:
+    """A check's evidence for the HTML report: of a fleet, the targets that did not pass first, up to
+    _EVIDENCE_TARGETS (1,000 pods' evidence on every check would make a report too large to open)."""
+    if len(row.targets) <= _EVIDENCE_TARGETS or set(row.evidence) != set(row.targets):
+        return row.evidence
+    kept = sorted(row.targets, key=lambda name: row.targets[name]["outcome"] == "passed")[:_EVIDENCE_TARGETS]
+    return {name: row.evidence[name] for name in kept} | {
+        "more targets": f"{len(row.targets) - len(kept)} more, not shown here: every target's evidence is in the "
+                        f"JSON report (--vllm-report=report.json)"}
 
 
 def _layout(run: Run) -> list[dict[str, Any]]:
@@ -238,8 +252,9 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
     metadata["pytest-vllm-metrics"] = __version__
     if settings.vllm_url:
         metadata["vLLM URLs"] = ", ".join(redact_url(url) for url in settings.vllm_url)
-    if settings.vllm_sim:
-        metadata["Simulator profiles"] = ", ".join(settings.vllm_sim)
+    if settings.vllm_sim:  # a fleet of one profile is named once, with how many
+        metadata["Simulator profiles"] = ", ".join(
+            profile if n == 1 else f"{profile} ({n} servers)" for profile, n in Counter(settings.vllm_sim).items())
     cluster = run.cluster() if settings.vllm_namespace else None
     if cluster is not None:
         metadata["Kubernetes"] = f"context {cluster.context}, server {cluster.server} ({cluster.version})"
@@ -247,11 +262,40 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
         metadata["Selector"] = " or ".join(cluster.selectors)
         if cluster.notes:  # every note: a refused read says which grant is missing
             metadata["Notes"] = "; ".join(cluster.notes)
+    # the targets: one row per description, naming its targets (a fleet's 1,000 alike pods are one row)
+    alike: dict[str, list[dict[str, Any]]] = {}
     for impl in run.implementations():
-        metadata[f"Target {impl['target']}"] = (
-            f"vLLM {impl['vllmVersion']}, model {impl['model']}, arch {impl['architecture']}"
-            + (f", node {impl['node']}" if impl["node"] else "")
-            + f", block size {impl['blockSize']}, prefix caching {impl['prefixCaching']}, "
-            f"features {', '.join(impl['features'])}"
-            + (f", {engines}" if (engines := kube.engines_shown(impl)) else "")
-        )
+        alike.setdefault(_described(impl, bool(settings.vllm_upgrade_to)), []).append(impl)
+    for shown, (text, impls) in enumerate(alike.items()):
+        if shown == _METADATA_ROWS:
+            rest = sum(len(i) for i in list(alike.values())[shown:])
+            metadata["Other targets"] = f"{rest} more, each in the summary's table of vLLM servers"
+            break
+        names = [str(i["target"]) for i in impls]
+        nodes = sorted({str(i["node"]) for i in impls if i.get("node")})
+        where = (f", node {nodes[0]}" if len(nodes) == 1 else f", nodes {report.named(nodes)}" if nodes else "")
+        key = f"Target {names[0]}" if len(names) == 1 else f"Targets {report.named(names)}"
+        metadata[key] = text + where
+
+
+_METADATA_ROWS = 12  # rows of pytest-html's environment table given to the targets
+
+
+def _described(impl: dict[str, Any], upgrade: bool) -> str:
+    """One target as the environment table shows it, without what it does not know (no model was asked for
+    when the run only scrapes)."""
+    parts = [f"vLLM {impl.get('vllmVersion') or 'unknown'}"]
+    if impl.get("model"):
+        parts.append(f"model {impl['model']}")
+    parts.append(f"arch {impl.get('architecture') or 'unknown'}")
+    if impl.get("blockSize") is not None:
+        parts.append(f"block size {impl['blockSize']}")
+    if impl.get("prefixCaching") is not None:
+        parts.append(f"prefix caching {impl['prefixCaching']}")
+    parts.append(f"features {', '.join(impl.get('features') or []) or 'none detected'}")
+    engines = kube.engines_shown(impl)  # a data-parallel server: the engines its page carries
+    if engines:
+        parts.append(engines)
+    if upgrade:
+        parts.append("scraped once for the upgrade forecast, no workload")
+    return ", ".join(parts)

@@ -9,6 +9,7 @@ every coloured mark also carries a symbol, so colour is never the only signal.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,8 @@ def esc(text: object) -> str:
 def style() -> str:
     rules = [
         "#vllm-summary{font-family:sans-serif;line-height:1.35;color:#222;font-size:14px}",
-        "#vllm-summary .vllm-scroll{overflow-x:auto;max-width:100%}",
-        "#vllm-summary h2{margin-bottom:4px}#vllm-summary h3{margin:22px 0 6px}",
+                "#vllm-summary h2{margin-bottom:4px}#vllm-summary h3{margin:22px 0 6px}",
+        "#vllm-summary a{color:#0072B2}",
         ".run-count{display:none}",  # pytest-html's own count leaves out skipped tests; ours is in the summary
         ".vllm-result{display:inline-block;padding:3px 12px;border-radius:4px;font-weight:bold;color:#fff}",
         ".vllm-legend{display:flex;flex-wrap:wrap;gap:6px 14px;margin:8px 0;font-size:13px}",
@@ -49,6 +50,7 @@ def style() -> str:
         "vertical-align:top;text-align:left}",
         "table.vllm-summary td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}",
         "table.vllm-summary ul{margin:0;padding-left:18px}",
+        "table.vllm-targets td:first-child{min-width:150px;overflow-wrap:anywhere}",
         ".vllm-reason{white-space:pre-wrap;overflow-wrap:anywhere}",
         ".vllm-dash{margin:10px 0 18px}",
         ".vllm-grid{display:grid;grid-template-columns:repeat(24,minmax(0,1fr));grid-auto-rows:minmax(18px,auto);"
@@ -60,13 +62,24 @@ def style() -> str:
         ".vllm-panel .v{font-weight:bold;margin:2px 0}",
         ".vllm-panel .r{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;color:#333}",
         ".vllm-panel details{margin-top:3px}.vllm-panel summary{cursor:pointer;color:#555}",
-        "table.vllm-matrix{border-collapse:separate;border-spacing:1px;font-size:11px}",
-        "table.vllm-matrix th.group{text-align:left;border-bottom:2px solid #888;font-size:12px;padding:0 4px}",
-        "table.vllm-matrix th.check{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;"
-        "white-space:nowrap;padding:2px 0;max-height:200px;overflow:hidden;text-overflow:ellipsis;width:14px}",
-        "table.vllm-matrix th.pod,table.vllm-matrix td.meta{text-align:left;white-space:nowrap;padding:0 8px}",
-        "table.vllm-matrix td.cell{width:14px;min-width:14px;height:16px;padding:0;text-align:center;font-weight:bold;"
-        "border-radius:2px;cursor:default}",
+        # the pods x checks grid: a square per check, in blocks per group that wrap alike on every row
+        "table.vllm-matrix{border-collapse:collapse;font-size:11px;width:100%;margin:6px 0}",
+        "table.vllm-matrix th,table.vllm-matrix td{text-align:left;vertical-align:top;padding:3px 6px;"
+        "border-bottom:1px solid #e4e4e4}",
+        "table.vllm-matrix .pod{max-width:220px;overflow-wrap:anywhere}",
+        "table.vllm-matrix td.meta{white-space:nowrap}",
+        ".vllm-blocks{display:flex;flex-wrap:wrap;gap:4px 10px}",
+        ".vllm-block{display:grid;gap:2px;grid-auto-rows:12px;align-content:start}",
+        ".vllm-block.head{display:block;font-size:10px;font-weight:bold;border-bottom:2px solid #888;"
+        "overflow-wrap:anywhere}",
+        ".cell{display:block;width:12px;height:12px;line-height:12px;font-size:9px;text-align:center;"
+        "font-weight:bold;border-radius:2px;cursor:default}",
+        ".cell.none{box-sizing:border-box;border:1px dashed #bbb}",
+        "details.vllm-names{font-size:12px}details.vllm-names summary{cursor:pointer;color:#555}",
+        ".vllm-names div{overflow-wrap:anywhere;max-height:12em;overflow-y:auto}",
+        "table.vllm-readers td.vllm-bad{color:#D55E00;font-weight:bold}",
+        ".vllm-story{font-size:15px}",
+        "details.vllm-warning{margin:4px 0}details.vllm-warning summary{cursor:pointer}",
         "table.vllm-charts{border-collapse:collapse;font-size:12px}",
         "table.vllm-charts th,table.vllm-charts td{padding:4px 10px;border-bottom:1px solid #e4e4e4;text-align:left;"
         "vertical-align:middle}",
@@ -77,7 +90,7 @@ def style() -> str:
         rules.append(f".o-{outcome} .vllm-sym,.vllm-sym.o-{outcome}{{background:{strong}}}")
         rules.append(f".vllm-panel.o-{outcome}{{background:{tint};border-left-color:{strong}}}")
         text = "#000" if outcome in ("xfailed", "xpassed", "skipped") else "#fff"
-        rules.append(f"td.cell.o-{outcome}{{background:{strong};color:{text}}}")
+        rules.append(f".cell.o-{outcome}{{background:{strong};color:{text}}}")
         rules.append(f".vllm-result.o-{outcome}{{background:{strong}}}")
     for outcome in ("xfailed", "xpassed"):
         rules.append(f".vllm-sym.o-{outcome},.o-{outcome} .vllm-sym{{color:#000}}")
@@ -203,44 +216,94 @@ def dashboards(panels: Sequence[PanelBox]) -> str:
 # -- pods x checks ----------------------------------------------------------------------------------------
 
 
-def matrix(targets: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]],
-           cells: dict[tuple[str, str], tuple[str, str]]) -> str:
-    """One row per target, one column per check (grouped), each cell that target's own outcome.
+def names(found: Sequence[str], like: bool = False, shown: int = 3) -> str:
+    """Targets by name, folded when many: "97 targets like decode-0" (`like`: one row standing for alike
+    targets) or the first few and how many more, every name in a <details> to unfold."""
+    if len(found) == 1 or (not like and len(found) <= shown):
+        return esc(", ".join(found))
+    every = f'<details class="vllm-names"><summary>which</summary><div>{esc(", ".join(found))}</div></details>'
+    if like:
+        return f"<b>{len(found)} targets</b> like <b>{esc(found[0])}</b>{every}"
+    return f"{esc(', '.join(found[:shown]))} and {len(found) - shown} more ({len(found)} targets){every}"
 
-    `columns`: (group, check, short header); `cells`: (target, check) -> (outcome, reason)."""
-    groups: list[tuple[str, int]] = []
-    for group, _, _ in columns:
+
+@dataclass(frozen=True)
+class PodRow:
+    """One row of the grid: targets with identical results (the first one named), each check's outcome and
+    the reason it gave."""
+
+    names: tuple[str, ...]
+    architecture: str
+    version: str
+    cells: dict[str, tuple[str, str]]  # check -> (outcome, reason)
+
+
+_SQUARE, _GAP = 12, 2  # px of a check's square and the space between two
+_BLOCK_MARGIN = 10  # px between two groups' blocks
+_SQUARES_WIDTH = 700  # px the blocks may take on one line, beside the target, architecture and vLLM columns
+_MIN_PER_LINE = 4  # squares on one line of a block, unless the group has fewer
+_MIN_BLOCK = 56  # px of a block, for its group's name
+
+
+def _per_line(sizes: Sequence[int]) -> list[int]:
+    """Squares per line of each group's block: as few lines as fit the blocks side by side in _SQUARES_WIDTH
+    (93 checks: two lines). With more groups than fit, the blocks wrap, alike on every row."""
+    for lines in range(1, max(sizes, default=1) + 1):
+        per = [max(min(n, _MIN_PER_LINE), -(-n // lines)) for n in sizes]
+        if sum(_block_width(k) + _BLOCK_MARGIN for k in per) <= _SQUARES_WIDTH:
+            return per
+    return [min(n, _MIN_PER_LINE) for n in sizes]
+
+
+def _block_width(per_line: int) -> int:
+    # at least the width of a short group name above it ("relations", "server")
+    return max(per_line * _SQUARE + (per_line - 1) * _GAP, _MIN_BLOCK)
+
+
+def matrix(rows: Sequence[PodRow], columns: Sequence[tuple[str, str, str]]) -> str:
+    """One row per set of alike targets; each check a square in its group's block, at the same place on every
+    row, so that a column of squares reads down the fleet. No horizontal scrolling: the blocks wrap.
+
+    `columns`: (group, check, short header), grouped."""
+    groups: list[tuple[str, list[str]]] = []
+    for group, check, _ in columns:
         if groups and groups[-1][0] == group:
-            groups[-1] = (group, groups[-1][1] + 1)
+            groups[-1][1].append(check)
         else:
-            groups.append((group, 1))
-    head = ['<table class="vllm-matrix"><thead><tr><th rowspan="2" class="pod">Target</th>'
-            '<th rowspan="2" class="pod">Architecture</th><th rowspan="2" class="pod">vLLM</th>']
-    head += [f'<th class="group" colspan="{n}" title="{esc(group)}">{esc(group if n > 2 else group[:6])}</th>'
-             for group, n in groups]
-    head.append("</tr><tr>")
-    head += [f'<th class="check" title="{esc(check)}">{esc(short)}</th>' for _, check, short in columns]
-    head.append("</tr></thead><tbody>")
+            groups.append((group, [check]))
+    per_line = _per_line([len(checks) for _, checks in groups])
+    head = ['<table class="vllm-matrix"><thead><tr><th class="pod">Target</th><th>Architecture</th><th>vLLM</th>'
+            '<th><div class="vllm-blocks">']
+    head += [f'<div class="vllm-block head" style="width:{_block_width(k)}px" title="{esc(group)}: '
+             f'{len(checks)} checks">{esc(group)} <span>({len(checks)})</span></div>'
+             for (group, checks), k in zip(groups, per_line, strict=True)]
+    head.append("</div></th></tr></thead><tbody>")
     body = []
-    for target in targets:
-        name = str(target["target"])
-        line = [f'<tr data-target="{esc(name)}"><th class="pod">{esc(name)}</th>'
-                f'<td class="meta">{esc(target.get("architecture") or "")}</td>'
-                f'<td class="meta">{esc(target.get("vllmVersion") or "?")}</td>']
-        for _, check, _ in columns:
-            found = cells.get((name, check))
-            if found is None:
-                line.append(f'<td class="cell none" data-target="{esc(name)}" data-check="{esc(check)}" '
-                            f'data-outcome="" title="{esc(name)} · {esc(check)}: not run"></td>')
-                continue
-            outcome, reason = found
-            mark = OUTCOMES.get(outcome, OUTCOMES["failed"])[2]
-            tip = f"{name} · {check}: {outcome.upper()}" + (f"\n{reason}" if reason else "")
-            line.append(f'<td class="cell o-{esc(outcome)}" data-target="{esc(name)}" data-check="{esc(check)}" '
-                        f'data-outcome="{esc(outcome)}" title="{esc(tip)}">{esc(mark)}</td>')
-        line.append("</tr>")
+    for row in rows:
+        first, count = row.names[0], len(row.names)
+        who = first if count == 1 else f"{first} and {count - 1} like it"
+        line = [f'<tr data-target="{esc(first)}" data-targets="{esc(json.dumps(list(row.names)))}" '
+                f'data-count="{count}"><th class="pod">{names(row.names, like=True)}</th>'
+                f'<td class="meta">{esc(row.architecture)}</td><td class="meta">{esc(row.version)}</td>'
+                f'<td><div class="vllm-blocks">']
+        for (_, checks), k in zip(groups, per_line, strict=True):
+            line.append(f'<div class="vllm-block" style="width:{_block_width(k)}px;'
+                        f'grid-template-columns:repeat({k},{_SQUARE}px)">')
+            for check in checks:
+                found = row.cells.get(check)
+                if found is None:
+                    line.append(f'<span class="cell none" data-check="{esc(check)}" data-outcome="" '
+                                f'title="{esc(who)} · {esc(check)}: not run"></span>')
+                    continue
+                outcome, reason = found
+                mark = OUTCOMES.get(outcome, OUTCOMES["failed"])[2]
+                tip = f"{who} · {check}: {outcome.upper()}" + (f"\n{reason}" if reason else "")
+                line.append(f'<span class="cell o-{esc(outcome)}" data-check="{esc(check)}" '
+                            f'data-outcome="{esc(outcome)}" title="{esc(tip)}">{esc(mark)}</span>')
+            line.append("</div>")
+        line.append("</div></td></tr>")
         body.append("".join(line))
-    return '<div class="vllm-scroll">' + "".join(head) + "".join(body) + "</tbody></table></div>"
+    return "".join(head) + "".join(body) + "</tbody></table>"
 
 
 # -- the workload's numbers ------------------------------------------------------------------------------
@@ -345,8 +408,8 @@ def charts(implementations: Iterable[dict[str, Any]]) -> str:
     key = (f'<span><svg width="12" height="10"><rect width="12" height="10" fill="{_BEFORE}"/></svg> before the '
            f'workload</span><span><svg width="12" height="10"><rect width="12" height="10" fill="{_AFTER}"/></svg> '
            f"after it (or during it: hit rate, latencies)</span>")
-    return (f'<div class="vllm-legend">{key}</div><div class="vllm-scroll"><table class="vllm-charts">'
+    return (f'<div class="vllm-legend">{key}</div><table class="vllm-charts">'
             "<tr><th>Target</th>"
             "<th>Prefix-cache hit rate during the workload</th><th>KV-cache usage</th>"
             "<th>Requests finished (vllm:request_success_total)</th>"
-            "<th>Time to first token</th><th>End-to-end latency</th></tr>" + "".join(rows) + "</table></div>")
+            "<th>Time to first token</th><th>End-to-end latency</th></tr>" + "".join(rows) + "</table>")

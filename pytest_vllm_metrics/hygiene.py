@@ -12,6 +12,7 @@ without bound) fails.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +25,7 @@ from .scrape import MAX_BODY_BYTES
 from .snapshot import Snapshot
 
 _SHOWN = 3  # series or families quoted in a message; the evidence lists every one
+_NAMED = 3  # targets named in a warning; the reports list every one
 _BUCKET_LABELS = ("le", "quantile")
 
 
@@ -32,12 +34,20 @@ class StoreWarning(UserWarning):
 
 
 def warn(verdict: Verdict) -> None:
-    """Show each target's warning (a passed verdict with a message) in pytest's warnings summary."""
-    import warnings
-
-    for each in verdict.targets.values() or [verdict]:
+    """Show each distinct warning once in pytest's warnings summary, naming the targets it concerns: a fleet's
+    pods warned alike make one warning, not one per pod (the reports keep every target's own)."""
+    if not verdict.targets:
+        if verdict.outcome == Outcome.PASSED and verdict.message:
+            warnings.warn(StoreWarning(verdict.message), stacklevel=2)
+        return
+    alike: dict[str, list[str]] = {}
+    for name, each in verdict.targets.items():
         if each.outcome == Outcome.PASSED and each.message:
-            warnings.warn(StoreWarning(each.message), stacklevel=2)
+            alike.setdefault(each.message.removeprefix(f"{name}: "), []).append(name)
+    for text, names in alike.items():
+        shown = ", ".join(names[:_NAMED]) + (
+            f" and {len(names) - _NAMED} more ({len(names)} targets)" if len(names) > _NAMED else "")
+        warnings.warn(StoreWarning(f"{shown}: {text}"), stacklevel=2)
 
 
 def _warning(message: str, level: str, evidence: dict[str, Any]) -> Verdict:

@@ -40,7 +40,7 @@ def test_a_run_writes_a_markdown_summary_that_renders_as_tables(pytester: pytest
     pytester.runpytest("-p", "no:cacheprovider", "--vllm-sim=arm64-cpu", "--vllm-sim=x86_64-no-prefix-caching",
                        "--vllm-report=summary.md")
     text = (pytester.path / "summary.md").read_text()
-    assert text.startswith("## ❌ vLLM metrics conformance: FAILURE")
+    assert text.startswith("## ❌ vLLM metrics conformance: FAILURE\n\n**What failed:** 1 of 2 targets failed.\n")
     found = tables(text)
     targets = found[0]
     assert targets[0][:3] == ["target", "architecture", "vLLM"]

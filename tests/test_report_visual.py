@@ -4,20 +4,24 @@ skipped rows with their reason only, counts that match pytest's."""
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics.report import Row, summary_html
+from pytest_vllm_metrics.report import Row, summary_html, terminal_lines
 from test_reports import _chromium, render
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
+RULES = Path(__file__).parent / "data" / "rules"
 
 # A dashboard as Grafana 10 saves it: panels at the top, an expanded row, a collapsed row holding its panels
 # (their y is where they were when it was open), and a text panel (no query: not drawn).
@@ -60,31 +64,49 @@ window.addEventListener('load', () => {
 
 
 class _Elements(HTMLParser):
-    """Every element's tag and attributes, from the DOM Chromium dumps (after pytest-html's script ran)."""
+    """Every element's tag and attributes, and the text, from the DOM Chromium dumps (after pytest-html's script
+    ran)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: list[tuple[str, dict[str, str]]] = []
+        self.parts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.found.append((tag, {k: v or "" for k, v in attrs}))
 
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
 
-def dump_dom(html_file: Path, tmp_path: Path) -> str:
+    def text(self) -> str:
+        return " ".join(" ".join(self.parts).split())
+
+    def tagged(self, attribute: str) -> list[dict[str, str]]:
+        return [attrs for _, attrs in self.found if attribute in attrs]
+
+    def classed(self, cls: str) -> list[dict[str, str]]:
+        return [attrs for _, attrs in self.found if cls in attrs.get("class", "").split()]
+
+
+def parse(dom: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(dom)
+    return parser
+
+
+def dump_dom(html_file: Path, tmp_path: Path, width: int = 1400) -> str:
     """The DOM after the page's scripts ran, in headless Chromium, every host name unresolvable (offline)."""
     return subprocess.run(
         [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
          "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", "--virtual-time-budget=10000",
+         f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={width},1000", "--virtual-time-budget=10000",
          "--dump-dom", html_file.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
 
 
 def elements(dom: str, cls: str) -> list[dict[str, str]]:
-    parser = _Elements()
-    parser.feed(dom)
-    return [attrs for _, attrs in parser.found if cls in attrs.get("class", "").split()]
+    return parse(dom).classed(cls)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +117,8 @@ def run_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (path / "gridded" / "gridded.json").write_text(json.dumps(GRIDDED))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--vllm-sim=x86_64", "--vllm-sim=arm64-cpu",
-         f"--grafana-dashboard={DASHBOARDS}", f"--grafana-dashboard={path / 'gridded'}", "--html=report.html",
+         f"--grafana-dashboard={DASHBOARDS}", f"--grafana-dashboard={path / 'gridded'}", f"--prometheus-rules={RULES}",
+         "--html=report.html",
          "--self-contained-html", "--vllm-report=report.json", "--junitxml=junit.xml"],
         cwd=path, capture_output=True, text=True, timeout=300,
     )
@@ -147,20 +170,39 @@ def test_each_dashboard_is_drawn_panel_by_panel_at_its_grid_position(run_report:
     assert dom.count("<details>") >= sum(1 for r in rows if r["reason"])
 
 
+def grid(page: _Elements) -> dict[tuple[str, str], str]:
+    """The pods x checks grid read back: (target, check) -> outcome, for every target a row stands for."""
+    found: dict[tuple[str, str], str] = {}
+    members: list[str] = []
+    for tag, attrs in page.found:
+        if tag == "tr" and "data-targets" in attrs:
+            # a row of the grid (the targets table's rows say which outcome is their worst: not the grid's)
+            members = [] if "data-worst" in attrs else json.loads(attrs["data-targets"])
+        elif "cell" in attrs.get("class", "").split():
+            for name in members:
+                assert (name, attrs["data-check"]) not in found
+                found[(name, attrs["data-check"])] = attrs["data-outcome"]
+    return found
+
+
+def per_target(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Each target's own outcome of each check, from the report model's rows."""
+    return {(name, row["check"]): t["outcome"] for row in rows for name, t in row["targets"].items()}
+
+
 def test_pods_by_checks_has_each_targets_own_outcome(run_report: dict[str, Any], tmp_path: Path) -> None:
     dom = dump_dom(run_report["path"] / "report.html", tmp_path)
-    cells = {(c["data-target"], c["data-check"]): c for c in elements(dom, "cell")}
-    expected = {(name, row["check"]): t["outcome"] for row in run_report["document"]["tests"]
-                for name, t in row["targets"].items()}
+    cells = {c["title"].split(" · ", 1)[0] + " · " + c["data-check"]: c for c in elements(dom, "cell")}
+    expected = per_target(run_report["document"]["tests"])
     assert len(expected) > 100
-    assert {key: c["data-outcome"] for key, c in cells.items()} == expected
+    assert grid(parse(dom)) == expected
     # the documented limitation of arm64-cpu, not the check's folded outcome, and its reason on hover
-    arm = cells[("sim-arm64-cpu", "moves: vllm:prefix_cache_hits_total")]
+    arm = cells["sim-arm64-cpu · moves: vllm:prefix_cache_hits_total"]
     assert arm["data-outcome"] == "xfailed" and "disables prefix caching" in arm["title"]
-    assert cells[("sim-x86_64", "moves: vllm:prefix_cache_hits_total")]["data-outcome"] == "passed"
+    assert cells["sim-x86_64 · moves: vllm:prefix_cache_hits_total"]["data-outcome"] == "passed"
     # grouped by kind: present, moves, prefix cache, server
     text = render(run_report["path"] / "report.html", tmp_path)
-    assert re.search(r"present .*moves .*prefix cache .*server", text)
+    assert re.search(r"present \(\d+\) .*moves \(\d+\) .*prefix cache \(\d+\) .*server \(\d+\)", text)
 
 
 def test_charts_one_hit_rate_bar_per_pod_and_the_latency_distributions(run_report: dict[str, Any],
@@ -186,8 +228,6 @@ def test_charts_one_hit_rate_bar_per_pod_and_the_latency_distributions(run_repor
 def test_skipped_rows_show_their_reason_and_the_counts_match_pytest(run_report: dict[str, Any],
                                                                    tmp_path: Path) -> None:
     raw = (run_report["path"] / "report.html").read_text()
-    import html
-
     blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', raw, re.S).group(1)))  # type: ignore[union-attr]
     skipped = [t for tests in blob["tests"].values() for t in tests if t["result"] == "Skipped"]
     assert skipped and all(not t["log"].startswith("(") and ".py', " not in t["log"] for t in skipped)
@@ -215,10 +255,199 @@ def test_inconclusive_cells_are_not_failures() -> None:
                          "b": {"outcome": "inconclusive", "reason": "b: timed out after 10 s", "diagnosis": ""}})]
     page = summary_html(rows, [{"target": "a", "architecture": "amd64", "vllmVersion": "0.32.0"},
                                {"target": "b", "architecture": "arm64", "vllmVersion": "0.32.0"}])
-    a = re.search(r'<td class="cell o-failed" data-target="a"[^>]*>(.*?)</td>', page)
-    b = re.search(r'<td class="cell o-inconclusive" data-target="b"[^>]*title="([^"]*)"[^>]*>(.*?)</td>', page)
+    a = re.search(r'<span class="cell o-failed" data-check="reachable"[^>]*title="a · [^>]*>(.*?)</span>', page)
+    b = re.search(r'<span class="cell o-inconclusive" data-check="reachable"[^>]*title="(b · [^"]*)"[^>]*>(.*?)</span>',
+                  page)
     assert a is not None and b is not None
     assert a.group(1) == "✗" and b.group(2) == "?" and "timed out after 10 s" in b.group(1)
-    colours = dict(re.findall(r"td\.cell\.o-(\w+)\{background:(#\w+)", page))
+    colours = dict(re.findall(r"\.cell\.o-(\w+)\{background:(#\w+)", page))
     assert colours["inconclusive"] != colours["failed"]
     assert "could not observe" in page.lower()
+
+
+# -- a fleet's report at a 1,280 px window: 2, 100 and 1,000 pods ----------------------------------------------
+
+# Reads the laid-out page back: its width, any element past the window's right edge, where "What failed" is.
+_MEASURE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const root = document.documentElement;
+  const wide = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > root.clientWidth + 0.5) {
+      wide.push(el.tagName + '.' + el.className + ' ends at ' + Math.round(r.right));
+    }
+  }
+  const pre = document.createElement('pre');
+  pre.id = 'measured';
+  pre.textContent = JSON.stringify({scrollWidth: root.scrollWidth, innerWidth: window.innerWidth,
+    wide: wide.slice(0, 10), story: document.querySelector('.vllm-story').getBoundingClientRect().top});
+  document.body.appendChild(pre);
+}, 0));
+</script>"""
+_BUCKET = {"error": "failed", "xpassed": "passed"}  # how the reports count an error and an unexpected pass
+_BUCKETS = ("failed", "inconclusive", "xfailed", "passed", "skipped")
+FLEET = ["x86_64"] * 97 + ["arm64-cpu"] * 2 + ["x86_64-no-prefix-caching"]
+
+
+@pytest.fixture(scope="module")
+def fleet_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """100 simulated pods as a user runs them (97 alike, 2 with vLLM 0.11.2 on ARM, 1 started without prefix
+    caching), with the bundled dashboards and rule files."""
+    path = tmp_path_factory.mktemp("fleet")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *(f"--vllm-sim={p}" for p in FLEET),
+         f"--grafana-dashboard={DASHBOARDS}", f"--prometheus-rules={RULES}", "--html=report.html",
+         "--self-contained-html", "--vllm-report=report.json"],
+        cwd=path, capture_output=True, text=True, timeout=300,
+    )
+    assert (path / "report.html").exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    return {"path": path, "stdout": result.stdout, "document": json.loads((path / "report.json").read_text())}
+
+
+def thousand_pods(document: dict[str, Any]) -> tuple[list[Row], list[dict[str, Any]]]:
+    """The report model of 1,000 pods, from a real run's: pod i gets the results of the run's target i % 100,
+    with its own name; decode-0005..0007 are refused on the reachability check, each with its own reason, and
+    decode-0008 could not be observed at all."""
+    live = {str(i["target"]): i for i in document["implementations"]}
+    names = [f"decode-{i:04d}" for i in range(1000)]
+    source = {name: list(live)[i % len(live)] for i, name in enumerate(names)}
+    rows = []
+    for raw in document["tests"]:
+        row = Row(**raw)
+        if row.targets:
+            own = {name: {k: v.replace(source[name], name) for k, v in row.targets[source[name]].items()}
+                   for name in names}
+            own["decode-0008"] = {"outcome": "inconclusive", "reason": "decode-0008: could not scrape /metrics: timed "
+                                  "out after 10 s; check the pod's readiness, or raise --vllm-timeout",
+                                  "diagnosis": ""}
+            if row.check == "reachable":
+                for name in ("decode-0005", "decode-0006", "decode-0007"):
+                    own[name] = {"outcome": "failed", "reason": f"{name}: connection refused on port 82{name[-2:]}",
+                                 "diagnosis": ""}
+                row.outcome = "failed"
+            row.targets = own
+            row.evidence = {name: row.evidence.get(source[name], {}) for name in names}
+        rows.append(row)
+    return rows, [{**live[source[name]], "target": name} for name in names]
+
+
+def fleet_page(size: int, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """The HTML report of `size` pods and the report model's rows it shows. 2 and 100 pods: a real run's report.
+    1,000: the real 100-pod page, its summary written anew from the 1,000-pod model."""
+    if size < 1000:
+        run = request.getfixturevalue("run_report" if size == 2 else "fleet_report")
+        return run["path"] / "report.html", run["document"]["tests"]
+    run = request.getfixturevalue("fleet_report")
+    rows, implementations = thousand_pods(run["document"])
+    raw = (run["path"] / "report.html").read_text()
+    start, end = raw.index("<style>#vllm-summary{"), raw.index("<!-- /vllm-summary -->") + len("<!-- /vllm-summary -->")
+    page = tmp_path / "report-1000.html"
+    page.write_text(raw[:start] + summary_html(rows, implementations) + raw[end:])
+    return page, [{"check": row.check, "targets": row.targets} for row in rows]
+
+
+def bucketed(outcomes: list[str]) -> Counter[str]:
+    return Counter(_BUCKET.get(o, o) for o in outcomes)
+
+
+@pytest.mark.parametrize("size", [2, 100, 1000])
+def test_at_2_100_and_1000_pods_the_report_fits_1280_px_and_its_top_agrees_with_its_details(
+    size: int, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    report, rows = fleet_page(size, request, tmp_path)
+    measuring = tmp_path / "measured.html"
+    measuring.write_text(report.read_text().replace("</body>", _MEASURE + "</body>"))
+    dom = dump_dom(measuring, tmp_path, width=1280)
+    measured = json.loads(re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S).group(1))  # type: ignore[union-attr]
+    # no horizontal scroll at a 1,280 px window: nothing reaches past its right edge, the grid included
+    assert measured["innerWidth"] == 1280
+    assert measured["scrollWidth"] <= 1280 and measured["wide"] == [], measured
+    assert measured["story"] < 1000  # what failed is on the first screen
+    page = parse(dom)
+    # every target's own outcome of every check is in the grid, on the row that stands for it
+    expected = per_target(rows)
+    assert len({name for name, _ in expected}) == size
+    assert grid(page) == expected
+    # the sections below the top, counted as they show: each target by its worst check, each panel, each rule...
+    worst: dict[str, str] = {}
+    for (name, _), outcome in expected.items():
+        worst[name] = min(worst.get(name, "skipped"), _BUCKET.get(outcome, outcome), key=_BUCKETS.index)
+    classes = page.tagged("data-worst")  # the targets table: a row per set of alike targets
+    table: Counter[str] = Counter()
+    for row in classes:
+        table[row["data-worst"]] += int(row["data-count"])
+    assert table == Counter(worst.values())
+    panels = page.classed("vllm-panel")
+    assert len(panels) == sum(1 for r in rows if r["check"].startswith("panel: "))
+    shown = {"targets": table, "dashboards": bucketed([b["data-outcome"] for b in panels])}
+    for row in page.tagged("data-reader"):  # the rules, autoscalers and endpoint picker tables
+        shown.setdefault(row["data-reader"], Counter()).update(bucketed([row["data-outcome"]]))
+    assert sum(shown["rules"].values()) == sum(1 for r in rows if r["check"].split(":")[0] in ("alert", "record"))
+    # ... are what the top counts, reader by reader, and the sentence names each reader with a failure
+    top = {row["data-overview"]: row for row in page.tagged("data-overview")}
+    assert set(top) == set(shown)  # every reader the run checked has its row at the top, and its section
+    text = page.text()
+    for reader, counts in shown.items():
+        assert {b: int(top[reader][f"data-{b}"]) for b in _BUCKETS} == {b: counts[b] for b in _BUCKETS}, reader
+        assert int(top[reader]["data-total"]) == sum(counts.values())
+        if counts["failed"]:
+            assert re.search(rf"What failed: .*{counts['failed']} of {sum(counts.values())} \w+ failed", text), reader
+    # alike pods share a row: the 97 x86_64 pods are one, each odd kind its own
+    assert len(classes) == {2: 2, 100: 3, 1000: 5}[size]
+    if size == 1000:
+        # 966 alike, the 20 and 10 of the fleet's odd ones, the refused three, the one not observed
+        assert sorted(int(row["data-count"]) for row in classes) == [1, 3, 10, 20, 966]
+        assert "966 targets like decode-0000" in text and "3 targets like decode-0005" in text
+        for name in ("decode-0005", "decode-0006", "decode-0007"):  # each refused pod's own reason, naming it
+            assert f"connection refused on port 82{name[-2:]} (on {name})" in text
+
+
+def test_a_fleet_of_100_tells_one_story_in_the_terminal_and_the_html(fleet_report: dict[str, Any]) -> None:
+    stdout, document = fleet_report["stdout"], fleet_report["document"]
+    raw = (fleet_report["path"] / "report.html").read_text()
+    page = parse(raw[raw.index('<div id="vllm-summary">'):raw.index("<!-- /vllm-summary -->")])
+    # the terminal's readers are the HTML's top rows, count for count
+    for item in document["readers"]:
+        counts = ", ".join(f"{n} {b}" for b, n in item["counts"].items() if n)
+        assert re.search(rf"^  {re.escape(item['title'])} +{item['total']} {item['units']}: {counts}$", stdout, re.M)
+    top = {a["data-overview"]: {b: int(a[f"data-{b}"]) for b in _BUCKETS} for a in page.tagged("data-overview")}
+    assert top == {item["reader"]: item["counts"] for item in document["readers"]}
+    assert "  1 of 100 targets failed; 5 of 21 panels failed; 6 of 12 rules failed\n" in stdout
+    # 200 store warnings (two per pod) are two, each naming the pods it concerns
+    assert re.search(r"\b2 warnings\b", stdout.splitlines()[-1])
+    warned = [line for line in stdout.splitlines() if "StoreWarning: " in line]
+    assert len(warned) == 2 and all("StoreWarning: sim-x86_64, sim-x86_64-2, sim-x86_64-3 and 97 more (100 targets): "
+                                    in line for line in warned)
+    assert [len(w["targets"]) for w in document["warnings"]] == [100, 100]
+    assert [a["data-count"] for a in page.classed("vllm-warning")] == ["100", "100"]
+    # pytest-html's environment table: a row per kind of target, not one per pod
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', raw, re.S).group(1)))  # type: ignore[union-attr]
+    targets = {k: v for k, v in blob["environment"].items() if k.startswith("Target")}
+    assert list(targets) == ["Targets sim-x86_64, sim-x86_64-2, sim-x86_64-3 and 94 more (97 targets)",
+                             "Targets sim-arm64-cpu, sim-arm64-cpu-2", "Target sim-x86_64-no-prefix-caching"]
+    assert blob["environment"]["Simulator profiles"] == ("x86_64 (97 servers), arm64-cpu (2 servers), "
+                                                         "x86_64-no-prefix-caching")
+    # each check's evidence in the HTML report: the targets that did not pass first, 20 in all (the JSON: every one)
+    extra = blob["tests"]["test_metrics.py::test_moves[vllm:prefix_cache_queries_total]"][0]["extras"][0]
+    evidence = json.loads(base64.b64decode(extra["content"].split("base64,", 1)[1]))
+    assert len(evidence) == 21 and set(list(evidence)[:3]) == {  # xfailed on ARM, failed without prefix caching
+        "sim-arm64-cpu", "sim-arm64-cpu-2", "sim-x86_64-no-prefix-caching"}
+    assert evidence["more targets"].startswith("80 more, not shown here: every target's evidence is in the JSON")
+    assert len(raw) < 2_000_000  # 6.5 MB when every pod's evidence of every check was inlined
+
+
+def test_a_thousand_pods_make_a_terminal_summary_as_short_as_a_hundred(fleet_report: dict[str, Any]) -> None:
+    rows, _ = thousand_pods(fleet_report["document"])
+    lines = terminal_lines(rows, width=120)
+    assert lines[1] == ("  13 of 1000 targets failed; 5 of 21 panels failed; 6 of 12 rules failed; 1 of 1000 targets "
+                        "could not be judged")
+    text = " ".join(" ".join(lines).split())
+    # the 20 ARM pods' documented limitation: one paragraph naming them (and the panel it makes always zero)
+    assert text.count("disables prefix caching on arm64 CPUs") == 1
+    named = re.search(r"documented limitations \(XFAIL\), as vLLM states them: (.*?) and \d+ more \((\d+) targets\): "
+                      r"vLLM 0.11.2 disables", text)
+    assert named is not None and int(named.group(2)) >= 20  # the 20 pods, and the panels and rules they break
+    assert "[2-3 checks each]" in text
+    hundred = terminal_lines([Row(**r) for r in fleet_report["document"]["tests"]], width=120)
+    assert len(lines) <= len(hundred) + 20  # the refused and unobserved pods add their lines; the fleet's size not

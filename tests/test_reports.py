@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -13,6 +14,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from pytest_vllm_metrics import hygiene
+from pytest_vllm_metrics.hygiene import StoreWarning
+from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.report import Row, schema, summary_html, terminal_lines
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
@@ -186,3 +190,116 @@ def test_reasons_keep_their_text_where_no_target_name_leads_them() -> None:
     assert "moves: x: x went from 0 to 0" in shown  # the target's own name is dropped from its row
     lines = terminal_lines([fleet])
     assert "FAILED   MUST   b moves: x" in lines and "    b: x went from 0 to 0" in lines
+
+
+# -- one story: what failed by reader, whole reasons, warnings once, the upgrade mode -------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def section(result: pytest.RunResult) -> list[str]:
+    """The lines of the plugin's terminal section."""
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if " vLLM metrics conformance " in line)
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith(("conformance report:", "-")))
+    return lines[start + 1:end]
+
+
+def summary_attributes(html_text: str) -> list[dict[str, str]]:
+    """The attributes of every element of the HTML summary (rendered on the server: no browser needed)."""
+    found: list[dict[str, str]] = []
+
+    class Elements(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append({k: v or "" for k, v in attrs})
+
+    Elements().feed(html_text[html_text.index('<div id="vllm-summary">'):html_text.index("<!-- /vllm-summary -->")])
+    return found
+
+
+def test_a_run_failing_only_on_consumers_says_so_first_and_prints_every_reason_whole(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    result = run(pytester, "--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", f"--grafana-dashboard={DATA / 'dashboards'}",
+                 f"--prometheus-rules={DATA / 'rules'}", "--vllm-report=report.json", "--html=report.html",
+                 "--self-contained-html")
+    document = json.loads((pytester.path / "report.json").read_text())
+    jsonschema.validate(document, schema())
+    lines = section(result)
+    # right under the result: what failed, by reader, then each reader's counts (the HTML's and the JSON's)
+    assert lines[0].startswith("result: FAILURE")
+    assert lines[1] == "  5 of 21 panels failed; 6 of 12 rules failed; none of the 2 targets failed a check"
+    readers = {r["reader"]: r for r in document["readers"]}
+    assert readers["targets"]["counts"] == {"failed": 0, "inconclusive": 0, "xfailed": 1, "passed": 1, "skipped": 0}
+    assert readers["dashboards"]["counts"]["failed"] == 5 and readers["rules"]["counts"]["failed"] == 6
+    for item in document["readers"]:
+        counts = ", ".join(f"{n} {b}" for b, n in item["counts"].items() if n)
+        assert any(re.fullmatch(rf"  {re.escape(item['title'])} +{item['total']} {item['units']}: {counts}", line)
+                   for line in lines), item
+    html_text = (pytester.path / "report.html").read_text()
+    top = {a["data-overview"]: a for a in summary_attributes(html_text) if "data-overview" in a}
+    assert {k: {b: int(a[f"data-{b}"]) for b in readers[k]["counts"]} for k, a in top.items()} == {
+        k: r["counts"] for k, r in readers.items()}
+    # every failing check's reason in full, its fix included, wrapped within the width and never cut
+    assert "…" not in "\n".join(lines)
+    flat_section = " ".join(" ".join(lines).split())
+    failing = [r for r in document["tests"] if r["outcome"] == "failed"]
+    assert len(failing) == 11
+    for row in failing:
+        reason = " ".join((row["diagnosis"] or row["reason"]).split())
+        if row["check"].startswith("panel: "):  # the line above names the panel and its dashboard
+            reason = reason.split(")) ", 1)[1]
+        assert reason in flat_section, row["check"]
+    assert "Prometheus Operator adds namespace and pod, not kubernetes_namespace or kubernetes_pod_name: select on " \
+           "the label the scrape adds." in flat_section
+    assert all(len(line) <= 100 for line in lines if line.startswith("    "))
+
+
+def test_warnings_once_per_distinct_text_naming_the_targets(pytester: pytest.Pytester) -> None:
+    result = run(pytester, *["--vllm-sim=x86_64"] * 4, "--vllm-sim=arm64-cpu", "-k", "hygiene",
+                 "--vllm-report=report.json", "--html=report.html", "--self-contained-html")
+    assert result.parseoutcomes()["warnings"] == 2  # not 10: two distinct warnings, on five pods
+    names = "sim-x86_64, sim-x86_64-2, sim-x86_64-3 and 2 more (5 targets): "
+    result.stdout.fnmatch_lines([f"*StoreWarning: {names}vllm:cache_config_info (37 labels) with the 7 labels*",
+                                 f"*StoreWarning: {names}vllm:cache_config_info carries num_gpu_blocks='4096'*"])
+    document = json.loads((pytester.path / "report.json").read_text())
+    assert [len(w["targets"]) for w in document["warnings"]] == [5, 5]
+    assert "warnings: 2 (checks that passed, but a common store or scraper drops or splits" in result.stdout.str()
+    html_text = (pytester.path / "report.html").read_text()
+    folded = [a for a in summary_attributes(html_text) if "vllm-warning" in a.get("class", "")]
+    assert [a["data-count"] for a in folded] == ["5", "5"]
+
+
+def test_warn_names_a_thousand_targets_warned_alike_in_one_warning() -> None:
+    texts = {f"decode-{i}": "the page is 5 MB" if i < 998 else "44 labels" for i in range(1000)}
+    verdict = Verdict(Outcome.PASSED, "", "SHOULD", targets={
+        name: Verdict(Outcome.PASSED, f"{name}: {text}", "SHOULD") for name, text in texts.items()})
+    verdict.targets["decode-5"] = Verdict(Outcome.FAILED, "decode-5: split", "SHOULD")  # not a warning
+    with pytest.warns(StoreWarning) as caught:
+        hygiene.warn(verdict)
+    assert [str(w.message) for w in caught] == [
+        "decode-0, decode-1, decode-2 and 994 more (997 targets): the page is 5 MB",
+        "decode-998, decode-999: 44 labels"]
+
+
+def test_the_upgrade_forecast_shows_what_it_did_not_placeholders(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--vllm-sim=x86_64-0.10", f"--grafana-dashboard={DATA / 'upgrade'}",
+                 "--vllm-upgrade-to=0.13.0", "--html=report.html", "--self-contained-html")
+    lines = section(result)
+    assert lines[1] == "  2 of 6 consumers go dark"
+    html_text = (pytester.path / "report.html").read_text()
+    summary = html_text[html_text.index('<div id="vllm-summary">'):html_text.index("<!-- /vllm-summary -->")]
+    shown = " ".join(re.sub(r"<[^>]+>", " ", summary).split())
+    # the targets: scraped once, with the version each reported, and no workload charted
+    assert "vLLM servers: scraped for the forecast" in shown
+    assert "sim-x86_64-0.10 amd64 0.10.1 scraped once" in shown
+    assert "The workload, per pod" not in shown and "0 → ?" not in shown
+    assert "What failed: 2 of 6 consumers go dark" in shown
+    assert shown.index("What failed") < shown.index("Upgrade to vLLM 0.13.0: what goes dark") < shown.index(
+        "scraped for the forecast")
+    # the environment table: what the target said, nothing it was not asked (no model: no /v1/models read)
+    blob = json.loads(html.unescape(re.search(r'data-jsonblob="(.*?)"', html_text, re.S).group(1)))  # type: ignore[union-attr]
+    assert blob["environment"]["Target sim-x86_64-0.10"] == (
+        "vLLM 0.10.1, arch amd64, block size 128, prefix caching True, features core, http, prefix_caching, "
+        "scraped once for the upgrade forecast, no workload")
