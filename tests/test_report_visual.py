@@ -413,7 +413,9 @@ def test_a_fleet_of_100_tells_one_story_in_the_terminal_and_the_html(fleet_repor
         assert re.search(rf"^  {re.escape(item['title'])} +{item['total']} {item['units']}: {counts}$", stdout, re.M)
     top = {a["data-overview"]: {b: int(a[f"data-{b}"]) for b in _BUCKETS} for a in page.tagged("data-overview")}
     assert top == {item["reader"]: item["counts"] for item in document["readers"]}
-    assert "  1 of 100 targets failed; 5 of 21 panels failed; 6 of 12 rules failed\n" in stdout
+    # the llm-d dashboards' saved $namespace cannot be judged on simulators: those panels are inconclusive
+    assert "1 of 100 targets failed; 5 of 21 panels failed; 6 of 12 rules failed; 8 of 21 panels could not be " \
+           "judged" in " ".join(stdout.split())
     # 200 store warnings (two per pod) are two, each naming the pods it concerns
     assert re.search(r"\b2 warnings\b", stdout.splitlines()[-1])
     warned = [line for line in stdout.splitlines() if "StoreWarning: " in line]
@@ -440,14 +442,15 @@ def test_a_fleet_of_100_tells_one_story_in_the_terminal_and_the_html(fleet_repor
 def test_a_thousand_pods_make_a_terminal_summary_as_short_as_a_hundred(fleet_report: dict[str, Any]) -> None:
     rows, _ = thousand_pods(fleet_report["document"])
     lines = terminal_lines(rows, width=120)
-    assert lines[1] == ("  13 of 1000 targets failed; 5 of 21 panels failed; 6 of 12 rules failed; 1 of 1000 targets "
-                        "could not be judged")
+    assert " ".join(" ".join(lines[1:3]).split()) == (
+        "13 of 1000 targets failed; 5 of 21 panels failed; 6 of 12 rules failed; 1 of 1000 targets could not be "
+        "judged; 8 of 21 panels could not be judged")
     text = " ".join(" ".join(lines).split())
     # the 20 ARM pods' documented limitation: one paragraph naming them (and the panel it makes always zero)
     assert text.count("disables prefix caching on arm64 CPUs") == 1
     named = re.search(r"documented limitations \(XFAIL\), as vLLM states them: (.*?) and \d+ more \((\d+) targets\): "
                       r"vLLM 0.11.2 disables", text)
     assert named is not None and int(named.group(2)) >= 20  # the 20 pods, and the panels and rules they break
-    assert "[2-3 checks each]" in text
+    assert "[3 checks each]" in text  # its three prefix-cache checks (the panels' $namespace is not judged here)
     hundred = terminal_lines([Row(**r) for r in fleet_report["document"]["tests"]], width=120)
     assert len(lines) <= len(hundred) + 20  # the refused and unobserved pods add their lines; the fleet's size not

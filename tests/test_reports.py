@@ -229,7 +229,9 @@ def test_a_run_failing_only_on_consumers_says_so_first_and_prints_every_reason_w
     lines = section(result)
     # right under the result: what failed, by reader, then each reader's counts (the HTML's and the JSON's)
     assert lines[0].startswith("result: FAILURE")
-    assert lines[1] == "  5 of 21 panels failed; 6 of 12 rules failed; none of the 2 targets failed a check"
+    # the llm-d dashboards' saved $namespace cannot be judged on simulators: those panels are inconclusive
+    assert " ".join(" ".join(lines[1:3]).split()) == ("5 of 21 panels failed; 6 of 12 rules failed; none of the 2 "
+                                                      "targets failed a check; 8 of 21 panels could not be judged")
     readers = {r["reader"]: r for r in document["readers"]}
     assert readers["targets"]["counts"] == {"failed": 0, "inconclusive": 0, "xfailed": 1, "passed": 1, "skipped": 0}
     assert readers["dashboards"]["counts"]["failed"] == 5 and readers["rules"]["counts"]["failed"] == 6
