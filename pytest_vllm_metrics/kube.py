@@ -421,6 +421,9 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
                         f"without an API server (a multi-node worker), their metrics are on its leader's page; select "
                         f"the leaders only (e.g. {lws['worker_index']}=0).")
         return Target(base_url="", unavailable=f"{name}: {problem}", **common)
+    # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
+    owner = next((c for c in pod.spec.containers or [] for p in c.ports or [] if p.container_port == resolved), None)
+    detail["container"] = getattr(owner or _container(pod, container), "name", "") or ""
     if transport == "direct":
         ip = pod.status.pod_ip or ""
         return Target(base_url=f"http://[{ip}]:{resolved}" if ":" in ip else f"http://{ip}:{resolved}", **common)

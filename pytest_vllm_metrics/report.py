@@ -88,6 +88,8 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
     reason = _reason(report)
     if verdict is not None and verdict.outcome == Outcome.INCONCLUSIVE and report.skipped:
         outcome, reason = str(Outcome.INCONCLUSIVE), verdict.message
+    elif verdict is not None and outcome == "passed" and verdict.message:
+        reason = verdict.message  # what a pass still says: the pods an aggregate does not see, what was not exercised
     targets = {name: {"outcome": str(v.outcome), "reason": v.message, "diagnosis": v.diagnosis or ""}
                for name, v in verdict.targets.items()} if verdict else {}
     if verdict is not None and verdict.target and not targets:
@@ -397,12 +399,14 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
         lines.append("panels (will it show data?):")
         for row in panels:
             lines.append(f"  {panel_verdict(row).upper():20} {row.target} :: {row.check.removeprefix('panel: ')}")
+            lines.extend(_passed_note(row, width))
     consumers = [r for r in rows if consumer_kind(r)]
     if consumers:
         lines.append("other consumers of the metrics (will they get data?):")
         for row in consumers:
             kind, _, title = row.check.partition(": ")
             lines.append(f"  {panel_verdict(row).upper():20} {kind:7} {row.target} :: {title}")
+            lines.extend(_passed_note(row, width))
     if notable:
         target_w = min(max(len(r.shown_target()) for r in notable), 32)
         lines.append(f"{'OUTCOME':8} {'LEVEL':6} {'TARGET':{target_w}} CHECK")
@@ -436,6 +440,12 @@ def terminal_lines(rows: list[Row], width: int = 120) -> list[str]:
             for name, checks in zip(item["targets"], item["checks"], strict=True):
                 lines.extend(_wrap(f"{name}: {reason} [{_checks_count([checks])}]", width, "  ", "    "))
     return lines
+
+
+def _passed_note(row: Row, width: int) -> list[str]:
+    """What a reader that works still says (the pods its aggregate does not see and why), under its line; the
+    reasons of the others are in the table below."""
+    return _wrap(row.reason, width, " " * 4, " " * 6) if row.outcome == "passed" and row.reason else []
 
 
 def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:

@@ -516,6 +516,15 @@ def test_llm_d_decode_pod_prefers_vllm_port_8200_behind_the_sidecar() -> None:
     assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8300})])).base_url == PROXY.format(8000)
 
 
+def test_the_container_label_is_the_container_declaring_the_scraped_port() -> None:
+    """As a Prometheus Operator scrape labels the series: by the container whose port it scrapes (dashboards judge
+    container= matchers with it)."""
+    assert chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"metrics": 8200})])).detail["container"] == "vllm"
+    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
+    assert chosen(p, port="alt").detail["container"] == "other"
+    assert chosen(p, port="8123").detail["container"] == "vllm"  # an undeclared port: the chosen container
+
+
 def test_container_with_a_metrics_port_is_chosen_when_none_is_named_vllm() -> None:
     """kills `p.name == "metrics"` -> `!=` in kube._port's container choice."""
     target = chosen(pod([("router", {"http": 8000}), ("engine", {"metrics": 9100})]))
@@ -969,7 +978,8 @@ def test_pod_becomes_a_target_with_its_node_labels_and_the_api_servers_credentia
     target = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", options, {})
     assert target == Target(name="decode-0", base_url=PROXY.format(8200), arch="unknown", source="kubernetes",
                             node="node-a", labels={"app": "vllm"}, client_options=options,
-                            detail={"namespace": "llm-d", "node": "node-a", "arch": "unknown", "transport": "proxy"})
+                            detail={"namespace": "llm-d", "node": "node-a", "arch": "unknown", "transport": "proxy",
+                                    "container": "vllm"})
     p.spec.node_name = None
     p.metadata.labels = None
     unscheduled = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", {}, {"": "amd64"})

@@ -447,7 +447,9 @@ def test_a_thousand_pods_make_a_terminal_summary_as_short_as_a_hundred(fleet_rep
         "judged; 8 of 21 panels could not be judged")
     text = " ".join(" ".join(lines).split())
     # the 20 ARM pods' documented limitation: one paragraph naming them (and the panel it makes always zero)
-    assert text.count("disables prefix caching on arm64 CPUs") == 1
+    limitations = text.split("documented limitations (XFAIL)", 1)[1]
+    assert limitations.count("disables prefix caching on arm64 CPUs") == 1
+    # (the two recording rules that aggregate the fleet's hits say, under their OK, which pods add nothing and why)
     named = re.search(r"documented limitations \(XFAIL\), as vLLM states them: (.*?) and \d+ more \((\d+) targets\): "
                       r"vLLM 0.11.2 disables", text)
     assert named is not None and int(named.group(2)) >= 20  # the 20 pods, and the panels and rules they break
