@@ -268,6 +268,15 @@ def test_a_scrape_failure_fails_reachability_alone_and_every_other_check_points_
         assert (verdict.outcome, verdict.message) == (Outcome.INCONCLUSIVE, pointer.message)
 
 
+def test_a_server_without_a_version_fails_the_version_check_itself() -> None:
+    """kills `reporter=Check.VERSION` -> None / dropped in evaluate.version (its own failure would point at itself)."""
+    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}), version=None)
+    obs.errors["version"] = Problem("decode-0: GET /version answered HTTP 404 without a version", inconclusive=False,
+                                    check=Check.VERSION, cause="GET /version answered HTTP 404 without a version")
+    assert evaluate.version(obs) == Verdict(Outcome.FAILED, "decode-0: GET /version answered HTTP 404 without a "
+                                                            "version", "SHOULD")
+
+
 def test_a_problem_the_run_could_not_observe_is_every_checks_own() -> None:
     """Inconclusive problems are not a failure of any check: each check says the same cause, in full."""
     obs = observed(page({SUCCESS: 1}), None)
