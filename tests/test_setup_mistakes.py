@@ -55,6 +55,23 @@ def test_a_url_copied_with_its_metrics_path_is_taken_as_the_base_url(
                         f"(the suite requests /metrics, /v1 and /version under the base URL itself)")
 
 
+def test_metrics_paths_given_in_the_environment_and_the_epp_url_are_taken_off_too(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_VLLM_URL", "http://10.0.0.7:8200/metrics, http://10.0.0.8:8200")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only",
+                                "--vllm-epp-url=http://llm-d-epp.llm-d:9090/metrics")  # no network at collection
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        "vllm-metrics: targets: 10.0.0.7:8200, 10.0.0.8:8200;*",
+        "*--vllm-url: http://10.0.0.7:8200, http://10.0.0.8:8200 (from env)",
+        "*--vllm-epp-url: http://llm-d-epp.llm-d:9090 (from option)",
+        "  note: --vllm-url http://10.0.0.7:8200/metrics ends in the metrics path /metrics: checking "
+        "http://10.0.0.7:8200 (*",
+        "  note: --vllm-epp-url http://llm-d-epp.llm-d:9090/metrics ends in the metrics path /metrics: checking "
+        "http://llm-d-epp.llm-d:9090 (the suite requests /metrics under the base URL itself)",
+    ])
+
+
 def test_a_custom_metrics_path_is_the_one_taken_off(pytester: pytest.Pytester, sim_host: SimHost) -> None:
     sim = sim_host.start(get_profile("x86_64"))
     result = run(pytester, f"--vllm-url={sim.url}/metrics", "--vllm-metrics-path=/prom", "-k", "reachable")
@@ -202,7 +219,8 @@ def test_pytest_with_no_tests_and_no_target_says_how_to_run_the_suite(pytester: 
         ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("args", [(), ("-k", "nothing_matches"), ("-n", "2")], ids=["run", "deselected", "xdist"])
+@pytest.mark.parametrize("args", [(), ("-k", "nothing_matches"), ("-n", "1", "-k", "nothing_matches")],
+                         ids=["run", "deselected", "deselected-by-xdist-workers"])
 def test_a_run_of_the_users_own_tests_is_unchanged(pytester: pytest.Pytester, args: tuple[str, ...]) -> None:
     pytester.makepyfile(test_mine="def test_alone():\n    pass\n")
     mine = pytester.runpytest("-p", "no:cacheprovider", *args)
@@ -278,9 +296,9 @@ def test_the_repositorys_pytest_runs_without_pytest_xdist() -> None:
 
 def test_the_repositorys_pytest_spreads_over_workers_with_pytest_xdist() -> None:
     pytest.importorskip("xdist")
-    result = _repo_pytest(FAST)
-    workers = 2 * (os.cpu_count() or 1)  # tests/conftest.py's sizing of -n auto
-    assert f"created: {workers}/{workers} workers" in result.stdout, result.stdout + result.stderr
+    # --maxprocesses caps the workers -n auto asks for (tests/conftest.py sizes it); alone it starts none
+    result = _repo_pytest("--maxprocesses=1", FAST)
+    assert "created: 1/1 worker" in result.stdout, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     serial = _repo_pytest("-n", "0", FAST)  # -n given: left as it is
     assert "created:" not in serial.stdout and "1 passed" in serial.stdout
