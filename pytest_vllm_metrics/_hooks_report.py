@@ -135,7 +135,9 @@ class ReportHooks:
             forecast = upgrade.section(rows)
             if forecast is not None:
                 document["upgrade"] = forecast
-            report.write(Path(run.settings.vllm_report), document)
+            path = Path(run.settings.vllm_report).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)  # as --junitxml and --html do
+            report.write(path, document)
         # The exit-code contract: failures below --vllm-fail-on (default: MUST) do not fail the run; with no
         # failure that counts, a check that could not observe makes it EXIT_INCONCLUSIVE (never 0, never 1).
         if exitstatus == pytest.ExitCode.TESTS_FAILED and rows:

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import diagnose, features
 from .catalog import Catalog, Entry, conformance_data
-from .observe import Observation
+from .observe import Check, Observation
 from .outcome import WORST_FIRST, Outcome, Verdict
 from .settings import Policy
 from .snapshot import OTHER_PROCESS, Change
@@ -93,12 +93,6 @@ def _gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdi
         return Verdict(Outcome.SKIPPED, f"{entry.name} is emitted by vLLM {entry.versions.text}; {obs.target.name} "
                                         f"reports vLLM {obs.version}", entry.level)
     problem = obs.failure(*stages)
-    if problem and problem.inconclusive:
-        return problem.verdict(entry.level)
-    if problem and "traffic" in stages:  # the server failed the workload: movement cannot be judged either way
-        name = obs.target.name
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: could not judge what the workload changes, because "
-                                             f"{problem.message.removeprefix(name + ': ')}", entry.level)
     if problem:
         return problem.verdict(entry.level)
     return None
@@ -284,7 +278,7 @@ def _num(value: float | None) -> str:
 
 
 def reachable(obs: Observation) -> Verdict:
-    problem = obs.failure("before", "after")
+    problem = obs.failure("before", "after", reporter=Check.REACHABLE)
     if problem:
         return problem.verdict()
     assert obs.before is not None
@@ -292,7 +286,7 @@ def reachable(obs: Observation) -> Verdict:
 
 
 def version(obs: Observation) -> Verdict:
-    problem = obs.failure("before", "version")
+    problem = obs.failure("before", "version", reporter=Check.VERSION)
     if problem:
         return problem.verdict("SHOULD")
     return Verdict(Outcome.PASSED, level="SHOULD", evidence={"version": obs.version})
@@ -325,7 +319,7 @@ def cache_config(obs: Observation) -> Verdict:
 
 
 def served_workload(obs: Observation) -> Verdict:
-    problem = obs.failure("before", "traffic")
+    problem = obs.failure("before", "traffic", reporter=Check.WORKLOAD_SERVED)
     if problem:
         return problem.verdict()
     traffic = obs.traffic

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -19,13 +20,22 @@ import httpx
 from . import features
 from .catalog import conformance_data
 from .outcome import Problem
-from .scrape import Clients, FetchError, get_text, scrape
+from .scrape import Clients, FetchError, get_text, scrape, shown_path
 from .settings import Settings
 from .snapshot import Delta, Snapshot
 from .targets import Target
 from .traffic import Aborts, TrafficResult, Workload
 
 DEFAULT_BLOCK_SIZE = 16  # vLLM's GPU default, used when cache_config_info is missing
+
+
+class Check(StrEnum):
+    """The checks that report a failed stage of a target's observation (conformance/test_server.py), each once
+    per target: the other checks that need the stage point at it instead of failing with the same text."""
+
+    REACHABLE = "test_reachable"  # the scrapes of /metrics, before and after the workload
+    WORKLOAD_SERVED = "test_workload_served"  # the workload
+    VERSION = "test_version"  # GET /version
 
 
 @dataclass
@@ -75,13 +85,19 @@ class Observation:
             self._features = (self.before, features.detect(self.before))
         return self._features[1]
 
-    def failure(self, *stages: str) -> Problem | None:
-        """The first recorded problem among `stages`, for a check that needs them."""
+    def failure(self, *stages: str, reporter: Check | None = None) -> Problem | None:
+        """The first recorded problem among `stages`, for a check that needs them. A failure is the
+        problem itself for the check that reports it (`reporter`); for any other check it is inconclusive and
+        points at that one, so that a broken server fails one check, not every check with the same text."""
         if self.target.unavailable:
             return Problem(self.target.unavailable)
         for stage in stages:
-            if stage in self.errors:
-                return self.errors[stage]
+            problem = self.errors.get(stage)
+            if problem is None:
+                continue
+            if problem.inconclusive or not problem.check or problem.check == reporter:
+                return problem
+            return Problem(f"{self.target.name}: see {problem.check}: {problem.cause}")
         return None
 
 
@@ -122,7 +138,7 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
     except FetchError as exc:
         # One problem for every stage that could not happen: the reports state it once per target.
-        obs.errors["before"] = obs.errors["traffic"] = obs.errors["after"] = Problem(str(exc), exc.inconclusive)
+        obs.errors["before"] = obs.errors["traffic"] = obs.errors["after"] = _scrape_problem(exc)
         return
     obs.version = await _version(client, target, timeout, obs)
     if settings.vllm_upgrade_to:
@@ -158,11 +174,13 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
                              f"send fewer requests")
     if obs.traffic.error:  # no workload, or only part of it: the run could not observe what it needs
         obs.errors["traffic"] = Problem(f"{target.name}: {obs.traffic.error}",
-                                        inconclusive=not obs.traffic.server_failed)
+                                        inconclusive=not obs.traffic.server_failed, check=Check.WORKLOAD_SERVED,
+                                        cause=_first_sentence(obs.traffic.error))
     elif not obs.traffic.requests:
         # The server answered every request with an error of its own: it does not serve (a failure).
         obs.errors["traffic"] = Problem(f"{target.name}: every workload request failed: {obs.traffic.summary()}",
-                                        inconclusive=False)
+                                        inconclusive=False, check=Check.WORKLOAD_SERVED,
+                                        cause="every workload request failed")
     await _scrape_after(client, obs, settings)
     if settings.vllm_exclusive and "traffic" not in obs.errors and "after" not in obs.errors and gateway is None:
         # After the second scrape, so that what the aborted requests count never enters the exact accounting.
@@ -233,23 +251,34 @@ async def _scrape_after(client: httpx.AsyncClient, obs: Observation, settings: S
             await asyncio.sleep(_SETTLE_POLL)
             obs.after = await scrape(client, obs.target, settings.vllm_metrics_path, settings.vllm_timeout)
     except FetchError as exc:
-        obs.errors["after"] = Problem(str(exc), exc.inconclusive)
+        obs.errors["after"] = _scrape_problem(exc)
+
+
+def _scrape_problem(exc: FetchError) -> Problem:
+    """A scrape of /metrics that failed: test_reachable reports it, the checks that need the page point at it.
+    A server that answered wrongly or not at all (connection refused or closed) is not reachable: a failure."""
+    return Problem(str(exc), exc.inconclusive and not exc.unanswered, check=Check.REACHABLE, cause=exc.cause)
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ", 1)[0].rstrip(".")
 
 
 async def _version(client: httpx.AsyncClient, target: Target, timeout: float, obs: Observation) -> str | None:
     try:
         status, _, body = await get_text(client, target, "/version", timeout)
     except FetchError as exc:
-        obs.errors["version"] = Problem(str(exc), exc.inconclusive)
+        obs.errors["version"] = Problem(str(exc), exc.inconclusive, check=Check.VERSION, cause=exc.cause)
         return None
     try:
         version = json.loads(body)["version"] if status == 200 else None
     except (ValueError, KeyError, TypeError):
         version = None
     if not isinstance(version, str):
+        shown = f"GET {shown_path(target, '/version')} answered HTTP {status} without a version"
         obs.errors["version"] = Problem(
-            f"{target.name}: GET /version answered HTTP {status} without a version; every vLLM serves "
-            f'{{"version": "..."}} there. Version-dependent checks assume the newest vLLM.', inconclusive=False
+            f'{target.name}: {shown}; every vLLM serves {{"version": "..."}} there. Version-dependent checks '
+            f"assume the newest vLLM.", inconclusive=False, check=Check.VERSION, cause=shown
         )
         return None
     return version

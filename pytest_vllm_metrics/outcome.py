@@ -54,10 +54,15 @@ class Problem:
     """Why one stage of a target's observation has no result: one paragraph with the cause and the fix.
 
     `inconclusive` problems mean the run could not observe (the checks that need the stage say so); the
-    others are the server answering wrongly (the checks that need the stage fail)."""
+    others are the server answering wrongly. Such a failure is reported by one check, `check` (a server whose
+    /metrics answers 404 fails test_reachable); every other check that needs the stage cannot judge the
+    server and says so, naming that check and `cause` (the failure in a few words), so that one broken server
+    is one failure, not one per check."""
 
     message: str
     inconclusive: bool = True
+    check: str = ""
+    cause: str = ""
 
     def verdict(self, level: str = "MUST", target: str = "") -> Verdict:
         outcome = Outcome.INCONCLUSIVE if self.inconclusive else Outcome.FAILED

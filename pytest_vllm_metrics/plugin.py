@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,7 +84,41 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if settings.vllm_namespace:
         names.append(f"the vLLM pods of namespace {settings.vllm_namespace}")
     return [f"vllm-metrics: targets: {', '.join(names)}; catalog of {len(run.catalog)} families",
-            f"  {settings.bounds()}", *(f"  {line}" for line in settings.header_lines())]
+            f"  {settings.bounds()}", *(f"  {line}" for line in settings.header_lines()),
+            *(f"  note: {note}" for note in settings.notes)]
+
+
+# The README's first example: what to type when pytest found nothing to run and no target was given.
+FIRST_EXAMPLE = "pytest --vllm-sim=x86_64 --vllm-sim=arm64-cpu --html=report.html --self-contained-html"
+# How many tests the run collected before -k and -m deselected any (under pytest-xdist, as its workers say).
+_COLLECTED_KEY = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_COLLECTED_KEY] = len(items)
+    output = getattr(config, "workeroutput", None)  # a pytest-xdist worker: tell the controller
+    if output is not None:
+        output["vllm_collected"] = len(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: a worker finished
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    collected = getattr(node, "workeroutput", {}).get("vllm_collected", 0)
+    node.config.stash[_COLLECTED_KEY] = max(node.config.stash.get(_COLLECTED_KEY, 0), collected)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    # Installed, typed `pytest` where there are no tests and gave no target: say how to run the bundled suite.
+    # Only then: a run that collected tests of its own (and perhaps deselected them all) is left as it is.
+    run = config.stash.get(RUN_KEY, None)
+    if (run is None or run.settings.has_targets or exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED
+            or config.stash.get(_COLLECTED_KEY, 0)):
+        return
+    terminalreporter.line(f"vllm-metrics: no test here and no vLLM target given; to run the bundled conformance "
+                          f"suite pass --vllm-namespace=NAMESPACE, --vllm-url=URL or --vllm-sim, e.g. "
+                          f"{FIRST_EXAMPLE}")
 
 
 @pytest.hookimpl(tryfirst=True)

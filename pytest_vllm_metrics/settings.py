@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,29 @@ def _secret(raw: str, where: str) -> str:
     return value
 
 
+# What the conformance report's writer makes of each suffix (report.write): anything else is refused, never
+# written as JSON under another name.
+REPORT_SUFFIXES = {".json": "JSON", ".yaml": "YAML", ".yml": "YAML", ".md": "Markdown", ".markdown": "Markdown"}
+
+
+def _report_path(raw: str, where: str) -> str:
+    path = Path(raw).expanduser()
+    if path.suffix not in REPORT_SUFFIXES:
+        raise pytest.UsageError(
+            f"{where}: {raw!r} does not end in a report format; name the file .json, .yaml or .yml (the "
+            f"machine-readable report), or .md or .markdown (a Markdown summary).")
+    # Missing directories are created when the report is written (as --junitxml and --html do); a file in the
+    # way, or a directory that cannot be written, would only show at the end of the run: say it now.
+    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if parent.exists())
+    if existing == path.absolute() and path.is_dir():
+        raise pytest.UsageError(f"{where}: {raw} is a directory; name the report file, e.g. {raw}/report.json.")
+    if existing != path.absolute() and not existing.is_dir():
+        raise pytest.UsageError(f"{where}: cannot write {raw}: {existing} is a file, not a directory.")
+    if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
+        raise pytest.UsageError(f"{where}: cannot write {raw}: {existing} is not writable.")
+    return raw
+
+
 def _file(raw: str, where: str) -> Path:
     path = Path(raw).expanduser()
     if not path.is_file():
@@ -229,7 +252,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_ca", "CA bundle to verify Prometheus' TLS certificate", parse=_file, metavar="PATH"),
     Option("prometheus_insecure", "do not verify Prometheus' TLS certificate", parse=_bool, switch=True),
     Option("vllm_report", "write the conformance report here: .json or .yaml (machine-readable), or .md (a Markdown "
-           "summary for a CI job summary or a merge-request comment)", metavar="PATH"),
+           "summary for a CI job summary or a merge-request comment)", parse=_report_path, metavar="PATH"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
            parse=_choice(("must", "should", "may")), metavar="LEVEL"),
 )
@@ -284,6 +307,7 @@ class Settings:
     vllm_report: str | None = None
     vllm_fail_on: str = "must"
     sources: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # how a value given was read, for the report header
 
     @property
     def policy(self) -> Policy:
@@ -357,7 +381,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         else:
             values[option.name] = option.parse(raw, where)
         sources[option.name] = source
-    settings = Settings(**values, sources=sources)
+    settings = _base_urls(Settings(**values, sources=sources))
     for needs_pods in ("vllm_upgrade_to", "vllm_epp_url"):
         if getattr(settings, needs_pods) and not settings.has_targets:
             flag = next(o.flag for o in OPTIONS if o.name == needs_pods)
@@ -371,6 +395,27 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             f"one of --vllm-require-feature and --vllm-exempt-feature."
         )
     return settings
+
+
+def _base_urls(settings: Settings) -> Settings:
+    """A URL given with the path the suite appends (http://host:8200/metrics) is taken as its base URL: the suite
+    would request /metrics/metrics and /metrics/v1. Said once, in the report header."""
+    notes = list(settings.notes)
+    changes: dict[str, Any] = {}
+    # --vllm-epp-url's metrics are always at /metrics (the EPP's own path)
+    for name, path in (("vllm_url", settings.vllm_metrics_path), ("vllm_epp_url", "/metrics")):
+        value = getattr(settings, name)
+        urls = value if isinstance(value, tuple) else (value,) if value else ()
+        cut = [url for url in urls if path != "/" and url.endswith(path) and httpx.URL(url).path.endswith(path)]
+        if not cut:
+            continue
+        bases = tuple(url.removesuffix(path) if url in cut else url for url in urls)
+        changes[name] = bases if isinstance(value, tuple) else bases[0]
+        flag = next(o.flag for o in OPTIONS if o.name == name)
+        notes.append(f"{flag} {', '.join(redact_url(url) for url in cut)} ends in the metrics path {path}: "
+                     f"checking {', '.join(redact_url(url.removesuffix(path)) for url in cut)} (the suite requests "
+                     f"{path}{', /v1 and /version' if name == 'vllm_url' else ''} under the base URL itself)")
+    return replace(settings, **changes, notes=tuple(notes)) if changes else settings
 
 
 def _raw_value(config: pytest.Config, environ: Mapping[str, str], option: Option) -> tuple[Any, str]:

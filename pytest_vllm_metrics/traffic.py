@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from .scrape import TooLarge, describe_http_error, read_capped
+from .scrape import TooLarge, describe_http_error, read_capped, shown_path
 from .targets import Target
 
 KINDS = ("completion", "completion-stream", "chat", "chat-stream")
@@ -195,9 +195,10 @@ class Workload:
         return result
 
     async def _first_model(self) -> tuple[str, int | None]:
-        path = "/v1/models"
+        path = shown_path(self.target, "/v1/models")  # in messages: the path that went on the wire
         try:
-            response = await self.client.get(self.target.url(path), headers=self.headers, timeout=self.timeout)
+            response = await self.client.get(self.target.url("/v1/models"), headers=self.headers,
+                                             timeout=self.timeout)
         except httpx.HTTPError as exc:
             message = describe_http_error(self.target, f"GET {path}", exc, self.timeout)
             raise _WorkloadError(message.removeprefix(f"{self.target.name}: ") + " No workload was sent.") from None
@@ -302,7 +303,8 @@ class Workload:
                 else:
                     _take_usage(record, json.loads(await read_capped(response, MAX_ANSWER_BYTES)))
         except httpx.HTTPError as exc:
-            record.error = describe_http_error(self.target, f"POST {path}", exc, self.timeout)
+            record.error = describe_http_error(self.target, f"POST {shown_path(self.target, path)}", exc,
+                                               self.timeout)
         except (ValueError, UnicodeDecodeError) as exc:
             record.error = f"the answer is not OpenAI-compatible JSON ({exc})"
         except TooLarge:
@@ -339,7 +341,8 @@ class Workload:
                         if line.startswith("data: "):
                             break  # the first token is out: the request is running
                 except httpx.HTTPError as exc:
-                    aborts.error = describe_http_error(self.target, f"POST {path} (abort probe)", exc, self.timeout)
+                    aborts.error = describe_http_error(self.target, f"POST {shown_path(self.target, path)} (abort "
+                                                       f"probe)", exc, self.timeout)
                     return
             await while_open()
         aborts.aborted = aborts.opened - aborts.finished  # closed with the stack, mid-stream

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from .catalog import Catalog, Entry, conformance_data
 from .dashboards import Panel, family_of, selectors, substitute
-from .observe import Observation
+from .observe import Check, Observation
 from .outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
@@ -154,7 +154,9 @@ def judge(consumer: Panel, observations: list[Observation], catalog: Catalog, to
                                         f"does not change what it shows.", "MUST", evidence)
     known = [o for o in observations if o.before is not None or o.version is not None]
     if not known:
-        causes = "; ".join(p.message for o in observations if (p := o.failure("before")) is not None)
+        # in full: an upgrade run has no test_reachable to point at
+        causes = "; ".join(p.message for o in observations
+                           if (p := o.failure("before", reporter=Check.REACHABLE)) is not None)
         return Verdict(Outcome.INCONCLUSIVE, f"{where}: no target could be scraped nor told its version, so what "
                                              f"the fleet runs today is unknown: {causes or 'no target'}", "MUST",
                        evidence)

@@ -45,6 +45,16 @@ with httpx._transports.default.map_httpcore_exceptions():
 _ = (httpcore._backends.anyio, httpcore._backends.sync)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which turns -n into workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """`-n auto` unless -n was given, when pytest-xdist is installed: in pyproject.toml's addopts, a plain
+    `pytest` without it would stop at "unrecognized arguments: -n". Not in a worker (it would start workers of
+    its own), nor with -p no:xdist."""
+    if (config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+            and config.getoption("numprocesses", None) is None):
+        config.option.numprocesses = "auto"
+
+
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: pytest runs without it too
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: two workers per core. Many tests wait on a server rather than compute (a Prometheus

@@ -17,7 +17,7 @@ import pytest
 from conftest import PrometheusAPI, sample, vector
 from pytest_vllm_metrics import evaluate, kube, prometheus
 from pytest_vllm_metrics.catalog import Entry
-from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.observe import Check, Observation
 from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
 from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.settings import Policy
@@ -233,14 +233,58 @@ def test_scrapes_of_two_processes_are_inconclusive_with_the_advice_for_the_sourc
                                f"before the first scrape); {advice}.")
 
 
-def test_failed_workload_makes_movement_inconclusive_naming_the_cause() -> None:
-    """kills `problem and "traffic" in stages` -> `or` / `not in` in evaluate._gate."""
+def test_failed_workload_makes_movement_inconclusive_pointing_at_the_workload_check() -> None:
+    """The workload check alone fails a server that failed the workload; movement cannot be judged and names it."""
     obs = observed(page({SUCCESS: 10}), page({SUCCESS: 10}))
-    obs.errors["traffic"] = Problem("decode-0: every request answered 500", inconclusive=False)
+    obs.errors["traffic"] = Problem("decode-0: every workload request failed: 8 requests, 8 answered HTTP 500",
+                                    inconclusive=False, check=Check.WORKLOAD_SERVED,
+                                    cause="every workload request failed")
     verdict = evaluate.movement(counter(), obs, Policy())
-    assert verdict.outcome == Outcome.INCONCLUSIVE
-    assert verdict.message == ("decode-0: could not judge what the workload changes, because every request "
-                               "answered 500")
+    assert (verdict.outcome, verdict.message, verdict.level) == (
+        Outcome.INCONCLUSIVE, "decode-0: see test_workload_served: every workload request failed", "SHOULD")
+    served = evaluate.served_workload(obs)
+    assert (served.outcome, served.message) == (
+        Outcome.FAILED, "decode-0: every workload request failed: 8 requests, 8 answered HTTP 500")
+
+
+# A scrape of /metrics that answered wrongly or not at all: test_reachable reports it, once per target.
+_UNREACHED = Problem("decode-0: GET /metrics answered HTTP 404. Check --vllm-metrics-path and the port.",
+                     inconclusive=False, check=Check.REACHABLE, cause="GET /metrics answered HTTP 404")
+
+
+@pytest.mark.parametrize("stage", ["before", "after"])
+def test_a_scrape_failure_fails_reachability_alone_and_every_other_check_points_at_it(stage: str) -> None:
+    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}))
+    obs.errors[stage] = _UNREACHED
+    if stage == "before":
+        obs.errors["traffic"] = obs.errors["after"] = _UNREACHED  # as observe records it
+    reachable = evaluate.reachable(obs)
+    assert (reachable.outcome, reachable.message) == (Outcome.FAILED, _UNREACHED.message)
+    pointer = Verdict(Outcome.INCONCLUSIVE, "decode-0: see test_reachable: GET /metrics answered HTTP 404", "SHOULD")
+    assert evaluate.movement(counter(), obs, Policy()) == pointer
+    others = [evaluate.served_workload(obs), evaluate.version(obs), evaluate.cache_config(obs),
+              evaluate.presence(counter(), obs, Policy())] if stage == "before" else []
+    for verdict in others:
+        assert (verdict.outcome, verdict.message) == (Outcome.INCONCLUSIVE, pointer.message)
+
+
+def test_a_server_without_a_version_fails_the_version_check_itself() -> None:
+    """kills `reporter=Check.VERSION` -> None / dropped in evaluate.version (its own failure would point at itself)."""
+    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}), version=None)
+    obs.errors["version"] = Problem("decode-0: GET /version answered HTTP 404 without a version", inconclusive=False,
+                                    check=Check.VERSION, cause="GET /version answered HTTP 404 without a version")
+    assert evaluate.version(obs) == Verdict(Outcome.FAILED, "decode-0: GET /version answered HTTP 404 without a "
+                                                            "version", "SHOULD")
+
+
+def test_a_problem_the_run_could_not_observe_is_every_checks_own() -> None:
+    """Inconclusive problems are not a failure of any check: each check says the same cause, in full."""
+    obs = observed(page({SUCCESS: 1}), None)
+    obs.errors["after"] = Problem("decode-0: GET /metrics did not finish within 2 s", check=Check.REACHABLE,
+                                  cause="GET /metrics did not finish")
+    for verdict in (evaluate.reachable(obs), evaluate.movement(counter(), obs, Policy())):
+        assert (verdict.outcome, verdict.message) == (Outcome.INCONCLUSIVE,
+                                                      "decode-0: GET /metrics did not finish within 2 s")
 
 
 def test_unreachable_target_makes_movement_inconclusive_with_its_problem() -> None:

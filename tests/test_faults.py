@@ -60,7 +60,7 @@ OUTCOMES = {
     "metrics-slowloris": "inconclusive",
     "tls-untrusted": "inconclusive",
     "tls-plain-http": "inconclusive",
-    "server-stops": "inconclusive",
+    "server-stops": "failed",
     "server-restarts": "inconclusive",
     "completions-429": "inconclusive",
     "completions-500": "failed",
@@ -70,7 +70,7 @@ OUTCOMES = {
     "model-mismatch": "inconclusive",
     "api-key-missing": "inconclusive",
     "api-key-refused": "inconclusive",
-    "unreachable-url": "inconclusive",
+    "unreachable-url": "failed",
     "namespace-unknown": "usage error",
     "no-matching-pods": "usage error",
     "pods-not-ready": "inconclusive",
@@ -229,6 +229,12 @@ def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster
     shown = result.stderr.str() if result.ret == pytest.ExitCode.USAGE_ERROR else result.stdout.str()
     assert fnmatch.fnmatch(" ".join(shown.split()), case.message), f"{case.message!r} not in:\n{shown}"
     assert _outcome(pytester, result, healthy.url.removeprefix("http://") if healthy else None) == case.outcome
+    if case.kind == "sim" and case.outcome == "failed":
+        # a broken server fails one check, the one that reports its fault; the others could not judge it
+        faulty_name = next(name for (_, name) in verdicts(pytester) if name != healthy.url.removeprefix("http://"))
+        failed = [test for (test, name), outcome in verdicts(pytester).items()
+                  if name == faulty_name and outcome == "failed"]
+        assert len(failed) == 1, failed
     if healthy is not None and case.healthy_passes:
         # the run finished for the healthy server, which passed every check it shares with the faulty one
         name = healthy.url.removeprefix("http://")
@@ -277,7 +283,9 @@ def render_doc() -> str:
         "(`PYTEST_VLLM_WRITE_DOCS=1 pytest tests/test_faults.py -k doc`) and a test fails when they differ.",
         "The message column is the pattern of what the suite prints (`*` stands for details such as the",
         "target's name). The outcome is the case's verdict on the faulty server alone: `failed` when it answers",
-        "wrongly (exit code 1 for a MUST check), `inconclusive` when the run could not observe it (exit code 75),",
+        "wrongly or not at all (exit code 1 for a MUST check; one check fails, the one that reports the fault, such",
+        "as `test_reachable`, and the others say they could not judge the server and point at it), `inconclusive`",
+        "when the run could not observe it (exit code 75),",
         "`usage error` when the run stops before any check (exit code 4, one `ERROR:` line): options, kubeconfig,",
         "discovery, dashboards, catalog. A broken server never changes the verdicts of the others.",
         "",

@@ -122,8 +122,16 @@ def test_missing_named_port_and_unreachable_numeric_port(
     named = run(pytester, kc, "--vllm-port=http", "-k", "test_reachable")
     assert said(named, "*decode-amd64: has no container port named 'http' (its ports: proxy=8000, "
                        "metrics=8200); check --vllm-port.*")
-    numeric = run(pytester, kc, "--vllm-port=9999", "-k", "test_reachable")
+    numeric = run(pytester, kc, "--vllm-port=9999", "-k", "test_reachable or test_cache_config_info")
     assert said(numeric, "*could not reach the pod*connection refused*check --vllm-port*")
+    # nothing listens on that port of the pods, as for a URL: reachability fails, once per pod, and the other
+    # checks point at it (the API server's 503 says "connection refused")
+    assert verdicts(pytester) == {
+        ("test_reachable", "decode-amd64"): "failed", ("test_reachable", "decode-arm64"): "failed",
+        ("test_cache_config_info", "decode-amd64"): "inconclusive",
+        ("test_cache_config_info", "decode-arm64"): "inconclusive"}
+    assert said(numeric, "*decode-amd64: see test_reachable: GET /metrics through the pod proxy: connection refused*")
+    assert numeric.ret == pytest.ExitCode.TESTS_FAILED
 
 
 def test_unreachable_api_server_names_context_and_url(pytester: pytest.Pytester, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_vllm_metrics import relations
 from pytest_vllm_metrics.catalog import Catalog, load_catalog
-from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.observe import Check, Observation
 from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
 from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -136,11 +136,12 @@ def test_two_scrapes_of_two_processes_cannot_judge_the_relation() -> None:
 
 
 def test_a_workload_the_server_failed_leaves_the_relation_undecided() -> None:
-    failed = {"traffic": Problem("decode-0: the completions endpoint answered HTTP 500 to 8 of 8 requests",
-                                 inconclusive=False)}
+    failed = {"traffic": Problem("decode-0: every workload request failed: 8 requests, 8 answered HTTP 500",
+                                 inconclusive=False, check=Check.WORKLOAD_SERVED,
+                                 cause="every workload request failed")}
     verdict = judge(AT_MOST, observe(capture("spec-decode.before.prom"), capture("spec-decode.after.prom"), failed))
-    assert_verdict(verdict, Outcome.INCONCLUSIVE, "decode-0: could not judge what the workload changes, because the "
-                                                  "completions endpoint answered HTTP 500 to 8 of 8 requests", AT_MOST)
+    assert_verdict(verdict, Outcome.INCONCLUSIVE, "decode-0: see test_workload_served: every workload request "
+                                                  "failed", AT_MOST)
 
 
 def test_no_second_scrape_is_the_scrapes_own_verdict() -> None:

@@ -8,7 +8,6 @@ import re
 import pytest
 
 from conftest import flat
-from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
 
@@ -130,7 +129,7 @@ def test_url_target_architecture_comes_from_vllm_arch(pytester: pytest.Pytester,
     assert marked.parseoutcomes().get("failed", 0) == 0
 
 
-def test_server_that_stops_answering_is_inconclusive_only_for_its_own_checks(
+def test_server_that_stops_answering_fails_reachability_and_leaves_its_other_checks_undecided(
         pytester: pytest.Pytester, sim_host: SimHost) -> None:
     healthy = sim_host.start(get_profile("x86_64"))
     dying = sim_host.start(get_profile("x86_64").replace(stop_answering_after_scrapes=1))
@@ -138,13 +137,17 @@ def test_server_that_stops_answering_is_inconclusive_only_for_its_own_checks(
                        "--vllm-report=report.json")
     dying_name = dying.url.removeprefix("http://")
     healthy_name = healthy.url.removeprefix("http://")
-    # It answered the first scrape, so its presence checks stand; what needs the workload or the second scrape
-    # could not be observed, on it alone: neither a pass nor a failure, and the healthy server passes.
+    # It answered the first scrape, so its presence checks stand; then it closed every connection: not
+    # reachable (one failure), and what needs the workload or the second scrape could not be observed, on it
+    # alone. The healthy server passes.
     rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    assert [(row["check"], row["targets"][dying_name]["outcome"]) for row in rows if row["outcome"] == "failed"] == [
+        ("reachable", "failed")]
+    assert row_reason(rows, "reachable").startswith(f"{dying_name}: {dying.url} closed the connection during GET "
+                                                    f"/metrics")
     undecided = [row for row in rows if row["outcome"] == "inconclusive"]
     assert undecided and all(row["targets"][dying_name]["outcome"] == "inconclusive" for row in undecided)
     assert all(row["targets"][healthy_name]["outcome"] == "passed" for row in undecided)
-    assert not [row for row in rows if row["outcome"] == "failed"]
     assert all(row["reason"].startswith(f"could not be judged on {dying_name} (1 of 2 targets; 1 passed).")
                for row in undecided)
     assert {r["targets"][dying_name]["outcome"] for r in rows if r["id"].endswith("test_workload_served")} == {
@@ -152,16 +155,23 @@ def test_server_that_stops_answering_is_inconclusive_only_for_its_own_checks(
     assert "test_metrics.py::test_present[vllm:num_requests_running]" in outcomes_of(result, "PASSED")
     assert f"{dying_name}: {dying.url} closed the connection during GET /v1/models" in flat(result)
     assert "server stopped answering" in flat(result) and "No workload was sent." in flat(result)
-    assert result.ret == EXIT_INCONCLUSIVE
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "Traceback" not in result.stdout.str()
 
 
-def test_unreachable_server_is_inconclusive_with_one_clear_message(pytester: pytest.Pytester) -> None:
+def row_reason(rows: list[dict], check: str) -> str:  # type: ignore[type-arg]
+    return str(next(row for row in rows if row["check"] == check)["reason"]).split("\n")[-1]
+
+
+def test_unreachable_server_fails_reachability_with_one_clear_message(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester, "--vllm-url=http://127.0.0.1:9", "-k", "test_reachable or test_cache_config_info")
     assert "127.0.0.1:9: cannot connect to http://127.0.0.1:9 (All connection attempts failed). Check that the " \
            "server is running" in flat(result)
-    assert result.parseoutcomes()["inconclusive"] == 2
-    assert result.ret == EXIT_INCONCLUSIVE
+    assert result.parseoutcomes()["failed"] == result.parseoutcomes()["inconclusive"] == 1
+    # the other check could not judge the server, and says why in a few words, once
+    assert "127.0.0.1:9: see test_reachable: cannot connect to http://127.0.0.1:9 (All connection attempts failed) " \
+           "[1 check]" in flat(result)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "Traceback" not in result.stdout.str()
 
 

@@ -126,6 +126,9 @@ def test_an_unreachable_fleet_is_inconclusive(pytester: pytest.Pytester) -> None
     assert set(outcomes(pytester).values()) <= {"inconclusive", "skipped"}
     assert "inconclusive" in outcomes(pytester).values()
     assert said(result, "no target could be scraped nor told its version, so what the fleet runs today is unknown")
+    # the cause in full: test_reachable, which reports it in an ordinary run, is not collected here
+    assert said(result, f"cannot connect to http://127.0.0.1:{port} (All connection attempts failed)")
+    assert "see test_reachable" not in flat(result)
 
 
 def test_without_a_consumer_the_check_says_what_to_pass(pytester: pytest.Pytester) -> None:

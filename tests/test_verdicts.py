@@ -178,23 +178,35 @@ def test_server_answering_503_to_everything_is_inconclusive(pytester: pytest.Pyt
     assert result.ret == EXIT_INCONCLUSIVE
 
 
-def test_unreachable_target_states_its_cause_once(pytester: pytest.Pytester) -> None:
+def test_unreachable_target_fails_reachability_once_and_the_rest_points_at_it(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--vllm-url=http://127.0.0.1:9")
 
-    assert flat(result).count("cannot connect to http://127.0.0.1:9") == 1
-    result.stdout.fnmatch_lines(["could not observe*", "  127.0.0.1:9: cannot connect to http://127.0.0.1:9*",
-                                 "* inconclusive in*"])
+    # nothing listens there: reachability fails, with the cause and the fix; every other check could not judge
+    result.stdout.fnmatch_lines(["FAILED   MUST   127.0.0.1:9 reachable",
+                                 "    127.0.0.1:9: cannot connect to http://127.0.0.1:9 (All connection attempts",
+                                 "could not observe*",
+                                 "  127.0.0.1:9: see test_reachable: cannot connect to http://127.0.0.1:9 (All*"])
     # every check of the bundled suite, none other; the EPP's checks are skipped without --vllm-epp-url
-    assert set(result.parseoutcomes()) == {"inconclusive", "skipped"}
-    assert "skipped" not in {row["outcome"] for row in report(pytester)["tests"] if "epp" not in row["check"]}
-    assert report(pytester)["result"] == "inconclusive"
-    assert result.ret == EXIT_INCONCLUSIVE
+    assert result.parseoutcomes()["failed"] == 1
+    assert set(result.parseoutcomes()) == {"failed", "inconclusive", "skipped"}
+    rows = report(pytester)["tests"]
+    assert [row["check"] for row in rows if row["outcome"] == "failed"] == ["reachable"]
+    assert "skipped" not in {row["outcome"] for row in rows if "epp" not in row["check"]}
+    assert report(pytester)["result"] == "failure"
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
 def test_a_failure_outranks_an_inconclusive_target_in_the_exit_code(
         pytester: pytest.Pytester, sim_host: SimHost) -> None:
     broken = sim_host.start(get_profile("x86_64").replace(fault="metrics-500"))
-    result = run(pytester, f"--vllm-url={broken.url}", "--vllm-url=http://127.0.0.1:9")
+    app = build_app(get_profile("x86_64"))
+
+    @web.middleware
+    async def overloaded(request: web.Request, handler: object) -> web.StreamResponse:
+        return web.Response(status=503, text="Service Unavailable")
+
+    app.middlewares.append(overloaded)
+    result = run(pytester, f"--vllm-url={broken.url}", f"--vllm-url={sim_host.start_app(app)}")
 
     assert report(pytester)["result"] == "failure"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
