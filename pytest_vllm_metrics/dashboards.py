@@ -234,8 +234,10 @@ class _Scrapes:
         return out
 
     def has(self, selector: Selector) -> bool:
-        if selector.metric in self.synthesized or _component(selector.metric):
-            return True  # made by Prometheus, or another component's: not judged on vLLM's pages
+        if _component(selector.metric):
+            return True  # another component's: not judged on vLLM's pages
+        if selector.metric in self.synthesized:
+            return self._synthesized(selector)
         found = False
         for obs in self.seen:
             if not self.selected(obs, selector):
@@ -244,6 +246,25 @@ class _Scrapes:
             _, unknown = self.target_labels(obs)
             for matcher in selector.matchers:
                 if matcher[0] in unknown and not _accepts_any(*matcher) and not (
+                        self.wildcard and matcher[2] == grafana.UNKNOWN):
+                    self.unjudged.setdefault(matcher, []).append(obs.target.name)
+        return found
+
+    def _synthesized(self, selector: Selector) -> bool:
+        """A series Prometheus makes per target it scrapes (`up`, or a recording rule's): it carries the target's
+        labels only, so its matchers are judged on the labels discovery knows, and the others are Prometheus'
+        (`up{job="vllm"}` says nothing without it)."""
+        if not selector.matchers:
+            return True
+        found = False
+        for obs in self.seen:
+            target, _ = self.target_labels(obs)
+            judged = [m for m in selector.matchers if m[0] in target]
+            if not _matches(judged, target, self.wildcard):
+                continue
+            found = True
+            for matcher in selector.matchers:
+                if matcher[0] not in target and not _accepts_any(*matcher) and not (
                         self.wildcard and matcher[2] == grafana.UNKNOWN):
                     self.unjudged.setdefault(matcher, []).append(obs.target.name)
         return found
@@ -468,10 +489,14 @@ def _judge_queries(ctx: _Context, parsed: list[tuple[str, str, Any]]) -> Verdict
         if not got:
             empty.append((ref_id, expr, _why_empty(ctx, judged)))
         returned += got
-    if empty and len(empty) == len(parsed):
-        return empty[0][2]  # nothing shows: the first query's reason, in full
+    if empty and len(empty) == len(parsed):  # nothing shows: the most telling query's reason, in full
+        return next(why for o in WORST_FIRST for _, _, why in empty if why.outcome == o)
     if empty:
         parts = [f"query {ref_id} ({expr}) returns nothing: {why.message}" for ref_id, expr, why in empty]
+        outcomes = {why.outcome for _, _, why in empty}
+        if Outcome.INCONCLUSIVE in outcomes and Outcome.FAILED not in outcomes:  # a form only Prometheus can tell
+            return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", f"{where} shows data from some of its queries, "
+                               f"and the others could not be judged; " + " ".join(parts), notes=notes)
         return ctx.verdict(Outcome.FAILED, "partial", f"{where} shows data, but only from some of its queries; "
                                                       + " ".join(parts), level="SHOULD", notes=notes)
     live = [(s, keep) for _, _, ast in parsed for s, keep in promql.kept_labels(ast)
@@ -614,7 +639,8 @@ def _why_empty(ctx: _Context, judged: promql.Judged) -> Verdict:
         if missing:
             explained.add(selector.shown)
             problems.append(missing)
-            problems += filter(None, [_label_mismatch(ctx, selector, reported, names_only=True)])
+            if missing.outcome != Outcome.INCONCLUSIVE:  # another form's path may add labels of its own (KServe's)
+                problems += filter(None, [_label_mismatch(ctx, selector, reported, names_only=True)])
     for selector in empty:
         if selector.shown not in explained:
             problems += filter(None, [_label_mismatch(ctx, selector, reported) or _stored_elsewhere(ctx, selector)])
@@ -645,9 +671,14 @@ def _together(ctx: _Context, problems: list[Verdict]) -> Verdict:
 
 
 def _component(metric: str) -> dict[str, Any] | None:
+    """The other component whose metric this is, in any form a collection path stores it (kserve_inference_pool_*
+    is the endpoint picker's)."""
+    forms = [metric] + [metric[len(p):] for rule in _data()["collection_prefix"] for p in rule["prefixes"]
+                        if metric.startswith(p)]
     for component in _data()["component"]:
-        if metric in component.get("names", ()) or metric.startswith(tuple(component.get("prefixes", ()))):
-            return dict(component)
+        for form in forms:
+            if form in component.get("names", ()) or form.startswith(tuple(component.get("prefixes", ()))):
+                return dict(component)
     return None
 
 

@@ -350,3 +350,28 @@ def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
     client = Prometheus(api.url, timeout=5)
     yield client
     client.close()
+
+
+def test_a_query_only_prometheus_can_judge_beside_one_with_data_is_inconclusive_not_partial(
+        on: list[Observation]) -> None:
+    # mouachan/rhoai-maas's "KV Cache Utilization" reads KServe's stored form beside a query with data
+    verdict = judge(on, "kserve_vllm:kv_cache_usage_perc", "vllm:num_requests_running")
+    assert summary(verdict)[:3] == ("inconclusive", "MUST", "inconclusive")
+    assert verdict.message.startswith(f"{WHERE} shows data from some of its queries, and the others could not be "
+                                      f"judged; query A (kserve_vllm:kv_cache_usage_perc) returns nothing: ")
+    # ... while a query that certainly returns nothing still makes the panel partial
+    assert judge(on, "vllm:no_such_metric", "vllm:num_requests_running").evidence["panel_verdict"] == "partial"
+
+
+def test_another_components_metric_in_a_collection_paths_form_is_that_components(on: list[Observation]) -> None:
+    verdict = judge(on, "sum(kserve_inference_pool_ready_pods)")
+    assert verdict.evidence["panel_verdict"] == "not a vLLM metric" and "endpoint picker" in verdict.message
+
+
+def test_the_scrape_series_up_is_judged_on_the_labels_discovery_knows(on: list[Observation],
+                                                                      pods: list[Observation]) -> None:
+    # llm-d's LLMDNoHealthyBackends: sum(up{job=~".*vllm.*"}) == 0: only Prometheus knows the job
+    assert judge(on, 'sum(up{job=~".*vllm.*"}) == 0', kind="alert").outcome == Outcome.INCONCLUSIVE
+    assert judge(pods, 'up{pod=~".*decode.*"}').outcome == Outcome.PASSED
+    assert judge(pods, 'up{pod=~".*prefill.*"}').outcome == Outcome.FAILED
+    assert judge(on, "up").outcome == Outcome.PASSED
