@@ -22,7 +22,7 @@ from pathlib import Path
 SCORED: dict[str, tuple[str, ...] | None] = {
     "evaluate": None, "snapshot": None, "dashboards": None, "prometheus": None, "diagnose": None,
     "features": None, "catalog": None, "_fastparse": None, "kube": ("_target", "_port"), "relations": None,
-    "hygiene": None,
+    "hygiene": None, "promql": None,
 }
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 kill, 0 survives; the timeouts are SIGXCPU and its kin.
 KILLED, SURVIVED, TIMEOUT = {1, 3}, {0}, {36, 24, -24, 152, 255}

@@ -170,3 +170,21 @@ def test_simulator_matches_a_fresh_capture_family_by_family(real_vllm: tuple[Rea
         assert sim[name][0] == type_, name
         assert sim[name][1] == labels, name
         assert sim[name][2] == buckets, name
+
+
+def test_the_workload_ends_one_request_by_its_stop_string_on_a_real_server(
+    pytester: pytest.Pytester, real_vllm: tuple[RealServer, RealServer]
+) -> None:
+    # greedy sampling answers the calibration's prompt with the same tokens again: vLLM stops on the piece of that
+    # answer the workload asks for, so a panel on finished_reason="stop" is exercised (not "could not exercise")
+    on, _ = real_vllm
+    rate = 'sum(rate(vllm:request_success_total{{finished_reason="{}"}}[5m]))'
+    pytester.makefile(".json", stop=json.dumps({"title": "Finish", "panels": [
+        {"title": "Stopped", "targets": [{"expr": rate.format("stop")}]},
+        {"title": "Length", "targets": [{"expr": rate.format("length")}]},
+    ]}))
+    result = suite(pytester, f"--vllm-url={on.url}", "--grafana-dashboard=stop.json", "-k", "test_panel",
+                   "--vllm-report=report.json")
+    rows = {row["check"]: row for row in json.loads((pytester.path / "report.json").read_text())["tests"]}
+    assert {check: (row["outcome"], row["reason"]) for check, row in rows.items()} == {
+        "panel: Stopped": ("passed", ""), "panel: Length": ("passed", "")}, result.stdout.str()
