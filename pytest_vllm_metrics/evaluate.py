@@ -222,6 +222,16 @@ def _fail_or_explain(entry: Entry, obs: Observation, message: str, evidence: dic
             reason = limitation.reason(obs.target.arch, obs.version or "?")
             evidence["documented_limitation"] = reason
             return Verdict(Outcome.XFAILED, f"{message} {reason}", entry.level, evidence, diagnosis=reason)
+        engines = _engines_served(obs)
+        if not reported_off and len(engines) > 1:
+            # each engine of a data-parallel server keeps its own prefix cache: a repeat sent to another engine
+            # than the one that cached the prefix cannot hit, whatever the server does right
+            evidence["engines_served"] = engines
+            return Verdict(Outcome.INCONCLUSIVE, (
+                f"{message} The workload went to {len(engines)} engines of this data-parallel server (engine "
+                f"{', '.join(engines)}), each with a prefix cache of its own, so a repeated prefix may never have met "
+                f"the engine that cached it: this run cannot tell whether prefix caching works. Send more requests "
+                f"(--vllm-requests) so that each engine gets several."), entry.level, evidence)
         found = diagnose.diagnose(_prefix_facts(entry, obs))
         if found is not None:
             evidence["diagnosis_rule"] = found[0]
@@ -230,6 +240,16 @@ def _fail_or_explain(entry: Entry, obs: Observation, message: str, evidence: dic
     elif entry.meaning:
         message += f" What it means: {entry.meaning}."
     return Verdict(Outcome.FAILED, message, entry.level, evidence)
+
+
+def _engines_served(obs: Observation) -> list[str]:
+    """The engines (the `engine` label) whose finished requests moved during the workload: more than one on a
+    data-parallel server that spread the workload over its engines."""
+    delta = obs.delta
+    if delta is None:
+        return []
+    engines = sorted({dict(s.labels).get("engine", "") for s in delta.after.series(_SUCCESS)} - {""})
+    return [e for e in engines if delta.increase(_SUCCESS, {"engine": e}) > 0] if len(engines) > 1 else []
 
 
 def _prefix_facts(entry: Entry, obs: Observation) -> dict[str, Any]:
@@ -336,6 +356,7 @@ def served_workload(obs: Observation) -> Verdict:
 # -- prefix-cache relations (beyond each counter moving on its own) ----------------------------------
 
 _HITS = "vllm:prefix_cache_hits_total"
+_SUCCESS = "vllm:request_success_total"
 
 
 def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Verdict:

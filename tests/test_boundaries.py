@@ -38,9 +38,9 @@ WHERE = "decode-0 (vLLM 0.32.0, amd64)"
 
 
 def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "True", start: float = 1000.0,
-         taken_at: float | None = None) -> Snapshot:
+         taken_at: float | None = None, extra: str = "") -> Snapshot:
     """A /metrics page as vLLM writes it: each counter (`*_total`) or `_created` stamp with one series, the
-    cache config and the process start time."""
+    cache config and the process start time (and `extra` lines as written)."""
     lines = ["# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
              "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {start}",
              "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
@@ -52,7 +52,7 @@ def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "Tru
             lines += [f"# HELP {name} created", f"# TYPE {name} gauge", f"{name}{LABELS} {value}"]
         else:
             lines += [f"# HELP {name} counted", f"# TYPE {name} counter", f"{name}{LABELS} {value}"]
-    snapshot = Snapshot.parse("\n".join(lines) + "\n")
+    snapshot = Snapshot.parse("\n".join(lines) + "\n" + extra)
     snapshot.taken_at = taken_at
     return snapshot
 
@@ -360,6 +360,27 @@ def test_prefix_hits_are_counted_in_blocks_of_the_servers_own_size() -> None:
     """kills `obs.block_size` -> the traffic's or the default block size in evaluate.prefix_hits_per_repeat."""
     assert hits_verdict(3 * 128 - 1, repeated(3, 2), block_size=128).outcome == Outcome.FAILED
     assert hits_verdict(3 * 128, repeated(3, 2), block_size=128).outcome == Outcome.PASSED
+
+
+def test_a_data_parallel_server_that_spread_the_workload_over_its_engines_cannot_fail_its_prefix_hits() -> None:
+    """Each engine of a data-parallel server has a prefix cache of its own: with the requests on two engines, a
+    repeat may not have met the engine that cached its prefix (inconclusive, naming them); on one engine of two,
+    a miss is the server's (failed)."""
+    entry = counter(HITS, "block_size", feature="prefix_caching")
+
+    def engines(hits: float, served: dict[str, float]) -> Verdict:
+        def at(done: dict[str, float], hit: float) -> Snapshot:
+            extra = "# TYPE vllm:request_success counter\n" + "".join(
+                f'vllm:request_success_total{{engine="{e}",finished_reason="length"}} {n}\n' for e, n in done.items())
+            return page({HITS: hit, QUERIES: 500}, extra=extra)
+        obs = observed(at(dict.fromkeys(served, 0.0), 0), at(served, hits), repeated(3, 2))
+        return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
+
+    spread = engines(0, {"0": 3, "1": 3})
+    assert spread.outcome == Outcome.INCONCLUSIVE and spread.evidence["engines_served"] == ["0", "1"]
+    assert "The workload went to 2 engines of this data-parallel server (engine 0, 1)" in spread.message
+    assert engines(0, {"0": 6, "1": 0}).outcome == Outcome.FAILED
+    assert engines(48, {"0": 3, "1": 3}).outcome == Outcome.PASSED
 
 
 def test_prefix_hits_without_a_repeated_request_still_need_one_token() -> None:
