@@ -810,10 +810,12 @@ def _label_mismatch(ctx: _Context, selector: Selector, reported: set[str] | None
             return None  # said once for the reader, whichever selector carries it
         if label not in have:
             reported.add(label)
+            carried = (f"({source} {', '.join(sorted(have))})" if not names_only else
+                       f"(the target labels Prometheus Operator adds are {', '.join(sorted(TARGET_LABELS))})")
             return ctx.verdict(Outcome.FAILED, "label mismatch", (
-                f"{ctx.where} selects {selector.metric} by label {label}, which no series carries ({source} "
-                f"{', '.join(sorted(have))}), so the {ctx.noun} stays empty. Prometheus Operator adds namespace and "
-                f"pod, not kubernetes_namespace or kubernetes_pod_name: select on the label the scrape adds."))
+                f"{ctx.where} selects {selector.metric} by label {label}, which no series carries {carried}, so the "
+                f"{ctx.noun} stays empty. Prometheus Operator adds namespace and pod, not kubernetes_namespace or "
+                f"kubernetes_pod_name: select on the label the scrape adds."))
     if names_only:
         return None
     for label, op, value in selector.matchers:
