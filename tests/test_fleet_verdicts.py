@@ -335,7 +335,8 @@ def test_every_problem_of_a_query_is_in_its_one_message(on: list[Observation]) -
     first, also = verdict.message.split(" Also, ")
     assert first.startswith(f"{WHERE} queries vllm:gpu_cache_usage_perc, which vLLM renamed")
     assert also.startswith("it selects vllm:gpu_cache_usage_perc by label kubernetes_namespace, which no series "
-                           "carries")
+                           "carries (the target labels Prometheus Operator adds are container, endpoint, instance, "
+                           "job, namespace, pod, service), so the panel stays empty.")
 
 
 @pytest.fixture
