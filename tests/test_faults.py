@@ -214,9 +214,9 @@ def released(sim_host: SimHost) -> Iterator[threading.Event]:
 def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, double: KubeDouble,
                private_ca: PrivateCA, tmp_path: Path, released: threading.Event) -> None:
     _files(pytester)
-    # A healthy server answers well within any timeout, but not within any timeout on a loaded machine: the
-    # healthy one is given 30 s per request. A case whose fault is slowness sets its own, shorter bound, which its
-    # faulty server exceeds whatever the machine's speed (it never finishes, or never answers).
+    # The healthy server answers quickly, yet not always within 2 s on a loaded machine: it is given 30 s per
+    # request. A case whose fault is slowness sets its own, shorter bound, which its faulty server exceeds whatever
+    # the machine's speed (it never finishes, or never answers).
     common = ["-rA", "-p", "no:cacheprovider", "--vllm-timeout=30"]
     healthy = None
     if case.kind == "sim":
