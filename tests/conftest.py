@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import itertools
 import json
 import math
 import os
@@ -147,7 +148,7 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # generous: Prometheus starts slowly on a loaded machine
         with httpx.Client(timeout=1, verify=False) as client:  # one client: each new one parses the CA bundle
             while time.monotonic() < deadline:  # bounded wait: ready, and every target scraped once
                 try:
@@ -208,6 +209,12 @@ class Seen:
     params: dict[str, str]
     authorization: str | None
     peer_port: int
+    at: float = 0.0  # time.monotonic() when the request arrived: how far apart a client's polls came
+
+
+def gaps(seen: list[Seen]) -> list[float]:
+    """Seconds between consecutive requests, as the server saw them arrive."""
+    return [later.at - earlier.at for earlier, later in itertools.pairwise(seen)]
 
 
 @dataclass
@@ -220,7 +227,8 @@ class PrometheusAPI:
     dropped: list[dict[str, Any]] = field(default_factory=list)
     # (HTTP status, content type, body) answered to every request instead, as a proxy or an error would.
     fixed: tuple[int, str, str] | None = None
-    stall: threading.Event | None = None  # when set up: hold each answer until the test releases it (bounded)
+    # when set up: hold each answer until the test releases it (bounded, far beyond any client timeout under test)
+    stall: threading.Event | None = None
     series: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # /api/v1/series: match[] -> label sets
     label_values: dict[str, list[str]] = field(default_factory=dict)  # /api/v1/label/<name>/values
     label_names: list[str] = field(default_factory=list)  # /api/v1/labels
@@ -245,9 +253,9 @@ class PrometheusAPI:
     async def _record(self, request: web.Request) -> web.Response | None:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         self.seen.append(Seen(request.path, dict(request.query), request.headers.get("Authorization"),
-                              peer[1] if peer else 0))
+                              peer[1] if peer else 0, time.monotonic()))
         if self.stall is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.stall.wait, 5.0)
+            await asyncio.get_running_loop().run_in_executor(None, self.stall.wait, 60.0)
         if self.fixed is not None:
             status, content_type, body = self.fixed
             return web.Response(status=status, content_type=content_type, text=body)

@@ -530,7 +530,7 @@ def test_target_whose_up_is_0_in_a_real_prometheus_is_down_with_its_error(
     prom = prometheus.Prometheus(prometheus_server({"decode-0": alive.url, "decode-1": gone.url}))
     sim_host.stop(gone)  # nothing listens on its port any more
     instance = gone.url.removeprefix("http://")
-    deadline = time.monotonic() + 20  # Prometheus scrapes every second: bounded wait for the failed scrape
+    deadline = time.monotonic() + 60  # Prometheus scrapes every second: bounded (generously) wait for the failed scrape
     while prom.query(f'up{{instance="{instance}"}} == 0') == [] and time.monotonic() < deadline:
         time.sleep(0.2)  # polling an external process, bounded by `deadline`
     try:

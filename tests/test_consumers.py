@@ -618,9 +618,9 @@ groups:
 
 def _read_dashboards(double: KubeDouble, tmp_path: Path) -> tuple[list[str], list[str]]:
     """(panel ids, notes about GrafanaDashboards) of a cluster read, as the run makes it (the admin token)."""
-    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=5.0, context=None,
+    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
                        kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, "admin")), transport="proxy")
-    panels, _, notes = from_cluster(read_consumers(info, MONITORING, 5.0), NS)
+    panels, _, notes = from_cluster(read_consumers(info, MONITORING, 30.0), NS)
     return [p.id for p in panels], [n for n in info.notes + notes if "grafanadashboard" in n.lower()]
 
 

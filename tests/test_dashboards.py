@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -319,13 +318,12 @@ def test_too_few_samples_in_prometheus_is_inconclusive_not_no_data(
     # A 500ms window never holds two samples of a 1 s scrape: the same state as a Prometheus that has not
     # scraped twice since the workload, deterministically.
     prom = Prometheus(prometheus_server({"decode-0": observed[0].target.base_url}))
-    started = time.monotonic()
     found = judge(tmp_path, observed, [panel("Rate", "rate(vllm:prompt_tokens_total[500ms])")], prom=prom,
                   wait=1.0)
-    assert time.monotonic() - started < 10  # the wait is bounded
     verdict = found["Rate"]
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "inconclusive")
     assert "fewer than two samples of vllm:prompt_tokens_total within the panel's 500ms window" in verdict.message
+    assert "(this panel waited 1 s of the wait all panels share" in verdict.message  # the wait it was given, bounded
 
 
 def test_rate_panel_waits_for_the_second_scrape(
@@ -335,7 +333,7 @@ def test_rate_panel_waits_for_the_second_scrape(
     # (bounded) sees the panel show data. A gauge: the workload ran before this Prometheus, counters stay flat.
     prom = Prometheus(prometheus_server({"decode-0": observed[0].target.base_url}))
     found = judge(tmp_path, observed, [panel("Rate", "sum(deriv(vllm:kv_cache_usage_perc[3s]))")], prom=prom,
-                  wait=20.0)
+                  wait=60.0)  # ends as soon as the panel shows data: about two seconds, longer on a loaded machine
     assert found["Rate"].outcome == Outcome.PASSED, found["Rate"].message
 
 

@@ -10,6 +10,8 @@ import asyncio
 import fnmatch
 import json
 import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,9 @@ class Case:
     # "untrusted": the faulty server speaks TLS with a private CA's certificate; "plain": it speaks plain HTTP
     # and is given as https://
     tls: str = ""
+    # The faulty server holds every request to a path ending in this until the test ends: a server that never
+    # answers, however fast or slow the machine, so that only a bound the case sets can end the wait.
+    stall: str = ""
 
     @property
     def outcome(self) -> str:
@@ -109,8 +114,8 @@ CASES = [
     Case("metrics-huge", "/metrics answers a 20 MB body", "*GET /metrics returned more than 16 MiB*",
          "the URL points at something else than vLLM", "sim", {"fault": "metrics-huge"}),
     Case("metrics-slowloris", "/metrics never finishes its answer (slow loris)",
-         "*GET /metrics did not finish within 2 s*kept the answer open*", "check the server; raise --vllm-timeout "
-         "if it is only slow", "sim", {"fault": "metrics-slowloris"}),
+         "*GET /metrics did not finish within 10 s*kept the answer open*", "check the server; raise --vllm-timeout "
+         "if it is only slow", "sim", {"fault": "metrics-slowloris"}, ("--vllm-timeout=10",)),
     Case("tls-untrusted", "an https:// server's certificate comes from a private CA",
          "*TLS with https://127.0.0.1:* failed (*CERTIFICATE_VERIFY_FAILED*)*point SSL_CERT_FILE at that CA's bundle*",
          "SSL_CERT_FILE=the CA bundle", "sim", tls="untrusted"),
@@ -131,9 +136,9 @@ CASES = [
     Case("completions-huge", "completions answer a 5 MB body", "*the answer exceeded 4 MiB for a request of 8 "
          "tokens*", "the URL reaches something else than vLLM", "sim", {"fault": "completions-huge"}),
     Case("phase-cap", "the workload takes longer than --vllm-phase-timeout",
-         "*the workload phase reached its cap of 1.5 s (--vllm-phase-timeout) after * of 8 requests*",
-         "raise the cap or send fewer requests", "sim", {"fault": "completions-slow"},
-         ("--vllm-phase-timeout=1.5", "-k", "workload_served or reachable")),
+         "*the workload phase reached its cap of 10 s (--vllm-phase-timeout) after * of 8 requests*",
+         "raise the cap or send fewer requests", "sim", {}, ("--vllm-phase-timeout=10", "-k",
+                                                             "workload_served or reachable"), stall="completions"),
     Case("version-missing", "/version does not answer", "*GET /version answered HTTP 404 without a version*",
          "version-dependent checks assume the newest vLLM", "sim", {"fault": "version-missing"}),
     Case("model-mismatch", "--vllm-model names a model the server does not serve",
@@ -197,14 +202,25 @@ def _files(pytester: pytest.Pytester) -> None:
                                     'feature = "core"\nversions = ">=0.9"\n')
 
 
+@pytest.fixture
+def released(sim_host: SimHost) -> Iterator[threading.Event]:
+    """Set when the test ends, before its servers stop: what a stalled server waits for."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_fault(case: Case, pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, double: KubeDouble,
-               private_ca: PrivateCA, tmp_path: Path) -> None:
+               private_ca: PrivateCA, tmp_path: Path, released: threading.Event) -> None:
     _files(pytester)
-    common = ["-rA", "-p", "no:cacheprovider", "--vllm-timeout=2"]
+    # The healthy server answers quickly, yet not always within 2 s on a loaded machine: it is given 30 s per
+    # request. A case whose fault is slowness sets its own, shorter bound, which its faulty server exceeds whatever
+    # the machine's speed (it never finishes, or never answers).
+    common = ["-rA", "-p", "no:cacheprovider", "--vllm-timeout=30"]
     healthy = None
     if case.kind == "sim":
-        faulty = _faulty_url(case, sim_host, private_ca)
+        faulty = _faulty_url(case, sim_host, private_ca, released)
         healthy = sim_host.start(get_profile("x86_64"))
         args = [a.format(healthy=healthy.url) for a in case.args]
         result = pytester.runpytest(*common, f"--vllm-url={faulty}", f"--vllm-url={healthy.url}",
@@ -256,10 +272,21 @@ def _outcome(pytester: pytest.Pytester, result: pytest.RunResult, healthy: str |
     return next(outcome for outcome in _WORST_FIRST if outcome in seen)
 
 
-def _faulty_url(case: Case, sim_host: SimHost, private_ca: PrivateCA) -> str:
+def _faulty_url(case: Case, sim_host: SimHost, private_ca: PrivateCA, released: threading.Event) -> str:
     profile = get_profile("x86_64").replace(**case.sim)
     if case.tls == "untrusted":
         return sim_host.start_app(build_app(profile), ssl_context=private_ca.server_context("IP:127.0.0.1"))
+    if case.stall:
+        app = build_app(profile)
+
+        @web.middleware
+        async def stalled(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+            if request.path.endswith(case.stall):  # bounded: the test releases it when it ends
+                await asyncio.get_running_loop().run_in_executor(None, released.wait, 120.0)
+            return await handler(request)  # type: ignore[no-any-return]
+
+        app.middlewares.append(stalled)
+        return sim_host.start_app(app)
     url = sim_host.start(profile).url
     return url.replace("http://", "https://") if case.tls == "plain" else url
 

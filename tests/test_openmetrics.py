@@ -172,7 +172,7 @@ def test_any_text_is_a_snapshot_or_an_exposition_error(text: str) -> None:
 def _scrape(url: str) -> Snapshot:
     async def run() -> Snapshot:
         async with httpx.AsyncClient() as client:
-            return await scrape(client, Target("sim", url), "/metrics", 5.0)
+            return await scrape(client, Target("sim", url), "/metrics", 30.0)
 
     return asyncio.run(run())
 

@@ -117,6 +117,7 @@ def run_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (path / "gridded" / "gridded.json").write_text(json.dumps(GRIDDED))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--vllm-sim=x86_64", "--vllm-sim=arm64-cpu",
+         "--vllm-timeout=60",  # the report is under test, not the machine: no request times out on a loaded one
          f"--grafana-dashboard={DASHBOARDS}", f"--grafana-dashboard={path / 'gridded'}", f"--prometheus-rules={RULES}",
          "--html=report.html",
          "--self-contained-html", "--vllm-report=report.json", "--junitxml=junit.xml"],
@@ -297,6 +298,7 @@ def fleet_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     path = tmp_path_factory.mktemp("fleet")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *(f"--vllm-sim={p}" for p in FLEET),
+         "--vllm-timeout=60",  # 100 servers in one process, 16 at once: no request times out on a loaded machine
          f"--grafana-dashboard={DASHBOARDS}", f"--prometheus-rules={RULES}", "--html=report.html",
          "--self-contained-html", "--vllm-report=report.json"],
         cwd=path, capture_output=True, text=True, timeout=300,
