@@ -99,6 +99,13 @@ def workers_note(workers: list[Worker]) -> str:
     return f"multi-node workers (not scraped: no API server): {named}"
 
 
+def _one_attempt(configuration: Any) -> Any:
+    """One bounded attempt per call: an unreachable or hung API server must not cost the run several timeouts.
+    Set before the client is built: its connection pool takes the retries once, when it is made."""
+    configuration.retries = 0
+    return configuration
+
+
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     from kubernetes import client, config  # heavy: imported only when a namespace is given
     from kubernetes.config.config_exception import ConfigException
@@ -107,7 +114,7 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]
     path = str(Path(path).expanduser())
     if not Path(path).is_file():
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = client.Configuration()
+            configuration = _one_attempt(client.Configuration())
             try:
                 config.load_incluster_config(client_configuration=configuration)
             except ConfigException as exc:
@@ -134,7 +141,10 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str]
             f"Pass one with --kube-context."
         )
     try:
-        return config.new_client_from_config(config_file=path, context=chosen, persist_config=False), chosen
+        configuration = _one_attempt(client.Configuration())
+        config.load_kube_config(config_file=path, context=chosen, client_configuration=configuration,
+                                persist_config=False)
+        return client.ApiClient(configuration), chosen
     except (ConfigException, OSError, ValueError) as exc:
         raise DiscoveryError(f"context {chosen!r} of kubeconfig {path} cannot be used: {exc}") from None
     except ImportError as exc:
@@ -150,7 +160,6 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
 
     api_client, context_name = _load_client(kubeconfig, context)
     configuration = api_client.configuration
-    configuration.retries = 0  # one bounded attempt: an unreachable API server must not stall the run
     server = configuration.host
     selectors = (selector,) if selector else DEFAULT_SELECTORS
     core = client.CoreV1Api(api_client)

@@ -9,7 +9,6 @@ For tests and benchmarks; it is not a Kubernetes.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
 from collections.abc import Iterable, Mapping
@@ -54,11 +53,10 @@ class Cluster:
     tokens: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     git_version: str = "v1.31.2"
     # What GET /version answers instead of a complete version, e.g. {"major": "1", "minor": "30"}: some API
-    # servers and proxies leave out fields the kubernetes client's model requires. With its HTTP status and a
-    # delay before answering (seconds), for the other ways an informational call fails.
+    # servers and proxies leave out fields the kubernetes client's model requires. With its HTTP status, for the
+    # other ways an informational call fails.
     version_answer: dict[str, Any] | None = None
     version_status: int = 200
-    version_delay: float = 0.0
     # What else the suite reads (list, read-only): resource -> namespace -> objects as the API answers them.
     # Resources: "configmaps", "deployments" (apps), "prometheusrules" (monitoring.coreos.com),
     # "scaledobjects" (keda.sh), "grafanadashboards" (grafana.integreatly.org) and
@@ -206,8 +204,6 @@ def build_app(cluster: Cluster) -> web.Application:
         return listed
 
     async def version(request: web.Request) -> web.Response:
-        if cluster.version_delay:
-            await asyncio.sleep(cluster.version_delay)
         if cluster.version_status != 200:
             return _status(cluster.version_status, "InternalError", "simulated /version failure")
         if cluster.version_answer is not None:
