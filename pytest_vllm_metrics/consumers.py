@@ -1,8 +1,8 @@
-"""Readers of vLLM's metrics besides Grafana panels, each as a `dashboards.Panel` with its `kind`.
+"""Readers of vLLM's metrics besides Grafana panels, each a `readers.Reader` with its `kind`.
 
 Alerting and recording rules (plain rule files, `PrometheusRule` objects), KEDA `ScaledObject`s with Prometheus
-triggers, prometheus-adapter rules and the endpoint picker's (EPP) metric flags: each becomes a Panel whose
-queries are its PromQL expressions (for an EPP flag, the metric it names), judged by `dashboards.evaluate_panel`
+triggers, prometheus-adapter rules and the endpoint picker's (EPP) metric flags: each becomes a Reader whose
+queries are its PromQL expressions (for an EPP flag, the metric it names), judged by `judging.judge_reader`
 with the vocabulary of panels. This module only reads their shapes (files here, objects from `kube.py`); it
 never talks to a cluster itself.
 """
@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .dashboards import Panel, Query
+from .readers import Query, Reader
 
 __all__ = [
     "ConsumerError",
@@ -42,14 +42,14 @@ class ConsumerError(Exception):
     """A rule file that cannot be used; one paragraph naming the file and the fix."""
 
 
-def consumer_id(panel: Panel) -> str:
+def consumer_id(panel: Reader) -> str:
     """The test id of a consumer: its kind, its source and its name (alert:vllm-alerts::VLLMKVCacheHigh)."""
     return f"{panel.kind}:{panel.id}"
 
 
-def unique(panels: Iterable[Panel]) -> list[Panel]:
+def unique(panels: Iterable[Reader]) -> list[Reader]:
     """The panels with titles made unique within their source (test ids must be): "X", "X (2)", ..."""
-    out: list[Panel] = []
+    out: list[Reader] = []
     ids: set[str] = set()
     for panel in panels:
         title, n = panel.title, 1
@@ -61,7 +61,7 @@ def unique(panels: Iterable[Panel]) -> list[Panel]:
     return out
 
 
-def with_recorded(panels: list[Panel], consumers: list[Panel]) -> tuple[list[Panel], list[Panel]]:
+def with_recorded(panels: list[Reader], consumers: list[Reader]) -> tuple[list[Reader], list[Reader]]:
     """The panels and consumers, each knowing the series the recording rules among the consumers make: an alert
     or a panel over a recorded series is judged by the recording rule's own test, not as a missing vLLM metric."""
     recorded = frozenset(_record_name(c) for c in consumers if c.kind == "record")
@@ -71,7 +71,7 @@ def with_recorded(panels: list[Panel], consumers: list[Panel]) -> tuple[list[Pan
 # -- Prometheus rules --------------------------------------------------------------------------------------
 
 
-def load_rules(paths: Iterable[Path]) -> list[Panel]:
+def load_rules(paths: Iterable[Path]) -> list[Reader]:
     """Every alerting and recording rule of the given files and directories (--prometheus-rules)."""
     files: list[Path] = []
     for path in paths:
@@ -85,7 +85,7 @@ def load_rules(paths: Iterable[Path]) -> list[Panel]:
             files.extend(found)
         else:
             files.append(path)
-    panels: list[Panel] = []
+    panels: list[Reader] = []
     for file in files:
         panels.extend(_rule_file(file))
     kept = about_vllm(panels)
@@ -97,7 +97,7 @@ def load_rules(paths: Iterable[Path]) -> list[Panel]:
     return unique(kept)
 
 
-def _rule_file(file: Path) -> list[Panel]:
+def _rule_file(file: Path) -> list[Reader]:
     import yaml  # a dependency of the kubernetes client as well
 
     try:
@@ -109,7 +109,7 @@ def _rule_file(file: Path) -> list[Panel]:
         raise ConsumerError(f"rule file {file} is not valid YAML ({problem}); fix it (promtool check rules "
                             f"{file} shows where) or pass the PrometheusRule as kubectl prints it (kubectl get "
                             f"prometheusrule NAME -o yaml).") from None
-    panels: list[Panel] = []
+    panels: list[Reader] = []
     for number, document in enumerate(documents, 1):
         panels.extend(_rule_document(file, number, document))
     if not panels:
@@ -121,7 +121,7 @@ def _rule_file(file: Path) -> list[Panel]:
     return panels
 
 
-def _rule_document(file: Path, number: int, document: Any) -> list[Panel]:
+def _rule_document(file: Path, number: int, document: Any) -> list[Reader]:
     if not isinstance(document, dict):
         raise ConsumerError(
             f"rule file {file}: document {number} is a {type(document).__name__}, not a rule file ('groups:' at "
@@ -147,13 +147,13 @@ def _rule_document(file: Path, number: int, document: Any) -> list[Panel]:
     return rule_consumers(document["groups"], file.stem, f"file {file}")
 
 
-def rule_consumers(groups: Any, source: str, where: str) -> list[Panel]:
-    """The rules of `groups` (a rule file's or a PrometheusRule's spec), one Panel each. `source` names them in
+def rule_consumers(groups: Any, source: str, where: str) -> list[Reader]:
+    """The rules of `groups` (a rule file's or a PrometheusRule's spec), one Reader each. `source` names them in
     test ids (the file's stem, the PrometheusRule's name); `where` in messages. ConsumerError when malformed."""
     if not isinstance(groups, list):
         raise ConsumerError(f"{where}: 'groups' must be a list of rule groups (each with 'name' and 'rules'), "
                             f"found {type(groups).__name__}; check it with promtool check rules.")
-    panels: list[Panel] = []
+    panels: list[Reader] = []
     for index, group in enumerate(groups, 1):
         rules = group.get("rules") if isinstance(group, dict) else None
         group_name = str(group.get("name") or index) if isinstance(group, dict) else str(index)
@@ -166,7 +166,7 @@ def rule_consumers(groups: Any, source: str, where: str) -> list[Panel]:
             if kind is None or expr is None or not str(expr).strip():
                 raise ConsumerError(f"{where}: rule {number} of group {group_name} needs 'alert' or 'record' and "
                                     f"'expr'; check it with promtool check rules.")
-            panels.append(Panel(source, str(rule[kind]), (Query("expr", str(expr).strip()),),
+            panels.append(Reader(source, str(rule[kind]), (Query("expr", str(expr).strip()),),
                                 dashboard_title=where, kind=kind))
     return panels
 
@@ -174,7 +174,7 @@ def rule_consumers(groups: Any, source: str, where: str) -> list[Panel]:
 # -- KEDA, prometheus-adapter, the endpoint picker ---------------------------------------------------------
 
 
-def keda_consumers(scaled_object: dict[str, Any]) -> tuple[list[Panel], list[str]]:
+def keda_consumers(scaled_object: dict[str, Any]) -> tuple[list[Reader], list[str]]:
     """The Prometheus triggers of a KEDA ScaledObject (keda.sh/v1alpha1): their metadata.query. Notes for the
     triggers that cannot be judged."""
     metadata = scaled_object.get("metadata") or {}
@@ -192,15 +192,15 @@ def keda_consumers(scaled_object: dict[str, Any]) -> tuple[list[Panel], list[str
             notes.append(f"{where}, trigger {title}: no metadata.query (KEDA would reject it); not checked")
             continue
         server = str(meta.get("serverAddress") or "")
-        panels.append(Panel(name, title, (Query("query", query),),
+        panels.append(Reader(name, title, (Query("query", query),),
                             dashboard_title=f"{where}, Prometheus {server}" if server else where, kind="keda"))
     return panels, notes
 
 
-def adapter_consumers(config: Any, source: str, where: str, namespace: str | None) -> tuple[list[Panel], list[str]]:
+def adapter_consumers(config: Any, source: str, where: str, namespace: str | None) -> tuple[list[Reader], list[str]]:
     """The rules of a prometheus-adapter config.yaml (`rules`, `externalRules`): the seriesQuery, and the
     metricsQuery with its template filled as the adapter fills it for one object of `namespace`."""
-    panels: list[Panel] = []
+    panels: list[Reader] = []
     notes: list[str] = []
     if not isinstance(config, dict):
         return [], [f"{where}: config.yaml is not a mapping of rules; not checked"]
@@ -224,7 +224,7 @@ def adapter_consumers(config: Any, source: str, where: str, namespace: str | Non
             queries = [Query("seriesQuery", series_query)]
             if rule.get("metricsQuery"):
                 queries.append(Query("metricsQuery", _fill(str(rule["metricsQuery"]), metric, namespace)))
-            panels.append(Panel(source, title, tuple(queries), dashboard_title=where, kind="adapter"))
+            panels.append(Reader(source, title, tuple(queries), dashboard_title=where, kind="adapter"))
     return panels, notes
 
 
@@ -246,8 +246,8 @@ def _fill(template: str, series: str, namespace: str | None) -> str:
     return re.sub(r"\{\s*,|,\s*\}", lambda m: "{" if m.group(0).startswith("{") else "}", text)
 
 
-def epp_consumers(deployment: dict[str, Any]) -> list[Panel]:
-    """The metric flags of an endpoint picker Deployment's containers, one Panel each (the metric as its query)."""
+def epp_consumers(deployment: dict[str, Any]) -> list[Reader]:
+    """The metric flags of an endpoint picker Deployment's containers, one Reader each (the metric as its query)."""
     metadata = deployment.get("metadata") or {}
     name, namespace = str(metadata.get("name") or "?"), str(metadata.get("namespace") or "")
     where = f"Deployment {namespace}/{name}" if namespace else f"Deployment {name}"
@@ -256,7 +256,7 @@ def epp_consumers(deployment: dict[str, Any]) -> list[Panel]:
     for container in containers:
         for flag, value in epp_flags([*(container.get("command") or []), *(container.get("args") or [])]).items():
             if value:  # an empty value turns the reading off (the chart does so for LoRA on Triton)
-                panels.append(Panel(name, flag.removeprefix("--"), (Query("metric", _metric_spec(value)),),
+                panels.append(Reader(name, flag.removeprefix("--"), (Query("metric", _metric_spec(value)),),
                                     dashboard_title=where, kind="epp"))
     return panels
 
@@ -309,17 +309,17 @@ def is_epp(deployment: dict[str, Any]) -> bool:
 # -- from the cluster --------------------------------------------------------------------------------------
 
 
-def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel], list[str]]:
+def from_cluster(objects: Any, namespace: str) -> tuple[list[Reader], list[Reader], list[str]]:
     """(Grafana panels, other consumers, notes) of what `kube.read_consumers` found. Only readers of vLLM's
     metrics are kept: a monitoring namespace holds many rules and dashboards about other things. An object
     that cannot be read is a note, never a stop. A GrafanaDashboard's panels are drawn as the sidecar's are
-    (`configmap_panels` reads either; a GrafanaDashboard in a List with the ConfigMap its configMapRef names)."""
+    (`object_dashboards` reads either; a GrafanaDashboard in a List with the ConfigMap its configMapRef names)."""
     import yaml
 
-    from .dashboards import DashboardError, configmap_panels
+    from .readers import DashboardError, object_dashboards
 
-    panels: list[Panel] = []
-    consumers: list[Panel] = []
+    panels: list[Reader] = []
+    consumers: list[Reader] = []
     notes: list[str] = []
     for rule in objects.prometheus_rules:
         metadata = rule.get("metadata") or {}
@@ -333,7 +333,7 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
         metadata = configmap.get("metadata") or {}
         where = f"namespace {metadata.get('namespace') or namespace}"
         try:
-            found = configmap_panels(configmap, where)
+            found = object_dashboards(configmap, where)
         except DashboardError as exc:
             notes.append(f"not checked: {exc}")
             continue
@@ -347,7 +347,7 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
         source = [c for c in objects.configmaps if (c.get("metadata") or {}).get("name") in named
                   and (c.get("metadata") or {}).get("namespace", namespace_of) == namespace_of]
         try:
-            panels += configmap_panels({"apiVersion": "v1", "kind": "List", "items": [resource, *source]},
+            panels += object_dashboards({"apiVersion": "v1", "kind": "List", "items": [resource, *source]},
                                        f"namespace {namespace_of}")
         except DashboardError as exc:
             notes.append(f"not checked: {exc}")
@@ -386,18 +386,18 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Panel], list[Panel]
     return [p for p in panels if p.dashboard in dashboards], consumers, notes
 
 
-def about_vllm(panels: list[Panel], recorded: Iterable[str] = ()) -> list[Panel]:
+def about_vllm(panels: list[Reader], recorded: Iterable[str] = ()) -> list[Reader]:
     """The panels that read vLLM's metrics: a `vllm:` metric or a series named after vLLM (as recording rules
     name theirs), `up` or another series Prometheus makes for a scrape job named after vLLM
     (`up{job="vllm"} == 0`), or a series that a recording rule over those records
     (`recorded`: more of those, from elsewhere). A monitoring namespace or a rules directory holds many rules
     about other things, which vLLM's pages cannot judge. An expression that does not parse is kept (its verdict
     says so)."""
-    from .dashboards import selectors
+    from .promql import selectors
 
     known = set(recorded)
 
-    def reads(panel: Panel) -> bool:
+    def reads(panel: Reader) -> bool:
         for expr in panel.exprs:
             try:
                 found = selectors(expr)
@@ -423,5 +423,5 @@ def about_vllm(panels: list[Panel], recorded: Iterable[str] = ()) -> list[Panel]
 _SCRAPE_SERIES = ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added")
 
 
-def _record_name(panel: Panel) -> str:
+def _record_name(panel: Reader) -> str:
     return re.sub(r" \(\d+\)$", "", panel.title)  # unique() numbers repeated names; a record name has no space

@@ -12,10 +12,11 @@ from collections.abc import Callable
 import pytest
 
 from .catalog import Catalog
-from .dashboards import Panel, evaluate_panel
+from .judging import judge_reader
 from .kube import ClusterInfo
 from .observe import Check, Observation
 from .outcome import Outcome, Verdict
+from .readers import Reader
 from .run import RUN_KEY, PrometheusState, Run
 from .scrape import Clients, FetchError, scrape
 from .settings import Policy, Settings
@@ -79,8 +80,8 @@ def vllm_prometheus(request: pytest.FixtureRequest) -> PrometheusState:
 
 
 @pytest.fixture
-def vllm_judge_panel(request: pytest.FixtureRequest) -> Callable[[Panel], Verdict]:
-    """Judges a Grafana panel or another consumer of the metrics (a `dashboards.Panel`) against every observed
+def vllm_judge_panel(request: pytest.FixtureRequest) -> Callable[[Reader], Verdict]:
+    """Judges a Grafana panel or another consumer of the metrics (a `readers.Reader`) against every observed
     target, and against Prometheus when --prometheus-url is given (within the wait all panels share)."""
     run = _run(request)
     observations = list(request.getfixturevalue("vllm_observations").values())
@@ -90,8 +91,8 @@ def vllm_judge_panel(request: pytest.FixtureRequest) -> Callable[[Panel], Verdic
         if not state.error:
             prom, wait = state.prom, state.panel_wait()
 
-    def judge(panel: Panel) -> Verdict:
-        return evaluate_panel(panel, observations, run.catalog, run.settings.policy, prom, wait)
+    def judge(panel: Reader) -> Verdict:
+        return judge_reader(panel, observations, run.catalog, run.settings.policy, prom, wait)
 
     return judge
 

@@ -10,7 +10,6 @@ import pytest
 from . import settings as _settings
 from .catalog import CatalogError, load_catalog
 from .consumers import ConsumerError, consumer_id, load_rules, with_recorded
-from .dashboards import DashboardError, load_panels
 from .fixtures import (  # noqa: F401  (fixtures are registered by being importable from the plugin)
     vllm_catalog,
     vllm_cluster,
@@ -28,6 +27,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_targets,
     vllm_workload,
 )
+from .readers import DashboardError, load_dashboards
 from .run import RUN_KEY, Run, conformance_dir
 from .targets import sim_target_names, url_targets
 
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = _settings.resolve(config)
     try:
         catalog = load_catalog(resolved.vllm_catalog)
-        panels = load_panels(resolved.grafana_dashboard)
+        panels = load_dashboards(resolved.grafana_dashboard)
         panels, consumers = with_recorded(panels, load_rules(resolved.prometheus_rules))
     except (CatalogError, DashboardError, ConsumerError) as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -17,11 +17,12 @@ import pytest
 
 from . import prometheus
 from .catalog import Catalog
-from .dashboards import Panel, default_wait
 from .evaluate import looks_exclusive
 from .kube import ClusterInfo, engines_on_page
 from .observe import Observation, observe
 from .outcome import Problem
+from .readers import Reader
+from .series import default_wait
 from .settings import Settings
 from .targets import Balancing, DataParallel, Target, sim_target_names, url_targets
 
@@ -45,13 +46,13 @@ class PrometheusState:
 
 
 class Run:
-    def __init__(self, settings: Settings, catalog: Catalog, panels: list[Panel] | None = None,
-                 consumers: list[Panel] | None = None) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, panels: list[Reader] | None = None,
+                 consumers: list[Reader] | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.panels = panels or []
         # alerting/recording rules, scalers, the EPP's flags (consumers.py): judged as panels, not drawn as them
-        self.consumers: list[Panel] = list(consumers or [])
+        self.consumers: list[Reader] = list(consumers or [])
         self._consumers_read = False
         self._prometheus: PrometheusState | None = None
         self._targets: list[Target] | None = None

@@ -19,9 +19,10 @@ import pytest
 from packaging.version import InvalidVersion, Version
 
 from .catalog import Catalog, Entry, conformance_data
-from .dashboards import Panel, family_of, selectors, substitute
 from .observe import Check, Observation
 from .outcome import Outcome, Verdict
+from .promql import selectors
+from .readers import Reader, family_of, substitute
 
 if TYPE_CHECKING:
     from .report import Row
@@ -107,7 +108,7 @@ def _upper_bound(entry: Entry) -> Version | None:
     return min(bounds) if bounds else None
 
 
-def metrics_read(consumer: Panel) -> list[str]:
+def metrics_read(consumer: Reader) -> list[str]:
     """The vLLM metric names a consumer's queries select, in order (a query that does not parse as PromQL
     after Grafana's substitution is read for vLLM names plainly)."""
     found: list[str] = []
@@ -139,7 +140,7 @@ def fleet(observations: list[Observation]) -> dict[str, list[str]]:
     return found
 
 
-def judge(consumer: Panel, observations: list[Observation], catalog: Catalog, to: str) -> Verdict:
+def judge(consumer: Reader, observations: list[Observation], catalog: Catalog, to: str) -> Verdict:
     """Does the consumer keep its data when the fleet moves to vLLM `to`? Failed when a family it reads goes
     dark there (hidden or removed), naming when, the flag that buys time and the successor."""
     where = _where(consumer)
@@ -211,7 +212,7 @@ def _is_version(text: str) -> bool:
     return True
 
 
-def _where(consumer: Panel) -> str:
+def _where(consumer: Reader) -> str:
     if consumer.kind == "panel":
         return f"panel \"{consumer.title}\" ({consumer.dashboard_title or consumer.dashboard})"
     return f"{consumer.kind} \"{consumer.title}\" ({consumer.dashboard})"

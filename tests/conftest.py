@@ -29,9 +29,10 @@ import pytest
 from aiohttp import web
 
 from pytest_vllm_metrics.catalog import load_catalog
-from pytest_vllm_metrics.dashboards import Panel, Query, evaluate_panel
+from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.readers import Query, Reader
 from pytest_vllm_metrics.settings import Policy, Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
@@ -320,7 +321,9 @@ def comparable(snapshot: Snapshot) -> tuple[object, ...]:
     """What two parses of one page must agree on: families, samples (NaN made comparable), created stamps."""
     samples = {name: [(s.labels, "nan" if math.isnan(s.value) else s.value) for s in series]
                for name, series in snapshot.samples.items()}
-    return snapshot.families, samples, snapshot.created
+    created = {name: {labels: "nan" if math.isnan(stamp) else stamp for labels, stamp in stamps.items()}
+               for name, stamps in snapshot.created.items()}
+    return snapshot.families, samples, created
 
 
 def exposition(values: dict[str, float], start: float = 1000.0, extra: str = "") -> Snapshot:
@@ -403,9 +406,9 @@ def observed(host: SimHost, profile: str, name: str = "decode-0", arch: str = "a
 def judge(observations: list[Observation], *exprs: str, policy: Policy | None = None, kind: str = "panel",
           **kwargs: Any) -> Verdict:
     """The verdict of a panel (or another reader `kind`) whose queries are `exprs`, titled "T" of dashboard "vLLM"."""
-    panel = Panel("d", "T", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), dashboard_title="vLLM",
+    panel = Reader("d", "T", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), dashboard_title="vLLM",
                   kind=kind)
-    return evaluate_panel(panel, observations, load_catalog(), policy or Policy(), **kwargs)
+    return judge_reader(panel, observations, load_catalog(), policy or Policy(), **kwargs)
 
 
 def summary(verdict: Verdict) -> tuple[str, str, str, str]:

@@ -1233,18 +1233,18 @@ def test_dropped_and_unknown_targets_keep_the_evidence() -> None:
     assert scraped(FakePrometheus([]), "kubernetes").evidence == evidence
 
 
-# -- dashboards: why a panel stays empty, judged against the direct scrape (dashboards._missing, _why_empty) ------
+# -- dashboards: why a panel stays empty, judged against the direct scrape (why_empty._missing, why_empty) ------
 
 
 def panel_verdict(expr: str) -> Verdict:
     """The verdict of a one-query panel "T" of dashboard d, against one server exposing the running-requests
     gauge and the preemption counter (no Prometheus: the direct scrape decides)."""
-    from pytest_vllm_metrics import dashboards
+    from pytest_vllm_metrics import judging, readers
     from pytest_vllm_metrics.catalog import load_catalog
     snapshot = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 0\n'
                               '# TYPE vllm:num_preemptions counter\nvllm:num_preemptions_total{model_name="tiny"} 0\n')
-    panel = dashboards.Panel("d", "T", (dashboards.Query("A", expr),))
-    return dashboards.evaluate_panel(panel, [observed(snapshot, snapshot)], load_catalog(), Policy())
+    panel = readers.Reader("d", "T", (readers.Query("A", expr),))
+    return judging.judge_reader(panel, [observed(snapshot, snapshot)], load_catalog(), Policy())
 
 
 @pytest.mark.parametrize(("expr", "outcome", "kind", "message"), [
@@ -1281,9 +1281,9 @@ def panel_verdict(expr: str) -> Verdict:
 ])
 def test_empty_panel_says_why_by_the_most_telling_reason(expr: str, outcome: Outcome, kind: str,
                                                          message: str) -> None:
-    """kills the outcome, kind and message arguments of each verdict of dashboards._missing (the `_total` hint,
+    """kills the outcome, kind and message arguments of each verdict of why_empty._missing (the `_total` hint,
     the rename, the removal, the feature not enabled, the unknown name), the catalog-entry feature of _missing
-    (`or` -> `and`, `!= "core"` -> `== "core"`), and the absent() verdict of dashboards._why_empty
+    (`or` -> `and`, `!= "core"` -> `== "core"`), and the absent() verdict of why_empty.why_empty
     (`not judged.empty and judged.absent` -> `or` / `judged.empty`, its `", ".join`)."""
     verdict = panel_verdict(expr)
     assert (verdict.outcome, verdict.level, verdict.evidence["panel_verdict"]) == (outcome, "MUST", kind)
@@ -1309,7 +1309,7 @@ MISMATCH = 'panel "T" (d) selects vllm:num_requests_running with model_name{}, w
                                                            "'=~'."),
 ])
 def test_panel_selecting_no_series_names_the_label_and_what_the_series_carry(matcher: str, message: str) -> None:
-    """kills the outcome, kind, source text and message of both verdicts of dashboards._label_mismatch (a label
+    """kills the outcome, kind, source text and message of both verdicts of why_empty._label_mismatch (a label
     no series carries; a value none matches, with each operator's sign and the '=~' hint for a regex)."""
     verdict = panel_verdict(f"vllm:num_requests_running{matcher}")
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "label mismatch")

@@ -13,10 +13,12 @@ import pytest
 
 from conftest import NS, said, write_kubeconfig
 from pytest_vllm_metrics.catalog import load_catalog
-from pytest_vllm_metrics.dashboards import evaluate_panel, load_panels, selectors, substitute
+from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.prometheus import Prometheus
+from pytest_vllm_metrics.promql import selectors
+from pytest_vllm_metrics.readers import load_dashboards, substitute
 from pytest_vllm_metrics.settings import Policy, Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import KubeDouble
@@ -31,7 +33,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def verdicts(result: pytest.RunResult) -> dict[str, str]:
-    """Panel id -> outcome, from the verbose progress lines ("...::test_panel[dash::Title] PASSED ...")."""
+    """Reader id -> outcome, from the verbose progress lines ("...::test_panel[dash::Title] PASSED ...")."""
     out = {}
     for line in result.outlines:
         if "::test_panel[" in line and not line.startswith(("PASSED", "FAILED", "XFAIL", "SKIPPED")):
@@ -138,7 +140,7 @@ def test_rows_and_nested_panels_are_walked(tmp_path: Path) -> None:
     (tmp_path / "rows.json").write_text(
         '{"title": "R", "panels": [{"type": "row", "title": "Row", "panels": [{"title": "Inner", "targets": '
         '[{"expr": "vllm:num_requests_running"}]}]}, {"title": "Top", "targets": [{"expr": "up"}]}]}')
-    assert [p.title for p in load_panels((tmp_path,))] == ["Inner", "Top"]
+    assert [p.title for p in load_dashboards((tmp_path,))] == ["Inner", "Top"]
 
 
 @pytest.mark.parametrize(
@@ -206,8 +208,8 @@ def observed(sim_host: SimHost) -> list[Observation]:
 
 def judge(tmp_path: Path, observed: list[Observation], panels: list[dict[str, Any]],
           variables: list[dict[str, Any]] | None = None, **kwargs: Any) -> dict[str, Verdict]:
-    loaded = load_panels((dashboard(tmp_path / "d.json", panels, variables),))
-    return {p.title: evaluate_panel(p, observed, load_catalog(), Policy(), **kwargs) for p in loaded}
+    loaded = load_dashboards((dashboard(tmp_path / "d.json", panels, variables),))
+    return {p.title: judge_reader(p, observed, load_catalog(), Policy(), **kwargs) for p in loaded}
 
 
 @pytest.mark.parametrize("content", ["{}", '{"dashboards": [{"title": "x"}]}'])

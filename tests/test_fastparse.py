@@ -53,6 +53,11 @@ def test_any_text_parses_identically_or_fails_in_both(text: str) -> None:
     assert_parses_as_reference(text)
 
 
+def test_a_created_stamp_of_nan_parses_as_the_reference_does() -> None:
+    # found by the fuzzing above: NaN equals nothing, not even itself, so the comparison must say "nan"
+    assert_parses_as_reference('# TYPE vllm:x_created gauge\nvllm:x_created{engine="0"}NaN 1.79e+09\n')
+
+
 def assert_parses_as_reference(text: str) -> None:
     """The fast path gives prometheus_client's snapshot, or refuses the text exactly when it does."""
     try:

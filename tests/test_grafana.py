@@ -18,7 +18,7 @@ from pytest_vllm_metrics._grafana import (
     variables,
 )
 from pytest_vllm_metrics._grafana import load as grafana_load
-from pytest_vllm_metrics.dashboards import load_panels
+from pytest_vllm_metrics.readers import load_dashboards
 
 DURATIONS = {"__rate_interval": "5m", "__range": "1h"}
 
@@ -174,7 +174,7 @@ def test_configmap_yaml_list_and_multi_document(tmp_path: Path) -> None:
     listed = {"apiVersion": "v1", "kind": "List", "items": [
         {"kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"listed.json": json.dumps(MODEL)}}]}
     (tmp_path / "two.json").write_text(json.dumps(listed))
-    assert [p.id for p in load_panels((tmp_path,))] == ["vllm::Running", "other::Running", "listed::Running"]
+    assert [p.id for p in load_dashboards((tmp_path,))] == ["vllm::Running", "other::Running", "listed::Running"]
 
 
 def test_pre_5_rows_collapsed_rows_and_the_api_envelope(tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_pre_5_rows_collapsed_rows_and_the_api_envelope(tmp_path: Path) -> None:
                                                           "targets": [{"expr": '{app="vllm"}'}]}]}
     for name, model in (("old", old), ("collapsed", collapsed), ("envelope", envelope), ("loki", loki)):
         (tmp_path / f"{name}.json").write_text(json.dumps(model))
-    panels = {p.id: p for p in load_panels((tmp_path,))}
+    panels = {p.id: p for p in load_dashboards((tmp_path,))}
     assert sorted(panels) == ["collapsed::B", "envelope::Running", "loki::Running", "old::A"]
     assert [(q.ref_id, q.expr) for q in panels["collapsed::B"].queries] == [("Q", "vllm:b")]
 
@@ -196,7 +196,7 @@ def test_library_panel_and_repeat_are_kept_for_evaluation(tmp_path: Path) -> Non
         {"title": "Lib", "libraryPanel": {"uid": "u1", "name": "vLLM latency"}},
         {"title": "Per $model", "repeat": "model", "targets": [{"expr": 'vllm:x{model_name="$model"}'}]}]}
     (tmp_path / "d.json").write_text(json.dumps(model))
-    lib, repeated = load_panels((tmp_path / "d.json",))
+    lib, repeated = load_dashboards((tmp_path / "d.json",))
     assert lib.library == "vLLM latency" and lib.queries == ()
     assert repeated.repeat == "model" and repeated.id == "d::Per $model"
     assert [v.name for v in repeated.variables] == ["model"]
@@ -231,8 +231,8 @@ def _operator_documents() -> list[dict[str, Any]]:
 def test_grafana_dashboards_in_the_operators_shapes_are_read_as_the_dashboards_they_hold() -> None:
     # spec.json (a folded block), spec.gzipJson, spec.configMapRef to a ConfigMap of the same file; the Grafana
     # instance beside them is skipped and the referenced ConfigMap is no sidecar dashboard of its own
-    found = _ids(load_panels((OPERATOR,)))
-    held = _ids(load_panels(tuple(DASHBOARDS / f"{name}.json" for name in OPERATOR_PANELS.values())))
+    found = _ids(load_dashboards((OPERATOR,)))
+    held = _ids(load_dashboards(tuple(DASHBOARDS / f"{name}.json" for name in OPERATOR_PANELS.values())))
     assert found == {resource: held[stem] for resource, stem in OPERATOR_PANELS.items()}
     dashboards = {d.name: d for d in grafana_load((OPERATOR,))}
     # spec.datasources fills the ${DS_PROMETHEUS} input in, as the operator's resolver does; the other two set none
@@ -257,7 +257,7 @@ def test_grafana_dashboards_as_a_list_or_one_document_per_file(tmp_path: Path, s
         import yaml
 
         (tmp_path / "all.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": documents}))
-    assert _ids(load_panels((tmp_path,))) == _ids(load_panels((OPERATOR,)))
+    assert _ids(load_dashboards((tmp_path,))) == _ids(load_dashboards((OPERATOR,)))
 
 
 def test_a_configmap_ref_is_resolved_from_another_file_given(tmp_path: Path) -> None:
@@ -301,7 +301,7 @@ def test_the_operators_v4_resources(tmp_path: Path) -> None:
     import yaml
 
     (tmp_path / "v4.yaml").write_text(yaml.safe_dump_all(documents))
-    assert [p.id for p in load_panels((tmp_path,))] == [
+    assert [p.id for p in load_dashboards((tmp_path,))] == [
         "simple-dashboard::Running", "grafana-dashboard-from-config-map::Running",
         "grafana-dashboard-from-compressed-config-map::Running"]
 
@@ -441,12 +441,12 @@ def test_other_kubernetes_objects_beside_the_dashboards_are_skipped(tmp_path: Pa
         {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "Grafana", "metadata": {"name": "grafana"}},
     ]
     (tmp_path / "resources.yml").write_text(yaml.safe_dump_all(documents))
-    assert [p.id for p in load_panels((tmp_path,))] == ["dashboard::Running"]
+    assert [p.id for p in load_dashboards((tmp_path,))] == ["dashboard::Running"]
     # the same file without its dashboard: nothing to check, said once
     (tmp_path / "resources.yml").write_text(yaml.safe_dump_all([documents[0], documents[3]]))
     with pytest.raises(DashboardError, match=r"holds no dashboard: its Kubernetes objects are of kind ClusterRole, "
                                              r"Grafana\. Pass the dashboard JSON"):
-        load_panels((tmp_path,))
+        load_dashboards((tmp_path,))
 
 
 def test_a_grafana_dashboard_that_cannot_be_read_is_one_usage_error(pytester: pytest.Pytester) -> None:
@@ -470,7 +470,7 @@ def test_panels_of_grafana_dashboards_are_judged_and_drawn_like_any_dashboards(p
                                 "--self-contained-html")
     rows = {row["id"].split("[", 1)[1].rstrip("]"): row
             for row in json.loads((pytester.path / "report.json").read_text())["tests"] if "test_panel[" in row["id"]}
-    assert len(rows) == sum(len(titles) for titles in _ids(load_panels((OPERATOR,))).values()) == 21
+    assert len(rows) == sum(len(titles) for titles in _ids(load_dashboards((OPERATOR,))).values()) == 21
     # the verdicts the same dashboards get as files (tests/test_dashboards.py)
     preemptions = rows["vllm-failure-saturation::Request Preemptions"]
     assert preemptions["outcome"] == "failed"

@@ -3,7 +3,7 @@
 tests/test_dashboards.py runs the check as users do (pytester, real Prometheus, the llm-d dashboards); this file
 pins each verdict's outcome, level, kind and message against the direct scrape of simulated servers and against
 a Prometheus HTTP API on loopback, so that a changed threshold, a dropped clause or a verdict of the wrong kind
-fails here (these tests are the mutation run's runner for dashboards.py).
+fails here (these tests are the mutation run's runner for the judging of readers).
 """
 
 from __future__ import annotations
@@ -20,19 +20,13 @@ import pytest
 from conftest import NOW, PrometheusAPI, gaps, judge, observed, sample, summary, vector
 from pytest_vllm_metrics._grafana import DashboardError, Variable
 from pytest_vllm_metrics.catalog import load_catalog
-from pytest_vllm_metrics.dashboards import (
-    Panel,
-    Query,
-    configmap_panels,
-    default_wait,
-    evaluate_panel,
-    load_panels,
-    selectors,
-    substitute,
-)
+from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
+from pytest_vllm_metrics.promql import selectors
+from pytest_vllm_metrics.readers import Query, Reader, load_dashboards, object_dashboards, substitute
+from pytest_vllm_metrics.series import default_wait
 from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -227,32 +221,32 @@ def _as_pod(obs: Observation, namespace: str) -> Observation:
 
 def test_kubernetes_targets_carry_namespace_and_pod(x86: list[Observation]) -> None:
     pods = [_as_pod(o, "llm-d") for o in x86]
-    values = Panel("d", "T", (Query("A", 'vllm:num_requests_running{pod="$pod"}'),),
+    values = Reader("d", "T", (Query("A", 'vllm:num_requests_running{pod="$pod"}'),),
                    (Variable("pod", "query", query="label_values(vllm:num_requests_running, pod)"),),
                    dashboard_title="vLLM")
-    verdict = evaluate_panel(values, pods, load_catalog(), Policy())
+    verdict = judge_reader(values, pods, load_catalog(), Policy())
     assert verdict.evidence["exprs"] == ['vllm:num_requests_running{pod="vllm-decode-7f9c"}']
     assert verdict.outcome == Outcome.PASSED
 
 
 def test_url_targets_carry_the_policy_namespace_and_no_scrape_label(x86: list[Observation]) -> None:
     # Which instance Prometheus gives a URL target depends on its own scrape config: the run cannot know it.
-    panel = Panel("d", "T", (Query("A", 'vllm:num_requests_running{instance="$instance"}'),),
+    panel = Reader("d", "T", (Query("A", 'vllm:num_requests_running{instance="$instance"}'),),
                   (Variable("instance", "query", query="label_values(vllm:num_requests_running, instance)"),
                    Variable("ns", "query", query="label_values(vllm:num_requests_running, namespace)")),
                   dashboard_title="vLLM")
-    verdict = evaluate_panel(panel, x86, load_catalog(), Policy(namespace="llm-d"))
+    verdict = judge_reader(panel, x86, load_catalog(), Policy(namespace="llm-d"))
     assert verdict.evidence["variables"]["instance"] == ".*"
     assert verdict.evidence["variables"]["ns"] == "llm-d"
-    without = evaluate_panel(panel, x86, load_catalog(), Policy())
+    without = judge_reader(panel, x86, load_catalog(), Policy())
     assert without.evidence["variables"]["ns"] != "llm-d"
 
 
 # -- variables resolved against the direct scrape -------------------------------------------------------------
 
 
-def variable_panel(expr: str, *variables: Variable) -> Panel:
-    return Panel("d", "T", (Query("A", expr),), variables, dashboard_title="vLLM")
+def variable_panel(expr: str, *variables: Variable) -> Reader:
+    return Reader("d", "T", (Query("A", expr),), variables, dashboard_title="vLLM")
 
 
 @pytest.mark.parametrize(("variable", "shown"), [
@@ -267,7 +261,7 @@ def variable_panel(expr: str, *variables: Variable) -> Panel:
 ])
 def test_query_variables_read_the_scrape_as_grafana_reads_prometheus(
         x86: list[Observation], variable: Variable, shown: str | None) -> None:
-    verdict = evaluate_panel(variable_panel("vllm:num_requests_running", variable), x86, load_catalog(), Policy())
+    verdict = judge_reader(variable_panel("vllm:num_requests_running", variable), x86, load_catalog(), Policy())
     # None: nothing the scrape can show; the variable is unknown and written as a match-anything regex
     assert verdict.evidence["variables"]["v"] == (shown if shown is not None else ".*")
 
@@ -275,21 +269,21 @@ def test_query_variables_read_the_scrape_as_grafana_reads_prometheus(
 def test_label_names_variable_lists_labels_with_the_target_labels(x86: list[Observation]) -> None:
     panel = variable_panel("vllm:num_requests_running",
                            Variable("v", "query", query="label_names(vllm:num_requests_running)", regex="/^mo.*/"))
-    assert evaluate_panel(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"] == "model_name"
+    assert judge_reader(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"] == "model_name"
     panel = variable_panel("vllm:num_requests_running",
                            Variable("v", "query", query="label_names()", regex="/^name.*/"))
-    assert evaluate_panel(panel, x86, load_catalog(), Policy(namespace="llm-d")).evidence["variables"]["v"] == \
+    assert judge_reader(panel, x86, load_catalog(), Policy(namespace="llm-d")).evidence["variables"]["v"] == \
         "namespace"
     panel = variable_panel("vllm:num_requests_running",
                            Variable("v", "query", query="label_names()", regex="/^inst.*/"))
-    assert evaluate_panel(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"] == ""
+    assert judge_reader(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"] == ""
 
 
 def test_unknown_variable_value_matches_anything_on_the_scrape(x86: list[Observation]) -> None:
     # A variable the scrape cannot resolve (a label Prometheus adds) is written .*: its matchers are not judged.
     panel = variable_panel('vllm:num_requests_running{model_name="$v"}',
                            Variable("v", "query", query="label_values(vllm:num_requests_running, job)"))
-    assert evaluate_panel(panel, x86, load_catalog(), Policy()).outcome == Outcome.PASSED
+    assert judge_reader(panel, x86, load_catalog(), Policy()).outcome == Outcome.PASSED
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
@@ -301,7 +295,7 @@ def write(path: Path, panels: list[dict[str, Any]]) -> Path:
 
 
 def test_loading_keeps_prometheus_targets_in_order_and_names_them(tmp_path: Path) -> None:
-    loaded = load_panels([write(tmp_path / "dash.json", [
+    loaded = load_dashboards([write(tmp_path / "dash.json", [
         {"title": "Mixed", "datasource": {"type": "prometheus", "uid": "p"}, "targets": [
             {"expr": "vllm:a"},  # no refId: Grafana names them A, B, ... by position
             {"refId": "Q", "expr": "vllm:b", "hide": True},
@@ -326,24 +320,24 @@ def test_loading_keeps_prometheus_targets_in_order_and_names_them(tmp_path: Path
 
 
 def test_library_panel_keeps_its_name_and_title(tmp_path: Path, x86: list[Observation]) -> None:
-    (untitled, titled) = load_panels([write(tmp_path / "lib.json", [
+    (untitled, titled) = load_dashboards([write(tmp_path / "lib.json", [
         {"libraryPanel": {"uid": "u1", "name": "vLLM latency"}},
         {"title": "Shown", "libraryPanel": {"uid": "u2"}, "repeat": "model"},
     ])])
     assert (untitled.title, untitled.library, untitled.repeat) == ("vLLM latency", "vLLM latency", None)
     assert (titled.title, titled.library, titled.repeat) == ("Shown", "u2", "model")
-    verdict = evaluate_panel(untitled, x86, load_catalog(), Policy())
+    verdict = judge_reader(untitled, x86, load_catalog(), Policy())
     assert summary(verdict)[:3] == ("inconclusive", "MUST", "not checkable")
     assert verdict.message.startswith('panel "vLLM latency" (vLLM) is a library panel ("vLLM latency")')
 
 
 def test_panel_name_falls_back_to_the_dashboard_file_name(x86: list[Observation]) -> None:
-    panel = Panel("file-stem", "T", (Query("A", "vllm:no_such_metric"),))
+    panel = Reader("file-stem", "T", (Query("A", "vllm:no_such_metric"),))
     assert judge_message(panel, x86).startswith('panel "T" (file-stem) queries vllm:no_such_metric')
 
 
-def judge_message(panel: Panel, observations: list[Observation]) -> str:
-    return evaluate_panel(panel, observations, load_catalog(), Policy()).message
+def judge_message(panel: Reader, observations: list[Observation]) -> str:
+    return judge_reader(panel, observations, load_catalog(), Policy()).message
 
 
 @pytest.mark.parametrize(("expr", "variables", "namespace", "expected"), [
@@ -506,7 +500,7 @@ def test_variables_resolved_in_prometheus(api: PrometheusAPI, prom: Prometheus, 
                            Variable("s", "query", query="query_result(sum(vllm:num_requests_running))",
                                     regex="/scalar (\\d+)/"))
     before = time.time()
-    verdict = evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0)
+    verdict = judge_reader(panel, x86, load_catalog(), Policy(), prom, 0.0)
     after = time.time()
     assert verdict.evidence["variables"] == {"m": "tiny", "n": "vllm:num_requests_waiting", "l": "pod", "p": "p1",
                                              "s": "3"}
@@ -522,7 +516,7 @@ def test_variables_resolved_in_prometheus(api: PrometheusAPI, prom: Prometheus, 
 
 
 def test_loading_keeps_where_grafana_draws_each_panel(tmp_path: Path) -> None:
-    loaded = load_panels([write(tmp_path / "grid.json", [
+    loaded = load_dashboards([write(tmp_path / "grid.json", [
         {"type": "row", "title": "Latency", "collapsed": True, "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
          "panels": [{"title": "E2E", "gridPos": {"x": 0, "y": 1, "w": 12, "h": 8}, "targets": [{"expr": "vllm:a"}]},
                     {"title": "Lib", "gridPos": {"x": 12, "y": 1, "w": 12, "h": 8},
@@ -541,7 +535,7 @@ def test_library_panel_keeps_the_dashboards_variables(tmp_path: Path) -> None:
     path.write_text(json.dumps({"title": "vLLM", "templating": {"list": [{"name": "m", "type": "custom",
                                                                           "query": "tiny"}]},
                                 "panels": [{"libraryPanel": {"name": "L"}}]}))
-    (loaded,) = load_panels([path])
+    (loaded,) = load_dashboards([path])
     assert [v.name for v in loaded.variables] == ["m"]
 
 
@@ -564,7 +558,7 @@ def test_absent_of_an_aggregate_names_its_selector(x86: list[Observation]) -> No
 def test_variable_lookups_on_the_scrape_select_by_metric_and_matchers(
         x86: list[Observation], query: str, regex: str, shown: str | None) -> None:
     panel = variable_panel("vllm:num_requests_running", Variable("v", "query", query=query, regex=regex))
-    value = evaluate_panel(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"]
+    value = judge_reader(panel, x86, load_catalog(), Policy()).evidence["variables"]["v"]
     # query_result() writes each series as Grafana does: name{label="value", ...} (no value on the scrape)
     assert value == (shown if shown is not None else 'vllm:num_requests_running{engine="0", model_name="tiny"}')
 
@@ -582,7 +576,7 @@ def test_query_result_in_prometheus_is_written_as_grafana_writes_it(
                            Variable("l", "query", query="label_names(vllm:num_requests_running)", regex="/^m.*/"),
                            Variable("v", "query", query="label_values(model_name)"))
     api.label_values["model_name"] = ["tiny"]
-    shown = evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0).evidence["variables"]
+    shown = judge_reader(panel, x86, load_catalog(), Policy(), prom, 0.0).evidence["variables"]
     ms = int(NOW * 1000)
     assert shown["s"] == f'{RUNNING}{{model_name="tiny", pod="p1"}} 2 {ms}'
     assert shown["t"] == f"scalar 3 {ms}"
@@ -620,7 +614,7 @@ def test_matchers_are_read_as_prometheus_reads_them(x86: list[Observation], expr
 def test_an_unknown_variable_is_not_the_mismatch_named(x86: list[Observation]) -> None:
     panel = variable_panel('vllm:num_requests_running{model_name="$v", engine="9"}',
                            Variable("v", "query", query="label_values(vllm:num_requests_running, job)"))
-    verdict = evaluate_panel(panel, x86, load_catalog(), Policy())
+    verdict = judge_reader(panel, x86, load_catalog(), Policy())
     assert verdict.evidence["panel_verdict"] == "label mismatch"
     assert 'with engine="9", which none of its series matches (they carry engine = 0)' in verdict.message
 
@@ -644,7 +638,7 @@ def test_pods_carry_their_namespace_for_variables(x86: list[Observation], detail
     panel = variable_panel("vllm:num_requests_running",
                            Variable("n", "query", query="label_values(vllm:num_requests_running, namespace)"),
                            Variable("i", "query", query="label_values(vllm:num_requests_running, instance)"))
-    found = evaluate_panel(panel, pods, load_catalog(), Policy(namespace=namespace)).evidence["variables"]
+    found = judge_reader(panel, pods, load_catalog(), Policy(namespace=namespace)).evidence["variables"]
     assert (found["n"], found["i"]) == (shown, ".*")  # a pod is named by pod, not by instance
 
 
@@ -772,8 +766,8 @@ def test_few_samples_names_the_window_as_written(api: PrometheusAPI, prom: Prome
 # -- the metrics' other consumers, judged as panels -----------------------------------------------------------
 
 
-def consumer(kind: str, *exprs: str, recorded: frozenset[str] = frozenset()) -> Panel:
-    return Panel("vllm-alerts", "R", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), kind=kind,
+def consumer(kind: str, *exprs: str, recorded: frozenset[str] = frozenset()) -> Reader:
+    return Reader("vllm-alerts", "R", tuple(Query(chr(ord("A") + i), e) for i, e in enumerate(exprs)), kind=kind,
                  recorded=recorded)
 
 
@@ -790,29 +784,29 @@ def consumer(kind: str, *exprs: str, recorded: frozenset[str] = frozenset()) -> 
 ])
 def test_each_consumer_says_what_an_empty_result_means_for_it(x86: list[Observation], kind: str, noun: str,
                                                               never: str) -> None:
-    missing = evaluate_panel(consumer(kind, "vllm:no_such_metric > 0"), x86, load_catalog(), Policy())
+    missing = judge_reader(consumer(kind, "vllm:no_such_metric > 0"), x86, load_catalog(), Policy())
     assert missing.message == (f'{never}{noun} "R" (vllm-alerts) queries vllm:no_such_metric, which none of the 1 '
                                f"server(s) exposes; the {noun} stays empty. Check the metric name against vLLM's "
                                f"/metrics.")
-    mismatch = evaluate_panel(consumer(kind, 'vllm:num_requests_running{model_name="x"}'), x86, load_catalog(),
+    mismatch = judge_reader(consumer(kind, 'vllm:num_requests_running{model_name="x"}'), x86, load_catalog(),
                               Policy())
     assert mismatch.message.startswith(f'{never}{noun} "R" (vllm-alerts) selects vllm:num_requests_running with ')
     assert mismatch.message.endswith(f"so the {noun} stays empty.")
     # other verdicts keep their own first sentence
-    renamed = evaluate_panel(consumer(kind, "sum(rate(vllm:prompt_tokens_total[5m"), x86, load_catalog(), Policy())
+    renamed = judge_reader(consumer(kind, "sum(rate(vllm:prompt_tokens_total[5m"), x86, load_catalog(), Policy())
     assert renamed.message.startswith(f'{noun} "R" (vllm-alerts): its query does not parse')
     unreachable = [dataclasses.replace(o, after=None) for o in x86]
-    assert evaluate_panel(consumer(kind, "vllm:num_requests_running"), unreachable, load_catalog(),
+    assert judge_reader(consumer(kind, "vllm:num_requests_running"), unreachable, load_catalog(),
                           Policy()).message.endswith(f"so nothing can be said of the {noun}; see the targets' own "
                                                      f"failures.")
 
 
 def test_a_recording_rules_series_counts_as_present_and_an_unrecorded_one_is_named(x86: list[Observation]) -> None:
     recorded = frozenset({"namespace:vllm_waiting:sum"})
-    ok = evaluate_panel(consumer("alert", "namespace:vllm_waiting:sum > 10", recorded=recorded), x86, load_catalog(),
+    ok = judge_reader(consumer("alert", "namespace:vllm_waiting:sum > 10", recorded=recorded), x86, load_catalog(),
                         Policy())
     assert ok.outcome == Outcome.PASSED
-    unrecorded = evaluate_panel(consumer("alert", "cluster:vllm_waiting:sum > 10", recorded=recorded), x86,
+    unrecorded = judge_reader(consumer("alert", "cluster:vllm_waiting:sum > 10", recorded=recorded), x86,
                                 load_catalog(), Policy())
     assert unrecorded.message == (
         'This alert can never fire: its expression returns no series. alert "R" (vllm-alerts) queries '
@@ -820,15 +814,15 @@ def test_a_recording_rules_series_counts_as_present_and_an_unrecorded_one_is_nam
         "no rule of this run records; the alert stays empty unless that rule is deployed. Pass its rule file to "
         "--prometheus-rules, or check the name.")
     # one colon is vLLM's own naming: the ordinary message
-    assert "a recording rule's series" not in evaluate_panel(consumer("alert", "vllm:gone > 1"), x86, load_catalog(),
+    assert "a recording rule's series" not in judge_reader(consumer("alert", "vllm:gone > 1"), x86, load_catalog(),
                                                              Policy()).message
 
 
 def test_an_absence_alert_is_quiet_while_its_metric_has_series(x86: list[Observation]) -> None:
-    verdict = evaluate_panel(consumer("alert", "absent(vllm:num_requests_running)"), x86, load_catalog(), Policy())
+    verdict = judge_reader(consumer("alert", "absent(vllm:num_requests_running)"), x86, load_catalog(), Policy())
     assert (verdict.outcome, verdict.message) == (
         Outcome.PASSED, "it fires when vllm:num_requests_running has no series; it has now")
-    panel = evaluate_panel(consumer("panel", "absent(vllm:num_requests_running)"), x86, load_catalog(), Policy())
+    panel = judge_reader(consumer("panel", "absent(vllm:num_requests_running)"), x86, load_catalog(), Policy())
     assert panel.outcome == Outcome.FAILED  # a panel of absent() shows nothing while the metric is there
 
 
@@ -838,26 +832,26 @@ def test_a_quiet_alert_in_prometheus_passes_when_what_it_compares_has_data(
     has_series(api, "vllm:num_requests_waiting", RUNNING, "vllm:kv_cache_usage_perc")
     api.answer("vllm:num_requests_waiting / vllm:num_requests_running", vector(sample("0.1")))
     api.answer("vllm:kv_cache_usage_perc", vector(sample("0.2")))
-    verdict = evaluate_panel(consumer("alert", expr), x86, load_catalog(), Policy(), prom, 0.0)
+    verdict = judge_reader(consumer("alert", expr), x86, load_catalog(), Policy(), prom, 0.0)
     assert (verdict.outcome, verdict.message) == (
         Outcome.PASSED, "not firing now: its condition is false, and the series it compares have data")
     asked = api.queries()
     assert "vllm:num_requests_waiting / vllm:num_requests_running" in asked and "0.9" not in asked
     # a panel of the same expression is empty: judged as a query that stays empty
-    assert evaluate_panel(consumer("panel", expr), x86, load_catalog(), Policy(), prom, 0.0).outcome == Outcome.FAILED
+    assert judge_reader(consumer("panel", expr), x86, load_catalog(), Policy(), prom, 0.0).outcome == Outcome.FAILED
 
 
 def test_a_quiet_alert_whose_compared_side_is_empty_can_never_fire(
         api: PrometheusAPI, prom: Prometheus, x86: list[Observation]) -> None:
     expr = "vllm:num_requests_waiting / on(pod) vllm:num_requests_running > 0.9"
     has_series(api, "vllm:num_requests_waiting", RUNNING)
-    verdict = evaluate_panel(consumer("alert", expr), x86, load_catalog(), Policy(), prom, 0.0)
+    verdict = judge_reader(consumer("alert", expr), x86, load_catalog(), Policy(), prom, 0.0)
     assert verdict.message.startswith(
         'This alert can never fire: its expression returns no series. alert "R" (vllm-alerts): Prometheus returns '
         "nothing for vllm:num_requests_waiting / on (pod) vllm:num_requests_running although")
 
 
-@pytest.mark.parametrize(("expr", "compared"), [
+@pytest.mark.parametrize(("expr", "operands"), [
     ("vllm:a > 1", ["vllm:a"]),
     ("(vllm:a > 1)", ["vllm:a"]),
     ("vllm:a > bool 1", ["vllm:a > bool 1"]),  # a bool comparison filters nothing: the whole is compared
@@ -866,12 +860,12 @@ def test_a_quiet_alert_whose_compared_side_is_empty_can_never_fire(
     ("vllm:a == vllm:b", ["vllm:a", "vllm:b"]),
     ("vllm:a + 1", ["vllm:a + 1"]),
 ])
-def test_what_an_alert_compares(expr: str, compared: list[str]) -> None:
+def test_what_an_alert_compares(expr: str, operands: list[str]) -> None:
     import promql_parser
 
-    from pytest_vllm_metrics.dashboards import _compared
+    from pytest_vllm_metrics.judging import compared
 
-    assert [n.prettify() for n in _compared(promql_parser.parse(expr))] == compared
+    assert [n.prettify() for n in compared(promql_parser.parse(expr))] == operands
 
 
 def test_without_a_set_wait_prometheus_is_polled_for_two_of_its_scrape_intervals(
@@ -885,7 +879,7 @@ def test_without_a_set_wait_prometheus_is_polled_for_two_of_its_scrape_intervals
 
 def test_a_dashboard_without_a_prometheus_query_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(DashboardError) as raised:
-        load_panels([write(tmp_path / "notes.json", [{"title": "Notes", "type": "text"}])])
+        load_dashboards([write(tmp_path / "notes.json", [{"title": "Notes", "type": "text"}])])
     assert str(raised.value) == (
         f"dashboard {tmp_path / 'notes.json'} (vLLM) has no panel with a Prometheus query: its panels' targets carry "
         f"no 'expr' (text panels, or another data source such as Loki), so there is nothing to check. Pass the "
@@ -893,7 +887,7 @@ def test_a_dashboard_without_a_prometheus_query_is_an_error_naming_it(tmp_path: 
 
 
 def test_a_library_panel_without_name_or_uid_is_named_by_a_question_mark(tmp_path: Path) -> None:
-    (panel,) = load_panels([write(tmp_path / "lib.json", [{"libraryPanel": {"model": {}}}])])
+    (panel,) = load_dashboards([write(tmp_path / "lib.json", [{"libraryPanel": {"model": {}}}])])
     assert (panel.title, panel.library) == ("?", "?")
 
 
@@ -904,7 +898,7 @@ def test_a_dashboard_configmap_from_the_cluster_gives_its_panels() -> None:
                                                                                             "h": 4},
                                                              "targets": [{"expr": "vllm:num_requests_waiting"}]}]}),
         "README": "not a dashboard"}}
-    (panel,) = configmap_panels(configmap, "monitoring/vllm-dashboards")
+    (panel,) = object_dashboards(configmap, "monitoring/vllm-dashboards")
     assert (panel.id, panel.dashboard_title, panel.queries, panel.grid) == (
         "vllm::Queue", "vLLM", (Query("A", "vllm:num_requests_waiting"),), (0, 0, 8, 4))
     assert panel.kind == "panel"
@@ -921,7 +915,7 @@ def test_prometheus_failing_mid_judgement_is_inconclusive(x86: list[Observation]
 def test_a_variable_prometheus_cannot_resolve_keeps_the_queries_as_written(x86: list[Observation]) -> None:
     panel = variable_panel(f'{RUNNING}{{model_name="$m"}}',
                            Variable("m", "query", query="label_values(vllm:num_requests_running, model_name)"))
-    verdict = evaluate_panel(panel, x86, load_catalog(), Policy(), Prometheus("http://127.0.0.1:9", timeout=2), 0.0)
+    verdict = judge_reader(panel, x86, load_catalog(), Policy(), Prometheus("http://127.0.0.1:9", timeout=2), 0.0)
     assert verdict.evidence["exprs"] == [f'{RUNNING}{{model_name="$m"}}']
     assert verdict.message.startswith(f"{WHERE}: its variables could not be resolved: ")
 
@@ -934,7 +928,7 @@ def test_the_namespace_variable_is_the_runs_namespace(x86: list[Observation]) ->
     pods = [_as_pod(o, "other") for o in x86]
     panel = variable_panel(RUNNING, Variable("namespace", "query",
                                              query="label_values(vllm:num_requests_running, namespace)"))
-    verdict = evaluate_panel(panel, pods, load_catalog(), Policy(namespace="llm-d"))
+    verdict = judge_reader(panel, pods, load_catalog(), Policy(namespace="llm-d"))
     assert verdict.evidence["variables"]["namespace"] == "llm-d"
 
 
@@ -942,15 +936,15 @@ def test_a_variables_query_gets_the_built_in_durations(api: PrometheusAPI, prom:
                                                        x86: list[Observation]) -> None:
     panel = variable_panel(RUNNING, Variable("s", "query",
                                              query="query_result(max_over_time(vllm:num_requests_running[$__range]))"))
-    evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 0.0)
+    judge_reader(panel, x86, load_catalog(), Policy(), prom, 0.0)
     assert "max_over_time(vllm:num_requests_running[1h])" in api.queries()
 
 
 def test_a_repeated_panel_that_shows_data_everywhere_says_nothing(x86: list[Observation]) -> None:
-    panel = Panel("d", "T", (Query("A", f'{RUNNING}{{model_name=~"$m"}}'),),
+    panel = Reader("d", "T", (Query("A", f'{RUNNING}{{model_name=~"$m"}}'),),
                   (Variable("m", "custom", query="tiny", include_all=True, current=("$__all",)),),
                   dashboard_title="vLLM", repeat="m")
-    verdict = evaluate_panel(panel, x86, load_catalog(), Policy())
+    verdict = judge_reader(panel, x86, load_catalog(), Policy())
     assert (verdict.outcome, verdict.message) == (Outcome.PASSED, "")
 
 
@@ -960,15 +954,15 @@ def test_a_recording_rules_series_is_polled_until_the_rule_has_run(api: Promethe
     api.answer(f"count({series})", vector(), vector(sample(1)))  # the rule's next evaluation makes it
     api.answer(f"{series} > 10", vector(sample(12)))
     panel = consumer("alert", f"{series} > 10", recorded=frozenset({series}))
-    assert evaluate_panel(panel, x86, load_catalog(), Policy(), prom, 5.0).outcome == Outcome.PASSED
+    assert judge_reader(panel, x86, load_catalog(), Policy(), prom, 5.0).outcome == Outcome.PASSED
     assert api.queries().count(f"count({series})") == 2
 
 
 def test_an_absence_alert_over_two_metrics_names_both_and_its_other_queries_count(x86: list[Observation]) -> None:
-    both = evaluate_panel(consumer("alert", f"absent({RUNNING}) and absent(vllm:num_requests_waiting)"), x86,
+    both = judge_reader(consumer("alert", f"absent({RUNNING}) and absent(vllm:num_requests_waiting)"), x86,
                           load_catalog(), Policy())
     assert both.message == f"it fires when {RUNNING}, vllm:num_requests_waiting has no series; it has now"
-    second = evaluate_panel(consumer("alert", f"absent({RUNNING})", "vllm:no_such_metric > 1"), x86, load_catalog(),
+    second = judge_reader(consumer("alert", f"absent({RUNNING})", "vllm:no_such_metric > 1"), x86, load_catalog(),
                             Policy())
     assert second.evidence["panel_verdict"] == "partial"
 
@@ -979,19 +973,19 @@ def test_a_quiet_alert_adds_up_what_it_compares_over_its_queries(api: Prometheus
     has_series(api, "vllm:prompt_tokens_total", "vllm:generation_tokens_total")
     api.answer(prompt, vector(), vector(sample("0.5")))  # polled: data on the second answer
     api.answer(generation, vector(sample("0")))
-    one = evaluate_panel(consumer("alert", f"{prompt} > 100 and {generation} > 100"), x86, load_catalog(), Policy(),
+    one = judge_reader(consumer("alert", f"{prompt} > 100 and {generation} > 100"), x86, load_catalog(), Policy(),
                          prom, 5.0)
     assert one.outcome == Outcome.PASSED  # 0.5 and 0: not only zeros
-    two = evaluate_panel(consumer("alert", f"{prompt} > 100", f"{generation} > 100"), x86, load_catalog(), Policy(),
+    two = judge_reader(consumer("alert", f"{prompt} > 100", f"{generation} > 100"), x86, load_catalog(), Policy(),
                          prom, 5.0)
     assert two.outcome == Outcome.PASSED
-    assert evaluate_panel(consumer("alert", f"{prompt} > 100", "vllm:no_such_metric > 1"), x86, load_catalog(),
+    assert judge_reader(consumer("alert", f"{prompt} > 100", "vllm:no_such_metric > 1"), x86, load_catalog(),
                           Policy(), prom, 0.0).evidence["panel_verdict"] == "partial"
 
 
 def test_a_kind_of_your_own_is_named_as_written(x86: list[Observation]) -> None:
     # vllm_judge_panel judges users' own Panels: a kind the suite does not know keeps its own name
-    verdict = evaluate_panel(consumer("recording-job", "vllm:no_such_metric"), x86, load_catalog(), Policy())
+    verdict = judge_reader(consumer("recording-job", "vllm:no_such_metric"), x86, load_catalog(), Policy())
     assert verdict.message.startswith('recording-job "R" (vllm-alerts) queries vllm:no_such_metric')
 
 

@@ -555,7 +555,7 @@ def test_unknown_version_counts_as_the_newest(api: PrometheusAPI, prom: Promethe
 def dashboard_panel(prom: Prometheus, expr: str, wait: float = 3.0) -> Any:
     """The verdict of a one-query panel "T" of dashboard d, judged against Prometheus, for one server whose
     prompt-token counter went from 10 to 50 during the workload."""
-    from pytest_vllm_metrics import dashboards
+    from pytest_vllm_metrics import judging, readers
     from pytest_vllm_metrics.catalog import load_catalog
     from pytest_vllm_metrics.settings import Policy
 
@@ -565,8 +565,8 @@ def dashboard_panel(prom: Prometheus, expr: str, wait: float = 3.0) -> Any:
                               f'vllm:num_requests_running{{model_name="tiny"}} 0\n')
 
     obs = Observation(Target("decode-0", "http://10.0.0.1:8200"), version="0.32.0", before=page(10), after=page(50))
-    panel = dashboards.Panel("d", "T", (dashboards.Query("A", expr),))
-    return dashboards.evaluate_panel(panel, [obs], load_catalog(), Policy(), prom=prom, wait=wait)
+    panel = readers.Reader("d", "T", (readers.Query("A", expr),))
+    return judging.judge_reader(panel, [obs], load_catalog(), Policy(), prom=prom, wait=wait)
 
 
 RATE = "sum(rate(vllm:prompt_tokens_total[5m]))"
@@ -585,8 +585,8 @@ RATE = "sum(rate(vllm:prompt_tokens_total[5m]))"
 def test_panel_of_a_moving_counter_that_prometheus_returns_only_zero_for_fails(
     api: PrometheusAPI, prom: Prometheus, data: dict[str, Any], outcome: Outcome
 ) -> None:
-    """kills the reading of each result type in dashboards._values (a scalar is its value, a string counts as 0,
-    a matrix its newest value) and the only-0-or-NaN verdict of dashboards._judge_queries."""
+    """kills the reading of each result type in series.query_values (a scalar is its value, a string counts as 0,
+    a matrix its newest value) and the only-0-or-NaN verdict of judging._judge_queries."""
     api.answer("count(vllm:prompt_tokens_total)", vector(sample(1)))
     api.answer(RATE, data)
     verdict = dashboard_panel(prom, RATE)
@@ -598,7 +598,7 @@ def test_panel_of_a_moving_counter_that_prometheus_returns_only_zero_for_fails(
 
 def test_panel_empty_at_first_is_asked_again_until_prometheus_has_the_samples(api: PrometheusAPI,
                                                                             prom: Prometheus) -> None:
-    """kills dashboards._poll (its bound, its return of the first answer with data): the second answer has data."""
+    """kills series.poll (its bound, its return of the first answer with data): the second answer has data."""
     api.answer("count(vllm:prompt_tokens_total)", vector(sample(1)))
     api.answer(RATE, vector(), vector(sample(2.5)))
     verdict = dashboard_panel(prom, RATE, wait=60.0)
@@ -616,8 +616,8 @@ def test_panel_empty_at_first_is_asked_again_until_prometheus_has_the_samples(ap
 def test_panel_empty_for_the_whole_wait_is_too_few_samples_or_no_data(
     api: PrometheusAPI, prom: Prometheus, count: int, outcome: Outcome, said: str
 ) -> None:
-    """kills dashboards._after_wait: fewer than two samples in the range window (one below the threshold) is the
-    run's timing, two or more is the expression's own emptiness; and the bound of dashboards._poll: the whole
+    """kills judging._after_wait: fewer than two samples in the range window (one below the threshold) is the
+    run's timing, two or more is the expression's own emptiness; and the bound of series.poll: the whole
     wait, and no more polls than one per 0.25 s of it (how many fit depends on the machine)."""
     api.answer("count(vllm:prompt_tokens_total)", vector(sample(1)))
     api.answer("count_over_time(vllm:prompt_tokens_total[5m])", vector(sample(count)))
@@ -633,7 +633,7 @@ def test_panel_empty_for_the_whole_wait_is_too_few_samples_or_no_data(
 
 def test_panel_selecting_a_label_prometheus_does_not_store_names_what_it_stores(api: PrometheusAPI,
                                                                                prom: Prometheus) -> None:
-    """kills the /api/v1/series lookup of dashboards._label_mismatch (path, match[], limit, start an hour back at
+    """kills the /api/v1/series lookup of why_empty._label_mismatch (path, match[], limit, start an hour back at
     most) and its "Prometheus stores only" text."""
     api.series["vllm:num_requests_running"] = [{"__name__": "vllm:num_requests_running", "instance": "10.0.0.1:8200",
                                                 "job": "vllm", "model_name": "tiny"}]

@@ -16,9 +16,9 @@ import pytest
 
 from conftest import flat, said
 from pytest_vllm_metrics.catalog import load_catalog
-from pytest_vllm_metrics.dashboards import Panel, Query
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Outcome
+from pytest_vllm_metrics.readers import Query, Reader
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
@@ -207,13 +207,13 @@ def _observed(sim_host: SimHost, profile: str) -> list[Observation]:
 
 # PrometheusRule (monitoring.coreos.com/v1) spec.groups[].rules[]: an alert on the KV-cache gauge as written
 # before the rename, and a recording rule on the per-step TPOT histogram (shapes of consumers-and-semantics §4).
-ALERT = Panel("vllm-alerts", "VLLMKVCacheAlmostFull",
+ALERT = Reader("vllm-alerts", "VLLMKVCacheAlmostFull",
               (Query("expr", "avg by (namespace, model_name) (vllm:gpu_cache_usage_perc) > 0.9"),), kind="alert")
-RECORD = Panel("vllm-recording", "vllm:tpot_seconds:p99", (Query("expr", (
+RECORD = Reader("vllm-recording", "vllm:tpot_seconds:p99", (Query("expr", (
     "histogram_quantile(0.99, sum by (le, model_name) (rate(vllm:time_per_output_token_seconds_bucket[5m])))")),),
     kind="record")
 # KEDA ScaledObject (keda.sh/v1alpha1) spec.triggers[].metadata.query on the new name
-SCALER = Panel("llm-d-decode", "prometheus trigger", (
+SCALER = Reader("llm-d-decode", "prometheus trigger", (
     Query("query", 'sum(vllm:kv_cache_usage_perc{namespace="llm-d"})'),), kind="keda")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics import dashboards, diagnose, evaluate
+from pytest_vllm_metrics import diagnose, evaluate, judging, readers
 from pytest_vllm_metrics.catalog import Entry, load_catalog
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome, Verdict
@@ -180,9 +180,9 @@ def test_real_capture_with_caching_off_reaches_the_hit_rate_panel_as_its_root_ca
     obs = observation(before, after, traffic(block_size=128, prefix_tokens=300))
     movement = evaluate.movement(hits_entry(), obs, Policy())
     assert movement.evidence["diagnosis_rule"] == "off"
-    panel = dashboards.Panel("perf", "KV Cache Hit Rate", (dashboards.Query(
+    panel = readers.Reader("perf", "KV Cache Hit Rate", (readers.Query(
         "A", f"sum(rate({HITS}[5m])) / sum(rate({QUERIES}[5m]))"),), dashboard_title="vLLM")
-    verdict: Verdict = dashboards.evaluate_panel(panel, [obs], load_catalog(), Policy())
+    verdict: Verdict = judging.judge_reader(panel, [obs], load_catalog(), Policy())
     assert verdict.outcome == Outcome.FAILED
     assert verdict.evidence["panel_verdict"] == "always zero / NaN"
     assert verdict.diagnosis == movement.diagnosis

@@ -52,16 +52,24 @@ def test_adapter_is_in_the_newest_lora_info_series_while_its_request_runs(lora_v
         # a base-model request first, so the empty adapter set is the older series, first on the page
         client.post("/v1/completions", json={"model": "tiny", "prompt": "the metrics", "max_tokens": 4}
                     ).raise_for_status()
-        body = {"model": LORA_ADAPTER, "prompt": "the metrics of every server", "max_tokens": 600,
+        body = {"model": LORA_ADAPTER, "prompt": "the metrics of every server", "max_tokens": 900,
                 "temperature": 0, "ignore_eos": True, "stream": True}
         during = None
-        with client.stream("POST", "/v1/completions", json=body) as response:
+        reads = 0
+        with client.stream("POST", "/v1/completions", json=body) as response, \
+                httpx.Client(base_url=lora_vllm.url, timeout=60) as pages:
             response.raise_for_status()
-            for index, _ in enumerate(response.iter_lines()):  # bounded: 600 tokens, 60 s per read
-                if index == 10:  # generating: read the page while the adapter runs
-                    during = Snapshot.parse(client.get("/metrics").text)
+            for _ in response.iter_lines():  # bounded: 900 tokens, 60 s per read
+                # while it streams, read the page until it shows the running adapter: vLLM refreshes the series at
+                # its own steps, and on a fast machine one read may fall between two of them
+                if during is None:
+                    reads += 1
+                    page = Snapshot.parse(pages.get("/metrics").text)
+                    latest = newest(page, INFO)
+                    if latest is not None and dict(latest.labels)["running_lora_adapters"] == LORA_ADAPTER:
+                        during = page
         after = Snapshot.parse(client.get("/metrics").text)
-    assert during is not None, "the stream ended before its tenth line"
+    assert during is not None, f"no read of the {reads} taken while the adapter's request streamed showed it running"
     running = newest(during, INFO)
     assert running is not None and dict(running.labels)["running_lora_adapters"] == LORA_ADAPTER, during.series(INFO)
     assert dict(running.labels)["max_lora"] == "1"  # --max-loras' default

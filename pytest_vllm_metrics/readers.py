@@ -1,0 +1,194 @@
+"""Readers of vLLM's metrics: a Grafana panel, an alerting or recording rule, a KEDA trigger, a prometheus-adapter rule,
+an endpoint picker flag. Each is a `Reader`: PromQL queries (or a bare metric name) and where they came from, judged
+with one vocabulary (judging.py). This module reads Grafana dashboards into readers (consumers.py reads the others),
+and holds what the judging knows of names beyond the catalog (conformance/dashboards.toml): other components'
+metrics, features' metrics, the other forms a collection path gives vLLM's names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from . import _grafana as grafana
+from ._grafana import DashboardError, Value
+from .catalog import Catalog, Entry, conformance_data
+
+__all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "Value", "component_of", "data", "exposed_as",
+           "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards", "optional_feature",
+           "resolve_variables", "substitute"]
+
+UNKNOWN = grafana.UNKNOWN  # a variable's value the run cannot know, written as a regex that matches anything
+Lookup = grafana.Lookup  # what answers a dashboard's variable queries: Prometheus, or the direct scrapes
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+
+
+@dataclass(frozen=True)
+class Query:
+    ref_id: str
+    expr: str  # as written, variables and all
+
+
+@dataclass(frozen=True)
+class Reader:
+    dashboard: str  # the file's (or ConfigMap key's) stem: short, for test ids
+    title: str
+    queries: tuple[Query, ...]
+    variables: tuple[grafana.Variable, ...] = ()  # resolved at evaluation: query variables need the data
+    dashboard_title: str = ""
+    repeat: str | None = None  # the variable the panel is repeated for
+    library: str | None = None  # a library panel whose model lives in Grafana, not in the file
+    # Where the dashboard draws it, for the report's picture of the dashboard (not part of any verdict).
+    grid: grafana.Grid | None = field(default=None, compare=False)  # x, y, w, h; None: the file says nothing
+    row: str = field(default="", compare=False)  # the title of the row holding it
+    # What reads these queries: a Grafana "panel", or another consumer of the metrics ("alert", "record",
+    # "keda", "adapter", "epp"): those are judged with the same vocabulary but are not drawn as dashboards.
+    kind: str = "panel"
+    # The series the run's recording rules make (consumers.py): Prometheus makes them, not vLLM, so a direct
+    # scrape cannot show them; each recording rule is judged on its own.
+    recorded: frozenset[str] = field(default=frozenset(), compare=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.dashboard}::{self.title}"
+
+    @property
+    def exprs(self) -> tuple[str, ...]:
+        return tuple(q.expr for q in self.queries)
+
+
+@cache
+def data() -> dict[str, Any]:
+    return conformance_data("dashboards.toml")
+
+
+# -- loading -----------------------------------------------------------------------------------------------
+
+
+def load_dashboards(paths: Iterable[Path]) -> list[Reader]:
+    panels: list[Reader] = []
+    ids: set[str] = set()
+    for dashboard in grafana.load(paths):
+        found = _panels(dashboard)
+        if not found:
+            raise DashboardError(
+                f"dashboard {dashboard.where} ({dashboard.title}) has no panel with a Prometheus query: its panels' "
+                f"targets carry no 'expr' (text panels, or another data source such as Loki), so there is nothing "
+                f"to check. Pass the dashboards that chart vLLM's Prometheus metrics to --grafana-dashboard.")
+        for panel in found:
+            title, n = panel.title, 1
+            while f"{panel.dashboard}::{title}" in ids:  # test ids must be unique across every file
+                n += 1
+                title = f"{panel.title} ({n})"
+            ids.add(f"{panel.dashboard}::{title}")
+            panels.append(Reader(panel.dashboard, title, panel.queries, panel.variables, panel.dashboard_title,
+                                panel.repeat, panel.library, panel.grid, panel.row))
+    return panels
+
+
+def object_dashboards(configmap: dict[str, Any], where: str) -> list[Reader]:
+    """The panels of a dashboard ConfigMap read from the cluster (the Grafana sidecar's shape: each data key one
+    dashboard JSON); `where` names it in messages. DashboardError when it holds no usable dashboard."""
+    return [panel for dashboard in grafana.from_configmap(where, configmap) for panel in _panels(dashboard)]
+
+
+def _panels(dashboard: grafana.Dashboard) -> list[Reader]:
+    variables = grafana.variables(dashboard.model)
+    out: list[Reader] = []
+    for placed in grafana.walk_panels(dashboard.model):
+        raw = placed.panel
+        if raw.get("type") == "row":
+            continue
+        title = str(raw.get("title") or f"panel {raw.get('id', '?')}")
+        repeat = str(raw["repeat"]) if raw.get("repeat") else None
+        queries = tuple(Query(str(t.get("refId") or chr(ord("A") + i)), str(t["expr"]))
+                        for i, t in enumerate(raw.get("targets") or [])
+                        if isinstance(t, dict) and t.get("expr") and not t.get("hide")
+                        and _prometheus(t.get("datasource"), raw.get("datasource")))
+        library = raw.get("libraryPanel")
+        if not queries and isinstance(library, dict):
+            name = str(library.get("name") or library.get("uid") or "?")
+            out.append(Reader(dashboard.name, str(raw.get("title") or name), (), variables, dashboard.title,
+                             repeat, name, placed.grid, placed.row))
+        elif queries:
+            out.append(Reader(dashboard.name, title, queries, variables, dashboard.title, repeat,
+                             grid=placed.grid, row=placed.row))
+    return out
+
+
+def _prometheus(*datasources: Any) -> bool:
+    """A target queries Prometheus unless its (or its panel's) data source says another type."""
+    for datasource in datasources:
+        if isinstance(datasource, dict) and datasource.get("type") not in (None, "", "datasource"):
+            return str(datasource["type"]) == "prometheus"
+    return True
+
+
+def substitute(expr: str, variables: dict[str, str], namespace: str | None) -> str:
+    """Plain substitution of single values (and the built-in durations); judge_reader resolves as Grafana."""
+    values = {name: Value(grafana.Variable(name, "constant"), (value,)) for name, value in variables.items()}
+    if namespace:
+        values["namespace"] = Value(grafana.Variable("namespace", "constant"), (namespace,))
+    return interpolate(expr, values)
+
+
+def noun(kind: str) -> str:
+    """What a verdict speaks of: a panel, an alert, a KEDA scaler... (dashboards.toml [kinds])."""
+    return str(data()["kinds"].get(kind, kind))
+
+
+def component_of(metric: str) -> dict[str, Any] | None:
+    """The other component whose metric this is, in any form a collection path stores it (kserve_inference_pool_*
+    is the endpoint picker's)."""
+    forms = [metric] + [metric[len(p):] for rule in data()["collection_prefix"] for p in rule["prefixes"]
+                        if metric.startswith(p)]
+    for component in data()["component"]:
+        for form in forms:
+            if form in component.get("names", ()) or form.startswith(tuple(component.get("prefixes", ()))):
+                return dict(component)
+    return None
+
+
+def optional_feature(metric: str) -> str | None:
+    for row in data()["feature_metric"]:
+        if metric.startswith(tuple(row["prefixes"])):
+            return str(row["feature"])
+    return None
+
+
+def family_of(metric: str, catalog: Catalog) -> Entry | None:
+    """The catalog family a selected name belongs to (a histogram's _bucket, _count or _sum included)."""
+    entry = catalog.get(metric)
+    if entry is None and metric.endswith(_HISTOGRAM_SUFFIXES):
+        entry = catalog.get(metric.rsplit("_", 1)[0])
+    return entry
+
+
+def exposed_as(metric: str, names: Iterable[str]) -> tuple[str | None, str]:
+    """The exposed family that `metric` is another form of, and how the forms differ."""
+    names = set(names)
+    for rule in data()["collection_prefix"]:
+        for prefix in rule["prefixes"]:
+            if metric.startswith(prefix):
+                bare = metric[len(prefix):]
+                for family in sorted(names):
+                    if bare in (family, family.replace(":", "_")):
+                        return family, str(rule["how"])
+    underscored = [n for n in sorted(names) if ":" in n and n.replace(":", "_") == metric]
+    if underscored:
+        return underscored[0], str(data()["messages"]["underscores"])
+    return None, ""
+
+
+def resolve_variables(reader: Reader, lookup: Lookup, namespace: str | None) -> dict[str, Value]:
+    """A reader's Grafana variables, resolved as Grafana resolves them (against `lookup`)."""
+    return grafana.resolve(reader.variables, lookup, namespace, data()["durations"])
+
+
+def interpolate(expr: str, values: dict[str, Value]) -> str:
+    """A query with its variables written as Grafana writes them (and the built-in intervals)."""
+    return grafana.interpolate(expr, values, data()["durations"])
