@@ -462,7 +462,8 @@ def test_unknown_top_level_table_is_a_catalog_error(tmp_path: Path) -> None:
 def test_metric_that_is_not_an_array_of_tables_is_a_catalog_error(tmp_path: Path) -> None:
     path = write_catalog(tmp_path, 'metric = "vllm:num_requests_running"\n')
 
-    with pytest.raises(CatalogError, match=r"'metric' must be an array of tables, written \[\[metric\]\]"):
+    expected = r"metric = 'vllm:num_requests_running' is a string, not an array of tables, written \[\[metric\]\]"
+    with pytest.raises(CatalogError, match=expected):
         load_catalog([path])
 
 
@@ -494,8 +495,13 @@ def test_labels_that_are_not_a_list_of_names_are_refused(tmp_path: Path, field: 
     fields = {k: v for k, v in valid_fields().items() if k != field}
     line = f'{field} = "{value}"\n' if isinstance(value, str) else f"{field} = {value}\n"
     path, message = load_error(tmp_path, metric_table(**fields) + line)
-    assert message == (f"catalog file {path}, entry 1 (my:queue_depth): {field} must be a list of label names, "
-                       f'like ["engine", "model_name"].')
+    wanted = 'a list of label names, like ["engine", "model_name"]'
+    if isinstance(value, str):  # the value, its type and the expected type
+        assert message == (f"catalog file {path}, entry 1 (my:queue_depth): {field} = {value!r} is a string, not "
+                           f"{wanted}.")
+    else:  # the item of the list that is no label name
+        assert message == (f"catalog file {path}, entry 1 (my:queue_depth): {field}[0] = 1 is an integer, not a "
+                           f"string ({field} must be {wanted}).")
 
 
 def test_empty_versions_asks_for_a_specifier(tmp_path: Path) -> None:
@@ -511,7 +517,8 @@ def test_several_unknown_or_missing_fields_are_listed_with_commas(tmp_path: Path
     assert message.startswith(f"catalog file {path}, entry 1 (my:queue_depth) has unknown field(s) help, unit; "
                               f"valid fields are name, type, level, feature, versions, labels, ")
     _, message = load_error(tmp_path, metric_table(name="my:queue_depth", type="gauge", level="SHOULD"))
-    assert message.endswith("entry 1 (my:queue_depth) lacks the required field(s) feature, versions.")
+    assert message.endswith(f"entry 1 (my:queue_depth) lacks the required field(s) feature (one of "
+                            f"{', '.join(FEATURES)}), versions (a PEP 440 version specifier, like '>=0.9.2').")
 
 
 def test_several_unknown_top_level_keys_are_listed_with_commas(tmp_path: Path) -> None:
