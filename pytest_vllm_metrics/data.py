@@ -490,11 +490,15 @@ def decode(text: str, schema: type[S], file: str, guide: str = "") -> S:
         raise DataError(f"{file} is not valid TOML: {exc}; fix the syntax{guide}.") from None
 
 
+def read(path: Path, schema: type[S]) -> S:
+    """The data file at `path` as `schema` (DataError when it has another shape)."""
+    return decode(path.read_text(encoding="utf-8"), schema, f"data file {path}")
+
+
 @cache
 def bundled(package: str, name: str) -> msgspec.Struct:
     """A bundled data file, decoded with its schema (once per process)."""
-    path = bundled_path(package, name)
-    return decode(path.read_text(encoding="utf-8"), BUNDLED[package, name], f"data file {path}")
+    return read(bundled_path(package, name), BUNDLED[package, name])
 
 
 def _typed(package: str, name: str, schema: type[S]) -> S:
@@ -581,7 +585,7 @@ def _dec_hook(type_: type[Any], value: Any) -> Any:
 
 _AT = re.compile(r"^(?P<problem>.*?)(?: - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`)?$", re.DOTALL)
 _SEGMENT = re.compile(r"\.(?P<field>[^.\[]+)|\[(?P<index>\d+)\]|(?P<key>\[\.\.\.\])")
-_EXPECTED = re.compile(r"^Expected `[^`]+`(?:[^,]*)?, got `[^`]+`$")
+_EXPECTED = re.compile(r"^Expected `[^`]+`[^,]*, got \S+$")
 _ENUM = re.compile(r"^Invalid enum value ")
 _NAMED_BY = ("name", "id", "family")  # the field that names an entry, if its table has one
 _DICT = object()  # a table's key in msgspec's path, which it does not name
@@ -693,8 +697,8 @@ def _shape(table: _Node, where: str, top: bool, single: bool) -> str:
 
 
 def _where(file: str, nodes: list[_Node], single: bool) -> str:
-    """The file, then the table: `entry 2 (name)` of the one array of tables of a catalog, else
-    `[[store]] entry 2 (name)`, `[gauges]`, `[feature.lora]`."""
+    """The file, then the table: `entry 2 (name)` in a file of one array of tables (a catalog), else
+    `[[store]] entry 2 (name)`, `[gauges]`, `[feature.lora]`; a table inside an entry: `entry 2 (name), in when`."""
     parts: list[str] = []
     dotted: list[_Node] = []
     for node in nodes[1:]:
@@ -705,7 +709,7 @@ def _where(file: str, nodes: list[_Node], single: bool) -> str:
         else:
             dotted.append(node)
     if dotted:
-        parts.append(f"[{_dotted(dotted)}]")
+        parts.append(f"in {_dotted(dotted)}" if parts else f"[{_dotted(dotted)}]")
     return ", ".join([file, *parts])
 
 
@@ -791,7 +795,7 @@ def _plural(type_: Any) -> str:
     if get_origin(bare) is Literal:
         return "strings, each " + _describe(bare)
     if get_origin(bare) is tuple:
-        return "arrays"
+        return _describe(bare).replace("an array", "arrays", 1)
     if isinstance(bare, type) and issubclass(bare, msgspec.Struct):
         return "tables"
     return _PLURAL.get(bare, str(bare))
@@ -800,13 +804,18 @@ def _plural(type_: Any) -> str:
 def _kind(value: Any) -> str:
     """What the file holds, in TOML's words."""
     for python, word in ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
-                         (list, "an array"), (dict, "a table")):
+                         (dict, "a table")):
         if isinstance(value, python):
             return word
+    if isinstance(value, list):
+        return f"an array of {len(value)} item{'' if len(value) == 1 else 's'}"
     return "a date or time"
 
 
 def _value(value: Any) -> str:
+    """A value as the message shows it: Python's repr, as the catalog's messages always did, but TOML's booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value) if not isinstance(value, dict) else "{...}"
 
 
