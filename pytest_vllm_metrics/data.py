@@ -588,7 +588,6 @@ _SEGMENT = re.compile(r"\.(?P<field>[^.\[]+)|\[(?P<index>\d+)\]|(?P<key>\[\.\.\.
 _EXPECTED = re.compile(r"^Expected `[^`]+`[^,]*, got \S+$")
 _ENUM = re.compile(r"^Invalid enum value ")
 _NAMED_BY = ("name", "id", "family")  # the field that names an entry, if its table has one
-_DICT = object()  # a table's key in msgspec's path, which it does not name
 
 _PLURAL = {str: "strings", int: "integers", float: "numbers", bool: "booleans"}
 
@@ -597,8 +596,7 @@ class _Node:
     """One step of the path into the file: the key (field, index or table key), its value and its type."""
 
     def __init__(self, step: str | int | None, value: Any, type_: Any) -> None:
-        self.step, self.value, self.type = step, value, _bare(type_)
-        self.meta_type = type_
+        self.step, self.value, self.declared, self.type = step, value, type_, _bare(type_)
 
     @property
     def struct(self) -> type[msgspec.Struct] | None:
@@ -643,17 +641,17 @@ def _explain(error: str, raw: dict[str, Any], schema: type[msgspec.Struct], file
     if _EXPECTED.match(problem) or _ENUM.match(problem):
         if not rest:
             if _ENUM.match(problem):
-                return f"{where}: {shown} = {key.value!r} is not {_describe(key.meta_type, shown)}."
+                return f"{where}: {shown} = {key.value!r} is not {_describe(key.declared, shown)}."
             return (f"{where}: {shown} = {_value(key.value)} is {_kind(key.value)}, not "
-                    f"{_describe(key.meta_type, shown)}.")
+                    f"{_describe(key.declared, shown)}.")
         inner = rest[-1]
         if len(rest) == 1 and isinstance(inner.step, int) and inner.struct is not None:
             return (f"{where}: entry {inner.step + 1} is {inner.value!r}, not a table; write each entry as a "
                     f"[[{_dotted(nodes[1: table_at + 2])}]] table.")
         path = shown + "".join(f"[{n.step}]" if isinstance(n.step, int) else f".{_key(n.step)}" for n in rest)
         got = "not " if _ENUM.match(problem) else f"{_kind(inner.value)}, not "
-        return (f"{where}: {path} = {_value(inner.value)} is {got}{_describe(inner.meta_type)} ({shown} must be "
-                f"{_describe(key.meta_type, shown)}).")
+        return (f"{where}: {path} = {_value(inner.value)} is {got}{_describe(inner.declared)} ({shown} must be "
+                f"{_describe(key.declared, shown)}).")
     return f"{where}: {_sentence(problem)}"  # a check of our own (a version specifier, a rule between keys)
 
 
