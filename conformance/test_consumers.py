@@ -2,6 +2,14 @@
 PrometheusRules, KEDA scalers, prometheus-adapter rules and the endpoint picker's flags): will it get data, and if
 not, exactly why. Judged as a panel is, with the same vocabulary."""
 
+from __future__ import annotations
 
-def test_consumer(vllm_consumer, vllm_judge_panel, vllm_enforce):
+from collections.abc import Callable
+
+from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.readers import Reader
+
+
+def test_consumer(vllm_consumer: Reader, vllm_judge_panel: Callable[[Reader], Verdict],
+                  vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(vllm_judge_panel(vllm_consumer))

@@ -4,14 +4,18 @@ and the pool's average KV-cache utilization, compared at a quiet moment."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
-from pytest_vllm_metrics.epp import average_kv_cache, compare, epp_target, queue_per_pod, ready_pods
+from pytest_vllm_metrics.epp import Compared, average_kv_cache, compare, epp_target, queue_per_pod, ready_pods
+from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.targets import Target
 
 
 @pytest.fixture(scope="module")
-def epp_view(vllm_settings, vllm_targets):
+def epp_view(vllm_settings: Settings, vllm_targets: list[Target]) -> Compared:
     epp = epp_target(vllm_settings)
     if epp is None:
         pytest.skip("no endpoint picker: pass --vllm-epp-url=http://<EPP service>:9090 to compare its view of the "
@@ -20,15 +24,15 @@ def epp_view(vllm_settings, vllm_targets):
 
 
 @pytest.mark.must
-def test_epp_queue_per_pod(epp_view, vllm_enforce):
+def test_epp_queue_per_pod(epp_view: Compared, vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(queue_per_pod(epp_view))
 
 
 @pytest.mark.must
-def test_epp_ready_pods(epp_view, vllm_enforce):
+def test_epp_ready_pods(epp_view: Compared, vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(ready_pods(epp_view))
 
 
 @pytest.mark.must
-def test_epp_kv_cache_average(epp_view, vllm_enforce):
+def test_epp_kv_cache_average(epp_view: Compared, vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(average_kv_cache(epp_view))

@@ -7,38 +7,45 @@ on the store the page goes to passes with a warning naming the store (the suite 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pytest_vllm_metrics import hygiene
 from pytest_vllm_metrics.evaluate import across
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Verdict
+
+Observations = dict[str, Observation]
+Enforce = Callable[[Verdict], None]
 
 
 @pytest.mark.should
-def test_labels_per_series_fit_the_stores(vllm_observations, vllm_enforce):
+def test_labels_per_series_fit_the_stores(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     verdict = across(vllm_observations.values(), hygiene.labels_per_series, "SHOULD")
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.may
-def test_info_labels_stable_across_restarts(vllm_observations, vllm_enforce):
+def test_info_labels_stable_across_restarts(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     verdict = across(vllm_observations.values(), hygiene.volatile_labels, "MAY")
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.should
-def test_series_per_family_bounded(vllm_observations, vllm_enforce):
+def test_series_per_family_bounded(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     vllm_enforce(across(vllm_observations.values(), hygiene.series_per_family, "SHOULD"))
 
 
 @pytest.mark.should
-def test_page_size_within_scrape_caps(vllm_observations, vllm_enforce):
+def test_page_size_within_scrape_caps(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     verdict = across(vllm_observations.values(), hygiene.page_size, "SHOULD")
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.must
-def test_one_series_per_engine_and_model(vllm_observations, vllm_enforce):
+def test_one_series_per_engine_and_model(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     vllm_enforce(across(vllm_observations.values(), hygiene.duplicate_series, "MUST"))

@@ -7,14 +7,22 @@ the ones that fail (the reports list each target's own verdict). A fleet of 100 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from pytest_vllm_metrics.catalog import Entry
 from pytest_vllm_metrics.evaluate import across, movement, presence
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.settings import Policy
 
 
-def test_present(vllm_entry, vllm_observations, vllm_policy, vllm_enforce):
+def test_present(vllm_entry: Entry, vllm_observations: dict[str, Observation], vllm_policy: Policy,
+                 vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(across(vllm_observations.values(), lambda obs: presence(vllm_entry, obs, vllm_policy),
                         vllm_entry.level))
 
 
-def test_moves(vllm_moving_entry, vllm_observations, vllm_policy, vllm_enforce):
+def test_moves(vllm_moving_entry: Entry, vllm_observations: dict[str, Observation], vllm_policy: Policy,
+               vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(across(vllm_observations.values(), lambda obs: movement(vllm_moving_entry, obs, vllm_policy),
                         vllm_moving_entry.level))

@@ -9,12 +9,17 @@ workers, Ray workers) are not targets: the reports list them with their leader.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.kube import data_parallel_engines
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Verdict
 
 
 @pytest.mark.must
-def test_data_parallel_engines(vllm_observations, vllm_enforce):
+def test_data_parallel_engines(vllm_observations: dict[str, Observation],
+                               vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(across(vllm_observations.values(), data_parallel_engines, "MUST"))

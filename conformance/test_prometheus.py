@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pytest_vllm_metrics import prometheus
+from pytest_vllm_metrics.catalog import Catalog
 from pytest_vllm_metrics.evaluate import across
+from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome, Verdict
+from pytest_vllm_metrics.run import PrometheusState
+
+Observations = dict[str, Observation]
+Enforce = Callable[[Verdict], None]
 
 pytestmark = pytest.mark.must
 
 
-def _checked(state, observations, check, *stages):
+def _checked(state: PrometheusState, observations: Observations, check: Callable[[Observation], Verdict],
+             *stages: str) -> Verdict:
     """Prometheus that cannot be asked makes every check inconclusive (the deployment may be right); otherwise
     each target gets its own verdict."""
     if state.error:
         return Verdict(Outcome.INCONCLUSIVE, state.error)
 
-    def one(obs):
+    def one(obs: Observation) -> Verdict:
         problem = obs.failure(*stages)
         if problem:
             return problem.verdict()
@@ -29,17 +38,20 @@ def _checked(state, observations, check, *stages):
     return across(observations.values(), one, "MUST")
 
 
-def test_scraped_by_prometheus(vllm_prometheus, vllm_observations, vllm_enforce):
+def test_scraped_by_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,
+                               vllm_enforce: Enforce) -> None:
     vllm_enforce(_checked(vllm_prometheus, vllm_observations,
                           lambda obs: prometheus.scraped(vllm_prometheus.prom, obs)))
 
 
-def test_must_families_in_prometheus(vllm_prometheus, vllm_observations, vllm_catalog, vllm_enforce):
+def test_must_families_in_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,
+                                     vllm_catalog: Catalog, vllm_enforce: Enforce) -> None:
     vllm_enforce(_checked(vllm_prometheus, vllm_observations,
                           lambda obs: prometheus.families_there(vllm_prometheus.prom, obs, vllm_catalog), "before"))
 
 
-def test_values_agree_with_direct_scrape(vllm_prometheus, vllm_observations, vllm_enforce):
+def test_values_agree_with_direct_scrape(vllm_prometheus: PrometheusState, vllm_observations: Observations,
+                                        vllm_enforce: Enforce) -> None:
     vllm_enforce(_checked(vllm_prometheus, vllm_observations,
                           lambda obs: prometheus.values_agree(vllm_prometheus.prom, obs,
                                                               vllm_prometheus.held.get(obs.target.name),

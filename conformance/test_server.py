@@ -5,26 +5,33 @@ Like every bundled check, each test judges all targets at once and names the one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from pytest_vllm_metrics.evaluate import across, cache_config, reachable, served_workload, version
+from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.outcome import Verdict
+
+Observations = dict[str, Observation]
+Enforce = Callable[[Verdict], None]
 
 
 @pytest.mark.must
-def test_reachable(vllm_observations, vllm_enforce):
+def test_reachable(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     vllm_enforce(across(vllm_observations.values(), reachable, "MUST"))
 
 
 @pytest.mark.should
-def test_version(vllm_observations, vllm_enforce):
+def test_version(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     vllm_enforce(across(vllm_observations.values(), version, "SHOULD"))
 
 
 @pytest.mark.must
-def test_cache_config_info(vllm_observations, vllm_enforce):
+def test_cache_config_info(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     vllm_enforce(across(vllm_observations.values(), cache_config, "MUST"))
 
 
 @pytest.mark.must
-def test_workload_served(vllm_observations, vllm_enforce):
+def test_workload_served(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
     vllm_enforce(across(vllm_observations.values(), served_workload, "MUST"))

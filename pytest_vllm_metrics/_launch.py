@@ -16,21 +16,18 @@ import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
 
-from .catalog import conformance_data
+from . import data
 from .targets import Balancing, DataParallel, Role
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 _UNSET = "\0unresolved"  # a shell variable assigned from something the run cannot resolve
 
 
-@cache
-def rules() -> dict[str, Any]:
-    data: dict[str, Any] = conformance_data("multinode.toml")
-    return data
+def rules() -> data.MultinodeFile:
+    return data.multinode()
 
 
 @dataclass(frozen=True)
@@ -361,19 +358,19 @@ def _condition(text: str, variables: dict[str, str]) -> bool | None:
 def _server_flags(words: list[str]) -> tuple[str, dict[str, str | None]] | None:
     """(the program, its flags) if these words start vLLM's API server (`vllm serve ...`, `python -m
     vllm.entrypoints.openai.api_server ...`), else None."""
-    server = rules()["server"]
+    server = rules().server
     for index, word in enumerate(words):
         follows = words[index + 1] if index + 1 < len(words) else ""
-        if any(PurePosixPath(word).name == program and follows == sub for program, sub in server["programs"]):
+        if any(PurePosixPath(word).name == program and follows == sub for program, sub in server.programs):
             return f"{PurePosixPath(word).name} {follows}", _flags(words[index + 2:])
-        if word == "-m" and follows in server["modules"]:
+        if word == "-m" and follows in server.modules:
             return f"python -m {follows}", _flags(words[index + 2:])
     return None
 
 
 def _flags(words: list[str]) -> dict[str, str | None]:
-    flags = rules()["flags"]
-    switches, aliases = set(flags["switches"]), flags["aliases"]
+    flags = rules().flags
+    switches, aliases = set(flags.switches), flags.aliases
     found: dict[str, str | None] = {}
     index = 0
     while index < len(words):
@@ -398,25 +395,25 @@ def _flags(words: list[str]) -> dict[str, str | None]:
 
 def _ray_worker(words: list[str]) -> tuple[str, str | None] | None:
     """(how, the leader's host) if these words join a Ray cluster as a worker node, else None."""
-    ray = rules()["ray_worker"]
-    start = ray["start"]
+    ray = rules().ray_worker
+    start = list(ray.start)
     for index, word in enumerate(words):
         if PurePosixPath(word).name == start[0] and words[index + 1: index + 2] == start[1:]:
             rest = words[index + 2:]
-            if ray["head_flag"] in rest:
+            if ray.head_flag in rest:
                 return None
-            address = _option(rest, ray["address_flags"])
+            address = _option(rest, ray.address_flags)
             if address is not None:
                 return f"{' '.join(start)} --address={address}", _host(address)
-        for script in ray["scripts"]:
-            if PurePosixPath(word).name == script["file"] and words[index + 1: index + 2] == [script["subcommand"]]:
-                address = _option(words[index + 2:], [script["address_flag"]])
-                shown = f" {script['address_flag']}={address}" if address else ""
-                return f"{script['file']} {script['subcommand']}{shown}", _host(address) if address else None
+        for script in ray.scripts:
+            if PurePosixPath(word).name == script.file and words[index + 1: index + 2] == [script.subcommand]:
+                address = _option(words[index + 2:], [script.address_flag])
+                shown = f" {script.address_flag}={address}" if address else ""
+                return f"{script.file} {script.subcommand}{shown}", _host(address) if address else None
     return None
 
 
-def _option(words: list[str], names: list[str]) -> str | None:
+def _option(words: list[str], names: Sequence[str]) -> str | None:
     for index, word in enumerate(words):
         name, equals, value = word.partition("=")
         if name in names:

@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from .catalog import conformance_data
-from .versions import VersionRange
+from . import data
+from .data import Limitation, Rule
 
 
-@dataclass(frozen=True)
-class Limitation:
-    feature: str
-    device: str
-    arch: tuple[str, ...]
-    versions: VersionRange
-    message: str
-    source: str
-    fix: str
-
-    def reason(self, arch: str, version: str) -> str:
-        return (f"vLLM {version} disables {self.feature.replace('_', ' ')} on {arch} CPUs: \"{self.message}\" "
-                f"({self.source}); the server confirms it: vllm:cache_config_info has "
-                f"enable_prefix_caching=\"False\"; fix: {self.fix}")
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    when: dict[str, Any]
-    message: str
-
-
-@cache
 def limitations() -> tuple[Limitation, ...]:
-    return tuple(
-        Limitation(
-            feature=row["feature"], device=row["device"], arch=tuple(row["arch"]),
-            versions=VersionRange(row["versions"]), message=row["message"], source=row["source"], fix=row["fix"],
-        )
-        for row in conformance_data("limitations.toml")["limitation"]
-    )
+    return data.limitations().limitation
 
 
-@cache
 def rules() -> tuple[Rule, ...]:
-    rows = conformance_data("diagnosis.toml")["rule"]
-    return tuple(Rule(row["id"], dict(row["when"]), row["message"]) for row in rows)
+    return data.diagnosis().rule
 
 
 def known_limitation(feature: str, arch: str, version: str | None, reported_off: bool) -> Limitation | None:

@@ -16,10 +16,10 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from .catalog import conformance_data
+from . import data
+from .data import Generation, Settle
 from .evaluate import across
 from .observe import Observation
 from .outcome import Outcome, Problem, Verdict
@@ -34,33 +34,12 @@ _POOL_KV = "<average-kv>"  # the comparison key of the pool's KV average ("" is 
 _KV_GAUGES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 
 
-@dataclass(frozen=True)
-class Generation:
-    """One naming generation of the EPP's metrics."""
-
-    name: str
-    per_pod_queue: str
-    pod_label: str
-    ready: str
-    average_kv: str
-    average_queue: str
-
-    @property
-    def families(self) -> tuple[str, ...]:
-        return self.per_pod_queue, self.ready, self.average_kv, self.average_queue
-
-
-@cache
-def _data() -> dict[str, Any]:
-    return conformance_data("epp.toml")
-
-
 def generations() -> tuple[Generation, ...]:
-    return tuple(Generation(**{k: str(v) for k, v in g.items()}) for g in _data()["generation"])
+    return data.epp().generation
 
 
-def settle() -> dict[str, float]:
-    return {k: float(v) for k, v in _data()["settle"].items()}
+def settle() -> Settle:
+    return data.epp().settle
 
 
 def epp_target(settings: Settings) -> Target | None:
@@ -181,7 +160,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
             return found
         pending: dict[tuple[str, str], Pending] = {}
         start = time.monotonic()
-        deadline = start + min(2 * bounds["pool_seconds"] + 2 * settings.vllm_timeout, settings.vllm_phase_timeout)
+        deadline = start + min(2 * bounds.pool_seconds + 2 * settings.vllm_timeout, settings.vllm_phase_timeout)
         while True:
             before = await pods()
             try:
@@ -196,12 +175,12 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
             confirmed = all(now - pending[k].since >= _bound(k, bounds) for k in open_keys if k in pending)
             if not open_keys or (confirmed and all(k in pending for k in open_keys)) or now >= deadline:
                 break
-            await asyncio.sleep(min(bounds["poll_seconds"], max(deadline - now, 0)))
+            await asyncio.sleep(min(bounds.poll_seconds, max(deadline - now, 0)))
     close(found, pending, bounds)
     return found
 
 
-def close(found: Compared, pending: dict[tuple[str, str], Pending], bounds: dict[str, float]) -> None:
+def close(found: Compared, pending: dict[tuple[str, str], Pending], bounds: Settle) -> None:
     """The differences still open when the comparison ends: failures if they outlasted the EPP's lag, else
     unsettled."""
     for key, item in pending.items():
@@ -209,8 +188,8 @@ def close(found: Compared, pending: dict[tuple[str, str], Pending], bounds: dict
         _settle(found, key, state, item.pod, item.epp, item.last - item.since)
 
 
-def _bound(key: tuple[str, str], bounds: dict[str, float]) -> float:
-    return bounds["pool_seconds"] if key[1] in ("", _POOL_KV) else bounds["per_pod_seconds"]
+def _bound(key: tuple[str, str], bounds: Settle) -> float:
+    return bounds.pool_seconds if key[1] in ("", _POOL_KV) else bounds.per_pod_seconds
 
 
 def _settle(found: Compared, key: tuple[str, str], state: str, pod: float | None, epp: float | None,

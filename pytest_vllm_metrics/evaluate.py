@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from . import diagnose, features
-from .catalog import Catalog, Entry, conformance_data
+from . import data, diagnose, features
+from .catalog import Catalog, Entry
 from .observe import Check, Observation
 from .outcome import WORST_FIRST, Outcome, Verdict
 from .settings import Policy
@@ -424,10 +424,9 @@ class Exact:
 
 @cache
 def exact_rules() -> tuple[Exact, ...]:
-    data = conformance_data("accounting.toml")
-    means: dict[str, str] = data["quantity"]
-    return tuple(Exact(rule["name"], rule["equals"], means[rule["equals"]], rule.get("not_with_feature", ""),
-                       rule.get("not_with_why", "")) for rule in data["exact"])
+    table = data.accounting()
+    return tuple(Exact(row.name, row.equals, table.quantity[row.equals], row.not_with_feature or "", row.not_with_why)
+                 for row in table.exact)
 
 
 _NOT_EXCLUSIVE = ("needs --vllm-exclusive (no other traffic reaches the target during the run); without it, "

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
 
-from .catalog import conformance_data
+from . import data
 from .snapshot import Snapshot
 
 
@@ -19,32 +17,27 @@ class FeatureStatus:
     required: bool = False
 
 
-@cache
-def _rules() -> dict[str, dict[str, Any]]:
-    rules: dict[str, dict[str, Any]] = conformance_data("features.toml")["feature"]
-    return rules
-
-
 def detect(snapshot: Snapshot) -> set[str]:
     """Features the server shows it has."""
     names = snapshot.names()
-    found = set()
-    for feature, rule in _rules().items():
-        if rule.get("always"):
+    found: set[str] = set()
+    for feature, rule in data.features().feature.items():
+        if rule.always:
             found.add(feature)
-        elif "info" in rule:
-            info = snapshot.info(rule["info"]) or {}
-            if info.get(rule["label"]) == rule["equals"]:
+        elif rule.info:
+            info = snapshot.info(rule.info) or {}
+            if info.get(rule.label) == rule.equals:
                 found.add(feature)
-        elif any(name in names for name in rule.get("families", ())) or any(
-            name.startswith(prefix) for name in names for prefix in rule.get("prefixes", ())
+        elif any(name in names for name in rule.families) or any(
+            name.startswith(prefix) for name in names for prefix in rule.prefixes
         ):
             found.add(feature)
     return found
 
 
 def expected_by_default(feature: str) -> bool:
-    return bool(_rules().get(feature, {}).get("expected") or _rules().get(feature, {}).get("always"))
+    rule = next((rule for name, rule in data.features().feature.items() if name == feature), None)
+    return rule is not None and (rule.expected or rule.always)
 
 
 def status(feature: str, detected: set[str], required: tuple[str, ...], exempt: tuple[str, ...]) -> FeatureStatus:

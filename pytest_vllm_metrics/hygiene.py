@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .catalog import conformance_data
+from . import data
+from .data import Store
 from .observe import Observation
 from .outcome import Outcome, Verdict
 from .scrape import MAX_BODY_BYTES
@@ -55,14 +56,6 @@ def _warning(message: str, level: str, evidence: dict[str, Any]) -> Verdict:
 
 
 @dataclass(frozen=True)
-class Store:
-    name: str
-    flag: str
-    max_labels: int
-    source: str
-
-
-@dataclass(frozen=True)
 class Rules:
     stores: tuple[Store, ...]
     target_labels: tuple[str, ...]  # the labels the assumed scrape adds
@@ -75,17 +68,16 @@ class Rules:
 
 @cache
 def rules() -> Rules:
-    data: dict[str, Any] = conformance_data("hygiene.toml")
-    kinds = data["target_labels"]
-    kind = kinds["assumed"]
+    table = data.hygiene()
+    kinds = table.target_labels
     return Rules(
-        stores=tuple(sorted((Store(**s) for s in data["store"]), key=lambda s: s.max_labels)),
-        target_labels=tuple(kinds[kind]),
-        scrape_kind=kind,
-        volatile=tuple((v["family"], tuple(v["labels"]), v["why"]) for v in data["volatile"]),
-        max_series_per_family=int(data["series"]["max_per_family"]),
-        warn_page_bytes=int(data["page"]["warn_bytes"]),
-        process_labels=tuple(data["duplicates"]["process_labels"]),
+        stores=tuple(sorted(table.store, key=lambda s: s.max_labels)),
+        target_labels=kinds.service_monitor if kinds.assumed == "ServiceMonitor" else kinds.pod_monitor,
+        scrape_kind=kinds.assumed,
+        volatile=tuple((v.family, v.labels, v.why) for v in table.volatile),
+        max_series_per_family=table.series.max_per_family,
+        warn_page_bytes=table.page.warn_bytes,
+        process_labels=table.duplicates.process_labels,
     )
 
 

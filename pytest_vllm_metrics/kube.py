@@ -422,13 +422,13 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
     resolved, problem = _port(pod, container, port)
     if problem:
-        lws = _launch.rules()["lws"]
-        index = labels.get(lws["worker_index"])
+        lws = _launch.rules().lws
+        index = labels.get(lws.worker_index)
         if index not in (None, "0"):
             # a LeaderWorkerSet's worker whose command line the run could not read as a worker's
-            problem += (f" It is worker {index} of LeaderWorkerSet {labels.get(lws['name'], '?')}: if it runs engines "
+            problem += (f" It is worker {index} of LeaderWorkerSet {labels.get(lws.name, '?')}: if it runs engines "
                         f"without an API server (a multi-node worker), their metrics are on its leader's page; select "
-                        f"the leaders only (e.g. {lws['worker_index']}=0).")
+                        f"the leaders only (e.g. {lws.worker_index}=0).")
         return Target(base_url="", unavailable=f"{name}: {problem}", **common)
     # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
     owner = next((c for c in pod.spec.containers or [] for p in c.ports or [] if p.container_port == resolved), None)
@@ -487,7 +487,7 @@ def _launch_of(pod: Any, container: str | None) -> _launch.Launch:
     if chosen is None:
         return _launch.Launch(Role.SERVER)
     env = {e.name: e.value for e in chosen.env or [] if e.value is not None}  # valueFrom is resolved at runtime
-    worker_index = (pod.metadata.labels or {}).get(_launch.rules()["lws"]["worker_index"])
+    worker_index = (pod.metadata.labels or {}).get(_launch.rules().lws.worker_index)
     return _launch.read(list(chosen.command or []), list(chosen.args or []), env, worker_index)
 
 
@@ -505,19 +505,19 @@ def _leader(pod: Any, launch: _launch.Launch, pods: list[Any]) -> tuple[str | No
     """A worker's leader (its pod's name, or None) and how the run knows: the pod of worker index 0 in its
     LeaderWorkerSet group (else the group's leader-name annotation), or the address its command line joins (a
     pod's IP, or a pod's DNS name <pod>.<service>.<namespace>)."""
-    lws = _launch.rules()["lws"]
+    lws = _launch.rules().lws
     labels = pod.metadata.labels or {}
-    name = labels.get(lws["name"])
+    name = labels.get(lws.name)
     if name is not None:
-        group, key = labels.get(lws["group_index"]), labels.get(lws["group_key"])
+        group, key = labels.get(lws.group_index), labels.get(lws.group_key)
         where = f"LeaderWorkerSet {name}" + (f", group {group}" if group is not None else "")
         for other in pods:
             theirs = other.metadata.labels or {}
-            same_group = (theirs.get(lws["group_key"]) == key) if key else (
-                group is not None and theirs.get(lws["group_index"]) == group)
-            if theirs.get(lws["name"]) == name and theirs.get(lws["worker_index"]) == "0" and same_group:
+            same_group = (theirs.get(lws.group_key) == key) if key else (
+                group is not None and theirs.get(lws.group_index) == group)
+            if theirs.get(lws.name) == name and theirs.get(lws.worker_index) == "0" and same_group:
                 return other.metadata.name, where
-        named = (pod.metadata.annotations or {}).get(lws["leader_name"])
+        named = (pod.metadata.annotations or {}).get(lws.leader_name)
         if named:
             return named, where
     address = launch.leader_address
@@ -534,7 +534,7 @@ def _orphan(pod: Any, worker: Worker, info: ClusterInfo, arch_by_node: dict[str,
     """A worker whose leader the run does not check: a target that cannot be checked, saying why and what to do."""
     name = pod.metadata.name
     selector = " or ".join(info.selectors)
-    lws = (pod.metadata.labels or {}).get(_launch.rules()["lws"]["name"])
+    lws = (pod.metadata.labels or {}).get(_launch.rules().lws.name)
     fix = (f"select the leader's pods too (e.g. --vllm-selector=leaderworkerset.sigs.k8s.io/name={lws})" if lws
            else "select the leader's pod too (--vllm-selector)")
     start = (f"{name}: a multi-node worker ({_ROLE_SHOWN[worker.role]}: {worker.how}) runs engines without an API "

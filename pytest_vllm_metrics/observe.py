@@ -12,13 +12,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
-from typing import Any
 
 import httpx
 
-from . import features
-from .catalog import conformance_data
+from . import data, features
 from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape, shown_path
 from .settings import Settings
@@ -187,18 +184,16 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.aborts = await _abort_probe(client, workload, obs, settings)
 
 
-@cache
-def gauge_probe() -> dict[str, Any]:
+def gauge_probe() -> data.AbortGauges:
     """The gauges that must return to 0 after aborted requests, and the probe's bounds (accounting.toml)."""
-    gauges: dict[str, Any] = conformance_data("accounting.toml")["gauges"]
-    return gauges
+    return data.accounting().gauges
 
 
 async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Observation,
                        settings: Settings) -> Aborts:
     """Close streaming requests mid-way, then poll /metrics (bounded) until the gauges read 0 again."""
     probe = gauge_probe()
-    names: list[str] = probe["names"]
+    names = probe.names
     path, timeout = settings.vllm_metrics_path, settings.vllm_timeout
 
     async def gauges() -> dict[str, float | None]:
@@ -207,19 +202,19 @@ async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Obser
 
     async def while_open() -> None:
         # vLLM updates its gauges at the engine's next step, which may come after the first token is read
-        deadline = time.monotonic() + float(probe["during_seconds"])
+        deadline = time.monotonic() + probe.during_seconds
         aborts.during = await gauges()
         while not aborts.during.get("vllm:num_requests_running") and time.monotonic() < deadline:
-            await asyncio.sleep(float(probe["poll_seconds"]))
+            await asyncio.sleep(probe.poll_seconds)
             aborts.during = await gauges()
 
     aborts = Aborts()
     try:
-        await workload.abort_streams(aborts, int(probe["streams"]), int(probe["max_tokens"]), while_open)
+        await workload.abort_streams(aborts, probe.streams, probe.max_tokens, while_open)
         if aborts.error or not aborts.aborted:
             return aborts
         closed = time.monotonic()
-        aborts.waited = min(float(probe["wait_seconds"]), settings.vllm_phase_timeout)
+        aborts.waited = min(probe.wait_seconds, settings.vllm_phase_timeout)
         while True:  # a bounded poll: the server refreshes its gauges at its next scheduler step
             aborts.after = await gauges()
             aborts.polls += 1
@@ -228,7 +223,7 @@ async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Obser
                 return aborts
             if time.monotonic() - closed >= aborts.waited:
                 return aborts
-            await asyncio.sleep(float(probe["poll_seconds"]))
+            await asyncio.sleep(probe.poll_seconds)
     except FetchError as exc:
         aborts.error = str(exc)
     return aborts

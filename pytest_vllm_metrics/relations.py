@@ -6,12 +6,12 @@ position. LoRA: the newest `vllm:lora_requests_info` series was refreshed while 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from itertools import pairwise
 from typing import Any
 
-from .catalog import Catalog, Entry, conformance_data
+from . import data
+from .catalog import Catalog, Entry
+from .data import Relation
 from .evaluate import _gate, _moved_gate, _restarted, _where
 from .observe import Observation
 from .outcome import Outcome, Verdict
@@ -19,23 +19,8 @@ from .settings import Policy
 from .snapshot import Delta, Series, Snapshot
 
 
-@dataclass(frozen=True)
-class Relation:
-    id: str
-    kind: str
-    entry: str
-    why: str
-    smaller: str = ""
-    larger: str = ""
-    family: str = ""
-    by: str = ""
-    sums_to: str = ""
-    moved: str = ""
-
-
-@cache
 def relations() -> tuple[Relation, ...]:
-    return tuple(Relation(**fields) for fields in conformance_data("relations.toml")["relation"])
+    return data.relations().relation
 
 
 def newest(snapshot: Snapshot, name: str) -> Series | None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from packaging.version import InvalidVersion, Version
 
-from .catalog import Catalog, Entry, conformance_data
+from . import data
+from .catalog import Catalog, Entry
 from .observe import Check, Observation
 from .outcome import Outcome, Verdict
 from .promql import selectors
@@ -30,15 +30,10 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"vllm:[A-Za-z0-9_:]+")  # a query that does not parse: its vLLM names, read plainly
 
 
-@cache
-def _data() -> dict[str, Any]:
-    return conformance_data("upgrade.toml")
-
-
 def policy() -> dict[str, str]:
     """vLLM's deprecation policy as the reports state it: its text and the flag that buys time."""
-    data = _data()["policy"]
-    return {"text": str(data["text"]), "flag": str(data["flag"])}
+    stated = data.upgrade().policy
+    return {"text": stated.text, "flag": stated.flag}
 
 
 def parse_version(raw: str, where: str) -> str:
@@ -90,12 +85,13 @@ def fate(entry: Entry, to: str) -> Fate | None:
     end = _upper_bound(entry)
     if end is None or target < end:
         return Fate(entry.name, "not yet", entry.versions.text, replaced_by=entry.replaced_by)
-    known = _data().get("removed_in", {}).get(entry.name)
-    hidden_minors = int(_data()["policy"]["hidden_minors"])
+    table = data.upgrade()
+    known = table.removed_in.get(entry.name)
+    hidden_minors = table.policy.hidden_minors
     removed = Version(known) if known else Version(f"{end.major}.{end.minor + hidden_minors}.0")
     state = "hidden" if target < removed else "removed"
     # the flag takes the previous minor of the *running* release (vLLM compares "major.minor-1" exactly)
-    flag = (f"{_data()['policy']['flag']}={target.major}.{target.minor - 1}"
+    flag = (f"{table.policy.flag}={target.major}.{target.minor - 1}"
             if state == "hidden" and target.minor > 0 else None)
     return Fate(entry.name, state, entry.versions.text, str(end), str(removed), flag, entry.replaced_by)
 

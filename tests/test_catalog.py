@@ -462,12 +462,14 @@ def test_unknown_top_level_table_is_a_catalog_error(tmp_path: Path) -> None:
 def test_metric_that_is_not_an_array_of_tables_is_a_catalog_error(tmp_path: Path) -> None:
     path = write_catalog(tmp_path, 'metric = "vllm:num_requests_running"\n')
 
-    with pytest.raises(CatalogError, match=r"'metric' must be an array of tables, written \[\[metric\]\]"):
+    expected = r"metric = 'vllm:num_requests_running' is a string, not an array of tables, written \[\[metric\]\]"
+    with pytest.raises(CatalogError, match=expected):
         load_catalog([path])
 
 
-# -- what a user reads when a catalog file is wrong, and the defaults of an entry (mutation run) ------------------
-# Each docstring names the mutant it kills (mutmut 3, `tox -e mutants`).
+# -- what a user reads when a catalog file is wrong, and the defaults of an entry ---------------------------------
+# The messages are built by data.explain from msgspec's error and the file's own tables (tests/test_data.py has
+# the other data files' cases).
 
 
 def load_error(tmp_path: Path, body: str) -> tuple[Path, str]:
@@ -481,7 +483,7 @@ def load_error(tmp_path: Path, body: str) -> tuple[Path, str]:
                                               ("present", "always"), ("moves", "decreases"),
                                               ("at_least", "tokens")])
 def test_bad_choice_names_the_file_and_the_entry(tmp_path: Path, field: str, value: str) -> None:
-    """kills `_choice(where, ...)` -> `_choice(None, ...)` for each choice field in catalog._entry."""
+    """Every choice field's message names the file and the entry, then the key and its value."""
     path, message = load_error(tmp_path, metric_table(**valid_fields(**{field: value})))
     assert message.startswith(f"catalog file {path}, entry 1 (my:queue_depth): {field} = '{value}' is not one of ")
 
@@ -489,46 +491,51 @@ def test_bad_choice_names_the_file_and_the_entry(tmp_path: Path, field: str, val
 @pytest.mark.parametrize(("field", "value"), [("labels", "engine"), ("labels", [1]), ("info_labels", "block_size"),
                                               ("info_labels", [1])])
 def test_labels_that_are_not_a_list_of_names_are_refused(tmp_path: Path, field: str, value: object) -> None:
-    """kills the ("labels", "info_labels") keys, `raw.get(key)` -> `raw.get(None)`, `or` -> `and` and the message
-    of the label-list check in catalog._entry: a bare string is not a list of label names."""
+    """A bare string is not a list of label names, nor is a list holding a number: the message names the value,
+    its type and the expected one."""
     fields = {k: v for k, v in valid_fields().items() if k != field}
     line = f'{field} = "{value}"\n' if isinstance(value, str) else f"{field} = {value}\n"
     path, message = load_error(tmp_path, metric_table(**fields) + line)
-    assert message == (f"catalog file {path}, entry 1 (my:queue_depth): {field} must be a list of label names, "
-                       f'like ["engine", "model_name"].')
+    wanted = 'a list of label names, like ["engine", "model_name"]'
+    if isinstance(value, str):  # the value, its type and the expected type
+        assert message == (f"catalog file {path}, entry 1 (my:queue_depth): {field} = {value!r} is a string, not "
+                           f"{wanted}.")
+    else:  # the item of the list that is no label name
+        assert message == (f"catalog file {path}, entry 1 (my:queue_depth): {field}[0] = 1 is an integer, not a "
+                           f"string ({field} must be {wanted}).")
 
 
 def test_empty_versions_asks_for_a_specifier(tmp_path: Path) -> None:
-    """kills `str(raw["versions"])` -> `str(None)` and the message of the empty-versions check in catalog._entry."""
+    """An empty specifier is refused (packaging would read it as "any version")."""
     path, message = load_error(tmp_path, metric_table(**valid_fields(versions="  ")))
     assert message == (f"catalog file {path}, entry 1 (my:queue_depth): versions is empty; write a specifier like "
                        f"'>=0.9.2' (any version: '>=0').")
 
 
 def test_several_unknown_or_missing_fields_are_listed_with_commas(tmp_path: Path) -> None:
-    """kills `", ".join` -> `"XX, XX".join` of the unknown-field and missing-field messages of catalog._entry."""
+    """All the unknown fields of an entry, then all its missing ones with their types, not only the first."""
     path, message = load_error(tmp_path, metric_table(**valid_fields(unit="s", help="h")))
     assert message.startswith(f"catalog file {path}, entry 1 (my:queue_depth) has unknown field(s) help, unit; "
                               f"valid fields are name, type, level, feature, versions, labels, ")
     _, message = load_error(tmp_path, metric_table(name="my:queue_depth", type="gauge", level="SHOULD"))
-    assert message.endswith("entry 1 (my:queue_depth) lacks the required field(s) feature, versions.")
+    assert message.endswith(f"entry 1 (my:queue_depth) lacks the required field(s) feature (one of "
+                            f"{', '.join(FEATURES)}), versions (a PEP 440 version specifier, like '>=0.9.2').")
 
 
 def test_several_unknown_top_level_keys_are_listed_with_commas(tmp_path: Path) -> None:
-    """kills `", ".join(unknown_tables)` -> `"XX, XX".join` in catalog._load_file."""
+    """All the unknown top-level keys, sorted."""
     _, message = load_error(tmp_path, 'version = 1\n[[metrics]]\nname = "x"\n')
     assert "has unknown top-level key(s) metrics, version; entries go in [[metric]] tables." in message
 
 
 def test_metric_array_of_values_names_the_first_entry_that_is_no_table(tmp_path: Path) -> None:
-    """kills `enumerate(..., start=1)` -> start 0 / 2 and the message of the not-a-table check in
-    catalog._load_file."""
+    """Entries are numbered from 1."""
     path, message = load_error(tmp_path, 'metric = [5, "x"]\n')
     assert message == (f"catalog file {path}: entry 1 is 5, not a table; write each entry as a [[metric]] table.")
 
 
 def test_optional_fields_left_out_take_their_defaults(tmp_path: Path) -> None:
-    """kills the defaults `labels=()`, `info_labels=()` and `meaning=""` of catalog._entry (None, dropped, "XXXX")."""
+    """The defaults of the optional fields."""
     fields = {k: v for k, v in valid_fields().items() if k != "labels"}
     path = write_catalog(tmp_path, metric_table(**fields))
     entry = load_catalog([path]).get("my:queue_depth")
@@ -539,8 +546,7 @@ def test_optional_fields_left_out_take_their_defaults(tmp_path: Path) -> None:
 
 
 def test_bundled_data_files_are_read_as_written() -> None:
-    """kills the resource package, name and `tomllib.loads(text)` of catalog.conformance_data: called directly,
-    since the suite's own callers cache its answer before a mutation run forks."""
+    """catalog.conformance_data (dashboards.py's reader) gives the bundled file's tables as written."""
     from pytest_vllm_metrics.catalog import conformance_data
     rules = conformance_data("features.toml")["feature"]
     assert rules["core"] == {"always": True}

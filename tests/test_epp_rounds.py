@@ -11,7 +11,7 @@ from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.snapshot import Snapshot
 
 POOL = next(g for g in epp.generations() if g.name == "inference_pool")
-BOUND = epp.settle()["pool_seconds"]
+BOUND = epp.settle().pool_seconds
 
 
 def pod(waiting: float = 0.0, kv: float | None = 0.0, old_name: bool = False) -> Snapshot:

@@ -74,6 +74,17 @@ def test_catalog_typo_is_a_usage_error_naming_the_field(pytester: pytest.Pyteste
                                  "valid fields are name, type, level, *"])
 
 
+def test_catalog_value_of_the_wrong_type_is_a_usage_error_naming_key_value_and_type(
+        pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", mine='[[metric]]\nname = "vllm:x"\ntype = "gauge"\nlevel = "MUST"\n'
+                                    'feature = "core"\nversions = ">=0.9"\nlabels = "engine"\n')
+    result = header(pytester, "--vllm-sim=x86_64", "--vllm-catalog=mine.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: catalog file mine.toml, entry 1 (vllm:x): labels = 'engine' is a string, "
+                                 'not a list of label names, like ["engine", "model_name"].'])
+    assert "Traceback" not in result.stderr.str()
+
+
 def test_user_catalog_entry_becomes_a_test(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", mine='[[metric]]\nname = "vllm:team_metric_total"\ntype = "counter"\n'
                                     'level = "MUST"\nfeature = "core"\nversions = ">=0.9"\n')

@@ -15,7 +15,6 @@ import hashlib
 import math
 import re
 import time
-import tomllib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,8 +34,8 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from .. import data
 from ..catalog import load_catalog
-from ..versions import VersionRange
 from .profiles import Profile
 
 _TOKEN = re.compile(r"\S+")
@@ -107,9 +106,8 @@ def _feature_template(data: str) -> dict[str, FamilySpec]:
                        files.joinpath(f"{data}.after.prom").read_text(encoding="utf-8"))
 
 
-@cache
-def _extras() -> dict[str, Any]:
-    return tomllib.loads(resources.files(__package__).joinpath("families.toml").read_text(encoding="utf-8"))
+def _extras() -> data.FamiliesFile:
+    return data.sim_families()
 
 
 def families_for(version: str, features: tuple[str, ...] = ()) -> list[FamilySpec]:
@@ -123,24 +121,24 @@ def families_for(version: str, features: tuple[str, ...] = ()) -> list[FamilySpe
         return entry is None or entry.applies_to(version)
 
     specs = [spec for spec in template.values() if emitted(spec.name, spec.type)]
-    for extra in _extras().get("family", []):
-        like = template[extra["like"]]
-        spec = FamilySpec(extra["name"], like.type, extra["help"], like.label_names, like.buckets,
+    for extra in _extras().family:
+        like = template[extra.like]
+        spec = FamilySpec(extra.name, like.type, extra.help, like.label_names, like.buckets,
                           like.startup_series, like.startup_values)
         if emitted(spec.name, spec.type):
             specs.append(spec)
-    for feature in _extras().get("feature", []):
-        if feature["name"] in features:
-            added = [spec for spec in _feature_template(feature["data"]).values() if emitted(spec.name, spec.type)]
-            at = next((i for i, spec in enumerate(specs) if spec.name == feature["before"]), len(specs))
+    for feature in _extras().feature:
+        if feature.name in features:
+            added = [spec for spec in _feature_template(feature.data).values() if emitted(spec.name, spec.type)]
+            at = next((i for i, spec in enumerate(specs) if spec.name == feature.before), len(specs))
             specs[at:at] = added
     return specs
 
 
 def _label_value_allowed(family: str, labels: dict[str, str], version: str) -> bool:
-    for rule in _extras().get("label_value", []):
-        if rule["family"] == family and labels.get(rule["label"]) == rule["value"]:
-            return VersionRange(rule["versions"]).contains(version)
+    for rule in _extras().label_value:
+        if rule.family == family and labels.get(rule.label) == rule.value:
+            return rule.versions.contains(version)
     return True
 
 

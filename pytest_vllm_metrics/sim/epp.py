@@ -19,7 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..epp import Generation, generations
+from ..data import Generation
+from ..epp import generations
 from ..snapshot import ExpositionError, Snapshot
 from .server import ENGINE, RunningSim, SimHost
 

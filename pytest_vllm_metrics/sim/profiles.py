@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
+
+from .. import data
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,7 @@ class Profile:
 
 @cache
 def _profiles() -> dict[str, Profile]:
-    data = tomllib.loads(resources.files(__package__).joinpath("profiles.toml").read_text(encoding="utf-8"))
-    profiles = {}
-    for name, fields in data["profile"].items():
-        fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
-        profiles[name] = Profile(name=name, **fields)
-    return profiles
+    return {name: Profile(name=name, **row.given()) for name, row in data.sim_profiles().profile.items()}
 
 
 def profile_names() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import httpx
 import pytest
@@ -54,22 +55,33 @@ def test_adapter_is_in_the_newest_lora_info_series_while_its_request_runs(lora_v
                     ).raise_for_status()
         body = {"model": LORA_ADAPTER, "prompt": "the metrics of every server", "max_tokens": 900,
                 "temperature": 0, "ignore_eos": True, "stream": True}
-        during = None
-        reads = 0
-        with client.stream("POST", "/v1/completions", json=body) as response, \
-                httpx.Client(base_url=lora_vllm.url, timeout=60) as pages:
-            response.raise_for_status()
-            for _ in response.iter_lines():  # bounded: 900 tokens, 60 s per read
-                # while it streams, read the page until it shows the running adapter: vLLM refreshes the series at
-                # its own steps, and on a fast machine one read may fall between two of them
-                if during is None:
-                    reads += 1
+        # The tiny model generates faster than the answer's lines are read, so the page is read from another
+        # thread all the while the request runs (from before it is sent to after its last line), until a read
+        # shows the running adapter: vLLM sets the series at each of its steps.
+        done, shown, reads = threading.Event(), [], [0]
+
+        def watch() -> None:
+            with httpx.Client(base_url=lora_vllm.url, timeout=60) as pages:
+                while not done.is_set() and not shown:
+                    reads[0] += 1
                     page = Snapshot.parse(pages.get("/metrics").text)
                     latest = newest(page, INFO)
                     if latest is not None and dict(latest.labels)["running_lora_adapters"] == LORA_ADAPTER:
-                        during = page
+                        shown.append(page)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with client.stream("POST", "/v1/completions", json=body) as response:
+                response.raise_for_status()
+                for _ in response.iter_lines():  # bounded: 900 tokens, 60 s per read
+                    pass
+        finally:
+            done.set()
+            watcher.join(60)
         after = Snapshot.parse(client.get("/metrics").text)
-    assert during is not None, f"no read of the {reads} taken while the adapter's request streamed showed it running"
+    assert shown, f"none of the {reads[0]} reads taken while the adapter's request ran showed it running"
+    during = shown[0]
     running = newest(during, INFO)
     assert running is not None and dict(running.labels)["running_lora_adapters"] == LORA_ADAPTER, during.series(INFO)
     assert dict(running.labels)["max_lora"] == "1"  # --max-loras' default
