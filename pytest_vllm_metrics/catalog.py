@@ -73,11 +73,6 @@ def bundled_catalog_path() -> Path:
     return data.bundled_path(data.CONFORMANCE, "catalog.toml")
 
 
-def conformance_data(name: str) -> dict[str, Any]:
-    """A bundled data file as plain TOML tables, for dashboards.py until it reads `data.dashboards()`."""
-    return data.raw(name)
-
-
 def load_catalog(extra: Sequence[Path] = ()) -> Catalog:
     """The bundled catalog, then each user file in order; a user entry replaces a bundled one of the same name."""
     by_name: dict[str, Entry] = {}

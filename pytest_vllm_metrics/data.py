@@ -327,7 +327,7 @@ class MultinodeFile(Table, frozen=True):
     lws: LeaderWorkerSet
 
 
-# -- dashboards.toml (read by dashboards.py through catalog.conformance_data for now) ----------------------------
+# -- dashboards.toml (what the judging of readers knows beyond the catalog: readers.data) --------------------------
 
 
 class Component(Table, frozen=True, kw_only=True):
@@ -505,13 +505,6 @@ def _typed(package: str, name: str, schema: type[S]) -> S:
     found = bundled(package, name)
     assert isinstance(found, schema)
     return found
-
-
-def raw(name: str) -> dict[str, Any]:
-    """A conformance data file as plain TOML tables, for a reader not yet on its schema (dashboards.py)."""
-    text = resources.files(CONFORMANCE).joinpath(name).read_text(encoding="utf-8")
-    table: dict[str, Any] = msgspec.toml.decode(text)
-    return table
 
 
 def catalog() -> CatalogFile:

@@ -135,7 +135,7 @@ class _Moved:
 def movement(ctx: Context, live: list[tuple[Selector, promql.Keep]]) -> _Moved:
     """Whether what the reader reads moved during the workload, line by line as the reader draws it."""
     out = _Moved()
-    within = tuple(data()["fleet"]["within_line"])
+    within = tuple(data().fleet.within_line)
     quiet: dict[tuple[tuple[str, ...], tuple[str, ...], str], list[str]] = defaultdict(list)
     done = set()
     for selector, keep in live:
@@ -194,10 +194,10 @@ def movement(ctx: Context, live: list[tuple[Selector, promql.Keep]]) -> _Moved:
 def _per_pod(keep: promql.Keep) -> bool:
     """Whether the reader draws a line per pod: it keeps a per-pod label (by one of them, or without dropping
     both of the per-pod labels every Prometheus scrape of a pod carries, pod and instance)."""
-    fleet = data()["fleet"]
+    fleet = data().fleet
     if keep.only is not None:
-        return any(keep.keeps(label) for label in fleet["per_pod"])
-    return not set(fleet["scraped_per_pod"]) <= keep.dropped
+        return any(keep.keeps(label) for label in fleet.per_pod)
+    return not set(fleet.scraped_per_pod) <= keep.dropped
 
 
 def _causes(ctx: Context, entry: Entry, silent: list[Observation]) -> dict[str, Verdict]:

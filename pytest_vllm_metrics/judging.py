@@ -48,7 +48,7 @@ def judge_reader(reader: Reader, observations: list[Observation], catalog: Catal
     ctx = Context(reader, where, seen, catalog, policy, prom, wait, Scrapes(seen, policy), list(reader.exprs))
     ctx.scrapes.synthesized |= reader.recorded
     if reader.library is not None:
-        return ctx.verdict(Outcome.INCONCLUSIVE, "not checkable", data()["messages"]["library"].format(
+        return ctx.verdict(Outcome.INCONCLUSIVE, "not checkable", data().messages.library.format(
             where=where, name=reader.library))
     try:
         lookup: Lookup = PromLookup(prom) if prom is not None else ctx.scrapes
@@ -85,12 +85,12 @@ def _evaluate(ctx: Context, values: dict[str, Value]) -> Verdict:
     every = [s for _, expr, _ in parsed for s in promql.selectors(expr)]
     vllm = [s for s in every if not component_of(s.metric)]
     if every and not vllm:  # every selector is another component's
-        components = {str((component_of(s.metric) or {})["name"]): component_of(s.metric) or {} for s in every}
-        component = next(iter(components.values()))
+        component = component_of(every[0].metric)
+        assert component is not None
         names = ", ".join(sorted({s.metric for s in every}))
         return ctx.verdict(Outcome.SKIPPED, "not a vLLM metric", f"{where} is built on {names}, metrics of "
-                                                                 f"{component['name']}, not of vLLM: "
-                                                                 f"{component['fix']}.")
+                                                                 f"{component.name}, not of vLLM: "
+                                                                 f"{component.fix}.")
     if not ctx.seen:
         return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", f"{where}: no target was scraped after the "
                                                                  f"workload, so nothing can be said of the {ctx.noun}; "
@@ -199,7 +199,7 @@ def _unless_unjudged(ctx: Context, verdict: Verdict, certain: bool = False) -> V
     servers = sorted({name for names in unjudged.values() for name in names})
     known = ("URL targets carry none of them" if all(o.target.source != "kubernetes" for o in ctx.seen)
              else "Kubernetes discovery knows pod, namespace and container, not " + ", ".join(labels))
-    return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", data()["messages"]["unjudged"].format(
+    return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", data().messages.unjudged.format(
         where=ctx.where, matchers=shown, labels=", ".join(labels), known=known, noun=ctx.noun,
         servers=named(servers)), unjudged=shown)
 
@@ -246,7 +246,7 @@ def _after_wait(ctx: Context, ast: Any, expr: str) -> Verdict:
         counts = query_values(ctx.prom, f"count_over_time({matrix.prettify()})")
         if max(counts, default=0) < 2:
             selector = promql.selector_of(matrix.vector_selector)
-            return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", data()["messages"]["few_samples"].format(
+            return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", data().messages.few_samples.format(
                 where=ctx.where, selector=selector.shown, window=window, wait=f"{ctx.wait:g}"))
     return ctx.verdict(Outcome.FAILED, "no data", f"{ctx.where}: Prometheus returns nothing for {expr} although "
                                                   f"each of its selectors has series there: the series do not "

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from . import _grafana as grafana
+from . import data as datafiles
 from ._grafana import DashboardError, Value
-from .catalog import Catalog, Entry, conformance_data
+from .catalog import Catalog, Entry
 
 __all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "Value", "component_of", "data", "exposed_as",
            "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards", "optional_feature",
@@ -61,9 +61,9 @@ class Reader:
         return tuple(q.expr for q in self.queries)
 
 
-@cache
-def data() -> dict[str, Any]:
-    return conformance_data("dashboards.toml")
+def data() -> datafiles.DashboardsFile:
+    """What the judging of readers knows beyond the catalog (conformance/dashboards.toml), decoded and checked."""
+    return datafiles.dashboards()
 
 
 # -- loading -----------------------------------------------------------------------------------------------
@@ -138,25 +138,25 @@ def substitute(expr: str, variables: dict[str, str], namespace: str | None) -> s
 
 def noun(kind: str) -> str:
     """What a verdict speaks of: a panel, an alert, a KEDA scaler... (dashboards.toml [kinds])."""
-    return str(data()["kinds"].get(kind, kind))
+    return str(data().kinds.get(kind, kind))
 
 
-def component_of(metric: str) -> dict[str, Any] | None:
+def component_of(metric: str) -> datafiles.Component | None:
     """The other component whose metric this is, in any form a collection path stores it (kserve_inference_pool_*
     is the endpoint picker's)."""
-    forms = [metric] + [metric[len(p):] for rule in data()["collection_prefix"] for p in rule["prefixes"]
+    forms = [metric] + [metric[len(p):] for rule in data().collection_prefix for p in rule.prefixes
                         if metric.startswith(p)]
-    for component in data()["component"]:
+    for component in data().component:
         for form in forms:
-            if form in component.get("names", ()) or form.startswith(tuple(component.get("prefixes", ()))):
-                return dict(component)
+            if form in component.names or form.startswith(tuple(component.prefixes)):
+                return component
     return None
 
 
 def optional_feature(metric: str) -> str | None:
-    for row in data()["feature_metric"]:
-        if metric.startswith(tuple(row["prefixes"])):
-            return str(row["feature"])
+    for row in data().feature_metric:
+        if metric.startswith(tuple(row.prefixes)):
+            return str(row.feature)
     return None
 
 
@@ -171,24 +171,24 @@ def family_of(metric: str, catalog: Catalog) -> Entry | None:
 def exposed_as(metric: str, names: Iterable[str]) -> tuple[str | None, str]:
     """The exposed family that `metric` is another form of, and how the forms differ."""
     names = set(names)
-    for rule in data()["collection_prefix"]:
-        for prefix in rule["prefixes"]:
+    for rule in data().collection_prefix:
+        for prefix in rule.prefixes:
             if metric.startswith(prefix):
                 bare = metric[len(prefix):]
                 for family in sorted(names):
                     if bare in (family, family.replace(":", "_")):
-                        return family, str(rule["how"])
+                        return family, str(rule.how)
     underscored = [n for n in sorted(names) if ":" in n and n.replace(":", "_") == metric]
     if underscored:
-        return underscored[0], str(data()["messages"]["underscores"])
+        return underscored[0], str(data().messages.underscores)
     return None, ""
 
 
 def resolve_variables(reader: Reader, lookup: Lookup, namespace: str | None) -> dict[str, Value]:
     """A reader's Grafana variables, resolved as Grafana resolves them (against `lookup`)."""
-    return grafana.resolve(reader.variables, lookup, namespace, data()["durations"])
+    return grafana.resolve(reader.variables, lookup, namespace, data().durations)
 
 
 def interpolate(expr: str, values: dict[str, Value]) -> str:
     """A query with its variables written as Grafana writes them (and the built-in intervals)."""
-    return grafana.interpolate(expr, values, data()["durations"])
+    return grafana.interpolate(expr, values, data().durations)

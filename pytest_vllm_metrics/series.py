@@ -42,7 +42,7 @@ def _hit(op: str, value: str, have: str) -> bool | None:
 def accepts_any(label: str, op: str, value: str) -> bool:
     """A matcher on a scrape label that every series passes whatever the label's value: `=~".*"`, and for the
     labels Prometheus always sets (job, instance) any matcher that accepts every non-empty value (`!=""`)."""
-    values = _ANY_VALUES if label in data()["scrape_labels"]["always_set"] else ("", *_ANY_VALUES)
+    values = _ANY_VALUES if label in data().scrape_labels.always_set else ("", *_ANY_VALUES)
     return all(_hit(op, value, have) for have in values)
 
 
@@ -66,7 +66,7 @@ class Scrapes:
         self.seen = seen
         self.policy = policy
         self.wildcard = False  # set when a variable could not be known (written as .*)
-        self.synthesized = set(data()["prometheus"]["synthesized"])
+        self.synthesized = set(data().prometheus.synthesized)
         # matchers on scrape labels the run cannot know (job, service, ..., or any of them for URL targets), with
         # the servers whose series they would have to judge: a reader that needs them cannot be judged "ok"
         self.unjudged: dict[Matcher, list[str]] = {}
@@ -239,7 +239,7 @@ class Context:
 
     def verdict(self, outcome: Outcome, kind: str, message: str, diagnosis: str | None = None,
                 level: str = "MUST", **evidence: Any) -> Verdict:
-        never = data()["never"].get(self.reader.kind)  # what an empty result means for a consumer
+        never = data().never.get(self.reader.kind)  # what an empty result means for a consumer
         if never and outcome == Outcome.FAILED and kind in ("no data", "label mismatch"):
             message = f"{never} {message}"
         evidence = {"panel_verdict": kind, "exprs": self.exprs, "variables": self.shown, **evidence}

@@ -54,7 +54,7 @@ def _together(ctx: Context, problems: list[Verdict]) -> Verdict:
     first = next((p for o in WORST_FIRST for p in unique if p.outcome == o), unique[0])
     if len(unique) == 1:
         return first
-    never = data()["never"].get(ctx.reader.kind)
+    never = data().never.get(ctx.reader.kind)
     rest = []
     for problem in unique:
         if problem is first:
@@ -88,9 +88,9 @@ def _missing(ctx: Context, metric: str) -> Verdict | None:
     if entry is not None and entry.replaced_by:
         return no_data(f"{where} queries {metric}, which vLLM renamed: the servers expose {entry.replaced_by} (the "
                        f"old name exists only in vLLM {entry.versions.text}). Query {entry.replaced_by}.")
-    removed = data()["removed"].get(metric)
+    removed = data().removed.get(metric)
     if removed:
-        return no_data(f"{where} queries {metric}, which vLLM removed: {removed['why']}. {removed['fix']}.")
+        return no_data(f"{where} queries {metric}, which vLLM removed: {removed.why}. {removed.fix}.")
     feature = optional_feature(metric) or (entry.feature if entry and entry.feature != "core" else None)
     if feature and not any(feature in o.features for o in seen):
         return ctx.verdict(Outcome.SKIPPED, "feature not enabled", f"{where} charts {metric}, a metric of feature "
@@ -111,11 +111,11 @@ def _renamed_form(ctx: Context, metric: str, names: set[str]) -> Verdict | None:
     family, how = exposed_as(metric, names)
     if family is None:
         return None
-    messages = data()["messages"]
+    messages = data().messages
     if ctx.prom is None:
-        return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", messages["other_form"].format(
+        return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", messages.other_form.format(
             where=ctx.where, metric=metric, family=family, how=how, noun=ctx.noun))
-    return ctx.verdict(Outcome.FAILED, "no data", messages["other_form_missing"].format(
+    return ctx.verdict(Outcome.FAILED, "no data", messages.other_form_missing.format(
         where=ctx.where, metric=metric, family=family, how=how, noun=ctx.noun))
 
 
@@ -132,7 +132,7 @@ def _stored_elsewhere(ctx: Context, selector: Selector) -> Verdict | None:
     for stored in _stored_names(ctx):
         family, how = exposed_as(stored, [selector.metric])
         if family is not None:
-            return ctx.verdict(Outcome.FAILED, "no data", data()["messages"]["stored_as"].format(
+            return ctx.verdict(Outcome.FAILED, "no data", data().messages.stored_as.format(
                 where=ctx.where, metric=selector.metric, stored=stored, how=how, noun=ctx.noun))
     return None
 

@@ -543,11 +543,3 @@ def test_optional_fields_left_out_take_their_defaults(tmp_path: Path) -> None:
     assert (entry.labels, entry.info_labels, entry.meaning, entry.present) == ((), (), "", "startup")
     assert (entry.moves, entry.at_least, entry.replaced_by, entry.replaces) == (None, None, None, None)
     assert entry.source == str(path)
-
-
-def test_bundled_data_files_are_read_as_written() -> None:
-    """catalog.conformance_data (dashboards.py's reader) gives the bundled file's tables as written."""
-    from pytest_vllm_metrics.catalog import conformance_data
-    rules = conformance_data("features.toml")["feature"]
-    assert rules["core"] == {"always": True}
-    assert set(rules) == set(FEATURES)

@@ -47,17 +47,19 @@ def test_suite_detects_each_feature_and_judges_its_relations(
                for line in result.outlines if line.startswith("PASSED"))
 
 
-def test_adapter_is_in_the_newest_lora_info_series_while_its_request_runs(lora_vllm: RealServer) -> None:
+def test_adapter_is_in_the_lora_info_series_while_its_request_runs(lora_vllm: RealServer) -> None:
+    """While a request to the adapter runs, a lora_requests_info series lists it as running; once it finished, the
+    newest series (the one readers take) lists none, and is newer than the adapter's. Which series is the newest
+    *during* the request is vLLM's race: it sets each series at its own stats steps, and the empty set of the
+    request before may be refreshed after the adapter's (measured: 5 ms after, in one run of three)."""
     with httpx.Client(base_url=lora_vllm.url, timeout=60) as client:
         assert LORA_ADAPTER in [m["id"] for m in client.get("/v1/models").json()["data"]]
-        # a base-model request first, so the empty adapter set is the older series, first on the page
+        # a base-model request first, so the empty adapter set is a series of its own, first on the page
         client.post("/v1/completions", json={"model": "tiny", "prompt": "the metrics", "max_tokens": 4}
                     ).raise_for_status()
         body = {"model": LORA_ADAPTER, "prompt": "the metrics of every server", "max_tokens": 900,
                 "temperature": 0, "ignore_eos": True, "stream": True}
-        # The tiny model generates faster than the answer's lines are read, so the page is read from another
-        # thread all the while the request runs (from before it is sent to after its last line), until a read
-        # shows the running adapter: vLLM sets the series at each of its steps.
+        # the page is read from another thread all the while the request runs, until a read lists the adapter
         done, shown, reads = threading.Event(), [], [0]
 
         def watch() -> None:
@@ -65,8 +67,7 @@ def test_adapter_is_in_the_newest_lora_info_series_while_its_request_runs(lora_v
                 while not done.is_set() and not shown:
                     reads[0] += 1
                     page = Snapshot.parse(pages.get("/metrics").text)
-                    latest = newest(page, INFO)
-                    if latest is not None and dict(latest.labels)["running_lora_adapters"] == LORA_ADAPTER:
+                    if any(dict(s.labels)["running_lora_adapters"] == LORA_ADAPTER for s in page.series(INFO)):
                         shown.append(page)
 
         watcher = threading.Thread(target=watch)
@@ -80,12 +81,10 @@ def test_adapter_is_in_the_newest_lora_info_series_while_its_request_runs(lora_v
             done.set()
             watcher.join(60)
         after = Snapshot.parse(client.get("/metrics").text)
-    assert shown, f"none of the {reads[0]} reads taken while the adapter's request ran showed it running"
-    during = shown[0]
-    running = newest(during, INFO)
-    assert running is not None and dict(running.labels)["running_lora_adapters"] == LORA_ADAPTER, during.series(INFO)
+    assert shown, f"none of the {reads[0]} reads taken while the adapter's request ran listed it"
+    running = next(s for s in shown[0].series(INFO) if dict(s.labels)["running_lora_adapters"] == LORA_ADAPTER)
     assert dict(running.labels)["max_lora"] == "1"  # --max-loras' default
-    assert dict(during.series(INFO)[0].labels)["running_lora_adapters"] == ""  # the first series is not the newest
+    assert dict(shown[0].series(INFO)[0].labels)["running_lora_adapters"] == ""  # the base model's, first
     finished = newest(after, INFO)
     assert finished is not None and dict(finished.labels)["running_lora_adapters"] == "", after.series(INFO)
     assert finished.value > running.value  # the value is the update time
