@@ -16,7 +16,7 @@ import pytest
 from pytest_vllm_metrics.catalog import Catalog
 from pytest_vllm_metrics.evaluate import Exact, across, exact, exact_rules, finish_reasons, gauges_return_to_zero
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 from pytest_vllm_metrics.settings import Policy
 
 
@@ -24,16 +24,17 @@ from pytest_vllm_metrics.settings import Policy
 @pytest.mark.parametrize("rule", exact_rules(), ids=lambda rule: rule.id)
 def test_counts_exactly(rule: Exact, vllm_observations: dict[str, Observation], vllm_policy: Policy,
                         vllm_catalog: Catalog, vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: exact(rule, obs, vllm_policy, vllm_catalog), "MUST"))
+    vllm_enforce(across(vllm_observations.values(), lambda obs: exact(rule, obs, vllm_policy, vllm_catalog),
+                        Level.MUST))
 
 
 @pytest.mark.must
 def test_finish_reasons_exactly(vllm_observations: dict[str, Observation], vllm_policy: Policy,
                                 vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: finish_reasons(obs, vllm_policy), "MUST"))
+    vllm_enforce(across(vllm_observations.values(), lambda obs: finish_reasons(obs, vllm_policy), Level.MUST))
 
 
 @pytest.mark.must
 def test_gauges_return_to_zero_after_aborts(vllm_observations: dict[str, Observation], vllm_policy: Policy,
                                             vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: gauges_return_to_zero(obs, vllm_policy), "MUST"))
+    vllm_enforce(across(vllm_observations.values(), lambda obs: gauges_return_to_zero(obs, vllm_policy), Level.MUST))

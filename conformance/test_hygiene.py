@@ -14,7 +14,7 @@ import pytest
 from pytest_vllm_metrics import hygiene
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 
 Observations = dict[str, Observation]
 Enforce = Callable[[Verdict], None]
@@ -22,30 +22,30 @@ Enforce = Callable[[Verdict], None]
 
 @pytest.mark.should
 def test_labels_per_series_fit_the_stores(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    verdict = across(vllm_observations.values(), hygiene.labels_per_series, "SHOULD")
+    verdict = across(vllm_observations.values(), hygiene.labels_per_series, Level.SHOULD)
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.may
 def test_info_labels_stable_across_restarts(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    verdict = across(vllm_observations.values(), hygiene.volatile_labels, "MAY")
+    verdict = across(vllm_observations.values(), hygiene.volatile_labels, Level.MAY)
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.should
 def test_series_per_family_bounded(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), hygiene.series_per_family, "SHOULD"))
+    vllm_enforce(across(vllm_observations.values(), hygiene.series_per_family, Level.SHOULD))
 
 
 @pytest.mark.should
 def test_page_size_within_scrape_caps(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    verdict = across(vllm_observations.values(), hygiene.page_size, "SHOULD")
+    verdict = across(vllm_observations.values(), hygiene.page_size, Level.SHOULD)
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.must
 def test_one_series_per_engine_and_model(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), hygiene.duplicate_series, "MUST"))
+    vllm_enforce(across(vllm_observations.values(), hygiene.duplicate_series, Level.MUST))

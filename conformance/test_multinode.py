@@ -16,10 +16,10 @@ import pytest
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.kube import data_parallel_engines
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 
 
 @pytest.mark.must
 def test_data_parallel_engines(vllm_observations: dict[str, Observation],
                                vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), data_parallel_engines, "MUST"))
+    vllm_enforce(across(vllm_observations.values(), data_parallel_engines, Level.MUST))

@@ -10,7 +10,7 @@ from pytest_vllm_metrics import prometheus
 from pytest_vllm_metrics.catalog import Catalog
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Outcome, Verdict
+from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
 from pytest_vllm_metrics.run import PrometheusState
 
 Observations = dict[str, Observation]
@@ -35,7 +35,7 @@ def _checked(state: PrometheusState, observations: Observations, check: Callable
         except prometheus.PrometheusError as exc:  # Prometheus failing mid-run: a verdict, not a traceback
             return Verdict(Outcome.INCONCLUSIVE, str(exc))
 
-    return across(observations.values(), one, "MUST")
+    return across(observations.values(), one, Level.MUST)
 
 
 def test_scraped_by_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_vllm_metrics.evaluate import across, cache_config, reachable, served_workload, version
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 
 Observations = dict[str, Observation]
 Enforce = Callable[[Verdict], None]
@@ -19,19 +19,19 @@ Enforce = Callable[[Verdict], None]
 
 @pytest.mark.must
 def test_reachable(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), reachable, "MUST"))
+    vllm_enforce(across(vllm_observations.values(), reachable, Level.MUST))
 
 
 @pytest.mark.should
 def test_version(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), version, "SHOULD"))
+    vllm_enforce(across(vllm_observations.values(), version, Level.SHOULD))
 
 
 @pytest.mark.must
 def test_cache_config_info(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), cache_config, "MUST"))
+    vllm_enforce(across(vllm_observations.values(), cache_config, Level.MUST))
 
 
 @pytest.mark.must
 def test_workload_served(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), served_workload, "MUST"))
+    vllm_enforce(across(vllm_observations.values(), served_workload, Level.MUST))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from . import data
+from .outcome import Level
 from .versions import VersionRange
 
 LEVELS: tuple[str, ...] = get_args(data.Level)
@@ -26,7 +27,7 @@ class CatalogError(Exception):
 class Entry:
     name: str
     type: str
-    level: str
+    level: Level
     feature: str
     versions: VersionRange
     labels: tuple[str, ...] = ()
@@ -102,7 +103,7 @@ def _read(path: Path) -> data.CatalogFile:
 
 def _entries(table: data.CatalogFile, source: str) -> Iterable[Entry]:
     return [
-        Entry(name=row.name, type=row.type, level=row.level, feature=row.feature, versions=row.versions,
+        Entry(name=row.name, type=row.type, level=Level(row.level), feature=row.feature, versions=row.versions,
               labels=row.labels, present=row.present, moves=row.moves, at_least=row.at_least,
               info_labels=row.info_labels, replaced_by=row.replaced_by, replaces=row.replaces, meaning=row.meaning,
               source=source)

@@ -22,7 +22,7 @@ from . import data
 from .data import Generation, Settle
 from .evaluate import across
 from .observe import Observation
-from .outcome import Outcome, Problem, Verdict
+from .outcome import Level, Outcome, Problem, Verdict
 from .scrape import Clients, FetchError, get_text, scrape
 from .settings import Settings
 from .snapshot import ExpositionError, Snapshot
@@ -268,7 +268,7 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
 
 def _gate(found: Compared) -> Verdict | None:
     if found.error is not None:
-        return found.error.verdict("MUST")
+        return found.error.verdict(Level.MUST)
     return None
 
 
@@ -280,9 +280,9 @@ def queue_per_pod(found: Compared) -> Verdict:
     with_queue = [g for g in found.present if any(k[0] == g.name for k in found.queue)]
     if not with_queue:
         if not found.pods:
-            return Verdict(Outcome.INCONCLUSIVE, _no_pods(found), "MUST")
+            return Verdict(Outcome.INCONCLUSIVE, _no_pods(found), Level.MUST)
         return Verdict(Outcome.SKIPPED, "this endpoint picker publishes no per-pod queue (" + ", ".join(
-            g.per_pod_queue for g in generations()) + "): only its pool averages can be checked.", "MUST")
+            g.per_pod_queue for g in generations()) + "): only its pool averages can be checked.", Level.MUST)
     known = {name for (_, name), item in found.queue.items() if item[0] != "missing"}
     if not known:
         listed = ", ".join(sorted(found.foreign)[:5]) or "none"
@@ -290,7 +290,7 @@ def queue_per_pod(found: Compared) -> Verdict:
                                              f"{listed}; the run checks {', '.join(sorted(found.pods)[:5])}): it "
                                              f"serves another pool, or the targets are not named as their pods "
                                              f"(the EPP names pods by their Kubernetes name: use --vllm-namespace).",
-                       "MUST")
+                       Level.MUST)
     verdicts: dict[str, Verdict] = {}
     for (generation, name), (state, pod, epp, lasted) in found.queue.items():
         gen = next(g for g in found.present if g.name == generation)
@@ -299,35 +299,34 @@ def queue_per_pod(found: Compared) -> Verdict:
         if mine is None or _worse(verdict, mine):
             verdicts[name] = verdict
     for name, why in {**found.unready, **found.unscraped}.items():
-        verdicts[name] = Verdict(Outcome.INCONCLUSIVE, why, "MUST", target=name)
+        verdicts[name] = Verdict(Outcome.INCONCLUSIVE, why, Level.MUST, target=name)
     # folded as every check across targets is: the worst outcome, naming the pods that did not pass
     folded = across([Observation(Target(name=name, base_url="")) for name in verdicts],
-                    lambda obs: verdicts[obs.target.name], "MUST")
-    folded.evidence = {"pods": folded.evidence, "generations": [g.name for g in found.present],
-                       "notChecked": sorted(found.foreign), "waited": round(found.waited, 2)}
-    return folded
+                    lambda obs: verdicts[obs.target.name], Level.MUST)
+    return folded.but(evidence={"pods": folded.evidence, "generations": [g.name for g in found.present],
+                                "notChecked": sorted(found.foreign), "waited": round(found.waited, 2)})
 
 
 def _queue_verdict(gen: Generation, name: str, state: str, pod: float | None, epp: float | None,
                    lasted: float) -> Verdict:
     evidence = {"metric": gen.per_pod_queue, "pod": pod, "epp": epp}
     if state == "agreed":
-        return Verdict(Outcome.PASSED, "", "MUST", evidence, target=name)
+        return Verdict(Outcome.PASSED, "", Level.MUST, evidence, target=name)
     if state == "missing" and epp is None:
         return Verdict(Outcome.FAILED, f"{name}: the endpoint picker does not list this pod in {gen.per_pod_queue} "
                                        f"although it answers: the EPP does not route to it (is it in the "
-                                       f"InferencePool's selector, and Ready?).", "MUST", evidence, target=name)
+                                       f"InferencePool's selector, and Ready?).", Level.MUST, evidence, target=name)
     if state == "missing":
         return Verdict(Outcome.FAILED, f"{name}: the pod exposes no vllm:num_requests_waiting, the queue the "
-                                       f"endpoint picker routes on.", "MUST", evidence, target=name)
+                                       f"endpoint picker routes on.", Level.MUST, evidence, target=name)
     if state == "differs":
         return Verdict(Outcome.FAILED, f"{name}: the endpoint picker reports a queue of {_num(epp)} "
                                        f"({gen.per_pod_queue}), the pod's own vllm:num_requests_waiting is "
                                        f"{_num(pod)}, unchanged for {lasted:.1f} s: the EPP routes on a view of "
-                                       f"this pod that is not the pod's.", "MUST", evidence, target=name)
+                                       f"this pod that is not the pod's.", Level.MUST, evidence, target=name)
     return Verdict(Outcome.INCONCLUSIVE, f"{name}: the pod's queue ({_num(pod)}) and the endpoint picker's "
                                          f"({_num(epp)}, {gen.per_pod_queue}) kept changing; no quiet moment came "
-                                         f"within the wait. Rerun when the pool is idle.", "MUST", evidence,
+                                         f"within the wait. Rerun when the pool is idle.", Level.MUST, evidence,
                    target=name)
 
 
@@ -343,19 +342,19 @@ def ready_pods(found: Compared) -> Verdict:
         return gate
     if not found.ready:
         return Verdict(Outcome.FAILED, "the endpoint picker publishes no ready-pod count (" + ", ".join(
-            g.ready for g in found.present) + "), which dashboards and autoscalers read.", "MUST")
+            g.ready for g in found.present) + "), which dashboards and autoscalers read.", Level.MUST)
     if found.foreign:
         return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker routes to pods this run did not find "
                                              f"({', '.join(sorted(found.foreign)[:5])}), so its ready count cannot "
                                              f"be compared: widen --vllm-selector to the InferencePool's pods.",
-                       "MUST")
+                       Level.MUST)
     for generation, (state, epp, ours, lasted) in found.ready.items():
         gen = next(g for g in found.present if g.name == generation)
         if state == "unknown":
             why = (", ".join(found.unscraped.values()) if found.unscraped
                    else f"{gen.ready} has one series per pool and this EPP serves several")
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count cannot be compared: {why}",
-                           "MUST")
+                           Level.MUST)
         found_here = _found_ready(found, ours)
         if state == "differs":
             listed = sorted(found.listed_unready)
@@ -363,15 +362,15 @@ def ready_pods(found: Compared) -> Verdict:
                        if listed else "")
             return Verdict(Outcome.FAILED, f"the endpoint picker counts {_num(epp)} ready pods ({gen.ready}), the "
                                            f"run found {found_here} that answer, unchanged for {lasted:.1f} s: it "
-                                           f"routes to pods that are gone, or misses Ready ones.{unready}", "MUST",
+                                           f"routes to pods that are gone, or misses Ready ones.{unready}", Level.MUST,
                            {"metric": gen.ready, "epp": epp, "pods": len(found.pods), "endpoints": ours,
                             "listedNotReady": listed})
         if state == "unsettled":
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's ready count ({_num(epp)}, {gen.ready}) "
                                                  f"differed from the {found_here} found for {lasted:.1f} s, less "
                                                  f"than it may lag (it flushes its pool gauges every few seconds); "
-                                                 f"rerun.", "MUST")
-    return Verdict(Outcome.PASSED, "", "MUST", {"ready": {g: r[1] for g, r in found.ready.items()},
+                                                 f"rerun.", Level.MUST)
+    return Verdict(Outcome.PASSED, "", Level.MUST, {"ready": {g: r[1] for g, r in found.ready.items()},
                                                 "pods": len(found.pods), "dataParallelRanks": dict(found.ranks)})
 
 
@@ -396,13 +395,13 @@ def average_kv_cache(found: Compared) -> Verdict:
         return Verdict(Outcome.FAILED, f"the endpoint picker publishes no average KV-cache utilization "
                                        f"({', '.join(missing)}): it reads no KV-cache gauge from the pods (check its "
                                        f"--kv-cache-usage-percentage-metric: vllm:kv_cache_usage_perc since vLLM "
-                                       f"0.9.2).", "MUST")
+                                       f"0.9.2).", Level.MUST)
     values = {g.average_kv: found.kv[g.name] for g in found.present if found.kv.get(g.name)}
     bad = {name: v for name, vs in values.items() for v in vs if math.isnan(v) or not 0.0 <= v <= 1.0}
     if bad:
         name, value = next(iter(bad.items()))
         return Verdict(Outcome.FAILED, f"the endpoint picker's {name} is {value:g}, outside 0..1: the gauge it reads "
-                                       f"from the pods is not a fraction of the KV cache.", "MUST",
+                                       f"from the pods is not a fraction of the KV cache.", Level.MUST,
                        {"values": values})
     compared = {g.average_kv: found.kv_compared[g.name] for g in found.present if g.name in found.kv_compared}
     for name, (state, pods, epp, lasted) in compared.items():
@@ -410,14 +409,14 @@ def average_kv_cache(found: Compared) -> Verdict:
             return Verdict(Outcome.FAILED, f"the endpoint picker's {name} is {_num(epp)}, the pods' own "
                                            f"{_KV_GAUGES[0]} average {_num(pods)}, unchanged for {lasted:.1f} s: it "
                                            f"reads another gauge than the pods expose, or pods that are gone (check "
-                                           f"its --kv-cache-usage-percentage-metric).", "MUST",
+                                           f"its --kv-cache-usage-percentage-metric).", Level.MUST,
                            {"values": values, "podsAverage": pods})
         if state == "unsettled":
             return Verdict(Outcome.INCONCLUSIVE, f"the endpoint picker's {name} ({_num(epp)}) differed from the pods' "
                                                  f"own average ({_num(pods)}) for {lasted:.1f} s, less than it may lag "
-                                                 f"(it flushes its pool gauges every few seconds); rerun.", "MUST")
+                                                 f"(it flushes its pool gauges every few seconds); rerun.", Level.MUST)
     averages = {name: pods for name, (_, pods, _, _) in compared.items()}
-    return Verdict(Outcome.PASSED, "", "MUST", {"values": values, "podsAverage": averages})
+    return Verdict(Outcome.PASSED, "", Level.MUST, {"values": values, "podsAverage": averages})
 
 
 def _no_pods(found: Compared) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from . import data, diagnose, features
 from .catalog import Catalog, Entry
 from .observe import Check, Observation
-from .outcome import WORST_FIRST, Outcome, Verdict
+from .outcome import WORST_FIRST, Level, Outcome, Verdict
 from .settings import Policy
 from .snapshot import OTHER_PROCESS, Change
 
@@ -25,7 +25,7 @@ _WORD = {Outcome.FAILED: "fails", Outcome.XFAILED: "fails, as documented,",
          Outcome.INCONCLUSIVE: "could not be judged"}
 
 
-def across(observations: Iterable[Observation], check: Callable[[Observation], Verdict], level: str) -> Verdict:
+def across(observations: Iterable[Observation], check: Callable[[Observation], Verdict], level: Level) -> Verdict:
     """One verdict for a check over every target, keeping each target's own.
 
     The outcome is the worst that happened: a failure anywhere fails it; otherwise a target that could not be
@@ -35,9 +35,7 @@ def across(observations: Iterable[Observation], check: Callable[[Observation], V
     """
     verdicts: dict[str, Verdict] = {}
     for obs in observations:
-        verdict = check(obs)
-        verdict.target = obs.target.name
-        verdicts[obs.target.name] = verdict
+        verdicts[obs.target.name] = check(obs).but(target=obs.target.name)
     if not verdicts:
         return Verdict(Outcome.SKIPPED, "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace", level)
     outcome = next(o for o in WORST_FIRST if any(v.outcome == o for v in verdicts.values()))
@@ -308,8 +306,8 @@ def reachable(obs: Observation) -> Verdict:
 def version(obs: Observation) -> Verdict:
     problem = obs.failure("before", "version", reporter=Check.VERSION)
     if problem:
-        return problem.verdict("SHOULD")
-    return Verdict(Outcome.PASSED, level="SHOULD", evidence={"version": obs.version})
+        return problem.verdict(Level.SHOULD)
+    return Verdict(Outcome.PASSED, level=Level.SHOULD, evidence={"version": obs.version})
 
 
 def cache_config(obs: Observation) -> Verdict:
@@ -443,7 +441,7 @@ def looks_exclusive(obs: Observation) -> bool | None:
             and delta.increase("vllm:prompt_tokens_total") == traffic.engine_prompt_tokens)
 
 
-def _exact_gate(obs: Observation, policy: Policy, level: str) -> Verdict | None:
+def _exact_gate(obs: Observation, policy: Policy, level: Level) -> Verdict | None:
     name = obs.target.name
     if not policy.exclusive:
         note = " This run looked exclusive: finished requests and prompt tokens moved by exactly the workload." \
@@ -471,7 +469,7 @@ def _exact_gate(obs: Observation, policy: Policy, level: str) -> Verdict | None:
     return None
 
 
-def exact(rule: Exact, obs: Observation, policy: Policy, catalog: Catalog, level: str = "MUST") -> Verdict:
+def exact(rule: Exact, obs: Observation, policy: Policy, catalog: Catalog, level: Level = Level.MUST) -> Verdict:
     gated = _exact_gate(obs, policy, level)
     if gated:
         return gated
@@ -507,7 +505,7 @@ def exact(rule: Exact, obs: Observation, policy: Policy, catalog: Catalog, level
                    level, evidence)
 
 
-def finish_reasons(obs: Observation, policy: Policy, level: str = "MUST") -> Verdict:
+def finish_reasons(obs: Observation, policy: Policy, level: Level = Level.MUST) -> Verdict:
     """vllm:request_success_total{finished_reason} moved per reason by the choices that finished so."""
     gated = _exact_gate(obs, policy, level)
     if gated:
@@ -530,7 +528,7 @@ def finish_reasons(obs: Observation, policy: Policy, level: str = "MUST") -> Ver
                                    f"Panels of errors and truncations by reason read these series.", level, evidence)
 
 
-def gauges_return_to_zero(obs: Observation, policy: Policy, level: str = "MUST") -> Verdict:
+def gauges_return_to_zero(obs: Observation, policy: Policy, level: Level = Level.MUST) -> Verdict:
     """After the suite closes streaming requests mid-way, running, waiting and KV-cache usage read 0 again."""
     name = obs.target.name
     if not policy.exclusive:

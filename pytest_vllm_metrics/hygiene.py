@@ -21,7 +21,7 @@ from typing import Any
 from . import data
 from .data import Store
 from .observe import Observation
-from .outcome import Outcome, Verdict
+from .outcome import Level, Outcome, Verdict
 from .scrape import MAX_BODY_BYTES
 from .snapshot import Snapshot
 
@@ -51,7 +51,7 @@ def warn(verdict: Verdict) -> None:
         warnings.warn(StoreWarning(f"{shown}: {text}"), stacklevel=2)
 
 
-def _warning(message: str, level: str, evidence: dict[str, Any]) -> Verdict:
+def _warning(message: str, level: Level, evidence: dict[str, Any]) -> Verdict:
     return Verdict(Outcome.PASSED, message, level, evidence | {"warning": True})
 
 
@@ -81,7 +81,7 @@ def rules() -> Rules:
     )
 
 
-def _page(obs: Observation, level: str) -> Snapshot | Verdict:
+def _page(obs: Observation, level: Level) -> Snapshot | Verdict:
     """The page to judge (after the workload if it was scraped), or the verdict of why there is none."""
     problem = obs.failure("before")
     if problem:
@@ -98,7 +98,7 @@ def _family_of(sample: str, page: Snapshot) -> str:
     return sample
 
 
-def labels_per_series(obs: Observation, level: str = "SHOULD") -> Verdict:
+def labels_per_series(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
     """Every series, with the labels a Prometheus Operator scrape adds, fits every store's label cap."""
     page = _page(obs, level)
     if isinstance(page, Verdict):
@@ -130,7 +130,7 @@ def labels_per_series(obs: Observation, level: str = "SHOULD") -> Verdict:
         f"ServiceMonitor), or raise the store's cap."), level, evidence)
 
 
-def volatile_labels(obs: Observation, level: str = "MAY") -> Verdict:
+def volatile_labels(obs: Observation, level: Level = Level.MAY) -> Verdict:
     """Info series whose labels are sized at startup: a new series per restart, and joins that break."""
     page = _page(obs, level)
     if isinstance(page, Verdict):
@@ -154,7 +154,7 @@ def volatile_labels(obs: Observation, level: str = "MAY") -> Verdict:
         f"Join on stable labels (engine, block_size, enable_prefix_caching) only."), level, {"labels": found})
 
 
-def series_per_family(obs: Observation, level: str = "SHOULD") -> Verdict:
+def series_per_family(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
     page = _page(obs, level)
     if isinstance(page, Verdict):
         return page
@@ -177,7 +177,7 @@ def series_per_family(obs: Observation, level: str = "SHOULD") -> Verdict:
         f"label whose values keep changing and drop it before the write."), level, evidence)
 
 
-def page_size(obs: Observation, level: str = "SHOULD") -> Verdict:
+def page_size(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
     page = _page(obs, level)
     if isinstance(page, Verdict):
         return page
@@ -195,7 +195,7 @@ def page_size(obs: Observation, level: str = "SHOULD") -> Verdict:
         level, evidence)
 
 
-def duplicate_series(obs: Observation, level: str = "MUST") -> Verdict:
+def duplicate_series(obs: Observation, level: Level = Level.MUST) -> Verdict:
     """One series per engine and model: a process label (`pid`) or a repeated label set splits a value."""
     page = _page(obs, level)
     if isinstance(page, Verdict):

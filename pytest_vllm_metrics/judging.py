@@ -17,7 +17,7 @@ from . import promql
 from .catalog import Catalog
 from .fleet import coverage, movement
 from .observe import Observation
-from .outcome import WORST_FIRST, Outcome, Verdict
+from .outcome import WORST_FIRST, Level, Outcome, Verdict
 from .prometheus import Prometheus, PrometheusError
 from .promql import Selector
 from .readers import (
@@ -63,9 +63,8 @@ def judge_reader(reader: Reader, observations: list[Observation], catalog: Catal
     verdicts = []
     for each in repeated.each:  # Grafana draws one copy per selected value (every value for All)
         one = _evaluate(ctx, {**values, repeated.variable.name: repeated.single(each)})
-        one.message = f"{one.message} (the copy repeated for ${repeated.variable.name}={each})" if one.message \
-            else one.message
-        verdicts.append(one)
+        copy = f" (the copy repeated for ${repeated.variable.name}={each})"
+        verdicts.append(one.but(message=one.message + copy) if one.message else one)
     return next(v for o in WORST_FIRST for v in verdicts if v.outcome == o)
 
 
@@ -159,7 +158,7 @@ def _judge_queries(ctx: Context, parsed: list[tuple[str, str, Any]]) -> Verdict:
             return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", f"{where} shows data from some of its queries, "
                                f"and the others could not be judged; " + " ".join(parts), notes=notes)
         return ctx.verdict(Outcome.FAILED, "partial", f"{where} shows data, but only from some of its queries; "
-                                                      + " ".join(parts), level="SHOULD", notes=notes)
+                                                      + " ".join(parts), level=Level.SHOULD, notes=notes)
     live = [(s, keep) for _, _, ast in parsed for s, keep in promql.kept_labels(ast)
             if not component_of(s.metric) and has(s)]
     for selector, _ in live:

@@ -12,7 +12,7 @@ Renderers (terminal, HTML, JSON, JUnit) read these fields; none parses a message
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,21 @@ class Outcome(StrEnum):
     INCONCLUSIVE = "inconclusive"
 
 
+class Level(StrEnum):
+    """How much a check matters (RFC 2119): a MUST failure fails the run by default (--vllm-fail-on)."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+    def at_least(self, floor: Level) -> bool:
+        """Whether this level is `floor` or stricter (MUST is at least SHOULD)."""
+        return _LEVEL_ORDER.index(self) <= _LEVEL_ORDER.index(floor)
+
+
+_LEVEL_ORDER = (Level.MUST, Level.SHOULD, Level.MAY)
+
+
 # Which outcome a check across several targets takes: the first of these that any target has.
 WORST_FIRST = (Outcome.FAILED, Outcome.INCONCLUSIVE, Outcome.XFAILED, Outcome.PASSED, Outcome.SKIPPED)
 
@@ -33,11 +48,11 @@ WORST_FIRST = (Outcome.FAILED, Outcome.INCONCLUSIVE, Outcome.XFAILED, Outcome.PA
 EXIT_INCONCLUSIVE = 75
 
 
-@dataclass
+@dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
     message: str = ""
-    level: str = "MUST"
+    level: Level = Level.MUST
     evidence: dict[str, Any] = field(default_factory=dict)
     diagnosis: str | None = None
     # A check across targets: each target's own verdict, by target name (empty for a check of one target).
@@ -46,7 +61,13 @@ class Verdict:
     target: str = ""
 
     def __post_init__(self) -> None:
-        self.outcome = Outcome(self.outcome)  # a plain "failed" is accepted, and checked
+        # a plain "failed" or "MUST" is accepted, and checked
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+        object.__setattr__(self, "level", Level(self.level))
+
+    def but(self, **changes: Any) -> Verdict:
+        """The same verdict with some fields changed (a verdict is a value: it is never changed in place)."""
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,6 @@ class Problem:
     check: str = ""
     cause: str = ""
 
-    def verdict(self, level: str = "MUST", target: str = "") -> Verdict:
+    def verdict(self, level: Level = Level.MUST, target: str = "") -> Verdict:
         outcome = Outcome.INCONCLUSIVE if self.inconclusive else Outcome.FAILED
         return Verdict(outcome, self.message, level, target=target)

@@ -98,7 +98,7 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
         target = next(iter(targets))
     return Row(
         id=item.nodeid, target=str(target), check=str(check),
-        level=verdict.level if verdict else "MUST", outcome=outcome, reason=reason,
+        level=str(verdict.level) if verdict else "MUST", outcome=outcome, reason=reason,
         diagnosis=(verdict.diagnosis or "") if verdict else "", evidence=_jsonable(verdict.evidence) if verdict else {},
         targets=targets,
     )

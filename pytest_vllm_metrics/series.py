@@ -16,7 +16,7 @@ import promql_parser
 from . import promql
 from .catalog import Catalog
 from .observe import Observation
-from .outcome import Outcome, Verdict
+from .outcome import Level, Outcome, Verdict
 from .prometheus import TARGET_LABELS, Prometheus, scrape_interval
 from .promql import Selector
 from .readers import UNKNOWN, Reader, component_of, data, noun
@@ -238,7 +238,7 @@ class Context:
         return noun(self.reader.kind)
 
     def verdict(self, outcome: Outcome, kind: str, message: str, diagnosis: str | None = None,
-                level: str = "MUST", **evidence: Any) -> Verdict:
+                level: Level = Level.MUST, **evidence: Any) -> Verdict:
         never = data().never.get(self.reader.kind)  # what an empty result means for a consumer
         if never and outcome == Outcome.FAILED and kind in ("no data", "label mismatch"):
             message = f"{never} {message}"

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 from . import data
 from .catalog import Catalog, Entry
 from .observe import Check, Observation
-from .outcome import Outcome, Verdict
+from .outcome import Level, Outcome, Verdict
 from .promql import selectors
 from .readers import Reader, family_of, substitute
 
@@ -148,14 +148,14 @@ def judge(consumer: Reader, observations: list[Observation], catalog: Catalog, t
     if not entries:
         unknown = f" ({', '.join(names)}: not vLLM's names; the dashboard check says why)" if names else ""
         return Verdict(Outcome.SKIPPED, f"{where} reads no vLLM metric the catalog knows{unknown}, so a vLLM upgrade "
-                                        f"does not change what it shows.", "MUST", evidence)
+                                        f"does not change what it shows.", Level.MUST, evidence)
     known = [o for o in observations if o.before is not None or o.version is not None]
     if not known:
         # in full: an upgrade run has no test_reachable to point at
         causes = "; ".join(p.message for o in observations
                            if (p := o.failure("before", reporter=Check.REACHABLE)) is not None)
         return Verdict(Outcome.INCONCLUSIVE, f"{where}: no target could be scraped nor told its version, so what "
-                                             f"the fleet runs today is unknown: {causes or 'no target'}", "MUST",
+                                             f"the fleet runs today is unknown: {causes or 'no target'}", Level.MUST,
                        evidence)
     versions = fleet(known)
     evidence["upgrade"]["fleet"] = versions
@@ -181,11 +181,11 @@ def judge(consumer: Reader, observations: list[Observation], catalog: Catalog, t
     evidence["upgrade"]["kept"] = kept
     if not dark:
         note = f" ({'; '.join(kept)})" if kept else ""
-        return Verdict(Outcome.PASSED, f"{where} keeps its data on vLLM {to}{note}.", "MUST", evidence)
+        return Verdict(Outcome.PASSED, f"{where} keeps its data on vLLM {to}{note}.", Level.MUST, evidence)
     reasons = "; ".join(f.describe(to) for f, _ in dark)
     sources = ", ".join(sorted({v for _, found in dark for v in found}))
     return Verdict(Outcome.FAILED, f"{where} goes dark when the fleet moves from vLLM {sources} to {to}: {reasons}.",
-                   "MUST", evidence)
+                   Level.MUST, evidence)
 
 
 def _kept_by_flag(gone: Fate, providers: list[Observation], to: str) -> bool:

@@ -681,12 +681,12 @@ def across(*verdicts: Verdict, level: str = "SHOULD") -> Verdict:
 
 def test_check_of_one_target_is_that_targets_verdict_whole() -> None:
     """kills every argument of the one-target Verdict in evaluate.across (level, evidence, diagnosis, targets,
-    target) and `verdict.target = name` -> None."""
+    target) and the target given to each target's own verdict."""
     own = Verdict(Outcome.FAILED, "decode-0: broke", "MAY", {"seen": 1}, diagnosis="why")
     verdict = across(own)
     assert verdict == Verdict(Outcome.FAILED, "decode-0: broke", "MAY", {"seen": 1}, "why",
-                              {"decode-0": own}, "decode-0")
-    assert own.target == "decode-0"
+                              {"decode-0": own.but(target="decode-0")}, "decode-0")
+    assert own.target == ""  # a verdict is a value: the check's own is left as it was
 
 
 def test_check_with_no_target_is_skipped_at_its_level() -> None:
@@ -700,7 +700,7 @@ def test_check_passed_everywhere_keeps_every_targets_evidence() -> None:
     """kills the message, level, evidence and targets of the all-passed verdict of evaluate.across."""
     a, b = Verdict(Outcome.PASSED, evidence={"n": 1}), Verdict(Outcome.PASSED, evidence={"n": 2})
     assert across(a, b) == Verdict(Outcome.PASSED, "", "SHOULD", {"decode-0": {"n": 1}, "decode-1": {"n": 2}},
-                                   targets={"decode-0": a, "decode-1": b})
+                                   targets={f"decode-{i}": v.but(target=f"decode-{i}") for i, v in enumerate((a, b))})
 
 
 def test_check_skipped_everywhere_groups_the_targets_by_reason() -> None:
@@ -709,7 +709,8 @@ def test_check_skipped_everywhere_groups_the_targets_by_reason() -> None:
                Verdict(Outcome.SKIPPED, "no LoRA"))
     assert across(a, b, c) == Verdict(Outcome.SKIPPED, "3 of 3 targets: decode-0, decode-2: no LoRA; decode-1: "
                                                        "old vLLM", "SHOULD", {f"decode-{i}": {} for i in range(3)},
-                                      targets={"decode-0": a, "decode-1": b, "decode-2": c})
+                                      targets={f"decode-{i}": v.but(target=f"decode-{i}")
+                                               for i, v in enumerate((a, b, c))})
 
 
 def test_five_failing_targets_are_all_quoted_and_named() -> None:

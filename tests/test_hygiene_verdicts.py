@@ -8,6 +8,7 @@ series with `engine` and `model_name` labels, histograms as `_bucket` with `le`,
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import warnings
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from conftest import BASE_CAPTURE
 from pytest_vllm_metrics import hygiene
 from pytest_vllm_metrics.hygiene import StoreWarning
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
+from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
 
@@ -122,10 +123,12 @@ def test_every_check_passes_a_clean_page_at_its_own_level(name: str) -> None:
 @pytest.mark.parametrize("name", CHECKS)
 def test_the_level_asked_for_is_the_verdicts_whatever_the_outcome(name: str) -> None:
     check, _ = CHECKS[name]
-    clean = observed(gauge("vllm:kv_cache_usage_perc", 'engine="0",model_name="tiny"'))
-    assert check(clean, level="WANTED").level == "WANTED"
-    assert check(observed(BASE_CAPTURE.read_text(), 5 * 2**20), level="WANTED").level == "WANTED"
-    assert check(observed(PID_SPLIT + many("vllm:by_request", 1001)), level="WANTED").level == "WANTED"
+    default = inspect.signature(check).parameters["level"].default
+    for wanted in (level for level in Level if level != default):  # not the check's own default
+        clean = observed(gauge("vllm:kv_cache_usage_perc", 'engine="0",model_name="tiny"'))
+        assert check(clean, level=wanted).level == wanted
+        assert check(observed(BASE_CAPTURE.read_text(), 5 * 2**20), level=wanted).level == wanted
+        assert check(observed(PID_SPLIT + many("vllm:by_request", 1001)), level=wanted).level == wanted
 
 
 def test_the_page_after_the_workload_is_judged_when_there_is_one() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 
 import httpx
 import pytest
@@ -59,29 +60,35 @@ def test_adapter_is_in_the_lora_info_series_while_its_request_runs(lora_vllm: Re
                     ).raise_for_status()
         body = {"model": LORA_ADAPTER, "prompt": "the metrics of every server", "max_tokens": 900,
                 "temperature": 0, "ignore_eos": True, "stream": True}
-        # the page is read from another thread all the while the request runs, until a read lists the adapter
-        done, shown, reads = threading.Event(), [], [0]
+        # the page is read from another thread all the while the request runs (its first read done before the
+        # request is sent), until a read lists the adapter
+        reading, done, shown, reads = threading.Event(), threading.Event(), [], [0]
 
         def watch() -> None:
             with httpx.Client(base_url=lora_vllm.url, timeout=60) as pages:
                 while not done.is_set() and not shown:
-                    reads[0] += 1
                     page = Snapshot.parse(pages.get("/metrics").text)
+                    reads[0] += 1
+                    reading.set()
                     if any(dict(s.labels)["running_lora_adapters"] == LORA_ADAPTER for s in page.series(INFO)):
                         shown.append(page)
 
         watcher = threading.Thread(target=watch)
         watcher.start()
+        lines, started = 0, time.monotonic()
         try:
+            assert reading.wait(60), "the page could not be read"
             with client.stream("POST", "/v1/completions", json=body) as response:
                 response.raise_for_status()
                 for _ in response.iter_lines():  # bounded: 900 tokens, 60 s per read
-                    pass
+                    lines += 1
         finally:
             done.set()
             watcher.join(60)
+        took = time.monotonic() - started
         after = Snapshot.parse(client.get("/metrics").text)
-    assert shown, f"none of the {reads[0]} reads taken while the adapter's request ran listed it"
+    assert shown, (f"none of the {reads[0]} reads taken while the adapter's request ran ({lines} lines in "
+                   f"{took:.2f} s) listed it")
     running = next(s for s in shown[0].series(INFO) if dict(s.labels)["running_lora_adapters"] == LORA_ADAPTER)
     assert dict(running.labels)["max_lora"] == "1"  # --max-loras' default
     assert dict(shown[0].series(INFO)[0].labels)["running_lora_adapters"] == ""  # the base model's, first
