@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_vllm_metrics.accounting import Exact, exact, exact_rules, finish_reasons, gauges_return_to_zero
 from pytest_vllm_metrics.catalog import Catalog
-from pytest_vllm_metrics.evaluate import Exact, across, exact, exact_rules, finish_reasons, gauges_return_to_zero
+from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Level, Verdict
 from pytest_vllm_metrics.settings import Policy

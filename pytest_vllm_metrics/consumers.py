@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .readers import Query, Reader
+from .promql import selectors
+from .readers import DashboardError, Query, Reader, object_dashboards
 
 __all__ = [
     "ConsumerError",
@@ -314,9 +315,7 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Reader], list[Reade
     metrics are kept: a monitoring namespace holds many rules and dashboards about other things. An object
     that cannot be read is a note, never a stop. A GrafanaDashboard's panels are drawn as the sidecar's are
     (`object_dashboards` reads either; a GrafanaDashboard in a List with the ConfigMap its configMapRef names)."""
-    import yaml
-
-    from .readers import DashboardError, object_dashboards
+    import yaml  # a dependency of the kubernetes client as well
 
     panels: list[Reader] = []
     consumers: list[Reader] = []
@@ -393,8 +392,6 @@ def about_vllm(panels: list[Reader], recorded: Iterable[str] = ()) -> list[Reade
     (`recorded`: more of those, from elsewhere). A monitoring namespace or a rules directory holds many rules
     about other things, which vLLM's pages cannot judge. An expression that does not parse is kept (its verdict
     says so)."""
-    from .promql import selectors
-
     known = set(recorded)
 
     def reads(panel: Reader) -> bool:

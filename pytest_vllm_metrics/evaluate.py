@@ -6,18 +6,16 @@ The conformance tests stay thin: they evaluate, then enforce the verdict (pass, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from . import data, diagnose, features
-from .catalog import Catalog, Entry
+from . import diagnose, features
+from .catalog import Entry
 from .observe import Check, Observation
 from .outcome import WORST_FIRST, Level, Outcome, Verdict
 from .settings import Policy
 from .snapshot import OTHER_PROCESS, Change
 
-__all__ = ["Verdict", "across", "movement", "presence"]
+__all__ = ["across", "described", "gate", "moved_gate", "movement", "num", "presence", "restarted"]
 
 _TYPE_SHOWN_AS = {"info": "gauge"}  # the text format has no info type: `*_info` families are gauges
 _SHOWN = 5  # targets quoted in full in one message; the reports carry every one
@@ -79,7 +77,7 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def _gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdict | None:
+def gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdict | None:
     """The verdict that stops a check before it looks at metrics: not observed, feature off, wrong version."""
     problem = obs.failure("before")
     if problem:
@@ -96,7 +94,7 @@ def _gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdi
     return None
 
 
-def _moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
+def moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
     """Movement cannot be judged when the two scrapes reached two different processes (a load balancer)."""
     delta = obs.delta
     if delta is None or delta.process != OTHER_PROCESS:
@@ -105,20 +103,20 @@ def _moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
     advice = ("target the pods themselves (--vllm-namespace, or one --vllm-url per pod), not a load-balanced URL"
               if obs.target.source == "url" else "rerun")
     return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the two scrapes reached two "
-                                         f"different server processes ({start} {_num(delta.before.value(start))} "
-                                         f"then {_num(delta.after.value(start))}, the second already running before "
+                                         f"different server processes ({start} {num(delta.before.value(start))} "
+                                         f"then {num(delta.after.value(start))}, the second already running before "
                                          f"the first scrape); {advice}.", entry.level)
 
 
 def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
     stages = ("traffic", "after") if entry.present == "traffic" else ()  # present once a workload was served
-    gated = _gate(entry, obs, policy, *stages)
+    gated = gate(entry, obs, policy, *stages)
     if gated:
         return gated
     snapshot = obs.after if entry.present == "traffic" else obs.before
     assert snapshot is not None
     when = "after the workload" if entry.present == "traffic" else "before any traffic"
-    where = _where(obs, arch=False)
+    where = described(obs, arch=False)
     family = snapshot.family(entry.name)
     if family is None:
         message = f"{where}: {entry.name} is missing from /metrics {when}."
@@ -156,12 +154,12 @@ def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
 
 
 def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
-    gated = _gate(entry, obs, policy, "traffic", "after") or _moved_gate(entry, obs)
+    gated = gate(entry, obs, policy, "traffic", "after") or moved_gate(entry, obs)
     if gated:
         return gated
     delta, traffic = obs.delta, obs.traffic
     assert delta is not None and traffic is not None
-    where = _where(obs)
+    where = described(obs)
     change = delta.change(entry.name)
     need = max(traffic.quantity(entry.at_least), 1) if entry.at_least else 1
     evidence: dict[str, Any] = {"before": change.before, "after": change.after, "increase": change.increase,
@@ -179,9 +177,9 @@ def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
     if increase >= need and increase > 0:
         return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
     if change.reset or delta.restart_seen:  # what the workload did before a restart is lost
-        return _restarted(entry, obs, evidence)
+        return restarted(entry, obs, evidence)
     wanted = f"at least {need:g} ({entry.at_least})" if entry.at_least else "an increase"
-    message = (f"{where}: {entry.name} went from {_num(change.before)} to {_num(change.after)} "
+    message = (f"{where}: {entry.name} went from {num(change.before)} to {num(change.after)} "
                f"(+{increase:g}) during a workload of {traffic.summary()}; expected {wanted}.")
     if policy.via_gateway and not increase:
         message += (" The workload went through the gateway (--vllm-gateway-url); its endpoint picker sent none of "
@@ -189,7 +187,7 @@ def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
     return _fail_or_explain(entry, obs, message, evidence)
 
 
-def _restarted(entry: Entry, obs: Observation, evidence: dict[str, Any]) -> Verdict:
+def restarted(entry: Entry, obs: Observation, evidence: dict[str, Any]) -> Verdict:
     """Too little movement after a restart is neither a pass nor a failure: the counts before it are lost."""
     return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the server restarted "
                                          f"between the scrapes (its counters started again from 0); find why it "
@@ -203,7 +201,7 @@ def _went_backwards(entry: Entry, obs: Observation, change: Change, evidence: di
     more = f" (and {len(change.decreases) - 1} more series)" if len(change.decreases) > 1 else ""
     evidence["decreased"] = [{"labels": dict(d.labels), "before": d.before, "after": d.after}
                              for d in change.decreases]
-    return Verdict(Outcome.FAILED, f"{_where(obs)}: {entry.name}{labels} went backwards from {first.before:g} to "
+    return Verdict(Outcome.FAILED, f"{described(obs)}: {entry.name}{labels} went backwards from {first.before:g} to "
                                    f"{first.after:g}{more} while process_start_time_seconds and its _created stayed "
                                    f"the same: counters must never decrease without a restart. Prometheus' rate() "
                                    f"reads each decrease as a reset and charts a spike; find what rewrites the "
@@ -271,7 +269,7 @@ def _prefix_facts(entry: Entry, obs: Observation) -> dict[str, Any]:
     }
 
 
-def _where(obs: Observation, arch: bool = True) -> str:
+def described(obs: Observation, arch: bool = True) -> str:
     """How messages name a target: name, vLLM version and (for movement) its architecture."""
     details = f"vLLM {obs.version or 'version unknown'}" + (f", {obs.target.arch}" if arch else "")
     return f"{obs.target.name} ({details})"
@@ -288,7 +286,7 @@ def _rename_hint(entry: Entry, names: set[str]) -> str | None:
     return None
 
 
-def _num(value: float | None) -> str:
+def num(value: float | None) -> str:
     return "absent" if value is None else f"{value:g}"
 
 
@@ -359,7 +357,7 @@ _SUCCESS = "vllm:request_success_total"
 
 def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Verdict:
     """Every request that repeated the shared prefix hit at least one whole block."""
-    gated = _gate(hits, obs, policy, "traffic", "after") or _moved_gate(hits, obs)
+    gated = gate(hits, obs, policy, "traffic", "after") or moved_gate(hits, obs)
     if gated:
         return gated
     assert obs.delta is not None and obs.traffic is not None
@@ -370,8 +368,8 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Ver
     if got >= need:
         return Verdict(Outcome.PASSED, level=hits.level, evidence=evidence)
     if obs.delta.restart_seen:
-        return _restarted(hits, obs, evidence)
-    where = _where(obs)
+        return restarted(hits, obs, evidence)
+    where = described(obs)
     message = (f"{where}: {_HITS} grew by {got:g} tokens for {repeats} request(s) that repeated a shared prefix of "
                f"{obs.traffic.prefix_tokens} tokens; expected at least one block ({obs.block_size} tokens) each, "
                f"{need} in all.")
@@ -380,7 +378,7 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Ver
 
 def prefix_sources_agree(entry: Entry, obs: Observation, policy: Policy, labels: dict[str, str]) -> Verdict:
     """A counter that re-counts local prefix hits (by source, cached tokens) moved exactly as the hits did."""
-    gated = _gate(entry, obs, policy, "traffic", "after") or _moved_gate(entry, obs)
+    gated = gate(entry, obs, policy, "traffic", "after") or moved_gate(entry, obs)
     if gated:
         return gated
     assert obs.delta is not None
@@ -391,176 +389,8 @@ def prefix_sources_agree(entry: Entry, obs: Observation, policy: Policy, labels:
     if got.increase is not None and got.increase == hits and hits > 0:
         return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
     if obs.delta.restart_seen:
-        return _restarted(entry, obs, evidence)
-    where = _where(obs)
-    message = (f"{where}: {selector} grew by {_num(got.increase)} while {_HITS} grew by {hits:g}; vLLM counts the "
+        return restarted(entry, obs, evidence)
+    where = described(obs)
+    message = (f"{where}: {selector} grew by {num(got.increase)} while {_HITS} grew by {hits:g}; vLLM counts the "
                f"same local prefix hits in both, so they must move together.")
     return _fail_or_explain(entry, obs, message, evidence)
-
-
-# -- exact accounting (--vllm-exclusive) --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Exact:
-    """One exact relation of accounting.toml: `name` moves by exactly the workload quantity `equals`."""
-
-    name: str  # a counter, a histogram (its _count) or a histogram's `_sum` sample
-    equals: str  # a TrafficResult quantity
-    means: str  # how the quantity is counted, for messages
-    not_with_feature: str = ""  # a feature under which the server counts this otherwise, and why
-    not_with_why: str = ""
-
-    @property
-    def id(self) -> str:
-        return self.name
-
-    @property
-    def family(self) -> str:
-        return self.name.removesuffix("_sum")
-
-
-@cache
-def exact_rules() -> tuple[Exact, ...]:
-    table = data.accounting()
-    return tuple(Exact(row.name, row.equals, table.quantity[row.equals], row.not_with_feature or "", row.not_with_why)
-                 for row in table.exact)
-
-
-_NOT_EXCLUSIVE = ("needs --vllm-exclusive (no other traffic reaches the target during the run); without it, "
-                  "counters are judged by the at-least rule of test_moves")
-
-
-def looks_exclusive(obs: Observation) -> bool | None:
-    """Whether the finished requests and the prompt tokens moved by exactly what the workload sent (a note for
-    the report: such a run could have been judged with --vllm-exclusive). None when it cannot be told."""
-    delta, traffic = obs.delta, obs.traffic
-    if delta is None or traffic is None or not traffic.requests or delta.restart_seen or not traffic.usage_reported:
-        return None
-    return (delta.increase("vllm:request_success_total") == traffic.choices
-            and delta.increase("vllm:prompt_tokens_total") == traffic.engine_prompt_tokens)
-
-
-def _exact_gate(obs: Observation, policy: Policy, level: Level) -> Verdict | None:
-    name = obs.target.name
-    if not policy.exclusive:
-        note = " This run looked exclusive: finished requests and prompt tokens moved by exactly the workload." \
-            if looks_exclusive(obs) else ""
-        return Verdict(Outcome.SKIPPED, f"{name}: {_NOT_EXCLUSIVE}.{note}", level)
-    problem = obs.failure("before", "traffic", "after")
-    if problem:
-        return problem.verdict(level)
-    if policy.via_gateway:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: the workload went through the gateway, which decides each "
-                                             f"pod's share, so no pod's exact count is known; target the pods.", level)
-    traffic, delta = obs.traffic, obs.delta
-    assert traffic is not None and delta is not None
-    failed = [r for r in traffic.records if not r.ok]
-    if failed:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: {len(failed)} of {len(traffic.records)} workload requests "
-                                             f"failed, and what the server counted of them cannot be known; "
-                                             f"{traffic.summary()}.", level)
-    if not traffic.usage_reported:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: an answer carried no usage (prompt and completion tokens), "
-                                             f"so the workload's exact tokens are unknown.", level)
-    if delta.restart_seen:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: the server restarted between the scrapes (or another process "
-                                             f"answered the second): exact counts cannot be compared; rerun.", level)
-    return None
-
-
-def exact(rule: Exact, obs: Observation, policy: Policy, catalog: Catalog, level: Level = Level.MUST) -> Verdict:
-    gated = _exact_gate(obs, policy, level)
-    if gated:
-        return gated
-    traffic, delta = obs.traffic, obs.delta
-    assert traffic is not None and delta is not None
-    entry = catalog.get(rule.family)
-    if entry is not None and not entry.applies_to(obs.version):
-        return Verdict(Outcome.SKIPPED, f"{rule.family} is emitted by vLLM {entry.versions.text}; "
-                                        f"{obs.target.name} reports vLLM {obs.version}", level)
-    if rule.not_with_feature and rule.not_with_feature in obs.features:
-        return Verdict(Outcome.SKIPPED, f"{obs.target.name}: {rule.name} is not counted exactly where "
-                                        f"{rule.not_with_feature} is on: {rule.not_with_why}.", level)
-    expected = int(getattr(traffic, rule.equals))
-    change = delta.change(rule.name)
-    evidence: dict[str, Any] = {"expected": expected, "got": change.increase, "before": change.before,
-                                "after": change.after, "quantity": rule.equals, "workload": traffic.summary(),
-                                "requests": traffic.requests, "choices": traffic.choices}
-    if change.decreases:
-        first = change.decreases[0]
-        return Verdict(Outcome.FAILED, f"{_where(obs)}: {rule.name} went backwards from {first.before:g} to "
-                                       f"{first.after:g} while the server did not restart.", level, evidence)
-    if change.after is None:
-        return Verdict(Outcome.SKIPPED, f"{obs.target.name}: {rule.name} is not on the page (test_present judges "
-                                        f"that); nothing to count.", level, evidence)
-    got = change.increase or 0.0
-    if got == expected:
-        return Verdict(Outcome.PASSED, level=level, evidence=evidence)
-    why = ("more than the workload: the server counts some of it twice, or other clients used it during the run "
-           "(then leave out --vllm-exclusive)" if got > expected else
-           "less than the workload: the server did not count every request")
-    return Verdict(Outcome.FAILED, f"{_where(obs)}: {rule.name} moved by {got:g}, expected exactly {expected} "
-                                   f"({rule.means}; {traffic.requests} requests, {traffic.choices} choices): {why}.",
-                   level, evidence)
-
-
-def finish_reasons(obs: Observation, policy: Policy, level: Level = Level.MUST) -> Verdict:
-    """vllm:request_success_total{finished_reason} moved per reason by the choices that finished so."""
-    gated = _exact_gate(obs, policy, level)
-    if gated:
-        return gated
-    traffic, delta = obs.traffic, obs.delta
-    assert traffic is not None and delta is not None
-    name = "vllm:request_success_total"
-    wanted = traffic.finish_reasons()
-    on_page = {dict(s.labels).get("finished_reason", "") for s in delta.after.series(name)} - {""}
-    got = {reason: delta.increase(name, {"finished_reason": reason}) for reason in sorted(on_page | set(wanted))}
-    evidence = {"expected": dict(wanted), "got": got}
-    if sum(wanted.values()) != traffic.choices:
-        return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: {traffic.choices - sum(wanted.values())} "
-                                             f"choice(s) came back without a finish_reason.", level, evidence)
-    wrong = [reason for reason in got if got[reason] != wanted.get(reason, 0)]
-    if not wrong:
-        return Verdict(Outcome.PASSED, level=level, evidence=evidence)
-    parts = ", ".join(f'finished_reason="{r}" moved by {got[r]:g}, expected {wanted.get(r, 0)}' for r in wrong)
-    return Verdict(Outcome.FAILED, f"{_where(obs)}: {name}: {parts} (the answers' finish_reason of each choice). "
-                                   f"Panels of errors and truncations by reason read these series.", level, evidence)
-
-
-def gauges_return_to_zero(obs: Observation, policy: Policy, level: Level = Level.MUST) -> Verdict:
-    """After the suite closes streaming requests mid-way, running, waiting and KV-cache usage read 0 again."""
-    name = obs.target.name
-    if not policy.exclusive:
-        return Verdict(Outcome.SKIPPED, f"{name}: needs --vllm-exclusive: on a shared server other clients' "
-                                        f"requests keep these gauges up.", level)
-    problem = obs.failure("before", "traffic", "after")
-    if problem:
-        return problem.verdict(level)
-    aborts = obs.aborts
-    if aborts is None:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: the abort probe did not run (the workload went through the "
-                                             f"gateway); target the pods.", level)
-    evidence = {key: value for key, value in vars(aborts).items()}
-    if aborts.error:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: the abort probe could not run: {aborts.error}", level,
-                       evidence)
-    if not aborts.aborted:
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: the server finished all {aborts.opened} streaming requests "
-                                             f"of the abort probe before the suite could close them, so nothing "
-                                             f"was aborted.", level, evidence)
-    if aborts.during and not any(aborts.during.values()):
-        # the requests were done on the server (a fast model) while the client still held their streams
-        return Verdict(Outcome.INCONCLUSIVE, f"{name}: the server no longer counted the abort probe's "
-                                             f"{aborts.aborted} streaming requests while they were open (the gauges "
-                                             f"read 0): it had generated them in full, so the abort path was not "
-                                             f"exercised.", level, evidence)
-    if aborts.settled_after is not None:
-        return Verdict(Outcome.PASSED, level=level, evidence=evidence)
-    stuck = ", ".join(f"{gauge} {value:g}" for gauge, value in aborts.after.items() if value)
-    return Verdict(Outcome.FAILED, (
-        f"{_where(obs)}: after the suite closed {aborts.aborted} streaming requests mid-way, the gauges still read "
-        f"{stuck} {aborts.waited:g} s later ({aborts.polls} polls). Dashboards and autoscalers then see load that "
-        f"is gone: vLLM refreshes these gauges at a scheduler step, and a server that takes no step after aborted "
-        f"requests keeps the last values (fixed in vLLM 0.10.2)."),
-        level, evidence)

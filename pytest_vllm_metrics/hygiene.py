@@ -22,7 +22,7 @@ from . import data
 from .data import Store
 from .observe import Observation
 from .outcome import Level, Outcome, Verdict
-from .scrape import MAX_BODY_BYTES
+from .settings import MAX_BODY_BYTES
 from .snapshot import Snapshot
 
 _SHOWN = 3  # series or families quoted in a message; the evidence lists every one

@@ -12,7 +12,7 @@ from typing import Any
 from . import data
 from .catalog import Catalog, Entry
 from .data import Relation
-from .evaluate import _gate, _moved_gate, _restarted, _where
+from .evaluate import described, gate, moved_gate, restarted
 from .observe import Observation
 from .outcome import Outcome, Verdict
 from .settings import Policy
@@ -32,7 +32,7 @@ def newest(snapshot: Snapshot, name: str) -> Series | None:
 def judge(relation: Relation, catalog: Catalog, obs: Observation, policy: Policy) -> Verdict:
     entry = catalog.get(relation.entry)
     assert entry is not None, f"relations.toml names {relation.entry}, which the catalog does not have"
-    gated = _gate(entry, obs, policy, "traffic", "after") or _moved_gate(entry, obs)
+    gated = gate(entry, obs, policy, "traffic", "after") or moved_gate(entry, obs)
     if gated:
         return gated
     delta = obs.delta
@@ -40,14 +40,14 @@ def judge(relation: Relation, catalog: Catalog, obs: Observation, policy: Policy
     missing = [name for name in (relation.family, relation.smaller, relation.larger, relation.sums_to,
                                  relation.moved) if name and delta.after.family(name) is None]
     if missing:  # a required feature the server does not have: no relation of it can hold
-        return Verdict(Outcome.FAILED, f"{_where(obs)}: {', '.join(missing)} missing from /metrics after the "
+        return Verdict(Outcome.FAILED, f"{described(obs)}: {', '.join(missing)} missing from /metrics after the "
                                        f"workload, so {relation.id} does not hold; {relation.why}.", entry.level)
     if relation.kind == "refreshed":
         return _refreshed(relation, entry, obs, delta)
     moved = delta.increase(relation.moved)
     if moved <= 0:
         if delta.restart_seen:
-            return _restarted(entry, obs, {relation.moved: moved})
+            return restarted(entry, obs, {relation.moved: moved})
         return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge {relation.id}: {relation.moved} "
                                              f"did not move during the workload, so nothing was drafted. The ngram "
                                              f"method drafts only when the last tokens recur earlier in the prompt or "
@@ -63,7 +63,7 @@ def _at_most(relation: Relation, entry: Entry, obs: Observation, delta: Delta) -
     evidence = {relation.smaller: small, relation.larger: large, relation.moved: delta.increase(relation.moved)}
     if small <= large:
         return Verdict(Outcome.PASSED, level=entry.level, evidence=evidence)
-    return Verdict(Outcome.FAILED, f"{_where(obs)}: {relation.smaller} grew by {small:g} during the workload, more "
+    return Verdict(Outcome.FAILED, f"{described(obs)}: {relation.smaller} grew by {small:g} during the workload, more "
                                    f"than {relation.larger} (+{large:g}); {relation.why}.", entry.level, evidence)
 
 
@@ -75,7 +75,7 @@ def _non_increasing(relation: Relation, entry: Entry, obs: Observation, delta: D
             steps[int(label)] = delta.increase(relation.family, {relation.by: label})
     ordered = sorted(steps.items())
     evidence: dict[str, Any] = {f"{relation.by}={k}": v for k, v in ordered}
-    where = _where(obs)
+    where = described(obs)
     if not ordered:
         return Verdict(Outcome.FAILED, f"{where}: {relation.family} has no series with a {relation.by} label after "
                                        f"the workload; per-{relation.by} panels show nothing.", entry.level, evidence)
@@ -99,7 +99,7 @@ def _refreshed(relation: Relation, entry: Entry, obs: Observation, delta: Delta)
     before, after = newest(delta.before, relation.family), newest(delta.after, relation.family)
     evidence = {"before": dict(before.labels) | {"value": before.value} if before else None,
                 "after": dict(after.labels) | {"value": after.value} if after else None}
-    where = _where(obs)
+    where = described(obs)
     if after is None:
         return Verdict(Outcome.FAILED, f"{where}: {relation.family} has no series after the workload; "
                                        f"{relation.why}.", entry.level, evidence)

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from . import prometheus
+from .accounting import looks_exclusive
 from .catalog import Catalog
-from .evaluate import looks_exclusive
-from .kube import ClusterInfo, engines_on_page
+from .consumers import from_cluster, unique, with_recorded
+from .kube import ClusterInfo, engines_on_page, read_consumers
 from .observe import Observation, observe
 from .outcome import Problem
 from .readers import Reader
@@ -88,8 +89,6 @@ class Run:
         if self._consumers_read or cluster is None:
             return
         self._consumers_read = True
-        from .consumers import from_cluster, unique, with_recorded
-        from .kube import read_consumers
 
         objects = read_consumers(cluster, self.settings.grafana_namespace, self.settings.vllm_timeout)
         panels, consumers, notes = from_cluster(objects, cluster.namespace)

@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .settings import MAX_BODY_BYTES
 from .snapshot import ExpositionError, Snapshot
 from .targets import Target, host_port, redact_url
 
 # Prometheus text 0.0.4, never OpenMetrics: prometheus_client >= 0.23 rewrites `vllm:` names to `vllm_`
 # in OpenMetrics answers (client_python issue #1177).
 ACCEPT = "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
-MAX_BODY_BYTES = 16 * 1024 * 1024  # a real vLLM page is ~50 KB; anything this large is not one
 
 
 class FetchError(Exception):

@@ -17,9 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from packaging.version import InvalidVersion, Version
 
 from .catalog import FEATURES
 from .targets import redact_url
+
+MAX_BODY_BYTES = 16 * 1024 * 1024  # a body the suite reads at most: a real vLLM page is ~50 KB, this is not one
 
 ARCHITECTURES = ("amd64", "arm64", "ppc64le", "s390x", "riscv64", "unknown")
 # `uname -m` spellings users type, mapped to the GOARCH names Kubernetes puts on nodes.
@@ -125,9 +128,18 @@ def _sim_profile(raw: str, where: str) -> str:
 
 
 def _release(raw: str, where: str) -> str:
-    from .upgrade import parse_version  # the upgrade check's data, read only when the option is given
-
-    return parse_version(raw, where)
+    """--vllm-upgrade-to: a PEP 440 release with at least a minor (0.13 or 0.13.0); pre-releases and local
+    builds count as their release (0.13.0rc1+cpu is 0.13.0), as everywhere in the catalog."""
+    try:
+        version = Version(raw.strip().lstrip("v"))
+    except InvalidVersion:
+        version = None
+    if version is None or len(version.release) < 2:
+        raise pytest.UsageError(
+            f"{where}: {raw!r} is not a vLLM release; pass the version the fleet moves to as a PEP 440 release "
+            f"with at least major and minor, e.g. --vllm-upgrade-to=0.13.0.")
+    release = list(version.release) + [0] * (3 - len(version.release))
+    return ".".join(str(part) for part in release)
 
 
 def _bool(raw: str, where: str) -> bool:
@@ -320,8 +332,6 @@ class Settings:
 
     def bounds(self) -> str:
         """The caps that keep a run against production servers small, for the report header."""
-        from .scrape import MAX_BODY_BYTES
-
         return (f"bounds: {self.vllm_requests} requests per server of at most {self.vllm_max_tokens} tokens, "
                 f"{self.vllm_concurrency} servers at once, {self.vllm_timeout:g} s per request, "
                 f"{self.vllm_phase_timeout:g} s per phase, bodies up to {MAX_BODY_BYTES // 2**20} MiB")

@@ -14,7 +14,6 @@ import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from packaging.version import InvalidVersion, Version
 
 from . import data
@@ -34,21 +33,6 @@ def policy() -> dict[str, str]:
     """vLLM's deprecation policy as the reports state it: its text and the flag that buys time."""
     stated = data.upgrade().policy
     return {"text": stated.text, "flag": stated.flag}
-
-
-def parse_version(raw: str, where: str) -> str:
-    """--vllm-upgrade-to: a PEP 440 release with at least a minor (0.13 or 0.13.0); pre-releases and local
-    builds count as their release (0.13.0rc1+cpu is 0.13.0), as everywhere in the catalog."""
-    try:
-        version = Version(raw.strip().lstrip("v"))
-    except InvalidVersion:
-        version = None
-    if version is None or len(version.release) < 2:
-        raise pytest.UsageError(
-            f"{where}: {raw!r} is not a vLLM release; pass the version the fleet moves to as a PEP 440 release "
-            f"with at least major and minor, e.g. --vllm-upgrade-to=0.13.0.")
-    release = list(version.release) + [0] * (3 - len(version.release))
-    return ".".join(str(part) for part in release)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import exposition
-from pytest_vllm_metrics import evaluate
+from pytest_vllm_metrics import accounting
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
@@ -23,7 +23,7 @@ from pytest_vllm_metrics.traffic import Aborts, RequestRecord, TrafficResult
 EXCLUSIVE = Policy(exclusive=True)
 SHARED = Policy()
 WHERE = "decode-0 (vLLM 0.32.0, x86_64)"
-PROMPT = evaluate.Exact("vllm:prompt_tokens_total", "engine_prompt_tokens", "usage.prompt_tokens once per choice")
+PROMPT = accounting.Exact("vllm:prompt_tokens_total", "engine_prompt_tokens", "usage.prompt_tokens once per choice")
 SUCCESS = "vllm:request_success_total"
 LENGTH, STOP, ABORT = (f'{SUCCESS}{{finished_reason="{reason}"}}' for reason in ("length", "stop", "abort"))
 NOT_EXCLUSIVE = ("decode-0: needs --vllm-exclusive (no other traffic reaches the target during the run); without "
@@ -60,9 +60,9 @@ def moved(counters: Mapping[str, tuple[float, float]], sent: TrafficResult, star
     return observation(before, after, sent)
 
 
-def judge(obs: Observation, policy: Policy = EXCLUSIVE, rule: evaluate.Exact = PROMPT, level: str = "SHOULD"
+def judge(obs: Observation, policy: Policy = EXCLUSIVE, rule: accounting.Exact = PROMPT, level: str = "SHOULD"
           ) -> Verdict:
-    return evaluate.exact(rule, obs, policy, load_catalog(), level)
+    return accounting.exact(rule, obs, policy, load_catalog(), level)
 
 
 def assert_verdict(verdict: Verdict, outcome: Outcome, message: str, level: str = "SHOULD") -> None:
@@ -85,7 +85,7 @@ SENT = (record(10), record(10, n=2))
 ])
 def test_looks_exclusive_only_when_both_counters_moved_by_exactly_the_workload(
         counters: dict[str, tuple[float, float]], looked: bool) -> None:
-    assert evaluate.looks_exclusive(moved(counters, traffic(*SENT))) is looked
+    assert accounting.looks_exclusive(moved(counters, traffic(*SENT))) is looked
 
 
 @pytest.mark.parametrize("obs", [
@@ -98,7 +98,7 @@ def test_looks_exclusive_only_when_both_counters_moved_by_exactly_the_workload(
 ], ids=["no-second-scrape", "no-workload", "none-succeeded", "restarted", "no-completion-usage",
         "no-prompt-usage"])
 def test_looks_exclusive_cannot_tell(obs: Observation) -> None:
-    assert evaluate.looks_exclusive(obs) is None
+    assert accounting.looks_exclusive(obs) is None
 
 
 # -- the gate every exact check passes first ----------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_a_stage_that_has_no_result_is_the_verdict(stage: str, inconclusive: boo
     obs = moved(EXACTLY, traffic(*SENT))
     obs.errors[stage] = Problem(f"decode-0: the {stage} stage broke.", inconclusive)
     assert_verdict(judge(obs), outcome, f"decode-0: the {stage} stage broke.")
-    assert_verdict(evaluate.finish_reasons(obs, EXCLUSIVE, "SHOULD"), outcome, f"decode-0: the {stage} stage broke.")
+    assert_verdict(accounting.finish_reasons(obs, EXCLUSIVE, "SHOULD"), outcome, f"decode-0: the {stage} stage broke.")
 
 
 def test_the_first_stage_without_a_result_is_the_one_named() -> None:
@@ -186,10 +186,10 @@ def test_exactly_the_workload_passes() -> None:
 
 def test_the_level_defaults_to_must() -> None:
     obs = moved(EXACTLY, traffic(*SENT))
-    assert evaluate.exact(PROMPT, obs, EXCLUSIVE, load_catalog()).level == "MUST"
-    assert evaluate.exact(PROMPT, obs, SHARED, load_catalog()).level == "MUST"
-    assert evaluate.finish_reasons(obs, EXCLUSIVE).level == "MUST"
-    assert evaluate.gauges_return_to_zero(obs, SHARED).level == "MUST"
+    assert accounting.exact(PROMPT, obs, EXCLUSIVE, load_catalog()).level == "MUST"
+    assert accounting.exact(PROMPT, obs, SHARED, load_catalog()).level == "MUST"
+    assert accounting.finish_reasons(obs, EXCLUSIVE).level == "MUST"
+    assert accounting.gauges_return_to_zero(obs, SHARED).level == "MUST"
 
 
 def test_one_more_than_the_workload_fails_as_counted_twice_or_shared() -> None:
@@ -242,7 +242,7 @@ def test_a_counter_missing_after_the_workload_is_left_to_test_present() -> None:
 
 
 def test_a_family_the_version_does_not_emit_is_skipped() -> None:
-    rule = evaluate.Exact("vllm:request_params_max_tokens_sum", "engine_max_tokens", "max_tokens once per choice")
+    rule = accounting.Exact("vllm:request_params_max_tokens_sum", "engine_max_tokens", "max_tokens once per choice")
     obs = moved(EXACTLY, traffic(*SENT))
     obs.version = "0.7.3"
     assert_verdict(judge(obs, rule=rule), Outcome.SKIPPED,
@@ -253,7 +253,7 @@ def test_a_family_the_version_does_not_emit_is_skipped() -> None:
 
 
 def test_a_family_outside_the_catalog_is_still_counted() -> None:
-    rule = evaluate.Exact("vllm:new_requests_total", "requests", "one per request")
+    rule = accounting.Exact("vllm:new_requests_total", "requests", "one per request")
     verdict = judge(moved({"vllm:new_requests_total": (0, 3)}, traffic(*SENT)), rule=rule)
     assert_verdict(verdict, Outcome.FAILED,
                    f"{WHERE}: vllm:new_requests_total moved by 3, expected exactly 2 (one per request; 2 requests, "
@@ -266,7 +266,7 @@ SPEC_DECODE = ("# TYPE vllm:spec_decode_num_drafts counter\n"
 
 
 def test_a_rule_not_judged_under_a_feature_is_skipped_where_it_is_on() -> None:
-    rule = next(rule for rule in evaluate.exact_rules() if rule.not_with_feature)
+    rule = next(rule for rule in accounting.exact_rules() if rule.not_with_feature)
     assert (rule.name, rule.equals, rule.not_with_feature) == ("vllm:inter_token_latency_seconds", "decode_steps",
                                                                "spec_decode")
     before = page({rule.name: 0}, extra=SPEC_DECODE)
@@ -281,8 +281,8 @@ def test_a_rule_not_judged_under_a_feature_is_skipped_where_it_is_on() -> None:
 
 
 def test_the_rules_read_their_meaning_from_the_quantities() -> None:
-    rules = {rule.name: rule for rule in evaluate.exact_rules()}
-    assert rules["vllm:request_params_n_sum"] == evaluate.Exact(
+    rules = {rule.name: rule for rule in accounting.exact_rules()}
+    assert rules["vllm:request_params_n_sum"] == accounting.Exact(
         "vllm:request_params_n_sum", "choices", "one per choice: a request with n=2 is two engine requests")
     assert (rules["vllm:request_params_n_sum"].id, rules["vllm:request_params_n_sum"].family) == (
         "vllm:request_params_n_sum", "vllm:request_params_n")
@@ -297,7 +297,7 @@ REASONS = traffic(record(10, reason="stop"), record(10, n=2))  # stop 1, length 
 
 def test_finish_reasons_pass_when_each_reason_moved_by_its_choices() -> None:
     obs = moved({LENGTH: (5, 7), STOP: (0, 1), ABORT: (4, 4)}, REASONS)
-    verdict = evaluate.finish_reasons(obs, EXCLUSIVE, "SHOULD")
+    verdict = accounting.finish_reasons(obs, EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.PASSED, "")
     assert verdict.evidence == {"expected": {"stop": 1, "length": 2}, "got": {"abort": 0.0, "length": 2.0,
                                                                               "stop": 1.0}}
@@ -305,7 +305,7 @@ def test_finish_reasons_pass_when_each_reason_moved_by_its_choices() -> None:
 
 def test_finish_reasons_with_one_reason_one_off_fail_naming_it() -> None:
     obs = moved({LENGTH: (5, 8), STOP: (0, 1)}, REASONS)
-    verdict = evaluate.finish_reasons(obs, EXCLUSIVE, "SHOULD")
+    verdict = accounting.finish_reasons(obs, EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.FAILED,
                    f'{WHERE}: vllm:request_success_total: finished_reason="length" moved by 3, expected 2 (the '
                    "answers' finish_reason of each choice). Panels of errors and truncations by reason read these "
@@ -315,7 +315,7 @@ def test_finish_reasons_with_one_reason_one_off_fail_naming_it() -> None:
 
 def test_finish_reasons_count_a_reason_the_workload_never_saw() -> None:
     obs = moved({LENGTH: (5, 7), STOP: (0, 0), ABORT: (4, 5)}, REASONS)
-    verdict = evaluate.finish_reasons(obs, EXCLUSIVE, "SHOULD")
+    verdict = accounting.finish_reasons(obs, EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.FAILED,
                    f'{WHERE}: vllm:request_success_total: finished_reason="abort" moved by 1, expected 0, '
                    'finished_reason="stop" moved by 0, expected 1 (the answers\' finish_reason of each choice). '
@@ -324,7 +324,7 @@ def test_finish_reasons_count_a_reason_the_workload_never_saw() -> None:
 
 def test_finish_reasons_ignore_a_series_without_the_label() -> None:
     obs = moved({LENGTH: (5, 7), STOP: (0, 1), SUCCESS: (0, 9)}, REASONS)
-    verdict = evaluate.finish_reasons(obs, EXCLUSIVE, "SHOULD")
+    verdict = accounting.finish_reasons(obs, EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.PASSED, "")
     assert verdict.evidence["got"] == {"length": 2.0, "stop": 1.0}
 
@@ -332,16 +332,16 @@ def test_finish_reasons_ignore_a_series_without_the_label() -> None:
 def test_choices_without_a_finish_reason_are_inconclusive() -> None:
     sent = traffic(record(10, reason="stop"), record(10, n=2, reason=None))
     obs = moved({LENGTH: (5, 7), STOP: (0, 1)}, sent)
-    verdict = evaluate.finish_reasons(obs, EXCLUSIVE, "SHOULD")
+    verdict = accounting.finish_reasons(obs, EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.INCONCLUSIVE, "decode-0: 2 choice(s) came back without a finish_reason.")
     assert verdict.evidence == {"expected": {"stop": 1}, "got": {"length": 2.0, "stop": 1.0}}
 
 
 def test_finish_reasons_share_the_gate() -> None:
     obs = moved({LENGTH: (5, 7), STOP: (0, 1)}, REASONS)
-    assert_verdict(evaluate.finish_reasons(obs, SHARED, "SHOULD"), Outcome.SKIPPED, NOT_EXCLUSIVE)
+    assert_verdict(accounting.finish_reasons(obs, SHARED, "SHOULD"), Outcome.SKIPPED, NOT_EXCLUSIVE)
     restarted = moved({LENGTH: (5, 7), STOP: (0, 1)}, REASONS, start_after=2000.0)
-    assert evaluate.finish_reasons(restarted, EXCLUSIVE, "SHOULD").outcome == Outcome.INCONCLUSIVE
+    assert accounting.finish_reasons(restarted, EXCLUSIVE, "SHOULD").outcome == Outcome.INCONCLUSIVE
 
 
 # -- gauges back to zero after aborted requests -------------------------------------------------------------------
@@ -355,7 +355,7 @@ def probed(aborts: Aborts | None) -> Observation:
 
 
 def test_gauges_without_the_switch_are_skipped() -> None:
-    assert_verdict(evaluate.gauges_return_to_zero(probed(Aborts()), SHARED, "SHOULD"), Outcome.SKIPPED,
+    assert_verdict(accounting.gauges_return_to_zero(probed(Aborts()), SHARED, "SHOULD"), Outcome.SKIPPED,
                    "decode-0: needs --vllm-exclusive: on a shared server other clients' requests keep these gauges "
                    "up.")
 
@@ -365,12 +365,12 @@ def test_gauges_without_the_switch_are_skipped() -> None:
 def test_gauges_without_a_stage_have_its_verdict(stage: str, inconclusive: bool, outcome: Outcome) -> None:
     obs = probed(Aborts(opened=3, aborted=3, settled_after=0.2))
     obs.errors[stage] = Problem(f"decode-0: the {stage} stage broke.", inconclusive)
-    assert_verdict(evaluate.gauges_return_to_zero(obs, EXCLUSIVE, "SHOULD"), outcome,
+    assert_verdict(accounting.gauges_return_to_zero(obs, EXCLUSIVE, "SHOULD"), outcome,
                    f"decode-0: the {stage} stage broke.")
 
 
 def test_gauges_without_the_probe_are_inconclusive() -> None:
-    verdict = evaluate.gauges_return_to_zero(probed(None), EXCLUSIVE, "SHOULD")
+    verdict = accounting.gauges_return_to_zero(probed(None), EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.INCONCLUSIVE, "decode-0: the abort probe did not run (the workload went through "
                                                   "the gateway); target the pods.")
     assert verdict.evidence == {}
@@ -378,7 +378,7 @@ def test_gauges_without_the_probe_are_inconclusive() -> None:
 
 def test_gauges_after_a_probe_that_could_not_run_are_inconclusive() -> None:
     aborts = Aborts(opened=1, error="HTTP 400: max_tokens too large")
-    verdict = evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
+    verdict = accounting.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.INCONCLUSIVE, "decode-0: the abort probe could not run: HTTP 400: max_tokens too "
                                                   "large")
     assert verdict.evidence == vars(aborts)
@@ -386,7 +386,7 @@ def test_gauges_after_a_probe_that_could_not_run_are_inconclusive() -> None:
 
 def test_gauges_when_nothing_was_aborted_are_inconclusive() -> None:
     aborts = Aborts(opened=3, finished=3, during=DURING)
-    verdict = evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
+    verdict = accounting.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.INCONCLUSIVE,
                    "decode-0: the server finished all 3 streaming requests of the abort probe before the suite could "
                    "close them, so nothing was aborted.")
@@ -396,7 +396,7 @@ def test_gauges_when_nothing_was_aborted_are_inconclusive() -> None:
 def test_gauges_that_settled_pass_with_the_values_during_and_after() -> None:
     aborts = Aborts(opened=3, aborted=3, during=DURING, after={RUNNING: 0.0, WAITING: 0.0, KV: 0.0},
                     settled_after=0.4, waited=10.0, polls=2)
-    verdict = evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
+    verdict = accounting.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.PASSED, "")
     assert verdict.evidence == {"opened": 3, "finished": 0, "aborted": 3, "during": DURING,
                                 "after": {RUNNING: 0.0, WAITING: 0.0, KV: 0.0}, "settled_after": 0.4,
@@ -405,13 +405,13 @@ def test_gauges_that_settled_pass_with_the_values_during_and_after() -> None:
 
 def test_gauges_that_settled_at_once_pass() -> None:
     aborts = Aborts(opened=3, aborted=1, finished=2, after={RUNNING: 0.0}, settled_after=0.0, waited=10.0, polls=1)
-    assert evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD").outcome == Outcome.PASSED
+    assert accounting.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD").outcome == Outcome.PASSED
 
 
 def test_gauges_stuck_after_aborts_fail_naming_the_stuck_values_and_the_wait() -> None:
     aborts = Aborts(opened=3, aborted=2, finished=1, during=DURING, after={RUNNING: 2.0, WAITING: 0.0, KV: 0.25},
                     waited=10.0, polls=50)
-    verdict = evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
+    verdict = accounting.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD")
     assert_verdict(verdict, Outcome.FAILED,
                    f"{WHERE}: after the suite closed 2 streaming requests mid-way, the gauges still read "
                    "vllm:num_requests_running 2, vllm:kv_cache_usage_perc 0.25 10 s later (50 polls). Dashboards and "
@@ -424,9 +424,9 @@ def test_gauges_at_zero_while_the_streams_were_open_are_inconclusive() -> None:
     # a fast model generates the probe's tokens in full before the client closes its streams: nothing is aborted
     aborts = Aborts(opened=3, aborted=3, during={RUNNING: 0.0, WAITING: 0.0, KV: 0.0},
                     after={RUNNING: 0.0, WAITING: 0.0, KV: 0.0}, settled_after=0.0, waited=10.0, polls=1)
-    assert_verdict(evaluate.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD"), Outcome.INCONCLUSIVE,
+    assert_verdict(accounting.gauges_return_to_zero(probed(aborts), EXCLUSIVE, "SHOULD"), Outcome.INCONCLUSIVE,
                    "decode-0: the server no longer counted the abort probe's 3 streaming requests while they were "
                    "open (the gauges read 0): it had generated them in full, so the abort path was not exercised.")
     running = Aborts(opened=3, aborted=3, during={RUNNING: 0.0, WAITING: 0.0, KV: 0.001},
                      after={RUNNING: 0.0, WAITING: 0.0, KV: 0.0}, settled_after=0.2, waited=10.0, polls=2)
-    assert evaluate.gauges_return_to_zero(probed(running), EXCLUSIVE, "SHOULD").outcome == Outcome.PASSED
+    assert accounting.gauges_return_to_zero(probed(running), EXCLUSIVE, "SHOULD").outcome == Outcome.PASSED

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import exposition, said, verdicts
-from pytest_vllm_metrics import evaluate
+from pytest_vllm_metrics import accounting
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
@@ -42,7 +42,7 @@ def test_clean_simulator_counts_exactly(pytester: pytest.Pytester, sim_host: Sim
     sim = sim_host.start(get_profile("x86_64"))
     result = run(pytester, sim.url)
     outcomes = result.parseoutcomes()
-    assert outcomes["passed"] == len(evaluate.exact_rules()) + 2 and "failed" not in outcomes, result.stdout.str()
+    assert outcomes["passed"] == len(accounting.exact_rules()) + 2 and "failed" not in outcomes, result.stdout.str()
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["implementations"][0]["measured"]["looksExclusive"] is True
     assert "as if no other traffic reached them" not in result.stdout.str()  # said only without the switch
@@ -165,7 +165,7 @@ def observation(before: Snapshot, after: Snapshot, sent: TrafficResult, aborts: 
                        after=after, aborts=aborts)
 
 
-PROMPT = evaluate.Exact("vllm:prompt_tokens_total", "engine_prompt_tokens", "usage.prompt_tokens once per choice")
+PROMPT = accounting.Exact("vllm:prompt_tokens_total", "engine_prompt_tokens", "usage.prompt_tokens once per choice")
 
 
 @pytest.mark.parametrize(("moved", "outcome", "words"), [
@@ -178,12 +178,12 @@ PROMPT = evaluate.Exact("vllm:prompt_tokens_total", "engine_prompt_tokens", "usa
 def test_exact_is_exact(moved: float, outcome: Outcome, words: str) -> None:
     ok = traffic(record(10), record(15, 16, n=2))  # 10 + 2 * 15 = 40: each choice is prefilled
     obs = observation(page({PROMPT.name: 100}), page({PROMPT.name: 100 + moved}), ok)
-    verdict = evaluate.exact(PROMPT, obs, EXCLUSIVE, load_catalog())
+    verdict = accounting.exact(PROMPT, obs, EXCLUSIVE, load_catalog())
     assert verdict.outcome == outcome and words in verdict.message, verdict.message
     # a failed request: what the server counted of it is unknown, whatever moved
     failed = observation(page({PROMPT.name: 100}), page({PROMPT.name: 100 + moved}),
                          traffic(record(10), record(15, 16, n=2), record(status=500)))
-    assert evaluate.exact(PROMPT, failed, EXCLUSIVE, load_catalog()).outcome == Outcome.INCONCLUSIVE
+    assert accounting.exact(PROMPT, failed, EXCLUSIVE, load_catalog()).outcome == Outcome.INCONCLUSIVE
 
 
 @pytest.mark.parametrize(("policy", "start", "outcome", "words"), [
@@ -193,7 +193,7 @@ def test_exact_is_exact(moved: float, outcome: Outcome, words: str) -> None:
 ])
 def test_exact_cannot_tell(policy: Policy, start: float, outcome: Outcome, words: str) -> None:
     obs = observation(page({PROMPT.name: 100}), page({PROMPT.name: 110}, start=start), traffic(record(10)))
-    verdict = evaluate.exact(PROMPT, obs, policy, load_catalog())
+    verdict = accounting.exact(PROMPT, obs, policy, load_catalog())
     assert verdict.outcome == outcome and words in verdict.message, verdict.message
 
 
@@ -201,9 +201,9 @@ def test_the_note_says_looked_exclusive_only_when_it_did() -> None:
     success = 'vllm:request_success_total{finished_reason="length"}'
     exact = observation(page({PROMPT.name: 0, success: 0}), page({PROMPT.name: 10, success: 1}), traffic(record(10)))
     shared = observation(page({PROMPT.name: 0, success: 0}), page({PROMPT.name: 20, success: 2}), traffic(record(10)))
-    assert evaluate.looks_exclusive(exact) is True and evaluate.looks_exclusive(shared) is False
-    assert evaluate.exact(PROMPT, exact, Policy(), load_catalog()).message.endswith("exactly the workload.")
-    assert "looked exclusive" not in evaluate.exact(PROMPT, shared, Policy(), load_catalog()).message
+    assert accounting.looks_exclusive(exact) is True and accounting.looks_exclusive(shared) is False
+    assert accounting.exact(PROMPT, exact, Policy(), load_catalog()).message.endswith("exactly the workload.")
+    assert "looked exclusive" not in accounting.exact(PROMPT, shared, Policy(), load_catalog()).message
 
 
 def test_finish_reasons_are_counted_per_reason() -> None:
@@ -211,9 +211,9 @@ def test_finish_reasons_are_counted_per_reason() -> None:
                     'vllm:request_success_total{finished_reason="stop"}')
     sent = traffic(record(10, reason="stop"), record(10, n=2))
     right = observation(page({length: 5, stop: 0}), page({length: 7, stop: 1}), sent)
-    assert evaluate.finish_reasons(right, EXCLUSIVE).outcome == Outcome.PASSED
+    assert accounting.finish_reasons(right, EXCLUSIVE).outcome == Outcome.PASSED
     wrong = observation(page({length: 5, stop: 0}), page({length: 8, stop: 0}), sent)
-    verdict = evaluate.finish_reasons(wrong, EXCLUSIVE)
+    verdict = accounting.finish_reasons(wrong, EXCLUSIVE)
     assert verdict.outcome == Outcome.FAILED
     assert ('finished_reason="length" moved by 3, expected 2, finished_reason="stop" moved by 0, expected 1'
             in verdict.message)
@@ -227,8 +227,8 @@ def test_finish_reasons_are_counted_per_reason() -> None:
 ])
 def test_gauges_verdicts(aborts: Aborts, outcome: Outcome) -> None:
     obs = observation(page({}), page({}), traffic(record()), aborts)
-    assert evaluate.gauges_return_to_zero(obs, EXCLUSIVE).outcome == outcome
-    assert evaluate.gauges_return_to_zero(obs, Policy()).outcome == Outcome.SKIPPED
+    assert accounting.gauges_return_to_zero(obs, EXCLUSIVE).outcome == outcome
+    assert accounting.gauges_return_to_zero(obs, Policy()).outcome == Outcome.SKIPPED
 
 
 def test_spec_decode_leaves_the_per_step_count_out_and_counts_the_rest(pytester: pytest.Pytester,
@@ -238,7 +238,7 @@ def test_spec_decode_leaves_the_per_step_count_out_and_counts_the_rest(pytester:
     sim = sim_host.start(get_profile("x86_64-spec-decode"))
     result = run(pytester, sim.url)
     outcomes = result.parseoutcomes()
-    assert outcomes["passed"] == len(evaluate.exact_rules()) + 1 and "failed" not in outcomes, result.stdout.str()
+    assert outcomes["passed"] == len(accounting.exact_rules()) + 1 and "failed" not in outcomes, result.stdout.str()
     assert verdicts(pytester)["test_counts_exactly[vllm:inter_token_latency_seconds]", name_of(sim.url)] == "skipped"
     row = next(row for row in json.loads((pytester.path / "report.json").read_text())["tests"]
                if row["check"] == "counts_exactly[vllm:inter_token_latency_seconds]")

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import said, verdicts
-from pytest_vllm_metrics.evaluate import exact_rules
+from pytest_vllm_metrics.accounting import exact_rules
 
 from .conftest import API_KEY, RealServer
 
