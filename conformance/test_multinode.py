@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from pytest_vllm_metrics.evaluate import across
-from pytest_vllm_metrics.kube import data_parallel_engines
+from pytest_vllm_metrics.multinode import data_parallel_engines
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Level, Verdict
 

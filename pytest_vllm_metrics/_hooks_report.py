@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import kube, report, upgrade
+from . import multinode, report, upgrade
 from .fixtures import VERDICT_KEY
 from .outcome import EXIT_INCONCLUSIVE, Outcome
 from .report import ROWS_KEY as ROWS
@@ -99,7 +99,7 @@ class ReportHooks:
         cluster = run.cluster() if run.settings.vllm_namespace else None
         for note in cluster.notes if cluster is not None else ():  # informational calls that failed
             terminalreporter.line(f"note: {note}")
-        engines = kube.engines_note(run.implementations())
+        engines = multinode.engines_note(run.implementations())
         if engines:
             terminalreporter.line(f"note: {engines}")
         looked = [i["target"] for i in run.implementations() if (i.get("measured") or {}).get("looksExclusive")]
@@ -295,7 +295,7 @@ def _described(impl: dict[str, Any], upgrade: bool) -> str:
     if impl.get("prefixCaching") is not None:
         parts.append(f"prefix caching {impl['prefixCaching']}")
     parts.append(f"features {', '.join(impl.get('features') or []) or 'none detected'}")
-    engines = kube.engines_shown(impl)  # a data-parallel server: the engines its page carries
+    engines = multinode.engines_shown(impl)  # a data-parallel server: the engines its page carries
     if engines:
         parts.append(engines)
     if upgrade:

@@ -311,7 +311,7 @@ def is_epp(deployment: dict[str, Any]) -> bool:
 
 
 def from_cluster(objects: Any, namespace: str) -> tuple[list[Reader], list[Reader], list[str]]:
-    """(Grafana panels, other consumers, notes) of what `kube.read_consumers` found. Only readers of vLLM's
+    """(Grafana panels, other consumers, notes) of what `cluster_readers.read_consumers` found. Only readers of vLLM's
     metrics are kept: a monitoring namespace holds many rules and dashboards about other things. An object
     that cannot be read is a note, never a stop. A GrafanaDashboard's panels are drawn as the sidecar's are
     (`object_dashboards` reads either; a GrafanaDashboard in a List with the ConfigMap its configMapRef names)."""

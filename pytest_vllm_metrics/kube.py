@@ -12,16 +12,12 @@ import json
 import os
 import ssl
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _launch
-from .observe import Observation
-from .outcome import Outcome, Verdict
-from .snapshot import Snapshot
-from .targets import DataParallel, Role, Target, ranks, redact_url
+from .multinode import Worker, launch_of, lws_name, lws_worker_hint, worker_of, workers_note
+from .targets import DataParallel, Target, redact_url
 
 # llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
 DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
@@ -54,49 +50,6 @@ class ClusterInfo:
     notes: list[str] = field(default_factory=list)
     # pods of multi-node deployments that run engines without an API server: listed, never scraped
     workers: list[Worker] = field(default_factory=list)
-
-
-_ROLE_SHOWN = {Role.HEADLESS: "headless engines", Role.RAY_WORKER: "Ray worker"}
-_WORKERS_NAMED = 8  # workers named in the one note; the JSON report lists every one
-
-
-@dataclass(frozen=True)
-class Worker:
-    """A pod of a multi-node deployment that runs engines without an API server (`vllm serve --headless`, a Ray
-    worker node): it has no /metrics and takes no request, so it is reported, not checked. Its engines' metrics
-    are on its leader's page."""
-
-    pod: str
-    role: Role
-    how: str  # what its command line shows: "vllm serve --headless", "ray start --address=vllm-0.vllm.ns:6379"
-    node: str | None = None
-    leader: str | None = None  # the leader's pod, when known
-    leader_from: str = ""  # how: "LeaderWorkerSet vllm, group 0", "--data-parallel-address 10.0.0.5"
-    checked: bool = False  # the leader is a server the run checks
-    engines: str = ""  # a headless worker's data-parallel ranks: "2-3"
-
-    def text(self) -> str:
-        engines = f", data-parallel engines {self.engines}" if self.engines else ""
-        if self.leader:
-            leader = f"leader {self.leader}" + (f" ({self.leader_from})" if self.leader_from else "")
-            leader += "" if self.checked else ", not among the checked pods"
-        else:
-            leader = "leader unknown" + (f" ({self.leader_from} names no pod of the run)" if self.leader_from else "")
-        return f"{self.pod} ({_ROLE_SHOWN[self.role]}: {self.how}{engines}; {leader})"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"pod": self.pod, "role": str(self.role), "command": self.how, "node": self.node,
-                "leader": self.leader, "leaderFrom": self.leader_from or None, "leaderChecked": self.checked,
-                "engines": self.engines or None}
-
-
-def workers_note(workers: list[Worker]) -> str:
-    """One note for every report: which pods were left out as multi-node workers, and why."""
-    named = "; ".join(worker.text() for worker in workers[:_WORKERS_NAMED])
-    more = len(workers) - _WORKERS_NAMED
-    if more > 0:
-        named += f"; and {more} more (the JSON report's environment.kubernetes.multiNodeWorkers lists every one)"
-    return f"multi-node workers (not scraped: no API server): {named}"
 
 
 def _one_attempt(configuration: Any) -> Any:
@@ -178,7 +131,7 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
     try:
         version = client.VersionApi(api_client).get_code(_request_timeout=timeout).git_version or None
     except Exception as exc:  # any failure at all: informational, see above
-        version_note = f"Kubernetes version unknown (informational only): GET /version {_failure(exc)}"
+        version_note = f"Kubernetes version unknown (informational only): GET /version {failure(exc)}"
     info = ClusterInfo(api_client, context_name, server, version, namespace, selectors)
     if version_note:
         info.notes.append(version_note)
@@ -194,7 +147,7 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
                                        timeout, info)
     options = _client_options(configuration, proxy) if transport == "proxy" else {}
     ordered = sorted(pods.values(), key=lambda p: p.metadata.name)
-    launches = {pod.metadata.name: _launch_of(pod, container) for pod in ordered}
+    launches = {pod.metadata.name: launch_of(pod, _container(pod, container)) for pod in ordered}
     servers = {name for name, launch in launches.items() if not launch.role.worker}
     targets = [
         _target(pod, namespace, container, port, transport, server, options, arch_by_node,
@@ -205,7 +158,7 @@ def discover(*, namespace: str, selector: str | None, container: str | None, por
         launch = launches[pod.metadata.name]
         if not launch.role.worker:
             continue
-        worker = _worker(pod, launch, ordered, servers)
+        worker = worker_of(pod, launch, ordered, servers)
         info.workers.append(worker)
         if not worker.checked:
             # Nothing of the run sees its engines: each check says so for this pod (inconclusive), and why.
@@ -256,7 +209,7 @@ def _invalid(exc: ValueError) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _failure(exc: Exception) -> str:
+def failure(exc: Exception) -> str:
     """How an informational call failed, in one line for a note ("answered 404 Not Found", ...)."""
     from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
@@ -349,7 +302,7 @@ def _node_architectures(core: Any, nodes: set[str], timeout: float, info: Cluste
             if isinstance(exc, ApiException) and exc.status in (401, 403):
                 info.notes.append(NODE_PERMISSION_NOTE)
                 return {}
-            info.notes.append(f"architecture of node {node} unknown: reading it {_failure(exc)}")
+            info.notes.append(f"architecture of node {node} unknown: reading it {failure(exc)}")
             continue
         arch[node] = labels.get("kubernetes.io/arch", "unknown")
     return arch
@@ -422,14 +375,7 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
     resolved, problem = _port(pod, container, port)
     if problem:
-        lws = _launch.rules().lws
-        index = labels.get(lws.worker_index)
-        if index not in (None, "0"):
-            # a LeaderWorkerSet's worker whose command line the run could not read as a worker's
-            problem += (f" It is worker {index} of LeaderWorkerSet {labels.get(lws.name, '?')}: if it runs engines "
-                        f"without an API server (a multi-node worker), their metrics are on its leader's page; select "
-                        f"the leaders only (e.g. {lws.worker_index}=0).")
-        return Target(base_url="", unavailable=f"{name}: {problem}", **common)
+        return Target(base_url="", unavailable=f"{name}: {problem}{lws_worker_hint(labels)}", **common)
     # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
     owner = next((c for c in pod.spec.containers or [] for p in c.ports or [] if p.container_port == resolved), None)
     detail["container"] = getattr(owner or _container(pod, container), "name", "") or ""
@@ -478,66 +424,14 @@ def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None
                   f"--vllm-port.")
 
 
-# -- multi-node deployments: API servers, and the workers that run engines without one -----------------------
-
-
-def _launch_of(pod: Any, container: str | None) -> _launch.Launch:
-    """What the pod's vLLM container starts, read from its command line and environment."""
-    chosen = _container(pod, container)
-    if chosen is None:
-        return _launch.Launch(Role.SERVER)
-    env = {e.name: e.value for e in chosen.env or [] if e.value is not None}  # valueFrom is resolved at runtime
-    worker_index = (pod.metadata.labels or {}).get(_launch.rules().lws.worker_index)
-    return _launch.read(list(chosen.command or []), list(chosen.args or []), env, worker_index)
-
-
-def _worker(pod: Any, launch: _launch.Launch, pods: list[Any], servers: set[str]) -> Worker:
-    leader, leader_from = _leader(pod, launch, pods)
-    engines = ""
-    dp = launch.data_parallel
-    if dp is not None and dp.size_local is not None and dp.start_rank is not None and dp.size_local > 0:
-        engines = ranks(range(dp.start_rank, dp.start_rank + dp.size_local))
-    return Worker(pod.metadata.name, launch.role, launch.how, pod.spec.node_name, leader, leader_from,
-                  leader in servers, engines)
-
-
-def _leader(pod: Any, launch: _launch.Launch, pods: list[Any]) -> tuple[str | None, str]:
-    """A worker's leader (its pod's name, or None) and how the run knows: the pod of worker index 0 in its
-    LeaderWorkerSet group (else the group's leader-name annotation), or the address its command line joins (a
-    pod's IP, or a pod's DNS name <pod>.<service>.<namespace>)."""
-    lws = _launch.rules().lws
-    labels = pod.metadata.labels or {}
-    name = labels.get(lws.name)
-    if name is not None:
-        group, key = labels.get(lws.group_index), labels.get(lws.group_key)
-        where = f"LeaderWorkerSet {name}" + (f", group {group}" if group is not None else "")
-        for other in pods:
-            theirs = other.metadata.labels or {}
-            same_group = (theirs.get(lws.group_key) == key) if key else (
-                group is not None and theirs.get(lws.group_index) == group)
-            if theirs.get(lws.name) == name and theirs.get(lws.worker_index) == "0" and same_group:
-                return other.metadata.name, where
-        named = (pod.metadata.annotations or {}).get(lws.leader_name)
-        if named:
-            return named, where
-    address = launch.leader_address
-    if not address:
-        return None, ""
-    flag = "--data-parallel-address" if launch.role is Role.HEADLESS else "the Ray head address"
-    by_ip = [p.metadata.name for p in pods if p.status.pod_ip == address]
-    by_name = [p.metadata.name for p in pods if p.metadata.name == address.split(".")[0]]
-    found = by_ip if len(by_ip) == 1 else by_name
-    return (found[0] if found else None), f"{flag} {address}"
-
-
 def _orphan(pod: Any, worker: Worker, info: ClusterInfo, arch_by_node: dict[str, str]) -> Target:
     """A worker whose leader the run does not check: a target that cannot be checked, saying why and what to do."""
     name = pod.metadata.name
     selector = " or ".join(info.selectors)
-    lws = (pod.metadata.labels or {}).get(_launch.rules().lws.name)
+    lws = lws_name(pod.metadata.labels or {})
     fix = (f"select the leader's pods too (e.g. --vllm-selector=leaderworkerset.sigs.k8s.io/name={lws})" if lws
            else "select the leader's pod too (--vllm-selector)")
-    start = (f"{name}: a multi-node worker ({_ROLE_SHOWN[worker.role]}: {worker.how}) runs engines without an API "
+    start = (f"{name}: a multi-node worker ({worker.role_shown}: {worker.how}) runs engines without an API "
              f"server, so it has no /metrics of its own; its engines' metrics are on its leader's page")
     if worker.leader:
         why = (f"{start}, and its leader {worker.leader} ({worker.leader_from}) is not among the pods the run checks "
@@ -553,166 +447,3 @@ def _orphan(pod: Any, worker: Worker, info: ClusterInfo, arch_by_node: dict[str,
                   detail={"namespace": info.namespace, "node": node or "unscheduled", "arch": arch,
                           "role": str(worker.role)},
                   unavailable=f"{why}. Nothing of the run sees those engines: {fix}.")
-
-
-def engines_on_page(snapshot: Snapshot) -> list[str]:
-    """The `engine` labels of vLLM's series on a page: one per data-parallel engine the API server manages."""
-    found = {value for name, series in snapshot.samples.items() if name.startswith("vllm:")
-             for one in series for key, value in one.labels if key == "engine"}
-    return sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-
-
-def engines_shown(implementation: Mapping[str, Any]) -> str:
-    """A report's word on a target's data-parallel engines ("engines 8-15 (8 of the 8 its command line runs)"),
-    from its implementation entry; "" for a server of one engine."""
-    engines = implementation.get("engines") or []
-    dp = implementation.get("dataParallel") or {}
-    if not dp and len(engines) <= 1:
-        return ""
-    text = f"engines {ranks(engines) or 'none'}"
-    expected = dp.get("expectedEngines")
-    if expected is not None:
-        text += f" ({len(engines)} of the {expected} its command line runs)"
-    return text
-
-
-def engines_note(implementations: list[dict[str, Any]]) -> str | None:
-    """The terminal's one line on the data-parallel targets' pages, or None when there is none."""
-    shown = [(str(i["target"]), text) for i in implementations if (text := engines_shown(i))]
-    if not shown:
-        return None
-    named = "; ".join(f"{target}: {text}" for target, text in shown[:_WORKERS_NAMED])
-    more = len(shown) - _WORKERS_NAMED
-    return "data-parallel engines on each page: " + named + (f"; and {more} more (see the report)" if more > 0 else "")
-
-
-_NOT_DATA_PARALLEL = {
-    "kubernetes": "not a data-parallel server (no --data-parallel-* flag on its command line)",
-    "sim": "not a data-parallel server (its simulator profile runs one engine)",
-    "url": "the run does not know its command line (it reads those of pods found with --vllm-namespace), so not "
-           "whether it is data-parallel",
-}
-
-
-def data_parallel_engines(obs: Observation) -> Verdict:
-    """Whether a data-parallel server's page carries every engine its command line runs. vLLM's API server labels
-    each engine's series with its rank (`engine`); a rank missing from the page is an engine whose requests,
-    tokens, queue and KV cache no dashboard, alert or autoscaler reading the pod counts."""
-    target = obs.target
-    dp = target.data_parallel
-    problem = obs.failure("before")
-    if problem:
-        return problem.verdict()
-    if dp is None:
-        return Verdict(Outcome.SKIPPED, _NOT_DATA_PARALLEL.get(target.source, _NOT_DATA_PARALLEL["url"]))
-    assert obs.before is not None
-    count, first, unknown = dp.expected_engines()
-    seen = engines_on_page(obs.before)
-    shown = ranks(seen) or "none"
-    evidence: dict[str, Any] = {"engines": seen, "flags": dp.flags(), "balancing": str(dp.balancing),
-                                "expected": count, "firstEngine": first}
-    if count is None:
-        return Verdict(Outcome.INCONCLUSIVE, f"{target.name}: cannot tell how many engines its page must carry: "
-                                             f"{unknown}. The page carries engines {shown}.", evidence=evidence)
-    if not seen:
-        return Verdict(Outcome.INCONCLUSIVE, f"{target.name}: its vLLM series carry no engine label, so the run "
-                                             f"cannot tell its data-parallel engines apart ({dp.flags()}).",
-                       evidence=evidence)
-    runs = f"the {count} engine{'s' * (count != 1)} its command line runs ({dp.flags()}, {dp.balancing} load balancing)"
-    if first is not None:
-        wanted = [str(rank) for rank in range(first, first + count)]
-        missing = [rank for rank in wanted if rank not in seen]
-        evidence["missing"] = missing
-    else:
-        missing = [] if len(seen) >= count else ["?"] * (count - len(seen))
-        evidence["missing"] = len(missing)
-    if not missing:
-        return Verdict(Outcome.PASSED, f"{target.name}: engines {shown} on its page: {runs}", evidence=evidence)
-    verb = "are" if len(missing) != 1 else "is"
-    named = (f"engine{'s' * (len(missing) != 1)} {ranks(missing)} {verb}" if first is not None
-             else f"{len(missing)} of them {verb}")
-    return Verdict(Outcome.FAILED, (
-        f"{target.name}: its /metrics carries engines {shown}, not all of {runs}: {named} missing. Their requests, "
-        f"tokens, queue and KV cache are counted nowhere: every panel, alert and autoscaler reading this pod "
-        f"undercounts. Check that the port scraped is this pod's own vLLM API server (--vllm-port), and the "
-        f"server's --data-parallel-* flags."), evidence=evidence)
-
-
-# -- the metrics' other consumers, read from the cluster (read-only) ---------------------------------------
-
-CONSUMERS_RBAC = "deploy/rbac-consumers.yaml"
-
-
-@dataclass
-class ConsumerObjects:
-    """What reads vLLM's metrics in the cluster, as plain objects (the API's JSON shape)."""
-
-    prometheus_rules: list[dict[str, Any]] = field(default_factory=list)
-    dashboards: list[dict[str, Any]] = field(default_factory=list)  # ConfigMaps labelled grafana_dashboard
-    grafana_dashboards: list[dict[str, Any]] = field(default_factory=list)  # the Grafana Operator's resources
-    configmaps: list[dict[str, Any]] = field(default_factory=list)  # every ConfigMap: prometheus-adapter configs
-    scaled_objects: list[dict[str, Any]] = field(default_factory=list)
-    deployments: list[dict[str, Any]] = field(default_factory=list)
-
-
-def read_consumers(info: ClusterInfo, grafana_namespace: str | None, timeout: float) -> ConsumerObjects:
-    """PrometheusRules, dashboard ConfigMaps, ConfigMaps (prometheus-adapter), KEDA ScaledObjects and Deployments
-    (the endpoint picker) of the vLLM namespace and of the Grafana namespace, and the Grafana Operator's
-    GrafanaDashboards of the Grafana namespace. A read the identity may not make is a note naming the grant
-    ("not checked"), a kind whose CRD is not installed a quiet note; never a stop."""
-    from kubernetes import client
-
-    api = info.api_client
-    core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
-    monitoring = grafana_namespace or info.namespace
-    namespaces = list(dict.fromkeys((info.namespace, monitoring)))
-    found = ConsumerObjects()
-
-    def listed(verb_resource: tuple[str, str], namespace: str, fn: Any, *args: Any,
-               missing: list[str] | None = None, **kwargs: Any) -> list[Any]:
-        """The objects `fn` lists; `missing` collects a resource whose API is not installed instead of a note."""
-        verb, resource = verb_resource
-        try:
-            answer = fn(*args, _request_timeout=timeout, **kwargs)
-        except Exception as exc:  # an HTTP error, a timeout, an answer the model rejects: a note, never a stop
-            from kubernetes.client.exceptions import ApiException
-
-            if isinstance(exc, ApiException) and exc.status in (401, 403):
-                info.notes.append(f"{resource} in namespace {namespace} not checked: grant {verb} on {resource} "
-                                  f"({CONSUMERS_RBAC})")
-            elif isinstance(exc, ApiException) and exc.status == 404 and missing is not None:
-                missing.append(resource)
-            elif isinstance(exc, ApiException) and exc.status == 404:
-                info.notes.append(f"{resource} not installed in the cluster (no such API): nothing to check")
-            else:
-                info.notes.append(f"{resource} in namespace {namespace} not checked: listing them {_failure(exc)}")
-            return []
-        items = answer.get("items") if isinstance(answer, dict) else api.sanitize_for_serialization(answer)["items"]
-        return [item for item in items or [] if isinstance(item, dict)]
-
-    for namespace in namespaces:
-        found.prometheus_rules += listed(("list", "prometheusrules.monitoring.coreos.com"), namespace,
-                                         custom.list_namespaced_custom_object, "monitoring.coreos.com", "v1",
-                                         namespace, "prometheusrules")
-        found.configmaps += listed(("list", "configmaps"), namespace, core.list_namespaced_config_map, namespace)
-    # The Grafana sidecar's convention (kube-prometheus-stack's sidecar.dashboards.label, default grafana_dashboard)
-    found.dashboards = [c for c in found.configmaps if c.get("metadata", {}).get("namespace", monitoring) == monitoring
-                        and "grafana_dashboard" in (c.get("metadata", {}).get("labels") or {})]
-    # The Grafana Operator's dashboards, in the Grafana namespace as the sidecar's ConfigMaps: v5's API
-    # (grafana.integreatly.org/v1beta1), else v4's (integreatly.org/v1alpha1) where v5's is not installed
-    gone: list[str] = []
-    found.grafana_dashboards = listed(("list", "grafanadashboards.grafana.integreatly.org"), monitoring,
-                                      custom.list_namespaced_custom_object, "grafana.integreatly.org", "v1beta1",
-                                      monitoring, "grafanadashboards", missing=gone)
-    if gone:
-        found.grafana_dashboards = listed(("list", "grafanadashboards.integreatly.org"), monitoring,
-                                          custom.list_namespaced_custom_object, "integreatly.org", "v1alpha1",
-                                          monitoring, "grafanadashboards", missing=gone)
-        if len(gone) == 2:
-            info.notes.append(f"{gone[0]} not installed in the cluster (no such API): nothing to check")
-    found.scaled_objects = listed(("list", "scaledobjects.keda.sh"), info.namespace,
-                                  custom.list_namespaced_custom_object, "keda.sh", "v1alpha1", info.namespace,
-                                  "scaledobjects")
-    found.deployments = listed(("list", "deployments.apps"), info.namespace, apps.list_namespaced_deployment,
-                               info.namespace)
-    return found

@@ -18,8 +18,10 @@ import pytest
 from . import prometheus
 from .accounting import looks_exclusive
 from .catalog import Catalog
+from .cluster_readers import read_consumers
 from .consumers import from_cluster, unique, with_recorded
-from .kube import ClusterInfo, engines_on_page, read_consumers
+from .kube import ClusterInfo
+from .multinode import engines_on_page
 from .observe import Observation, observe
 from .outcome import Problem
 from .readers import Reader

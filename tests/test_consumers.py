@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
+from pytest_vllm_metrics.cluster_readers import ConsumerObjects, read_consumers
 from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
-from pytest_vllm_metrics.kube import ConsumerObjects, discover, read_consumers
+from pytest_vllm_metrics.kube import discover
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble

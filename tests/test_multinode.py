@@ -18,7 +18,7 @@ import yaml
 
 from conftest import NS, said, verdicts, write_kubeconfig
 from pytest_vllm_metrics import _launch
-from pytest_vllm_metrics.kube import data_parallel_engines
+from pytest_vllm_metrics.multinode import data_parallel_engines
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE, Problem
 from pytest_vllm_metrics.report import schema
