@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from . import _grafana as grafana
+from . import _grafana_vars as variables_of
 from . import data as datafiles
-from ._grafana import DashboardError, Value
+from ._grafana import DashboardError
+from ._grafana_vars import Value
 from .catalog import Catalog, Entry
 
 __all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "Value", "component_of", "data", "exposed_as",
            "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards", "optional_feature",
            "resolve_variables", "substitute"]
 
-UNKNOWN = grafana.UNKNOWN  # a variable's value the run cannot know, written as a regex that matches anything
-Lookup = grafana.Lookup  # what answers a dashboard's variable queries: Prometheus, or the direct scrapes
+UNKNOWN = variables_of.UNKNOWN  # a variable's value the run cannot know, written as a regex that matches anything
+Lookup = variables_of.Lookup  # what answers a dashboard's variable queries: Prometheus, or the direct scrapes
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -38,7 +40,7 @@ class Reader:
     dashboard: str  # the file's (or ConfigMap key's) stem: short, for test ids
     title: str
     queries: tuple[Query, ...]
-    variables: tuple[grafana.Variable, ...] = ()  # resolved at evaluation: query variables need the data
+    variables: tuple[variables_of.Variable, ...] = ()  # resolved at evaluation: query variables need the data
     dashboard_title: str = ""
     repeat: str | None = None  # the variable the panel is repeated for
     library: str | None = None  # a library panel whose model lives in Grafana, not in the file
@@ -97,7 +99,7 @@ def object_dashboards(configmap: dict[str, Any], where: str) -> list[Reader]:
 
 
 def _panels(dashboard: grafana.Dashboard) -> list[Reader]:
-    variables = grafana.variables(dashboard.model)
+    variables = variables_of.variables(dashboard.model)
     out: list[Reader] = []
     for placed in grafana.walk_panels(dashboard.model):
         raw = placed.panel
@@ -130,9 +132,9 @@ def _prometheus(*datasources: Any) -> bool:
 
 def substitute(expr: str, variables: dict[str, str], namespace: str | None) -> str:
     """Plain substitution of single values (and the built-in durations); judge_reader resolves as Grafana."""
-    values = {name: Value(grafana.Variable(name, "constant"), (value,)) for name, value in variables.items()}
+    values = {name: Value(variables_of.Variable(name, "constant"), (value,)) for name, value in variables.items()}
     if namespace:
-        values["namespace"] = Value(grafana.Variable("namespace", "constant"), (namespace,))
+        values["namespace"] = Value(variables_of.Variable("namespace", "constant"), (namespace,))
     return interpolate(expr, values)
 
 
@@ -186,9 +188,9 @@ def exposed_as(metric: str, names: Iterable[str]) -> tuple[str | None, str]:
 
 def resolve_variables(reader: Reader, lookup: Lookup, namespace: str | None) -> dict[str, Value]:
     """A reader's Grafana variables, resolved as Grafana resolves them (against `lookup`)."""
-    return grafana.resolve(reader.variables, lookup, namespace, data().durations)
+    return variables_of.resolve(reader.variables, lookup, namespace, data().durations)
 
 
 def interpolate(expr: str, values: dict[str, Value]) -> str:
     """A query with its variables written as Grafana writes them (and the built-in intervals)."""
-    return grafana.interpolate(expr, values, data().durations)
+    return variables_of.interpolate(expr, values, data().durations)

@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics._grafana import (
-    DashboardError,
-    Value,
-    Variable,
-    interpolate,
-    operator_source,
-    resolve,
-    variables,
-)
+from pytest_vllm_metrics._grafana import DashboardError, operator_source
 from pytest_vllm_metrics._grafana import load as grafana_load
+from pytest_vllm_metrics._grafana_vars import Value, Variable, interpolate, resolve, variables
 from pytest_vllm_metrics.readers import load_dashboards
 
 DURATIONS = {"__rate_interval": "5m", "__range": "1h"}

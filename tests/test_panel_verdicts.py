@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from conftest import NOW, PrometheusAPI, gaps, judge, observed, sample, summary, vector
-from pytest_vllm_metrics._grafana import DashboardError, Variable
+from pytest_vllm_metrics._grafana import DashboardError
+from pytest_vllm_metrics._grafana_vars import Variable
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation
