@@ -11,11 +11,11 @@ from collections.abc import Callable
 import pytest
 
 from pytest_vllm_metrics.catalog import Catalog
-from pytest_vllm_metrics.data import Relation
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Verdict
 from pytest_vllm_metrics.relations import judge, relations
+from pytest_vllm_metrics.schemas import Relation
 from pytest_vllm_metrics.settings import Policy
 
 

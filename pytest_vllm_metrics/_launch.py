@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import data
+from . import data, schemas
 from .targets import Balancing, DataParallel, Role
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 _UNSET = "\0unresolved"  # a shell variable assigned from something the run cannot resolve
 
 
-def rules() -> data.MultinodeFile:
+def rules() -> schemas.MultinodeFile:
     return data.multinode()
 
 

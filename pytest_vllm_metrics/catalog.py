@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from . import data
+from . import data, schemas
 from .outcome import Level
 from .versions import VersionRange
 
-LEVELS: tuple[str, ...] = get_args(data.Level)
-TYPES: tuple[str, ...] = get_args(data.MetricType)
-FEATURES: tuple[str, ...] = get_args(data.Feature)
-PRESENT: tuple[str, ...] = get_args(data.Present)
-MOVES: tuple[str, ...] = get_args(data.Move)
-QUANTITIES: tuple[str, ...] = get_args(data.Quantity)
+LEVELS: tuple[str, ...] = get_args(schemas.Level)
+TYPES: tuple[str, ...] = get_args(schemas.MetricType)
+FEATURES: tuple[str, ...] = get_args(schemas.Feature)
+PRESENT: tuple[str, ...] = get_args(schemas.Present)
+MOVES: tuple[str, ...] = get_args(schemas.Move)
+QUANTITIES: tuple[str, ...] = get_args(schemas.Quantity)
 
 
 class CatalogError(Exception):
@@ -84,7 +84,7 @@ def load_catalog(extra: Sequence[Path] = ()) -> Catalog:
     return Catalog(tuple(by_name.values()))
 
 
-def _read(path: Path) -> data.CatalogFile:
+def _read(path: Path) -> schemas.CatalogFile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -95,13 +95,13 @@ def _read(path: Path) -> data.CatalogFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"catalog file {path} cannot be read ({exc}); make it a readable UTF-8 file.") from None
     try:
-        return data.decode(text, data.CatalogFile, f"catalog file {path}",
+        return data.decode(text, schemas.CatalogFile, f"catalog file {path}",
                            " (see conformance/catalog.toml in the plugin for the format)")
     except data.DataError as exc:
         raise CatalogError(str(exc)) from None
 
 
-def _entries(table: data.CatalogFile, source: str) -> Iterable[Entry]:
+def _entries(table: schemas.CatalogFile, source: str) -> Iterable[Entry]:
     return [
         Entry(name=row.name, type=row.type, level=Level(row.level), feature=row.feature, versions=row.versions,
               labels=row.labels, present=row.present, moves=row.moves, at_least=row.at_least,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import data
-from .data import Limitation, Rule
+from .schemas import Limitation, Rule
 
 
 def limitations() -> tuple[Limitation, ...]:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import data
-from .data import Generation, Settle
 from .evaluate import across
 from .observe import Observation
 from .outcome import Level, Outcome, Problem, Verdict
+from .schemas import Generation, Settle
 from .scrape import Clients, FetchError, get_text, scrape
 from .settings import Settings
 from .snapshot import ExpositionError, Snapshot

@@ -19,9 +19,9 @@ from functools import cache
 from typing import Any
 
 from . import data
-from .data import Store
 from .observe import Observation
 from .outcome import Level, Outcome, Verdict
+from .schemas import Store
 from .settings import MAX_BODY_BYTES
 from .snapshot import Snapshot
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import httpx
 
-from . import data, features
+from . import data, features, schemas
 from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape, shown_path
 from .settings import Settings
@@ -184,7 +184,7 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.aborts = await _abort_probe(client, workload, obs, settings)
 
 
-def gauge_probe() -> data.AbortGauges:
+def gauge_probe() -> schemas.AbortGauges:
     """The gauges that must return to 0 after aborted requests, and the probe's bounds (accounting.toml)."""
     return data.accounting().gauges
 

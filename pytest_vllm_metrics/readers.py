@@ -15,6 +15,7 @@ from typing import Any
 from . import _grafana as grafana
 from . import _grafana_vars as variables_of
 from . import data as datafiles
+from . import schemas
 from ._grafana import DashboardError
 from ._grafana_vars import Value
 from .catalog import Catalog, Entry
@@ -63,7 +64,7 @@ class Reader:
         return tuple(q.expr for q in self.queries)
 
 
-def data() -> datafiles.DashboardsFile:
+def data() -> schemas.DashboardsFile:
     """What the judging of readers knows beyond the catalog (conformance/dashboards.toml), decoded and checked."""
     return datafiles.dashboards()
 
@@ -143,7 +144,7 @@ def noun(kind: str) -> str:
     return str(data().kinds.get(kind, kind))
 
 
-def component_of(metric: str) -> datafiles.Component | None:
+def component_of(metric: str) -> schemas.Component | None:
     """The other component whose metric this is, in any form a collection path stores it (kserve_inference_pool_*
     is the endpoint picker's)."""
     forms = [metric] + [metric[len(p):] for rule in data().collection_prefix for p in rule.prefixes

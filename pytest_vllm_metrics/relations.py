@@ -11,10 +11,10 @@ from typing import Any
 
 from . import data
 from .catalog import Catalog, Entry
-from .data import Relation
 from .evaluate import described, gate, moved_gate, restarted
 from .observe import Observation
 from .outcome import Outcome, Verdict
+from .schemas import Relation
 from .settings import Policy
 from .snapshot import Delta, Series, Snapshot
 

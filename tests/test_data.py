@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pytest_vllm_metrics import data
+from pytest_vllm_metrics import data, schemas
 from pytest_vllm_metrics.versions import VersionRange
 
 ROOT = Path(__file__).parent.parent
@@ -65,126 +65,129 @@ FEATURES = ", ".join(["core", "prefix_caching", "lora", "spec_decode", "kv_conne
                       "mfu", "http"])
 
 CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
-    ("features-wrong-type", data.FeaturesFile, '[feature.lora]\nfamilies = "vllm:lora_requests_info"\n',
+    ("features-wrong-type", schemas.FeaturesFile, '[feature.lora]\nfamilies = "vllm:lora_requests_info"\n',
      ", [feature.lora]: families = 'vllm:lora_requests_info' is a string, not an array of strings."),
-    ("features-unknown-key", data.FeaturesFile, '[feature.lora]\nfamilys = ["vllm:lora_requests_info"]\n',
+    ("features-unknown-key", schemas.FeaturesFile, '[feature.lora]\nfamilys = ["vllm:lora_requests_info"]\n',
      ", [feature.lora] has unknown field(s) familys; valid fields are always, info, label, equals, expected, "
      "families, prefixes."),
-    ("features-unknown-feature", data.FeaturesFile, '[feature.prefix-caching]\nalways = true\n',
+    ("features-unknown-feature", schemas.FeaturesFile, '[feature.prefix-caching]\nalways = true\n',
      f", [feature]: the key 'prefix-caching' is not one of {FEATURES}."),
-    ("features-missing-key", data.FeaturesFile, "# no feature yet\n",
+    ("features-missing-key", schemas.FeaturesFile, "# no feature yet\n",
      " lacks the required top-level key(s) feature (a table)."),
-    ("features-info-without-value", data.FeaturesFile, '[feature.prefix_caching]\ninfo = "vllm:cache_config_info"\n'
+    ("features-info-without-value", schemas.FeaturesFile, '[feature.prefix_caching]\ninfo = "vllm:cache_config_info"\n'
      'label = "enable_prefix_caching"\n',
      ", [feature.prefix_caching]: info = 'vllm:cache_config_info' needs label and equals too (the info label and "
      "its value)."),
-    ("limitations-wrong-type", data.LimitationsFile, LIMITATION.replace('["arm64"]', '"arm64"'),
+    ("limitations-wrong-type", schemas.LimitationsFile, LIMITATION.replace('["arm64"]', '"arm64"'),
      ", entry 1: arch = 'arm64' is a string, not an array of strings."),
-    ("limitations-unknown-key", data.LimitationsFile, LIMITATION + 'arches = ["arm64"]\n',
+    ("limitations-unknown-key", schemas.LimitationsFile, LIMITATION + 'arches = ["arm64"]\n',
      ", entry 1 has unknown field(s) arches; valid fields are feature, device, arch, versions, message, source, "
      "fix."),
-    ("limitations-missing-key", data.LimitationsFile, LIMITATION.replace('fix = "f"\n', ''),
+    ("limitations-missing-key", schemas.LimitationsFile, LIMITATION.replace('fix = "f"\n', ''),
      ", entry 1 lacks the required field(s) fix (a string)."),
-    ("limitations-bad-versions", data.LimitationsFile, LIMITATION.replace('">=0.11.1,<0.12.0"', '"0.11.x"'),
+    ("limitations-bad-versions", schemas.LimitationsFile, LIMITATION.replace('">=0.11.1,<0.12.0"', '"0.11.x"'),
      ", entry 1: versions = '0.11.x' is not a PEP 440 version specifier; write it like '>=0.11.1,<0.12.0'."),
-    ("limitations-versions-not-text", data.LimitationsFile, LIMITATION.replace('">=0.11.1,<0.12.0"', "0.11"),
+    ("limitations-versions-not-text", schemas.LimitationsFile, LIMITATION.replace('">=0.11.1,<0.12.0"', "0.11"),
      ", entry 1: versions = 0.11 is a number, not a PEP 440 version specifier, like '>=0.9.2'."),
-    ("diagnosis-wrong-type", data.DiagnosisFile, '[[rule]]\nid = "off"\nwhen = { arch_known = 0 }\nmessage = "m"\n',
+    ("diagnosis-wrong-type", schemas.DiagnosisFile, '[[rule]]\nid = "off"\nwhen = { arch_known = 0 }\nmessage = "m"\n',
      ", entry 1 (off), in when: arch_known = 0 is an integer, not true or false or a string."),
-    ("diagnosis-unknown-fact", data.DiagnosisFile, '[[rule]]\nid = "off"\nwhen = { archknown = false }\n'
+    ("diagnosis-unknown-fact", schemas.DiagnosisFile, '[[rule]]\nid = "off"\nwhen = { archknown = false }\n'
      'message = "m"\n',
      ", entry 1 (off), in when: the key 'archknown' is not one of family_missing, old_name_present, "
      "prefix_caching, arch_known, repeated_prefix, prefix_shorter_than_block, queries_moved."),
-    ("diagnosis-missing-key", data.DiagnosisFile, '[[rule]]\nwhen = { arch_known = false }\nmessage = "m"\n',
+    ("diagnosis-missing-key", schemas.DiagnosisFile, '[[rule]]\nwhen = { arch_known = false }\nmessage = "m"\n',
      ", entry 1 (no name) lacks the required field(s) id (a string)."),
-    ("accounting-wrong-type", data.AccountingFile, '[gauges]\nnames = ["vllm:num_requests_running"]\nstreams = 3.5\n'
+    ("accounting-wrong-type", schemas.AccountingFile, '[gauges]\nnames = ["vllm:num_requests_running"]\nstreams = 3.5\n'
      'max_tokens = 256\nwait_seconds = 10.0\nduring_seconds = 2.0\npoll_seconds = 0.2\n',
      ", [gauges]: streams = 3.5 is a number, not an integer."),
-    ("accounting-unknown-quantity", data.AccountingFile, '[[exact]]\nname = "vllm:request_success_total"\n'
+    ("accounting-unknown-quantity", schemas.AccountingFile, '[[exact]]\nname = "vllm:request_success_total"\n'
      'equals = "request"\n',
      ", [[exact]] entry 1 (vllm:request_success_total): equals = 'request' is not one of requests, choices, "
      "engine_prompt_tokens, generation_tokens, decode_steps, engine_max_tokens."),
-    ("accounting-unknown-key", data.AccountingFile, '[[exact]]\nname = "vllm:request_success_total"\n'
+    ("accounting-unknown-key", schemas.AccountingFile, '[[exact]]\nname = "vllm:request_success_total"\n'
      'equal = "choices"\n',
      ", [[exact]] entry 1 (vllm:request_success_total) has unknown field(s) equal; valid fields are name, equals, "
      "not_with_feature, not_with_why."),
-    ("accounting-missing-key", data.AccountingFile, '[quantity]\nrequests = "one per request"\n[[exact]]\n'
+    ("accounting-missing-key", schemas.AccountingFile, '[quantity]\nrequests = "one per request"\n[[exact]]\n'
      'name = "vllm:request_success_total"\nequals = "requests"\n',
      " lacks the required top-level key(s) gauges (a table)."),
-    ("accounting-undescribed-quantity", data.AccountingFile, '[quantity]\nrequests = "one per request"\n[[exact]]\n'
+    ("accounting-undescribed-quantity", schemas.AccountingFile, '[quantity]\nrequests = "one per request"\n[[exact]]\n'
      'name = "vllm:request_success_total"\nequals = "choices"\n[gauges]\nnames = []\nstreams = 3\nmax_tokens = 256\n'
      'wait_seconds = 10.0\nduring_seconds = 2.0\npoll_seconds = 0.2\n',
      ": [[exact]] vllm:request_success_total equals choices, which [quantity] does not describe; add choices = "
      "\"how it is counted\" to [quantity]."),
-    ("relations-wrong-type", data.RelationsFile, '[[relation]]\nid = "r"\nkind = "at_most"\nentry = "e"\nwhy = "w"\n'
+    ("relations-wrong-type", schemas.RelationsFile, '[[relation]]\nid = "r"\nkind = "at_most"\nentry = "e"\nwhy = "w"\n'
      'moved = ["vllm:spec_decode_num_drafts_total"]\n',
      ", entry 1 (r): moved = ['vllm:spec_decode_num_drafts_total'] is an array of 1 item, not a string."),
-    ("relations-unknown-kind", data.RelationsFile, '[[relation]]\nid = "r"\nkind = "at-most"\nentry = "e"\nwhy = "w"\n',
+    ("relations-unknown-kind", schemas.RelationsFile,
+     '[[relation]]\nid = "r"\nkind = "at-most"\nentry = "e"\nwhy = "w"\n',
      ", entry 1 (r): kind = 'at-most' is not one of at_most, non_increasing, refreshed."),
-    ("relations-unknown-key", data.RelationsFile, '[[relation]]\nid = "r"\nkind = "at_most"\nentry = "e"\nwhy = "w"\n'
+    ("relations-unknown-key", schemas.RelationsFile,
+     '[[relation]]\nid = "r"\nkind = "at_most"\nentry = "e"\nwhy = "w"\n'
      'bigger = "x"\n',
      ", entry 1 (r) has unknown field(s) bigger; valid fields are id, kind, entry, why, smaller, larger, family, by, "
      "sums_to, moved."),
-    ("relations-missing-keys", data.RelationsFile, '[[relation]]\nid = "r"\nentry = "e"\n',
+    ("relations-missing-keys", schemas.RelationsFile, '[[relation]]\nid = "r"\nentry = "e"\n',
      ", entry 1 (r) lacks the required field(s) kind (one of at_most, non_increasing, refreshed), why (a string)."),
-    ("hygiene-wrong-type", data.HygieneFile, STORE.replace("30", '"30"'),
+    ("hygiene-wrong-type", schemas.HygieneFile, STORE.replace("30", '"30"'),
      ", [[store]] entry 1 (VictoriaMetrics): max_labels = '30' is a string, not an integer."),
-    ("hygiene-unknown-key", data.HygieneFile, STORE.replace("max_labels", "max_label"),
+    ("hygiene-unknown-key", schemas.HygieneFile, STORE.replace("max_labels", "max_label"),
      ", [[store]] entry 1 (VictoriaMetrics) has unknown field(s) max_label; valid fields are name, flag, "
      "max_labels, source."),
-    ("hygiene-missing-key", data.HygieneFile, '[target_labels]\nServiceMonitor = ["instance", "job"]\n'
+    ("hygiene-missing-key", schemas.HygieneFile, '[target_labels]\nServiceMonitor = ["instance", "job"]\n'
      'assumed = "ServiceMonitor"\n',
      ", [target_labels] lacks the required field(s) PodMonitor (an array of strings)."),
-    ("hygiene-boolean-for-number", data.HygieneFile, "[series]\nmax_per_family = true\n",
+    ("hygiene-boolean-for-number", schemas.HygieneFile, "[series]\nmax_per_family = true\n",
      ", [series]: max_per_family = true is a boolean, not an integer."),
-    ("epp-wrong-type", data.EppFile, '[settle]\nper_pod_seconds = 2.5\npool_seconds = "6 s"\npoll_seconds = 0.25\n',
+    ("epp-wrong-type", schemas.EppFile, '[settle]\nper_pod_seconds = 2.5\npool_seconds = "6 s"\npoll_seconds = 0.25\n',
      ", [settle]: pool_seconds = '6 s' is a string, not a number."),
-    ("epp-unknown-key", data.EppFile, GENERATION + 'pod_labels = "x"\n',
+    ("epp-unknown-key", schemas.EppFile, GENERATION + 'pod_labels = "x"\n',
      ", [[generation]] entry 1 (inference_pool) has unknown field(s) pod_labels; valid fields are name, "
      "per_pod_queue, pod_label, ready, average_kv, average_queue."),
-    ("epp-missing-key", data.EppFile, GENERATION.replace('ready = "inference_pool_ready_pods"\n', ""),
+    ("epp-missing-key", schemas.EppFile, GENERATION.replace('ready = "inference_pool_ready_pods"\n', ""),
      ", [[generation]] entry 1 (inference_pool) lacks the required field(s) ready (a string)."),
-    ("upgrade-wrong-type", data.UpgradeFile, '[removed_in]\n"vllm:time_per_output_token_seconds" = 0.15\n',
+    ("upgrade-wrong-type", schemas.UpgradeFile, '[removed_in]\n"vllm:time_per_output_token_seconds" = 0.15\n',
      ', [removed_in]: "vllm:time_per_output_token_seconds" = 0.15 is a number, not a string.'),
-    ("upgrade-unknown-key", data.UpgradeFile, '[policy]\nflag = "f"\ntext = "t"\nhidden_minors = 1\nhidden = 2\n',
+    ("upgrade-unknown-key", schemas.UpgradeFile, '[policy]\nflag = "f"\ntext = "t"\nhidden_minors = 1\nhidden = 2\n',
      ", [policy] has unknown field(s) hidden; valid fields are flag, text, hidden_minors."),
-    ("upgrade-missing-key", data.UpgradeFile, '[policy]\nflag = "f"\ntext = "t"\n',
+    ("upgrade-missing-key", schemas.UpgradeFile, '[policy]\nflag = "f"\ntext = "t"\n',
      ", [policy] lacks the required field(s) hidden_minors (an integer)."),
-    ("multinode-wrong-type", data.MultinodeFile, '[flags]\nswitches = ["--headless"]\n[flags.aliases]\n"-dp" = 2\n',
+    ("multinode-wrong-type", schemas.MultinodeFile, '[flags]\nswitches = ["--headless"]\n[flags.aliases]\n"-dp" = 2\n',
      ", [flags.aliases]: -dp = 2 is an integer, not a string."),
-    ("multinode-wrong-length", data.MultinodeFile, '[server]\nprograms = [["vllm"]]\nmodules = []\n',
+    ("multinode-wrong-length", schemas.MultinodeFile, '[server]\nprograms = [["vllm"]]\nmodules = []\n',
      ", [server]: programs[0] = ['vllm'] is an array of 1 item, not an array of 2 strings (programs must be an "
      "array of arrays of 2 strings)."),
-    ("multinode-unknown-key", data.MultinodeFile, '[flags]\nswitches = []\nalias = { "-dp" = "-d" }\n',
+    ("multinode-unknown-key", schemas.MultinodeFile, '[flags]\nswitches = []\nalias = { "-dp" = "-d" }\n',
      ", [flags] has unknown field(s) alias; valid fields are switches, aliases."),
-    ("multinode-missing-keys", data.MultinodeFile, '[lws]\nname = "n"\n',
+    ("multinode-missing-keys", schemas.MultinodeFile, '[lws]\nname = "n"\n',
      ", [lws] lacks the required field(s) group_index (a string), group_key (a string), worker_index (a string), "
      "leader_name (a string), worker_index_env (a string)."),
-    ("multinode-missing-key", data.MultinodeFile, '[ray_worker]\nstart = ["ray", "start"]\nhead_flag = "--head"\n'
+    ("multinode-missing-key", schemas.MultinodeFile, '[ray_worker]\nstart = ["ray", "start"]\nhead_flag = "--head"\n'
      'address_flags = ["--address"]\nscripts = [{ file = "multi-node-serving.sh", address_flag = "--ray_address" }]\n',
      ", [[ray_worker.scripts]] entry 1 lacks the required field(s) subcommand (a string)."),
-    ("dashboards-wrong-type", data.DashboardsFile, '[kinds]\npanel = 1\n',
+    ("dashboards-wrong-type", schemas.DashboardsFile, '[kinds]\npanel = 1\n',
      ", [kinds]: panel = 1 is an integer, not a string."),
-    ("dashboards-unknown-key", data.DashboardsFile, '[removed."vllm:num_requests_swapped"]\nwhy = "w"\nfixed = "f"\n',
+    ("dashboards-unknown-key", schemas.DashboardsFile,
+     '[removed."vllm:num_requests_swapped"]\nwhy = "w"\nfixed = "f"\n',
      ', [removed."vllm:num_requests_swapped"] has unknown field(s) fixed; valid fields are why, fix.'),
-    ("dashboards-missing-key", data.DashboardsFile, '[[feature_metric]]\nprefixes = ["vllm:lora_"]\n',
+    ("dashboards-missing-key", schemas.DashboardsFile, '[[feature_metric]]\nprefixes = ["vllm:lora_"]\n',
      f", [[feature_metric]] entry 1 lacks the required field(s) feature (one of {FEATURES})."),
-    ("profiles-wrong-type", data.ProfilesFile, PROFILE + 'lora_modules = "sim-adapter"\n',
+    ("profiles-wrong-type", schemas.ProfilesFile, PROFILE + 'lora_modules = "sim-adapter"\n',
      ", [profile.x86_64]: lora_modules = 'sim-adapter' is a string, not an array of strings."),
-    ("profiles-unknown-key", data.ProfilesFile, PROFILE + 'fault = "metrics-500"\n',
+    ("profiles-unknown-key", schemas.ProfilesFile, PROFILE + 'fault = "metrics-500"\n',
      ", [profile.x86_64] has unknown field(s) fault; valid fields are description, arch, version, "
      "enable_prefix_caching, model, block_size, max_model_len, num_gpu_blocks, lora_modules, max_loras, "
      "speculative_method, num_speculative_tokens, prompt_lookup_min, prompt_lookup_max, data_parallel_size_local, "
      "data_parallel_start_rank."),
-    ("profiles-missing-key", data.ProfilesFile, PROFILE.replace('version = "0.32.0"\n', ""),
+    ("profiles-missing-key", schemas.ProfilesFile, PROFILE.replace('version = "0.32.0"\n', ""),
      ", [profile.x86_64] lacks the required field(s) version (a string)."),
-    ("families-wrong-type", data.FamiliesFile, '[[label_value]]\nfamily = "vllm:request_success"\n'
+    ("families-wrong-type", schemas.FamiliesFile, '[[label_value]]\nfamily = "vllm:request_success"\n'
      'label = "finished_reason"\nvalue = "error"\nversions = [">=0.13.0"]\n',
      ", [[label_value]] entry 1 (vllm:request_success): versions = ['>=0.13.0'] is an array of 1 item, not a PEP 440 "
      "version specifier, like '>=0.9.2'."),
-    ("families-unknown-feature", data.FamiliesFile, '[[feature]]\nname = "loras"\ndata = "d"\nbefore = "b"\n',
+    ("families-unknown-feature", schemas.FamiliesFile, '[[feature]]\nname = "loras"\ndata = "d"\nbefore = "b"\n',
      f", [[feature]] entry 1 (loras): name = 'loras' is not one of {FEATURES}."),
-    ("families-missing-key", data.FamiliesFile, '[[family]]\nname = "vllm:gpu_cache_usage_perc"\nhelp = "h"\n',
+    ("families-missing-key", schemas.FamiliesFile, '[[family]]\nname = "vllm:gpu_cache_usage_perc"\nhelp = "h"\n',
      ", [[family]] entry 1 (vllm:gpu_cache_usage_perc) lacks the required field(s) like (a string)."),
 ]
 
@@ -201,7 +204,7 @@ def test_a_file_of_the_wrong_shape_names_file_entry_key_and_type(
 
 def test_every_schema_has_its_three_shape_errors_tested() -> None:
     kinds = {schema: {name.split("-", 1)[1] for name, s, _, _ in CASES if s is schema} for _, schema, _, _ in CASES}
-    assert {schema for schema in data.BUNDLED.values() if schema is not data.CatalogFile} == set(kinds)
+    assert {schema for schema in data.BUNDLED.values() if schema is not schemas.CatalogFile} == set(kinds)
     for schema, tested in kinds.items():
         assert any("wrong-type" in t or "wrong-length" in t for t in tested), schema
         assert any("unknown" in t for t in tested), schema
@@ -212,7 +215,7 @@ def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
     path = tmp_path / "epp.toml"
     path.write_text("[settle\n", encoding="utf-8")
     with pytest.raises(data.DataError) as excinfo:
-        data.read(path, data.EppFile)
+        data.read(path, schemas.EppFile)
     message = str(excinfo.value)
     assert message.startswith(f"data file {path} is not valid TOML: ")
     assert "line 1" in message and message.endswith("; fix the syntax.")

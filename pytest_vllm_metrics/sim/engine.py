@@ -34,7 +34,7 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import data
+from .. import data, schemas
 from ..catalog import load_catalog
 from .profiles import Profile
 
@@ -106,7 +106,7 @@ def _feature_template(data: str) -> dict[str, FamilySpec]:
                        files.joinpath(f"{data}.after.prom").read_text(encoding="utf-8"))
 
 
-def _extras() -> data.FamiliesFile:
+def _extras() -> schemas.FamiliesFile:
     return data.sim_families()
 
 

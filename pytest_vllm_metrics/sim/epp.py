@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..data import Generation
 from ..epp import generations
+from ..schemas import Generation
 from ..snapshot import ExpositionError, Snapshot
 from .server import ENGINE, RunningSim, SimHost
 
