@@ -9,7 +9,7 @@ import pytest
 from pytest_vllm_metrics import prometheus
 from pytest_vllm_metrics.catalog import Catalog
 from pytest_vllm_metrics.evaluate import across
-from pytest_vllm_metrics.observe import Observation
+from pytest_vllm_metrics.observe import Observation, Stage
 from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
 from pytest_vllm_metrics.run import PrometheusState
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.must
 
 
 def _checked(state: PrometheusState, observations: Observations, check: Callable[[Observation], Verdict],
-             *stages: str) -> Verdict:
+             *stages: Stage) -> Verdict:
     """Prometheus that cannot be asked makes every check inconclusive (the deployment may be right); otherwise
     each target gets its own verdict."""
     if state.error:
@@ -47,7 +47,7 @@ def test_scraped_by_prometheus(vllm_prometheus: PrometheusState, vllm_observatio
 def test_must_families_in_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,
                                      vllm_catalog: Catalog, vllm_enforce: Enforce) -> None:
     vllm_enforce(_checked(vllm_prometheus, vllm_observations,
-                          lambda obs: prometheus.families_there(vllm_prometheus.prom, obs, vllm_catalog), "before"))
+                          lambda obs: prometheus.families_there(vllm_prometheus.prom, obs, vllm_catalog), Stage.BEFORE))
 
 
 def test_values_agree_with_direct_scrape(vllm_prometheus: PrometheusState, vllm_observations: Observations,
@@ -56,4 +56,4 @@ def test_values_agree_with_direct_scrape(vllm_prometheus: PrometheusState, vllm_
                           lambda obs: prometheus.values_agree(vllm_prometheus.prom, obs,
                                                               vllm_prometheus.held.get(obs.target.name),
                                                               vllm_prometheus.waited),
-                          "before", "after"))
+                          Stage.BEFORE, Stage.AFTER))

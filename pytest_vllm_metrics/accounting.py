@@ -13,7 +13,7 @@ from typing import Any
 from . import data
 from .catalog import Catalog
 from .evaluate import described
-from .observe import Observation
+from .observe import Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .settings import Policy
 
@@ -66,7 +66,7 @@ def _exact_gate(obs: Observation, policy: Policy, level: Level) -> Verdict | Non
         note = " This run looked exclusive: finished requests and prompt tokens moved by exactly the workload." \
             if looks_exclusive(obs) else ""
         return Verdict(Outcome.SKIPPED, f"{name}: {_NOT_EXCLUSIVE}.{note}", level)
-    problem = obs.failure("before", "traffic", "after")
+    problem = obs.failure(Stage.BEFORE, Stage.TRAFFIC, Stage.AFTER)
     if problem:
         return problem.verdict(level)
     if policy.via_gateway:
@@ -153,7 +153,7 @@ def gauges_return_to_zero(obs: Observation, policy: Policy, level: Level = Level
     if not policy.exclusive:
         return Verdict(Outcome.SKIPPED, f"{name}: needs --vllm-exclusive: on a shared server other clients' "
                                         f"requests keep these gauges up.", level)
-    problem = obs.failure("before", "traffic", "after")
+    problem = obs.failure(Stage.BEFORE, Stage.TRAFFIC, Stage.AFTER)
     if problem:
         return problem.verdict(level)
     aborts = obs.aborts

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .promql import selectors
-from .readers import DashboardError, Query, Reader, object_dashboards
+from .readers import DashboardError, Query, Reader, ReaderKind, object_dashboards
 
 __all__ = [
     "ConsumerError",
@@ -65,7 +65,7 @@ def unique(panels: Iterable[Reader]) -> list[Reader]:
 def with_recorded(panels: list[Reader], consumers: list[Reader]) -> tuple[list[Reader], list[Reader]]:
     """The panels and consumers, each knowing the series the recording rules among the consumers make: an alert
     or a panel over a recorded series is judged by the recording rule's own test, not as a missing vLLM metric."""
-    recorded = frozenset(_record_name(c) for c in consumers if c.kind == "record")
+    recorded = frozenset(_record_name(c) for c in consumers if c.kind == ReaderKind.RECORD)
     return ([replace(p, recorded=recorded) for p in panels], [replace(c, recorded=recorded) for c in consumers])
 
 
@@ -162,7 +162,8 @@ def rule_consumers(groups: Any, source: str, where: str) -> list[Reader]:
             raise ConsumerError(f"{where}: group {group_name} has no list of 'rules'; each group holds 'name' and "
                                 f"'rules'. Check it with promtool check rules.")
         for number, rule in enumerate(rules, 1):
-            kind = next((k for k in ("alert", "record") if isinstance(rule, dict) and rule.get(k)), None)
+            kind = next((k for k in (ReaderKind.ALERT, ReaderKind.RECORD) if isinstance(rule, dict) and rule.get(k)),
+                        None)
             expr = rule.get("expr") if isinstance(rule, dict) else None
             if kind is None or expr is None or not str(expr).strip():
                 raise ConsumerError(f"{where}: rule {number} of group {group_name} needs 'alert' or 'record' and "
@@ -194,7 +195,7 @@ def keda_consumers(scaled_object: dict[str, Any]) -> tuple[list[Reader], list[st
             continue
         server = str(meta.get("serverAddress") or "")
         panels.append(Reader(name, title, (Query("query", query),),
-                            dashboard_title=f"{where}, Prometheus {server}" if server else where, kind="keda"))
+                            dashboard_title=f"{where}, Prometheus {server}" if server else where, kind=ReaderKind.KEDA))
     return panels, notes
 
 
@@ -225,7 +226,7 @@ def adapter_consumers(config: Any, source: str, where: str, namespace: str | Non
             queries = [Query("seriesQuery", series_query)]
             if rule.get("metricsQuery"):
                 queries.append(Query("metricsQuery", _fill(str(rule["metricsQuery"]), metric, namespace)))
-            panels.append(Reader(source, title, tuple(queries), dashboard_title=where, kind="adapter"))
+            panels.append(Reader(source, title, tuple(queries), dashboard_title=where, kind=ReaderKind.ADAPTER))
     return panels, notes
 
 
@@ -258,7 +259,7 @@ def epp_consumers(deployment: dict[str, Any]) -> list[Reader]:
         for flag, value in epp_flags([*(container.get("command") or []), *(container.get("args") or [])]).items():
             if value:  # an empty value turns the reading off (the chart does so for LoRA on Triton)
                 panels.append(Reader(name, flag.removeprefix("--"), (Query("metric", _metric_spec(value)),),
-                                    dashboard_title=where, kind="epp"))
+                                    dashboard_title=where, kind=ReaderKind.EPP))
     return panels
 
 
@@ -379,7 +380,7 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Reader], list[Reade
             notes.append(f"endpoint picker Deployment {name} passes no metric flag: it reads its built-in "
                          f"defaults, which this run does not check")
     consumers = about_vllm(consumers)
-    recorded = [_record_name(c) for c in consumers if c.kind == "record"]
+    recorded = [_record_name(c) for c in consumers if c.kind == ReaderKind.RECORD]
     # a dashboard is kept whole when one of its panels reads vLLM (its other panels are judged as files' are)
     dashboards = {p.dashboard for p in about_vllm(panels, recorded)}
     return [p for p in panels if p.dashboard in dashboards], consumers, notes
@@ -408,7 +409,7 @@ def about_vllm(panels: list[Reader], recorded: Iterable[str] = ()) -> list[Reade
                     return True
         return False
 
-    records = [p for p in panels if p.kind == "record"]
+    records = [p for p in panels if p.kind == ReaderKind.RECORD]
     while True:  # recording rules over recording rules: until no new recorded series reads vLLM
         new = {_record_name(p) for p in records if _record_name(p) not in known and reads(p)}
         if not new:

@@ -10,10 +10,11 @@ from typing import Any
 
 from . import diagnose, features
 from .catalog import Entry
-from .observe import Check, Observation
+from .observe import Check, Observation, Stage
 from .outcome import WORST_FIRST, Level, Outcome, Verdict
 from .settings import Policy
 from .snapshot import OTHER_PROCESS, Change
+from .targets import TargetSource
 
 __all__ = ["across", "described", "gate", "moved_gate", "movement", "num", "presence", "restarted"]
 
@@ -77,9 +78,9 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def gate(entry: Entry, obs: Observation, policy: Policy, *stages: str) -> Verdict | None:
+def gate(entry: Entry, obs: Observation, policy: Policy, *stages: Stage) -> Verdict | None:
     """The verdict that stops a check before it looks at metrics: not observed, feature off, wrong version."""
-    problem = obs.failure("before")
+    problem = obs.failure(Stage.BEFORE)
     if problem:
         return problem.verdict(entry.level)
     status = features.status(entry.feature, obs.features, policy.require, policy.exempt)
@@ -101,7 +102,7 @@ def moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
         return None
     start = "process_start_time_seconds"
     advice = ("target the pods themselves (--vllm-namespace, or one --vllm-url per pod), not a load-balanced URL"
-              if obs.target.source == "url" else "rerun")
+              if obs.target.source is TargetSource.URL else "rerun")
     return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: could not judge movement: the two scrapes reached two "
                                          f"different server processes ({start} {num(delta.before.value(start))} "
                                          f"then {num(delta.after.value(start))}, the second already running before "
@@ -109,7 +110,7 @@ def moved_gate(entry: Entry, obs: Observation) -> Verdict | None:
 
 
 def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
-    stages = ("traffic", "after") if entry.present == "traffic" else ()  # present once a workload was served
+    stages = (Stage.TRAFFIC, Stage.AFTER) if entry.present == "traffic" else ()  # present once a workload was served
     gated = gate(entry, obs, policy, *stages)
     if gated:
         return gated
@@ -154,7 +155,7 @@ def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
 
 
 def movement(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
-    gated = gate(entry, obs, policy, "traffic", "after") or moved_gate(entry, obs)
+    gated = gate(entry, obs, policy, Stage.TRAFFIC, Stage.AFTER) or moved_gate(entry, obs)
     if gated:
         return gated
     delta, traffic = obs.delta, obs.traffic
@@ -294,7 +295,7 @@ def num(value: float | None) -> str:
 
 
 def reachable(obs: Observation) -> Verdict:
-    problem = obs.failure("before", "after", reporter=Check.REACHABLE)
+    problem = obs.failure(Stage.BEFORE, Stage.AFTER, reporter=Check.REACHABLE)
     if problem:
         return problem.verdict()
     assert obs.before is not None
@@ -302,14 +303,14 @@ def reachable(obs: Observation) -> Verdict:
 
 
 def version(obs: Observation) -> Verdict:
-    problem = obs.failure("before", "version", reporter=Check.VERSION)
+    problem = obs.failure(Stage.BEFORE, Stage.VERSION, reporter=Check.VERSION)
     if problem:
         return problem.verdict(Level.SHOULD)
     return Verdict(Outcome.PASSED, level=Level.SHOULD, evidence={"version": obs.version})
 
 
 def cache_config(obs: Observation) -> Verdict:
-    problem = obs.failure("before")
+    problem = obs.failure(Stage.BEFORE)
     if problem:
         return problem.verdict()
     info = obs.cache_config
@@ -335,7 +336,7 @@ def cache_config(obs: Observation) -> Verdict:
 
 
 def served_workload(obs: Observation) -> Verdict:
-    problem = obs.failure("before", "traffic", reporter=Check.WORKLOAD_SERVED)
+    problem = obs.failure(Stage.BEFORE, Stage.TRAFFIC, reporter=Check.WORKLOAD_SERVED)
     if problem:
         return problem.verdict()
     traffic = obs.traffic
@@ -357,7 +358,7 @@ _SUCCESS = "vllm:request_success_total"
 
 def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Verdict:
     """Every request that repeated the shared prefix hit at least one whole block."""
-    gated = gate(hits, obs, policy, "traffic", "after") or moved_gate(hits, obs)
+    gated = gate(hits, obs, policy, Stage.TRAFFIC, Stage.AFTER) or moved_gate(hits, obs)
     if gated:
         return gated
     assert obs.delta is not None and obs.traffic is not None
@@ -378,7 +379,7 @@ def prefix_hits_per_repeat(hits: Entry, obs: Observation, policy: Policy) -> Ver
 
 def prefix_sources_agree(entry: Entry, obs: Observation, policy: Policy, labels: dict[str, str]) -> Verdict:
     """A counter that re-counts local prefix hits (by source, cached tokens) moved exactly as the hits did."""
-    gated = gate(entry, obs, policy, "traffic", "after") or moved_gate(entry, obs)
+    gated = gate(entry, obs, policy, Stage.TRAFFIC, Stage.AFTER) or moved_gate(entry, obs)
     if gated:
         return gated
     assert obs.delta is not None

@@ -14,14 +14,14 @@ import pytest
 from .catalog import Catalog
 from .judging import judge_reader
 from .kube import ClusterInfo
-from .observe import Check, Observation
+from .observe import Check, Observation, Stage
 from .outcome import Outcome, Verdict
 from .readers import Reader
 from .run import RUN_KEY, PrometheusState, Run
 from .scrape import Clients, FetchError, scrape
 from .settings import Policy, Settings
 from .snapshot import Delta, Snapshot
-from .targets import Target
+from .targets import Target, TargetSource
 from .traffic import TrafficResult, Workload
 
 VERDICT_KEY = pytest.StashKey[Verdict]()
@@ -67,7 +67,7 @@ def vllm_cluster(request: pytest.FixtureRequest) -> ClusterInfo:
 @pytest.fixture(scope="session")
 def vllm_pods(vllm_targets: list[Target]) -> list[Target]:
     """The discovered pods (Ready or not) as Targets with node, arch and labels."""
-    return [target for target in vllm_targets if target.source == "kubernetes"]
+    return [target for target in vllm_targets if target.source is TargetSource.KUBERNETES]
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +127,7 @@ def vllm_observation(vllm_target: Target, vllm_observations: dict[str, Observati
 def vllm_delta(vllm_observation: Observation) -> Delta:
     """Before/after snapshots of this test's target around the workload: `vllm_delta.increase(name)`."""
     # a user's own test states the scrape's problem in full: test_reachable may not be in the run
-    problem = vllm_observation.failure("before", "after", reporter=Check.REACHABLE)
+    problem = vllm_observation.failure(Stage.BEFORE, Stage.AFTER, reporter=Check.REACHABLE)
     if problem or vllm_observation.delta is None:
         pytest.fail(problem.message if problem else f"{vllm_observation.target.name}: no before/after snapshots",
                     pytrace=False)

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from . import data
-from .observe import Observation
+from .observe import Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .schemas import Store
 from .settings import MAX_BODY_BYTES
@@ -83,7 +83,7 @@ def rules() -> Rules:
 
 def _page(obs: Observation, level: Level) -> Snapshot | Verdict:
     """The page to judge (after the workload if it was scraped), or the verdict of why there is none."""
-    problem = obs.failure("before")
+    problem = obs.failure(Stage.BEFORE)
     if problem:
         return problem.verdict(level)
     page = obs.after or obs.before

@@ -23,6 +23,7 @@ from .promql import Selector
 from .readers import (
     Lookup,
     Reader,
+    ReaderKind,
     Value,
     component_of,
     data,
@@ -34,6 +35,7 @@ from .readers import (
 )
 from .series import Context, PromLookup, Scrapes, named, poll, query_values
 from .settings import Policy
+from .targets import TargetSource
 from .why_empty import why_empty
 
 __all__ = ["compared", "judge_reader"]
@@ -119,7 +121,7 @@ def _judge_queries(ctx: Context, parsed: list[tuple[str, str, Any]]) -> Verdict:
     empty: list[tuple[str, str, Verdict]] = []  # (refId, expr, why it is empty)
     notes: list[str] = []
     returned: list[float] = []
-    alert = ctx.reader.kind == "alert"
+    alert = ctx.reader.kind == ReaderKind.ALERT
     for ref_id, expr, ast in parsed:
         judged = promql.judge(ast, has)
         notes += [f"{s.metric} (in query {ref_id}) is missing, but the other side of its 'or' has data"
@@ -196,7 +198,7 @@ def _unless_unjudged(ctx: Context, verdict: Verdict, certain: bool = False) -> V
     shown = ", ".join(f'{label}{sign[op]}"{value}"' for label, op, value in unjudged)
     labels = sorted({label for label, _, _ in unjudged})
     servers = sorted({name for names in unjudged.values() for name in names})
-    known = ("URL targets carry none of them" if all(o.target.source != "kubernetes" for o in ctx.seen)
+    known = ("URL targets carry none of them" if all(o.target.source is not TargetSource.KUBERNETES for o in ctx.seen)
              else "Kubernetes discovery knows pod, namespace and container, not " + ", ".join(labels))
     return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", data().messages.unjudged.format(
         where=ctx.where, matchers=shown, labels=", ".join(labels), known=known, noun=ctx.noun,

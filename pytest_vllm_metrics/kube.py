@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .multinode import Worker, launch_of, lws_name, lws_worker_hint, worker_of, workers_note
-from .targets import DataParallel, Target, redact_url
+from .targets import DataParallel, Target, TargetSource, redact_url
 
 # llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
 DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
@@ -363,8 +363,8 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
     labels = dict(pod.metadata.labels or {})
     arch = arch_by_node.get(node or "", "unknown")
     detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch, "transport": transport}
-    common: dict[str, Any] = {"name": name, "arch": arch, "source": "kubernetes", "node": node, "labels": labels,
-                              "detail": detail, "data_parallel": data_parallel}
+    common: dict[str, Any] = {"name": name, "arch": arch, "source": TargetSource.KUBERNETES, "node": node,
+                              "labels": labels, "detail": detail, "data_parallel": data_parallel}
     ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
     if not ready:
         reason = pod.status.reason or next(
@@ -442,7 +442,7 @@ def _orphan(pod: Any, worker: Worker, info: ClusterInfo, arch_by_node: dict[str,
         why = f"{start}, and the run cannot tell its leader ({source})"
     node = pod.spec.node_name
     arch = arch_by_node.get(node or "", "unknown")
-    return Target(name=name, base_url="", arch=arch, source="kubernetes", node=node,
+    return Target(name=name, base_url="", arch=arch, source=TargetSource.KUBERNETES, node=node,
                   labels=dict(pod.metadata.labels or {}),
                   detail={"namespace": info.namespace, "node": node or "unscheduled", "arch": arch,
                           "role": str(worker.role)},

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _launch
-from .observe import Observation
+from .observe import Observation, Stage
 from .outcome import Outcome, Verdict
 from .snapshot import Snapshot
-from .targets import Role, ranks
+from .targets import Role, TargetSource, ranks
 
 __all__ = ["Worker", "data_parallel_engines", "engines_note", "engines_on_page", "engines_shown", "launch_of",
            "lws_name", "lws_worker_hint", "worker_of", "workers_note"]
@@ -147,10 +147,10 @@ def engines_note(implementations: list[dict[str, Any]]) -> str | None:
 
 
 _NOT_DATA_PARALLEL = {
-    "kubernetes": "not a data-parallel server (no --data-parallel-* flag on its command line)",
-    "sim": "not a data-parallel server (its simulator profile runs one engine)",
-    "url": "the run does not know its command line (it reads those of pods found with --vllm-namespace), so not "
-           "whether it is data-parallel",
+    TargetSource.KUBERNETES: "not a data-parallel server (no --data-parallel-* flag on its command line)",
+    TargetSource.SIM: "not a data-parallel server (its simulator profile runs one engine)",
+    TargetSource.URL: "the run does not know its command line (it reads those of pods found with --vllm-namespace), "
+                      "so not whether it is data-parallel",
 }
 
 
@@ -160,11 +160,11 @@ def data_parallel_engines(obs: Observation) -> Verdict:
     tokens, queue and KV cache no dashboard, alert or autoscaler reading the pod counts."""
     target = obs.target
     dp = target.data_parallel
-    problem = obs.failure("before")
+    problem = obs.failure(Stage.BEFORE)
     if problem:
         return problem.verdict()
     if dp is None:
-        return Verdict(Outcome.SKIPPED, _NOT_DATA_PARALLEL.get(target.source, _NOT_DATA_PARALLEL["url"]))
+        return Verdict(Outcome.SKIPPED, _NOT_DATA_PARALLEL[target.source])
     assert obs.before is not None
     count, first, unknown = dp.expected_engines()
     seen = engines_on_page(obs.before)

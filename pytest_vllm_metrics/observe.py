@@ -20,10 +20,19 @@ from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape, shown_path
 from .settings import Settings
 from .snapshot import Delta, Snapshot
-from .targets import Target
+from .targets import Target, TargetSource
 from .traffic import Aborts, TrafficResult, Workload
 
 DEFAULT_BLOCK_SIZE = 16  # vLLM's GPU default, used when cache_config_info is missing
+
+
+class Stage(StrEnum):
+    """The stages of a target's observation; each either has its result or records why not (`errors`)."""
+
+    BEFORE = "before"  # the scrape before the workload
+    VERSION = "version"  # GET /version
+    TRAFFIC = "traffic"  # the workload
+    AFTER = "after"  # the scrape after it
 
 
 class Check(StrEnum):
@@ -44,7 +53,7 @@ class Observation:
     after: Snapshot | None = None
     # --vllm-exclusive only: streams closed mid-way after the second scrape, and the gauges afterwards
     aborts: Aborts | None = None
-    errors: dict[str, Problem] = field(default_factory=dict)  # stage -> why it has no result
+    errors: dict[Stage, Problem] = field(default_factory=dict)  # stage -> why it has no result
     # Every check of this target asks for these: computed once per pair of snapshots, not once per check.
     _delta: Delta | None = field(default=None, init=False, repr=False, compare=False)
     _features: tuple[Snapshot, set[str]] | None = field(default=None, init=False, repr=False, compare=False)
@@ -82,7 +91,7 @@ class Observation:
             self._features = (self.before, features.detect(self.before))
         return self._features[1]
 
-    def failure(self, *stages: str, reporter: Check | None = None) -> Problem | None:
+    def failure(self, *stages: Stage, reporter: Check | None = None) -> Problem | None:
         """The first recorded problem among `stages`, for a check that needs them. A failure is the
         problem itself for the check that reports it (`reporter`); for any other check it is inconclusive and
         points at that one, so that a broken server fails one check, not every check with the same text."""
@@ -121,7 +130,7 @@ async def _observe_one(client: httpx.AsyncClient, target: Target, settings: Sett
         await _stages(client, obs, settings, gateway)
     except Exception as exc:  # one broken target never stops the others
         # the stage that was running: the first one without a result
-        stage = "before" if obs.before is None else "traffic" if obs.traffic is None else "after"
+        stage = Stage.BEFORE if obs.before is None else Stage.TRAFFIC if obs.traffic is None else Stage.AFTER
         obs.errors[stage] = Problem(f"{target.name}: unexpected {type(exc).__name__} while checking this server, so "
                                     f"the checks that need it could not observe it. Please report it with the "
                                     f"server's /metrics page.")
@@ -135,21 +144,21 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         obs.before = await scrape(client, target, settings.vllm_metrics_path, timeout)
     except FetchError as exc:
         # One problem for every stage that could not happen: the reports state it once per target.
-        obs.errors["before"] = obs.errors["traffic"] = obs.errors["after"] = _scrape_problem(exc)
+        obs.errors[Stage.BEFORE] = obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = _scrape_problem(exc)
         return
     obs.version = await _version(client, target, timeout, obs)
     if settings.vllm_upgrade_to:
         # What goes dark in an upgrade is read from the page and the version: no workload, no second scrape.
-        obs.errors["traffic"] = obs.errors["after"] = Problem(
+        obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = Problem(
             f"{target.name}: no workload is sent with --vllm-upgrade-to (the run only scrapes); run without it "
             f"for the checks that need the workload.")
         return
     traffic_target, traffic_client = target, client
-    proxied = target.source == "kubernetes" and target.detail.get("transport") == "proxy"
+    proxied = target.source is TargetSource.KUBERNETES and target.detail.get("transport") == "proxy"
     if settings.vllm_api_key and proxied and gateway is None:
         # The API server authenticates the suite by the Authorization header and does not pass it on, so a
         # vLLM API key cannot reach the pod through its proxy.
-        obs.errors["traffic"] = Problem(
+        obs.errors[Stage.TRAFFIC] = Problem(
             f"{target.name}: the workload cannot carry the vLLM API key through the API server's pod proxy (the "
             f"API server takes the Authorization header for itself). Run inside the cluster with "
             f"--vllm-transport=direct, or send the workload through --vllm-gateway-url."
@@ -170,12 +179,12 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
                              f"{len(obs.traffic.records)} of {settings.vllm_requests} requests; raise the cap or "
                              f"send fewer requests")
     if obs.traffic.error:  # no workload, or only part of it: the run could not observe what it needs
-        obs.errors["traffic"] = Problem(f"{target.name}: {obs.traffic.error}",
+        obs.errors[Stage.TRAFFIC] = Problem(f"{target.name}: {obs.traffic.error}",
                                         inconclusive=not obs.traffic.server_failed, check=Check.WORKLOAD_SERVED,
                                         cause=_first_sentence(obs.traffic.error))
     elif not obs.traffic.requests:
         # The server answered every request with an error of its own: it does not serve (a failure).
-        obs.errors["traffic"] = Problem(f"{target.name}: every workload request failed: {obs.traffic.summary()}",
+        obs.errors[Stage.TRAFFIC] = Problem(f"{target.name}: every workload request failed: {obs.traffic.summary()}",
                                         inconclusive=False, check=Check.WORKLOAD_SERVED,
                                         cause="every workload request failed")
     await _scrape_after(client, obs, settings)
@@ -246,7 +255,7 @@ async def _scrape_after(client: httpx.AsyncClient, obs: Observation, settings: S
             await asyncio.sleep(_SETTLE_POLL)
             obs.after = await scrape(client, obs.target, settings.vllm_metrics_path, settings.vllm_timeout)
     except FetchError as exc:
-        obs.errors["after"] = _scrape_problem(exc)
+        obs.errors[Stage.AFTER] = _scrape_problem(exc)
 
 
 def _scrape_problem(exc: FetchError) -> Problem:
@@ -263,7 +272,7 @@ async def _version(client: httpx.AsyncClient, target: Target, timeout: float, ob
     try:
         status, _, body = await get_text(client, target, "/version", timeout)
     except FetchError as exc:
-        obs.errors["version"] = Problem(str(exc), exc.inconclusive, check=Check.VERSION, cause=exc.cause)
+        obs.errors[Stage.VERSION] = Problem(str(exc), exc.inconclusive, check=Check.VERSION, cause=exc.cause)
         return None
     try:
         version = json.loads(body)["version"] if status == 200 else None
@@ -271,7 +280,7 @@ async def _version(client: httpx.AsyncClient, target: Target, timeout: float, ob
         version = None
     if not isinstance(version, str):
         shown = f"GET {shown_path(target, '/version')} answered HTTP {status} without a version"
-        obs.errors["version"] = Problem(
+        obs.errors[Stage.VERSION] = Problem(
             f'{target.name}: {shown}; every vLLM serves {{"version": "..."}} there. Version-dependent checks '
             f"assume the newest vLLM.", inconclusive=False, check=Check.VERSION, cause=shown
         )

@@ -17,7 +17,7 @@ from .catalog import Catalog
 from .observe import Observation
 from .outcome import Outcome, Verdict
 from .scrape import default_tls
-from .targets import host_port
+from .targets import TargetSource, host_port
 
 # Labels Prometheus Operator puts on every series of a PodMonitor/ServiceMonitor target (not the older
 # kubernetes_namespace / kubernetes_pod_name of hand-written kubernetes_sd relabelings).
@@ -104,7 +104,7 @@ def from_settings(url: str, token_env: str, ca_file: str | None, insecure: bool,
 def selector_for(obs: Observation) -> dict[str, str]:
     """How a target's series are found in Prometheus: by pod for Kubernetes, by instance otherwise."""
     target = obs.target
-    if target.source == "kubernetes":
+    if target.source is TargetSource.KUBERNETES:
         return {"namespace": target.detail.get("namespace", ""), "pod": target.name}
     return {"instance": host_port(target.base_url)}
 
@@ -219,7 +219,7 @@ def families_there(prom: Prometheus, obs: Observation, catalog: Catalog) -> Verd
             missing.append(entry.name)
             continue
         wanted = [label for label in DASHBOARD_LABELS if label in ("namespace", "pod") or label in entry.labels]
-        if obs.target.source != "kubernetes":
+        if obs.target.source is not TargetSource.KUBERNETES:
             wanted = [label for label in wanted if label == "model_name" or label in series[0]["metric"]]
         lacking = [label for label in wanted if label not in series[0]["metric"]]
         if lacking:

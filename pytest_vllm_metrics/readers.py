@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,26 @@ from ._grafana import DashboardError
 from ._grafana_vars import Value
 from .catalog import Catalog, Entry
 
-__all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "Value", "component_of", "data", "exposed_as",
-           "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards", "optional_feature",
-           "resolve_variables", "substitute"]
+__all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "ReaderKind", "Value", "component_of", "data",
+           "exposed_as", "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards",
+           "optional_feature", "resolve_variables", "substitute"]
 
 UNKNOWN = variables_of.UNKNOWN  # a variable's value the run cannot know, written as a regex that matches anything
 Lookup = variables_of.Lookup  # what answers a dashboard's variable queries: Prometheus, or the direct scrapes
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
+
+
+class ReaderKind(StrEnum):
+    """What reads the queries: a Grafana panel, or another consumer of the metrics, judged with the same
+    vocabulary (a kind of a user's own keeps its own name)."""
+
+    PANEL = "panel"
+    ALERT = "alert"
+    RECORD = "record"  # a recording rule
+    KEDA = "keda"  # a KEDA ScaledObject's Prometheus trigger
+    ADAPTER = "adapter"  # a prometheus-adapter rule
+    EPP = "epp"  # an endpoint picker flag naming a metric
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,7 @@ class Reader:
     row: str = field(default="", compare=False)  # the title of the row holding it
     # What reads these queries: a Grafana "panel", or another consumer of the metrics ("alert", "record",
     # "keda", "adapter", "epp"): those are judged with the same vocabulary but are not drawn as dashboards.
-    kind: str = "panel"
+    kind: str = ReaderKind.PANEL
     # The series the run's recording rules make (consumers.py): Prometheus makes them, not vLLM, so a direct
     # scrape cannot show them; each recording rule is judged on its own.
     recorded: frozenset[str] = field(default=frozenset(), compare=False)

@@ -12,7 +12,7 @@ from typing import Any
 from . import data
 from .catalog import Catalog, Entry
 from .evaluate import described, gate, moved_gate, restarted
-from .observe import Observation
+from .observe import Observation, Stage
 from .outcome import Outcome, Verdict
 from .schemas import Relation
 from .settings import Policy
@@ -32,7 +32,7 @@ def newest(snapshot: Snapshot, name: str) -> Series | None:
 def judge(relation: Relation, catalog: Catalog, obs: Observation, policy: Policy) -> Verdict:
     entry = catalog.get(relation.entry)
     assert entry is not None, f"relations.toml names {relation.entry}, which the catalog does not have"
-    gated = gate(entry, obs, policy, "traffic", "after") or moved_gate(entry, obs)
+    gated = gate(entry, obs, policy, Stage.TRAFFIC, Stage.AFTER) or moved_gate(entry, obs)
     if gated:
         return gated
     delta = obs.delta

@@ -22,12 +22,12 @@ from .cluster_readers import read_consumers
 from .consumers import from_cluster, unique, with_recorded
 from .kube import ClusterInfo
 from .multinode import engines_on_page
-from .observe import Observation, observe
+from .observe import Observation, Stage, observe
 from .outcome import Problem
 from .readers import Reader
 from .series import default_wait
 from .settings import Settings
-from .targets import Balancing, DataParallel, Target, sim_target_names, url_targets
+from .targets import Balancing, DataParallel, Target, TargetSource, sim_target_names, url_targets
 
 RUN_KEY = pytest.StashKey["Run"]()
 
@@ -134,7 +134,7 @@ class Run:
             data_parallel = DataParallel(size_local=profile.data_parallel_size_local,
                                          start_rank=profile.data_parallel_start_rank, balancing=Balancing.HYBRID) if (
                 profile.data_parallel_size_local > 1 or profile.data_parallel_start_rank) else None
-            targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source="sim",
+            targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source=TargetSource.SIM,
                                   detail={"profile": profile.name, "simulated vLLM": profile.version},
                                   data_parallel=data_parallel))
         return targets
@@ -172,7 +172,7 @@ class Run:
         except Timeout:
             problem = Problem(f"another pytest-xdist worker did not finish observing the servers within {bound:g} s; "
                               f"rerun, or without -n.")
-            return {name: Observation(Target(name=name, base_url=""), errors={"before": problem}) for name in names}
+            return {name: Observation(Target(name=name, base_url=""), errors={Stage.BEFORE: problem}) for name in names}
 
     def implementations(self) -> list[dict[str, Any]]:
         """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""
@@ -195,7 +195,7 @@ class Run:
             out.append({
                 "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
                 "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
-                "source": target.source, "blockSize": obs.block_size if obs.cache_config else None,
+                "source": str(target.source), "blockSize": obs.block_size if obs.cache_config else None,
                 "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
                 "exposition": obs.before.format if obs.before is not None else None,
                 "measured": _measured(obs),

@@ -14,7 +14,7 @@ import httpx
 
 from .settings import MAX_BODY_BYTES
 from .snapshot import ExpositionError, Snapshot
-from .targets import Target, host_port, redact_url
+from .targets import Target, TargetSource, host_port, redact_url
 
 # Prometheus text 0.0.4, never OpenMetrics: prometheus_client >= 0.23 rewrites `vllm:` names to `vllm_`
 # in OpenMetrics answers (client_python issue #1177).
@@ -162,7 +162,7 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
                 f"or the address answers but is not vLLM; check the target, or raise --vllm-timeout if it is "
                 f"only slow.")
     if isinstance(exc, httpx.ConnectError) and _caused_by_tls(exc):
-        if target.source == "kubernetes":
+        if target.source is TargetSource.KUBERNETES:
             return (f"{target.name}: TLS with the API server failed for {target.shown_url} ({_reason(exc)}). Check "
                     f"the kubeconfig's certificate-authority and tls-server-name.")
         return (f"{target.name}: TLS with {target.shown_url} failed ({_reason(exc)}). If the server's certificate "

@@ -21,6 +21,7 @@ from .prometheus import TARGET_LABELS, Prometheus, scrape_interval
 from .promql import Selector
 from .readers import UNKNOWN, Reader, component_of, data, noun
 from .settings import Policy
+from .targets import TargetSource
 
 __all__ = ["Context", "Matcher", "PromLookup", "Scrapes", "accepts_any", "default_wait", "matches", "named", "poll",
            "query_values"]
@@ -78,7 +79,7 @@ class Scrapes:
         known = self._targets.get(obs.target.name)
         if known is None:
             labels = {"namespace": self.policy.namespace or ""}
-            if obs.target.source == "kubernetes":
+            if obs.target.source is TargetSource.KUBERNETES:
                 labels.update(namespace=obs.target.detail.get("namespace", ""), pod=obs.target.name,
                               container=obs.target.detail.get("container", ""))
             labels = {k: v for k, v in labels.items() if v}

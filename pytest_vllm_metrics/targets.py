@@ -110,6 +110,14 @@ def ranks(numbers: Iterable[int | str]) -> str:
     return ", ".join(parts)
 
 
+class TargetSource(StrEnum):
+    """What found a target: a URL given, the bundled simulator, or Kubernetes discovery."""
+
+    URL = "url"
+    SIM = "sim"
+    KUBERNETES = "kubernetes"
+
+
 @dataclass(frozen=True)
 class Target:
     """One vLLM server. Nothing downstream of discovery knows which source made it."""
@@ -117,7 +125,7 @@ class Target:
     name: str
     base_url: str
     arch: str = "unknown"
-    source: str = "url"  # url | sim | kubernetes
+    source: TargetSource = TargetSource.URL
     node: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     # Extra httpx.AsyncClient arguments to reach the server (TLS, data-plane credentials). Kept out of
@@ -129,6 +137,9 @@ class Target:
     # The data-parallel flags of the server's command line, when the run knows it (a pod's container, a simulator
     # profile): which `engine` labels its page must carry.
     data_parallel: DataParallel | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", TargetSource(self.source))  # a plain "kubernetes" is accepted, and checked
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
@@ -154,7 +165,8 @@ def host_port(url: str) -> str:
 
 def url_targets(urls: tuple[str, ...], arch: str) -> list[Target]:
     names = _unique([host_port(url) for url in urls])
-    return [Target(name=name, base_url=url, arch=arch, source="url") for name, url in zip(names, urls, strict=True)]
+    return [Target(name=name, base_url=url, arch=arch, source=TargetSource.URL)
+            for name, url in zip(names, urls, strict=True)]
 
 
 def sim_target_names(profiles: tuple[str, ...]) -> list[str]:

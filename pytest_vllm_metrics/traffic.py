@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from .scrape import TooLarge, describe_http_error, read_capped, shown_path
-from .targets import Target
+from .targets import Target, TargetSource
 
 KINDS = ("completion", "completion-stream", "chat", "chat-stream")
 _VOCAB = (
@@ -284,7 +284,7 @@ class Workload:
             async with self.client.stream("POST", self.target.url(path), json=body, headers=self.headers,
                                           timeout=self.timeout) as response:
                 record.status = response.status_code
-                if response.status_code == 403 and self.target.source == "kubernetes":
+                if response.status_code == 403 and self.target.source is TargetSource.KUBERNETES:
                     record.error = (
                         f"POST {path} through the API server's pod proxy was refused (403): grant create on "
                         f"pods/proxy (Kubernetes authorizes a proxied POST as create; deploy/rbac.yaml), or send "

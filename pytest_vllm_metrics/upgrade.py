@@ -18,10 +18,10 @@ from packaging.version import InvalidVersion, Version
 
 from . import data
 from .catalog import Catalog, Entry
-from .observe import Check, Observation
+from .observe import Check, Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .promql import selectors
-from .readers import Reader, family_of, substitute
+from .readers import Reader, ReaderKind, family_of, substitute
 
 if TYPE_CHECKING:
     from .report import Row
@@ -137,7 +137,7 @@ def judge(consumer: Reader, observations: list[Observation], catalog: Catalog, t
     if not known:
         # in full: an upgrade run has no test_reachable to point at
         causes = "; ".join(p.message for o in observations
-                           if (p := o.failure("before", reporter=Check.REACHABLE)) is not None)
+                           if (p := o.failure(Stage.BEFORE, reporter=Check.REACHABLE)) is not None)
         return Verdict(Outcome.INCONCLUSIVE, f"{where}: no target could be scraped nor told its version, so what "
                                              f"the fleet runs today is unknown: {causes or 'no target'}", Level.MUST,
                        evidence)
@@ -193,7 +193,7 @@ def _is_version(text: str) -> bool:
 
 
 def _where(consumer: Reader) -> str:
-    if consumer.kind == "panel":
+    if consumer.kind == ReaderKind.PANEL:
         return f"panel \"{consumer.title}\" ({consumer.dashboard_title or consumer.dashboard})"
     return f"{consumer.kind} \"{consumer.title}\" ({consumer.dashboard})"
 
