@@ -20,8 +20,8 @@ from pathlib import Path
 
 # The modules that decide verdicts, as configured in pyproject.toml's [tool.mutmut]; None scores the whole module.
 SCORED: dict[str, tuple[str, ...] | None] = {
-    "evaluate": None, "accounting": None, "snapshot": None, "readers": None, "series": None, "judging": None, "why_empty": None,
-    "fleet": None, "prometheus": None, "diagnose": None,
+    "evaluate": None, "accounting": None, "snapshot": None, "readers": None, "series": None, "judging": None,
+    "why_empty": None, "fleet": None, "prometheus": None, "diagnose": None,
     "features": None, "catalog": None, "_fastparse": None, "kube": ("_target", "_port"), "relations": None,
     "hygiene": None, "promql": None,
 }
