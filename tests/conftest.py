@@ -32,6 +32,7 @@ from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.readers import Query, Reader
 from pytest_vllm_metrics.settings import Policy, Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
@@ -100,6 +101,28 @@ def _openssl(*args: str | Path) -> None:
 @pytest.fixture(scope="session")
 def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
     return PrivateCA(tmp_path_factory.mktemp("private-ca"))
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[SimHost]:
+    """Simulated servers shared by a module's tests (observed once, judged many times)."""
+    with SimHost() as sims:
+        yield sims
+
+
+@pytest.fixture
+def api(host: SimHost) -> Iterator[PrometheusAPI]:
+    """A Prometheus HTTP API on loopback that answers what a test tells it (conftest.PrometheusAPI)."""
+    server = PrometheusAPI()
+    server.url = host.start_app(server.app())
+    yield server
+
+
+@pytest.fixture
+def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
+    client = Prometheus(api.url, timeout=30)  # the double answers at once; a loaded machine may be slow
+    yield client
+    client.close()
 
 
 @pytest.fixture

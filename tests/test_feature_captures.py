@@ -9,7 +9,6 @@ change would show here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -79,12 +78,6 @@ def captured_requests(client: httpx.Client, capture: str) -> None:
     for model in models:
         client.post("/v1/completions", json={"model": model, "prompt": PROMPT, "max_tokens": 16, "temperature": 0}
                     ).raise_for_status()
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[SimHost]:
-    with SimHost() as sim_host:
-        yield sim_host
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from conftest import PrometheusAPI, judge, observed, sample, summary, vector
@@ -29,13 +27,6 @@ FLEET_RATE = f"sum({HITS}) / sum({QUERIES})"  # llm-d's "KV Cache Hit Rate"
 PER_POD_RATE = f"{HITS} / {QUERIES}"  # llm-d's "Per-Pod Cache Hit Rates"
 FLAG = '--no-enable-prefix-caching'
 ARM = "vLLM 0.11.2 disables prefix caching on arm64 CPUs"
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[SimHost]:
-    sims = SimHost()
-    yield sims
-    sims.close()
 
 
 @pytest.fixture(scope="module")
@@ -337,20 +328,6 @@ def test_every_problem_of_a_query_is_in_its_one_message(on: list[Observation]) -
     assert also.startswith("it selects vllm:gpu_cache_usage_perc by label kubernetes_namespace, which no series "
                            "carries (the target labels Prometheus Operator adds are container, endpoint, instance, "
                            "job, namespace, pod, service), so the panel stays empty.")
-
-
-@pytest.fixture
-def api(host: SimHost) -> Iterator[PrometheusAPI]:
-    server = PrometheusAPI()
-    server.url = host.start_app(server.app())
-    yield server
-
-
-@pytest.fixture
-def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
-    client = Prometheus(api.url, timeout=30)  # the double answers at once; a loaded machine may be slow
-    yield client
-    client.close()
 
 
 def test_a_query_only_prometheus_can_judge_beside_one_with_data_is_inconclusive_not_partial(

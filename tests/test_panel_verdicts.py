@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,6 @@ from pytest_vllm_metrics.targets import Target
 WHERE = 'panel "T" (vLLM)'
 NO_SUCH = (f"{WHERE} queries vllm:no_such_metric, which none of the 1 server(s) exposes; the panel stays empty. "
            f"Check the metric name against vLLM's /metrics.")
-
-
-@pytest.fixture(scope="module")
-def host() -> Iterator[SimHost]:
-    sims = SimHost()
-    yield sims
-    sims.close()
 
 
 def _observe(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64") -> list[Observation]:
@@ -359,20 +351,6 @@ def test_selectors_keep_matchers_and_the_name_matcher() -> None:
 
 
 # -- against a Prometheus HTTP API ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(host: SimHost) -> Iterator[PrometheusAPI]:
-    server = PrometheusAPI()
-    server.url = host.start_app(server.app())
-    yield server
-
-
-@pytest.fixture
-def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
-    client = Prometheus(api.url, timeout=30)
-    yield client
-    client.close()
 
 
 RUNNING = "vllm:num_requests_running"
