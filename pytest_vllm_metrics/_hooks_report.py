@@ -19,6 +19,7 @@ from .report import ROWS_KEY as ROWS
 from .report import Row, skipped_reason
 from .run import RUN_KEY, Run
 from .targets import redact_url
+from .versions import __version__
 
 STARTED_KEY = pytest.StashKey[datetime]()
 # A test is a check (a row of the reports) when it judges a target or a panel, or enforces a verdict.
@@ -246,8 +247,6 @@ def _fill_metadata(config: pytest.Config, run: Run) -> None:
     if not config.pluginmanager.hasplugin("metadata"):
         return
     from pytest_metadata.plugin import metadata_key
-
-    from . import __version__
 
     metadata = config.stash[metadata_key]
     settings = run.settings

@@ -27,6 +27,7 @@ import pytest
 
 from . import _html, _markdown
 from .outcome import Outcome, Verdict
+from .versions import __version__
 
 ROWS_KEY = pytest.StashKey[list["Row"]]()
 SCHEMA_VERSION = "1"
@@ -167,8 +168,6 @@ def _once(rows: list[Row], outcome: str) -> list[dict[str, Any]]:
 
 def conformance_report(rows: list[Row], environment: dict[str, Any], implementations: list[dict[str, Any]],
                        features: dict[str, Any], started: datetime) -> dict[str, Any]:
-    from . import __version__
-
     by_level: dict[str, Counter[str]] = {}
     for row in rows:
         by_level.setdefault(row.level, Counter())[row.outcome] += 1

@@ -58,3 +58,14 @@ def test_the_rule_sees_the_known_helpers() -> None:
     # a rule that finds nothing would pass whatever the code does
     known = {"pytest_vllm_metrics._fastparse", "pytest_vllm_metrics._grafana", "pytest_vllm_metrics._hooks_report"}
     assert known <= set(PRIVATE)
+
+
+def test_the_plugins_version_has_one_source() -> None:
+    # pyproject.toml reads it from versions.py, the package root re-exports it: the installed metadata agrees
+    from importlib.metadata import version
+
+    import pytest_vllm_metrics
+    from pytest_vllm_metrics import versions
+
+    assert version("pytest-vllm-metrics") == versions.__version__ == pytest_vllm_metrics.__version__
+    assert 'dynamic = ["version"]' in (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
