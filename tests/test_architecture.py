@@ -56,8 +56,38 @@ def test_every_public_module_has_its_row_in_the_architecture_doc() -> None:
 
 def test_the_rule_sees_the_known_helpers() -> None:
     # a rule that finds nothing would pass whatever the code does
-    known = {"pytest_vllm_metrics._fastparse", "pytest_vllm_metrics._grafana", "pytest_vllm_metrics._hooks_report"}
+    known = {"pytest_vllm_metrics._fastparse", "pytest_vllm_metrics._grafana", "pytest_vllm_metrics._hooks_report",
+             "pytest_vllm_metrics._html", "pytest_vllm_metrics._markdown"}
     assert known <= set(PRIVATE)
+
+
+# The layers of the package, from the top: pytest's glue, then the report (one model, its writers). A module imports
+# only from its own layer or below, never up: nothing below the report imports it (its rows, its model, its gate).
+PYTEST_LAYER = {"plugin", "_hooks_report", "fixtures", "run"}
+REPORT_LAYER = {"rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown",
+                "_html", "_markdown"}
+
+
+def _layered(names: set[str]) -> set[str]:
+    return {f"pytest_vllm_metrics.{name}" for name in names}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m not in _layered(PYTEST_LAYER | REPORT_LAYER)))
+def test_nothing_below_the_report_layer_imports_it(module: str) -> None:
+    upward = sorted(_imports(MODULES[module]) & _layered(REPORT_LAYER | PYTEST_LAYER))
+    assert not upward, f"{module} imports {upward}, of a layer above its own"
+
+
+@pytest.mark.parametrize("module", sorted(_layered(REPORT_LAYER)))
+def test_the_report_layer_does_not_import_pytests_glue(module: str) -> None:
+    upward = sorted(_imports(MODULES[module]) & _layered(PYTEST_LAYER))
+    assert not upward, f"{module} imports {upward}: the report layer is below pytest's glue"
+
+
+def test_no_report_module_is_over_500_lines() -> None:
+    long = {name: n for name in REPORT_LAYER | PYTEST_LAYER
+            if (n := len((PACKAGE / f"{name}.py").read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, f"split by concern: {long}"
 
 
 def test_the_plugins_version_has_one_source() -> None:
