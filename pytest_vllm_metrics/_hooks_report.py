@@ -42,11 +42,8 @@ class ReportHooks:
         test_report = yield
         if not _CHECKS & set(getattr(item, "fixturenames", ())):
             return test_report  # not a check: no row
-        try:
-            level = gate.marked_level(item)
-        except gate.LevelError:
-            level = None  # several level marks: the check itself errs, saying so (fixtures.vllm_level)
-        row = row_for(item, test_report, item.stash.get(VERDICT_KEY, None), level)
+        verdict = item.stash.get(VERDICT_KEY, None)
+        row = row_for(item, test_report, verdict, gate.row_level(item, verdict.level if verdict else None))
         if row is None:
             return test_report
         # junitxml writes the teardown report's properties, which pytest takes from the item

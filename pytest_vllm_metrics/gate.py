@@ -17,8 +17,9 @@ interrupted (2), an internal error (3), a usage error (4), nothing collected (5)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
+from typing import Protocol
 
 import pytest
 
@@ -92,12 +93,22 @@ class LevelError(Exception):
     """A check with no level mark, or several."""
 
 
+class Marked(Protocol):
+    """A test item (or the node of a fixture's request): what its level is read from."""
+
+    @property
+    def nodeid(self) -> str: ...
+
+    def iter_markers(self, name: str | None = None) -> Iterator[pytest.Mark]: ...
+
+
 def mark(level: Level) -> pytest.MarkDecorator:
     """The mark that gives a check its level (at parametrization, from its catalog entry)."""
-    return getattr(pytest.mark, MARKS[level])  # type: ignore[no-any-return]
+    decorator: pytest.MarkDecorator = getattr(pytest.mark, MARKS[level])
+    return decorator
 
 
-def marked_level(node: pytest.Item) -> Level | None:
+def marked_level(node: Marked) -> Level | None:
     """The level a test's mark gives it (from its function, class, module or parameters); None without one.
     Raises LevelError when it has several: which one it is must not depend on the order of the marks."""
     found = sorted({_LEVEL_OF[m.name] for m in node.iter_markers() if m.name in _LEVEL_OF}, key=list(Level).index)
@@ -107,7 +118,7 @@ def marked_level(node: pytest.Item) -> Level | None:
     return found[0] if found else None
 
 
-def level_of(node: pytest.Item) -> Level:
+def level_of(node: Marked) -> Level:
     """The level of a check: its one must/should/may mark. Raises LevelError without one."""
     level = marked_level(node)
     if level is None:
@@ -117,9 +128,16 @@ def level_of(node: pytest.Item) -> Level:
     return level
 
 
-def lowered(level: Level, verdict: Level) -> Level:
-    """A check's level as its row states it: the mark's, lowered where the verdict says less (a panel that shows
-    data from only some of its queries fails at SHOULD), never raised."""
+def row_level(node: Marked, verdict: Level | None) -> Level | None:
+    """A check's level as its row states it: its mark's, lowered where its verdict says less (a panel that shows
+    data from only some of its queries fails at SHOULD), never raised; without a mark (a user's own test), the
+    verdict's."""
+    try:
+        level = marked_level(node)
+    except LevelError:
+        level = None  # several marks: the check itself errs, saying so, if it asks for its level (vllm_level)
+    if level is None or verdict is None:
+        return level or verdict
     return verdict if level.at_least(verdict) else level
 
 

@@ -155,7 +155,7 @@ _PANEL = "panel: "
 
 def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | None, level: Level | None) -> Row | None:
     """The row of a finished test, from the report of its deciding phase; None for other phases. `level`: the
-    test's level mark (gate.marked_level), if it has one."""
+    check's level (gate.row_level); without one, MUST."""
     if report.when == "call" or (report.when == "setup" and not report.passed):
         outcome = _outcome(report)
     elif report.when == "teardown" and report.failed:
@@ -189,7 +189,7 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
         target = next(iter(targets))
     return Row(
         id=item.nodeid, target=str(target), check=str(check),
-        level=level or (verdict.level if verdict else Level.MUST), outcome=outcome, reason=reason,
+        level=level or Level.MUST, outcome=outcome, reason=reason,
         diagnosis=(verdict.diagnosis or "") if verdict else "", evidence=_jsonable(verdict.evidence) if verdict else {},
         targets=targets,
     )
