@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (CatalogError, DashboardError, ConsumerError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = Run(resolved, catalog, panels, consumers)
-    from ._hooks_report import HtmlHooks, ReportHooks
+    from ._hooks_report import HtmlHooks, ReportHooks  # the report layer loads for a run only (~20 ms; not --help)
 
     config.pluginmanager.register(ReportHooks(config), "vllm-metrics-report")
     if config.pluginmanager.hasplugin("html"):
