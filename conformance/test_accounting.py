@@ -24,18 +24,20 @@ from pytest_vllm_metrics.settings import Policy
 @pytest.mark.must
 @pytest.mark.parametrize("rule", exact_rules(), ids=lambda rule: rule.id)
 def test_counts_exactly(rule: Exact, vllm_observations: dict[str, Observation], vllm_policy: Policy,
-                        vllm_catalog: Catalog, vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: exact(rule, obs, vllm_policy, vllm_catalog),
-                        Level.MUST))
+                        vllm_catalog: Catalog, vllm_level: Level, vllm_enforce: Callable[[Verdict], None]) -> None:
+    vllm_enforce(across(vllm_observations.values(), lambda obs: exact(rule, obs, vllm_policy, vllm_catalog, vllm_level),
+                        vllm_level))
 
 
 @pytest.mark.must
-def test_finish_reasons_exactly(vllm_observations: dict[str, Observation], vllm_policy: Policy,
+def test_finish_reasons_exactly(vllm_observations: dict[str, Observation], vllm_policy: Policy, vllm_level: Level,
                                 vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: finish_reasons(obs, vllm_policy), Level.MUST))
+    vllm_enforce(across(vllm_observations.values(), lambda obs: finish_reasons(obs, vllm_policy, vllm_level),
+                        vllm_level))
 
 
 @pytest.mark.must
 def test_gauges_return_to_zero_after_aborts(vllm_observations: dict[str, Observation], vllm_policy: Policy,
-                                            vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: gauges_return_to_zero(obs, vllm_policy), Level.MUST))
+                                            vllm_level: Level, vllm_enforce: Callable[[Verdict], None]) -> None:
+    vllm_enforce(across(vllm_observations.values(), lambda obs: gauges_return_to_zero(obs, vllm_policy, vllm_level),
+                        vllm_level))

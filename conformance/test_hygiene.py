@@ -21,31 +21,37 @@ Enforce = Callable[[Verdict], None]
 
 
 @pytest.mark.should
-def test_labels_per_series_fit_the_stores(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    verdict = across(vllm_observations.values(), hygiene.labels_per_series, Level.SHOULD)
+def test_labels_per_series_fit_the_stores(vllm_observations: Observations, vllm_level: Level,
+                                          vllm_enforce: Enforce) -> None:
+    verdict = across(vllm_observations.values(), lambda obs: hygiene.labels_per_series(obs, vllm_level), vllm_level)
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.may
-def test_info_labels_stable_across_restarts(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    verdict = across(vllm_observations.values(), hygiene.volatile_labels, Level.MAY)
+def test_info_labels_stable_across_restarts(vllm_observations: Observations, vllm_level: Level,
+                                            vllm_enforce: Enforce) -> None:
+    verdict = across(vllm_observations.values(), lambda obs: hygiene.volatile_labels(obs, vllm_level), vllm_level)
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.should
-def test_series_per_family_bounded(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), hygiene.series_per_family, Level.SHOULD))
+def test_series_per_family_bounded(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(across(vllm_observations.values(), lambda obs: hygiene.series_per_family(obs, vllm_level),
+                        vllm_level))
 
 
 @pytest.mark.should
-def test_page_size_within_scrape_caps(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    verdict = across(vllm_observations.values(), hygiene.page_size, Level.SHOULD)
+def test_page_size_within_scrape_caps(vllm_observations: Observations, vllm_level: Level,
+                                      vllm_enforce: Enforce) -> None:
+    verdict = across(vllm_observations.values(), lambda obs: hygiene.page_size(obs, vllm_level), vllm_level)
     hygiene.warn(verdict)
     vllm_enforce(verdict)
 
 
 @pytest.mark.must
-def test_one_series_per_engine_and_model(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), hygiene.duplicate_series, Level.MUST))
+def test_one_series_per_engine_and_model(vllm_observations: Observations, vllm_level: Level,
+                                         vllm_enforce: Enforce) -> None:
+    vllm_enforce(across(vllm_observations.values(), lambda obs: hygiene.duplicate_series(obs, vllm_level),
+                        vllm_level))

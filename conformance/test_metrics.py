@@ -12,17 +12,16 @@ from collections.abc import Callable
 from pytest_vllm_metrics.catalog import Entry
 from pytest_vllm_metrics.evaluate import across, movement, presence
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 from pytest_vllm_metrics.settings import Policy
 
 
 def test_present(vllm_entry: Entry, vllm_observations: dict[str, Observation], vllm_policy: Policy,
-                 vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: presence(vllm_entry, obs, vllm_policy),
-                        vllm_entry.level))
+                 vllm_level: Level, vllm_enforce: Callable[[Verdict], None]) -> None:
+    vllm_enforce(across(vllm_observations.values(), lambda obs: presence(vllm_entry, obs, vllm_policy), vllm_level))
 
 
 def test_moves(vllm_moving_entry: Entry, vllm_observations: dict[str, Observation], vllm_policy: Policy,
-               vllm_enforce: Callable[[Verdict], None]) -> None:
+               vllm_level: Level, vllm_enforce: Callable[[Verdict], None]) -> None:
     vllm_enforce(across(vllm_observations.values(), lambda obs: movement(vllm_moving_entry, obs, vllm_policy),
-                        vllm_moving_entry.level))
+                        vllm_level))

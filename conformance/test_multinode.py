@@ -20,6 +20,6 @@ from pytest_vllm_metrics.outcome import Level, Verdict
 
 
 @pytest.mark.must
-def test_data_parallel_engines(vllm_observations: dict[str, Observation],
+def test_data_parallel_engines(vllm_observations: dict[str, Observation], vllm_level: Level,
                                vllm_enforce: Callable[[Verdict], None]) -> None:
-    vllm_enforce(across(vllm_observations.values(), data_parallel_engines, Level.MUST))
+    vllm_enforce(across(vllm_observations.values(), data_parallel_engines, vllm_level))

@@ -15,7 +15,7 @@ import pytest
 from pytest_vllm_metrics.catalog import Catalog
 from pytest_vllm_metrics.evaluate import across, prefix_hits_per_repeat, prefix_sources_agree
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 from pytest_vllm_metrics.settings import Policy
 
 pytestmark = pytest.mark.prefix_cache
@@ -23,11 +23,12 @@ pytestmark = pytest.mark.prefix_cache
 
 @pytest.mark.must
 def test_every_repeated_prefix_hits_a_block(vllm_catalog: Catalog, vllm_observations: dict[str, Observation],
-                                            vllm_policy: Policy, vllm_enforce: Callable[[Verdict], None]) -> None:
+                                            vllm_policy: Policy, vllm_level: Level,
+                                            vllm_enforce: Callable[[Verdict], None]) -> None:
     entry = vllm_catalog.get("vllm:prefix_cache_hits_total")
     assert entry is not None  # bundled: a user's catalog can replace the entry, never remove it
     vllm_enforce(across(vllm_observations.values(), lambda obs: prefix_hits_per_repeat(entry, obs, vllm_policy),
-                        entry.level))
+                        vllm_level))
 
 
 @pytest.mark.should
@@ -42,7 +43,7 @@ def test_every_repeated_prefix_hits_a_block(vllm_catalog: Catalog, vllm_observat
 )
 def test_cached_token_counters_agree_with_hits(
     name: str, labels: dict[str, str], vllm_catalog: Catalog, vllm_observations: dict[str, Observation],
-    vllm_policy: Policy, vllm_enforce: Callable[[Verdict], None]
+    vllm_policy: Policy, vllm_level: Level, vllm_enforce: Callable[[Verdict], None]
 ) -> None:
     # These counters re-count local hits, so they belong to the prefix-caching feature here; they exist
     # only in the versions the catalog gives (0.16+, 0.32+).
@@ -50,4 +51,4 @@ def test_cached_token_counters_agree_with_hits(
     assert listed is not None  # bundled: a user's catalog can replace the entry, never remove it
     entry = dataclasses.replace(listed, feature="prefix_caching")
     vllm_enforce(across(vllm_observations.values(),
-                        lambda obs: prefix_sources_agree(entry, obs, vllm_policy, labels), entry.level))
+                        lambda obs: prefix_sources_agree(entry, obs, vllm_policy, labels), vllm_level))

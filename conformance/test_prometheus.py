@@ -19,40 +19,40 @@ Enforce = Callable[[Verdict], None]
 pytestmark = pytest.mark.must
 
 
-def _checked(state: PrometheusState, observations: Observations, check: Callable[[Observation], Verdict],
-             *stages: Stage) -> Verdict:
+def _checked(state: PrometheusState, observations: Observations, level: Level,
+             check: Callable[[Observation], Verdict], *stages: Stage) -> Verdict:
     """Prometheus that cannot be asked makes every check inconclusive (the deployment may be right); otherwise
     each target gets its own verdict."""
     if state.error:
-        return Verdict(Outcome.INCONCLUSIVE, state.error)
+        return Verdict(Outcome.INCONCLUSIVE, state.error, level)
 
     def one(obs: Observation) -> Verdict:
         problem = obs.failure(*stages)
         if problem:
-            return problem.verdict()
+            return problem.verdict(level)
         try:
             return check(obs)
         except prometheus.PrometheusError as exc:  # Prometheus failing mid-run: a verdict, not a traceback
-            return Verdict(Outcome.INCONCLUSIVE, str(exc))
+            return Verdict(Outcome.INCONCLUSIVE, str(exc), level)
 
-    return across(observations.values(), one, Level.MUST)
+    return across(observations.values(), one, level)
 
 
 def test_scraped_by_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,
-                               vllm_enforce: Enforce) -> None:
-    vllm_enforce(_checked(vllm_prometheus, vllm_observations,
+                               vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(_checked(vllm_prometheus, vllm_observations, vllm_level,
                           lambda obs: prometheus.scraped(vllm_prometheus.prom, obs)))
 
 
 def test_must_families_in_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,
-                                     vllm_catalog: Catalog, vllm_enforce: Enforce) -> None:
-    vllm_enforce(_checked(vllm_prometheus, vllm_observations,
+                                     vllm_catalog: Catalog, vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(_checked(vllm_prometheus, vllm_observations, vllm_level,
                           lambda obs: prometheus.families_there(vllm_prometheus.prom, obs, vllm_catalog), Stage.BEFORE))
 
 
 def test_values_agree_with_direct_scrape(vllm_prometheus: PrometheusState, vllm_observations: Observations,
-                                        vllm_enforce: Enforce) -> None:
-    vllm_enforce(_checked(vllm_prometheus, vllm_observations,
+                                        vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(_checked(vllm_prometheus, vllm_observations, vllm_level,
                           lambda obs: prometheus.values_agree(vllm_prometheus.prom, obs,
                                                               vllm_prometheus.held.get(obs.target.name),
                                                               vllm_prometheus.waited),

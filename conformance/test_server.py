@@ -18,20 +18,20 @@ Enforce = Callable[[Verdict], None]
 
 
 @pytest.mark.must
-def test_reachable(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), reachable, Level.MUST))
+def test_reachable(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(across(vllm_observations.values(), reachable, vllm_level))
 
 
 @pytest.mark.should
-def test_version(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), version, Level.SHOULD))
+def test_version(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(across(vllm_observations.values(), version, vllm_level))
 
 
 @pytest.mark.must
-def test_cache_config_info(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), cache_config, Level.MUST))
+def test_cache_config_info(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(across(vllm_observations.values(), cache_config, vllm_level))
 
 
 @pytest.mark.must
-def test_workload_served(vllm_observations: Observations, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), served_workload, Level.MUST))
+def test_workload_served(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
+    vllm_enforce(across(vllm_observations.values(), served_workload, vllm_level))

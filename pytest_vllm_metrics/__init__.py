@@ -6,7 +6,6 @@ rewrite them (and cannot, where the package is imported before a session starts,
 from __future__ import annotations
 
 from .snapshot import Change, Delta, Snapshot
-
-__version__ = "0.1.0"
+from .versions import __version__
 
 __all__ = ["Change", "Delta", "Snapshot", "__version__"]

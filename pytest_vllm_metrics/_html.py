@@ -1,4 +1,4 @@
-"""The pictures of the HTML report (the helper of report.py): outcome colours and symbols, each dashboard drawn
+"""The pictures of the HTML report (the helper of report_html.py): outcome colours and symbols, each dashboard drawn
 on Grafana's grid, the pods x checks grid and the workload's numbers as small inline SVG charts.
 
 Everything is inline HTML, CSS and SVG: the report is one file that opens offline (no script, style or font
@@ -14,17 +14,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# outcome -> (strong colour, light tint, symbol, word)
-OUTCOMES: dict[str, tuple[str, str, str, str]] = {
-    "passed": ("#009E73", "#d9f2ea", "✓", "passed"),
-    "failed": ("#D55E00", "#f9dfcc", "✗", "failed"),
-    "error": ("#D55E00", "#f9dfcc", "✗", "error"),
-    "xfailed": ("#E69F00", "#fcefd0", "!", "xfailed (documented limitation)"),
-    "xpassed": ("#E69F00", "#fcefd0", "!", "xpassed"),
-    "inconclusive": ("#5D3A9B", "#e6def3", "?", "inconclusive (could not observe)"),
-    "skipped": ("#8C8C8C", "#efefef", "–", "skipped (does not apply)"),
+from .gate import Result
+from .rows import RowOutcome
+
+# outcome -> (strong colour, light tint, symbol, word), in the order of a target's outcome bar
+OUTCOMES: dict[RowOutcome, tuple[str, str, str, str]] = {
+    RowOutcome.PASSED: ("#009E73", "#d9f2ea", "✓", "passed"),
+    RowOutcome.FAILED: ("#D55E00", "#f9dfcc", "✗", "failed"),
+    RowOutcome.ERROR: ("#D55E00", "#f9dfcc", "✗", "error"),
+    RowOutcome.XFAILED: ("#E69F00", "#fcefd0", "!", "xfailed (documented limitation)"),
+    RowOutcome.XPASSED: ("#E69F00", "#fcefd0", "!", "xpassed"),
+    RowOutcome.INCONCLUSIVE: ("#5D3A9B", "#e6def3", "?", "inconclusive (could not observe)"),
+    RowOutcome.SKIPPED: ("#8C8C8C", "#efefef", "–", "skipped (does not apply)"),
 }
-_LEGEND = ("passed", "failed", "xfailed", "inconclusive", "skipped")
+_LEGEND = (RowOutcome.PASSED, RowOutcome.FAILED, RowOutcome.XFAILED, RowOutcome.INCONCLUSIVE, RowOutcome.SKIPPED)
+_DARK_TEXT = (RowOutcome.XFAILED, RowOutcome.XPASSED, RowOutcome.SKIPPED)  # light colours: black text on them
+# the result's badge in an outcome's colour
+_BADGE = {Result.SUCCESS: RowOutcome.PASSED, Result.PARTIAL: RowOutcome.XFAILED,
+          Result.INCONCLUSIVE: RowOutcome.INCONCLUSIVE, Result.FAILURE: RowOutcome.FAILED}
 _BEFORE, _AFTER = "#B0B0B0", "#0072B2"  # chart series: grey before the workload, blue after it
 _GRID_COLUMNS = 24
 _FLOW_W, _FLOW_H = 8, 5  # a panel without gridPos: three to a line
@@ -89,16 +96,16 @@ def style() -> str:
     for outcome, (strong, tint, _, _) in OUTCOMES.items():
         rules.append(f".o-{outcome} .vllm-sym,.vllm-sym.o-{outcome}{{background:{strong}}}")
         rules.append(f".vllm-panel.o-{outcome}{{background:{tint};border-left-color:{strong}}}")
-        text = "#000" if outcome in ("xfailed", "xpassed", "skipped") else "#fff"
+        text = "#000" if outcome in _DARK_TEXT else "#fff"
         rules.append(f".cell.o-{outcome}{{background:{strong};color:{text}}}")
         rules.append(f".vllm-result.o-{outcome}{{background:{strong}}}")
-    for outcome in ("xfailed", "xpassed"):
+    for outcome in (RowOutcome.XFAILED, RowOutcome.XPASSED):
         rules.append(f".vllm-sym.o-{outcome},.o-{outcome} .vllm-sym{{color:#000}}")
     return "<style>" + "".join(rules) + "</style>"
 
 
-def symbol(outcome: str) -> str:
-    _, _, mark, word = OUTCOMES.get(outcome, OUTCOMES["failed"])
+def symbol(outcome: RowOutcome) -> str:
+    _, _, mark, word = OUTCOMES[outcome]
     return f'<span class="vllm-sym o-{esc(outcome)}" title="{esc(word)}">{esc(mark)}</span>'
 
 
@@ -107,17 +114,17 @@ def legend(extra: str = "") -> str:
     return f'<div class="vllm-legend">{items}{extra}</div>'
 
 
-def result_badge(result: str) -> str:
-    outcome = {"success": "passed", "partial": "xfailed", "inconclusive": "inconclusive"}.get(result, "failed")
-    return f'<span class="vllm-result o-{outcome}" data-result="{esc(result)}">{esc(result.upper())}</span>'
+def result_badge(result: Result) -> str:
+    return (f'<span class="vllm-result o-{_BADGE[result]}" data-result="{esc(result)}">'
+            f'{esc(result.value.upper())}</span>')
 
 
-def outcome_bar(counts: dict[str, int], width: int = 160) -> str:
+def outcome_bar(counts: dict[RowOutcome, int], width: int = 160) -> str:
     """One target's checks as a stacked bar, in the legend's order and colours."""
     total = sum(counts.values()) or 1
     x = 0.0
     parts = []
-    for outcome in ("passed", "failed", "error", "xfailed", "xpassed", "inconclusive", "skipped"):
+    for outcome in OUTCOMES:
         n = counts.get(outcome, 0)
         if n:
             w = width * n / total
@@ -138,7 +145,7 @@ class PanelBox:
     row: str
     grid: tuple[int, int, int, int] | None
     verdict: str  # the panel verdict: ok, partial, no data, ...
-    outcome: str
+    outcome: RowOutcome
     reason: str
 
 
@@ -235,7 +242,7 @@ class PodRow:
     names: tuple[str, ...]
     architecture: str
     version: str
-    cells: dict[str, tuple[str, str]]  # check -> (outcome, reason)
+    cells: dict[str, tuple[RowOutcome, str]]  # check -> (outcome, reason)
 
 
 _SQUARE, _GAP = 12, 2  # px of a check's square and the space between two
@@ -296,8 +303,8 @@ def matrix(rows: Sequence[PodRow], columns: Sequence[tuple[str, str, str]]) -> s
                                 f'title="{esc(who)} · {esc(check)}: not run"></span>')
                     continue
                 outcome, reason = found
-                mark = OUTCOMES.get(outcome, OUTCOMES["failed"])[2]
-                tip = f"{who} · {check}: {outcome.upper()}" + (f"\n{reason}" if reason else "")
+                mark = OUTCOMES[outcome][2]
+                tip = f"{who} · {check}: {outcome.value.upper()}" + (f"\n{reason}" if reason else "")
                 line.append(f'<span class="cell o-{esc(outcome)}" data-check="{esc(check)}" '
                             f'data-outcome="{esc(outcome)}" title="{esc(tip)}">{esc(mark)}</span>')
             line.append("</div>")

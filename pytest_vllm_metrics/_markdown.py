@@ -1,4 +1,4 @@
-"""Markdown for a CI job summary or a merge-request comment (the helper of report.py): GitHub-flavoured tables
+"""Markdown for a CI job summary or a merge-request comment (the helper of report_markdown.py): GitHub-flavoured tables
 whose cells cannot break the table, and truncation at a size limit that keeps what comes first whole."""
 
 from __future__ import annotations

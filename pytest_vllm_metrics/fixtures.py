@@ -12,10 +12,11 @@ from collections.abc import Callable
 import pytest
 
 from .catalog import Catalog
+from .gate import LevelError, level_of
 from .judging import judge_reader
 from .kube import ClusterInfo
 from .observe import Check, Observation, Stage
-from .outcome import Outcome, Verdict
+from .outcome import Level, Outcome, Verdict
 from .readers import Reader
 from .run import RUN_KEY, PrometheusState, Run
 from .scrape import Clients, FetchError, scrape
@@ -182,6 +183,17 @@ def vllm_workload(vllm_settings: Settings) -> Callable[..., TrafficResult]:
         return asyncio.run(go())
 
     return send
+
+
+@pytest.fixture
+def vllm_level(request: pytest.FixtureRequest) -> Level:
+    """This check's level (MUST, SHOULD or MAY), read from its one must/should/may mark: on the test function, its
+    class or module, or on its parameter (the catalog's checks get theirs from their entry). A test without one,
+    or with several, errs saying so."""
+    try:
+        return level_of(request.node)
+    except LevelError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

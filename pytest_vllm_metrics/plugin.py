@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from . import gate
 from . import settings as _settings
 from .catalog import CatalogError, load_catalog
 from .consumers import ConsumerError, consumer_id, load_rules, with_recorded
@@ -16,6 +17,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_delta,
     vllm_enforce,
     vllm_judge_panel,
+    vllm_level,
     vllm_observation,
     vllm_observations,
     vllm_pods,
@@ -27,16 +29,12 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
     vllm_targets,
     vllm_workload,
 )
+from .outcome import Level
 from .readers import DashboardError, load_dashboards
 from .run import RUN_KEY, Run, conformance_dir
 from .targets import sim_target_names, url_targets
 
-_MARKERS = (
-    "prefix_cache: checks of vLLM's prefix cache (select out with -m 'not prefix_cache')",
-    "must: a MUST requirement of the catalog",
-    "should: a SHOULD requirement of the catalog",
-    "may: a MAY requirement of the catalog",
-)
+_MARKERS = ("prefix_cache: checks of vLLM's prefix cache (select out with -m 'not prefix_cache')", *gate.MARKERS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (CatalogError, DashboardError, ConsumerError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = Run(resolved, catalog, panels, consumers)
-    from ._hooks_report import HtmlHooks, ReportHooks
+    from ._hooks_report import HtmlHooks, ReportHooks  # the report layer loads for a run only (~20 ms; not --help)
 
     config.pluginmanager.register(ReportHooks(config), "vllm-metrics-report")
     if config.pluginmanager.hasplugin("html"):
@@ -132,23 +130,11 @@ def pytest_collection(session: pytest.Session) -> None:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    # The bundled suite's optional parts are collected only when asked for.
+    # The bundled suite's optional parts are collected only when asked for (gate.collects).
     run = config.stash.get(RUN_KEY, None)
     if run is None or collection_path.parent != conformance_dir():
         return None
-    if run.settings.vllm_upgrade_to:  # an upgrade forecast: no workload, so only its own check runs
-        return collection_path.name.startswith("test_") and collection_path.name != "test_upgrade.py"
-    if collection_path.name == "test_upgrade.py":
-        return True
-    if collection_path.name == "test_dashboards.py" and not run.panels:
-        return True
-    if collection_path.name == "test_consumers.py" and not run.consumers:
-        return True
-    if collection_path.name == "test_prometheus.py" and not run.settings.prometheus_url:
-        return True
-    if collection_path.name == "test_accounting.py" and not run.settings.vllm_exclusive:
-        return True  # exact counts hold only when nothing else reaches the targets (--vllm-exclusive)
-    return None
+    return None if gate.collects(collection_path.name, run.settings, bool(run.panels), bool(run.consumers)) else True
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -163,10 +149,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("vllm_target", [pytest.param(None, marks=pytest.mark.skip(
                 reason="no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace"))], indirect=True,
                 ids=["no-target"])
+    # every reader of the metrics must get its data: a MUST check (its verdict may lower it, a partial panel)
     if "vllm_panel" in metafunc.fixturenames:
-        metafunc.parametrize("vllm_panel", [pytest.param(p, id=p.id, marks=pytest.mark.must) for p in run.panels])
+        metafunc.parametrize("vllm_panel", [pytest.param(p, id=p.id, marks=gate.mark(Level.MUST))
+                                            for p in run.panels])
     if "vllm_consumer" in metafunc.fixturenames:
-        metafunc.parametrize("vllm_consumer", [pytest.param(c, id=consumer_id(c), marks=pytest.mark.must)
+        metafunc.parametrize("vllm_consumer", [pytest.param(c, id=consumer_id(c), marks=gate.mark(Level.MUST))
                                                for c in run.consumers])
     for argname, entries in (("vllm_entry", run.catalog.entries), ("vllm_moving_entry", run.catalog.moving())):
         if argname in metafunc.fixturenames:
@@ -175,8 +163,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ])
 
 
-def _marks(feature: str, level: str) -> list[pytest.MarkDecorator]:
-    marks = [getattr(pytest.mark, level.lower())]
+def _marks(feature: str, level: Level) -> list[pytest.MarkDecorator]:
+    marks = [gate.mark(level)]
     if feature == "prefix_caching":
         marks.append(pytest.mark.prefix_cache)
     return marks

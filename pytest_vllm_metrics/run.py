@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 
-from . import prometheus
-from .accounting import looks_exclusive
+from . import implementations, prometheus
 from .catalog import Catalog
 from .cluster_readers import read_consumers
 from .consumers import from_cluster, unique, with_recorded
 from .kube import ClusterInfo
-from .multinode import engines_on_page
 from .observe import Observation, Stage, observe
 from .outcome import Problem
 from .readers import Reader
@@ -64,7 +62,6 @@ class Run:
         self._sim_host: object | None = None
         # Under pytest-xdist, the controller's copy of what its workers observed (see `implementations`).
         self.worker_implementations: list[dict[str, Any]] | None = None
-        self._implementations: tuple[dict[str, Observation], list[dict[str, Any]]] | None = None
 
     def target_names(self) -> list[str]:
         """Names of the targets for test ids at collection. URLs and simulators need no network; a
@@ -178,35 +175,7 @@ class Run:
         """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""
         if self.worker_implementations is not None:  # the controller of pytest-xdist: the workers observed
             return self.worker_implementations
-        observed = self.observed()
-        # Asked for by the JSON report, the HTML summary and its metadata at the session's end: computed once
-        # per set of observations (the histogram deltas cost something at a fleet's size).
-        if self._implementations is not None and self._implementations[0] is observed:
-            return self._implementations[1]
-        out = []
-        cluster = self.cluster()
-        led: dict[str, list[str]] = {}  # leader -> its multi-node workers
-        for worker in cluster.workers if cluster is not None else ():
-            if worker.leader and worker.checked:
-                led.setdefault(worker.leader, []).append(worker.pod)
-        for obs in observed.values():
-            target = obs.target
-            traffic = obs.traffic
-            out.append({
-                "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
-                "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
-                "source": str(target.source), "blockSize": obs.block_size if obs.cache_config else None,
-                "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
-                "exposition": obs.before.format if obs.before is not None else None,
-                "measured": _measured(obs),
-                # the data-parallel engines the page carries (its `engine` labels), what the command line runs,
-                # and the workers whose engines report through it
-                "engines": engines_on_page(obs.before) if obs.before is not None else None,
-                "dataParallel": target.data_parallel.as_dict() if target.data_parallel else None,
-                "multiNodeWorkers": led.get(target.name, []),
-            })
-        self._implementations = (observed, out)
-        return out
+        return implementations.of(self.observed().values(), self.cluster())
 
     def prometheus(self) -> PrometheusState:
         """The Prometheus of --prometheus-url, synced with the workload once (bounded by its scrape interval)."""
@@ -234,56 +203,12 @@ class Run:
         # Freed here, not at exit: the interpreter's own teardown of a fleet's observations is far slower
         # (~0.5 s at 100 pods). Empty, not None, so that nothing observes the servers again.
         self._observations = {}
-        self._implementations = None
         if self._prometheus is not None:
             self._prometheus.prom.close()
             self._prometheus = None
         if self._sim_host is not None:
             self._sim_host.close()  # type: ignore[attr-defined]
             self._sim_host = None
-
-
-# Histograms charted by the report: their bucket deltas are the workload's distribution.
-_CHARTED_HISTOGRAMS = {"ttft": "vllm:time_to_first_token_seconds", "e2eLatency": "vllm:e2e_request_latency_seconds"}
-
-
-def _measured(obs: Observation) -> dict[str, Any]:
-    """The numbers the report charts for one target, as plain JSON data (pytest-xdist workers send it to the
-    controller): the prefix cache's hits and queries during the workload, KV-cache usage and finished requests
-    before and after it, and the TTFT and end-to-end latency of its requests (histogram bucket deltas)."""
-    before, after, delta = obs.before, obs.after, obs.delta
-
-    def before_after(name: str) -> dict[str, float | None]:
-        return {"before": before.value(name) if before else None, "after": after.value(name) if after else None}
-
-    measured: dict[str, Any] = {
-        "kvCacheUsage": before_after("vllm:kv_cache_usage_perc"),
-        "requestSuccess": before_after("vllm:request_success_total"),
-        "prefixCache": None,
-        # the process restarted or another one answered: differences across the scrapes mean little
-        "restarted": bool(delta and delta.restarted),
-        # finished requests and prompt tokens moved by exactly the workload: --vllm-exclusive would apply
-        "looksExclusive": looks_exclusive(obs),
-    }
-    if delta is None:
-        return measured | {key: [] for key in _CHARTED_HISTOGRAMS}
-    after = delta.after
-    if after.family("vllm:prefix_cache_queries_total") is not None:
-        measured["prefixCache"] = {"hits": delta.increase("vllm:prefix_cache_hits_total"),
-                                   "queries": delta.increase("vllm:prefix_cache_queries_total")}
-    for key, name in _CHARTED_HISTOGRAMS.items():
-        bounds = sorted({dict(s.labels).get("le", "") for s in after.series(f"{name}_bucket")} - {""},
-                        key=_bound)
-        # [upper bound, requests at or below it] summed over the other labels (model, engine): cumulative
-        measured[key] = [[le, delta.increase(f"{name}_bucket", {"le": le})] for le in bounds]
-    return measured
-
-
-def _bound(le: str) -> float:
-    try:
-        return float(le)
-    except ValueError:
-        return float("inf")
 
 
 def conformance_dir() -> Path:

@@ -5,14 +5,15 @@ families it reads are taken from its PromQL; for each family the catalog says un
 default, and vLLM's deprecation policy (conformance/upgrade.toml) says when it is hidden behind
 `--show-hidden-metrics-for-version` and when it is removed. What the fleet provides today is read from the
 targets: the families on their page (so a family kept by the flag counts), else their version (/version).
-No workload is needed: with --vllm-upgrade-to the run only scrapes.
+No workload is needed: with --vllm-upgrade-to the run only scrapes. The forecast's section of the reports is the
+report layer's (report.upgrade_section, drawn by each writer), from the evidence `judge` leaves.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -22,9 +23,6 @@ from .observe import Check, Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .promql import selectors
 from .readers import Reader, ReaderKind, family_of, substitute
-
-if TYPE_CHECKING:
-    from .report import Row
 
 _NAME = re.compile(r"vllm:[A-Za-z0-9_:]+")  # a query that does not parse: its vLLM names, read plainly
 
@@ -196,103 +194,3 @@ def _where(consumer: Reader) -> str:
     if consumer.kind == ReaderKind.PANEL:
         return f"panel \"{consumer.title}\" ({consumer.dashboard_title or consumer.dashboard})"
     return f"{consumer.kind} \"{consumer.title}\" ({consumer.dashboard})"
-
-
-# -- the reports' section: one line per consumer and family that goes dark -------------------------------------
-
-
-def section(rows: list[Row]) -> dict[str, Any] | None:
-    """The upgrade section of the reports, from the evidence the upgrade checks left on their rows (rows travel
-    from pytest-xdist workers as plain data); None when the run made no upgrade check."""
-    found = [(row, row.evidence["upgrade"]) for row in rows if "upgrade" in row.evidence]
-    if not found:
-        return None
-    fleet_versions: dict[str, set[str]] = {}
-    consumers = []
-    for row, upgrade in found:
-        for version, targets in (upgrade.get("fleet") or {}).items():
-            fleet_versions.setdefault(version, set()).update(targets)
-        consumers.append({"kind": upgrade["kind"], "dashboard": upgrade["dashboard"], "title": upgrade["title"],
-                          "outcome": row.outcome, "reads": upgrade["reads"], "dark": upgrade["dark"],
-                          "reason": row.reason})
-    return {"to": found[0][1]["to"], "policy": policy(),
-            "fleet": {version: sorted(targets) for version, targets in sorted(fleet_versions.items())},
-            "consumers": consumers}
-
-
-def _state(gone: dict[str, Any]) -> str:
-    if gone["state"] == "not yet":
-        return f"not there yet ({gone['emitted']})"
-    if gone["state"] == "hidden":
-        return f"hidden since {gone['hidden_from']}"
-    return f"removed (hidden since {gone['hidden_from']})"
-
-
-def html(upgrade: dict[str, Any]) -> str:
-    """The section for the HTML report: the fleet's versions, then a row per consumer and family that goes dark."""
-    from html import escape
-
-    to = upgrade["to"]
-    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
-    fleet_text = "; ".join(f"{v}: {', '.join(t)}" for v, t in upgrade["fleet"].items()) or "unknown"
-    parts = [f"<div id='vllm-upgrade'><h3>Upgrade to vLLM {escape(to)}: what goes dark</h3>",
-             f"<p>The fleet runs {escape(fleet_text)}. {len({id(c) for c, _ in dark})} of "
-             f"{len(upgrade['consumers'])} consumers lose data. {escape(upgrade['policy']['text'])}</p>"]
-    if dark:
-        parts.append("<table class='vllm-summary'><tr><th>Kind</th><th>Consumer</th><th>Metric</th>"
-                     f"<th>On {escape(to)}</th><th>Buys time</th><th>Removed in</th><th>Renamed to</th></tr>")
-        parts.extend(
-            f"<tr class='o-failed'><td>{escape(c['kind'])}</td><td>{escape(c['dashboard'])} :: {escape(c['title'])}"
-            f"</td><td><code>{escape(d['metric'])}</code></td><td>{escape(_state(d))}</td>"
-            f"<td><code>{escape(d['flag'] or '')}</code></td><td>{escape(d['removed_in'] or '')}</td>"
-            f"<td><code>{escape(d['replaced_by'] or '')}</code></td></tr>" for c, d in dark)
-        parts.append("</table>")
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def terminal_lines(upgrade: dict[str, Any]) -> list[str]:
-    """The section as a table for a CI log: per consumer that goes dark, each family it loses (lines are not
-    cut: names and flags must stay whole to be copied)."""
-    to = upgrade["to"]
-    fleet_text = ", ".join(f"{v} on {len(t)} target{'s' * (len(t) != 1)}" for v, t in upgrade["fleet"].items())
-    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
-    losing = [c for c in upgrade["consumers"] if c["dark"]]
-    lines = [f"upgrade to vLLM {to}: {len(losing)} of {len(upgrade['consumers'])} consumers go dark (the fleet "
-             f"runs {fleet_text or 'an unknown version'})"]
-    if not dark:
-        return lines
-    header = ("METRIC", f"ON {to}", "BUYS TIME", "REMOVED", "RENAMED TO")
-    cells = [(d["metric"], _state(d), d["flag"] or "-", d["removed_in"] or "-", d["replaced_by"] or "-")
-             for _, d in dark]
-    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
-
-    def line(row: tuple[str, ...]) -> str:
-        return "    " + "  ".join(f"{cell:{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
-
-    lines.append(line(header))
-    for consumer in losing:
-        lines.append(f"  {consumer['kind']} {consumer['dashboard']} :: {consumer['title']}")
-        lines.extend(line(cells[i]) for i, (c, _) in enumerate(dark) if c is consumer)
-    lines.append(f"  policy: {' '.join(upgrade['policy']['text'].split())}")
-    return lines
-
-
-def markdown(upgrade: dict[str, Any]) -> str:
-    """The section for a CI job summary: one row per consumer and family that goes dark."""
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    to = upgrade["to"]
-    dark = [(c, d) for c in upgrade["consumers"] for d in c["dark"]]
-    losing = len([c for c in upgrade["consumers"] if c["dark"]])
-    fleet_text = ", ".join(f"{v} ({len(t)})" for v, t in upgrade["fleet"].items()) or "unknown"
-    text = (f"### Upgrade to vLLM {to}: {losing} of {len(upgrade['consumers'])} consumers go dark\n\n"
-            f"The fleet runs {fleet_text}. {upgrade['policy']['text']}\n")
-    if dark:
-        text += ("\n| kind | consumer | metric | on " + to + " | buys time | removed in | renamed to |\n"
-                 "|---|---|---|---|---|---|---|\n")
-        text += "".join(f"| {c['kind']} | {cell(c['dashboard'])} :: {cell(c['title'])} | `{d['metric']}` | "
-                        f"{_state(d)} | {('`' + d['flag'] + '`') if d['flag'] else '-'} | {d['removed_in'] or '-'} | "
-                        f"{('`' + d['replaced_by'] + '`') if d['replaced_by'] else '-'} |\n" for c, d in dark)
-    return text

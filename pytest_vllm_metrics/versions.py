@@ -1,4 +1,5 @@
-"""vLLM version ranges. Pre-releases and local builds count as their release: 0.11.1rc7+cpu is 0.11.1."""
+"""Versions: the plugin's own, and vLLM version ranges. Pre-releases and local builds count as their release:
+0.11.1rc7+cpu is 0.11.1."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from functools import lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
+
+# The plugin's version: the one source (pyproject.toml reads it, the package root re-exports it, the reports state it).
+__version__ = "0.1.0"
 
 
 def release_of(version: str) -> Version | None:

@@ -56,5 +56,84 @@ def test_every_public_module_has_its_row_in_the_architecture_doc() -> None:
 
 def test_the_rule_sees_the_known_helpers() -> None:
     # a rule that finds nothing would pass whatever the code does
-    known = {"pytest_vllm_metrics._fastparse", "pytest_vllm_metrics._grafana", "pytest_vllm_metrics._hooks_report"}
+    known = {"pytest_vllm_metrics._fastparse", "pytest_vllm_metrics._grafana", "pytest_vllm_metrics._hooks_report",
+             "pytest_vllm_metrics._html", "pytest_vllm_metrics._markdown"}
     assert known <= set(PRIVATE)
+
+
+# The layers of the package, from the top: pytest's glue, then the report (one model, its writers). A module imports
+# only from its own layer or below, never up: nothing below the report imports it (its rows, its model, its gate).
+PYTEST_LAYER = {"plugin", "_hooks_report", "fixtures", "run"}
+REPORT_LAYER = {"rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown",
+                "_html", "_markdown"}
+
+
+def _layered(names: set[str]) -> set[str]:
+    return {f"pytest_vllm_metrics.{name}" for name in names}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m not in _layered(PYTEST_LAYER | REPORT_LAYER)))
+def test_nothing_below_the_report_layer_imports_it(module: str) -> None:
+    upward = sorted(_imports(MODULES[module]) & _layered(REPORT_LAYER | PYTEST_LAYER))
+    assert not upward, f"{module} imports {upward}, of a layer above its own"
+
+
+@pytest.mark.parametrize("module", sorted(_layered(REPORT_LAYER)))
+def test_the_report_layer_does_not_import_pytests_glue(module: str) -> None:
+    upward = sorted(_imports(MODULES[module]) & _layered(PYTEST_LAYER))
+    assert not upward, f"{module} imports {upward}: the report layer is below pytest's glue"
+
+
+def test_no_report_module_is_over_500_lines() -> None:
+    long = {name: n for name in REPORT_LAYER | PYTEST_LAYER
+            if (n := len((PACKAGE / f"{name}.py").read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, f"split by concern: {long}"
+
+
+def test_the_plugins_version_has_one_source() -> None:
+    # pyproject.toml reads it from versions.py, the package root re-exports it: the installed metadata agrees
+    from importlib.metadata import version
+
+    import pytest_vllm_metrics
+    from pytest_vllm_metrics import versions
+
+    assert version("pytest-vllm-metrics") == versions.__version__ == pytest_vllm_metrics.__version__
+    assert 'dynamic = ["version"]' in (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+
+
+# -- a check's level: exactly one must/should/may mark on every bundled check ------------------------------------
+
+DATA = PACKAGE.parent / "tests" / "data"
+LEVEL_MARKS = {"must", "should", "may"}
+# every optional part of the bundled suite asked for (collection only: nothing is contacted)
+EVERY_PART = ("--vllm-sim=x86_64", f"--grafana-dashboard={DATA / 'dashboards'}", f"--prometheus-rules={DATA / 'rules'}",
+              "--prometheus-url=http://127.0.0.1:9", "--vllm-exclusive", "--vllm-epp-url=http://127.0.0.1:9")
+
+
+def _levels(items: list[pytest.Item]) -> dict[str, list[str]]:
+    return {item.nodeid: [m.name for m in item.iter_markers() if m.name in LEVEL_MARKS] for item in items}
+
+
+@pytest.mark.parametrize("args", [EVERY_PART, ("--vllm-sim=x86_64", f"--grafana-dashboard={DATA / 'upgrade'}",
+                                               "--vllm-upgrade-to=0.13.0")], ids=["suite", "upgrade"])
+def test_every_bundled_check_has_exactly_one_level_mark(pytester: pytest.Pytester, args: tuple[str, ...]) -> None:
+    items, _ = pytester.inline_genitems(*args)
+    modules = {item.nodeid.split("::")[0].rsplit("/", 1)[-1] for item in items}
+    # the rule sees every part of the suite (a rule that collects nothing would pass whatever the marks)
+    expected = {p.name for p in (PACKAGE.parent / "conformance").glob("test_*.py")} - {"test_upgrade.py"}
+    assert modules == (expected if args is EVERY_PART else {"test_upgrade.py"})
+    wrong = {nodeid: marks for nodeid, marks in _levels(items).items() if len(marks) != 1}
+    assert not wrong, f"checks without exactly one of @pytest.mark.must/should/may: {wrong}"
+
+
+def test_selecting_by_level_keeps_each_relation_at_its_catalog_level(pytester: pytest.Pytester) -> None:
+    # relations.toml: spec-decode accepted <= drafted and LoRA's info refreshed are MUST (their entries' level),
+    # acceptance per position SHOULD
+    def selected(level: str) -> list[str]:
+        items, recorder = pytester.inline_genitems("--vllm-sim=x86_64", "-m", level, "-k", "test_relation")
+        dropped = {item.nodeid for call in recorder.getcalls("pytest_deselected") for item in call.items}
+        return sorted(item.name for item in items if item.nodeid not in dropped)
+
+    assert selected("must") == ["test_relation[lora-info-refreshed]",
+                                "test_relation[spec_decode-accepted-at-most-drafted]"]
+    assert selected("should") == ["test_relation[spec_decode-acceptance-per-position]"]

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
 
-from pytest_vllm_metrics.report import MARKDOWN_LIMIT, Row, conformance_report, markdown_summary
+from pytest_vllm_metrics.report import Report, build
+from pytest_vllm_metrics.report_markdown import MARKDOWN_LIMIT
+from pytest_vllm_metrics.report_markdown import summary as markdown_summary
+from pytest_vllm_metrics.rows import Row
 
 
 def tables(text: str) -> list[list[list[str]]]:
@@ -54,7 +55,7 @@ def test_a_run_writes_a_markdown_summary_that_renders_as_tables(pytester: pytest
     assert text.count("**sim-arm64-cpu**") == 1 and "upgrade to vLLM 0.12.0" in text
 
 
-def _fleet(pods: int, alike: bool) -> dict[str, Any]:
+def _fleet(pods: int, alike: bool) -> Report:
     names = [f"decode-{i:03d}" for i in range(pods)]
     rows = []
     for c in range(84):
@@ -65,7 +66,7 @@ def _fleet(pods: int, alike: bool) -> dict[str, Any]:
                         level="MUST", outcome="failed" if c % 3 == 0 else "passed", reason="", targets=targets))
     implementations = [{"target": n, "vllmVersion": "0.32.0", "model": "m", "architecture": "arm64",
                         "source": "kubernetes"} for n in names]
-    return conformance_report(rows, {}, implementations, {"required": [], "exempt": []}, datetime.now(UTC))
+    return build(rows, implementations=implementations)
 
 
 def test_a_hundred_pods_failing_alike_make_one_line_per_check() -> None:

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from pytest_vllm_metrics.report import Row, summary_html, terminal_lines
+from pytest_vllm_metrics import report_html, report_terminal
+from pytest_vllm_metrics.report import build
+from pytest_vllm_metrics.rows import Row
 from test_reports import _chromium, render
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
@@ -254,8 +256,9 @@ def test_inconclusive_cells_are_not_failures() -> None:
     rows = [Row(id="test_server.py::test_reachable", target="", check="reachable", level="MUST", outcome="failed",
                 targets={"a": {"outcome": "failed", "reason": "a: refused", "diagnosis": ""},
                          "b": {"outcome": "inconclusive", "reason": "b: timed out after 10 s", "diagnosis": ""}})]
-    page = summary_html(rows, [{"target": "a", "architecture": "amd64", "vllmVersion": "0.32.0"},
-                               {"target": "b", "architecture": "arm64", "vllmVersion": "0.32.0"}])
+    page = report_html.summary(build(rows, implementations=[
+        {"target": "a", "architecture": "amd64", "vllmVersion": "0.32.0"},
+        {"target": "b", "architecture": "arm64", "vllmVersion": "0.32.0"}]))
     a = re.search(r'<span class="cell o-failed" data-check="reachable"[^>]*title="a · [^>]*>(.*?)</span>', page)
     b = re.search(r'<span class="cell o-inconclusive" data-check="reachable"[^>]*title="(b · [^"]*)"[^>]*>(.*?)</span>',
                   page)
@@ -316,21 +319,19 @@ def thousand_pods(document: dict[str, Any]) -> tuple[list[Row], list[dict[str, A
     source = {name: list(live)[i % len(live)] for i, name in enumerate(names)}
     rows = []
     for raw in document["tests"]:
-        row = Row(**raw)
-        if row.targets:
-            own = {name: {k: v.replace(source[name], name) for k, v in row.targets[source[name]].items()}
+        if raw["targets"]:
+            own = {name: {k: v.replace(source[name], name) for k, v in raw["targets"][source[name]].items()}
                    for name in names}
             own["decode-0008"] = {"outcome": "inconclusive", "reason": "decode-0008: could not scrape /metrics: timed "
                                   "out after 10 s; check the pod's readiness, or raise --vllm-timeout",
                                   "diagnosis": ""}
-            if row.check == "reachable":
+            raw = {**raw, "targets": own, "evidence": {name: raw["evidence"].get(source[name], {}) for name in names}}
+            if raw["check"] == "reachable":
                 for name in ("decode-0005", "decode-0006", "decode-0007"):
                     own[name] = {"outcome": "failed", "reason": f"{name}: connection refused on port 82{name[-2:]}",
                                  "diagnosis": ""}
-                row.outcome = "failed"
-            row.targets = own
-            row.evidence = {name: row.evidence.get(source[name], {}) for name in names}
-        rows.append(row)
+                raw["outcome"] = "failed"
+        rows.append(Row.from_json(raw))
     return rows, [{**live[source[name]], "target": name} for name in names]
 
 
@@ -345,8 +346,8 @@ def fleet_page(size: int, request: pytest.FixtureRequest, tmp_path: Path) -> tup
     raw = (run["path"] / "report.html").read_text()
     start, end = raw.index("<style>#vllm-summary{"), raw.index("<!-- /vllm-summary -->") + len("<!-- /vllm-summary -->")
     page = tmp_path / "report-1000.html"
-    page.write_text(raw[:start] + summary_html(rows, implementations) + raw[end:])
-    return page, [{"check": row.check, "targets": row.targets} for row in rows]
+    page.write_text(raw[:start] + report_html.summary(build(rows, implementations=implementations)) + raw[end:])
+    return page, [row.as_json() for row in rows]
 
 
 def bucketed(outcomes: list[str]) -> Counter[str]:
@@ -443,7 +444,7 @@ def test_a_fleet_of_100_tells_one_story_in_the_terminal_and_the_html(fleet_repor
 
 def test_a_thousand_pods_make_a_terminal_summary_as_short_as_a_hundred(fleet_report: dict[str, Any]) -> None:
     rows, _ = thousand_pods(fleet_report["document"])
-    lines = terminal_lines(rows, width=120)
+    lines = report_terminal.terminal_lines(build(rows), width=120)
     assert " ".join(" ".join(lines[1:3]).split()) == (
         "13 of 1000 targets failed; 5 of 21 panels failed; 6 of 12 rules failed; 1 of 1000 targets could not be "
         "judged; 8 of 21 panels could not be judged")
@@ -456,5 +457,6 @@ def test_a_thousand_pods_make_a_terminal_summary_as_short_as_a_hundred(fleet_rep
                       r"vLLM 0.11.2 disables", text)
     assert named is not None and int(named.group(2)) >= 20  # the 20 pods, and the panels and rules they break
     assert "[3 checks each]" in text  # its three prefix-cache checks (the panels' $namespace is not judged here)
-    hundred = terminal_lines([Row(**r) for r in fleet_report["document"]["tests"]], width=120)
+    hundred = report_terminal.terminal_lines(build(Row.from_json(r) for r in fleet_report["document"]["tests"]),
+                                             width=120)
     assert len(lines) <= len(hundred) + 20  # the refused and unobserved pods add their lines; the fleet's size not

@@ -14,10 +14,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_vllm_metrics import hygiene
+from pytest_vllm_metrics import hygiene, report_html, report_terminal
 from pytest_vllm_metrics.hygiene import StoreWarning
 from pytest_vllm_metrics.outcome import Outcome, Verdict
-from pytest_vllm_metrics.report import Row, schema, summary_html, terminal_lines
+from pytest_vllm_metrics.report import build, schema
+from pytest_vllm_metrics.rows import Row
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
 
@@ -184,11 +185,12 @@ def test_reasons_keep_their_text_where_no_target_name_leads_them() -> None:
                 targets={"a": {"outcome": "passed", "reason": "", "diagnosis": ""},
                          "b": {"outcome": "failed", "reason": "b (vLLM 0.32.0, amd64): x went from 0 to 0",
                                "diagnosis": ""}})
-    html_text = summary_html([panel, fleet], [{"target": "b", "architecture": "amd64", "vllmVersion": "0.32.0"}])
+    html_text = report_html.summary(build([panel, fleet], implementations=[
+        {"target": "b", "architecture": "amd64", "vllmVersion": "0.32.0"}]))
     assert "Query A: vllm:prefix_cache_hits_total is always 0" in html_text
     shown = re.sub(r"<[^>]+>", "", html_text)  # the text a browser draws
     assert "moves: x: x went from 0 to 0" in shown  # the target's own name is dropped from its row
-    lines = terminal_lines([fleet])
+    lines = report_terminal.terminal_lines(build([fleet]))
     assert "FAILED   MUST   b moves: x" in lines and "    b: x went from 0 to 0" in lines
 
 
