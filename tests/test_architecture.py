@@ -61,32 +61,9 @@ def test_the_rule_sees_the_known_helpers() -> None:
     assert known <= set(PRIVATE)
 
 
-# The layers of the package, from the top: pytest's glue, then the report (one model, its writers). A module imports
-# only from its own layer or below, never up: nothing below the report imports it (its rows, its model, its gate).
-PYTEST_LAYER = {"plugin", "_hooks_report", "fixtures", "run"}
-REPORT_LAYER = {"rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown",
-                "_html", "_markdown"}
-
-
-def _layered(names: set[str]) -> set[str]:
-    return {f"pytest_vllm_metrics.{name}" for name in names}
-
-
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if m not in _layered(PYTEST_LAYER | REPORT_LAYER)))
-def test_nothing_below_the_report_layer_imports_it(module: str) -> None:
-    upward = sorted(_imports(MODULES[module]) & _layered(REPORT_LAYER | PYTEST_LAYER))
-    assert not upward, f"{module} imports {upward}, of a layer above its own"
-
-
-@pytest.mark.parametrize("module", sorted(_layered(REPORT_LAYER)))
-def test_the_report_layer_does_not_import_pytests_glue(module: str) -> None:
-    upward = sorted(_imports(MODULES[module]) & _layered(PYTEST_LAYER))
-    assert not upward, f"{module} imports {upward}: the report layer is below pytest's glue"
-
-
-def test_no_report_module_is_over_500_lines() -> None:
-    long = {name: n for name in REPORT_LAYER | PYTEST_LAYER
-            if (n := len((PACKAGE / f"{name}.py").read_text(encoding="utf-8").splitlines())) > 500}
+def test_no_module_is_over_500_lines() -> None:
+    long = {name: n for name, path in MODULES.items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500}
     assert not long, f"split by concern: {long}"
 
 
@@ -137,3 +114,73 @@ def test_selecting_by_level_keeps_each_relation_at_its_catalog_level(pytester: p
     assert selected("must") == ["test_relation[lora-info-refreshed]",
                                 "test_relation[spec_decode-accepted-at-most-drafted]"]
     assert selected("should") == ["test_relation[spec_decode-acceptance-per-position]"]
+
+
+# -- layers ---------------------------------------------------------------------------------------------------
+# From the ground up; a module imports only from its own layer or below, never up (docs/architecture.md).
+
+LAYERS: dict[int, tuple[str, ...]] = {
+    1: ("outcome", "versions", "targets", "settings", "catalog", "data", "schemas", "sim.profiles"),  # vocabulary
+    2: ("_fastparse", "snapshot", "scrape", "traffic", "features", "observe", "kube", "multinode", "_launch",
+        "cluster_readers", "prometheus"),
+    3: ("diagnose", "evaluate", "accounting", "relations", "hygiene", "promql", "readers", "_grafana", "_grafana_vars",
+        "series", "why_empty", "fleet", "judging", "consumers", "upgrade", "epp",
+        "sim", "sim.engine", "sim.server", "sim._openmetrics", "sim.epp", "sim.kubeapi", "sim.__main__"),
+    4: ("rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown", "_html",
+        "_markdown"),
+    5: ("plugin", "fixtures", "_hooks_report", "run"),
+}
+LAYER_OF = {f"pytest_vllm_metrics.{name}": layer for layer, names in LAYERS.items() for name in names}
+ROOT = "pytest_vllm_metrics"  # the package's public surface: re-exports only, imported by none of its modules
+PACKAGES = {m.removesuffix(".__init__"): path for m, path in MODULES.items()}  # a package by its own name
+
+
+def _module_imports(path: Path) -> list[tuple[str, bool, int, str]]:
+    """(imported module, inside a function, line, the line's comment) for each import of a package module."""
+    here = _module(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module(path.parent)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nested = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+              for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    checking = {id(n) for i in ast.walk(tree) if isinstance(i, ast.If) and "TYPE_CHECKING" in ast.unparse(i.test)
+                for n in ast.walk(i) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not node.level:
+            continue
+        parts = here.split(".")[: len(here.split(".")) - node.level + 1]
+        base = ".".join(parts + ([node.module] if node.module else []))
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in PACKAGES else base for a in node.names]
+        comment = lines[node.lineno - 1].partition("#")[2]
+        for name in dict.fromkeys(names):
+            if name in PACKAGES:
+                found.append((name, id(node) in nested or id(node) in checking, node.lineno, comment))
+    return found
+
+
+def test_every_module_has_its_layer() -> None:
+    missing = sorted(m for m in PACKAGES if m not in LAYER_OF and m != ROOT)
+    assert not missing, f"add {missing} to LAYERS in tests/test_architecture.py (and its row to docs/architecture.md)"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in PACKAGES if m in LAYER_OF))
+def test_no_import_runs_back_up_the_layers(module: str) -> None:
+    upward = [f"{name} (layer {LAYER_OF.get(name, 0)}, line {line})" for name, _, line, _ in
+              _module_imports(PACKAGES[module]) if name == ROOT or LAYER_OF[name] > LAYER_OF[module]]
+    assert not upward, f"{module} (layer {LAYER_OF[module]}) imports {upward}: depend downward only"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in PACKAGES if m in LAYER_OF))
+def test_an_import_inside_a_function_says_it_saves_start_up_cost(module: str) -> None:
+    # deferring an import is for start-up cost only (the kubernetes client, the simulator's server stack), and
+    # says so; an import deferred to dodge a circle is a layering mistake
+    silent = [f"{name} (line {line})" for name, inner, line, comment in _module_imports(PACKAGES[module])
+              if inner and not comment.strip()]
+    assert not silent, f"{module} imports {silent} inside a function without a comment saying why"
+
+
+def test_the_layer_rule_sees_an_upward_import() -> None:
+    # a rule that finds nothing would pass whatever the code does: report (4) is above evaluate (3)
+    assert LAYER_OF["pytest_vllm_metrics.report"] > LAYER_OF["pytest_vllm_metrics.evaluate"]
+    assert any(name == "pytest_vllm_metrics.readers" for name, *_ in
+               _module_imports(PACKAGES["pytest_vllm_metrics.judging"]))
