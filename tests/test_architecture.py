@@ -184,3 +184,15 @@ def test_the_layer_rule_sees_an_upward_import() -> None:
     assert LAYER_OF["pytest_vllm_metrics.report"] > LAYER_OF["pytest_vllm_metrics.evaluate"]
     assert any(name == "pytest_vllm_metrics.readers" for name, *_ in
                _module_imports(PACKAGES["pytest_vllm_metrics.judging"]))
+
+
+@pytest.mark.parametrize("module", sorted(PACKAGES))
+def test_no_private_name_is_imported_across_modules(module: str) -> None:
+    # public seams between modules: a name with an underscore is its module's own (a private helper module, imported
+    # whole by its one owner, is the other rule's)
+    borrowed = []
+    for node in ast.walk(ast.parse(PACKAGES[module].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            borrowed += [f"{node.module}.{a.name} (line {node.lineno})" for a in node.names
+                         if a.name.startswith("_") and not a.name.endswith("__") and node.module is not None]
+    assert not borrowed, f"{module} imports private names {borrowed}: make them public where they are shared"
