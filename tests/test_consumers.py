@@ -4,11 +4,14 @@ picker's flags."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import fnmatch
 import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,14 +19,29 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from aiohttp import web
 
 from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
 from pytest_vllm_metrics.cluster_readers import ConsumerObjects, read_consumers
-from pytest_vllm_metrics.consumers import adapter_consumers, epp_consumers, epp_flags, from_cluster, is_epp
+from pytest_vllm_metrics.consumers import (
+    ConsumerError,
+    about_vllm,
+    adapter_consumers,
+    consumer_id,
+    epp_consumers,
+    epp_flags,
+    from_cluster,
+    is_epp,
+    keda_consumers,
+    load_rules,
+    unique,
+    with_recorded,
+)
 from pytest_vllm_metrics.kube import discover
+from pytest_vllm_metrics.readers import Query, Reader, ReaderKind
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, get_profile
-from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
 
 RULES = Path(__file__).parent / "data" / "rules"
 PROMETHEUS_ONLY = Path(__file__).parent / "data" / "rules-prometheus"  # what only Prometheus can judge
@@ -668,3 +686,379 @@ def test_a_configmap_ref_is_resolved_in_the_resources_own_namespace_only(
                      f"grafana-dashboard-from-config-map) takes its model from key foo of ConfigMap "
                      f"simple-dashboard-from-cm, which cannot be read: it is not among the ConfigMaps this run could "
                      f"read in namespace {MONITORING}."]
+
+
+# -- the cluster read in-process: cluster_readers.read_consumers through the kubernetes client, from_cluster ------
+
+
+def _read(double: KubeDouble, tmp_path: Path, token: str = "admin", grafana_namespace: str | None = MONITORING,
+          timeout: float = 30.0) -> tuple[list[str], ConsumerObjects, tuple[list[Any], list[Any], list[str]]]:
+    """(the notes of the read, what was read, from_cluster of it) as a run reads the cluster with `token`."""
+    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
+                       kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, token)), transport="proxy")
+    discovered = len(info.notes)  # discovery's own (the nodes a token may not read)
+    objects = read_consumers(info, grafana_namespace, timeout)
+    return info.notes[discovered:], objects, from_cluster(objects, NS)
+
+
+def test_the_cluster_read_finds_every_consumer_with_its_queries_and_where_it_is(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    notes, objects, (panels, consumers, more) = _read(KubeDouble(sim_host, consumers_cluster), tmp_path)
+    assert notes == []
+    # both namespaces' rules and ConfigMaps; the sidecar's dashboards are the labelled ConfigMaps of Grafana's
+    assert [r["metadata"]["name"] for r in objects.prometheus_rules] == ["vllm-prefix-cache", "vllm-latency",
+                                                                         "node-exporter"]
+    assert [c["metadata"]["name"] for c in objects.dashboards] == ["llm-d-dashboards", "node-dashboards"]
+    assert len(objects.configmaps) == 4 and len(objects.grafana_dashboards) == 4
+    assert [s["metadata"]["name"] for s in objects.scaled_objects] == ["vllm-queue", "vllm-kv"]
+    assert [d["metadata"]["name"] for d in objects.deployments] == ["llm-d-infpool-epp", "vllm-decode"]
+    # the rules, then the adapter's, KEDA's and the endpoint picker's: the verdicts' order in the reports
+    rules = [test for test in CLUSTER_VERDICTS if test.startswith(("record:", "alert:"))]
+    assert [f"{c.kind}:{c.id}" for c in consumers] == rules + [
+        test for kind in ("adapter:", "keda:", "epp:") for test in CLUSTER_VERDICTS if test.startswith(kind)]
+    where = {f"{c.kind}:{c.id}": (c.exprs, c.dashboard_title) for c in consumers}
+    assert where["alert:vllm-latency::VLLMSlowDecode"][1] == f"PrometheusRule {NS}/vllm-latency"
+    assert where["adapter:prometheus-adapter::vllm_kv_cache_usage"] == (
+        ('vllm:gpu_cache_usage_perc{namespace!=""}', f'max(vllm:gpu_cache_usage_perc{{namespace="{NS}"}})'),
+        f"ConfigMap {MONITORING}/prometheus-adapter, key config.yaml")
+    assert where["keda:vllm-kv::vllm:num_requests_waiting"] == (
+        ("max(vllm:gpu_cache_usage_perc)",),
+        f"ScaledObject {NS}/vllm-kv, Prometheus http://prometheus-operated.monitoring.svc:9090")
+    assert where["epp:llm-d-infpool-epp::total-queued-requests-metric"] == (
+        ("vllm:num_requests_waiting",), f"Deployment {NS}/llm-d-infpool-epp")
+    # a dashboard is kept whole when it reads vLLM; the node dashboard and the node rule are left out
+    assert collections.Counter(p.dashboard for p in panels) == {
+        "llm-d-failure-saturation": 4, "vllm-performance-gzipped": 12, "vllm-performance-old-from-configmap": 5}
+    assert [n.split(" (")[0] for n in more] == [
+        f"not checked: dashboard namespace {MONITORING}",
+        f'ConfigMap {MONITORING}/prometheus-adapter, key config.yaml, rule externalRules[2]: its seriesQuery '
+        f'{{__name__=~"^vllm:.*_total$"}} selects series by a name pattern, not one metric; not checked']
+
+
+def test_without_a_grafana_namespace_only_the_vllm_namespace_is_read(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # the Grafana Operator's resources are looked for in the vLLM namespace then, where there are none
+    notes, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, grafana_namespace=None)
+    assert notes == []
+    assert [r["metadata"]["name"] for r in objects.prometheus_rules] == ["vllm-prefix-cache", "vllm-latency"]
+    assert (objects.configmaps, objects.dashboards, objects.grafana_dashboards) == ([], [], [])
+    assert len(objects.scaled_objects) == 2 and len(objects.deployments) == 2
+
+
+def test_a_grafana_namespace_that_is_the_vllm_namespace_is_read_once(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    notes, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, grafana_namespace=NS)
+    assert notes == []
+    assert [r["metadata"]["name"] for r in objects.prometheus_rules] == ["vllm-prefix-cache", "vllm-latency"]
+
+
+def test_each_refused_read_is_a_note_naming_the_grant_and_the_run_goes_on(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # the suite's least grants (deploy/rbac.yaml) and nothing of deploy/rbac-consumers.yaml; KEDA not installed
+    consumers_cluster.uninstalled = {"scaledobjects"}
+    notes, objects, (panels, consumers, _) = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, "suite")
+    assert notes == [
+        f"prometheusrules.monitoring.coreos.com in namespace {NS} not checked: grant list on "
+        f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
+        f"configmaps in namespace {NS} not checked: grant list on configmaps (deploy/rbac-consumers.yaml)",
+        f"prometheusrules.monitoring.coreos.com in namespace {MONITORING} not checked: grant list on "
+        f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
+        f"configmaps in namespace {MONITORING} not checked: grant list on configmaps (deploy/rbac-consumers.yaml)",
+        f"grafanadashboards.grafana.integreatly.org in namespace {MONITORING} not checked: grant list on "
+        f"grafanadashboards.grafana.integreatly.org (deploy/rbac-consumers.yaml)",
+        "scaledobjects.keda.sh not installed in the cluster (no such API): nothing to check",
+        f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps "
+        f"(deploy/rbac-consumers.yaml)"]
+    assert objects == ConsumerObjects() and (panels, consumers) == ([], [])
+
+
+def test_an_unknown_token_is_a_note_naming_the_grant_too(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # 401: the API server no longer knows the identity (its token expired after discovery)
+    double = KubeDouble(sim_host, consumers_cluster)
+    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
+                       kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, "admin")), transport="proxy")
+    del consumers_cluster.tokens["admin"]
+    assert read_consumers(info, MONITORING, 30.0) == ConsumerObjects()
+    assert info.notes[0] == (f"prometheusrules.monitoring.coreos.com in namespace {NS} not checked: grant list on "
+                             f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)")
+    assert len(info.notes) == 7 and all("grant list on" in note for note in info.notes)
+
+
+@pytest.mark.parametrize(("resource", "kinds"), [
+    ("prometheusrules", {"adapter", "keda", "epp"}), ("configmaps", {"alert", "record", "keda", "epp"}),
+    ("scaledobjects", {"alert", "record", "adapter", "epp"}), ("deployments", {"alert", "record", "adapter", "keda"}),
+])
+def test_a_read_refused_alone_leaves_the_others_read(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path, resource: str, kinds: set[str]
+) -> None:
+    grants = ROLE | {("list", r) for r in ("prometheusrules", "configmaps", "scaledobjects", "deployments",
+                                           "grafanadashboards")}
+    consumers_cluster.tokens["partial"] = grants - {("list", resource)}
+    notes, _, (_, consumers, _) = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, "partial")
+    assert {c.kind for c in consumers} == kinds
+    assert notes and all(f"not checked: grant list on {resource}" in note for note in notes)
+
+
+def test_a_read_that_never_answers_is_a_note_after_the_timeout_and_the_others_are_read(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    """KEDA's list holds its answer until the test ends: that read times out whatever the machine's speed (after
+    the run's timeout, passed to each read), the other reads are made and answered."""
+    app = build_app(consumers_cluster)
+    released = threading.Event()
+
+    @web.middleware
+    async def stalled(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if request.path.endswith("/scaledobjects"):
+            await asyncio.get_running_loop().run_in_executor(None, released.wait, 60.0)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.append(stalled)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(sim_host.start_app(app), "admin", namespace=NS)))
+    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
+                       kubeconfig=str(kubeconfig), transport="proxy")
+    try:
+        objects = read_consumers(info, MONITORING, 2.0)
+    finally:
+        released.set()
+    assert objects.scaled_objects == [] and len(objects.deployments) == 2 and len(objects.prometheus_rules) == 3
+    [note] = info.notes
+    assert fnmatch.fnmatch(note, f"scaledobjects.keda.sh in namespace {NS} not checked: listing them failed (*timed "
+                                 f"out*)"), note
+
+
+# -- rule files read in-process: what each rule becomes, and each mistake's one message --------------------------
+
+
+def test_rule_files_become_one_reader_per_rule_about_vllm(tmp_path: Path) -> None:
+    readers = load_rules([RULES])
+    assert [consumer_id(r) for r in readers] == list(EXPECTED)
+    by_id = {consumer_id(r): r for r in readers}
+    alert = by_id["alert:vllm-alerts::VLLMKVCacheHigh"]
+    assert (alert.exprs, alert.dashboard_title) == (("vllm:gpu_cache_usage_perc > 0.9",),
+                                                    f"file {RULES / 'vllm-alerts.yaml'}")
+    record = by_id["record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m"]
+    assert record.dashboard_title == f"PrometheusRule {NS}/vllm-prefix-cache in {RULES / 'vllm-prefix-cache.yaml'}"
+    # a file named directly, its suffix in capitals; a PrometheusRule without namespace or name
+    (tmp_path / "R.YML").write_text("kind: PrometheusRule\nspec:\n  groups:\n  - rules:\n    - record: "
+                                    "x:vllm_running:sum\n      expr: '  sum(vllm:num_requests_running)  '\n")
+    (tmp_path / "notes.txt").write_text("not a rule file")
+    (reader,) = load_rules([tmp_path])
+    assert (consumer_id(reader), reader.exprs, reader.dashboard_title) == (
+        "record:R::x:vllm_running:sum", ("sum(vllm:num_requests_running)",),
+        f"PrometheusRule R in {tmp_path / 'R.YML'}")
+    assert [consumer_id(r) for r in load_rules([tmp_path / "R.YML", RULES / "vllm-recorded.yaml"])] == [
+        "record:R::x:vllm_running:sum", "record:vllm-recorded::namespace:vllm_requests_waiting:sum",
+        "alert:vllm-recorded::VLLMQueueLong", "alert:vllm-recorded::VLLMRunningNone"]
+
+
+def test_a_list_of_rules_and_other_objects_beside_them(tmp_path: Path) -> None:
+    # kubectl get prometheusrule -o yaml prints a List; a Helm chart's output puts other objects beside the rules
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "vllm:num_requests_waiting > 1"}]}]}}
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [rule]})
+                                        + "---\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
+    (reader,) = load_rules([tmp_path / "list.yaml"])
+    assert (consumer_id(reader), reader.dashboard_title) == ("alert:r::A",
+                                                             f"PrometheusRule n/r in {tmp_path / 'list.yaml'}")
+
+
+def test_a_rule_name_used_twice_is_numbered_within_its_source() -> None:
+    readers = [Reader("g", "job:x", (Query("expr", "vllm:a"),), kind=ReaderKind.RECORD) for _ in range(3)]
+    readers.append(Reader("g", "job:x", (Query("expr", "vllm:a"),), kind=ReaderKind.ALERT))
+    readers.append(Reader("h", "job:x", (Query("expr", "vllm:a"),), kind=ReaderKind.RECORD))
+    assert [consumer_id(r) for r in unique(readers)] == [
+        "record:g::job:x", "record:g::job:x (2)", "record:g::job:x (3)", "alert:g::job:x", "record:h::job:x"]
+
+
+def _bad_rules(tmp_path: Path, content: str | bytes) -> str:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ConsumerError) as raised:
+        load_rules([bad])
+    return str(raised.value).replace(str(bad), "bad.yaml")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: [unclosed\n",
+     "rule file bad.yaml is not valid YAML (*); fix it (promtool check rules bad.yaml shows where) or pass the "
+     "PrometheusRule as kubectl prints it (kubectl get prometheusrule NAME -o yaml)."),
+    (b"groups: \xff\n", "rule file bad.yaml cannot be read (*codec can't decode*); check --prometheus-rules."),
+    ("rules:\n- alert: A\n  expr: vllm:x > 1\n",
+     "rule file bad.yaml: document 1 has no 'groups:' (its top-level keys: rules) and is not a PrometheusRule; a "
+     "Prometheus rule file starts with 'groups:', a PrometheusRule has kind: PrometheusRule and spec.groups. Pass "
+     "one of those to --prometheus-rules."),
+    ("{}\n", "rule file bad.yaml: document 1 has no 'groups:' (its top-level keys: none) and is not a *"),
+    ("groups: []\n---\n- a\n- b\n",
+     "rule file bad.yaml: document 2 is a list, not a rule file ('groups:' at the top) or a PrometheusRule (kind: "
+     "PrometheusRule with spec.groups); pass a rule file as Prometheus loads it or a PrometheusRule as kubectl "
+     "prints it."),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+     "rule file bad.yaml holds no alerting or recording rule: expected a Prometheus rule file ('groups:' at the "
+     "top, each group with 'rules:') or a PrometheusRule (kind: PrometheusRule, apiVersion: monitoring.coreos.com/v1, "
+     "with spec.groups). Pass the file Prometheus loads, or the PrometheusRule as kubectl prints it (kubectl get "
+     "prometheusrule NAME -o yaml)."),
+    ("groups:\n- name: g\n  rules:\n  - alert: A\n",
+     "file bad.yaml: rule 1 of group g needs 'alert' or 'record' and 'expr'; check it with promtool check rules."),
+    ("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vllm:x\n  - record: B\n    expr: '  '\n",
+     "file bad.yaml: rule 2 of group g needs 'alert' or 'record' and 'expr'; *"),
+    ("groups:\n- name: g\n  rules:\n  - expr: vllm:x\n", "file bad.yaml: rule 1 of group g needs 'alert' or *"),
+    ("groups:\n- name: g\n  rules:\n  - just text\n", "file bad.yaml: rule 1 of group g needs 'alert' or *"),
+    ("groups:\n- name: g\n  rules: []\n- rules: {}\n",
+     "file bad.yaml: group 2 has no list of 'rules'; each group holds 'name' and 'rules'. Check it with promtool "
+     "check rules."),
+    ("groups:\n- a group\n", "file bad.yaml: group 1 has no list of 'rules'; *"),
+    ("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r, namespace: n}\n"
+     "spec:\n  groups: {name: g}\n",
+     "PrometheusRule n/r in bad.yaml: 'groups' must be a list of rule groups (each with 'name' and 'rules'), found "
+     "dict; check it with promtool check rules."),
+    ("groups:\n- name: g\n  rules:\n  - alert: NodeDown\n    expr: node_load1 > 8\n  - alert: Up\n    expr: up == 0\n",
+     "none of the 2 rules in bad.yaml reads a vLLM metric (a vllm: series, up or another scrape series of a job "
+     "named after vLLM, or a series such a rule records), so there is nothing to check. Pass the rule files of "
+     "your vLLM deployment to --prometheus-rules."),
+])
+def test_each_mistake_in_a_rule_file_is_one_message_naming_the_file_and_the_fix(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    found = _bad_rules(tmp_path, content)
+    assert fnmatch.fnmatchcase(found, message), found
+    assert "\n" not in found
+
+
+def test_a_rule_directory_without_rule_files_names_the_suffixes(tmp_path: Path) -> None:
+    (tmp_path / "README.txt").write_text("nothing here")
+    (tmp_path / "sub.yaml").mkdir()
+    with pytest.raises(ConsumerError) as raised:
+        load_rules([tmp_path])
+    assert str(raised.value) == (
+        f"rule directory {tmp_path} holds no rule file (*.yaml, *.yml, *.json); put the Prometheus rule files or "
+        f"PrometheusRule objects (kubectl get prometheusrule NAME -o yaml) in it, or pass the files themselves to "
+        f"--prometheus-rules.")
+
+
+# -- KEDA, prometheus-adapter and the endpoint picker's shapes, one by one -------------------------------------
+
+
+def test_keda_reads_the_prometheus_triggers_and_notes_one_without_a_query() -> None:
+    scaled = _scaled_object("vllm-queue", " sum(vllm:num_requests_waiting) ")
+    triggers = scaled["spec"]["triggers"]
+    triggers += [{"type": "prometheus", "name": "named", "metadata": {"query": "vllm:num_requests_running"}},
+                 {"type": "prometheus", "metadata": {"query": "vllm:kv_cache_usage_perc"}},
+                 {"type": "prometheus", "metadata": {"metricName": "empty"}}, "not a trigger"]
+    panels, notes = keda_consumers(scaled)
+    assert [(p.kind, p.dashboard, p.title, p.exprs, p.dashboard_title) for p in panels] == [
+        ("keda", "vllm-queue", "vllm:num_requests_waiting", ("sum(vllm:num_requests_waiting)",),
+         f"ScaledObject {NS}/vllm-queue, Prometheus http://prometheus-operated.monitoring.svc:9090"),
+        ("keda", "vllm-queue", "named", ("vllm:num_requests_running",), f"ScaledObject {NS}/vllm-queue"),
+        ("keda", "vllm-queue", "trigger 4", ("vllm:kv_cache_usage_perc",), f"ScaledObject {NS}/vllm-queue")]
+    assert notes == [f"ScaledObject {NS}/vllm-queue, trigger empty: no metadata.query (KEDA would reject it); not "
+                     f"checked"]
+    # without a namespace or a name; triggers that are not a list
+    assert keda_consumers({"spec": {"triggers": [{"type": "prometheus", "metadata": {}}]}}) == (
+        [], ["ScaledObject ?, trigger trigger 1: no metadata.query (KEDA would reject it); not checked"])
+    assert keda_consumers({"metadata": {"name": "s"}, "spec": {"triggers": {"type": "prometheus"}}}) == ([], [])
+
+
+@pytest.mark.parametrize(("series_query", "expected"), [
+    # prometheus-adapter's docs/config-walkthrough.md writes the name as an anchored __name__ regex
+    ('{__name__=~"^vllm:num_requests_waiting$",namespace!="",pod!=""}',
+     'vllm:num_requests_waiting{namespace!="",pod!=""}'),
+    ('{__name__="vllm:num_requests_waiting"}', "vllm:num_requests_waiting"),
+    ('{namespace!="", __name__ = "vllm:num_requests_waiting"}', 'vllm:num_requests_waiting{namespace!="", }'),
+    ("  vllm:num_requests_waiting ", "vllm:num_requests_waiting"),
+    ('vllm:num_requests_waiting{namespace!=""}', 'vllm:num_requests_waiting{namespace!=""}'),
+])
+def test_an_adapter_rule_names_its_metric_as_a_selector(series_query: str, expected: str) -> None:
+    (panel,), notes = adapter_consumers({"rules": [{"seriesQuery": series_query}]}, "adapter", "here", None)
+    assert (panel.exprs, panel.title, panel.kind, notes) == ((expected,), "rules[1]", "adapter", [])
+
+
+def test_an_adapter_config_names_each_rule_and_notes_what_it_cannot_check() -> None:
+    config = {"rules": [{"seriesQuery": "vllm:a", "name": {"matches": "^vllm:(.*)$"}},
+                        {"metricsQuery": "sum(vllm:a)"}, "not a rule",
+                        {"seriesQuery": 'vllm:b{namespace!=""}', "name": {"matches": "m", "as": "b"},
+                         "metricsQuery": "sum(<< .Series >>{<<.LabelMatchers>>}) by (<<.GroupBy>>)"}],
+              "externalRules": [{"seriesQuery": '{__name__=~"vllm:.*"}'}, {"seriesQuery": "vllm:c"}],
+              "resourceRules": [{"seriesQuery": "vllm:d"}]}
+    panels, notes = adapter_consumers(config, "adapter", "ConfigMap m/adapter, key config.yaml", None)
+    assert [(p.dashboard, p.title, p.exprs, p.dashboard_title) for p in panels] == [
+        ("adapter", "^vllm:(.*)$", ("vllm:a",), "ConfigMap m/adapter, key config.yaml"),
+        ("adapter", "b", ('vllm:b{namespace!=""}', "sum(vllm:b{}) by (namespace, pod)"),
+         "ConfigMap m/adapter, key config.yaml"),
+        ("adapter", "externalRules[2]", ("vllm:c",), "ConfigMap m/adapter, key config.yaml")]
+    assert notes == ['ConfigMap m/adapter, key config.yaml, rule externalRules[1]: its seriesQuery '
+                     '{__name__=~"vllm:.*"} selects series by a name pattern, not one metric; not checked']
+    assert adapter_consumers(["rules"], "a", "ConfigMap m/a, key config.yaml", None) == (
+        [], ["ConfigMap m/a, key config.yaml: config.yaml is not a mapping of rules; not checked"])
+    assert adapter_consumers({"rules": {"seriesQuery": "vllm:a"}}, "a", "w", None) == ([], [])
+
+
+def test_the_endpoint_pickers_flags_of_every_container_and_their_label_matchers() -> None:
+    deployment = _epp(["--lora-info-metric"])  # the last word: a flag without its value reads nothing
+    deployment["metadata"] = {}
+    deployment["spec"]["template"]["spec"]["containers"].append(
+        {"name": "sidecar", "command": ["/epp", "---total-running-requests-metric=m{ a = b ,c=\"d\",}"]})
+    (panel,) = epp_consumers(deployment)
+    assert (panel.dashboard, panel.title, panel.exprs, panel.dashboard_title, panel.kind) == (
+        "?", "total-running-requests-metric", ('m{a="b",c="d"}',), "Deployment ?", "epp")
+    assert epp_flags(["--pool-name", "p", "total-queued-requests-metric", "x"]) == {}
+
+
+@pytest.mark.parametrize(("deployment", "expected"), [
+    ({"metadata": {"labels": {"inferencepool": "p"}}}, True),
+    ({"spec": {"template": {"metadata": {"labels": {"app.kubernetes.io/name": "p-epp"}}}}}, True),
+    ({"spec": {"template": {"metadata": {"labels": {"app.kubernetes.io/name": "p-epp-ui"}}}}}, False),
+    (_epp(["--pool-name=p"], image="example.com/epp-ui:1"), True),
+    (_epp([], image="example.com/router/epp:v1"), True),
+    (_epp(["pool-name", "p"], image="example.com/eppx:v1"), False),
+    ({"spec": {"template": {"spec": {"containers": [{"command": ["-total-running-requests-metric", "m"]}]}}}}, True),
+    ({}, False),
+])
+def test_an_endpoint_picker_is_told_from_other_deployments(deployment: dict[str, Any], expected: bool) -> None:
+    assert is_epp(deployment) is expected
+
+
+# -- which readers read vLLM's metrics ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expr", "reads"), [
+    ("vllm:num_requests_waiting > 1", True),
+    ("sum(namespace:VLLM_waiting:sum)", True),  # a recording rule's name for a vLLM series
+    ('up{job="vllm-decode"} == 0', True), ('scrape_duration_seconds{job="VLLM"} > 1', True),
+    ('scrape_samples_scraped{job="vllm"}', True), ('scrape_series_added{job="vllm"}', True),
+    ('up{job="node"} == 0', False), ('node_load1{job="vllm"} > 8', False), ("up == 0", False),
+    ("vllm:x >", True), ("node_load1 >", False),  # an expression that does not parse: by its words
+])
+def test_a_reader_is_about_vllm_by_its_series(expr: str, reads: bool) -> None:
+    reader = Reader("f", "a", (Query("expr", "node_load1 > 1"), Query("expr", expr)), kind=ReaderKind.ALERT)
+    assert about_vllm([reader]) == ([reader] if reads else [])
+
+
+def test_rules_over_recorded_series_are_about_vllm_through_every_level() -> None:
+    def rule(kind: ReaderKind, title: str, expr: str) -> Reader:
+        return Reader("f", title, (Query("expr", expr),), kind=kind)
+
+    # each level records what the one before recorded; listed last to first, so one pass is not enough
+    alert = rule(ReaderKind.ALERT, "High", "level3:x > 1")
+    level3 = rule(ReaderKind.RECORD, "level3:x", "sum(level2:x)")
+    level2 = rule(ReaderKind.RECORD, "level2:x", "sum(level1:x)")
+    level1 = rule(ReaderKind.RECORD, "level1:x", "sum(vllm:num_requests_waiting)")
+    other = rule(ReaderKind.RECORD, "node:x", "sum(node_load1)")
+    # a repeated name ("level0:x (2)" after unique()) records under its own name
+    numbered = rule(ReaderKind.RECORD, "level0:y (2)", "sum(vllm:num_requests_running)")
+    above = rule(ReaderKind.ALERT, "Running", "level0:y > 1")
+    panels = [alert, level3, level2, level1, other, numbered, above]
+    assert about_vllm(panels) == [alert, level3, level2, level1, numbered, above]
+    assert about_vllm([alert], recorded=["level3:x"]) == [alert]
+    # every panel and consumer knows what the recording rules record
+    dashboards, consumers = with_recorded([rule(ReaderKind.PANEL, "p", "level1:x")], panels)
+    assert dashboards[0].recorded == consumers[0].recorded == {"level3:x", "level2:x", "level1:x", "node:x",
+                                                                "level0:y"}

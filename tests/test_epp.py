@@ -7,20 +7,24 @@ own collector test (pkg/epp/metrics/collectors/inference_pool_test.go)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from conftest import CURRENT, LEGACY, NS, flat, said, write_kubeconfig
+from pytest_vllm_metrics import epp
+from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.sim import RunningSim, SimHost, get_profile
 from pytest_vllm_metrics.sim.epp import set_kv_usage, set_waiting, start_epp
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
-from pytest_vllm_metrics.targets import host_port
+from pytest_vllm_metrics.targets import Target, host_port
 
 
 @dataclass
@@ -254,3 +258,196 @@ def test_on_kubernetes_an_epp_that_routes_to_a_pod_that_is_not_ready_fails(pytes
     assert said(result, "the endpoint picker counts 3 ready pods (llm_d_epp_ready_endpoints), the run found 2 Ready "
                         "vLLM pods that answer")
     assert said(result, "It lists decode-c, which is not Ready.")
+
+
+# -- in-process: epp.compare over real HTTP (the simulated EPP and pods) and the verdicts it leads to ------------
+
+
+def compared(pool: Pool, epp_url: str, *extra: Target, **settings: Any) -> epp.Compared:
+    """What the run's comparison finds for pods a and b (named as URL targets are) and `extra` targets."""
+    chosen = Settings(vllm_epp_url=epp_url, **settings)
+    target = epp.epp_target(chosen)
+    assert target is not None
+    targets = [Target(name=name, base_url=url) for name, url in pool.names.items()]
+    return asyncio.run(epp.compare(target, [*targets, *extra], chosen))
+
+
+def verdicts_of(found: epp.Compared) -> dict[str, tuple[str, str]]:
+    return {check.__name__: (v.outcome, v.message) for check in (epp.queue_per_pod, epp.ready_pods,
+                                                                 epp.average_kv_cache) if (v := check(found))}
+
+
+def test_an_agreeing_view_passes_in_one_round(pool: Pool) -> None:
+    set_kv_usage(pool.a, 0.3)
+    found = compared(pool, pool.epp())
+    assert [g.name for g in found.present] == ["inference_pool", "llm_d_epp"]
+    assert {name: outcome for name, (outcome, _) in verdicts_of(found).items()} == {
+        "queue_per_pod": "passed", "ready_pods": "passed", "average_kv_cache": "passed"}
+    a = next(iter(pool.names))
+    queue = epp.queue_per_pod(found)
+    assert queue.evidence["pods"][a] == {"metric": "inference_pool_per_pod_queue_size", "pod": 2.0, "epp": 2.0}
+    assert (queue.evidence["generations"], queue.evidence["notChecked"]) == (["inference_pool", "llm_d_epp"], [])
+    assert 0 <= queue.evidence["waited"] < epp.settle().per_pod_seconds
+    assert epp.ready_pods(found).evidence == {"ready": {"inference_pool": 2.0, "llm_d_epp": 2.0}, "pods": 2,
+                                              "dataParallelRanks": {}}
+    assert epp.average_kv_cache(found).evidence == {
+        "values": {"inference_pool_average_kv_cache_utilization": [0.15],
+                   "llm_d_epp_average_kv_cache_utilization": [0.15]},
+        "podsAverage": {"inference_pool_average_kv_cache_utilization": 0.15,
+                        "llm_d_epp_average_kv_cache_utilization": 0.15}}
+
+
+def test_a_queue_that_differs_for_longer_than_the_epp_may_lag_fails(pool: Pool) -> None:
+    found = compared(pool, pool.epp(fault="queue-disagrees"))
+    outcome, message = verdicts_of(found)["queue_per_pod"]
+    a, b = pool.names
+    assert outcome == "failed"
+    assert message.startswith(f"fails on {a} (1 of 2 targets; 1 passed)"), message
+    verdict = epp.queue_per_pod(found)
+    assert verdict.evidence["pods"][a]["epp"] == 5.0 and verdict.targets[b].outcome == "passed"
+    assert found.queue[("inference_pool", a)][:3] == ("differs", 2.0, 5.0)
+    assert found.queue[("inference_pool", a)][3] >= epp.settle().per_pod_seconds
+    assert epp.settle().per_pod_seconds <= found.waited < 2 * epp.settle().pool_seconds + 2 * 10.0
+    assert verdicts_of(found)["ready_pods"][0] == "passed"
+
+
+def test_a_difference_the_wait_is_too_short_to_confirm_is_inconclusive(pool: Pool) -> None:
+    # the phase cap (1 s) ends the comparison before the EPP's lag (2.5 s per pod) has passed
+    found = compared(pool, pool.epp(fault="queue-disagrees"), vllm_phase_timeout=1.0)
+    a, _ = pool.names
+    assert found.waited < epp.settle().per_pod_seconds
+    assert found.queue[("inference_pool", a)][0] == "unsettled"
+    assert verdicts_of(found)["queue_per_pod"][0] == "inconclusive"
+    assert f"{a}: the pod's queue (2) and the endpoint picker's (5, inference_pool_per_pod_queue_size) kept " \
+           f"changing; no quiet moment came within the wait. Rerun when the pool is idle." == \
+           epp.queue_per_pod(found).targets[a].message
+
+
+def test_a_ready_count_that_differs_for_longer_than_the_pool_bound_fails(pool: Pool) -> None:
+    found = compared(pool, pool.epp(fault="ready-disagrees", naming=("llm_d_epp",)))
+    outcome, message = verdicts_of(found)["ready_pods"]
+    assert outcome == "failed"
+    assert message.startswith("the endpoint picker counts 3 ready pods (llm_d_epp_ready_endpoints), the run found 2 "
+                              "Ready vLLM pods that answer, unchanged for ")
+    assert message.endswith(" s: it routes to pods that are gone, or misses Ready ones.")
+    assert found.ready["llm_d_epp"][3] >= epp.settle().pool_seconds
+    assert epp.ready_pods(found).evidence == {"metric": "llm_d_epp_ready_endpoints", "epp": 3.0, "pods": 2,
+                                              "endpoints": 2, "listedNotReady": []}
+
+
+def test_a_lag_shorter_than_the_epps_is_waited_out(pool: Pool) -> None:
+    epp_url = pool.epp(refresh_every=3)
+    assert "model_server_pod" in httpx.get(f"{epp_url}/metrics", timeout=10).text  # read 1: b has 0 waiting
+    set_waiting(pool.b, 4)
+    found = compared(pool, epp_url)
+    assert verdicts_of(found)["queue_per_pod"][0] == "passed"
+    assert found.waited >= epp.settle().poll_seconds
+
+
+@pytest.mark.parametrize(("fault", "outcome", "message"), [
+    ("no-kv", "failed", "the endpoint picker publishes no average KV-cache utilization "
+                        "(inference_pool_average_kv_cache_utilization, llm_d_epp_average_kv_cache_utilization): it "
+                        "reads no KV-cache gauge from the pods (check its --kv-cache-usage-percentage-metric: "
+                        "vllm:kv_cache_usage_perc since vLLM 0.9.2)."),
+    ("kv-percent", "failed", "the endpoint picker's inference_pool_average_kv_cache_utilization is 15, outside 0..1: "
+                             "the gauge it reads from the pods is not a fraction of the KV cache."),
+])
+def test_an_average_kv_cache_that_is_no_fraction_fails_at_once(pool: Pool, fault: str, outcome: str,
+                                                              message: str) -> None:
+    set_kv_usage(pool.a, 0.3)
+    found = compared(pool, pool.epp(fault=fault))
+    assert verdicts_of(found)["average_kv_cache"] == (outcome, message)
+    assert found.waited < epp.settle().poll_seconds * 4  # nothing to wait for: one round
+
+
+def test_the_epps_errors_are_one_message_each(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    unreachable = compared(pool, f"http://127.0.0.1:{port}")
+    assert unreachable.error is not None and unreachable.error.inconclusive
+    assert set(verdicts_of(unreachable).values()) == {
+        ("inconclusive", unreachable.error.message)}
+    assert unreachable.error.message.startswith(f"endpoint picker: cannot connect to http://127.0.0.1:{port}")
+    # a vLLM server's page is no EPP's
+    not_epp = compared(pool, pool.b.url)
+    assert not_epp.error is not None and not_epp.error.inconclusive
+    assert not_epp.error.message == (
+        f"{pool.b.url}/metrics carries none of the endpoint picker's metrics (inference_pool_per_pod_queue_size, "
+        f"llm_d_epp_per_endpoint_queue_size, llm_d_router_epp_per_endpoint_queue_size, ...): it is not an EPP's "
+        f"metrics page. Point --vllm-epp-url at the EPP's metrics port (9090 in the charts).")
+    # a path that is not the metrics port's: not found, a mistake to fix (not inconclusive)
+    elsewhere = f"{pool.epp()}/nowhere"
+    missing = compared(pool, elsewhere)
+    assert missing.error is not None and not missing.error.inconclusive
+    assert missing.error.message == (
+        f"the endpoint picker at {elsewhere} answered /metrics with HTTP 404; point --vllm-epp-url at the EPP's "
+        f"metrics port (9090 in the charts), without /metrics.")
+    assert epp.queue_per_pod(missing).outcome == "failed"
+
+
+def test_the_token_the_epp_asks_for_comes_from_the_environment(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "epp-token-6f1c2a"
+    epp_url = pool.epp(fault="needs-token", token=token)
+    refused = compared(pool, epp_url, vllm_epp_token_env="MY_EPP_TOKEN")
+    assert refused.error is not None and refused.error.inconclusive
+    assert refused.error.message == (
+        f"the endpoint picker at {epp_url} refused /metrics (HTTP 401): its metrics need a bearer token allowed to "
+        f"get the non-resource URL /metrics (the token its ServiceMonitor uses). Put it in the environment variable "
+        f"$MY_EPP_TOKEN (--vllm-epp-token-env names another).")
+    monkeypatch.setenv("MY_EPP_TOKEN", "  ")  # blank: no header, refused again
+    assert compared(pool, epp_url, vllm_epp_token_env="MY_EPP_TOKEN").error is not None
+    monkeypatch.setenv("MY_EPP_TOKEN", f" {token}\n")
+    assert compared(pool, epp_url, vllm_epp_token_env="MY_EPP_TOKEN").error is None
+    assert epp.epp_target(Settings()) is None
+
+
+def test_pods_that_did_not_answer_or_are_not_ready_are_named_inconclusive(pool: Pool) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gone = Target(name="gone", base_url=f"http://127.0.0.1:{port}")
+    unready = Target(name="starting", base_url="", unavailable="starting: pod is not Ready")
+    found = compared(pool, pool.epp(), gone, unready)
+    assert set(found.unscraped) == {"gone"} and found.unready == {"starting": "starting: pod is not Ready"}
+    queue = epp.queue_per_pod(found)
+    assert queue.outcome == "inconclusive"
+    assert {name: t.outcome for name, t in queue.targets.items()} == {
+        **{name: "passed" for name in pool.names}, "gone": "inconclusive", "starting": "inconclusive"}
+    assert queue.targets["starting"].message == "starting: pod is not Ready"
+    # the ready count cannot be compared while a pod did not answer: the reason is its error
+    outcome, message = verdicts_of(found)["ready_pods"]
+    assert outcome == "inconclusive"
+    assert message.startswith(f"the endpoint picker's ready count cannot be compared: gone: cannot connect to "
+                              f"http://127.0.0.1:{port}")
+    # only pods that did not answer: nothing to compare with
+    chosen = Settings(vllm_epp_url=pool.epp())
+    alone = asyncio.run(epp.compare(epp.epp_target(chosen) or gone, [gone, unready], chosen))
+    assert epp.queue_per_pod(alone).outcome == "inconclusive"
+    assert epp.queue_per_pod(alone).message.startswith(
+        "no vLLM pod answered, so the endpoint picker's view has nothing to be compared with: gone: cannot connect")
+    capped = Settings(vllm_epp_url=chosen.vllm_epp_url, vllm_phase_timeout=1.0)  # its ready count differs: no wait
+    none = asyncio.run(epp.compare(epp.epp_target(capped) or gone, [unready], capped))
+    assert (epp.queue_per_pod(none).outcome, epp.queue_per_pod(none).message) == (
+        "inconclusive",
+        "no vLLM pod answered, so the endpoint picker's view has nothing to be compared with: no target")
+
+
+def test_an_epp_of_another_pool_lists_none_of_the_pods(pool: Pool) -> None:
+    # (the ready counts differ too: the phase cap ends the wait, the verdicts do not depend on it)
+    found = compared(pool, start_epp(pool.host, {"llama-decode-7d9f-x2kq1": pool.a.url}), vllm_phase_timeout=1.0)
+    a, b = sorted(pool.names)
+    assert verdicts_of(found)["queue_per_pod"] == ("inconclusive", (
+        f"the endpoint picker lists none of the pods this run checks (it lists llama-decode-7d9f-x2kq1; the run "
+        f"checks {a}, {b}): it serves another pool, or the targets are not named as their pods (the EPP names "
+        f"pods by their Kubernetes name: use --vllm-namespace)."))
+    assert verdicts_of(found)["ready_pods"] == ("inconclusive", (
+        "the endpoint picker routes to pods this run did not find (llama-decode-7d9f-x2kq1), so its ready count "
+        "cannot be compared: widen --vllm-selector to the InferencePool's pods."))
+
+
+def test_data_parallel_ranks_count_as_the_epp_counts_endpoints(pool: Pool) -> None:
+    found = compared(pool, start_epp(pool.host, _ranked(pool)))
+    assert {name: outcome for name, (outcome, _) in verdicts_of(found).items()} == {
+        "queue_per_pod": "passed", "ready_pods": "passed", "average_kv_cache": "passed"}
+    assert epp.ready_pods(found).evidence["dataParallelRanks"] == {name: 2 for name in pool.names}

@@ -1,6 +1,7 @@
-"""One round of the EPP comparison (epp._round) and the pool verdicts it leads to, in-process: pages as the EPP
-and vLLM 0.32 write them, no server. The runs over real HTTP are in tests/test_epp.py; these pin the pool
-gauges' boundaries: data-parallel endpoints in the ready count, and the KV-cache average against the pods'."""
+"""One round of the EPP comparison (epp._round) and the verdicts it leads to, in-process: pages as the EPP
+and vLLM 0.32 write them, no server. The runs over real HTTP are in tests/test_epp.py; these pin each
+verdict's words and the boundaries: each difference's bound, data-parallel endpoints in the ready count, and the
+KV-cache average against the pods'."""
 
 from __future__ import annotations
 
@@ -154,3 +155,165 @@ def test_the_kv_average_is_not_compared_when_the_pools_differ(case: str) -> None
     assert ("inference_pool", "<average-kv>") not in open_keys
     verdict = epp.average_kv_cache(found)
     assert verdict.outcome == (Outcome.FAILED if case == "out of range" else Outcome.PASSED)
+
+
+# -- each difference is confirmed after its own bound: a pod's queue after per_pod_seconds, the pool's after
+# pool_seconds
+
+
+def closed_after(lasted: float, before: dict[str, Snapshot], epp_page: Snapshot) -> epp.Compared:
+    """The comparison closed with every difference seen unchanged for `lasted` seconds."""
+    found, _, pending = one_round(before, epp_page)
+    for item in pending.values():
+        item.since = item.last - lasted
+    epp.close(found, pending, epp.settle())
+    return found
+
+
+@pytest.mark.parametrize(("lasted", "queue", "pool"), [
+    (epp.settle().per_pod_seconds - 0.25, "unsettled", "unsettled"),
+    (epp.settle().per_pod_seconds, "differs", "unsettled"),
+    (BOUND - 0.25, "differs", "unsettled"),
+    (BOUND, "differs", "differs"),
+])
+def test_a_difference_is_confirmed_once_it_lasted_its_bound(lasted: float, queue: str, pool: str) -> None:
+    found = closed_after(lasted, {"a": pod(waiting=2, kv=0.3), "b": pod()}, page({"a": 5, "b": 0}, ready=3, kv=0.0))
+    assert found.queue[("inference_pool", "a")] == (queue, 2.0, 5.0, lasted)
+    assert found.ready["inference_pool"] == (pool, 3.0, 2, lasted)
+    assert found.kv_compared["inference_pool"] == (pool, 0.15, 0.0, lasted)
+
+
+# -- the per-pod queue's verdicts ------------------------------------------------------------------------------------
+
+
+def test_each_pods_queue_verdict_names_the_pod_and_both_numbers() -> None:
+    before = {"a": pod(waiting=2), "b": pod(), "c": pod(), "d": pod(waiting=1)}
+    after = {**before, "d": pod(waiting=3)}  # d's queue moves during the round
+    found, _, pending = one_round(before, page({"a": 5, "b": 0, "d": 1}, ready=4, kv=0.0), after=after)
+    for item in pending.values():
+        item.since -= BOUND
+    found, _, _ = one_round(before, page({"a": 5, "b": 0, "d": 1}, ready=4, kv=0.0), after=after, pending=pending)
+    epp.close(found, pending, epp.settle())
+    verdict = epp.queue_per_pod(found)
+    assert verdict.outcome == "failed"
+    by_pod = {name: (v.outcome, v.message) for name, v in verdict.targets.items()}
+    assert by_pod["a"] == ("failed", f"a: the endpoint picker reports a queue of 5 "
+                                     f"(inference_pool_per_pod_queue_size), the pod's own vllm:num_requests_waiting "
+                                     f"is 2, unchanged for {BOUND:.1f} s: the EPP routes on a view of this pod that "
+                                     f"is not the pod's.")
+    assert by_pod["b"] == ("passed", "")
+    assert by_pod["c"] == ("failed", "c: the endpoint picker does not list this pod in "
+                                     "inference_pool_per_pod_queue_size although it answers: the EPP does not route "
+                                     "to it (is it in the InferencePool's selector, and Ready?).")
+    assert by_pod["d"] == ("inconclusive", "d: the pod's queue (3) and the endpoint picker's (1, "
+                                           "inference_pool_per_pod_queue_size) kept changing; no quiet moment came "
+                                           "within the wait. Rerun when the pool is idle.")
+    assert verdict.evidence["pods"]["a"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 2.0, "epp": 5.0}
+    assert verdict.message.startswith("fails on ") and "(2 of 4 targets; 1 inconclusive, 1 passed)" in \
+        verdict.message.splitlines()[0]
+
+
+def test_a_pod_without_the_queue_gauge_fails_naming_the_gauge() -> None:
+    without = Snapshot.parse("# TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc 0\n")
+    found, _, _ = one_round({"a": without, "b": pod()}, page({"a": 1, "b": 0}, ready=2, kv=0.0))
+    assert found.queue[("inference_pool", "a")] == ("missing", None, 1.0, 0.0)
+    verdict = epp.queue_per_pod(found).targets["a"]
+    assert (verdict.outcome, verdict.message) == ("failed", "a: the pod exposes no vllm:num_requests_waiting, the "
+                                                            "queue the endpoint picker routes on.")
+    assert verdict.evidence == {"metric": "inference_pool_per_pod_queue_size", "pod": None, "epp": 1.0}
+
+
+def test_a_pod_is_judged_by_its_worst_generation() -> None:
+    both = [g for g in epp.generations() if g.name in ("inference_pool", "llm_d_epp")]
+    other = both[1]
+    epp_page = Snapshot.parse(f'# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}="a"}} 0\n'
+                              f'# TYPE {other.per_pod_queue} gauge\n{other.per_pod_queue}{{{other.pod_label}="a"}} 9\n')
+    found = epp.Compared(present=both)
+    pending: dict[tuple[str, str], epp.Pending] = {}
+    epp._round(found, {"a": pod()}, {"a": pod()}, epp_page, pending, 100.0)
+    for item in pending.values():
+        item.since -= BOUND
+    epp._round(found, {"a": pod()}, {"a": pod()}, epp_page, pending, 100.0)
+    epp.close(found, pending, epp.settle())
+    assert found.queue[("inference_pool", "a")][0] == "agreed" and found.queue[("llm_d_epp", "a")][0] == "differs"
+    verdict = epp.queue_per_pod(found)
+    assert verdict.outcome == "failed" and "(llm_d_epp_per_endpoint_queue_size)" in verdict.message
+    assert verdict.evidence["generations"] == ["inference_pool", "llm_d_epp"]
+
+
+def test_an_epp_without_a_per_pod_queue_is_skipped_for_it() -> None:
+    pool_only = Snapshot.parse(f"# TYPE {POOL.ready} gauge\n{POOL.ready} 1\n")
+    found, _, _ = one_round({"a": pod()}, pool_only)
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, verdict.message) == (
+        "skipped", "this endpoint picker publishes no per-pod queue (inference_pool_per_pod_queue_size, "
+                   "llm_d_epp_per_endpoint_queue_size, llm_d_router_epp_per_endpoint_queue_size): only its pool "
+                   "averages can be checked.")
+    assert epp.ready_pods(found).outcome == "passed"
+    assert epp.average_kv_cache(found).outcome == "failed"
+
+
+# -- the pool's verdicts ------------------------------------------------------------------------------------------
+
+
+def test_the_ready_count_of_an_epp_serving_several_pools_cannot_be_compared() -> None:
+    several = Snapshot.parse(f'# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}="a"}} 0\n'
+                             f'# TYPE {POOL.ready} gauge\n{POOL.ready}{{name="p"}} 1\n{POOL.ready}{{name="q"}} 3\n')
+    found, _, _ = one_round({"a": pod()}, several)
+    assert found.ready["inference_pool"] == ("unknown", None, 1, 0.0)
+    assert epp.ready_pods(found).message == ("the endpoint picker's ready count cannot be compared: "
+                                             "inference_pool_ready_pods has one series per pool and this EPP serves "
+                                             "several")
+
+
+def test_an_epp_without_a_ready_count_fails_naming_what_it_should_publish() -> None:
+    no_ready = Snapshot.parse(f'# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}="a"}} 0\n')
+    found, _, _ = one_round({"a": pod()}, no_ready)
+    assert (epp.ready_pods(found).outcome, epp.ready_pods(found).message) == (
+        "failed", "the endpoint picker publishes no ready-pod count (inference_pool_ready_pods), which dashboards and "
+                  "autoscalers read.")
+
+
+@pytest.mark.parametrize(("listed", "said"), [
+    ({"c"}, " It lists c, which is not Ready."),
+    ({"c", "d"}, " It lists c, d, which are not Ready."),
+    (set(), ""),
+])
+def test_a_ready_count_that_counts_pods_that_are_not_ready_names_them(listed: set[str], said: str) -> None:
+    found = epp.Compared(present=[POOL], unready={name: f"{name}: not Ready" for name in ("c", "d")})
+    queues = {"a": 0.0, **{name: 0.0 for name in listed}}
+    pending: dict[tuple[str, str], epp.Pending] = {}
+    epp._round(found, {"a": pod()}, {"a": pod()}, page(queues, ready=1 + len(listed) + 1, kv=0.0), pending, 100.0)
+    for item in pending.values():
+        item.since -= BOUND
+    epp.close(found, pending, epp.settle())
+    verdict = epp.ready_pods(found)
+    assert verdict.outcome == "failed" and verdict.message.endswith(f"misses Ready ones.{said}")
+    assert verdict.evidence["listedNotReady"] == sorted(listed)
+
+
+def test_a_ready_count_difference_shorter_than_the_bound_is_inconclusive() -> None:
+    found = closed_after(1.0, {"a": pod()}, page({"a": 0}, ready=2, kv=0.0))
+    assert (epp.ready_pods(found).outcome, epp.ready_pods(found).message) == (
+        "inconclusive", "the endpoint picker's ready count (2, inference_pool_ready_pods) differed from the 1 Ready "
+                        "vLLM pod found for 1.0 s, less than it may lag (it flushes its pool gauges every few "
+                        "seconds); rerun.")
+
+
+@pytest.mark.parametrize("kv", ["NaN", "-0.01", "1.01"])
+def test_an_average_kv_cache_outside_a_fraction_fails(kv: str) -> None:
+    found, _, _ = one_round({"a": pod()}, Snapshot.parse(
+        f'# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}="a"}} 0\n'
+        f"# TYPE {POOL.average_kv} gauge\n{POOL.average_kv} {kv}\n"))
+    verdict = epp.average_kv_cache(found)
+    assert verdict.outcome == "failed"
+    assert verdict.message == (f"the endpoint picker's inference_pool_average_kv_cache_utilization is "
+                               f"{float(kv):g}, outside 0..1: the gauge it reads from the pods is not a fraction of "
+                               f"the KV cache.")
+
+
+@pytest.mark.parametrize("kv", ["0", "1"])
+def test_an_average_kv_cache_at_either_end_of_a_fraction_is_one(kv: str) -> None:
+    found, _, _ = one_round({"a": pod(kv=float(kv))}, page({"a": 0}, ready=1, kv=float(kv)))
+    assert epp.average_kv_cache(found).outcome == "passed"
+    assert found.kv_compared["inference_pool"][0] == "agreed"

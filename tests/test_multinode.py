@@ -7,6 +7,7 @@ API-server double, with the simulator behind the pods that serve the API; the re
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,17 @@ import yaml
 
 from conftest import NS, said, verdicts, write_kubeconfig
 from pytest_vllm_metrics import _launch
-from pytest_vllm_metrics.multinode import data_parallel_engines
+from pytest_vllm_metrics.kube import ClusterInfo, discover
+from pytest_vllm_metrics.multinode import (
+    Worker,
+    data_parallel_engines,
+    engines_note,
+    engines_on_page,
+    engines_shown,
+    lws_name,
+    lws_worker_hint,
+    workers_note,
+)
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE, Problem
 from pytest_vllm_metrics.report import schema
@@ -355,3 +366,185 @@ def test_simulated_data_parallel_page_has_every_series_once_per_engine(sim_host:
 def test_simulator_refuses_data_parallelism_vllm_would_not_run(changes: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="manages data_parallel_size_local >= 1 engines from data_parallel_start_rank"):
         build_app(get_profile("x86_64").replace(**changes))
+
+
+# -- the workers and their leaders as discovery finds them (in-process: the kubernetes client and the double) ------
+
+
+def discovered(sim_host: SimHost, cluster: Cluster, tmp_path: Path, selector: str | None = None
+               ) -> tuple[ClusterInfo, list[Target]]:
+    double = KubeDouble(sim_host, cluster)
+    return discover(namespace=NS, selector=selector, container=None, port=None, timeout=30.0, context=None,
+                    kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, "admin")), transport="proxy")
+
+
+def test_ray_workers_are_found_with_the_leader_of_their_group(sim_host: SimHost, tmp_path: Path) -> None:
+    info, targets = discovered(sim_host, deployment("vllm-lws-ray", sim_host), tmp_path,
+                               "leaderworkerset.sigs.k8s.io/name=vllm")
+    assert [t.name for t in targets] == ["vllm-0", "vllm-1"]
+    assert [w.as_dict() for w in info.workers] == [
+        {"pod": "vllm-0-1", "role": "ray worker", "command": "multi-node-serving.sh worker --ray_address=vllm-0.vllm."
+         "llm-d-cpu-inference", "node": "node-b", "leader": "vllm-0", "leaderFrom": "LeaderWorkerSet vllm, group 0",
+         "leaderChecked": True, "engines": None},
+        {"pod": "vllm-1-1", "role": "ray worker", "command": "multi-node-serving.sh worker --ray_address=vllm-1.vllm."
+         "llm-d-cpu-inference", "node": "node-b", "leader": "vllm-1", "leaderFrom": "LeaderWorkerSet vllm, group 1",
+         "leaderChecked": True, "engines": None}]
+    assert info.notes[-1] == (
+        "multi-node workers (not scraped: no API server): vllm-0-1 (Ray worker: multi-node-serving.sh worker "
+        "--ray_address=vllm-0.vllm.llm-d-cpu-inference; leader vllm-0 (LeaderWorkerSet vllm, group 0)); vllm-1-1 "
+        "(Ray worker: multi-node-serving.sh worker --ray_address=vllm-1.vllm.llm-d-cpu-inference; leader vllm-1 "
+        "(LeaderWorkerSet vllm, group 1))")
+
+
+def test_a_headless_worker_has_its_engines_and_the_leader_at_its_address(sim_host: SimHost, tmp_path: Path) -> None:
+    info, targets = discovered(sim_host, deployment("vllm-dp-headless", sim_host), tmp_path)
+    assert [t.name for t in targets] == ["dp-head"]
+    assert targets[0].data_parallel == DataParallel(size=4, size_local=2, address="10.99.48.128")
+    (worker,) = info.workers
+    assert worker.as_dict() == {"pod": "dp-node-1", "role": "headless", "command": "vllm serve --headless",
+                                "node": "node-b", "leader": "dp-head", "leaderFrom": "--data-parallel-address "
+                                "10.99.48.128", "leaderChecked": True, "engines": "2-3"}
+    assert worker.text() == ("dp-node-1 (headless engines: vllm serve --headless, data-parallel engines 2-3; leader "
+                             "dp-head (--data-parallel-address 10.99.48.128))")
+
+
+def test_a_worker_without_its_leader_says_which_leader_is_missing(sim_host: SimHost, tmp_path: Path) -> None:
+    info, targets = discovered(sim_host, deployment("vllm-dp-headless", sim_host, only={"dp-node-1"}), tmp_path)
+    (worker,) = info.workers
+    assert (worker.leader, worker.checked) == (None, False)
+    assert worker.text() == ("dp-node-1 (headless engines: vllm serve --headless, data-parallel engines 2-3; leader "
+                             "unknown (--data-parallel-address 10.99.48.128 names no pod of the run))")
+    assert [t.name for t in targets] == ["dp-node-1"] and targets[0].unavailable
+    # the leader is found (its group's worker 0) but not among the pods the selector chose
+    info, _ = discovered(sim_host, deployment("vllm-lws-ray", sim_host), tmp_path,
+                         "leaderworkerset.sigs.k8s.io/worker-index=1")
+    assert [w.text() for w in info.workers] == [
+        "vllm-0-1 (Ray worker: multi-node-serving.sh worker --ray_address=vllm-0.vllm.llm-d-cpu-inference; leader "
+        "vllm-0 (LeaderWorkerSet vllm, group 0), not among the checked pods)",
+        "vllm-1-1 (Ray worker: multi-node-serving.sh worker --ray_address=vllm-1.vllm.llm-d-cpu-inference; leader "
+        "vllm-1 (LeaderWorkerSet vllm, group 1), not among the checked pods)"]
+
+
+def test_one_script_runs_the_leaders_branch_on_worker_0_and_the_workers_elsewhere(sim_host: SimHost,
+                                                                                tmp_path: Path) -> None:
+    info, targets = discovered(sim_host, deployment("kserve-lws-dp", sim_host), tmp_path,
+                               "leaderworkerset.sigs.k8s.io/name=llama-kserve-mn")
+    assert [t.name for t in targets] == ["llama-kserve-mn-0"]
+    assert [w.text() for w in info.workers] == [
+        "llama-kserve-mn-0-1 (headless engines: vllm serve --headless, data-parallel engines 2-3; leader "
+        "llama-kserve-mn-0 (LeaderWorkerSet llama-kserve-mn, group 0))"]
+
+
+LWS = "leaderworkerset.sigs.k8s.io/"
+
+
+def _ray(cluster: Cluster, name: str) -> PodSpec:
+    return next(p for p in cluster.namespaces[NS] if p.name == name)
+
+
+@pytest.mark.parametrize(("change", "leader", "leader_from"), [
+    # an older LeaderWorkerSet labels no group-key: the group index ties a worker to its leader
+    ("no group key", "vllm-0", "LeaderWorkerSet vllm, group 0"),
+    # the leader pod is not listed (another selector): the worker's leader-name annotation names it
+    ("leader not listed", "vllm-0", "LeaderWorkerSet vllm, group 0"),
+    # a Ray worker outside a LeaderWorkerSet: its head's address is the leader's DNS name, <pod>.<service>.<ns>
+    ("no LeaderWorkerSet", "vllm-0", "the Ray head address vllm-0.vllm.llm-d-cpu-inference"),
+    # the same address for two pods: the IP cannot tell, the name is no pod either
+    ("no LeaderWorkerSet, by a shared IP", None, "the Ray head address 10.0.2.10"),
+    ("no LeaderWorkerSet, by IP", "vllm-0", "the Ray head address 10.0.2.10"),
+    # a group-key of its own: worker 0 of another group is not its leader, and no annotation names one: its Ray
+    # head's address does
+    ("another group key", "vllm-0", "the Ray head address vllm-0.vllm.llm-d-cpu-inference"),
+])
+def test_a_workers_leader_by_each_thing_that_names_it(sim_host: SimHost, tmp_path: Path, change: str,
+                                                      leader: str | None, leader_from: str) -> None:
+    cluster = deployment("vllm-lws-ray", sim_host, only={"vllm-0", "vllm-0-1", "vllm-1"})
+    worker, head = _ray(cluster, "vllm-0-1"), _ray(cluster, "vllm-0")
+    if change == "no group key":
+        for pod in cluster.namespaces[NS]:
+            del pod.labels[f"{LWS}group-key"]
+    elif change == "leader not listed":
+        cluster.namespaces[NS].remove(head)
+    elif change.startswith("no LeaderWorkerSet"):
+        for pod in cluster.namespaces[NS]:
+            pod.labels = {k: v for k, v in pod.labels.items() if not k.startswith(LWS)}
+            pod.annotations = {}
+        if "IP" in change:
+            worker.env["LWS_LEADER_ADDRESS"] = head.ip
+        if "shared" in change:
+            _ray(cluster, "vllm-1").ip = head.ip
+    else:
+        worker.labels[f"{LWS}group-key"] = "another"
+        worker.annotations = {}
+    for pod in cluster.namespaces[NS]:
+        pod.labels["app"] = "vllm"
+    info, _ = discovered(sim_host, cluster, tmp_path, "app=vllm")
+    (found,) = info.workers
+    assert (found.leader, found.leader_from) == (leader, leader_from)
+    assert found.checked is (leader == "vllm-0" and change != "leader not listed")
+
+
+def _worker(pod: str, **fields: Any) -> Worker:
+    return Worker(pod, Role.RAY_WORKER, "ray start --address=h:6379", **fields)
+
+
+def test_the_workers_note_names_eight_and_counts_the_rest() -> None:
+    workers = [_worker(f"w-{n}", leader="h", checked=True) for n in range(10)]
+    assert workers_note(workers[:8]) == "multi-node workers (not scraped: no API server): " + "; ".join(
+        f"w-{n} (Ray worker: ray start --address=h:6379; leader h)" for n in range(8))
+    assert workers_note(workers[:9]).endswith("w-7 (Ray worker: ray start --address=h:6379; leader h); and 1 more "
+                                              "(the JSON report's environment.kubernetes.multiNodeWorkers lists "
+                                              "every one)")
+    assert workers_note(workers).count("w-") == 8 and workers_note(workers).endswith(
+        "; and 2 more (the JSON report's environment.kubernetes.multiNodeWorkers lists every one)")
+    assert _worker("w").text() == "w (Ray worker: ray start --address=h:6379; leader unknown)"
+    assert _worker("w", leader="h").text() == "w (Ray worker: ray start --address=h:6379; leader h, not among the " \
+                                              "checked pods)"
+    assert _worker("w").as_dict() == {"pod": "w", "role": "ray worker", "command": "ray start --address=h:6379",
+                                      "node": None, "leader": None, "leaderFrom": None, "leaderChecked": False,
+                                      "engines": None}
+    assert Worker("w", Role.HEADLESS, "vllm serve --headless").role_shown == "headless engines"
+
+
+@pytest.mark.parametrize(("implementation", "shown"), [
+    ({"engines": ["0"]}, ""),
+    ({"engines": []}, ""),
+    ({}, ""),
+    ({"engines": ["0", "1"]}, "engines 0-1"),
+    ({"engines": ["8", "9"], "dataParallel": {"expectedEngines": 8}}, "engines 8-9 (2 of the 8 its command line runs)"),
+    ({"engines": [], "dataParallel": {"size": 2}}, "engines none"),
+    ({"engines": ["0"], "dataParallel": {"expectedEngines": 1}}, "engines 0 (1 of the 1 its command line runs)"),
+])
+def test_a_targets_engines_in_the_reports(implementation: dict[str, Any], shown: str) -> None:
+    assert engines_shown(implementation) == shown
+
+
+def test_the_engines_note_names_eight_data_parallel_targets_and_counts_the_rest() -> None:
+    assert engines_note([{"target": "a", "engines": ["0"]}]) is None
+    assert engines_note([]) is None
+    many = [{"target": f"t{n}", "engines": ["0", "1"]} for n in range(10)]
+    assert engines_note([*many[:1], {"target": "a", "engines": ["0"]}]) == (
+        "data-parallel engines on each page: t0: engines 0-1")
+    assert engines_note(many[:8]) == "data-parallel engines on each page: " + "; ".join(
+        f"t{n}: engines 0-1" for n in range(8))
+    assert engines_note(many[:9]).endswith("t7: engines 0-1; and 1 more (see the report)")
+    assert engines_note(many).endswith("t7: engines 0-1; and 2 more (see the report)")
+
+
+def test_the_engines_on_a_page_in_rank_order() -> None:
+    page = Snapshot.parse("# TYPE vllm:num_requests_running gauge\n"
+                          + "".join(f'vllm:num_requests_running{{engine="{e}"}} 0\n' for e in ("10", "9", "x", "0"))
+                          + '# TYPE other gauge\nother{engine="7"} 0\n')
+    assert engines_on_page(page) == ["0", "9", "10", "x"]
+
+
+@pytest.mark.parametrize(("labels", "hint"), [
+    ({}, ""), ({f"{LWS}worker-index": "0", f"{LWS}name": "v"}, ""),
+    ({f"{LWS}worker-index": "2", f"{LWS}name": "v"},
+     " It is worker 2 of LeaderWorkerSet v: if it runs engines without an API server (a multi-node worker), their "
+     "metrics are on its leader's page; select the leaders only (e.g. leaderworkerset.sigs.k8s.io/worker-index=0)."),
+    ({f"{LWS}worker-index": "1"}, " It is worker 1 of LeaderWorkerSet ?: if it runs *"),
+])
+def test_a_leaderworkerset_worker_gets_the_hint_and_no_other_pod_does(labels: dict[str, str], hint: str) -> None:
+    assert fnmatch.fnmatchcase(lws_worker_hint(labels), hint)
+    assert lws_name(labels) == labels.get(f"{LWS}name")

@@ -5,7 +5,7 @@
 Reads mutmut's result files (`mutants/<module>.py.meta`) and the reviewed list of equivalent mutants
 (mutants-equivalent.toml: mutant name = one-line reason). A surviving mutant listed there counts as equivalent,
 not as survived; the score is killed / (total - equivalent). In kube.py only the target selection is scored
-(_target, _port). Survivors not in the list are printed by name (`mutmut show NAME` prints the diff).
+(_target, _port, _container). Survivors not in the list are printed by name (`mutmut show NAME` prints the diff).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from pathlib import Path
 # The modules that decide verdicts, as configured in pyproject.toml's [tool.mutmut]; None scores the whole module.
 SCORED: dict[str, tuple[str, ...] | None] = {
     "evaluate": None, "accounting": None, "snapshot": None, "readers": None, "series": None, "judging": None,
-    "why_empty": None, "fleet": None, "prometheus": None, "diagnose": None,
-    "features": None, "catalog": None, "_fastparse": None, "kube": ("_target", "_port"), "relations": None,
-    "hygiene": None, "promql": None,
+    "why_empty": None, "fleet": None, "promql": None, "prometheus": None, "diagnose": None, "features": None,
+    "catalog": None, "_fastparse": None, "kube": ("_target", "_port", "_container"), "relations": None,
+    "hygiene": None, "consumers": None, "cluster_readers": None, "epp": None, "_grafana": None,
+    "_grafana_vars": None, "multinode": None, "_launch": None, "data": None, "schemas": None,
 }
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 kill, 0 survives; the timeouts are SIGXCPU and its kin.
 KILLED, SURVIVED, TIMEOUT = {1, 3}, {0}, {36, 24, -24, 152, 255}
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     equivalent: dict[str, str] = {}
     if args.equivalent.exists():
         equivalent = tomllib.loads(args.equivalent.read_text(encoding="utf-8")).get("equivalent", {})
-    header = f"{'module':<12} {'killed':>7} {'survived':>8} {'equiv':>6} {'timeout':>7} {'no test':>7} " \
+    header = f"{'module':<15} {'killed':>7} {'survived':>8} {'equiv':>6} {'timeout':>7} {'no test':>7} " \
              f"{'not run':>7} {'total':>6} {'score':>7}"
     print(header)
     print("-" * len(header))
@@ -104,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         judged = count["total"] - count["equivalent"] - count["not run"]
         score = 100.0 * (count["killed"] + count["timeout"]) / judged if judged else None
         failing = failing or (score is not None and score < args.fail_under)
-        print(f"{module:<12} {count['killed']:>7} {count['survived']:>8} {count['equivalent']:>6} "
+        print(f"{module:<15} {count['killed']:>7} {count['survived']:>8} {count['equivalent']:>6} "
               f"{count['timeout']:>7} {count['no tests']:>7} {count['not run']:>7} {count['total']:>6} "
               f"{_percent(score)}")
     judged = totals["total"] - totals["equivalent"] - totals["not run"]
     score = 100.0 * (totals["killed"] + totals["timeout"]) / judged if judged else None
     print("-" * len(header))
-    print(f"{'all':<12} {totals['killed']:>7} {totals['survived']:>8} {totals['equivalent']:>6} "
+    print(f"{'all':<15} {totals['killed']:>7} {totals['survived']:>8} {totals['equivalent']:>6} "
           f"{totals['timeout']:>7} {totals['no tests']:>7} {totals['not run']:>7} {totals['total']:>6} "
           f"{_percent(score)}")
     if unexplained:

@@ -1,15 +1,17 @@
 """pytest plugin for mutation runs: keep the fast in-process unit tests, deselect the slow ones.
 
 Loaded by mutmut (`pytest_add_cli_args` in pyproject.toml's [tool.mutmut]). A test is slow, for a mutation run,
-when it runs pytest in a subprocess (the `pytester` fixture), starts a real Prometheus (`prometheus_server`)
-or drives a browser; each mutant would pay seconds for it. Those tests still run in the ordinary suite.
+when it runs pytest in a subprocess (the `pytester` fixture), starts a real Prometheus (`prometheus_server`),
+goes through TLS or a proxy to the Kubernetes API-server double, or drives a browser; each mutant would pay
+seconds for it. Those tests still run in the ordinary suite. The plain API-server double (`cluster`, `double`)
+is an HTTP server on loopback in the test's own process, as fast as the simulator: its tests run.
 """
 
 from __future__ import annotations
 
 import pytest
 
-SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "double", "cluster", "tls_double", "connect_proxy"})
+SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "tls_double", "connect_proxy"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
