@@ -35,7 +35,7 @@ from pytest_vllm_metrics.outcome import Verdict
 from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.readers import Query, Reader
 from pytest_vllm_metrics.settings import Policy, Settings
-from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim import Profile, SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
@@ -417,11 +417,11 @@ def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
 # -- panels judged in-process ---------------------------------------------------------------------------------
 
 
-def observed(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
+def observed(host: SimHost, profile: str | Profile, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
              **target: Any) -> list[Observation]:
-    """One simulated server observed around a workload as a run does (`target`: more Target fields, such as
-    source="kubernetes" and its detail)."""
-    sim = host.start(get_profile(profile))
+    """One simulated server (a profile's name, or a profile) observed around a workload as a run does (`target`:
+    more Target fields, such as source="kubernetes" and its detail)."""
+    sim = host.start(get_profile(profile) if isinstance(profile, str) else profile)
     settings = Settings(vllm_requests=requests)
     return list(asyncio.run(observe([Target(name=name, base_url=sim.url, arch=arch, **target)], settings)).values())
 

@@ -2,7 +2,8 @@
 
 Loaded by mutmut (`pytest_add_cli_args` in pyproject.toml's [tool.mutmut]). A test is slow, for a mutation run,
 when it runs pytest in a subprocess (the `pytester` fixture), starts a real Prometheus (`prometheus_server`)
-or drives a browser; each mutant would pay seconds for it. Those tests still run in the ordinary suite.
+or drives a browser; each mutant would pay seconds for it. Those tests still run in the ordinary suite. A pytester
+test marked `quick_run` stays: an in-process run of a few checks that need no server (the report hooks' own tests).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "double", "cluster",
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    slow = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    slow = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            and item.get_closest_marker("quick_run") is None]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in slow]
