@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -505,3 +506,75 @@ def upgrade_rows(to: str) -> list[Row]:
                         check=f"upgrade[{kind}:{reader.id}]", level=Level.MUST, outcome=RowOutcome(verdict.outcome),
                         reason=verdict.message, evidence=verdict.evidence))
     return rows
+
+
+# -- HTML as a browser reads it, for the HTML report's tests ---------------------------------------------------
+
+_INLINE = frozenset({"a", "b", "code", "em", "i", "span", "strong"})  # drawn within the line: no space around
+_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "col", "wbr", "source", "area", "base", "embed"})
+
+
+@dataclass
+class Node:
+    """An element of an HTML page: its tag, its attributes, its children (elements and text)."""
+
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node | str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The text a browser draws for it, its whitespace collapsed."""
+        return " ".join("".join(c if isinstance(c, str) else c.text if c.tag in _INLINE else f" {c.text} "
+                                for c in self.children).split())
+
+    def all(self, tag: str | None = None, **attrs: str) -> list[Node]:
+        """Its descendants with this tag and these attributes (class_="x": one of their classes; data_x: data-x)."""
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if (tag is None or child.tag == tag) and all(child.has(k, v) for k, v in attrs.items()):
+                    found.append(child)
+                found += child.all(tag, **attrs)
+        return found
+
+    def one(self, tag: str | None = None, **attrs: str) -> Node:
+        found = self.all(tag, **attrs)
+        assert len(found) == 1, f"{len(found)} <{tag} {attrs}>"
+        return found[0]
+
+    def has(self, key: str, value: str) -> bool:
+        name = key.rstrip("_").replace("_", "-")
+        if name == "class":
+            return value in self.attrs.get("class", "").split()
+        return self.attrs.get(name) == value
+
+
+class _Parser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("", {})
+        self.open = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.open[-1].children.append(node)
+        if tag not in _VOID:
+            self.open.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        # an end tag closes its element; a stray one (HTML that does not nest) fails the test that parses it
+        assert self.open[-1].tag == tag, f"</{tag}> closes <{self.open[-1].tag}>"
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.open[-1].children.append(data)
+
+
+def parse_html(text: str) -> Node:
+    """An HTML fragment as a tree of elements (every element closed where it should be)."""
+    parser = _Parser()
+    parser.feed(text)
+    parser.close()
+    assert parser.open == [parser.root], f"unclosed: {[n.tag for n in parser.open[1:]]}"
+    return parser.root
