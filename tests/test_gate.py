@@ -220,6 +220,8 @@ def test_a_checks_level_is_its_one_mark() -> None:
         gate.level_of(_Node((pytest.mark.may, pytest.mark.must, pytest.mark.should)))
     assert str(several.value) == ("test_checks.py::test_mine has the marks @pytest.mark.must and @pytest.mark.should "
                                   "and @pytest.mark.may: a check has one level; keep one of them.")
+    with pytest.raises(gate.LevelError, match=r"has the marks @pytest.mark.should and @pytest.mark.may: a check"):
+        gate.level_of(_Node((pytest.mark.may, pytest.mark.should)))  # two: already one too many
     with pytest.raises(gate.LevelError) as none:
         gate.level_of(_Node())
     assert str(none.value) == (

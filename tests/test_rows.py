@@ -53,7 +53,7 @@ def test_reachable(vllm_target):
     pass
 
 
-@pytest.mark.parametrize("mode", ["cached"])
+@pytest.mark.parametrize("mode", ["cached", "XL"])
 @pytest.mark.parametrize("vllm_target", ["decode-0"])
 def test_prefix(vllm_target, mode):
     pass
@@ -154,6 +154,7 @@ def test_a_row_names_its_target_and_its_check_as_the_reports_show_them(
              if (row := made(finished, name, "call" if "call" in finished[name][1] else "setup")) is not None}
     assert shown["test_reachable[decode-0]"] == ("decode-0", "reachable")
     assert shown["test_prefix[decode-0-cached]"] == ("decode-0", "prefix[cached]")
+    assert shown["test_prefix[decode-0-XL]"] == ("decode-0", "prefix[XL]")
     assert shown[f"test_present[{entry}]"] == ("", f"present: {entry}")
     assert shown[f"test_moves[{entry}]"] == ("", f"moves: {entry}")
     assert shown["test_panel[panel]"] == ("vllm-dash", "panel: KV usage")
@@ -187,6 +188,7 @@ def test_a_verdict_gives_the_row_its_words_its_targets_and_its_level(
         finished: dict[str, tuple[pytest.Item, Phases]]) -> None:
     row = made(finished, "test_plain")
     assert row is not None and (row.level, row.diagnosis, row.evidence, row.targets) == (Level.MUST, "", {}, {})
+    assert row.id == "test_checks.py::test_plain"
     row = made(finished, "test_plain", level=Level.MAY)
     assert row is not None and row.level == Level.MAY
     # a pass still says what it did not see; its evidence made plain JSON data (a set becomes its text)
@@ -204,6 +206,7 @@ def test_a_verdict_gives_the_row_its_words_its_targets_and_its_level(
     row = made(finished, "test_skips", verdict=unsure)
     assert row is not None and (row.outcome, row.reason) == (RowOutcome.INCONCLUSIVE,
                                                            "decode-0: the second scrape failed")
+    assert row.diagnosis == "" and row.id == "test_checks.py::test_skips"  # a verdict without a diagnosis
     row = made(finished, "test_plain", verdict=unsure)  # not skipped: its own outcome stands
     assert row is not None and (row.outcome, row.reason) == (RowOutcome.PASSED, "decode-0: the second scrape failed")
     # a check across targets: each target's own outcome; a single one is the row's target
@@ -216,6 +219,15 @@ def test_a_verdict_gives_the_row_its_words_its_targets_and_its_level(
     one = Verdict(Outcome.FAILED, "fails on b", target="ignored", targets={"b": Verdict(Outcome.FAILED, "b: stuck")})
     row = made(finished, "test_fails", verdict=one)
     assert row is not None and row.target == "b"
+
+
+@pytest.mark.quick_run
+def test_a_failure_reported_as_plain_text_keeps_its_text(finished: dict[str, tuple[pytest.Item, Phases]]) -> None:
+    # a report whose longrepr is text, not pytest's own repr (as a plugin or a remote worker may send it)
+    item, _ = finished["test_plain"]
+    report = _report("failed", "Failed: the scrape broke\nat line 3")
+    row = row_for(item, report, None, None)
+    assert row is not None and (row.outcome, row.reason) == (RowOutcome.FAILED, "the scrape broke\nat line 3")
 
 
 def _report(outcome: str, longrepr: Any, when: str = "call") -> pytest.TestReport:
