@@ -13,6 +13,7 @@ from pytest_vllm_metrics.multinode import Worker
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.sim import SimHost
+from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import DataParallel, Role, Target, TargetSource
 
 
@@ -84,3 +85,21 @@ def test_a_leader_lists_the_checked_workers_whose_engines_report_through_it(host
                               Worker("orphan", Role.HEADLESS, "vllm serve --headless", checked=True)])
     [said] = implementations.of(found, cluster)
     assert said["multiNodeWorkers"] == ["vllm-0-1", "vllm-0-2"]
+
+
+def test_a_malformed_histogram_does_not_stop_the_report() -> None:
+    # a bucket without `le` and one whose bound is not a number (a broken exporter or relabeling): the readable
+    # bounds are charted in order, the unreadable one with +Inf at the end, and nothing raises
+    page = """# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{le="0.5"} %d
+vllm:time_to_first_token_seconds_bucket{le="oops"} %d
+vllm:time_to_first_token_seconds_bucket{model_name="m"} %d
+vllm:time_to_first_token_seconds_bucket{le="+Inf"} %d
+vllm:time_to_first_token_seconds_count %d
+vllm:time_to_first_token_seconds_sum 1
+"""
+    obs = Observation(Target(name="decode-0", base_url="http://127.0.0.1:9"),
+                      before=Snapshot.parse(page % (0, 0, 0, 0, 0)), after=Snapshot.parse(page % (1, 2, 2, 2, 2)))
+    [said] = implementations.of([obs], None)
+    ttft = said["measured"]["ttft"]
+    assert ttft[0] == ["0.5", 1.0] and sorted(map(tuple, ttft[1:])) == [("+Inf", 2.0), ("oops", 2.0)]

@@ -87,6 +87,7 @@ def test_a_hundred_pods_failing_each_their_own_way_stay_under_the_limit() -> Non
     text = markdown_summary(_fleet(100, alike=False))
     assert len(text.encode()) <= MARKDOWN_LIMIT
     assert "**Truncated**" in text and "did not fit in 1,048,576 bytes" in text
+    assert text.endswith("; the full report is in the HTML report or --vllm-report=report.json.\n")
     found = tables(text)
     assert len(found[0]) == 101  # what comes first is whole
     assert all(len(r) == 5 for r in found[1])  # a table cut between rows is still a table

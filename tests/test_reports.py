@@ -540,6 +540,20 @@ def test_the_conformance_document_states_the_model(tmp_path: Path) -> None:
         write_data(tmp_path / name, model)
     text = (tmp_path / "report.json").read_text()
     assert json.loads(text) == document and text.endswith("}\n") and text.startswith('{\n  "apiVersion"')
-    assert yaml.safe_load((tmp_path / "report.yaml").read_text()) == document
+    written = (tmp_path / "report.yaml").read_text()
+    assert yaml.safe_load(written) == document and written.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
     yml = (tmp_path / "report.yml").read_text()
     assert yaml.safe_load(yml) == document and yml.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
+
+
+def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:
+    settings = Settings(vllm_model="org/model: v2", vllm_fail_on="may",
+                        sources={"vllm_model": "command line", "vllm_fail_on": "env VLLM_FAIL_ON"})
+    row = Row(id="t::test_x[a]", target="a", check="labels", level=Level.SHOULD, outcome=RowOutcome.PASSED,
+              reason="a: 37 labels", evidence={"warning": "StoreWarning"})
+    document = report_document(build([row], settings))
+    jsonschema.validate(document, schema())
+    assert document["warnings"] == [{"check": "labels", "text": "37 labels", "targets": ["a"]}]
+    # a value holding ": " stays whole under its option
+    assert document["environment"]["settings"] == {"--vllm-model": "org/model: v2 (from command line)",
+                                                   "--vllm-fail-on": "may (from env VLLM_FAIL_ON)"}
