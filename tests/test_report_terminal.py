@@ -161,6 +161,7 @@ def test_notes_follow_the_section() -> None:
 def test_the_upgrade_forecast_as_a_table_of_what_goes_dark() -> None:
     model = build(upgrade_rows("0.11.0"), implementations=REPORT_TARGETS)
     assert model.upgrade is not None
+    assert lines(model)[:2] == ["result: FAILURE  (2 failed, 1 passed)", "  2 of 3 consumers go dark"]
     policy = ("  policy: A metric deprecated in vLLM X.Y is hidden in X.Y+1, where "
               "--show-hidden-metrics-for-version=X.Y shows it again for one more minor release, and removed in X.Y+2.")
     assert lines(model)[-7:] == [
@@ -202,3 +203,50 @@ def test_an_upgrade_that_darkens_nothing_is_one_line() -> None:
         "  panel d :: u",
         "    vllm:x  not there yet (>=0.13.0)  -          -        -",
         "  policy: a policy in words"]
+
+
+def test_the_default_width_is_120_columns() -> None:
+    reason = "x" * 50 + " " + "y" * 66  # 117 characters: with its 4 spaces of indent, 121 columns
+    row = Row(id="t::test_x[a]", target="a", check="x", level=Level.MUST, outcome=RowOutcome.FAILED,
+              reason=f"a: {reason}")
+    model = build([row])
+    assert terminal_lines(model)[-2:] == ["    " + "x" * 50, "      " + "y" * 66]
+    assert lines(model)[-2:] == ["    " + "x" * 50, "      " + "y" * 66]
+    assert lines(model, width=121)[-1] == "    " + reason
+    assert terminal_lines(build([])) == ["result: SUCCESS  (no checks)", "  nothing failed"]
+
+
+def test_notes_of_readers_that_work_wrap_under_their_line() -> None:
+    note = "its query sums 2 of the 3 pods (decode-2: no data) because the scaler selects on pod, and " * 2
+    panel = Row(id="t::test_panel[d::P]", target="d", check="panel: P", level=Level.MUST, outcome=RowOutcome.PASSED,
+                reason=note.strip(), evidence={"panel_verdict": "ok"})
+    scaler = Row(id="t::test_c[keda]", target="ns", check="keda: scaler: decode", level=Level.MUST,
+                 outcome=RowOutcome.PASSED, reason=note.strip(), evidence={"panel_verdict": "ok"})
+    found = terminal_lines(build([panel, scaler]), width=80)
+    wrapped = ["    its query sums 2 of the 3 pods (decode-2: no data) because the scaler",
+               "      selects on pod, and its query sums 2 of the 3 pods (decode-2: no data)",
+               "      because the scaler selects on pod, and"]
+    assert found[found.index("panels (will it show data?):") + 1:][:4] == ["  OK                   d :: P", *wrapped]
+    at = found.index("other consumers of the metrics (will they get data?):")
+    # a title holding ": " stays whole
+    assert found[at + 1:] == ["  OK                   keda    ns :: scaler: decode", *wrapped]
+
+
+def test_long_causes_wrap_under_their_target() -> None:
+    cause = "the second scrape timed out after 10 s: check the pod's readiness, or raise --vllm-timeout " * 2
+    rows = [_across("moves: x", "inconclusive", **{f"pod_{i}": ("inconclusive", cause.strip()) for i in range(n)})
+            for n in (1, 4)]
+    for row, first in zip(rows, ("  pod_0: the second scrape timed out after 10 s: check the pod's readiness, or",
+                                 "  pod_0, pod_1, pod_2 and 1 more (4 targets): the second scrape timed out after"),
+                          strict=True):
+        found = terminal_lines(build([row]), width=80)
+        at = found.index("could not observe (neither passed nor failed; rerun or fix the setup):")
+        assert found[at + 1] == first
+        assert all(line.startswith("    ") and not line.startswith("     ") for line in found[at + 2:])
+        assert len(found) > at + 2
+
+
+def test_a_panels_lead_is_dropped_only_before_its_reason() -> None:
+    row = Row(id="t::test_panel[d::T]", target="d", check="panel: T", level=Level.MUST, outcome=RowOutcome.FAILED,
+              reason='panel "T" (D): no data')
+    assert terminal_lines(build([row]))[-1] == "    (D): no data"  # no ") " after the title: kept as it is

@@ -364,6 +364,7 @@ def test_the_model_of_a_run_counts_each_reader_and_tells_what_failed_first() -> 
     assert model.documented == (Once("decode-0", NOT_ON_ARM, ("present: vllm:lora_requests_info",)),)
     assert (model.warnings, model.upgrade, model.notes, model.path, model.tally) == ((), None, (), None, None)
     assert model.features == {"required": [], "exempt": []}
+    assert model.started.tzinfo is UTC  # when not given: now, in UTC
 
 
 def test_the_story_names_where_it_failed_and_what_did_not() -> None:

@@ -347,6 +347,7 @@ def test_each_row_speaks_for_one_reader() -> None:
         "alert", "record", "keda", "adapter", "epp"]
     assert consumer_kind(_row("panel: KV")) is None and consumer_kind(_row("alert")) is None
     assert consumer_kind(_row("moves: alert: x")) is None
+    assert consumer_kind(_row("alert: vLLM: KV cache high")) == "alert"  # a title holding ": "
     assert reader_of(_row("alert: A")) is Reader.RULES and reader_of(_row("record: R")) is Reader.RULES
     assert reader_of(_row("keda: K")) is Reader.SCALERS and reader_of(_row("adapter: P")) is Reader.SCALERS
     assert reader_of(_row("epp: E")) is Reader.EPP
