@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,14 +29,16 @@ import httpx._transports.default
 import pytest
 from aiohttp import web
 
+from pytest_vllm_metrics import upgrade
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
-from pytest_vllm_metrics.outcome import Verdict
+from pytest_vllm_metrics.outcome import Level, Verdict
 from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.readers import Query, Reader
+from pytest_vllm_metrics.rows import Row, RowOutcome, TargetResult
 from pytest_vllm_metrics.settings import Policy, Settings
-from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim import Profile, SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
@@ -417,11 +420,11 @@ def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
 # -- panels judged in-process ---------------------------------------------------------------------------------
 
 
-def observed(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
+def observed(host: SimHost, profile: str | Profile, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
              **target: Any) -> list[Observation]:
-    """One simulated server observed around a workload as a run does (`target`: more Target fields, such as
-    source="kubernetes" and its detail)."""
-    sim = host.start(get_profile(profile))
+    """One simulated server (a profile's name, or a profile) observed around a workload as a run does (`target`:
+    more Target fields, such as source="kubernetes" and its detail)."""
+    sim = host.start(get_profile(profile) if isinstance(profile, str) else profile)
     settings = Settings(vllm_requests=requests)
     return list(asyncio.run(observe([Target(name=name, base_url=sim.url, arch=arch, **target)], settings)).values())
 
@@ -436,3 +439,142 @@ def judge(observations: list[Observation], *exprs: str, policy: Policy | None = 
 
 def summary(verdict: Verdict) -> tuple[str, str, str, str]:
     return verdict.outcome.value, verdict.level, verdict.evidence["panel_verdict"], verdict.message
+
+
+# -- the rows of a run, for the report writers -----------------------------------------------------------------
+
+KV_REASON = 'panel "KV Cache Usage" (vLLM) Query A: vllm:gpu_cache_usage_perc is on no target: vLLM 0.11 renamed it'
+TIMED_OUT = "the second scrape timed out after 10 s: rerun"
+NO_PREFIX = 'vLLM reports enable_prefix_caching="False": start it with --enable-prefix-caching'
+NOT_ON_ARM = "vLLM 0.11.2 does not emit it on arm64 (upgrade to vLLM 0.12.0)"
+RULE_REASON = 'alert "VLLMKVCacheHigh" (vllm-rules): its $namespace matches no target'
+
+
+def report_rows() -> list[Row]:
+    """The rows of a run on three pods with a dashboard, a rule and a scaler, as the bundled suite makes them:
+    decode-1 fails the prefix-cache check, decode-2's second scrape timed out, decode-0 has a documented limitation;
+    one panel has no data, the rule could not be judged, the scaler works but sees two of the three pods."""
+    def one(test: str, target: str, outcome: str, reason: str = "") -> Row:
+        return Row(id=f"conformance/test_server.py::test_{test}[{target}]", target=target, check=test,
+                   level=Level.MUST, outcome=RowOutcome(outcome), reason=reason)
+
+    def across(check: str, level: Level, outcome: str, **targets: tuple[str, str, str]) -> Row:
+        return Row(id=f"conformance/test_metrics.py::test_x[{check}]", target="", check=check, level=level,
+                   outcome=RowOutcome(outcome), reason=f"{outcome} on some targets",
+                   targets={name.replace("_", "-"): TargetResult(RowOutcome(o), r, d)
+                            for name, (o, r, d) in targets.items()})
+
+    def reader(check: str, target: str, outcome: str, verdict: str, reason: str) -> Row:
+        return Row(id=f"conformance/test_dashboards.py::test_reader[{check}]", target=target, check=check,
+                   level=Level.MUST, outcome=RowOutcome(outcome), reason=reason, evidence={"panel_verdict": verdict})
+
+    return [
+        one("reachable", "decode-0", "passed"), one("reachable", "decode-1", "passed"),
+        one("reachable", "decode-2", "inconclusive", f"decode-2: {TIMED_OUT}"),
+        across("moves: vllm:prefix_cache_hits_total", Level.MUST, "failed",
+               decode_0=("passed", "decode-0: moved by 256", ""),
+               decode_1=("failed", "decode-1: vllm:prefix_cache_hits_total did not move", NO_PREFIX),
+               decode_2=("inconclusive", f"decode-2: {TIMED_OUT}", "")),
+        across("present: vllm:lora_requests_info", Level.SHOULD, "xfailed",
+               decode_0=("xfailed", f"decode-0: {NOT_ON_ARM}", ""), decode_1=("passed", "", ""),
+               decode_2=("passed", "", "")),
+        reader("panel: KV Cache Usage", "vllm-dash", "failed", "no data", KV_REASON),
+        reader("panel: Throughput", "vllm-dash", "passed", "ok", ""),
+        reader("alert: VLLMKVCacheHigh", "vllm-rules", "inconclusive", "inconclusive", RULE_REASON),
+        reader("keda: vllm-scaler", "keda-ns", "passed", "ok", "its query sums 2 of the 3 pods (decode-2: no data)"),
+    ]
+
+
+REPORT_TARGETS = [{"target": f"decode-{i}", "architecture": "arm64" if i == 0 else "amd64",
+                   "vllmVersion": "0.11.2" if i == 0 else "0.32.0", "model": "tiny", "source": "kubernetes"}
+                  for i in range(3)]
+
+
+def upgrade_rows(to: str) -> list[Row]:
+    """The rows of an upgrade forecast (--vllm-upgrade-to) of a panel and an alert on vLLM 0.10's KV-cache gauge and
+    a scaler on the running requests, for two pods on vLLM 0.10.1 and one whose /version did not answer."""
+    page = exposition({"vllm:gpu_cache_usage_perc": 0.1, "vllm:num_requests_running": 0.0})
+    fleet = [Observation(Target(name=f"decode-{i}", base_url="http://127.0.0.1:9"),
+                         version="0.10.1" if i < 2 else None, before=page) for i in range(3)]
+    rows = []
+    for kind, title, expr in (("panel", "KV Cache Usage", "vllm:gpu_cache_usage_perc"),
+                              ("alert", "VLLMKVCacheHigh", "max(vllm:gpu_cache_usage_perc) > 0.9"),
+                              ("keda", "vllm-scaler", "sum(vllm:num_requests_running)")):
+        reader = Reader("vllm-dash", title, (Query("A", expr),), dashboard_title="vLLM", kind=kind)
+        verdict = upgrade.judge(reader, fleet, load_catalog(), to)
+        rows.append(Row(id=f"conformance/test_upgrade.py::test_upgrade[{kind}:{reader.id}]", target="",
+                        check=f"upgrade[{kind}:{reader.id}]", level=Level.MUST, outcome=RowOutcome(verdict.outcome),
+                        reason=verdict.message, evidence=verdict.evidence))
+    return rows
+
+
+# -- HTML as a browser reads it, for the HTML report's tests ---------------------------------------------------
+
+_INLINE = frozenset({"a", "b", "code", "em", "i", "span", "strong"})  # drawn within the line: no space around
+_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "col", "wbr", "source", "area", "base", "embed"})
+
+
+@dataclass
+class Node:
+    """An element of an HTML page: its tag, its attributes, its children (elements and text)."""
+
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node | str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The text a browser draws for it, its whitespace collapsed."""
+        return " ".join("".join(c if isinstance(c, str) else c.text if c.tag in _INLINE else f" {c.text} "
+                                for c in self.children).split())
+
+    def all(self, tag: str | None = None, **attrs: str) -> list[Node]:
+        """Its descendants with this tag and these attributes (class_="x": one of their classes; data_x: data-x)."""
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if (tag is None or child.tag == tag) and all(child.has(k, v) for k, v in attrs.items()):
+                    found.append(child)
+                found += child.all(tag, **attrs)
+        return found
+
+    def one(self, tag: str | None = None, **attrs: str) -> Node:
+        found = self.all(tag, **attrs)
+        assert len(found) == 1, f"{len(found)} <{tag} {attrs}>"
+        return found[0]
+
+    def has(self, key: str, value: str) -> bool:
+        name = key.rstrip("_").replace("_", "-")
+        if name == "class":
+            return value in self.attrs.get("class", "").split()
+        return self.attrs.get(name) == value
+
+
+class _Parser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("", {})
+        self.open = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.open[-1].children.append(node)
+        if tag not in _VOID:
+            self.open.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        # an end tag closes its element; a stray one (HTML that does not nest) fails the test that parses it
+        assert self.open[-1].tag == tag, f"</{tag}> closes <{self.open[-1].tag}>"
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.open[-1].children.append(data)
+
+
+def parse_html(text: str) -> Node:
+    """An HTML fragment as a tree of elements (every element closed where it should be)."""
+    parser = _Parser()
+    parser.feed(text)
+    parser.close()
+    assert parser.open == [parser.root], f"unclosed: {[n.tag for n in parser.open[1:]]}"
+    return parser.root

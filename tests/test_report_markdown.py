@@ -8,10 +8,15 @@ import html
 import pytest
 from markdown_it import MarkdownIt
 
+from conftest import REPORT_TARGETS, report_rows, upgrade_rows
+from pytest_vllm_metrics._markdown import fit, inline
+from pytest_vllm_metrics._markdown import names as md_names
+from pytest_vllm_metrics._markdown import table as md_table
+from pytest_vllm_metrics.outcome import Level
 from pytest_vllm_metrics.report import Report, build
-from pytest_vllm_metrics.report_markdown import MARKDOWN_LIMIT
+from pytest_vllm_metrics.report_markdown import MARKDOWN_LIMIT, upgrade_markdown
 from pytest_vllm_metrics.report_markdown import summary as markdown_summary
-from pytest_vllm_metrics.rows import Row
+from pytest_vllm_metrics.rows import Row, RowOutcome, TargetResult
 
 
 def tables(text: str) -> list[list[list[str]]]:
@@ -82,8 +87,138 @@ def test_a_hundred_pods_failing_each_their_own_way_stay_under_the_limit() -> Non
     text = markdown_summary(_fleet(100, alike=False))
     assert len(text.encode()) <= MARKDOWN_LIMIT
     assert "**Truncated**" in text and "did not fit in 1,048,576 bytes" in text
+    assert text.endswith("; the full report is in the HTML report or --vllm-report=report.json.\n")
     found = tables(text)
     assert len(found[0]) == 101  # what comes first is whole
     assert all(len(r) == 5 for r in found[1])  # a table cut between rows is still a table
     small = markdown_summary(_fleet(100, alike=False), limit=65_536)  # a GitHub comment's size
     assert len(small.encode()) <= 65_536 and tables(small)[0][0][0] == "target"
+
+
+# -- in-process: the summary of a run, line by line, and the Markdown helpers -----------------------------------
+
+
+def test_the_summary_of_a_run_on_pods_panels_and_consumers() -> None:
+    text = markdown_summary(build(report_rows(), implementations=REPORT_TARGETS[:2]))
+    assert text == (
+        "## ❌ vLLM metrics conformance: FAILURE\n\n"
+        "**What failed:** 1 of 3 targets failed; 1 of 2 panels failed; 1 of 3 targets could not be judged; 1 of 1 "
+        "rule could not be judged.\n\n"
+        "9 checks: 2 failed, 2 inconclusive, 4 passed, 1 xfailed. Symbols: ✓ passed, ✗ failed, ! xfailed (documented "
+        "limitation), ? inconclusive (could not observe), – skipped.\n\n"
+        "### Targets\n\n"
+        "| target | architecture | vLLM | ✓ passed | ✗ failed | ! xfailed | ? inconclusive | – skipped |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+        "| decode-0 | arm64 | 0.11.2 | 2 | 0 | 1 | 0 | 0 |\n"
+        "| decode-1 | amd64 | 0.32.0 | 2 | 1 | 0 | 0 | 0 |\n"
+        "| decode-2 |  | ? | 1 | 0 | 0 | 2 | 0 |\n\n"  # not observed, named by its checks
+        "### Failing checks\n\n"
+        "| outcome | level | targets | check | why |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        '| failed | MUST | decode-1 | moves: vllm:prefix\\_cache\\_hits\\_total | vLLM reports '
+        'enable\\_prefix\\_caching="False": start it with --enable-prefix-caching |\n\n'
+        "### Grafana panels that will not show data\n\n"
+        "| dashboard | panel | verdict | outcome | why |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        '| vllm-dash | KV Cache Usage | no data | failed | panel "KV Cache Usage" (vLLM) Query A: '
+        "vllm:gpu\\_cache\\_usage\\_perc is on no target: vLLM 0.11 renamed it |\n\n"
+        "### Could not observe (neither passed nor failed)\n\n"
+        "- **decode-2** (2 checks): the second scrape timed out after 10 s: rerun\n"
+        '- **vllm-rules** (1 check): alert "VLLMKVCacheHigh" (vllm-rules): its $namespace matches no target\n\n'
+        "### Documented limitations (XFAIL)\n\n"
+        "- **decode-0** (1 check): vLLM 0.11.2 does not emit it on arm64 (upgrade to vLLM 0.12.0)\n")
+
+
+@pytest.mark.parametrize(("rows", "heading"), [
+    ([], "## ✅ vLLM metrics conformance: SUCCESS"),
+    ([Row(id="t::test_x", target="a", check="x", level="SHOULD", outcome="failed")],  # type: ignore[arg-type]
+     "## ⚠️ vLLM metrics conformance: PARTIAL"),
+    ([Row(id="t::test_x", target="a", check="x", level="MUST", outcome="inconclusive")],  # type: ignore[arg-type]
+     "## ❔ vLLM metrics conformance: INCONCLUSIVE"),
+])
+def test_the_heading_marks_the_result(rows: list[Row], heading: str) -> None:
+    assert markdown_summary(build(rows)).split("\n")[0] == heading
+
+
+def test_failing_checks_group_targets_by_reason_and_leave_out_panels_and_what_passed() -> None:
+    def across(outcome: str, **targets: tuple[str, str]) -> Row:
+        return Row(id="t::test_x[m]", target="", check="moves: m", level=Level.MAY, outcome=RowOutcome(outcome),
+                   targets={n: TargetResult(RowOutcome(o), f"{n}: {r}") for n, (o, r) in targets.items()})
+
+    rows = [across("failed", a=("failed", "stuck"), b=("error", "stuck"), c=("failed", "reset"), d=("passed", "ok"),
+                   e=("xpassed", "stuck"), f=("inconclusive", "stuck")),
+            across("xpassed", g=("xpassed", "it passed")), across("xfailed", h=("xfailed", "documented")),
+            across("passed", i=("passed", "fine")),
+            Row(id="t::test_y", target="", check="y", level=Level.MUST, outcome=RowOutcome.ERROR, reason="broke"),
+            Row(id="t::test_p[d::P]", target="d", check="panel: P", level=Level.MUST, outcome=RowOutcome.PASSED),
+            Row(id="t::test_p[d::S]", target="d", check="panel: S", level=Level.MUST, outcome=RowOutcome.SKIPPED),
+            Row(id="t::test_p[d::X]", target="d", check="panel: X", level=Level.MUST, outcome=RowOutcome.XFAILED,
+                reason="d: documented", evidence={"panel_verdict": "limitation"})]
+    found = tables(markdown_summary(build(rows)))
+    assert found[1] == [["outcome", "level", "targets", "check", "why"],
+                        ["failed", "MAY", "a, b, e", "moves: m", "stuck"], ["failed", "MAY", "c", "moves: m", "reset"],
+                        ["xpassed", "MAY", "g", "moves: m", "it passed"],
+                        ["error", "MUST", "every target", "y", "broke"]]
+    assert found[2] == [["dashboard", "panel", "verdict", "outcome", "why"],
+                        ["d", "X", "limitation", "xfailed", "documented"]]
+    names = [f"pod-{i}" for i in range(9)]
+    many = across("failed", **{n: ("failed", "stuck") for n in names})
+    assert tables(markdown_summary(build([many])))[1][1][2] == (
+        "pod-0, pod-1, pod-2, pod-3, pod-4, pod-5, pod-6, pod-7 and 1 more (9 targets)")
+    eight = across("failed", **{n: ("failed", "stuck") for n in names[:8]})
+    assert tables(markdown_summary(build([eight])))[1][1][2] == ", ".join(names[:8])
+
+
+def test_the_upgrade_forecast_in_markdown() -> None:
+    text = markdown_summary(build(upgrade_rows("0.11.0"), implementations=REPORT_TARGETS))
+    section = text[text.index("### Upgrade"):]
+    assert section == (
+        "### Upgrade to vLLM 0.11.0: 2 of 3 consumers go dark\n\n"
+        "The fleet runs 0.10.1 (2), unknown (1). A metric deprecated in vLLM X.Y is hidden in X.Y+1, where "
+        "--show-hidden-metrics-for-version=X.Y shows it again for one more minor release, and removed in X.Y+2.\n\n"
+        "| kind | consumer | metric | on 0.11.0 | buys time | removed in | renamed to |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| panel | vllm-dash :: KV Cache Usage | `vllm:gpu_cache_usage_perc` | hidden since 0.11.0 | "
+        "`--show-hidden-metrics-for-version=0.10` | 0.12.0 | `vllm:kv_cache_usage_perc` |\n"
+        "| alert | vllm-dash :: VLLMKVCacheHigh | `vllm:gpu_cache_usage_perc` | hidden since 0.11.0 | "
+        "`--show-hidden-metrics-for-version=0.10` | 0.12.0 | `vllm:kv_cache_usage_perc` |\n")
+    forecast = {"to": "0.12.0", "fleet": {}, "policy": {"text": "The policy."}, "consumers": [
+        {"kind": "panel", "dashboard": "a|b", "title": "line\nbreak", "dark": [
+            {"metric": "vllm:x", "state": "not yet", "emitted": ">=0.13.0", "flag": None, "removed_in": None,
+             "replaced_by": None}]},
+        {"kind": "keda", "dashboard": "d", "title": "t", "dark": []}]}
+    assert upgrade_markdown(forecast) == (
+        "### Upgrade to vLLM 0.12.0: 1 of 2 consumers go dark\n\nThe fleet runs unknown. The policy.\n\n"
+        "| kind | consumer | metric | on 0.12.0 | buys time | removed in | renamed to |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| panel | a\\|b :: line break | `vllm:x` | not there yet (>=0.13.0) | - | - | - |\n")
+    assert tables(upgrade_markdown(forecast))[0][1][1:3] == ["a|b :: line break", "`vllm:x`"]  # the bar escaped
+    forecast["consumers"] = forecast["consumers"][1:]
+    assert upgrade_markdown(forecast) == ("### Upgrade to vLLM 0.12.0: 0 of 1 consumers go dark\n\n"
+                                          "The fleet runs unknown. The policy.\n")
+
+
+def test_markdown_text_stays_text_and_tables_stay_tables() -> None:
+    assert inline('a `b` *c* _d_ [e](f) <g> h|i \\ j') == (
+        "a \\`b\\` \\*c\\* \\_d\\_ \\[e\\](f) \\<g\\> h\\|i \\\\ j")
+    assert inline("two\n  lines\t here ") == "two lines here"
+    assert inline(42) == "42"  # type: ignore[arg-type]
+    assert md_table(["a", "b|c"], [["1", "2"]], right=[1]) == "| a | b\\|c |\n| --- | ---: |\n| 1 | 2 |\n"
+    assert md_table(["a"], []) == "| a |\n| --- |\n"
+    assert md_names(["a", "b"], 2) == "a, b" and md_names(["a", "b", "c"], 2) == "a, b and 1 more (3 targets)"
+
+
+def test_a_summary_over_its_limit_keeps_whole_lines_and_says_how_many_were_left_out() -> None:
+    blocks = ["x" * 99 + "\n" + "y" * 99 + "\n", "z" * 99 + "\n"]  # 100, 100 and (after the join's "\n") 101 bytes
+    text = "\n".join(blocks)
+    assert fit(blocks, len(text.encode()), "see the rest") == text  # exactly at the limit: whole
+    truncated = fit(blocks, len(text.encode()) - 1, "see the rest")
+    assert truncated.startswith("\n> **Truncated**: 4 more lines did not fit in 300 bytes")
+    blocks = ["a" * 99 + "\n" + "b" * 99 + "\n", "c" * 500]  # lines of 100, 100, 1 and 500 bytes
+    assert fit(blocks, 600, "the full report is elsewhere") == "a" * 99 + "\n" + "b" * 99 + "\n" + (
+        "\n> **Truncated**: 2 more lines did not fit in 600 bytes (the limit of a CI job summary or comment); the "
+        "full report is elsewhere.\n")  # 200 bytes of room: the first two lines fill it exactly
+    assert fit(["a" * 99 + "\n" + "b" * 500], 500, "x") == "a" * 99 + "\n" + (
+        "\n> **Truncated**: 1 more line did not fit in 500 bytes (the limit of a CI job summary or comment); x.\n")
+    # bytes of UTF-8, not characters: 50 "é" and a newline are 101 bytes, over 100 bytes of room
+    assert fit(["é" * 50 + "\n" + "b" * 500], 500, "x").startswith("\n> **Truncated**: 2 more lines")

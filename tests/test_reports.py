@@ -5,21 +5,56 @@ from __future__ import annotations
 import html
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
-from pytest_vllm_metrics import hygiene, report_html, report_terminal
+from conftest import (
+    KV_REASON,
+    NO_PREFIX,
+    NOT_ON_ARM,
+    REPORT_TARGETS,
+    RULE_REASON,
+    TIMED_OUT,
+    report_rows,
+    upgrade_rows,
+)
+from pytest_vllm_metrics import gate, hygiene, report_html, report_terminal, upgrade
+from pytest_vllm_metrics.gate import Result
 from pytest_vllm_metrics.hygiene import StoreWarning
-from pytest_vllm_metrics.outcome import Outcome, Verdict
-from pytest_vllm_metrics.report import build, schema
-from pytest_vllm_metrics.rows import Row
+from pytest_vllm_metrics.kube import ClusterInfo
+from pytest_vllm_metrics.multinode import Worker
+from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
+from pytest_vllm_metrics.report import (
+    Alike,
+    Once,
+    Warned,
+    alike,
+    all_targets,
+    build,
+    by_target,
+    checks_count,
+    dark_state,
+    schema,
+    story_text,
+    upgrade_section,
+    write_data,
+)
+from pytest_vllm_metrics.report import document as report_document
+from pytest_vllm_metrics.rows import BUCKETS, Reader, Row, RowOutcome, TargetResult
+from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.targets import Role
+from pytest_vllm_metrics.versions import __version__
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -307,3 +342,219 @@ def test_the_upgrade_forecast_shows_what_it_did_not_placeholders(pytester: pytes
     assert blob["environment"]["Target sim-x86_64-0.10"] == (
         "vLLM 0.10.1, arch amd64, block size 128, prefix caching True, features core, http, prefix_caching, "
         "scraped once for the upgrade forecast, no workload")
+
+
+# -- the report model, in-process: what every writer states --------------------------------------------------
+
+
+def test_the_model_of_a_run_counts_each_reader_and_tells_what_failed_first() -> None:
+    model = build(report_rows(), implementations=REPORT_TARGETS)
+    assert (model.result, model.exit_code, model.fail_on) == (Result.FAILURE, 1, Level.MUST)
+    assert model.counts_text() == "2 failed, 2 inconclusive, 4 passed, 1 xfailed"
+    # a target counts once, by the worst of its checks; a panel, rule or scaler once per check
+    assert [(c.reader, c.total, [c.counts[b] for b in BUCKETS]) for c in model.readers] == [
+        (Reader.TARGETS, 3, [1, 1, 1, 0, 0]), (Reader.DASHBOARDS, 2, [1, 0, 0, 1, 0]),
+        (Reader.RULES, 1, [0, 1, 0, 0, 0]), (Reader.SCALERS, 1, [0, 0, 0, 1, 0])]
+    assert story_text(model) == ("1 of 3 targets failed; 1 of 2 panels failed; 1 of 3 targets could not be judged; "
+                                 "1 of 1 rule could not be judged")
+    assert [reader for reader, _ in model.story] == [Reader.TARGETS, Reader.DASHBOARDS, Reader.TARGETS, Reader.RULES]
+    # each cause once per target, with the checks it explains
+    assert model.unobserved == (Once("decode-2", TIMED_OUT, ("reachable", "moves: vllm:prefix_cache_hits_total")),
+                                Once("vllm-rules", RULE_REASON, ("alert: VLLMKVCacheHigh",)))
+    assert model.documented == (Once("decode-0", NOT_ON_ARM, ("present: vllm:lora_requests_info",)),)
+    assert (model.warnings, model.upgrade, model.notes, model.path, model.tally) == ((), None, (), None, None)
+    assert model.features == {"required": [], "exempt": []}
+    assert model.started.tzinfo is UTC  # when not given: now, in UTC
+
+
+def test_the_story_names_where_it_failed_and_what_did_not() -> None:
+    rows = report_rows()
+    panel, throughput, rule, scaler = rows[5:]
+    target = Row(id="conformance/test_server.py::test_reachable[d]", target="d", check="reachable", level=Level.MUST,
+                 outcome=RowOutcome.PASSED)
+    two = [target, Row(id="conformance/test_server.py::test_reachable[e]", target="e", check="reachable",
+                       level=Level.MUST, outcome=RowOutcome.SKIPPED)]
+    assert story_text(build([panel, throughput, target])) == "1 of 2 panels failed; the target failed no check"
+    assert story_text(build([panel, *two])) == "1 of 1 panel failed; none of the 2 targets failed a check"
+    assert story_text(build([panel])) == "1 of 1 panel failed"
+    assert story_text(build([throughput, rule, target])) == "nothing failed; 1 of 1 rule could not be judged"
+    assert build([throughput, rule, target]).story[0] == (None, "nothing failed")
+    assert story_text(build([scaler])) == "nothing failed"
+    assert build([]).story == ((None, "nothing failed"),) and build([]).counts_text() == "no checks"
+
+
+def test_the_model_follows_the_fail_on_level_and_pytests_own_status() -> None:
+    should_only = [r for r in report_rows() if r.level != Level.MUST or r.outcome != RowOutcome.FAILED]
+    failed = Row(id="t::test_x", target="", check="x", level=Level.SHOULD, outcome=RowOutcome.FAILED)
+    model = build([*should_only, failed])
+    assert (model.result, model.exit_code) == (Result.INCONCLUSIVE, 75)
+    model = build([*should_only, failed], Settings(vllm_fail_on="should"))
+    assert (model.result, model.exit_code, model.fail_on) == (Result.FAILURE, 1, Level.SHOULD)
+    model = build([failed])
+    assert (model.result, model.exit_code) == (Result.PARTIAL, 0)  # pytest counted the failure, the rule decides
+    assert build([failed], tests_failed=2).exit_code == 1  # a failing test that is not a check
+    assert build([failed], pytest_status=int(pytest.ExitCode.INTERRUPTED)).exit_code == 2
+    assert build([failed], pytest_status=int(pytest.ExitCode.OK), tests_failed=0).exit_code == 0
+
+
+def test_each_cause_and_limitation_once_per_target_with_the_checks_it_explains() -> None:
+    def across(check: str, **targets: str) -> Row:
+        return Row(id=f"t::test_x[{check}]", target="", check=check, level=Level.MUST, outcome=RowOutcome.FAILED,
+                   targets={name: TargetResult(RowOutcome(o), f"{name}: {o} here") for name, o in targets.items()})
+
+    rows = [across("a", p="inconclusive", q="failed"), across("b", p="inconclusive", q="inconclusive"),
+            across("c", p="passed", q="xfailed"),
+            Row(id="t::test_y", target="", check="y", level=Level.MUST, outcome=RowOutcome.INCONCLUSIVE,
+                reason="no target answered")]
+    model = build(rows)
+    assert model.unobserved == (Once("p", "inconclusive here", ("a", "b")), Once("q", "inconclusive here", ("b",)),
+                                Once("every target", "no target answered", ("y",)))
+    assert model.documented == (Once("q", "xfailed here", ("c",)),)
+    assert alike(model.unobserved) == [Alike("inconclusive here", ("p", "q"), (2, 1)),
+                                       Alike("no target answered", ("every target",), (1,))]
+    assert [checks_count(c) for c in ([3], [1], [3, 3], [1, 3], [2, 1, 2])] == [
+        "3 checks", "1 check", "3 checks each", "1-3 checks each", "1-2 checks each"]
+
+
+def test_warnings_of_checks_that_passed_once_per_text_with_their_targets() -> None:
+    def row(check: str, evidence: dict[str, Any], **targets: tuple[str, str]) -> Row:
+        return Row(id=f"t::test_x[{check}]", target="", check=check, level=Level.SHOULD,
+                   outcome=RowOutcome.PASSED, evidence=evidence,
+                   targets={n: TargetResult(RowOutcome(o), f"{n}: {text}") for n, (o, text) in targets.items()})
+
+    warned = {"warning": "StoreWarning"}
+    rows = [row("labels", {"a": warned, "b": warned, "c": {}, "d": warned, "e": warned},
+                a=("passed", "37 labels"), b=("passed", "37 labels"), c=("passed", "37 labels"),
+                d=("failed", "37 labels"), e=("passed", "")),
+            row("size", {"a": warned, "b": "not a mapping"}, a=("passed", "5 MB"), b=("passed", "5 MB")),
+            Row(id="t::test_one[x]", target="x", check="one", level=Level.MUST, outcome=RowOutcome.PASSED,
+                reason="x: 44 labels", evidence=warned),
+            Row(id="t::test_one[y]", target="y", check="one", level=Level.MUST, outcome=RowOutcome.PASSED,
+                reason="y: 44 labels", evidence={"warning": ""}),
+            row("single", warned, z=("passed", "one target: its own evidence"))]
+    assert build(rows).warnings == (Warned("labels", "37 labels", ("a", "b")), Warned("size", "5 MB", ("a",)),
+                                    Warned("one", "44 labels", ("x",)),
+                                    Warned("single", "one target: its own evidence", ("z",)))
+
+
+def test_targets_by_name_the_observed_ones_first() -> None:
+    rows = report_rows()
+    assert by_target(rows)["decode-1"] == [
+        ("reachable", RowOutcome.PASSED, ""), ("moves: vllm:prefix_cache_hits_total", RowOutcome.FAILED, NO_PREFIX),
+        ("present: vllm:lora_requests_info", RowOutcome.PASSED, "")]
+    assert by_target(rows)["vllm-dash"][0] == ("panel: KV Cache Usage", RowOutcome.FAILED, KV_REASON)
+    # a target a row names that was not observed comes after the observed ones; readers' sources are not targets
+    observed = [{"target": "decode-1", "architecture": "amd64", "vllmVersion": "0.32.0"}]
+    assert all_targets(rows, observed) == [*observed, {"target": "decode-0", "architecture": "", "vllmVersion": None},
+                                           {"target": "decode-2", "architecture": "", "vllmVersion": None}]
+    unnamed = Row(id="t::test_y", target="", check="y", level=Level.MUST, outcome=RowOutcome.FAILED)
+    assert all_targets([unnamed], []) == []
+
+
+def test_the_environment_and_the_notes_of_a_run() -> None:
+    settings = Settings(vllm_sim=("x86_64",), vllm_fail_on="should",
+                        sources={"vllm_sim": "command line", "vllm_fail_on": "command line"})
+    cluster = ClusterInfo(api_client=None, context="kind-llm-d", server="https://127.0.0.1:6443", version="v1.31.0",
+                          namespace="llm-d", selectors=("llm-d.ai/role=decode",),
+                          notes=["could not list nodes: forbidden"],
+                          workers=[Worker("vllm-0-1", Role.HEADLESS, "vllm serve --headless", leader="vllm-0")])
+    targets = [{"target": "a", "measured": {"looksExclusive": True}}, {"target": "b", "measured": None},
+               {"target": "c", "measured": {"looksExclusive": False}},
+               {"target": "d", "engines": ["0", "1"], "dataParallel": {"expectedEngines": 2}}]
+    model = build([], settings, implementations=targets, cluster=cluster)
+    env = model.environment
+    assert (env["python"], env["pytest"]) == (platform.python_version(), pytest.__version__)
+    assert datetime.fromisoformat(env["generated"]).tzinfo is not None
+    assert env["settings"] == {"--vllm-sim": "x86_64 (from command line)",
+                               "--vllm-fail-on": "should (from command line)"}
+    assert env["kubernetes"] == {"context": "kind-llm-d", "server": "https://127.0.0.1:6443", "version": "v1.31.0",
+                                 "namespace": "llm-d", "selectors": ["llm-d.ai/role=decode"],
+                                 "notes": ["could not list nodes: forbidden"],
+                                 "multiNodeWorkers": [cluster.workers[0].as_dict()]}
+    assert model.notes == (
+        "could not list nodes: forbidden", "data-parallel engines on each page: d: engines 0-1 (2 of the 2 its command "
+        "line runs)", "on a the finished requests and prompt tokens moved by exactly the workload, as if no other "
+        "traffic reached them: if that holds, --vllm-exclusive checks their counters exactly")
+    assert build([], Settings(vllm_exclusive=True), implementations=targets[:3]).notes == ()
+    assert "kubernetes" not in build([]).environment and build([]).notes == ()
+
+
+def test_the_upgrade_section_from_the_evidence_its_checks_left() -> None:
+    rows = upgrade_rows("0.11.0")
+    section = upgrade_section([*rows, *report_rows()])
+    assert section is not None
+    assert (section["to"], section["policy"]) == ("0.11.0", upgrade.policy())
+    assert section["fleet"] == {"0.10.1": ["decode-0", "decode-1"], "unknown": ["decode-2"]}
+    gauge = ["vllm:gpu_cache_usage_perc"]
+    assert [(c["kind"], c["dashboard"], c["title"], c["outcome"], c["reads"], len(c["dark"]))
+            for c in section["consumers"]] == [("panel", "vllm-dash", "KV Cache Usage", "failed", gauge, 1),
+                                               ("alert", "vllm-dash", "VLLMKVCacheHigh", "failed", gauge, 1),
+                                               ("keda", "vllm-dash", "vllm-scaler", "passed",
+                                                ["vllm:num_requests_running"], 0)]
+    assert [c["reason"] for c in section["consumers"]] == [r.reason for r in rows]
+    assert upgrade_section(report_rows()) is None
+    assert build(rows).upgrade == section | {"consumers": section["consumers"]}
+    # an unreachable fleet left no `fleet`: the section says so with none
+    unknown = [Row(id=rows[0].id, target="", check=rows[0].check, level=Level.MUST, outcome=RowOutcome.INCONCLUSIVE,
+                   evidence={"upgrade": {k: v for k, v in rows[0].evidence["upgrade"].items() if k != "fleet"}})]
+    assert upgrade_section(unknown)["fleet"] == {}  # type: ignore[index]
+
+
+def test_a_families_fate_in_a_few_words() -> None:
+    assert dark_state({"state": "not yet", "emitted": ">=0.11.0"}) == "not there yet (>=0.11.0)"
+    assert dark_state({"state": "hidden", "hidden_from": "0.11.0"}) == "hidden since 0.11.0"
+    assert dark_state({"state": "removed", "hidden_from": "0.11.0"}) == "removed (hidden since 0.11.0)"
+
+
+def test_the_conformance_document_states_the_model(tmp_path: Path) -> None:
+    started = datetime(2026, 12, 2, 10, 30, 15, 123, tzinfo=UTC)
+    rows = [*report_rows(), *upgrade_rows("0.11.0")]
+    model = build(rows, Settings(vllm_require_feature=("lora",), vllm_exempt_feature=("spec_decode",)),
+                  implementations=REPORT_TARGETS, started=started)
+    document = report_document(model)
+    jsonschema.validate(document, schema())
+    assert {k: document[k] for k in ("apiVersion", "kind", "suiteVersion", "date", "result", "failOn", "exitCode")
+            } == {"apiVersion": "pytest-vllm-metrics/v1", "kind": "ConformanceReport", "suiteVersion": __version__,
+                  "date": "2026-12-02T10:30:15+00:00", "result": "failure", "failOn": "MUST", "exitCode": 1}
+    assert document["resultRule"] == gate.RULE
+    assert document["implementations"] == REPORT_TARGETS
+    assert document["features"] == {"required": ["lora"], "exempt": ["spec_decode"]}
+    assert document["environment"] == dict(model.environment)
+    assert document["couldNotObserve"] == [
+        {"target": "decode-2", "reason": TIMED_OUT, "checks": ["reachable", "moves: vllm:prefix_cache_hits_total"]},
+        {"target": "vllm-rules", "reason": RULE_REASON, "checks": ["alert: VLLMKVCacheHigh"]}]
+    assert document["documentedLimitations"] == [
+        {"target": "decode-0", "reason": NOT_ON_ARM, "checks": ["present: vllm:lora_requests_info"]}]
+    assert document["counts"] == {"passed": 5, "inconclusive": 2, "failed": 4, "xfailed": 1}
+    assert document["countsByLevel"] == {"MUST": {"passed": 5, "inconclusive": 2, "failed": 4},
+                                         "SHOULD": {"xfailed": 1}}
+    assert document["readers"][0] == {"reader": "targets", "title": "vLLM servers", "unit": "target",
+                                      "units": "targets", "total": 3, "counts": {
+                                          "failed": 1, "inconclusive": 1, "xfailed": 1, "passed": 0, "skipped": 0}}
+    assert [r["reader"] for r in document["readers"]] == ["targets", "dashboards", "rules", "scalers", "upgrade"]
+    assert document["warnings"] == []
+    assert document["tests"] == [row.as_json() for row in rows]
+    assert document["upgrade"] == model.upgrade
+    assert "upgrade" not in report_document(build(report_rows()))
+    # written as JSON, or as YAML for a .yaml or .yml path: the same document
+    for name in ("report.json", "report.yaml", "report.yml"):
+        write_data(tmp_path / name, model)
+    text = (tmp_path / "report.json").read_text()
+    assert json.loads(text) == document and text.endswith("}\n") and text.startswith('{\n  "apiVersion"')
+    written = (tmp_path / "report.yaml").read_text()
+    assert yaml.safe_load(written) == document and written.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
+    yml = (tmp_path / "report.yml").read_text()
+    assert yaml.safe_load(yml) == document and yml.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
+
+
+def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:
+    settings = Settings(vllm_model="org/model: v2", vllm_fail_on="may",
+                        sources={"vllm_model": "command line", "vllm_fail_on": "env VLLM_FAIL_ON"})
+    row = Row(id="t::test_x[a]", target="a", check="labels", level=Level.SHOULD, outcome=RowOutcome.PASSED,
+              reason="a: 37 labels", evidence={"warning": "StoreWarning"})
+    document = report_document(build([row], settings))
+    jsonschema.validate(document, schema())
+    assert document["warnings"] == [{"check": "labels", "text": "37 labels", "targets": ["a"]}]
+    # a value holding ": " stays whole under its option
+    assert document["environment"]["settings"] == {"--vllm-model": "org/model: v2 (from command line)",
+                                                   "--vllm-fail-on": "may (from env VLLM_FAIL_ON)"}

@@ -14,17 +14,20 @@ import httpx
 import jsonschema
 import pytest
 
-from conftest import flat, said
-from pytest_vllm_metrics.catalog import load_catalog
+from conftest import exposition, flat, said
+from pytest_vllm_metrics.catalog import Entry, load_catalog
 from pytest_vllm_metrics.observe import Observation, observe
-from pytest_vllm_metrics.outcome import Outcome
+from pytest_vllm_metrics.outcome import Level, Outcome
 from pytest_vllm_metrics.readers import Query, Reader
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
-from pytest_vllm_metrics.upgrade import fate, judge
+from pytest_vllm_metrics.upgrade import Fate, _is_version, _kept_by_flag, _where, fate, judge, metrics_read
+from pytest_vllm_metrics.upgrade import fleet as upgrade_fleet
+from pytest_vllm_metrics.upgrade import policy as upgrade_policy
+from pytest_vllm_metrics.versions import VersionRange
 
 DATA = Path(__file__).parent / "data"
 UPGRADE = DATA / "upgrade"
@@ -296,3 +299,158 @@ def test_to_0_11_names_the_alerts_on_the_kv_cache_gauge_from_a_rule_file(pyteste
     result.stdout.fnmatch_lines(["  alert vllm-alerts :: VLLMKVCacheHigh",
                                  "    vllm:gpu_cache_usage_perc  hidden since 0.11.0  "
                                  "--show-hidden-metrics-for-version=0.10  0.12.0 *vllm:kv_cache_usage_perc"])
+
+
+# -- the forecast's words and rules in-process: each fate, what a consumer reads, the verdict's cases ----------
+
+def _entry(versions: str, replaced_by: str | None = None, name: str = "vllm:old_total") -> Entry:
+    """A catalog entry of our own: a family emitted by default in `versions`."""
+    return Entry(name, "counter", Level.MUST, "core", VersionRange(versions), replaced_by=replaced_by)
+
+
+def test_each_fate_in_words() -> None:
+    kv = CATALOG.get("vllm:gpu_cache_usage_perc")
+    assert kv is not None
+    assert fate(kv, "0.11.0") == Fate("vllm:gpu_cache_usage_perc", "hidden", ">=0.7.3,<0.11.0", "0.11.0", "0.12.0",
+                                      "--show-hidden-metrics-for-version=0.10", "vllm:kv_cache_usage_perc")
+    assert fate(kv, "0.11.0").describe("0.11.0") == (  # type: ignore[union-attr]
+        "vllm:gpu_cache_usage_perc is hidden from vLLM 0.11.0 (on 0.11.0, --show-hidden-metrics-for-version=0.10 "
+        "shows it again) and removed in 0.12.0; read vllm:kv_cache_usage_perc instead")
+    assert fate(kv, "0.12.0").describe("0.12.0") == (  # type: ignore[union-attr]
+        "vllm:gpu_cache_usage_perc is hidden from vLLM 0.11.0 and removed in 0.12.0, so 0.12.0 does not have it; "
+        "read vllm:kv_cache_usage_perc instead")
+    assert fate(kv, "0.10.2") is None and fate(kv, "0.7.3") is None
+    # a family without successor, hidden from a major release: no previous minor for the flag to name
+    major = _entry(">=0.5.0,<2.0.0,<1.0.0")
+    assert fate(major, "0.9.9") is None
+    assert fate(major, "1.0.0") == Fate("vllm:old_total", "hidden", ">=0.5.0,<2.0.0,<1.0.0", "1.0.0", "1.1.0")
+    assert fate(major, "1.0.0").describe("1.0.0") == (  # type: ignore[union-attr]
+        "vllm:old_total is hidden from vLLM 1.0.0 (vLLM can show it again) and removed in 1.1.0")
+    assert fate(major, "1.0.9").state == "hidden"  # type: ignore[union-attr]
+    assert fate(major, "1.1.0").describe("1.1.0") == (  # type: ignore[union-attr]
+        "vllm:old_total is hidden from vLLM 1.0.0 and removed in 1.1.0, so 1.1.0 does not have it")
+    # before the family existed, or a family that never ends: not there yet
+    assert fate(major, "0.4.0") == Fate("vllm:old_total", "not yet", ">=0.5.0,<2.0.0,<1.0.0")
+    new = _entry(">=0.9.2", replaced_by="vllm:newer")
+    assert fate(new, "0.9.1") == Fate("vllm:old_total", "not yet", ">=0.9.2", replaced_by="vllm:newer")
+    assert fate(new, "0.9.1").describe("0.9.1") == (  # type: ignore[union-attr]
+        "vllm:old_total does not exist yet in vLLM 0.9.1 (vLLM >=0.9.2 emits it)")
+    assert fate(_entry(">=0.5.0,<=1.0.0"), "1.0.1").state == "not yet"  # type: ignore[union-attr]
+
+
+def test_the_families_a_consumer_reads_in_its_queries_order() -> None:
+    reader = Reader("d", "T", (Query("A", "rate(vllm:b_total[$__rate_interval]) / rate(vllm:a_total[5m])"),
+                               Query("B", "sum(vllm:a_total) + up + process_start_time_seconds"),
+                               Query("C", "vllm:c_total{model_name=~\"$model\""),  # not PromQL: its names, plainly
+                               Query("D", "foo{x=\"vllm:d\"} + vllm:e")))
+    assert metrics_read(reader) == ["vllm:b_total", "vllm:a_total", "vllm:c_total", "vllm:e"]
+    assert metrics_read(Reader("d", "T", ())) == []
+
+
+def _obs(name: str, version: str | None, page: Snapshot | None = None) -> Observation:
+    return Observation(Target(name=name, base_url=f"http://{name}:8000"), version=version, before=page)
+
+
+GAUGE_PAGE = Snapshot.parse(PAGE_0_11_WITH_FLAG)
+
+
+def test_the_fleets_versions() -> None:
+    fleet_of = [_obs("a", "0.10.1"), _obs("b", None, GAUGE_PAGE), _obs("c", "0.10.1", GAUGE_PAGE),
+                _obs("d", None)]
+    assert upgrade_fleet(fleet_of) == {"0.10.1": ["a", "c"], "unknown": ["b"]}
+    assert upgrade_fleet([]) == {}
+
+
+def test_a_consumer_of_no_vllm_metric_is_not_the_upgrades_to_judge() -> None:
+    none = judge(Reader("d", "T", (Query("A", "up"),), dashboard_title="D"), [_obs("a", "0.10.1")], CATALOG,
+                 "0.11.0")
+    assert (none.outcome, none.message, none.level) == (
+        Outcome.SKIPPED, 'panel "T" (D) reads no vLLM metric the catalog knows, so a vLLM upgrade does not change '
+                         'what it shows.', Level.MUST)
+    assert none.evidence == {"upgrade": {"to": "0.11.0", "kind": "panel", "dashboard": "d", "title": "T",
+                                         "reads": [], "dark": []}}
+    unknown = judge(Reader("d", "T", (Query("A", "vllm:nope + vllm:neither"),), kind="alert"),
+                    [_obs("a", "0.10.1")], CATALOG, "0.11.0")
+    assert (unknown.outcome, unknown.message) == (
+        Outcome.SKIPPED, 'alert "T" (d) reads no vLLM metric the catalog knows (vllm:nope, vllm:neither: not vLLM\'s '
+                         'names; the dashboard check says why), so a vLLM upgrade does not change what it shows.')
+
+
+def test_a_fleet_that_told_nothing_is_inconclusive_with_its_causes() -> None:
+    gone = list(asyncio.run(observe([Target(name="gone", base_url="http://127.0.0.1:9")],
+                                    Settings(vllm_requests=1))).values())
+    verdict = judge(ALERT, gone, CATALOG, "0.11.0")
+    assert verdict.outcome == Outcome.INCONCLUSIVE and verdict.level == Level.MUST
+    assert verdict.message == (
+        'alert "VLLMKVCacheAlmostFull" (vllm-alerts): no target could be scraped nor told its version, so what the '
+        "fleet runs today is unknown: gone: cannot connect to http://127.0.0.1:9 (All connection attempts failed). "
+        "Check that the server is running and that the host and port are right.")
+    assert "fleet" not in verdict.evidence["upgrade"]
+    assert judge(ALERT, [], CATALOG, "0.11.0").message.endswith("so what the fleet runs today is unknown: no target")
+
+
+def test_what_goes_dark_what_is_kept_and_why() -> None:
+    both = Reader("d", "KV", (Query("A", "vllm:gpu_cache_usage_perc or vllm:kv_cache_usage_perc"),),
+                  dashboard_title="D")
+    page = exposition({"vllm:gpu_cache_usage_perc": 0.1, "vllm:kv_cache_usage_perc": 0.1})
+    fleet_of = [_obs("a", "0.10.1", page), _obs("b", None, page)]
+    kept = judge(both, fleet_of, CATALOG, "0.11.0")  # it also reads the successor, emitted on 0.11
+    assert (kept.outcome, kept.message) == (
+        Outcome.PASSED, 'panel "KV" (D) keeps its data on vLLM 0.11.0 (vllm:gpu_cache_usage_perc goes dark in vLLM '
+                        '0.11.0, but it also reads vllm:kv_cache_usage_perc).')
+    assert kept.evidence["upgrade"]["kept"] == [
+        "vllm:gpu_cache_usage_perc goes dark in vLLM 0.11.0, but it also reads vllm:kv_cache_usage_perc"]
+    assert kept.evidence["upgrade"]["fleet"] == {"0.10.1": ["a"], "unknown": ["b"]}
+    # two families dark, on versions named in order, each with its fate
+    two = Reader("d", "Two", (Query("A", "vllm:gpu_cache_usage_perc"),
+                              Query("B", "rate(vllm:time_per_output_token_seconds_sum[5m])")), kind="record")
+    page = Snapshot.parse("# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc 0.1\n"
+                          "# TYPE vllm:time_per_output_token_seconds histogram\n"
+                          'vllm:time_per_output_token_seconds_bucket{le="+Inf"} 1\n'
+                          "vllm:time_per_output_token_seconds_sum 0.5\nvllm:time_per_output_token_seconds_count 1\n")
+    dark = judge(two, [_obs("z", "0.11.1", page), _obs("a", "0.10.1", page), _obs("n", None, page)], CATALOG,
+                 "0.12.0")
+    assert dark.outcome == Outcome.FAILED and dark.level == Level.MUST
+    assert dark.message == (
+        'record "Two" (d) goes dark when the fleet moves from vLLM 0.10.1, 0.11.1, unknown to 0.12.0: '
+        "vllm:gpu_cache_usage_perc is hidden from vLLM 0.11.0 and removed in 0.12.0, so 0.12.0 does not have it; "
+        "read vllm:kv_cache_usage_perc instead; vllm:time_per_output_token_seconds is hidden from vLLM 0.12.0 (on "
+        "0.12.0, --show-hidden-metrics-for-version=0.11 shows it again) and removed in 0.15.0; read "
+        "vllm:inter_token_latency_seconds instead.")
+    assert [d["metric"] for d in dark.evidence["upgrade"]["dark"]] == [
+        "vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds"]
+    assert dark.evidence["upgrade"]["dark"][0] == {
+        "metric": "vllm:gpu_cache_usage_perc", "state": "removed", "emitted": ">=0.7.3,<0.11.0",
+        "hidden_from": "0.11.0", "removed_in": "0.12.0", "flag": None, "replaced_by": "vllm:kv_cache_usage_perc",
+        "from": ["0.10.1", "0.11.1", "unknown"]}
+    assert dark.evidence["upgrade"]["reads"] == ["vllm:gpu_cache_usage_perc", "vllm:time_per_output_token_seconds_sum"]
+    assert dark.evidence["upgrade"]["kept"] == []
+    # only the targets that provide a family today are named as where it goes dark from
+    mixed = judge(ALERT, [_obs("a", "0.10.1"), _obs("b", "0.32.0")], CATALOG, "0.11.0")
+    assert mixed.evidence["upgrade"]["dark"][0]["from"] == ["0.10.1"]
+    assert "moves from vLLM 0.10.1 to 0.11.0" in mixed.message
+
+
+def test_the_flag_keeps_a_family_only_where_every_target_runs_the_same_minor() -> None:
+    hidden = fate(CATALOG.get("vllm:gpu_cache_usage_perc"), "0.11.2")  # type: ignore[arg-type]
+    removed = fate(CATALOG.get("vllm:gpu_cache_usage_perc"), "0.12.0")  # type: ignore[arg-type]
+    assert hidden is not None and removed is not None
+    on = [_obs("a", "0.11.1", GAUGE_PAGE), _obs("b", "0.11.0rc1+cpu", GAUGE_PAGE)]
+    assert _kept_by_flag(hidden, on, "0.11.2")
+    assert not _kept_by_flag(hidden, [*on, _obs("c", "0.10.1", GAUGE_PAGE)], "0.11.2")  # another minor
+    assert not _kept_by_flag(hidden, [*on, _obs("c", "1.11.0", GAUGE_PAGE)], "0.11.2")  # another major
+    assert not _kept_by_flag(hidden, [*on, _obs("c", None, GAUGE_PAGE)], "0.11.2")  # unknown: cannot tell
+    assert not _kept_by_flag(hidden, [*on, _obs("c", "main-abc", GAUGE_PAGE)], "0.11.2")
+    assert not _kept_by_flag(removed, on, "0.12.0")
+    assert not _kept_by_flag(Fate("vllm:x", "hidden", "<0.11.0"), on, "0.11.2")  # no hidden_from: not hidden
+    assert _is_version("0.11.0rc1+cpu") and not _is_version("main-abc")
+
+
+def test_a_consumer_is_named_as_its_reader_knows_it() -> None:
+    assert _where(Reader("file", "T", (), dashboard_title="vLLM")) == 'panel "T" (vLLM)'
+    assert _where(Reader("file", "T", ())) == 'panel "T" (file)'
+    assert _where(Reader("rules", "A", (), dashboard_title="ignored", kind="alert")) == 'alert "A" (rules)'
+    assert upgrade_policy() == {"text": "A metric deprecated in vLLM X.Y is hidden in X.Y+1, where "
+                                        "--show-hidden-metrics-for-version=X.Y shows it again for one more minor "
+                                        "release, and removed in X.Y+2.",
+                                "flag": "--show-hidden-metrics-for-version"}

@@ -4,7 +4,8 @@ Loaded by mutmut (`pytest_add_cli_args` in pyproject.toml's [tool.mutmut]). A te
 when it runs pytest in a subprocess (the `pytester` fixture), starts a real Prometheus (`prometheus_server`),
 goes through TLS or a proxy to the Kubernetes API-server double, or drives a browser; each mutant would pay
 seconds for it. Those tests still run in the ordinary suite. The plain API-server double (`cluster`, `double`)
-is an HTTP server on loopback in the test's own process, as fast as the simulator: its tests run.
+is an HTTP server on loopback in the test's own process, as fast as the simulator: its tests run. A pytester
+test marked `quick_run` stays: an in-process run of a few checks that need no server (the report hooks' own tests).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "tls_double", "conne
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    slow = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    slow = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            and item.get_closest_marker("quick_run") is None]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in slow]

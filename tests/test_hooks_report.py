@@ -1,0 +1,157 @@
+"""The report hooks, in short in-process runs of a user's own checks (no server needed): a row per check, the one
+report model at the session's end (its start time, pytest's own tally, the exit code), the terminal section, and
+pytest-html's title, results-table columns, skip reasons, summary and environment table."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import flat, parse_html
+
+pytestmark = pytest.mark.quick_run  # short in-process runs: kept in the mutation run
+
+DASHBOARD = Path(__file__).parent / "data" / "upgrade" / "vllm-example-0.10.json"
+LONG = "the counter went from 0 to 0 during the workload " * 3  # wraps in a narrow terminal
+CHECKS = f"""
+import pytest
+from pytest_vllm_metrics.outcome import Outcome, Verdict
+
+
+@pytest.mark.must
+def test_fine(vllm_level, vllm_enforce):
+    vllm_enforce(Verdict(Outcome.PASSED, "", vllm_level, target="decode-0"))
+
+
+@pytest.mark.must
+def test_broken(vllm_level, vllm_enforce):
+    vllm_enforce(Verdict(Outcome.FAILED, "decode-0: {LONG.strip()}", vllm_level, target="decode-0"))
+
+
+@pytest.mark.should
+def test_unsure(vllm_level, vllm_enforce):
+    vllm_enforce(Verdict(Outcome.INCONCLUSIVE, "decode-0: <timed out>", vllm_level, target="decode-0"))
+
+
+@pytest.mark.may
+def test_no_lora(vllm_level, vllm_enforce):
+    pytest.skip("no LoRA adapter <served>")
+
+
+def test_not_a_check():
+    pytest.skip("a skip of a test that is not a check")
+
+
+def test_plain():
+    pass
+"""
+
+
+def run(pytester: pytest.Pytester, checks: str, *args: str) -> tuple[pytest.RunResult, dict[str, Any], str]:
+    """A run of the given checks with the JSON and HTML reports: its result, the JSON report and the HTML page."""
+    pytester.makepyfile(test_checks=checks)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--vllm-report=out/report.json", "--html=report.html",
+                                "--self-contained-html", *args)
+    return result, json.loads((pytester.path / "out" / "report.json").read_text()), (
+        pytester.path / "report.html").read_text()
+
+
+def blob(page: str) -> dict[str, Any]:
+    """pytest-html's data: the results table's rows, the environment table."""
+    found = re.search(r'data-jsonblob="(.*?)"', page, re.S)
+    assert found is not None
+    data: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return data
+
+
+def test_a_run_of_checks_makes_one_report_model_stated_everywhere(pytester: pytest.Pytester,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    before = datetime.now(UTC)
+    result, document, page = run(pytester, CHECKS)
+    # one row per check, in the order they ran; the tests that are not checks have none
+    assert [(t["check"], t["target"], t["level"], t["outcome"]) for t in document["tests"]] == [
+        ("fine", "decode-0", "MUST", "passed"), ("broken", "decode-0", "MUST", "failed"),
+        ("unsure", "decode-0", "SHOULD", "inconclusive"), ("no_lora", "", "MAY", "skipped")]
+    assert (document["result"], document["exitCode"], result.ret) == ("failure", 1, 1)
+    assert document["date"].endswith("+00:00")  # when the run started, in UTC, to the second
+    assert before.replace(microsecond=0) <= datetime.fromisoformat(document["date"]) <= datetime.now(UTC)
+    # the terminal: the section, its lines wrapped to the terminal's width
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if " vLLM metrics conformance " in line)
+    assert lines[start + 1] == "result: FAILURE  (1 failed, 1 inconclusive, 1 passed, 1 skipped)"
+    assert "FAILED   MUST   decode-0 broken" in lines
+    after = lines[lines.index("FAILED   MUST   decode-0 broken") + 1:]
+    reason = after[:next(i for i, line in enumerate(after) if not line.startswith("    "))]
+    assert len(reason) == 2 and all(len(line) <= 80 for line in reason)
+    assert " ".join(" ".join(reason).split()) == " ".join(LONG.split())
+    assert "conformance report: out/report.json" in lines
+    # the HTML report: its title, the columns it adds, the summary of the same model
+    assert '<title id="head-title">vLLM metrics conformance</title>' in page
+    header = re.findall(r'<th class="sortable" data-column-type="(\w+)">(\w+)</th>', page)
+    assert header == [("result", "Result"), ("testId", "Test"), ("target", "Target"), ("level", "Level"),
+                      ("outcome", "Outcome"), ("duration", "Duration")]
+    data = blob(page)
+    rows = {test_id: test[0] for test_id, test in data["tests"].items()}
+    cells = {test_id.split("::")[-1]: [re.sub(r"<[^>]+>", "", c) for c in row["resultsTableRow"]]
+             for test_id, row in rows.items()}
+    assert {name: found[2:5] for name, found in cells.items()} == {
+        "test_fine": ["decode-0", "MUST", "passed"], "test_broken": ["decode-0", "MUST", "failed"],
+        "test_unsure": ["decode-0", "SHOULD", "inconclusive"], "test_no_lora": ["", "MAY", "skipped"],
+        "test_not_a_check": ["", "", ""], "test_plain": ["", "", ""]}
+    logs = {test_id.split("::")[-1]: row["log"] for test_id, row in rows.items()}
+    # a skip's log is its reason, not pytest's (path, line, reason) tuple; an inconclusive check's is its cause
+    assert logs["test_unsure"] == "decode-0: &lt;timed out&gt;"
+    assert logs["test_no_lora"] == "no LoRA adapter &lt;served&gt;"
+    assert logs["test_not_a_check"] == "a skip of a test that is not a check"
+    summary = parse_html(page[page.index('<div id="vllm-summary">'):page.index("<!-- /vllm-summary -->")])
+    # pytest's own tally: every test that ran, skipped and inconclusive ones included
+    assert summary.one("span", class_="vllm-tally").text == (
+        "6 tests (all collected): 2 passed, 1 failed, 1 inconclusive, 2 skipped")
+    assert data["environment"]["pytest-vllm-metrics"]  # the environment table: the plugin's rows
+
+
+def test_a_failing_test_that_is_not_a_check_keeps_pytests_exit_code(pytester: pytest.Pytester) -> None:
+    # a check that passes, then a test that is not a check fails: -x stops the run there
+    checks = CHECKS.replace("def test_plain():\n    pass", "").replace("def test_fine(", "def test_a_fine(")
+    checks = checks.replace("@pytest.mark.must\ndef test_broken", "def test_b_plain():\n    assert False\n\n\n"
+                                                                  "@pytest.mark.must\ndef test_broken")
+    result, document, page = run(pytester, checks, "-x", "-p", "no:randomly")
+    assert [t["check"] for t in document["tests"]] == ["a_fine"]
+    assert (document["result"], document["exitCode"], result.ret) == ("success", 1, 1)
+    summary = parse_html(page[page.index('<div id="vllm-summary">'):page.index("<!-- /vllm-summary -->")])
+    assert summary.one("span", class_="vllm-tally").text == "2 tests of 6 collected: 1 passed, 1 failed"
+
+
+def test_without_checks_no_section_and_no_summary(pytester: pytest.Pytester) -> None:
+    result, document, page = run(pytester, "def test_plain():\n    pass\n")
+    assert document["tests"] == [] and result.ret == 0
+    assert "vLLM metrics conformance =" not in result.stdout.str()
+    assert 'id="vllm-summary"' not in page
+
+
+def test_a_panel_check_is_drawn_where_its_dashboard_puts_it(pytester: pytest.Pytester) -> None:
+    checks = """
+import pytest
+from pytest_vllm_metrics.outcome import Outcome, Verdict
+
+
+def test_panel(vllm_panel, vllm_enforce):
+    vllm_enforce(Verdict(Outcome.PASSED, "", evidence={"panel_verdict": "ok"}))
+"""
+    result, document, page = run(pytester, checks, f"--grafana-dashboard={DASHBOARD}")
+    panels = [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] != "row"]
+    assert [t["check"] for t in document["tests"]] == [f"panel: {p['title']}" for p in panels], flat(result)
+    summary = parse_html(page[page.index('<div id="vllm-summary">'):page.index("<!-- /vllm-summary -->")])
+    dash = summary.one("section", class_="vllm-dash")
+    assert (dash.attrs["data-dashboard"], dash.one("h4").text) == ("vllm-example-0.10", "vLLM (vllm-example-0.10)")
+    # each panel at its gridPos, in the file's order
+    assert [(p.attrs["data-panel"], p.attrs["data-verdict"], p.attrs["data-grid"])
+            for p in dash.all("div", class_="vllm-panel")] == [
+        (p["title"], "ok", ",".join(str(p["gridPos"][k]) for k in "xywh")) for p in panels]
