@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -59,8 +60,10 @@ def test_deltas_between_openmetrics_captures_equal_the_text_ones(caching: str) -
     # Delta finds the OpenMetrics _created where it looks: a series whose _created moved reads as a reset
     after = Snapshot.parse_openmetrics(to_openmetrics(pages[1]))
     assert not Delta(openmetrics.before, after).change("vllm:prompt_tokens_total").reset
-    for key in after.created["vllm:prompt_tokens"]:
-        after.created["vllm:prompt_tokens"][key] += 1
+    stamp = re.compile(r"^(vllm:prompt_tokens_created\{[^}]*\} )(\S+)$", re.M)
+    assert stamp.search(pages[1])
+    moved = stamp.sub(lambda m: m.group(1) + repr(float(m.group(2)) + 1), pages[1])
+    after = Snapshot.parse_openmetrics(to_openmetrics(moved))
     assert Delta(openmetrics.before, after).change("vllm:prompt_tokens_total").reset
 
 

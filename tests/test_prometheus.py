@@ -12,7 +12,7 @@ from pytest_vllm_metrics import prometheus
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.sim import SimHost, get_profile
-from pytest_vllm_metrics.snapshot import Family, Series, Snapshot
+from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
@@ -83,10 +83,8 @@ def test_prometheus_down_is_one_clear_message(pytester: pytest.Pytester, sim_hos
 
 
 def _observed(before: float, after: float, taken_at: float) -> Observation:
-    first, second = Snapshot(), Snapshot()
-    for page, value in ((first, before), (second, after)):
-        page.families["vllm:prompt_tokens_total"] = Family("vllm:prompt_tokens_total", "counter", "", frozenset())
-        page.samples["vllm:prompt_tokens_total"] = [Series((), value)]
+    first, second = (Snapshot.parse(f"# TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total {value!r}\n")
+                     for value in (before, after))
     second.taken_at = taken_at
     return Observation(Target("decode-0", "http://127.0.0.1:1"), before=first, after=second)
 
