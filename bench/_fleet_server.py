@@ -3,6 +3,10 @@ the measured process' CPU): `python bench/_fleet_server.py MODE N OUT.json`, the
 
 MODE static: N endpoints answering /metrics with the real vLLM 0.32 page (tests/data/captures, ~50 KB).
 MODE sim:    N full simulators (profile x86_64) and a Kubernetes API double whose pods proxy to them.
+MODE replay: N endpoints replaying a real vLLM 0.32 server (tests/data/captures): its /metrics page after traffic
+             when a completion came since the last scrape, else the page before; its /version and /v1/models; each
+             completion kind is answered with what one simulator answered it (recorded at start), so that serving
+             costs the fleet as little as a real server's network stack would cost the measured process.
 """
 
 from __future__ import annotations
@@ -13,20 +17,78 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx
 from aiohttp import web
 
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 
-PAGE = (Path(__file__).parent.parent / "tests" / "data" / "captures" / "prefix-caching-on.after.prom").read_bytes()
+CAPTURES = Path(__file__).parent.parent / "tests" / "data" / "captures"
+PAGE = (CAPTURES / "prefix-caching-on.after.prom").read_bytes()
+TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def static_app() -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=PAGE, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(body=PAGE, headers={"Content-Type": TEXT})
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
+    return app
+
+
+Recorded = dict[tuple[str, bool], tuple[bytes, str]]  # (path, streamed) -> (body, content type)
+
+
+def record(url: str) -> Recorded:
+    """One simulator's answer to each kind of workload request (the body shapes the suite sends)."""
+    answers: Recorded = {}
+    with httpx.Client(timeout=30) as client:
+        model = client.get(f"{url}/v1/models").json()["data"][0]["id"]
+        for path, key in (("/v1/completions", "prompt"), ("/v1/chat/completions", "messages")):
+            for stream in (False, True):
+                prompt: object = "the metrics of every server" if key == "prompt" else [
+                    {"role": "user", "content": "the metrics of every server"}]
+                body: dict[str, object] = {"model": model, key: prompt, "max_tokens": 8, "stream": stream}
+                if stream:
+                    body["stream_options"] = {"include_usage": True}
+                response = client.post(f"{url}{path}", json=body)
+                answers[(path, stream)] = (response.content, response.headers["content-type"])
+    return answers
+
+
+def replay_app(answers: Recorded) -> web.Application:
+    before = (CAPTURES / "prefix-caching-on.before.prom").read_bytes()
+    served = {"since": False}  # a completion since the last scrape: each run (or floor round) sees before -> after
+
+    async def metrics(request: web.Request) -> web.Response:
+        page = PAGE if served["since"] else before
+        served["since"] = False
+        return web.Response(body=page, headers={"Content-Type": TEXT})
+
+    def fixed(name: str) -> web.Response:
+        return web.Response(body=(CAPTURES / name).read_bytes(), content_type="application/json")
+
+    version, models = fixed("version.json").body, fixed("v1-models.json").body
+
+    async def get_version(request: web.Request) -> web.Response:
+        return web.Response(body=version, content_type="application/json")
+
+    async def get_models(request: web.Request) -> web.Response:
+        return web.Response(body=models, content_type="application/json")
+
+    async def complete(request: web.Request) -> web.Response:
+        stream = bool((await request.json()).get("stream"))
+        served["since"] = True  # the server has served traffic: its page after traffic
+        body, content_type = answers[(request.path, stream)]
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/version", get_version)
+    app.router.add_get("/v1/models", get_models)
+    app.router.add_post("/v1/completions", complete)
+    app.router.add_post("/v1/chat/completions", complete)
     return app
 
 
@@ -35,6 +97,9 @@ def main(mode: str, count: int, out: Path) -> None:
     info: dict[str, object] = {}
     if mode == "static":
         info["urls"] = [host.start_app(static_app()) for _ in range(count)]
+    elif mode == "replay":
+        answers = record(host.start(get_profile("x86_64")).url)
+        info["urls"] = [host.start_app(replay_app(answers)) for _ in range(count)]
     else:
         sims = [host.start(get_profile("x86_64")) for _ in range(count)]
         info["urls"] = [sim.url for sim in sims]

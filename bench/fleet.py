@@ -9,6 +9,11 @@ P1  one scrape+parse round of N endpoints serving the real vLLM 0.32 page (~50 K
 P2  the whole bundled suite (pytest, every item) against N simulated pods, directly by URL and through the
     Kubernetes API double's pod proxy, best of 3 runs (this VM's timings vary by 10-20%); goal T(100) <= 3 x T(1).
 MEM peak RSS of the pytest process running the whole suite against 500 endpoints; goal under 500 MB.
+F   `--fleet N` (alone): the whole suite against N servers replaying a real vLLM 0.32 (bench/_fleet_server.py
+    replay), `--vllm-requests=7` and the JSON report written; goal at N=1000: <= 10 s wall, <= 300 MB peak RSS.
+    The floor is the same HTTP requests (every server's scrapes, /version, /v1/models and workload) sent by a bare
+    client at the suite's concurrency, nothing parsed or judged; the ratio says how far the suite is from it.
+    `--workers W` runs the suite with pytest-xdist (-n W).
 """
 
 from __future__ import annotations
@@ -124,6 +129,49 @@ def _suite_once(args: list[str], env: dict[str, str]) -> SuiteRun:
     return SuiteRun(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, lines[-1] if lines else "(no output)")
 
 
+def floor_round(urls: list[str], requests: int, concurrency: int = 16) -> None:
+    """Every HTTP request the suite sends a server (two scrapes, /version, /v1/models, the workload), sent by the
+    plugin's clients at its concurrency; the answers are read and dropped."""
+    body = {"model": "tiny", "prompt": "the metrics of every server", "max_tokens": 8}
+
+    async def go() -> None:
+        slots = asyncio.Semaphore(concurrency)
+        async with Clients() as clients:
+
+            async def one(target: Target) -> None:
+                async with slots:
+                    client = clients.get(target)
+                    for path in ("/metrics", "/version", "/v1/models"):
+                        (await client.get(target.url(path))).read()
+                    for _ in range(requests):
+                        (await client.post(target.url("/v1/completions"), json=body)).read()
+                    (await client.get(target.url("/metrics"))).read()
+
+            await asyncio.gather(*(one(Target(name=url, base_url=url)) for url in urls))
+
+    asyncio.run(go())
+
+
+def fleet_case(count: int, workers: int) -> None:
+    requests = 7
+    with fleet("replay", count) as info:
+        urls = list(info["urls"])  # type: ignore[call-overload]
+        floor = best(functools.partial(floor_round, urls, requests), repeat=2)
+        report = Path(str(info["dir"])) / "report.json"
+        args = [f"--vllm-requests={requests}", f"--vllm-report={report}"]
+        if workers:
+            args += ["-n", str(workers)]
+        run = suite_run(args, {"PYTEST_VLLM_URL": ",".join(urls)}, repeat=2)
+        size = report.stat().st_size if report.exists() else 0
+    print(f"\nF  whole suite, {count} replaying servers, --vllm-requests={requests}, JSON report"
+          + (f", -n {workers}" if workers else ""))
+    print(f"   wall {run.wall:.1f} s   pytest CPU {run.cpu:.1f} s   peak RSS {run.rss / 1024:.0f} MB   "
+          f"report {size / 1e6:.1f} MB   {run.summary}")
+    print(f"   floor (the same HTTP requests, bare): {floor:.1f} s   ratio to the floor: {run.wall / floor:.1f}")
+    goal = run.wall <= 10 and run.rss / 1024 <= 300
+    print(f"   goal at 1000 servers: <= 10 s wall and <= 300 MB -> {'met' if goal else 'NOT met'}")
+
+
 def _pods(n: int) -> str:
     return f"{n} pod" if n == 1 else f"{n} pods"
 
@@ -131,7 +179,11 @@ def _pods(n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller N, for a smoke run")
+    parser.add_argument("--fleet", type=int, metavar="N", help="only the fleet case, against N replaying servers")
+    parser.add_argument("--workers", type=int, default=0, metavar="W", help="the fleet case under pytest -n W")
     args = parser.parse_args()
+    if args.fleet:
+        return fleet_case(args.fleet, args.workers)
     p1_sizes = [1, 10, 100] if args.quick else [1, 10, 100, 500]
     p2_sizes = [1, 10] if args.quick else [1, 10, 100]
     rows: list[tuple[str, str, str]] = []
