@@ -128,7 +128,18 @@ def _build(session: pytest.Session, run: Run) -> Report:
     return report.build(rows, run.settings, implementations=run.implementations(),
                         cluster=cluster if run.settings.vllm_namespace else None, layout=layout,
                         started=config.stash[STARTED_KEY], pytest_status=session.exitstatus,
-                        tests_failed=session.testsfailed, tally=_tally(session))
+                        tests_failed=session.testsfailed, tally=_tally(session),
+                        **_shard_targets(run))
+
+
+def _shard_targets(run: Run) -> dict[str, list[str]]:
+    """Under --vllm-shard: the fleet every shard saw, and this shard's part of it (discovered at collection)."""
+    if run.settings.vllm_shard is None:
+        return {}
+    try:
+        return {"fleet": run.fleet_names(), "checked": run.target_names()}
+    except pytest.UsageError:  # discovery failed: the run said so already
+        return {}
 
 
 def _tally(session: pytest.Session) -> report.Tally:

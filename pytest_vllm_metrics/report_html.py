@@ -427,3 +427,28 @@ def _described(impl: Mapping[str, Any], upgrade: bool) -> str:
     if upgrade:
         parts.append("scraped once for the upgrade forecast, no workload")
     return ", ".join(parts)
+
+
+# -- a page of its own: the merged report of a sharded run (`pytest-vllm-metrics merge -o report.html`) ------------
+
+
+def page(report: Report) -> str:
+    """The report as one self-contained HTML page, without pytest-html: the summary, the environment, and a table
+    of every check (its target, level, outcome and reason), as pytest-html's report of a run shows them."""
+    esc = _html.esc
+    environment = [(key, value) for key, value in report.environment.items() if not isinstance(value, Mapping)]
+    environment += [(f"settings {key}", value) for key, value in (report.environment.get("settings") or {}).items()]
+    merged = report.environment.get("merged")
+    if isinstance(merged, Mapping):
+        environment.append(("merged from", f"{merged.get('shards')} shards: {', '.join(merged.get('files') or [])}"))
+    env_rows = "".join(f"<tr><td>{esc(key)}</td><td>{esc(value)}</td></tr>" for key, value in environment)
+    checks = "".join(
+        f"<tr class='vllm-check'><td>{esc(row.id)}</td>{''.join(table_cells(row))}"
+        f"<td>{esc(shown_reason(row) or '')}</td></tr>" for row in report.rows)
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>vLLM metrics conformance</title>"
+            "</head><body>" + summary(report)
+            + "<div id='vllm-summary'><h3 id='vllm-environment'>Environment</h3>"
+            + f"<table class='vllm-summary'>{env_rows}</table>"
+            + "<h3 id='results-table'>Every check</h3><table class='vllm-summary' id='vllm-checks'>"
+            + "<tr><th>Test</th><th>Target</th><th>Level</th><th>Outcome</th><th>Reason</th></tr>"
+            + checks + "</table></div></body></html>\n")
