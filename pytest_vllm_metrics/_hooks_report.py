@@ -111,7 +111,7 @@ class ReportHooks:
             path = Path(model.path).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)  # as --junitxml and --html do
             if path.suffix in (".md", ".markdown"):
-                path.write_text(report_markdown.summary(model), encoding="utf-8")
+                report.write_text(path, report_markdown.summary(model))
             else:
                 report.write_data(path, model)
         if model.exit_code != session.exitstatus:

@@ -288,11 +288,11 @@ def write(model: Report, out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if suffix in (".md", ".markdown"):
-            out.write_text(report_markdown.summary(model), encoding="utf-8")
+            report.write_text(out, report_markdown.summary(model))
         elif suffix == ".html":
-            out.write_text(report_html.page(model), encoding="utf-8")
+            report.write_text(out, report_html.page(model))
         elif suffix == ".xml":
-            out.write_text(junit(model), encoding="utf-8")
+            report.write_text(out, junit(model))
         else:
             report.write_data(out, model)
     except OSError as exc:

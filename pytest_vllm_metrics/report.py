@@ -7,6 +7,7 @@ the session (`REPORT_KEY`). Every writer renders it and decides nothing: the JSO
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -368,9 +369,17 @@ def write_data(path: Path, report: Report) -> None:
     if path.suffix in (".yaml", ".yml"):
         import yaml  # optional: YAML only when asked for
 
-        path.write_text(yaml.safe_dump(document(report), sort_keys=False), encoding="utf-8")
+        write_text(path, yaml.safe_dump(document(report), sort_keys=False))
     else:
-        path.write_text(json.dumps(document(report), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(document(report), indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """A report file, whole or not at all: written beside it, then renamed over it, so that whoever waits for it (the
+    merge of a sharded run's reports) never reads half of it."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
 
 
 def schema() -> dict[str, Any]:
