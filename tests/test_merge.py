@@ -87,6 +87,17 @@ def test_merged_shards_equal_one_unsharded_run(pytester: pytest.Pytester) -> Non
     assert junit_cases(pytester.path / "merged.xml") == junit_cases(pytester.path / "whole.xml")
 
 
+def test_more_shards_than_servers_leave_a_shard_empty_and_the_merge_whole(pytester: pytest.Pytester) -> None:
+    fleet = ("--vllm-sim=x86_64", "--vllm-sim=arm64-cpu")
+    run(pytester, *fleet, "--vllm-report=whole.json")
+    shards = [run(pytester, *fleet, f"--vllm-shard={k}/3", f"--vllm-report=shard-{k}.json") for k in (0, 1, 2)]
+    assert json.loads((pytester.path / "shard-2.json").read_text())["implementations"] == []  # position 2 of 2
+    assert [s.ret for s in shards] == [0, 0, 0]
+    assert merged(pytester, "merged.json", "shard-0.json", "shard-1.json", "shard-2.json") == 0
+    assert comparable(json.loads((pytester.path / "merged.json").read_text())) == comparable(
+        json.loads((pytester.path / "whole.json").read_text()))
+
+
 def test_a_failure_on_one_shard_fails_the_merged_report(pytester: pytest.Pytester) -> None:
     # --vllm-require-feature=lora: a MUST failure on every server without LoRA; sim-x86_64-lora alone has it
     fleet = ("--vllm-sim=x86_64-lora", "--vllm-sim=x86_64", "--vllm-require-feature=lora")
