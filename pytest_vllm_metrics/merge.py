@@ -201,7 +201,8 @@ def merged(shards: list[ShardReport], out: Path | None = None) -> Report:
         for data in item.document["tests"]:
             row = Row.from_json(data)
             rows_by_id.setdefault(row.id, []).append(row)
-    rows = [_merged_row(found, fleet) for found in rows_by_id.values()]
+    marks = {test: Level(mark) for item in shards for test, mark in (item.shard.get("marks") or {}).items()}
+    rows = [_merged_row(found, fleet, marks.get(test)) for test, found in rows_by_id.items()]
     position = {name: i for i, name in enumerate(fleet)}
     implementations = sorted((impl for item in shards for impl in item.document["implementations"]),
                              key=lambda impl: position.get(str(impl.get("target")), len(position)))
@@ -225,7 +226,7 @@ def merged(shards: list[ShardReport], out: Path | None = None) -> Report:
                    path=str(out) if out is not None else None)
 
 
-def _merged_row(found: list[Row], fleet: list[str]) -> Row:
+def _merged_row(found: list[Row], fleet: list[str], mark: Level | None) -> Row:
     """One check's row from the shards' rows of it: each target's own verdict, combined as one run combines them."""
     if len(found) == 1:
         return found[0]  # a reader of the fleet (shard 0's only), or a check of one target
@@ -244,8 +245,9 @@ def _merged_row(found: list[Row], fleet: list[str]) -> Row:
         verdicts[name] = Verdict(Outcome(cell.outcome.value), cell.reason, row.level,
                                  dict(evidence) if isinstance(evidence, Mapping) else {}, cell.diagnosis or None,
                                  target=name)
-    # The check's level: its mark's, which each shard's row states (a row of one target may state its verdict's)
-    level = min((row.level for row in found if row.targets), key=_LEVELS.index)  # the strictest
+    # The check's level: its mark's (a shard's row of one target states its verdict's, which may be lower); a check
+    # without a mark (a user's own), the strictest its rows state
+    level = mark or min((row.level for row in found if row.targets), key=_LEVELS.index)
     verdict = combine(verdicts, level)
     outcome = RowOutcome.of(verdict.outcome)
     reason = (verdict.diagnosis or verdict.message) if outcome == RowOutcome.XFAILED else verdict.message

@@ -83,10 +83,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if settings.vllm_namespace:
         names.append(f"the vLLM pods of namespace {settings.vllm_namespace}")
     shard = settings.vllm_shard
+    readers = ("judges the fleet's readers (panels, rules, scalers, the endpoint picker)" if judges_fleet(shard)
+               else "leaves the fleet's readers to shard 0")
     sharded = [] if shard is None else [
-        f"  {shard}: checks every {shard.count}th of these targets in (namespace, name) order, from position "
-        f"{shard.index}; " + ("judges the fleet's readers (panels, rules, scalers, the endpoint picker)"
-                              if judges_fleet(shard) else "leaves the fleet's readers to shard 0")]
+        f"  {shard}: checks the targets at positions {shard.index}, {shard.index + shard.count}, "
+        f"{shard.index + 2 * shard.count}, ... of their (namespace, name) order; {readers}"]
     return [f"vllm-metrics: targets: {', '.join(names)}; catalog of {len(run.catalog)} families", *sharded,
             f"  {settings.bounds()}", *(f"  {line}" for line in settings.header_lines()),
             *(f"  note: {note}" for note in settings.notes)]

@@ -117,10 +117,12 @@ class Report:
 def build(rows: Iterable[Row], settings: Settings | None = None, *, implementations: Iterable[Mapping[str, Any]] = (),
           cluster: ClusterInfo | None = None, layout: Iterable[Mapping[str, Any]] = (),
           started: datetime | None = None, pytest_status: int | None = None, tests_failed: int | None = None,
-          tally: Tally | None = None, fleet: Iterable[str] = (), checked: Iterable[str] = ()) -> Report:
+          tally: Tally | None = None, fleet: Iterable[str] = (), checked: Iterable[str] = (),
+          marks: Mapping[str, str] | None = None) -> Report:
     """The report of a run. `pytest_status` and `tests_failed`: pytest's exit status and count of failed tests
-    before the checks decide (by default, what the rows alone would make them). `fleet`, `checked`: under --vllm-shard,
-    every target of the fleet, whichever shard checks it, and the ones this shard checked."""
+    before the checks decide (by default, what the rows alone would make them). `fleet`, `checked`, `marks`: under
+    --vllm-shard, every target of the fleet, whichever shard checks it, the ones this shard checked, and each check's
+    level mark by test id."""
     settings = settings or Settings()
     found = tuple(rows)
     targets = tuple(implementations)
@@ -138,14 +140,15 @@ def build(rows: Iterable[Row], settings: Settings | None = None, *, implementati
         warnings=warnings_found(found), unobserved=_once(found, RowOutcome.INCONCLUSIVE),
         documented=_once(found, RowOutcome.XFAILED), upgrade=upgrade_section(found),
         notes=_notes(settings, cluster, targets), path=settings.vllm_report, layout=tuple(layout), tally=tally,
-        shard=shard_section(settings, list(fleet), list(checked), layout, status, failed, tally))
+        shard=shard_section(settings, list(fleet), list(checked), layout, status, failed, tally, marks or {}))
 
 
 def shard_section(settings: Settings, fleet: list[str], checked: list[str],
-                  layout: Iterable[Mapping[str, Any]], status: int, failed: int, tally: Tally | None
-                  ) -> dict[str, Any] | None:
+                  layout: Iterable[Mapping[str, Any]], status: int, failed: int, tally: Tally | None,
+                  marks: Mapping[str, str]) -> dict[str, Any] | None:
     """What `pytest-vllm-metrics merge` needs of a shard's run beyond the rows (the JSON report's `shard`): which
-    shard, the fleet it saw and the targets it checked, what pytest counted, the dashboards' layout."""
+    shard, the fleet it saw and the targets it checked, what pytest counted, the dashboards' layout, and each check's
+    level mark (a row of one target states its verdict's level, which may be lower)."""
     shard = settings.vllm_shard
     if shard is None:
         return None
@@ -153,7 +156,7 @@ def shard_section(settings: Settings, fleet: list[str], checked: list[str],
             "checked": checked, "exclusive": settings.vllm_exclusive,
             "pytestStatus": int(status), "testsFailed": failed,
             "tally": {"collected": tally.collected, "outcomes": dict(tally.outcomes)} if tally else None,
-            "layout": [dict(panel) for panel in layout]}
+            "layout": [dict(panel) for panel in layout], "marks": dict(marks)}
 
 
 def environment(settings: Settings, cluster: ClusterInfo | None) -> dict[str, Any]:

@@ -155,15 +155,18 @@ def test_the_console_script_merges(pytester: pytest.Pytester) -> None:
 # -- files that are not the shards of one run: exit code 2, one paragraph naming the file and the fix ------------
 
 
-def _row(name: str, outcome: RowOutcome = RowOutcome.PASSED) -> Row:
-    return Row(id="conformance/test_server.py::test_reachable", target=name, check="reachable", level=Level.MUST,
-               outcome=outcome, targets={name: TargetResult(outcome)})
+def _row(name: str, outcome: RowOutcome = RowOutcome.PASSED, level: Level = Level.MUST) -> Row:
+    return Row(id="conformance/test_server.py::test_reachable", target=name, check="reachable", level=level,
+               outcome=outcome, targets={name: TargetResult(outcome, f"{name}: {outcome}")})
 
 
-def shard_file(path: Path, index: int, count: int, fleet: list[str], checked: list[str], **settings: Any) -> Path:
+def shard_file(path: Path, index: int, count: int, fleet: list[str], checked: list[str], rows: list[Row] | None = None,
+               marks: dict[str, str] | None = None, **settings: Any) -> Path:
     """A shard's JSON report as the plugin writes it (report.build, report.write_data)."""
-    model = report.build([_row(name) for name in checked], Settings(vllm_shard=Shard(index, count), **settings),
-                         implementations=[{"target": name} for name in checked], fleet=fleet, checked=checked)
+    model = report.build([_row(name) for name in checked] if rows is None else rows,
+                         Settings(vllm_shard=Shard(index, count), **settings),
+                         implementations=[{"target": name} for name in checked], fleet=fleet, checked=checked,
+                         marks=marks)
     report.write_data(path, model)
     return path
 
@@ -186,6 +189,19 @@ def test_two_good_shards_merge(two: tuple[Path, Path], tmp_path: Path) -> None:
     assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, two)]) == 0
     tests = json.loads((tmp_path / "m.json").read_text())["tests"]
     assert [(t["target"], list(t["targets"])) for t in tests] == [("", ["a", "b"])]
+
+
+def test_a_check_of_several_shards_targets_takes_its_marks_level(tmp_path: Path) -> None:
+    # one target per shard: each shard's row states its target's verdict, here failed at SHOULD under a MUST mark
+    # (a row of one target takes its verdict's level); one run over both states the mark's, and fails at MUST
+    fleet, mark = ["a", "b"], {"conformance/test_server.py::test_reachable": "MUST"}
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, [name],
+                        [_row(name, RowOutcome.FAILED, Level.SHOULD)], mark) for k, name in enumerate(fleet)]
+    assert json.loads(files[0].read_text())["result"] == "partial"  # a SHOULD failure: each shard passes
+    assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, files)]) == 1
+    merged_doc = json.loads((tmp_path / "m.json").read_text())
+    assert [(t["level"], t["outcome"]) for t in merged_doc["tests"]] == [("MUST", "failed")]
+    assert merged_doc["tests"][0]["reason"].startswith("fails on a, b (2 of 2 targets).")
 
 
 def test_a_missing_shard_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

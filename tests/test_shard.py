@@ -46,8 +46,8 @@ def test_the_last_shard_and_a_single_shard_are_valid(pytester: pytest.Pytester) 
     last = run(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", "--vllm-shard=1/2", "-k", "test_reachable")
     assert last.ret == 0
     last.stdout.fnmatch_lines(["vllm-metrics: targets: sim-x86_64, sim-x86_64-2; *",
-                               "  shard 1 of 2: checks every 2th of these targets * from position 1; leaves the "
-                               "fleet's readers to shard 0",
+                               "  shard 1 of 2: checks the targets at positions 1, 3, 5, ... of their (namespace, "
+                               "name) order; leaves the fleet's readers to shard 0",
                                "*--vllm-shard: 1/2 (shard 1 of 2) (from option)"])
     assert run(pytester, "--vllm-sim=x86_64", "--vllm-shard=0/1", "-k", "test_reachable").ret == 0
 
