@@ -138,6 +138,7 @@ def test_merged_html_is_a_page_of_its_own(pytester: pytest.Pytester) -> None:
     rows = json.loads((pytester.path / "shard-0.json").read_text())["tests"]
     assert all(row["id"] in shown for row in rows)  # every check in the table
     assert "merged from" in shown and "2 shards" in shown
+    assert "pytest-html" not in shown  # a page of its own: no word of pytest-html's filters
 
 
 def test_the_console_script_merges(pytester: pytest.Pytester) -> None:
