@@ -21,6 +21,7 @@ from .run import RUN_KEY, Run
 
 REPORT_KEY = pytest.StashKey[Report]()
 STARTED_KEY = pytest.StashKey[datetime]()
+MARKS_KEY = pytest.StashKey[dict[str, str]]()  # under --vllm-shard: each check's level mark, by test id
 # A test is a check (a row of the reports) when it judges a target or a panel, or enforces a verdict.
 _CHECKS = {"vllm_target", "vllm_panel", "vllm_consumer", "vllm_enforce"}
 # pytest's outcome words (the terminal's "73 passed, 9 skipped, 2 inconclusive"; its own and the one this plugin
@@ -34,6 +35,7 @@ class ReportHooks:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         config.stash[ROWS_KEY] = []
+        config.stash[MARKS_KEY] = {}
         config.stash[STARTED_KEY] = datetime.now(UTC)
 
     @pytest.hookimpl(wrapper=True)
@@ -51,6 +53,13 @@ class ReportHooks:
         # Plain data on the report: pytest-xdist sends reports from its workers to the controller, which
         # collects the rows in pytest_runtest_logreport (as a serial run does).
         test_report.vllm_row = row.as_json()  # type: ignore[attr-defined]
+        if item.config.stash[RUN_KEY].settings.vllm_shard is not None:
+            # the check's own level (its mark), which the merge gives the check of several shards' targets
+            try:
+                mark = gate.marked_level(item)
+            except gate.LevelError:
+                mark = None
+            test_report.vllm_mark = mark.value if mark else None  # type: ignore[attr-defined]
         if item.config.pluginmanager.hasplugin("html"):
             import pytest_html  # its extras, only when its plugin is active
 
@@ -67,6 +76,9 @@ class ReportHooks:
         row = getattr(report, "vllm_row", None)
         if row is not None:
             self.config.stash[ROWS_KEY].append(Row.from_json(row))
+            mark = getattr(report, "vllm_mark", None)
+            if mark:
+                self.config.stash[MARKS_KEY][row["id"]] = mark
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
@@ -111,7 +123,7 @@ class ReportHooks:
             path = Path(model.path).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)  # as --junitxml and --html do
             if path.suffix in (".md", ".markdown"):
-                path.write_text(report_markdown.summary(model), encoding="utf-8")
+                report.write_text(path, report_markdown.summary(model))
             else:
                 report.write_data(path, model)
         if model.exit_code != session.exitstatus:
@@ -128,7 +140,18 @@ def _build(session: pytest.Session, run: Run) -> Report:
     return report.build(rows, run.settings, implementations=run.implementations(),
                         cluster=cluster if run.settings.vllm_namespace else None, layout=layout,
                         started=config.stash[STARTED_KEY], pytest_status=session.exitstatus,
-                        tests_failed=session.testsfailed, tally=_tally(session))
+                        tests_failed=session.testsfailed, tally=_tally(session),
+                        marks=config.stash[MARKS_KEY], **_shard_targets(run))
+
+
+def _shard_targets(run: Run) -> dict[str, list[str]]:
+    """Under --vllm-shard: the fleet every shard saw, and this shard's part of it (discovered at collection)."""
+    if run.settings.vllm_shard is None:
+        return {}
+    try:
+        return {"fleet": run.fleet_names(), "checked": run.target_names()}
+    except pytest.UsageError:  # discovery failed: the run said so already
+        return {}
 
 
 def _tally(session: pytest.Session) -> report.Tally:

@@ -130,6 +130,11 @@ def _epp_queues(snapshot: Snapshot, gen: Generation) -> tuple[dict[str, float], 
 
 async def compare(epp: Target, targets: Sequence[Target], settings: Settings) -> Compared:
     found = Compared()
+    if settings.policy.sliced:  # the picker routes over every pod, and a shard observes its slice only
+        found.error = Problem(f"the endpoint picker's view of the pool is compared with every pod's own, and "
+                              f"{settings.vllm_shard} sees only its slice of the fleet; run the endpoint-picker "
+                              f"check unsharded (--vllm-epp-url without --vllm-shard).")
+        return found
     bounds = settle()
     ours = [t for t in targets if not t.unavailable]
     found.unready = {t.name: t.unavailable for t in targets if t.unavailable}

@@ -32,9 +32,12 @@ def across(observations: Iterable[Observation], check: Callable[[Observation], V
     everywhere is skipped. The message quotes the targets that did not pass, so a fleet's failing pod is named
     without a test per pod.
     """
-    verdicts: dict[str, Verdict] = {}
-    for obs in observations:
-        verdicts[obs.target.name] = check(obs).but(target=obs.target.name)
+    return combine({obs.target.name: check(obs).but(target=obs.target.name) for obs in observations}, level)
+
+
+def combine(verdicts: dict[str, Verdict], level: Level) -> Verdict:
+    """One verdict from each target's own, by target name in the run's order (`across`; the merge of sharded runs
+    combines the shards' verdicts of a check with it, as one run over the whole fleet would)."""
     if not verdicts:
         return Verdict(Outcome.SKIPPED, "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace", level)
     outcome = next(o for o in WORST_FIRST if any(v.outcome == o for v in verdicts.values()))

@@ -26,6 +26,7 @@ import pytest
 from .outcome import EXIT_INCONCLUSIVE, Level
 from .rows import Row, RowOutcome
 from .settings import Settings
+from .shard import judges_fleet
 
 
 class Result(StrEnum):
@@ -153,12 +154,19 @@ _ASKED_FOR = {
 }
 
 
+# The bundled test files that judge readers of the whole fleet rather than each server: under --vllm-shard, shard 0
+# alone runs them (shard.judges_fleet), so that a fleet's panel is judged once, not once per shard.
+FLEET_LEVEL = frozenset({"test_dashboards.py", "test_consumers.py", "test_epp.py"})
+
+
 def collects(name: str, settings: Settings, panels: bool, consumers: bool) -> bool:
     """Whether the bundled test file `name` runs. An upgrade forecast sends no workload, so only its own file runs;
-    otherwise every file but the optional ones that were not asked for. `panels`, `consumers`: whether the run
-    has dashboards and other consumers of the metrics to judge."""
+    otherwise every file but the optional ones that were not asked for, and but the fleet's readers on a shard other
+    than 0. `panels`, `consumers`: whether the run has dashboards and other consumers of the metrics to judge."""
     if not name.startswith("test_"):
         return True
+    if name in FLEET_LEVEL and not judges_fleet(settings.vllm_shard):
+        return False
     if settings.vllm_upgrade_to:
         return name == "test_upgrade.py"
     asked = {"panels": panels, "consumers": consumers, "prometheus": bool(settings.prometheus_url),

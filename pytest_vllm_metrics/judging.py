@@ -35,6 +35,7 @@ from .readers import (
 )
 from .series import Context, PromLookup, Scrapes, named, poll, query_values
 from .settings import Policy
+from .shard import SLICE_ONLY
 from .targets import TargetSource
 from .why_empty import why_empty
 
@@ -96,6 +97,10 @@ def _evaluate(ctx: Context, values: dict[str, Value]) -> Verdict:
         return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", f"{where}: no target was scraped after the "
                                                                  f"workload, so nothing can be said of the {ctx.noun}; "
                                                                  f"see the targets' own failures.")
+    if ctx.policy.sliced and ctx.prom is None:
+        # Without Prometheus, a reader's queries are evaluated over the observed pages: a shard's are its slice only
+        return ctx.verdict(Outcome.INCONCLUSIVE, "inconclusive", f"{where} is evaluated over the whole fleet, and "
+                                                                 f"{SLICE_ONLY}.")
     try:
         return _judge_queries(ctx, parsed)
     except PrometheusError as exc:

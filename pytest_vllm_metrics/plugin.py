@@ -32,6 +32,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being importa
 from .outcome import Level
 from .readers import DashboardError, load_dashboards
 from .run import RUN_KEY, Run, conformance_dir
+from .shard import judges_fleet
 from .targets import sim_target_names, url_targets
 
 _MARKERS = ("prefix_cache: checks of vLLM's prefix cache (select out with -m 'not prefix_cache')", *gate.MARKERS)
@@ -81,7 +82,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     names = [t.name for t in url_targets(settings.vllm_url, settings.vllm_arch)] + sim_target_names(settings.vllm_sim)
     if settings.vllm_namespace:
         names.append(f"the vLLM pods of namespace {settings.vllm_namespace}")
-    return [f"vllm-metrics: targets: {', '.join(names)}; catalog of {len(run.catalog)} families",
+    shard = settings.vllm_shard
+    readers = ("judges the fleet's readers (panels, rules, scalers, the endpoint picker)" if judges_fleet(shard)
+               else "leaves the fleet's readers to shard 0")
+    sharded = [] if shard is None else [
+        f"  {shard}: checks the targets at positions {shard.index}, {shard.index + shard.count}, "
+        f"{shard.index + 2 * shard.count}, ... of their (namespace, name) order; {readers}"]
+    return [f"vllm-metrics: targets: {', '.join(names)}; catalog of {len(run.catalog)} families", *sharded,
             f"  {settings.bounds()}", *(f"  {line}" for line in settings.header_lines()),
             *(f"  note: {note}" for note in settings.notes)]
 
@@ -98,6 +105,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     output = getattr(config, "workeroutput", None)  # a pytest-xdist worker: tell the controller
     if output is not None:
         output["vllm_collected"] = len(items)
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and not judges_fleet(run.settings.vllm_shard):
+        # The fleet's readers are shard 0's: a user's own test of a panel or consumer is not run on the other shards
+        # (the bundled suite's files for them are not even collected: gate.FLEET_LEVEL).
+        readers = [item for item in items if {"vllm_panel", "vllm_consumer"} & set(getattr(item, "fixturenames", ()))]
+        if readers:
+            config.hook.pytest_deselected(items=readers)
+            items[:] = [item for item in items if item not in readers]
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: a worker finished
@@ -126,7 +141,8 @@ def pytest_collection(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
     if run is not None:
         run.target_names()
-        run.read_cluster_consumers()  # rules, dashboards, scalers of the namespace: test ids, so now
+        if judges_fleet(run.settings.vllm_shard):  # another shard leaves the fleet's readers to shard 0
+            run.read_cluster_consumers()  # rules, dashboards, scalers of the namespace: test ids, so now
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -146,9 +162,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if names:
             metafunc.parametrize("vllm_target", names, indirect=True, scope="session")
         else:
-            metafunc.parametrize("vllm_target", [pytest.param(None, marks=pytest.mark.skip(
-                reason="no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace"))], indirect=True,
-                ids=["no-target"])
+            shard = run.settings.vllm_shard
+            reason = (f"no vLLM target in {shard}: the fleet's {len(run.fleet_names())} targets are the other "
+                      f"shards'" if shard is not None and run.fleet_names()
+                      else "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace")
+            metafunc.parametrize("vllm_target", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                                 indirect=True, ids=["no-target"])
     # every reader of the metrics must get its data: a MUST check (its verdict may lower it, a partial panel)
     if "vllm_panel" in metafunc.fixturenames:
         metafunc.parametrize("vllm_panel", [pytest.param(p, id=p.id, marks=gate.mark(Level.MUST))

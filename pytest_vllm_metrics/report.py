@@ -7,6 +7,7 @@ the session (`REPORT_KEY`). Every writer renders it and decides nothing: the JSO
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -102,6 +103,7 @@ class Report:
     path: str | None = None  # where --vllm-report writes
     layout: tuple[Mapping[str, Any], ...] = ()  # the dashboards' panels in order, with where Grafana draws them
     tally: Tally | None = None
+    shard: Mapping[str, Any] | None = None  # --vllm-shard: what the merge needs (`shard_section`)
 
     @property
     def counts(self) -> Counter[RowOutcome]:
@@ -115,9 +117,12 @@ class Report:
 def build(rows: Iterable[Row], settings: Settings | None = None, *, implementations: Iterable[Mapping[str, Any]] = (),
           cluster: ClusterInfo | None = None, layout: Iterable[Mapping[str, Any]] = (),
           started: datetime | None = None, pytest_status: int | None = None, tests_failed: int | None = None,
-          tally: Tally | None = None) -> Report:
+          tally: Tally | None = None, fleet: Iterable[str] = (), checked: Iterable[str] = (),
+          marks: Mapping[str, str] | None = None) -> Report:
     """The report of a run. `pytest_status` and `tests_failed`: pytest's exit status and count of failed tests
-    before the checks decide (by default, what the rows alone would make them)."""
+    before the checks decide (by default, what the rows alone would make them). `fleet`, `checked`, `marks`: under
+    --vllm-shard, every target of the fleet, whichever shard checks it, the ones this shard checked, and each check's
+    level mark by test id."""
     settings = settings or Settings()
     found = tuple(rows)
     targets = tuple(implementations)
@@ -134,13 +139,32 @@ def build(rows: Iterable[Row], settings: Settings | None = None, *, implementati
         exit_code=gate.exit_code(result, found, status, failed), readers=counted, story=story(counted),
         warnings=warnings_found(found), unobserved=_once(found, RowOutcome.INCONCLUSIVE),
         documented=_once(found, RowOutcome.XFAILED), upgrade=upgrade_section(found),
-        notes=_notes(settings, cluster, targets), path=settings.vllm_report, layout=tuple(layout), tally=tally)
+        notes=_notes(settings, cluster, targets), path=settings.vllm_report, layout=tuple(layout), tally=tally,
+        shard=shard_section(settings, list(fleet), list(checked), layout, status, failed, tally, marks or {}))
+
+
+def shard_section(settings: Settings, fleet: list[str], checked: list[str],
+                  layout: Iterable[Mapping[str, Any]], status: int, failed: int, tally: Tally | None,
+                  marks: Mapping[str, str]) -> dict[str, Any] | None:
+    """What `pytest-vllm-metrics merge` needs of a shard's run beyond the rows (the JSON report's `shard`): which
+    shard, the fleet it saw and the targets it checked, what pytest counted, the dashboards' layout, and each check's
+    level mark (a row of one target states its verdict's level, which may be lower)."""
+    shard = settings.vllm_shard
+    if shard is None:
+        return None
+    return {"index": shard.index, "count": shard.count, "fleet": fleet,
+            "checked": checked, "exclusive": settings.vllm_exclusive,
+            "pytestStatus": int(status), "testsFailed": failed,
+            "tally": {"collected": tally.collected, "outcomes": dict(tally.outcomes)} if tally else None,
+            "layout": [dict(panel) for panel in layout], "marks": dict(marks)}
 
 
 def environment(settings: Settings, cluster: ClusterInfo | None) -> dict[str, Any]:
     env: dict[str, Any] = {"python": platform.python_version(), "pytest": pytest.__version__,
                            "generated": datetime.now(UTC).isoformat(timespec="seconds"),
                            "settings": {k: v for k, v in (line.split(": ", 1) for line in settings.header_lines())}}
+    if settings.vllm_shard is not None:
+        env["shard"] = str(settings.vllm_shard)
     if cluster is not None:
         env["kubernetes"] = {"context": cluster.context, "server": cluster.server, "version": cluster.version,
                              "namespace": cluster.namespace, "selectors": list(cluster.selectors),
@@ -334,6 +358,8 @@ def document(report: Report) -> dict[str, Any]:
     }
     if report.upgrade is not None:
         out["upgrade"] = dict(report.upgrade)
+    if report.shard is not None:
+        out["shard"] = dict(report.shard)
     return out
 
 
@@ -346,9 +372,17 @@ def write_data(path: Path, report: Report) -> None:
     if path.suffix in (".yaml", ".yml"):
         import yaml  # optional: YAML only when asked for
 
-        path.write_text(yaml.safe_dump(document(report), sort_keys=False), encoding="utf-8")
+        write_text(path, yaml.safe_dump(document(report), sort_keys=False))
     else:
-        path.write_text(json.dumps(document(report), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(document(report), indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """A report file, whole or not at all: written beside it, then renamed over it, so that whoever waits for it (the
+    merge of a sharded run's reports) never reads half of it."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
 
 
 def schema() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from .versions import __version__
 _CHARTED = 24  # pods charted one by one; a fleet's numbers are all in the JSON report
 
 
-def summary(report: Report) -> str:
+def summary(report: Report, in_pytest_html: bool = True) -> str:
     """The top of the HTML report: the result and what failed by reader (linked to each reader's section), then
     the targets (folded: pods with identical results are one row), their warnings, the pods x checks grid, the
     workload's numbers, each dashboard drawn with its panels' verdicts, the rules, autoscalers and endpoint
@@ -42,7 +42,8 @@ def summary(report: Report) -> str:
     parts = [_html.style(), '<div id="vllm-summary"><h2>vLLM metrics conformance</h2>',
              f"<p>Result: {_html.result_badge(report.result)} <span class='vllm-tally'>"
              f"{esc(tally_text(report))}</span></p>", _overview(report)]
-    parts.append(_html.legend('<span>(pytest-html\'s "Skipped" filter below includes the inconclusive tests)</span>'))
+    parts.append(_html.legend('<span>(pytest-html\'s "Skipped" filter below includes the inconclusive tests)</span>'
+                              if in_pytest_html else ""))
     classes = pod_classes(rows, targets)
     if report.upgrade is not None:
         parts.append(upgrade_html(report.upgrade))
@@ -427,3 +428,28 @@ def _described(impl: Mapping[str, Any], upgrade: bool) -> str:
     if upgrade:
         parts.append("scraped once for the upgrade forecast, no workload")
     return ", ".join(parts)
+
+
+# -- a page of its own: the merged report of a sharded run (`pytest-vllm-metrics merge -o report.html`) ------------
+
+
+def page(report: Report) -> str:
+    """The report as one self-contained HTML page, without pytest-html: the summary, the environment, and a table
+    of every check (its target, level, outcome and reason), as pytest-html's report of a run shows them."""
+    esc = _html.esc
+    environment = [(key, value) for key, value in report.environment.items() if not isinstance(value, Mapping)]
+    environment += [(f"settings {key}", value) for key, value in (report.environment.get("settings") or {}).items()]
+    merged = report.environment.get("merged")
+    if isinstance(merged, Mapping):
+        environment.append(("merged from", f"{merged.get('shards')} shards: {', '.join(merged.get('files') or [])}"))
+    env_rows = "".join(f"<tr><td>{esc(key)}</td><td>{esc(value)}</td></tr>" for key, value in environment)
+    checks = "".join(
+        f"<tr class='vllm-check'><td>{esc(row.id)}</td>{''.join(table_cells(row))}"
+        f"<td>{esc(shown_reason(row) or '')}</td></tr>" for row in report.rows)
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>vLLM metrics conformance</title>"
+            "</head><body>" + summary(report, in_pytest_html=False)
+            + "<div id='vllm-summary'><h3 id='vllm-environment'>Environment</h3>"
+            + f"<table class='vllm-summary'>{env_rows}</table>"
+            + "<h3 id='results-table'>Every check</h3><table class='vllm-summary' id='vllm-checks'>"
+            + "<tr><th>Test</th><th>Target</th><th>Level</th><th>Outcome</th><th>Reason</th></tr>"
+            + checks + "</table></div></body></html>\n")

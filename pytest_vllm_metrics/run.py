@@ -25,6 +25,7 @@ from .outcome import Problem
 from .readers import Reader
 from .series import default_wait
 from .settings import Settings
+from .shard import in_shard
 from .targets import Balancing, DataParallel, Target, TargetSource, sim_target_names, url_targets
 
 RUN_KEY = pytest.StashKey["Run"]()
@@ -63,13 +64,21 @@ class Run:
         # Under pytest-xdist, the controller's copy of what its workers observed (see `implementations`).
         self.worker_implementations: list[dict[str, Any]] | None = None
 
+    def fleet_names(self) -> list[str]:
+        """Names of every target of the run, whatever shard checks it (see target_names)."""
+        return in_shard(*self._names(), None, None)
+
     def target_names(self) -> list[str]:
-        """Names of the targets for test ids at collection. URLs and simulators need no network; a
-        namespace is discovered here (once), since its pods are the test ids."""
+        """Names of the targets this run checks (--vllm-shard: its slice of the fleet), for test ids at collection.
+        URLs and simulators need no network; a namespace is discovered here (once), since its pods are the test
+        ids."""
+        return in_shard(*self._names(), self.settings.vllm_shard, self.settings.vllm_namespace)
+
+    def _names(self) -> tuple[list[str], list[str]]:
         settings = self.settings
-        return [t.name for t in url_targets(settings.vllm_url, settings.vllm_arch)] + sim_target_names(
-            settings.vllm_sim
-        ) + [t.name for t in self.kube_targets()]
+        plain = [t.name for t in url_targets(settings.vllm_url, settings.vllm_arch)]
+        plain += sim_target_names(settings.vllm_sim)
+        return plain, [t.name for t in self.kube_targets()]
 
     def targets(self) -> list[Target]:
         if self._targets is None:
@@ -77,7 +86,8 @@ class Run:
             targets = url_targets(settings.vllm_url, settings.vllm_arch)
             if settings.vllm_sim:
                 targets += self._start_simulators()
-            self._targets = targets + self.kube_targets()
+            mine = set(self.target_names())
+            self._targets = [t for t in targets + self.kube_targets() if t.name in mine]
         return self._targets
 
     def read_cluster_consumers(self) -> None:
@@ -121,8 +131,11 @@ class Run:
         host = SimHost()
         self._sim_host = host
         targets = []
+        mine = set(self.target_names())  # another shard's simulators are not started
         for name, profile_name in zip(sim_target_names(self.settings.vllm_sim), self.settings.vllm_sim,
                                       strict=True):
+            if name not in mine:
+                continue
             profile = get_profile(profile_name)
             if self.settings.vllm_api_key:
                 profile = profile.replace(api_key=self.settings.vllm_api_key)

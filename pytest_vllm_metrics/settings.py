@@ -19,7 +19,9 @@ import httpx
 import pytest
 from packaging.version import InvalidVersion, Version
 
+from . import shard as _shard
 from .catalog import FEATURES
+from .shard import Shard
 from .targets import redact_url
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a body the suite reads at most: a real vLLM page is ~50 KB, this is not one
@@ -267,6 +269,9 @@ OPTIONS: tuple[Option, ...] = (
            "summary for a CI job summary or a merge-request comment)", parse=_report_path, metavar="PATH"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
            parse=_choice(("must", "should", "may")), metavar="LEVEL"),
+    Option("vllm_shard", "check only shard K of N of the targets (K from 0; a Kubernetes Indexed Job passes "
+           "$(JOB_COMPLETION_INDEX)); shard 0 also judges the fleet's readers; merge the shards' JSON reports "
+           "with pytest-vllm-metrics merge", parse=_shard.parse, metavar="K/N"),
 )
 
 
@@ -279,6 +284,7 @@ class Policy:
     via_gateway: bool = False  # the workload went through the inference gateway, not to each pod
     namespace: str | None = None  # the Kubernetes namespace, for dashboards' $namespace
     exclusive: bool = False  # no other traffic reaches the targets (--vllm-exclusive): counters move exactly
+    sliced: bool = False  # the run observes only its shard of the fleet (--vllm-shard=K/N with N > 1)
 
 
 @dataclass(frozen=True)
@@ -318,13 +324,15 @@ class Settings:
     prometheus_insecure: bool = False
     vllm_report: str | None = None
     vllm_fail_on: str = "must"
+    vllm_shard: Shard | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # how a value given was read, for the report header
 
     @property
     def policy(self) -> Policy:
         return Policy(self.vllm_require_feature, self.vllm_exempt_feature, bool(self.vllm_gateway_url),
-                      self.vllm_namespace, self.vllm_exclusive)
+                      self.vllm_namespace, self.vllm_exclusive,
+                      self.vllm_shard is not None and self.vllm_shard.sliced)
 
     @property
     def has_targets(self) -> bool:
@@ -346,6 +354,8 @@ class Settings:
             value = getattr(self, option.name)
             if option.secret:
                 shown = "set (hidden)"
+            elif isinstance(value, Shard):
+                shown = f"{value.spelled} ({value})"
             elif isinstance(value, tuple):
                 shown = ", ".join(redact_url(str(v)) for v in value)
             else:
@@ -398,6 +408,11 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             raise pytest.UsageError(
                 f"{flag} judges the running fleet, and no vLLM target is given: pass --vllm-namespace (or "
                 f"--vllm-url, --vllm-sim) so that the run knows which pods and versions it compares with.")
+    if settings.vllm_upgrade_to and settings.vllm_shard is not None and settings.vllm_shard.sliced:
+        raise pytest.UsageError(
+            f"--vllm-upgrade-to forecasts over the versions of the whole fleet, and --vllm-shard="
+            f"{settings.vllm_shard.spelled} sees only a slice of it: run the forecast unsharded (it only scrapes "
+            f"each server once, with no workload, so one run covers a large fleet).")
     overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
     if overlap:
         raise pytest.UsageError(

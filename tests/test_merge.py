@@ -1,0 +1,284 @@
+"""`pytest-vllm-metrics merge`: the shards' JSON reports of a sharded run (--vllm-shard=K/N) made one report, the same
+per server and check as one unsharded run's, in each format; files that do not belong together refused."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_vllm_metrics import merge, report
+from pytest_vllm_metrics.outcome import Level
+from pytest_vllm_metrics.rows import Row, RowOutcome, TargetResult
+from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.shard import Shard
+
+# Four simulators of three kinds: a current x86_64 server, an ARM CPU build (documented limitations: xfail), an old
+# 0.10 server, and a twin of the first (two names that sort next to each other land in different shards).
+FLEET = ("--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", "--vllm-sim=x86_64-0.10", "--vllm-sim=x86_64")
+
+# What legitimately differs between an unsharded run and its shards merged: when each ran and in what environment,
+# and what depends on the moment: each request's duration, the page's size in bytes (its latency histograms' sums
+# are printed with as many digits as they have), and the value of vllm:lora_requests_info (the time of its update).
+DIFFERS = ("date", "environment")
+_TIMED = {"seconds", "bytes"}
+
+
+def _timed(key: str, within: dict[str, Any]) -> bool:
+    return key in _TIMED or (key == "value" and "max_lora" in within)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def merged(pytester: pytest.Pytester, out: str, *shards: str) -> int:
+    return merge.main(["merge", "-o", str(pytester.path / out), *(str(pytester.path / s) for s in shards)])
+
+
+def comparable(document: dict[str, Any]) -> dict[str, Any]:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not _timed(k, value)}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip({k: v for k, v in document.items() if k not in DIFFERS})
+
+
+def junit_cases(path: Path) -> dict[str, dict[str, str]]:
+    """Test case name -> its properties, of a JUnit file."""
+    root = ET.parse(path).getroot()
+    return {case.attrib["name"]: {p.attrib["name"]: p.attrib["value"] for p in case.iter("property")}
+            for case in root.iter("testcase")}
+
+
+def test_merged_shards_equal_one_unsharded_run(pytester: pytest.Pytester) -> None:
+    whole = run(pytester, *FLEET, "--vllm-report=whole.json", "--junitxml=whole.xml")
+    run(pytester, *FLEET, "--vllm-report=whole.md")
+    shard_runs = [run(pytester, *FLEET, f"--vllm-shard={k}/2", f"--vllm-report=shard-{k}.json") for k in (0, 1)]
+    assert merged(pytester, "merged.json", "shard-1.json", "shard-0.json") == whole.ret == 0  # order of files free
+    whole_doc = json.loads((pytester.path / "whole.json").read_text())
+    merged_doc = json.loads((pytester.path / "merged.json").read_text())
+    jsonschema.validate(merged_doc, report.schema())
+    # each shard checked half of the fleet, and only that half
+    checked = [[t["target"] for t in json.loads((pytester.path / f"shard-{k}.json").read_text())["implementations"]]
+               for k in (0, 1)]
+    assert checked == [["sim-arm64-cpu", "sim-x86_64-0.10"], ["sim-x86_64", "sim-x86_64-2"]]
+    assert all(r.ret == 0 for r in shard_runs)
+    # the same per server and check: rows (with each target's cell), tallies, result, exit code, implementations
+    assert comparable(merged_doc) == comparable(whole_doc)
+    assert merged_doc["result"] == "partial" and merged_doc["counts"] == whole_doc["counts"]
+    assert "shard" not in merged_doc and merged_doc["environment"]["merged"]["shards"] == 2
+    # the Markdown summary is the same text (it has no time in it)
+    assert merged(pytester, "merged.md", "shard-0.json", "shard-1.json") == 0
+    assert (pytester.path / "merged.md").read_text() == (pytester.path / "whole.md").read_text()
+    # JUnit: one test case per check, with the properties the plugin's --junitxml gives it
+    assert merged(pytester, "merged.xml", "shard-0.json", "shard-1.json") == 0
+    assert junit_cases(pytester.path / "merged.xml") == junit_cases(pytester.path / "whole.xml")
+
+
+def test_more_shards_than_servers_leave_a_shard_empty_and_the_merge_whole(pytester: pytest.Pytester) -> None:
+    fleet = ("--vllm-sim=x86_64", "--vllm-sim=arm64-cpu")
+    run(pytester, *fleet, "--vllm-report=whole.json")
+    shards = [run(pytester, *fleet, f"--vllm-shard={k}/3", f"--vllm-report=shard-{k}.json") for k in (0, 1, 2)]
+    assert json.loads((pytester.path / "shard-2.json").read_text())["implementations"] == []  # position 2 of 2
+    assert [s.ret for s in shards] == [0, 0, 0]
+    assert merged(pytester, "merged.json", "shard-0.json", "shard-1.json", "shard-2.json") == 0
+    assert comparable(json.loads((pytester.path / "merged.json").read_text())) == comparable(
+        json.loads((pytester.path / "whole.json").read_text()))
+
+
+def test_a_failure_on_one_shard_fails_the_merged_report(pytester: pytest.Pytester) -> None:
+    # --vllm-require-feature=lora: a MUST failure on every server without LoRA; sim-x86_64-lora alone has it
+    fleet = ("--vllm-sim=x86_64-lora", "--vllm-sim=x86_64", "--vllm-require-feature=lora")
+    whole = run(pytester, *fleet, "--vllm-report=whole.json")
+    shards = [run(pytester, *fleet, f"--vllm-shard={k}/2", f"--vllm-report=shard-{k}.json") for k in (0, 1)]
+    assert [s.ret for s in shards] == [1, 0] and whole.ret == 1  # sim-x86_64 sorts first: shard 0 has it
+    assert merged(pytester, "merged.json", "shard-0.json", "shard-1.json") == 1
+    merged_doc = json.loads((pytester.path / "merged.json").read_text())
+    assert comparable(merged_doc) == comparable(json.loads((pytester.path / "whole.json").read_text()))
+    assert merged_doc["exitCode"] == 1 and merged_doc["result"] == "failure"
+
+
+def test_merged_html_is_a_page_of_its_own(pytester: pytest.Pytester) -> None:
+    for k in (0, 1):
+        run(pytester, "--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", f"--vllm-shard={k}/2",
+            f"--vllm-report=shard-{k}.json")
+    assert merged(pytester, "out/merged.html", "shard-0.json", "shard-1.json") == 0
+    page = (pytester.path / "out" / "merged.html").read_text()
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+            self.scripts = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.scripts += tag == "script" or any(name == "src" for name, _ in attrs)
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    text = Text()
+    text.feed(page)
+    shown = " ".join(text.parts)
+    assert page.startswith("<!DOCTYPE html>") and text.scripts == 0  # self-contained: nothing loaded from anywhere
+    assert "vLLM metrics conformance" in shown and "PARTIAL" in shown.upper()
+    assert "sim-x86_64" in shown and "sim-arm64-cpu" in shown  # both shards' targets
+    rows = json.loads((pytester.path / "shard-0.json").read_text())["tests"]
+    assert all(row["id"] in shown for row in rows)  # every check in the table
+    assert "merged from" in shown and "2 shards" in shown
+    assert "pytest-html" not in shown  # a page of its own: no word of pytest-html's filters
+
+
+def test_the_console_script_merges(pytester: pytest.Pytester) -> None:
+    script = shutil.which("pytest-vllm-metrics")
+    assert script is not None, "pip install -e . installs the console script of [project.scripts]"
+    for k in (0, 1):
+        run(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", f"--vllm-shard={k}/2", f"--vllm-report=s{k}.json")
+    done = subprocess.run([script, "merge", "-o", "m.yaml", "s0.json", "s1.json"], cwd=pytester.path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "2 shards, 2 targets" in done.stdout and "SUCCESS" in done.stdout
+    assert "kind: ConformanceReport" in (pytester.path / "m.yaml").read_text()
+
+
+# -- files that are not the shards of one run: exit code 2, one paragraph naming the file and the fix ------------
+
+
+def _row(name: str, outcome: RowOutcome = RowOutcome.PASSED, level: Level = Level.MUST) -> Row:
+    return Row(id="conformance/test_server.py::test_reachable", target=name, check="reachable", level=level,
+               outcome=outcome, targets={name: TargetResult(outcome, f"{name}: {outcome}")})
+
+
+def shard_file(path: Path, index: int, count: int, fleet: list[str], checked: list[str], rows: list[Row] | None = None,
+               marks: dict[str, str] | None = None, **settings: Any) -> Path:
+    """A shard's JSON report as the plugin writes it (report.build, report.write_data)."""
+    model = report.build([_row(name) for name in checked] if rows is None else rows,
+                         Settings(vllm_shard=Shard(index, count), **settings),
+                         implementations=[{"target": name} for name in checked], fleet=fleet, checked=checked,
+                         marks=marks)
+    report.write_data(path, model)
+    return path
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[Path, Path]:
+    fleet = ["a", "b"]
+    return (shard_file(tmp_path / "shard-0.json", 0, 2, fleet, ["a"]),
+            shard_file(tmp_path / "shard-1.json", 1, 2, fleet, ["b"]))
+
+
+def refused(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
+    assert merge.main(["merge", *(str(a) for a in args)]) == merge.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err  # one paragraph
+    return err
+
+
+def test_two_good_shards_merge(two: tuple[Path, Path], tmp_path: Path) -> None:
+    assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, two)]) == 0
+    tests = json.loads((tmp_path / "m.json").read_text())["tests"]
+    assert [(t["target"], list(t["targets"])) for t in tests] == [("", ["a", "b"])]
+
+
+def test_a_check_of_several_shards_targets_takes_its_marks_level(tmp_path: Path) -> None:
+    # one target per shard: each shard's row states its target's verdict, here failed at SHOULD under a MUST mark
+    # (a row of one target takes its verdict's level); one run over both states the mark's, and fails at MUST
+    fleet, mark = ["a", "b"], {"conformance/test_server.py::test_reachable": "MUST"}
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, [name],
+                        [_row(name, RowOutcome.FAILED, Level.SHOULD)], mark) for k, name in enumerate(fleet)]
+    assert json.loads(files[0].read_text())["result"] == "partial"  # a SHOULD failure: each shard passes
+    assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, files)]) == 1
+    merged_doc = json.loads((tmp_path / "m.json").read_text())
+    assert [(t["level"], t["outcome"]) for t in merged_doc["tests"]] == [("MUST", "failed")]
+    assert merged_doc["tests"][0]["reason"].startswith("fails on a, b (2 of 2 targets).")
+
+
+def test_a_missing_shard_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = refused(capsys, "-o", tmp_path / "m.json", two[0])
+    assert "shard 1 of 2 is missing" in err and "every shard's report" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_a_shard_given_twice_is_named(two: tuple[Path, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    copy = tmp_path / "copy.json"
+    copy.write_text(two[1].read_text())
+    err = refused(capsys, "-o", tmp_path / "m.json", *two, copy)
+    assert f"{two[1]} and {copy} are both shard 1 of 2" in err
+
+
+def test_shards_of_different_splits_are_refused(two: tuple[Path, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    other = shard_file(tmp_path / "of3.json", 2, 3, ["a", "b", "c"], ["c"])
+    err = refused(capsys, "-o", tmp_path / "m.json", *two, other)
+    assert f"{other} is shard 2 of 3" in err and "split differently" in err
+
+
+def test_shards_that_saw_different_fleets_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zero = shard_file(tmp_path / "shard-0.json", 0, 2, ["a", "b"], ["a"])
+    one = shard_file(tmp_path / "shard-1.json", 1, 2, ["a", "b", "c"], ["b"])
+    err = refused(capsys, "-o", tmp_path / "m.json", zero, one)
+    assert f"{one} saw another fleet than {zero} (it saw c that" in err and "rerun the shards" in err
+
+
+def test_shards_run_with_other_options_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zero = shard_file(tmp_path / "shard-0.json", 0, 2, ["a", "b"], ["a"])
+    one = shard_file(tmp_path / "shard-1.json", 1, 2, ["a", "b"], ["b"], vllm_fail_on="should")
+    err = refused(capsys, "-o", tmp_path / "m.json", zero, one)
+    assert "--vllm-fail-on" in err and "same image and options" in err
+
+
+def test_shards_of_another_suite_version_are_refused(two: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(two[1].read_text())
+    document["suiteVersion"] = "0.0.1"
+    two[1].write_text(json.dumps(document))
+    err = refused(capsys, "-o", tmp_path / "m.json", *two)
+    assert f"{two[1]} has pytest-vllm-metrics version \"0.0.1\"" in err
+
+
+def test_an_unsharded_report_is_refused(two: tuple[Path, Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    whole = tmp_path / "whole.json"
+    report.write_data(whole, report.build([_row("a")], Settings()))
+    err = refused(capsys, "-o", tmp_path / "m.json", two[0], whole)
+    assert f"{whole} is the report of a run without --vllm-shard" in err
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    ("", "is not JSON"),
+    ("groups: []\n", "is not JSON"),  # a YAML report, or another file
+    ('{"kind": "Something"}', "is not a conformance report"),
+])
+def test_a_file_that_is_no_report_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           content: str, said: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    err = refused(capsys, "-o", tmp_path / "m.json", two[0], bad)
+    assert f"{bad} {said}" in err
+
+
+def test_a_missing_file_and_an_unknown_format_are_named(two: tuple[Path, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    err = refused(capsys, "-o", tmp_path / "m.json", two[0], tmp_path / "nope.json")
+    assert f"{tmp_path / 'nope.json'} cannot be read (No such file or directory)" in err
+    err = refused(capsys, "-o", tmp_path / "m.txt", *two)
+    assert re.search(r"-o \S+m\.txt: the suffix does not name a report format; end the file name in \.json", err)
+
+
+def test_usage_is_argparse_s(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        merge.main(["merge", "shard-0.json"])
+    assert exit_info.value.code == 2 and "-o/--output" in capsys.readouterr().err
