@@ -102,13 +102,14 @@ def vllm_judge_panel(request: pytest.FixtureRequest) -> Callable[[Reader], Verdi
 def vllm_observations(request: pytest.FixtureRequest) -> dict[str, Observation]:
     """Per target name: version, scrape before, workload, scrape after. Computed once per session (under
     pytest-xdist, once for all workers: see `Run.observations`)."""
-    shared = None
     worker = getattr(request.config, "workerinput", None)
-    if worker is not None:
-        # pytest-xdist's documented way to share a session resource: a file in the workers' common temp directory.
-        base = request.getfixturevalue("tmp_path_factory").getbasetemp().parent
-        shared = base / f"vllm-observation-{worker['testrunuid']}.pickle"
-    return _run(request).observations(shared)
+    if worker is None:
+        return _run(request).observations()
+    # pytest-xdist's documented way to share a session resource: files in the workers' common temp directory.
+    base = request.getfixturevalue("tmp_path_factory").getbasetemp().parent
+    shared = base / f"vllm-observation-{worker['testrunuid']}"
+    place = (int(worker["workerid"].removeprefix("gw")), int(worker["workercount"]))
+    return _run(request).observations(shared, place)
 
 
 @pytest.fixture(scope="session")

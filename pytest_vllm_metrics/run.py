@@ -149,40 +149,50 @@ class Run:
                                   data_parallel=data_parallel))
         return targets
 
-    def observations(self, shared: Path | None = None) -> dict[str, Observation]:
-        """The one observation of the session. Under pytest-xdist (`shared`: a file in the directory the workers
-        share), the first worker to take the lock observes and leaves it there; the others read it, so every
-        server sees one workload per session, however many workers run."""
+    def observations(self, shared: Path | None = None, worker: tuple[int, int] = (0, 1)) -> dict[str, Observation]:
+        """The one observation of the session. Under pytest-xdist (`shared`: a path in the directory the workers
+        share; `worker`: this worker's index and the count), the servers are dealt into one slice per worker:
+        each worker observes its own slice and leaves it there, then reads the others' (or observes a slice whose
+        worker never asked for it). Every server sees one workload per session, and the workers share the work."""
         if self._observations is None:
             if shared is None:
                 self._observations = asyncio.run(observe(self.targets(), self.settings))
             else:
-                self._observations = self._observe_once(shared)
+                self._observations = self._observe_shared(shared, *worker)
         return self._observations
 
-    def _observe_once(self, shared: Path) -> dict[str, Observation]:
+    def _observe_shared(self, shared: Path, index: int, count: int) -> dict[str, Observation]:
+        targets = self.targets()
+        slices = [targets[start::count] for start in range(count)]
+        observed: dict[str, Observation] = {}
+        for turn in range(count):  # its own slice first, then the others in turn
+            mine = (index + turn) % count
+            observed.update(self._observe_slice(shared.with_name(f"{shared.name}.{mine}"), slices[mine]))
+        return {target.name: observed[target.name] for target in targets}  # in the run's order
+
+    def _observe_slice(self, path: Path, targets: list[Target]) -> dict[str, Observation]:
         from filelock import FileLock, Timeout  # only under pytest-xdist
 
-        names = self.target_names()
-        # Every stage of every target is bounded; this bounds the wait for the worker that observes.
-        rounds = -(-max(len(names), 1) // self.settings.vllm_concurrency)
+        # Every stage of every target is bounded; this bounds the wait for the worker that observes a slice.
+        rounds = -(-max(len(targets), 1) // self.settings.vllm_concurrency)
         bound = rounds * (4 * self.settings.vllm_timeout + self.settings.vllm_phase_timeout) + 60
         try:
-            with FileLock(f"{shared}.lock", timeout=bound):
-                if shared.exists():
-                    stored: dict[str, Observation] = pickle.loads(shared.read_bytes())
-                    mine = {target.name: target for target in self._targets or []}
+            with FileLock(f"{path}.lock", timeout=bound):
+                if path.exists():
+                    stored: dict[str, Observation] = pickle.loads(path.read_bytes())
+                    mine = {target.name: target for target in targets}
                     return {name: replace(obs, target=mine.get(name, obs.target)) for name, obs in stored.items()}
-                observed = asyncio.run(observe(self.targets(), self.settings))
+                observed = asyncio.run(observe(targets, self.settings))
                 # Connection options (TLS contexts, credentials) stay in this process.
                 portable = {name: replace(obs, target=replace(obs.target, client_options={}))
                             for name, obs in observed.items()}
-                shared.write_bytes(pickle.dumps(portable))
+                path.write_bytes(pickle.dumps(portable))
                 return observed
         except Timeout:
-            problem = Problem(f"another pytest-xdist worker did not finish observing the servers within {bound:g} s; "
+            problem = Problem(f"another pytest-xdist worker did not finish observing its servers within {bound:g} s; "
                               f"rerun, or without -n.")
-            return {name: Observation(Target(name=name, base_url=""), errors={Stage.BEFORE: problem}) for name in names}
+            return {t.name: Observation(Target(name=t.name, base_url=""), errors={Stage.BEFORE: problem})
+                    for t in targets}
 
     def implementations(self) -> list[dict[str, Any]]:
         """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""

@@ -9,6 +9,7 @@ model, overload, an unreachable address, pytest-xdist.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from collections.abc import Callable
 
@@ -245,7 +246,7 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     serial = run(pytester, *args)
     per_workload = _requests_served(healthy.url)
     serial_verdicts = _verdicts_by_check(pytester)
-    parallel = run(pytester, "-n", "2", *args)
+    parallel = run(pytester, "-n", "2", f"--basetemp={pytester.path / 'basetemp'}", *args)
 
     assert per_workload == 8  # --vllm-requests' default: one workload
     assert _requests_served(healthy.url) == 2 * per_workload  # the -n 2 run sent exactly one more
@@ -254,6 +255,23 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
     parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
     assert report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
+    # the observation was spread: each worker observed a slice of its own, one server each, none twice
+    slices = [pickle.loads(path.read_bytes()) for path in sorted((pytester.path / "basetemp").glob(
+        "vllm-observation-*.[0-9]"))]
+    assert sorted(len(observed) for observed in slices) == [1, 1]
+    assert {name for observed in slices for name in observed} == {name_of(healthy.url), name_of(arm.url)}
+
+
+def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # One check for two workers: the worker that runs it observes its own slice and the one of the worker that
+    # never asked; still one workload per server.
+    sims = [sim_host.start(get_profile("x86_64")) for _ in range(2)]
+    result = run(pytester, "-n", "2", *(f"--vllm-url={sim.url}" for sim in sims), "-k", "test_workload_served")
+
+    assert result.ret == 0
+    assert [_requests_served(sim.url) for sim in sims] == [8, 8]
+    assert [row["outcome"] for row in report(pytester)["tests"]] == ["passed"]
 
 
 # -- timing against Prometheus --------------------------------------------------------------------------------
