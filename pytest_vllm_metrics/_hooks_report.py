@@ -50,9 +50,10 @@ class ReportHooks:
             return test_report
         # junitxml writes the teardown report's properties, which pytest takes from the item
         item.user_properties.extend(row.junit_properties())
-        # Plain data on the report: pytest-xdist sends reports from its workers to the controller, which
-        # collects the rows in pytest_runtest_logreport (as a serial run does).
-        test_report.vllm_row = row.as_json()  # type: ignore[attr-defined]
+        # On the report: pytest-xdist sends reports from its workers to the controller as plain data, which
+        # collects the rows in pytest_runtest_logreport (as a serial run does, from the row itself).
+        worker = hasattr(item.config, "workeroutput")
+        test_report.vllm_row = row.as_json() if worker else row  # type: ignore[attr-defined]
         if item.config.stash[RUN_KEY].settings.vllm_shard is not None:
             # the check's own level (its mark), which the merge gives the check of several shards' targets
             try:
@@ -73,17 +74,18 @@ class ReportHooks:
         return test_report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        row = getattr(report, "vllm_row", None)
+        row = row_of(report)
         if row is not None:
-            self.config.stash[ROWS_KEY].append(Row.from_json(row))
+            report.vllm_row = row  # type: ignore[attr-defined]  # decoded once, for the hooks that follow
+            self.config.stash[ROWS_KEY].append(row)
             mark = getattr(report, "vllm_mark", None)
             if mark:
-                self.config.stash[MARKS_KEY][row["id"]] = mark
+                self.config.stash[MARKS_KEY][row.id] = mark
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
-        row = getattr(report, "vllm_row", None)
-        if row is not None and RowOutcome(row["outcome"]) == RowOutcome.INCONCLUSIVE:
+        row = row_of(report)
+        if row is not None and row.outcome == RowOutcome.INCONCLUSIVE:
             return RowOutcome.INCONCLUSIVE.value, "I", ("INCONCLUSIVE", {"yellow": True})
         return None
 
@@ -128,6 +130,12 @@ class ReportHooks:
                 report.write_data(path, model)
         if model.exit_code != session.exitstatus:
             session.exitstatus = model.exit_code
+
+
+def row_of(report: pytest.TestReport) -> Row | None:
+    """The row a check's report carries: the row itself, or its plain data from a pytest-xdist worker."""
+    row = getattr(report, "vllm_row", None)
+    return row if row is None or isinstance(row, Row) else Row.from_json(row)
 
 
 def _build(session: pytest.Session, run: Run) -> Report:
@@ -186,15 +194,14 @@ class HtmlHooks:
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         # Every row gets exactly the header's cells, collection errors included (pytest-html #728).
-        data = getattr(report, "vllm_row", None)
-        cells[2:2] = report_html.table_cells(Row.from_json(data) if data else None)
+        cells[2:2] = report_html.table_cells(row_of(report))
 
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
         # A skip's log is pytest's (path, line, "Skipped: why") tuple as text: show the reason only.
         reason = skipped_reason(report)
         if reason is not None and not hasattr(report, "wasxfail"):
-            row = getattr(report, "vllm_row", None)
-            data[:] = [report_html.escaped(row["reason"] if row and row["reason"] else reason)]
+            row = row_of(report)
+            data[:] = [report_html.escaped(row.reason if row and row.reason else reason)]
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str],
                                     session: pytest.Session) -> None:

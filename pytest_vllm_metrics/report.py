@@ -10,7 +10,7 @@ import json
 import os
 import platform
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -329,8 +329,9 @@ def dark_state(gone: Mapping[str, Any]) -> str:
 # -- the machine-readable conformance report (--vllm-report=report.json or .yaml) ------------------------------
 
 
-def document(report: Report) -> dict[str, Any]:
-    """The conformance report as plain data (report.schema.json)."""
+def document(report: Report, rows: bool = True) -> dict[str, Any]:
+    """The conformance report as plain data (report.schema.json); without `rows`, its `tests` are left for
+    `write_data` to write one by one."""
     by_level: dict[str, Counter[str]] = {}
     for row in report.rows:
         by_level.setdefault(row.level.value, Counter())[row.outcome.value] += 1
@@ -354,7 +355,7 @@ def document(report: Report) -> dict[str, Any]:
                      "units": item.info.units, "total": item.total,
                      "counts": {b.value: n for b, n in item.counts.items()}} for item in report.readers],
         "warnings": [{"check": w.check, "text": w.text, "targets": list(w.targets)} for w in report.warnings],
-        "tests": [row.as_json() for row in report.rows],
+        "tests": [row.as_json() for row in report.rows] if rows else _ROWS,
     }
     if report.upgrade is not None:
         out["upgrade"] = dict(report.upgrade)
@@ -374,14 +375,39 @@ def write_data(path: Path, report: Report) -> None:
 
         write_text(path, yaml.safe_dump(document(report), sort_keys=False))
     else:
-        write_text(path, json.dumps(document(report), indent=2) + "\n")
+        write_text(path, _json_text(document(report, rows=False), report.rows))
 
 
-def write_text(path: Path, text: str) -> None:
+# Where `tests` goes in a document written row by row.
+_ROWS: list[Any] = []
+
+
+def _json_text(doc: dict[str, Any], rows: Sequence[Row]) -> Iterator[str]:
+    """The document as json.dumps(doc, indent=2) writes it, with its rows made plain data and written one at a
+    time: a fleet's report holds every row's per-target results, too much to hold twice."""
+    yield "{"
+    for n, (key, value) in enumerate(doc.items()):
+        yield f"{',' if n else ''}\n  {json.dumps(key)}: "
+        if value is _ROWS:
+            for i, row in enumerate(rows):
+                yield f"{',' if i else '['}\n    " + _indented(row.as_json(), "\n    ")
+            yield "\n  ]" if rows else "[]"
+        else:
+            yield _indented(value, "\n  ")
+    yield "\n}\n"
+
+
+def _indented(value: Any, newline: str) -> str:
+    # JSON's strings hold no raw newline: every one in the text starts a line, to be indented one level more.
+    return json.dumps(value, indent=2).replace("\n", newline)
+
+
+def write_text(path: Path, text: str | Iterable[str]) -> None:
     """A report file, whole or not at all: written beside it, then renamed over it, so that whoever waits for it (the
-    merge of a sharded run's reports) never reads half of it."""
+    merge of a sharded run's reports) never reads half of it. `text` may come in parts."""
     part = path.with_name(f".{path.name}.part")
-    part.write_text(text, encoding="utf-8")
+    with part.open("w", encoding="utf-8") as out:
+        out.writelines([text] if isinstance(text, str) else text)
     os.replace(part, path)
 
 

@@ -181,8 +181,9 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
         outcome, reason = RowOutcome.INCONCLUSIVE, verdict.message
     elif verdict is not None and outcome == RowOutcome.PASSED and verdict.message:
         reason = verdict.message  # what a pass still says: the pods an aggregate does not see, what was not exercised
-    targets = {name: TargetResult(RowOutcome.of(v.outcome), v.message, v.diagnosis or "")
-               for name, v in verdict.targets.items()} if verdict else {}
+    # One result per distinct (outcome, reason, diagnosis): a fleet's pods alike share it.
+    shared: dict[tuple[Outcome, str, str], TargetResult] = {}
+    targets = {name: _shared_result(shared, v) for name, v in verdict.targets.items()} if verdict else {}
     if verdict is not None and verdict.target and not targets:
         target = verdict.target
     if len(targets) == 1:
@@ -190,7 +191,7 @@ def row_for(item: pytest.Item, report: pytest.TestReport, verdict: Verdict | Non
     return Row(
         id=item.nodeid, target=str(target), check=str(check),
         level=level or Level.MUST, outcome=outcome, reason=reason,
-        diagnosis=(verdict.diagnosis or "") if verdict else "", evidence=_jsonable(verdict.evidence) if verdict else {},
+        diagnosis=(verdict.diagnosis or "") if verdict else "", evidence=jsonable(verdict.evidence) if verdict else {},
         targets=targets,
     )
 
@@ -223,8 +224,40 @@ def skipped_reason(report: pytest.TestReport) -> str | None:
     return None
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+def _shared_result(shared: dict[tuple[Outcome, str, str], TargetResult], verdict: Verdict) -> TargetResult:
+    key = (verdict.outcome, verdict.message, verdict.diagnosis or "")
+    result = shared.get(key)
+    if result is None:
+        result = shared[key] = TargetResult(RowOutcome.of(key[0]), key[1], key[2])
+    return result
+
+
+def jsonable(value: Any) -> Any:
+    """The value as the JSON report holds it (what json.dumps(default=str) then json.loads would give), without
+    the round trip: a fleet's evidence is large, and its strings are shared rather than copied."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    if isinstance(value, dict):
+        return {_json_key(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, str):  # a str enum: its text
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)  # JSON's spelling of the key: null, true, 1, 1.5
+    return str(key)
 
 
 def without_target(reason: str, target: str) -> str:

@@ -5,9 +5,13 @@ shows it under."""
 from __future__ import annotations
 
 import json
+from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
 from pytest_vllm_metrics.rows import (
@@ -18,6 +22,7 @@ from pytest_vllm_metrics.rows import (
     TargetResult,
     check_group,
     consumer_kind,
+    jsonable,
     named,
     reader_of,
     row_for,
@@ -373,3 +378,56 @@ def test_each_reader_counts_in_its_own_words() -> None:
     assert [READERS[r].of(1) for r in Reader] == ["target", "panel", "rule", "reader", "check", "consumer", "check"]
     assert [READERS[r].of(n) for r, n in zip(Reader, (0, 2, 3, 4, 5, 6, 7), strict=True)] == [
         "targets", "panels", "rules", "readers", "checks", "consumers", "checks"]
+
+
+# -- evidence made plain data, results shared across a fleet -------------------------------------------------------
+
+class _Kind(StrEnum):
+    STREAM = "completion-stream"
+
+
+class _Rank(IntEnum):
+    FIRST = 1
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+_JSON_KEYS = st.text(max_size=4) | st.integers() | st.booleans() | st.none() | st.floats(allow_nan=False)
+_EVIDENCE = st.recursive(_JSON_SCALARS | st.sets(st.integers(), max_size=2), lambda inner: (
+    st.lists(inner, max_size=3) | st.tuples(inner, inner) | st.dictionaries(_JSON_KEYS, inner, max_size=3)),
+    max_leaves=12)
+
+
+def _round_trip(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def test_evidence_is_the_json_reports_data_fixed_examples() -> None:
+    evidence = {"finish_reasons": {0: "length", 1: "stop"}, "kind": _Kind.STREAM, "rank": _Rank.FIRST,
+                "buckets": [("0.1", 2.0), ("+Inf", 7.0)], "seen": {3}, "nan": float("nan"), "keys": {None: 1,
+                True: 2, 1.5: 3}, "path": Path("/tmp/x")}
+    plain = jsonable(evidence)
+    assert json.dumps(plain) == json.dumps(_round_trip(evidence))
+    assert plain["finish_reasons"] == {"0": "length", "1": "stop"} and plain["keys"] == {"null": 1, "true": 2,
+                                                                                          "1.5": 3}
+    assert type(plain["kind"]) is str and type(plain["rank"]) is int and plain["buckets"] == [["0.1", 2.0],
+                                                                                              ["+Inf", 7.0]]
+    assert (plain["seen"], plain["path"]) == ("{3}", "/tmp/x")
+
+
+@given(_EVIDENCE)
+@settings(max_examples=200, deadline=None)
+def test_evidence_is_the_json_reports_data(value: Any) -> None:
+    assert json.dumps(jsonable(value)) == json.dumps(_round_trip(value))
+
+
+@pytest.mark.quick_run
+def test_targets_alike_share_one_result(finished: dict[str, tuple[pytest.Item, Phases]]) -> None:
+    # 1,000 pods that passed alike hold one result, not 1,000 copies; a pod with its own words has its own
+    alike = {f"decode-{n}": Verdict(Outcome.PASSED, "moved by the workload") for n in range(3)}
+    across = Verdict(Outcome.FAILED, "fails on b", targets={**alike, "b": Verdict(Outcome.FAILED, "b: stuck")})
+    row = made(finished, "test_fails", verdict=across)
+    assert row is not None
+    results = [row.targets[f"decode-{n}"] for n in range(3)]
+    assert results[0] is results[1] is results[2] and results[0] == TargetResult(RowOutcome.PASSED,
+                                                                                 "moved by the workload")
+    assert row.targets["b"] == TargetResult(RowOutcome.FAILED, "b: stuck")
