@@ -1,4 +1,5 @@
-"""The Prometheus client and the checks that query it, over HTTP against a Prometheus API double on loopback.
+"""The Prometheus client and the checks that query it (prometheus.py), over HTTP against a Prometheus API double on
+loopback, and against a real Prometheus scraping simulated vLLM servers.
 
 The double answers as Prometheus' HTTP API does (https://prometheus.io/docs/prometheus/latest/querying/api/):
 `{"status": "success", "data": {"resultType": "vector", "result": [...]}}` for an instant query, an
