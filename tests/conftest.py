@@ -29,8 +29,8 @@ import httpx._transports.default
 import pytest
 from aiohttp import web
 
-from pytest_vllm_metrics import upgrade
-from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics import evaluate, upgrade
+from pytest_vllm_metrics.catalog import Entry, load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Level, Verdict
@@ -42,6 +42,8 @@ from pytest_vllm_metrics.sim import Profile, SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
+from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
+from pytest_vllm_metrics.versions import VersionRange
 
 # pytester restores sys.modules after each test, dropping modules first imported during it. httpx maps
 # httpcore's exceptions through a table filled on first use: fill it now, with the httpcore imported here,
@@ -379,6 +381,12 @@ def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: Any) 
     return path
 
 
+def run_kube(pytester: pytest.Pytester, kubeconfig: Path, *args: str) -> pytest.RunResult:
+    """The bundled suite run on the pods of the cluster `kubeconfig` names, in namespace NS."""
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
+                              f"--vllm-namespace={NS}", "--vllm-report=report.json", *args)
+
+
 @pytest.fixture
 def cluster(sim_host: SimHost) -> Cluster:
     """Two decode pods (amd64 and arm64, each label spelling once) behind a pod proxy, plus a sidecar port."""
@@ -415,6 +423,73 @@ def _pytester_keeps_kubernetes_imported(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
     return KubeDouble(sim_host, cluster)
+
+
+# -- observations built from small pages and workload records, as `observe` builds them -----------------
+
+
+LABELS = '{engine="0",model_name="tiny"}'
+SUCCESS = "vllm:request_success_total"
+HITS = "vllm:prefix_cache_hits_total"
+QUERIES = "vllm:prefix_cache_queries_total"
+WHERE = "decode-0 (vLLM 0.32.0, amd64)"
+
+
+def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "True", start: float = 1000.0,
+         taken_at: float | None = None, extra: str = "") -> Snapshot:
+    """A /metrics page as vLLM writes it: each counter (`*_total`) or `_created` stamp with one series, the
+    cache config and the process start time (and `extra` lines as written)."""
+    lines = ["# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
+             "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {start}",
+             "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+             "# TYPE vllm:cache_config_info gauge",
+             f'vllm:cache_config_info{{block_size="{block_size}",enable_prefix_caching="{caching}",'
+             f'engine="0"}} 1.0']
+    for name, value in samples.items():
+        if name.endswith("_created"):
+            lines += [f"# HELP {name} created", f"# TYPE {name} gauge", f"{name}{LABELS} {value}"]
+        else:
+            lines += [f"# HELP {name} counted", f"# TYPE {name} counter", f"{name}{LABELS} {value}"]
+    snapshot = Snapshot.parse("\n".join(lines) + "\n" + extra)
+    snapshot.taken_at = taken_at
+    return snapshot
+
+
+def record(kind: str = "completion", *, prompt: int = 25, completion: int = 2, shares: bool = False,
+           status: int = 200) -> RequestRecord:
+    return RequestRecord(kind, status, 0.01, prompt_tokens=prompt, completion_tokens=completion,
+                         shares_prefix=shares)
+
+
+def workload(*records: RequestRecord, prefix_tokens: int = 0, block_size: int = 16) -> TrafficResult:
+    """Four plain completions (100 prompt tokens, 8 generated) unless records are given."""
+    return TrafficResult("tiny", block_size, list(records or [record() for _ in range(4)]), prefix_tokens)
+
+
+def observation(before: Snapshot, after: Snapshot | None, traffic: TrafficResult | None = None, *,
+             arch: str = "amd64", source: str = "url", version: str | None = "0.32.0") -> Observation:
+    target = Target("decode-0", "http://10.0.0.1:8200", arch=arch, source=source)
+    return Observation(target, version=version, before=before, traffic=traffic or workload(), after=after)
+
+
+def counter(name: str = SUCCESS, at_least: str | None = None, *, feature: str = "core", meaning: str = "",
+            replaces: str | None = None) -> Entry:
+    """A counter the workload must move; SHOULD, so that a verdict that loses the entry's level shows."""
+    return Entry(name=name, type="counter", level="SHOULD", feature=feature, versions=VersionRange(">=0.9.2"),
+                 labels=("engine", "model_name"), moves="increases", at_least=at_least, replaces=replaces,
+                 meaning=meaning)
+
+
+def moved(before: float, after: float, entry: Entry | None = None, traffic: TrafficResult | None = None,
+          policy: Policy | None = None) -> Verdict:
+    """The movement verdict of one counter that went from `before` to `after` across the workload."""
+    entry = entry or counter(at_least="requests")
+    obs = observation(page({entry.name: before}), page({entry.name: after}), traffic)
+    return evaluate.movement(entry, obs, policy or Policy())
+
+
+SUMMARY = ("4/4 requests succeeded, 100 prompt tokens (shared prefix 0 tokens, block size 16), 8 generated "
+           "tokens")
 
 
 # -- panels judged in-process ---------------------------------------------------------------------------------
@@ -578,3 +653,40 @@ def parse_html(text: str) -> Node:
     parser.close()
     assert parser.open == [parser.root], f"unclosed: {[n.tag for n in parser.open[1:]]}"
     return parser.root
+
+
+# -- the HTML report in a real browser ----------------------------------------------------------------------
+
+
+class _Text(HTMLParser):
+    """Text content of a DOM (attributes ignored): what a browser draws, not what a script carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs the Debian package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def render(html_file: Path, tmp_path: Path) -> str:
+    """The page after its JavaScript ran, in headless Chromium."""
+    dom = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", "--dump-dom",
+         html_file.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    parser = _Text()
+    parser.feed(dom)
+    return " ".join(" ".join(parser.parts).split())

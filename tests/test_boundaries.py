@@ -14,7 +14,23 @@ from typing import Any
 
 import pytest
 
-from conftest import PrometheusAPI, sample, vector
+from conftest import (
+    HITS,
+    LABELS,
+    QUERIES,
+    SUCCESS,
+    SUMMARY,
+    WHERE,
+    PrometheusAPI,
+    counter,
+    moved,
+    observation,
+    page,
+    record,
+    sample,
+    vector,
+    workload,
+)
 from pytest_vllm_metrics import evaluate, kube, prometheus
 from pytest_vllm_metrics.catalog import Entry
 from pytest_vllm_metrics.observe import Check, Observation
@@ -24,75 +40,8 @@ from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
-from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
+from pytest_vllm_metrics.traffic import TrafficResult
 from pytest_vllm_metrics.versions import VersionRange
-
-LABELS = '{engine="0",model_name="tiny"}'
-SUCCESS = "vllm:request_success_total"
-HITS = "vllm:prefix_cache_hits_total"
-QUERIES = "vllm:prefix_cache_queries_total"
-WHERE = "decode-0 (vLLM 0.32.0, amd64)"
-
-
-# -- building observations ------------------------------------------------------------------------------------
-
-
-def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "True", start: float = 1000.0,
-         taken_at: float | None = None, extra: str = "") -> Snapshot:
-    """A /metrics page as vLLM writes it: each counter (`*_total`) or `_created` stamp with one series, the
-    cache config and the process start time (and `extra` lines as written)."""
-    lines = ["# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
-             "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {start}",
-             "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
-             "# TYPE vllm:cache_config_info gauge",
-             f'vllm:cache_config_info{{block_size="{block_size}",enable_prefix_caching="{caching}",'
-             f'engine="0"}} 1.0']
-    for name, value in samples.items():
-        if name.endswith("_created"):
-            lines += [f"# HELP {name} created", f"# TYPE {name} gauge", f"{name}{LABELS} {value}"]
-        else:
-            lines += [f"# HELP {name} counted", f"# TYPE {name} counter", f"{name}{LABELS} {value}"]
-    snapshot = Snapshot.parse("\n".join(lines) + "\n" + extra)
-    snapshot.taken_at = taken_at
-    return snapshot
-
-
-def record(kind: str = "completion", *, prompt: int = 25, completion: int = 2, shares: bool = False,
-           status: int = 200) -> RequestRecord:
-    return RequestRecord(kind, status, 0.01, prompt_tokens=prompt, completion_tokens=completion,
-                         shares_prefix=shares)
-
-
-def workload(*records: RequestRecord, prefix_tokens: int = 0, block_size: int = 16) -> TrafficResult:
-    """Four plain completions (100 prompt tokens, 8 generated) unless records are given."""
-    return TrafficResult("tiny", block_size, list(records or [record() for _ in range(4)]), prefix_tokens)
-
-
-def observed(before: Snapshot, after: Snapshot | None, traffic: TrafficResult | None = None, *,
-             arch: str = "amd64", source: str = "url", version: str | None = "0.32.0") -> Observation:
-    target = Target("decode-0", "http://10.0.0.1:8200", arch=arch, source=source)
-    return Observation(target, version=version, before=before, traffic=traffic or workload(), after=after)
-
-
-def counter(name: str = SUCCESS, at_least: str | None = None, *, feature: str = "core", meaning: str = "",
-            replaces: str | None = None) -> Entry:
-    """A counter the workload must move; SHOULD, so that a verdict that loses the entry's level shows."""
-    return Entry(name=name, type="counter", level="SHOULD", feature=feature, versions=VersionRange(">=0.9.2"),
-                 labels=("engine", "model_name"), moves="increases", at_least=at_least, replaces=replaces,
-                 meaning=meaning)
-
-
-def moved(before: float, after: float, entry: Entry | None = None, traffic: TrafficResult | None = None,
-          policy: Policy | None = None) -> Verdict:
-    """The movement verdict of one counter that went from `before` to `after` across the workload."""
-    entry = entry or counter(at_least="requests")
-    obs = observed(page({entry.name: before}), page({entry.name: after}), traffic)
-    return evaluate.movement(entry, obs, policy or Policy())
-
-
-SUMMARY = ("4/4 requests succeeded, 100 prompt tokens (shared prefix 0 tokens, block size 16), 8 generated "
-           "tokens")
-
 
 # -- the "must move" comparison and its at_least amounts (evaluate.movement) ------------------------------------
 
@@ -174,7 +123,7 @@ def test_counter_that_did_not_move_through_the_gateway_says_the_picker_sent_noth
 def test_counter_missing_after_the_workload_fails_with_the_old_name_it_exposes() -> None:
     """kills `change.after is None` -> `is not None` and the rename hint of a family missing after the workload."""
     entry = counter("vllm:kv_hits_total", replaces="vllm:old_hits_total")
-    obs = observed(page({"vllm:kv_hits_total": 1}), page({"vllm:old_hits_total": 5}))
+    obs = observation(page({"vllm:kv_hits_total": 1}), page({"vllm:old_hits_total": 5}))
     verdict = evaluate.movement(entry, obs, Policy())
     assert verdict.outcome == Outcome.FAILED
     assert verdict.message == (f"{WHERE}: vllm:kv_hits_total is missing from /metrics after the workload. The "
@@ -196,7 +145,7 @@ def test_counter_that_went_backwards_names_the_series_and_both_values() -> None:
 def test_restart_with_enough_counted_since_passes_and_says_so() -> None:
     """kills `if change.reset` -> `if not change.reset` (the evidence note) in evaluate.movement."""
     entry = counter(at_least="requests")
-    obs = observed(page({SUCCESS: 50}, start=1000), page({SUCCESS: 4}, start=2000))
+    obs = observation(page({SUCCESS: 50}, start=1000), page({SUCCESS: 4}, start=2000))
     verdict = evaluate.movement(entry, obs, Policy())
     assert verdict.outcome == Outcome.PASSED
     assert verdict.evidence["reset"].startswith("the server restarted between the scrapes")
@@ -204,7 +153,7 @@ def test_restart_with_enough_counted_since_passes_and_says_so() -> None:
 
 def test_restart_with_too_little_counted_since_is_inconclusive() -> None:
     """kills `change.reset or delta.restart_seen` -> `and` in evaluate.movement."""
-    obs = observed(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
+    obs = observation(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
     verdict = evaluate.movement(counter(at_least="requests"), obs, Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert verdict.message == ("decode-0: could not judge movement: the server restarted between the scrapes (its "
@@ -215,7 +164,7 @@ def test_another_series_recreated_makes_a_counter_that_did_not_move_inconclusive
     """kills `delta.restart_seen` dropped from `change.reset or delta.restart_seen` in evaluate.movement."""
     before = page({SUCCESS: 10, "vllm:prompt_tokens_total": 5, "vllm:prompt_tokens_created": 1.0})
     after = page({SUCCESS: 10, "vllm:prompt_tokens_total": 5, "vllm:prompt_tokens_created": 2.0})
-    verdict = evaluate.movement(counter(at_least="requests"), observed(before, after), Policy())
+    verdict = evaluate.movement(counter(at_least="requests"), observation(before, after), Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
 
 
@@ -225,7 +174,7 @@ def test_another_series_recreated_makes_a_counter_that_did_not_move_inconclusive
 ])
 def test_scrapes_of_two_processes_are_inconclusive_with_the_advice_for_the_source(source: str, advice: str) -> None:
     """kills `delta.process != OTHER_PROCESS` -> `==` and `source == "url"` -> `!=` in evaluate._moved_gate."""
-    obs = observed(page({SUCCESS: 10}, start=2000), page({SUCCESS: 20}, start=1000), source=source)
+    obs = observation(page({SUCCESS: 10}, start=2000), page({SUCCESS: 20}, start=1000), source=source)
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert verdict.message == (f"decode-0: could not judge movement: the two scrapes reached two different server "
@@ -235,7 +184,7 @@ def test_scrapes_of_two_processes_are_inconclusive_with_the_advice_for_the_sourc
 
 def test_failed_workload_makes_movement_inconclusive_pointing_at_the_workload_check() -> None:
     """The workload check alone fails a server that failed the workload; movement cannot be judged and names it."""
-    obs = observed(page({SUCCESS: 10}), page({SUCCESS: 10}))
+    obs = observation(page({SUCCESS: 10}), page({SUCCESS: 10}))
     obs.errors["traffic"] = Problem("decode-0: every workload request failed: 8 requests, 8 answered HTTP 500",
                                     inconclusive=False, check=Check.WORKLOAD_SERVED,
                                     cause="every workload request failed")
@@ -254,7 +203,7 @@ _UNREACHED = Problem("decode-0: GET /metrics answered HTTP 404. Check --vllm-met
 
 @pytest.mark.parametrize("stage", ["before", "after"])
 def test_a_scrape_failure_fails_reachability_alone_and_every_other_check_points_at_it(stage: str) -> None:
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}))
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}))
     obs.errors[stage] = _UNREACHED
     if stage == "before":
         obs.errors["traffic"] = obs.errors["after"] = _UNREACHED  # as observe records it
@@ -270,7 +219,7 @@ def test_a_scrape_failure_fails_reachability_alone_and_every_other_check_points_
 
 def test_a_server_without_a_version_fails_the_version_check_itself() -> None:
     """kills `reporter=Check.VERSION` -> None / dropped in evaluate.version (its own failure would point at itself)."""
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}), version=None)
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}), version=None)
     obs.errors["version"] = Problem("decode-0: GET /version answered HTTP 404 without a version", inconclusive=False,
                                     check=Check.VERSION, cause="GET /version answered HTTP 404 without a version")
     assert evaluate.version(obs) == Verdict(Outcome.FAILED, "decode-0: GET /version answered HTTP 404 without a "
@@ -279,7 +228,7 @@ def test_a_server_without_a_version_fails_the_version_check_itself() -> None:
 
 def test_a_problem_the_run_could_not_observe_is_every_checks_own() -> None:
     """Inconclusive problems are not a failure of any check: each check says the same cause, in full."""
-    obs = observed(page({SUCCESS: 1}), None)
+    obs = observation(page({SUCCESS: 1}), None)
     obs.errors["after"] = Problem("decode-0: GET /metrics did not finish within 2 s", check=Check.REACHABLE,
                                   cause="GET /metrics did not finish")
     for verdict in (evaluate.reachable(obs), evaluate.movement(counter(), obs, Policy())):
@@ -289,7 +238,7 @@ def test_a_problem_the_run_could_not_observe_is_every_checks_own() -> None:
 
 def test_unreachable_target_makes_movement_inconclusive_with_its_problem() -> None:
     """kills `problem = obs.failure("before")` gate of evaluate._gate."""
-    obs = observed(page({}), None)
+    obs = observation(page({}), None)
     obs.errors["before"] = Problem("decode-0: connection refused")
     verdict = evaluate.movement(counter(), obs, Policy())
     assert (verdict.outcome, verdict.message, verdict.level) == (Outcome.INCONCLUSIVE, "decode-0: connection refused",
@@ -298,7 +247,7 @@ def test_unreachable_target_makes_movement_inconclusive_with_its_problem() -> No
 
 def test_counter_of_another_vllm_version_is_skipped_naming_both_versions() -> None:
     """kills `not entry.applies_to(obs.version)` -> `entry.applies_to(...)` in evaluate._gate."""
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}), version="0.8.0")
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}), version="0.8.0")
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.outcome == Outcome.SKIPPED
     assert verdict.message == f"{SUCCESS} is emitted by vLLM >=0.9.2; decode-0 reports vLLM 0.8.0"
@@ -306,7 +255,7 @@ def test_counter_of_another_vllm_version_is_skipped_naming_both_versions() -> No
 
 def test_exempted_feature_is_skipped_with_the_option_that_exempted_it() -> None:
     """kills `if not status.run` -> `if status.run` in evaluate._gate."""
-    obs = observed(page({HITS: 1}), page({HITS: 1}))
+    obs = observation(page({HITS: 1}), page({HITS: 1}))
     verdict = evaluate.movement(counter(HITS, feature="prefix_caching"), obs, Policy(exempt=("prefix_caching",)))
     assert verdict.outcome == Outcome.SKIPPED
     assert verdict.message == "feature prefix_caching exempted by --vllm-exempt-feature=prefix_caching"
@@ -324,7 +273,7 @@ def repeated(completions: int, chats: int) -> TrafficResult:
 
 def hits_verdict(hits: float, traffic: TrafficResult, *, block_size: int = 16) -> Verdict:
     entry = counter(HITS, "block_size", feature="prefix_caching")
-    obs = observed(page({HITS: 0, QUERIES: 0}, block_size=block_size),
+    obs = observation(page({HITS: 0, QUERIES: 0}, block_size=block_size),
                    page({HITS: hits, QUERIES: 500}, block_size=block_size), traffic)
     return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
 
@@ -373,7 +322,7 @@ def test_a_data_parallel_server_that_spread_the_workload_over_its_engines_cannot
             extra = "# TYPE vllm:request_success counter\n" + "".join(
                 f'vllm:request_success_total{{engine="{e}",finished_reason="length"}} {n}\n' for e, n in done.items())
             return page({HITS: hit, QUERIES: 500}, extra=extra)
-        obs = observed(at(dict.fromkeys(served, 0.0), 0), at(served, hits), repeated(3, 2))
+        obs = observation(at(dict.fromkeys(served, 0.0), 0), at(served, hits), repeated(3, 2))
         return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
 
     spread = engines(0, {"0": 3, "1": 3})
@@ -394,7 +343,7 @@ def test_prefix_hits_without_a_repeated_request_still_need_one_token() -> None:
 def test_prefix_hits_short_after_a_restart_are_inconclusive() -> None:
     """kills `if obs.delta.restart_seen` -> `if not ...` in evaluate.prefix_hits_per_repeat."""
     entry = counter(HITS, "block_size", feature="prefix_caching")
-    obs = observed(page({HITS: 500}, start=1000), page({HITS: 10}, start=2000), repeated(3, 2))
+    obs = observation(page({HITS: 500}, start=1000), page({HITS: 10}, start=2000), repeated(3, 2))
     verdict = evaluate.prefix_hits_per_repeat(entry, obs, Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert verdict.evidence == {"hits": 10.0, "repeated_prefix_requests": 3, "block_size": 16, "needed": 48}
@@ -405,7 +354,7 @@ def test_counter_that_recounts_local_hits_must_move_exactly_as_the_hits(other: f
     """kills `got.increase == hits` -> `>=` / `<=` in evaluate.prefix_sources_agree."""
     name = "vllm:prefix_cache_hits_by_source_total"
     entry = counter(name, feature="prefix_caching")
-    obs = observed(page({HITS: 0, name: 0}), page({HITS: 48, name: other}), repeated(3, 2))
+    obs = observation(page({HITS: 0, name: 0}), page({HITS: 48, name: other}), repeated(3, 2))
     verdict = evaluate.prefix_sources_agree(entry, obs, Policy(), {})
     assert verdict.outcome == outcome
     if outcome == Outcome.FAILED:
@@ -416,7 +365,7 @@ def test_counter_that_recounts_local_hits_must_move_exactly_as_the_hits(other: f
 def test_hits_and_their_recount_that_both_stayed_at_zero_do_not_agree() -> None:
     """kills `and hits > 0` -> `or` / `hits >= 0` in evaluate.prefix_sources_agree."""
     name = "vllm:prefix_cache_hits_by_source_total"
-    obs = observed(page({HITS: 0, name: 0}), page({HITS: 0, name: 0}), repeated(3, 2))
+    obs = observation(page({HITS: 0, name: 0}), page({HITS: 0, name: 0}), repeated(3, 2))
     verdict = evaluate.prefix_sources_agree(counter(name, feature="prefix_caching"), obs, Policy(), {})
     assert verdict.outcome == Outcome.FAILED
 
@@ -434,7 +383,7 @@ def test_hits_and_their_recount_that_both_stayed_at_zero_do_not_agree() -> None:
 def test_cache_config_block_size_must_be_a_positive_whole_number(labels: str, outcome: Outcome, said: str) -> None:
     """kills `block_size <= 0` -> `< 0` / `<= 1` and the accepted words of enable_prefix_caching."""
     snapshot = Snapshot.parse(f"# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{{labels}}} 1.0\n")
-    verdict = evaluate.cache_config(observed(snapshot, snapshot))
+    verdict = evaluate.cache_config(observation(snapshot, snapshot))
     assert verdict.outcome == outcome
     assert said in verdict.message
 
@@ -646,7 +595,7 @@ def test_restart_verdict_keeps_the_entrys_level_and_the_evidence() -> None:
     """kills `entry.level` -> None and `evidence` -> None in evaluate._restarted (the JSON report's fields)."""
     entry = Entry(name=SUCCESS, type="counter", level="SHOULD", feature="core", versions=VersionRange(">=0"),
                   moves="increases", at_least="requests")
-    obs = observed(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
+    obs = observation(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
     verdict = evaluate.movement(entry, obs, Policy())
     assert (verdict.outcome, verdict.level) == (Outcome.INCONCLUSIVE, "SHOULD")
     assert verdict.evidence["increase"] == 3.0 and verdict.evidence["needed"] == 4
@@ -665,7 +614,7 @@ def several_series(values: Sequence[tuple[float, float]]) -> tuple[Snapshot, Sna
 def test_counter_that_went_backwards_on_several_series_counts_the_others(count: int, more: str) -> None:
     """kills `len(decreases) > 1` -> `> 2` and `len - 1` -> `len + 1` / `len - 2` in evaluate._went_backwards."""
     before, after = several_series([(10, 7)] * count + [(1, 5)])
-    verdict = evaluate.movement(counter(), observed(before, after), Policy())
+    verdict = evaluate.movement(counter(), observation(before, after), Policy())
     assert verdict.message.startswith(f'{WHERE}: {SUCCESS}{{engine="0"}} went backwards from 10 to 7{more} while')
     assert verdict.level == "SHOULD" and len(verdict.evidence["decreased"]) == count
 
@@ -729,7 +678,7 @@ def test_five_failing_targets_are_all_quoted_and_named() -> None:
 
 def present(entry: Entry, text: str, policy: Policy | None = None) -> Verdict:
     snapshot = Snapshot.parse(text)
-    return evaluate.presence(entry, observed(snapshot, snapshot), policy or Policy())
+    return evaluate.presence(entry, observation(snapshot, snapshot), policy or Policy())
 
 
 def family(name: str, type_: str = "counter", *, feature: str = "core", labels: tuple[str, ...] = ("model_name",),
@@ -758,10 +707,10 @@ def test_family_present_after_traffic_is_judged_on_the_second_scrape() -> None:
     entry = family("vllm:late_total", present="traffic")
     before = Snapshot.parse("# TYPE vllm:other gauge\nvllm:other 1\n")
     after = Snapshot.parse('# TYPE vllm:late_total counter\nvllm:late_total{model_name="t"} 1\n')
-    assert evaluate.presence(entry, observed(before, after), Policy()).outcome == Outcome.PASSED
-    startup = evaluate.presence(family("vllm:late_total"), observed(after, before), Policy())
+    assert evaluate.presence(entry, observation(before, after), Policy()).outcome == Outcome.PASSED
+    startup = evaluate.presence(family("vllm:late_total"), observation(after, before), Policy())
     assert startup.outcome == Outcome.PASSED  # a startup family is judged on the first scrape
-    missing = evaluate.presence(entry, observed(after, before), Policy())
+    missing = evaluate.presence(entry, observation(after, before), Policy())
     assert missing.message == "decode-0 (vLLM 0.32.0): vllm:late_total is missing from /metrics after the workload."
 
 
@@ -827,7 +776,7 @@ def test_info_family_with_an_empty_label_fails_naming_it() -> None:
 
 def test_reachable_version_and_workload_pass_with_their_evidence() -> None:
     """kills the evidence and levels of evaluate.reachable, version and served_workload."""
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 5}), workload(record(), record("chat")))
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 5}), workload(record(), record("chat")))
     assert evaluate.reachable(obs) == Verdict(Outcome.PASSED, evidence={"families": 3})
     assert evaluate.version(obs) == Verdict(Outcome.PASSED, level="SHOULD", evidence={"version": "0.32.0"})
     served = evaluate.served_workload(obs)
@@ -838,7 +787,7 @@ def test_reachable_version_and_workload_pass_with_their_evidence() -> None:
 def test_workload_with_failed_requests_fails_naming_kinds_and_statuses() -> None:
     """kills `not r.ok` -> `r.ok` and the message of evaluate.served_workload."""
     traffic = workload(record(), record("chat", status=500), record("chat-stream", status=429))
-    verdict = evaluate.served_workload(observed(page({}), page({}), traffic))
+    verdict = evaluate.served_workload(observation(page({}), page({}), traffic))
     assert verdict.outcome == Outcome.FAILED
     assert verdict.evidence["model"] == "tiny" and len(verdict.evidence["requests"]) == 3
     assert verdict.message.startswith("decode-0: 2 of 3 workload requests failed (chat -> 500, chat-stream -> 429); "
@@ -849,7 +798,7 @@ def test_per_target_checks_report_the_stage_that_failed() -> None:
     """kills the stages each per-target check needs ("before", "after", "version", "traffic")."""
     for stage, check, level in (("after", evaluate.reachable, "MUST"), ("version", evaluate.version, "SHOULD"),
                                 ("traffic", evaluate.served_workload, "MUST")):
-        obs = observed(page({}), page({}))
+        obs = observation(page({}), page({}))
         obs.errors[stage] = Problem(f"decode-0: no {stage}", inconclusive=False)
         assert check(obs) == Verdict(Outcome.FAILED, f"decode-0: no {stage}", level)
         assert evaluate.cache_config(obs).outcome == Outcome.PASSED  # it needs the first scrape only
@@ -865,13 +814,13 @@ def test_prefix_hits_cannot_be_judged_without_the_workload_or_across_two_process
         return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
 
     for check in (hits, sources):
-        failed = observed(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
+        failed = observation(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
         failed.errors["traffic"] = Problem("decode-0: overloaded")
         assert check(failed) == Verdict(Outcome.INCONCLUSIVE, "decode-0: overloaded", "SHOULD")
-        gone = observed(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
+        gone = observation(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
         gone.errors["after"] = Problem("decode-0: second scrape refused")
         assert check(gone).message == "decode-0: second scrape refused"
-        other = observed(page({HITS: 0}, start=2000), page({HITS: 99}, start=1000), repeated(3, 2))
+        other = observation(page({HITS: 0}, start=2000), page({HITS: 99}, start=1000), repeated(3, 2))
         assert check(other).outcome == Outcome.INCONCLUSIVE
         assert "two different server processes" in check(other).message
 
@@ -881,58 +830,59 @@ def test_every_verdict_of_a_should_counter_stays_should() -> None:
     verdicts of movement and prefix_hits_per_repeat (a SHOULD check must never fail as MUST)."""
     entry = counter(HITS, "block_size", feature="prefix_caching")
     cases = [
-        observed(page({HITS: 0}), page({HITS: 0}), version="0.8.0"),  # another vLLM version: skipped
-        observed(page({HITS: 0}, start=2000), page({HITS: 9}, start=1000)),  # two processes: inconclusive
-        observed(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False")),  # diagnosed failure
-        observed(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False"), arch="arm64",
+        observation(page({HITS: 0}), page({HITS: 0}), version="0.8.0"),  # another vLLM version: skipped
+        observation(page({HITS: 0}, start=2000), page({HITS: 9}, start=1000)),  # two processes: inconclusive
+        observation(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False")),  # diagnosed failure
+        observation(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False"), arch="arm64",
                  version="0.11.2"),  # documented limitation
-        observed(page({HITS: 0}), page({HITS: 500}), repeated(3, 2)),  # passed
+        observation(page({HITS: 0}), page({HITS: 500}), repeated(3, 2)),  # passed
     ]
     for obs in cases:
         assert evaluate.movement(entry, obs, Policy()).level == "SHOULD"
         assert evaluate.prefix_hits_per_repeat(entry, obs, Policy()).level == "SHOULD"
-    skipped = evaluate.movement(entry, observed(page({HITS: 0}), page({HITS: 0})), Policy(exempt=("prefix_caching",)))
+    skipped = evaluate.movement(entry, observation(page({HITS: 0}), page({HITS: 0})),
+                                Policy(exempt=("prefix_caching",)))
     assert skipped.level == "SHOULD"
-    failed = observed(page({SUCCESS: 0}), page({SUCCESS: 0}))
+    failed = observation(page({SUCCESS: 0}), page({SUCCESS: 0}))
     failed.errors["traffic"] = Problem("decode-0: refused", inconclusive=False)
     assert evaluate.movement(counter(), failed, Policy()).level == "SHOULD"
-    unreached = observed(page({}), None)
+    unreached = observation(page({}), None)
     unreached.errors["after"] = Problem("decode-0: gone")
     assert evaluate.movement(counter(), unreached, Policy()) == Verdict(Outcome.INCONCLUSIVE, "decode-0: gone",
                                                                          "SHOULD")
-    plain = evaluate.movement(counter(), observed(page({SUCCESS: 0}), page({SUCCESS: 0})), Policy())
+    plain = evaluate.movement(counter(), observation(page({SUCCESS: 0}), page({SUCCESS: 0})), Policy())
     assert (plain.level, plain.evidence["needed"]) == ("SHOULD", 1)
 
 
 def test_counter_missing_after_the_workload_without_an_old_name_says_only_that() -> None:
     """kills `f" {hint}" if hint else ""` -> `else "XXXX"` and `if family_missing` -> `or True` in movement."""
-    obs = observed(page({SUCCESS: 3}), page({"vllm:other_total": 1}))
+    obs = observation(page({SUCCESS: 3}), page({"vllm:other_total": 1}))
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.message == f"{WHERE}: {SUCCESS} is missing from /metrics after the workload."
     declared = Snapshot.parse(f"# HELP {SUCCESS} x\n# TYPE {SUCCESS} counter\n# TYPE vllm:new_total counter\n"
                               f"vllm:new_total 1\n")
     entry = Entry(name=SUCCESS, type="counter", level="SHOULD", feature="core", versions=VersionRange(">=0"),
                   moves="increases", replaced_by="vllm:new_total")
-    no_series = evaluate.movement(entry, observed(page({SUCCESS: 3}), declared), Policy())
+    no_series = evaluate.movement(entry, observation(page({SUCCESS: 3}), declared), Policy())
     assert no_series.message == f"{WHERE}: {SUCCESS} is missing from /metrics after the workload."
 
 
 def test_counter_that_appeared_with_the_workload_reads_absent_before() -> None:
     """kills "absent" in evaluate._num: a series first exposed after the workload went from absent."""
-    verdict = evaluate.movement(counter(), observed(page({}), page({SUCCESS: 0})), Policy())
+    verdict = evaluate.movement(counter(), observation(page({}), page({SUCCESS: 0})), Policy())
     assert verdict.message.startswith(f"{WHERE}: {SUCCESS} went from absent to 0 (+0) during a workload")
 
 
 def test_server_that_does_not_say_its_version_reads_version_unknown() -> None:
     """kills 'version unknown' in evaluate._where."""
-    verdict = evaluate.movement(counter(), observed(page({SUCCESS: 0}), page({SUCCESS: 0}), version=None), Policy())
+    verdict = evaluate.movement(counter(), observation(page({SUCCESS: 0}), page({SUCCESS: 0}), version=None), Policy())
     assert verdict.message.startswith(f"decode-0 (vLLM version unknown, amd64): {SUCCESS} went from 0 to 0")
 
 
 def test_first_scrape_failure_alone_is_reported_by_every_per_target_check() -> None:
     """kills the "before" stage of evaluate.reachable, version, cache_config and served_workload."""
     for check in (evaluate.reachable, evaluate.version, evaluate.cache_config, evaluate.served_workload):
-        obs = observed(page({}), page({}))
+        obs = observation(page({}), page({}))
         obs.errors["before"] = Problem("decode-0: refused", inconclusive=False)
         assert check(obs).message == "decode-0: refused"
 
@@ -943,7 +893,7 @@ def test_prefix_of_exactly_one_block_is_not_shorter_than_a_block() -> None:
     entry = counter(HITS, "block_size", feature="prefix_caching")
     for tokens, rule in ((15, "prompt-shorter-than-block"), (16, "lookups-skipped")):
         traffic = workload(*[record(shares=True) for _ in range(3)], prefix_tokens=tokens)
-        verdict = evaluate.movement(entry, observed(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 0}),
+        verdict = evaluate.movement(entry, observation(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 0}),
                                                     traffic), Policy())
         assert verdict.evidence["diagnosis_rule"] == rule
 
@@ -951,7 +901,7 @@ def test_prefix_of_exactly_one_block_is_not_shorter_than_a_block() -> None:
 def test_queries_that_moved_by_one_token_count_as_moved() -> None:
     """kills `queries > 0` -> `queries > 1` in evaluate._prefix_facts."""
     entry = counter(HITS, "block_size", feature="prefix_caching")
-    obs = observed(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 1}), repeated(3, 2))
+    obs = observation(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 1}), repeated(3, 2))
     assert evaluate.movement(entry, obs, Policy()).evidence["diagnosis_rule"] == "queries-without-hits"
 
 
@@ -967,7 +917,7 @@ def test_family_present_after_traffic_needs_the_workload_but_a_startup_family_do
     """kills the stages of evaluate.presence (`("traffic", "after") if present == "traffic" else ()`)."""
     text = f'# TYPE {SUCCESS} counter\n{SUCCESS}{{model_name="t"}} 1\n'
     for stage in ("traffic", "after"):
-        obs = observed(Snapshot.parse(text), Snapshot.parse(text))
+        obs = observation(Snapshot.parse(text), Snapshot.parse(text))
         obs.errors[stage] = Problem(f"decode-0: no {stage}")
         late = evaluate.presence(family(SUCCESS, present="traffic"), obs, Policy())
         assert (late.outcome, late.message, late.level) == (Outcome.INCONCLUSIVE, f"decode-0: no {stage}", "SHOULD")
@@ -994,21 +944,21 @@ def test_cache_config_passes_with_what_the_server_reports_and_fails_when_missing
     """kills the evidence of evaluate.cache_config and the message of a missing vllm:cache_config_info."""
     snapshot = Snapshot.parse('# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{block_size="32",'
                               'enable_prefix_caching="False",num_gpu_blocks="4096"} 1.0\n')
-    assert evaluate.cache_config(observed(snapshot, snapshot)) == Verdict(Outcome.PASSED, evidence={
+    assert evaluate.cache_config(observation(snapshot, snapshot)) == Verdict(Outcome.PASSED, evidence={
         "block_size": 32, "enable_prefix_caching": "False", "num_gpu_blocks": "4096"})
     bare = Snapshot.parse("# TYPE vllm:other gauge\nvllm:other 1\n")
-    missing = evaluate.cache_config(observed(bare, bare))
+    missing = evaluate.cache_config(observation(bare, bare))
     assert missing == Verdict(Outcome.FAILED, "decode-0: vllm:cache_config_info is missing, so block_size and "
                                               "enable_prefix_caching cannot be read (vLLM emits it from 0.8.0 on, "
                                               "and not with --disable-log-stats). The workload assumed a block of "
                                               "16 tokens.")
     unsized = Snapshot.parse('# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{engine="0"} 1.0\n')
-    assert evaluate.cache_config(observed(unsized, unsized)).message == (
+    assert evaluate.cache_config(observation(unsized, unsized)).message == (
         "decode-0: vllm:cache_config_info has block_size=None, not a whole number of tokens.")
     for word in ("True", "False", "None"):
         ok = Snapshot.parse(f'# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{block_size="16",'
                             f'enable_prefix_caching="{word}"}} 1.0\n')
-        assert evaluate.cache_config(observed(ok, ok)).outcome == Outcome.PASSED
+        assert evaluate.cache_config(observation(ok, ok)).outcome == Outcome.PASSED
 
 
 def test_recount_by_label_is_selected_by_those_labels_and_named_with_them() -> None:
@@ -1020,17 +970,17 @@ def test_recount_by_label_is_selected_by_those_labels_and_named_with_them() -> N
     before = Snapshot.parse(text.replace("{h}", "0").replace("{local}", "0").replace("{remote}", "7"))
     after = Snapshot.parse(text.replace("{h}", "1").replace("{local}", "1").replace("{remote}", "9"))
     entry = counter(name, feature="prefix_caching")
-    obs = observed(before, after, repeated(3, 2))
+    obs = observation(before, after, repeated(3, 2))
     labels = {"source": "local", "tier": "gpu"}
     assert evaluate.prefix_sources_agree(entry, obs, Policy(), labels) == Verdict(
         Outcome.PASSED, level="SHOULD", evidence={"hits": 1.0, "other": 1.0,
                                                   "selector": f'{name}{{source="local",tier="gpu"}}'})
     wrong = Snapshot.parse(text.replace("{h}", "1").replace("{local}", "2").replace("{remote}", "7"))
-    verdict = evaluate.prefix_sources_agree(entry, observed(before, wrong, repeated(3, 2)), Policy(), labels)
+    verdict = evaluate.prefix_sources_agree(entry, observation(before, wrong, repeated(3, 2)), Policy(), labels)
     assert verdict.message.startswith(f'{WHERE}: {name}{{source="local",tier="gpu"}} grew by 2 while {HITS} grew '
                                       f"by 1;")
     assert verdict.level == "SHOULD" and verdict.evidence["selector"] == f'{name}{{source="local",tier="gpu"}}'
-    restarted = observed(page({HITS: 50}, start=1000), page({HITS: 1}, start=2000), repeated(3, 2))
+    restarted = observation(page({HITS: 50}, start=1000), page({HITS: 1}, start=2000), repeated(3, 2))
     assert evaluate.prefix_sources_agree(entry, restarted, Policy(), {}) == Verdict(
         Outcome.INCONCLUSIVE, "decode-0: could not judge movement: the server restarted between the scrapes (its "
                               "counters started again from 0); find why it restarted, then rerun.", "SHOULD",
@@ -1104,7 +1054,7 @@ def lora_presence(page_has_lora: bool, policy: Policy) -> Verdict:
     lines = ["# TYPE vllm:lora_requests_info gauge", 'vllm:lora_requests_info{max_lora="1"} 1'] if page_has_lora else []
     snapshot = Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge", "vllm:num_requests_running 0",
                                          *lines]) + "\n")
-    return evaluate.presence(lora_entry(), observed(snapshot, snapshot), policy)
+    return evaluate.presence(lora_entry(), observation(snapshot, snapshot), policy)
 
 
 def test_checks_of_a_detected_optional_feature_run() -> None:
@@ -1142,7 +1092,7 @@ PROMPT = "vllm:prompt_tokens_total"
 def agree(held: prometheus.Held | None, *, after: float | None = 50.0, taken_at: float | None = 1000.0) -> Verdict:
     """values_agree for a target the suite saw go from 10 to `after` prompt tokens, scraped at `taken_at`."""
     second = page({PROMPT: after} if after is not None else {}, taken_at=taken_at)
-    obs = observed(page({PROMPT: 10.0}), second)
+    obs = observation(page({PROMPT: 10.0}), second)
     return prometheus.values_agree(None, obs, held, waited=7.0)  # type: ignore[arg-type]
 
 
@@ -1245,7 +1195,7 @@ def panel_verdict(expr: str) -> Verdict:
     snapshot = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 0\n'
                               '# TYPE vllm:num_preemptions counter\nvllm:num_preemptions_total{model_name="tiny"} 0\n')
     panel = readers.Reader("d", "T", (readers.Query("A", expr),))
-    return judging.judge_reader(panel, [observed(snapshot, snapshot)], load_catalog(), Policy())
+    return judging.judge_reader(panel, [observation(snapshot, snapshot)], load_catalog(), Policy())
 
 
 @pytest.mark.parametrize(("expr", "outcome", "kind", "message"), [

@@ -13,21 +13,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from conftest import NS, ROLE, PrivateCA, flat, said, verdicts, write_kubeconfig
+from conftest import NS, ROLE, PrivateCA, flat, run_kube, said, verdicts, write_kubeconfig
 from pytest_vllm_metrics.kube import ClusterInfo, _node_architectures, discover
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
 
 
-def run(pytester: pytest.Pytester, kubeconfig: Path, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
-                              f"--vllm-namespace={NS}", "--vllm-report=report.json", *args)
-
-
 def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))
     out = result.stdout.str()
     per_pod = verdicts(pytester)
     assert per_pod["test_moves[vllm:prefix_cache_hits_total]", "decode-amd64"] == "passed"
@@ -44,11 +39,12 @@ def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
 def test_least_privilege_role_runs_the_suite_and_names_the_node_permission(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "suite"), "-k", "prefix_cache_hits or reachable")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "suite"),
+                      "-k", "prefix_cache_hits or reachable")
     # Without get on nodes the arm64 pod's architecture is unknown: its prefix checks fail with the way out.
     result.stdout.fnmatch_lines(["*architecture is unknown*grant the suite get on nodes*"])
     assert verdicts(pytester)["test_reachable", "decode-arm64"] == "passed"
-    with_nodes = run(pytester, write_kubeconfig(tmp_path / "kc2", double, "suite-with-nodes"),
+    with_nodes = run_kube(pytester, write_kubeconfig(tmp_path / "kc2", double, "suite-with-nodes"),
                      "-k", "prefix_cache_hits")
     assert with_nodes.parseoutcomes().get("failed", 0) == 0, with_nodes.stdout.str()
 
@@ -57,7 +53,7 @@ def test_workload_without_create_on_pods_proxy_names_the_verb(
     pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.tokens["read-only"] = ROLE - {("create", "pods/proxy")}
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "read-only"), "-k", "workload_served")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "read-only"), "-k", "workload_served")
     result.assert_outcomes(failed=1)
     assert set(verdicts(pytester).values()) == {"failed"}
     result.stdout.fnmatch_lines(["*POST /v1/completions through the API server's pod proxy was refused (403): grant "
@@ -66,7 +62,7 @@ def test_workload_without_create_on_pods_proxy_names_the_verb(
 
 def test_forbidden_pod_proxy_names_the_permission(pytester: pytest.Pytester, double: KubeDouble,
                                                   tmp_path: Path) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "no-proxy"), "-k", "test_reachable")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "no-proxy"), "-k", "test_reachable")
     # a missing grant says nothing of the pods: inconclusive, with the grant to add
     assert {k: v for k, v in result.parseoutcomes().items() if k not in ("deselected", "warnings")} == {
         "inconclusive": 1}
@@ -90,7 +86,7 @@ def test_forbidden_pod_proxy_names_the_permission(pytester: pytest.Pytester, dou
 def test_discovery_errors_are_one_paragraph_usage_errors(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path, args: list[str], token: str, message: str
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, token), *args)
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, token), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -99,7 +95,7 @@ def test_discovery_errors_are_one_paragraph_usage_errors(
 def test_forbidden_pod_list_names_verb_and_resource(pytester: pytest.Pytester, double: KubeDouble,
                                                     cluster: Cluster, tmp_path: Path) -> None:
     cluster.tokens["version-only"] = frozenset()
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "version-only"))
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "version-only"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(['*refused list pods in namespace llm-d-cpu-inference (403 Forbidden: pods is '
                                  'forbidden: User * cannot list resource "pods"*deploy/rbac.yaml*'])
@@ -111,7 +107,7 @@ def test_pods_not_ready_are_inconclusive_targets_with_phase_and_reason(
     cluster.namespaces[NS][1].ready = False
     cluster.namespaces[NS][1].phase = "Pending"
     cluster.namespaces[NS][1].reason = "Unschedulable"
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "-k", "test_reachable")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "-k", "test_reachable")
     assert {k: v for k, v in result.parseoutcomes().items() if k not in ("deselected", "warnings")} == {
         "inconclusive": 1}
     assert verdicts(pytester) == {("test_reachable", "decode-amd64"): "passed",
@@ -123,10 +119,10 @@ def test_missing_named_port_and_unreachable_numeric_port(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
     kc = write_kubeconfig(tmp_path / "kc", double, "admin")
-    named = run(pytester, kc, "--vllm-port=http", "-k", "test_reachable")
+    named = run_kube(pytester, kc, "--vllm-port=http", "-k", "test_reachable")
     assert said(named, "*decode-amd64: has no container port named 'http' (its ports: proxy=8000, "
                        "metrics=8200); check --vllm-port.*")
-    numeric = run(pytester, kc, "--vllm-port=9999", "-k", "test_reachable or test_cache_config_info")
+    numeric = run_kube(pytester, kc, "--vllm-port=9999", "-k", "test_reachable or test_cache_config_info")
     assert said(numeric, "*could not reach the pod*connection refused*check --vllm-port*")
     # nothing listens on that port of the pods, as for a URL: reachability fails, once per pod, and the other
     # checks point at it (the API server's 503 says "connection refused")
@@ -141,7 +137,7 @@ def test_missing_named_port_and_unreachable_numeric_port(
 def test_unreachable_api_server_names_context_and_url(pytester: pytest.Pytester, tmp_path: Path) -> None:
     kc = tmp_path / "kc"
     kc.write_text(json.dumps(KubeDouble.kubeconfig("http://127.0.0.1:9", "t", namespace=NS)))
-    result = run(pytester, kc)
+    result = run_kube(pytester, kc)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     # GET /version is informational (a note when it fails): listing the pods is what stops the run
     result.stderr.fnmatch_lines(["ERROR: cannot reach the API server http://127.0.0.1:9 (context test) for list "
@@ -149,7 +145,7 @@ def test_unreachable_api_server_names_context_and_url(pytester: pytest.Pytester,
 
 
 def test_missing_kubeconfig(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    result = run(pytester, tmp_path / "nope")
+    result = run_kube(pytester, tmp_path / "nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: kubeconfig */nope does not exist. Pass --kubeconfig=PATH*"])
 
@@ -157,7 +153,7 @@ def test_missing_kubeconfig(pytester: pytest.Pytester, tmp_path: Path) -> None:
 def test_tls_failure_names_the_server(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster,
                                       private_ca: PrivateCA, tmp_path: Path) -> None:
     double = KubeDouble(sim_host, cluster, tls=private_ca.server_context("IP:127.0.0.1"))
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))  # no CA: the cert is untrusted
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))  # no CA: the cert is untrusted
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* (context test) failed*"
                                  "certificate-authority*"])
@@ -173,7 +169,7 @@ def test_cluster_and_pods_fixtures(pytester: pytest.Pytester, double: KubeDouble
                 ("decode-amd64", "node-a", "amd64"), ("decode-arm64", "node-b", "arm64")}
             assert all(p.labels["llm-d.ai/role"] == "decode" for p in vllm_pods)
     """)
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "test_team.py")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "test_team.py")
     result.assert_outcomes(passed=2)
 
 
@@ -181,7 +177,7 @@ def test_token_never_reaches_the_output(pytester: pytest.Pytester, double: KubeD
                                         tmp_path: Path) -> None:
     secret = "k8s-token-5b1e93d0c7"
     cluster.tokens[secret] = ROLE
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, secret), "--junitxml=junit.xml")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, secret), "--junitxml=junit.xml")
     assert secret not in result.stdout.str() + result.stderr.str()
     assert secret not in (pytester.path / "junit.xml").read_text()
 
@@ -204,7 +200,7 @@ DEPLOY = Path(__file__).parent.parent / "deploy"
 def test_deploy_role_is_enough_for_the_whole_suite(pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster,
                                                    tmp_path: Path) -> None:
     cluster.tokens["deployed"] = role_grants(DEPLOY / "rbac.yaml") | role_grants(DEPLOY / "clusterrole-nodes.yaml")
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "deployed"))
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "deployed"))
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes["passed"] > 60, result.stdout.str()
     assert outcomes["xfailed"] == 3  # the arm64 pod's prefix-cache checks: vLLM 0.11.2's documented limitation
@@ -215,7 +211,7 @@ def test_deploy_role_is_the_least_the_suite_needs(
     pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path, dropped: tuple[str, str]
 ) -> None:
     cluster.tokens["less"] = role_grants(DEPLOY / "rbac.yaml") - {dropped}
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "less"), "-k", "not prefix")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "less"), "-k", "not prefix")
     assert result.ret != 0, f"the suite still passes without {dropped}: the Role grants more than needed"
 
 
@@ -224,7 +220,7 @@ def test_gateway_url_sends_the_workload_through_the_gateway(
 ) -> None:
     # The "gateway" here routes everything to the amd64 pod's server, as an endpoint picker might.
     gateway = cluster.namespaces[NS][0].backend
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), f"--vllm-gateway-url={gateway}",
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), f"--vllm-gateway-url={gateway}",
                  "-k", "test_moves and prompt_tokens_total")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*decode-arm64 (vLLM 0.11.2, arm64): vllm:prompt_tokens_total went from 0 to 0*"
@@ -235,7 +231,7 @@ def test_gateway_url_sends_the_workload_through_the_gateway(
 def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "--vllm-api-key=sk-x",
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "--vllm-api-key=sk-x",
                  "-k", "workload_served")
     assert {k: v for k, v in result.parseoutcomes().items() if k not in ("deselected", "warnings")} == {
         "inconclusive": 1}
@@ -326,10 +322,10 @@ def test_https_api_server_named_by_tls_server_name(pytester: pytest.Pytester, tl
     # The certificate names kube.test, the address is 127.0.0.1: kubectl's tls-server-name bridges the two,
     # for discovery and for every scrape and request through the pod proxy.
     kc = _kubeconfig(tmp_path / "kc", tls_double.url, private_ca.ca, **{"tls-server-name": "kube.test"})
-    result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
+    result = run_kube(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     assert set(verdicts(pytester).values()) == {"passed"}
-    without = run(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, private_ca.ca), "-k", "reachable")
+    without = run_kube(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, private_ca.ca), "-k", "reachable")
     without.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* failed*"])
 
 
@@ -344,7 +340,7 @@ def test_api_server_behind_a_proxy(pytester: pytest.Pytester, connect_proxy: Con
     else:
         kc = _kubeconfig(tmp_path / "kc", server, private_ca.ca)
         monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
-    result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
+    result = run_kube(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     assert set(verdicts(pytester).values()) == {"passed"}
     assert connect_proxy.tunnels and set(connect_proxy.tunnels) == {server.removeprefix("https://")}
@@ -354,7 +350,7 @@ def test_unreachable_proxy_is_named_without_its_credentials(pytester: pytest.Pyt
                                                              tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin",
                                   cluster_fields={"proxy-url": "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"})
-    result = run(pytester, kubeconfig)
+    result = run_kube(pytester, kubeconfig)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cannot reach the API server http://127.0.0.1:* (context test, through the "
                                  "proxy http://[*][*][*]@127.0.0.1:9) for list pods in namespace*"])

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import NS, said, verdicts, write_kubeconfig
+from conftest import NS, run_kube, said, verdicts, write_kubeconfig
 from pytest_vllm_metrics import _launch
 from pytest_vllm_metrics.kube import ClusterInfo, discover
 from pytest_vllm_metrics.multinode import (
@@ -37,7 +37,6 @@ from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Balancing, DataParallel, Role, Target
-from test_kubernetes import run
 
 DATA = Path(__file__).parent / "data" / "multinode"
 FAST = ("-k", "reachable or workload_served or data_parallel")  # the checks these tests are about
@@ -70,7 +69,7 @@ def deployment(name: str, sim_host: SimHost, serves: dict[str, dict[str, int]] |
 def kube_run(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, tmp_path: Path,
              *args: str) -> pytest.RunResult:
     double = KubeDouble(sim_host, cluster)
-    return run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), *args)
+    return run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), *args)
 
 
 def report(pytester: pytest.Pytester) -> dict[str, Any]:

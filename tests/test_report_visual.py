@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from conftest import chromium, render
 from pytest_vllm_metrics import report_html, report_terminal
 from pytest_vllm_metrics.report import build
 from pytest_vllm_metrics.rows import Row
-from test_reports import _chromium, render
 
 DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 RULES = Path(__file__).parent / "data" / "rules"
@@ -99,7 +99,7 @@ def parse(dom: str) -> _Elements:
 def dump_dom(html_file: Path, tmp_path: Path, width: int = 1400) -> str:
     """The DOM after the page's scripts ran, in headless Chromium, every host name unresolvable (offline)."""
     return subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
          "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
          f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={width},1000", "--virtual-time-budget=10000",
          "--dump-dom", html_file.as_uri()],
