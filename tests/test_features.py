@@ -15,11 +15,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytest_vllm_metrics import features
-from pytest_vllm_metrics.catalog import load_catalog
+from conftest import observation
+from pytest_vllm_metrics import evaluate, features
+from pytest_vllm_metrics.catalog import Entry, load_catalog
+from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.relations import newest
+from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.versions import VersionRange
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 # capture -> (feature, the families the feature adds to a vLLM 0.32 page, as the text parser names them)
@@ -209,3 +213,71 @@ def test_newest_lora_series_is_the_highest_value_not_the_first() -> None:
     assert latest is not None
     assert dict(latest.labels)["running_lora_adapters"] == "e2e-adapter" != first["running_lora_adapters"]
     assert newest(Snapshot.parse(page("lora.before")), "vllm:lora_requests_info") is None
+
+
+# -- feature detection and gating (features.detect, features.status) -------------------------------------------
+
+
+def detected(*lines: str) -> set[str]:
+    """The features the run report lists for a server whose /metrics page has these lines."""
+    from pytest_vllm_metrics import features
+    return features.detect(Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge",
+                                                      "vllm:num_requests_running 0", *lines]) + "\n"))
+
+
+@pytest.mark.parametrize(("lines", "found"), [
+    ((), {"core"}),
+    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="True"} 1'),
+     {"core", "prefix_caching"}),
+    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="False"} 1'), {"core"}),
+    (('# TYPE vllm:lora_requests_info gauge', 'vllm:lora_requests_info{max_lora="1"} 1'), {"core", "lora"}),
+    (('# TYPE vllm:num_requests_kv_fetch_by_stage gauge', 'vllm:num_requests_kv_fetch_by_stage 0'),
+     {"core", "kv_connector"}),
+    (('# TYPE vllm:nixl_num_failed_transfers counter', 'vllm:nixl_num_failed_transfers_total 0'),
+     {"core", "kv_connector"}),
+    (('# TYPE vllm:kv_offload_bytes gauge', 'vllm:kv_offload_bytes 0'), {"core", "kv_offload"}),
+])
+def test_features_the_page_shows_are_detected(lines: tuple[str, ...], found: set[str]) -> None:
+    """kills the `always`, `families` and `prefixes` keys of features.detect, `found.add(feature)` ->
+    `add(None)`, and `families ... or prefixes` -> `and` (kv_connector by a family alone, by a prefix alone)."""
+    assert detected(*lines) == found
+
+
+def lora_entry() -> Entry:
+    return Entry(name="vllm:lora_requests_info", type="gauge", level="SHOULD", feature="lora",
+                 versions=VersionRange(">=0.9.2"))
+
+
+def lora_presence(page_has_lora: bool, policy: Policy) -> Verdict:
+    lines = ["# TYPE vllm:lora_requests_info gauge", 'vllm:lora_requests_info{max_lora="1"} 1'] if page_has_lora else []
+    snapshot = Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge", "vllm:num_requests_running 0",
+                                         *lines]) + "\n")
+    return evaluate.presence(lora_entry(), observation(snapshot, snapshot), policy)
+
+
+def test_checks_of_a_detected_optional_feature_run() -> None:
+    """kills `feature in detected` -> `not in` and `FeatureStatus(True)` -> None / False in features.status."""
+    assert lora_presence(True, Policy()).outcome == Outcome.PASSED
+
+
+def test_checks_of_an_optional_feature_not_detected_are_skipped_saying_how_to_require_it() -> None:
+    """kills the last `FeatureStatus(False, ...)` -> `True` / the flag dropped in features.status."""
+    verdict = lora_presence(False, Policy())
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == ("feature lora is not enabled on this server (not detected from its metrics); pass "
+                               "--vllm-require-feature=lora to require it")
+
+
+def test_required_feature_not_detected_fails() -> None:
+    """kills `feature in required` -> `not in` in features.status: a required feature's absence is the failure."""
+    verdict = lora_presence(False, Policy(require=("lora",)))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith("decode-0 (vLLM 0.32.0): vllm:lora_requests_info is missing from /metrics")
+
+
+def test_exempted_feature_is_skipped_even_when_detected() -> None:
+    """kills `feature in exempt` -> `not in` and the exemption message of features.status."""
+    verdict = lora_presence(True, Policy(exempt=("lora",)))
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == "feature lora exempted by --vllm-exempt-feature=lora"
+

@@ -8,15 +8,27 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from conftest import NS, ROLE, PrivateCA, flat, run_kube, said, verdicts, write_kubeconfig
+from conftest import (
+    NS,
+    ROLE,
+    PrivateCA,
+    flat,
+    run_kube,
+    said,
+    verdicts,
+    write_kubeconfig,
+)
+from pytest_vllm_metrics import kube
 from pytest_vllm_metrics.kube import ClusterInfo, _node_architectures, discover
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
+from pytest_vllm_metrics.targets import Target
 
 
 def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
@@ -467,3 +479,130 @@ def test_a_node_answer_the_client_rejects_is_a_note() -> None:
     assert _node_architectures(_Core(), {"node-a"}, 1.0, info) == {}
     assert info.notes == ["architecture of node node-a unknown: reading it answered an object the kubernetes "
                           "client rejects (1 validation error for V1Node)"]
+
+
+# -- target selection on Kubernetes (kube._target, kube._port) -------------------------------------------------
+
+
+def pod(containers: list[tuple[str, dict[str, int]]], *, ready: bool = True, ip: str = "10.1.0.7",
+        phase: str = "Running", reason: str | None = None, waiting: str | None = None) -> Any:
+    """A pod as the kubernetes client returns it, with the fields target selection reads."""
+    spec = SimpleNamespace(node_name="node-a", containers=[
+        SimpleNamespace(name=name, ports=[SimpleNamespace(name=p, container_port=n) for p, n in ports.items()])
+        for name, ports in containers])
+    state = SimpleNamespace(waiting=SimpleNamespace(reason=waiting)) if waiting else None
+    status = SimpleNamespace(conditions=[SimpleNamespace(type="Ready", status="True" if ready else "False")],
+                             phase=phase, reason=reason, pod_ip=ip,
+                             container_statuses=[SimpleNamespace(state=state)])
+    return SimpleNamespace(metadata=SimpleNamespace(name="decode-0", labels={"app": "vllm"}), spec=spec,
+                           status=status)
+
+
+def chosen(p: Any, *, container: str | None = None, port: str | None = None, transport: str = "proxy") -> Target:
+    return kube._target(p, "llm-d", container, port, transport, "https://api:6443", {}, {"node-a": "arm64"})
+
+
+PROXY = "https://api:6443/api/v1/namespaces/llm-d/pods/decode-0:{}/proxy"
+
+
+def test_named_metrics_port_of_the_vllm_container_is_chosen() -> None:
+    """kills `n == "metrics"` -> `!=` in kube._port and the proxy URL of kube._target."""
+    target = chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"http": 8000, "metrics": 8200})]))
+    assert target.base_url == PROXY.format(8200)
+    assert (target.arch, target.source, target.detail["node"]) == ("arm64", "kubernetes", "node-a")
+
+
+def test_llm_d_decode_pod_prefers_vllm_port_8200_behind_the_sidecar() -> None:
+    """kills `p == 8200` -> `!=` and the fallback `own[0][1]` in kube._port."""
+    assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8200})])).base_url == PROXY.format(8200)
+    assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8300})])).base_url == PROXY.format(8000)
+
+
+def test_the_container_label_is_the_container_declaring_the_scraped_port() -> None:
+    """As a Prometheus Operator scrape labels the series: by the container whose port it scrapes (dashboards judge
+    container= matchers with it)."""
+    assert chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"metrics": 8200})])).detail["container"] == "vllm"
+    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
+    assert chosen(p, port="alt").detail["container"] == "other"
+    assert chosen(p, port="8123").detail["container"] == "vllm"  # an undeclared port: the chosen container
+
+
+def test_container_with_a_metrics_port_is_chosen_when_none_is_named_vllm() -> None:
+    """kills `p.name == "metrics"` -> `!=` in kube._port's container choice."""
+    target = chosen(pod([("router", {"http": 8000}), ("engine", {"metrics": 9100})]))
+    assert target.base_url == PROXY.format(9100)
+
+
+def test_first_container_when_no_container_says_vllm_or_metrics() -> None:
+    """kills `containers[0]` -> `containers[1]` in kube._port."""
+    assert chosen(pod([("a", {"http": 7000}), ("b", {"http": 7100})])).base_url == PROXY.format(7000)
+
+
+def test_given_container_and_port_name_are_used_and_a_missing_one_is_named() -> None:
+    """kills `c.name == container` -> `!=` and `n == port` -> `!=` in kube._port."""
+    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
+    assert chosen(p, container="other").base_url == PROXY.format(9000)
+    assert chosen(p, port="alt").base_url == PROXY.format(9000)
+    assert chosen(p, port="8123").base_url == PROXY.format(8123)  # a number is proxied, declared or not
+    missing = chosen(p, container="nope")
+    assert (missing.base_url, missing.unavailable) == ("", "decode-0: has no container 'nope' (its containers: "
+                                                           "vllm, other); check --vllm-container.")
+    assert chosen(p, port="grpc").unavailable == ("decode-0: has no container port named 'grpc' (its ports: "
+                                                  "metrics=8200, alt=9000); check --vllm-port.")
+
+
+def test_container_without_ports_asks_for_a_port() -> None:
+    """kills the `if own` fallback of kube._port."""
+    target = chosen(pod([("vllm", {})]))
+    assert target.unavailable == ("decode-0: declares no port on container vllm (ports: none declared); pass "
+                                  "--vllm-port.")
+
+
+@pytest.mark.parametrize(("ip", "url"), [("10.1.0.7", "http://10.1.0.7:8200"), ("fd00::7", "http://[fd00::7]:8200")])
+def test_direct_transport_goes_to_the_pod_ip(ip: str, url: str) -> None:
+    """kills `transport == "direct"` -> `!=` and `":" in ip` -> `not in` in kube._target."""
+    assert chosen(pod([("vllm", {"metrics": 8200})], ip=ip), transport="direct").base_url == url
+
+
+def test_pod_not_ready_is_reported_with_phase_and_reason() -> None:
+    """kills `c.status == "True"` -> `!=` and the waiting reason of kube._target."""
+    target = chosen(pod([("vllm", {"metrics": 8200})], ready=False, phase="Pending", waiting="ImagePullBackOff"))
+    assert target.base_url == ""
+    assert target.unavailable == ("decode-0: pod is not Ready (phase Pending, reason ImagePullBackOff); it is "
+                                  "reported, not checked. kubectl describe pod decode-0 -n llm-d says why.")
+    plain = chosen(pod([("vllm", {"metrics": 8200})], ready=False, phase="Pending"))
+    assert plain.unavailable is not None and plain.unavailable.startswith("decode-0: pod is not Ready (phase "
+                                                                          "Pending); it is reported")
+
+
+
+
+
+def test_pod_becomes_a_target_with_its_node_labels_and_the_api_servers_credentials() -> None:
+    """kills the `detail` keys, the labels, the client options and the "unknown" architecture of kube._target."""
+    p = pod([("vllm", {"metrics": 8200})])
+    options = {"headers": {"Authorization": "Bearer x"}}
+    target = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", options, {})
+    assert target == Target(name="decode-0", base_url=PROXY.format(8200), arch="unknown", source="kubernetes",
+                            node="node-a", labels={"app": "vllm"}, client_options=options,
+                            detail={"namespace": "llm-d", "node": "node-a", "arch": "unknown", "transport": "proxy",
+                                    "container": "vllm"})
+    p.spec.node_name = None
+    p.metadata.labels = None
+    unscheduled = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", {}, {"": "amd64"})
+    assert (unscheduled.detail["node"], unscheduled.labels, unscheduled.arch) == ("unscheduled", {}, "amd64")
+
+
+def test_metrics_port_wins_over_vllms_own_8200_and_unnamed_ports_are_listed() -> None:
+    """kills `n == "metrics"` -> `"XXmetricsXX"` / `named = None` and `n or '-'` in kube._port."""
+    assert chosen(pod([("vllm", {"http": 8200, "metrics": 9100})])).base_url == PROXY.format(9100)
+    unnamed = chosen(pod([("vllm", {"": 8000})]), port="metrics")
+    assert unnamed.unavailable == ("decode-0: has no container port named 'metrics' (its ports: -=8000); check "
+                                   "--vllm-port.")
+
+
+def test_pod_without_containers_asks_for_a_port() -> None:
+    """kills `containers[0] if containers else None` -> `or True` and `chosen.name if chosen else '?'` in
+    kube._port."""
+    assert chosen(pod([])).unavailable == ("decode-0: declares no port on container ? (ports: none declared); pass "
+                                           "--vllm-port.")

@@ -19,11 +19,21 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, PrivateCA, PrometheusAPI, gaps, sample, vector, verdicts
+from conftest import (
+    NOW,
+    PrivateCA,
+    PrometheusAPI,
+    gaps,
+    observation,
+    page,
+    sample,
+    vector,
+    verdicts,
+)
 from pytest_vllm_metrics import prometheus
 from pytest_vllm_metrics.catalog import Catalog, Entry
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Outcome
+from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.prometheus import Held, Prometheus, PrometheusError
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -747,3 +757,212 @@ def test_prometheus_value_equal_or_above_the_direct_scrape_passes(held: float, o
     obs = _observed(10.0, 50.0, taken_at=1000.0)
     verdict = prometheus.values_agree(None, obs, prometheus.Held(held, 1001.0), waited=3.0)  # type: ignore[arg-type]
     assert verdict.outcome == outcome
+
+
+# -- the Prometheus `up` check (prometheus.scraped) ------------------------------------------------------------
+
+
+class FakePrometheus:
+    """The answers prometheus.scraped gets: `up` per series, the active and dropped targets. `scraped()` serves
+    them from a Prometheus HTTP API on loopback (conftest.PrometheusAPI); `queries` is what it was asked."""
+
+    def __init__(self, up: list[str], active: list[dict[str, Any]] | None = None,
+                 dropped: list[dict[str, Any]] | None = None) -> None:
+        self.up, self.active, self.dropped = up, active or [], dropped or []
+        self.queries: list[str] = []
+
+
+def scraped(fake: FakePrometheus, source: str = "url") -> Verdict:
+    target = Target("decode-0", "http://10.0.0.1:8200", source=source, detail={"namespace": "llm-d"})
+    obs = Observation(target)
+    selector = ",".join(f'{key}="{value}"' for key, value in prometheus.selector_for(obs).items())
+    api = PrometheusAPI(active=fake.active, dropped=fake.dropped)
+    api.answer(f"up{{{selector}}}", vector(*(sample(value) for value in fake.up)))
+    with SimHost() as host:
+        api.url = host.start_app(api.app())
+        prom = Prometheus(api.url)
+        try:
+            verdict = prometheus.scraped(prom, obs)
+        finally:
+            prom.close()
+    fake.queries = api.queries()
+    return verdict
+
+
+def test_target_up_is_scraped() -> None:
+    """kills `== 1` -> `!= 1` / `== 2` in prometheus.scraped, and its selector by instance."""
+    fake = FakePrometheus(["1"])
+    verdict = scraped(fake)
+    assert verdict.outcome == Outcome.PASSED
+    assert fake.queries == ['up{instance="10.0.0.1:8200"}']
+    assert verdict.evidence == {"selector": {"instance": "10.0.0.1:8200"}, "up": ["1"]}
+
+
+def test_pod_is_found_by_namespace_and_pod() -> None:
+    """kills `source == "kubernetes"` -> `!=` in prometheus.selector_for."""
+    fake = FakePrometheus(["1"])
+    assert scraped(fake, "kubernetes").outcome == Outcome.PASSED
+    assert fake.queries == ['up{namespace="llm-d",pod="decode-0"}']
+
+
+def test_target_whose_up_is_0_is_down_with_prometheus_last_error() -> None:
+    """kills `all(... == 1)` -> `any(...)` and the lastError of the matching active target in prometheus.scraped."""
+    active = [{"labels": {"instance": "10.0.0.9:8200"}, "lastError": "other target"},
+              {"labels": {"instance": "10.0.0.1:8200"}, "lastError": 'server returned HTTP status 500'}]
+    verdict = scraped(FakePrometheus(["1", "0"], active))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message == ("decode-0: Prometheus scrapes it but the target is down (up=0): server returned HTTP "
+                               "status 500. The pod does not answer on the scraped port or path; compare the "
+                               "PodMonitor's port and path with vLLM's.")
+
+
+def test_target_down_without_an_error_says_down_only() -> None:
+    """kills `': ' + error if error else ''` -> always `': ' + error` in prometheus.scraped."""
+    verdict = scraped(FakePrometheus(["0"], [{"discoveredLabels": {"__address__": "10.0.0.1:8200"}}]))
+    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0). The pod")
+
+
+def test_pod_dropped_by_relabeling_is_named_as_such() -> None:
+    """kills the droppedTargets lookup by `__meta_kubernetes_pod_name` in prometheus._find_target."""
+    dropped = [{"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-1"}},
+               {"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-0"}}]
+    verdict = scraped(FakePrometheus([], dropped=dropped), "kubernetes")
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith("decode-0: Prometheus discovers it but relabeling drops it")
+
+
+@pytest.mark.parametrize(("source", "where"), [("url", "instance 10.0.0.1:8200"), ("kubernetes", "namespace llm-d")])
+def test_target_prometheus_does_not_know_names_its_selector(source: str, where: str) -> None:
+    """kills `"namespace" in selector` -> `not in` in prometheus.scraped."""
+    dropped = [{"discoveredLabels": {"__address__": "10.0.0.2:8200", "pod": "decode-2"}}]
+    verdict = scraped(FakePrometheus([], dropped=dropped), source)
+    assert verdict.message.startswith(f"decode-0: Prometheus does not scrape it (no up series for {where}): no "
+                                      f"PodMonitor or ServiceMonitor selects it")
+
+
+def test_target_whose_up_is_0_in_a_real_prometheus_is_down_with_its_error(
+    sim_host: SimHost, prometheus_server: Callable[..., str]
+) -> None:
+    """kills `all(float(v) == 1 ...)` -> `True` in prometheus.scraped against Prometheus' real answer: a target
+    that stopped answering reads up=0 with Prometheus' own last scrape error."""
+    alive = sim_host.start(get_profile("x86_64"))
+    gone = sim_host.start(get_profile("x86_64"))
+    prom = prometheus.Prometheus(prometheus_server({"decode-0": alive.url, "decode-1": gone.url}))
+    sim_host.stop(gone)  # nothing listens on its port any more
+    instance = gone.url.removeprefix("http://")
+    deadline = time.monotonic() + 60  # Prometheus scrapes every second: bounded (generously) wait for the failed scrape
+    while prom.query(f'up{{instance="{instance}"}} == 0') == [] and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling an external process, bounded by `deadline`
+    try:
+        down = prometheus.scraped(prom, Observation(Target(instance, gone.url)))
+        up = prometheus.scraped(prom, Observation(Target(alive.url.removeprefix("http://"), alive.url)))
+    finally:
+        prom.close()
+    assert down.outcome == Outcome.FAILED, down.message
+    assert down.message.startswith(f"{instance}: Prometheus scrapes it but the target is down (up=0): ")
+    assert "connection refused" in down.message
+    assert up.outcome == Outcome.PASSED
+
+
+
+
+
+# -- Prometheus' value against the direct scrape (prometheus.values_agree) ---------------------------------------
+
+PROMPT = "vllm:prompt_tokens_total"
+
+
+def agree(held: prometheus.Held | None, *, after: float | None = 50.0, taken_at: float | None = 1000.0) -> Verdict:
+    """values_agree for a target the suite saw go from 10 to `after` prompt tokens, scraped at `taken_at`."""
+    second = page({PROMPT: after} if after is not None else {}, taken_at=taken_at)
+    obs = observation(page({PROMPT: 10.0}), second)
+    return prometheus.values_agree(None, obs, held, waited=7.0)  # type: ignore[arg-type]
+
+
+def test_prometheus_holding_the_direct_value_passes_with_both_in_the_evidence() -> None:
+    """kills the evidence keys and `evidence=evidence` of the PASSED verdict of prometheus.values_agree."""
+    verdict = agree(prometheus.Held(50.0, 1001.0))
+    assert verdict.outcome == Outcome.PASSED
+    assert verdict.evidence == {"metric": PROMPT, "direct_before": 10.0, "direct_after": 50.0, "prometheus": 50.0,
+                                "prometheus_sampled_at": 1001.0}
+
+
+def test_prometheus_value_within_rounding_of_the_direct_one_passes() -> None:
+    """kills `math.isclose(value, after) or` dropped in prometheus.values_agree: 50 read back as 49.999999999999."""
+    assert agree(prometheus.Held(50.0 - 1e-12, 1001.0)).outcome == Outcome.PASSED
+
+
+FAILED_TAIL = ("even after waiting for its scrape interval: Prometheus scrapes another process or port than the "
+               "suite, or its scrapes fail.")
+
+
+def test_prometheus_without_the_series_fails_saying_it_holds_none() -> None:
+    """kills `held.value if held else None` / `held.sampled_at if held else None` -> always `held.…` (no Held at
+    all) and the evidence of the FAILED verdict of prometheus.values_agree."""
+    verdict = agree(None)
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message == (f"decode-0: Prometheus holds {PROMPT} = None while the direct scrape saw 50.0 after "
+                               f"the workload (and 10.0 before), {FAILED_TAIL}")
+    assert verdict.evidence == {"metric": PROMPT, "direct_before": 10.0, "direct_after": 50.0, "prometheus": None,
+                                "prometheus_sampled_at": None}
+
+
+@pytest.mark.parametrize(("held", "taken_at"), [(prometheus.Held(10.0, None), 1000.0),
+                                                (prometheus.Held(10.0, 999.0), None)])
+def test_lag_is_only_inconclusive_when_both_sample_times_are_known(held: prometheus.Held,
+                                                                   taken_at: float | None) -> None:
+    """kills `held.sampled_at is not None` / `scraped_at is not None` -> `is None` and `and` -> `or` of the lag
+    test of prometheus.values_agree: without both times nothing says Prometheus lags, so it disagrees."""
+    verdict = agree(held, taken_at=taken_at)
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.endswith(FAILED_TAIL)
+
+
+def test_prometheus_that_lags_is_inconclusive_saying_by_how_much_and_how_long_the_suite_waited() -> None:
+    """kills the message and evidence of the INCONCLUSIVE verdict of prometheus.values_agree."""
+    verdict = agree(prometheus.Held(10.0, 988.0))
+    assert verdict.outcome == Outcome.INCONCLUSIVE
+    assert verdict.message == (f"decode-0: Prometheus has not scraped this target since the workload (its newest "
+                               f"sample of {PROMPT} is 12 s older than the suite's scrape) within the 7 s the suite "
+                               f"waits (two scrape intervals, capped by --vllm-phase-timeout); rerun, or raise "
+                               f"--vllm-phase-timeout.")
+    assert verdict.evidence["prometheus_sampled_at"] == 988.0
+
+
+def test_direct_scrape_without_the_counter_after_the_workload_disagrees() -> None:
+    """kills `after is not None and` -> `or` in prometheus.values_agree (a missing counter is no agreement)."""
+    verdict = agree(prometheus.Held(50.0, 1001.0), after=None)
+    assert verdict.outcome == Outcome.FAILED
+    assert "while the direct scrape saw None after the workload" in verdict.message
+
+
+# -- prometheus.scraped: the evidence of each failure, and targets found by address ---------------------------
+
+
+def test_down_target_found_by_its_scraped_address_quotes_its_error_with_the_evidence() -> None:
+    """kills the `__address__` lookup of prometheus._find_target (an instance relabeled to a name is still found
+    by the address Prometheus scrapes) and `evidence=evidence` of the up=0 verdict of prometheus.scraped."""
+    active = [{"discoveredLabels": {"__address__": "10.0.0.1:8200"}, "labels": {"instance": "decode-0"},
+               "lastError": "connection refused"}]
+    verdict = scraped(FakePrometheus(["0"], active))
+    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0): connection "
+                                      "refused. The pod")
+    assert verdict.evidence == {"selector": {"instance": "10.0.0.1:8200"}, "up": ["0"]}
+
+
+def test_down_target_no_longer_among_the_active_ones_says_down_only() -> None:
+    """kills `if active` -> `or True` and `else ""` -> `else "XXXX"` in prometheus.scraped: up=0 is still
+    stored for a target Prometheus has stopped listing."""
+    verdict = scraped(FakePrometheus(["0"], [{"labels": {"instance": "10.0.0.9:8200"}, "lastError": "other"}]))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0). The pod")
+
+
+def test_dropped_and_unknown_targets_keep_the_evidence() -> None:
+    """kills `evidence=evidence` -> None / dropped of the relabeling-drop and not-scraped verdicts of
+    prometheus.scraped."""
+    dropped = [{"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-0"}}]
+    evidence = {"selector": {"namespace": "llm-d", "pod": "decode-0"}, "up": []}
+    assert scraped(FakePrometheus([], dropped=dropped), "kubernetes").evidence == evidence
+    assert scraped(FakePrometheus([]), "kubernetes").evidence == evidence
+
