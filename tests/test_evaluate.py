@@ -1,8 +1,11 @@
-"""Boundary tests of the judging code: each one pins a threshold or a branch that a mutation run showed
-unguarded. Each docstring names the mutant it kills (mutmut 3, `tox -e mutants`).
+"""The per-target and per-check verdicts of evaluate.py: the "must move" comparison and its amounts, the prefix-cache
+arithmetic, cache_config, presence of a family, the per-target checks, and one check folded over many targets
+(evaluate.across). Many tests pin a threshold or a branch that a mutation run showed unguarded; their docstrings
+name the mutant they kill (mutmut 3, `tox -e mutants`).
 
-Observations are built from small text pages and workload records, as `observe` builds them, and judged by
-the functions the bundled suite calls; the assertions are on what a user reads: outcome and message.
+Observations are built from small text pages and workload records, as `observe` builds them (the builders of
+tests/conftest.py), and judged by the functions the bundled suite calls; the assertions are on what a user reads:
+outcome and message.
 """
 
 from __future__ import annotations
