@@ -341,8 +341,18 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
     return {(row["id"].split("::")[-1], name): t["outcome"] for row in rows for name, t in row["targets"].items()}
 
 
-CAPTURES = sorted((Path(__file__).parent / "data" / "captures").glob("*.prom"))  # real vLLM 0.32 pages
+CAPTURE_DIR = Path(__file__).parent / "data" / "captures"  # real vLLM 0.32 pages (its README says how taken)
+CAPTURES = sorted(CAPTURE_DIR.glob("*.prom"))
 BASE_CAPTURE = CAPTURES[0].parent / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
+
+
+def capture_text(name: str) -> str:
+    """The text of the real page `name` (a file of tests/data/captures without its .prom)."""
+    return (CAPTURE_DIR / f"{name}.prom").read_text(encoding="utf-8")
+
+
+def capture(name: str) -> Snapshot:
+    return Snapshot.parse(capture_text(name))
 
 
 def comparable(snapshot: Snapshot) -> tuple[object, ...]:

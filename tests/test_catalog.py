@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import capture
 from pytest_vllm_metrics.catalog import (
     FEATURES,
     LEVELS,
@@ -17,17 +18,11 @@ from pytest_vllm_metrics.catalog import (
     bundled_catalog_path,
     load_catalog,
 )
-from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.versions import VersionRange, release_of
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 CAPTURE_VERSION = "0.32.0"
 VALID_FIELDS = ("name", "type", "level", "feature", "versions", "labels", "present", "moves", "at_least",
                 "info_labels", "replaced_by", "replaces", "meaning")
-
-
-def capture(name: str) -> Snapshot:
-    return Snapshot.parse((CAPTURES / f"{name}.prom").read_text(encoding="utf-8"))
 
 
 def bundled() -> Catalog:

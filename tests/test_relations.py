@@ -17,12 +17,11 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from conftest import said, verdicts
+from conftest import CAPTURE_DIR, said, verdicts
 from pytest_vllm_metrics import relations
 from pytest_vllm_metrics.catalog import Catalog, load_catalog
 from pytest_vllm_metrics.observe import Check, Observation
@@ -33,7 +32,6 @@ from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
 from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 WHERE = "decode-0 (vLLM 0.32.0, x86_64)"
 DRAFTS, DRAFT_TOKENS = "vllm:spec_decode_num_drafts_total", "vllm:spec_decode_num_draft_tokens_total"
 ACCEPTED, PER_POS = "vllm:spec_decode_num_accepted_tokens_total", "vllm:spec_decode_num_accepted_tokens_per_pos_total"
@@ -59,7 +57,7 @@ CATALOG = Catalog(tuple(replace(e, level="SHOULD") if e.name in {r.entry for r i
 def capture(name: str, values: dict[str, float | None] | None = None, extra: str = "") -> str:
     """A real capture, each sample named in `values` (`name{labels}` as written) set to its value, or dropped
     when None; `extra` lines appended."""
-    text = (CAPTURES / name).read_text(encoding="utf-8")
+    text = (CAPTURE_DIR / name).read_text(encoding="utf-8")
     for sample, value in (values or {}).items():
         line = re.compile("^" + re.escape(sample) + r" \S+\n", re.MULTILINE)
         assert line.search(text), f"{sample} is not in {name}"
@@ -251,7 +249,7 @@ def lora_series(value: float, running: str = "") -> str:
 def lora(before: str, after: str) -> Observation:
     """The real LoRA captures with the info series replaced by the given lines."""
     def only(name: str, lines: str) -> str:
-        text = (CAPTURES / name).read_text(encoding="utf-8")
+        text = (CAPTURE_DIR / name).read_text(encoding="utf-8")
         kept = [line for line in text.splitlines(keepends=True) if not line.startswith(LORA_INFO)]
         return "".join(kept) + lines
     return observe(only("lora.before.prom", before), only("lora.after.prom", after))
@@ -312,7 +310,7 @@ REFRESHED_TEST = "test_relation[lora-info-refreshed]"
 
 def _lines(capture: str, prefix: str) -> list[str]:
     """The lines of one capture (HELP, TYPE, samples) of the families whose names start with `prefix`."""
-    text = (CAPTURES / capture).read_text(encoding="utf-8")
+    text = (CAPTURE_DIR / capture).read_text(encoding="utf-8")
     return [line for line in text.splitlines()
             if (line.split(" ")[2] if line.startswith("# ") else line).startswith(prefix)]
 

@@ -11,17 +11,16 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import capture_text
 from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, build_app, get_profile, profile_names
 from pytest_vllm_metrics.sim.engine import Step, ngram_steps
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 MODEL = "tiny"
 BLOCK = 128
 HITS = "vllm:prefix_cache_hits"  # parser names: counters without _total
@@ -76,7 +75,7 @@ def count(text: str, family_name: str) -> float:
 
 
 def capture_shapes(name: str) -> dict[str, Shape]:
-    return shapes((CAPTURES / f"{name}.prom").read_text(encoding="utf-8"))
+    return shapes(capture_text(name))
 
 
 def words(count: int, stem: str = "word") -> str:

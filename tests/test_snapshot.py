@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import capture, capture_text
 from pytest_vllm_metrics.snapshot import OTHER_PROCESS, RESTARTED, Decrease, Delta, ExpositionError, Snapshot
-
-CAPTURES = Path(__file__).parent / "data" / "captures"
 
 HITS = "vllm:prefix_cache_hits_total"
 QUERIES = "vllm:prefix_cache_queries_total"
@@ -18,17 +16,9 @@ E2E = "vllm:e2e_request_latency_seconds"
 ENGINE = {"engine": "0", "model_name": "tiny"}
 
 
-def capture_text(name: str) -> str:
-    return (CAPTURES / f"{name}.prom").read_text(encoding="utf-8")
-
-
-def snapshot(name: str) -> Snapshot:
-    return Snapshot.parse(capture_text(name))
-
-
 def delta(caching: str) -> Delta:
     """The change across the 7-request workload of one capture pair ("on" or "off")."""
-    return Delta(snapshot(f"prefix-caching-{caching}.before"), snapshot(f"prefix-caching-{caching}.after"))
+    return Delta(capture(f"prefix-caching-{caching}.before"), capture(f"prefix-caching-{caching}.after"))
 
 
 def replace_line(text: str, pattern: str, new_line: str) -> str:
@@ -57,13 +47,13 @@ def restarted_text(base: str, *, prompt_tokens: float, created: float | None = N
     "prefix-caching-off.before", "prefix-caching-off.after",
 ])
 def test_every_capture_parses_with_the_vllm_core_families(name: str) -> None:
-    names = snapshot(name).names()
+    names = capture(name).names()
 
     assert {HITS, QUERIES, PROMPT_TOKENS, E2E, "vllm:cache_config_info", "vllm:num_requests_running"} <= names
 
 
 def test_counters_are_named_with_their_total_suffix() -> None:
-    family = snapshot("prefix-caching-on.before").family(PROMPT_TOKENS)
+    family = capture("prefix-caching-on.before").family(PROMPT_TOKENS)
 
     assert family is not None
     assert family.name == PROMPT_TOKENS
@@ -73,8 +63,8 @@ def test_counters_are_named_with_their_total_suffix() -> None:
 
 
 def test_counter_can_be_asked_for_without_total() -> None:
-    before = snapshot("prefix-caching-on.before")
-    after = snapshot("prefix-caching-on.after")
+    before = capture("prefix-caching-on.before")
+    after = capture("prefix-caching-on.after")
 
     assert before.family("vllm:prompt_tokens") == before.family(PROMPT_TOKENS)
     assert after.value("vllm:prompt_tokens") == 3450.0
@@ -82,16 +72,16 @@ def test_counter_can_be_asked_for_without_total() -> None:
 
 
 def test_histogram_is_named_by_its_base_name_with_its_labels_but_not_le() -> None:
-    family = snapshot("prefix-caching-on.before").family(E2E)
+    family = capture("prefix-caching-on.before").family(E2E)
 
     assert family is not None
     assert family.type == "histogram"
     assert family.label_names == frozenset({"engine", "model_name"})
-    assert snapshot("prefix-caching-on.before").family(E2E + "_bucket") is None
+    assert capture("prefix-caching-on.before").family(E2E + "_bucket") is None
 
 
 def test_histogram_value_is_its_count() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     assert after.value(E2E) == 7.0
     assert after.value(E2E + "_count") == 7.0
@@ -99,7 +89,7 @@ def test_histogram_value_is_its_count() -> None:
 
 
 def test_histogram_buckets_are_readable_by_sample_name() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     inf_bucket = after.series(E2E + "_bucket", {"le": "+Inf"})
 
@@ -109,7 +99,7 @@ def test_histogram_buckets_are_readable_by_sample_name() -> None:
 
 def test_created_families_are_kept_out_of_names() -> None:
     for name in ("prefix-caching-on.before", "prefix-caching-on.after"):
-        names = snapshot(name).names()
+        names = capture(name).names()
 
         assert not [n for n in names if n.endswith("_created")]
         assert "vllm:prefix_cache_hits_created" not in names
@@ -117,7 +107,7 @@ def test_created_families_are_kept_out_of_names() -> None:
 
 
 def test_created_timestamps_are_kept_per_series() -> None:
-    before = snapshot("prefix-caching-on.before")
+    before = capture("prefix-caching-on.before")
 
     stamps = before.created["vllm:prefix_cache_hits"]
     assert stamps[(("engine", "0"), ("model_name", "tiny"))] == pytest.approx(1.795881239889341e09)
@@ -125,7 +115,7 @@ def test_created_timestamps_are_kept_per_series() -> None:
 
 
 def test_info_of_cache_config_with_prefix_caching_on() -> None:
-    info = snapshot("prefix-caching-on.before").info("vllm:cache_config_info")
+    info = capture("prefix-caching-on.before").info("vllm:cache_config_info")
 
     assert info is not None
     assert info["block_size"] == "128"
@@ -134,7 +124,7 @@ def test_info_of_cache_config_with_prefix_caching_on() -> None:
 
 
 def test_info_of_cache_config_with_prefix_caching_off() -> None:
-    info = snapshot("prefix-caching-off.before").info("vllm:cache_config_info")
+    info = capture("prefix-caching-off.before").info("vllm:cache_config_info")
 
     assert info is not None
     assert info["block_size"] == "128"
@@ -142,11 +132,11 @@ def test_info_of_cache_config_with_prefix_caching_off() -> None:
 
 
 def test_info_of_an_absent_family_is_none() -> None:
-    assert snapshot("prefix-caching-on.before").info("vllm:lora_requests_info") is None
+    assert capture("prefix-caching-on.before").info("vllm:lora_requests_info") is None
 
 
 def test_info_family_is_exposed_as_a_gauge() -> None:
-    family = snapshot("prefix-caching-on.before").family("vllm:cache_config_info")
+    family = capture("prefix-caching-on.before").family("vllm:cache_config_info")
 
     assert family is not None
     assert family.type == "gauge"
@@ -154,7 +144,7 @@ def test_info_family_is_exposed_as_a_gauge() -> None:
 
 
 def test_value_sums_matching_series_and_filters_by_labels() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     assert after.value("vllm:request_success_total") == 7.0
     assert after.value("vllm:request_success_total", {"finished_reason": "length"}) == 7.0
@@ -163,7 +153,7 @@ def test_value_sums_matching_series_and_filters_by_labels() -> None:
 
 
 def test_value_of_an_unknown_family_or_label_is_none() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     assert after.value("vllm:no_such_family") is None
     assert after.value("vllm:request_success_total", {"finished_reason": "nonsense"}) is None
@@ -171,7 +161,7 @@ def test_value_of_an_unknown_family_or_label_is_none() -> None:
 
 
 def test_series_carry_sorted_labels() -> None:
-    series = snapshot("prefix-caching-on.before").series("vllm:request_success_total")
+    series = capture("prefix-caching-on.before").series("vllm:request_success_total")
 
     reasons = [dict(s.labels)["finished_reason"] for s in series]
     assert reasons == ["stop", "length", "abort", "error", "repetition"]
@@ -179,8 +169,8 @@ def test_series_carry_sorted_labels() -> None:
 
 
 def test_http_requests_has_no_series_before_traffic_and_seven_after() -> None:
-    before = snapshot("prefix-caching-on.before")
-    after = snapshot("prefix-caching-on.after")
+    before = capture("prefix-caching-on.before")
+    after = capture("prefix-caching-on.after")
 
     assert before.series("http_requests_total") == []
     assert before.value("http_requests_total") is None
@@ -192,7 +182,7 @@ def test_http_requests_has_no_series_before_traffic_and_seven_after() -> None:
 
 
 def test_process_start_time_is_read_as_a_plain_gauge() -> None:
-    start = snapshot("prefix-caching-on.before").value("process_start_time_seconds")
+    start = capture("prefix-caching-on.before").value("process_start_time_seconds")
 
     assert start == pytest.approx(1.79588120026e09)
 
@@ -256,8 +246,8 @@ def test_missing_family_has_no_change() -> None:
 
 
 def test_series_gone_after_reports_no_increase() -> None:
-    before = snapshot("prefix-caching-on.after")
-    after = snapshot("prefix-caching-on.before")
+    before = capture("prefix-caching-on.after")
+    after = capture("prefix-caching-on.before")
 
     change = Delta(before, after).change("http_requests_total")
 

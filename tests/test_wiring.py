@@ -10,11 +10,11 @@ that reports prefix caching off gets that diagnosis in the verdict a user reads.
 from __future__ import annotations
 
 import string
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import capture
 from pytest_vllm_metrics import diagnose, evaluate, judging, readers
 from pytest_vllm_metrics.catalog import Entry, load_catalog
 from pytest_vllm_metrics.observe import Observation
@@ -24,7 +24,6 @@ from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
 from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 HITS = "vllm:prefix_cache_hits_total"
 QUERIES = "vllm:prefix_cache_queries_total"
 OLD_HITS = "vllm:gpu_prefix_cache_hits_total"
@@ -175,8 +174,8 @@ def test_prefix_hits_per_repeat_explains_with_the_same_diagnosis() -> None:
 
 
 def test_real_capture_with_caching_off_reaches_the_hit_rate_panel_as_its_root_cause() -> None:
-    before = Snapshot.parse((CAPTURES / "prefix-caching-off.before.prom").read_text())
-    after = Snapshot.parse((CAPTURES / "prefix-caching-off.after.prom").read_text())
+    before = capture("prefix-caching-off.before")
+    after = capture("prefix-caching-off.after")
     obs = observation(before, after, traffic(block_size=128, prefix_tokens=300))
     movement = evaluate.movement(hits_entry(), obs, Policy())
     assert movement.evidence["diagnosis_rule"] == "off"
