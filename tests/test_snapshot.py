@@ -1,13 +1,27 @@
-"""Unit tests of pytest_vllm_metrics.snapshot against real vLLM 0.32.0 captures (tests/data/captures)."""
+"""Unit tests of pytest_vllm_metrics.snapshot against real vLLM 0.32.0 captures (tests/data/captures), in
+Prometheus text 0.0.4 and converted to OpenMetrics 1.0 (the same Snapshot whichever format a server answers)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from conftest import capture, capture_text
-from pytest_vllm_metrics.snapshot import OTHER_PROCESS, RESTARTED, Decrease, Delta, ExpositionError, Snapshot
+from conftest import CAPTURES, capture, capture_text, comparable
+from pytest_vllm_metrics.sim._openmetrics import to_openmetrics
+from pytest_vllm_metrics.snapshot import (
+    OTHER_PROCESS,
+    RESTARTED,
+    TEXT_FORMAT,
+    Decrease,
+    Delta,
+    ExpositionError,
+    Snapshot,
+)
 
 HITS = "vllm:prefix_cache_hits_total"
 QUERIES = "vllm:prefix_cache_queries_total"
@@ -428,3 +442,151 @@ def test_parsing_leaves_garbage_collection_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- the real vLLM 0.32 captures, converted -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
+def test_captures_as_openmetrics_give_the_text_snapshot(capture: Path) -> None:
+    text = capture.read_text()
+    page = to_openmetrics(text)
+    assert page.endswith("\n# EOF\n")
+    # the converter keeps vLLM's names (prometheus_client's own exposition would write vllm_, issue #1177)
+    assert "# TYPE vllm:prompt_tokens counter\n" in page and "\nvllm:prompt_tokens_total{" in page
+    assert "vllm_" not in page
+    expected, parsed = Snapshot.parse(text), Snapshot.parse_openmetrics(page)
+    assert parsed.format == "openmetrics/1.0.0" and expected.format == TEXT_FORMAT
+    # family by family (name, type, help, label names), then series by series, then created timestamps
+    assert parsed.families == expected.families
+    assert {f.type for f in parsed.families.values()} == {"counter", "gauge", "histogram", "summary"}
+    assert comparable(parsed)[1] == comparable(expected)[1]
+    assert parsed.created == expected.created
+    # the comparison covers real _created timestamps: counters' and histograms', and once there was HTTP
+    # traffic, summaries' (http_request_size_bytes)
+    dated = {expected.families[name + ("_total" if name + "_total" in expected.families else "")].type
+             for name in expected.created}
+    traffic = "after" in capture.name or "during" in capture.name
+    assert dated == {"counter", "histogram"} | ({"summary"} if traffic else set())
+
+
+@pytest.mark.parametrize("caching", ["on", "off"])
+def test_deltas_between_openmetrics_captures_equal_the_text_ones(caching: str) -> None:
+    """What the checks compute (increases, resets by `_created`) is the same whichever format was scraped."""
+    pages = [capture_text(f"prefix-caching-{caching}.{when}") for when in ("before", "after")]
+    text = Delta(*(Snapshot.parse(page) for page in pages))
+    openmetrics = Delta(*(Snapshot.parse_openmetrics(to_openmetrics(page)) for page in pages))
+    counted = [name for name, family in text.after.families.items() if family.type in ("counter", "histogram")]
+    assert len(counted) > 30
+    for name in counted:
+        assert openmetrics.change(name) == text.change(name), name
+    # Delta finds the OpenMetrics _created where it looks: a series whose _created moved reads as a reset
+    after = Snapshot.parse_openmetrics(to_openmetrics(pages[1]))
+    assert not Delta(openmetrics.before, after).change("vllm:prompt_tokens_total").reset
+    stamp = re.compile(r"^(vllm:prompt_tokens_created\{[^}]*\} )(\S+)$", re.M)
+    assert stamp.search(pages[1])
+    moved = stamp.sub(lambda m: m.group(1) + repr(float(m.group(2)) + 1), pages[1])
+    after = Snapshot.parse_openmetrics(to_openmetrics(moved))
+    assert Delta(openmetrics.before, after).change("vllm:prompt_tokens_total").reset
+
+
+# -- small fixed examples -----------------------------------------------------------------------------
+
+OPENMETRICS = """\
+# HELP vllm:prompt_tokens Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens counter
+vllm:prompt_tokens_total{engine="0",model_name="tiny"} 42.0 # {trace_id="4bf92f3577b34da6"} 7.0 1795881240.5
+vllm:prompt_tokens_created{engine="0",model_name="tiny"} 1.7958812e+09
+vllm:prompt_tokens_total{engine="1",model_name="tiny"} 8
+vllm:prompt_tokens_created{engine="1",model_name="tiny"} 1.7958813e+09
+# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+# UNIT vllm:e2e_request_latency_seconds seconds
+vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="tiny"} 3 # {trace_id="a"} 0.25
+vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="tiny"} 4
+vllm:e2e_request_latency_seconds_count{model_name="tiny"} 4
+vllm:e2e_request_latency_seconds_sum{model_name="tiny"} 2.5
+vllm:e2e_request_latency_seconds_created{model_name="tiny"} 1.7958812e+09
+# HELP vllm:build A build info metric.
+# TYPE vllm:build info
+vllm:build_info{version="0.32.0",revision="abc"} 1
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="tiny"} 2 1795881240.123
+process_untyped 3
+# EOF
+"""
+
+TEXT = """\
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="tiny"} 42.0
+vllm:prompt_tokens_total{engine="1",model_name="tiny"} 8.0
+# HELP vllm:prompt_tokens_created Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_created gauge
+vllm:prompt_tokens_created{engine="0",model_name="tiny"} 1.7958812e+09
+vllm:prompt_tokens_created{engine="1",model_name="tiny"} 1.7958813e+09
+# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="tiny"} 3.0
+vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="tiny"} 4.0
+vllm:e2e_request_latency_seconds_count{model_name="tiny"} 4.0
+vllm:e2e_request_latency_seconds_sum{model_name="tiny"} 2.5
+# HELP vllm:e2e_request_latency_seconds_created Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds_created gauge
+vllm:e2e_request_latency_seconds_created{model_name="tiny"} 1.7958812e+09
+# HELP vllm:build_info A build info metric.
+# TYPE vllm:build_info gauge
+vllm:build_info{revision="abc",version="0.32.0"} 1.0
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="tiny"} 2.0
+process_untyped 3.0
+"""
+
+
+def test_fixed_page_counter_histogram_info_exemplars_timestamps_and_eof() -> None:
+    parsed = Snapshot.parse_openmetrics(OPENMETRICS)
+    assert comparable(parsed) == comparable(Snapshot.parse(TEXT))
+    assert parsed.family("vllm:prompt_tokens_total") is not None
+    assert parsed.families["vllm:prompt_tokens_total"].type == "counter"  # not "unknown": the reported bug
+    assert parsed.value("vllm:prompt_tokens_total") == 50.0  # exemplar values are not samples
+    assert parsed.value("vllm:e2e_request_latency_seconds") == 4.0  # a histogram counts by _count
+    assert parsed.families["vllm:build_info"].type == "gauge"  # an info metric, as text format shows it
+    assert parsed.info("vllm:build_info") == {"revision": "abc", "version": "0.32.0"}
+    assert parsed.value("vllm:num_requests_running") == 2.0  # the timestamp is not the value
+    assert parsed.families["process_untyped"].type == "unknown"
+    assert parsed.created == {
+        "vllm:prompt_tokens": {(("engine", "0"), ("model_name", "tiny")): 1.7958812e9,
+                               (("engine", "1"), ("model_name", "tiny")): 1.7958813e9},
+        "vllm:e2e_request_latency_seconds": {(("model_name", "tiny"),): 1.7958812e9},
+    }
+    assert "vllm:prompt_tokens_created" not in parsed.samples  # kept aside, as from text format
+    assert to_openmetrics(TEXT).endswith("# EOF\n")
+    assert comparable(Snapshot.parse_openmetrics(to_openmetrics(TEXT))) == comparable(parsed)
+
+
+def test_openmetrics_version_is_recorded() -> None:
+    assert Snapshot.parse_openmetrics("# EOF\n", "0.0.1").format == "openmetrics/0.0.1"
+
+
+@pytest.mark.parametrize(("page", "says"), [
+    (OPENMETRICS.removesuffix("# EOF\n"), "Missing # EOF"),
+    (OPENMETRICS.replace("# TYPE vllm:num_requests_running gauge\n", "\n"), "blank line"),
+    (OPENMETRICS + "vllm:late 1\n", "after # EOF"),
+    (OPENMETRICS.replace('_count{model_name="tiny"} 4', '_count{model_name="tiny"} 5'), "Count does not match"),
+    (TEXT, "Clashing name"),  # text format sent as OpenMetrics: a counter's TYPE names its _total
+])
+def test_pages_that_are_not_openmetrics_raise_exposition_error(page: str, says: str) -> None:
+    with pytest.raises(ExpositionError, match=says):
+        Snapshot.parse_openmetrics(page)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.builds(lambda lines, cut, junk: "\n".join(lines[:cut]) + junk + "\n".join(lines[cut:]),
+              st.just(OPENMETRICS.splitlines()), st.integers(0, 25),
+              st.sampled_from(["", " ", "#", "{", "}", '"', "\\", "_total", " # {", "NaN", "\n", "le"])),
+    st.text(alphabet='vlm:_ab{}="#\n\t ,.0123456789eEINnaf+-\\HELPTYPEUNITcountergaugeinfo', max_size=200),
+))
+def test_any_text_is_a_snapshot_or_an_exposition_error(text: str) -> None:
+    with contextlib.suppress(ExpositionError):  # anything else (a TypeError, an IndexError) fails the test
+        Snapshot.parse_openmetrics(text)
