@@ -505,6 +505,18 @@ SUMMARY = ("4/4 requests succeeded, 100 prompt tokens (shared prefix 0 tokens, b
 # -- panels judged in-process ---------------------------------------------------------------------------------
 
 
+def dashboard_file(path: Path, panels: list[dict[str, Any]], variables: list[dict[str, Any]] | None = None) -> Path:
+    """A dashboard "vLLM" as Grafana exports it (its variables, its panels), written to `path`."""
+    path.write_text(json.dumps({"title": "vLLM", "templating": {"list": variables or []}, "panels": panels}))
+    return path
+
+
+def panel_json(title: str, *exprs: str, **extra: Any) -> dict[str, Any]:
+    """A panel of a dashboard file: its queries A, B, ... are `exprs`."""
+    return {"title": title, "targets": [{"refId": chr(ord("A") + i), "expr": e} for i, e in enumerate(exprs)],
+            **extra}
+
+
 def observed(host: SimHost, profile: str | Profile, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
              **target: Any) -> list[Observation]:
     """One simulated server (a profile's name, or a profile) observed around a workload as a run does (`target`:
