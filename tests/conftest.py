@@ -376,6 +376,22 @@ def exposition(values: dict[str, float], start: float = 1000.0, extra: str = "")
     return Snapshot.parse("\n".join(lines) + "\n" + extra)
 
 
+def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """The bundled suite run as a user runs it, every outcome listed (-rA)."""
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", *args)
+
+
+def json_report(pytester: pytest.Pytester, report: str = "report.json") -> dict[str, Any]:
+    """The JSON report a run wrote (--vllm-report=report.json)."""
+    document: dict[str, Any] = json.loads((pytester.path / report).read_text())
+    return document
+
+
+def name_of(url: str) -> str:
+    """The name of a --vllm-url target: its address."""
+    return url.removeprefix("http://")
+
+
 def flat(result: pytest.RunResult) -> str:
     """A run's output with the terminal's line wrapping undone (the summary wraps long reasons)."""
     return " ".join((result.stdout.str() + result.stderr.str()).split())

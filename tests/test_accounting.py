@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import exposition, said, verdicts
+from conftest import exposition, name_of, said, verdicts
 from pytest_vllm_metrics import accounting
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.observe import Observation
@@ -446,10 +446,6 @@ def run(pytester: pytest.Pytester, *urls: str, exclusive: bool = True, extra: tu
     return pytester.runpytest("-p", "no:cacheprovider", "--vllm-report=report.json", *args, *ACCOUNTING)
 
 
-def name_of(url: str) -> str:
-    return url.removeprefix("http://")
-
-
 # -- through pytest, against the simulator -------------------------------------------------------------------
 
 
@@ -560,8 +556,6 @@ def test_the_exclusive_workload_records_usage_and_finish_reasons_per_request(sim
 
 
 # -- boundaries, on constructed observations -----------------------------------------------------------------
-
-
 
 
 @pytest.mark.parametrize(("moved", "outcome", "words"), [

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import flat
+from conftest import flat, run_suite
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
 
@@ -15,10 +15,6 @@ def outcomes_of(result: pytest.RunResult, status: str) -> list[str]:
     """Node ids reported with `status` (PASSED, FAILED, XFAIL, SKIPPED) in -rA output."""
     pattern = re.compile(rf"^{status} (\S+)")
     return [m.group(1) for line in result.outlines if (m := pattern.match(line))]
-
-
-def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-rA", "-p", "no:cacheprovider", *args)
 
 
 def test_x86_64_every_must_entry_passes(pytester: pytest.Pytester) -> None:

@@ -415,13 +415,14 @@ def test_counter_that_went_backwards_on_several_series_counts_the_others(count: 
     assert verdict.level == "SHOULD" and len(verdict.evidence["decreased"]) == count
 
 
-def fleet_of(*verdicts: Verdict) -> list[Observation]:
-    return [Observation(Target(f"decode-{i}", f"http://10.0.0.{i}:8200")) for i in range(len(verdicts))]
+def fleet_of(size: int) -> list[Observation]:
+    """`size` targets decode-0, decode-1, ..."""
+    return [Observation(Target(f"decode-{i}", f"http://10.0.0.{i}:8200")) for i in range(size)]
 
 
 def across(*verdicts: Verdict, level: str = "SHOULD") -> Verdict:
     by_name = {f"decode-{i}": v for i, v in enumerate(verdicts)}
-    return evaluate.across(fleet_of(*verdicts), lambda obs: by_name[obs.target.name], level)
+    return evaluate.across(fleet_of(len(verdicts)), lambda obs: by_name[obs.target.name], level)
 
 
 def test_check_of_one_target_is_that_targets_verdict_whole() -> None:
@@ -787,8 +788,7 @@ def test_recount_by_label_is_selected_by_those_labels_and_named_with_them() -> N
 
 
 def fleet(*outcomes: str) -> tuple[list[Observation], dict[str, Verdict]]:
-    observations = [Observation(Target(name=f"decode-{i}", base_url=f"http://10.0.0.{i}:8200"))
-                    for i in range(len(outcomes))]
+    observations = fleet_of(len(outcomes))
     verdicts = {
         f"decode-{i}": Verdict(outcome, f"decode-{i} (vLLM 0.32.0, amd64): {outcome} here" if outcome != "passed"
                                else "", diagnosis="vLLM 0.11.2 disables prefix caching" if outcome == "xfailed"

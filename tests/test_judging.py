@@ -36,19 +36,15 @@ NO_SUCH = (f"{WHERE} queries vllm:no_such_metric, which none of the 1 server(s) 
            f"Check the metric name against vLLM's /metrics.")
 
 
-def _observe(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64") -> list[Observation]:
-    return observed(host, profile, name, arch)
-
-
 @pytest.fixture(scope="module")
 def x86(host: SimHost) -> list[Observation]:
     """One simulated vLLM 0.32 (prefix caching on), observed around a small workload as a run does."""
-    return _observe(host, "x86_64")
+    return observed(host, "x86_64")
 
 
 @pytest.fixture(scope="module")
 def no_caching(host: SimHost) -> list[Observation]:
-    return _observe(host, "x86_64-no-prefix-caching")
+    return observed(host, "x86_64-no-prefix-caching")
 
 
 # -- against the direct scrape: each verdict in full ---------------------------------------------------------
@@ -171,7 +167,7 @@ def test_counter_that_moved_charts_fine(x86: list[Observation]) -> None:
 
 def test_always_zero_names_every_pod_that_did_not_move(host: SimHost, no_caching: list[Observation],
                                                        x86: list[Observation]) -> None:
-    other = _observe(host, "x86_64-no-prefix-caching", name="decode-1")
+    other = observed(host, "x86_64-no-prefix-caching", name="decode-1")
     verdict = judge(x86 + no_caching + other, "vllm:prefix_cache_hits_total")
     assert verdict.message.startswith(f"{WHERE} will be always zero / NaN on decode-0, decode-1: ")
 
@@ -184,7 +180,7 @@ def test_ratio_sentence_only_for_counters(x86: list[Observation], no_caching: li
 def test_feature_metric_present_but_feature_off_is_skipped_unless_required(host: SimHost) -> None:
     # The ngram speculative-decoding families exist on a page whose server runs without the feature in no real
     # capture; a required feature turns the same panel into a judged one.
-    seen = _observe(host, "x86_64")
+    seen = observed(host, "x86_64")
     verdict = judge(seen, "vllm:spec_decode_num_drafts_total", policy=Policy(require=("spec_decode",)))
     assert summary(verdict)[:3] == ("skipped", "MUST", "feature not enabled")
 
@@ -601,7 +597,7 @@ def test_selectors_that_match_no_series_together_are_no_data_naming_them(x86: li
 
 
 def test_a_documented_limitation_makes_the_panel_xfail(host: SimHost) -> None:
-    arm = _observe(host, "arm64-cpu", arch="arm64")
+    arm = observed(host, "arm64-cpu", arch="arm64")
     verdict = judge(arm, "rate(vllm:prefix_cache_hits_total[5m])")
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.XFAILED, "always zero / NaN")
     assert "disables prefix caching on arm64 CPUs" in verdict.message
