@@ -716,15 +716,20 @@ def chromium() -> str:
     return path
 
 
-def render(html_file: Path, tmp_path: Path) -> str:
-    """The page after its JavaScript ran, in headless Chromium."""
-    dom = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", "--dump-dom",
-         html_file.as_uri()],
+def dump_dom(html_file: Path, tmp_path: Path, width: int = 1400) -> str:
+    """The DOM after the page's scripts ran, in headless Chromium, every host name unresolvable (offline)."""
+    return subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
+         f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={width},1000", "--virtual-time-budget=10000",
+         "--dump-dom", html_file.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
+
+
+def render(html_file: Path, tmp_path: Path) -> str:
+    """The page's text after its JavaScript ran, in headless Chromium."""
+    dom = dump_dom(html_file, tmp_path)
     parser = _Text()
     parser.feed(dom)
     return " ".join(" ".join(parser.parts).split())

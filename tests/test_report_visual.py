@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import chromium, render
+from conftest import dump_dom, render
 from pytest_vllm_metrics import report_html, report_terminal
 from pytest_vllm_metrics.report import build
 from pytest_vllm_metrics.rows import Row
@@ -94,17 +94,6 @@ def parse(dom: str) -> _Elements:
     parser = _Elements()
     parser.feed(dom)
     return parser
-
-
-def dump_dom(html_file: Path, tmp_path: Path, width: int = 1400) -> str:
-    """The DOM after the page's scripts ran, in headless Chromium, every host name unresolvable (offline)."""
-    return subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-         "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
-         f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={width},1000", "--virtual-time-budget=10000",
-         "--dump-dom", html_file.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
 
 
 def elements(dom: str, cls: str) -> list[dict[str, str]]:
