@@ -27,6 +27,7 @@ import httpcore._backends.sync
 import httpx
 import httpx._transports.default
 import pytest
+import yaml
 from aiohttp import web
 
 from pytest_vllm_metrics import evaluate, upgrade
@@ -203,12 +204,10 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
 def prometheus_rule_files(paths: tuple[Path, ...], directory: Path) -> list[Path]:
     """The rule files Prometheus itself reads for the given rule files and PrometheusRule YAML (directories
     included): a plain file as it is, each PrometheusRule's spec.groups written to a file of its own."""
-    import yaml
-
     out: list[Path] = []
     files = [f for p in paths for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     for file in files:
-        for number, document in enumerate(d for d in yaml.safe_load_all(file.read_text()) if d):
+        for number, document in enumerate(yaml_documents(file)):
             if document.get("kind") == "PrometheusRule":
                 written = directory / f"{file.stem}-{number}.rules.yaml"
                 written.write_text(yaml.safe_dump({"groups": document["spec"]["groups"]}))
@@ -516,6 +515,154 @@ def moved(before: float, after: float, entry: Entry | None = None, traffic: Traf
 
 SUMMARY = ("4/4 requests succeeded, 100 prompt tokens (shared prefix 0 tokens, block size 16), 8 generated "
            "tokens")
+
+
+# -- the metrics' other readers in a cluster, as the API-server double serves them -------------------------
+
+DASHBOARDS = Path(__file__).parent / "data" / "dashboards"  # the real llm-d dashboards
+RULES = Path(__file__).parent / "data" / "rules"
+MONITORING = "monitoring"
+
+
+def yaml_documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def configmap(name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"}}
+
+
+def scaled_object(name: str, query: str) -> dict[str, Any]:
+    # vLLM production-stack's KEDA tutorial (docs/source/use_cases/autoscaling-keda.rst) and KEDA's prometheus
+    # scaler docs: a prometheus trigger with serverAddress, metricName, threshold and query; a cpu trigger beside
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"scaleTargetRef": {"name": "vllm-decode"}, "minReplicaCount": 1, "maxReplicaCount": 2,
+                     "triggers": [{"type": "prometheus", "metadata": {
+                         "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                         "metricName": "vllm:num_requests_waiting", "threshold": "5", "query": query}},
+                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]}}
+
+
+def k8s_deployment(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": name.rsplit("-", 1)[-1], "image": image, "args": args,
+                          "ports": [{"name": "grpc", "containerPort": 9002}, {"name": "metrics",
+                                                                               "containerPort": 9090}]}]}}}}
+
+
+# prometheus-adapter's config.yaml (its docs/config-walkthrough.md: seriesQuery with an anchored __name__ regex,
+# resources overrides, name.as, metricsQuery over <<.Series>>, <<.LabelMatchers>> and <<.GroupBy>>)
+ADAPTER = """\
+rules:
+- seriesQuery: '{__name__=~"^vllm:num_requests_waiting$",namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: "namespace"}
+      pod: {resource: "pod"}
+  name:
+    matches: "vllm:num_requests_waiting"
+    as: "vllm_queue_length"
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+externalRules:
+- seriesQuery: 'vllm:gpu_cache_usage_perc{namespace!=""}'
+  name:
+    as: "vllm_kv_cache_usage"
+  metricsQuery: max(<<.Series>>{<<.LabelMatchers>>})
+- seriesQuery: '{__name__=~"^vllm:.*_total$"}'
+  metricsQuery: sum(rate(<<.Series>>[2m]))
+"""
+
+
+OPERATOR = Path(__file__).parent / "data" / "grafana-operator"
+
+
+# grafana/grafana-operator examples/dashboard/url/resources.yaml
+URL_DASHBOARD = "https://raw.githubusercontent.com/grafana-operator/grafana-operator/master/examples/" \
+                "dashboard_from_url/dashboard.json"
+
+
+def grafana_dashboard_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+            "metadata": {"name": name, "namespace": MONITORING},
+            "spec": {"instanceSelector": {"matchLabels": {"dashboards": "grafana"}}, **spec}}
+
+
+NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "targets": [{"expr": "node_load1"}]}]})
+
+
+@pytest.fixture
+def consumers_cluster(cluster: Cluster) -> Cluster:
+    """The namespace's PrometheusRules (tests/data/rules), a KEDA scaler on the current and one on the old KV-cache
+    name, the endpoint picker as the inferencepool chart deploys it; in the monitoring namespace the Grafana
+    sidecar's dashboard ConfigMaps, prometheus-adapter's config, and the Grafana Operator's GrafanaDashboards
+    (tests/data/grafana-operator: gzipJson, and configMapRef with its ConfigMap; one from a URL the operator has not
+    fetched; one of no vLLM metric)."""
+    saturation = (DASHBOARDS / "llm-d-failure-saturation.json").read_text()
+    operator = {d["metadata"]["name"]: {**d, "metadata": {**d["metadata"], "namespace": MONITORING}}
+                for d in yaml_documents(OPERATOR / "vllm-dashboards.yaml")}
+    rules = yaml_documents(RULES / "vllm-prefix-cache.yaml")
+    unrelated = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                 "metadata": {"name": "node-exporter", "namespace": MONITORING},
+                 "spec": {"groups": [{"name": "node", "rules": [{"alert": "NodeDown", "expr": "up == 0"}]}]}}
+    cluster.namespaces[MONITORING] = []
+    cluster.objects = {
+        "prometheusrules": {NS: rules, MONITORING: [unrelated]},
+        "configmaps": {MONITORING: [
+            configmap("llm-d-dashboards", MONITORING, {"llm-d-failure-saturation.json": saturation},
+                       {"grafana_dashboard": "1"}),
+            configmap("node-dashboards", MONITORING, {"nodes.json": NODE_DASHBOARD}, {"grafana_dashboard": "1"}),
+            configmap("prometheus-adapter", MONITORING, {"config.yaml": ADAPTER}),
+            operator["vllm-performance-old-definition"],
+        ]},
+        "grafanadashboards": {MONITORING: [
+            operator["vllm-performance-gzipped"], operator["vllm-performance-old-from-configmap"],
+            grafana_dashboard_object("grafanadashboard-from-url", {"url": URL_DASHBOARD}),
+            grafana_dashboard_object("node-exporter", {"json": NODE_DASHBOARD}),
+        ]},
+        "scaledobjects": {NS: [scaled_object("vllm-queue", "sum(vllm:num_requests_waiting)"),
+                               scaled_object("vllm-kv", "max(vllm:gpu_cache_usage_perc)")]},
+        "deployments": {NS: [
+            # the inferencepool chart's EPP: container epp, args "--pool-name", NAME, then "--flag=value"
+            k8s_deployment("llm-d-infpool-epp", "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1",
+                        ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
+                         "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
+                         "--total-queued-requests-metric", "vllm:num_requests_waiting",
+                         "--total-running-requests-metric=vllm:num_requests_running",
+                         "--lora-info-metric=vllm:lora_requests_info"],
+                        {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
+            k8s_deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
+                        {"llm-d.ai/inference-serving": "true"}),
+        ]},
+    }
+    return cluster
+
+
+# What each consumer of the double's cluster gets (the admin token reads everything).
+CLUSTER_VERDICTS = {
+    # summed by namespace over both pods: the amd64 pod's hits make the rule record data
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
+    # the old histogram: only the older vLLM serves it
+    "alert:vllm-latency::VLLMSlowDecode": ("failed", "part of the fleet"),
+    "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
+    "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
+    "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
+    "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
+    "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
+    "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
+    "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+    # the pods serve no LoRA adapter: the EPP reads nothing there, as expected
+    "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
+}
 
 
 # -- panels judged in-process ---------------------------------------------------------------------------------

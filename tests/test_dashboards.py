@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NS, dashboard_file, panel_json, said, write_kubeconfig
+from conftest import DASHBOARDS, NS, dashboard_file, panel_json, said, write_kubeconfig
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
@@ -22,8 +22,6 @@ from pytest_vllm_metrics.settings import Policy, Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import KubeDouble
 from pytest_vllm_metrics.targets import Target
-
-DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

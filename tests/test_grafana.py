@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from conftest import DASHBOARDS, OPERATOR, yaml_documents
 from pytest_vllm_metrics._grafana import DashboardError, operator_source
 from pytest_vllm_metrics._grafana import load as grafana_load
 from pytest_vllm_metrics.readers import load_dashboards
@@ -55,8 +56,6 @@ def test_library_panel_and_repeat_are_kept_for_evaluation(tmp_path: Path) -> Non
 
 # -- Grafana Operator GrafanaDashboard resources --------------------------------------------------------------
 
-OPERATOR = Path(__file__).parent / "data" / "grafana-operator"
-DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 # The panels of tests/data/grafana-operator/vllm-dashboards.yaml, by the GrafanaDashboard they come from: the same
 # as the llm-d dashboards of tests/data/dashboards the resources hold.
 OPERATOR_PANELS = {
@@ -71,12 +70,6 @@ def _ids(panels: list[Any]) -> dict[str, list[str]]:
     for panel in panels:
         out.setdefault(panel.dashboard, []).append(panel.title)
     return out
-
-
-def _operator_documents() -> list[dict[str, Any]]:
-    import yaml
-
-    return [d for d in yaml.safe_load_all((OPERATOR / "vllm-dashboards.yaml").read_text()) if d]
 
 
 def test_grafana_dashboards_in_the_operators_shapes_are_read_as_the_dashboards_they_hold() -> None:
@@ -98,7 +91,7 @@ def test_grafana_dashboards_in_the_operators_shapes_are_read_as_the_dashboards_t
 @pytest.mark.parametrize("shape", ["json-list", "json-single", "yaml-list"])
 def test_grafana_dashboards_as_a_list_or_one_document_per_file(tmp_path: Path, shape: str) -> None:
     # kubectl get grafanadashboards -o json|yaml prints a List; kubectl get grafanadashboard NAME -o json one object
-    documents = _operator_documents()
+    documents = yaml_documents(OPERATOR / "vllm-dashboards.yaml")
     if shape == "json-single":  # (the Grafana instance alone would be a file with no dashboard)
         for index, document in enumerate(d for d in documents if d["kind"] != "Grafana"):
             (tmp_path / f"{index}.json").write_text(json.dumps(document))
@@ -112,7 +105,7 @@ def test_grafana_dashboards_as_a_list_or_one_document_per_file(tmp_path: Path, s
 
 
 def test_a_configmap_ref_is_resolved_from_another_file_given(tmp_path: Path) -> None:
-    configmap, resource = _operator_documents()[3:5]
+    configmap, resource = yaml_documents(OPERATOR / "vllm-dashboards.yaml")[3:5]
     (tmp_path / "a-dashboard.json").write_text(json.dumps(resource))
     (tmp_path / "b-configmap.json").write_text(json.dumps(configmap))
     (found,) = grafana_load((tmp_path,))

@@ -14,12 +14,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import (
+    DASHBOARDS,
     NOW,
     PrivateCA,
     PrometheusAPI,
@@ -661,9 +661,6 @@ def test_panel_selecting_a_label_prometheus_does_not_store_names_what_it_stores(
     asked = [s.params for s in api.seen if s.path == "/api/v1/series"]
     assert len(asked) == 1 and asked[0]["match[]"] == "vllm:num_requests_running" and asked[0]["limit"] == "50"
     assert round(before - 600) <= float(asked[0]["start"]) <= round(after - 600)  # ten minutes before it asked
-
-
-DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 
 
 def test_every_target_scraped_complete_and_in_agreement(

@@ -17,13 +17,10 @@ from typing import Any
 
 import pytest
 
-from conftest import dump_dom, render
+from conftest import DASHBOARDS, RULES, dump_dom, render
 from pytest_vllm_metrics import report_html, report_terminal
 from pytest_vllm_metrics.report import build
 from pytest_vllm_metrics.rows import Row
-
-DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
-RULES = Path(__file__).parent / "data" / "rules"
 
 # A dashboard as Grafana 10 saves it: panels at the top, an expanded row, a collapsed row holding its panels
 # (their y is where they were when it was open), and a text panel (no query: not drawn).
