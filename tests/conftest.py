@@ -332,6 +332,9 @@ CURRENT = {"llm-d.ai/inference-serving": "true", "llm-d.ai/role": "decode"}
 ROLE = frozenset({("list", "pods"), ("get", "pods/proxy"), ("create", "pods/proxy")})
 
 
+# -- runs of the suite as a user runs them, and the real vLLM pages ----------------------------------------
+
+
 def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tuple[str, str], str]:
     """(test name with its parameters, target) -> that target's outcome, from a run's --vllm-report file.
 
@@ -342,7 +345,7 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
 
 CAPTURE_DIR = Path(__file__).parent / "data" / "captures"  # real vLLM 0.32 pages (its README says how taken)
 CAPTURES = sorted(CAPTURE_DIR.glob("*.prom"))
-BASE_CAPTURE = CAPTURES[0].parent / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
+BASE_CAPTURE = CAPTURE_DIR / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
 
 
 def capture_text(name: str) -> str:
@@ -399,6 +402,9 @@ def flat(result: pytest.RunResult) -> str:
 def said(result: pytest.RunResult, pattern: str) -> bool:
     """Whether the run printed text matching the fnmatch `pattern`, wherever the terminal wrapped it."""
     return fnmatch.fnmatch(flat(result), f"*{pattern}*")
+
+
+# -- the cluster double: its kubeconfig, its pods, a run on them ------------------------------------------
 
 
 def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: Any) -> Path:
@@ -463,7 +469,8 @@ WHERE = "decode-0 (vLLM 0.32.0, amd64)"
 def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "True", start: float = 1000.0,
          taken_at: float | None = None, extra: str = "") -> Snapshot:
     """A /metrics page as vLLM writes it: each counter (`*_total`) or `_created` stamp with one series, the
-    cache config and the process start time (and `extra` lines as written)."""
+    cache config and the process start time (and `extra` lines as written). `exposition` is the bare kind: no
+    HELP, no cache config, model m."""
     lines = ["# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
              "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {start}",
              "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
