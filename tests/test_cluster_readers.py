@@ -232,5 +232,3 @@ def test_a_read_that_never_answers_is_a_note_after_the_timeout_and_the_others_ar
     [note] = info.notes
     assert fnmatch.fnmatch(note, f"scaledobjects.keda.sh in namespace {NS} not checked: listing them failed (*timed "
                                  f"out*)"), note
-
-

@@ -274,4 +274,3 @@ def test_exempted_feature_is_skipped_even_when_detected() -> None:
     verdict = lora_presence(True, Policy(exempt=("lora",)))
     assert verdict.outcome == Outcome.SKIPPED
     assert verdict.message == "feature lora exempted by --vllm-exempt-feature=lora"
-

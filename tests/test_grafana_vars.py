@@ -150,8 +150,6 @@ def test_interpolation_follows_the_prometheus_data_source(expr: str, values: dic
     assert interpolate(expr, values, DURATIONS) == expected
 
 
-
-
 # -- interpolation, rule by rule, as Grafana writes a variable into a query ------------------------------------
 # Sources (the rules pinned below):
 #  [P] grafana/grafana packages/grafana-prometheus/src/escaping.ts (datasource.ts before): interpolateQueryExpr,

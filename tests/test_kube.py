@@ -575,9 +575,6 @@ def test_pod_not_ready_is_reported_with_phase_and_reason() -> None:
                                                                           "Pending); it is reported")
 
 
-
-
-
 def test_pod_becomes_a_target_with_its_node_labels_and_the_api_servers_credentials() -> None:
     """kills the `detail` keys, the labels, the client options and the "unknown" architecture of kube._target."""
     p = pod([("vllm", {"metrics": 8200})])

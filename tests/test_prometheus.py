@@ -949,4 +949,3 @@ def test_dropped_and_unknown_targets_keep_the_evidence() -> None:
     evidence = {"selector": {"namespace": "llm-d", "pod": "decode-0"}, "up": []}
     assert scraped(FakePrometheus([], dropped=dropped), "kubernetes").evidence == evidence
     assert scraped(FakePrometheus([]), "kubernetes").evidence == evidence
-

@@ -67,5 +67,3 @@ def test_version_ranges_compare_by_text() -> None:
     assert VersionRange(">=0.9.2") != VersionRange(">=0.9.3")
     assert len({VersionRange(">=0.9.2"), VersionRange(">=0.9.2")}) == 1
     assert repr(VersionRange(">=0.9.2")) == "VersionRange('>=0.9.2')"
-
-
