@@ -27,10 +27,11 @@ import httpcore._backends.sync
 import httpx
 import httpx._transports.default
 import pytest
+import yaml
 from aiohttp import web
 
-from pytest_vllm_metrics import upgrade
-from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics import evaluate, upgrade
+from pytest_vllm_metrics.catalog import Entry, load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Level, Verdict
@@ -42,6 +43,8 @@ from pytest_vllm_metrics.sim import Profile, SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
+from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
+from pytest_vllm_metrics.versions import VersionRange
 
 # pytester restores sys.modules after each test, dropping modules first imported during it. httpx maps
 # httpcore's exceptions through a table filled on first use: fill it now, with the httpcore imported here,
@@ -201,12 +204,10 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Call
 def prometheus_rule_files(paths: tuple[Path, ...], directory: Path) -> list[Path]:
     """The rule files Prometheus itself reads for the given rule files and PrometheusRule YAML (directories
     included): a plain file as it is, each PrometheusRule's spec.groups written to a file of its own."""
-    import yaml
-
     out: list[Path] = []
     files = [f for p in paths for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
     for file in files:
-        for number, document in enumerate(d for d in yaml.safe_load_all(file.read_text()) if d):
+        for number, document in enumerate(yaml_documents(file)):
             if document.get("kind") == "PrometheusRule":
                 written = directory / f"{file.stem}-{number}.rules.yaml"
                 written.write_text(yaml.safe_dump({"groups": document["spec"]["groups"]}))
@@ -331,6 +332,9 @@ CURRENT = {"llm-d.ai/inference-serving": "true", "llm-d.ai/role": "decode"}
 ROLE = frozenset({("list", "pods"), ("get", "pods/proxy"), ("create", "pods/proxy")})
 
 
+# -- runs of the suite as a user runs them, and the real vLLM pages ----------------------------------------
+
+
 def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tuple[str, str], str]:
     """(test name with its parameters, target) -> that target's outcome, from a run's --vllm-report file.
 
@@ -339,8 +343,18 @@ def verdicts(pytester: pytest.Pytester, report: str = "report.json") -> dict[tup
     return {(row["id"].split("::")[-1], name): t["outcome"] for row in rows for name, t in row["targets"].items()}
 
 
-CAPTURES = sorted((Path(__file__).parent / "data" / "captures").glob("*.prom"))  # real vLLM 0.32 pages
-BASE_CAPTURE = CAPTURES[0].parent / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
+CAPTURE_DIR = Path(__file__).parent / "data" / "captures"  # real vLLM 0.32 pages (its README says how taken)
+CAPTURES = sorted(CAPTURE_DIR.glob("*.prom"))
+BASE_CAPTURE = CAPTURE_DIR / "prefix-caching-on.after.prom"  # the plain server's page (no optional feature)
+
+
+def capture_text(name: str) -> str:
+    """The text of the real page `name` (a file of tests/data/captures without its .prom)."""
+    return (CAPTURE_DIR / f"{name}.prom").read_text(encoding="utf-8")
+
+
+def capture(name: str) -> Snapshot:
+    return Snapshot.parse(capture_text(name))
 
 
 def comparable(snapshot: Snapshot) -> tuple[object, ...]:
@@ -364,6 +378,22 @@ def exposition(values: dict[str, float], start: float = 1000.0, extra: str = "")
     return Snapshot.parse("\n".join(lines) + "\n" + extra)
 
 
+def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """The bundled suite run as a user runs it, every outcome listed (-rA)."""
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", *args)
+
+
+def json_report(pytester: pytest.Pytester, report: str = "report.json") -> dict[str, Any]:
+    """The JSON report a run wrote (--vllm-report=report.json)."""
+    document: dict[str, Any] = json.loads((pytester.path / report).read_text())
+    return document
+
+
+def name_of(url: str) -> str:
+    """The name of a --vllm-url target: its address."""
+    return url.removeprefix("http://")
+
+
 def flat(result: pytest.RunResult) -> str:
     """A run's output with the terminal's line wrapping undone (the summary wraps long reasons)."""
     return " ".join((result.stdout.str() + result.stderr.str()).split())
@@ -374,9 +404,18 @@ def said(result: pytest.RunResult, pattern: str) -> bool:
     return fnmatch.fnmatch(flat(result), f"*{pattern}*")
 
 
+# -- the cluster double: its kubeconfig, its pods, a run on them ------------------------------------------
+
+
 def write_kubeconfig(path: Path, double: KubeDouble, token: str, **kwargs: Any) -> Path:
     path.write_text(json.dumps(KubeDouble.kubeconfig(double.url, token, namespace=NS, **kwargs)))
     return path
+
+
+def run_kube(pytester: pytest.Pytester, kubeconfig: Path, *args: str) -> pytest.RunResult:
+    """The bundled suite run on the pods of the cluster `kubeconfig` names, in namespace NS."""
+    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
+                              f"--vllm-namespace={NS}", "--vllm-report=report.json", *args)
 
 
 @pytest.fixture
@@ -417,7 +456,235 @@ def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
     return KubeDouble(sim_host, cluster)
 
 
+# -- observations built from small pages and workload records, as `observe` builds them -----------------
+
+
+LABELS = '{engine="0",model_name="tiny"}'
+SUCCESS = "vllm:request_success_total"
+HITS = "vllm:prefix_cache_hits_total"
+QUERIES = "vllm:prefix_cache_queries_total"
+WHERE = "decode-0 (vLLM 0.32.0, amd64)"
+
+
+def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "True", start: float = 1000.0,
+         taken_at: float | None = None, extra: str = "") -> Snapshot:
+    """A /metrics page as vLLM writes it: each counter (`*_total`) or `_created` stamp with one series, the
+    cache config and the process start time (and `extra` lines as written). `exposition` is the bare kind: no
+    HELP, no cache config, model m."""
+    lines = ["# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
+             "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {start}",
+             "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+             "# TYPE vllm:cache_config_info gauge",
+             f'vllm:cache_config_info{{block_size="{block_size}",enable_prefix_caching="{caching}",'
+             f'engine="0"}} 1.0']
+    for name, value in samples.items():
+        if name.endswith("_created"):
+            lines += [f"# HELP {name} created", f"# TYPE {name} gauge", f"{name}{LABELS} {value}"]
+        else:
+            lines += [f"# HELP {name} counted", f"# TYPE {name} counter", f"{name}{LABELS} {value}"]
+    snapshot = Snapshot.parse("\n".join(lines) + "\n" + extra)
+    snapshot.taken_at = taken_at
+    return snapshot
+
+
+def record(kind: str = "completion", *, prompt: int = 25, completion: int = 2, shares: bool = False,
+           status: int = 200) -> RequestRecord:
+    return RequestRecord(kind, status, 0.01, prompt_tokens=prompt, completion_tokens=completion,
+                         shares_prefix=shares)
+
+
+def workload(*records: RequestRecord, prefix_tokens: int = 0, block_size: int = 16) -> TrafficResult:
+    """Four plain completions (100 prompt tokens, 8 generated) unless records are given."""
+    return TrafficResult("tiny", block_size, list(records or [record() for _ in range(4)]), prefix_tokens)
+
+
+def observation(before: Snapshot, after: Snapshot | None, traffic: TrafficResult | None = None, *,
+             arch: str = "amd64", source: str = "url", version: str | None = "0.32.0") -> Observation:
+    target = Target("decode-0", "http://10.0.0.1:8200", arch=arch, source=source)
+    return Observation(target, version=version, before=before, traffic=traffic or workload(), after=after)
+
+
+def counter(name: str = SUCCESS, at_least: str | None = None, *, feature: str = "core", meaning: str = "",
+            replaces: str | None = None) -> Entry:
+    """A counter the workload must move; SHOULD, so that a verdict that loses the entry's level shows."""
+    return Entry(name=name, type="counter", level="SHOULD", feature=feature, versions=VersionRange(">=0.9.2"),
+                 labels=("engine", "model_name"), moves="increases", at_least=at_least, replaces=replaces,
+                 meaning=meaning)
+
+
+def moved(before: float, after: float, entry: Entry | None = None, traffic: TrafficResult | None = None,
+          policy: Policy | None = None) -> Verdict:
+    """The movement verdict of one counter that went from `before` to `after` across the workload."""
+    entry = entry or counter(at_least="requests")
+    obs = observation(page({entry.name: before}), page({entry.name: after}), traffic)
+    return evaluate.movement(entry, obs, policy or Policy())
+
+
+SUMMARY = ("4/4 requests succeeded, 100 prompt tokens (shared prefix 0 tokens, block size 16), 8 generated "
+           "tokens")
+
+
+# -- the metrics' other readers in a cluster, as the API-server double serves them -------------------------
+
+DASHBOARDS = Path(__file__).parent / "data" / "dashboards"  # the real llm-d dashboards
+RULES = Path(__file__).parent / "data" / "rules"
+MONITORING = "monitoring"
+
+
+def yaml_documents(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def configmap(name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"}}
+
+
+def scaled_object(name: str, query: str) -> dict[str, Any]:
+    # vLLM production-stack's KEDA tutorial (docs/source/use_cases/autoscaling-keda.rst) and KEDA's prometheus
+    # scaler docs: a prometheus trigger with serverAddress, metricName, threshold and query; a cpu trigger beside
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"scaleTargetRef": {"name": "vllm-decode"}, "minReplicaCount": 1, "maxReplicaCount": 2,
+                     "triggers": [{"type": "prometheus", "metadata": {
+                         "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                         "metricName": "vllm:num_requests_waiting", "threshold": "5", "query": query}},
+                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]}}
+
+
+def k8s_deployment(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "uid": f"uid-{name}",
+                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": name.rsplit("-", 1)[-1], "image": image, "args": args,
+                          "ports": [{"name": "grpc", "containerPort": 9002}, {"name": "metrics",
+                                                                               "containerPort": 9090}]}]}}}}
+
+
+# prometheus-adapter's config.yaml (its docs/config-walkthrough.md: seriesQuery with an anchored __name__ regex,
+# resources overrides, name.as, metricsQuery over <<.Series>>, <<.LabelMatchers>> and <<.GroupBy>>)
+ADAPTER = """\
+rules:
+- seriesQuery: '{__name__=~"^vllm:num_requests_waiting$",namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: "namespace"}
+      pod: {resource: "pod"}
+  name:
+    matches: "vllm:num_requests_waiting"
+    as: "vllm_queue_length"
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+externalRules:
+- seriesQuery: 'vllm:gpu_cache_usage_perc{namespace!=""}'
+  name:
+    as: "vllm_kv_cache_usage"
+  metricsQuery: max(<<.Series>>{<<.LabelMatchers>>})
+- seriesQuery: '{__name__=~"^vllm:.*_total$"}'
+  metricsQuery: sum(rate(<<.Series>>[2m]))
+"""
+
+
+OPERATOR = Path(__file__).parent / "data" / "grafana-operator"
+
+
+# grafana/grafana-operator examples/dashboard/url/resources.yaml
+URL_DASHBOARD = "https://raw.githubusercontent.com/grafana-operator/grafana-operator/master/examples/" \
+                "dashboard_from_url/dashboard.json"
+
+
+def grafana_dashboard_object(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+            "metadata": {"name": name, "namespace": MONITORING},
+            "spec": {"instanceSelector": {"matchLabels": {"dashboards": "grafana"}}, **spec}}
+
+
+NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "targets": [{"expr": "node_load1"}]}]})
+
+
+@pytest.fixture
+def consumers_cluster(cluster: Cluster) -> Cluster:
+    """The namespace's PrometheusRules (tests/data/rules), a KEDA scaler on the current and one on the old KV-cache
+    name, the endpoint picker as the inferencepool chart deploys it; in the monitoring namespace the Grafana
+    sidecar's dashboard ConfigMaps, prometheus-adapter's config, and the Grafana Operator's GrafanaDashboards
+    (tests/data/grafana-operator: gzipJson, and configMapRef with its ConfigMap; one from a URL the operator has not
+    fetched; one of no vLLM metric)."""
+    saturation = (DASHBOARDS / "llm-d-failure-saturation.json").read_text()
+    operator = {d["metadata"]["name"]: {**d, "metadata": {**d["metadata"], "namespace": MONITORING}}
+                for d in yaml_documents(OPERATOR / "vllm-dashboards.yaml")}
+    rules = yaml_documents(RULES / "vllm-prefix-cache.yaml")
+    unrelated = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                 "metadata": {"name": "node-exporter", "namespace": MONITORING},
+                 "spec": {"groups": [{"name": "node", "rules": [{"alert": "NodeDown", "expr": "up == 0"}]}]}}
+    cluster.namespaces[MONITORING] = []
+    cluster.objects = {
+        "prometheusrules": {NS: rules, MONITORING: [unrelated]},
+        "configmaps": {MONITORING: [
+            configmap("llm-d-dashboards", MONITORING, {"llm-d-failure-saturation.json": saturation},
+                       {"grafana_dashboard": "1"}),
+            configmap("node-dashboards", MONITORING, {"nodes.json": NODE_DASHBOARD}, {"grafana_dashboard": "1"}),
+            configmap("prometheus-adapter", MONITORING, {"config.yaml": ADAPTER}),
+            operator["vllm-performance-old-definition"],
+        ]},
+        "grafanadashboards": {MONITORING: [
+            operator["vllm-performance-gzipped"], operator["vllm-performance-old-from-configmap"],
+            grafana_dashboard_object("grafanadashboard-from-url", {"url": URL_DASHBOARD}),
+            grafana_dashboard_object("node-exporter", {"json": NODE_DASHBOARD}),
+        ]},
+        "scaledobjects": {NS: [scaled_object("vllm-queue", "sum(vllm:num_requests_waiting)"),
+                               scaled_object("vllm-kv", "max(vllm:gpu_cache_usage_perc)")]},
+        "deployments": {NS: [
+            # the inferencepool chart's EPP: container epp, args "--pool-name", NAME, then "--flag=value"
+            k8s_deployment("llm-d-infpool-epp", "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1",
+                        ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
+                         "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
+                         "--total-queued-requests-metric", "vllm:num_requests_waiting",
+                         "--total-running-requests-metric=vllm:num_requests_running",
+                         "--lora-info-metric=vllm:lora_requests_info"],
+                        {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
+            k8s_deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
+                        {"llm-d.ai/inference-serving": "true"}),
+        ]},
+    }
+    return cluster
+
+
+# What each consumer of the double's cluster gets (the admin token reads everything).
+CLUSTER_VERDICTS = {
+    # summed by namespace over both pods: the amd64 pod's hits make the rule record data
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("passed", "ok"),
+    "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
+    # the old histogram: only the older vLLM serves it
+    "alert:vllm-latency::VLLMSlowDecode": ("failed", "part of the fleet"),
+    "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
+    "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
+    "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
+    "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
+    "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
+    "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
+    "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
+    # the pods serve no LoRA adapter: the EPP reads nothing there, as expected
+    "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
+}
+
+
 # -- panels judged in-process ---------------------------------------------------------------------------------
+
+
+def dashboard_file(path: Path, panels: list[dict[str, Any]], variables: list[dict[str, Any]] | None = None) -> Path:
+    """A dashboard "vLLM" as Grafana exports it (its variables, its panels), written to `path`."""
+    path.write_text(json.dumps({"title": "vLLM", "templating": {"list": variables or []}, "panels": panels}))
+    return path
+
+
+def panel_json(title: str, *exprs: str, **extra: Any) -> dict[str, Any]:
+    """A panel of a dashboard file: its queries A, B, ... are `exprs`."""
+    return {"title": title, "targets": [{"refId": chr(ord("A") + i), "expr": e} for i, e in enumerate(exprs)],
+            **extra}
 
 
 def observed(host: SimHost, profile: str | Profile, name: str = "decode-0", arch: str = "amd64", requests: int = 4,
@@ -578,3 +845,45 @@ def parse_html(text: str) -> Node:
     parser.close()
     assert parser.open == [parser.root], f"unclosed: {[n.tag for n in parser.open[1:]]}"
     return parser.root
+
+
+# -- the HTML report in a real browser ----------------------------------------------------------------------
+
+
+class _Text(HTMLParser):
+    """Text content of a DOM (attributes ignored): what a browser draws, not what a script carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs the Debian package")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def dump_dom(html_file: Path, tmp_path: Path, width: int = 1400) -> str:
+    """The DOM after the page's scripts ran, in headless Chromium, every host name unresolvable (offline)."""
+    return subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
+         f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={width},1000", "--virtual-time-budget=10000",
+         "--dump-dom", html_file.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+
+
+def render(html_file: Path, tmp_path: Path) -> str:
+    """The page's text after its JavaScript ran, in headless Chromium."""
+    dom = dump_dom(html_file, tmp_path)
+    parser = _Text()
+    parser.feed(dom)
+    return " ".join(" ".join(parser.parts).split())

@@ -4,14 +4,12 @@ picker's flags."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import fnmatch
 import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,23 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from aiohttp import web
 
-from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
-from pytest_vllm_metrics.cluster_readers import ConsumerObjects, read_consumers
+from conftest import (
+    CLUSTER_VERDICTS,
+    MONITORING,
+    NS,
+    ROLE,
+    RULES,
+    URL_DASHBOARD,
+    configmap,
+    k8s_deployment,
+    prometheus_rule_files,
+    said,
+    scaled_object,
+    write_kubeconfig,
+    yaml_documents,
+)
+from pytest_vllm_metrics.cluster_readers import ConsumerObjects
 from pytest_vllm_metrics.consumers import (
     ConsumerError,
     about_vllm,
@@ -37,13 +48,11 @@ from pytest_vllm_metrics.consumers import (
     unique,
     with_recorded,
 )
-from pytest_vllm_metrics.kube import discover
 from pytest_vllm_metrics.readers import Query, Reader, ReaderKind
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, get_profile
-from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
-RULES = Path(__file__).parent / "data" / "rules"
 PROMETHEUS_ONLY = Path(__file__).parent / "data" / "rules-prometheus"  # what only Prometheus can judge
 
 
@@ -204,125 +213,6 @@ def test_a_directory_without_rule_files_is_a_usage_error(pytester: pytest.Pytest
 
 # -- from the cluster: what reads the metrics in the namespace (and Grafana's), through the API-server double --
 
-MONITORING = "monitoring"
-
-
-def _documents(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def _configmap(name: str, namespace: str, data: dict[str, str], labels: dict[str, str] | None = None
-               ) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "data": data,
-            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}, "uid": f"uid-{name}",
-                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"}}
-
-
-def _scaled_object(name: str, query: str) -> dict[str, Any]:
-    # vLLM production-stack's KEDA tutorial (docs/source/use_cases/autoscaling-keda.rst) and KEDA's prometheus
-    # scaler docs: a prometheus trigger with serverAddress, metricName, threshold and query; a cpu trigger beside
-    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"scaleTargetRef": {"name": "vllm-decode"}, "minReplicaCount": 1, "maxReplicaCount": 2,
-                     "triggers": [{"type": "prometheus", "metadata": {
-                         "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
-                         "metricName": "vllm:num_requests_waiting", "threshold": "5", "query": query}},
-                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}}]}}
-
-
-def _deployment(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NS, "labels": labels, "uid": f"uid-{name}",
-                         "resourceVersion": "1", "creationTimestamp": "2026-11-28T00:00:00Z"},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                         {"name": name.rsplit("-", 1)[-1], "image": image, "args": args,
-                          "ports": [{"name": "grpc", "containerPort": 9002}, {"name": "metrics",
-                                                                               "containerPort": 9090}]}]}}}}
-
-
-# prometheus-adapter's config.yaml (its docs/config-walkthrough.md: seriesQuery with an anchored __name__ regex,
-# resources overrides, name.as, metricsQuery over <<.Series>>, <<.LabelMatchers>> and <<.GroupBy>>)
-ADAPTER = """\
-rules:
-- seriesQuery: '{__name__=~"^vllm:num_requests_waiting$",namespace!="",pod!=""}'
-  resources:
-    overrides:
-      namespace: {resource: "namespace"}
-      pod: {resource: "pod"}
-  name:
-    matches: "vllm:num_requests_waiting"
-    as: "vllm_queue_length"
-  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
-externalRules:
-- seriesQuery: 'vllm:gpu_cache_usage_perc{namespace!=""}'
-  name:
-    as: "vllm_kv_cache_usage"
-  metricsQuery: max(<<.Series>>{<<.LabelMatchers>>})
-- seriesQuery: '{__name__=~"^vllm:.*_total$"}'
-  metricsQuery: sum(rate(<<.Series>>[2m]))
-"""
-OPERATOR = Path(__file__).parent / "data" / "grafana-operator"
-# grafana/grafana-operator examples/dashboard/url/resources.yaml
-URL_DASHBOARD = "https://raw.githubusercontent.com/grafana-operator/grafana-operator/master/examples/" \
-                "dashboard_from_url/dashboard.json"
-
-
-def _grafana_dashboard(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
-            "metadata": {"name": name, "namespace": MONITORING},
-            "spec": {"instanceSelector": {"matchLabels": {"dashboards": "grafana"}}, **spec}}
-
-
-NODE_DASHBOARD = json.dumps({"title": "Nodes", "panels": [{"title": "Load", "targets": [{"expr": "node_load1"}]}]})
-
-
-@pytest.fixture
-def consumers_cluster(cluster: Cluster) -> Cluster:
-    """The namespace's PrometheusRules (tests/data/rules), a KEDA scaler on the current and one on the old KV-cache
-    name, the endpoint picker as the inferencepool chart deploys it; in the monitoring namespace the Grafana
-    sidecar's dashboard ConfigMaps, prometheus-adapter's config, and the Grafana Operator's GrafanaDashboards
-    (tests/data/grafana-operator: gzipJson, and configMapRef with its ConfigMap; one from a URL the operator has not
-    fetched; one of no vLLM metric)."""
-    saturation = (Path(__file__).parent / "data" / "dashboards" / "llm-d-failure-saturation.json").read_text()
-    operator = {d["metadata"]["name"]: {**d, "metadata": {**d["metadata"], "namespace": MONITORING}}
-                for d in _documents(OPERATOR / "vllm-dashboards.yaml")}
-    rules = _documents(RULES / "vllm-prefix-cache.yaml")
-    unrelated = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-                 "metadata": {"name": "node-exporter", "namespace": MONITORING},
-                 "spec": {"groups": [{"name": "node", "rules": [{"alert": "NodeDown", "expr": "up == 0"}]}]}}
-    cluster.namespaces[MONITORING] = []
-    cluster.objects = {
-        "prometheusrules": {NS: rules, MONITORING: [unrelated]},
-        "configmaps": {MONITORING: [
-            _configmap("llm-d-dashboards", MONITORING, {"llm-d-failure-saturation.json": saturation},
-                       {"grafana_dashboard": "1"}),
-            _configmap("node-dashboards", MONITORING, {"nodes.json": NODE_DASHBOARD}, {"grafana_dashboard": "1"}),
-            _configmap("prometheus-adapter", MONITORING, {"config.yaml": ADAPTER}),
-            operator["vllm-performance-old-definition"],
-        ]},
-        "grafanadashboards": {MONITORING: [
-            operator["vllm-performance-gzipped"], operator["vllm-performance-old-from-configmap"],
-            _grafana_dashboard("grafanadashboard-from-url", {"url": URL_DASHBOARD}),
-            _grafana_dashboard("node-exporter", {"json": NODE_DASHBOARD}),
-        ]},
-        "scaledobjects": {NS: [_scaled_object("vllm-queue", "sum(vllm:num_requests_waiting)"),
-                               _scaled_object("vllm-kv", "max(vllm:gpu_cache_usage_perc)")]},
-        "deployments": {NS: [
-            # the inferencepool chart's EPP: container epp, args "--pool-name", NAME, then "--flag=value"
-            _deployment("llm-d-infpool-epp", "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1",
-                        ["--pool-name", "llm-d-infpool", "--pool-namespace", NS, "--zap-encoder", "json",
-                         "--kv-cache-usage-percentage-metric=vllm:gpu_cache_usage_perc",
-                         "--total-queued-requests-metric", "vllm:num_requests_waiting",
-                         "--total-running-requests-metric=vllm:num_requests_running",
-                         "--lora-info-metric=vllm:lora_requests_info"],
-                        {"app.kubernetes.io/name": "llm-d-infpool-epp", "inferencepool": "llm-d-infpool-epp"}),
-            _deployment("vllm-decode", "vllm/vllm-openai:v0.11.0", ["--model", "x", "--port", "8200"],
-                        {"llm-d.ai/inference-serving": "true"}),
-        ]},
-    }
-    return cluster
-
 
 def run_cluster(pytester: pytest.Pytester, double: KubeDouble, token: str, *args: str) -> pytest.RunResult:
     kubeconfig = write_kubeconfig(pytester.path / "kubeconfig", double, token)
@@ -330,26 +220,6 @@ def run_cluster(pytester: pytest.Pytester, double: KubeDouble, token: str, *args
                               f"--vllm-namespace={NS}", f"--grafana-namespace={MONITORING}",
                               "--vllm-report=report.json", "--html=report.html", "--self-contained-html",
                               "-k", "test_consumer or test_panel", *args)
-
-
-# What each consumer of the double's cluster gets (the admin token reads everything).
-CLUSTER_VERDICTS = {
-    # summed by namespace over both pods: the amd64 pod's hits make the rule record data
-    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hits:rate1m": ("passed", "ok"),
-    "record:vllm-prefix-cache::namespace:vllm_prefix_cache_hit_ratio:rate1m": ("passed", "ok"),
-    "record:vllm-prefix-cache::namespace:vllm_gpu_prefix_cache_hits:rate1m": ("failed", "no data"),
-    # the old histogram: only the older vLLM serves it
-    "alert:vllm-latency::VLLMSlowDecode": ("failed", "part of the fleet"),
-    "keda:vllm-queue::vllm:num_requests_waiting": ("passed", "ok"),
-    "keda:vllm-kv::vllm:num_requests_waiting": ("failed", "no data"),
-    "adapter:prometheus-adapter::vllm_queue_length": ("passed", "ok"),
-    "adapter:prometheus-adapter::vllm_kv_cache_usage": ("failed", "no data"),
-    "epp:llm-d-infpool-epp::kv-cache-usage-percentage-metric": ("failed", "no data"),
-    "epp:llm-d-infpool-epp::total-queued-requests-metric": ("passed", "ok"),
-    "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
-    # the pods serve no LoRA adapter: the EPP reads nothing there, as expected
-    "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
-}
 
 
 def test_every_consumer_in_the_cluster_gets_its_verdict(
@@ -463,7 +333,7 @@ def test_the_documented_grants_are_enough(pytester: pytest.Pytester, consumers_c
                                           sim_host: SimHost) -> None:
     # deploy/rbac-consumers.yaml on top of deploy/rbac.yaml: every read is made, no "not checked" note.
     # (The double grants per token, not per namespace; both Roles grant the same resources or fewer.)
-    roles = [d for d in _documents(Path(__file__).parent.parent / "deploy" / "rbac-consumers.yaml")
+    roles = [d for d in yaml_documents(Path(__file__).parent.parent / "deploy" / "rbac-consumers.yaml")
              if d["kind"] == "Role"]
     assert {r["metadata"]["namespace"] for r in roles} == {NS, MONITORING}
     grants = {(verb, resource) for role in roles for rule in role["rules"] for resource in rule["resources"]
@@ -484,7 +354,7 @@ def test_the_documented_grants_are_enough(pytester: pytest.Pytester, consumers_c
 
 
 def _epp(args: list[str], labels: dict[str, str] | None = None, image: str = "example.com/router:1") -> dict[str, Any]:
-    return _deployment("pool-epp", image, args, labels or {"app": "router"})
+    return k8s_deployment("pool-epp", image, args, labels or {"app": "router"})
 
 
 @pytest.mark.parametrize(("deployment", "expected"), [
@@ -538,14 +408,14 @@ def test_the_adapters_template_is_filled_as_the_adapter_fills_it(template: str, 
 
 
 def test_what_cannot_be_judged_in_the_cluster_is_a_note_and_the_rest_is_kept() -> None:
-    no_query = _scaled_object("no-query", "")
-    broken = _configmap("broken-dashboards", MONITORING, {"vllm.json": "{not json"}, {"grafana_dashboard": "1"})
+    no_query = scaled_object("no-query", "")
+    broken = configmap("broken-dashboards", MONITORING, {"vllm.json": "{not json"}, {"grafana_dashboard": "1"})
     bad_rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
                 "metadata": {"name": "half", "namespace": NS}, "spec": {"groups": [{"name": "g"}]}}
-    adapter = _configmap("prometheus-adapter", MONITORING, {"config.yaml": "rules: [unclosed"})
+    adapter = configmap("prometheus-adapter", MONITORING, {"config.yaml": "rules: [unclosed"})
     objects = ConsumerObjects(
-        prometheus_rules=[bad_rule, *_documents(RULES / "vllm-prefix-cache.yaml")], dashboards=[broken],
-        configmaps=[broken, adapter], scaled_objects=[no_query, _scaled_object("q", "sum(vllm:num_requests_waiting)")])
+        prometheus_rules=[bad_rule, *yaml_documents(RULES / "vllm-prefix-cache.yaml")], dashboards=[broken],
+        configmaps=[broken, adapter], scaled_objects=[no_query, scaled_object("q", "sum(vllm:num_requests_waiting)")])
     panels, consumers, notes = from_cluster(objects, NS)
     assert panels == []
     assert {p.kind for p in consumers} == {"alert", "record", "keda"} and len(consumers) == 5
@@ -631,207 +501,6 @@ groups:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: none of the 1 rules in nodes.yaml reads a vLLM metric*Pass the rule "
                                  "files of your vLLM deployment to --prometheus-rules."])
-
-
-# -- the Grafana Operator's resources, read by the kubernetes client from the API-server double ---------------
-
-def _read_dashboards(double: KubeDouble, tmp_path: Path) -> tuple[list[str], list[str]]:
-    """(panel ids, notes about GrafanaDashboards) of a cluster read, as the run makes it (the admin token)."""
-    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
-                       kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, "admin")), transport="proxy")
-    panels, _, notes = from_cluster(read_consumers(info, MONITORING, 30.0), NS)
-    return [p.id for p in panels], [n for n in info.notes + notes if "grafanadashboard" in n.lower()]
-
-
-# grafana/grafana-operator deploy/examples/dashboards (v4): SimpleDashboard.yaml and DashboardFromConfigMap.yaml
-V4_MODEL = json.dumps({"title": "vLLM", "panels": [{"title": "Running",
-                                                    "targets": [{"expr": "vllm:num_requests_running"}]}]})
-V4 = [{"apiVersion": "integreatly.org/v1alpha1", "kind": "GrafanaDashboard",
-       "metadata": {"name": "simple-dashboard", "namespace": MONITORING, "labels": {"app": "grafana"}},
-       "spec": {"name": "simple-dashboard.json", "json": V4_MODEL}},
-      {"apiVersion": "integreatly.org/v1alpha1", "kind": "GrafanaDashboard",
-       "metadata": {"name": "grafana-dashboard-from-config-map", "namespace": MONITORING, "labels": {"app": "grafana"}},
-       "spec": {"json": "", "configMapRef": {"name": "simple-dashboard-from-cm", "key": "foo"}}}]
-
-
-def test_where_only_the_operators_v4_runs_its_resources_are_read(
-    cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    cluster.uninstalled = {"grafanadashboards"}
-    cluster.objects = {"grafanadashboards.integreatly.org": {MONITORING: V4},
-                       "configmaps": {MONITORING: [_configmap("simple-dashboard-from-cm", MONITORING,
-                                                              {"foo": V4_MODEL})]}}
-    panels, notes = _read_dashboards(KubeDouble(sim_host, cluster), tmp_path)
-    assert panels == ["simple-dashboard::Running", "grafana-dashboard-from-config-map::Running"] and notes == []
-
-
-def test_without_the_operator_one_quiet_note(cluster: Cluster, sim_host: SimHost, tmp_path: Path) -> None:
-    cluster.uninstalled = {"grafanadashboards", "grafanadashboards.integreatly.org"}
-    panels, notes = _read_dashboards(KubeDouble(sim_host, cluster), tmp_path)
-    assert panels == []
-    assert notes == ["grafanadashboards.grafana.integreatly.org not installed in the cluster (no such API): "
-                     "nothing to check"]
-
-
-def test_a_configmap_ref_is_resolved_in_the_resources_own_namespace_only(
-    cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    # the operator reads the ConfigMap of the GrafanaDashboard's namespace: one of the same name elsewhere is not it
-    cluster.uninstalled = {"grafanadashboards"}
-    cluster.objects = {"grafanadashboards.integreatly.org": {MONITORING: V4[1:]},
-                       "configmaps": {NS: [_configmap("simple-dashboard-from-cm", NS, {"foo": V4_MODEL})]}}
-    panels, notes = _read_dashboards(KubeDouble(sim_host, cluster), tmp_path)
-    assert panels == []
-    assert notes == [f"not checked: dashboard namespace {MONITORING} (GrafanaDashboard {MONITORING}/"
-                     f"grafana-dashboard-from-config-map) takes its model from key foo of ConfigMap "
-                     f"simple-dashboard-from-cm, which cannot be read: it is not among the ConfigMaps this run could "
-                     f"read in namespace {MONITORING}."]
-
-
-# -- the cluster read in-process: cluster_readers.read_consumers through the kubernetes client, from_cluster ------
-
-
-def _read(double: KubeDouble, tmp_path: Path, token: str = "admin", grafana_namespace: str | None = MONITORING,
-          timeout: float = 30.0) -> tuple[list[str], ConsumerObjects, tuple[list[Any], list[Any], list[str]]]:
-    """(the notes of the read, what was read, from_cluster of it) as a run reads the cluster with `token`."""
-    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
-                       kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, token)), transport="proxy")
-    discovered = len(info.notes)  # discovery's own (the nodes a token may not read)
-    objects = read_consumers(info, grafana_namespace, timeout)
-    return info.notes[discovered:], objects, from_cluster(objects, NS)
-
-
-def test_the_cluster_read_finds_every_consumer_with_its_queries_and_where_it_is(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    notes, objects, (panels, consumers, more) = _read(KubeDouble(sim_host, consumers_cluster), tmp_path)
-    assert notes == []
-    # both namespaces' rules and ConfigMaps; the sidecar's dashboards are the labelled ConfigMaps of Grafana's
-    assert [r["metadata"]["name"] for r in objects.prometheus_rules] == ["vllm-prefix-cache", "vllm-latency",
-                                                                         "node-exporter"]
-    assert [c["metadata"]["name"] for c in objects.dashboards] == ["llm-d-dashboards", "node-dashboards"]
-    assert len(objects.configmaps) == 4 and len(objects.grafana_dashboards) == 4
-    assert [s["metadata"]["name"] for s in objects.scaled_objects] == ["vllm-queue", "vllm-kv"]
-    assert [d["metadata"]["name"] for d in objects.deployments] == ["llm-d-infpool-epp", "vllm-decode"]
-    # the rules, then the adapter's, KEDA's and the endpoint picker's: the verdicts' order in the reports
-    rules = [test for test in CLUSTER_VERDICTS if test.startswith(("record:", "alert:"))]
-    assert [f"{c.kind}:{c.id}" for c in consumers] == rules + [
-        test for kind in ("adapter:", "keda:", "epp:") for test in CLUSTER_VERDICTS if test.startswith(kind)]
-    where = {f"{c.kind}:{c.id}": (c.exprs, c.dashboard_title) for c in consumers}
-    assert where["alert:vllm-latency::VLLMSlowDecode"][1] == f"PrometheusRule {NS}/vllm-latency"
-    assert where["adapter:prometheus-adapter::vllm_kv_cache_usage"] == (
-        ('vllm:gpu_cache_usage_perc{namespace!=""}', f'max(vllm:gpu_cache_usage_perc{{namespace="{NS}"}})'),
-        f"ConfigMap {MONITORING}/prometheus-adapter, key config.yaml")
-    assert where["keda:vllm-kv::vllm:num_requests_waiting"] == (
-        ("max(vllm:gpu_cache_usage_perc)",),
-        f"ScaledObject {NS}/vllm-kv, Prometheus http://prometheus-operated.monitoring.svc:9090")
-    assert where["epp:llm-d-infpool-epp::total-queued-requests-metric"] == (
-        ("vllm:num_requests_waiting",), f"Deployment {NS}/llm-d-infpool-epp")
-    # a dashboard is kept whole when it reads vLLM; the node dashboard and the node rule are left out
-    assert collections.Counter(p.dashboard for p in panels) == {
-        "llm-d-failure-saturation": 4, "vllm-performance-gzipped": 12, "vllm-performance-old-from-configmap": 5}
-    assert [n.split(" (")[0] for n in more] == [
-        f"not checked: dashboard namespace {MONITORING}",
-        f'ConfigMap {MONITORING}/prometheus-adapter, key config.yaml, rule externalRules[2]: its seriesQuery '
-        f'{{__name__=~"^vllm:.*_total$"}} selects series by a name pattern, not one metric; not checked']
-
-
-def test_without_a_grafana_namespace_only_the_vllm_namespace_is_read(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    # the Grafana Operator's resources are looked for in the vLLM namespace then, where there are none
-    notes, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, grafana_namespace=None)
-    assert notes == []
-    assert [r["metadata"]["name"] for r in objects.prometheus_rules] == ["vllm-prefix-cache", "vllm-latency"]
-    assert (objects.configmaps, objects.dashboards, objects.grafana_dashboards) == ([], [], [])
-    assert len(objects.scaled_objects) == 2 and len(objects.deployments) == 2
-
-
-def test_a_grafana_namespace_that_is_the_vllm_namespace_is_read_once(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    notes, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, grafana_namespace=NS)
-    assert notes == []
-    assert [r["metadata"]["name"] for r in objects.prometheus_rules] == ["vllm-prefix-cache", "vllm-latency"]
-
-
-def test_each_refused_read_is_a_note_naming_the_grant_and_the_run_goes_on(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    # the suite's least grants (deploy/rbac.yaml) and nothing of deploy/rbac-consumers.yaml; KEDA not installed
-    consumers_cluster.uninstalled = {"scaledobjects"}
-    notes, objects, (panels, consumers, _) = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, "suite")
-    assert notes == [
-        f"prometheusrules.monitoring.coreos.com in namespace {NS} not checked: grant list on "
-        f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
-        f"configmaps in namespace {NS} not checked: grant list on configmaps (deploy/rbac-consumers.yaml)",
-        f"prometheusrules.monitoring.coreos.com in namespace {MONITORING} not checked: grant list on "
-        f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)",
-        f"configmaps in namespace {MONITORING} not checked: grant list on configmaps (deploy/rbac-consumers.yaml)",
-        f"grafanadashboards.grafana.integreatly.org in namespace {MONITORING} not checked: grant list on "
-        f"grafanadashboards.grafana.integreatly.org (deploy/rbac-consumers.yaml)",
-        "scaledobjects.keda.sh not installed in the cluster (no such API): nothing to check",
-        f"deployments.apps in namespace {NS} not checked: grant list on deployments.apps "
-        f"(deploy/rbac-consumers.yaml)"]
-    assert objects == ConsumerObjects() and (panels, consumers) == ([], [])
-
-
-def test_an_unknown_token_is_a_note_naming_the_grant_too(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    # 401: the API server no longer knows the identity (its token expired after discovery)
-    double = KubeDouble(sim_host, consumers_cluster)
-    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
-                       kubeconfig=str(write_kubeconfig(tmp_path / "kubeconfig", double, "admin")), transport="proxy")
-    del consumers_cluster.tokens["admin"]
-    assert read_consumers(info, MONITORING, 30.0) == ConsumerObjects()
-    assert info.notes[0] == (f"prometheusrules.monitoring.coreos.com in namespace {NS} not checked: grant list on "
-                             f"prometheusrules.monitoring.coreos.com (deploy/rbac-consumers.yaml)")
-    assert len(info.notes) == 7 and all("grant list on" in note for note in info.notes)
-
-
-@pytest.mark.parametrize(("resource", "kinds"), [
-    ("prometheusrules", {"adapter", "keda", "epp"}), ("configmaps", {"alert", "record", "keda", "epp"}),
-    ("scaledobjects", {"alert", "record", "adapter", "epp"}), ("deployments", {"alert", "record", "adapter", "keda"}),
-])
-def test_a_read_refused_alone_leaves_the_others_read(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path, resource: str, kinds: set[str]
-) -> None:
-    grants = ROLE | {("list", r) for r in ("prometheusrules", "configmaps", "scaledobjects", "deployments",
-                                           "grafanadashboards")}
-    consumers_cluster.tokens["partial"] = grants - {("list", resource)}
-    notes, _, (_, consumers, _) = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, "partial")
-    assert {c.kind for c in consumers} == kinds
-    assert notes and all(f"not checked: grant list on {resource}" in note for note in notes)
-
-
-def test_a_read_that_never_answers_is_a_note_after_the_timeout_and_the_others_are_read(
-    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
-) -> None:
-    """KEDA's list holds its answer until the test ends: that read times out whatever the machine's speed (after
-    the run's timeout, passed to each read), the other reads are made and answered."""
-    app = build_app(consumers_cluster)
-    released = threading.Event()
-
-    @web.middleware
-    async def stalled(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
-        if request.path.endswith("/scaledobjects"):
-            await asyncio.get_running_loop().run_in_executor(None, released.wait, 60.0)
-        return await handler(request)  # type: ignore[no-any-return]
-
-    app.middlewares.append(stalled)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(sim_host.start_app(app), "admin", namespace=NS)))
-    info, _ = discover(namespace=NS, selector=None, container=None, port=None, timeout=30.0, context=None,
-                       kubeconfig=str(kubeconfig), transport="proxy")
-    try:
-        objects = read_consumers(info, MONITORING, 2.0)
-    finally:
-        released.set()
-    assert objects.scaled_objects == [] and len(objects.deployments) == 2 and len(objects.prometheus_rules) == 3
-    [note] = info.notes
-    assert fnmatch.fnmatch(note, f"scaledobjects.keda.sh in namespace {NS} not checked: listing them failed (*timed "
-                                 f"out*)"), note
 
 
 # -- rule files read in-process: what each rule becomes, and each mistake's one message --------------------------
@@ -948,7 +617,7 @@ def test_a_rule_directory_without_rule_files_names_the_suffixes(tmp_path: Path) 
 
 
 def test_keda_reads_the_prometheus_triggers_and_notes_one_without_a_query() -> None:
-    scaled = _scaled_object("vllm-queue", " sum(vllm:num_requests_waiting) ")
+    scaled = scaled_object("vllm-queue", " sum(vllm:num_requests_waiting) ")
     triggers = scaled["spec"]["triggers"]
     triggers += [{"type": "prometheus", "name": "named", "metadata": {"query": "vllm:num_requests_running"}},
                  {"type": "prometheus", "metadata": {"query": "vllm:kv_cache_usage_perc"}},

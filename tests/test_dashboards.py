@@ -11,20 +11,17 @@ from typing import Any
 
 import pytest
 
-from conftest import NS, said, write_kubeconfig
+from conftest import DASHBOARDS, NS, dashboard_file, panel_json, said, write_kubeconfig
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation, observe
 from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.prometheus import Prometheus
-from pytest_vllm_metrics.promql import selectors
-from pytest_vllm_metrics.readers import load_dashboards, substitute
+from pytest_vllm_metrics.readers import load_dashboards
 from pytest_vllm_metrics.settings import Policy, Settings
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import KubeDouble
 from pytest_vllm_metrics.targets import Target
-
-DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -136,32 +133,6 @@ def test_unreadable_dashboard_json_is_a_usage_error(pytester: pytest.Pytester) -
     result.stderr.fnmatch_lines(["ERROR: dashboard broken.json is not valid JSON*export it again from Grafana*"])
 
 
-def test_rows_and_nested_panels_are_walked(tmp_path: Path) -> None:
-    (tmp_path / "rows.json").write_text(
-        '{"title": "R", "panels": [{"type": "row", "title": "Row", "panels": [{"title": "Inner", "targets": '
-        '[{"expr": "vllm:num_requests_running"}]}]}, {"title": "Top", "targets": [{"expr": "up"}]}]}')
-    assert [p.title for p in load_dashboards((tmp_path,))] == ["Inner", "Top"]
-
-
-@pytest.mark.parametrize(
-    ("expr", "expected"),
-    [
-        ('rate(x{ns=~"$namespace"}[$__rate_interval])', 'rate(x{ns=~"prod"}[5m])'),
-        ('x{m=~"${model}"} / y{m=~"[[model]]"}', 'x{m=~".*"} / y{m=~".*"}'),
-        ("increase(x[$__range])", "increase(x[1h])"),
-    ],
-)
-def test_grafana_variables_are_substituted(expr: str, expected: str) -> None:
-    assert substitute(expr, {"model": ".*"}, "prod") == expected
-    assert selectors(expected)  # and the result parses
-
-
-def test_selectors_come_from_the_parser() -> None:
-    found = selectors('sum by (pod) (rate(vllm:a_total{x="1", y=~"2"}[5m])) / on(pod) {__name__="vllm:b"}')
-    assert [(s.metric, s.matchers) for s in found] == [
-        ("vllm:a_total", (("x", "Equal", "1"), ("y", "Re", "2"))), ("vllm:b", ())]
-
-
 def test_terminal_and_html_list_every_panel_with_its_verdict(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--vllm-sim=arm64-cpu", "--html=report.html", "--self-contained-html")
     result.stdout.fnmatch_lines([
@@ -184,16 +155,6 @@ def test_terminal_and_html_list_every_panel_with_its_verdict(pytester: pytest.Py
 # -- Grafana as it evaluates: variables, whole expressions, timing --------------------------------------------
 
 
-def dashboard(path: Path, panels: list[dict[str, Any]], variables: list[dict[str, Any]] | None = None) -> Path:
-    path.write_text(json.dumps({"title": "vLLM", "templating": {"list": variables or []}, "panels": panels}))
-    return path
-
-
-def panel(title: str, *exprs: str, **extra: Any) -> dict[str, Any]:
-    return {"title": title, "targets": [{"refId": chr(ord("A") + i), "expr": e} for i, e in enumerate(exprs)],
-            **extra}
-
-
 # vLLM's own example dashboard: a query variable with no saved value, and '=' matchers on it.
 MODEL_NAME = {"name": "model_name", "type": "query", "query": "label_values(vllm:num_requests_running, model_name)"}
 
@@ -208,7 +169,7 @@ def observed(sim_host: SimHost) -> list[Observation]:
 
 def judge(tmp_path: Path, observed: list[Observation], panels: list[dict[str, Any]],
           variables: list[dict[str, Any]] | None = None, **kwargs: Any) -> dict[str, Verdict]:
-    loaded = load_dashboards((dashboard(tmp_path / "d.json", panels, variables),))
+    loaded = load_dashboards((dashboard_file(tmp_path / "d.json", panels, variables),))
     return {p.title: judge_reader(p, observed, load_catalog(), Policy(), **kwargs) for p in loaded}
 
 
@@ -223,7 +184,7 @@ def test_input_without_panels_is_a_usage_error_naming_the_keys(pytester: pytest.
 
 
 def test_dashboard_without_a_prometheus_query_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    path = dashboard(pytester.path / "logs.json", [{"title": "Notes", "type": "text"}, {
+    path = dashboard_file(pytester.path / "logs.json", [{"title": "Notes", "type": "text"}, {
         "title": "Logs", "datasource": {"type": "loki", "uid": "l"}, "targets": [{"expr": '{app="vllm"}'}]}])
     result = pytester.runpytest("-p", "no:cacheprovider", "--vllm-sim=x86_64", f"--grafana-dashboard={path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -246,9 +207,9 @@ def test_query_variable_without_saved_value_shows_data_in_prometheus(
     # The finding: "$model_name" was written as .*, and model_name=".*" matches no series in Prometheus.
     sim = sim_host.start(get_profile("x86_64"))
     prom = prometheus_server({"decode-0": sim.url})
-    path = dashboard(pytester.path / "vllm.json", [
-        panel("Running", 'vllm:num_requests_running{model_name="$model_name"}'),
-        panel("Tokens", 'sum(rate(vllm:prompt_tokens_total{model_name="$model_name"}[$__rate_interval]))'),
+    path = dashboard_file(pytester.path / "vllm.json", [
+        panel_json("Running", 'vllm:num_requests_running{model_name="$model_name"}'),
+        panel_json("Tokens", 'sum(rate(vllm:prompt_tokens_total{model_name="$model_name"}[$__rate_interval]))'),
     ], [MODEL_NAME])
     result = pytester.runpytest("-rA", "-v", "-p", "no:cacheprovider", f"--vllm-url={sim.url}",
                                 f"--prometheus-url={prom}", f"--grafana-dashboard={path}", "-k", "test_panel")
@@ -257,8 +218,8 @@ def test_query_variable_without_saved_value_shows_data_in_prometheus(
 
 
 def test_query_variable_resolves_against_the_direct_scrape(tmp_path: Path, observed: list[Observation]) -> None:
-    found = judge(tmp_path, observed, [panel("Running", 'vllm:num_requests_running{model_name="$model_name"}'),
-                                       panel("Any", 'vllm:num_requests_running{model_name="$all_models"}')],
+    found = judge(tmp_path, observed, [panel_json("Running", 'vllm:num_requests_running{model_name="$model_name"}'),
+                                       panel_json("Any", 'vllm:num_requests_running{model_name="$all_models"}')],
                   [MODEL_NAME, {**MODEL_NAME, "name": "all_models", "includeAll": True, "allValue": ".*"}])
     assert found["Running"].outcome == Outcome.PASSED
     assert found["Running"].evidence["exprs"] == ['vllm:num_requests_running{model_name="tiny"}']
@@ -271,10 +232,10 @@ def test_query_variable_resolves_against_the_direct_scrape(tmp_path: Path, obser
 def test_whole_expression_or_absent_and_literals(tmp_path: Path, observed: list[Observation]) -> None:
     found = judge(tmp_path, observed, [
         # written for two vLLM versions: the old name is missing, the new one has data
-        panel("Two versions", "vllm:gpu_cache_usage_perc or vllm:kv_cache_usage_perc"),
-        panel("Absent", "absent(vllm:no_such_metric)"),
-        panel("Constant", "vector(1)"),
-        panel("Both", "vllm:num_requests_running and vllm:no_such_metric"),
+        panel_json("Two versions", "vllm:gpu_cache_usage_perc or vllm:kv_cache_usage_perc"),
+        panel_json("Absent", "absent(vllm:no_such_metric)"),
+        panel_json("Constant", "vector(1)"),
+        panel_json("Both", "vllm:num_requests_running and vllm:no_such_metric"),
     ])
     assert found["Two versions"].outcome == Outcome.PASSED
     assert "vllm:gpu_cache_usage_perc (in query A) is missing" in found["Two versions"].message
@@ -284,8 +245,8 @@ def test_whole_expression_or_absent_and_literals(tmp_path: Path, observed: list[
 
 
 def test_panel_with_one_empty_query_is_partial_at_should_level(tmp_path: Path, observed: list[Observation]) -> None:
-    found = judge(tmp_path, observed, [panel("Queue", "vllm:num_requests_running", "vllm:num_requests_swapped"),
-                                       panel("Swapped", "vllm:num_requests_swapped")])
+    found = judge(tmp_path, observed, [panel_json("Queue", "vllm:num_requests_running", "vllm:num_requests_swapped"),
+                                       panel_json("Swapped", "vllm:num_requests_swapped")])
     partial = found["Queue"]
     assert (partial.outcome, partial.level, partial.evidence["panel_verdict"]) == (Outcome.FAILED, "SHOULD",
                                                                                    "partial")
@@ -296,7 +257,7 @@ def test_panel_with_one_empty_query_is_partial_at_should_level(tmp_path: Path, o
 
 
 def test_library_panel_is_not_checkable(tmp_path: Path, observed: list[Observation]) -> None:
-    found = judge(tmp_path, observed, [panel("Running", "vllm:num_requests_running"),
+    found = judge(tmp_path, observed, [panel_json("Running", "vllm:num_requests_running"),
                                        {"title": "Latency", "libraryPanel": {"uid": "abc", "name": "vLLM latency"}}])
     verdict = found["Latency"]
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "not checkable")
@@ -305,7 +266,7 @@ def test_library_panel_is_not_checkable(tmp_path: Path, observed: list[Observati
 
 
 def test_repeated_panel_names_the_copy_that_fails(tmp_path: Path, observed: list[Observation]) -> None:
-    found = judge(tmp_path, observed, [panel("Per model", 'vllm:num_requests_running{model_name="$model"}',
+    found = judge(tmp_path, observed, [panel_json("Per model", 'vllm:num_requests_running{model_name="$model"}',
                                              repeat="model")],
                   [{"name": "model", "type": "custom", "query": "tiny,retired-model", "includeAll": True,
                     "current": {"text": "All", "value": "$__all"}}])
@@ -320,7 +281,7 @@ def test_too_few_samples_in_prometheus_is_inconclusive_not_no_data(
     # A 500ms window never holds two samples of a 1 s scrape: the same state as a Prometheus that has not
     # scraped twice since the workload, deterministically.
     prom = Prometheus(prometheus_server({"decode-0": observed[0].target.base_url}))
-    found = judge(tmp_path, observed, [panel("Rate", "rate(vllm:prompt_tokens_total[500ms])")], prom=prom,
+    found = judge(tmp_path, observed, [panel_json("Rate", "rate(vllm:prompt_tokens_total[500ms])")], prom=prom,
                   wait=1.0)
     verdict = found["Rate"]
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "inconclusive")
@@ -334,13 +295,13 @@ def test_rate_panel_waits_for_the_second_scrape(
     # Right after its first scrape Prometheus cannot take a derivative over 3s (it needs two samples); polling
     # (bounded) sees the panel show data. A gauge: the workload ran before this Prometheus, counters stay flat.
     prom = Prometheus(prometheus_server({"decode-0": observed[0].target.base_url}))
-    found = judge(tmp_path, observed, [panel("Rate", "sum(deriv(vllm:kv_cache_usage_perc[3s]))")], prom=prom,
+    found = judge(tmp_path, observed, [panel_json("Rate", "sum(deriv(vllm:kv_cache_usage_perc[3s]))")], prom=prom,
                   wait=60.0)  # ends as soon as the panel shows data: about two seconds, longer on a loaded machine
     assert found["Rate"].outcome == Outcome.PASSED, found["Rate"].message
 
 
 def test_prometheus_error_is_inconclusive(tmp_path: Path, observed: list[Observation]) -> None:
-    found = judge(tmp_path, observed, [panel("Running", 'vllm:num_requests_running{model_name="$model_name"}')],
+    found = judge(tmp_path, observed, [panel_json("Running", 'vllm:num_requests_running{model_name="$model_name"}')],
                   [MODEL_NAME], prom=Prometheus("http://127.0.0.1:9", timeout=2))
     verdict = found["Running"]
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.INCONCLUSIVE, "inconclusive")

@@ -8,7 +8,6 @@ API-server double, with the simulator behind the pods that serve the API; the re
 from __future__ import annotations
 
 import fnmatch
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import NS, said, verdicts, write_kubeconfig
+from conftest import NS, json_report, run_kube, said, verdicts, write_kubeconfig
 from pytest_vllm_metrics import _launch
 from pytest_vllm_metrics.kube import ClusterInfo, discover
 from pytest_vllm_metrics.multinode import (
@@ -37,7 +36,6 @@ from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Balancing, DataParallel, Role, Target
-from test_kubernetes import run
 
 DATA = Path(__file__).parent / "data" / "multinode"
 FAST = ("-k", "reachable or workload_served or data_parallel")  # the checks these tests are about
@@ -70,12 +68,7 @@ def deployment(name: str, sim_host: SimHost, serves: dict[str, dict[str, int]] |
 def kube_run(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, tmp_path: Path,
              *args: str) -> pytest.RunResult:
     double = KubeDouble(sim_host, cluster)
-    return run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), *args)
-
-
-def report(pytester: pytest.Pytester) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((pytester.path / "report.json").read_text())
-    return document
+    return run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), *args)
 
 
 def implementation(document: dict[str, Any], target: str) -> dict[str, Any]:
@@ -100,7 +93,7 @@ def test_ray_workers_of_a_leaderworkerset_are_listed_with_their_leader_not_scrap
             "(Ray worker: multi-node-serving.sh worker --ray_address=vllm-1.vllm.llm-d-cpu-inference; leader vllm-1 "
             "(LeaderWorkerSet vllm, group 1))")
     assert said(result, f"note: {note}")
-    document = report(pytester)
+    document = json_report(pytester)
     assert document["environment"]["kubernetes"]["multiNodeWorkers"] == [
         {"pod": "vllm-0-1", "role": "ray worker", "node": "node-b", "leader": "vllm-0",
          "command": "multi-node-serving.sh worker --ray_address=vllm-0.vllm.llm-d-cpu-inference",
@@ -124,7 +117,7 @@ def test_headless_worker_is_found_by_its_data_parallel_address(
                         "10.99.48.128))")
     # the head's API server balances over every rank, its own and the headless node's: all four on its page
     assert verdicts(pytester)["test_data_parallel_engines", "dp-head"] == "passed"
-    head = implementation(report(pytester), "dp-head")
+    head = implementation(json_report(pytester), "dp-head")
     assert head["engines"] == ["0", "1", "2", "3"]
     assert head["dataParallel"] == {
         "size": 4, "sizeLocal": 2, "startRank": None, "rank": None, "balancing": "internal", "backend": "mp",
@@ -170,7 +163,7 @@ def test_a_fleet_of_only_workers_is_inconclusive_naming_why(
     outcomes = set(verdicts(pytester).values())
     assert outcomes == {"inconclusive"}, outcomes  # every check of every worker: neither passed nor failed
     assert said(result, why)
-    document = report(pytester)
+    document = json_report(pytester)
     assert document["result"] == "inconclusive"
     assert all(not w["leaderChecked"] for w in document["environment"]["kubernetes"]["multiNodeWorkers"])
 
@@ -206,7 +199,7 @@ def test_hybrid_data_parallel_pods_show_their_engines(pytester: pytest.Pytester,
                         "its command line runs); wide-ep-llm-d-decode-0-1: engines 8-15 (8 of the 8 its command line "
                         "runs)")
     assert not said(result, "multi-node workers")
-    document = report(pytester)
+    document = json_report(pytester)
     jsonschema.validate(document, schema())
     second = implementation(document, "wide-ep-llm-d-decode-0-1")
     assert second["engines"] == [str(rank) for rank in range(8, 16)]
@@ -231,7 +224,7 @@ def test_an_engine_missing_from_the_page_fails(pytester: pytest.Pytester, sim_ho
                         f"engines its command line runs (--data-parallel-hybrid-lb --data-parallel-size 16 "
                         f"--data-parallel-size-local 8 --data-parallel-start-rank 8, hybrid load balancing): "
                         f"{missing}. Their requests, tokens, queue and KV cache are counted nowhere")
-    row = next(r for r in report(pytester)["tests"] if r["id"].endswith("test_data_parallel_engines"))
+    row = next(r for r in json_report(pytester)["tests"] if r["id"].endswith("test_data_parallel_engines"))
     assert (row["level"], row["outcome"]) == ("MUST", "failed")
 
 

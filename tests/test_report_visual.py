@@ -17,13 +17,10 @@ from typing import Any
 
 import pytest
 
+from conftest import DASHBOARDS, RULES, dump_dom, render
 from pytest_vllm_metrics import report_html, report_terminal
 from pytest_vllm_metrics.report import build
 from pytest_vllm_metrics.rows import Row
-from test_reports import _chromium, render
-
-DASHBOARDS = Path(__file__).parent / "data" / "dashboards"
-RULES = Path(__file__).parent / "data" / "rules"
 
 # A dashboard as Grafana 10 saves it: panels at the top, an expanded row, a collapsed row holding its panels
 # (their y is where they were when it was open), and a text panel (no query: not drawn).
@@ -94,17 +91,6 @@ def parse(dom: str) -> _Elements:
     parser = _Elements()
     parser.feed(dom)
     return parser
-
-
-def dump_dom(html_file: Path, tmp_path: Path, width: int = 1400) -> str:
-    """The DOM after the page's scripts ran, in headless Chromium, every host name unresolvable (offline)."""
-    return subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-         "--disable-background-networking", "--disable-component-update", "--host-resolver-rules=MAP * ~NOTFOUND",
-         f"--user-data-dir={tmp_path / 'chromium'}", f"--window-size={width},1000", "--virtual-time-budget=10000",
-         "--dump-dom", html_file.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
 
 
 def elements(dom: str, cls: str) -> list[dict[str, str]]:

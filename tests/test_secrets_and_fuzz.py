@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NS, ROLE
+from conftest import NS, ROLE, capture_text
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.evaluate import movement, presence
 from pytest_vllm_metrics.observe import Observation
@@ -20,8 +19,6 @@ from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 from pytest_vllm_metrics.snapshot import ExpositionError, Snapshot
 from pytest_vllm_metrics.targets import Target
 from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
-
-CAPTURES = Path(__file__).parent / "data" / "captures"
 
 
 def test_seeded_secrets_appear_in_no_artifact(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster,
@@ -55,8 +52,8 @@ def test_seeded_secrets_appear_in_no_artifact(pytester: pytest.Pytester, sim_hos
 
 # -- fuzzing the scrape path ---------------------------------------------------------------------------------
 
-REAL = (CAPTURES / "prefix-caching-on.after.prom").read_text()
-REAL_BEFORE = (CAPTURES / "prefix-caching-on.before.prom").read_text()
+REAL = capture_text("prefix-caching-on.after")
+REAL_BEFORE = capture_text("prefix-caching-on.before")
 LINES = REAL.splitlines()
 
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from conftest import flat, said, verdicts
+from conftest import flat, name_of, said, verdicts
 from pytest_vllm_metrics.settings import REPORT_SUFFIXES
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
@@ -32,10 +32,6 @@ ROOT = Path(__file__).parent.parent
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     # a generous timeout: the simulated servers must answer in time on a loaded machine too
     return pytester.runpytest("-p", "no:cacheprovider", "--vllm-timeout=30", *args)
-
-
-def name_of(url: str) -> str:
-    return url.removeprefix("http://")
 
 
 # -- a URL given with the metrics path --------------------------------------------------------------------

@@ -11,17 +11,16 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import capture_text
 from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, build_app, get_profile, profile_names
 from pytest_vllm_metrics.sim.engine import Step, ngram_steps
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 MODEL = "tiny"
 BLOCK = 128
 HITS = "vllm:prefix_cache_hits"  # parser names: counters without _total
@@ -76,7 +75,7 @@ def count(text: str, family_name: str) -> float:
 
 
 def capture_shapes(name: str) -> dict[str, Shape]:
-    return shapes((CAPTURES / f"{name}.prom").read_text(encoding="utf-8"))
+    return shapes(capture_text(name))
 
 
 def words(count: int, stem: str = "word") -> str:
@@ -98,28 +97,22 @@ def sse_events(body: str) -> list[str]:
 # -- servers ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[SimHost]:
-    with SimHost() as host:
-        yield host
-
-
 StartSim = Callable[[Profile], RunningSim]
 
 
 @pytest.fixture
-def start_sim(loopback: SimHost) -> Iterator[StartSim]:
+def start_sim(host: SimHost) -> Iterator[StartSim]:
     """Start fresh simulated servers (an empty prefix cache, zeroed counters); stopped after the test."""
     started: list[RunningSim] = []
 
     def start(profile: Profile) -> RunningSim:
-        sim = loopback.start(profile)
+        sim = host.start(profile)
         started.append(sim)
         return sim
 
     yield start
     for sim in started:
-        loopback.stop(sim)
+        host.stop(sim)
 
 
 def plain_http(url: str) -> httpx.Client:
@@ -147,16 +140,16 @@ class Pages:
 
 
 @pytest.fixture(scope="module")
-def x86_pages(loopback: SimHost) -> Iterator[Pages]:
+def x86_pages(host: SimHost) -> Iterator[Pages]:
     """The x86_64 profile's /metrics at startup and after one completion request."""
-    sim = loopback.start(get_profile("x86_64"))
+    sim = host.start(get_profile("x86_64"))
     try:
         with httpx.Client(base_url=sim.url, timeout=10) as client:
             before = client.get("/metrics").text
             assert complete(client, words(40)).status_code == 200
             after = client.get("/metrics").text
     finally:
-        loopback.stop(sim)
+        host.stop(sim)
     yield Pages(shapes(before), shapes(after))
 
 
@@ -486,13 +479,13 @@ def test_host_serves_several_profiles_on_distinct_ports(start_sim: StartSim) -> 
     assert versions == ["0.32.0", "0.11.2", "0.32.0"]
 
 
-def test_stopped_sim_no_longer_answers(loopback: SimHost) -> None:
-    sim = loopback.start(get_profile("x86_64"))
+def test_stopped_sim_no_longer_answers(host: SimHost) -> None:
+    sim = host.start(get_profile("x86_64"))
     assert httpx.get(f"{sim.url}/health", timeout=10).status_code == 200
 
-    loopback.stop(sim)
+    host.stop(sim)
 
-    assert sim not in loopback.servers
+    assert sim not in host.servers
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{sim.url}/health", timeout=10)
 

@@ -1,15 +1,27 @@
-"""Unit tests of pytest_vllm_metrics.snapshot against real vLLM 0.32.0 captures (tests/data/captures)."""
+"""Unit tests of pytest_vllm_metrics.snapshot against real vLLM 0.32.0 captures (tests/data/captures), in
+Prometheus text 0.0.4 and converted to OpenMetrics 1.0 (the same Snapshot whichever format a server answers)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pytest_vllm_metrics.snapshot import OTHER_PROCESS, RESTARTED, Decrease, Delta, ExpositionError, Snapshot
-
-CAPTURES = Path(__file__).parent / "data" / "captures"
+from conftest import CAPTURES, capture, capture_text, comparable
+from pytest_vllm_metrics.sim._openmetrics import to_openmetrics
+from pytest_vllm_metrics.snapshot import (
+    OTHER_PROCESS,
+    RESTARTED,
+    TEXT_FORMAT,
+    Decrease,
+    Delta,
+    ExpositionError,
+    Snapshot,
+)
 
 HITS = "vllm:prefix_cache_hits_total"
 QUERIES = "vllm:prefix_cache_queries_total"
@@ -18,17 +30,9 @@ E2E = "vllm:e2e_request_latency_seconds"
 ENGINE = {"engine": "0", "model_name": "tiny"}
 
 
-def capture_text(name: str) -> str:
-    return (CAPTURES / f"{name}.prom").read_text(encoding="utf-8")
-
-
-def snapshot(name: str) -> Snapshot:
-    return Snapshot.parse(capture_text(name))
-
-
 def delta(caching: str) -> Delta:
     """The change across the 7-request workload of one capture pair ("on" or "off")."""
-    return Delta(snapshot(f"prefix-caching-{caching}.before"), snapshot(f"prefix-caching-{caching}.after"))
+    return Delta(capture(f"prefix-caching-{caching}.before"), capture(f"prefix-caching-{caching}.after"))
 
 
 def replace_line(text: str, pattern: str, new_line: str) -> str:
@@ -57,13 +61,13 @@ def restarted_text(base: str, *, prompt_tokens: float, created: float | None = N
     "prefix-caching-off.before", "prefix-caching-off.after",
 ])
 def test_every_capture_parses_with_the_vllm_core_families(name: str) -> None:
-    names = snapshot(name).names()
+    names = capture(name).names()
 
     assert {HITS, QUERIES, PROMPT_TOKENS, E2E, "vllm:cache_config_info", "vllm:num_requests_running"} <= names
 
 
 def test_counters_are_named_with_their_total_suffix() -> None:
-    family = snapshot("prefix-caching-on.before").family(PROMPT_TOKENS)
+    family = capture("prefix-caching-on.before").family(PROMPT_TOKENS)
 
     assert family is not None
     assert family.name == PROMPT_TOKENS
@@ -73,8 +77,8 @@ def test_counters_are_named_with_their_total_suffix() -> None:
 
 
 def test_counter_can_be_asked_for_without_total() -> None:
-    before = snapshot("prefix-caching-on.before")
-    after = snapshot("prefix-caching-on.after")
+    before = capture("prefix-caching-on.before")
+    after = capture("prefix-caching-on.after")
 
     assert before.family("vllm:prompt_tokens") == before.family(PROMPT_TOKENS)
     assert after.value("vllm:prompt_tokens") == 3450.0
@@ -82,16 +86,16 @@ def test_counter_can_be_asked_for_without_total() -> None:
 
 
 def test_histogram_is_named_by_its_base_name_with_its_labels_but_not_le() -> None:
-    family = snapshot("prefix-caching-on.before").family(E2E)
+    family = capture("prefix-caching-on.before").family(E2E)
 
     assert family is not None
     assert family.type == "histogram"
     assert family.label_names == frozenset({"engine", "model_name"})
-    assert snapshot("prefix-caching-on.before").family(E2E + "_bucket") is None
+    assert capture("prefix-caching-on.before").family(E2E + "_bucket") is None
 
 
 def test_histogram_value_is_its_count() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     assert after.value(E2E) == 7.0
     assert after.value(E2E + "_count") == 7.0
@@ -99,7 +103,7 @@ def test_histogram_value_is_its_count() -> None:
 
 
 def test_histogram_buckets_are_readable_by_sample_name() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     inf_bucket = after.series(E2E + "_bucket", {"le": "+Inf"})
 
@@ -109,7 +113,7 @@ def test_histogram_buckets_are_readable_by_sample_name() -> None:
 
 def test_created_families_are_kept_out_of_names() -> None:
     for name in ("prefix-caching-on.before", "prefix-caching-on.after"):
-        names = snapshot(name).names()
+        names = capture(name).names()
 
         assert not [n for n in names if n.endswith("_created")]
         assert "vllm:prefix_cache_hits_created" not in names
@@ -117,7 +121,7 @@ def test_created_families_are_kept_out_of_names() -> None:
 
 
 def test_created_timestamps_are_kept_per_series() -> None:
-    before = snapshot("prefix-caching-on.before")
+    before = capture("prefix-caching-on.before")
 
     stamps = before.created["vllm:prefix_cache_hits"]
     assert stamps[(("engine", "0"), ("model_name", "tiny"))] == pytest.approx(1.795881239889341e09)
@@ -125,7 +129,7 @@ def test_created_timestamps_are_kept_per_series() -> None:
 
 
 def test_info_of_cache_config_with_prefix_caching_on() -> None:
-    info = snapshot("prefix-caching-on.before").info("vllm:cache_config_info")
+    info = capture("prefix-caching-on.before").info("vllm:cache_config_info")
 
     assert info is not None
     assert info["block_size"] == "128"
@@ -134,7 +138,7 @@ def test_info_of_cache_config_with_prefix_caching_on() -> None:
 
 
 def test_info_of_cache_config_with_prefix_caching_off() -> None:
-    info = snapshot("prefix-caching-off.before").info("vllm:cache_config_info")
+    info = capture("prefix-caching-off.before").info("vllm:cache_config_info")
 
     assert info is not None
     assert info["block_size"] == "128"
@@ -142,11 +146,11 @@ def test_info_of_cache_config_with_prefix_caching_off() -> None:
 
 
 def test_info_of_an_absent_family_is_none() -> None:
-    assert snapshot("prefix-caching-on.before").info("vllm:lora_requests_info") is None
+    assert capture("prefix-caching-on.before").info("vllm:lora_requests_info") is None
 
 
 def test_info_family_is_exposed_as_a_gauge() -> None:
-    family = snapshot("prefix-caching-on.before").family("vllm:cache_config_info")
+    family = capture("prefix-caching-on.before").family("vllm:cache_config_info")
 
     assert family is not None
     assert family.type == "gauge"
@@ -154,7 +158,7 @@ def test_info_family_is_exposed_as_a_gauge() -> None:
 
 
 def test_value_sums_matching_series_and_filters_by_labels() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     assert after.value("vllm:request_success_total") == 7.0
     assert after.value("vllm:request_success_total", {"finished_reason": "length"}) == 7.0
@@ -163,7 +167,7 @@ def test_value_sums_matching_series_and_filters_by_labels() -> None:
 
 
 def test_value_of_an_unknown_family_or_label_is_none() -> None:
-    after = snapshot("prefix-caching-on.after")
+    after = capture("prefix-caching-on.after")
 
     assert after.value("vllm:no_such_family") is None
     assert after.value("vllm:request_success_total", {"finished_reason": "nonsense"}) is None
@@ -171,7 +175,7 @@ def test_value_of_an_unknown_family_or_label_is_none() -> None:
 
 
 def test_series_carry_sorted_labels() -> None:
-    series = snapshot("prefix-caching-on.before").series("vllm:request_success_total")
+    series = capture("prefix-caching-on.before").series("vllm:request_success_total")
 
     reasons = [dict(s.labels)["finished_reason"] for s in series]
     assert reasons == ["stop", "length", "abort", "error", "repetition"]
@@ -179,8 +183,8 @@ def test_series_carry_sorted_labels() -> None:
 
 
 def test_http_requests_has_no_series_before_traffic_and_seven_after() -> None:
-    before = snapshot("prefix-caching-on.before")
-    after = snapshot("prefix-caching-on.after")
+    before = capture("prefix-caching-on.before")
+    after = capture("prefix-caching-on.after")
 
     assert before.series("http_requests_total") == []
     assert before.value("http_requests_total") is None
@@ -192,7 +196,7 @@ def test_http_requests_has_no_series_before_traffic_and_seven_after() -> None:
 
 
 def test_process_start_time_is_read_as_a_plain_gauge() -> None:
-    start = snapshot("prefix-caching-on.before").value("process_start_time_seconds")
+    start = capture("prefix-caching-on.before").value("process_start_time_seconds")
 
     assert start == pytest.approx(1.79588120026e09)
 
@@ -256,8 +260,8 @@ def test_missing_family_has_no_change() -> None:
 
 
 def test_series_gone_after_reports_no_increase() -> None:
-    before = snapshot("prefix-caching-on.after")
-    after = snapshot("prefix-caching-on.before")
+    before = capture("prefix-caching-on.after")
+    after = capture("prefix-caching-on.before")
 
     change = Delta(before, after).change("http_requests_total")
 
@@ -438,3 +442,151 @@ def test_parsing_leaves_garbage_collection_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- the real vLLM 0.32 captures, converted -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=[c.name for c in CAPTURES])
+def test_captures_as_openmetrics_give_the_text_snapshot(capture: Path) -> None:
+    text = capture.read_text()
+    page = to_openmetrics(text)
+    assert page.endswith("\n# EOF\n")
+    # the converter keeps vLLM's names (prometheus_client's own exposition would write vllm_, issue #1177)
+    assert "# TYPE vllm:prompt_tokens counter\n" in page and "\nvllm:prompt_tokens_total{" in page
+    assert "vllm_" not in page
+    expected, parsed = Snapshot.parse(text), Snapshot.parse_openmetrics(page)
+    assert parsed.format == "openmetrics/1.0.0" and expected.format == TEXT_FORMAT
+    # family by family (name, type, help, label names), then series by series, then created timestamps
+    assert parsed.families == expected.families
+    assert {f.type for f in parsed.families.values()} == {"counter", "gauge", "histogram", "summary"}
+    assert comparable(parsed)[1] == comparable(expected)[1]
+    assert parsed.created == expected.created
+    # the comparison covers real _created timestamps: counters' and histograms', and once there was HTTP
+    # traffic, summaries' (http_request_size_bytes)
+    dated = {expected.families[name + ("_total" if name + "_total" in expected.families else "")].type
+             for name in expected.created}
+    traffic = "after" in capture.name or "during" in capture.name
+    assert dated == {"counter", "histogram"} | ({"summary"} if traffic else set())
+
+
+@pytest.mark.parametrize("caching", ["on", "off"])
+def test_deltas_between_openmetrics_captures_equal_the_text_ones(caching: str) -> None:
+    """What the checks compute (increases, resets by `_created`) is the same whichever format was scraped."""
+    pages = [capture_text(f"prefix-caching-{caching}.{when}") for when in ("before", "after")]
+    text = Delta(*(Snapshot.parse(page) for page in pages))
+    openmetrics = Delta(*(Snapshot.parse_openmetrics(to_openmetrics(page)) for page in pages))
+    counted = [name for name, family in text.after.families.items() if family.type in ("counter", "histogram")]
+    assert len(counted) > 30
+    for name in counted:
+        assert openmetrics.change(name) == text.change(name), name
+    # Delta finds the OpenMetrics _created where it looks: a series whose _created moved reads as a reset
+    after = Snapshot.parse_openmetrics(to_openmetrics(pages[1]))
+    assert not Delta(openmetrics.before, after).change("vllm:prompt_tokens_total").reset
+    stamp = re.compile(r"^(vllm:prompt_tokens_created\{[^}]*\} )(\S+)$", re.M)
+    assert stamp.search(pages[1])
+    moved = stamp.sub(lambda m: m.group(1) + repr(float(m.group(2)) + 1), pages[1])
+    after = Snapshot.parse_openmetrics(to_openmetrics(moved))
+    assert Delta(openmetrics.before, after).change("vllm:prompt_tokens_total").reset
+
+
+# -- small fixed examples -----------------------------------------------------------------------------
+
+OPENMETRICS = """\
+# HELP vllm:prompt_tokens Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens counter
+vllm:prompt_tokens_total{engine="0",model_name="tiny"} 42.0 # {trace_id="4bf92f3577b34da6"} 7.0 1795881240.5
+vllm:prompt_tokens_created{engine="0",model_name="tiny"} 1.7958812e+09
+vllm:prompt_tokens_total{engine="1",model_name="tiny"} 8
+vllm:prompt_tokens_created{engine="1",model_name="tiny"} 1.7958813e+09
+# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+# UNIT vllm:e2e_request_latency_seconds seconds
+vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="tiny"} 3 # {trace_id="a"} 0.25
+vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="tiny"} 4
+vllm:e2e_request_latency_seconds_count{model_name="tiny"} 4
+vllm:e2e_request_latency_seconds_sum{model_name="tiny"} 2.5
+vllm:e2e_request_latency_seconds_created{model_name="tiny"} 1.7958812e+09
+# HELP vllm:build A build info metric.
+# TYPE vllm:build info
+vllm:build_info{version="0.32.0",revision="abc"} 1
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="tiny"} 2 1795881240.123
+process_untyped 3
+# EOF
+"""
+
+TEXT = """\
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="tiny"} 42.0
+vllm:prompt_tokens_total{engine="1",model_name="tiny"} 8.0
+# HELP vllm:prompt_tokens_created Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_created gauge
+vllm:prompt_tokens_created{engine="0",model_name="tiny"} 1.7958812e+09
+vllm:prompt_tokens_created{engine="1",model_name="tiny"} 1.7958813e+09
+# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="tiny"} 3.0
+vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="tiny"} 4.0
+vllm:e2e_request_latency_seconds_count{model_name="tiny"} 4.0
+vllm:e2e_request_latency_seconds_sum{model_name="tiny"} 2.5
+# HELP vllm:e2e_request_latency_seconds_created Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds_created gauge
+vllm:e2e_request_latency_seconds_created{model_name="tiny"} 1.7958812e+09
+# HELP vllm:build_info A build info metric.
+# TYPE vllm:build_info gauge
+vllm:build_info{revision="abc",version="0.32.0"} 1.0
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="tiny"} 2.0
+process_untyped 3.0
+"""
+
+
+def test_fixed_page_counter_histogram_info_exemplars_timestamps_and_eof() -> None:
+    parsed = Snapshot.parse_openmetrics(OPENMETRICS)
+    assert comparable(parsed) == comparable(Snapshot.parse(TEXT))
+    assert parsed.family("vllm:prompt_tokens_total") is not None
+    assert parsed.families["vllm:prompt_tokens_total"].type == "counter"  # not "unknown": the reported bug
+    assert parsed.value("vllm:prompt_tokens_total") == 50.0  # exemplar values are not samples
+    assert parsed.value("vllm:e2e_request_latency_seconds") == 4.0  # a histogram counts by _count
+    assert parsed.families["vllm:build_info"].type == "gauge"  # an info metric, as text format shows it
+    assert parsed.info("vllm:build_info") == {"revision": "abc", "version": "0.32.0"}
+    assert parsed.value("vllm:num_requests_running") == 2.0  # the timestamp is not the value
+    assert parsed.families["process_untyped"].type == "unknown"
+    assert parsed.created == {
+        "vllm:prompt_tokens": {(("engine", "0"), ("model_name", "tiny")): 1.7958812e9,
+                               (("engine", "1"), ("model_name", "tiny")): 1.7958813e9},
+        "vllm:e2e_request_latency_seconds": {(("model_name", "tiny"),): 1.7958812e9},
+    }
+    assert "vllm:prompt_tokens_created" not in parsed.samples  # kept aside, as from text format
+    assert to_openmetrics(TEXT).endswith("# EOF\n")
+    assert comparable(Snapshot.parse_openmetrics(to_openmetrics(TEXT))) == comparable(parsed)
+
+
+def test_openmetrics_version_is_recorded() -> None:
+    assert Snapshot.parse_openmetrics("# EOF\n", "0.0.1").format == "openmetrics/0.0.1"
+
+
+@pytest.mark.parametrize(("page", "says"), [
+    (OPENMETRICS.removesuffix("# EOF\n"), "Missing # EOF"),
+    (OPENMETRICS.replace("# TYPE vllm:num_requests_running gauge\n", "\n"), "blank line"),
+    (OPENMETRICS + "vllm:late 1\n", "after # EOF"),
+    (OPENMETRICS.replace('_count{model_name="tiny"} 4', '_count{model_name="tiny"} 5'), "Count does not match"),
+    (TEXT, "Clashing name"),  # text format sent as OpenMetrics: a counter's TYPE names its _total
+])
+def test_pages_that_are_not_openmetrics_raise_exposition_error(page: str, says: str) -> None:
+    with pytest.raises(ExpositionError, match=says):
+        Snapshot.parse_openmetrics(page)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.builds(lambda lines, cut, junk: "\n".join(lines[:cut]) + junk + "\n".join(lines[cut:]),
+              st.just(OPENMETRICS.splitlines()), st.integers(0, 25),
+              st.sampled_from(["", " ", "#", "{", "}", '"', "\\", "_total", " # {", "NaN", "\n", "le"])),
+    st.text(alphabet='vlm:_ab{}="#\n\t ,.0123456789eEINnaf+-\\HELPTYPEUNITcountergaugeinfo', max_size=200),
+))
+def test_any_text_is_a_snapshot_or_an_exposition_error(text: str) -> None:
+    with contextlib.suppress(ExpositionError):  # anything else (a TypeError, an IndexError) fails the test
+        Snapshot.parse_openmetrics(text)

@@ -10,25 +10,20 @@ that reports prefix caching off gets that diagnosis in the verdict a user reads.
 from __future__ import annotations
 
 import string
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import HITS, LABELS, QUERIES, capture, observation, page
 from pytest_vllm_metrics import diagnose, evaluate, judging, readers
 from pytest_vllm_metrics.catalog import Entry, load_catalog
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.settings import ARCHITECTURES, Policy
 from pytest_vllm_metrics.snapshot import Snapshot
-from pytest_vllm_metrics.targets import Target
 from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
-HITS = "vllm:prefix_cache_hits_total"
-QUERIES = "vllm:prefix_cache_queries_total"
 OLD_HITS = "vllm:gpu_prefix_cache_hits_total"
-LABELS = '{engine="0",model_name="tiny"}'
 
 
 def hits_entry() -> Entry:
@@ -37,32 +32,18 @@ def hits_entry() -> Entry:
     return entry
 
 
-def page(samples: dict[str, float], caching: str, block_size: int = 16) -> Snapshot:
-    lines = ["# TYPE vllm:cache_config_info gauge",
-             f'vllm:cache_config_info{{block_size="{block_size}",enable_prefix_caching="{caching}"}} 1.0']
-    for name, value in samples.items():
-        lines += [f"# TYPE {name} counter", f"{name}{LABELS} {value}"]
-    return Snapshot.parse("\n".join(lines) + "\n")
-
-
 def traffic(*, shares: bool = True, prefix_tokens: int = 40, block_size: int = 16) -> TrafficResult:
     records = [RequestRecord(kind, 200, 0.01, prompt_tokens=50, completion_tokens=2, shares_prefix=shares)
                for kind in ("completion", "completion-stream", "chat", "chat-stream")]
     return TrafficResult("tiny", block_size, records, prefix_tokens)
 
 
-def observation(before: Snapshot, after: Snapshot, workload: TrafficResult, *, arch: str = "amd64",
-                version: str | None = "0.32.0") -> Observation:
-    return Observation(Target("decode-0", "http://10.0.0.1:8200", arch=arch), version=version, before=before,
-                       traffic=workload, after=after)
-
-
 def did_not_move(caching: str = "True", *, arch: str = "amd64", version: str | None = "0.32.0",
                  after: dict[str, float] | None = None, queries: float = 0, workload: TrafficResult | None = None,
                  block_size: int = 16) -> Observation:
     """A server whose prefix-cache hits stayed at 0 across a workload of four requests."""
-    before = page({HITS: 0, QUERIES: 0}, caching, block_size)
-    later = page(after if after is not None else {HITS: 0, QUERIES: queries}, caching, block_size)
+    before = page({HITS: 0, QUERIES: 0}, caching=caching, block_size=block_size)
+    later = page(after if after is not None else {HITS: 0, QUERIES: queries}, caching=caching, block_size=block_size)
     return observation(before, later, workload or traffic(block_size=block_size), arch=arch, version=version)
 
 
@@ -175,8 +156,8 @@ def test_prefix_hits_per_repeat_explains_with_the_same_diagnosis() -> None:
 
 
 def test_real_capture_with_caching_off_reaches_the_hit_rate_panel_as_its_root_cause() -> None:
-    before = Snapshot.parse((CAPTURES / "prefix-caching-off.before.prom").read_text())
-    after = Snapshot.parse((CAPTURES / "prefix-caching-off.after.prom").read_text())
+    before = capture("prefix-caching-off.before")
+    after = capture("prefix-caching-off.after")
     obs = observation(before, after, traffic(block_size=128, prefix_tokens=300))
     movement = evaluate.movement(hits_entry(), obs, Policy())
     assert movement.evidence["diagnosis_rule"] == "off"

@@ -1,98 +1,43 @@
-"""Boundary tests of the judging code: each one pins a threshold or a branch that a mutation run showed
-unguarded. Each docstring names the mutant it kills (mutmut 3, `tox -e mutants`).
+"""The per-target and per-check verdicts of evaluate.py: the "must move" comparison and its amounts, the prefix-cache
+arithmetic, cache_config, presence of a family, the per-target checks, and one check folded over many targets
+(evaluate.across). Many tests pin a threshold or a branch that a mutation run showed unguarded; their docstrings
+name the mutant they kill (mutmut 3, `tox -e mutants`).
 
-Observations are built from small text pages and workload records, as `observe` builds them, and judged by
-the functions the bundled suite calls; the assertions are on what a user reads: outcome and message.
+Observations are built from small text pages and workload records, as `observe` builds them (the builders of
+tests/conftest.py), and judged by the functions the bundled suite calls; the assertions are on what a user reads:
+outcome and message.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from types import SimpleNamespace
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from conftest import PrometheusAPI, sample, vector
-from pytest_vllm_metrics import evaluate, kube, prometheus
+from conftest import (
+    HITS,
+    LABELS,
+    QUERIES,
+    SUCCESS,
+    SUMMARY,
+    WHERE,
+    counter,
+    moved,
+    observation,
+    page,
+    record,
+    workload,
+)
+from pytest_vllm_metrics import evaluate
 from pytest_vllm_metrics.catalog import Entry
 from pytest_vllm_metrics.observe import Check, Observation
 from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
-from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.settings import Policy
-from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
-from pytest_vllm_metrics.traffic import RequestRecord, TrafficResult
+from pytest_vllm_metrics.traffic import TrafficResult
 from pytest_vllm_metrics.versions import VersionRange
-
-LABELS = '{engine="0",model_name="tiny"}'
-SUCCESS = "vllm:request_success_total"
-HITS = "vllm:prefix_cache_hits_total"
-QUERIES = "vllm:prefix_cache_queries_total"
-WHERE = "decode-0 (vLLM 0.32.0, amd64)"
-
-
-# -- building observations ------------------------------------------------------------------------------------
-
-
-def page(samples: dict[str, float], *, block_size: int = 16, caching: str = "True", start: float = 1000.0,
-         taken_at: float | None = None, extra: str = "") -> Snapshot:
-    """A /metrics page as vLLM writes it: each counter (`*_total`) or `_created` stamp with one series, the
-    cache config and the process start time (and `extra` lines as written)."""
-    lines = ["# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.",
-             "# TYPE process_start_time_seconds gauge", f"process_start_time_seconds {start}",
-             "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
-             "# TYPE vllm:cache_config_info gauge",
-             f'vllm:cache_config_info{{block_size="{block_size}",enable_prefix_caching="{caching}",'
-             f'engine="0"}} 1.0']
-    for name, value in samples.items():
-        if name.endswith("_created"):
-            lines += [f"# HELP {name} created", f"# TYPE {name} gauge", f"{name}{LABELS} {value}"]
-        else:
-            lines += [f"# HELP {name} counted", f"# TYPE {name} counter", f"{name}{LABELS} {value}"]
-    snapshot = Snapshot.parse("\n".join(lines) + "\n" + extra)
-    snapshot.taken_at = taken_at
-    return snapshot
-
-
-def record(kind: str = "completion", *, prompt: int = 25, completion: int = 2, shares: bool = False,
-           status: int = 200) -> RequestRecord:
-    return RequestRecord(kind, status, 0.01, prompt_tokens=prompt, completion_tokens=completion,
-                         shares_prefix=shares)
-
-
-def workload(*records: RequestRecord, prefix_tokens: int = 0, block_size: int = 16) -> TrafficResult:
-    """Four plain completions (100 prompt tokens, 8 generated) unless records are given."""
-    return TrafficResult("tiny", block_size, list(records or [record() for _ in range(4)]), prefix_tokens)
-
-
-def observed(before: Snapshot, after: Snapshot | None, traffic: TrafficResult | None = None, *,
-             arch: str = "amd64", source: str = "url", version: str | None = "0.32.0") -> Observation:
-    target = Target("decode-0", "http://10.0.0.1:8200", arch=arch, source=source)
-    return Observation(target, version=version, before=before, traffic=traffic or workload(), after=after)
-
-
-def counter(name: str = SUCCESS, at_least: str | None = None, *, feature: str = "core", meaning: str = "",
-            replaces: str | None = None) -> Entry:
-    """A counter the workload must move; SHOULD, so that a verdict that loses the entry's level shows."""
-    return Entry(name=name, type="counter", level="SHOULD", feature=feature, versions=VersionRange(">=0.9.2"),
-                 labels=("engine", "model_name"), moves="increases", at_least=at_least, replaces=replaces,
-                 meaning=meaning)
-
-
-def moved(before: float, after: float, entry: Entry | None = None, traffic: TrafficResult | None = None,
-          policy: Policy | None = None) -> Verdict:
-    """The movement verdict of one counter that went from `before` to `after` across the workload."""
-    entry = entry or counter(at_least="requests")
-    obs = observed(page({entry.name: before}), page({entry.name: after}), traffic)
-    return evaluate.movement(entry, obs, policy or Policy())
-
-
-SUMMARY = ("4/4 requests succeeded, 100 prompt tokens (shared prefix 0 tokens, block size 16), 8 generated "
-           "tokens")
-
 
 # -- the "must move" comparison and its at_least amounts (evaluate.movement) ------------------------------------
 
@@ -174,7 +119,7 @@ def test_counter_that_did_not_move_through_the_gateway_says_the_picker_sent_noth
 def test_counter_missing_after_the_workload_fails_with_the_old_name_it_exposes() -> None:
     """kills `change.after is None` -> `is not None` and the rename hint of a family missing after the workload."""
     entry = counter("vllm:kv_hits_total", replaces="vllm:old_hits_total")
-    obs = observed(page({"vllm:kv_hits_total": 1}), page({"vllm:old_hits_total": 5}))
+    obs = observation(page({"vllm:kv_hits_total": 1}), page({"vllm:old_hits_total": 5}))
     verdict = evaluate.movement(entry, obs, Policy())
     assert verdict.outcome == Outcome.FAILED
     assert verdict.message == (f"{WHERE}: vllm:kv_hits_total is missing from /metrics after the workload. The "
@@ -196,7 +141,7 @@ def test_counter_that_went_backwards_names_the_series_and_both_values() -> None:
 def test_restart_with_enough_counted_since_passes_and_says_so() -> None:
     """kills `if change.reset` -> `if not change.reset` (the evidence note) in evaluate.movement."""
     entry = counter(at_least="requests")
-    obs = observed(page({SUCCESS: 50}, start=1000), page({SUCCESS: 4}, start=2000))
+    obs = observation(page({SUCCESS: 50}, start=1000), page({SUCCESS: 4}, start=2000))
     verdict = evaluate.movement(entry, obs, Policy())
     assert verdict.outcome == Outcome.PASSED
     assert verdict.evidence["reset"].startswith("the server restarted between the scrapes")
@@ -204,7 +149,7 @@ def test_restart_with_enough_counted_since_passes_and_says_so() -> None:
 
 def test_restart_with_too_little_counted_since_is_inconclusive() -> None:
     """kills `change.reset or delta.restart_seen` -> `and` in evaluate.movement."""
-    obs = observed(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
+    obs = observation(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
     verdict = evaluate.movement(counter(at_least="requests"), obs, Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert verdict.message == ("decode-0: could not judge movement: the server restarted between the scrapes (its "
@@ -215,7 +160,7 @@ def test_another_series_recreated_makes_a_counter_that_did_not_move_inconclusive
     """kills `delta.restart_seen` dropped from `change.reset or delta.restart_seen` in evaluate.movement."""
     before = page({SUCCESS: 10, "vllm:prompt_tokens_total": 5, "vllm:prompt_tokens_created": 1.0})
     after = page({SUCCESS: 10, "vllm:prompt_tokens_total": 5, "vllm:prompt_tokens_created": 2.0})
-    verdict = evaluate.movement(counter(at_least="requests"), observed(before, after), Policy())
+    verdict = evaluate.movement(counter(at_least="requests"), observation(before, after), Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
 
 
@@ -225,7 +170,7 @@ def test_another_series_recreated_makes_a_counter_that_did_not_move_inconclusive
 ])
 def test_scrapes_of_two_processes_are_inconclusive_with_the_advice_for_the_source(source: str, advice: str) -> None:
     """kills `delta.process != OTHER_PROCESS` -> `==` and `source == "url"` -> `!=` in evaluate._moved_gate."""
-    obs = observed(page({SUCCESS: 10}, start=2000), page({SUCCESS: 20}, start=1000), source=source)
+    obs = observation(page({SUCCESS: 10}, start=2000), page({SUCCESS: 20}, start=1000), source=source)
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert verdict.message == (f"decode-0: could not judge movement: the two scrapes reached two different server "
@@ -235,7 +180,7 @@ def test_scrapes_of_two_processes_are_inconclusive_with_the_advice_for_the_sourc
 
 def test_failed_workload_makes_movement_inconclusive_pointing_at_the_workload_check() -> None:
     """The workload check alone fails a server that failed the workload; movement cannot be judged and names it."""
-    obs = observed(page({SUCCESS: 10}), page({SUCCESS: 10}))
+    obs = observation(page({SUCCESS: 10}), page({SUCCESS: 10}))
     obs.errors["traffic"] = Problem("decode-0: every workload request failed: 8 requests, 8 answered HTTP 500",
                                     inconclusive=False, check=Check.WORKLOAD_SERVED,
                                     cause="every workload request failed")
@@ -254,7 +199,7 @@ _UNREACHED = Problem("decode-0: GET /metrics answered HTTP 404. Check --vllm-met
 
 @pytest.mark.parametrize("stage", ["before", "after"])
 def test_a_scrape_failure_fails_reachability_alone_and_every_other_check_points_at_it(stage: str) -> None:
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}))
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}))
     obs.errors[stage] = _UNREACHED
     if stage == "before":
         obs.errors["traffic"] = obs.errors["after"] = _UNREACHED  # as observe records it
@@ -270,7 +215,7 @@ def test_a_scrape_failure_fails_reachability_alone_and_every_other_check_points_
 
 def test_a_server_without_a_version_fails_the_version_check_itself() -> None:
     """kills `reporter=Check.VERSION` -> None / dropped in evaluate.version (its own failure would point at itself)."""
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}), version=None)
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}), version=None)
     obs.errors["version"] = Problem("decode-0: GET /version answered HTTP 404 without a version", inconclusive=False,
                                     check=Check.VERSION, cause="GET /version answered HTTP 404 without a version")
     assert evaluate.version(obs) == Verdict(Outcome.FAILED, "decode-0: GET /version answered HTTP 404 without a "
@@ -279,7 +224,7 @@ def test_a_server_without_a_version_fails_the_version_check_itself() -> None:
 
 def test_a_problem_the_run_could_not_observe_is_every_checks_own() -> None:
     """Inconclusive problems are not a failure of any check: each check says the same cause, in full."""
-    obs = observed(page({SUCCESS: 1}), None)
+    obs = observation(page({SUCCESS: 1}), None)
     obs.errors["after"] = Problem("decode-0: GET /metrics did not finish within 2 s", check=Check.REACHABLE,
                                   cause="GET /metrics did not finish")
     for verdict in (evaluate.reachable(obs), evaluate.movement(counter(), obs, Policy())):
@@ -289,7 +234,7 @@ def test_a_problem_the_run_could_not_observe_is_every_checks_own() -> None:
 
 def test_unreachable_target_makes_movement_inconclusive_with_its_problem() -> None:
     """kills `problem = obs.failure("before")` gate of evaluate._gate."""
-    obs = observed(page({}), None)
+    obs = observation(page({}), None)
     obs.errors["before"] = Problem("decode-0: connection refused")
     verdict = evaluate.movement(counter(), obs, Policy())
     assert (verdict.outcome, verdict.message, verdict.level) == (Outcome.INCONCLUSIVE, "decode-0: connection refused",
@@ -298,7 +243,7 @@ def test_unreachable_target_makes_movement_inconclusive_with_its_problem() -> No
 
 def test_counter_of_another_vllm_version_is_skipped_naming_both_versions() -> None:
     """kills `not entry.applies_to(obs.version)` -> `entry.applies_to(...)` in evaluate._gate."""
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 9}), version="0.8.0")
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}), version="0.8.0")
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.outcome == Outcome.SKIPPED
     assert verdict.message == f"{SUCCESS} is emitted by vLLM >=0.9.2; decode-0 reports vLLM 0.8.0"
@@ -306,7 +251,7 @@ def test_counter_of_another_vllm_version_is_skipped_naming_both_versions() -> No
 
 def test_exempted_feature_is_skipped_with_the_option_that_exempted_it() -> None:
     """kills `if not status.run` -> `if status.run` in evaluate._gate."""
-    obs = observed(page({HITS: 1}), page({HITS: 1}))
+    obs = observation(page({HITS: 1}), page({HITS: 1}))
     verdict = evaluate.movement(counter(HITS, feature="prefix_caching"), obs, Policy(exempt=("prefix_caching",)))
     assert verdict.outcome == Outcome.SKIPPED
     assert verdict.message == "feature prefix_caching exempted by --vllm-exempt-feature=prefix_caching"
@@ -324,7 +269,7 @@ def repeated(completions: int, chats: int) -> TrafficResult:
 
 def hits_verdict(hits: float, traffic: TrafficResult, *, block_size: int = 16) -> Verdict:
     entry = counter(HITS, "block_size", feature="prefix_caching")
-    obs = observed(page({HITS: 0, QUERIES: 0}, block_size=block_size),
+    obs = observation(page({HITS: 0, QUERIES: 0}, block_size=block_size),
                    page({HITS: hits, QUERIES: 500}, block_size=block_size), traffic)
     return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
 
@@ -373,7 +318,7 @@ def test_a_data_parallel_server_that_spread_the_workload_over_its_engines_cannot
             extra = "# TYPE vllm:request_success counter\n" + "".join(
                 f'vllm:request_success_total{{engine="{e}",finished_reason="length"}} {n}\n' for e, n in done.items())
             return page({HITS: hit, QUERIES: 500}, extra=extra)
-        obs = observed(at(dict.fromkeys(served, 0.0), 0), at(served, hits), repeated(3, 2))
+        obs = observation(at(dict.fromkeys(served, 0.0), 0), at(served, hits), repeated(3, 2))
         return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
 
     spread = engines(0, {"0": 3, "1": 3})
@@ -394,7 +339,7 @@ def test_prefix_hits_without_a_repeated_request_still_need_one_token() -> None:
 def test_prefix_hits_short_after_a_restart_are_inconclusive() -> None:
     """kills `if obs.delta.restart_seen` -> `if not ...` in evaluate.prefix_hits_per_repeat."""
     entry = counter(HITS, "block_size", feature="prefix_caching")
-    obs = observed(page({HITS: 500}, start=1000), page({HITS: 10}, start=2000), repeated(3, 2))
+    obs = observation(page({HITS: 500}, start=1000), page({HITS: 10}, start=2000), repeated(3, 2))
     verdict = evaluate.prefix_hits_per_repeat(entry, obs, Policy())
     assert verdict.outcome == Outcome.INCONCLUSIVE
     assert verdict.evidence == {"hits": 10.0, "repeated_prefix_requests": 3, "block_size": 16, "needed": 48}
@@ -405,7 +350,7 @@ def test_counter_that_recounts_local_hits_must_move_exactly_as_the_hits(other: f
     """kills `got.increase == hits` -> `>=` / `<=` in evaluate.prefix_sources_agree."""
     name = "vllm:prefix_cache_hits_by_source_total"
     entry = counter(name, feature="prefix_caching")
-    obs = observed(page({HITS: 0, name: 0}), page({HITS: 48, name: other}), repeated(3, 2))
+    obs = observation(page({HITS: 0, name: 0}), page({HITS: 48, name: other}), repeated(3, 2))
     verdict = evaluate.prefix_sources_agree(entry, obs, Policy(), {})
     assert verdict.outcome == outcome
     if outcome == Outcome.FAILED:
@@ -416,7 +361,7 @@ def test_counter_that_recounts_local_hits_must_move_exactly_as_the_hits(other: f
 def test_hits_and_their_recount_that_both_stayed_at_zero_do_not_agree() -> None:
     """kills `and hits > 0` -> `or` / `hits >= 0` in evaluate.prefix_sources_agree."""
     name = "vllm:prefix_cache_hits_by_source_total"
-    obs = observed(page({HITS: 0, name: 0}), page({HITS: 0, name: 0}), repeated(3, 2))
+    obs = observation(page({HITS: 0, name: 0}), page({HITS: 0, name: 0}), repeated(3, 2))
     verdict = evaluate.prefix_sources_agree(counter(name, feature="prefix_caching"), obs, Policy(), {})
     assert verdict.outcome == Outcome.FAILED
 
@@ -434,209 +379,9 @@ def test_hits_and_their_recount_that_both_stayed_at_zero_do_not_agree() -> None:
 def test_cache_config_block_size_must_be_a_positive_whole_number(labels: str, outcome: Outcome, said: str) -> None:
     """kills `block_size <= 0` -> `< 0` / `<= 1` and the accepted words of enable_prefix_caching."""
     snapshot = Snapshot.parse(f"# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{{labels}}} 1.0\n")
-    verdict = evaluate.cache_config(observed(snapshot, snapshot))
+    verdict = evaluate.cache_config(observation(snapshot, snapshot))
     assert verdict.outcome == outcome
     assert said in verdict.message
-
-
-# -- the Prometheus `up` check (prometheus.scraped) ------------------------------------------------------------
-
-
-class FakePrometheus:
-    """The answers prometheus.scraped gets: `up` per series, the active and dropped targets. `scraped()` serves
-    them from a Prometheus HTTP API on loopback (conftest.PrometheusAPI); `queries` is what it was asked."""
-
-    def __init__(self, up: list[str], active: list[dict[str, Any]] | None = None,
-                 dropped: list[dict[str, Any]] | None = None) -> None:
-        self.up, self.active, self.dropped = up, active or [], dropped or []
-        self.queries: list[str] = []
-
-
-def scraped(fake: FakePrometheus, source: str = "url") -> Verdict:
-    target = Target("decode-0", "http://10.0.0.1:8200", source=source, detail={"namespace": "llm-d"})
-    obs = Observation(target)
-    selector = ",".join(f'{key}="{value}"' for key, value in prometheus.selector_for(obs).items())
-    api = PrometheusAPI(active=fake.active, dropped=fake.dropped)
-    api.answer(f"up{{{selector}}}", vector(*(sample(value) for value in fake.up)))
-    with SimHost() as host:
-        api.url = host.start_app(api.app())
-        prom = Prometheus(api.url)
-        try:
-            verdict = prometheus.scraped(prom, obs)
-        finally:
-            prom.close()
-    fake.queries = api.queries()
-    return verdict
-
-
-def test_target_up_is_scraped() -> None:
-    """kills `== 1` -> `!= 1` / `== 2` in prometheus.scraped, and its selector by instance."""
-    fake = FakePrometheus(["1"])
-    verdict = scraped(fake)
-    assert verdict.outcome == Outcome.PASSED
-    assert fake.queries == ['up{instance="10.0.0.1:8200"}']
-    assert verdict.evidence == {"selector": {"instance": "10.0.0.1:8200"}, "up": ["1"]}
-
-
-def test_pod_is_found_by_namespace_and_pod() -> None:
-    """kills `source == "kubernetes"` -> `!=` in prometheus.selector_for."""
-    fake = FakePrometheus(["1"])
-    assert scraped(fake, "kubernetes").outcome == Outcome.PASSED
-    assert fake.queries == ['up{namespace="llm-d",pod="decode-0"}']
-
-
-def test_target_whose_up_is_0_is_down_with_prometheus_last_error() -> None:
-    """kills `all(... == 1)` -> `any(...)` and the lastError of the matching active target in prometheus.scraped."""
-    active = [{"labels": {"instance": "10.0.0.9:8200"}, "lastError": "other target"},
-              {"labels": {"instance": "10.0.0.1:8200"}, "lastError": 'server returned HTTP status 500'}]
-    verdict = scraped(FakePrometheus(["1", "0"], active))
-    assert verdict.outcome == Outcome.FAILED
-    assert verdict.message == ("decode-0: Prometheus scrapes it but the target is down (up=0): server returned HTTP "
-                               "status 500. The pod does not answer on the scraped port or path; compare the "
-                               "PodMonitor's port and path with vLLM's.")
-
-
-def test_target_down_without_an_error_says_down_only() -> None:
-    """kills `': ' + error if error else ''` -> always `': ' + error` in prometheus.scraped."""
-    verdict = scraped(FakePrometheus(["0"], [{"discoveredLabels": {"__address__": "10.0.0.1:8200"}}]))
-    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0). The pod")
-
-
-def test_pod_dropped_by_relabeling_is_named_as_such() -> None:
-    """kills the droppedTargets lookup by `__meta_kubernetes_pod_name` in prometheus._find_target."""
-    dropped = [{"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-1"}},
-               {"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-0"}}]
-    verdict = scraped(FakePrometheus([], dropped=dropped), "kubernetes")
-    assert verdict.outcome == Outcome.FAILED
-    assert verdict.message.startswith("decode-0: Prometheus discovers it but relabeling drops it")
-
-
-@pytest.mark.parametrize(("source", "where"), [("url", "instance 10.0.0.1:8200"), ("kubernetes", "namespace llm-d")])
-def test_target_prometheus_does_not_know_names_its_selector(source: str, where: str) -> None:
-    """kills `"namespace" in selector` -> `not in` in prometheus.scraped."""
-    dropped = [{"discoveredLabels": {"__address__": "10.0.0.2:8200", "pod": "decode-2"}}]
-    verdict = scraped(FakePrometheus([], dropped=dropped), source)
-    assert verdict.message.startswith(f"decode-0: Prometheus does not scrape it (no up series for {where}): no "
-                                      f"PodMonitor or ServiceMonitor selects it")
-
-
-def test_target_whose_up_is_0_in_a_real_prometheus_is_down_with_its_error(
-    sim_host: SimHost, prometheus_server: Callable[..., str]
-) -> None:
-    """kills `all(float(v) == 1 ...)` -> `True` in prometheus.scraped against Prometheus' real answer: a target
-    that stopped answering reads up=0 with Prometheus' own last scrape error."""
-    alive = sim_host.start(get_profile("x86_64"))
-    gone = sim_host.start(get_profile("x86_64"))
-    prom = prometheus.Prometheus(prometheus_server({"decode-0": alive.url, "decode-1": gone.url}))
-    sim_host.stop(gone)  # nothing listens on its port any more
-    instance = gone.url.removeprefix("http://")
-    deadline = time.monotonic() + 60  # Prometheus scrapes every second: bounded (generously) wait for the failed scrape
-    while prom.query(f'up{{instance="{instance}"}} == 0') == [] and time.monotonic() < deadline:
-        time.sleep(0.2)  # polling an external process, bounded by `deadline`
-    try:
-        down = prometheus.scraped(prom, Observation(Target(instance, gone.url)))
-        up = prometheus.scraped(prom, Observation(Target(alive.url.removeprefix("http://"), alive.url)))
-    finally:
-        prom.close()
-    assert down.outcome == Outcome.FAILED, down.message
-    assert down.message.startswith(f"{instance}: Prometheus scrapes it but the target is down (up=0): ")
-    assert "connection refused" in down.message
-    assert up.outcome == Outcome.PASSED
-
-
-# -- target selection on Kubernetes (kube._target, kube._port) -------------------------------------------------
-
-
-def pod(containers: list[tuple[str, dict[str, int]]], *, ready: bool = True, ip: str = "10.1.0.7",
-        phase: str = "Running", reason: str | None = None, waiting: str | None = None) -> Any:
-    """A pod as the kubernetes client returns it, with the fields target selection reads."""
-    spec = SimpleNamespace(node_name="node-a", containers=[
-        SimpleNamespace(name=name, ports=[SimpleNamespace(name=p, container_port=n) for p, n in ports.items()])
-        for name, ports in containers])
-    state = SimpleNamespace(waiting=SimpleNamespace(reason=waiting)) if waiting else None
-    status = SimpleNamespace(conditions=[SimpleNamespace(type="Ready", status="True" if ready else "False")],
-                             phase=phase, reason=reason, pod_ip=ip,
-                             container_statuses=[SimpleNamespace(state=state)])
-    return SimpleNamespace(metadata=SimpleNamespace(name="decode-0", labels={"app": "vllm"}), spec=spec,
-                           status=status)
-
-
-def chosen(p: Any, *, container: str | None = None, port: str | None = None, transport: str = "proxy") -> Target:
-    return kube._target(p, "llm-d", container, port, transport, "https://api:6443", {}, {"node-a": "arm64"})
-
-
-PROXY = "https://api:6443/api/v1/namespaces/llm-d/pods/decode-0:{}/proxy"
-
-
-def test_named_metrics_port_of_the_vllm_container_is_chosen() -> None:
-    """kills `n == "metrics"` -> `!=` in kube._port and the proxy URL of kube._target."""
-    target = chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"http": 8000, "metrics": 8200})]))
-    assert target.base_url == PROXY.format(8200)
-    assert (target.arch, target.source, target.detail["node"]) == ("arm64", "kubernetes", "node-a")
-
-
-def test_llm_d_decode_pod_prefers_vllm_port_8200_behind_the_sidecar() -> None:
-    """kills `p == 8200` -> `!=` and the fallback `own[0][1]` in kube._port."""
-    assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8200})])).base_url == PROXY.format(8200)
-    assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8300})])).base_url == PROXY.format(8000)
-
-
-def test_the_container_label_is_the_container_declaring_the_scraped_port() -> None:
-    """As a Prometheus Operator scrape labels the series: by the container whose port it scrapes (dashboards judge
-    container= matchers with it)."""
-    assert chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"metrics": 8200})])).detail["container"] == "vllm"
-    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
-    assert chosen(p, port="alt").detail["container"] == "other"
-    assert chosen(p, port="8123").detail["container"] == "vllm"  # an undeclared port: the chosen container
-
-
-def test_container_with_a_metrics_port_is_chosen_when_none_is_named_vllm() -> None:
-    """kills `p.name == "metrics"` -> `!=` in kube._port's container choice."""
-    target = chosen(pod([("router", {"http": 8000}), ("engine", {"metrics": 9100})]))
-    assert target.base_url == PROXY.format(9100)
-
-
-def test_first_container_when_no_container_says_vllm_or_metrics() -> None:
-    """kills `containers[0]` -> `containers[1]` in kube._port."""
-    assert chosen(pod([("a", {"http": 7000}), ("b", {"http": 7100})])).base_url == PROXY.format(7000)
-
-
-def test_given_container_and_port_name_are_used_and_a_missing_one_is_named() -> None:
-    """kills `c.name == container` -> `!=` and `n == port` -> `!=` in kube._port."""
-    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
-    assert chosen(p, container="other").base_url == PROXY.format(9000)
-    assert chosen(p, port="alt").base_url == PROXY.format(9000)
-    assert chosen(p, port="8123").base_url == PROXY.format(8123)  # a number is proxied, declared or not
-    missing = chosen(p, container="nope")
-    assert (missing.base_url, missing.unavailable) == ("", "decode-0: has no container 'nope' (its containers: "
-                                                           "vllm, other); check --vllm-container.")
-    assert chosen(p, port="grpc").unavailable == ("decode-0: has no container port named 'grpc' (its ports: "
-                                                  "metrics=8200, alt=9000); check --vllm-port.")
-
-
-def test_container_without_ports_asks_for_a_port() -> None:
-    """kills the `if own` fallback of kube._port."""
-    target = chosen(pod([("vllm", {})]))
-    assert target.unavailable == ("decode-0: declares no port on container vllm (ports: none declared); pass "
-                                  "--vllm-port.")
-
-
-@pytest.mark.parametrize(("ip", "url"), [("10.1.0.7", "http://10.1.0.7:8200"), ("fd00::7", "http://[fd00::7]:8200")])
-def test_direct_transport_goes_to_the_pod_ip(ip: str, url: str) -> None:
-    """kills `transport == "direct"` -> `!=` and `":" in ip` -> `not in` in kube._target."""
-    assert chosen(pod([("vllm", {"metrics": 8200})], ip=ip), transport="direct").base_url == url
-
-
-def test_pod_not_ready_is_reported_with_phase_and_reason() -> None:
-    """kills `c.status == "True"` -> `!=` and the waiting reason of kube._target."""
-    target = chosen(pod([("vllm", {"metrics": 8200})], ready=False, phase="Pending", waiting="ImagePullBackOff"))
-    assert target.base_url == ""
-    assert target.unavailable == ("decode-0: pod is not Ready (phase Pending, reason ImagePullBackOff); it is "
-                                  "reported, not checked. kubectl describe pod decode-0 -n llm-d says why.")
-    plain = chosen(pod([("vllm", {"metrics": 8200})], ready=False, phase="Pending"))
-    assert plain.unavailable is not None and plain.unavailable.startswith("decode-0: pod is not Ready (phase "
-                                                                          "Pending); it is reported")
-
 
 
 # -- whole verdicts: level, evidence and targets travel to the reports (evaluate) -----------------------------
@@ -646,7 +391,7 @@ def test_restart_verdict_keeps_the_entrys_level_and_the_evidence() -> None:
     """kills `entry.level` -> None and `evidence` -> None in evaluate._restarted (the JSON report's fields)."""
     entry = Entry(name=SUCCESS, type="counter", level="SHOULD", feature="core", versions=VersionRange(">=0"),
                   moves="increases", at_least="requests")
-    obs = observed(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
+    obs = observation(page({SUCCESS: 50}, start=1000), page({SUCCESS: 3}, start=2000))
     verdict = evaluate.movement(entry, obs, Policy())
     assert (verdict.outcome, verdict.level) == (Outcome.INCONCLUSIVE, "SHOULD")
     assert verdict.evidence["increase"] == 3.0 and verdict.evidence["needed"] == 4
@@ -665,18 +410,19 @@ def several_series(values: Sequence[tuple[float, float]]) -> tuple[Snapshot, Sna
 def test_counter_that_went_backwards_on_several_series_counts_the_others(count: int, more: str) -> None:
     """kills `len(decreases) > 1` -> `> 2` and `len - 1` -> `len + 1` / `len - 2` in evaluate._went_backwards."""
     before, after = several_series([(10, 7)] * count + [(1, 5)])
-    verdict = evaluate.movement(counter(), observed(before, after), Policy())
+    verdict = evaluate.movement(counter(), observation(before, after), Policy())
     assert verdict.message.startswith(f'{WHERE}: {SUCCESS}{{engine="0"}} went backwards from 10 to 7{more} while')
     assert verdict.level == "SHOULD" and len(verdict.evidence["decreased"]) == count
 
 
-def fleet_of(*verdicts: Verdict) -> list[Observation]:
-    return [Observation(Target(f"decode-{i}", f"http://10.0.0.{i}:8200")) for i in range(len(verdicts))]
+def fleet_of(size: int) -> list[Observation]:
+    """`size` targets decode-0, decode-1, ..."""
+    return [Observation(Target(f"decode-{i}", f"http://10.0.0.{i}:8200")) for i in range(size)]
 
 
 def across(*verdicts: Verdict, level: str = "SHOULD") -> Verdict:
     by_name = {f"decode-{i}": v for i, v in enumerate(verdicts)}
-    return evaluate.across(fleet_of(*verdicts), lambda obs: by_name[obs.target.name], level)
+    return evaluate.across(fleet_of(len(verdicts)), lambda obs: by_name[obs.target.name], level)
 
 
 def test_check_of_one_target_is_that_targets_verdict_whole() -> None:
@@ -729,7 +475,7 @@ def test_five_failing_targets_are_all_quoted_and_named() -> None:
 
 def present(entry: Entry, text: str, policy: Policy | None = None) -> Verdict:
     snapshot = Snapshot.parse(text)
-    return evaluate.presence(entry, observed(snapshot, snapshot), policy or Policy())
+    return evaluate.presence(entry, observation(snapshot, snapshot), policy or Policy())
 
 
 def family(name: str, type_: str = "counter", *, feature: str = "core", labels: tuple[str, ...] = ("model_name",),
@@ -758,10 +504,10 @@ def test_family_present_after_traffic_is_judged_on_the_second_scrape() -> None:
     entry = family("vllm:late_total", present="traffic")
     before = Snapshot.parse("# TYPE vllm:other gauge\nvllm:other 1\n")
     after = Snapshot.parse('# TYPE vllm:late_total counter\nvllm:late_total{model_name="t"} 1\n')
-    assert evaluate.presence(entry, observed(before, after), Policy()).outcome == Outcome.PASSED
-    startup = evaluate.presence(family("vllm:late_total"), observed(after, before), Policy())
+    assert evaluate.presence(entry, observation(before, after), Policy()).outcome == Outcome.PASSED
+    startup = evaluate.presence(family("vllm:late_total"), observation(after, before), Policy())
     assert startup.outcome == Outcome.PASSED  # a startup family is judged on the first scrape
-    missing = evaluate.presence(entry, observed(after, before), Policy())
+    missing = evaluate.presence(entry, observation(after, before), Policy())
     assert missing.message == "decode-0 (vLLM 0.32.0): vllm:late_total is missing from /metrics after the workload."
 
 
@@ -827,7 +573,7 @@ def test_info_family_with_an_empty_label_fails_naming_it() -> None:
 
 def test_reachable_version_and_workload_pass_with_their_evidence() -> None:
     """kills the evidence and levels of evaluate.reachable, version and served_workload."""
-    obs = observed(page({SUCCESS: 1}), page({SUCCESS: 5}), workload(record(), record("chat")))
+    obs = observation(page({SUCCESS: 1}), page({SUCCESS: 5}), workload(record(), record("chat")))
     assert evaluate.reachable(obs) == Verdict(Outcome.PASSED, evidence={"families": 3})
     assert evaluate.version(obs) == Verdict(Outcome.PASSED, level="SHOULD", evidence={"version": "0.32.0"})
     served = evaluate.served_workload(obs)
@@ -838,7 +584,7 @@ def test_reachable_version_and_workload_pass_with_their_evidence() -> None:
 def test_workload_with_failed_requests_fails_naming_kinds_and_statuses() -> None:
     """kills `not r.ok` -> `r.ok` and the message of evaluate.served_workload."""
     traffic = workload(record(), record("chat", status=500), record("chat-stream", status=429))
-    verdict = evaluate.served_workload(observed(page({}), page({}), traffic))
+    verdict = evaluate.served_workload(observation(page({}), page({}), traffic))
     assert verdict.outcome == Outcome.FAILED
     assert verdict.evidence["model"] == "tiny" and len(verdict.evidence["requests"]) == 3
     assert verdict.message.startswith("decode-0: 2 of 3 workload requests failed (chat -> 500, chat-stream -> 429); "
@@ -849,7 +595,7 @@ def test_per_target_checks_report_the_stage_that_failed() -> None:
     """kills the stages each per-target check needs ("before", "after", "version", "traffic")."""
     for stage, check, level in (("after", evaluate.reachable, "MUST"), ("version", evaluate.version, "SHOULD"),
                                 ("traffic", evaluate.served_workload, "MUST")):
-        obs = observed(page({}), page({}))
+        obs = observation(page({}), page({}))
         obs.errors[stage] = Problem(f"decode-0: no {stage}", inconclusive=False)
         assert check(obs) == Verdict(Outcome.FAILED, f"decode-0: no {stage}", level)
         assert evaluate.cache_config(obs).outcome == Outcome.PASSED  # it needs the first scrape only
@@ -865,13 +611,13 @@ def test_prefix_hits_cannot_be_judged_without_the_workload_or_across_two_process
         return evaluate.prefix_hits_per_repeat(entry, obs, Policy())
 
     for check in (hits, sources):
-        failed = observed(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
+        failed = observation(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
         failed.errors["traffic"] = Problem("decode-0: overloaded")
         assert check(failed) == Verdict(Outcome.INCONCLUSIVE, "decode-0: overloaded", "SHOULD")
-        gone = observed(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
+        gone = observation(page({HITS: 0}), page({HITS: 0}), repeated(3, 2))
         gone.errors["after"] = Problem("decode-0: second scrape refused")
         assert check(gone).message == "decode-0: second scrape refused"
-        other = observed(page({HITS: 0}, start=2000), page({HITS: 99}, start=1000), repeated(3, 2))
+        other = observation(page({HITS: 0}, start=2000), page({HITS: 99}, start=1000), repeated(3, 2))
         assert check(other).outcome == Outcome.INCONCLUSIVE
         assert "two different server processes" in check(other).message
 
@@ -881,58 +627,59 @@ def test_every_verdict_of_a_should_counter_stays_should() -> None:
     verdicts of movement and prefix_hits_per_repeat (a SHOULD check must never fail as MUST)."""
     entry = counter(HITS, "block_size", feature="prefix_caching")
     cases = [
-        observed(page({HITS: 0}), page({HITS: 0}), version="0.8.0"),  # another vLLM version: skipped
-        observed(page({HITS: 0}, start=2000), page({HITS: 9}, start=1000)),  # two processes: inconclusive
-        observed(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False")),  # diagnosed failure
-        observed(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False"), arch="arm64",
+        observation(page({HITS: 0}), page({HITS: 0}), version="0.8.0"),  # another vLLM version: skipped
+        observation(page({HITS: 0}, start=2000), page({HITS: 9}, start=1000)),  # two processes: inconclusive
+        observation(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False")),  # diagnosed failure
+        observation(page({HITS: 0}, caching="False"), page({HITS: 0}, caching="False"), arch="arm64",
                  version="0.11.2"),  # documented limitation
-        observed(page({HITS: 0}), page({HITS: 500}), repeated(3, 2)),  # passed
+        observation(page({HITS: 0}), page({HITS: 500}), repeated(3, 2)),  # passed
     ]
     for obs in cases:
         assert evaluate.movement(entry, obs, Policy()).level == "SHOULD"
         assert evaluate.prefix_hits_per_repeat(entry, obs, Policy()).level == "SHOULD"
-    skipped = evaluate.movement(entry, observed(page({HITS: 0}), page({HITS: 0})), Policy(exempt=("prefix_caching",)))
+    skipped = evaluate.movement(entry, observation(page({HITS: 0}), page({HITS: 0})),
+                                Policy(exempt=("prefix_caching",)))
     assert skipped.level == "SHOULD"
-    failed = observed(page({SUCCESS: 0}), page({SUCCESS: 0}))
+    failed = observation(page({SUCCESS: 0}), page({SUCCESS: 0}))
     failed.errors["traffic"] = Problem("decode-0: refused", inconclusive=False)
     assert evaluate.movement(counter(), failed, Policy()).level == "SHOULD"
-    unreached = observed(page({}), None)
+    unreached = observation(page({}), None)
     unreached.errors["after"] = Problem("decode-0: gone")
     assert evaluate.movement(counter(), unreached, Policy()) == Verdict(Outcome.INCONCLUSIVE, "decode-0: gone",
                                                                          "SHOULD")
-    plain = evaluate.movement(counter(), observed(page({SUCCESS: 0}), page({SUCCESS: 0})), Policy())
+    plain = evaluate.movement(counter(), observation(page({SUCCESS: 0}), page({SUCCESS: 0})), Policy())
     assert (plain.level, plain.evidence["needed"]) == ("SHOULD", 1)
 
 
 def test_counter_missing_after_the_workload_without_an_old_name_says_only_that() -> None:
     """kills `f" {hint}" if hint else ""` -> `else "XXXX"` and `if family_missing` -> `or True` in movement."""
-    obs = observed(page({SUCCESS: 3}), page({"vllm:other_total": 1}))
+    obs = observation(page({SUCCESS: 3}), page({"vllm:other_total": 1}))
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.message == f"{WHERE}: {SUCCESS} is missing from /metrics after the workload."
     declared = Snapshot.parse(f"# HELP {SUCCESS} x\n# TYPE {SUCCESS} counter\n# TYPE vllm:new_total counter\n"
                               f"vllm:new_total 1\n")
     entry = Entry(name=SUCCESS, type="counter", level="SHOULD", feature="core", versions=VersionRange(">=0"),
                   moves="increases", replaced_by="vllm:new_total")
-    no_series = evaluate.movement(entry, observed(page({SUCCESS: 3}), declared), Policy())
+    no_series = evaluate.movement(entry, observation(page({SUCCESS: 3}), declared), Policy())
     assert no_series.message == f"{WHERE}: {SUCCESS} is missing from /metrics after the workload."
 
 
 def test_counter_that_appeared_with_the_workload_reads_absent_before() -> None:
     """kills "absent" in evaluate._num: a series first exposed after the workload went from absent."""
-    verdict = evaluate.movement(counter(), observed(page({}), page({SUCCESS: 0})), Policy())
+    verdict = evaluate.movement(counter(), observation(page({}), page({SUCCESS: 0})), Policy())
     assert verdict.message.startswith(f"{WHERE}: {SUCCESS} went from absent to 0 (+0) during a workload")
 
 
 def test_server_that_does_not_say_its_version_reads_version_unknown() -> None:
     """kills 'version unknown' in evaluate._where."""
-    verdict = evaluate.movement(counter(), observed(page({SUCCESS: 0}), page({SUCCESS: 0}), version=None), Policy())
+    verdict = evaluate.movement(counter(), observation(page({SUCCESS: 0}), page({SUCCESS: 0}), version=None), Policy())
     assert verdict.message.startswith(f"decode-0 (vLLM version unknown, amd64): {SUCCESS} went from 0 to 0")
 
 
 def test_first_scrape_failure_alone_is_reported_by_every_per_target_check() -> None:
     """kills the "before" stage of evaluate.reachable, version, cache_config and served_workload."""
     for check in (evaluate.reachable, evaluate.version, evaluate.cache_config, evaluate.served_workload):
-        obs = observed(page({}), page({}))
+        obs = observation(page({}), page({}))
         obs.errors["before"] = Problem("decode-0: refused", inconclusive=False)
         assert check(obs).message == "decode-0: refused"
 
@@ -943,7 +690,7 @@ def test_prefix_of_exactly_one_block_is_not_shorter_than_a_block() -> None:
     entry = counter(HITS, "block_size", feature="prefix_caching")
     for tokens, rule in ((15, "prompt-shorter-than-block"), (16, "lookups-skipped")):
         traffic = workload(*[record(shares=True) for _ in range(3)], prefix_tokens=tokens)
-        verdict = evaluate.movement(entry, observed(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 0}),
+        verdict = evaluate.movement(entry, observation(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 0}),
                                                     traffic), Policy())
         assert verdict.evidence["diagnosis_rule"] == rule
 
@@ -951,7 +698,7 @@ def test_prefix_of_exactly_one_block_is_not_shorter_than_a_block() -> None:
 def test_queries_that_moved_by_one_token_count_as_moved() -> None:
     """kills `queries > 0` -> `queries > 1` in evaluate._prefix_facts."""
     entry = counter(HITS, "block_size", feature="prefix_caching")
-    obs = observed(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 1}), repeated(3, 2))
+    obs = observation(page({HITS: 0, QUERIES: 0}), page({HITS: 0, QUERIES: 1}), repeated(3, 2))
     assert evaluate.movement(entry, obs, Policy()).evidence["diagnosis_rule"] == "queries-without-hits"
 
 
@@ -967,7 +714,7 @@ def test_family_present_after_traffic_needs_the_workload_but_a_startup_family_do
     """kills the stages of evaluate.presence (`("traffic", "after") if present == "traffic" else ()`)."""
     text = f'# TYPE {SUCCESS} counter\n{SUCCESS}{{model_name="t"}} 1\n'
     for stage in ("traffic", "after"):
-        obs = observed(Snapshot.parse(text), Snapshot.parse(text))
+        obs = observation(Snapshot.parse(text), Snapshot.parse(text))
         obs.errors[stage] = Problem(f"decode-0: no {stage}")
         late = evaluate.presence(family(SUCCESS, present="traffic"), obs, Policy())
         assert (late.outcome, late.message, late.level) == (Outcome.INCONCLUSIVE, f"decode-0: no {stage}", "SHOULD")
@@ -994,21 +741,21 @@ def test_cache_config_passes_with_what_the_server_reports_and_fails_when_missing
     """kills the evidence of evaluate.cache_config and the message of a missing vllm:cache_config_info."""
     snapshot = Snapshot.parse('# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{block_size="32",'
                               'enable_prefix_caching="False",num_gpu_blocks="4096"} 1.0\n')
-    assert evaluate.cache_config(observed(snapshot, snapshot)) == Verdict(Outcome.PASSED, evidence={
+    assert evaluate.cache_config(observation(snapshot, snapshot)) == Verdict(Outcome.PASSED, evidence={
         "block_size": 32, "enable_prefix_caching": "False", "num_gpu_blocks": "4096"})
     bare = Snapshot.parse("# TYPE vllm:other gauge\nvllm:other 1\n")
-    missing = evaluate.cache_config(observed(bare, bare))
+    missing = evaluate.cache_config(observation(bare, bare))
     assert missing == Verdict(Outcome.FAILED, "decode-0: vllm:cache_config_info is missing, so block_size and "
                                               "enable_prefix_caching cannot be read (vLLM emits it from 0.8.0 on, "
                                               "and not with --disable-log-stats). The workload assumed a block of "
                                               "16 tokens.")
     unsized = Snapshot.parse('# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{engine="0"} 1.0\n')
-    assert evaluate.cache_config(observed(unsized, unsized)).message == (
+    assert evaluate.cache_config(observation(unsized, unsized)).message == (
         "decode-0: vllm:cache_config_info has block_size=None, not a whole number of tokens.")
     for word in ("True", "False", "None"):
         ok = Snapshot.parse(f'# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{block_size="16",'
                             f'enable_prefix_caching="{word}"}} 1.0\n')
-        assert evaluate.cache_config(observed(ok, ok)).outcome == Outcome.PASSED
+        assert evaluate.cache_config(observation(ok, ok)).outcome == Outcome.PASSED
 
 
 def test_recount_by_label_is_selected_by_those_labels_and_named_with_them() -> None:
@@ -1020,298 +767,85 @@ def test_recount_by_label_is_selected_by_those_labels_and_named_with_them() -> N
     before = Snapshot.parse(text.replace("{h}", "0").replace("{local}", "0").replace("{remote}", "7"))
     after = Snapshot.parse(text.replace("{h}", "1").replace("{local}", "1").replace("{remote}", "9"))
     entry = counter(name, feature="prefix_caching")
-    obs = observed(before, after, repeated(3, 2))
+    obs = observation(before, after, repeated(3, 2))
     labels = {"source": "local", "tier": "gpu"}
     assert evaluate.prefix_sources_agree(entry, obs, Policy(), labels) == Verdict(
         Outcome.PASSED, level="SHOULD", evidence={"hits": 1.0, "other": 1.0,
                                                   "selector": f'{name}{{source="local",tier="gpu"}}'})
     wrong = Snapshot.parse(text.replace("{h}", "1").replace("{local}", "2").replace("{remote}", "7"))
-    verdict = evaluate.prefix_sources_agree(entry, observed(before, wrong, repeated(3, 2)), Policy(), labels)
+    verdict = evaluate.prefix_sources_agree(entry, observation(before, wrong, repeated(3, 2)), Policy(), labels)
     assert verdict.message.startswith(f'{WHERE}: {name}{{source="local",tier="gpu"}} grew by 2 while {HITS} grew '
                                       f"by 1;")
     assert verdict.level == "SHOULD" and verdict.evidence["selector"] == f'{name}{{source="local",tier="gpu"}}'
-    restarted = observed(page({HITS: 50}, start=1000), page({HITS: 1}, start=2000), repeated(3, 2))
+    restarted = observation(page({HITS: 50}, start=1000), page({HITS: 1}, start=2000), repeated(3, 2))
     assert evaluate.prefix_sources_agree(entry, restarted, Policy(), {}) == Verdict(
         Outcome.INCONCLUSIVE, "decode-0: could not judge movement: the server restarted between the scrapes (its "
                               "counters started again from 0); find why it restarted, then rerun.", "SHOULD",
         {"hits": 1.0, "other": None, "selector": name})
 
 
-def test_pod_becomes_a_target_with_its_node_labels_and_the_api_servers_credentials() -> None:
-    """kills the `detail` keys, the labels, the client options and the "unknown" architecture of kube._target."""
-    p = pod([("vllm", {"metrics": 8200})])
-    options = {"headers": {"Authorization": "Bearer x"}}
-    target = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", options, {})
-    assert target == Target(name="decode-0", base_url=PROXY.format(8200), arch="unknown", source="kubernetes",
-                            node="node-a", labels={"app": "vllm"}, client_options=options,
-                            detail={"namespace": "llm-d", "node": "node-a", "arch": "unknown", "transport": "proxy",
-                                    "container": "vllm"})
-    p.spec.node_name = None
-    p.metadata.labels = None
-    unscheduled = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", {}, {"": "amd64"})
-    assert (unscheduled.detail["node"], unscheduled.labels, unscheduled.arch) == ("unscheduled", {}, "amd64")
+# -- one check over many targets: the folded verdict and its message (evaluate.across) -----------------------
 
 
-def test_metrics_port_wins_over_vllms_own_8200_and_unnamed_ports_are_listed() -> None:
-    """kills `n == "metrics"` -> `"XXmetricsXX"` / `named = None` and `n or '-'` in kube._port."""
-    assert chosen(pod([("vllm", {"http": 8200, "metrics": 9100})])).base_url == PROXY.format(9100)
-    unnamed = chosen(pod([("vllm", {"": 8000})]), port="metrics")
-    assert unnamed.unavailable == ("decode-0: has no container port named 'metrics' (its ports: -=8000); check "
-                                   "--vllm-port.")
+def fleet(*outcomes: str) -> tuple[list[Observation], dict[str, Verdict]]:
+    observations = fleet_of(len(outcomes))
+    verdicts = {
+        f"decode-{i}": Verdict(outcome, f"decode-{i} (vLLM 0.32.0, amd64): {outcome} here" if outcome != "passed"
+                               else "", diagnosis="vLLM 0.11.2 disables prefix caching" if outcome == "xfailed"
+                               else None)
+        for i, outcome in enumerate(outcomes)
+    }
+    return observations, verdicts
 
 
-def test_pod_without_containers_asks_for_a_port() -> None:
-    """kills `containers[0] if containers else None` -> `or True` and `chosen.name if chosen else '?'` in
-    kube._port."""
-    assert chosen(pod([])).unavailable == ("decode-0: declares no port on container ? (ports: none declared); pass "
-                                           "--vllm-port.")
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        (("passed", "passed"), "passed"),
+        (("passed", "skipped"), "passed"),
+        (("skipped", "skipped"), "skipped"),
+        (("passed", "xfailed"), "xfailed"),
+        (("xfailed", "failed", "passed"), "failed"),
+        (("skipped", "failed"), "failed"),
+    ],
+)
+def test_the_worst_outcome_decides(outcomes: tuple[str, ...], expected: str) -> None:
+    observations, verdicts = fleet(*outcomes)
+    verdict = evaluate.across(observations, lambda obs: verdicts[obs.target.name], "MUST")
+    assert verdict.outcome == expected
+    assert {name: v.outcome for name, v in verdict.targets.items()} == dict(zip(verdicts, outcomes, strict=True))
 
 
-# -- feature detection and gating (features.detect, features.status) -------------------------------------------
+def test_first_line_names_the_failing_targets_and_counts_the_rest() -> None:
+    observations, verdicts = fleet("passed", "failed", "xfailed", "failed")
+    verdict = evaluate.across(observations, lambda obs: verdicts[obs.target.name], "SHOULD")
+    first, *quoted = verdict.message.splitlines()
+    assert first == "fails on decode-1, decode-3 (2 of 4 targets; 1 xfailed, 1 passed)."
+    assert quoted == ["decode-1 (vLLM 0.32.0, amd64): failed here", "decode-3 (vLLM 0.32.0, amd64): failed here"]
+    assert verdict.level == "SHOULD"
 
 
-def detected(*lines: str) -> set[str]:
-    """The features the run report lists for a server whose /metrics page has these lines."""
-    from pytest_vllm_metrics import features
-    return features.detect(Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge",
-                                                      "vllm:num_requests_running 0", *lines]) + "\n"))
+def test_documented_limitation_groups_targets_under_one_reason() -> None:
+    observations, verdicts = fleet("xfailed", "passed", "xfailed")
+    verdict = evaluate.across(observations, lambda obs: verdicts[obs.target.name], "MUST")
+    assert verdict.diagnosis == "decode-0, decode-2: vLLM 0.11.2 disables prefix caching"
 
 
-@pytest.mark.parametrize(("lines", "found"), [
-    ((), {"core"}),
-    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="True"} 1'),
-     {"core", "prefix_caching"}),
-    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="False"} 1'), {"core"}),
-    (('# TYPE vllm:lora_requests_info gauge', 'vllm:lora_requests_info{max_lora="1"} 1'), {"core", "lora"}),
-    (('# TYPE vllm:num_requests_kv_fetch_by_stage gauge', 'vllm:num_requests_kv_fetch_by_stage 0'),
-     {"core", "kv_connector"}),
-    (('# TYPE vllm:nixl_num_failed_transfers counter', 'vllm:nixl_num_failed_transfers_total 0'),
-     {"core", "kv_connector"}),
-    (('# TYPE vllm:kv_offload_bytes gauge', 'vllm:kv_offload_bytes 0'), {"core", "kv_offload"}),
-])
-def test_features_the_page_shows_are_detected(lines: tuple[str, ...], found: set[str]) -> None:
-    """kills the `always`, `families` and `prefixes` keys of features.detect, `found.add(feature)` ->
-    `add(None)`, and `families ... or prefixes` -> `and` (kv_connector by a family alone, by a prefix alone)."""
-    assert detected(*lines) == found
+def test_a_large_fleet_is_quoted_in_part_and_named_in_full() -> None:
+    observations, verdicts = fleet(*["failed"] * 40)
+    verdict = evaluate.across(observations, lambda obs: verdicts[obs.target.name], "MUST")
+    first, *quoted = verdict.message.splitlines()
+    assert first == "fails on decode-0, decode-1, decode-2, decode-3, decode-4 and 35 more (40 of 40 targets)."
+    assert len(quoted) == 6 and quoted[-1].startswith("... and 35 more: decode-5, decode-6,")
+    assert quoted[-1].endswith("decode-39.")
 
 
-def lora_entry() -> Entry:
-    return Entry(name="vllm:lora_requests_info", type="gauge", level="SHOULD", feature="lora",
-                 versions=VersionRange(">=0.9.2"))
+def test_one_target_keeps_its_own_message() -> None:
+    observations, verdicts = fleet("failed")
+    verdict = evaluate.across(observations, lambda obs: verdicts[obs.target.name], "MUST")
+    assert verdict.message == "decode-0 (vLLM 0.32.0, amd64): failed here"
 
 
-def lora_presence(page_has_lora: bool, policy: Policy) -> Verdict:
-    lines = ["# TYPE vllm:lora_requests_info gauge", 'vllm:lora_requests_info{max_lora="1"} 1'] if page_has_lora else []
-    snapshot = Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge", "vllm:num_requests_running 0",
-                                         *lines]) + "\n")
-    return evaluate.presence(lora_entry(), observed(snapshot, snapshot), policy)
-
-
-def test_checks_of_a_detected_optional_feature_run() -> None:
-    """kills `feature in detected` -> `not in` and `FeatureStatus(True)` -> None / False in features.status."""
-    assert lora_presence(True, Policy()).outcome == Outcome.PASSED
-
-
-def test_checks_of_an_optional_feature_not_detected_are_skipped_saying_how_to_require_it() -> None:
-    """kills the last `FeatureStatus(False, ...)` -> `True` / the flag dropped in features.status."""
-    verdict = lora_presence(False, Policy())
-    assert verdict.outcome == Outcome.SKIPPED
-    assert verdict.message == ("feature lora is not enabled on this server (not detected from its metrics); pass "
-                               "--vllm-require-feature=lora to require it")
-
-
-def test_required_feature_not_detected_fails() -> None:
-    """kills `feature in required` -> `not in` in features.status: a required feature's absence is the failure."""
-    verdict = lora_presence(False, Policy(require=("lora",)))
-    assert verdict.outcome == Outcome.FAILED
-    assert verdict.message.startswith("decode-0 (vLLM 0.32.0): vllm:lora_requests_info is missing from /metrics")
-
-
-def test_exempted_feature_is_skipped_even_when_detected() -> None:
-    """kills `feature in exempt` -> `not in` and the exemption message of features.status."""
-    verdict = lora_presence(True, Policy(exempt=("lora",)))
-    assert verdict.outcome == Outcome.SKIPPED
-    assert verdict.message == "feature lora exempted by --vllm-exempt-feature=lora"
-
-
-# -- Prometheus' value against the direct scrape (prometheus.values_agree) ---------------------------------------
-
-PROMPT = "vllm:prompt_tokens_total"
-
-
-def agree(held: prometheus.Held | None, *, after: float | None = 50.0, taken_at: float | None = 1000.0) -> Verdict:
-    """values_agree for a target the suite saw go from 10 to `after` prompt tokens, scraped at `taken_at`."""
-    second = page({PROMPT: after} if after is not None else {}, taken_at=taken_at)
-    obs = observed(page({PROMPT: 10.0}), second)
-    return prometheus.values_agree(None, obs, held, waited=7.0)  # type: ignore[arg-type]
-
-
-def test_prometheus_holding_the_direct_value_passes_with_both_in_the_evidence() -> None:
-    """kills the evidence keys and `evidence=evidence` of the PASSED verdict of prometheus.values_agree."""
-    verdict = agree(prometheus.Held(50.0, 1001.0))
-    assert verdict.outcome == Outcome.PASSED
-    assert verdict.evidence == {"metric": PROMPT, "direct_before": 10.0, "direct_after": 50.0, "prometheus": 50.0,
-                                "prometheus_sampled_at": 1001.0}
-
-
-def test_prometheus_value_within_rounding_of_the_direct_one_passes() -> None:
-    """kills `math.isclose(value, after) or` dropped in prometheus.values_agree: 50 read back as 49.999999999999."""
-    assert agree(prometheus.Held(50.0 - 1e-12, 1001.0)).outcome == Outcome.PASSED
-
-
-FAILED_TAIL = ("even after waiting for its scrape interval: Prometheus scrapes another process or port than the "
-               "suite, or its scrapes fail.")
-
-
-def test_prometheus_without_the_series_fails_saying_it_holds_none() -> None:
-    """kills `held.value if held else None` / `held.sampled_at if held else None` -> always `held.…` (no Held at
-    all) and the evidence of the FAILED verdict of prometheus.values_agree."""
-    verdict = agree(None)
-    assert verdict.outcome == Outcome.FAILED
-    assert verdict.message == (f"decode-0: Prometheus holds {PROMPT} = None while the direct scrape saw 50.0 after "
-                               f"the workload (and 10.0 before), {FAILED_TAIL}")
-    assert verdict.evidence == {"metric": PROMPT, "direct_before": 10.0, "direct_after": 50.0, "prometheus": None,
-                                "prometheus_sampled_at": None}
-
-
-@pytest.mark.parametrize(("held", "taken_at"), [(prometheus.Held(10.0, None), 1000.0),
-                                                (prometheus.Held(10.0, 999.0), None)])
-def test_lag_is_only_inconclusive_when_both_sample_times_are_known(held: prometheus.Held,
-                                                                   taken_at: float | None) -> None:
-    """kills `held.sampled_at is not None` / `scraped_at is not None` -> `is None` and `and` -> `or` of the lag
-    test of prometheus.values_agree: without both times nothing says Prometheus lags, so it disagrees."""
-    verdict = agree(held, taken_at=taken_at)
-    assert verdict.outcome == Outcome.FAILED
-    assert verdict.message.endswith(FAILED_TAIL)
-
-
-def test_prometheus_that_lags_is_inconclusive_saying_by_how_much_and_how_long_the_suite_waited() -> None:
-    """kills the message and evidence of the INCONCLUSIVE verdict of prometheus.values_agree."""
-    verdict = agree(prometheus.Held(10.0, 988.0))
-    assert verdict.outcome == Outcome.INCONCLUSIVE
-    assert verdict.message == (f"decode-0: Prometheus has not scraped this target since the workload (its newest "
-                               f"sample of {PROMPT} is 12 s older than the suite's scrape) within the 7 s the suite "
-                               f"waits (two scrape intervals, capped by --vllm-phase-timeout); rerun, or raise "
-                               f"--vllm-phase-timeout.")
-    assert verdict.evidence["prometheus_sampled_at"] == 988.0
-
-
-def test_direct_scrape_without_the_counter_after_the_workload_disagrees() -> None:
-    """kills `after is not None and` -> `or` in prometheus.values_agree (a missing counter is no agreement)."""
-    verdict = agree(prometheus.Held(50.0, 1001.0), after=None)
-    assert verdict.outcome == Outcome.FAILED
-    assert "while the direct scrape saw None after the workload" in verdict.message
-
-
-# -- prometheus.scraped: the evidence of each failure, and targets found by address ---------------------------
-
-
-def test_down_target_found_by_its_scraped_address_quotes_its_error_with_the_evidence() -> None:
-    """kills the `__address__` lookup of prometheus._find_target (an instance relabeled to a name is still found
-    by the address Prometheus scrapes) and `evidence=evidence` of the up=0 verdict of prometheus.scraped."""
-    active = [{"discoveredLabels": {"__address__": "10.0.0.1:8200"}, "labels": {"instance": "decode-0"},
-               "lastError": "connection refused"}]
-    verdict = scraped(FakePrometheus(["0"], active))
-    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0): connection "
-                                      "refused. The pod")
-    assert verdict.evidence == {"selector": {"instance": "10.0.0.1:8200"}, "up": ["0"]}
-
-
-def test_down_target_no_longer_among_the_active_ones_says_down_only() -> None:
-    """kills `if active` -> `or True` and `else ""` -> `else "XXXX"` in prometheus.scraped: up=0 is still
-    stored for a target Prometheus has stopped listing."""
-    verdict = scraped(FakePrometheus(["0"], [{"labels": {"instance": "10.0.0.9:8200"}, "lastError": "other"}]))
-    assert verdict.outcome == Outcome.FAILED
-    assert verdict.message.startswith("decode-0: Prometheus scrapes it but the target is down (up=0). The pod")
-
-
-def test_dropped_and_unknown_targets_keep_the_evidence() -> None:
-    """kills `evidence=evidence` -> None / dropped of the relabeling-drop and not-scraped verdicts of
-    prometheus.scraped."""
-    dropped = [{"discoveredLabels": {"__meta_kubernetes_pod_name": "decode-0"}}]
-    evidence = {"selector": {"namespace": "llm-d", "pod": "decode-0"}, "up": []}
-    assert scraped(FakePrometheus([], dropped=dropped), "kubernetes").evidence == evidence
-    assert scraped(FakePrometheus([]), "kubernetes").evidence == evidence
-
-
-# -- dashboards: why a panel stays empty, judged against the direct scrape (why_empty._missing, why_empty) ------
-
-
-def panel_verdict(expr: str) -> Verdict:
-    """The verdict of a one-query panel "T" of dashboard d, against one server exposing the running-requests
-    gauge and the preemption counter (no Prometheus: the direct scrape decides)."""
-    from pytest_vllm_metrics import judging, readers
-    from pytest_vllm_metrics.catalog import load_catalog
-    snapshot = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 0\n'
-                              '# TYPE vllm:num_preemptions counter\nvllm:num_preemptions_total{model_name="tiny"} 0\n')
-    panel = readers.Reader("d", "T", (readers.Query("A", expr),))
-    return judging.judge_reader(panel, [observed(snapshot, snapshot)], load_catalog(), Policy())
-
-
-@pytest.mark.parametrize(("expr", "outcome", "kind", "message"), [
-    ("vllm:num_preemptions", Outcome.FAILED, "no data",
-     'panel "T" (d) queries vllm:num_preemptions, which no server exposes: the counter is vllm:num_preemptions_total '
-     "(counters carry _total). Query vllm:num_preemptions_total."),
-    ("vllm:gpu_cache_usage_perc", Outcome.FAILED, "no data",
-     'panel "T" (d) queries vllm:gpu_cache_usage_perc, which vLLM renamed: the servers expose '
-     "vllm:kv_cache_usage_perc (the old name exists only in vLLM >=0.7.3,<0.11.0). Query vllm:kv_cache_usage_perc."),
-    ("vllm:num_requests_swapped", Outcome.FAILED, "no data",
-     'panel "T" (d) queries vllm:num_requests_swapped, which vLLM removed: the V0 engine swapped preempted requests '
-     "to CPU memory; vLLM V1 does not swap, and no V1 server exposes it. Drop the query, or chart "
-     "vllm:num_preemptions_total, what V1 does instead."),
-    ("vllm:spec_decode_num_drafts_total", Outcome.SKIPPED, "feature not enabled",
-     'panel "T" (d) charts vllm:spec_decode_num_drafts_total, a metric of feature spec_decode, which is not enabled '
-     "on these servers."),
-    ("vllm:made_up", Outcome.FAILED, "no data",
-     'panel "T" (d) queries vllm:made_up, which none of the 1 server(s) exposes; the panel stays empty. Check the '
-     "metric name against vLLM's /metrics."),
-    ("absent(vllm:num_requests_running)", Outcome.FAILED, "no data",
-     'panel "T" (d): absent() returns nothing while vllm:num_requests_running has series: the query shows data '
-     "only when the metric is missing."),
-    # the feature of a catalog entry whose name no feature prefix covers (kv_connector's NIXL histogram)
-    ("vllm:nixl_xfer_time_seconds_count", Outcome.SKIPPED, "feature not enabled",
-     'panel "T" (d) charts vllm:nixl_xfer_time_seconds_count, a metric of feature kv_connector, which is not '
-     "enabled on these servers."),
-    # a missing selector beside an absent() that has series: the missing metric is the more telling reason
-    ("absent(vllm:num_requests_running) and vllm:made_up", Outcome.FAILED, "no data",
-     'panel "T" (d) queries vllm:made_up, which none of the 1 server(s) exposes; the panel stays empty. Check the '
-     "metric name against vLLM's /metrics."),
-    ("absent(vllm:num_requests_running) and absent(vllm:num_preemptions_total)", Outcome.FAILED, "no data",
-     'panel "T" (d): absent() returns nothing while vllm:num_requests_running, vllm:num_preemptions_total has '
-     "series: the query shows data only when the metric is missing."),
-])
-def test_empty_panel_says_why_by_the_most_telling_reason(expr: str, outcome: Outcome, kind: str,
-                                                         message: str) -> None:
-    """kills the outcome, kind and message arguments of each verdict of why_empty._missing (the `_total` hint,
-    the rename, the removal, the feature not enabled, the unknown name), the catalog-entry feature of _missing
-    (`or` -> `and`, `!= "core"` -> `== "core"`), and the absent() verdict of why_empty.why_empty
-    (`not judged.empty and judged.absent` -> `or` / `judged.empty`, its `", ".join`)."""
-    verdict = panel_verdict(expr)
-    assert (verdict.outcome, verdict.level, verdict.evidence["panel_verdict"]) == (outcome, "MUST", kind)
-    assert verdict.message == message
-
-
-MISMATCH = 'panel "T" (d) selects vllm:num_requests_running with model_name{}, which none of its series matches ' \
-           "(they carry model_name = tiny), so the panel stays empty."
-
-
-@pytest.mark.parametrize(("matcher", "message"), [
-    ('{kubernetes_namespace="x"}',
-     'panel "T" (d) selects vllm:num_requests_running by label kubernetes_namespace, which no series carries '
-     "(vLLM's labels plus the target labels Prometheus Operator adds are container, endpoint, instance, job, "
-     "model_name, namespace, pod, service), so the panel stays empty. Prometheus Operator adds namespace and pod, "
-     "not kubernetes_namespace or kubernetes_pod_name: select on the label the scrape adds."),
-    ('{model_name="other"}', MISMATCH.format('="other"')),
-    ('{model_name!="tiny"}', MISMATCH.format('!="tiny"')),
-    ('{model_name=~"a|b"}', MISMATCH.format('=~"a|b"')),
-    ('{model_name!~"t.*"}', MISMATCH.format('!~"t.*"')),
-    ('{model_name="tin.*"}', MISMATCH.format('="tin.*"') + " An '=' matcher compares the text exactly: a regex "
-                                                           "(a Grafana All value or a multi-value variable) needs "
-                                                           "'=~'."),
-])
-def test_panel_selecting_no_series_names_the_label_and_what_the_series_carry(matcher: str, message: str) -> None:
-    """kills the outcome, kind, source text and message of both verdicts of why_empty._label_mismatch (a label
-    no series carries; a value none matches, with each operator's sign and the '=~' hint for a regex)."""
-    verdict = panel_verdict(f"vllm:num_requests_running{matcher}")
-    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "label mismatch")
-    assert verdict.message == message
+def test_no_target_is_a_skip_that_says_how_to_name_one() -> None:
+    verdict = evaluate.across([], lambda obs: Verdict("passed"), "MUST")
+    assert verdict.outcome == "skipped" and "--vllm-url" in verdict.message

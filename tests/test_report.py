@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import platform
 import re
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,6 +22,7 @@ from conftest import (
     REPORT_TARGETS,
     RULE_REASON,
     TIMED_OUT,
+    render,
     report_rows,
     upgrade_rows,
 )
@@ -140,40 +138,6 @@ def test_junit_xml_carries_target_check_and_level(pytester: pytest.Pytester) -> 
     xml = (pytester.path / "junit.xml").read_text()
     assert '<property name="vllm_target" value="sim-x86_64"' in xml
     assert '<property name="vllm_level" value="MUST"' in xml
-
-
-class _Text(HTMLParser):
-    """Text content of a DOM (attributes ignored): what a browser draws, not what a script carries."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/run installs the Debian package")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
-
-
-def render(html_file: Path, tmp_path: Path) -> str:
-    """The page after its JavaScript ran, in headless Chromium."""
-    dom = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000", "--dump-dom",
-         html_file.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout
-    parser = _Text()
-    parser.feed(dom)
-    return " ".join(" ".join(parser.parts).split())
 
 
 def test_self_contained_html_shows_summary_xfail_reason_and_environment_in_a_browser(

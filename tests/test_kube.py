@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiohttp import web
 
-from conftest import NS, ROLE, PrivateCA, said, verdicts, write_kubeconfig
+from conftest import (
+    NS,
+    ROLE,
+    PrivateCA,
+    flat,
+    run_kube,
+    said,
+    verdicts,
+    write_kubeconfig,
+)
+from pytest_vllm_metrics import kube
+from pytest_vllm_metrics.kube import ClusterInfo, _node_architectures, discover
 from pytest_vllm_metrics.sim import SimHost
-from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
-
-
-def run(pytester: pytest.Pytester, kubeconfig: Path, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-rA", "-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}",
-                              f"--vllm-namespace={NS}", "--vllm-report=report.json", *args)
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
+from pytest_vllm_metrics.targets import Target
 
 
 def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))
     out = result.stdout.str()
     per_pod = verdicts(pytester)
     assert per_pod["test_moves[vllm:prefix_cache_hits_total]", "decode-amd64"] == "passed"
@@ -40,11 +51,12 @@ def test_two_pods_one_amd64_one_arm64_give_per_pod_results(
 def test_least_privilege_role_runs_the_suite_and_names_the_node_permission(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "suite"), "-k", "prefix_cache_hits or reachable")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "suite"),
+                      "-k", "prefix_cache_hits or reachable")
     # Without get on nodes the arm64 pod's architecture is unknown: its prefix checks fail with the way out.
     result.stdout.fnmatch_lines(["*architecture is unknown*grant the suite get on nodes*"])
     assert verdicts(pytester)["test_reachable", "decode-arm64"] == "passed"
-    with_nodes = run(pytester, write_kubeconfig(tmp_path / "kc2", double, "suite-with-nodes"),
+    with_nodes = run_kube(pytester, write_kubeconfig(tmp_path / "kc2", double, "suite-with-nodes"),
                      "-k", "prefix_cache_hits")
     assert with_nodes.parseoutcomes().get("failed", 0) == 0, with_nodes.stdout.str()
 
@@ -53,7 +65,7 @@ def test_workload_without_create_on_pods_proxy_names_the_verb(
     pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.tokens["read-only"] = ROLE - {("create", "pods/proxy")}
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "read-only"), "-k", "workload_served")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "read-only"), "-k", "workload_served")
     result.assert_outcomes(failed=1)
     assert set(verdicts(pytester).values()) == {"failed"}
     result.stdout.fnmatch_lines(["*POST /v1/completions through the API server's pod proxy was refused (403): grant "
@@ -62,7 +74,7 @@ def test_workload_without_create_on_pods_proxy_names_the_verb(
 
 def test_forbidden_pod_proxy_names_the_permission(pytester: pytest.Pytester, double: KubeDouble,
                                                   tmp_path: Path) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "no-proxy"), "-k", "test_reachable")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "no-proxy"), "-k", "test_reachable")
     # a missing grant says nothing of the pods: inconclusive, with the grant to add
     assert {k: v for k, v in result.parseoutcomes().items() if k not in ("deselected", "warnings")} == {
         "inconclusive": 1}
@@ -86,7 +98,7 @@ def test_forbidden_pod_proxy_names_the_permission(pytester: pytest.Pytester, dou
 def test_discovery_errors_are_one_paragraph_usage_errors(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path, args: list[str], token: str, message: str
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, token), *args)
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, token), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -95,7 +107,7 @@ def test_discovery_errors_are_one_paragraph_usage_errors(
 def test_forbidden_pod_list_names_verb_and_resource(pytester: pytest.Pytester, double: KubeDouble,
                                                     cluster: Cluster, tmp_path: Path) -> None:
     cluster.tokens["version-only"] = frozenset()
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "version-only"))
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "version-only"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(['*refused list pods in namespace llm-d-cpu-inference (403 Forbidden: pods is '
                                  'forbidden: User * cannot list resource "pods"*deploy/rbac.yaml*'])
@@ -107,7 +119,7 @@ def test_pods_not_ready_are_inconclusive_targets_with_phase_and_reason(
     cluster.namespaces[NS][1].ready = False
     cluster.namespaces[NS][1].phase = "Pending"
     cluster.namespaces[NS][1].reason = "Unschedulable"
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "-k", "test_reachable")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "-k", "test_reachable")
     assert {k: v for k, v in result.parseoutcomes().items() if k not in ("deselected", "warnings")} == {
         "inconclusive": 1}
     assert verdicts(pytester) == {("test_reachable", "decode-amd64"): "passed",
@@ -119,10 +131,10 @@ def test_missing_named_port_and_unreachable_numeric_port(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
     kc = write_kubeconfig(tmp_path / "kc", double, "admin")
-    named = run(pytester, kc, "--vllm-port=http", "-k", "test_reachable")
+    named = run_kube(pytester, kc, "--vllm-port=http", "-k", "test_reachable")
     assert said(named, "*decode-amd64: has no container port named 'http' (its ports: proxy=8000, "
                        "metrics=8200); check --vllm-port.*")
-    numeric = run(pytester, kc, "--vllm-port=9999", "-k", "test_reachable or test_cache_config_info")
+    numeric = run_kube(pytester, kc, "--vllm-port=9999", "-k", "test_reachable or test_cache_config_info")
     assert said(numeric, "*could not reach the pod*connection refused*check --vllm-port*")
     # nothing listens on that port of the pods, as for a URL: reachability fails, once per pod, and the other
     # checks point at it (the API server's 503 says "connection refused")
@@ -137,7 +149,7 @@ def test_missing_named_port_and_unreachable_numeric_port(
 def test_unreachable_api_server_names_context_and_url(pytester: pytest.Pytester, tmp_path: Path) -> None:
     kc = tmp_path / "kc"
     kc.write_text(json.dumps(KubeDouble.kubeconfig("http://127.0.0.1:9", "t", namespace=NS)))
-    result = run(pytester, kc)
+    result = run_kube(pytester, kc)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     # GET /version is informational (a note when it fails): listing the pods is what stops the run
     result.stderr.fnmatch_lines(["ERROR: cannot reach the API server http://127.0.0.1:9 (context test) for list "
@@ -145,7 +157,7 @@ def test_unreachable_api_server_names_context_and_url(pytester: pytest.Pytester,
 
 
 def test_missing_kubeconfig(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    result = run(pytester, tmp_path / "nope")
+    result = run_kube(pytester, tmp_path / "nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: kubeconfig */nope does not exist. Pass --kubeconfig=PATH*"])
 
@@ -153,7 +165,7 @@ def test_missing_kubeconfig(pytester: pytest.Pytester, tmp_path: Path) -> None:
 def test_tls_failure_names_the_server(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster,
                                       private_ca: PrivateCA, tmp_path: Path) -> None:
     double = KubeDouble(sim_host, cluster, tls=private_ca.server_context("IP:127.0.0.1"))
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))  # no CA: the cert is untrusted
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"))  # no CA: the cert is untrusted
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* (context test) failed*"
                                  "certificate-authority*"])
@@ -169,7 +181,7 @@ def test_cluster_and_pods_fixtures(pytester: pytest.Pytester, double: KubeDouble
                 ("decode-amd64", "node-a", "amd64"), ("decode-arm64", "node-b", "arm64")}
             assert all(p.labels["llm-d.ai/role"] == "decode" for p in vllm_pods)
     """)
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "test_team.py")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "test_team.py")
     result.assert_outcomes(passed=2)
 
 
@@ -177,7 +189,7 @@ def test_token_never_reaches_the_output(pytester: pytest.Pytester, double: KubeD
                                         tmp_path: Path) -> None:
     secret = "k8s-token-5b1e93d0c7"
     cluster.tokens[secret] = ROLE
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, secret), "--junitxml=junit.xml")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, secret), "--junitxml=junit.xml")
     assert secret not in result.stdout.str() + result.stderr.str()
     assert secret not in (pytester.path / "junit.xml").read_text()
 
@@ -200,7 +212,7 @@ DEPLOY = Path(__file__).parent.parent / "deploy"
 def test_deploy_role_is_enough_for_the_whole_suite(pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster,
                                                    tmp_path: Path) -> None:
     cluster.tokens["deployed"] = role_grants(DEPLOY / "rbac.yaml") | role_grants(DEPLOY / "clusterrole-nodes.yaml")
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "deployed"))
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "deployed"))
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes["passed"] > 60, result.stdout.str()
     assert outcomes["xfailed"] == 3  # the arm64 pod's prefix-cache checks: vLLM 0.11.2's documented limitation
@@ -211,7 +223,7 @@ def test_deploy_role_is_the_least_the_suite_needs(
     pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path, dropped: tuple[str, str]
 ) -> None:
     cluster.tokens["less"] = role_grants(DEPLOY / "rbac.yaml") - {dropped}
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "less"), "-k", "not prefix")
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "less"), "-k", "not prefix")
     assert result.ret != 0, f"the suite still passes without {dropped}: the Role grants more than needed"
 
 
@@ -220,7 +232,7 @@ def test_gateway_url_sends_the_workload_through_the_gateway(
 ) -> None:
     # The "gateway" here routes everything to the amd64 pod's server, as an endpoint picker might.
     gateway = cluster.namespaces[NS][0].backend
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), f"--vllm-gateway-url={gateway}",
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), f"--vllm-gateway-url={gateway}",
                  "-k", "test_moves and prompt_tokens_total")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*decode-arm64 (vLLM 0.11.2, arm64): vllm:prompt_tokens_total went from 0 to 0*"
@@ -231,7 +243,7 @@ def test_gateway_url_sends_the_workload_through_the_gateway(
 def test_api_key_through_the_pod_proxy_is_refused_with_the_way_out(
     pytester: pytest.Pytester, double: KubeDouble, tmp_path: Path
 ) -> None:
-    result = run(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "--vllm-api-key=sk-x",
+    result = run_kube(pytester, write_kubeconfig(tmp_path / "kc", double, "admin"), "--vllm-api-key=sk-x",
                  "-k", "workload_served")
     assert {k: v for k, v in result.parseoutcomes().items() if k not in ("deselected", "warnings")} == {
         "inconclusive": 1}
@@ -322,10 +334,10 @@ def test_https_api_server_named_by_tls_server_name(pytester: pytest.Pytester, tl
     # The certificate names kube.test, the address is 127.0.0.1: kubectl's tls-server-name bridges the two,
     # for discovery and for every scrape and request through the pod proxy.
     kc = _kubeconfig(tmp_path / "kc", tls_double.url, private_ca.ca, **{"tls-server-name": "kube.test"})
-    result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
+    result = run_kube(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     assert set(verdicts(pytester).values()) == {"passed"}
-    without = run(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, private_ca.ca), "-k", "reachable")
+    without = run_kube(pytester, _kubeconfig(tmp_path / "kc2", tls_double.url, private_ca.ca), "-k", "reachable")
     without.stderr.fnmatch_lines(["ERROR: TLS with the API server https://127.0.0.1:* failed*"])
 
 
@@ -340,7 +352,7 @@ def test_api_server_behind_a_proxy(pytester: pytest.Pytester, connect_proxy: Con
     else:
         kc = _kubeconfig(tmp_path / "kc", server, private_ca.ca)
         monkeypatch.setenv("HTTPS_PROXY", connect_proxy.url)
-    result = run(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
+    result = run_kube(pytester, kc, "-k", "reachable or workload_served or prompt_tokens_total")
     assert result.parseoutcomes().get("failed", 0) == 0, result.stdout.str()
     assert set(verdicts(pytester).values()) == {"passed"}
     assert connect_proxy.tunnels and set(connect_proxy.tunnels) == {server.removeprefix("https://")}
@@ -350,8 +362,244 @@ def test_unreachable_proxy_is_named_without_its_credentials(pytester: pytest.Pyt
                                                              tmp_path: Path) -> None:
     kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin",
                                   cluster_fields={"proxy-url": "http://proxy-user:pr0xy-s3cret@127.0.0.1:9"})
-    result = run(pytester, kubeconfig)
+    result = run_kube(pytester, kubeconfig)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cannot reach the API server http://127.0.0.1:* (context test, through the "
                                  "proxy http://[*][*][*]@127.0.0.1:9) for list pods in namespace*"])
     assert "pr0xy-s3cret" not in result.stdout.str() + result.stderr.str()
+
+
+def _discover(kubeconfig: Path, timeout: float = 30.0) -> tuple[ClusterInfo, list[str]]:
+    info, targets = discover(namespace=NS, selector=None, container=None, port=None, kubeconfig=str(kubeconfig),
+                             context=None, transport="proxy", timeout=timeout)
+    return info, [t.name for t in targets]
+
+
+def test_version_without_its_fields_is_a_note_and_the_suite_runs(
+    pytester: pytest.Pytester, double: KubeDouble, cluster: Cluster, tmp_path: Path
+) -> None:
+    """The finding: `{"major": "1", "minor": "30"}` failed the client's VersionInfo model and stopped the run
+    with an INTERNALERROR traceback. Through pytester, as a user runs the suite."""
+    cluster.version_answer = {"major": "1", "minor": "30"}
+    kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--kubeconfig={kubeconfig}", f"--vllm-namespace={NS}",
+                                "--vllm-report=report.json")
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output and "Traceback" not in output, output
+    assert result.ret not in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR), output
+    assert result.parseoutcomes().get("failed", 0) == 0, output
+    # both pods judged
+    judged = verdicts(pytester)
+    assert judged["test_reachable", "decode-amd64"] == judged["test_reachable", "decode-arm64"] == "passed"
+    assert {pod for _, pod in judged} == {"decode-amd64", "decode-arm64"}
+    kubernetes = json.loads((pytester.path / "report.json").read_text())["environment"]["kubernetes"]
+    assert kubernetes["version"] is None
+    [note] = kubernetes["notes"]
+    assert note.startswith("Kubernetes version unknown (informational only): ")
+    # names the call and the missing fields, in one line
+    assert note == ("Kubernetes version unknown (informational only): GET /version answered an object the "
+                    "kubernetes client rejects (missing or invalid: buildDate, compiler, gitCommit, gitTreeState, "
+                    "gitVersion, goVersion, platform)")
+    # and the terminal states it too, as a note (the run went on)
+    assert "note: Kubernetes version unknown (informational only): GET /version" in flat(result)
+
+
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"version_answer": {"major": "1", "minor": "30"}}, "GET /version answered an object the kubernetes client "
+     "rejects (missing or invalid: buildDate, compiler, gitCommit, gitTreeState, gitVersion, goVersion, platform)"),
+    ({"version_answer": {}}, "GET /version answered an object the kubernetes client rejects (missing or invalid: "),
+    ({"version_answer": ["not", "an", "object"]}, "GET /version answered an object the kubernetes client rejects ("),
+    ({"version_status": 500}, "GET /version answered 500 Internal Server Error"),
+], ids=["missing-fields", "empty", "not-an-object", "http-500"])
+def test_any_version_failure_is_a_note(double: KubeDouble, cluster: Cluster, tmp_path: Path,
+                                       changes: dict[str, Any], says: str) -> None:
+    for key, value in changes.items():
+        setattr(cluster, key, value)
+    info, pods = _discover(write_kubeconfig(tmp_path / "kc", double, "admin"))
+    assert info.version is None
+    assert pods == ["decode-amd64", "decode-arm64"]  # discovery went on
+    [note] = info.notes
+    assert note.startswith("Kubernetes version unknown (informational only): ")
+    assert fnmatch.fnmatch(note, f"*{says}*"), note
+
+
+def test_a_version_that_never_comes_is_a_note(sim_host: SimHost, cluster: Cluster, tmp_path: Path) -> None:
+    """/version holds its answer until the test ends: the call times out whatever the machine's speed, while
+    every other call of discovery has the whole timeout to be answered (5 s). It is asked once: a hung API server
+    costs one timeout per call, not one per retry of the client."""
+    app = build_app(cluster)
+    released = threading.Event()
+    asked: list[str] = []
+
+    @web.middleware
+    async def stalled_version(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if request.path.rstrip("/") == "/version":  # the client asks /version/
+            asked.append(request.path)
+            await asyncio.get_running_loop().run_in_executor(None, released.wait, 60.0)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.append(stalled_version)
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(sim_host.start_app(app), "admin", namespace=NS)))
+    try:
+        info, pods = _discover(kubeconfig, timeout=5.0)
+    finally:
+        released.set()
+    assert info.version is None
+    assert pods == ["decode-amd64", "decode-arm64"]  # discovery went on
+    assert len(asked) == 1
+    [note] = info.notes
+    assert fnmatch.fnmatch(note, "Kubernetes version unknown (informational only): GET /version failed (*timed "
+                                 "out*)"), note
+
+
+def test_a_complete_version_leaves_no_note(double: KubeDouble, tmp_path: Path) -> None:
+    info, _ = _discover(write_kubeconfig(tmp_path / "kc", double, "admin"))
+    assert info.version == "v1.31.2" and info.notes == []
+
+
+def test_a_node_that_cannot_be_read_is_a_note(double: KubeDouble, cluster: Cluster, tmp_path: Path) -> None:
+    del cluster.nodes["node-b"]  # the arm64 pod's node answers 404
+    info, targets = discover(namespace=NS, selector=None, container=None, port=None,
+                             kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, "admin")), context=None,
+                             transport="proxy", timeout=30.0)
+    assert {t.name: t.arch for t in targets} == {"decode-amd64": "amd64", "decode-arm64": "unknown"}
+    assert info.notes == ["architecture of node node-b unknown: reading it answered 404 Not Found"]
+
+
+class _Core:
+    """A CoreV1Api whose read_node fails as the client does on an answer its model rejects."""
+
+    def read_node(self, name: str, _request_timeout: float) -> Any:
+        raise ValueError("1 validation error for V1Node\nmetadata\n  Input should be a valid dictionary")
+
+
+def test_a_node_answer_the_client_rejects_is_a_note() -> None:
+    info = ClusterInfo(None, "test", "http://api", None, NS, ())
+    assert _node_architectures(_Core(), {"node-a"}, 1.0, info) == {}
+    assert info.notes == ["architecture of node node-a unknown: reading it answered an object the kubernetes "
+                          "client rejects (1 validation error for V1Node)"]
+
+
+# -- target selection on Kubernetes (kube._target, kube._port) -------------------------------------------------
+
+
+def pod(containers: list[tuple[str, dict[str, int]]], *, ready: bool = True, ip: str = "10.1.0.7",
+        phase: str = "Running", reason: str | None = None, waiting: str | None = None) -> Any:
+    """A pod as the kubernetes client returns it, with the fields target selection reads."""
+    spec = SimpleNamespace(node_name="node-a", containers=[
+        SimpleNamespace(name=name, ports=[SimpleNamespace(name=p, container_port=n) for p, n in ports.items()])
+        for name, ports in containers])
+    state = SimpleNamespace(waiting=SimpleNamespace(reason=waiting)) if waiting else None
+    status = SimpleNamespace(conditions=[SimpleNamespace(type="Ready", status="True" if ready else "False")],
+                             phase=phase, reason=reason, pod_ip=ip,
+                             container_statuses=[SimpleNamespace(state=state)])
+    return SimpleNamespace(metadata=SimpleNamespace(name="decode-0", labels={"app": "vllm"}), spec=spec,
+                           status=status)
+
+
+def chosen(p: Any, *, container: str | None = None, port: str | None = None, transport: str = "proxy") -> Target:
+    return kube._target(p, "llm-d", container, port, transport, "https://api:6443", {}, {"node-a": "arm64"})
+
+
+PROXY = "https://api:6443/api/v1/namespaces/llm-d/pods/decode-0:{}/proxy"
+
+
+def test_named_metrics_port_of_the_vllm_container_is_chosen() -> None:
+    """kills `n == "metrics"` -> `!=` in kube._port and the proxy URL of kube._target."""
+    target = chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"http": 8000, "metrics": 8200})]))
+    assert target.base_url == PROXY.format(8200)
+    assert (target.arch, target.source, target.detail["node"]) == ("arm64", "kubernetes", "node-a")
+
+
+def test_llm_d_decode_pod_prefers_vllm_port_8200_behind_the_sidecar() -> None:
+    """kills `p == 8200` -> `!=` and the fallback `own[0][1]` in kube._port."""
+    assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8200})])).base_url == PROXY.format(8200)
+    assert chosen(pod([("vllm", {"proxy": 8000, "serve": 8300})])).base_url == PROXY.format(8000)
+
+
+def test_the_container_label_is_the_container_declaring_the_scraped_port() -> None:
+    """As a Prometheus Operator scrape labels the series: by the container whose port it scrapes (dashboards judge
+    container= matchers with it)."""
+    assert chosen(pod([("sidecar", {"proxy": 8000}), ("vllm", {"metrics": 8200})])).detail["container"] == "vllm"
+    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
+    assert chosen(p, port="alt").detail["container"] == "other"
+    assert chosen(p, port="8123").detail["container"] == "vllm"  # an undeclared port: the chosen container
+
+
+def test_container_with_a_metrics_port_is_chosen_when_none_is_named_vllm() -> None:
+    """kills `p.name == "metrics"` -> `!=` in kube._port's container choice."""
+    target = chosen(pod([("router", {"http": 8000}), ("engine", {"metrics": 9100})]))
+    assert target.base_url == PROXY.format(9100)
+
+
+def test_first_container_when_no_container_says_vllm_or_metrics() -> None:
+    """kills `containers[0]` -> `containers[1]` in kube._port."""
+    assert chosen(pod([("a", {"http": 7000}), ("b", {"http": 7100})])).base_url == PROXY.format(7000)
+
+
+def test_given_container_and_port_name_are_used_and_a_missing_one_is_named() -> None:
+    """kills `c.name == container` -> `!=` and `n == port` -> `!=` in kube._port."""
+    p = pod([("vllm", {"metrics": 8200}), ("other", {"alt": 9000})])
+    assert chosen(p, container="other").base_url == PROXY.format(9000)
+    assert chosen(p, port="alt").base_url == PROXY.format(9000)
+    assert chosen(p, port="8123").base_url == PROXY.format(8123)  # a number is proxied, declared or not
+    missing = chosen(p, container="nope")
+    assert (missing.base_url, missing.unavailable) == ("", "decode-0: has no container 'nope' (its containers: "
+                                                           "vllm, other); check --vllm-container.")
+    assert chosen(p, port="grpc").unavailable == ("decode-0: has no container port named 'grpc' (its ports: "
+                                                  "metrics=8200, alt=9000); check --vllm-port.")
+
+
+def test_container_without_ports_asks_for_a_port() -> None:
+    """kills the `if own` fallback of kube._port."""
+    target = chosen(pod([("vllm", {})]))
+    assert target.unavailable == ("decode-0: declares no port on container vllm (ports: none declared); pass "
+                                  "--vllm-port.")
+
+
+@pytest.mark.parametrize(("ip", "url"), [("10.1.0.7", "http://10.1.0.7:8200"), ("fd00::7", "http://[fd00::7]:8200")])
+def test_direct_transport_goes_to_the_pod_ip(ip: str, url: str) -> None:
+    """kills `transport == "direct"` -> `!=` and `":" in ip` -> `not in` in kube._target."""
+    assert chosen(pod([("vllm", {"metrics": 8200})], ip=ip), transport="direct").base_url == url
+
+
+def test_pod_not_ready_is_reported_with_phase_and_reason() -> None:
+    """kills `c.status == "True"` -> `!=` and the waiting reason of kube._target."""
+    target = chosen(pod([("vllm", {"metrics": 8200})], ready=False, phase="Pending", waiting="ImagePullBackOff"))
+    assert target.base_url == ""
+    assert target.unavailable == ("decode-0: pod is not Ready (phase Pending, reason ImagePullBackOff); it is "
+                                  "reported, not checked. kubectl describe pod decode-0 -n llm-d says why.")
+    plain = chosen(pod([("vllm", {"metrics": 8200})], ready=False, phase="Pending"))
+    assert plain.unavailable is not None and plain.unavailable.startswith("decode-0: pod is not Ready (phase "
+                                                                          "Pending); it is reported")
+
+
+def test_pod_becomes_a_target_with_its_node_labels_and_the_api_servers_credentials() -> None:
+    """kills the `detail` keys, the labels, the client options and the "unknown" architecture of kube._target."""
+    p = pod([("vllm", {"metrics": 8200})])
+    options = {"headers": {"Authorization": "Bearer x"}}
+    target = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", options, {})
+    assert target == Target(name="decode-0", base_url=PROXY.format(8200), arch="unknown", source="kubernetes",
+                            node="node-a", labels={"app": "vllm"}, client_options=options,
+                            detail={"namespace": "llm-d", "node": "node-a", "arch": "unknown", "transport": "proxy",
+                                    "container": "vllm"})
+    p.spec.node_name = None
+    p.metadata.labels = None
+    unscheduled = kube._target(p, "llm-d", None, None, "proxy", "https://api:6443", {}, {"": "amd64"})
+    assert (unscheduled.detail["node"], unscheduled.labels, unscheduled.arch) == ("unscheduled", {}, "amd64")
+
+
+def test_metrics_port_wins_over_vllms_own_8200_and_unnamed_ports_are_listed() -> None:
+    """kills `n == "metrics"` -> `"XXmetricsXX"` / `named = None` and `n or '-'` in kube._port."""
+    assert chosen(pod([("vllm", {"http": 8200, "metrics": 9100})])).base_url == PROXY.format(9100)
+    unnamed = chosen(pod([("vllm", {"": 8000})]), port="metrics")
+    assert unnamed.unavailable == ("decode-0: has no container port named 'metrics' (its ports: -=8000); check "
+                                   "--vllm-port.")
+
+
+def test_pod_without_containers_asks_for_a_port() -> None:
+    """kills `containers[0] if containers else None` -> `or True` and `chosen.name if chosen else '?'` in
+    kube._port."""
+    assert chosen(pod([])).unavailable == ("decode-0: declares no port on container ? (ports: none declared); pass "
+                                           "--vllm-port.")

@@ -9,19 +9,20 @@ change would show here.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytest_vllm_metrics import features
-from pytest_vllm_metrics.catalog import load_catalog
+from conftest import capture_text, observation
+from pytest_vllm_metrics import evaluate, features
+from pytest_vllm_metrics.catalog import Entry, load_catalog
+from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.relations import newest
+from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.versions import VersionRange
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
 # capture -> (feature, the families the feature adds to a vLLM 0.32 page, as the text parser names them)
 FEATURE_PAGES = {
     "lora": ("lora", {"vllm:lora_requests_info"}),
@@ -49,10 +50,6 @@ def families(text: str) -> dict[str, tuple[str, frozenset[str], tuple[str, ...]]
         buckets = tuple(sorted({s.labels["le"] for s in metric.samples if "le" in s.labels}))
         out[metric.name] = (metric.type, labels, buckets)
     return out
-
-
-def page(name: str) -> str:
-    return (CAPTURES / f"{name}.prom").read_text(encoding="utf-8")
 
 
 def served(text: str) -> dict[str, tuple[str, str, frozenset[str], tuple[str, ...], frozenset[tuple[str, ...]]]]:
@@ -103,7 +100,7 @@ def sim_page() -> str:
 @pytest.mark.parametrize("capture", list(FEATURE_PAGES))
 def test_simulator_differs_from_a_feature_server_only_by_the_feature_families(capture: str, sim_page: str) -> None:
     own = FEATURE_PAGES[capture][1]
-    real, sim = families(page(f"{capture}.after")), families(sim_page)
+    real, sim = families(capture_text(f"{capture}.after")), families(sim_page)
     assert set(real) - set(sim) == own
     assert set(sim) <= set(real)
     for name, shape in sim.items():
@@ -114,7 +111,7 @@ def test_simulator_differs_from_a_feature_server_only_by_the_feature_families(ca
 @pytest.mark.parametrize("capture", list(FEATURE_PAGES))
 def test_feature_profile_serves_its_server_page_family_by_family(capture: str, when: str,
                                                                  profile_pages: dict[str, str]) -> None:
-    real, sim = served(page(f"{capture}.{when}")), served(profile_pages[f"{capture}.{when}"])
+    real, sim = served(capture_text(f"{capture}.{when}")), served(profile_pages[f"{capture}.{when}"])
     assert sorted(sim) == sorted(real)
     for name, family in real.items():
         assert sim[name] == family, name
@@ -140,7 +137,8 @@ def test_spec_decode_counters_keep_vllms_relations_after_the_captured_request(
         source: str, profile_pages: dict[str, str]) -> None:
     """The counters moved, and as vLLM's do: accepted at most drafted, at most k=2 drafted per draft, per position
     non-increasing and summing to accepted (the capture: 6 drafts, 11 drafted, 9 accepted)."""
-    snapshot = Snapshot.parse(page("spec-decode.after") if source == "capture" else profile_pages["spec-decode.after"])
+    snapshot = Snapshot.parse(capture_text("spec-decode.after") if source == "capture"
+                              else profile_pages["spec-decode.after"])
 
     def value(name: str, position: str | None = None) -> float:
         got = snapshot.value(f"vllm:spec_decode_num_{name}_total", {"position": position} if position else None)
@@ -168,7 +166,7 @@ def test_lora_profile_page_while_an_adapter_streams_matches_the_capture(host: Si
                     during = client.get("/metrics").text
         after = client.get("/metrics").text
     assert during is not None
-    assert served(during)[INFO] == served(page("lora.during"))[INFO]
+    assert served(during)[INFO] == served(capture_text("lora.during"))[INFO]
     snapshot = Snapshot.parse(during)
     running = newest(snapshot, INFO)
     assert running is not None and dict(running.labels) == {
@@ -183,7 +181,7 @@ def test_lora_profile_page_while_an_adapter_streams_matches_the_capture(host: Si
 def test_catalog_knows_every_family_of_a_feature_server(capture: str) -> None:
     feature, own = FEATURE_PAGES[capture]
     catalog = load_catalog()
-    snapshot = Snapshot.parse(page(f"{capture}.after"))
+    snapshot = Snapshot.parse(capture_text(f"{capture}.after"))
     unknown = sorted(n for n in snapshot.names() if n.startswith("vllm:") and catalog.get(n) is None)
     assert not unknown
     for name in own:
@@ -196,16 +194,83 @@ def test_catalog_knows_every_family_of_a_feature_server(capture: str) -> None:
 @pytest.mark.parametrize("capture", list(FEATURE_PAGES))
 def test_feature_detected_on_its_server_only(capture: str, when: str) -> None:
     # lora_requests_info has no series before the first request, but its # TYPE line is there already
-    detected = features.detect(Snapshot.parse(page(f"{capture}.{when}")))
+    detected = features.detect(Snapshot.parse(capture_text(f"{capture}.{when}")))
     assert {"lora", "spec_decode"} & detected == {FEATURE_PAGES[capture][0]}
-    assert not {"lora", "spec_decode"} & features.detect(Snapshot.parse(page(f"prefix-caching-on.{when}")))
+    assert not {"lora", "spec_decode"} & features.detect(Snapshot.parse(capture_text(f"prefix-caching-on.{when}")))
 
 
 def test_newest_lora_series_is_the_highest_value_not_the_first() -> None:
     # read while an adapter request ran, after a base-model request: the empty set is first on the page
-    snapshot = Snapshot.parse(page("lora.during"))
+    snapshot = Snapshot.parse(capture_text("lora.during"))
     first = dict(snapshot.series("vllm:lora_requests_info")[0].labels)
     latest = newest(snapshot, "vllm:lora_requests_info")
     assert latest is not None
     assert dict(latest.labels)["running_lora_adapters"] == "e2e-adapter" != first["running_lora_adapters"]
-    assert newest(Snapshot.parse(page("lora.before")), "vllm:lora_requests_info") is None
+    assert newest(Snapshot.parse(capture_text("lora.before")), "vllm:lora_requests_info") is None
+
+
+# -- feature detection and gating (features.detect, features.status) -------------------------------------------
+
+
+def detected(*lines: str) -> set[str]:
+    """The features the run report lists for a server whose /metrics page has these lines."""
+    from pytest_vllm_metrics import features
+    return features.detect(Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge",
+                                                      "vllm:num_requests_running 0", *lines]) + "\n"))
+
+
+@pytest.mark.parametrize(("lines", "found"), [
+    ((), {"core"}),
+    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="True"} 1'),
+     {"core", "prefix_caching"}),
+    (('# TYPE vllm:cache_config_info gauge', 'vllm:cache_config_info{enable_prefix_caching="False"} 1'), {"core"}),
+    (('# TYPE vllm:lora_requests_info gauge', 'vllm:lora_requests_info{max_lora="1"} 1'), {"core", "lora"}),
+    (('# TYPE vllm:num_requests_kv_fetch_by_stage gauge', 'vllm:num_requests_kv_fetch_by_stage 0'),
+     {"core", "kv_connector"}),
+    (('# TYPE vllm:nixl_num_failed_transfers counter', 'vllm:nixl_num_failed_transfers_total 0'),
+     {"core", "kv_connector"}),
+    (('# TYPE vllm:kv_offload_bytes gauge', 'vllm:kv_offload_bytes 0'), {"core", "kv_offload"}),
+])
+def test_features_the_page_shows_are_detected(lines: tuple[str, ...], found: set[str]) -> None:
+    """kills the `always`, `families` and `prefixes` keys of features.detect, `found.add(feature)` ->
+    `add(None)`, and `families ... or prefixes` -> `and` (kv_connector by a family alone, by a prefix alone)."""
+    assert detected(*lines) == found
+
+
+def lora_entry() -> Entry:
+    return Entry(name="vllm:lora_requests_info", type="gauge", level="SHOULD", feature="lora",
+                 versions=VersionRange(">=0.9.2"))
+
+
+def lora_presence(page_has_lora: bool, policy: Policy) -> Verdict:
+    lines = ["# TYPE vllm:lora_requests_info gauge", 'vllm:lora_requests_info{max_lora="1"} 1'] if page_has_lora else []
+    snapshot = Snapshot.parse("\n".join(["# TYPE vllm:num_requests_running gauge", "vllm:num_requests_running 0",
+                                         *lines]) + "\n")
+    return evaluate.presence(lora_entry(), observation(snapshot, snapshot), policy)
+
+
+def test_checks_of_a_detected_optional_feature_run() -> None:
+    """kills `feature in detected` -> `not in` and `FeatureStatus(True)` -> None / False in features.status."""
+    assert lora_presence(True, Policy()).outcome == Outcome.PASSED
+
+
+def test_checks_of_an_optional_feature_not_detected_are_skipped_saying_how_to_require_it() -> None:
+    """kills the last `FeatureStatus(False, ...)` -> `True` / the flag dropped in features.status."""
+    verdict = lora_presence(False, Policy())
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == ("feature lora is not enabled on this server (not detected from its metrics); pass "
+                               "--vllm-require-feature=lora to require it")
+
+
+def test_required_feature_not_detected_fails() -> None:
+    """kills `feature in required` -> `not in` in features.status: a required feature's absence is the failure."""
+    verdict = lora_presence(False, Policy(require=("lora",)))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith("decode-0 (vLLM 0.32.0): vllm:lora_requests_info is missing from /metrics")
+
+
+def test_exempted_feature_is_skipped_even_when_detected() -> None:
+    """kills `feature in exempt` -> `not in` and the exemption message of features.status."""
+    verdict = lora_presence(True, Policy(exempt=("lora",)))
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == "feature lora exempted by --vllm-exempt-feature=lora"

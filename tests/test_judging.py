@@ -1,4 +1,4 @@
-"""Every verdict a panel can get, with the words the user reads, judged in-process and fast.
+"""Every verdict a panel can get (judging.py), with the words the user reads, judged in-process and fast.
 
 tests/test_dashboards.py runs the check as users do (pytester, real Prometheus, the llm-d dashboards); this file
 pins each verdict's outcome, level, kind and message against the direct scrape of simulated servers and against
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, PrometheusAPI, gaps, judge, observed, sample, summary, vector
+from conftest import NOW, PrometheusAPI, dashboard_file, gaps, judge, observed, sample, summary, vector
 from pytest_vllm_metrics._grafana import DashboardError
 from pytest_vllm_metrics._grafana_vars import Variable
 from pytest_vllm_metrics.catalog import load_catalog
@@ -24,8 +24,7 @@ from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
-from pytest_vllm_metrics.promql import selectors
-from pytest_vllm_metrics.readers import Query, Reader, load_dashboards, object_dashboards, substitute
+from pytest_vllm_metrics.readers import Query, Reader, load_dashboards, object_dashboards
 from pytest_vllm_metrics.series import default_wait
 from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost
@@ -37,19 +36,15 @@ NO_SUCH = (f"{WHERE} queries vllm:no_such_metric, which none of the 1 server(s) 
            f"Check the metric name against vLLM's /metrics.")
 
 
-def _observe(host: SimHost, profile: str, name: str = "decode-0", arch: str = "amd64") -> list[Observation]:
-    return observed(host, profile, name, arch)
-
-
 @pytest.fixture(scope="module")
 def x86(host: SimHost) -> list[Observation]:
     """One simulated vLLM 0.32 (prefix caching on), observed around a small workload as a run does."""
-    return _observe(host, "x86_64")
+    return observed(host, "x86_64")
 
 
 @pytest.fixture(scope="module")
 def no_caching(host: SimHost) -> list[Observation]:
-    return _observe(host, "x86_64-no-prefix-caching")
+    return observed(host, "x86_64-no-prefix-caching")
 
 
 # -- against the direct scrape: each verdict in full ---------------------------------------------------------
@@ -172,7 +167,7 @@ def test_counter_that_moved_charts_fine(x86: list[Observation]) -> None:
 
 def test_always_zero_names_every_pod_that_did_not_move(host: SimHost, no_caching: list[Observation],
                                                        x86: list[Observation]) -> None:
-    other = _observe(host, "x86_64-no-prefix-caching", name="decode-1")
+    other = observed(host, "x86_64-no-prefix-caching", name="decode-1")
     verdict = judge(x86 + no_caching + other, "vllm:prefix_cache_hits_total")
     assert verdict.message.startswith(f"{WHERE} will be always zero / NaN on decode-0, decode-1: ")
 
@@ -185,7 +180,7 @@ def test_ratio_sentence_only_for_counters(x86: list[Observation], no_caching: li
 def test_feature_metric_present_but_feature_off_is_skipped_unless_required(host: SimHost) -> None:
     # The ngram speculative-decoding families exist on a page whose server runs without the feature in no real
     # capture; a required feature turns the same panel into a judged one.
-    seen = _observe(host, "x86_64")
+    seen = observed(host, "x86_64")
     verdict = judge(seen, "vllm:spec_decode_num_drafts_total", policy=Policy(require=("spec_decode",)))
     assert summary(verdict)[:3] == ("skipped", "MUST", "feature not enabled")
 
@@ -282,38 +277,8 @@ def test_unknown_variable_value_matches_anything_on_the_scrape(x86: list[Observa
 # -- loading ---------------------------------------------------------------------------------------------------
 
 
-def write(path: Path, panels: list[dict[str, Any]]) -> Path:
-    path.write_text(json.dumps({"title": "vLLM", "panels": panels}))
-    return path
-
-
-def test_loading_keeps_prometheus_targets_in_order_and_names_them(tmp_path: Path) -> None:
-    loaded = load_dashboards([write(tmp_path / "dash.json", [
-        {"title": "Mixed", "datasource": {"type": "prometheus", "uid": "p"}, "targets": [
-            {"expr": "vllm:a"},  # no refId: Grafana names them A, B, ... by position
-            {"refId": "Q", "expr": "vllm:b", "hide": True},
-            {"refId": "L", "expr": '{app="vllm"}', "datasource": {"type": "loki"}},
-            {"refId": "M", "expr": "vllm:c", "datasource": {"type": "datasource", "uid": "-- Mixed --"}},
-            {"refId": "E", "expr": ""},
-            "not a target",
-        ]},
-        {"title": "Logs", "datasource": {"type": "loki"}, "targets": [{"expr": "vllm:d"}]},
-        {"id": 7, "targets": [{"expr": "vllm:e"}]},
-        {"title": "Mixed", "targets": [{"expr": "vllm:f"}]},
-        {"title": "Mixed", "targets": [{"expr": "vllm:g"}]},
-        {"type": "row", "title": "Row", "targets": [{"expr": "vllm:h"}]},
-    ])])
-    assert [(p.id, p.queries) for p in loaded] == [
-        ("dash::Mixed", (Query("A", "vllm:a"), Query("M", "vllm:c"))),
-        ("dash::panel 7", (Query("A", "vllm:e"),)),
-        ("dash::Mixed (2)", (Query("A", "vllm:f"),)),
-        ("dash::Mixed (3)", (Query("A", "vllm:g"),)),
-    ]
-    assert {p.dashboard_title for p in loaded} == {"vLLM"} and {p.kind for p in loaded} == {"panel"}
-
-
 def test_library_panel_keeps_its_name_and_title(tmp_path: Path, x86: list[Observation]) -> None:
-    (untitled, titled) = load_dashboards([write(tmp_path / "lib.json", [
+    (untitled, titled) = load_dashboards([dashboard_file(tmp_path / "lib.json", [
         {"libraryPanel": {"uid": "u1", "name": "vLLM latency"}},
         {"title": "Shown", "libraryPanel": {"uid": "u2"}, "repeat": "model"},
     ])])
@@ -331,23 +296,6 @@ def test_panel_name_falls_back_to_the_dashboard_file_name(x86: list[Observation]
 
 def judge_message(panel: Reader, observations: list[Observation]) -> str:
     return judge_reader(panel, observations, load_catalog(), Policy()).message
-
-
-@pytest.mark.parametrize(("expr", "variables", "namespace", "expected"), [
-    ('vllm:x{namespace="$namespace", model_name="$m"}', {"m": "tiny"}, "llm-d",
-     'vllm:x{namespace="llm-d", model_name="tiny"}'),
-    ('vllm:x{namespace="$namespace"}', {}, None, 'vllm:x{namespace="$namespace"}'),
-    ("rate(vllm:x[$__rate_interval])", {}, None, "rate(vllm:x[5m])"),
-])
-def test_substitute(expr: str, variables: dict[str, str], namespace: str | None, expected: str) -> None:
-    assert substitute(expr, variables, namespace) == expected
-
-
-def test_selectors_keep_matchers_and_the_name_matcher() -> None:
-    (named, by_name) = selectors('vllm:a{model_name=~"t.*", engine!="1"} + {__name__="vllm:b", pod="p"}')
-    assert (named.metric, named.matchers) == ("vllm:a", (("model_name", "Re", "t.*"), ("engine", "NotEqual", "1")))
-    assert named.shown == 'vllm:a{engine!="1",model_name=~"t.*"}'
-    assert (by_name.metric, by_name.matchers) == ("vllm:b", (("pod", "Equal", "p"),))
 
 
 # -- against a Prometheus HTTP API ------------------------------------------------------------------------------
@@ -494,30 +442,6 @@ def test_variables_resolved_in_prometheus(api: PrometheusAPI, prom: Prometheus, 
 # -- what loading keeps, what variables see -----------------------------------------------------------------
 
 
-def test_loading_keeps_where_grafana_draws_each_panel(tmp_path: Path) -> None:
-    loaded = load_dashboards([write(tmp_path / "grid.json", [
-        {"type": "row", "title": "Latency", "collapsed": True, "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
-         "panels": [{"title": "E2E", "gridPos": {"x": 0, "y": 1, "w": 12, "h": 8}, "targets": [{"expr": "vllm:a"}]},
-                    {"title": "Lib", "gridPos": {"x": 12, "y": 1, "w": 12, "h": 8},
-                     "libraryPanel": {"uid": "only-uid"}}]},
-        {"targets": [{"refId": "A", "expr": "vllm:b"}, {"expr": "vllm:c", "datasource": {"type": ""}}]},
-    ])])
-    assert [(p.title, p.grid, p.row, p.library) for p in loaded] == [
-        ("E2E", (0, 1, 12, 8), "Latency", None), ("Lib", (12, 1, 12, 8), "Latency", "only-uid"),
-        ("panel ?", None, "Latency", None)]  # after a row, in it (Grafana: until the next row)
-    # a target without refId is named by its position; an empty data source type is the panel's (Prometheus)
-    assert loaded[2].queries == (Query("A", "vllm:b"), Query("B", "vllm:c"))
-
-
-def test_library_panel_keeps_the_dashboards_variables(tmp_path: Path) -> None:
-    path = tmp_path / "lib.json"
-    path.write_text(json.dumps({"title": "vLLM", "templating": {"list": [{"name": "m", "type": "custom",
-                                                                          "query": "tiny"}]},
-                                "panels": [{"libraryPanel": {"name": "L"}}]}))
-    (loaded,) = load_dashboards([path])
-    assert [v.name for v in loaded.variables] == ["m"]
-
-
 def test_absent_of_an_aggregate_names_its_selector(x86: list[Observation]) -> None:
     verdict = judge(x86, 'absent(sum by (model_name) (vllm:num_requests_running{model_name="tiny"}))')
     assert verdict.message == (f"{WHERE}: absent() returns nothing while "
@@ -565,11 +489,6 @@ def test_query_result_in_prometheus_is_written_as_grafana_writes_it(
     assert names.params["match[]"] == RUNNING
     values = next(s for s in api.seen if s.path == "/api/v1/label/model_name/values")
     assert "match[]" not in values.params
-
-
-def test_substitute_names_the_variables_it_writes() -> None:
-    assert substitute("${m:queryparam}&${namespace:queryparam}", {"m": "tiny"}, "llm-d") == \
-        "var-m=tiny&var-namespace=llm-d"
 
 
 @pytest.mark.parametrize(("expr", "outcome", "kind", "says"), [
@@ -678,7 +597,7 @@ def test_selectors_that_match_no_series_together_are_no_data_naming_them(x86: li
 
 
 def test_a_documented_limitation_makes_the_panel_xfail(host: SimHost) -> None:
-    arm = _observe(host, "arm64-cpu", arch="arm64")
+    arm = observed(host, "arm64-cpu", arch="arm64")
     verdict = judge(arm, "rate(vllm:prefix_cache_hits_total[5m])")
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.XFAILED, "always zero / NaN")
     assert "disables prefix caching on arm64 CPUs" in verdict.message
@@ -858,7 +777,7 @@ def test_without_a_set_wait_prometheus_is_polled_for_two_of_its_scrape_intervals
 
 def test_a_dashboard_without_a_prometheus_query_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(DashboardError) as raised:
-        load_dashboards([write(tmp_path / "notes.json", [{"title": "Notes", "type": "text"}])])
+        load_dashboards([dashboard_file(tmp_path / "notes.json", [{"title": "Notes", "type": "text"}])])
     assert str(raised.value) == (
         f"dashboard {tmp_path / 'notes.json'} (vLLM) has no panel with a Prometheus query: its panels' targets carry "
         f"no 'expr' (text panels, or another data source such as Loki), so there is nothing to check. Pass the "
@@ -866,7 +785,7 @@ def test_a_dashboard_without_a_prometheus_query_is_an_error_naming_it(tmp_path: 
 
 
 def test_a_library_panel_without_name_or_uid_is_named_by_a_question_mark(tmp_path: Path) -> None:
-    (panel,) = load_dashboards([write(tmp_path / "lib.json", [{"libraryPanel": {"model": {}}}])])
+    (panel,) = load_dashboards([dashboard_file(tmp_path / "lib.json", [{"libraryPanel": {"model": {}}}])])
     assert (panel.title, panel.library) == ("?", "?")
 
 

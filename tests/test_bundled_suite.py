@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import flat
+from conftest import flat, run_suite
 from pytest_vllm_metrics.sim import SimHost, get_profile
 
 
@@ -15,10 +15,6 @@ def outcomes_of(result: pytest.RunResult, status: str) -> list[str]:
     """Node ids reported with `status` (PASSED, FAILED, XFAIL, SKIPPED) in -rA output."""
     pattern = re.compile(rf"^{status} (\S+)")
     return [m.group(1) for line in result.outlines if (m := pattern.match(line))]
-
-
-def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-rA", "-p", "no:cacheprovider", *args)
 
 
 def test_x86_64_every_must_entry_passes(pytester: pytest.Pytester) -> None:
@@ -251,3 +247,13 @@ def test_users_can_send_the_workload_again(pytester: pytest.Pytester) -> None:
             assert vllm_scraper.scrape(vllm_target).value("vllm:prefix_cache_hits_total") > before
     """)
     run_suite(pytester, "--vllm-sim=x86_64", "test_again.py").assert_outcomes(passed=1)
+
+
+def test_the_bundled_suite_has_as_many_tests_for_three_servers_as_for_one(pytester: pytest.Pytester) -> None:
+    def collected(*args: str) -> int:
+        result = pytester.runpytest("--collect-only", "-q", *args)
+        return int(result.outlines[-1].split()[0])  # "84 tests collected in 0.7s"
+
+    one = collected("--vllm-sim=x86_64")
+    assert one > 60
+    assert collected("--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", "--vllm-sim=x86_64") == one

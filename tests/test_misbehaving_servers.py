@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from conftest import flat, said, verdicts
+from conftest import flat, json_report, name_of, said, verdicts
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -29,10 +29,6 @@ PROMPT = 'vllm:prompt_tokens_total{engine="0",model_name="tiny"}'
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     # a generous timeout: the simulated servers must answer in time on a loaded machine too
     return pytester.runpytest("-p", "no:cacheprovider", "--vllm-timeout=30", "--vllm-report=report.json", *args)
-
-
-def report(pytester: pytest.Pytester) -> dict:  # type: ignore[type-arg]
-    return json.loads((pytester.path / "report.json").read_text())
 
 
 def outcomes_of(pytester: pytest.Pytester, target: str) -> dict[str, str]:
@@ -64,10 +60,6 @@ def _set_sample(page: str, sample: str, value: Callable[[float], float]) -> str:
     return pattern.sub(lambda m: f"{sample} {value(float(m.group(1)))}", page)
 
 
-def name_of(url: str) -> str:
-    return url.removeprefix("http://")
-
-
 # -- counters that go backwards, restarts, load balancers -------------------------------------------------
 
 
@@ -81,7 +73,7 @@ def test_counter_that_decreases_without_a_restart_sign_fails_naming_series_and_v
     assert outcomes_of(pytester, name_of(url))["test_moves[vllm:prompt_tokens_total]"] == "failed"
     assert said(result, f"*{PROMPT} went backwards from 1e+06 to * while process_start_time_seconds "
                                  f"and its _created stayed the same*")
-    assert report(pytester)["result"] == "failure"
+    assert json_report(pytester)["result"] == "failure"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
@@ -110,7 +102,7 @@ def test_restart_between_the_scrapes_is_inconclusive_not_a_wall_of_failures(
     assert "failed" not in mine.values(), mine
     assert mine["test_moves[vllm:prompt_tokens_total]"] == "inconclusive"
     assert flat(result).count("could not judge movement: the server restarted between the scrapes") == 1
-    assert report(pytester)["result"] == "inconclusive"
+    assert json_report(pytester)["result"] == "inconclusive"
     assert result.ret == EXIT_INCONCLUSIVE
 
 
@@ -177,7 +169,7 @@ def test_server_answering_503_to_everything_is_inconclusive(pytester: pytest.Pyt
 
     assert set(outcomes_of(pytester, name_of(url)).values()) == {"inconclusive"}
     assert flat(result).count("the server is overloaded or not ready yet") == 1
-    assert report(pytester)["couldNotObserve"][0]["target"] == name_of(url)
+    assert json_report(pytester)["couldNotObserve"][0]["target"] == name_of(url)
     assert result.ret == EXIT_INCONCLUSIVE
 
 
@@ -192,10 +184,10 @@ def test_unreachable_target_fails_reachability_once_and_the_rest_points_at_it(py
     # every check of the bundled suite, none other; the EPP's checks are skipped without --vllm-epp-url
     assert result.parseoutcomes()["failed"] == 1
     assert set(result.parseoutcomes()) == {"failed", "inconclusive", "skipped"}
-    rows = report(pytester)["tests"]
+    rows = json_report(pytester)["tests"]
     assert [row["check"] for row in rows if row["outcome"] == "failed"] == ["reachable"]
     assert "skipped" not in {row["outcome"] for row in rows if "epp" not in row["check"]}
-    assert report(pytester)["result"] == "failure"
+    assert json_report(pytester)["result"] == "failure"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
@@ -211,7 +203,7 @@ def test_a_failure_outranks_an_inconclusive_target_in_the_exit_code(
     app.middlewares.append(overloaded)
     result = run(pytester, f"--vllm-url={broken.url}", f"--vllm-url={sim_host.start_app(app)}")
 
-    assert report(pytester)["result"] == "failure"
+    assert json_report(pytester)["result"] == "failure"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
@@ -237,7 +229,7 @@ def _verdicts_by_check(pytester: pytest.Pytester) -> dict[str, Any]:
     """Each check's verdict in the JSON report: its outcome, level, reason, diagnosis and every target's own (the
     evidence holds timings)."""
     return {row["id"]: {key: value for key, value in row.items() if key != "evidence"}
-            for row in report(pytester)["tests"]}
+            for row in json_report(pytester)["tests"]}
 
 
 def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
@@ -257,7 +249,7 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     assert parallel.ret == serial.ret
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
     parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
-    assert report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
+    assert json_report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
     # the observation was spread: each worker observed a slice of its own, one server each, none twice
     slices = [pickle.loads(path.read_bytes()) for path in sorted((pytester.path / "basetemp").glob(
         "vllm-observation-*.[0-9]"))]
@@ -274,7 +266,7 @@ def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
 
     assert result.ret == 0
     assert [_requests_served(sim.url) for sim in sims] == [8, 8]
-    assert [row["outcome"] for row in report(pytester)["tests"]] == ["passed"]
+    assert [row["outcome"] for row in json_report(pytester)["tests"]] == ["passed"]
 
 
 # -- timing against Prometheus --------------------------------------------------------------------------------
@@ -293,7 +285,7 @@ def test_rate_panel_prometheus_cannot_fill_yet_is_inconclusive_not_no_data(
     result = run(pytester, f"--vllm-url={sim.url}", f"--prometheus-url={prom}", f"--grafana-dashboard={dashboard}",
                  "-k", "test_panel")
 
-    rows = report(pytester)["tests"]
+    rows = json_report(pytester)["tests"]
     assert [(row["outcome"], row["evidence"]["panel_verdict"]) for row in rows] == [("inconclusive",) * 2] * 2
     assert said(result, "*fewer than two samples of vllm:prompt_tokens_total within the panel's 500ms window*")
     assert result.ret == EXIT_INCONCLUSIVE
