@@ -505,6 +505,12 @@ def test_the_conformance_document_states_the_model(tmp_path: Path) -> None:
         write_data(tmp_path / name, model)
     text = (tmp_path / "report.json").read_text()
     assert json.loads(text) == document and text.endswith("}\n") and text.startswith('{\n  "apiVersion"')
+    # written row by row, the text json.dumps gives the whole document (two-space indent, nested evidence)
+    assert text == json.dumps(document, indent=2) + "\n"
+    assert not list(tmp_path.glob(".*.part"))  # written beside, then renamed: nothing left over
+    for few in ([], rows[:1]):  # no row (an empty list), one row (no comma)
+        write_data(tmp_path / "few.json", build(few))
+        assert (tmp_path / "few.json").read_text() == json.dumps(report_document(build(few)), indent=2) + "\n"
     written = (tmp_path / "report.yaml").read_text()
     assert yaml.safe_load(written) == document and written.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
     yml = (tmp_path / "report.yml").read_text()
