@@ -68,10 +68,9 @@ def _measured(obs: Observation) -> dict[str, Any]:
         measured["prefixCache"] = {"hits": delta.increase("vllm:prefix_cache_hits_total"),
                                    "queries": delta.increase("vllm:prefix_cache_queries_total")}
     for key, name in _CHARTED_HISTOGRAMS.items():
-        bounds = sorted({dict(s.labels).get("le", "") for s in after.series(f"{name}_bucket")} - {""},
-                        key=_bound)
         # [upper bound, requests at or below it] summed over the other labels (model, engine): cumulative
-        measured[key] = [[le, delta.increase(f"{name}_bucket", {"le": le})] for le in bounds]
+        by_bound = delta.increases_by(f"{name}_bucket", "le")
+        measured[key] = [[le, by_bound[le]] for le in sorted(set(by_bound) - {""}, key=_bound)]
     return measured
 
 

@@ -346,11 +346,37 @@ class Delta:
         after_total = math.fsum(s.value for s in after_series) if after_series else None
         if not after_series:
             return Change(before_total, None, None, False)
-        sample = self.after._counted_sample(name)
-        base = _created_base(sample)
         increase = 0.0
         any_reset = False
         decreases: list[Decrease] = []
+        for series, grew, reset in self._grown(name, before_series, after_series):
+            if grew is None:
+                decreases.append(Decrease(series.labels, before_series.get(series.labels, 0.0), series.value))
+                continue  # no increase to count: the contract is broken, the check says so
+            any_reset = any_reset or reset
+            increase += grew
+        return Change(before_total, after_total, increase, any_reset, tuple(decreases))
+
+    def increase(self, name: str, labels: Labels | None = None) -> float:
+        """How much a counter (or a histogram's count) grew; 0.0 when the series does not exist."""
+        return self.change(name, labels).increase or 0.0
+
+    def increases_by(self, name: str, label: str) -> dict[str, float]:
+        """`increase(name, {label: value})` for every value of `label` on the second page, in one pass over the
+        series (a histogram's buckets by `le`: one pass, not one per bucket)."""
+        before_series = {s.labels: s.value for s in self.before.series(name)}
+        out: dict[str, float] = {}
+        for series, grew, _ in self._grown(name, before_series, self.after.series(name)):
+            value = dict(series.labels).get(label)
+            if value is not None:
+                out[value] = out.get(value, 0.0) + (grew or 0.0)
+        return out
+
+    def _grown(self, name: str, before_series: dict[tuple[tuple[str, str], ...], float], after_series: list[Series]
+               ) -> Iterator[tuple[Series, float | None, bool]]:
+        """Per series of the second page: how much it grew (None: it went down, with no sign of a restart), and
+        whether it was reset (after a reset the counter restarted from 0, so everything it shows is new)."""
+        base = _created_base(self.after._counted_sample(name))
         for series in after_series:
             previous = before_series.get(series.labels, 0.0)
             created_before = self.before.created_at(base, series.labels)
@@ -359,16 +385,9 @@ class Delta:
                 created_before is not None and created_after is not None and created_after != created_before
             )
             if not reset and series.value < previous:
-                decreases.append(Decrease(series.labels, previous, series.value))
-                continue  # no increase to count: the contract is broken, the check says so
-            any_reset = any_reset or reset
-            # After a reset the counter restarted from 0, so everything it shows is new.
-            increase += series.value if reset else series.value - previous
-        return Change(before_total, after_total, increase, any_reset, tuple(decreases))
-
-    def increase(self, name: str, labels: Labels | None = None) -> float:
-        """How much a counter (or a histogram's count) grew; 0.0 when the series does not exist."""
-        return self.change(name, labels).increase or 0.0
+                yield series, None, reset
+            else:
+                yield series, series.value if reset else series.value - previous, reset
 
 
 def _process(before: Snapshot, after: Snapshot) -> str:

@@ -590,3 +590,28 @@ def test_pages_that_are_not_openmetrics_raise_exposition_error(page: str, says: 
 def test_any_text_is_a_snapshot_or_an_exposition_error(text: str) -> None:
     with contextlib.suppress(ExpositionError):  # anything else (a TypeError, an IndexError) fails the test
         Snapshot.parse_openmetrics(text)
+
+
+def test_bucket_increases_in_one_pass_are_each_buckets_increase() -> None:
+    # Two models' buckets: one series went down with no sign of a restart (not counted), a bucket only the second
+    # page has; a name no page has.
+    def page(rows: str) -> Snapshot:
+        return Snapshot.parse("# TYPE vllm:e2e_request_latency_seconds histogram\n" + rows)
+
+    before = page('vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="a"} 3\n'
+                  'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="a"} 5\n'
+                  'vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="b"} 9\n'
+                  'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="b"} 9\n'
+                  'vllm:e2e_request_latency_seconds_count{model_name="a"} 5\n')
+    after = page('vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="a"} 4\n'
+                 'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="a"} 8\n'
+                 'vllm:e2e_request_latency_seconds_bucket{le="0.5",model_name="b"} 2\n'
+                 'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="b"} 12\n'
+                 'vllm:e2e_request_latency_seconds_bucket{le="1.0",model_name="b"} 1.5\n'
+                 'vllm:e2e_request_latency_seconds_count{model_name="a"} 8\n')
+    delta = Delta(before, after)
+    name = "vllm:e2e_request_latency_seconds_bucket"
+    by_bound = delta.increases_by(name, "le")
+    assert by_bound == {le: delta.increase(name, {"le": le}) for le in ("0.5", "+Inf", "1.0")}
+    assert by_bound == {"0.5": 1.0, "+Inf": 6.0, "1.0": 1.5}  # b's 0.5 went down: not counted
+    assert delta.increases_by("vllm:nothing_bucket", "le") == {}
