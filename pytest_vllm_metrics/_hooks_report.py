@@ -75,8 +75,7 @@ class ReportHooks:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         row = row_of(report)
-        if row is not None:
-            report.vllm_row = row  # type: ignore[attr-defined]  # decoded once, for the hooks that follow
+        if row is not None:  # (on a pytest-xdist worker the report stays plain data: it is sent as it is)
             self.config.stash[ROWS_KEY].append(row)
             mark = getattr(report, "vllm_mark", None)
             if mark:
