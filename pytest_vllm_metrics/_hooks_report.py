@@ -50,10 +50,11 @@ class ReportHooks:
             return test_report
         # junitxml writes the teardown report's properties, which pytest takes from the item
         item.user_properties.extend(row.junit_properties())
-        # On the report: pytest-xdist sends reports from its workers to the controller as plain data, which
-        # collects the rows in pytest_runtest_logreport (as a serial run does, from the row itself).
+        # On the report: pytest-xdist sends reports from its workers to the controller, which collects the rows
+        # in pytest_runtest_logreport (as a serial run does, from the row itself). As JSON text: execnet's own
+        # serializer is pure Python, and a fleet's row holds a result per server.
         worker = hasattr(item.config, "workeroutput")
-        test_report.vllm_row = row.as_json() if worker else row  # type: ignore[attr-defined]
+        test_report.vllm_row = json.dumps(row.as_json()) if worker else row  # type: ignore[attr-defined]
         if item.config.stash[RUN_KEY].settings.vllm_shard is not None:
             # the check's own level (its mark), which the merge gives the check of several shards' targets
             try:
@@ -74,8 +75,10 @@ class ReportHooks:
         return test_report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if hasattr(self.config, "workeroutput"):
+            return  # a pytest-xdist worker: the controller collects the rows (and writes the reports)
         row = row_of(report)
-        if row is not None:  # (on a pytest-xdist worker the report stays plain data: it is sent as it is)
+        if row is not None:
             self.config.stash[ROWS_KEY].append(row)
             mark = getattr(report, "vllm_mark", None)
             if mark:
@@ -83,8 +86,7 @@ class ReportHooks:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
-        row = row_of(report)
-        if row is not None and row.outcome == RowOutcome.INCONCLUSIVE:
+        if _outcome_of(report) == RowOutcome.INCONCLUSIVE:
             return RowOutcome.INCONCLUSIVE.value, "I", ("INCONCLUSIVE", {"yellow": True})
         return None
 
@@ -131,10 +133,18 @@ class ReportHooks:
             session.exitstatus = model.exit_code
 
 
+def _outcome_of(report: pytest.TestReport) -> RowOutcome | None:
+    """The outcome of the row a report carries, without making the row (pytest asks for it at every phase)."""
+    row = getattr(report, "vllm_row", None)
+    if row is None or isinstance(row, Row):
+        return row.outcome if row else None
+    return RowOutcome(json.loads(row)["outcome"])
+
+
 def row_of(report: pytest.TestReport) -> Row | None:
     """The row a check's report carries: the row itself, or its plain data from a pytest-xdist worker."""
     row = getattr(report, "vllm_row", None)
-    return row if row is None or isinstance(row, Row) else Row.from_json(row)
+    return row if row is None or isinstance(row, Row) else Row.from_json(json.loads(row))
 
 
 def _build(session: pytest.Session, run: Run) -> Report:
