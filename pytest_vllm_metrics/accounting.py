@@ -97,7 +97,7 @@ def exact(rule: Exact, obs: Observation, policy: Policy, catalog: Catalog, level
     entry = catalog.get(rule.family)
     if entry is not None and not entry.applies_to(obs.version):
         return Verdict(Outcome.SKIPPED, f"{rule.family} is emitted by vLLM {entry.versions.text}; "
-                                        f"{obs.target.name} reports vLLM {obs.version}", level)
+                                        f"this server reports vLLM {obs.version}", level)
     if rule.not_with_feature and rule.not_with_feature in obs.features:
         return Verdict(Outcome.SKIPPED, f"{obs.target.name}: {rule.name} is not counted exactly where "
                                         f"{rule.not_with_feature} is on: {rule.not_with_why}.", level)

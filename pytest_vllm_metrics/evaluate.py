@@ -90,7 +90,8 @@ def gate(entry: Entry, obs: Observation, policy: Policy, *stages: Stage) -> Verd
     if not status.run:
         return Verdict(Outcome.SKIPPED, status.reason, entry.level)
     if not entry.applies_to(obs.version):
-        return Verdict(Outcome.SKIPPED, f"{entry.name} is emitted by vLLM {entry.versions.text}; {obs.target.name} "
+        # Without the target's name (the reports name it): a fleet of one version shares one reason.
+        return Verdict(Outcome.SKIPPED, f"{entry.name} is emitted by vLLM {entry.versions.text}; this server "
                                         f"reports vLLM {obs.version}", entry.level)
     problem = obs.failure(*stages)
     if problem:

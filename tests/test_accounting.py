@@ -252,7 +252,7 @@ def test_a_family_the_version_does_not_emit_is_skipped() -> None:
     obs = moved(EXACTLY, traffic(*SENT))
     obs.version = "0.7.3"
     assert_verdict(judge(obs, rule=rule), Outcome.SKIPPED,
-                   "vllm:request_params_max_tokens is emitted by vLLM >=0.8.0; decode-0 reports vLLM 0.7.3")
+                   "vllm:request_params_max_tokens is emitted by vLLM >=0.8.0; this server reports vLLM 0.7.3")
     obs.version = "0.8.0"  # the first version that emits it: counted (here: not on the page)
     assert judge(obs, rule=rule).outcome == Outcome.SKIPPED
     assert judge(obs, rule=rule).message.endswith("is not on the page (test_present judges that); nothing to count.")

@@ -11,6 +11,7 @@ outcome and message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ from conftest import (
 from pytest_vllm_metrics import evaluate
 from pytest_vllm_metrics.catalog import Entry
 from pytest_vllm_metrics.observe import Check, Observation
-from pytest_vllm_metrics.outcome import Outcome, Problem, Verdict
+from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
 from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
@@ -246,7 +247,17 @@ def test_counter_of_another_vllm_version_is_skipped_naming_both_versions() -> No
     obs = observation(page({SUCCESS: 1}), page({SUCCESS: 9}), version="0.8.0")
     verdict = evaluate.movement(counter(), obs, Policy())
     assert verdict.outcome == Outcome.SKIPPED
-    assert verdict.message == f"{SUCCESS} is emitted by vLLM >=0.9.2; decode-0 reports vLLM 0.8.0"
+    assert verdict.message == f"{SUCCESS} is emitted by vLLM >=0.9.2; this server reports vLLM 0.8.0"
+
+
+def test_a_fleet_of_another_version_shares_one_reason_for_the_skip() -> None:
+    # 1,000 servers of one version: one reason naming the first few, not 1,000 reasons each naming its server
+    fleet = [replace(observation(page({SUCCESS: 1}), page({SUCCESS: 9}), version="0.8.0"),
+                     target=Target(f"decode-{n}", f"http://10.0.0.{n}:8200")) for n in range(1000)]
+    verdict = evaluate.across(fleet, lambda obs: evaluate.movement(counter(), obs, Policy()), Level.MUST)
+    assert verdict.outcome == Outcome.SKIPPED
+    assert verdict.message == (f"1000 of 1000 targets: decode-0, decode-1, decode-2, decode-3, decode-4 and 995 "
+                               f"more: {SUCCESS} is emitted by vLLM >=0.9.2; this server reports vLLM 0.8.0")
 
 
 def test_exempted_feature_is_skipped_with_the_option_that_exempted_it() -> None:
