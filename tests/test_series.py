@@ -177,7 +177,8 @@ def test_prometheus_lookups_for_grafanas_variables(api: PrometheusAPI, prom: Pro
     assert api.seen[0].params == {"start": lookup.start, "match[]": RUNNING}  # within the dashboard's last hour
     assert "match[]" not in api.seen[1].params
     up = lookup.query_result("up")
-    assert up is not None and len(up) == 1 and up[0].startswith('up{job="vllm"} 1 ')  # as Grafana's query_result() writes it for a regex
+    # as Grafana's query_result() writes it for a variable's regex
+    assert up is not None and len(up) == 1 and up[0].startswith('up{job="vllm"} 1 ')
     assert lookup.query_result("time()") == ["scalar 1700000000.5 1700000000500"]
 
 
