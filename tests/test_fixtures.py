@@ -71,7 +71,7 @@ def test_vllm_delta_of_a_server_that_could_not_be_scraped_fails_with_the_cause_i
     pytester.makepyfile(test_team="def test_mine(vllm_delta):\n    assert vllm_delta\n")
     result = run_suite(pytester, "--vllm-url=http://127.0.0.1:9", "test_team.py")
     result.assert_outcomes(errors=1)  # at the fixture's setup, with the cause and its fix, no traceback
-    result.stdout.fnmatch_lines(["ERROR at setup of test_mine[[]127.0.0.1:9[]]*",
+    result.stdout.fnmatch_lines(["*ERROR at setup of test_mine[[]127.0.0.1:9[]]*",
                                  "127.0.0.1:9: cannot connect to http://127.0.0.1:9 (*). Check that the server is "
                                  "running and that the host and port are right."])
     assert "see test_reachable" not in result.stdout.str() and "Traceback" not in result.stdout.str()
