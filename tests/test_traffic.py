@@ -219,11 +219,28 @@ def test_a_forbidden_models_endpoint_names_the_permission(sim_host: SimHost) -> 
     assert not traffic.server_failed
 
 
-def test_a_forbidden_post_through_the_pod_proxy_names_the_verb(sim_host: SimHost) -> None:
-    url, _ = served(sim_host, answer=lambda r: web.Response(status=403) if r.method == "POST" else None)
-    traffic = send(url, requests=1, source=TargetSource.KUBERNETES)
-    (only,) = traffic.records
-    assert only.status == 403 and only.error is not None and "grant create on pods/proxy" in only.error
+@pytest.mark.parametrize(("source", "said"), [
+    (TargetSource.KUBERNETES, "POST /v1/completions through the API server's pod proxy was refused (403): grant create "
+                              "on pods/proxy (Kubernetes authorizes a proxied POST as create; deploy/rbac.yaml), or "
+                              "send the workload through --vllm-gateway-url"),
+    (TargetSource.URL, "denied by policy"),  # no pod proxy: the server's (or its proxy's) own answer
+])
+def test_a_forbidden_post_names_the_verb_through_the_pod_proxy_only(sim_host: SimHost, source: TargetSource,
+                                                                    said: str) -> None:
+    url, _ = served(sim_host, answer=lambda r: web.Response(status=403, text="denied by policy")
+                    if r.method == "POST" else None)
+    (only,) = send(url, requests=1, source=source).records
+    assert (only.status, only.error) == (403, said)
+
+
+def test_every_request_overloaded_is_the_runs_problem_named_by_the_lowest_status(sim_host: SimHost) -> None:
+    statuses = iter([503, 429])
+    url, _ = served(sim_host, answer=lambda r: web.Response(status=next(statuses), text="busy")
+                    if r.method == "POST" else None)
+    traffic = send(url, requests=2, model="tiny")  # the model given: no /v1/models first
+    assert [r.status for r in traffic.records] == [503, 429]
+    assert traffic.error is not None and traffic.error.startswith("every workload request answered HTTP 429: the "
+                                                                  "server is overloaded")
 
 
 def test_a_server_answering_500_records_each_error_and_leaves_the_verdict_to_the_checks(sim_host: SimHost) -> None:
@@ -248,6 +265,7 @@ def test_one_failed_request_leaves_the_others_counted(sim_host: SimHost) -> None
     assert [r.ok for r in traffic.records] == [True, False, True]
     assert traffic.requests == 2 and traffic.error is None
     assert traffic.prompt_tokens == sum(r.prompt_tokens for r in traffic.records if r.ok)
+    assert traffic.prefix_tokens == 0  # the shared prefix counts as sent once a plain completion of it was served
 
 
 def test_an_answer_that_is_not_json_is_recorded_as_not_openai_compatible(sim_host: SimHost) -> None:
@@ -263,6 +281,26 @@ def test_an_answer_over_the_cap_is_refused(sim_host: SimHost) -> None:
     (only,) = send(sim.url, requests=1, model="tiny").records
     assert only.error == (f"the answer exceeded {MAX_ANSWER_BYTES // 2**20} MiB for a request of 5 tokens; this is "
                           f"not a vLLM completion")
+
+
+def test_a_stream_over_the_cap_is_cut_and_refused(sim_host: SimHost) -> None:
+    # chunks of valid JSON, five of them: over the 4 MiB an answer may have in all
+    chunk = b'data: {"choices": [], "pad": "' + b"x" * 2**20 + b'"}\n\n'
+
+    received: list[list[dict[str, Any]]] = []  # the bodies `served` records, the request's own last
+
+    def endless(request: web.Request) -> web.Response | None:
+        if request.method == "POST" and received[0][-1]["stream"]:
+            return web.Response(body=chunk * 5, content_type="text/event-stream")
+        return None
+
+    url, bodies = served(sim_host, answer=endless)
+    received.append(bodies)
+    traffic = send(url, requests=3, model="tiny")
+    streamed = traffic.records[2]
+    assert streamed.kind == "completion-stream"
+    assert streamed.error == (f"the answer exceeded {MAX_ANSWER_BYTES // 2**20} MiB for a request of 5 tokens; this "
+                              f"is not a vLLM completion")
 
 
 def test_an_unreachable_server_is_said_to_get_no_workload() -> None:
