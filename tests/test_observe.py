@@ -155,6 +155,22 @@ def test_a_server_without_a_version_fails_the_version_check_and_is_still_observe
     assert obs.version is None and obs.traffic is not None and obs.traffic.requests == 2
 
 
+@pytest.mark.parametrize("body", [{"version": 32}, {"vllm": "0.32.0"}, "0.32.0"])
+def test_a_version_answer_without_a_version_string_is_the_servers_failure(sim_host: SimHost, body: object) -> None:
+    app = build_app(get_profile("x86_64"))
+
+    @web.middleware
+    async def odd_version(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/version":
+            return web.json_response(body)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.append(odd_version)
+    obs = observed(Target("a", sim_host.start_app(app)))["a"]
+    assert obs.version is None
+    assert obs.errors[Stage.VERSION].cause == "GET /version answered HTTP 200 without a version"
+
+
 def test_an_api_key_cannot_go_through_the_pod_proxy(sim_host: SimHost) -> None:
     url, seen = counted(sim_host)
     pod = Target("pod-a", url, source=TargetSource.KUBERNETES, detail={"transport": "proxy"})
@@ -230,3 +246,5 @@ def test_the_delta_is_computed_once_per_pair_of_pages() -> None:
     assert delta is obs.delta and delta is not None and delta.increase("vllm:request_success_total") == 2
     obs.after = third
     assert obs.delta is not delta and obs.delta is not None and obs.delta.increase("vllm:request_success_total") == 6
+    obs.before = second
+    assert obs.delta is not None and obs.delta.increase("vllm:request_success_total") == 4
