@@ -109,6 +109,17 @@ def test_a_selector_selects_a_pods_series_with_its_scrape_labels() -> None:
     assert scrapes.has(only(f'{RUNNING}{{pod="vllm-decode-9"}}')) is False
 
 
+def test_a_scrape_label_overrides_the_pages_own() -> None:
+    # a page whose series carry a pod label of their own: Prometheus (honor_labels off) keeps the target's
+    after = page({}, extra=f'# TYPE {RUNNING} gauge\n{RUNNING}{{engine="0",pod="from-page"}} 0\n')
+    pod = Observation(Target("vllm-decode-0", "http://x", source=TargetSource.KUBERNETES,
+                             detail={"namespace": "llm-d"}), after=after)
+    scrapes = Scrapes([pod], Policy())
+    assert scrapes.selected(pod, only(f'{RUNNING}{{pod="vllm-decode-0"}}')) == [
+        {"engine": "0", "pod": "vllm-decode-0", "namespace": "llm-d"}]
+    assert scrapes.selected(pod, only(f'{RUNNING}{{pod="from-page"}}')) == []
+
+
 def test_a_matcher_on_a_label_only_prometheus_knows_is_left_unjudged_naming_the_servers() -> None:
     pods = [seen("a", TargetSource.KUBERNETES, namespace="n"), seen("b", TargetSource.KUBERNETES, namespace="n")]
     scrapes = Scrapes(pods, Policy())
