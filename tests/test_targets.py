@@ -138,6 +138,9 @@ def test_expected_engines(flags: DataParallel, expected: tuple[int | None, int |
      None, ""),
     (DataParallel(size=4, size_local=2, balancing=Balancing.HYBRID, backend="ray"), 0,
      "with --data-parallel-backend=ray, vLLM may place the local ranks itself"),
+    # without the local count, that is the reason, whatever the backend
+    (DataParallel(size=4, balancing=Balancing.HYBRID, backend="ray"), 0,
+     "hybrid load balancing runs --data-parallel-size-local engines, and it is not given"),
 ])
 def test_expected_engines_unknown_says_why(flags: DataParallel, first: int | None, why: str) -> None:
     count, got_first, got_why = flags.expected_engines()
