@@ -7,12 +7,10 @@ with the faults users reported: n > 1 counted twice, gauges stuck after aborted 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import pytest
 
 from conftest import exposition, name_of, said, verdicts
@@ -24,7 +22,7 @@ from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
-from pytest_vllm_metrics.traffic import Aborts, RequestRecord, TrafficResult, Workload
+from pytest_vllm_metrics.traffic import Aborts, RequestRecord, TrafficResult
 
 EXCLUSIVE = Policy(exclusive=True)
 SHARED = Policy()
@@ -530,29 +528,6 @@ def test_a_restart_during_the_workload_is_inconclusive_not_a_miscount(
     assert "failed" not in outcomes.values(), result.stdout.str()
     assert said(result, "the server restarted between the scrapes (or another process answered the second): exact "
                         "counts cannot be compared; rerun.")
-
-
-def test_the_exclusive_workload_records_usage_and_finish_reasons_per_request(sim_host: SimHost) -> None:
-    sim = sim_host.start(get_profile("x86_64"))
-
-    async def go() -> TrafficResult:
-        async with httpx.AsyncClient() as client:
-            workload = Workload(client, Target("sim", sim.url), model=None, api_key=None, requests=4, max_tokens=5,
-                                timeout=10, exclusive=True)
-            return await workload.run(128)
-
-    traffic = asyncio.run(go())
-    shape = [(r.kind, r.n, r.completion_tokens, sorted(r.finish_reasons.items())) for r in traffic.records]
-    assert shape == [
-        ("completion", 1, 5, [(0, "length")]),
-        ("completion", 1, 5, [(0, "length")]),
-        ("completion-stream", 1, 5, [(0, "length")]),
-        ("chat", 1, 5, [(0, "length")]),
-        ("completion", 2, 10, [(0, "length"), (1, "length")]),
-        ("chat-stream", 2, 10, [(0, "length"), (1, "length")]),
-    ]
-    assert (traffic.requests, traffic.choices, traffic.decode_steps) == (6, 8, 40 - 8)
-    assert traffic.engine_prompt_tokens == sum(r.prompt_tokens * r.n for r in traffic.records)
 
 
 # -- boundaries, on constructed observations -----------------------------------------------------------------

@@ -61,6 +61,16 @@ def test_the_rule_sees_the_known_helpers() -> None:
     assert known <= set(PRIVATE)
 
 
+def test_every_module_has_its_test_module() -> None:
+    # tests/test_<name>.py for pytest_vllm_metrics/<name>.py (a helper's leading underscore dropped): a new module
+    # comes with its tests. The simulator (sim/) is tested as a whole, in tests/test_sim.py.
+    tests = PACKAGE.parent / "tests"
+    top = sorted(p for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(top) > 40 and PACKAGE / "_markdown.py" in top  # a rule that sees no module would pass whatever
+    missing = [p.name for p in top if not (tests / f"test_{p.stem.lstrip('_')}.py").is_file()]
+    assert not missing, f"modules without tests/test_<name>.py: {missing}"
+
+
 def test_no_module_is_over_500_lines() -> None:
     long = {name: n for name, path in MODULES.items()
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > 500}

@@ -182,46 +182,11 @@ def test_api_key_is_sent_to_v1_and_never_printed(pytester: pytest.Pytester, sim_
     assert secret not in without.stdout.str() + with_key.stdout.str()
 
 
-def test_explicit_test_paths_run_as_usual(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_mine="def test_alone():\n    pass\n")
-    result = run_suite(pytester, "--vllm-sim=x86_64", "test_mine.py")
-    result.assert_outcomes(passed=1)
-
-
 def test_bare_vllm_sim_before_a_path_explains_the_equals_sign(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mine="def test_alone():\n    pass\n")
     result = run_suite(pytester, "--vllm-sim", "test_mine.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown simulator profile 'test_mine.py'*write --vllm-sim=PROFILE (with '=')*"])
-
-
-def test_users_own_test_uses_the_session_snapshots(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_team="""
-        def test_prompt_tokens_moved(vllm_delta, vllm_observation):
-            assert vllm_delta.increase("vllm:prompt_tokens_total") >= vllm_observation.traffic.prompt_tokens
-
-        def test_scraper_on_demand(vllm_scraper, vllm_target):
-            assert "vllm:num_requests_running" in vllm_scraper.scrape(vllm_target).names()
-    """)
-    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", "test_team.py")
-    result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["PASSED test_team.py::test_prompt_tokens_moved[[]sim-arm64-cpu[]]"])
-
-
-def test_nothing_touches_the_network_before_tests_run(pytester: pytest.Pytester) -> None:
-    # Port 9 refuses connections: help and collection must not try it.
-    assert pytester.runpytest("--vllm-url=http://127.0.0.1:9", "--help").ret == 0
-    collected = pytester.runpytest("--vllm-url=http://127.0.0.1:9", "--collect-only", "-q")
-    assert collected.ret == 0
-    collected.stdout.fnmatch_lines(["*test_present[[]vllm:num_requests_running[]]*"])
-    assert "cannot connect" not in collected.stdout.str()
-
-
-def test_several_simulators_get_distinct_names(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_each="def test_each(vllm_target):\n    pass\n")
-    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64", "test_each.py")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*test_each[[]sim-x86_64[]]*", "*test_each[[]sim-x86_64-2[]]*"])
 
 
 def test_required_feature_missing_fails_with_how_to_enable_it(pytester: pytest.Pytester) -> None:
@@ -236,24 +201,3 @@ def test_required_feature_missing_fails_with_how_to_enable_it(pytester: pytest.P
 def test_prefix_cache_counters_agree_on_the_simulator(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester, "--vllm-sim=x86_64", "-k", "test_prefix_cache")
     result.assert_outcomes(passed=4)
-
-
-def test_users_can_send_the_workload_again(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_again="""
-        def test_workload_again(vllm_workload, vllm_target, vllm_scraper):
-            before = vllm_scraper.scrape(vllm_target).value("vllm:prefix_cache_hits_total")
-            result = vllm_workload(vllm_target, requests=4)
-            assert result.requests == 4 and result.block_size == 128
-            assert vllm_scraper.scrape(vllm_target).value("vllm:prefix_cache_hits_total") > before
-    """)
-    run_suite(pytester, "--vllm-sim=x86_64", "test_again.py").assert_outcomes(passed=1)
-
-
-def test_the_bundled_suite_has_as_many_tests_for_three_servers_as_for_one(pytester: pytest.Pytester) -> None:
-    def collected(*args: str) -> int:
-        result = pytester.runpytest("--collect-only", "-q", *args)
-        return int(result.outlines[-1].split()[0])  # "84 tests collected in 0.7s"
-
-    one = collected("--vllm-sim=x86_64")
-    assert one > 60
-    assert collected("--vllm-sim=x86_64", "--vllm-sim=arm64-cpu", "--vllm-sim=x86_64") == one

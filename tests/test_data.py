@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from pytest_vllm_metrics import data, schemas
-from pytest_vllm_metrics.versions import VersionRange
 
 ROOT = Path(__file__).parent.parent
 ON_DISK = sorted([("conformance", p.name) for p in (ROOT / "conformance").glob("*.toml")]
@@ -33,20 +32,6 @@ def test_every_bundled_file_decodes_with_its_schema(where: str, name: str) -> No
     decoded = data.read(data.bundled_path(PACKAGES[where], name), schema)
     assert isinstance(decoded, schema)
     assert data.bundled(PACKAGES[where], name) == decoded
-
-
-def test_decoded_tables_are_frozen_and_typed() -> None:
-    limitation = data.limitations().limitation[0]
-    assert isinstance(limitation.versions, VersionRange)
-    assert isinstance(limitation.arch, tuple)
-    with pytest.raises(AttributeError):
-        limitation.fix = "nothing"  # type: ignore[misc]
-
-
-def test_a_profile_keeps_the_defaults_of_the_keys_it_leaves_out() -> None:
-    row = data.sim_profiles().profile["x86_64-lora"]
-    assert row.given() == {"description": row.description, "arch": "amd64", "version": "0.32.0",
-                           "enable_prefix_caching": True, "lora_modules": ("sim-adapter",), "max_loras": 1}
 
 
 # -- a file of the wrong shape -----------------------------------------------------------------------------------

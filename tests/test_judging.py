@@ -25,7 +25,6 @@ from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
 from pytest_vllm_metrics.readers import Query, Reader, load_dashboards, object_dashboards
-from pytest_vllm_metrics.series import default_wait
 from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -541,11 +540,6 @@ def test_pods_carry_their_namespace_for_variables(x86: list[Observation], detail
 
 
 # -- the rest of the whole-expression rules, and Prometheus' answers -------------------------------------------
-
-
-def test_default_wait_is_two_scrape_intervals_and_five_seconds() -> None:
-    assert default_wait(15.0) == 35.0
-    assert default_wait(1.0) == 7.0
 
 
 @pytest.mark.parametrize(("expr", "outcome", "message"), [

@@ -3,25 +3,21 @@ right, and a run that could not observe says "inconclusive" with the cause, once
 
 Each test runs the bundled suite through pytester, as a user does, against simulated servers that misbehave
 the way real ones were seen to: counters that go backwards, restarts, a load balancer, refused keys, an unknown
-model, overload, an unreachable address, pytest-xdist.
+model, overload, an unreachable address.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from collections.abc import Callable
-from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 
 from conftest import flat, json_report, name_of, said, verdicts
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
-from pytest_vllm_metrics.snapshot import Snapshot
 
 PROMPT = 'vllm:prompt_tokens_total{engine="0",model_name="tiny"}'
 
@@ -215,58 +211,6 @@ def test_documented_reason_is_printed_once_per_target_and_in_full(pytester: pyte
                       "(PR #29193) [3 checks]") == 1
     assert text.count("disables prefix caching on arm64 CPUs") == 1
     assert result.ret == 0
-
-
-# -- pytest-xdist -------------------------------------------------------------------------------------------
-
-
-def _requests_served(url: str) -> float:
-    page = Snapshot.parse(httpx.get(url + "/metrics").text)
-    return page.value("vllm:request_success_total") or 0.0
-
-
-def _verdicts_by_check(pytester: pytest.Pytester) -> dict[str, Any]:
-    """Each check's verdict in the JSON report: its outcome, level, reason, diagnosis and every target's own (the
-    evidence holds timings)."""
-    return {row["id"]: {key: value for key, value in row.items() if key != "evidence"}
-            for row in json_report(pytester)["tests"]}
-
-
-def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
-        pytester: pytest.Pytester, sim_host: SimHost) -> None:
-    healthy = sim_host.start(get_profile("x86_64"))
-    arm = sim_host.start(get_profile("arm64-cpu"))
-    args = (f"--vllm-url={healthy.url}", f"--vllm-url={arm.url}", "--vllm-arch=arm64")
-
-    serial = run(pytester, *args)
-    per_workload = _requests_served(healthy.url)
-    serial_verdicts = _verdicts_by_check(pytester)
-    parallel = run(pytester, "-n", "2", f"--basetemp={pytester.path / 'basetemp'}", *args)
-
-    assert per_workload == 8  # --vllm-requests' default: one workload
-    assert _requests_served(healthy.url) == 2 * per_workload  # the -n 2 run sent exactly one more
-    assert _verdicts_by_check(pytester) == serial_verdicts
-    assert parallel.ret == serial.ret
-    assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
-    parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
-    assert json_report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
-    # the observation was spread: each worker observed a slice of its own, one server each, none twice
-    slices = [pickle.loads(path.read_bytes()) for path in sorted((pytester.path / "basetemp").glob(
-        "vllm-observation-*.[0-9]"))]
-    assert sorted(len(observed) for observed in slices) == [1, 1]
-    assert {name for observed in slices for name in observed} == {name_of(healthy.url), name_of(arm.url)}
-
-
-def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
-        pytester: pytest.Pytester, sim_host: SimHost) -> None:
-    # One check for two workers: the worker that runs it observes its own slice and the one of the worker that
-    # never asked; still one workload per server.
-    sims = [sim_host.start(get_profile("x86_64")) for _ in range(2)]
-    result = run(pytester, "-n", "2", *(f"--vllm-url={sim.url}" for sim in sims), "-k", "test_workload_served")
-
-    assert result.ret == 0
-    assert [_requests_served(sim.url) for sim in sims] == [8, 8]
-    assert [row["outcome"] for row in json_report(pytester)["tests"]] == ["passed"]
 
 
 # -- timing against Prometheus --------------------------------------------------------------------------------

@@ -9,9 +9,6 @@ import pytest
 from markdown_it import MarkdownIt
 
 from conftest import REPORT_TARGETS, report_rows, upgrade_rows
-from pytest_vllm_metrics._markdown import fit, inline
-from pytest_vllm_metrics._markdown import names as md_names
-from pytest_vllm_metrics._markdown import table as md_table
 from pytest_vllm_metrics.outcome import Level
 from pytest_vllm_metrics.report import Report, build
 from pytest_vllm_metrics.report_markdown import MARKDOWN_LIMIT, upgrade_markdown
@@ -196,29 +193,3 @@ def test_the_upgrade_forecast_in_markdown() -> None:
     forecast["consumers"] = forecast["consumers"][1:]
     assert upgrade_markdown(forecast) == ("### Upgrade to vLLM 0.12.0: 0 of 1 consumers go dark\n\n"
                                           "The fleet runs unknown. The policy.\n")
-
-
-def test_markdown_text_stays_text_and_tables_stay_tables() -> None:
-    assert inline('a `b` *c* _d_ [e](f) <g> h|i \\ j') == (
-        "a \\`b\\` \\*c\\* \\_d\\_ \\[e\\](f) \\<g\\> h\\|i \\\\ j")
-    assert inline("two\n  lines\t here ") == "two lines here"
-    assert inline(42) == "42"  # type: ignore[arg-type]
-    assert md_table(["a", "b|c"], [["1", "2"]], right=[1]) == "| a | b\\|c |\n| --- | ---: |\n| 1 | 2 |\n"
-    assert md_table(["a"], []) == "| a |\n| --- |\n"
-    assert md_names(["a", "b"], 2) == "a, b" and md_names(["a", "b", "c"], 2) == "a, b and 1 more (3 targets)"
-
-
-def test_a_summary_over_its_limit_keeps_whole_lines_and_says_how_many_were_left_out() -> None:
-    blocks = ["x" * 99 + "\n" + "y" * 99 + "\n", "z" * 99 + "\n"]  # 100, 100 and (after the join's "\n") 101 bytes
-    text = "\n".join(blocks)
-    assert fit(blocks, len(text.encode()), "see the rest") == text  # exactly at the limit: whole
-    truncated = fit(blocks, len(text.encode()) - 1, "see the rest")
-    assert truncated.startswith("\n> **Truncated**: 4 more lines did not fit in 300 bytes")
-    blocks = ["a" * 99 + "\n" + "b" * 99 + "\n", "c" * 500]  # lines of 100, 100, 1 and 500 bytes
-    assert fit(blocks, 600, "the full report is elsewhere") == "a" * 99 + "\n" + "b" * 99 + "\n" + (
-        "\n> **Truncated**: 2 more lines did not fit in 600 bytes (the limit of a CI job summary or comment); the "
-        "full report is elsewhere.\n")  # 200 bytes of room: the first two lines fill it exactly
-    assert fit(["a" * 99 + "\n" + "b" * 500], 500, "x") == "a" * 99 + "\n" + (
-        "\n> **Truncated**: 1 more line did not fit in 500 bytes (the limit of a CI job summary or comment); x.\n")
-    # bytes of UTF-8, not characters: 50 "é" and a newline are 101 bytes, over 100 bytes of room
-    assert fit(["é" * 50 + "\n" + "b" * 500], 500, "x").startswith("\n> **Truncated**: 2 more lines")

@@ -1,9 +1,8 @@
 """Setup mistakes a new user makes: each gives one clear answer per target, never a wall of failures or a traceback.
 
 A URL copied with its /metrics path, a metrics endpoint that answers 404, a login or proxy page, or nothing; a
-report path in a directory that does not exist yet or with a suffix the report has no format for; `pytest` typed
-where there is nothing to run; the simulator started on a port already taken; the repository's own `pytest`
-without pytest-xdist.
+report path in a directory that does not exist yet or with a suffix the report has no format for; the simulator
+started on a port already taken; the repository's own `pytest` without pytest-xdist.
 """
 
 from __future__ import annotations
@@ -198,40 +197,6 @@ def test_every_accepted_suffix_is_written_in_its_format(pytester: pytest.Pyteste
         assert text.startswith("apiVersion:") and yaml.safe_load(text)["kind"] == "ConformanceReport"
     else:
         assert "vLLM metrics conformance" in text and not text.lstrip().startswith(("{", "apiVersion:"))
-
-
-# -- `pytest` where there is nothing to run ------------------------------------------------------------------
-
-HINT = ("vllm-metrics: no test here and no vLLM target given; to run the bundled conformance suite pass "
-        "--vllm-namespace=NAMESPACE, --vllm-url=URL or --vllm-sim, e.g. pytest --vllm-sim=x86_64 --vllm-sim=arm64-cpu "
-        "--html=report.html --self-contained-html")
-
-
-def test_pytest_with_no_tests_and_no_target_says_how_to_run_the_suite(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
-    assert HINT in result.outlines
-    # the README's first example is the one named
-    assert "pytest --vllm-sim=x86_64 --vllm-sim=arm64-cpu --html=report.html --self-contained-html" in (
-        ROOT / "README.md").read_text()
-
-
-@pytest.mark.parametrize("args", [(), ("-k", "nothing_matches"), ("-n", "1", "-k", "nothing_matches")],
-                         ids=["run", "deselected", "deselected-by-xdist-workers"])
-def test_a_run_of_the_users_own_tests_is_unchanged(pytester: pytest.Pytester, args: tuple[str, ...]) -> None:
-    pytester.makepyfile(test_mine="def test_alone():\n    pass\n")
-    mine = pytester.runpytest("-p", "no:cacheprovider", *args)
-    without = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:vllm_metrics", *args)
-    assert mine.ret == without.ret
-    assert _unclocked(mine) == _unclocked(without)
-    assert HINT not in mine.outlines
-
-
-def _unclocked(result: pytest.RunResult) -> list[str]:
-    """The output without what differs between two runs of the same tests: times, the plugin list, xdist's
-    worker lines."""
-    return [re.sub(r" in [\d.]+s.*", "", line) for line in result.outlines
-            if not line.startswith(("plugins:", "created:", "[gw", "bringing up")) and line.strip()]
 
 
 # -- the simulator on a busy port ----------------------------------------------------------------------------

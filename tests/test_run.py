@@ -1,0 +1,199 @@
+"""The state of one pytest run (run.py): one observation per session, the targets it checks (its shard's), the
+slices pytest-xdist's workers share, and close(). In process against simulated servers over real HTTP, and as
+users run pytest with -n."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import json_report, name_of, run_suite
+from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.prometheus import Prometheus
+from pytest_vllm_metrics.run import PrometheusState, Run
+from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.shard import Shard
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.targets import Balancing, DataParallel, TargetSource
+
+# a generous timeout: the simulated servers must answer in time on a loaded machine too
+REPORTED = ("--vllm-timeout=30", "--vllm-report=report.json")
+
+
+def of(*urls: str, **settings: Any) -> Run:
+    return Run(Settings(vllm_url=urls, vllm_requests=2, vllm_timeout=30.0, **settings), load_catalog())
+
+
+# -- one observation per session -------------------------------------------------------------------------------
+
+
+def test_the_session_observes_each_server_once(sim_host: SimHost) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    run = of(sim.url)
+    first = run.observations()
+    assert run.observations() is first and run.observed() is first
+    assert list(first) == [name_of(sim.url)] and first[name_of(sim.url)].errors == {}
+    assert _requests_served(sim.url) == 2  # one workload of --vllm-requests
+
+
+def test_a_run_that_observed_nothing_has_no_observations(sim_host: SimHost) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    run = of(sim.url)
+    assert run.observed() == {}
+    run.close()
+    assert run.observations() == {}  # closed: nothing observes the servers again
+    assert _requests_served(sim.url) == 0
+
+
+def test_close_frees_the_observations_and_stops_the_simulators() -> None:
+    run = Run(Settings(vllm_sim=("x86_64",), vllm_requests=1, vllm_timeout=30.0), load_catalog())
+    (target,) = run.targets()
+    assert run.observations()[target.name].traffic is not None
+    run.close()
+    assert run.observed() == {}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(target.url("/metrics"), timeout=30)
+
+
+def test_the_simulators_are_targets_of_their_profile() -> None:
+    run = Run(Settings(vllm_sim=("x86_64-dp", "x86_64"), vllm_api_key="sk-1"), load_catalog())
+    try:
+        dp, plain = run.targets()
+        assert (dp.name, dp.source, dp.arch, dict(dp.detail)) == (
+            "sim-x86_64-dp", TargetSource.SIM, "amd64", {"profile": "x86_64-dp", "simulated vLLM": "0.32.0"})
+        # a data-parallel profile runs --data-parallel-hybrid-lb: its engines are known
+        assert dp.data_parallel == DataParallel(size_local=8, start_rank=8, balancing=Balancing.HYBRID)
+        assert plain.data_parallel is None
+        # the run's API key is the simulators' own
+        assert httpx.get(plain.url("/v1/models"), timeout=30).status_code == 401
+        assert httpx.get(plain.url("/v1/models"), headers={"Authorization": "Bearer sk-1"}, timeout=30).is_success
+    finally:
+        run.close()
+
+
+# -- the targets of a shard -----------------------------------------------------------------------------------
+
+
+def test_a_shard_checks_its_slice_and_knows_the_whole_fleet() -> None:
+    urls = ("http://127.0.0.1:9001", "http://127.0.0.1:9002", "http://127.0.0.1:9003")
+    names = [name_of(url) for url in urls]
+    assert of(*urls).target_names() == names
+    first, second = of(*urls, vllm_shard=Shard(0, 2)), of(*urls, vllm_shard=Shard(1, 2))
+    assert first.fleet_names() == second.fleet_names() == names
+    assert first.target_names() == [names[0], names[2]] and second.target_names() == [names[1]]
+    assert [t.name for t in second.targets()] == [names[1]]
+
+
+def test_another_shards_simulators_are_not_started() -> None:
+    run = Run(Settings(vllm_sim=("x86_64", "arm64-cpu"), vllm_shard=Shard(1, 2)), load_catalog())
+    try:
+        # the shards deal the fleet in the order of the names: sim-arm64-cpu is shard 0's
+        assert [t.name for t in run.targets()] == ["sim-x86_64"]
+        assert run.fleet_names() == ["sim-x86_64", "sim-arm64-cpu"]
+        assert len(run._sim_host.servers) == 1  # type: ignore[attr-defined]  # no server nobody checks
+    finally:
+        run.close()
+
+
+# -- the slices of pytest-xdist's workers ----------------------------------------------------------------------
+
+
+def test_a_worker_observes_its_slice_then_any_slice_no_worker_asked_for(sim_host: SimHost, tmp_path: Path) -> None:
+    sims = [sim_host.start(get_profile("x86_64")) for _ in range(3)]
+    urls = [sim.url for sim in sims]
+    shared = tmp_path / "vllm-observation"
+    observed = of(*urls).observations(shared, (1, 2))
+    assert list(observed) == [name_of(url) for url in urls]  # in the run's order
+    assert [_requests_served(url) for url in urls] == [2, 2, 2]
+    # the worker of index 1 has the second server; slice 0 (the first and the third) no worker had asked for
+    slices = {path.name: sorted(pickle.loads(path.read_bytes())) for path in tmp_path.glob("vllm-observation.[0-9]")}
+    assert slices == {"vllm-observation.0": sorted([name_of(urls[0]), name_of(urls[2])]),
+                      "vllm-observation.1": [name_of(urls[1])]}
+
+
+def test_the_other_worker_reads_the_stored_slices_with_its_own_targets(sim_host: SimHost, tmp_path: Path) -> None:
+    sims = [sim_host.start(get_profile("x86_64")) for _ in range(2)]
+    urls = [sim.url for sim in sims]
+    shared = tmp_path / "vllm-observation"
+    first = of(*urls).observations(shared, (0, 2))
+    other = of(*urls)
+    second = other.observations(shared, (1, 2))
+    assert [_requests_served(url) for url in urls] == [2, 2]  # no second workload
+    assert list(second) == list(first)
+    for name, obs in second.items():
+        # its own target (with its connection options), not the pickled copy
+        assert any(obs.target is mine for mine in other.targets())
+        assert obs.traffic is not None and obs.traffic.requests == first[name].traffic.requests  # type: ignore[union-attr]
+
+
+# -- Prometheus' shared wait ------------------------------------------------------------------------------------
+
+
+def test_the_panels_share_one_wait_that_starts_with_the_first_panel(prom: Prometheus) -> None:
+    state = PrometheusState(prom, waited=3600.0)
+    started = time.monotonic()
+    first = state.panel_wait()
+    assert 3600.0 - (time.monotonic() - started) <= first <= 3600.0
+    assert state.panel_wait() <= first  # the same clock, not a new wait per panel
+    state.waited = 0.0
+    assert state.panel_wait() > 3000.0  # the deadline is set once, by the first panel
+    assert PrometheusState(prom, waited=0.0).panel_wait() == 0.0
+
+
+def _requests_served(url: str) -> float:
+    page = Snapshot.parse(httpx.get(url + "/metrics").text)
+    return page.value("vllm:request_success_total") or 0.0
+
+
+def _verdicts_by_check(pytester: pytest.Pytester) -> dict[str, Any]:
+    """Each check's verdict in the JSON report: its outcome, level, reason, diagnosis and every target's own (the
+    evidence holds timings)."""
+    return {row["id"]: {key: value for key, value in row.items() if key != "evidence"}
+            for row in json_report(pytester)["tests"]}
+
+
+# -- as users run pytest with -n -----------------------------------------------------------------------------
+
+
+def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    healthy = sim_host.start(get_profile("x86_64"))
+    arm = sim_host.start(get_profile("arm64-cpu"))
+    args = (f"--vllm-url={healthy.url}", f"--vllm-url={arm.url}", "--vllm-arch=arm64")
+
+    serial = run_suite(pytester, *REPORTED, *args)
+    per_workload = _requests_served(healthy.url)
+    serial_verdicts = _verdicts_by_check(pytester)
+    parallel = run_suite(pytester, *REPORTED, "-n", "2", f"--basetemp={pytester.path / 'basetemp'}", *args)
+
+    assert per_workload == 8  # --vllm-requests' default: one workload
+    assert _requests_served(healthy.url) == 2 * per_workload  # the -n 2 run sent exactly one more
+    assert _verdicts_by_check(pytester) == serial_verdicts
+    assert parallel.ret == serial.ret
+    assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
+    parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
+    assert json_report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
+    # the observation was spread: each worker observed a slice of its own, one server each, none twice
+    slices = [pickle.loads(path.read_bytes()) for path in sorted((pytester.path / "basetemp").glob(
+        "vllm-observation-*.[0-9]"))]
+    assert sorted(len(observed) for observed in slices) == [1, 1]
+    assert {name for observed in slices for name in observed} == {name_of(healthy.url), name_of(arm.url)}
+
+
+def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    # One check for two workers: the worker that runs it observes its own slice and the one of the worker that
+    # never asked; still one workload per server.
+    sims = [sim_host.start(get_profile("x86_64")) for _ in range(2)]
+    urls = (f"--vllm-url={sim.url}" for sim in sims)
+    result = run_suite(pytester, *REPORTED, "-n", "2", *urls, "-k", "test_workload_served")
+
+    assert result.ret == 0
+    assert [_requests_served(sim.url) for sim in sims] == [8, 8]
+    assert [row["outcome"] for row in json_report(pytester)["tests"]] == ["passed"]
