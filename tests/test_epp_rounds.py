@@ -209,6 +209,7 @@ def test_each_pods_queue_verdict_names_the_pod_and_both_numbers() -> None:
                                            "inference_pool_per_pod_queue_size) kept changing; no quiet moment came "
                                            "within the wait. Rerun when the pool is idle.")
     assert verdict.evidence["pods"]["a"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 2.0, "epp": 5.0}
+    assert verdict.evidence["pods"]["c"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 0.0, "epp": None}
     assert verdict.message.startswith("fails on ") and "(2 of 4 targets; 1 inconclusive, 1 passed)" in \
         verdict.message.splitlines()[0]
 
@@ -317,3 +318,11 @@ def test_an_average_kv_cache_at_either_end_of_a_fraction_is_one(kv: str) -> None
     found, _, _ = one_round({"a": pod(kv=float(kv))}, page({"a": 0}, ready=1, kv=float(kv)))
     assert epp.average_kv_cache(found).outcome == "passed"
     assert found.kv_compared["inference_pool"][0] == "agreed"
+
+
+def test_when_no_pod_answered_each_ones_cause_is_named() -> None:
+    found = epp.Compared(present=[POOL], unscraped={"a": "a: connection refused", "b": "b: timed out after 5 s"})
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, verdict.message) == (
+        "inconclusive", "no vLLM pod answered, so the endpoint picker's view has nothing to be compared with: "
+                        "a: connection refused; b: timed out after 5 s")
