@@ -21,7 +21,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from conftest import NS, ROLE, prometheus_rule_files, said, write_kubeconfig
+from conftest import NS, ROLE, observed, prometheus_rule_files, said, write_kubeconfig
+from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.cluster_readers import ConsumerObjects, read_consumers
 from pytest_vllm_metrics.consumers import (
     ConsumerError,
@@ -37,9 +38,11 @@ from pytest_vllm_metrics.consumers import (
     unique,
     with_recorded,
 )
+from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.kube import discover
 from pytest_vllm_metrics.readers import Query, Reader, ReaderKind
 from pytest_vllm_metrics.report import schema
+from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
 
@@ -1062,3 +1065,39 @@ def test_rules_over_recorded_series_are_about_vllm_through_every_level() -> None
     dashboards, consumers = with_recorded([rule(ReaderKind.PANEL, "p", "level1:x")], panels)
     assert dashboards[0].recorded == consumers[0].recorded == {"level3:x", "level2:x", "level1:x", "node:x",
                                                                 "level0:y"}
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    # without a namespace <<.LabelMatchers>> is empty: the comma it leaves before or after other matchers goes too
+    ("sum(<<.Series>>{<<.LabelMatchers>>,model_name!=\"\"}) by (<<.GroupBy>>)",
+     'sum(vllm:x_total{model_name!=""}) by (namespace, pod)'),
+    ("sum(<<.Series>>{model_name!=\"\", <<.LabelMatchers>>})", 'sum(vllm:x_total{model_name!=""})'),
+])
+def test_the_adapters_template_without_a_namespace_drops_the_empty_matchers_comma(template: str,
+                                                                                   expected: str) -> None:
+    config = {"rules": [{"seriesQuery": "vllm:x_total", "metricsQuery": template, "name": {"as": "x"}}]}
+    (panel,), notes = adapter_consumers(config, "adapter", "ConfigMap m/adapter", None)
+    assert panel.exprs == ("vllm:x_total", expected) and notes == []
+
+
+def test_an_adapter_rule_that_selects_no_series_names_its_queries(sim_host: SimHost) -> None:
+    config = {"rules": [{"seriesQuery": 'vllm:num_requests_waiting{model_name="other"}', "name": {"as": "x"},
+                         "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)"}]}
+    (panel,), _ = adapter_consumers(config, "adapter", "ConfigMap m/adapter", None)
+    message = judge_reader(panel, observed(sim_host, "x86_64"), load_catalog(), Policy()).message
+    assert 'query seriesQuery (vllm:num_requests_waiting{model_name="other"}) returns nothing' in message, message
+    # the series exist, the metricsQuery over them selects none
+    config = {"rules": [{"seriesQuery": "vllm:num_requests_waiting", "name": {"as": "x"},
+                         "metricsQuery": 'sum(<<.Series>>{model_name="other"})'}]}
+    (panel,), _ = adapter_consumers(config, "adapter", "ConfigMap m/adapter", None)
+    message = judge_reader(panel, observed(sim_host, "x86_64"), load_catalog(), Policy()).message
+    assert 'query metricsQuery (sum(vllm:num_requests_waiting{model_name="other"})) returns nothing' in message, message
+
+
+def test_a_yaml_error_in_a_rule_file_says_where_on_one_line(tmp_path: Path) -> None:
+    found = _bad_rules(tmp_path, "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: [unclosed\n")
+    # PyYAML's own words, its line breaks and indentation folded into single spaces
+    assert found.startswith(
+        "rule file bad.yaml is not valid YAML (while parsing a flow sequence in \"<unicode string>\", line 5, "
+        "column 11: expr: [unclosed ^ expected ',' or ']', but got '<stream end>' in \"<unicode string>\", line 6, "
+        "column 1: ^); fix it"), found
