@@ -1101,3 +1101,15 @@ def test_a_yaml_error_in_a_rule_file_says_where_on_one_line(tmp_path: Path) -> N
         "rule file bad.yaml is not valid YAML (while parsing a flow sequence in \"<unicode string>\", line 5, "
         "column 11: expr: [unclosed ^ expected ',' or ']', but got '<stream end>' in \"<unicode string>\", line 6, "
         "column 1: ^); fix it"), found
+
+
+def test_a_list_item_or_a_document_that_is_not_a_rule_file_is_named_with_every_key(tmp_path: Path) -> None:
+    # kubectl get prometheusrule -o yaml prints a v1 List; its items are numbered as the document that holds them
+    listed = "---\ngroups: []\n---\napiVersion: v1\nkind: List\nitems:\n- rules: []\n  name: r\n"
+    assert _bad_rules(tmp_path, listed).startswith(
+        "rule file bad.yaml: document 2 has no 'groups:' (its top-level keys: name, rules) and is not a ")
+
+
+def test_an_epp_metric_flag_and_its_value_as_the_last_two_words() -> None:
+    assert epp_flags(["--pool-name", "p", "--lora-info-metric", "vllm:lora_requests_info"]) == {
+        "--lora-info-metric": "vllm:lora_requests_info"}
