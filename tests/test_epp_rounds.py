@@ -210,6 +210,7 @@ def test_each_pods_queue_verdict_names_the_pod_and_both_numbers() -> None:
                                            "within the wait. Rerun when the pool is idle.")
     assert verdict.evidence["pods"]["a"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 2.0, "epp": 5.0}
     assert verdict.evidence["pods"]["c"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 0.0, "epp": None}
+    assert verdict.evidence["pods"]["d"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 3.0, "epp": 1.0}
     assert verdict.message.startswith("fails on ") and "(2 of 4 targets; 1 inconclusive, 1 passed)" in \
         verdict.message.splitlines()[0]
 
@@ -326,3 +327,10 @@ def test_when_no_pod_answered_each_ones_cause_is_named() -> None:
     assert (verdict.outcome, verdict.message) == (
         "inconclusive", "no vLLM pod answered, so the endpoint picker's view has nothing to be compared with: "
                         "a: connection refused; b: timed out after 5 s")
+
+
+def test_a_queue_series_without_the_pod_label_leaves_the_pods_verdicts_alone() -> None:
+    epp_page = Snapshot.parse(f"# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}=\"a\"}} 0\n"
+                              f'{POOL.per_pod_queue}{{name="p"}} 4\n')
+    verdict = epp.queue_per_pod(settled({"a": pod()}, epp_page))
+    assert (verdict.outcome, verdict.targets["a"].outcome) == ("passed", "passed")
