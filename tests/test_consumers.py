@@ -1113,3 +1113,23 @@ def test_a_list_item_or_a_document_that_is_not_a_rule_file_is_named_with_every_k
 def test_an_epp_metric_flag_and_its_value_as_the_last_two_words() -> None:
     assert epp_flags(["--pool-name", "p", "--lora-info-metric", "vllm:lora_requests_info"]) == {
         "--lora-info-metric": "vllm:lora_requests_info"}
+
+
+def test_a_scaler_or_a_rule_that_reads_a_missing_metric_beside_an_or_notes_it_by_its_query(
+        sim_host: SimHost, tmp_path: Path) -> None:
+    either = "sum(vllm:no_such_metric) or sum(vllm:num_requests_running)"
+    # a trigger without a query is noted, and the triggers after it are still read
+    scaler = {"metadata": {"name": "s"}, "spec": {"triggers": [
+        {"type": "prometheus", "name": "empty", "metadata": {}},
+        {"type": "prometheus", "name": "queue", "metadata": {"query": either}}]}}
+    (keda,), notes = keda_consumers(scaler)
+    assert keda.title == "queue" and notes == ["ScaledObject s, trigger empty: no metadata.query (KEDA would reject "
+                                               "it); not checked"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"groups:\n- name: g\n  rules:\n  - record: r\n    expr: {either}\n")
+    (rule,) = load_rules([rules])
+    seen = observed(sim_host, "x86_64")
+    for reader, query in ((keda, "query"), (rule, "expr")):
+        verdict = judge_reader(reader, seen, load_catalog(), Policy())
+        assert verdict.evidence["notes"] == [
+            f"vllm:no_such_metric (in query {query}) is missing, but the other side of its 'or' has data"]
