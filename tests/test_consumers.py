@@ -1133,3 +1133,14 @@ def test_a_scaler_or_a_rule_that_reads_a_missing_metric_beside_an_or_notes_it_by
         verdict = judge_reader(reader, seen, load_catalog(), Policy())
         assert verdict.evidence["notes"] == [
             f"vllm:no_such_metric (in query {query}) is missing, but the other side of its 'or' has data"]
+
+
+@pytest.mark.parametrize("series_query", [
+    # a GPU autoscaling rule of prometheus-adapter Helm values (dcgm-exporter's upper-case metric names)
+    'DCGM_FI_DEV_GPU_UTIL{exported_namespace!="",exported_container!="",exported_pod!=""}',
+    '{__name__="DCGM_FI_DEV_GPU_UTIL",exported_namespace!="",exported_container!="",exported_pod!=""}',
+])
+def test_an_adapter_rule_on_an_upper_case_metric_name_is_named_by_it(series_query: str) -> None:
+    (panel,), notes = adapter_consumers({"rules": [{"seriesQuery": series_query}]}, "adapter", "here", None)
+    assert panel.exprs == ('DCGM_FI_DEV_GPU_UTIL{exported_namespace!="",exported_container!="",exported_pod!=""}',)
+    assert notes == []
