@@ -1144,3 +1144,33 @@ def test_an_adapter_rule_on_an_upper_case_metric_name_is_named_by_it(series_quer
     (panel,), notes = adapter_consumers({"rules": [{"seriesQuery": series_query}]}, "adapter", "here", None)
     assert panel.exprs == ('DCGM_FI_DEV_GPU_UTIL{exported_namespace!="",exported_container!="",exported_pod!=""}',)
     assert notes == []
+
+
+def test_the_cluster_objects_each_kind_read_past_the_ones_that_are_not_consumers() -> None:
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {},
+            "spec": {"groups": [{"name": "g", "rules": [
+                {"record": "llm:queue:sum", "expr": "sum(vllm:num_requests_waiting)"}]}]}}
+    # a dashboard that reads only what the rule records is about vLLM too
+    dashboard = _configmap("queue-dashboard", MONITORING, {"queue.json": json.dumps(
+        {"uid": "q", "title": "Queue", "panels": [{"type": "stat", "title": "Queued",
+                                                   "targets": [{"refId": "A", "expr": "llm:queue:sum"}]}]})},
+        {"grafana_dashboard": "1"})
+    # another application's config.yaml, a broken adapter config, then an adapter whose rules are not on line 1
+    other = _configmap("other-app", MONITORING, {"config.yaml": "- a list of settings\n"})
+    broken = _configmap("broken-adapter", MONITORING, {"config.yaml": "rules: [unclosed"})
+    adapter = _configmap("adapter", MONITORING, {"config.yaml": "metricsRelistInterval: 1m\nexternalRules:\n"
+                                                                "- seriesQuery: vllm:num_requests_waiting\n"})
+    web = _deployment("web", "nginx:1.27", [], {"app": "web"})
+    router = _epp(["--pool-name", "p"], {"inferencepool": "p-epp"})
+    router["metadata"] = {}
+    objects = ConsumerObjects(prometheus_rules=[rule], dashboards=[dashboard],
+                              configmaps=[dashboard, other, broken, adapter], deployments=[web, router])
+    panels, consumers, notes = from_cluster(objects, NS)
+    assert [(p.dashboard, p.title) for p in panels] == [("queue", "Queued")]
+    assert [(c.kind, c.title, c.dashboard_title) for c in consumers] == [
+        ("record", "llm:queue:sum", f"PrometheusRule {NS}/?"),
+        ("adapter", "externalRules[1]", f"ConfigMap {MONITORING}/adapter, key config.yaml")]
+    assert notes[0].startswith(f"ConfigMap {MONITORING}/broken-adapter, key config.yaml not checked: not valid YAML "
+                               f"(while parsing a flow sequence in \"<unicode string>\", line 1, column 8")
+    assert notes[1:] == ["endpoint picker Deployment ? passes no metric flag: it reads its built-in defaults, which "
+                         "this run does not check"]
