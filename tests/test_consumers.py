@@ -1174,3 +1174,28 @@ def test_the_cluster_objects_each_kind_read_past_the_ones_that_are_not_consumers
                                f"(while parsing a flow sequence in \"<unicode string>\", line 1, column 8")
     assert notes[1:] == ["endpoint picker Deployment ? passes no metric flag: it reads its built-in defaults, which "
                          "this run does not check"]
+
+
+def test_rule_files_of_which_none_reads_vllm_are_each_named(tmp_path: Path) -> None:
+    files = []
+    for name in ("node.yaml", "up.yaml"):
+        files.append(tmp_path / name)
+        files[-1].write_text("groups:\n- name: g\n  rules:\n  - alert: NodeDown\n    expr: node_load1 > 8\n")
+    with pytest.raises(ConsumerError) as raised:
+        load_rules(files)
+    assert str(raised.value).startswith(f"none of the 2 rules in {files[0]}, {files[1]} reads a vLLM metric")
+
+
+def test_a_dashboard_or_grafana_dashboard_that_cannot_be_read_leaves_the_next_one_read() -> None:
+    model = json.dumps({"uid": "v", "title": "vLLM", "panels": [
+        {"type": "stat", "title": "Running", "targets": [{"refId": "A", "expr": "vllm:num_requests_running"}]}]})
+    broken = _configmap("broken", MONITORING, {"vllm.json": "{not json"}, {"grafana_dashboard": "1"})
+    good = _configmap("good", MONITORING, {"vllm.json": model}, {"grafana_dashboard": "1"})
+    # a GrafanaDashboard without a spec: a note, not a stop
+    no_spec = {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+               "metadata": {"name": "empty", "namespace": MONITORING}}
+    objects = ConsumerObjects(dashboards=[broken, good], grafana_dashboards=[no_spec])
+    panels, _, notes = from_cluster(objects, NS)
+    assert [(p.dashboard, p.title) for p in panels] == [("vllm", "Running")]
+    assert notes[0].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken, key vllm.json) is "
+                               f"not valid JSON")
