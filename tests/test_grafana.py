@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from pytest_vllm_metrics._grafana import DashboardError, operator_source
+from pytest_vllm_metrics._grafana import DashboardError, operator_source, walk_panels
 from pytest_vllm_metrics._grafana import load as grafana_load
 from pytest_vllm_metrics._grafana_vars import Value, Variable, interpolate, resolve, variables
 from pytest_vllm_metrics.readers import load_dashboards
@@ -641,3 +642,36 @@ def test_an_interval_variable_on_auto_is_a_valid_duration() -> None:
                                                  "current": {"text": "auto", "value": "$__auto_interval_v"}}]}})
     value = resolve([raw], FakeLookup({}), None, durations)["v"]
     assert interpolate("rate(x[$v]) ${v:text}", {"v": value}, durations) == "rate(x[30s]) auto"
+
+
+def test_pre_5_rows_are_placed_as_grafanas_migration_to_the_grid_places_them() -> None:
+    # Grafana's schema-16 migration (DashboardMigrator): a panel's span of 12 is 2 columns each of the grid's 24;
+    # a height in pixels ("250px" or 250) is ceil(px / 38) grid units (30 px a unit plus an 8 px margin);
+    # a row without a height is Grafana's default 250 px
+    old = {"rows": [
+        {"title": "Queue", "height": "250px",
+         "panels": [{"title": "A", "span": 6}, {"title": "B", "span": 6}, {"title": "C", "span": 12}]},
+        {"title": "Cache", "height": 300, "panels": [{"title": "D", "span": 4, "height": "150px"}, {"title": "E"}]},
+        {"title": "Hidden", "showTitle": False, "panels": [{"title": "F", "span": 12, "height": ""}]},
+        {"title": "Tiny", "height": "20px", "panels": [{"title": "G", "span": 12}]},
+    ]}
+    assert [(p.panel["title"], p.row, p.grid) for p in walk_panels(old)] == [
+        ("A", "Queue", (0, 0, 12, 7)), ("B", "Queue", (12, 0, 12, 7)), ("C", "Queue", (0, 7, 24, 7)),
+        ("D", "Cache", (0, 14, 8, 4)), ("E", "Cache", (0, 18, 24, 8)),
+        ("F", "", (0, 26, 24, 7)), ("G", "Tiny", (0, 33, 24, 1))]
+
+
+def test_a_configmap_labelled_for_the_sidecar_without_a_json_key_is_named_beside_good_ones(tmp_path: Path) -> None:
+    # kube-prometheus-stack's Grafana sidecar loads ConfigMaps labelled grafana_dashboard: "1" (its default
+    # sidecar.dashboards.label), each data key ending in .json: a key named .yaml loads nothing
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good"},
+            "data": {"vllm.json": json.dumps(VLLM_MODEL)}}
+    wrong = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "wrong", "labels": {"grafana_dashboard": "1"}},
+             "data": {"vllm.yaml": json.dumps(VLLM_MODEL)}}
+    (tmp_path / "cms.yaml").write_text(yaml.safe_dump_all([good, wrong]))
+    with pytest.raises(DashboardError, match=r"ConfigMap wrong has no data key ending in \.json \(keys: vllm\.yaml\)"):
+        load_dashboards((tmp_path,))
+    # without the label it is some other ConfigMap beside the dashboard: left alone
+    del wrong["metadata"]["labels"]
+    (tmp_path / "cms.yaml").write_text(yaml.safe_dump_all([good, wrong]))
+    assert [p.id for p in load_dashboards((tmp_path,))] == ["vllm::Running"]
