@@ -666,7 +666,8 @@ def test_a_configmap_labelled_for_the_sidecar_without_a_json_key_is_named_beside
     # sidecar.dashboards.label), each data key ending in .json: a key named .yaml loads nothing
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good"},
             "data": {"vllm.json": json.dumps(VLLM_MODEL)}}
-    wrong = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "wrong", "labels": {"grafana_dashboard": "1"}},
+    wrong = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "wrong", "labels": {"grafana_dashboard": "1"}},
              "data": {"vllm.yaml": json.dumps(VLLM_MODEL)}}
     (tmp_path / "cms.yaml").write_text(yaml.safe_dump_all([good, wrong]))
     with pytest.raises(DashboardError, match=r"ConfigMap wrong has no data key ending in \.json \(keys: vllm\.yaml\)"):
