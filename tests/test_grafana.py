@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -676,3 +677,27 @@ def test_a_configmap_labelled_for_the_sidecar_without_a_json_key_is_named_beside
     del wrong["metadata"]["labels"]
     (tmp_path / "cms.yaml").write_text(yaml.safe_dump_all([good, wrong]))
     assert [p.id for p in load_dashboards((tmp_path,))] == ["vllm::Running"]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("latin1.json", b'{"title": "caf\xe9"}', "dashboard {file} cannot be read ('utf-8' codec can't decode byte 0xe9 in "
+                                             "position 14: invalid continuation byte); check --grafana-dashboard."),
+    ("broken.json", b'{"title": ', "dashboard {file} is not valid JSON (Expecting value: line 1 column 11 (char 10)); "
+                                   "export it again from Grafana (Share > Export > Save to file) and pass that file to "
+                                   "--grafana-dashboard."),
+    ("broken.yaml", b"data: [unclosed\n",
+     "dashboard {file} is not valid YAML (*); pass the ConfigMap as kubectl prints it (kubectl get configmap NAME -o "
+     "yaml) or the dashboard JSON itself."),
+    ("empty.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n",
+     "dashboard {file}: ConfigMap empty has no data key ending in .json (keys: none); Grafana's dashboard sidecar "
+     "loads each such key as one dashboard. Name the key after the dashboard, e.g. vllm.json."),
+    ("two.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\ndata: {a.yaml: x, b.txt: y}\n",
+     "dashboard {file}: ConfigMap two has no data key ending in .json (keys: a.yaml, b.txt); *"),
+])
+def test_a_dashboard_file_that_cannot_be_used_is_one_message_naming_it(tmp_path: Path, name: str, content: bytes,
+                                                                        message: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(content)
+    with pytest.raises(DashboardError) as raised:
+        load_dashboards((file,))
+    assert fnmatch.fnmatchcase(str(raised.value), message.format(file=file)), str(raised.value)
