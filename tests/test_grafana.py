@@ -701,3 +701,54 @@ def test_a_dashboard_file_that_cannot_be_used_is_one_message_naming_it(tmp_path:
     with pytest.raises(DashboardError) as raised:
         load_dashboards((file,))
     assert fnmatch.fnmatchcase(str(raised.value), message.format(file=file)), str(raised.value)
+
+
+@pytest.mark.parametrize(("spec", "namespace", "expected"), [
+    # the operator's GrafanaDashboard spec (api/v1beta1/content.go): sources this run neither builds nor fetches
+    ({"jsonnetLib": {"jsonnetProjectWithRuntimeRaw": "x"}}, "monitoring",
+     "takes the model the operator builds from the Jsonnet project of spec.jsonnetLib, which this run does not "
+     "build: build or fetch the dashboard JSON and pass that file to --grafana-dashboard."),
+    ({"oci": {"path": "board.json"}}, "monitoring",
+     "takes the model the operator pulls from the OCI artifact ?, which this run does not build"),
+    ({"grafanaCom": {"revision": 3}}, "monitoring",
+     "takes its model from https://grafana.com/api/dashboards/?/revisions/3/download (spec.grafanaCom), which this "
+     "run does not download, and holds no copy the operator fetched (status.contentCache): download it (curl -fsSL -o "
+     "grafanadashboard-from-url.json 'https://grafana.com/api/dashboards/?/revisions/3/download') and pass that file "
+     "to --grafana-dashboard, or pass the GrafanaDashboard as the cluster holds it (kubectl get grafanadashboard "
+     "grafanadashboard-from-url -n monitoring -o yaml), whose status keeps the operator's copy."),
+    ({"grafanaCom": {"id": 1860}}, None, "(kubectl get grafanadashboard grafanadashboard-from-url -o yaml), whose"),
+    ({"configMapRef": {"optional": False}}, "monitoring",
+     "takes its model from key ? of ConfigMap ?, which none of the files given holds: pass that ConfigMap's file to "
+     "--grafana-dashboard as well (kubectl get configmap ? -n monitoring -o yaml), or run with"),
+    ({"configMapRef": {"name": "cm", "key": "json"}}, None, "as well (kubectl get configmap cm -o yaml), or run with"),
+])
+def test_a_grafana_dashboard_source_named_in_words_with_its_namespace_if_any(
+        tmp_path: Path, spec: dict[str, Any], namespace: str | None, expected: str) -> None:
+    resource = _v1beta1(spec)
+    if namespace is None:
+        del resource["metadata"]["namespace"]
+    message = _one_error(tmp_path, [resource])
+    shown = f"monitoring/{resource['metadata']['name']}" if namespace else resource["metadata"]["name"]
+    assert message.startswith(f"dashboard {tmp_path / 'crs.yaml'} (GrafanaDashboard {shown}) "), message
+    assert expected in message, message
+
+
+def test_a_configmap_key_that_is_not_there_names_the_binary_keys_too(tmp_path: Path) -> None:
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "monitoring"},
+                 "data": {"a.json": "{}"}, "binaryData": {"b.json.gz": "H4sI"}}
+    message = _one_error(tmp_path, [_v1beta1({"configMapRef": {"name": "cm", "key": "json"}}), configmap])
+    assert "which has no such key (keys: a.json, b.json.gz); the operator cannot load it either. Fix " \
+           "spec.configMapRef.key." in message, message
+
+
+def test_panels_inside_and_after_rows_are_placed_under_their_row() -> None:
+    # Grafana 5+: a collapsed row holds its panels; an expanded row's panels follow it; an untitled row's have none
+    model = {"panels": [
+        "not a panel",
+        {"type": "row", "title": "Cache", "collapsed": True, "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
+         "panels": [{"title": "X", "gridPos": {"x": 0, "y": 1, "w": 12, "h": 8}}]},
+        {"type": "row", "collapsed": False, "gridPos": {"x": 0, "y": 1, "w": 24, "h": 1}, "panels": []},
+        {"title": "Y", "gridPos": {"x": 0, "y": 2, "w": 12, "h": 8}}]}
+    assert [(p.panel.get("title"), p.row, p.grid) for p in walk_panels(model)] == [
+        ("Cache", "", (0, 0, 24, 1)), ("X", "Cache", (0, 1, 12, 8)), (None, "Cache", (0, 1, 24, 1)),
+        ("Y", "", (0, 2, 12, 8))]
