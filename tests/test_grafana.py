@@ -752,3 +752,23 @@ def test_panels_inside_and_after_rows_are_placed_under_their_row() -> None:
     assert [(p.panel.get("title"), p.row, p.grid) for p in walk_panels(model)] == [
         ("Cache", "", (0, 0, 24, 1)), ("X", "Cache", (0, 1, 12, 8)), (None, "Cache", (0, 1, 24, 1)),
         ("Y", "", (0, 2, 12, 8))]
+
+
+@pytest.mark.parametrize(("com", "status", "used"), [
+    ({"id": 1860, "revision": 30}, {"contentUrl": "https://grafana.com/api/dashboards/1860/revisions/30/download"},
+     True),
+    # the spec moved on to another revision, or names another dashboard: the copy is stale, not the model
+    ({"id": 1860, "revision": 31}, {"contentUrl": "https://grafana.com/api/dashboards/1860/revisions/30/download"},
+     False),
+    ({"id": 186}, {"contentUrl": "https://grafana.com/api/dashboards/1860/revisions/30/download"}, False),
+    # a copy without the URL it came from cannot be matched to the spec
+    ({"id": 1860, "revision": 30}, {}, False),
+])
+def test_the_operators_copy_of_a_grafana_com_dashboard_is_used_only_for_the_revision_named(
+        tmp_path: Path, com: dict[str, Any], status: dict[str, Any], used: bool) -> None:
+    resource = _v1beta1({"grafanaCom": com}, {"contentCache": _gzipped(VLLM_MODEL), **status})
+    (tmp_path / "crs.yaml").write_text(yaml.safe_dump(resource))
+    if used:
+        assert [d.name for d in grafana_load((tmp_path,))] == ["grafanadashboard-from-url"]
+    else:
+        assert "holds no copy the operator fetched (status.contentCache)" in _one_error(tmp_path, [resource])
