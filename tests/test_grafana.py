@@ -772,3 +772,29 @@ def test_the_operators_copy_of_a_grafana_com_dashboard_is_used_only_for_the_revi
         assert [d.name for d in grafana_load((tmp_path,))] == ["grafanadashboard-from-url"]
     else:
         assert "holds no copy the operator fetched (status.contentCache)" in _one_error(tmp_path, [resource])
+
+
+def test_what_is_not_a_dashboard_is_named_by_what_it_holds(tmp_path: Path) -> None:
+    for name, content, found in (("keys.json", {"title": "x", "uid": "u"}, "found top-level keys title, uid,"),
+                                 ("empty.json", {}, "found an empty object,"), ("list.json", [1], "found a list,")):
+        (tmp_path / name).write_text(json.dumps(content))
+        with pytest.raises(DashboardError) as raised:
+            load_dashboards((tmp_path / name,))
+        assert str(raised.value) == (
+            f"dashboard {tmp_path / name} has no panels: {found} expected a Grafana dashboard model (with 'panels', "
+            f"or 'rows' before Grafana 5), the API's {{\"dashboard\": ...}} envelope, or a ConfigMap whose data keys "
+            f"ending in .json hold dashboards. Export the dashboard from Grafana (Share > Export > Save to file) and "
+            f"pass that file to --grafana-dashboard.")
+
+
+def test_a_dashboard_directory_reads_its_dashboard_files_only(tmp_path: Path) -> None:
+    (tmp_path / "vllm.json").write_text(json.dumps(VLLM_MODEL))
+    (tmp_path / "old.json").mkdir()  # a directory named like a dashboard, and a file that is not one
+    (tmp_path / "README.md").write_text("dashboards\\n")
+    assert [p.id for p in load_dashboards((tmp_path,))] == ["vllm::Running"]
+    (tmp_path / "vllm.json").unlink()
+    with pytest.raises(DashboardError) as raised:
+        load_dashboards((tmp_path,))
+    assert str(raised.value) == (
+        f"dashboard directory {tmp_path} holds no dashboard file (*.json, *.yaml, *.yml); export the dashboards from "
+        f"Grafana (Share > Export > Save to file) into it, or pass the files themselves to --grafana-dashboard.")
