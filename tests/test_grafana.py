@@ -798,3 +798,18 @@ def test_a_dashboard_directory_reads_its_dashboard_files_only(tmp_path: Path) ->
     assert str(raised.value) == (
         f"dashboard directory {tmp_path} holds no dashboard file (*.json, *.yaml, *.yml); export the dashboards from "
         f"Grafana (Share > Export > Save to file) into it, or pass the files themselves to --grafana-dashboard.")
+
+
+def test_a_grid_position_is_kept_within_the_grid_and_at_least_one_unit() -> None:
+    model = {"panels": [{"title": "dot", "gridPos": {"x": 0, "y": 0, "w": 1, "h": 1}},
+                        {"title": "wide", "gridPos": {"x": -3, "y": 2, "w": 30, "h": 0}}]}
+    assert [p.grid for p in walk_panels(model)] == [(0, 0, 1, 1), (0, 2, 24, 1)]
+
+
+def test_a_grafana_dashboard_kind_of_another_api_group_is_not_the_operators(tmp_path: Path) -> None:
+    foreign = _v1beta1({"json": json.dumps(VLLM_MODEL)})
+    foreign["apiVersion"] = "dashboards.example.com/v1"
+    (tmp_path / "crs.yaml").write_text(yaml.safe_dump(foreign))
+    with pytest.raises(DashboardError, match=r"holds no dashboard: its Kubernetes objects are of kind "
+                                             r"GrafanaDashboard\. Pass the dashboard JSON"):
+        grafana_load((tmp_path,))
