@@ -813,3 +813,11 @@ def test_a_grafana_dashboard_kind_of_another_api_group_is_not_the_operators(tmp_
     with pytest.raises(DashboardError, match=r"holds no dashboard: its Kubernetes objects are of kind "
                                              r"GrafanaDashboard\. Pass the dashboard JSON"):
         grafana_load((tmp_path,))
+
+
+def test_pre_5_rows_skip_what_is_not_a_row_or_a_panel_and_round_a_height_up() -> None:
+    old = {"rows": ["not a row", {"height": "350px", "panels": ["not a panel", {"title": "A", "span": 12}]},
+                    {"title": "After", "height": 250, "panels": [{"title": "B", "span": 12}]}]}
+    # 350 px is 9.2 units of 38 px: 10; an untitled row titles nothing
+    assert [(p.panel["title"], p.row, p.grid) for p in walk_panels(old)] == [
+        ("A", "", (0, 0, 24, 10)), ("B", "After", (0, 10, 24, 7))]
