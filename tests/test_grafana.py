@@ -821,3 +821,73 @@ def test_pre_5_rows_skip_what_is_not_a_row_or_a_panel_and_round_a_height_up() ->
     # 350 px is 9.2 units of 38 px: 10; an untitled row titles nothing
     assert [(p.panel["title"], p.row, p.grid) for p in walk_panels(old)] == [
         ("A", "", (0, 0, 24, 10)), ("B", "After", (0, 10, 24, 7))]
+
+
+@pytest.mark.parametrize(("values", "regex", "options", "texts"), [
+    # stringToJsRegex's flags: i ignores case, s lets . match a newline, m lets ^ and $ match at each line
+    (["llama", "Qwen"], "/L/i", ("llama",), ("llama",)),
+    (["llama", "Qwen"], "/L/", (), ()),
+    (["a\nb", "ab"], "/a.b/s", ("a\nb",), ("a\nb",)),
+    (["x\nb", "ab"], "/^b$/m", ("x\nb",), ("x\nb",)),
+    # the g flag: one option per match; without it, the first match's group
+    (["ab"], "/([a-z])/g", ("a", "b"), ("a", "b")),
+    (["ab"], "/([a-z])/", ("a",), ("a",)),
+    # a bare pattern is anchored: it must match the whole value, and it matches once
+    (["ab", "ba"], "a.", ("ab",), ("ab",)),
+    (["ab"], "([a-z])", (), ()),
+    # named groups: the value and the text, either alone standing for both
+    (["tiny-1", "big-2"], "/(?<text>[a-z]+)-(?<value>\\d+)/", ("1", "2"), ("tiny", "big")),
+    (["tiny-1"], "/(?<value>\\d+)/", ("1",), ("1",)),
+    (["tiny-1"], "/(?<text>[a-z]+)/", ("tiny",), ("tiny",)),
+    (["tiny-1"], "/(?<text>[a-z]+)-(?<value>\\d+)/g", ("1",), ("tiny",)),
+    # a group that took part in no match: the value itself; a regex Python cannot read: every value
+    (["y"], "/(x)?y/", ("y",), ("y",)),
+    (["tiny", "big"], "/(/", ("tiny", "big"), ("tiny", "big")),
+])
+def test_a_query_variables_regex_filters_and_captures_as_grafana_does(
+        values: list[str], regex: str, options: tuple[str, ...], texts: tuple[str, ...]) -> None:
+    value = one({"query": "label_values(model_name)", "regex": regex}, FakeLookup({"model_name": values}))
+    assert (value.options, value.option_texts or value.options) == (options, texts)
+
+
+@pytest.mark.parametrize(("expr", "values", "expected"), [
+    # scenes' formatRegistry, on the characters each format escapes
+    ("${m:html}", _values("&<>'\""), "&amp;&lt;&gt;&#39;&quot;"),
+    ("${m:percentencode}", _values("!'()*"), "%21%27%28%29%2A"),
+    ("${m:queryparam}", _values("a@b:c$d,e;f g/h"), "var-m=a@b:c$d,e;f%20g%2Fh"),
+    ("${m:queryparam}", _values("a.b"), "var-m=a.b"),
+    ("${m:queryparam}", _values(), "var-m="),
+    ("${m:queryparam}", _values("$__all", all=True, include_all=True, all_value=".*"), "var-m=$__all"),
+    ("${m:customqueryparam}", _values("a b", "c", multi=True), "m=a%20b&m=c"),
+    ("${m:customqueryparam:p}", _values("a.b", "c", multi=True), "p=a.b&p=c"),
+    ("${m:lucene}", _values("a b(c)"), "a\\ b\\(c\\)"),
+    ("${m:lucene}", {"m": Value(_var(), ("1e3",))}, "1e3"),  # a number, as JavaScript reads one: as it is
+    ("${m:lucene}", {"m": Value(_var(), ("-2.5",))}, "-2.5"),
+    ("${m:lucene}", {"m": Value(_var(), ("0x1F",))}, "0x1F"),
+    ("${m:lucene}", {"m": Value(_var(), ("Infinity",))}, "Infinity"),
+    ("${m:lucene}", {"m": Value(_var(multi=True), ())}, "__empty__"),
+    ("${m:distributed}", _values("a.b"), "a.b"),
+    ("${m:regex}", _values("a.b"), "a\\.b"),
+    # an allValue with the glob default, whatever the name of the format Grafana does not know
+    ("${m:csv}", _values("$__all", all=True, include_all=True, all_value="$other"), "{x.y,z}"),
+])
+def test_each_format_escapes_what_grafana_escapes(expr: str, values: dict[str, Value], expected: str) -> None:
+    assert interpolate(expr, values, DURATIONS) == expected
+
+
+def test_a_repeated_panels_copy_as_a_query_parameter_is_its_own_value() -> None:
+    value = Value(_var(multi=True), ("$__all",), all=True, options=("a b", "c"), option_texts=("A B", "C"))
+    assert interpolate("${m:queryparam}", {"m": value.single("a b")}, DURATIONS) == "var-m=a%20b"
+    assert interpolate("${m:text}", {"m": value.single("c")}, DURATIONS) == "C"
+
+
+@pytest.mark.parametrize(("current", "is_all"), [
+    ({"text": "All", "value": "$__all"}, True),
+    ({"text": ["All"], "value": ["x"]}, True),  # the picker's text says All
+    ({"text": "x", "value": ["All"]}, True),  # an old model saved the text as the value
+    ({"text": "Qwen", "value": "Qwen"}, False),
+    ({"text": "all", "value": "all"}, False),
+])
+def test_a_saved_all_is_recognised_by_its_value_or_its_text(current: dict[str, Any], is_all: bool) -> None:
+    assert one({"query": "label_values(model_name)", "includeAll": True, "current": current},
+               FakeLookup(LOOKUP)).all is is_all
