@@ -891,3 +891,70 @@ def test_a_repeated_panels_copy_as_a_query_parameter_is_its_own_value() -> None:
 def test_a_saved_all_is_recognised_by_its_value_or_its_text(current: dict[str, Any], is_all: bool) -> None:
     assert one({"query": "label_values(model_name)", "includeAll": True, "current": current},
                FakeLookup(LOOKUP)).all is is_all
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    # Grafana's variable sort (its `sort` field): 1/2 alphabetical, 3/4 numerical (by the first number),
+    # 5/6 alphabetical ignoring case, 7/8 natural; even numbers descending; 0 keeps the data source's order
+    (0, ["b10", "a2", "B1", "a10", "x"]),
+    (1, ["B1", "a10", "a2", "b10", "x"]),
+    (2, ["x", "b10", "a2", "a10", "B1"]),
+    (3, ["x", "B1", "a2", "b10", "a10"]),
+    (4, ["b10", "a10", "a2", "B1", "x"]),
+    (5, ["a10", "a2", "B1", "b10", "x"]),
+    (6, ["x", "b10", "B1", "a2", "a10"]),
+    (7, ["a2", "a10", "B1", "b10", "x"]),
+    (8, ["x", "b10", "B1", "a10", "a2"]),
+])
+def test_a_query_variables_options_are_sorted_as_grafana_sorts_them(sort: int, expected: list[str]) -> None:
+    value = one({"query": "label_values(model_name)", "sort": sort},
+                FakeLookup({"model_name": ["b10", "a2", "B1", "a10", "x"]}))
+    assert list(value.options) == expected
+
+
+def test_a_dashboards_variables_are_read_as_grafana_saves_them() -> None:
+    model = {"templating": {"list": [
+        "not a variable", {"type": "query"},  # no name: not a variable Grafana can show
+        {"name": "m", "query": {"query": "label_values(model_name)", "refId": "V"}, "sort": "2", "refresh": "1",
+         "multi": 1, "includeAll": True, "allValue": "", "current": {"text": ["A", "B"], "value": ["a", "b"]},
+         "options": [{"text": "All", "value": "$__all"}, {"text": "A", "value": "a"}, {"value": "b"}, {"text": "c"},
+                     "not an option"]},
+        {"name": "n", "type": "custom", "query": None, "allValue": ".*", "current": {"value": []}},
+    ]}}
+    m, n = variables(model)
+    assert m == Variable("m", "query", query="label_values(model_name)", sort=2, refresh=1, multi=True,
+                         include_all=True, all_value=None, current=("a", "b"), current_text=("A", "B"),
+                         options=(("A", "a"), ("b", "b"), ("c", "c")))
+    assert n == Variable("n", "custom", all_value=".*", current=None, current_text=())
+
+
+def test_each_kind_of_variable_resolves_to_its_values_options_and_texts() -> None:
+    model = {"templating": {"list": [
+        {"name": "c", "type": "constant", "query": "prod"},
+        {"name": "t", "type": "textbox", "query": "def", "current": {"text": "X", "value": "x"}},
+        {"name": "d", "type": "datasource", "query": "prometheus"},
+        # an interval on auto: the run's own $__interval (1m when the run has none)
+        {"name": "i", "type": "interval", "query": "1m,5m", "current": {"text": "auto", "value": "$__auto_interval_i"}},
+        {"name": "j", "type": "interval", "query": "1m, 5m ,", "current": {"text": "5m", "value": "5m"}},
+        {"name": "cu", "type": "custom", "query": "Tiny : tiny, Big : big", "current": {"text": "Big", "value": "big"}},
+        # a query this run cannot answer: the saved value and options, or, saved on All, unknown
+        {"name": "u", "type": "query", "query": "unknown_function()", "current": {"text": "Saved", "value": "saved"},
+         "options": [{"text": "Saved", "value": "saved"}, {"text": "Other", "value": "other"}]},
+        {"name": "ua", "type": "query", "query": "unknown_function()", "includeAll": True,
+         "current": {"text": "All", "value": "$__all"}, "options": [{"text": "O", "value": "o"}]},
+        {"name": "q", "type": "query", "query": "label_values(model_name)", "includeAll": True,
+         "current": {"text": "All", "value": "$__all"}},
+    ]}}
+    found = {name: (v.values, v.all, v.options, v.known, v.texts, v.option_texts)
+             for name, v in resolve(variables(model), FakeLookup(LOOKUP), None, DURATIONS).items()}
+    models = ("tiny", "llama-3.1-8b", "Qwen")
+    assert found == {
+        "c": (("prod",), False, ("prod",), True, (), ()),
+        "t": (("x",), False, ("x",), True, ("X",), ()),
+        "d": (("prometheus",), False, ("prometheus",), True, (), ()),
+        "i": (("1m",), False, (), True, ("auto",), ()),
+        "j": (("5m",), False, ("1m", "5m"), True, ("5m",), ("1m", "5m")),
+        "cu": (("big",), False, ("tiny", "big"), True, ("Big",), ("Tiny", "Big")),
+        "u": (("saved",), False, ("saved", "other"), True, ("Saved",), ("Saved", "Other")),
+        "ua": ((".*",), True, ("o",), False, (), ("O",)),
+        "q": (("$__all",), True, models, True, (), models)}
