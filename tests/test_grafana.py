@@ -958,3 +958,16 @@ def test_each_kind_of_variable_resolves_to_its_values_options_and_texts() -> Non
         "u": (("saved",), False, ("saved", "other"), True, ("Saved",), ("Saved", "Other")),
         "ua": ((".*",), True, ("o",), False, (), ("O",)),
         "q": (("$__all",), True, models, True, (), models)}
+
+
+def test_ad_hoc_filters_and_the_namespace_variable_leave_the_variables_after_them_resolved() -> None:
+    defined = variables({"templating": {"list": [
+        {"name": "filters", "type": "adhoc"},
+        {"name": "namespace", "type": "query", "query": "label_values(namespace)"},
+        {"name": "m", "type": "query", "query": "label_values(model_name)"}]}})
+    values = resolve(defined, FakeLookup(LOOKUP), "llm-d", DURATIONS)
+    assert list(values) == ["namespace", "m"]
+    # the run's namespace is the namespace variable's one value and option
+    assert (values["namespace"].variable.name, values["namespace"].values, values["namespace"].options) == (
+        "namespace", ("llm-d",), ("llm-d",))
+    assert values["m"].values == ("tiny",)
