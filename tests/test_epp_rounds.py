@@ -332,5 +332,23 @@ def test_when_no_pod_answered_each_ones_cause_is_named() -> None:
 def test_a_queue_series_without_the_pod_label_leaves_the_pods_verdicts_alone() -> None:
     epp_page = Snapshot.parse(f"# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}=\"a\"}} 0\n"
                               f'{POOL.per_pod_queue}{{name="p"}} 4\n')
-    verdict = epp.queue_per_pod(settled({"a": pod()}, epp_page))
+    found = settled({"a": pod()}, epp_page)
+    found.waited = 2.345
+    verdict = epp.queue_per_pod(found)
     assert (verdict.outcome, verdict.targets["a"].outcome) == ("passed", "passed")
+    assert verdict.evidence["waited"] == 2.35  # seconds, to the hundredth
+
+
+@pytest.mark.parametrize("foreign", [6, 0])
+def test_an_epp_that_lists_none_of_the_pods_names_five_of_each_side(foreign: int) -> None:
+    mine = [f"decode-{i}" for i in range(6)]
+    found = epp.Compared(present=[POOL], pods={name: name for name in mine},
+                         foreign={f"other-{i}" for i in range(foreign)},
+                         queue={("inference_pool", name): ("missing", 1.0, None, 0.0) for name in mine})
+    listed = "other-0, other-1, other-2, other-3, other-4" if foreign else "none"
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, verdict.level) == ("inconclusive", "MUST")
+    assert verdict.message == (
+        f"the endpoint picker lists none of the pods this run checks (it lists {listed}; the run checks decode-0, "
+        f"decode-1, decode-2, decode-3, decode-4): it serves another pool, or the targets are not named as their pods "
+        f"(the EPP names pods by their Kubernetes name: use --vllm-namespace).")
