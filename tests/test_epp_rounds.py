@@ -352,3 +352,35 @@ def test_an_epp_that_lists_none_of_the_pods_names_five_of_each_side(foreign: int
         f"the endpoint picker lists none of the pods this run checks (it lists {listed}; the run checks decode-0, "
         f"decode-1, decode-2, decode-3, decode-4): it serves another pool, or the targets are not named as their pods "
         f"(the EPP names pods by their Kubernetes name: use --vllm-namespace).")
+
+
+def test_the_epps_pool_numbers_as_evidence_when_they_fail_or_agree() -> None:
+    # outside a fraction: the values the EPP published
+    found, _, _ = one_round({"a": pod()}, page({"a": 0}, ready=1, kv=1.5))
+    assert epp.average_kv_cache(found).evidence == {"values": {POOL.average_kv: [1.5]}}
+    # differing from the pods' own average, and agreeing: the EPP's values and the pods' average
+    differs = settled({"a": pod(kv=0.3), "b": pod(kv=0.0)}, page({"a": 0, "b": 0}, 2, 0.0))
+    assert epp.average_kv_cache(differs).evidence == {"values": {POOL.average_kv: [0.0]}, "podsAverage": 0.15}
+    agreed = settled({"a": pod(kv=0.2), "b": pod(kv=0.4)}, page({"a": 0, "b": 0}, 2, 0.3))
+    verdict = epp.average_kv_cache(agreed)
+    assert (verdict.outcome, verdict.message) == ("passed", "")
+    assert verdict.evidence["podsAverage"] == {POOL.average_kv: pytest.approx(0.3)}
+    ready = epp.ready_pods(agreed)
+    assert (ready.outcome, ready.message, ready.evidence["ready"]) == ("passed", "", {"inference_pool": 2.0})
+
+
+def test_a_ready_count_beside_pods_it_should_not_route_to_names_five_of_them() -> None:
+    found = settled({"a": pod()}, page({"a": 0, **{f"other-{i}": 0 for i in range(6)}}, ready=7, kv=0))
+    verdict = epp.ready_pods(found)
+    assert (verdict.outcome, verdict.message) == (
+        "inconclusive", "the endpoint picker routes to pods this run did not find (other-0, other-1, other-2, "
+                        "other-3, other-4), so its ready count cannot be compared: widen --vllm-selector to the "
+                        "InferencePool's pods.")
+
+
+def test_a_ready_count_beside_pods_that_did_not_answer_names_each_cause() -> None:
+    found = settled({"a": pod()}, page({"a": 0}, ready=3, kv=0))
+    found.unscraped = {"b": "b: connection refused", "c": "c: timed out"}
+    found.ready = {"inference_pool": ("unknown", 3.0, 1, 0.0)}
+    assert epp.ready_pods(found).message == ("the endpoint picker's ready count cannot be compared: "
+                                             "b: connection refused, c: timed out")
