@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from conftest import CURRENT, LEGACY, NS, flat, said, write_kubeconfig
 from pytest_vllm_metrics import epp
@@ -451,3 +452,31 @@ def test_data_parallel_ranks_count_as_the_epp_counts_endpoints(pool: Pool) -> No
     assert {name: outcome for name, (outcome, _) in verdicts_of(found).items()} == {
         "queue_per_pod": "passed", "ready_pods": "passed", "average_kv_cache": "passed"}
     assert epp.ready_pods(found).evidence["dataParallelRanks"] == {name: 2 for name in pool.names}
+
+
+@pytest.mark.parametrize(("status", "inconclusive"), [
+    # busy or behind a gateway that could not reach it: could not observe; any other answer: the URL is wrong
+    (429, True), (502, True), (503, True), (504, True), (404, False), (500, False), (505, False),
+])
+def test_an_epp_that_answers_metrics_with_an_error_status(sim_host: SimHost, status: int, inconclusive: bool) -> None:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["status"]), text="busy")
+
+    app = web.Application()
+    app.router.add_get("/{status}/metrics", metrics)
+    target = Target(name="endpoint picker", base_url=f"{sim_host.start_app(app)}/{status}")
+
+    async def read() -> None:
+        async with httpx.AsyncClient() as client:
+            await epp.read_epp(client, target, Settings())
+
+    with pytest.raises(epp.FetchError) as raised:
+        asyncio.run(read())
+    assert raised.value.inconclusive is inconclusive
+    assert f"answered /metrics with HTTP {status}; point --vllm-epp-url at the EPP's metrics port" in str(raised.value)
+
+
+def test_without_the_token_variable_set_no_authorization_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_EPP_TOKEN_NOT_SET", raising=False)
+    target = epp.epp_target(Settings(vllm_epp_url="http://epp.test:9090", vllm_epp_token_env="VLLM_EPP_TOKEN_NOT_SET"))
+    assert target is not None and target.client_options == {}
