@@ -473,7 +473,12 @@ def test_an_epp_that_answers_metrics_with_an_error_status(sim_host: SimHost, sta
     with pytest.raises(epp.FetchError) as raised:
         asyncio.run(read())
     assert raised.value.inconclusive is inconclusive
-    assert f"answered /metrics with HTTP {status}; point --vllm-epp-url at the EPP's metrics port" in str(raised.value)
+    said_here = f"answered /metrics with HTTP {status}; point --vllm-epp-url at the EPP's metrics port"
+    assert said_here in str(raised.value)
+    # each of the EPP's checks says it, as not observed (busy) or failed (not the EPP's metrics port)
+    found = asyncio.run(epp.compare(target, [], Settings()))
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, said_here in verdict.message) == ("inconclusive" if inconclusive else "failed", True)
 
 
 def test_without_the_token_variable_set_no_authorization_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
