@@ -1199,3 +1199,15 @@ def test_a_dashboard_or_grafana_dashboard_that_cannot_be_read_leaves_the_next_on
     assert [(p.dashboard, p.title) for p in panels] == [("vllm", "Running")]
     assert notes[0].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken, key vllm.json) is "
                                f"not valid JSON")
+
+
+def test_a_sidecar_labelled_configmap_outside_the_grafana_namespace_is_not_a_dashboard(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # Grafana's sidecar watches its own namespace: a labelled ConfigMap beside the vLLM pods is not one of its
+    stray = _configmap("stray-dashboards", NS, {"stray.json": json.dumps({"title": "S", "panels": []})},
+                       {"grafana_dashboard": "1"})
+    consumers_cluster.objects["configmaps"][NS] = [stray]
+    _, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path)
+    assert "stray-dashboards" in [c["metadata"]["name"] for c in objects.configmaps]
+    assert [c["metadata"]["name"] for c in objects.dashboards] == ["llm-d-dashboards", "node-dashboards"]
