@@ -580,3 +580,15 @@ def test_a_data_parallel_verdict_in_full_with_its_evidence(dp: DataParallel, eng
     assert verdict.evidence == {"engines": [str(e) for e in engines], "flags": dp.flags(),
                                 "balancing": str(dp.balancing), "expected": count, "firstEngine": first,
                                 "missing": missing}
+
+
+def test_an_undecidable_data_parallel_verdict_keeps_its_evidence() -> None:
+    unresolved = DataParallel(balancing=Balancing.HYBRID, unreadable=("--data-parallel-size-local",))
+    no_engines = Snapshot.parse("# TYPE vllm:x counter\nvllm:x_total 1\n")
+    verdict = data_parallel_engines(_obs(unresolved, no_engines))
+    assert verdict.message.endswith("(--data-parallel-size-local). The page carries engines none.")
+    assert verdict.evidence == {"engines": [], "flags": unresolved.flags(), "balancing": "hybrid", "expected": None,
+                                "firstEngine": 0}
+    unlabelled = data_parallel_engines(_obs(DataParallel(size=2), no_engines))
+    assert unlabelled.evidence == {"engines": [], "flags": "--data-parallel-size 2", "balancing": "internal",
+                                   "expected": 2, "firstEngine": 0}
