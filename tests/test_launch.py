@@ -339,3 +339,28 @@ def test_a_headless_worker_leads_to_its_data_parallel_address() -> None:
     assert (launch.role, launch.leader_address, launch.unresolved) == (Role.HEADLESS, "l.svc", frozenset())
     unresolved = read(["vllm", "serve", "m"], ["--headless", "--data-parallel-address", "$(LEADER)"], {})
     assert (unresolved.leader_address, unresolved.unresolved) == (None, {"--data-parallel-address"})
+
+
+@pytest.mark.parametrize("condition", [
+    # a list of tests: its first test alone does not decide it (the shell runs the then-branch here)
+    "[ $N -eq 4 ] || [ $N -eq 3 ]", "[ $N -eq 3 ] && [ \"$S\" = \"b\" ]", "[ -f /etc/ready ] || [ $N -eq 3 ]",
+])
+def test_a_list_of_tests_is_not_decided_by_its_first(condition: str) -> None:
+    script = f"if {condition}; then\nvllm serve m --headless\nelse\nvllm serve m --port 1\nfi"
+    env = {"N": "3", "S": "a"}
+    # undecided: both branches unsure, the API server's as always, or the one a worker index picks
+    assert (sh(script, env).flags, sh(script, env, worker_index="1").role) == ({"--port": "1"}, Role.HEADLESS)
+    # an elif with a list after a branch that ran: skipped, whatever the list says
+    ran = f"if [ $N -eq 3 ]; then\nvllm serve m --port 2\nelif {condition}; then\nvllm serve m --headless\nfi"
+    assert sh(ran, env).flags == {"--port": "2"}
+
+
+@pytest.mark.parametrize(("script", "port"), [
+    # elif and else after branches decided or not: True or undecided ran, False did not
+    ("if [ $N -eq 3 ]; then\nvllm serve m --port 1\nelif [ -f x ]; then\nvllm serve m --port 2\nfi", "1"),
+    ("if [ $N -eq 4 ]; then\nvllm serve m --port 1\nelif [ $N -eq 3 ]; then\nvllm serve m --port 2\nfi", "2"),
+    ("if [ $N -eq 4 ]; then\nvllm serve m --port 1\nelse\nvllm serve m --port 2\nfi", "2"),
+    ("if [ $N -eq 3 ]; then\nvllm serve m --port 1\nelse\nvllm serve m --port 2\nfi", "1"),
+])
+def test_the_branch_after_decided_conditions(script: str, port: str) -> None:
+    assert sh(script, {"N": "3"}).flags == {"--port": port}
