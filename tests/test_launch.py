@@ -364,3 +364,20 @@ def test_a_list_of_tests_is_not_decided_by_its_first(condition: str) -> None:
 ])
 def test_the_branch_after_decided_conditions(script: str, port: str) -> None:
     assert sh(script, {"N": "3"}).flags == {"--port": port}
+
+
+@pytest.mark.parametrize(("script", "role"), [
+    # a whole statement between separators inside $( ) or ${ }, nested too, is part of the outer word
+    ("echo $(a; vllm serve m --headless; b)", Role.SERVER),
+    ("echo ${A:-x; vllm serve m --headless; y}", Role.SERVER),
+    ("echo $(a $(b); vllm serve m --headless; c)", Role.SERVER),
+    ("echo ${A:-$(b); vllm serve m --headless; c}", Role.SERVER),
+    ("echo $((1 + (2)) ; vllm serve m --headless; c)", Role.SERVER),
+    # after the ) or } that closes it, the separators split again
+    ("echo $(a); vllm serve m --headless", Role.HEADLESS),
+    ("echo ${A:-x}; vllm serve m --headless", Role.HEADLESS),
+    ("echo $(a $(b) c); vllm serve m --headless", Role.HEADLESS),
+    ("echo 'it''s'; vllm serve m --headless", Role.HEADLESS),
+])
+def test_a_statement_inside_a_substitution_stays_in_its_word(script: str, role: Role) -> None:
+    assert sh(script).role is role
