@@ -381,3 +381,15 @@ def test_the_branch_after_decided_conditions(script: str, port: str) -> None:
 ])
 def test_a_statement_inside_a_substitution_stays_in_its_word(script: str, role: Role) -> None:
     assert sh(script).role is role
+
+
+def test_a_line_continuation_inside_a_word_and_a_backslash_inside_single_quotes() -> None:
+    # the shell joins the lines of a continuation even inside a word; inside single quotes \ is a plain character
+    assert sh("vllm serve m --port 80\\\n00").flags == {"--port": "8000"}
+    assert sh("echo 'a\\'; vllm serve m --headless").role is Role.HEADLESS
+
+
+def test_an_upper_case_x_is_a_letter_of_its_word() -> None:
+    # XVERSE, a model family vLLM serves: no character of a word but the shell's separators splits a statement
+    assert sh("vllm serve xverse/XVERSE-13B-Chat --served-model-name XVERSE-13B").flags == {
+        "--served-model-name": "XVERSE-13B"}
