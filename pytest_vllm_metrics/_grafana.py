@@ -168,9 +168,12 @@ def _from_document(file: Path, document: Any) -> list[Dashboard]:
     if isinstance(document, dict) and isinstance(document.get("dashboard"), dict):
         document = document["dashboard"]  # the HTTP API's {"dashboard": ..., "meta": ...} envelope
     if not isinstance(document, dict) or not (_list(document, "panels") or _list(document, "rows")):
-        keys = ", ".join(sorted(map(str, document))) if isinstance(document, dict) else type(document).__name__
+        if isinstance(document, dict):
+            found = f"top-level keys {', '.join(sorted(map(str, document)))}" if document else "an empty object"
+        else:
+            found = f"a {type(document).__name__}"
         raise DashboardError(
-            f"dashboard {file} has no panels: found {'top-level keys ' + keys if keys else 'an empty object'}, "
+            f"dashboard {file} has no panels: found {found}, "
             f"expected a Grafana dashboard model (with 'panels', or 'rows' before Grafana 5), the API's "
             f"{{\"dashboard\": ...}} envelope, or a ConfigMap whose data keys ending in .json hold dashboards. Export "
             f"the dashboard from Grafana (Share > Export > Save to file) and pass that file to --grafana-dashboard.")

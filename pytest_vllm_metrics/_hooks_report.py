@@ -171,10 +171,13 @@ def _shard_targets(run: Run) -> dict[str, list[str]]:
         return {}
 
 
-def _tally(session: pytest.Session) -> report.Tally:
-    """What pytest itself counted, for a summary whose numbers match the terminal's and the collection."""
+def _tally(session: pytest.Session) -> report.Tally | None:
+    """What pytest itself counted, for a summary whose numbers match the terminal's and the collection (None
+    without the terminal, `-p no:terminal`: pytest counted nothing, the summary counts the checks)."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    stats: dict[str, list[Any]] = getattr(reporter, "stats", {})
+    if reporter is None:
+        return None
+    stats: dict[str, list[Any]] = reporter.stats
     return report.Tally(session.testscollected, {name: len(stats.get(name, [])) for name in _TALLIED})
 
 

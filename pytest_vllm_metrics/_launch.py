@@ -263,16 +263,24 @@ def _interpret(script: str, variables: dict[str, str]) -> list[_Command]:
             return False
         return None if any(frame[0] is None for frame in frames) else True
 
+    listed = False  # between `if`/`elif` and `then`: the condition goes on (`a || b`, `a && b`)
     for statement in _statements(script):
         keyword, rest = _first(statement)
+        if listed and keyword != "then" and frames:
+            # a list of tests: the run decides one test, not a list (its first test alone may not decide it)
+            frames[-1][0] = _and(_not(frames[-1][1]), None)
+            continue
+        listed = False
         if keyword == "if":
             frames.append([_condition(rest.removesuffix("then"), variables), False])
+            listed = not rest.endswith("then")
             continue
         if keyword in ("elif", "else") and frames:
             frame = frames[-1]
             frame[1] = _or(frame[1], frame[0])
             if keyword == "elif":
                 frame[0] = _and(_not(frame[1]), _condition(rest.removesuffix("then"), variables))
+                listed = not rest.endswith("then")
                 continue
             frame[0] = _not(frame[1])
             statement = rest

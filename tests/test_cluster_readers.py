@@ -232,3 +232,15 @@ def test_a_read_that_never_answers_is_a_note_after_the_timeout_and_the_others_ar
     [note] = info.notes
     assert fnmatch.fnmatch(note, f"scaledobjects.keda.sh in namespace {NS} not checked: listing them failed (*timed "
                                  f"out*)"), note
+
+
+def test_a_sidecar_labelled_configmap_outside_the_grafana_namespace_is_not_a_dashboard(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # Grafana's sidecar watches its own namespace: a labelled ConfigMap beside the vLLM pods is not one of its
+    stray = configmap("stray-dashboards", NS, {"stray.json": json.dumps({"title": "S", "panels": []})},
+                       {"grafana_dashboard": "1"})
+    consumers_cluster.objects["configmaps"][NS] = [stray]
+    _, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path)
+    assert "stray-dashboards" in [c["metadata"]["name"] for c in objects.configmaps]
+    assert [c["metadata"]["name"] for c in objects.dashboards] == ["llm-d-dashboards", "node-dashboards"]

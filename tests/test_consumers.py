@@ -27,12 +27,14 @@ from conftest import (
     URL_DASHBOARD,
     configmap,
     k8s_deployment,
+    observed,
     prometheus_rule_files,
     said,
     scaled_object,
     write_kubeconfig,
     yaml_documents,
 )
+from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.cluster_readers import ConsumerObjects
 from pytest_vllm_metrics.consumers import (
     ConsumerError,
@@ -48,8 +50,10 @@ from pytest_vllm_metrics.consumers import (
     unique,
     with_recorded,
 )
+from pytest_vllm_metrics.judging import judge_reader
 from pytest_vllm_metrics.readers import Query, Reader, ReaderKind
 from pytest_vllm_metrics.report import schema
+from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
@@ -731,3 +735,137 @@ def test_rules_over_recorded_series_are_about_vllm_through_every_level() -> None
     dashboards, consumers = with_recorded([rule(ReaderKind.PANEL, "p", "level1:x")], panels)
     assert dashboards[0].recorded == consumers[0].recorded == {"level3:x", "level2:x", "level1:x", "node:x",
                                                                 "level0:y"}
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    # without a namespace <<.LabelMatchers>> is empty: the comma it leaves before or after other matchers goes too
+    ("sum(<<.Series>>{<<.LabelMatchers>>,model_name!=\"\"}) by (<<.GroupBy>>)",
+     'sum(vllm:x_total{model_name!=""}) by (namespace, pod)'),
+    ("sum(<<.Series>>{model_name!=\"\", <<.LabelMatchers>>})", 'sum(vllm:x_total{model_name!=""})'),
+])
+def test_the_adapters_template_without_a_namespace_drops_the_empty_matchers_comma(template: str,
+                                                                                   expected: str) -> None:
+    config = {"rules": [{"seriesQuery": "vllm:x_total", "metricsQuery": template, "name": {"as": "x"}}]}
+    (panel,), notes = adapter_consumers(config, "adapter", "ConfigMap m/adapter", None)
+    assert panel.exprs == ("vllm:x_total", expected) and notes == []
+
+
+def test_an_adapter_rule_that_selects_no_series_names_its_queries(sim_host: SimHost) -> None:
+    config = {"rules": [{"seriesQuery": 'vllm:num_requests_waiting{model_name="other"}', "name": {"as": "x"},
+                         "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)"}]}
+    (panel,), _ = adapter_consumers(config, "adapter", "ConfigMap m/adapter", None)
+    message = judge_reader(panel, observed(sim_host, "x86_64"), load_catalog(), Policy()).message
+    assert 'query seriesQuery (vllm:num_requests_waiting{model_name="other"}) returns nothing' in message, message
+    # the series exist, the metricsQuery over them selects none
+    config = {"rules": [{"seriesQuery": "vllm:num_requests_waiting", "name": {"as": "x"},
+                         "metricsQuery": 'sum(<<.Series>>{model_name="other"})'}]}
+    (panel,), _ = adapter_consumers(config, "adapter", "ConfigMap m/adapter", None)
+    message = judge_reader(panel, observed(sim_host, "x86_64"), load_catalog(), Policy()).message
+    assert 'query metricsQuery (sum(vllm:num_requests_waiting{model_name="other"})) returns nothing' in message, message
+
+
+def test_a_yaml_error_in_a_rule_file_says_where_on_one_line(tmp_path: Path) -> None:
+    found = _bad_rules(tmp_path, "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: [unclosed\n")
+    # PyYAML's own words, its line breaks and indentation folded into single spaces
+    assert found.startswith(
+        "rule file bad.yaml is not valid YAML (while parsing a flow sequence in \"<unicode string>\", line 5, "
+        "column 11: expr: [unclosed ^ expected ',' or ']', but got '<stream end>' in \"<unicode string>\", line 6, "
+        "column 1: ^); fix it"), found
+
+
+def test_a_list_item_or_a_document_that_is_not_a_rule_file_is_named_with_every_key(tmp_path: Path) -> None:
+    # kubectl get prometheusrule -o yaml prints a v1 List; its items are numbered as the document that holds them
+    listed = "---\ngroups: []\n---\napiVersion: v1\nkind: List\nitems:\n- rules: []\n  name: r\n"
+    assert _bad_rules(tmp_path, listed).startswith(
+        "rule file bad.yaml: document 2 has no 'groups:' (its top-level keys: name, rules) and is not a ")
+
+
+def test_an_epp_metric_flag_and_its_value_as_the_last_two_words() -> None:
+    assert epp_flags(["--pool-name", "p", "--lora-info-metric", "vllm:lora_requests_info"]) == {
+        "--lora-info-metric": "vllm:lora_requests_info"}
+
+
+def test_a_scaler_or_a_rule_that_reads_a_missing_metric_beside_an_or_notes_it_by_its_query(
+        sim_host: SimHost, tmp_path: Path) -> None:
+    either = "sum(vllm:no_such_metric) or sum(vllm:num_requests_running)"
+    # a trigger without a query is noted, and the triggers after it are still read
+    scaler = {"metadata": {"name": "s"}, "spec": {"triggers": [
+        {"type": "prometheus", "name": "empty", "metadata": {}},
+        {"type": "prometheus", "name": "queue", "metadata": {"query": either}}]}}
+    (keda,), notes = keda_consumers(scaler)
+    assert keda.title == "queue" and notes == ["ScaledObject s, trigger empty: no metadata.query (KEDA would reject "
+                                               "it); not checked"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"groups:\n- name: g\n  rules:\n  - record: r\n    expr: {either}\n")
+    (rule,) = load_rules([rules])
+    seen = observed(sim_host, "x86_64")
+    for reader, query in ((keda, "query"), (rule, "expr")):
+        verdict = judge_reader(reader, seen, load_catalog(), Policy())
+        assert verdict.evidence["notes"] == [
+            f"vllm:no_such_metric (in query {query}) is missing, but the other side of its 'or' has data"]
+
+
+@pytest.mark.parametrize("series_query", [
+    # a GPU autoscaling rule of prometheus-adapter Helm values (dcgm-exporter's upper-case metric names)
+    'DCGM_FI_DEV_GPU_UTIL{exported_namespace!="",exported_container!="",exported_pod!=""}',
+    '{__name__="DCGM_FI_DEV_GPU_UTIL",exported_namespace!="",exported_container!="",exported_pod!=""}',
+])
+def test_an_adapter_rule_on_an_upper_case_metric_name_is_named_by_it(series_query: str) -> None:
+    (panel,), notes = adapter_consumers({"rules": [{"seriesQuery": series_query}]}, "adapter", "here", None)
+    assert panel.exprs == ('DCGM_FI_DEV_GPU_UTIL{exported_namespace!="",exported_container!="",exported_pod!=""}',)
+    assert notes == []
+
+
+def test_the_cluster_objects_each_kind_read_past_the_ones_that_are_not_consumers() -> None:
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {},
+            "spec": {"groups": [{"name": "g", "rules": [
+                {"record": "llm:queue:sum", "expr": "sum(vllm:num_requests_waiting)"}]}]}}
+    # a dashboard that reads only what the rule records is about vLLM too
+    dashboard = configmap("queue-dashboard", MONITORING, {"queue.json": json.dumps(
+        {"uid": "q", "title": "Queue", "panels": [{"type": "stat", "title": "Queued",
+                                                   "targets": [{"refId": "A", "expr": "llm:queue:sum"}]}]})},
+        {"grafana_dashboard": "1"})
+    # another application's config.yaml, a broken adapter config, then an adapter whose rules are not on line 1
+    other = configmap("other-app", MONITORING, {"config.yaml": "- a list of settings\n"})
+    broken = configmap("broken-adapter", MONITORING, {"config.yaml": "rules: [unclosed"})
+    adapter = configmap("adapter", MONITORING, {"config.yaml": "metricsRelistInterval: 1m\nexternalRules:\n"
+                                                                "- seriesQuery: vllm:num_requests_waiting\n"})
+    web = k8s_deployment("web", "nginx:1.27", [], {"app": "web"})
+    router = _epp(["--pool-name", "p"], {"inferencepool": "p-epp"})
+    router["metadata"] = {}
+    objects = ConsumerObjects(prometheus_rules=[rule], dashboards=[dashboard],
+                              configmaps=[dashboard, other, broken, adapter], deployments=[web, router])
+    panels, consumers, notes = from_cluster(objects, NS)
+    assert [(p.dashboard, p.title) for p in panels] == [("queue", "Queued")]
+    assert [(c.kind, c.title, c.dashboard_title) for c in consumers] == [
+        ("record", "llm:queue:sum", f"PrometheusRule {NS}/?"),
+        ("adapter", "externalRules[1]", f"ConfigMap {MONITORING}/adapter, key config.yaml")]
+    assert notes[0].startswith(f"ConfigMap {MONITORING}/broken-adapter, key config.yaml not checked: not valid YAML "
+                               f"(while parsing a flow sequence in \"<unicode string>\", line 1, column 8")
+    assert notes[1:] == ["endpoint picker Deployment ? passes no metric flag: it reads its built-in defaults, which "
+                         "this run does not check"]
+
+
+def test_rule_files_of_which_none_reads_vllm_are_each_named(tmp_path: Path) -> None:
+    files = []
+    for name in ("node.yaml", "up.yaml"):
+        files.append(tmp_path / name)
+        files[-1].write_text("groups:\n- name: g\n  rules:\n  - alert: NodeDown\n    expr: node_load1 > 8\n")
+    with pytest.raises(ConsumerError) as raised:
+        load_rules(files)
+    assert str(raised.value).startswith(f"none of the 2 rules in {files[0]}, {files[1]} reads a vLLM metric")
+
+
+def test_a_dashboard_or_grafana_dashboard_that_cannot_be_read_leaves_the_next_one_read() -> None:
+    model = json.dumps({"uid": "v", "title": "vLLM", "panels": [
+        {"type": "stat", "title": "Running", "targets": [{"refId": "A", "expr": "vllm:num_requests_running"}]}]})
+    broken = configmap("broken", MONITORING, {"vllm.json": "{not json"}, {"grafana_dashboard": "1"})
+    good = configmap("good", MONITORING, {"vllm.json": model}, {"grafana_dashboard": "1"})
+    # a GrafanaDashboard without a spec: a note, not a stop
+    no_spec = {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+               "metadata": {"name": "empty", "namespace": MONITORING}}
+    objects = ConsumerObjects(dashboards=[broken, good], grafana_dashboards=[no_spec])
+    panels, _, notes = from_cluster(objects, NS)
+    assert [(p.dashboard, p.title) for p in panels] == [("vllm", "Running")]
+    assert notes[0].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken, key vllm.json) is "
+                               f"not valid JSON")

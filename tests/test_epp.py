@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from conftest import CURRENT, LEGACY, NS, flat, said, write_kubeconfig
 from pytest_vllm_metrics import epp
@@ -660,6 +661,8 @@ def test_each_pods_queue_verdict_names_the_pod_and_both_numbers() -> None:
                                            "inference_pool_per_pod_queue_size) kept changing; no quiet moment came "
                                            "within the wait. Rerun when the pool is idle.")
     assert verdict.evidence["pods"]["a"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 2.0, "epp": 5.0}
+    assert verdict.evidence["pods"]["c"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 0.0, "epp": None}
+    assert verdict.evidence["pods"]["d"] == {"metric": "inference_pool_per_pod_queue_size", "pod": 3.0, "epp": 1.0}
     assert verdict.message.startswith("fails on ") and "(2 of 4 targets; 1 inconclusive, 1 passed)" in \
         verdict.message.splitlines()[0]
 
@@ -768,3 +771,101 @@ def test_an_average_kv_cache_at_either_end_of_a_fraction_is_one(kv: str) -> None
     found, _, _ = one_round({"a": pod(kv=float(kv))}, page({"a": 0}, ready=1, kv=float(kv)))
     assert epp.average_kv_cache(found).outcome == "passed"
     assert found.kv_compared["inference_pool"][0] == "agreed"
+
+
+@pytest.mark.parametrize(("status", "inconclusive"), [
+    # busy or behind a gateway that could not reach it: could not observe; any other answer: the URL is wrong
+    (429, True), (502, True), (503, True), (504, True), (404, False), (500, False), (505, False),
+])
+def test_an_epp_that_answers_metrics_with_an_error_status(sim_host: SimHost, status: int, inconclusive: bool) -> None:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["status"]), text="busy")
+
+    app = web.Application()
+    app.router.add_get("/{status}/metrics", metrics)
+    target = Target(name="endpoint picker", base_url=f"{sim_host.start_app(app)}/{status}")
+
+    async def read() -> None:
+        async with httpx.AsyncClient() as client:
+            await epp.read_epp(client, target, Settings())
+
+    with pytest.raises(epp.FetchError) as raised:
+        asyncio.run(read())
+    assert raised.value.inconclusive is inconclusive
+    said_here = f"answered /metrics with HTTP {status}; point --vllm-epp-url at the EPP's metrics port"
+    assert said_here in str(raised.value)
+    # each of the EPP's checks says it, as not observed (busy) or failed (not the EPP's metrics port)
+    found = asyncio.run(epp.compare(target, [], Settings()))
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, said_here in verdict.message) == ("inconclusive" if inconclusive else "failed", True)
+
+
+def test_without_the_token_variable_set_no_authorization_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_EPP_TOKEN_NOT_SET", raising=False)
+    target = epp.epp_target(Settings(vllm_epp_url="http://epp.test:9090", vllm_epp_token_env="VLLM_EPP_TOKEN_NOT_SET"))
+    assert target is not None and target.client_options == {}
+
+
+def test_when_no_pod_answered_each_ones_cause_is_named() -> None:
+    found = epp.Compared(present=[POOL], unscraped={"a": "a: connection refused", "b": "b: timed out after 5 s"})
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, verdict.message) == (
+        "inconclusive", "no vLLM pod answered, so the endpoint picker's view has nothing to be compared with: "
+                        "a: connection refused; b: timed out after 5 s")
+
+
+def test_a_queue_series_without_the_pod_label_leaves_the_pods_verdicts_alone() -> None:
+    epp_page = Snapshot.parse(f"# TYPE {POOL.per_pod_queue} gauge\n{POOL.per_pod_queue}{{{POOL.pod_label}=\"a\"}} 0\n"
+                              f'{POOL.per_pod_queue}{{name="p"}} 4\n')
+    found = settled({"a": pod()}, epp_page)
+    found.waited = 2.345
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, verdict.targets["a"].outcome) == ("passed", "passed")
+    assert verdict.evidence["waited"] == 2.35  # seconds, to the hundredth
+
+
+@pytest.mark.parametrize("foreign", [6, 0])
+def test_an_epp_that_lists_none_of_the_pods_names_five_of_each_side(foreign: int) -> None:
+    mine = [f"decode-{i}" for i in range(6)]
+    found = epp.Compared(present=[POOL], pods={name: name for name in mine},
+                         foreign={f"other-{i}" for i in range(foreign)},
+                         queue={("inference_pool", name): ("missing", 1.0, None, 0.0) for name in mine})
+    listed = "other-0, other-1, other-2, other-3, other-4" if foreign else "none"
+    verdict = epp.queue_per_pod(found)
+    assert (verdict.outcome, verdict.level) == ("inconclusive", "MUST")
+    assert verdict.message == (
+        f"the endpoint picker lists none of the pods this run checks (it lists {listed}; the run checks decode-0, "
+        f"decode-1, decode-2, decode-3, decode-4): it serves another pool, or the targets are not named as their pods "
+        f"(the EPP names pods by their Kubernetes name: use --vllm-namespace).")
+
+
+def test_the_epps_pool_numbers_as_evidence_when_they_fail_or_agree() -> None:
+    # outside a fraction: the values the EPP published
+    found, _, _ = one_round({"a": pod()}, page({"a": 0}, ready=1, kv=1.5))
+    assert epp.average_kv_cache(found).evidence == {"values": {POOL.average_kv: [1.5]}}
+    # differing from the pods' own average, and agreeing: the EPP's values and the pods' average
+    differs = settled({"a": pod(kv=0.3), "b": pod(kv=0.0)}, page({"a": 0, "b": 0}, 2, 0.0))
+    assert epp.average_kv_cache(differs).evidence == {"values": {POOL.average_kv: [0.0]}, "podsAverage": 0.15}
+    agreed = settled({"a": pod(kv=0.2), "b": pod(kv=0.4)}, page({"a": 0, "b": 0}, 2, 0.3))
+    verdict = epp.average_kv_cache(agreed)
+    assert (verdict.outcome, verdict.message) == ("passed", "")
+    assert verdict.evidence["podsAverage"] == {POOL.average_kv: pytest.approx(0.3)}
+    ready = epp.ready_pods(agreed)
+    assert (ready.outcome, ready.message, ready.evidence["ready"]) == ("passed", "", {"inference_pool": 2.0})
+
+
+def test_a_ready_count_beside_pods_it_should_not_route_to_names_five_of_them() -> None:
+    found = settled({"a": pod()}, page({"a": 0, **{f"other-{i}": 0 for i in range(6)}}, ready=7, kv=0))
+    verdict = epp.ready_pods(found)
+    assert (verdict.outcome, verdict.message) == (
+        "inconclusive", "the endpoint picker routes to pods this run did not find (other-0, other-1, other-2, "
+                        "other-3, other-4), so its ready count cannot be compared: widen --vllm-selector to the "
+                        "InferencePool's pods.")
+
+
+def test_a_ready_count_beside_pods_that_did_not_answer_names_each_cause() -> None:
+    found = settled({"a": pod()}, page({"a": 0}, ready=3, kv=0))
+    found.unscraped = {"b": "b: connection refused", "c": "c: timed out"}
+    found.ready = {"inference_pool": ("unknown", 3.0, 1, 0.0)}
+    assert epp.ready_pods(found).message == ("the endpoint picker's ready count cannot be compared: "
+                                             "b: connection refused, c: timed out")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import DASHBOARDS, OPERATOR, yaml_documents
-from pytest_vllm_metrics._grafana import DashboardError, operator_source
+from pytest_vllm_metrics._grafana import DashboardError, operator_source, walk_panels
 from pytest_vllm_metrics._grafana import load as grafana_load
 from pytest_vllm_metrics.readers import load_dashboards
 
@@ -330,3 +332,182 @@ def test_panels_of_grafana_dashboards_are_judged_and_drawn_like_any_dashboards(p
     for name in OPERATOR_PANELS:
         assert f'data-dashboard="{name}"' in html
     assert "Traceback" not in result.stdout.str()
+
+
+
+def test_pre_5_rows_are_placed_as_grafanas_migration_to_the_grid_places_them() -> None:
+    # Grafana's schema-16 migration (DashboardMigrator): a panel's span of 12 is 2 columns each of the grid's 24;
+    # a height in pixels ("250px" or 250) is ceil(px / 38) grid units (30 px a unit plus an 8 px margin);
+    # a row without a height is Grafana's default 250 px
+    old = {"rows": [
+        {"title": "Queue", "height": "250px",
+         "panels": [{"title": "A", "span": 6}, {"title": "B", "span": 6}, {"title": "C", "span": 12}]},
+        {"title": "Cache", "height": 300, "panels": [{"title": "D", "span": 4, "height": "150px"}, {"title": "E"}]},
+        {"title": "Hidden", "showTitle": False, "panels": [{"title": "F", "span": 12, "height": ""}]},
+        {"title": "Tiny", "height": "20px", "panels": [{"title": "G", "span": 12}]},
+    ]}
+    assert [(p.panel["title"], p.row, p.grid) for p in walk_panels(old)] == [
+        ("A", "Queue", (0, 0, 12, 7)), ("B", "Queue", (12, 0, 12, 7)), ("C", "Queue", (0, 7, 24, 7)),
+        ("D", "Cache", (0, 14, 8, 4)), ("E", "Cache", (0, 18, 24, 8)),
+        ("F", "", (0, 26, 24, 7)), ("G", "Tiny", (0, 33, 24, 1))]
+
+
+def test_a_configmap_labelled_for_the_sidecar_without_a_json_key_is_named_beside_good_ones(tmp_path: Path) -> None:
+    # kube-prometheus-stack's Grafana sidecar loads ConfigMaps labelled grafana_dashboard: "1" (its default
+    # sidecar.dashboards.label), each data key ending in .json: a key named .yaml loads nothing
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good"},
+            "data": {"vllm.json": json.dumps(VLLM_MODEL)}}
+    wrong = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "wrong", "labels": {"grafana_dashboard": "1"}},
+             "data": {"vllm.yaml": json.dumps(VLLM_MODEL)}}
+    (tmp_path / "cms.yaml").write_text(yaml.safe_dump_all([good, wrong]))
+    with pytest.raises(DashboardError, match=r"ConfigMap wrong has no data key ending in \.json \(keys: vllm\.yaml\)"):
+        load_dashboards((tmp_path,))
+    # without the label it is some other ConfigMap beside the dashboard: left alone
+    del wrong["metadata"]["labels"]
+    (tmp_path / "cms.yaml").write_text(yaml.safe_dump_all([good, wrong]))
+    assert [p.id for p in load_dashboards((tmp_path,))] == ["vllm::Running"]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("latin1.json", b'{"title": "caf\xe9"}', "dashboard {file} cannot be read ('utf-8' codec can't decode byte 0xe9 in "
+                                             "position 14: invalid continuation byte); check --grafana-dashboard."),
+    ("broken.json", b'{"title": ', "dashboard {file} is not valid JSON (Expecting value: line 1 column 11 (char 10)); "
+                                   "export it again from Grafana (Share > Export > Save to file) and pass that file to "
+                                   "--grafana-dashboard."),
+    ("broken.yaml", b"data: [unclosed\n",
+     "dashboard {file} is not valid YAML (*); pass the ConfigMap as kubectl prints it (kubectl get configmap NAME -o "
+     "yaml) or the dashboard JSON itself."),
+    ("empty.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n",
+     "dashboard {file}: ConfigMap empty has no data key ending in .json (keys: none); Grafana's dashboard sidecar "
+     "loads each such key as one dashboard. Name the key after the dashboard, e.g. vllm.json."),
+    ("two.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\ndata: {a.yaml: x, b.txt: y}\n",
+     "dashboard {file}: ConfigMap two has no data key ending in .json (keys: a.yaml, b.txt); *"),
+])
+def test_a_dashboard_file_that_cannot_be_used_is_one_message_naming_it(tmp_path: Path, name: str, content: bytes,
+                                                                        message: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(content)
+    with pytest.raises(DashboardError) as raised:
+        load_dashboards((file,))
+    assert fnmatch.fnmatchcase(str(raised.value), message.format(file=file)), str(raised.value)
+
+
+@pytest.mark.parametrize(("spec", "namespace", "expected"), [
+    # the operator's GrafanaDashboard spec (api/v1beta1/content.go): sources this run neither builds nor fetches
+    ({"jsonnetLib": {"jsonnetProjectWithRuntimeRaw": "x"}}, "monitoring",
+     "takes the model the operator builds from the Jsonnet project of spec.jsonnetLib, which this run does not "
+     "build: build or fetch the dashboard JSON and pass that file to --grafana-dashboard."),
+    ({"oci": {"path": "board.json"}}, "monitoring",
+     "takes the model the operator pulls from the OCI artifact ?, which this run does not build"),
+    ({"grafanaCom": {"revision": 3}}, "monitoring",
+     "takes its model from https://grafana.com/api/dashboards/?/revisions/3/download (spec.grafanaCom), which this "
+     "run does not download, and holds no copy the operator fetched (status.contentCache): download it (curl -fsSL -o "
+     "grafanadashboard-from-url.json 'https://grafana.com/api/dashboards/?/revisions/3/download') and pass that file "
+     "to --grafana-dashboard, or pass the GrafanaDashboard as the cluster holds it (kubectl get grafanadashboard "
+     "grafanadashboard-from-url -n monitoring -o yaml), whose status keeps the operator's copy."),
+    ({"grafanaCom": {"id": 1860}}, None, "(kubectl get grafanadashboard grafanadashboard-from-url -o yaml), whose"),
+    ({"configMapRef": {"optional": False}}, "monitoring",
+     "takes its model from key ? of ConfigMap ?, which none of the files given holds: pass that ConfigMap's file to "
+     "--grafana-dashboard as well (kubectl get configmap ? -n monitoring -o yaml), or run with"),
+    ({"configMapRef": {"name": "cm", "key": "json"}}, None, "as well (kubectl get configmap cm -o yaml), or run with"),
+])
+def test_a_grafana_dashboard_source_named_in_words_with_its_namespace_if_any(
+        tmp_path: Path, spec: dict[str, Any], namespace: str | None, expected: str) -> None:
+    resource = _v1beta1(spec)
+    if namespace is None:
+        del resource["metadata"]["namespace"]
+    message = _one_error(tmp_path, [resource])
+    shown = f"monitoring/{resource['metadata']['name']}" if namespace else resource["metadata"]["name"]
+    assert message.startswith(f"dashboard {tmp_path / 'crs.yaml'} (GrafanaDashboard {shown}) "), message
+    assert expected in message, message
+
+
+def test_a_configmap_key_that_is_not_there_names_the_binary_keys_too(tmp_path: Path) -> None:
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "monitoring"},
+                 "data": {"a.json": "{}"}, "binaryData": {"b.json.gz": "H4sI"}}
+    message = _one_error(tmp_path, [_v1beta1({"configMapRef": {"name": "cm", "key": "json"}}), configmap])
+    assert "which has no such key (keys: a.json, b.json.gz); the operator cannot load it either. Fix " \
+           "spec.configMapRef.key." in message, message
+
+
+def test_panels_inside_and_after_rows_are_placed_under_their_row() -> None:
+    # Grafana 5+: a collapsed row holds its panels; an expanded row's panels follow it; an untitled row's have none
+    model = {"panels": [
+        "not a panel",
+        {"type": "row", "title": "Cache", "collapsed": True, "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1},
+         "panels": [{"title": "X", "gridPos": {"x": 0, "y": 1, "w": 12, "h": 8}}]},
+        {"type": "row", "collapsed": False, "gridPos": {"x": 0, "y": 1, "w": 24, "h": 1}, "panels": []},
+        {"title": "Y", "gridPos": {"x": 0, "y": 2, "w": 12, "h": 8}}]}
+    assert [(p.panel.get("title"), p.row, p.grid) for p in walk_panels(model)] == [
+        ("Cache", "", (0, 0, 24, 1)), ("X", "Cache", (0, 1, 12, 8)), (None, "Cache", (0, 1, 24, 1)),
+        ("Y", "", (0, 2, 12, 8))]
+
+
+@pytest.mark.parametrize(("com", "status", "used"), [
+    ({"id": 1860, "revision": 30}, {"contentUrl": "https://grafana.com/api/dashboards/1860/revisions/30/download"},
+     True),
+    # the spec moved on to another revision, or names another dashboard: the copy is stale, not the model
+    ({"id": 1860, "revision": 31}, {"contentUrl": "https://grafana.com/api/dashboards/1860/revisions/30/download"},
+     False),
+    ({"id": 186}, {"contentUrl": "https://grafana.com/api/dashboards/1860/revisions/30/download"}, False),
+    # a copy without the URL it came from cannot be matched to the spec
+    ({"id": 1860, "revision": 30}, {}, False),
+])
+def test_the_operators_copy_of_a_grafana_com_dashboard_is_used_only_for_the_revision_named(
+        tmp_path: Path, com: dict[str, Any], status: dict[str, Any], used: bool) -> None:
+    resource = _v1beta1({"grafanaCom": com}, {"contentCache": _gzipped(VLLM_MODEL), **status})
+    (tmp_path / "crs.yaml").write_text(yaml.safe_dump(resource))
+    if used:
+        assert [d.name for d in grafana_load((tmp_path,))] == ["grafanadashboard-from-url"]
+    else:
+        assert "holds no copy the operator fetched (status.contentCache)" in _one_error(tmp_path, [resource])
+
+
+def test_what_is_not_a_dashboard_is_named_by_what_it_holds(tmp_path: Path) -> None:
+    for name, content, found in (("keys.json", {"title": "x", "uid": "u"}, "found top-level keys title, uid,"),
+                                 ("empty.json", {}, "found an empty object,"), ("list.json", [1], "found a list,")):
+        (tmp_path / name).write_text(json.dumps(content))
+        with pytest.raises(DashboardError) as raised:
+            load_dashboards((tmp_path / name,))
+        assert str(raised.value) == (
+            f"dashboard {tmp_path / name} has no panels: {found} expected a Grafana dashboard model (with 'panels', "
+            f"or 'rows' before Grafana 5), the API's {{\"dashboard\": ...}} envelope, or a ConfigMap whose data keys "
+            f"ending in .json hold dashboards. Export the dashboard from Grafana (Share > Export > Save to file) and "
+            f"pass that file to --grafana-dashboard.")
+
+
+def test_a_dashboard_directory_reads_its_dashboard_files_only(tmp_path: Path) -> None:
+    (tmp_path / "vllm.json").write_text(json.dumps(VLLM_MODEL))
+    (tmp_path / "old.json").mkdir()  # a directory named like a dashboard, and a file that is not one
+    (tmp_path / "README.md").write_text("dashboards\\n")
+    assert [p.id for p in load_dashboards((tmp_path,))] == ["vllm::Running"]
+    (tmp_path / "vllm.json").unlink()
+    with pytest.raises(DashboardError) as raised:
+        load_dashboards((tmp_path,))
+    assert str(raised.value) == (
+        f"dashboard directory {tmp_path} holds no dashboard file (*.json, *.yaml, *.yml); export the dashboards from "
+        f"Grafana (Share > Export > Save to file) into it, or pass the files themselves to --grafana-dashboard.")
+
+
+def test_a_grid_position_is_kept_within_the_grid_and_at_least_one_unit() -> None:
+    model = {"panels": [{"title": "dot", "gridPos": {"x": 0, "y": 0, "w": 1, "h": 1}},
+                        {"title": "wide", "gridPos": {"x": -3, "y": 2, "w": 30, "h": 0}}]}
+    assert [p.grid for p in walk_panels(model)] == [(0, 0, 1, 1), (0, 2, 24, 1)]
+
+
+def test_a_grafana_dashboard_kind_of_another_api_group_is_not_the_operators(tmp_path: Path) -> None:
+    foreign = _v1beta1({"json": json.dumps(VLLM_MODEL)})
+    foreign["apiVersion"] = "dashboards.example.com/v1"
+    (tmp_path / "crs.yaml").write_text(yaml.safe_dump(foreign))
+    with pytest.raises(DashboardError, match=r"holds no dashboard: its Kubernetes objects are of kind "
+                                             r"GrafanaDashboard\. Pass the dashboard JSON"):
+        grafana_load((tmp_path,))
+
+
+def test_pre_5_rows_skip_what_is_not_a_row_or_a_panel_and_round_a_height_up() -> None:
+    old = {"rows": ["not a row", {"height": "350px", "panels": ["not a panel", {"title": "A", "span": 12}]},
+                    {"title": "After", "height": 250, "panels": [{"title": "B", "span": 12}]}]}
+    # 350 px is 9.2 units of 38 px: 10; an untitled row titles nothing
+    assert [(p.panel["title"], p.row, p.grid) for p in walk_panels(old)] == [
+        ("A", "", (0, 0, 24, 10)), ("B", "After", (0, 10, 24, 7))]

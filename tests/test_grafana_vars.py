@@ -310,3 +310,153 @@ def test_an_interval_variable_on_auto_is_a_valid_duration() -> None:
                                                  "current": {"text": "auto", "value": "$__auto_interval_v"}}]}})
     value = resolve([raw], FakeLookup({}), None, durations)["v"]
     assert interpolate("rate(x[$v]) ${v:text}", {"v": value}, durations) == "rate(x[30s]) auto"
+
+
+@pytest.mark.parametrize(("values", "regex", "options", "texts"), [
+    # stringToJsRegex's flags: i ignores case, s lets . match a newline, m lets ^ and $ match at each line
+    (["llama", "Qwen"], "/L/i", ("llama",), ("llama",)),
+    (["llama", "Qwen"], "/L/", (), ()),
+    (["a\nb", "ab"], "/a.b/s", ("a\nb",), ("a\nb",)),
+    (["x\nb", "ab"], "/^b$/m", ("x\nb",), ("x\nb",)),
+    # the g flag: one option per match; without it, the first match's group
+    (["ab"], "/([a-z])/g", ("a", "b"), ("a", "b")),
+    (["ab"], "/([a-z])/", ("a",), ("a",)),
+    # a bare pattern is anchored: it must match the whole value, and it matches once
+    (["ab", "ba"], "a.", ("ab",), ("ab",)),
+    (["ab"], "([a-z])", (), ()),
+    # named groups: the value and the text, either alone standing for both
+    (["tiny-1", "big-2"], "/(?<text>[a-z]+)-(?<value>\\d+)/", ("1", "2"), ("tiny", "big")),
+    (["tiny-1"], "/(?<value>\\d+)/", ("1",), ("1",)),
+    (["tiny-1"], "/(?<text>[a-z]+)/", ("tiny",), ("tiny",)),
+    (["tiny-1"], "/(?<text>[a-z]+)-(?<value>\\d+)/g", ("1",), ("tiny",)),
+    # a group that took part in no match: the value itself; a regex Python cannot read: every value
+    (["y"], "/(x)?y/", ("y",), ("y",)),
+    (["tiny", "big"], "/(/", ("tiny", "big"), ("tiny", "big")),
+])
+def test_a_query_variables_regex_filters_and_captures_as_grafana_does(
+        values: list[str], regex: str, options: tuple[str, ...], texts: tuple[str, ...]) -> None:
+    value = one({"query": "label_values(model_name)", "regex": regex}, FakeLookup({"model_name": values}))
+    assert (value.options, value.option_texts or value.options) == (options, texts)
+
+
+@pytest.mark.parametrize(("expr", "values", "expected"), [
+    # scenes' formatRegistry, on the characters each format escapes
+    ("${m:html}", _values("&<>'\""), "&amp;&lt;&gt;&#39;&quot;"),
+    ("${m:percentencode}", _values("!'()*"), "%21%27%28%29%2A"),
+    ("${m:queryparam}", _values("a@b:c$d,e;f g/h"), "var-m=a@b:c$d,e;f%20g%2Fh"),
+    ("${m:queryparam}", _values("a.b"), "var-m=a.b"),
+    ("${m:queryparam}", _values(), "var-m="),
+    ("${m:queryparam}", _values("$__all", all=True, include_all=True, all_value=".*"), "var-m=$__all"),
+    ("${m:customqueryparam}", _values("a b", "c", multi=True), "m=a%20b&m=c"),
+    ("${m:customqueryparam:p}", _values("a.b", "c", multi=True), "p=a.b&p=c"),
+    ("${m:lucene}", _values("a b(c)"), "a\\ b\\(c\\)"),
+    ("${m:lucene}", {"m": Value(_var(), ("1e3",))}, "1e3"),  # a number, as JavaScript reads one: as it is
+    ("${m:lucene}", {"m": Value(_var(), ("-2.5",))}, "-2.5"),
+    ("${m:lucene}", {"m": Value(_var(), ("0x1F",))}, "0x1F"),
+    ("${m:lucene}", {"m": Value(_var(), ("Infinity",))}, "Infinity"),
+    ("${m:lucene}", {"m": Value(_var(multi=True), ())}, "__empty__"),
+    ("${m:distributed}", _values("a.b"), "a.b"),
+    ("${m:regex}", _values("a.b"), "a\\.b"),
+    # an allValue with the glob default, whatever the name of the format Grafana does not know
+    ("${m:csv}", _values("$__all", all=True, include_all=True, all_value="$other"), "{x.y,z}"),
+])
+def test_each_format_escapes_what_grafana_escapes(expr: str, values: dict[str, Value], expected: str) -> None:
+    assert interpolate(expr, values, DURATIONS) == expected
+
+
+def test_a_repeated_panels_copy_as_a_query_parameter_is_its_own_value() -> None:
+    value = Value(_var(multi=True), ("$__all",), all=True, options=("a b", "c"), option_texts=("A B", "C"))
+    assert interpolate("${m:queryparam}", {"m": value.single("a b")}, DURATIONS) == "var-m=a%20b"
+    assert interpolate("${m:text}", {"m": value.single("c")}, DURATIONS) == "C"
+
+
+@pytest.mark.parametrize(("current", "is_all"), [
+    ({"text": "All", "value": "$__all"}, True),
+    ({"text": ["All"], "value": ["x"]}, True),  # the picker's text says All
+    ({"text": "x", "value": ["All"]}, True),  # an old model saved the text as the value
+    ({"text": "Qwen", "value": "Qwen"}, False),
+    ({"text": "all", "value": "all"}, False),
+])
+def test_a_saved_all_is_recognised_by_its_value_or_its_text(current: dict[str, Any], is_all: bool) -> None:
+    assert one({"query": "label_values(model_name)", "includeAll": True, "current": current},
+               FakeLookup(LOOKUP)).all is is_all
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    # Grafana's variable sort (its `sort` field): 1/2 alphabetical, 3/4 numerical (by the first number),
+    # 5/6 alphabetical ignoring case, 7/8 natural; even numbers descending; 0 keeps the data source's order
+    (0, ["b10", "a2", "B1", "a10", "x"]),
+    (1, ["B1", "a10", "a2", "b10", "x"]),
+    (2, ["x", "b10", "a2", "a10", "B1"]),
+    (3, ["x", "B1", "a2", "b10", "a10"]),
+    (4, ["b10", "a10", "a2", "B1", "x"]),
+    (5, ["a10", "a2", "B1", "b10", "x"]),
+    (6, ["x", "b10", "B1", "a2", "a10"]),
+    (7, ["a2", "a10", "B1", "b10", "x"]),
+    (8, ["x", "b10", "B1", "a10", "a2"]),
+])
+def test_a_query_variables_options_are_sorted_as_grafana_sorts_them(sort: int, expected: list[str]) -> None:
+    value = one({"query": "label_values(model_name)", "sort": sort},
+                FakeLookup({"model_name": ["b10", "a2", "B1", "a10", "x"]}))
+    assert list(value.options) == expected
+
+
+def test_a_dashboards_variables_are_read_as_grafana_saves_them() -> None:
+    model = {"templating": {"list": [
+        "not a variable", {"type": "query"},  # no name: not a variable Grafana can show
+        {"name": "m", "query": {"query": "label_values(model_name)", "refId": "V"}, "sort": "2", "refresh": "1",
+         "multi": 1, "includeAll": True, "allValue": "", "current": {"text": ["A", "B"], "value": ["a", "b"]},
+         "options": [{"text": "All", "value": "$__all"}, {"text": "A", "value": "a"}, {"value": "b"}, {"text": "c"},
+                     "not an option"]},
+        {"name": "n", "type": "custom", "query": None, "allValue": ".*", "current": {"value": []}},
+    ]}}
+    m, n = variables(model)
+    assert m == Variable("m", "query", query="label_values(model_name)", sort=2, refresh=1, multi=True,
+                         include_all=True, all_value=None, current=("a", "b"), current_text=("A", "B"),
+                         options=(("A", "a"), ("b", "b"), ("c", "c")))
+    assert n == Variable("n", "custom", all_value=".*", current=None, current_text=())
+
+
+def test_each_kind_of_variable_resolves_to_its_values_options_and_texts() -> None:
+    model = {"templating": {"list": [
+        {"name": "c", "type": "constant", "query": "prod"},
+        {"name": "t", "type": "textbox", "query": "def", "current": {"text": "X", "value": "x"}},
+        {"name": "d", "type": "datasource", "query": "prometheus"},
+        # an interval on auto: the run's own $__interval (1m when the run has none)
+        {"name": "i", "type": "interval", "query": "1m,5m", "current": {"text": "auto", "value": "$__auto_interval_i"}},
+        {"name": "j", "type": "interval", "query": "1m, 5m ,", "current": {"text": "5m", "value": "5m"}},
+        {"name": "cu", "type": "custom", "query": "Tiny : tiny, Big : big", "current": {"text": "Big", "value": "big"}},
+        # a query this run cannot answer: the saved value and options, or, saved on All, unknown
+        {"name": "u", "type": "query", "query": "unknown_function()", "current": {"text": "Saved", "value": "saved"},
+         "options": [{"text": "Saved", "value": "saved"}, {"text": "Other", "value": "other"}]},
+        {"name": "ua", "type": "query", "query": "unknown_function()", "includeAll": True,
+         "current": {"text": "All", "value": "$__all"}, "options": [{"text": "O", "value": "o"}]},
+        {"name": "q", "type": "query", "query": "label_values(model_name)", "includeAll": True,
+         "current": {"text": "All", "value": "$__all"}},
+    ]}}
+    found = {name: (v.values, v.all, v.options, v.known, v.texts, v.option_texts)
+             for name, v in resolve(variables(model), FakeLookup(LOOKUP), None, DURATIONS).items()}
+    models = ("tiny", "llama-3.1-8b", "Qwen")
+    assert found == {
+        "c": (("prod",), False, ("prod",), True, (), ()),
+        "t": (("x",), False, ("x",), True, ("X",), ()),
+        "d": (("prometheus",), False, ("prometheus",), True, (), ()),
+        "i": (("1m",), False, (), True, ("auto",), ()),
+        "j": (("5m",), False, ("1m", "5m"), True, ("5m",), ("1m", "5m")),
+        "cu": (("big",), False, ("tiny", "big"), True, ("Big",), ("Tiny", "Big")),
+        "u": (("saved",), False, ("saved", "other"), True, ("Saved",), ("Saved", "Other")),
+        "ua": ((".*",), True, ("o",), False, (), ("O",)),
+        "q": (("$__all",), True, models, True, (), models)}
+
+
+def test_ad_hoc_filters_and_the_namespace_variable_leave_the_variables_after_them_resolved() -> None:
+    defined = variables({"templating": {"list": [
+        {"name": "filters", "type": "adhoc"},
+        {"name": "namespace", "type": "query", "query": "label_values(namespace)"},
+        {"name": "m", "type": "query", "query": "label_values(model_name)"}]}})
+    values = resolve(defined, FakeLookup(LOOKUP), "llm-d", DURATIONS)
+    assert list(values) == ["namespace", "m"]
+    # the run's namespace is the namespace variable's one value and option
+    assert (values["namespace"].variable.name, values["namespace"].values, values["namespace"].options) == (
+        "namespace", ("llm-d",), ("llm-d",))
+    assert values["m"].values == ("tiny",)

@@ -155,3 +155,68 @@ def test_panel(vllm_panel, vllm_enforce):
     assert [(p.attrs["data-panel"], p.attrs["data-verdict"], p.attrs["data-grid"])
             for p in dash.all("div", class_="vllm-panel")] == [
         (p["title"], "ok", ",".join(str(p["gridPos"][k]) for k in "xywh")) for p in panels]
+
+
+def test_a_dashboards_rows_title_their_panels_and_panels_without_a_place_flow_three_to_a_line(
+        pytester: pytest.Pytester) -> None:
+    # vLLM's query-statistics dashboard (tests/data/public/SOURCES.md): four rows, and no panel has a gridPos
+    dashboard = Path(__file__).parent / "data" / "public" / "dashboards" / "vllm-query-statistics.json"
+    checks = """
+from pytest_vllm_metrics.outcome import Outcome, Verdict
+
+
+def test_panel(vllm_panel, vllm_enforce):
+    vllm_enforce(Verdict(Outcome.PASSED, "", evidence={"panel_verdict": "ok"}))
+"""
+    result, document, page = run(pytester, checks, f"--grafana-dashboard={dashboard}")
+    assert len(document["tests"]) == 14, flat(result)
+    summary = parse_html(page[page.index('<div id="vllm-summary">'):page.index("<!-- /vllm-summary -->")])
+    dash = summary.one("section", class_="vllm-dash")
+    assert [title.text for title in dash.all("div", class_="vllm-row-title")] == [
+        "Request Over Time", "Size Distribution", "Input Token Over Time", "Output Token Over Time"]
+    # the first row: its title's bar, then its five panels three to a line, 8 columns wide and 5 high
+    assert [(p.attrs["data-panel"], p.attrs["data-grid"]) for p in dash.all("div", class_="vllm-panel")][:5] == [
+        ("Successful Requests Over Time", "0,1,8,5"), ("Requests Avg Rate", "8,1,8,5"), ("p50 Latency", "16,1,8,5"),
+        ("p90 Latency", "0,6,8,5"), ("p99 Latency", "8,6,8,5")]
+
+
+def test_the_results_table_adds_exactly_its_three_columns_and_keeps_pytests_logs(pytester: pytest.Pytester) -> None:
+    checks = CHECKS + """
+
+@pytest.mark.must
+@pytest.mark.xfail(reason="a known bug of the check")
+def test_known(vllm_level, vllm_enforce):
+    assert False, "the known bug"
+
+
+def test_printing():
+    print("said by the test")
+"""
+    _, _, page = run(pytester, checks)
+    start = page.index('<thead id="results-table-head">')
+    head = parse_html(page[start:page.index("</thead>", start) + len("</thead>")])
+    assert head.text == "Result Test Target Level Outcome Duration Links"
+    rows = {test_id.split("::")[-1]: test[0] for test_id, test in blob(page)["tests"].items()}
+    # every row has the header's seven cells: pytest-html's own (the duration, the links) kept after the three
+    for name, row in rows.items():
+        columns = [re.search(r'class="col-([\w-]+)"', cell).group(1)  # type: ignore[union-attr]
+                   for cell in row["resultsTableRow"]]
+        assert columns == ["result", "testId", "target", "level", "outcome", "duration", "links"], name
+    # pytest's own log where the check's reason does not replace it: an expected failure's, a passed test's output
+    assert "AssertionError: the known bug" in rows["test_known"]["log"]
+    assert "said by the test" in rows["test_printing"]["log"]
+
+
+def test_a_run_that_selects_nothing_keeps_pytests_exit_code(pytester: pytest.Pytester) -> None:
+    result, document, _ = run(pytester, CHECKS, "-k", "nothing_has_this_name")
+    assert document["tests"] == []
+    assert (document["exitCode"], result.ret) == (5, pytest.ExitCode.NO_TESTS_COLLECTED)
+
+
+def test_a_run_without_the_terminal_still_counts_what_pytest_ran(pytester: pytest.Pytester) -> None:
+    result, document, page = run(pytester, CHECKS, "-p", "no:terminal")
+    assert (document["result"], document["exitCode"], result.ret) == ("failure", 1, 1)
+    summary = parse_html(page[page.index('<div id="vllm-summary">'):page.index("<!-- /vllm-summary -->")])
+    # no terminal, so pytest counted nothing: the summary counts the checks instead (not "0 tests")
+    assert summary.one("span", class_="vllm-tally").text == (
+        "4 checks: 1 failed, 1 inconclusive, 1 passed, 1 skipped")

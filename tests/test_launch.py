@@ -339,3 +339,57 @@ def test_a_headless_worker_leads_to_its_data_parallel_address() -> None:
     assert (launch.role, launch.leader_address, launch.unresolved) == (Role.HEADLESS, "l.svc", frozenset())
     unresolved = read(["vllm", "serve", "m"], ["--headless", "--data-parallel-address", "$(LEADER)"], {})
     assert (unresolved.leader_address, unresolved.unresolved) == (None, {"--data-parallel-address"})
+
+
+@pytest.mark.parametrize("condition", [
+    # a list of tests: its first test alone does not decide it (the shell runs the then-branch here)
+    "[ $N -eq 4 ] || [ $N -eq 3 ]", "[ $N -eq 3 ] && [ \"$S\" = \"b\" ]", "[ -f /etc/ready ] || [ $N -eq 3 ]",
+])
+def test_a_list_of_tests_is_not_decided_by_its_first(condition: str) -> None:
+    script = f"if {condition}; then\nvllm serve m --headless\nelse\nvllm serve m --port 1\nfi"
+    env = {"N": "3", "S": "a"}
+    # undecided: both branches unsure, the API server's as always, or the one a worker index picks
+    assert (sh(script, env).flags, sh(script, env, worker_index="1").role) == ({"--port": "1"}, Role.HEADLESS)
+    # an elif with a list after a branch that ran: skipped, whatever the list says
+    ran = f"if [ $N -eq 3 ]; then\nvllm serve m --port 2\nelif {condition}; then\nvllm serve m --headless\nfi"
+    assert sh(ran, env).flags == {"--port": "2"}
+
+
+@pytest.mark.parametrize(("script", "port"), [
+    # elif and else after branches decided or not: True or undecided ran, False did not
+    ("if [ $N -eq 3 ]; then\nvllm serve m --port 1\nelif [ -f x ]; then\nvllm serve m --port 2\nfi", "1"),
+    ("if [ $N -eq 4 ]; then\nvllm serve m --port 1\nelif [ $N -eq 3 ]; then\nvllm serve m --port 2\nfi", "2"),
+    ("if [ $N -eq 4 ]; then\nvllm serve m --port 1\nelse\nvllm serve m --port 2\nfi", "2"),
+    ("if [ $N -eq 3 ]; then\nvllm serve m --port 1\nelse\nvllm serve m --port 2\nfi", "1"),
+])
+def test_the_branch_after_decided_conditions(script: str, port: str) -> None:
+    assert sh(script, {"N": "3"}).flags == {"--port": port}
+
+
+@pytest.mark.parametrize(("script", "role"), [
+    # a whole statement between separators inside $( ) or ${ }, nested too, is part of the outer word
+    ("echo $(a; vllm serve m --headless; b)", Role.SERVER),
+    ("echo ${A:-x; vllm serve m --headless; y}", Role.SERVER),
+    ("echo $(a $(b); vllm serve m --headless; c)", Role.SERVER),
+    ("echo ${A:-$(b); vllm serve m --headless; c}", Role.SERVER),
+    ("echo $((1 + (2)) ; vllm serve m --headless; c)", Role.SERVER),
+    # after the ) or } that closes it, the separators split again
+    ("echo $(a); vllm serve m --headless", Role.HEADLESS),
+    ("echo ${A:-x}; vllm serve m --headless", Role.HEADLESS),
+    ("echo $(a $(b) c); vllm serve m --headless", Role.HEADLESS),
+    ("echo 'it''s'; vllm serve m --headless", Role.HEADLESS),
+])
+def test_a_statement_inside_a_substitution_stays_in_its_word(script: str, role: Role) -> None:
+    assert sh(script).role is role
+
+
+def test_a_line_continuation_inside_a_word_and_a_backslash_inside_single_quotes() -> None:
+    # the shell joins the lines of a continuation even inside a word; inside single quotes \ is a plain character
+    assert sh("vllm serve m --port 80\\\n00").flags == {"--port": "8000"}
+    assert sh("echo 'a\\'; vllm serve m --headless").role is Role.HEADLESS
+
+
+def test_an_upper_case_x_is_a_letter_of_its_word() -> None:
+    # XVERSE, a model family vLLM serves: no character of a word but the shell's separators splits a statement
+    assert sh("vllm serve xverse/XVERSE-13B-Chat --served-model-name XVERSE-13B").flags == {
+        "--served-model-name": "XVERSE-13B"}

@@ -541,3 +541,47 @@ def test_the_engines_on_a_page_in_rank_order() -> None:
 def test_a_leaderworkerset_worker_gets_the_hint_and_no_other_pod_does(labels: dict[str, str], hint: str) -> None:
     assert fnmatch.fnmatchcase(lws_worker_hint(labels), hint)
     assert lws_name(labels) == labels.get(f"{LWS}name")
+
+
+_UNDERCOUNTS = ("Their requests, tokens, queue and KV cache are counted nowhere: every panel, alert and autoscaler "
+                "reading this pod undercounts. Check that the port scraped is this pod's own vLLM API server "
+                "(--vllm-port), and the server's --data-parallel-* flags.")
+_HYBRID_8 = "--data-parallel-hybrid-lb --data-parallel-size-local 8 --data-parallel-start-rank 8"
+
+
+@pytest.mark.parametrize(("dp", "engines", "message", "missing"), [
+    (DataParallel(size_local=8, start_rank=8, balancing=Balancing.HYBRID), range(8, 15),
+     f"pod-a: its /metrics carries engines 8-14, not all of the 8 engines its command line runs ({_HYBRID_8}, hybrid "
+     f"load balancing): engine 15 is missing. {_UNDERCOUNTS}", ["15"]),
+    (DataParallel(size_local=8, start_rank=8, balancing=Balancing.HYBRID), range(8, 12),
+     f"pod-a: its /metrics carries engines 8-11, not all of the 8 engines its command line runs ({_HYBRID_8}, hybrid "
+     f"load balancing): engines 12-15 are missing. {_UNDERCOUNTS}", ["12", "13", "14", "15"]),
+    (DataParallel(size_local=3, balancing=Balancing.HYBRID, unreadable=("--data-parallel-start-rank",)), range(6, 7),
+     "pod-a: its /metrics carries engines 6, not all of the 3 engines its command line runs (--data-parallel-hybrid-lb "
+     "--data-parallel-size-local 3 --data-parallel-start-rank (unresolved), hybrid load balancing): 2 of them are "
+     f"missing. {_UNDERCOUNTS}", 2),
+    (DataParallel(size=2), range(2), "pod-a: engines 0-1 on its page: the 2 engines its command line runs "
+                                     "(--data-parallel-size 2, internal load balancing)", []),
+    (DataParallel(size=1), range(1), "pod-a: engines 0 on its page: the 1 engine its command line runs "
+                                     "(--data-parallel-size 1, internal load balancing)", []),
+])
+def test_a_data_parallel_verdict_in_full_with_its_evidence(dp: DataParallel, engines: range, message: str,
+                                                           missing: list[str] | int) -> None:
+    verdict = data_parallel_engines(_obs(dp, _page(*map(str, engines))))
+    assert verdict.message == message
+    count, first, _ = dp.expected_engines()
+    assert verdict.evidence == {"engines": [str(e) for e in engines], "flags": dp.flags(),
+                                "balancing": str(dp.balancing), "expected": count, "firstEngine": first,
+                                "missing": missing}
+
+
+def test_an_undecidable_data_parallel_verdict_keeps_its_evidence() -> None:
+    unresolved = DataParallel(balancing=Balancing.HYBRID, unreadable=("--data-parallel-size-local",))
+    no_engines = Snapshot.parse("# TYPE vllm:x counter\nvllm:x_total 1\n")
+    verdict = data_parallel_engines(_obs(unresolved, no_engines))
+    assert verdict.message.endswith("(--data-parallel-size-local). The page carries engines none.")
+    assert verdict.evidence == {"engines": [], "flags": unresolved.flags(), "balancing": "hybrid", "expected": None,
+                                "firstEngine": 0}
+    unlabelled = data_parallel_engines(_obs(DataParallel(size=2), no_engines))
+    assert unlabelled.evidence == {"engines": [], "flags": "--data-parallel-size 2", "balancing": "internal",
+                                   "expected": 2, "firstEngine": 0}

@@ -35,7 +35,20 @@ def page(rows: list[Row], targets: list[dict[str, Any]] | None = None, **kwargs:
     """The summary of a run, parsed."""
     text = report_html.summary(build(rows, implementations=targets or [], **kwargs))
     assert text.startswith("<style>") and text.endswith("</div><!-- /vllm-summary -->")
-    return parse_html(text).one("div", id="vllm-summary")
+    root = parse_html(text)
+    summary = root.one("div", id="vllm-summary")
+    assert loose_text(root, top=True) + loose_text(summary, top=True) == []
+    return summary
+
+
+def loose_text(node: Node, top: bool = False) -> list[str]:
+    """Text that no element of its own holds: between the summary's sections, a table's rows, a list's items
+    (a browser draws it where no reader expects it)."""
+    found = [c for c in node.children if isinstance(c, str) and c.strip()] if top or node.tag in _NO_TEXT else []
+    return found + [text for c in node.children if isinstance(c, Node) for text in loose_text(c)]
+
+
+_NO_TEXT = {"section", "table", "thead", "tbody", "tr", "ul", "ol"}
 
 
 def sections(summary: Node) -> list[str]:
@@ -165,6 +178,30 @@ def test_the_pods_by_checks_grid_one_square_per_check_and_its_reason_on_hover() 
         cell = page(rows).one("span", class_="cell")
         assert cell.attrs["title"] == f"p0 and {len(reasons) - 1} like it · reachable: FAILED\nrefused\n{more}"
     assert page(report_rows()[5:]).all("table", class_="vllm-matrix") == []
+
+
+def test_the_grid_folds_only_pods_of_one_architecture_and_version_and_says_which() -> None:
+    def passed(name: str) -> Row:
+        return Row(id=f"conformance/test_server.py::test_reachable[{name}]", target=name, check="reachable",
+                   level=Level.MUST, outcome=RowOutcome.PASSED)
+
+    # an observed target that no check judged comes first: it has no row, the others still do
+    targets = [{"target": "idle"}] + [{"target": name, "architecture": arch, "vllmVersion": version}
+                                      for name, arch, version in (("a", "amd64", "0.32.0"), ("b", "arm64", "0.32.0"),
+                                                                  ("c", "amd64", "0.11.2"), ("d", "amd64", "0.32.0"))]
+    summary = page([passed(name) for name in "abcd"], targets)
+    parts = [c for c in summary.children if isinstance(c, Node)]
+    heading = parts.index(summary.one("h3", id="vllm-grid"))
+    assert (parts[heading].text, parts[heading + 1].tag) == ("Pods × checks", "p")
+    assert parts[heading + 1].text == (
+        "Each square is one check, in the same place on every row; targets with identical results share a row. "
+        "Hover a square for the check and its reason.")
+    body = summary.one("table", class_="vllm-matrix").one("tbody").all("tr")
+    assert [(json.loads(r.attrs["data-targets"]), [c.text for c in r.all("td", class_="meta")]) for r in body] == [
+        (["a", "d"], ["amd64", "0.32.0"]), (["b"], ["arm64", "0.32.0"]), (["c"], ["amd64", "0.11.2"])]
+    # a target that was not observed: no architecture, its version unknown
+    body = page(report_rows()[:3]).one("table", class_="vllm-matrix").one("tbody").all("tr")
+    assert [[c.text for c in r.all("td", class_="meta")] for r in body] == [["", "?"], ["", "?"]]
 
 
 def test_the_grid_keeps_groups_together_in_the_suites_order() -> None:
@@ -441,3 +478,40 @@ def test_a_fleet_of_many_kinds_gives_the_environment_twelve_rows() -> None:
     assert found["Other targets"] == "4 more, each in the summary's table of vLLM servers"
     twelve = report_html.metadata(build([], implementations=targets[:12]), Settings())
     assert "Other targets" not in twelve and len(twelve) == 13
+
+
+def test_the_dashboards_section_says_how_to_read_it() -> None:
+    summary = page(report_rows(), REPORT_TARGETS, layout=LAYOUT)
+    parts = [c for c in summary.children if isinstance(c, Node)]
+    heading = parts.index(summary.one("h3", id="vllm-dashboards"))
+    assert parts[heading + 1].text == "Each dashboard as Grafana lays it out; hover a panel for its full reason."
+
+
+def test_a_one_sentence_warning_ends_with_one_period() -> None:
+    row = Row(id="t::test_x[labels]", target="", check="labels", level=Level.SHOULD, outcome=RowOutcome.PASSED,
+              evidence={n: {"warning": "StoreWarning"} for n in "ab"},
+              targets={n: TargetResult(RowOutcome.PASSED, f"{n}: 37 labels, Prometheus keeps 30.") for n in "ab"})
+    folded = page([row]).one("details", class_="vllm-warning")
+    assert folded.one("summary").text == "! a, b: 37 labels, Prometheus keeps 30."
+
+
+def test_twenty_four_pods_are_all_charted_in_their_order() -> None:
+    measured = {"kvCacheUsage": {"before": 0.0, "after": 0.5}, "requestSuccess": {"before": 0.0, "after": 4.0},
+                "prefixCache": {"hits": 1.0, "queries": 4.0}, "ttft": [], "e2eLatency": []}
+    names = [f"pod-{i:02d}" for i in range(24)]
+    rows = [Row(id=f"conformance/test_server.py::test_reachable[{p}]", target=p, check="reachable", level=Level.MUST,
+                outcome=RowOutcome.FAILED if i == 5 else RowOutcome.PASSED, reason=f"{p}: refused")
+            for i, p in enumerate(names)]
+    targets = [{"target": p, "architecture": "amd64", "vllmVersion": "0.32.0", "measured": measured} for p in names]
+    summary = page(rows, targets)
+    # exactly _CHARTED pods: every one, in the order they came (the failing pod's row is not put first)
+    assert [r.attrs["data-target"] for r in summary.one("table", class_="vllm-charts").all("tr")[1:]] == names
+    # an upgrade forecast sends no workload: nothing charted, whatever the targets carry
+    upgraded = page(upgrade_rows("0.11.0"), [dict(t, target=f"decode-{i}") for i, t in enumerate(targets[:3])])
+    assert upgraded.all("table", class_="vllm-charts") == [] and upgraded.all("h3", id="vllm-workload") == []
+
+
+def test_the_environment_table_names_every_url_given() -> None:
+    settings = Settings(vllm_url=("http://10.0.0.1:8000", "http://10.0.0.2:8000"))
+    assert report_html.metadata(build([], settings), settings)["vLLM URLs"] == (
+        "http://10.0.0.1:8000, http://10.0.0.2:8000")
