@@ -15,6 +15,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,8 @@ from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 
 CAPTURES = Path(__file__).parent.parent / "tests" / "data" / "captures"
 PAGE = (CAPTURES / "prefix-caching-on.after.prom").read_bytes()
+BEFORE = (CAPTURES / "prefix-caching-on.before.prom").read_bytes()
+VERSION, MODELS = (CAPTURES / "version.json").read_bytes(), (CAPTURES / "v1-models.json").read_bytes()
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -58,24 +61,18 @@ def record(url: str) -> Recorded:
 
 
 def replay_app(answers: Recorded) -> web.Application:
-    before = (CAPTURES / "prefix-caching-on.before.prom").read_bytes()
     served = {"since": False}  # a completion since the last scrape: each run (or floor round) sees before -> after
 
     async def metrics(request: web.Request) -> web.Response:
-        page = PAGE if served["since"] else before
+        page = PAGE if served["since"] else BEFORE
         served["since"] = False
         return web.Response(body=page, headers={"Content-Type": TEXT})
 
-    def fixed(name: str) -> web.Response:
-        return web.Response(body=(CAPTURES / name).read_bytes(), content_type="application/json")
+    def fixed(body: bytes) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def answer(request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
 
-    version, models = fixed("version.json").body, fixed("v1-models.json").body
-
-    async def get_version(request: web.Request) -> web.Response:
-        return web.Response(body=version, content_type="application/json")
-
-    async def get_models(request: web.Request) -> web.Response:
-        return web.Response(body=models, content_type="application/json")
+        return answer
 
     async def complete(request: web.Request) -> web.Response:
         stream = bool((await request.json()).get("stream"))
@@ -85,8 +82,8 @@ def replay_app(answers: Recorded) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/version", get_version)
-    app.router.add_get("/v1/models", get_models)
+    app.router.add_get("/version", fixed(VERSION))
+    app.router.add_get("/v1/models", fixed(MODELS))
     app.router.add_post("/v1/completions", complete)
     app.router.add_post("/v1/chat/completions", complete)
     return app

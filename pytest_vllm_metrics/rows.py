@@ -243,9 +243,7 @@ def jsonable(value: Any) -> Any:
         return [jsonable(item) for item in value]
     if isinstance(value, str):  # a str enum: its text
         return str.__str__(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
+    if isinstance(value, int):  # an int enum (bool has no subclasses: taken above)
         return int(value)
     if isinstance(value, float):
         return float(value)
