@@ -80,6 +80,7 @@ class ReportHooks:
         row = row_of(report)
         if row is not None:
             self.config.stash[ROWS_KEY].append(row)
+            self.config.stash[RUN_KEY].keep()
             mark = getattr(report, "vllm_mark", None)
             if mark:
                 self.config.stash[MARKS_KEY][row.id] = mark
@@ -94,9 +95,8 @@ class ReportHooks:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         # pytest-xdist's controller: the workers observed the servers; keep what they report of them.
         found = getattr(node, "workeroutput", {}).get("vllm_implementations")
-        run = self.config.stash[RUN_KEY]
-        if found and not run.worker_implementations:
-            run.worker_implementations = json.loads(found)
+        if found:
+            self.config.stash[RUN_KEY].add_worker_implementations(json.loads(found))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         model = config.stash.get(REPORT_KEY, None)
@@ -118,7 +118,7 @@ class ReportHooks:
         run = config.stash[RUN_KEY]
         worker = getattr(config, "workeroutput", None)
         if worker is not None:  # a pytest-xdist worker: the controller writes the reports and sets the exit code
-            worker["vllm_implementations"] = json.dumps(run.implementations())
+            worker["vllm_implementations"] = json.dumps(run.implementations_observed_here())
             return
         model = config.stash[REPORT_KEY] = _build(session, run)
         _fill_metadata(config, run, model)

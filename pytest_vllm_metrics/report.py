@@ -383,18 +383,35 @@ _ROWS: list[Any] = []
 
 
 def _json_text(doc: dict[str, Any], rows: Sequence[Row]) -> Iterator[str]:
-    """The document as json.dumps(doc, indent=2) writes it, with its rows made plain data and written one at a
-    time: a fleet's report holds every row's per-target results, too much to hold twice."""
+    """The document as JSON with a two-space indent, its rows made plain data and written one at a time (a fleet's
+    report holds every row's per-target results, too much to hold twice). A row's per-target maps (`evidence`,
+    `targets`) hold one target per line: a fleet's report stays readable line by line, and the compact encoder
+    writes those ~100,000 entries twice as fast as the indenting one."""
     yield "{"
     for n, (key, value) in enumerate(doc.items()):
         yield f"{',' if n else ''}\n  {json.dumps(key)}: "
         if value is _ROWS:
             for i, row in enumerate(rows):
-                yield f"{',' if i else '['}\n    " + _indented(row.as_json(), "\n    ")
+                yield f"{',' if i else '['}\n    " + _row_text(row.as_json())
             yield "\n  ]" if rows else "[]"
         else:
             yield _indented(value, "\n  ")
     yield "\n}\n"
+
+
+# A row's maps written one entry per line.
+_ONE_PER_LINE = ("evidence", "targets")
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    parts = []
+    for key, value in row.items():
+        if key in _ONE_PER_LINE and isinstance(value, dict) and value:
+            entries = ",\n        ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
+            parts.append(f"{json.dumps(key)}: {{\n        {entries}\n      }}")
+        else:
+            parts.append(f"{json.dumps(key)}: {_indented(value, chr(10) + '      ')}")
+    return "{\n      " + ",\n      ".join(parts) + "\n    }" if parts else "{}"
 
 
 def _indented(value: Any, newline: str) -> str:

@@ -7,6 +7,7 @@ simulators start and the servers are contacted when the first test needs them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import pickle
 import time
 from dataclasses import dataclass, field, replace
@@ -61,8 +62,11 @@ class Run:
         self._kube: tuple[ClusterInfo, list[Target]] | None = None
         self._observations: dict[str, Observation] | None = None
         self._sim_host: object | None = None
-        # Under pytest-xdist, the controller's copy of what its workers observed (see `implementations`).
-        self.worker_implementations: list[dict[str, Any]] | None = None
+        # Under pytest-xdist: in a worker, the targets it observed itself (not read from another worker); in the
+        # controller, what the workers said of the targets they observed, by position (see `implementations`).
+        self._observed_here: set[str] = set()
+        self._frozen = False  # see keep()
+        self.worker_implementations: dict[int, dict[str, Any]] | None = None
 
     def fleet_names(self) -> list[str]:
         """Names of every target of the run, whatever shard checks it (see target_names)."""
@@ -155,11 +159,21 @@ class Run:
         each worker observes its own slice and leaves it there, then reads the others' (or observes a slice whose
         worker never asked for it). Every server sees one workload per session, and the workers share the work."""
         if self._observations is None:
+            self.keep()  # the modules and the collected tests, scanned again at every full collection while observing
             if shared is None:
                 self._observations = asyncio.run(observe(self.targets(), self.settings))
             else:
                 self._observations = self._observe_shared(shared, *worker)
+            self.keep()
         return self._observations
+
+    def keep(self) -> None:
+        """Take what the session holds until its end (what it loaded and collected, the observation, the report's
+        rows) out of the garbage collector's full scans: a fleet's objects cost each scan ~0.1 s, and a heap that
+        grows triggers several (~1 s a process at 1,000 servers). close() gives them back."""
+        gc.collect(1)  # the young garbage first (cheap), not kept with them
+        gc.freeze()
+        self._frozen = True
 
     def _observe_shared(self, shared: Path, index: int, count: int) -> dict[str, Observation]:
         targets = self.targets()
@@ -183,6 +197,7 @@ class Run:
                     mine = {target.name: target for target in targets}
                     return {name: replace(obs, target=mine.get(name, obs.target)) for name, obs in stored.items()}
                 observed = asyncio.run(observe(targets, self.settings))
+                self._observed_here.update(observed)
                 # Connection options (TLS contexts, credentials) stay in this process.
                 portable = {name: replace(obs, target=replace(obs.target, client_options={}))
                             for name, obs in observed.items()}
@@ -197,8 +212,23 @@ class Run:
     def implementations(self) -> list[dict[str, Any]]:
         """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""
         if self.worker_implementations is not None:  # the controller of pytest-xdist: the workers observed
-            return self.worker_implementations
+            return [self.worker_implementations[position] for position in sorted(self.worker_implementations)]
         return implementations.of(self.observed().values(), self.cluster())
+
+    def implementations_observed_here(self) -> list[tuple[int, dict[str, Any]]]:
+        """A pytest-xdist worker's part of `implementations`: (position among the run's targets, what the reports
+        say of it) for each target this worker observed itself. Every target is observed by one worker, so the
+        controller puts the parts together, and no worker describes the whole fleet."""
+        positions = {target.name: n for n, target in enumerate(self.targets())}
+        here = [obs for name, obs in self.observed().items() if name in self._observed_here]
+        return list(zip([positions[obs.target.name] for obs in here], implementations.of(here, self.cluster()),
+                        strict=True))
+
+    def add_worker_implementations(self, part: list[tuple[int, dict[str, Any]]]) -> None:
+        """The controller of pytest-xdist: one worker's part of `implementations`."""
+        if self.worker_implementations is None:
+            self.worker_implementations = {}
+        self.worker_implementations.update((position, found) for position, found in part)
 
     def prometheus(self) -> PrometheusState:
         """The Prometheus of --prometheus-url, synced with the workload once (bounded by its scrape interval)."""
@@ -232,6 +262,9 @@ class Run:
         if self._sim_host is not None:
             self._sim_host.close()  # type: ignore[attr-defined]
             self._sim_host = None
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
 
 
 def conformance_dir() -> Path:
