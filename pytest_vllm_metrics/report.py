@@ -10,7 +10,7 @@ import json
 import os
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -407,11 +407,27 @@ def _row_text(row: dict[str, Any]) -> str:
     parts = []
     for key, value in row.items():
         if key in _ONE_PER_LINE and isinstance(value, dict) and value:
-            entries = ",\n        ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
+            encode = _cell_encoder() if key == "targets" else json.dumps
+            entries = ",\n        ".join(f"{json.dumps(k)}: {encode(v)}" for k, v in value.items())
             parts.append(f"{json.dumps(key)}: {{\n        {entries}\n      }}")
         else:
             parts.append(f"{json.dumps(key)}: {_indented(value, chr(10) + '      ')}")
     return "{\n      " + ",\n      ".join(parts) + "\n    }" if parts else "{}"
+
+
+def _cell_encoder() -> Callable[[dict[str, str]], str]:
+    """JSON of a row's `targets` cells (outcome, reason and diagnosis: strings), each distinct one encoded once: a
+    fleet's targets mostly say the same."""
+    encoded: dict[tuple[str, ...], str] = {}
+
+    def encode(cell: dict[str, str]) -> str:
+        key = tuple(cell.values())
+        text = encoded.get(key)
+        if text is None:
+            text = encoded[key] = json.dumps(cell)
+        return text
+
+    return encode
 
 
 def _indented(value: Any, newline: str) -> str:

@@ -528,6 +528,19 @@ def test_the_conformance_document_states_the_model(tmp_path: Path) -> None:
     assert yaml.safe_load(yml) == document and yml.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
 
 
+def test_each_targets_own_words_are_written_on_its_line_even_when_most_are_alike(tmp_path: Path) -> None:
+    # a fleet's cells are mostly alike and encoded once: alike in outcome is not alike in words
+    cells = {"pod-a": ("passed", "pod-a: moved by 2", ""), "pod-b": ("passed", "pod-b: moved by 3", ""),
+             "pod-c": ("passed", "pod-a: moved by 2", ""), "pod-d": ("passed", "pod-a: moved by 2", "why")}
+    row = Row(id="t::moves", target="", check="moves: x", level=Level.MUST, outcome=RowOutcome.PASSED,
+              targets={name: TargetResult(RowOutcome(o), r, d) for name, (o, r, d) in cells.items()})
+    write_data(tmp_path / "r.json", build([row]))
+    text = (tmp_path / "r.json").read_text()
+    assert json.loads(text)["tests"][0]["targets"] == {
+        name: {"outcome": o, "reason": r, "diagnosis": d} for name, (o, r, d) in cells.items()}
+    assert '        "pod-b": {"outcome": "passed", "reason": "pod-b: moved by 3", "diagnosis": ""},\n' in text
+
+
 def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:
     settings = Settings(vllm_model="org/model: v2", vllm_fail_on="may",
                         sources={"vllm_model": "command line", "vllm_fail_on": "env VLLM_FAIL_ON"})
