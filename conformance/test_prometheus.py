@@ -8,6 +8,7 @@ import pytest
 
 from pytest_vllm_metrics import prometheus
 from pytest_vllm_metrics.catalog import Catalog
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation, Stage
 from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
@@ -35,7 +36,7 @@ def _checked(state: PrometheusState, observations: Observations, level: Level,
         except prometheus.PrometheusError as exc:  # Prometheus failing mid-run: a verdict, not a traceback
             return Verdict(Outcome.INCONCLUSIVE, str(exc), level)
 
-    return across(observations.values(), one, level)
+    return across(observations.values(), one, level, engines=tuple(Engine))  # Prometheus scrapes every engine
 
 
 def test_scraped_by_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import engines
 from .multinode import Worker, launch_of, lws_name, lws_worker_hint, worker_of, workers_note
-from .targets import DataParallel, Target, TargetSource, redact_url
+from .targets import DataParallel, Target, TargetSource, metrics_location, redact_url
 
 # llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
 DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
@@ -365,6 +366,10 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
     detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch, "transport": transport}
     common: dict[str, Any] = {"name": name, "arch": arch, "source": TargetSource.KUBERNETES, "node": node,
                               "labels": labels, "detail": detail, "data_parallel": data_parallel}
+    try:
+        engine, _ = engines.of_labels(labels)
+    except engines.UnknownEngine as exc:
+        return Target(base_url="", unavailable=f"{name}: {exc}", **common)
     ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
     if not ready:
         reason = pod.status.reason or next(
@@ -374,16 +379,23 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
             f"{name}: pod is not Ready (phase {pod.status.phase}{', reason ' + reason if reason else ''}); "
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
     resolved, problem = _port(pod, container, port)
-    if problem:
+    if problem or resolved is None:
         return Target(base_url="", unavailable=f"{name}: {problem}{lws_worker_hint(labels)}", **common)
     # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
     owner = next((c for c in pod.spec.containers or [] for p in c.ports or [] if p.container_port == resolved), None)
     detail["container"] = getattr(owner or _container(pod, container), "name", "") or ""
     if transport == "direct":
         ip = pod.status.pod_ip or ""
-        return Target(base_url=f"http://[{ip}]:{resolved}" if ":" in ip else f"http://{ip}:{resolved}", **common)
-    return Target(base_url=f"{server}/api/v1/namespaces/{namespace}/pods/{name}:{resolved}/proxy",
-                  client_options=options, **common)
+
+        def direct(at: int) -> str:
+            return f"http://[{ip}]:{at}" if ":" in ip else f"http://{ip}:{at}"
+
+        return Target(base_url=direct(resolved), **common, **metrics_location(engine, direct))
+
+    def proxied(at: int) -> str:
+        return f"{server}/api/v1/namespaces/{namespace}/pods/{name}:{at}/proxy"
+
+    return Target(base_url=proxied(resolved), client_options=options, **common, **metrics_location(engine, proxied))
 
 
 def _container(pod: Any, container: str | None) -> Any:

@@ -16,6 +16,7 @@ from enum import StrEnum
 import httpx
 
 from . import data, features, schemas
+from .engines import Engine
 from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape, shown_path
 from .settings import Settings
@@ -146,7 +147,8 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         # One problem for every stage that could not happen: the reports state it once per target.
         obs.errors[Stage.BEFORE] = obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = _scrape_problem(exc)
         return
-    obs.version = await _version(client, target, timeout, obs)
+    if target.engine is Engine.VLLM:  # vLLM's /version; other engines' versions are not read
+        obs.version = await _version(client, target, timeout, obs)
     if settings.vllm_upgrade_to:
         # What goes dark in an upgrade is read from the page and the version: no workload, no second scrape.
         obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = Problem(

@@ -11,6 +11,7 @@ import gc
 import pickle
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from . import implementations, prometheus
 from .catalog import Catalog
 from .cluster_readers import read_consumers
 from .consumers import from_cluster, unique, with_recorded
+from .engines import Engine
 from .kube import ClusterInfo
 from .observe import Observation, Stage, observe
 from .outcome import Problem
@@ -27,7 +29,15 @@ from .readers import Reader
 from .series import default_wait
 from .settings import Settings
 from .shard import in_shard
-from .targets import Balancing, DataParallel, Target, TargetSource, sim_target_names, url_targets
+from .targets import (
+    Balancing,
+    DataParallel,
+    Target,
+    TargetSource,
+    metrics_location,
+    sim_target_names,
+    url_targets,
+)
 
 RUN_KEY = pytest.StashKey["Run"]()
 
@@ -87,7 +97,7 @@ class Run:
     def targets(self) -> list[Target]:
         if self._targets is None:
             settings = self.settings
-            targets = url_targets(settings.vllm_url, settings.vllm_arch)
+            targets = url_targets(settings.vllm_url, settings.vllm_arch, settings.vllm_engine)
             if settings.vllm_sim:
                 targets += self._start_simulators()
             mine = set(self.target_names())
@@ -148,9 +158,13 @@ class Run:
             data_parallel = DataParallel(size_local=profile.data_parallel_size_local,
                                          start_rank=profile.data_parallel_start_rank, balancing=Balancing.HYBRID) if (
                 profile.data_parallel_size_local > 1 or profile.data_parallel_start_rank) else None
+            engine = Engine(profile.engine)
+            simulated = "simulated vLLM" if engine is Engine.VLLM else f"simulated {engine}"
             targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source=TargetSource.SIM,
-                                  detail={"profile": profile.name, "simulated vLLM": profile.version},
-                                  data_parallel=data_parallel))
+                                  detail={"profile": profile.name, simulated: profile.version},
+                                  data_parallel=data_parallel,
+                                  # the simulator serves every engine's page on its one port
+                                  **metrics_location(engine, partial(_same_port, sim.url))))
         return targets
 
     def observations(self, shared: Path | None = None, worker: tuple[int, int] = (0, 1)) -> dict[str, Observation]:
@@ -265,6 +279,10 @@ class Run:
         if self._frozen:
             gc.unfreeze()
             self._frozen = False
+
+
+def _same_port(url: str, port: int) -> str:
+    return url
 
 
 def conformance_dir() -> Path:

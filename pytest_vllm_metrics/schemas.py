@@ -23,6 +23,7 @@ MetricType = Literal["counter", "gauge", "histogram", "summary", "info"]
 Feature = Literal["core", "prefix_caching", "lora", "spec_decode", "kv_connector", "kv_offload", "multimodal", "mfu",
                   "http"]
 Present = Literal["startup", "traffic"]
+EngineName = Literal["vllm", "sglang", "trtllm-serve", "triton-tensorrt-llm"]  # engines.Engine's values
 Move = Literal["increases"]
 Quantity = Literal["requests", "prompt_tokens", "generation_tokens", "block_size"]  # what at_least compares with
 LabelNames = Annotated[tuple[str, ...],
@@ -394,6 +395,7 @@ class ProfileRow(Table, frozen=True):
     prompt_lookup_max: int | msgspec.UnsetType = msgspec.UNSET
     data_parallel_size_local: int | msgspec.UnsetType = msgspec.UNSET
     data_parallel_start_rank: int | msgspec.UnsetType = msgspec.UNSET
+    engine: EngineName | msgspec.UnsetType = msgspec.UNSET  # the model server simulated (default vllm)
 
     def given(self) -> dict[str, Any]:
         """The keys the file sets, as keyword arguments of sim.profiles.Profile."""
@@ -433,3 +435,42 @@ class FamiliesFile(Table, frozen=True):
     family: tuple[ExtraFamily, ...] = ()
     label_value: tuple[LabelValue, ...] = ()
     feature: tuple[FeatureFamilies, ...] = ()
+
+
+# -- engines.toml ----------------------------------------------------------------------------------------------
+
+class CacheSpec(Table, frozen=True):
+    """An optional protocol metric: a gauge (`name`, a selector), or the label `label` of an info series."""
+
+    name: str
+    label: str = ""
+
+
+class CacheForm(Table, frozen=True):
+    """How the engine's versions in `versions` serve the KV cache's block size and number of blocks."""
+
+    versions: VersionRange
+    block_size: CacheSpec
+    num_blocks: CacheSpec
+
+
+class EngineEntry(Table, frozen=True):
+    """One [[engine]]: where its page is and what answers for each metric of the model-server protocol."""
+
+    name: EngineName
+    metrics_path: str
+    enable: str
+    lora: str
+    model_label: str
+    source: str
+    queued: str
+    running: str
+    kv_usage: str
+    metrics_port: int = 0  # 0: the API port
+    cache: tuple[CacheForm, ...] = ()
+
+
+class EnginesFile(Table, frozen=True):
+    label_keys: tuple[str, ...]
+    default_engine: EngineName
+    engine: tuple[EngineEntry, ...]

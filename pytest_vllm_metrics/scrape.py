@@ -181,7 +181,9 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
 
 
 async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: float) -> Snapshot:
+    """The target's page: at `path` (--vllm-metrics-path), or where its engine serves it."""
     taken_at = time.time()
+    target, path = target.page_target(), target.metrics_path or path
     status, content_type, body = await get_text(client, target, path, timeout, headers={"Accept": ACCEPT})
     shown = shown_path(target, path)  # what went on the wire: the messages name that
     if status != 200 and target.detail.get("transport") == "proxy":

@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import shard as _shard
 from .catalog import FEATURES
+from .engines import Engine
 from .shard import Shard
 from .targets import redact_url
 
@@ -55,6 +56,10 @@ class Option:
     @property
     def env_var(self) -> str:
         return self.env or "PYTEST_" + self.name.upper().removeprefix("PYTEST_")
+
+
+def _engine(raw: str, where: str) -> Engine:
+    return Engine(_choice(tuple(engine.value for engine in Engine))(raw, where))
 
 
 def _int_in(low: int, high: int, what: str) -> Callable[[str, str], int]:
@@ -224,6 +229,8 @@ OPTIONS: tuple[Option, ...] = (
            parse=_seconds, metavar="SECONDS"),
     Option("vllm_arch", "CPU architecture of --vllm-url servers (" + ", ".join(ARCHITECTURES) + ")",
            parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
+    Option("vllm_engine", "model server of --vllm-url servers (" + ", ".join(e.value for e in Engine) + "; default "
+           "vllm)", parse=_engine, metavar="ENGINE"),
     Option("vllm_catalog", "extra catalog file (TOML) whose entries add to or replace the bundled ones "
            "(repeatable)", parse=_file, multiple=True, metavar="PATH"),
     Option("vllm_require_feature", "fail when a server lacks this feature (repeatable): " + ", ".join(FEATURES),
@@ -300,6 +307,7 @@ class Settings:
     vllm_concurrency: int = 16
     vllm_phase_timeout: float = 120.0
     vllm_arch: str = "unknown"
+    vllm_engine: Engine = Engine.VLLM
     vllm_catalog: tuple[Path, ...] = ()
     vllm_require_feature: tuple[str, ...] = ()
     vllm_exempt_feature: tuple[str, ...] = ()

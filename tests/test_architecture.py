@@ -130,7 +130,8 @@ def test_selecting_by_level_keeps_each_relation_at_its_catalog_level(pytester: p
 # From the ground up; a module imports only from its own layer or below, never up (docs/architecture.md).
 
 LAYERS: dict[int, tuple[str, ...]] = {
-    1: ("outcome", "versions", "targets", "shard", "settings", "catalog", "data", "schemas", "sim.profiles"),
+    1: ("outcome", "versions", "engines", "targets", "shard", "settings", "catalog", "data", "schemas",
+        "sim.profiles"),
     2: ("_fastparse", "snapshot", "scrape", "traffic", "features", "observe", "kube", "multinode", "_launch",
         "cluster_readers", "prometheus"),
     3: ("diagnose", "evaluate", "accounting", "relations", "hygiene", "promql", "readers", "_grafana", "_grafana_vars",
