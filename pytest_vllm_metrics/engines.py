@@ -4,10 +4,13 @@ which metric answers for queued and running requests and KV-cache utilization, a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+
+import promql_parser
 
 from . import data
 from .schemas import CacheSpec
@@ -41,6 +44,31 @@ REQUIRED = tuple(m for m in Metric if m.required)
 
 
 @dataclass(frozen=True)
+class Selector:
+    """A metric the endpoint picker reads: a name and the `label="value"` matchers it keeps (it ignores others)."""
+
+    text: str  # as written in the EPP's configuration
+    name: str
+    labels: Mapping[str, str]
+
+
+# The EPP quotes bare label values before parsing (spec.go addQuotesToLabelValues): {request_type=waiting}.
+_UNQUOTED = re.compile(r"""([{,]\s*[A-Za-z_]\w*\s*(?:=|!=|=~|!~)\s*)([^"'\s,}]+)""")
+
+
+def selector(text: str) -> Selector:
+    """A spec as the endpoint picker parses it (a PromQL instant-vector selector); ValueError when it is not one."""
+    try:
+        node = promql_parser.parse(_UNQUOTED.sub(r'\g<1>"\g<2>"', text))
+    except (ValueError, RuntimeError):
+        node = None
+    if not isinstance(node, promql_parser.VectorSelector) or not node.name:
+        raise ValueError(f"{text!r} is not a metric selector such as name{{label=\"value\"}}")
+    return Selector(text, node.name, {m.name: m.value for m in node.matchers.matchers
+                                      if m.op == promql_parser.MatchOp.Equal})
+
+
+@dataclass(frozen=True)
 class CacheForm:
     versions: VersionRange
     block_size: CacheSpec
@@ -60,6 +88,11 @@ class Profile:
     source: str
     required: Mapping[Metric, str]  # queued, running, kv_usage -> the selector the EPP reads
     cache: tuple[CacheForm, ...]
+    settle_seconds: float  # how long its gauges may take to read 0 again once idle
+
+    def selectors(self) -> dict[Metric, Selector]:
+        """The required metrics' selectors."""
+        return {metric: selector(text) for metric, text in self.required.items()}
 
     def cache_forms(self, version: str | None) -> tuple[CacheForm, ...]:
         """The forms of the optional block metrics this version serves; every form when the version is unknown."""
@@ -74,7 +107,8 @@ def profiles() -> dict[Engine, Profile]:
         engine=Engine(e.name), metrics_path=e.metrics_path, metrics_port=e.metrics_port, enable=e.enable,
         lora=e.lora, model_label=e.model_label, source=e.source,
         required={Metric.QUEUED: e.queued, Metric.RUNNING: e.running, Metric.KV_USAGE: e.kv_usage},
-        cache=tuple(CacheForm(f.versions, f.block_size, f.num_blocks) for f in e.cache))
+        cache=tuple(CacheForm(f.versions, f.block_size, f.num_blocks) for f in e.cache),
+        settle_seconds=e.settle_seconds)
         for e in data.engines().engine}
 
 

@@ -466,6 +466,7 @@ class EngineEntry(Table, frozen=True):
     queued: str
     running: str
     kv_usage: str
+    settle_seconds: float
     metrics_port: int = 0  # 0: the API port
     cache: tuple[CacheForm, ...] = ()
 

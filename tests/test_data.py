@@ -53,7 +53,8 @@ FEATURES = ", ".join(["core", "prefix_caching", "lora", "spec_decode", "kv_conne
 ENGINE = ('label_keys = ["llm-d.ai/engine-type"]\ndefault_engine = "vllm"\n[[engine]]\nname = "sglang"\n'
           'metrics_path = "/metrics"\nenable = "--enable-metrics"\nlora = ""\nmodel_label = "model_name"\n'
           'source = "s"\n'
-          'queued = "sglang:num_queue_reqs"\nrunning = "sglang:num_running_reqs"\nkv_usage = "sglang:token_usage"\n')
+          'queued = "sglang:num_queue_reqs"\nrunning = "sglang:num_running_reqs"\nkv_usage = "sglang:token_usage"\n'
+          'settle_seconds = 35.0\n')
 
 CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
     ("features-wrong-type", schemas.FeaturesFile, '[feature.lora]\nfamilies = "vllm:lora_requests_info"\n',
@@ -143,7 +144,7 @@ CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
      ", [[engine]] entry 1 (tgi): name = 'tgi' is not one of vllm, sglang, trtllm-serve, triton-tensorrt-llm."),
     ("engines-unknown-key", schemas.EnginesFile, ENGINE + "page_size = 1\n",
      ", [[engine]] entry 1 (sglang) has unknown field(s) page_size; valid fields are name, metrics_path, enable, "
-     "lora, model_label, source, queued, running, kv_usage, metrics_port, cache."),
+     "lora, model_label, source, queued, running, kv_usage, settle_seconds, metrics_port, cache."),
     ("engines-missing-key", schemas.EnginesFile, ENGINE.replace('kv_usage = "sglang:token_usage"\n', ""),
      ", [[engine]] entry 1 (sglang) lacks the required field(s) kv_usage (a string)."),
     ("upgrade-wrong-type", schemas.UpgradeFile, '[removed_in]\n"vllm:time_per_output_token_seconds" = 0.15\n',
