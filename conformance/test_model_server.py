@@ -18,6 +18,7 @@ from pytest_vllm_metrics.engines import REQUIRED, Engine, Metric
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Level, Verdict
+from pytest_vllm_metrics.settings import Policy
 
 Observations = dict[str, Observation]
 Enforce = Callable[[Verdict], None]
@@ -40,16 +41,16 @@ def test_protocol_series_the_picker_reads(vllm_observations: Observations, vllm_
 
 
 @pytest.mark.must
-def test_protocol_gauges_rise_under_load(vllm_observations: Observations, vllm_level: Level,
+def test_protocol_gauges_rise_under_load(vllm_observations: Observations, vllm_policy: Policy, vllm_level: Level,
                                          vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: model_server.under_load(obs, vllm_level),
+    vllm_enforce(across(vllm_observations.values(), lambda obs: model_server.under_load(obs, vllm_policy, vllm_level),
                         vllm_level, EVERY_ENGINE))
 
 
 @pytest.mark.must
-def test_protocol_gauges_return_to_idle(vllm_observations: Observations, vllm_level: Level,
+def test_protocol_gauges_return_to_idle(vllm_observations: Observations, vllm_policy: Policy, vllm_level: Level,
                                         vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), lambda obs: model_server.back_to_idle(obs, vllm_level),
+    vllm_enforce(across(vllm_observations.values(), lambda obs: model_server.back_to_idle(obs, vllm_policy, vllm_level),
                         vllm_level, EVERY_ENGINE))
 
 

@@ -17,6 +17,7 @@ from .engines import REQUIRED, Engine, Metric, Selector
 from .observe import Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .schemas import CacheSpec
+from .settings import Policy
 from .snapshot import Series, Snapshot
 
 # What each required metric tells the endpoint picker, for messages.
@@ -135,10 +136,10 @@ def series_read(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
                                    f"from every rank only with --enable-metrics-for-all-schedulers).", level, evidence)
 
 
-def under_load(obs: Observation, level: Level = Level.MUST) -> Verdict:
+def under_load(obs: Observation, policy: Policy, level: Level = Level.MUST) -> Verdict:
     """While the engine serves streaming requests, the EPP sees them (running or queued above 0) and the KV cache in
     use (above 0)."""
-    probe = _probe(obs, level)
+    probe = _probe(obs, policy, level)
     if isinstance(probe, Verdict):
         return probe
     during, texts = probe
@@ -158,10 +159,10 @@ def under_load(obs: Observation, level: Level = Level.MUST) -> Verdict:
     return Verdict(Outcome.PASSED, level=level, evidence=evidence)
 
 
-def back_to_idle(obs: Observation, level: Level = Level.MUST) -> Verdict:
+def back_to_idle(obs: Observation, policy: Policy, level: Level = Level.MUST) -> Verdict:
     """Once the requests are closed, running, queued and KV-cache utilization read 0 again within the engine's bound
     (conformance/engines.toml settle_seconds)."""
-    probe = _probe(obs, level)
+    probe = _probe(obs, policy, level)
     if isinstance(probe, Verdict):
         return probe
     aborts = obs.aborts
@@ -175,16 +176,22 @@ def back_to_idle(obs: Observation, level: Level = Level.MUST) -> Verdict:
                                    f"idle-metrics fix kept its gauges up to ~30 s.)", level, evidence)
 
 
-def _probe(obs: Observation, level: Level) -> tuple[dict[str, float | None], dict[Metric, str]] | Verdict:
+def _probe(obs: Observation, policy: Policy, level: Level
+           ) -> tuple[dict[str, float | None], dict[Metric, str]] | Verdict:
     """What the load probe of observe read (streams opened, gauges while open and after), or why it is missing."""
+    if obs.target.engine is Engine.VLLM and not policy.exclusive:
+        # vLLM's gauges are probed in exclusive runs only: its streams would enter the counters other checks read
+        return Verdict(Outcome.SKIPPED, "vLLM's gauges under load are probed with --vllm-exclusive (test_accounting.py "
+                                        "judges them then)", level)
+    if policy.via_gateway:
+        return Verdict(Outcome.SKIPPED, "the workload went through the inference gateway: the load probe needs each "
+                                        "pod's own streams (run without --vllm-gateway-url)", level)
     problem = obs.failure(Stage.BEFORE, Stage.TRAFFIC, Stage.AFTER)
     if problem:
         return problem.verdict(level)
     aborts = obs.aborts
     if aborts is None:
-        # vLLM's gauges under load are probed in exclusive runs only (they add streams the accounting must not see)
-        return Verdict(Outcome.SKIPPED, "vLLM's gauges under load are probed with --vllm-exclusive (test_accounting.py "
-                                        "judges them then)", level)
+        return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: the load probe did not run", level)
     if aborts.error:
         return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: the load probe could not run: {aborts.error}", level)
     if not aborts.during:

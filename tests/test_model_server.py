@@ -12,7 +12,8 @@ import pytest
 from pytest_vllm_metrics import engines, model_server
 from pytest_vllm_metrics.engines import Engine, Metric
 from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Outcome
+from pytest_vllm_metrics.outcome import Outcome, Verdict
+from pytest_vllm_metrics.settings import Policy
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Target
 from pytest_vllm_metrics.traffic import Aborts, TrafficResult
@@ -174,6 +175,17 @@ def test_the_metrics_name_the_served_model_in_the_engines_label() -> None:
                                       "'Qwen/Qwen3-0.6B'")
 
 
+SHARED = Policy()  # a run that is not exclusive, the workload sent to each pod
+
+
+def under_load(obs: Observation, policy: Policy = SHARED) -> Verdict:
+    return model_server.under_load(obs, policy)
+
+
+def back_to_idle(obs: Observation, policy: Policy = SHARED) -> Verdict:
+    return model_server.back_to_idle(obs, policy)
+
+
 def probe(during: dict[str, float | None], after: dict[str, float | None], settled: float | None) -> Aborts:
     return Aborts(opened=3, aborted=3, during=during, after=after, settled_after=settled, waited=35.0, polls=4)
 
@@ -185,28 +197,28 @@ def test_gauges_under_load_and_back_at_idle() -> None:
     busy = {SG["queued"]: 0.0, SG["running"]: 3.0, SG["kv"]: 0.01}
     idle = {SG["queued"]: 0.0, SG["running"]: 0.0, SG["kv"]: 0.0}
     obs = observed(Engine.SGLANG, page("sglang-current"), aborts=probe(busy, idle, 0.4))
-    assert (model_server.under_load(obs).outcome, model_server.back_to_idle(obs).outcome) == (Outcome.PASSED,
+    assert (under_load(obs).outcome, back_to_idle(obs).outcome) == (Outcome.PASSED,
                                                                                              Outcome.PASSED)
     queued_only = {SG["queued"]: 3.0, SG["running"]: 0.0, SG["kv"]: 0.01}  # a busy engine may queue them all
-    assert model_server.under_load(observed(Engine.SGLANG, page("sglang-current"), aborts=probe(
+    assert under_load(observed(Engine.SGLANG, page("sglang-current"), aborts=probe(
         queued_only, idle, 0.4))).outcome == Outcome.PASSED
 
 
 def test_a_pod_that_looks_idle_while_it_serves_fails() -> None:
     flat = {SG["queued"]: 0.0, SG["running"]: 0.0, SG["kv"]: 0.0}
-    verdict = model_server.under_load(observed(Engine.SGLANG, page("sglang-current"), aborts=probe(flat, flat, 0.1)))
+    verdict = under_load(observed(Engine.SGLANG, page("sglang-current"), aborts=probe(flat, flat, 0.1)))
     assert verdict.outcome == Outcome.FAILED
     assert verdict.message.startswith("pod-0 (sglang): while 3 streaming requests were open, sglang:num_running_reqs "
                                       "and sglang:num_queue_reqs read 0")
     no_kv = {SG["queued"]: 0.0, SG["running"]: 2.0, SG["kv"]: 0.0}
-    assert "sglang:token_usage read 0" in model_server.under_load(observed(
+    assert "sglang:token_usage read 0" in under_load(observed(
         Engine.SGLANG, page("sglang-current"), aborts=probe(no_kv, flat, 0.1))).message
 
 
 def test_gauges_stuck_after_the_requests_fail_with_the_bound() -> None:
     busy = {SG["queued"]: 0.0, SG["running"]: 3.0, SG["kv"]: 0.01}
     stuck = {SG["queued"]: 0.0, SG["running"]: 3.0, SG["kv"]: 0.0}
-    verdict = model_server.back_to_idle(observed(Engine.SGLANG, page("sglang-current"),
+    verdict = back_to_idle(observed(Engine.SGLANG, page("sglang-current"),
                                                  aborts=probe(busy, stuck, None)))
     assert verdict.outcome == Outcome.FAILED
     assert verdict.message.startswith("pod-0 (sglang): 35 s after its requests were closed, sglang:num_running_reqs "
@@ -215,8 +227,13 @@ def test_gauges_stuck_after_the_requests_fail_with_the_bound() -> None:
 
 def test_without_a_probe_the_load_checks_say_why() -> None:
     vllm = observed(Engine.VLLM, page("sglang-current"))
-    assert model_server.under_load(vllm).outcome == Outcome.SKIPPED  # vLLM: probed with --vllm-exclusive
+    assert under_load(vllm).outcome == Outcome.SKIPPED  # vLLM: probed with --vllm-exclusive
+    assert under_load(vllm, Policy(exclusive=True)).message == "pod-0: the load probe did not run"
+    gateway = under_load(observed(Engine.SGLANG, page("sglang-current")), Policy(via_gateway=True))
+    assert (gateway.outcome, gateway.message) == (Outcome.SKIPPED, (
+        "the workload went through the inference gateway: the load probe needs each pod's own streams (run without "
+        "--vllm-gateway-url)"))
     failed = observed(Engine.SGLANG, page("sglang-current"), aborts=Aborts(error="GET /metrics timed out"))
-    verdict = model_server.back_to_idle(failed)
+    verdict = back_to_idle(failed)
     assert (verdict.outcome, verdict.message) == (
         Outcome.INCONCLUSIVE, "pod-0: the load probe could not run: GET /metrics timed out")
