@@ -90,9 +90,9 @@ class Profile:
     cache: tuple[CacheForm, ...]
     settle_seconds: float  # how long its gauges may take to read 0 again once idle
 
-    def selectors(self) -> dict[Metric, Selector]:
-        """The required metrics' selectors."""
-        return {metric: selector(text) for metric, text in self.required.items()}
+    def selectors(self) -> Mapping[Metric, Selector]:
+        """The required metrics' selectors (parsed once: every check of every target asks)."""
+        return _selectors(self.engine)
 
     def cache_forms(self, version: str | None) -> tuple[CacheForm, ...]:
         """The forms of the optional block metrics this version serves; every form when the version is unknown."""
@@ -110,6 +110,11 @@ def profiles() -> dict[Engine, Profile]:
         cache=tuple(CacheForm(f.versions, f.block_size, f.num_blocks) for f in e.cache),
         settle_seconds=e.settle_seconds)
         for e in data.engines().engine}
+
+
+@cache
+def _selectors(engine: Engine) -> Mapping[Metric, Selector]:
+    return {metric: selector(text) for metric, text in profile(engine).required.items()}
 
 
 def profile(engine: Engine) -> Profile:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from . import engines
@@ -230,12 +231,17 @@ def kv_cache_shape(obs: Observation, level: Level = Level.MAY) -> Verdict:
                                     f"picker's prefix-cache scoring then assumes its configured block size)", level)
 
 
+@cache
+def _cache_selector(text: str) -> Selector:
+    return engines.selector(text)
+
+
 def _spec_text(spec: CacheSpec) -> str:
     return f"{spec.name} label {spec.label}" if spec.label else spec.name
 
 
 def _cache_value(page: Snapshot, spec: CacheSpec) -> str | None:
-    reading = read(page, engines.selector(spec.name))
+    reading = read(page, _cache_selector(spec.name))
     if not reading.series:
         return None
     if spec.label:
