@@ -254,7 +254,9 @@ class Run:
                                             settings.prometheus_insecure, settings.vllm_timeout)
             state = PrometheusState(prom)
             try:
-                observed = [o for o in self.observations().values() if o.after is not None]
+                # synced on a vLLM counter: other engines' targets are only checked for being scraped
+                observed = [o for o in self.observations().values()
+                            if o.after is not None and o.target.engine is Engine.VLLM]
                 state.waited = min(default_wait(prometheus.scrape_interval(prom)), settings.vllm_phase_timeout)
                 state.held = prometheus.wait_until_synced(prom, observed, state.waited)
             except prometheus.PrometheusError as exc:
