@@ -19,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import capture_text
+from conftest import capture_text, run_suite
 from pytest_vllm_metrics import engines, promql
 from pytest_vllm_metrics.engines import Metric
 from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, build_app, get_profile, profile_names
@@ -935,3 +935,13 @@ def test_no_metrics_fault_answers_404_at_the_metrics_path_and_serves_the_api(eng
 def test_a_fault_of_another_engine_is_refused(name: str, fault: str) -> None:
     with pytest.raises(ValueError, match=f"fault '{fault}' is not one of a simulated"):
         build_app(get_profile(name).replace(fault=fault))
+
+
+def test_the_bundled_suite_runs_on_a_simulated_sglang_and_skips_vllms_own_checks(
+        pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=sglang-0.5.16", "-n", "0")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0 and result.ret == 0, result.stdout.str()
+    skipped = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert any("this server runs sglang, not vLLM" in line for line in skipped), skipped
+    assert outcomes["passed"] >= 2  # the server answers, and serves the workload
