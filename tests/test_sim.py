@@ -780,7 +780,7 @@ def test_every_engine_has_a_profile_and_each_profile_its_engines_capture() -> No
 @pytest.mark.parametrize("name", OTHER_PROFILES)
 def test_engine_page_has_the_protocols_gauges_typed_and_labelled_with_the_served_model(
         engine_sim: StartEngine, name: str) -> None:
-    sim = engine_sim(name)
+    sim = engine_sim(name, model="served/model-1")  # not the capture's model: the label is the served one
     page = sim.page()
     protocol = protocol_of(sim.profile)
     for metric in engines.REQUIRED:
@@ -788,7 +788,7 @@ def test_engine_page_has_the_protocols_gauges_typed_and_labelled_with_the_served
         assert len(series) == 1, (metric, series)
         family = page.family(promql.selectors(protocol.required[metric])[0].metric)
         assert family is not None and family.type == "gauge", (metric, family)
-        assert dict(series[0].labels)[protocol.model_label] == sim.model() == sim.profile.model
+        assert dict(series[0].labels)[protocol.model_label] == sim.model() == "served/model-1"
         assert series[0].value == 0.0  # idle
 
 
@@ -821,6 +821,8 @@ def test_engine_page_gives_the_profiles_kv_cache_in_its_versions_form(
         assert (dict(series.labels)[label] if label else str(int(series.value))) == expected, selector
     other = {"sglang-0.5.9": "sglang:page_size", "sglang-0.5.16": "sglang:cache_config_info"}.get(name)
     assert other is None or page.family(other) is None  # one form per version
+    if other:  # the KV pool's size in tokens agrees
+        assert page.value("sglang:max_total_num_tokens") == 16 * 1234
 
 
 @pytest.mark.parametrize("name", OTHER_PROFILES)
@@ -945,3 +947,20 @@ def test_the_bundled_suite_runs_on_a_simulated_sglang_and_skips_vllms_own_checks
     skipped = [line for line in result.outlines if line.startswith("SKIPPED")]
     assert any("this server runs sglang, not vLLM" in line for line in skipped), skipped
     assert outcomes["passed"] >= 2  # the server answers, and serves the workload
+
+
+@pytest.mark.parametrize("name", ["sglang-0.5.9", "sglang-0.5.16", "trtllm-serve"])
+def test_an_idle_engine_page_is_its_capture_line_for_line(engine_sim: StartEngine, name: str) -> None:
+    # these captures are of idle servers with the profile's model and KV cache: nothing differs, not even a number
+    text = (Path(__file__).parent / "data" / "engines" / f"{CAPTURED[name]}.prom").read_text(encoding="utf-8")
+    captured = [line for line in text.splitlines() if line.startswith(("# HELP", "# TYPE")) or
+                not line.startswith("#")]
+    sim = engine_sim(name)
+    assert sim.client.get(sim.path).text.splitlines() == captured
+
+
+def test_triton_writes_whole_numbers_as_prometheus_cpp_does(engine_sim: StartEngine) -> None:
+    sim = engine_sim("triton-tensorrt-llm")
+    lines = sim.client.get(sim.path).text.splitlines()
+    assert 'nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="waiting",version="1"} 0' in lines
+    assert 'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="tensorrt_llm",version="1"} 6239' in lines
