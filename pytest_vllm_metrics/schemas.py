@@ -431,10 +431,28 @@ class FeatureFamilies(Table, frozen=True):
     before: str
 
 
+# What a series of another engine's captured page reads while the simulator runs (sim/other_engines.py)
+Live = Literal["running", "queued", "kv_usage", "block_size", "num_blocks", "used_blocks", "free_blocks",
+               "total_tokens", "requests", "zero"]
+
+
+class EngineCapture(Table, frozen=True):
+    """Another model server's page, served by the simulator for the versions in `versions`: data/<data>.prom (a
+    real capture), its model label set to the profile's model, the series `live` names (selectors) moving."""
+
+    engine: EngineName
+    versions: VersionRange
+    data: str
+    owned_by: str  # /v1/models' owned_by, as the engine answers it
+    numbers: Literal["prometheus_client", "prometheus-cpp"]  # the client library that writes the page's numbers
+    live: dict[str, Live] = msgspec.field(default_factory=dict)
+
+
 class FamiliesFile(Table, frozen=True):
     family: tuple[ExtraFamily, ...] = ()
     label_value: tuple[LabelValue, ...] = ()
     feature: tuple[FeatureFamilies, ...] = ()
+    capture: tuple[EngineCapture, ...] = ()
 
 
 # -- engines.toml ----------------------------------------------------------------------------------------------
