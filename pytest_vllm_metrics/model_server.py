@@ -180,6 +180,9 @@ def back_to_idle(obs: Observation, policy: Policy, level: Level = Level.MUST) ->
 def _probe(obs: Observation, policy: Policy, level: Level
            ) -> tuple[dict[str, float | None], dict[Metric, str]] | Verdict:
     """What the load probe of observe read (streams opened, gauges while open and after), or why it is missing."""
+    problem = obs.failure(Stage.BEFORE, Stage.TRAFFIC, Stage.AFTER)  # a server not observed: nothing can be told
+    if problem:
+        return problem.verdict(level)
     if obs.target.engine is Engine.VLLM and not policy.exclusive:
         # vLLM's gauges are probed in exclusive runs only: its streams would enter the counters other checks read
         return Verdict(Outcome.SKIPPED, "vLLM's gauges under load are probed with --vllm-exclusive (test_accounting.py "
@@ -187,9 +190,6 @@ def _probe(obs: Observation, policy: Policy, level: Level
     if policy.via_gateway:
         return Verdict(Outcome.SKIPPED, "the workload went through the inference gateway: the load probe needs each "
                                         "pod's own streams (run without --vllm-gateway-url)", level)
-    problem = obs.failure(Stage.BEFORE, Stage.TRAFFIC, Stage.AFTER)
-    if problem:
-        return problem.verdict(level)
     aborts = obs.aborts
     if aborts is None:
         return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: the load probe did not run", level)
