@@ -119,7 +119,9 @@ class Profile:
     unsupported: set[str] = field(default_factory=set)
 
     def summary(self) -> str:
-        text = f"Core tests {self.core.summary()}. Extended tests {self.extended.summary()}."
+        text = f"Core tests {self.core.summary()}."
+        if self.extended.total:  # GAIE speaks of the extended tests only when some ran
+            text += f" Extended tests {self.extended.summary()}."
         unjudged = self.core.unjudged + self.extended.unjudged
         if unjudged:
             text += (f" {unjudged} of the skipped tests could not be judged (inconclusive: the run could not observe "

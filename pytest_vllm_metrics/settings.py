@@ -445,6 +445,10 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             f"--vllm-upgrade-to forecasts over the versions of the whole fleet, and --vllm-shard="
             f"{settings.vllm_shard.spelled} sees only a slice of it: run the forecast unsharded (it only scrapes "
             f"each server once, with no workload, so one run covers a large fleet).")
+    if settings.vllm_gaie_report and settings.vllm_shard is not None and settings.vllm_shard.sliced:
+        raise pytest.UsageError(
+            "--vllm-gaie-report writes one report per model server over all its pods, and --vllm-shard sees only a "
+            "slice of them (the shards would overwrite each other's files): write it from an unsharded run.")
     overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
     if overlap:
         raise pytest.UsageError(

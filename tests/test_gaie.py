@@ -28,6 +28,8 @@ def header(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
      "missing) for the reports."),
     (["--vllm-gaie-report=test_noop.py/reports"], "--vllm-gaie-report: cannot write test_noop.py/reports: "
      "*test_noop.py is a file, not a directory."),
+    (["--vllm-gaie-report=out", "--vllm-shard=1/2"], "--vllm-gaie-report writes one report per model server over "
+     "all its pods, and --vllm-shard sees only a slice of them *: write it from an unsharded run."),
 ])
 def test_a_bad_value_is_one_usage_error_naming_the_form(pytester: pytest.Pytester, args: list[str],
                                                         message: str) -> None:
