@@ -2,8 +2,9 @@
 one `GatewayAPIInferenceExtensionConformanceReport` per model server and version (kubernetes-sigs/gateway-api-inference-
 extension conformance/conformancereport.go: the GAIE version, then gateway-api's ConformanceReport inlined), profile
 ModelServer, written where GAIE keeps such reports: DIR/<implementation>/<version>-default-model-server-report.yaml
-(DIR standing for conformance/reports/<GAIE version>/model-server/). It renders the report model's protocol rows
-(conformance/test_model_server.py) and decides nothing they do not say.
+(DIR standing for conformance/reports/<GAIE version>/model-server/). It renders the report model's rows of the
+protocol's checks (conformance/test_model_server.py, and test_server.py's test_reachable and test_workload_served) and
+decides nothing they do not say.
 
 How a check counts for one model server: the worst of its targets' own outcomes (a row holds each target's), then
     passed, xpassed                 Passed
@@ -36,6 +37,10 @@ from .rows import Row, RowOutcome, worse
 API_VERSION = "gateway.networking.k8s.io/v1"  # the TypeMeta gateway-api's conformance reports carry
 PROTOCOL_MODULE = "test_model_server.py"
 PROTOCOL_TEST = "test_protocol_"
+# The bundled checks of every engine that the protocol also asks for: its metrics answer at their path, and it serves
+# the OpenAI completions API. A server whose page does not answer fails test_reachable, and its protocol checks are
+# inconclusive: without it, the report of a broken server would have no failure.
+SERVER_TESTS = {("test_server.py", "test_reachable"), ("test_server.py", "test_workload_served")}
 FEATURE_OF_CHECK = {"protocol_kv_cache_shape": "BlockSizeInfo"}  # an extended check's feature, as GAIE names one
 LORA = "LoRA"
 _CORE = (Level.MUST, Level.SHOULD)
@@ -138,9 +143,10 @@ class Profile:
 
 
 def is_protocol(row: Row) -> bool:
-    """A row of the bundled model-server protocol checks."""
+    """A row of the bundled checks of the model-server protocol."""
     module, _, test = row.id.partition("::")
-    return module.rsplit("/", 1)[-1] == PROTOCOL_MODULE and test.startswith(PROTOCOL_TEST)
+    module = module.rsplit("/", 1)[-1]
+    return (module == PROTOCOL_MODULE and test.startswith(PROTOCOL_TEST)) or (module, test) in SERVER_TESTS
 
 
 def test_name(check: str) -> str:

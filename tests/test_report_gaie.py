@@ -25,11 +25,13 @@ VLLM_FILE = Path("vllm-project-vllm", "0.32.0-default-model-server-report.yaml")
 
 # The bundled protocol checks, as the run's rows name them, with their levels (the run below checks that it has
 # exactly these).
-CHECKS = {"protocol_metric[queued]": Level.MUST, "protocol_metric[running]": Level.MUST,
+CHECKS = {"reachable": Level.MUST, "workload_served": Level.MUST,
+          "protocol_metric[queued]": Level.MUST, "protocol_metric[running]": Level.MUST,
           "protocol_metric[kv_usage]": Level.MUST, "protocol_series_the_picker_reads": Level.SHOULD,
           "protocol_gauges_rise_under_load": Level.MUST, "protocol_gauges_return_to_idle": Level.MUST,
           "protocol_kv_cache_shape": Level.MAY, "protocol_model_named": Level.SHOULD}
-CORE = [check for check, level in CHECKS.items() if level is not Level.MAY]
+SERVER = ("reachable", "workload_served")  # test_server.py's checks of every engine that the protocol asks for
+PROTOCOL = "protocol or reachable or workload_served"  # -k: the profile's checks
 NAMES = {"protocol_metric[queued]": "ProtocolMetricQueued", "protocol_metric[kv_usage]": "ProtocolMetricKvUsage",
          "protocol_gauges_rise_under_load": "ProtocolGaugesRiseUnderLoad",
          "protocol_kv_cache_shape": "ProtocolKvCacheShape"}
@@ -38,7 +40,8 @@ NAMES = {"protocol_metric[queued]": "ProtocolMetricQueued", "protocol_metric[kv_
 def protocol_row(check: str, outcomes: dict[str, RowOutcome | str]) -> Row:
     """A protocol check's row as the run makes it: one per check, each target's own outcome in `targets`."""
     base, bracket, param = check.partition("[")
-    return Row(id=f"test_model_server.py::test_{base}{bracket}{param}", target="", check=check, level=CHECKS[check],
+    module = "test_server.py" if check in SERVER else "test_model_server.py"
+    return Row(id=f"{module}::test_{base}{bracket}{param}", target="", check=check, level=CHECKS[check],
                outcome=RowOutcome.PASSED, targets={name: TargetResult(RowOutcome(o), "why") for name, o in
                                                      outcomes.items()})
 
@@ -78,7 +81,7 @@ def keys(value: Any) -> Any:
 
 
 def test_a_run_writes_a_report_in_the_shape_of_gaies_own(pytester: pytest.Pytester) -> None:
-    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-exclusive", "-k", "protocol",
+    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-exclusive", "-k", PROTOCOL,
                        "--vllm-gaie-report=reports")
     assert said(result, f"GAIE report: reports/{VLLM_FILE}")
     [written] = [p.relative_to(pytester.path / "reports") for p in (pytester.path / "reports").rglob("*.yaml")]
@@ -103,14 +106,14 @@ def test_a_run_writes_a_report_in_the_shape_of_gaies_own(pytester: pytest.Pytest
                                           "url": "https://github.com/vllm-project/vllm", "version": "0.32.0"}
     profile = profile_of(document)
     assert profile["name"] == "ModelServer"
-    assert profile["core"] == {"result": "success", "statistics": {"Failed": 0, "Passed": 7, "Skipped": 0}}
+    assert profile["core"] == {"result": "success", "statistics": {"Failed": 0, "Passed": 9, "Skipped": 0}}
     assert profile["extended"] == {"result": "success", "statistics": {"Failed": 0, "Passed": 1, "Skipped": 0},
                                    "supportedFeatures": ["BlockSizeInfo"], "unsupportedFeatures": ["LoRA"]}
     assert profile["summary"] == "Core tests succeeded. Extended tests succeeded."
 
 
 def test_the_run_has_exactly_the_protocol_checks_these_tests_build(pytester: pytest.Pytester) -> None:
-    run_suite(pytester, "--vllm-sim=x86_64", "-k", "protocol", "--vllm-report=report.json")
+    run_suite(pytester, "--vllm-sim=x86_64", "-k", PROTOCOL, "--vllm-report=report.json")
     tests = json_report(pytester)["tests"]
     assert {t["check"]: Level(t["level"]) for t in tests} == CHECKS
     assert all(report_gaie.is_protocol(Row.from_json(t)) for t in tests)
@@ -118,9 +121,9 @@ def test_the_run_has_exactly_the_protocol_checks_these_tests_build(pytester: pyt
 
 def test_without_the_exclusive_probe_vllms_load_checks_are_skipped_and_named(pytester: pytest.Pytester) -> None:
     # vLLM's gauges under load are probed only with --vllm-exclusive: a partial result, never a success
-    run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64-lora", "-k", "protocol", "--vllm-gaie-report=out")
+    run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64-lora", "-k", PROTOCOL, "--vllm-gaie-report=out")
     profile = profile_of(yaml.safe_load((pytester.path / "out" / VLLM_FILE).read_text()))
-    assert profile["core"] == {"result": "partial", "statistics": {"Failed": 0, "Passed": 5, "Skipped": 2},
+    assert profile["core"] == {"result": "partial", "statistics": {"Failed": 0, "Passed": 7, "Skipped": 2},
                                "skippedTests": ["ProtocolGaugesRiseUnderLoad", "ProtocolGaugesReturnToIdle"]}
     assert profile["extended"]["supportedFeatures"] == ["BlockSizeInfo", "LoRA"]  # the LoRA pod serves its info
     assert "unsupportedFeatures" not in profile["extended"]
@@ -128,7 +131,7 @@ def test_without_the_exclusive_probe_vllms_load_checks_are_skipped_and_named(pyt
 
 
 def test_two_vllm_versions_write_a_report_each(pytester: pytest.Pytester) -> None:
-    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64-0.10", "-k", "protocol",
+    result = run_suite(pytester, "--vllm-sim=x86_64", "--vllm-sim=x86_64-0.10", "-k", PROTOCOL,
                        "--vllm-gaie-report=out", "--vllm-gaie-implementation=contact=@me")
     found = sorted(p.name for p in (pytester.path / "out" / "vllm-project-vllm").iterdir())
     assert found == ["0.10.1-default-model-server-report.yaml", "0.32.0-default-model-server-report.yaml"]
@@ -137,8 +140,21 @@ def test_two_vllm_versions_write_a_report_each(pytester: pytest.Pytester) -> Non
     assert said(result, "GAIE report: out/vllm-project-vllm/0.10.1-default-model-server-report.yaml")
 
 
+def test_a_server_whose_page_does_not_answer_fails_the_profile_once_and_the_rest_is_not_judged(
+        pytester: pytest.Pytester) -> None:
+    # test_reachable fails; the checks that need the page are inconclusive (skips, never passes)
+    run_suite(pytester, "--vllm-url=http://127.0.0.1:9", "-k", PROTOCOL, "--vllm-gaie-report=out")
+    document = yaml.safe_load((pytester.path / "out/vllm-project-vllm/unknown-default-model-server-report.yaml")
+                              .read_text())
+    assert document["implementation"]["version"] == "unknown"  # the page did not say it
+    core = profile_of(document)["core"]
+    assert (core["result"], core["failedTests"]) == ("failure", ["Reachable"])
+    assert core["statistics"] == {"Failed": 1, "Passed": 0, "Skipped": 8}
+    assert "could not be judged" in profile_of(document)["summary"]
+
+
 def test_a_run_without_protocol_checks_writes_none_and_says_why(pytester: pytest.Pytester) -> None:
-    result = run_suite(pytester, "--vllm-sim=x86_64", "-k", "reachable", "--vllm-gaie-report=out")
+    result = run_suite(pytester, "--vllm-sim=x86_64", "-k", "version", "--vllm-gaie-report=out")
     assert not (pytester.path / "out").exists()
     assert said(result, "GAIE report: none written: no model-server protocol check judged a target")
 
@@ -147,13 +163,13 @@ def test_a_run_without_protocol_checks_writes_none_and_says_why(pytester: pytest
 
 
 @pytest.mark.parametrize(("outcomes", "result", "statistics"), [
-    ({}, "success", (7, 0, 0)),
-    ({"protocol_model_named": "inconclusive"}, "partial", (6, 0, 1)),  # one below success: never a pass
-    ({"protocol_model_named": "skipped"}, "partial", (6, 0, 1)),
-    ({"protocol_model_named": "xfailed"}, "partial", (6, 0, 1)),  # a documented limitation is not a pass either
-    ({"protocol_model_named": "xpassed"}, "success", (7, 0, 0)),
-    ({"protocol_model_named": "error"}, "failure", (6, 1, 0)),
-    ({"protocol_model_named": "failed", "protocol_series_the_picker_reads": "inconclusive"}, "failure", (5, 1, 1)),
+    ({}, "success", (9, 0, 0)),
+    ({"protocol_model_named": "inconclusive"}, "partial", (8, 0, 1)),  # one below success: never a pass
+    ({"protocol_model_named": "skipped"}, "partial", (8, 0, 1)),
+    ({"protocol_model_named": "xfailed"}, "partial", (8, 0, 1)),  # a documented limitation is not a pass either
+    ({"protocol_model_named": "xpassed"}, "success", (9, 0, 0)),
+    ({"protocol_model_named": "error"}, "failure", (8, 1, 0)),
+    ({"protocol_model_named": "failed", "protocol_series_the_picker_reads": "inconclusive"}, "failure", (7, 1, 1)),
 ])
 def test_core_statistics_count_each_outcome(outcomes: dict[str, str], result: str,
                                             statistics: tuple[int, int, int]) -> None:
@@ -200,7 +216,7 @@ def test_a_fleet_of_mixed_engines_writes_one_report_each_from_its_own_targets_ou
     assert sglang["extended"]["unsupportedFeatures"] == ["LoRA"]  # SGLang's protocol maps no LoRA metric
     vllm = profile_of(documents[VLLM_FILE])
     # the worst of its two pods: one could not be judged, so the check is a skip, not a pass
-    assert vllm["core"]["statistics"] == {"Failed": 0, "Passed": 6, "Skipped": 1}
+    assert vllm["core"]["statistics"] == {"Failed": 0, "Passed": 8, "Skipped": 1}
     assert vllm["core"]["skippedTests"] == ["ProtocolSeriesThePickerReads"]
     old = profile_of(documents[Path("vllm-project-vllm/0.10.1-default-model-server-report.yaml")])
     assert old["core"]["result"] == "success"
