@@ -26,8 +26,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import engines, gaie
 from .engines import Engine
 from .outcome import Level
@@ -164,8 +162,8 @@ class _Group:
 def documents(report: Report, version: str = gaie.VERSION, given: Iterable[gaie.Field] = ()
               ) -> dict[Path, dict[str, Any]]:
     """Each report as plain data, by its path under DIR (<implementation>/<file>): one per model server and version
-    (targets whose implementation fields come out the same share one). None for a model server no protocol check
-    judged: a report of nothing would read as a success."""
+    (targets whose implementation fields come out the same share one). No report for a model server no protocol
+    check judged: a report of nothing would read as a success."""
     fields = list(given)
     groups: dict[Path, _Group] = {}
     of_target: dict[str, Path] = {}
@@ -224,6 +222,8 @@ def _lora(group: _Group) -> None:
 
 def render(document: Mapping[str, Any]) -> str:
     """The YAML GAIE's suite writes (sigs.k8s.io/yaml: keys in order, block style)."""
+    import yaml  # start-up cost: only when the reports are asked for
+
     return yaml.safe_dump(dict(document), sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
