@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from . import gate, report, report_html, report_markdown, report_terminal
+from . import gate, report, report_gaie, report_html, report_markdown, report_terminal
 from .fixtures import VERDICT_KEY
 from .report import ROWS_KEY, Report
 from .rows import Row, RowOutcome, row_for, skipped_reason
@@ -22,6 +22,7 @@ from .run import RUN_KEY, Run
 REPORT_KEY = pytest.StashKey[Report]()
 STARTED_KEY = pytest.StashKey[datetime]()
 MARKS_KEY = pytest.StashKey[dict[str, str]]()  # under --vllm-shard: each check's level mark, by test id
+GAIE_KEY = pytest.StashKey[list[str]]()  # what --vllm-gaie-report wrote, or why nothing, for the terminal
 # A test is a check (a row of the reports) when it judges a target or a panel, or enforces a verdict.
 _CHECKS = {"vllm_target", "vllm_panel", "vllm_consumer", "vllm_enforce"}
 # pytest's outcome words (the terminal's "73 passed, 9 skipped, 2 inconclusive"; its own and the one this plugin
@@ -105,6 +106,8 @@ class ReportHooks:
         terminalreporter.section("vLLM metrics conformance")
         for line in report_terminal.lines(model, width=terminalreporter._tw.fullwidth):
             terminalreporter.line(line)
+        for line in config.stash.get(GAIE_KEY, []):
+            terminalreporter.line(line)
 
     @pytest.hookimpl(tryfirst=True)  # as the plugin's: release what the reports no longer need
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -129,8 +132,22 @@ class ReportHooks:
                 report.write_text(path, report_markdown.summary(model))
             else:
                 report.write_data(path, model)
+        if run.settings.vllm_gaie_report:
+            config.stash[GAIE_KEY] = _write_gaie(model, run)
         if model.exit_code != session.exitstatus:
             session.exitstatus = model.exit_code
+
+
+def _write_gaie(model: Report, run: Run) -> list[str]:
+    """--vllm-gaie-report: the GAIE reports written, as the terminal names them."""
+    settings = run.settings
+    assert settings.vllm_gaie_report is not None
+    written = report_gaie.write(model, Path(settings.vllm_gaie_report).expanduser(), settings.vllm_gaie_version,
+                                settings.vllm_gaie_implementation)
+    if not written:
+        return ["GAIE report: none written: no model-server protocol check judged a target (test_model_server.py "
+                "was not selected, or no target was observed)"]
+    return [f"GAIE report: {path}" for path in written]
 
 
 def _outcome_of(report: pytest.TestReport) -> RowOutcome | None:
