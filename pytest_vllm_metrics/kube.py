@@ -378,7 +378,7 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
         return Target(base_url="", unavailable=(
             f"{name}: pod is not Ready (phase {pod.status.phase}{', reason ' + reason if reason else ''}); "
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
-    resolved, problem = _port(pod, container, port)
+    resolved, problem = _port(pod, container, port, engines.profile(engine).metrics_port)
     if problem or resolved is None:
         return Target(base_url="", unavailable=f"{name}: {problem}{lws_worker_hint(labels)}", **common)
     # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
@@ -409,7 +409,10 @@ def _container(pod: Any, container: str | None) -> Any:
             or (containers[0] if containers else None))
 
 
-def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None, str | None]:
+def _port(pod: Any, container: str | None, port: str | None, metrics_port: int = 0) -> tuple[int | None, str | None]:
+    """The server's API port: --vllm-port's, else its container's port named metrics, else 8200, else its first.
+    An engine that serves its page on a port of its own (`metrics_port`, Triton's 8002) is reached on its HTTP port
+    instead: its named `http`, else its first other port."""
     containers = list(pod.spec.containers or [])
     names = [c.name for c in containers]
     chosen = _container(pod, container)
@@ -426,6 +429,10 @@ def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None
             return None, f"has no container port named {port!r} (its ports: {listing}); check --vllm-port."
         return match, None
     own = [(p.name, p.container_port) for p in (chosen.ports or [])] if chosen else []
+    if metrics_port:
+        api = [(n, p) for n, p in own if p != metrics_port]
+        if api:
+            return next((p for n, p in api if n == "http"), api[0][1]), None
     named = next((p for n, p in own if n == "metrics"), None)
     if named is not None:
         return named, None

@@ -629,6 +629,9 @@ def test_a_pod_labelled_with_its_engine_is_read_where_that_engine_serves_its_pag
     assert {n: (t.engine.value, t.metrics_path) for n, t in by_name.items()} == {
         "sglang-0": ("sglang", "/metrics"), "triton-0": ("triton-tensorrt-llm", "/metrics")}
     assert by_name["triton-0"].page_target().base_url.endswith("/pods/triton-0:8002/proxy")
+    # its API (the workload) on its HTTP port, not on the metrics service that its port named metrics names
+    assert by_name["triton-0"].base_url.endswith("/pods/triton-0:8000/proxy")
+    assert by_name["sglang-0"].base_url.endswith("/pods/sglang-0:8000/proxy")
     for name, family in (("sglang-0", "sglang:num_running_reqs"), ("triton-0", "nv_trt_llm_request_metrics")):
         target = by_name[name].page_target()
         page = httpx.get(target.url(target.metrics_path or "/metrics"), headers={"Authorization": "Bearer admin"})
