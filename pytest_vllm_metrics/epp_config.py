@@ -185,15 +185,17 @@ def plugin_parameters(document: Any) -> tuple[bool, Any]:
 
 
 def parse(text: str, name: str, where: str, **extra: Any) -> EppConfig:
-    """The EppConfig of a configuration's text; its `problem` says why the EPP refuses it."""
+    """The EppConfig of a configuration's text; its `problem` says why the EPP refuses it. Its old metric flags
+    (`flags`) count over the vLLM specs unless the EPP refuses them (`refuses_flags`): it never starts then."""
     flags = extra.pop("flags", {})
+    overlay = {} if extra.get("refuses_flags") else flags
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return EppConfig(name, where, problem=f"not valid YAML ({' '.join(str(exc).split())})", flags=flags, **extra)
     try:
         _, parameters = plugin_parameters(document)
-        return EppConfig(name, where, **effective(parameters, flags), flags=flags, **extra)
+        return EppConfig(name, where, **effective(parameters, overlay), flags=flags, **extra)
     except ConfigError as exc:
         return EppConfig(name, where, problem=str(exc), flags=flags, **extra)
 

@@ -21,8 +21,8 @@ from ._grafana import DashboardError
 from ._grafana_vars import Value
 from .catalog import Catalog, Entry
 
-if TYPE_CHECKING:  # epp_config builds Readers; a Reader only carries its check
-    from .epp_config import EppCheck
+if TYPE_CHECKING:
+    from .epp_config import EppCheck  # for the annotation only: epp_config builds Readers, a Reader carries its check
 
 __all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "ReaderKind", "Value", "component_of", "data",
            "exposed_as", "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards",
