@@ -62,6 +62,13 @@ FLAGS = {"--total-queued-requests-metric": Spec.QUEUED, "--total-running-request
 _REJECTING = ((re.compile(r"(^|/)llm-d-router(-epp)?(:|@|$)"), VersionRange(">=0")),
               (re.compile(r"(^|/)llm-d-inference-scheduler(:|@|$)"), VersionRange(">=0.7.0")))
 REFUSED = "flag {flag!r} is deprecated and cannot be used; configure metrics via engineConfigs"
+# EPPs whose built-in SGLang entry reads the KV cache's shape from sglang:cache_config_info's labels, which SGLang
+# 0.5.12 replaced with plain gauges: gateway-api-inference-extension's (factories.go @1748e829), llm-d-inference-
+# scheduler's, and llm-d-router's at v0.10.0 (the release that reads the gauges is not known: later ones are taken
+# as reading them, as the current one does).
+_OLD_SGLANG = ((re.compile(r"(^|/)llm-d-router(-epp)?(:|@|$)"), VersionRange("<0.11")),
+               (re.compile(r"(^|/)llm-d-inference-scheduler(:|@|$)"), VersionRange(">=0")),
+               (re.compile(r"gateway-api-inference-extension/epp(:|@|$)"), VersionRange(">=0")))
 
 
 class CheckKind(StrEnum):
@@ -114,14 +121,15 @@ class ConfigError(ValueError):
 # -- the built-in specs, and the configuration over them -----------------------------------------------------
 
 
-def builtin() -> dict[str, EngineSpecs]:
+def builtin(old: bool = False) -> dict[str, EngineSpecs]:
     """Each engine's built-in specs (llm-d-router's defaults, as engines.toml has them): the required gauges, LoRA,
-    and the KV cache's shape in the form of the engine's newest versions."""
+    and the KV cache's shape in the form of the engine's newest versions (`old`: its oldest, as older EPPs read
+    it)."""
     found = {}
     for engine, profile in engines.profiles().items():
         specs = {spec: profile.required[metric] for spec, metric in REQUIRED.items()}
         specs[Spec.LORA] = profile.lora
-        cache, labels = profile.cache[-1], {}
+        cache, labels = profile.cache[0 if old else -1], {}
         if cache.block_size.label:
             specs[Spec.CACHE_INFO] = cache.block_size.name
             labels = {"block_label": cache.block_size.label, "blocks_label": cache.num_blocks.label or ""}
@@ -131,13 +139,13 @@ def builtin() -> dict[str, EngineSpecs]:
     return found
 
 
-def effective(parameters: Any, flags: Mapping[str, str] | None = None) -> dict[str, Any]:
+def effective(parameters: Any, flags: Mapping[str, str] | None = None, old: bool = False) -> dict[str, Any]:
     """The EppConfig fields of a core-metrics-extractor's `parameters` (None: the built-ins) and the old flags
     (over the vLLM specs, as older EPPs took them). ConfigError when the EPP would refuse them."""
     params = parameters if isinstance(parameters, dict) else {}
     if parameters is not None and not isinstance(parameters, dict):
         raise ConfigError(f"the {PLUGIN} plugin's parameters are a {type(parameters).__name__}, not a mapping")
-    found = builtin()
+    found = builtin(old)
     if flags:
         vllm = found[Engine.VLLM.value]
         found[Engine.VLLM.value] = EngineSpecs(vllm.name, {**vllm.specs, **{FLAGS[f]: v for f, v in flags.items()}},
@@ -189,13 +197,14 @@ def parse(text: str, name: str, where: str, **extra: Any) -> EppConfig:
     (`flags`) count over the vLLM specs unless the EPP refuses them (`refuses_flags`): it never starts then."""
     flags = extra.pop("flags", {})
     overlay = {} if extra.get("refuses_flags") else flags
+    old = extra.pop("old", False)
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return EppConfig(name, where, problem=f"not valid YAML ({' '.join(str(exc).split())})", flags=flags, **extra)
     try:
         _, parameters = plugin_parameters(document)
-        return EppConfig(name, where, **effective(parameters, overlay), flags=flags, **extra)
+        return EppConfig(name, where, **effective(parameters, overlay, old), flags=flags, **extra)
     except ConfigError as exc:
         return EppConfig(name, where, problem=str(exc), flags=flags, **extra)
 
@@ -255,7 +264,8 @@ def from_deployment(deployment: Mapping[str, Any], configmaps: list[dict[str, An
     words = args_of(container)
     flags = flag_values(words, FLAGS)
     image = str(container.get("image") or "")
-    extra: dict[str, Any] = {"flags": flags, "refuses_flags": image if flags and refuses_flags(image) else ""}
+    extra: dict[str, Any] = {"flags": flags, "refuses_flags": image if flags and refuses_flags(image) else "",
+                             "old": _is(image, _OLD_SGLANG)}
     given = flag_values(words, config_flags)
     if "--config-text" in given:
         return parse(given["--config-text"], name, f"{where}, --config-text", **extra)
@@ -272,12 +282,15 @@ def from_deployment(deployment: Mapping[str, Any], configmaps: list[dict[str, An
 
 def refuses_flags(image: str) -> bool:
     """Whether the EPP of `image` refuses the --*-metric flags; a tag that is no version counts as recent."""
-    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
-    version = tag.lstrip("v").partition("-")[0]
-    for pattern, versions in _REJECTING:
-        if pattern.search(image):
-            return not re.fullmatch(r"\d+(\.\d+)*", version) or versions.contains(version)
-    return False
+    return _is(image, _REJECTING)
+
+
+def _is(image: str, kinds: tuple[tuple[re.Pattern[str], VersionRange], ...]) -> bool:
+    """Whether `image` is of one of `kinds` (an image pattern, its versions); a tag that is no version (latest, a
+    digest) counts as the newest release."""
+    name = image.partition("@")[0].rpartition("/")[2]
+    tag = name.rpartition(":")[2].lstrip("v") if ":" in name else ""
+    return any(pattern.search(image) and versions.contains(tag or None) for pattern, versions in kinds)
 
 
 def _mounted(path: str, container: Mapping[str, Any], pod: Mapping[str, Any], namespace: str,

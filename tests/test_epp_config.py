@@ -317,3 +317,16 @@ def test_a_configuration_file_is_judged_without_a_cluster(pytester: pytest.Pytes
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     assert said(refused, f"--vllm-epp-config {wrong} is not an EndpointPickerConfig")
 
+
+
+@pytest.mark.parametrize(("image", "old"), [
+    ("ghcr.io/llm-d/llm-d-router:v0.10.0", True), ("ghcr.io/llm-d/llm-d-router:v0.11.0", False),
+    ("ghcr.io/llm-d/llm-d-router:latest", False), ("ghcr.io/llm-d/llm-d-inference-scheduler:v0.7.1", True),
+    ("registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1", True),
+])
+def test_the_built_in_sglang_entry_of_an_older_epp_reads_the_info_gauge(image: str, old: bool) -> None:
+    config = from_deployment(k8s_deployment("epp", image, ["--pool-name", "p"], {"app": "epp"}), [])
+    verdict = judged(config, pod("sgl-0", SGLANG_PAGE, {"llm-d.ai/engine-type": "sglang"}))
+    assert verdict.outcome == (Outcome.FAILED if old else Outcome.PASSED)
+    assert ("sgl-0 (sglang): sglang:cache_config_info is not on its page, which serves the KV cache's shape as the "
+            "gauges sglang:page_size and sglang:num_pages" in verdict.message) is old
