@@ -27,6 +27,7 @@ from .model_server import MEANING, read
 from .observe import Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .readers import Query, Reader, ReaderKind
+from .series import named
 from .snapshot import Snapshot
 from .targets import TargetSource
 from .versions import VersionRange
@@ -378,23 +379,23 @@ def judge(check: EppCheck, observations: list[Observation]) -> Verdict:
 
 def _judge_specs(config: EppConfig, where: str, observations: list[Observation]) -> Verdict:
     must: list[str] = []
-    should: list[str] = []
     unsure: list[str] = []
     evidence: dict[str, Any] = {"engines": {}, "notJudged": {}}
     by_engine: dict[str, list[Observation]] = {}
     for obs in observations:
         by_engine.setdefault(pod_engine(obs, config), []).append(obs)
     for name in sorted(set(by_engine) - {e.name for e in config.engines}):
-        unsure.append(f"pods {', '.join(o.target.name for o in by_engine[name])} are labelled engine {name}, which "
+        unsure.append(f"pods {named([o.target.name for o in by_engine[name]])} are labelled engine {name}, which "
                       f"the endpoint picker has no specs for")
+    # pods with the same problems are named together: a fleet is one line per kind of problem, not per pod
+    groups: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
     for spec_set in config.engines:
         pods = by_engine.get(spec_set.name, [])
-        shown = {s.value: t for s, t in spec_set.specs.items() if t}
         if not pods:
             evidence["notJudged"][spec_set.name] = "no pod of this run runs this engine"
             continue
-        evidence["engines"][spec_set.name] = {"origin": spec_set.origin, "specs": shown,
-                                              "pods": [o.target.name for o in pods]}
+        evidence["engines"][spec_set.name] = {"origin": spec_set.origin, "pods": [o.target.name for o in pods],
+                                              "specs": {s.value: t for s, t in spec_set.specs.items() if t}}
         off = [s.value for s in REQUIRED if not spec_set.specs.get(s)]
         if off:
             must.append(f"for {spec_set.name} ({spec_set.origin}) {', '.join(off)} {'is' if len(off) == 1 else 'are'} "
@@ -407,12 +408,22 @@ def _judge_specs(config: EppConfig, where: str, observations: list[Observation])
                 unsure.append(f"{obs.target.name} ({spec_set.name}): "
                               f"{problem.message if problem else 'its page was not read'}")
                 continue
-            pod = f"{obs.target.name} ({spec_set.name})"
-            must += [f"{pod}: {p}" for s in REQUIRED if (p := _required(page, spec_set.specs.get(s, "")))]
-            should += [f"{pod}: {p}" for p in _optional(page, spec_set)]
+            read_as = spec_set.name + ("" if _labelled(obs, config) else
+                                       f", as its defaultEngine: it has no {config.label_key} label")
+            required = tuple(p for s in REQUIRED if (p := _required(page, spec_set.specs.get(s, ""))))
+            optional = tuple(_optional(page, spec_set))
+            if required or optional:
+                groups.setdefault((read_as, required + optional, bool(required)), []).append(obs.target.name)
+    must += [f"{named(pods)} ({read_as}): {'; '.join(problems)}" for (read_as, problems, fails), pods in groups.items()
+             if fails]
+    should = [f"{named(pods)} ({read_as}): {'; '.join(problems)}" for (read_as, problems, fails), pods in
+              groups.items() if not fails]
     evidence = {k: v for k, v in evidence.items() if v}
     if must:
-        return _verdict(config, Outcome.FAILED, "no data", f"{where}: " + "; ".join(must + should) + ".", **evidence)
+        return _verdict(config, Outcome.FAILED, "no data", f"{where}: " + "; ".join(must + should) + ". The endpoint "
+                        "picker's reading of those pods fails (its extract-error counter rises), so its scorers lack "
+                        "these values.",
+                        **evidence)
     if should:
         return _verdict(config, Outcome.FAILED, "partial", f"{where}: " + "; ".join(should) + ".", Level.SHOULD,
                         **evidence)
@@ -421,6 +432,12 @@ def _judge_specs(config: EppConfig, where: str, observations: list[Observation])
         return _verdict(config, Outcome.INCONCLUSIVE, "inconclusive", f"{where}: what it reads could not be judged: "
                                                                       f"{why}.", **evidence)
     return _verdict(config, Outcome.PASSED, "ok", "", **evidence)
+
+
+def _labelled(obs: Observation, config: EppConfig) -> bool:
+    """Whether a label names the pod's engine (else the EPP takes its defaultEngine); a URL's engine is given."""
+    keys = engines.label_keys() if config.label_key == LABEL_KEY else (config.label_key,)
+    return obs.target.source is not TargetSource.KUBERNETES or any(k in obs.target.labels for k in keys)
 
 
 def _verdict(config: EppConfig, outcome: Outcome, kind: str, message: str, level: Level = Level.MUST,
@@ -437,7 +454,7 @@ def _required(page: Snapshot, text: str) -> str:
     spec = engines.selector(text)
     reading = read(page, spec)
     if reading.family_type is None:
-        return f"{spec.name} ({text}) is not on its page: the endpoint picker fails to read this pod's metrics"
+        return f"{spec.name} is not on its page" + (f" (spec {text})" if text != spec.name else "")
     if reading.family_type != "gauge":
         kind = "untyped, which the endpoint picker reads as 0" if reading.family_type in ("unknown", "untyped") \
             else f"a {reading.family_type}, not a gauge"

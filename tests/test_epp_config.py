@@ -119,8 +119,10 @@ def test_unlabelled_vllm_pods_under_an_sglang_default_engine_fail() -> None:
     config = from_file(DOCS / "llm-d-router-chart-default-plugins-sglang.yaml")
     verdict = judged(config, pod("decode-0", VLLM_PAGE))
     assert (verdict.outcome, verdict.level) == (Outcome.FAILED, Level.MUST)
-    assert "decode-0 (sglang): sglang:num_queue_reqs (sglang:num_queue_reqs) is not on its page: the endpoint " \
-           "picker fails to read this pod's metrics" in verdict.message
+    assert "decode-0 (sglang, as its defaultEngine: it has no llm-d.ai/engine-type label): sglang:num_queue_reqs " \
+           "is not on its page; sglang:num_running_reqs is not on its page; " in verdict.message
+    assert verdict.message.endswith("The endpoint picker's reading of those pods fails (its extract-error counter "
+                                    "rises), so its scorers lack these values.")
     # labelled, the same pod is read as vLLM
     assert judged(config, pod("decode-0", VLLM_PAGE, {"llm-d.ai/engine-type": "vllm"})).outcome == Outcome.PASSED
 
@@ -154,7 +156,8 @@ def test_an_untyped_gauge_reads_zero_and_fails() -> None:
     untyped = VLLM_PAGE.replace("# TYPE vllm:num_requests_waiting gauge\n", "")
     verdict = judged(config_of(""), pod("decode-0", untyped))
     assert verdict.outcome == Outcome.FAILED
-    assert "decode-0 (vllm): vllm:num_requests_waiting is untyped, which the endpoint picker reads as 0" \
+    assert "decode-0 (vllm, as its defaultEngine: it has no llm-d.ai/engine-type label): " \
+           "vllm:num_requests_waiting is untyped, which the endpoint picker reads as 0" \
            in verdict.message
 
 
@@ -185,7 +188,8 @@ def test_the_info_gauge_newer_sglang_no_longer_serves_is_flagged_with_the_fix() 
     verdict = judged(config_of(OLD_SGLANG), pod("sgl-0", SGLANG_PAGE))
     assert (verdict.outcome, verdict.level) == (Outcome.FAILED, Level.SHOULD)
     assert verdict.message == (
-        "the endpoint picker (file epp.yaml): sgl-0 (sglang): sglang:cache_config_info is not on its page, which "
+        "the endpoint picker (file epp.yaml): sgl-0 (sglang, as its defaultEngine: it has no llm-d.ai/engine-type "
+        "label): sglang:cache_config_info is not on its page, which "
         "serves the KV cache's shape as the gauges sglang:page_size and sglang:num_pages (newer SGLang) instead: "
         "restate the sglang entry with cacheInfoSpec: \"\", cacheBlockSizeSpec: sglang:page_size and "
         "cacheNumBlocksSpec: sglang:num_pages (a newer llm-d-router reads those by default).")
@@ -274,7 +278,8 @@ def test_an_epp_that_refuses_the_old_flags_fails_once(image: str, refused: bool)
             f"engineConfigs.")
     else:  # an older EPP reads its vLLM specs from the flags
         verdict = judge(found[0].epp, [pod("decode-0", VLLM_PAGE)])  # type: ignore[arg-type]
-        assert "vllm:gpu_cache_usage_perc (vllm:gpu_cache_usage_perc) is not on its page" in verdict.message
+        assert "decode-0 (vllm, as its defaultEngine: it has no llm-d.ai/engine-type label): " \
+               "vllm:gpu_cache_usage_perc is not on its page." in verdict.message
 
 
 # -- as users run it: over the Kubernetes API double, and with --vllm-epp-config -----------------------------
@@ -299,7 +304,9 @@ def test_the_cluster_epps_are_judged_from_their_configmaps(pytester: pytest.Pyte
     assert {test: row["outcome"] for test, row in rows.items()} == {
         "epp:sglang-router-epp::engineConfigs": "failed", "epp:flags-epp::engineConfigs": "passed",
         "epp:flags-epp::metric flags": "failed"}
-    assert said(result, "decode-amd64 (sglang): sglang:num_queue_reqs (sglang:num_queue_reqs) is not on its page")
+    # both pods have the same problems: named together
+    assert said(result, "decode-amd64, decode-arm64 (sglang, as its defaultEngine: it has no llm-d.ai/engine-type "
+                        "label): sglang:num_queue_reqs is not on its page")
     assert rows["epp:sglang-router-epp::engineConfigs"]["evidence"]["panel_verdict"] == "no data"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
