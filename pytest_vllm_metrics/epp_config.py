@@ -349,14 +349,15 @@ def readers(config: EppConfig) -> list[Reader]:
     return found
 
 
-def pod_engine(obs: Observation, config: EppConfig) -> str:
+def pod_engine(obs: Observation, config: EppConfig) -> tuple[str, bool]:
     """The engine the EPP reads a pod as: its engineLabelKey label (llm-d-router's own key falls back to the older
-    one), else defaultEngine. A --vllm-url server has no labels: its --vllm-engine."""
+    one), else defaultEngine; and whether a label named it. A --vllm-url server has no labels: its --vllm-engine."""
     target = obs.target
     if target.source is not TargetSource.KUBERNETES:
-        return target.engine.value
+        return target.engine.value, True
     keys = engines.label_keys() if config.label_key == LABEL_KEY else (config.label_key,)
-    return next((target.labels[k] for k in keys if k in target.labels), config.default_engine)
+    label = next((target.labels[k] for k in keys if k in target.labels), None)
+    return (label, True) if label is not None else (config.default_engine, False)
 
 
 def judge(check: EppCheck, observations: list[Observation]) -> Verdict:
@@ -383,7 +384,7 @@ def _judge_specs(config: EppConfig, where: str, observations: list[Observation])
     evidence: dict[str, Any] = {"engines": {}, "notJudged": {}}
     by_engine: dict[str, list[Observation]] = {}
     for obs in observations:
-        by_engine.setdefault(pod_engine(obs, config), []).append(obs)
+        by_engine.setdefault(pod_engine(obs, config)[0], []).append(obs)
     for name in sorted(set(by_engine) - {e.name for e in config.engines}):
         unsure.append(f"pods {named([o.target.name for o in by_engine[name]])} are labelled engine {name}, which "
                       f"the endpoint picker has no specs for")
@@ -408,7 +409,7 @@ def _judge_specs(config: EppConfig, where: str, observations: list[Observation])
                 unsure.append(f"{obs.target.name} ({spec_set.name}): "
                               f"{problem.message if problem else 'its page was not read'}")
                 continue
-            read_as = spec_set.name + ("" if _labelled(obs, config) else
+            read_as = spec_set.name + ("" if pod_engine(obs, config)[1] else
                                        f", as its defaultEngine: it has no {config.label_key} label")
             required = tuple(p for s in REQUIRED if (p := _required(page, spec_set.specs.get(s, ""))))
             optional = tuple(_optional(page, spec_set))
@@ -432,12 +433,6 @@ def _judge_specs(config: EppConfig, where: str, observations: list[Observation])
         return _verdict(config, Outcome.INCONCLUSIVE, "inconclusive", f"{where}: what it reads could not be judged: "
                                                                       f"{why}.", **evidence)
     return _verdict(config, Outcome.PASSED, "ok", "", **evidence)
-
-
-def _labelled(obs: Observation, config: EppConfig) -> bool:
-    """Whether a label names the pod's engine (else the EPP takes its defaultEngine); a URL's engine is given."""
-    keys = engines.label_keys() if config.label_key == LABEL_KEY else (config.label_key,)
-    return obs.target.source is not TargetSource.KUBERNETES or any(k in obs.target.labels for k in keys)
 
 
 def _verdict(config: EppConfig, outcome: Outcome, kind: str, message: str, level: Level = Level.MUST,
