@@ -104,6 +104,8 @@ class Compared:
     kv_compared: dict[str, tuple[str, float | None, float | None, float]] = field(default_factory=dict)
     # generation -> (state, the pods' own average, the EPP's, how long), when the pool is comparable
     waited: float = 0.0
+    # the EPP's page at its first and its last read, with the time of each (monotonic): its own error counters
+    pages: list[tuple[float, Snapshot]] = field(default_factory=list)
 
 
 def _waiting(snapshot: Snapshot) -> float | None:
@@ -156,6 +158,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
         except FetchError as exc:
             found.error = Problem(str(exc), exc.inconclusive)
             return found
+        found.pages = [(time.monotonic(), first)]
         found.present = [g for g in generations() if any(first.family(f) for f in g.families)]
         if not found.present:
             names = ", ".join(g.per_pod_queue for g in generations())
@@ -175,6 +178,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
                 return found
             after = await pods()
             now = time.monotonic()
+            found.pages[1:] = [(now, page)]
             open_keys = _round(found, before, after, page, pending, now)
             found.waited = now - start
             confirmed = all(now - pending[k].since >= _bound(k, bounds) for k in open_keys if k in pending)

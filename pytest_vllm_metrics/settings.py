@@ -273,6 +273,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH"),
     Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
            "of the pods with theirs", parse=_url, metavar="URL"),
+    Option("vllm_epp_config", "the endpoint picker's EndpointPickerConfig (or its Deployment and ConfigMap as YAML), "
+           "to check what it reads from each engine's pods without a cluster", parse=_file, metavar="PATH"),
     Option("vllm_epp_token_env", "environment variable holding the bearer token the EPP's metrics ask for (its "
            "ServiceMonitor's)", metavar="NAME"),
     Option("vllm_upgrade_to", "report what breaks among the metrics' consumers when the fleet moves to this vLLM "
@@ -344,6 +346,7 @@ class Settings:
     grafana_namespace: str | None = None
     prometheus_rules: tuple[Path, ...] = ()
     vllm_epp_url: str | None = None
+    vllm_epp_config: Path | None = None
     vllm_epp_token_env: str = "EPP_TOKEN"
     vllm_upgrade_to: str | None = None
     vllm_exclusive: bool = False

@@ -136,6 +136,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "cluster_readers", "prometheus"),
     3: ("diagnose", "evaluate", "accounting", "relations", "hygiene", "promql", "readers", "_grafana", "_grafana_vars",
         "series", "why_empty", "fleet", "judging", "consumers", "upgrade", "epp", "model_server",
+        "epp_config", "epp_errors",
         "sim", "sim.engine", "sim.server", "sim._openmetrics", "sim.epp", "sim.kubeapi", "sim.__main__",
         "sim.other_engines"),
     4: ("rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown", "report_gaie",

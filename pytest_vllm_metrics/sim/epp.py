@@ -32,7 +32,15 @@ FAULTS = {
     "kv-zero": "the average KV-cache utilization is published as 0 whatever the pods hold (an EPP reading a gauge "
                "the pods do not expose)",
     "needs-token": "/metrics answers 401 without 'Authorization: Bearer <token>'",
+    "extract-errors": "each read of the pods counts an extract error (a spec a pod's page does not serve)",
 }
+# Its data-layer error counters (llm-d-router, llm_d_epp naming): a pod that does not answer counts a poll error
+# at each read. A real EPP exposes each series from its first error; the simulator shows them from 0.
+_ERRORS = {"poll": ("llm_d_epp_datalayer_poll_errors_total", "[ALPHA] Data-source poll errors per source type.",
+                    'source_type="metrics-data-source"'),
+           "extract": ("llm_d_epp_datalayer_extract_errors_total",
+                       "[ALPHA] Extract errors per source/extractor type.",
+                       'extractor_type="core-metrics-extractor",source_type="metrics-data-source"')}
 # The help text of the real metrics (gateway-api-inference-extension and llm-d-router), per role.
 _HELP = {
     "per_pod_queue": "[ALPHA] The total number of requests pending in the model server queue for each underlying "
@@ -57,7 +65,7 @@ def build_epp_app(pods: Mapping[str, str], pool: str = "sim-pool", naming: Seque
                          f"{', '.join(FAULTS)}")
     chosen = [by_name[n] for n in naming]
     app = web.Application()
-    app[_SEEN] = {"at": None, "values": {}, "reads": 0}
+    app[_SEEN] = {"at": None, "values": {}, "reads": 0, "errors": {"poll": 0, "extract": 0}}
 
     async def metrics(request: web.Request) -> web.Response:
         if fault == "needs-token" and request.headers.get("Authorization") != f"Bearer {token}":
@@ -72,8 +80,12 @@ def build_epp_app(pods: Mapping[str, str], pool: str = "sim-pool", naming: Seque
         if due:
             seen["values"] = await _read_pods(pods)
             seen["at"] = time.monotonic()
+            seen["errors"]["poll"] += len(pods) - len(seen["values"])
+            seen["errors"]["extract"] += 1 if fault == "extract-errors" else 0
         seen["reads"] += 1
-        return web.Response(text=_page(chosen, pool, seen["values"], fault), content_type="text/plain")
+        errors = seen["errors"] if "llm_d_epp" in naming else {}
+        return web.Response(text=_page(chosen, pool, seen["values"], fault) + _errors(errors),
+                            content_type="text/plain")
 
     app.router.add_get("/metrics", metrics)
     return app
@@ -115,6 +127,14 @@ def _page(chosen: list[Generation], pool: str, values: dict[str, tuple[float, fl
             lines += [f"# HELP {metric} {_HELP[role]}", f"# TYPE {metric} gauge",
                       f'{metric}{{name="{pool}"}} {value:g}']
     return "\n".join(lines) + "\n"
+
+
+def _errors(counts: Mapping[str, int]) -> str:
+    lines: list[str] = []
+    for kind, count in counts.items():
+        name, help_text, labels = _ERRORS[kind]
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name}{{{labels}}} {count}"]
+    return "".join(line + "\n" for line in lines)
 
 
 def start_epp(host: SimHost, pods: Mapping[str, str], **options: Any) -> str:
