@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .. import engines
+from ..engines import Metric
 from ..epp import generations
 from ..schemas import Generation
 from ..snapshot import ExpositionError, Snapshot
@@ -94,14 +96,22 @@ def build_epp_app(pods: Mapping[str, str], pool: str = "sim-pool", naming: Seque
 async def _read_pods(pods: Mapping[str, str]) -> dict[str, tuple[float, float]]:
     """(waiting, KV-cache usage) of each pod that answers, read from its /metrics as an EPP reads it."""
     async def one(session: aiohttp.ClientSession, url: str) -> tuple[float, float] | None:
-        try:
-            async with session.get(f"{url}/metrics") as response:
-                page = Snapshot.parse(await response.text())
-        except (aiohttp.ClientError, ExpositionError, TimeoutError):
-            return None
-        waiting = page.value("vllm:num_requests_waiting")
-        usage = page.value("vllm:kv_cache_usage_perc")
-        return (waiting or 0.0, usage or 0.0) if waiting is not None else None
+        # the pod's engine by the page it serves (a real EPP knows it from the pod's engine label)
+        for path in dict.fromkeys(p.metrics_path for p in engines.profiles().values()):
+            try:
+                async with session.get(f"{url}{path}") as response:
+                    if response.status != 200:
+                        continue
+                    page = Snapshot.parse(await response.text())
+            except (aiohttp.ClientError, ExpositionError, TimeoutError):
+                return None
+            for profile in engines.profiles().values():
+                specs = profile.selectors()
+                queued, usage = specs[Metric.QUEUED], specs[Metric.KV_USAGE]
+                waiting = page.value(queued.name, queued.labels or None)
+                if waiting is not None:
+                    return waiting, page.value(usage.name, usage.labels or None) or 0.0
+        return None
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         read = await asyncio.gather(*(one(session, url) for url in pods.values()))
