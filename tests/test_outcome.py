@@ -87,6 +87,15 @@ def test_but_checks_the_vocabulary_too() -> None:
         Verdict(Outcome.PASSED).but(outcome="ok")
 
 
+def test_but_refuses_a_field_a_verdict_does_not_have() -> None:
+    with pytest.raises(TypeError, match="Verdict has no field"):
+        Verdict(Outcome.PASSED).but(targets={}, pod="decode-0")
+    changed = Verdict(Outcome.PASSED).but(target="decode-0")
+    assert (changed.target, changed.outcome) == ("decode-0", Outcome.PASSED)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.target = "x"  # type: ignore[misc]
+
+
 def test_a_verdict_is_never_changed_in_place() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Verdict(Outcome.PASSED).message = "x"  # type: ignore[misc]

@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import (
     KV_REASON,
@@ -539,6 +541,34 @@ def test_each_targets_own_words_are_written_on_its_line_even_when_most_are_alike
     assert json.loads(text)["tests"][0]["targets"] == {
         name: {"outcome": o, "reason": r, "diagnosis": d} for name, (o, r, d) in cells.items()}
     assert '        "pod-b": {"outcome": "passed", "reason": "pod-b: moved by 3", "diagnosis": ""},\n' in text
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=10)
+
+
+ODD_POD = 'pod-\u00e9"0'  # a name JSON escapes
+
+
+def _one_per_line(tmp_path: Path, value: Any) -> str:
+    row = Row(id="t::x", target="", check="x", level=Level.MUST, outcome=RowOutcome.PASSED,
+              evidence={ODD_POD: value, "pod-1": {"type": "gauge", "labels": ["engine"]}})
+    write_data(tmp_path / "r.json", build([row]))
+    return (tmp_path / "r.json").read_text()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e-07, 2**70, "caf\u00e9 \u2603 \"q\"\n",
+                                   {"a": [1, 2.5, None, True]}, [], {}])
+def test_each_targets_evidence_is_the_json_of_its_value_fixed_examples(tmp_path: Path, value: Any) -> None:
+    text = _one_per_line(tmp_path, value)
+    assert f"        {json.dumps(ODD_POD)}: {json.dumps(value)},\n" in text
+
+
+@given(_PLAIN)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_each_targets_evidence_is_the_json_of_its_value(tmp_path: Path, value: Any) -> None:
+    assert f"        {json.dumps(ODD_POD)}: {json.dumps(value)},\n" in _one_per_line(tmp_path, value)
 
 
 def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:
