@@ -145,6 +145,13 @@ def parse(name: str, where: str) -> Engine:
                             f"metrics are not checked.") from None
 
 
+def version_of_image(image: str | None) -> str | None:
+    """The release an image's tag names (lmsysorg/sglang:v0.5.9-cu129 -> 0.5.9), None when it names none."""
+    repository = (image or "").partition("@")[0].rpartition("/")[2]  # without a digest or a registry's port
+    found = re.match(r"v?(\d+\.\d+(?:\.\d+)?)", repository.partition(":")[2])
+    return found.group(1) if found else None
+
+
 def of_labels(labels: Mapping[str, str]) -> tuple[Engine, str]:
     """A pod's engine as the endpoint picker finds it: the first engine label present, else the default; and the
     label that named it ("" for the default). UnknownEngine when the label names none the suite knows."""

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .accounting import looks_exclusive
+from .engines import Engine
 from .kube import ClusterInfo
 from .multinode import engines_on_page
 from .observe import Observation
@@ -24,9 +25,10 @@ def of(observed: Iterable[Observation], cluster: ClusterInfo | None) -> list[dic
         target = obs.target
         traffic = obs.traffic
         out.append({
-            "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
+            "target": target.name, "vllmVersion": obs.version if target.engine is Engine.VLLM else None,
+            "model": traffic.model if traffic else None,
             "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
-            "source": str(target.source), "modelServer": str(target.engine),
+            "source": str(target.source), "modelServer": str(target.engine), "modelServerVersion": obs.version,
             "blockSize": obs.block_size if obs.cache_config else None,
             "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
             "exposition": obs.before.format if obs.before is not None else None,

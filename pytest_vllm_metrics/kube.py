@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engines
+from .engines import Engine
 from .multinode import Worker, launch_of, lws_name, lws_worker_hint, worker_of, workers_note
 from .targets import DataParallel, Target, TargetSource, metrics_location, redact_url
 
@@ -383,7 +384,10 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
         return Target(base_url="", unavailable=f"{name}: {problem}{lws_worker_hint(labels)}", **common)
     # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
     owner = next((c for c in pod.spec.containers or [] for p in c.ports or [] if p.container_port == resolved), None)
-    detail["container"] = getattr(owner or _container(pod, container), "name", "") or ""
+    serving = owner or _container(pod, container)
+    detail["container"] = getattr(serving, "name", "") or ""
+    if engine is not Engine.VLLM:  # vLLM says its version at /version; another engine's is read from its image
+        common["engine_version"] = engines.version_of_image(getattr(serving, "image", None))
     if transport == "direct":
         ip = pod.status.pod_ip or ""
 

@@ -147,8 +147,10 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         # One problem for every stage that could not happen: the reports state it once per target.
         obs.errors[Stage.BEFORE] = obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = _scrape_problem(exc)
         return
-    if target.engine is Engine.VLLM:  # vLLM's /version; other engines' versions are not read
+    if target.engine is Engine.VLLM:  # vLLM's /version; other engines' as discovery knows it, if it does
         obs.version = await _version(client, target, timeout, obs)
+    else:
+        obs.version = target.engine_version
     if settings.vllm_upgrade_to:
         # What goes dark in an upgrade is read from the page and the version: no workload, no second scrape.
         obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = Problem(

@@ -169,7 +169,7 @@ def documents(report: Report, version: str = gaie.VERSION, given: Iterable[gaie.
     of_target: dict[str, Path] = {}
     for target in report.implementations:
         engine = Engine(target.get("modelServer") or engines.default_engine())
-        found = target.get("vllmVersion") if engine is Engine.VLLM else None
+        found = target.get("modelServerVersion") or (target.get("vllmVersion") if engine is Engine.VLLM else None)
         implementation = gaie.implementation(engine, found, fields)
         path = Path(implementation.folder, implementation.file_name)
         group = groups.setdefault(path, _Group(implementation, []))

@@ -164,6 +164,7 @@ class Run:
                                   detail={"profile": profile.name, simulated: profile.version},
                                   data_parallel=data_parallel,
                                   # the simulator serves every engine's page on its one port
+                                  engine_version=profile.version if engine is not Engine.VLLM else None,
                                   **metrics_location(engine, partial(_same_port, sim.url))))
         return targets
 

@@ -146,6 +146,9 @@ class Target:
     engine: Engine = Engine.VLLM
     metrics_path: str | None = None
     metrics_base_url: str | None = None
+    # Another engine's version, when known without asking the server (vLLM's comes from its /version): a simulator
+    # profile's, a pod image's tag
+    engine_version: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", TargetSource(self.source))  # a plain "kubernetes" is accepted, and checked

@@ -101,6 +101,18 @@ def test_a_url_on_another_port_keeps_scheme_credentials_host_and_path(url: str, 
     assert with_port(url, 8002) == moved
 
 
+@pytest.mark.parametrize(("image", "version"), [
+    ("lmsysorg/sglang:v0.5.9-cu129", "0.5.9"),  # SGLang's images: v<release>-<CUDA>
+    ("docker.io/lmsysorg/sglang:v0.5.12", "0.5.12"),
+    ("nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3", "25.12"),  # Triton's: <year>.<month>-<flavour>
+    ("ghcr.io/acme/sglang:0.5.16@sha256:0123", "0.5.16"),
+    ("registry.example:5000/sglang", None),  # a registry's port is not a tag
+    ("lmsysorg/sglang:latest", None), ("sglang@sha256:0123", None), (None, None),
+])
+def test_another_engines_version_is_its_images_tag(image: str | None, version: str | None) -> None:
+    assert engines.version_of_image(image) == version
+
+
 def test_a_target_accepts_the_engine_as_its_name() -> None:
     assert Target("t", "http://x", engine="sglang").engine is Engine.SGLANG  # type: ignore[arg-type]
     with pytest.raises(ValueError):

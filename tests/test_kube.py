@@ -616,7 +616,7 @@ def test_a_pod_labelled_with_its_engine_is_read_where_that_engine_serves_its_pag
     triton = sim_host.start(get_profile("triton-tensorrt-llm"))
     cluster = Cluster(namespaces={NS: [
         PodSpec("sglang-0", {**CURRENT, "llm-d.ai/engine-type": "sglang"}, "node-a", {"http": 8000},
-                backend=sglang.url),
+                backend=sglang.url, container="sglang", image="lmsysorg/sglang:v0.5.16-cu129"),
         # Triton: HTTP 8000, gRPC 8001, its metrics service on 8002 (the tensorrtllm_backend README)
         PodSpec("triton-0", {**CURRENT, "inference.networking.k8s.io/engine-type": "triton-tensorrt-llm"}, "node-a",
                 {"http": 8000, "grpc": 8001, "metrics": 8002}, backend=triton.url),
@@ -632,6 +632,8 @@ def test_a_pod_labelled_with_its_engine_is_read_where_that_engine_serves_its_pag
     # its API (the workload) on its HTTP port, not on the metrics service that its port named metrics names
     assert by_name["triton-0"].base_url.endswith("/pods/triton-0:8000/proxy")
     assert by_name["sglang-0"].base_url.endswith("/pods/sglang-0:8000/proxy")
+    # another engine's version is its image's tag (vLLM's, its /version); an image without one: not known
+    assert {n: t.engine_version for n, t in by_name.items()} == {"sglang-0": "0.5.16", "triton-0": None}
     for name, family in (("sglang-0", "sglang:num_running_reqs"), ("triton-0", "nv_trt_llm_request_metrics")):
         target = by_name[name].page_target()
         page = httpx.get(target.url(target.metrics_path or "/metrics"), headers={"Authorization": "Bearer admin"})

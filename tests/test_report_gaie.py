@@ -140,6 +140,20 @@ def test_two_vllm_versions_write_a_report_each(pytester: pytest.Pytester) -> Non
     assert said(result, "GAIE report: out/vllm-project-vllm/0.10.1-default-model-server-report.yaml")
 
 
+def test_another_engines_simulated_server_reports_its_version_and_passes_the_profile(
+        pytester: pytest.Pytester) -> None:
+    # the profile's version (a pod: its image's tag), since SGLang has no /version the suite reads
+    run_suite(pytester, "--vllm-sim=sglang-0.5.9", "-k", PROTOCOL, "--vllm-gaie-report=out")
+    document = yaml.safe_load((pytester.path / "out/sgl-project-sglang/0.5.9-default-model-server-report.yaml")
+                              .read_text())
+    assert document["implementation"]["version"] == "0.5.9"
+    profile = profile_of(document)
+    assert (profile["core"]["result"], profile["core"]["statistics"]) == (
+        "success", {"Failed": 0, "Passed": 9, "Skipped": 0})
+    # its KV cache's shape in 0.5.9's form (sglang:cache_config_info), judged for that version
+    assert profile["extended"]["supportedFeatures"] == ["BlockSizeInfo"]
+
+
 def test_a_server_whose_page_does_not_answer_fails_the_profile_once_and_the_rest_is_not_judged(
         pytester: pytest.Pytester) -> None:
     # test_reachable fails; the checks that need the page are inconclusive (skips, never passes)

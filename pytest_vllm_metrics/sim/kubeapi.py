@@ -36,6 +36,7 @@ class PodSpec:
     reason: str | None = None
     ip: str = "10.0.0.1"
     container: str = "vllm"
+    image: str = "vllm/vllm-openai:latest"
     # the container's command line and environment (variables with a literal value), and the pod's annotations:
     # what tells a multi-node deployment's API servers from its workers (a LeaderWorkerSet's pods carry its labels,
     # annotations and LWS_* variables, as its webhook sets them)
@@ -133,7 +134,7 @@ def _pod_object(namespace: str, pod: PodSpec) -> dict[str, Any]:
                  {"waiting": {"reason": pod.reason or "ContainerCreating"}},
     }]
     container: dict[str, Any] = {
-        "name": pod.container, "image": "vllm/vllm-openai:latest",
+        "name": pod.container, "image": pod.image,
         # a port declared without a name has the key "" in `ports`
         "ports": [{"containerPort": port, "protocol": "TCP", **({"name": name} if name else {})}
                   for name, port in pod.ports.items()],
