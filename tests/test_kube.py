@@ -638,3 +638,18 @@ def test_a_pod_labelled_with_its_engine_is_read_where_that_engine_serves_its_pag
         target = by_name[name].page_target()
         page = httpx.get(target.url(target.metrics_path or "/metrics"), headers={"Authorization": "Bearer admin"})
         assert page.status_code == 200 and f"# TYPE {family} gauge" in page.text, name
+
+
+def test_a_pod_labelled_with_an_engine_the_suite_does_not_know_is_reported_not_checked(
+        sim_host: SimHost, tmp_path: Path) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    cluster = Cluster(namespaces={NS: [
+        PodSpec("tgi-0", {**CURRENT, "llm-d.ai/engine-type": "tgi"}, "node-a", {"http": 8000}, backend=sim.url)]},
+        nodes={"node-a": "amd64"}, tokens={"admin": ALL})
+    double = KubeDouble(sim_host, cluster)
+    _, targets = discover(namespace=NS, selector=None, container=None, port=None,
+                          kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, "admin")), context=None,
+                          transport="proxy", timeout=30)
+    assert [(t.name, t.unavailable) for t in targets] == [(
+        "tgi-0", "tgi-0: the pod label llm-d.ai/engine-type is 'tgi', which names no model server this suite knows "
+                 "(vllm, sglang, trtllm-serve, triton-tensorrt-llm); its metrics are not checked.")]
