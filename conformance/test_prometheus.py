@@ -8,6 +8,7 @@ import pytest
 
 from pytest_vllm_metrics import prometheus
 from pytest_vllm_metrics.catalog import Catalog
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.evaluate import across
 from pytest_vllm_metrics.observe import Observation, Stage
 from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.must
 
 
 def _checked(state: PrometheusState, observations: Observations, level: Level,
-             check: Callable[[Observation], Verdict], *stages: Stage) -> Verdict:
+             check: Callable[[Observation], Verdict], *stages: Stage,
+             engines: tuple[Engine, ...] = (Engine.VLLM,)) -> Verdict:
     """Prometheus that cannot be asked makes every check inconclusive (the deployment may be right); otherwise
     each target gets its own verdict."""
     if state.error:
@@ -35,13 +37,13 @@ def _checked(state: PrometheusState, observations: Observations, level: Level,
         except prometheus.PrometheusError as exc:  # Prometheus failing mid-run: a verdict, not a traceback
             return Verdict(Outcome.INCONCLUSIVE, str(exc), level)
 
-    return across(observations.values(), one, level)
+    return across(observations.values(), one, level, engines)
 
 
 def test_scraped_by_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,
                                vllm_level: Level, vllm_enforce: Enforce) -> None:
     vllm_enforce(_checked(vllm_prometheus, vllm_observations, vllm_level,
-                          lambda obs: prometheus.scraped(vllm_prometheus.prom, obs)))
+                          lambda obs: prometheus.scraped(vllm_prometheus.prom, obs), engines=tuple(Engine)))
 
 
 def test_must_families_in_prometheus(vllm_prometheus: PrometheusState, vllm_observations: Observations,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.evaluate import across, cache_config, reachable, served_workload, version
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Level, Verdict
@@ -19,7 +20,7 @@ Enforce = Callable[[Verdict], None]
 
 @pytest.mark.must
 def test_reachable(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), reachable, vllm_level))
+    vllm_enforce(across(vllm_observations.values(), reachable, vllm_level, engines=tuple(Engine)))
 
 
 @pytest.mark.should
@@ -34,4 +35,4 @@ def test_cache_config_info(vllm_observations: Observations, vllm_level: Level, v
 
 @pytest.mark.must
 def test_workload_served(vllm_observations: Observations, vllm_level: Level, vllm_enforce: Enforce) -> None:
-    vllm_enforce(across(vllm_observations.values(), served_workload, vllm_level))
+    vllm_enforce(across(vllm_observations.values(), served_workload, vllm_level, engines=tuple(Engine)))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from . import gate, report, report_html, report_markdown, report_terminal
+from . import gate, report, report_gaie, report_html, report_markdown, report_terminal
 from .fixtures import VERDICT_KEY
 from .report import ROWS_KEY, Report
 from .rows import Row, RowOutcome, row_for, skipped_reason
@@ -22,6 +22,7 @@ from .run import RUN_KEY, Run
 REPORT_KEY = pytest.StashKey[Report]()
 STARTED_KEY = pytest.StashKey[datetime]()
 MARKS_KEY = pytest.StashKey[dict[str, str]]()  # under --vllm-shard: each check's level mark, by test id
+GAIE_KEY = pytest.StashKey[list[str]]()  # what --vllm-gaie-report wrote, or why nothing, for the terminal
 # A test is a check (a row of the reports) when it judges a target or a panel, or enforces a verdict.
 _CHECKS = {"vllm_target", "vllm_panel", "vllm_consumer", "vllm_enforce"}
 # pytest's outcome words (the terminal's "73 passed, 9 skipped, 2 inconclusive"; its own and the one this plugin
@@ -80,6 +81,7 @@ class ReportHooks:
         row = row_of(report)
         if row is not None:
             self.config.stash[ROWS_KEY].append(row)
+            self.config.stash[RUN_KEY].keep()
             mark = getattr(report, "vllm_mark", None)
             if mark:
                 self.config.stash[MARKS_KEY][row.id] = mark
@@ -94,9 +96,8 @@ class ReportHooks:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         # pytest-xdist's controller: the workers observed the servers; keep what they report of them.
         found = getattr(node, "workeroutput", {}).get("vllm_implementations")
-        run = self.config.stash[RUN_KEY]
-        if found and not run.worker_implementations:
-            run.worker_implementations = json.loads(found)
+        if found:
+            self.config.stash[RUN_KEY].add_worker_implementations(json.loads(found))
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         model = config.stash.get(REPORT_KEY, None)
@@ -104,6 +105,8 @@ class ReportHooks:
             return
         terminalreporter.section("vLLM metrics conformance")
         for line in report_terminal.lines(model, width=terminalreporter._tw.fullwidth):
+            terminalreporter.line(line)
+        for line in config.stash.get(GAIE_KEY, []):
             terminalreporter.line(line)
 
     @pytest.hookimpl(tryfirst=True)  # as the plugin's: release what the reports no longer need
@@ -118,7 +121,7 @@ class ReportHooks:
         run = config.stash[RUN_KEY]
         worker = getattr(config, "workeroutput", None)
         if worker is not None:  # a pytest-xdist worker: the controller writes the reports and sets the exit code
-            worker["vllm_implementations"] = json.dumps(run.implementations())
+            worker["vllm_implementations"] = json.dumps(run.implementations_observed_here())
             return
         model = config.stash[REPORT_KEY] = _build(session, run)
         _fill_metadata(config, run, model)
@@ -129,8 +132,22 @@ class ReportHooks:
                 report.write_text(path, report_markdown.summary(model))
             else:
                 report.write_data(path, model)
+        if run.settings.vllm_gaie_report:
+            config.stash[GAIE_KEY] = _write_gaie(model, run)
         if model.exit_code != session.exitstatus:
             session.exitstatus = model.exit_code
+
+
+def _write_gaie(model: Report, run: Run) -> list[str]:
+    """--vllm-gaie-report: the GAIE reports written, as the terminal names them."""
+    settings = run.settings
+    assert settings.vllm_gaie_report is not None
+    written = report_gaie.write(model, Path(settings.vllm_gaie_report).expanduser(), settings.vllm_gaie_version,
+                                settings.vllm_gaie_implementation)
+    if not written:
+        return ["GAIE report: none written: no model-server protocol check judged a target (test_model_server.py "
+                "was not selected, or no target was observed)"]
+    return [f"GAIE report: {path}" for path in written]
 
 
 def _outcome_of(report: pytest.TestReport) -> RowOutcome | None:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import epp_config
 from .promql import selectors
 from .readers import DashboardError, Query, Reader, ReaderKind, object_dashboards
 
@@ -370,16 +371,15 @@ def from_cluster(objects: Any, namespace: str) -> tuple[list[Reader], list[Reade
         found, more = keda_consumers(scaled)
         consumers += found
         notes += more
+    pickers: list[Reader] = []
     for deployment in objects.deployments:
         if not is_epp(deployment):
             continue
-        found = epp_consumers(deployment)
-        consumers += found
-        if not found:
-            name = str((deployment.get("metadata") or {}).get("name") or "?")
-            notes.append(f"endpoint picker Deployment {name} passes no metric flag: it reads its built-in "
-                         f"defaults, which this run does not check")
-    consumers = about_vllm(consumers)
+        config = epp_config.from_deployment(deployment, objects.configmaps)
+        # an EPP that refuses its flags never reads them: its one failure says so
+        consumers += [] if config.refuses_flags else epp_consumers(deployment)
+        pickers += epp_config.readers(config)  # whatever engines they read: not filtered as vLLM's readers
+    consumers = about_vllm(consumers) + pickers
     recorded = [_record_name(c) for c in consumers if c.kind == ReaderKind.RECORD]
     # a dashboard is kept whole when one of its panels reads vLLM (its other panels are judged as files' are)
     dashboards = {p.dashboard for p in about_vllm(panels, recorded)}

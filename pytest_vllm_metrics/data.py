@@ -24,6 +24,7 @@ from .schemas import (
     CatalogFile,
     DashboardsFile,
     DiagnosisFile,
+    EnginesFile,
     EppFile,
     FamiliesFile,
     FeaturesFile,
@@ -61,6 +62,7 @@ BUNDLED: dict[tuple[str, str], type[msgspec.Struct]] = {
     (CONFORMANCE, "upgrade.toml"): UpgradeFile,
     (CONFORMANCE, "multinode.toml"): MultinodeFile,
     (CONFORMANCE, "dashboards.toml"): DashboardsFile,
+    (CONFORMANCE, "engines.toml"): EnginesFile,
     (SIMULATOR, "profiles.toml"): ProfilesFile,
     (SIMULATOR, "families.toml"): FamiliesFile,
 }
@@ -140,6 +142,10 @@ def multinode() -> MultinodeFile:
 
 def dashboards() -> DashboardsFile:
     return _typed(CONFORMANCE, "dashboards.toml", DashboardsFile)
+
+
+def engines() -> EnginesFile:
+    return _typed(CONFORMANCE, "engines.toml", EnginesFile)
 
 
 def sim_profiles() -> ProfilesFile:

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import data
+from . import data, engines
+from .engines import Engine, Metric
 from .evaluate import across
 from .observe import Observation
 from .outcome import Level, Outcome, Problem, Verdict
@@ -104,14 +105,26 @@ class Compared:
     kv_compared: dict[str, tuple[str, float | None, float | None, float]] = field(default_factory=dict)
     # generation -> (state, the pods' own average, the EPP's, how long), when the pool is comparable
     waited: float = 0.0
+    # the EPP's page at its first and its last read, with the time of each (monotonic): its own error counters
+    pages: list[tuple[float, Snapshot]] = field(default_factory=list)
+    engines: dict[str, Engine] = field(default_factory=dict)  # each pod's model server: which gauge is its own
 
 
-def _waiting(snapshot: Snapshot) -> float | None:
-    return snapshot.value("vllm:num_requests_waiting")
+def _waiting(snapshot: Snapshot, engine: Engine = Engine.VLLM) -> float | None:
+    return _own(snapshot, engine, Metric.QUEUED) if engine is not Engine.VLLM else snapshot.value(
+        "vllm:num_requests_waiting")
 
 
-def _kv_usage(snapshot: Snapshot) -> float | None:
+def _kv_usage(snapshot: Snapshot, engine: Engine = Engine.VLLM) -> float | None:
+    if engine is not Engine.VLLM:
+        return _own(snapshot, engine, Metric.KV_USAGE)
     return next((v for v in (snapshot.value(name) for name in _KV_GAUGES) if v is not None), None)
+
+
+def _own(snapshot: Snapshot, engine: Engine, metric: Metric) -> float | None:
+    """Another engine's gauge of the model-server protocol (engines.toml), as the pod serves it."""
+    spec = engines.profile(engine).selectors()[metric]
+    return snapshot.value(spec.name, spec.labels or None)
 
 
 def _epp_queues(snapshot: Snapshot, gen: Generation) -> tuple[dict[str, float], dict[str, int]]:
@@ -138,6 +151,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
     bounds = settle()
     ours = [t for t in targets if not t.unavailable]
     found.unready = {t.name: t.unavailable for t in targets if t.unavailable}
+    found.engines = {t.name: t.engine for t in ours}
     async with Clients() as clients:
 
         async def pods() -> dict[str, Snapshot | str]:
@@ -156,6 +170,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
         except FetchError as exc:
             found.error = Problem(str(exc), exc.inconclusive)
             return found
+        found.pages = [(time.monotonic(), first)]
         found.present = [g for g in generations() if any(first.family(f) for f in g.families)]
         if not found.present:
             names = ", ".join(g.per_pod_queue for g in generations())
@@ -175,6 +190,7 @@ async def compare(epp: Target, targets: Sequence[Target], settings: Settings) ->
                 return found
             after = await pods()
             now = time.monotonic()
+            found.pages[1:] = [(now, page)]
             open_keys = _round(found, before, after, page, pending, now)
             found.waited = now - start
             confirmed = all(now - pending[k].since >= _bound(k, bounds) for k in open_keys if k in pending)
@@ -237,7 +253,8 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
             for name in answered:
                 pod_before, pod_after = before[name], after[name]
                 assert isinstance(pod_before, Snapshot) and isinstance(pod_after, Snapshot)
-                waiting_before, waiting_after = _waiting(pod_before), _waiting(pod_after)
+                engine = found.engines.get(name, Engine.VLLM)
+                waiting_before, waiting_after = _waiting(pod_before, engine), _waiting(pod_after, engine)
                 key = (gen.name, name)
                 if name not in queues or waiting_after is None:
                     pending.pop(key, None)
@@ -257,7 +274,9 @@ def _round(found: Compared, before: dict[str, Snapshot | str], after: dict[str, 
         # The EPP averages the KV usage of the pods it routes to; comparable when those are exactly the pods that
         # answered (one endpoint each) and every one exposes the gauge. A value outside 0..1 fails as it is.
         pages = [(before[n], after[n]) for n in answered]
-        usage = [(_kv_usage(b), _kv_usage(a)) for b, a in pages if isinstance(b, Snapshot) and isinstance(a, Snapshot)]
+        usage = [(_kv_usage(b, found.engines.get(n, Engine.VLLM)), _kv_usage(a, found.engines.get(n, Engine.VLLM)))
+                 for n, (b, a) in zip(answered, pages, strict=True)
+                 if isinstance(b, Snapshot) and isinstance(a, Snapshot)]
         if (len(found.kv[gen.name]) == 1 and 0.0 <= found.kv[gen.name][0] <= 1.0 and answered
                 and all(u is not None for _, u in usage)
                 and not (found.unscraped or found.foreign or found.listed_unready or found.ranks)):

@@ -5,11 +5,12 @@ The conformance tests stay thin: they evaluate, then enforce the verdict (pass, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from . import diagnose, features
 from .catalog import Entry
+from .engines import Engine
 from .observe import Check, Observation, Stage
 from .outcome import WORST_FIRST, Level, Outcome, Verdict
 from .settings import Policy
@@ -24,15 +25,25 @@ _WORD = {Outcome.FAILED: "fails", Outcome.XFAILED: "fails, as documented,",
          Outcome.INCONCLUSIVE: "could not be judged"}
 
 
-def across(observations: Iterable[Observation], check: Callable[[Observation], Verdict], level: Level) -> Verdict:
+def across(observations: Iterable[Observation], check: Callable[[Observation], Verdict], level: Level,
+           engines: Collection[Engine] = (Engine.VLLM,)) -> Verdict:
     """One verdict for a check over every target, keeping each target's own.
 
     The outcome is the worst that happened: a failure anywhere fails it; otherwise a target that could not be
     observed makes it inconclusive; otherwise a documented limitation anywhere makes it XFAIL; a check skipped
     everywhere is skipped. The message quotes the targets that did not pass, so a fleet's failing pod is named
-    without a test per pod.
+    without a test per pod. A target whose engine is not among `engines` (a check of vLLM's own metrics, by
+    default) is skipped: a fleet that mixes model servers is checked engine by engine.
     """
-    return combine({obs.target.name: check(obs).but(target=obs.target.name) for obs in observations}, level)
+    return combine({obs.target.name: (check(obs) if obs.target.engine in engines else _other_engine(obs, level))
+                    .but(target=obs.target.name) for obs in observations}, level)
+
+
+def _other_engine(obs: Observation, level: Level) -> Verdict:
+    # Without the target's name (the reports name it): a fleet's servers of one engine share one reason.
+    return Verdict(Outcome.SKIPPED, f"this server runs {obs.target.engine}, not vLLM: the checks of vLLM's own metrics "
+                                    f"do not apply to it (test_model_server.py checks what it serves the endpoint "
+                                    f"picker)", level)
 
 
 def combine(verdicts: dict[str, Verdict], level: Level) -> Verdict:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from .catalog import Catalog
+from .epp_config import judge as judge_epp
 from .gate import LevelError, level_of
 from .judging import judge_reader
 from .kube import ClusterInfo
@@ -93,6 +94,8 @@ def vllm_judge_panel(request: pytest.FixtureRequest) -> Callable[[Reader], Verdi
             prom, wait = state.prom, state.panel_wait()
 
     def judge(panel: Reader) -> Verdict:
+        if panel.epp is not None:  # an endpoint picker's configuration: read per engine, as the EPP reads pages
+            return judge_epp(panel.epp, observations)
         return judge_reader(panel, observations, run.catalog, run.settings.policy, prom, wait)
 
     return judge

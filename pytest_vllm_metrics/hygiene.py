@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,7 +24,7 @@ from .observe import Observation, Stage
 from .outcome import Level, Outcome, Verdict
 from .schemas import Store
 from .settings import MAX_BODY_BYTES
-from .snapshot import Snapshot
+from .snapshot import Family, LabelSet, Snapshot
 
 _SHOWN = 3  # series or families quoted in a message; the evidence lists every one
 _NAMED = 3  # targets named in a warning; the reports list every one
@@ -91,11 +92,55 @@ def _page(obs: Observation, level: Level) -> Snapshot | Verdict:
     return page
 
 
-def _family_of(sample: str, page: Snapshot) -> str:
+def _family_of(sample: str, families: Mapping[str, Family]) -> str:
     for suffix in ("_bucket", "_count", "_sum"):
-        if sample.endswith(suffix) and sample[: -len(suffix)] in page.families:
+        if sample.endswith(suffix) and sample[: -len(suffix)] in families:
             return sample[: -len(suffix)]
     return sample
+
+
+# What the checks below read of a page depends on its names and labels only: computed once per page structure
+# (Snapshot.per_structure), so a fleet whose pages share one pays for it once.
+
+def _widest(families: Mapping[str, Family], label_sets: Mapping[str, list[LabelSet]]) -> dict[str, int]:
+    """Family -> the most labels one of its series has."""
+    widest: dict[str, int] = {}
+    for sample, sets in label_sets.items():
+        most = max(map(len, sets), default=0)
+        family = _family_of(sample, families)
+        widest[family] = max(widest.get(family, 0), most)
+    return widest
+
+
+def _series_counts(families: Mapping[str, Family], label_sets: Mapping[str, list[LabelSet]]) -> dict[str, int]:
+    """Family -> its number of series on the page."""
+    counts: dict[str, int] = defaultdict(int)
+    for sample, sets in label_sets.items():
+        counts[_family_of(sample, families)] += len(sets)
+    return dict(counts)
+
+
+def _splits(families: Mapping[str, Family],
+            label_sets: Mapping[str, list[LabelSet]]) -> tuple[dict[str, str], dict[str, int]]:
+    """vLLM families split by a process label (family -> the label), and into copies of one label set (family ->
+    most copies)."""
+    process_labels = set(rules().process_labels)
+    with_pid: dict[str, str] = {}
+    duplicated: dict[str, int] = {}
+    for sample, sets in label_sets.items():
+        if not sample.startswith("vllm:"):
+            continue  # vLLM's own families; the collectors' are one per process by design
+        family = _family_of(sample, families)
+        seen: dict[LabelSet, int] = defaultdict(int)
+        for labels in sets:
+            names = {k for k, _ in labels}
+            if names & process_labels:
+                with_pid.setdefault(family, sorted(names & process_labels)[0])
+            seen[tuple((k, v) for k, v in labels if k not in process_labels)] += 1
+        copies = max(seen.values(), default=1)
+        if copies > 1:
+            duplicated[family] = max(duplicated.get(family, 0), copies)
+    return with_pid, duplicated
 
 
 def labels_per_series(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
@@ -105,11 +150,7 @@ def labels_per_series(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
         return page
     r = rules()
     added = len(r.target_labels)
-    widest: dict[str, int] = {}  # family -> most labels of one of its series
-    for sample, series in page.samples.items():
-        most = max((len(s.labels) for s in series), default=0)
-        family = _family_of(sample, page)
-        widest[family] = max(widest.get(family, 0), most)
+    widest = page.per_structure(_widest)
     top = max(widest.values(), default=0)
     evidence: dict[str, Any] = {"most_labels": top, "scrape_adds": list(r.target_labels),
                                 "caps": {s.name: s.max_labels for s in r.stores}}
@@ -158,9 +199,7 @@ def series_per_family(obs: Observation, level: Level = Level.SHOULD) -> Verdict:
     page = _page(obs, level)
     if isinstance(page, Verdict):
         return page
-    counts: dict[str, int] = defaultdict(int)
-    for sample, series in page.samples.items():
-        counts[_family_of(sample, page)] += len(series)
+    counts = page.per_structure(_series_counts)
     cap = rules().max_series_per_family
     over = sorted((f for f, n in counts.items() if n > cap), key=lambda f: -counts[f])
     evidence: dict[str, Any] = {"largest": max(counts.values(), default=0), "cap": cap,
@@ -200,23 +239,8 @@ def duplicate_series(obs: Observation, level: Level = Level.MUST) -> Verdict:
     page = _page(obs, level)
     if isinstance(page, Verdict):
         return page
-    process_labels = set(rules().process_labels)
-    with_pid: dict[str, str] = {}
-    duplicated: dict[str, int] = {}
-    for sample, series in page.samples.items():
-        if not sample.startswith("vllm:"):
-            continue  # vLLM's own families; the collectors' are one per process by design
-        family = _family_of(sample, page)
-        seen: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
-        for s in series:
-            names = {k for k, _ in s.labels}
-            if names & process_labels:
-                with_pid.setdefault(family, sorted(names & process_labels)[0])
-            seen[tuple((k, v) for k, v in s.labels if k not in process_labels)] += 1
-        copies = max(seen.values(), default=1)
-        if copies > 1:
-            duplicated[family] = max(duplicated.get(family, 0), copies)
-    evidence: dict[str, Any] = {"process_label": with_pid, "duplicated": duplicated}
+    with_pid, duplicated = page.per_structure(_splits)
+    evidence: dict[str, Any] = {"process_label": dict(with_pid), "duplicated": dict(duplicated)}
     if not with_pid and not duplicated:
         return Verdict(Outcome.PASSED, level=level, evidence=evidence)
     families = sorted(set(with_pid) | set(duplicated))

@@ -26,7 +26,8 @@ def of(observed: Iterable[Observation], cluster: ClusterInfo | None) -> list[dic
         out.append({
             "target": target.name, "vllmVersion": obs.version, "model": traffic.model if traffic else None,
             "image": target.detail.get("image"), "architecture": target.arch, "node": target.node,
-            "source": str(target.source), "blockSize": obs.block_size if obs.cache_config else None,
+            "source": str(target.source), "modelServer": str(target.engine),
+            "blockSize": obs.block_size if obs.cache_config else None,
             "prefixCaching": obs.prefix_caching, "features": sorted(obs.features),
             "exposition": obs.before.format if obs.before is not None else None,
             "measured": _measured(obs),

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import engines
 from .multinode import Worker, launch_of, lws_name, lws_worker_hint, worker_of, workers_note
-from .targets import DataParallel, Target, TargetSource, redact_url
+from .targets import DataParallel, Target, TargetSource, metrics_location, redact_url
 
 # llm-d charts label serving pods with one of these (the spelling changed on 2026-01-30).
 DEFAULT_SELECTORS = ("llm-d.ai/inferenceServing=true", "llm-d.ai/inference-serving=true")
@@ -365,6 +366,10 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
     detail = {"namespace": namespace, "node": node or "unscheduled", "arch": arch, "transport": transport}
     common: dict[str, Any] = {"name": name, "arch": arch, "source": TargetSource.KUBERNETES, "node": node,
                               "labels": labels, "detail": detail, "data_parallel": data_parallel}
+    try:
+        engine, _ = engines.of_labels(labels)
+    except engines.UnknownEngine as exc:
+        return Target(base_url="", unavailable=f"{name}: {exc}", **common)
     ready = any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
     if not ready:
         reason = pod.status.reason or next(
@@ -373,17 +378,24 @@ def _target(pod: Any, namespace: str, container: str | None, port: str | None, t
         return Target(base_url="", unavailable=(
             f"{name}: pod is not Ready (phase {pod.status.phase}{', reason ' + reason if reason else ''}); "
             f"it is reported, not checked. kubectl describe pod {name} -n {namespace} says why."), **common)
-    resolved, problem = _port(pod, container, port)
-    if problem:
+    resolved, problem = _port(pod, container, port, engines.profile(engine).metrics_port)
+    if problem or resolved is None:
         return Target(base_url="", unavailable=f"{name}: {problem}{lws_worker_hint(labels)}", **common)
     # the container label a Prometheus Operator scrape of this port sets: the container declaring the port
     owner = next((c for c in pod.spec.containers or [] for p in c.ports or [] if p.container_port == resolved), None)
     detail["container"] = getattr(owner or _container(pod, container), "name", "") or ""
     if transport == "direct":
         ip = pod.status.pod_ip or ""
-        return Target(base_url=f"http://[{ip}]:{resolved}" if ":" in ip else f"http://{ip}:{resolved}", **common)
-    return Target(base_url=f"{server}/api/v1/namespaces/{namespace}/pods/{name}:{resolved}/proxy",
-                  client_options=options, **common)
+
+        def direct(at: int) -> str:
+            return f"http://[{ip}]:{at}" if ":" in ip else f"http://{ip}:{at}"
+
+        return Target(base_url=direct(resolved), **common, **metrics_location(engine, direct))
+
+    def proxied(at: int) -> str:
+        return f"{server}/api/v1/namespaces/{namespace}/pods/{name}:{at}/proxy"
+
+    return Target(base_url=proxied(resolved), client_options=options, **common, **metrics_location(engine, proxied))
 
 
 def _container(pod: Any, container: str | None) -> Any:
@@ -397,7 +409,10 @@ def _container(pod: Any, container: str | None) -> Any:
             or (containers[0] if containers else None))
 
 
-def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None, str | None]:
+def _port(pod: Any, container: str | None, port: str | None, metrics_port: int = 0) -> tuple[int | None, str | None]:
+    """The server's API port: --vllm-port's, else its container's port named metrics, else 8200, else its first.
+    An engine that serves its page on a port of its own (`metrics_port`, Triton's 8002) is reached on its HTTP port
+    instead: its named `http`, else its first other port."""
     containers = list(pod.spec.containers or [])
     names = [c.name for c in containers]
     chosen = _container(pod, container)
@@ -414,6 +429,10 @@ def _port(pod: Any, container: str | None, port: str | None) -> tuple[int | None
             return None, f"has no container port named {port!r} (its ports: {listing}); check --vllm-port."
         return match, None
     own = [(p.name, p.container_port) for p in (chosen.ports or [])] if chosen else []
+    if metrics_port:
+        api = [(n, p) for n, p in own if p != metrics_port]
+        if api:
+            return next((p for n, p in api if n == "http"), api[0][1]), None
     named = next((p for n, p in own if n == "metrics"), None)
     if named is not None:
         return named, None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import httpx
 
-from . import data, features, schemas
+from . import data, engines, features, schemas
+from .engines import Engine, Metric
 from .outcome import Problem
 from .scrape import Clients, FetchError, get_text, scrape, shown_path
 from .settings import Settings
@@ -146,7 +147,8 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
         # One problem for every stage that could not happen: the reports state it once per target.
         obs.errors[Stage.BEFORE] = obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = _scrape_problem(exc)
         return
-    obs.version = await _version(client, target, timeout, obs)
+    if target.engine is Engine.VLLM:  # vLLM's /version; other engines' versions are not read
+        obs.version = await _version(client, target, timeout, obs)
     if settings.vllm_upgrade_to:
         # What goes dark in an upgrade is read from the page and the version: no workload, no second scrape.
         obs.errors[Stage.TRAFFIC] = obs.errors[Stage.AFTER] = Problem(
@@ -188,9 +190,18 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
                                         inconclusive=False, check=Check.WORKLOAD_SERVED,
                                         cause="every workload request failed")
     await _scrape_after(client, obs, settings)
-    if settings.vllm_exclusive and "traffic" not in obs.errors and "after" not in obs.errors and gateway is None:
+    if "traffic" not in obs.errors and "after" not in obs.errors and gateway is None:
         # After the second scrape, so that what the aborted requests count never enters the exact accounting.
-        obs.aborts = await _abort_probe(client, workload, obs, settings)
+        if target.engine is not Engine.VLLM:
+            # the model-server protocol's gauges under load and back at idle (vLLM's: --vllm-exclusive)
+            profile = engines.profile(target.engine)
+            obs.aborts = await _abort_probe(client, workload, obs, settings, {
+                spec.text: (spec.name, spec.labels) for spec in profile.selectors().values()},
+                profile.required[Metric.RUNNING], profile.settle_seconds)
+        elif settings.vllm_exclusive:
+            probe = gauge_probe()
+            obs.aborts = await _abort_probe(client, workload, obs, settings, {
+                name: (name, {}) for name in probe.names}, "vllm:num_requests_running", probe.wait_seconds)
 
 
 def gauge_probe() -> schemas.AbortGauges:
@@ -198,22 +209,23 @@ def gauge_probe() -> schemas.AbortGauges:
     return data.accounting().gauges
 
 
-async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Observation,
-                       settings: Settings) -> Aborts:
-    """Close streaming requests mid-way, then poll /metrics (bounded) until the gauges read 0 again."""
+async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Observation, settings: Settings,
+                       read: Mapping[str, tuple[str, Mapping[str, str]]], running: str, wait: float) -> Aborts:
+    """Close streaming requests mid-way, then poll /metrics (bounded by `wait`) until the gauges read 0 again.
+    `read`: each gauge's name in the record -> its family and label matchers; `running`: the one that shows the
+    streams were picked up."""
     probe = gauge_probe()
-    names = probe.names
     path, timeout = settings.vllm_metrics_path, settings.vllm_timeout
 
     async def gauges() -> dict[str, float | None]:
         page = await scrape(client, obs.target, path, timeout)
-        return {name: page.value(name) for name in names}
+        return {key: page.value(name, labels) for key, (name, labels) in read.items()}
 
     async def while_open() -> None:
-        # vLLM updates its gauges at the engine's next step, which may come after the first token is read
+        # an engine updates its gauges at its next step, which may come after the first token is read
         deadline = time.monotonic() + probe.during_seconds
         aborts.during = await gauges()
-        while not aborts.during.get("vllm:num_requests_running") and time.monotonic() < deadline:
+        while not aborts.during.get(running) and time.monotonic() < deadline:
             await asyncio.sleep(probe.poll_seconds)
             aborts.during = await gauges()
 
@@ -223,7 +235,7 @@ async def _abort_probe(client: httpx.AsyncClient, workload: Workload, obs: Obser
         if aborts.error or not aborts.aborted:
             return aborts
         closed = time.monotonic()
-        aborts.waited = min(probe.wait_seconds, settings.vllm_phase_timeout)
+        aborts.waited = min(wait, settings.vllm_phase_timeout)
         while True:  # a bounded poll: the server refreshes its gauges at its next scheduler step
             aborts.after = await gauges()
             aborts.polls += 1

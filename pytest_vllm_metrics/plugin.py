@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from . import gate
+from . import epp_config, gate
 from . import settings as _settings
 from .catalog import CatalogError, load_catalog
 from .consumers import ConsumerError, consumer_id, load_rules, with_recorded
@@ -52,8 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         catalog = load_catalog(resolved.vllm_catalog)
         panels = load_dashboards(resolved.grafana_dashboard)
-        panels, consumers = with_recorded(panels, load_rules(resolved.prometheus_rules))
-    except (CatalogError, DashboardError, ConsumerError) as exc:
+        rules = load_rules(resolved.prometheus_rules)
+        if resolved.vllm_epp_config is not None:
+            rules += epp_config.readers(epp_config.from_file(resolved.vllm_epp_config))
+        panels, consumers = with_recorded(panels, rules)
+    except (CatalogError, DashboardError, ConsumerError, epp_config.ConfigError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = Run(resolved, catalog, panels, consumers)
     from ._hooks_report import HtmlHooks, ReportHooks  # the report layer loads for a run only (~20 ms; not --help)

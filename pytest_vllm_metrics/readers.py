@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _grafana as grafana
 from . import _grafana_vars as variables_of
@@ -20,6 +20,9 @@ from . import schemas
 from ._grafana import DashboardError
 from ._grafana_vars import Value
 from .catalog import Catalog, Entry
+
+if TYPE_CHECKING:
+    from .epp_config import EppCheck  # for the annotation only: epp_config builds Readers, a Reader carries its check
 
 __all__ = ["UNKNOWN", "DashboardError", "Lookup", "Query", "Reader", "ReaderKind", "Value", "component_of", "data",
            "exposed_as", "family_of", "interpolate", "load_dashboards", "noun", "object_dashboards",
@@ -40,7 +43,7 @@ class ReaderKind(StrEnum):
     RECORD = "record"  # a recording rule
     KEDA = "keda"  # a KEDA ScaledObject's Prometheus trigger
     ADAPTER = "adapter"  # a prometheus-adapter rule
-    EPP = "epp"  # an endpoint picker flag naming a metric
+    EPP = "epp"  # an endpoint picker flag naming a metric, or its EndpointPickerConfig's specs
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Reader:
     # The series the run's recording rules make (consumers.py): Prometheus makes them, not vLLM, so a direct
     # scrape cannot show them; each recording rule is judged on its own.
     recorded: frozenset[str] = field(default=frozenset(), compare=False)
+    # An endpoint picker's configuration check (epp_config.py): judged by the engine of each pod, not as PromQL.
+    epp: EppCheck | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str:

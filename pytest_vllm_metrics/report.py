@@ -10,7 +10,7 @@ import json
 import os
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -383,18 +383,51 @@ _ROWS: list[Any] = []
 
 
 def _json_text(doc: dict[str, Any], rows: Sequence[Row]) -> Iterator[str]:
-    """The document as json.dumps(doc, indent=2) writes it, with its rows made plain data and written one at a
-    time: a fleet's report holds every row's per-target results, too much to hold twice."""
+    """The document as JSON with a two-space indent, its rows made plain data and written one at a time (a fleet's
+    report holds every row's per-target results, too much to hold twice). A row's per-target maps (`evidence`,
+    `targets`) hold one target per line: a fleet's report stays readable line by line, and the compact encoder
+    writes those ~100,000 entries twice as fast as the indenting one."""
     yield "{"
     for n, (key, value) in enumerate(doc.items()):
         yield f"{',' if n else ''}\n  {json.dumps(key)}: "
         if value is _ROWS:
             for i, row in enumerate(rows):
-                yield f"{',' if i else '['}\n    " + _indented(row.as_json(), "\n    ")
+                yield f"{',' if i else '['}\n    " + _row_text(row.as_json())
             yield "\n  ]" if rows else "[]"
         else:
             yield _indented(value, "\n  ")
     yield "\n}\n"
+
+
+# A row's maps written one entry per line.
+_ONE_PER_LINE = ("evidence", "targets")
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    parts = []
+    for key, value in row.items():
+        if key in _ONE_PER_LINE and isinstance(value, dict) and value:
+            encode = _cell_encoder() if key == "targets" else json.dumps
+            entries = ",\n        ".join(f"{json.dumps(k)}: {encode(v)}" for k, v in value.items())
+            parts.append(f"{json.dumps(key)}: {{\n        {entries}\n      }}")
+        else:
+            parts.append(f"{json.dumps(key)}: {_indented(value, chr(10) + '      ')}")
+    return "{\n      " + ",\n      ".join(parts) + "\n    }" if parts else "{}"
+
+
+def _cell_encoder() -> Callable[[dict[str, str]], str]:
+    """JSON of a row's `targets` cells (outcome, reason and diagnosis: strings), each distinct one encoded once: a
+    fleet's targets mostly say the same."""
+    encoded: dict[tuple[str, ...], str] = {}
+
+    def encode(cell: dict[str, str]) -> str:
+        key = tuple(cell.values())
+        text = encoded.get(key)
+        if text is None:
+            text = encoded[key] = json.dumps(cell)
+        return text
+
+    return encode
 
 
 def _indented(value: Any, newline: str) -> str:

@@ -413,7 +413,8 @@ def metadata(report: Report, settings: Settings) -> dict[str, str]:
 def _described(impl: Mapping[str, Any], upgrade: bool) -> str:
     """One target as the environment table shows it, without what it does not know (no model was asked for
     when the run only scrapes)."""
-    parts = [f"vLLM {impl.get('vllmVersion') or 'unknown'}"]
+    server = impl.get("modelServer") or "vllm"
+    parts = [f"vLLM {impl.get('vllmVersion') or 'unknown'}" if server == "vllm" else server]
     if impl.get("model"):
         parts.append(f"model {impl['model']}")
     parts.append(f"arch {impl.get('architecture') or 'unknown'}")

@@ -7,9 +7,11 @@ simulators start and the servers are contacted when the first test needs them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import pickle
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from . import implementations, prometheus
 from .catalog import Catalog
 from .cluster_readers import read_consumers
 from .consumers import from_cluster, unique, with_recorded
+from .engines import Engine
 from .kube import ClusterInfo
 from .observe import Observation, Stage, observe
 from .outcome import Problem
@@ -26,7 +29,15 @@ from .readers import Reader
 from .series import default_wait
 from .settings import Settings
 from .shard import in_shard
-from .targets import Balancing, DataParallel, Target, TargetSource, sim_target_names, url_targets
+from .targets import (
+    Balancing,
+    DataParallel,
+    Target,
+    TargetSource,
+    metrics_location,
+    sim_target_names,
+    url_targets,
+)
 
 RUN_KEY = pytest.StashKey["Run"]()
 
@@ -61,8 +72,11 @@ class Run:
         self._kube: tuple[ClusterInfo, list[Target]] | None = None
         self._observations: dict[str, Observation] | None = None
         self._sim_host: object | None = None
-        # Under pytest-xdist, the controller's copy of what its workers observed (see `implementations`).
-        self.worker_implementations: list[dict[str, Any]] | None = None
+        # Under pytest-xdist: in a worker, the targets it observed itself (not read from another worker); in the
+        # controller, what the workers said of the targets they observed, by position (see `implementations`).
+        self._observed_here: set[str] = set()
+        self._frozen = False  # see keep()
+        self.worker_implementations: dict[int, dict[str, Any]] | None = None
 
     def fleet_names(self) -> list[str]:
         """Names of every target of the run, whatever shard checks it (see target_names)."""
@@ -83,7 +97,7 @@ class Run:
     def targets(self) -> list[Target]:
         if self._targets is None:
             settings = self.settings
-            targets = url_targets(settings.vllm_url, settings.vllm_arch)
+            targets = url_targets(settings.vllm_url, settings.vllm_arch, settings.vllm_engine)
             if settings.vllm_sim:
                 targets += self._start_simulators()
             mine = set(self.target_names())
@@ -144,9 +158,13 @@ class Run:
             data_parallel = DataParallel(size_local=profile.data_parallel_size_local,
                                          start_rank=profile.data_parallel_start_rank, balancing=Balancing.HYBRID) if (
                 profile.data_parallel_size_local > 1 or profile.data_parallel_start_rank) else None
+            engine = Engine(profile.engine)
+            simulated = "simulated vLLM" if engine is Engine.VLLM else f"simulated {engine}"
             targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source=TargetSource.SIM,
-                                  detail={"profile": profile.name, "simulated vLLM": profile.version},
-                                  data_parallel=data_parallel))
+                                  detail={"profile": profile.name, simulated: profile.version},
+                                  data_parallel=data_parallel,
+                                  # the simulator serves every engine's page on its one port
+                                  **metrics_location(engine, partial(_same_port, sim.url))))
         return targets
 
     def observations(self, shared: Path | None = None, worker: tuple[int, int] = (0, 1)) -> dict[str, Observation]:
@@ -155,11 +173,21 @@ class Run:
         each worker observes its own slice and leaves it there, then reads the others' (or observes a slice whose
         worker never asked for it). Every server sees one workload per session, and the workers share the work."""
         if self._observations is None:
+            self.keep()  # the modules and the collected tests, scanned again at every full collection while observing
             if shared is None:
                 self._observations = asyncio.run(observe(self.targets(), self.settings))
             else:
                 self._observations = self._observe_shared(shared, *worker)
+            self.keep()
         return self._observations
+
+    def keep(self) -> None:
+        """Take what the session holds until its end (what it loaded and collected, the observation, the report's
+        rows) out of the garbage collector's full scans: a fleet's objects cost each scan ~0.1 s, and a heap that
+        grows triggers several (~1 s a process at 1,000 servers). close() gives them back."""
+        gc.collect(1)  # the young garbage first (cheap), not kept with them
+        gc.freeze()
+        self._frozen = True
 
     def _observe_shared(self, shared: Path, index: int, count: int) -> dict[str, Observation]:
         targets = self.targets()
@@ -183,6 +211,7 @@ class Run:
                     mine = {target.name: target for target in targets}
                     return {name: replace(obs, target=mine.get(name, obs.target)) for name, obs in stored.items()}
                 observed = asyncio.run(observe(targets, self.settings))
+                self._observed_here.update(observed)
                 # Connection options (TLS contexts, credentials) stay in this process.
                 portable = {name: replace(obs, target=replace(obs.target, client_options={}))
                             for name, obs in observed.items()}
@@ -197,8 +226,23 @@ class Run:
     def implementations(self) -> list[dict[str, Any]]:
         """Per observed target: what the reports say of it (version, model, architecture, features, ...)."""
         if self.worker_implementations is not None:  # the controller of pytest-xdist: the workers observed
-            return self.worker_implementations
+            return [self.worker_implementations[position] for position in sorted(self.worker_implementations)]
         return implementations.of(self.observed().values(), self.cluster())
+
+    def implementations_observed_here(self) -> list[tuple[int, dict[str, Any]]]:
+        """A pytest-xdist worker's part of `implementations`: (position among the run's targets, what the reports
+        say of it) for each target this worker observed itself. Every target is observed by one worker, so the
+        controller puts the parts together, and no worker describes the whole fleet."""
+        positions = {target.name: n for n, target in enumerate(self.targets())}
+        here = [obs for name, obs in self.observed().items() if name in self._observed_here]
+        return list(zip([positions[obs.target.name] for obs in here], implementations.of(here, self.cluster()),
+                        strict=True))
+
+    def add_worker_implementations(self, part: list[tuple[int, dict[str, Any]]]) -> None:
+        """The controller of pytest-xdist: one worker's part of `implementations`."""
+        if self.worker_implementations is None:
+            self.worker_implementations = {}
+        self.worker_implementations.update((position, found) for position, found in part)
 
     def prometheus(self) -> PrometheusState:
         """The Prometheus of --prometheus-url, synced with the workload once (bounded by its scrape interval)."""
@@ -210,7 +254,9 @@ class Run:
                                             settings.prometheus_insecure, settings.vllm_timeout)
             state = PrometheusState(prom)
             try:
-                observed = [o for o in self.observations().values() if o.after is not None]
+                # synced on a vLLM counter: other engines' targets are only checked for being scraped
+                observed = [o for o in self.observations().values()
+                            if o.after is not None and o.target.engine is Engine.VLLM]
                 state.waited = min(default_wait(prometheus.scrape_interval(prom)), settings.vllm_phase_timeout)
                 state.held = prometheus.wait_until_synced(prom, observed, state.waited)
             except prometheus.PrometheusError as exc:
@@ -232,6 +278,13 @@ class Run:
         if self._sim_host is not None:
             self._sim_host.close()  # type: ignore[attr-defined]
             self._sim_host = None
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
+
+
+def _same_port(url: str, port: int) -> str:
+    return url
 
 
 def conformance_dir() -> Path:

@@ -23,6 +23,7 @@ MetricType = Literal["counter", "gauge", "histogram", "summary", "info"]
 Feature = Literal["core", "prefix_caching", "lora", "spec_decode", "kv_connector", "kv_offload", "multimodal", "mfu",
                   "http"]
 Present = Literal["startup", "traffic"]
+EngineName = Literal["vllm", "sglang", "trtllm-serve", "triton-tensorrt-llm"]  # engines.Engine's values
 Move = Literal["increases"]
 Quantity = Literal["requests", "prompt_tokens", "generation_tokens", "block_size"]  # what at_least compares with
 LabelNames = Annotated[tuple[str, ...],
@@ -394,6 +395,7 @@ class ProfileRow(Table, frozen=True):
     prompt_lookup_max: int | msgspec.UnsetType = msgspec.UNSET
     data_parallel_size_local: int | msgspec.UnsetType = msgspec.UNSET
     data_parallel_start_rank: int | msgspec.UnsetType = msgspec.UNSET
+    engine: EngineName | msgspec.UnsetType = msgspec.UNSET  # the model server simulated (default vllm)
 
     def given(self) -> dict[str, Any]:
         """The keys the file sets, as keyword arguments of sim.profiles.Profile."""
@@ -429,7 +431,65 @@ class FeatureFamilies(Table, frozen=True):
     before: str
 
 
+# What a series of another engine's captured page reads while the simulator runs (sim/other_engines.py)
+Live = Literal["running", "queued", "kv_usage", "block_size", "num_blocks", "used_blocks", "free_blocks",
+               "total_tokens", "requests", "zero"]
+
+
+class EngineCapture(Table, frozen=True):
+    """Another model server's page, served by the simulator for the versions in `versions`: data/<data>.prom (a
+    real capture), its model label set to the profile's model, the series `live` names (selectors) moving."""
+
+    engine: EngineName
+    versions: VersionRange
+    data: str
+    owned_by: str  # /v1/models' owned_by, as the engine answers it
+    numbers: Literal["prometheus_client", "prometheus-cpp"]  # the client library that writes the page's numbers
+    live: dict[str, Live] = msgspec.field(default_factory=dict)
+
+
 class FamiliesFile(Table, frozen=True):
     family: tuple[ExtraFamily, ...] = ()
     label_value: tuple[LabelValue, ...] = ()
     feature: tuple[FeatureFamilies, ...] = ()
+    capture: tuple[EngineCapture, ...] = ()
+
+
+# -- engines.toml ----------------------------------------------------------------------------------------------
+
+class CacheSpec(Table, frozen=True):
+    """An optional protocol metric: a gauge (`name`, a selector), or the label `label` of an info series."""
+
+    name: str
+    label: str = ""
+
+
+class CacheForm(Table, frozen=True):
+    """How the engine's versions in `versions` serve the KV cache's block size and number of blocks."""
+
+    versions: VersionRange
+    block_size: CacheSpec
+    num_blocks: CacheSpec
+
+
+class EngineEntry(Table, frozen=True):
+    """One [[engine]]: where its page is and what answers for each metric of the model-server protocol."""
+
+    name: EngineName
+    metrics_path: str
+    enable: str
+    lora: str
+    model_label: str
+    source: str
+    queued: str
+    running: str
+    kv_usage: str
+    settle_seconds: float
+    metrics_port: int = 0  # 0: the API port
+    cache: tuple[CacheForm, ...] = ()
+
+
+class EnginesFile(Table, frozen=True):
+    label_keys: tuple[str, ...]
+    default_engine: EngineName
+    engine: tuple[EngineEntry, ...]

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import engines
+from .engines import Engine
 from .settings import MAX_BODY_BYTES
 from .snapshot import ExpositionError, Snapshot
 from .targets import Target, TargetSource, host_port, redact_url
@@ -180,8 +182,17 @@ def describe_http_error(target: Target, what: str, exc: httpx.HTTPError, timeout
     return f"{target.name}: {what} failed: {_reason(exc)}. Check the target URL."
 
 
+def _where_served(engine: Engine) -> str:
+    profile = engines.profile(engine)
+    port = f" on port {profile.metrics_port}" if profile.metrics_port else " on its API port"
+    enable = f", and only when started with {profile.enable}" if profile.enable else ""
+    return f"{engine} serves its metrics at {profile.metrics_path}{port}{enable}"
+
+
 async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: float) -> Snapshot:
+    """The target's page: at `path` (--vllm-metrics-path), or where its engine serves it."""
     taken_at = time.time()
+    target, path = target.page_target(), target.metrics_path or path
     status, content_type, body = await get_text(client, target, path, timeout, headers={"Accept": ACCEPT})
     shown = shown_path(target, path)  # what went on the wire: the messages name that
     if status != 200 and target.detail.get("transport") == "proxy":
@@ -199,6 +210,9 @@ async def scrape(client: httpx.AsyncClient, target: Target, path: str, timeout: 
         )
     if status != 200:
         cause = f"GET {shown} answered HTTP {status}"
+        if target.engine is not Engine.VLLM:
+            raise FetchError(f"{target.name}: {cause}. {_where_served(target.engine)}; check the pod's "
+                             f"{engines.label_keys()[0]} label (or --vllm-engine) and the port.", cause=cause)
         raise FetchError(f"{target.name}: {cause}. vLLM serves Prometheus text at /metrics on its API port (llm-d "
                          f"decode pods: 8200, not the routing sidecar's 8000); check --vllm-metrics-path and the "
                          f"port.{_base_hint(target, status)}", cause=cause)

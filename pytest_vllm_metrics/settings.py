@@ -19,8 +19,10 @@ import httpx
 import pytest
 from packaging.version import InvalidVersion, Version
 
+from . import gaie
 from . import shard as _shard
 from .catalog import FEATURES
+from .engines import Engine
 from .shard import Shard
 from .targets import redact_url
 
@@ -55,6 +57,10 @@ class Option:
     @property
     def env_var(self) -> str:
         return self.env or "PYTEST_" + self.name.upper().removeprefix("PYTEST_")
+
+
+def _engine(raw: str, where: str) -> Engine:
+    return Engine(_choice(tuple(engine.value for engine in Engine))(raw, where))
 
 
 def _int_in(low: int, high: int, what: str) -> Callable[[str, str], int]:
@@ -190,11 +196,23 @@ def _report_path(raw: str, where: str) -> str:
     existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if parent.exists())
     if existing == path.absolute() and path.is_dir():
         raise pytest.UsageError(f"{where}: {raw} is a directory; name the report file, e.g. {raw}/report.json.")
+    return _writable(raw, where, existing, path)
+
+
+def _writable(raw: str, where: str, existing: Path, path: Path) -> str:
     if existing != path.absolute() and not existing.is_dir():
         raise pytest.UsageError(f"{where}: cannot write {raw}: {existing} is a file, not a directory.")
     if not os.access(existing, os.W_OK | (os.X_OK if existing.is_dir() else 0)):
         raise pytest.UsageError(f"{where}: cannot write {raw}: {existing} is not writable.")
     return raw
+
+
+def _directory(raw: str, where: str) -> str:
+    path = Path(raw).expanduser()
+    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if parent.exists())
+    if existing == path.absolute() and not path.is_dir():
+        raise pytest.UsageError(f"{where}: {raw} is a file; name a directory (created if missing) for the reports.")
+    return _writable(raw, where, existing, path)
 
 
 def _file(raw: str, where: str) -> Path:
@@ -224,6 +242,8 @@ OPTIONS: tuple[Option, ...] = (
            parse=_seconds, metavar="SECONDS"),
     Option("vllm_arch", "CPU architecture of --vllm-url servers (" + ", ".join(ARCHITECTURES) + ")",
            parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
+    Option("vllm_engine", "model server of --vllm-url servers (" + ", ".join(e.value for e in Engine) + "; default "
+           "vllm)", parse=_engine, metavar="ENGINE"),
     Option("vllm_catalog", "extra catalog file (TOML) whose entries add to or replace the bundled ones "
            "(repeatable)", parse=_file, multiple=True, metavar="PATH"),
     Option("vllm_require_feature", "fail when a server lacks this feature (repeatable): " + ", ".join(FEATURES),
@@ -253,6 +273,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="PATH"),
     Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
            "of the pods with theirs", parse=_url, metavar="URL"),
+    Option("vllm_epp_config", "the endpoint picker's EndpointPickerConfig (or its Deployment and ConfigMap as YAML), "
+           "to check what it reads from each engine's pods without a cluster", parse=_file, metavar="PATH"),
     Option("vllm_epp_token_env", "environment variable holding the bearer token the EPP's metrics ask for (its "
            "ServiceMonitor's)", metavar="NAME"),
     Option("vllm_upgrade_to", "report what breaks among the metrics' consumers when the fleet moves to this vLLM "
@@ -267,6 +289,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("prometheus_insecure", "do not verify Prometheus' TLS certificate", parse=_bool, switch=True),
     Option("vllm_report", "write the conformance report here: .json or .yaml (machine-readable), or .md (a Markdown "
            "summary for a CI job summary or a merge-request comment)", parse=_report_path, metavar="PATH"),
+    Option("vllm_gaie_report", "also write the model-server protocol's results as Gateway API Inference Extension "
+           "conformance reports (profile ModelServer) under this directory, one per model server and version",
+           parse=_directory, metavar="DIR"),
+    Option("vllm_gaie_version", f"the Inference Extension version those reports name (default {gaie.VERSION})",
+           parse=gaie.version, metavar="VERSION"),
+    Option("vllm_gaie_implementation", "a field of those reports' implementation, for every model server or one "
+           "(repeatable): [ENGINE:]FIELD=VALUE, FIELD one of " + ", ".join(gaie.FIELDS), parse=gaie.field,
+           multiple=True, metavar="[ENGINE:]FIELD=VALUE"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
            parse=_choice(("must", "should", "may")), metavar="LEVEL"),
     Option("vllm_shard", "check only shard K of N of the targets (K from 0; a Kubernetes Indexed Job passes "
@@ -300,6 +330,7 @@ class Settings:
     vllm_concurrency: int = 16
     vllm_phase_timeout: float = 120.0
     vllm_arch: str = "unknown"
+    vllm_engine: Engine = Engine.VLLM
     vllm_catalog: tuple[Path, ...] = ()
     vllm_require_feature: tuple[str, ...] = ()
     vllm_exempt_feature: tuple[str, ...] = ()
@@ -315,6 +346,7 @@ class Settings:
     grafana_namespace: str | None = None
     prometheus_rules: tuple[Path, ...] = ()
     vllm_epp_url: str | None = None
+    vllm_epp_config: Path | None = None
     vllm_epp_token_env: str = "EPP_TOKEN"
     vllm_upgrade_to: str | None = None
     vllm_exclusive: bool = False
@@ -323,6 +355,9 @@ class Settings:
     prometheus_ca: Path | None = None
     prometheus_insecure: bool = False
     vllm_report: str | None = None
+    vllm_gaie_report: str | None = None
+    vllm_gaie_version: str = gaie.VERSION
+    vllm_gaie_implementation: tuple[gaie.Field, ...] = ()
     vllm_fail_on: str = "must"
     vllm_shard: Shard | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -413,6 +448,10 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             f"--vllm-upgrade-to forecasts over the versions of the whole fleet, and --vllm-shard="
             f"{settings.vllm_shard.spelled} sees only a slice of it: run the forecast unsharded (it only scrapes "
             f"each server once, with no workload, so one run covers a large fleet).")
+    if settings.vllm_gaie_report and settings.vllm_shard is not None and settings.vllm_shard.sliced:
+        raise pytest.UsageError(
+            "--vllm-gaie-report writes one report per model server over all its pods, and --vllm-shard sees only a "
+            "slice of them (the shards would overwrite each other's files): write it from an unsharded run.")
     overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
     if overlap:
         raise pytest.UsageError(

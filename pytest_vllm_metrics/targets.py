@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from . import engines
+from .engines import Engine
 
 
 class Role(StrEnum):
@@ -137,12 +141,22 @@ class Target:
     # The data-parallel flags of the server's command line, when the run knows it (a pod's container, a simulator
     # profile): which `engine` labels its page must carry.
     data_parallel: DataParallel | None = None
+    # The model server it runs (a pod's engine label, --vllm-engine), and where that engine serves its page when
+    # not at the configured path of the API port (trtllm-serve's /prometheus/metrics, Triton's port 8002).
+    engine: Engine = Engine.VLLM
+    metrics_path: str | None = None
+    metrics_base_url: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", TargetSource(self.source))  # a plain "kubernetes" is accepted, and checked
+        object.__setattr__(self, "engine", Engine(self.engine))
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    def page_target(self) -> Target:
+        """The target as its metrics page is reached: the engine's own port, when it serves the page apart."""
+        return self if self.metrics_base_url is None else replace(self, base_url=self.metrics_base_url)
 
     @property
     def shown_url(self) -> str:
@@ -163,10 +177,29 @@ def host_port(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def url_targets(urls: tuple[str, ...], arch: str) -> list[Target]:
+def url_targets(urls: tuple[str, ...], arch: str, engine: Engine = Engine.VLLM) -> list[Target]:
     names = _unique([host_port(url) for url in urls])
-    return [Target(name=name, base_url=url, arch=arch, source=TargetSource.URL)
+    return [Target(name=name, base_url=url, arch=arch, source=TargetSource.URL,
+                   **metrics_location(engine, partial(with_port, url)))
             for name, url in zip(names, urls, strict=True)]
+
+
+def metrics_location(engine: Engine, at_port: Callable[[int], str]) -> dict[str, Any]:
+    """The Target fields of a server of `engine`: the engine, and where its page is when not at the configured
+    path of the API port (`at_port(port)`: the server's base URL on another port)."""
+    profile = engines.profile(engine)
+    return {"engine": engine, "metrics_path": profile.metrics_path if engine is not Engine.VLLM else None,
+            "metrics_base_url": at_port(profile.metrics_port) if profile.metrics_port else None}
+
+
+def with_port(url: str, port: int) -> str:
+    """`url` on another port of the same host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def sim_target_names(profiles: tuple[str, ...]) -> list[str]:

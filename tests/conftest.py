@@ -669,6 +669,8 @@ CLUSTER_VERDICTS = {
     "epp:llm-d-infpool-epp::total-running-requests-metric": ("passed", "ok"),
     # the pods serve no LoRA adapter: the EPP reads nothing there, as expected
     "epp:llm-d-infpool-epp::lora-info-metric": ("skipped", "feature not enabled"),
+    # its flags over the built-in vLLM specs: the old KV-cache gauge, which neither pod serves
+    "epp:llm-d-infpool-epp::engineConfigs": ("failed", "no data"),
 }
 
 

@@ -130,14 +130,17 @@ def test_selecting_by_level_keeps_each_relation_at_its_catalog_level(pytester: p
 # From the ground up; a module imports only from its own layer or below, never up (docs/architecture.md).
 
 LAYERS: dict[int, tuple[str, ...]] = {
-    1: ("outcome", "versions", "targets", "shard", "settings", "catalog", "data", "schemas", "sim.profiles"),
+    1: ("outcome", "versions", "engines", "gaie", "targets", "shard", "settings", "catalog", "data", "schemas",
+        "sim.profiles"),
     2: ("_fastparse", "snapshot", "scrape", "traffic", "features", "observe", "kube", "multinode", "_launch",
         "cluster_readers", "prometheus"),
     3: ("diagnose", "evaluate", "accounting", "relations", "hygiene", "promql", "readers", "_grafana", "_grafana_vars",
-        "series", "why_empty", "fleet", "judging", "consumers", "upgrade", "epp",
-        "sim", "sim.engine", "sim.server", "sim._openmetrics", "sim.epp", "sim.kubeapi", "sim.__main__"),
-    4: ("rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown", "_html",
-        "_markdown", "merge"),
+        "series", "why_empty", "fleet", "judging", "consumers", "upgrade", "epp", "model_server",
+        "epp_config", "epp_errors",
+        "sim", "sim.engine", "sim.server", "sim._openmetrics", "sim.epp", "sim.kubeapi", "sim.__main__",
+        "sim.other_engines"),
+    4: ("rows", "gate", "implementations", "report", "report_terminal", "report_html", "report_markdown", "report_gaie",
+        "_html", "_markdown", "merge"),
     5: ("plugin", "fixtures", "_hooks_report", "run"),
 }
 LAYER_OF = {f"pytest_vllm_metrics.{name}": layer for layer, names in LAYERS.items() for name in names}

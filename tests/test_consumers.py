@@ -391,12 +391,15 @@ def test_the_endpoint_pickers_metric_flags_as_go_reads_them() -> None:
     assert {p.kind for p in panels} == {"epp"} and {p.dashboard for p in panels} == {"pool-epp"}
 
 
-def test_an_epp_without_metric_flags_is_a_note() -> None:
+def test_an_epp_without_metric_flags_is_checked_with_its_built_in_specs() -> None:
     objects = ConsumerObjects(deployments=[_epp(["--pool-name", "p"], {"inferencepool": "p-epp"})])
     panels, consumers, notes = from_cluster(objects, NS)
-    assert (panels, consumers) == ([], [])
-    assert notes == ["endpoint picker Deployment pool-epp passes no metric flag: it reads its built-in defaults, "
-                     "which this run does not check"]
+    assert (panels, notes) == ([], [])
+    assert [(c.kind, c.id, c.dashboard_title) for c in consumers] == [
+        ("epp", "pool-epp::engineConfigs",
+         f"Deployment {NS}/pool-epp (no --config-file or --config-text: the built-in specs)")]
+    assert ("vllm queuedRequestsSpec", "vllm:num_requests_waiting") in [(q.ref_id, q.expr) for q in
+                                                                        consumers[0].queries]
 
 
 @pytest.mark.parametrize(("template", "expected"), [
@@ -442,12 +445,12 @@ def test_cluster_consumers_are_also_judged_in_a_real_prometheus(
     # evaluated there as well.
     prom = prometheus_server({p.name: p.backend for p in consumers_cluster.namespaces[NS] if p.backend}, NS)
     run_cluster(pytester, KubeDouble(sim_host, consumers_cluster), "admin", f"--prometheus-url={prom}",
-                "-k", "test_consumer and (keda or adapter or epp)")
+                "-k", "test_consumer and (keda or adapter or infpool)")  # not "epp": a directory may say it
     found = {test: (o, v) for test, (o, v, _) in outcomes(pytester).items()}
     # in Prometheus as on the direct scrapes: the verdicts the serial test pins
     assert found == {test: verdict for test, verdict in CLUSTER_VERDICTS.items()
                      if test.startswith(("keda:", "adapter:", "epp:"))}
-    assert len(found) == 8
+    assert len(found) == 9
     evidence = {row["check"]: row["evidence"]["exprs"]
                 for row in json.loads((pytester.path / "report.json").read_text())["tests"]}
     assert evidence["adapter: vllm_queue_length"] == [
@@ -839,11 +842,11 @@ def test_the_cluster_objects_each_kind_read_past_the_ones_that_are_not_consumers
     assert [(p.dashboard, p.title) for p in panels] == [("queue", "Queued")]
     assert [(c.kind, c.title, c.dashboard_title) for c in consumers] == [
         ("record", "llm:queue:sum", f"PrometheusRule {NS}/?"),
-        ("adapter", "externalRules[1]", f"ConfigMap {MONITORING}/adapter, key config.yaml")]
+        ("adapter", "externalRules[1]", f"ConfigMap {MONITORING}/adapter, key config.yaml"),
+        ("epp", "engineConfigs", "Deployment ? (no --config-file or --config-text: the built-in specs)")]
     assert notes[0].startswith(f"ConfigMap {MONITORING}/broken-adapter, key config.yaml not checked: not valid YAML "
                                f"(while parsing a flow sequence in \"<unicode string>\", line 1, column 8")
-    assert notes[1:] == ["endpoint picker Deployment ? passes no metric flag: it reads its built-in defaults, which "
-                         "this run does not check"]
+    assert notes[1:] == []
 
 
 def test_rule_files_of_which_none_reads_vllm_are_each_named(tmp_path: Path) -> None:

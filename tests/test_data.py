@@ -72,6 +72,13 @@ PROFILE = '[profile.x86_64]\ndescription = "d"\narch = "amd64"\nversion = "0.32.
 FEATURES = ", ".join(["core", "prefix_caching", "lora", "spec_decode", "kv_connector", "kv_offload", "multimodal",
                       "mfu", "http"])
 
+# conformance/engines.toml's SGLang entry
+ENGINE = ('label_keys = ["llm-d.ai/engine-type"]\ndefault_engine = "vllm"\n[[engine]]\nname = "sglang"\n'
+          'metrics_path = "/metrics"\nenable = "--enable-metrics"\nlora = ""\nmodel_label = "model_name"\n'
+          'source = "s"\n'
+          'queued = "sglang:num_queue_reqs"\nrunning = "sglang:num_running_reqs"\nkv_usage = "sglang:token_usage"\n'
+          'settle_seconds = 35.0\n')
+
 CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
     ("features-wrong-type", schemas.FeaturesFile, '[feature.lora]\nfamilies = "vllm:lora_requests_info"\n',
      ", [feature.lora]: families = 'vllm:lora_requests_info' is a string, not an array of strings."),
@@ -154,6 +161,15 @@ CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
      "per_pod_queue, pod_label, ready, average_kv, average_queue."),
     ("epp-missing-key", schemas.EppFile, GENERATION.replace('ready = "inference_pool_ready_pods"\n', ""),
      ", [[generation]] entry 1 (inference_pool) lacks the required field(s) ready (a string)."),
+    ("engines-wrong-type", schemas.EnginesFile, ENGINE.replace("kv_usage", 'metrics_port = "8002"\nkv_usage'),
+     ", [[engine]] entry 1 (sglang): metrics_port = '8002' is a string, not an integer."),
+    ("engines-unknown-engine", schemas.EnginesFile, ENGINE.replace('name = "sglang"', 'name = "tgi"'),
+     ", [[engine]] entry 1 (tgi): name = 'tgi' is not one of vllm, sglang, trtllm-serve, triton-tensorrt-llm."),
+    ("engines-unknown-key", schemas.EnginesFile, ENGINE + "page_size = 1\n",
+     ", [[engine]] entry 1 (sglang) has unknown field(s) page_size; valid fields are name, metrics_path, enable, "
+     "lora, model_label, source, queued, running, kv_usage, settle_seconds, metrics_port, cache."),
+    ("engines-missing-key", schemas.EnginesFile, ENGINE.replace('kv_usage = "sglang:token_usage"\n', ""),
+     ", [[engine]] entry 1 (sglang) lacks the required field(s) kv_usage (a string)."),
     ("upgrade-wrong-type", schemas.UpgradeFile, '[removed_in]\n"vllm:time_per_output_token_seconds" = 0.15\n',
      ', [removed_in]: "vllm:time_per_output_token_seconds" = 0.15 is a number, not a string.'),
     ("upgrade-unknown-key", schemas.UpgradeFile, '[policy]\nflag = "f"\ntext = "t"\nhidden_minors = 1\nhidden = 2\n',
@@ -186,7 +202,7 @@ CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
      ", [profile.x86_64] has unknown field(s) fault; valid fields are description, arch, version, "
      "enable_prefix_caching, model, block_size, max_model_len, num_gpu_blocks, lora_modules, max_loras, "
      "speculative_method, num_speculative_tokens, prompt_lookup_min, prompt_lookup_max, data_parallel_size_local, "
-     "data_parallel_start_rank."),
+     "data_parallel_start_rank, engine."),
     ("profiles-missing-key", schemas.ProfilesFile, PROFILE.replace('version = "0.32.0"\n', ""),
      ", [profile.x86_64] lacks the required field(s) version (a string)."),
     ("families-wrong-type", schemas.FamiliesFile, '[[label_value]]\nfamily = "vllm:request_success"\n'

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from conftest import CURRENT, LEGACY, NS, flat, said, write_kubeconfig
 from pytest_vllm_metrics import epp
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.sim import RunningSim, SimHost, get_profile
@@ -71,8 +72,10 @@ def outcomes(pytester: pytest.Pytester) -> dict[str, str]:
 def test_an_agreeing_view_passes(pytester: pytest.Pytester, pool: Pool, naming: tuple[str, ...]) -> None:
     result = run(pytester, pool, pool.epp(naming=naming))
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    # only llm-d-router's EPP counts the pods it could not read (the simulator's counters stay flat)
     assert outcomes(pytester) == {"epp_queue_per_pod": "passed", "epp_ready_pods": "passed",
-                                  "epp_kv_cache_average": "passed"}
+                                  "epp_kv_cache_average": "passed",
+                                  "epp_reads_every_pod": "passed" if "llm_d_epp" in naming else "skipped"}
     rows = json.loads((pytester.path / "report.json").read_text())["tests"]
     queue = next(r for r in rows if r["check"] == "epp_queue_per_pod")
     assert queue["evidence"]["generations"] == list(naming)
@@ -213,7 +216,7 @@ def test_data_parallel_ranks_count_for_their_pod_and_as_the_epp_counts_ready_end
     # The EPP counts an endpoint per rank: two pods with two ranks each are 4 ready endpoints, not a failure.
     run(pytester, pool, start_epp(pool.host, _ranked(pool)))
     assert outcomes(pytester) == {"epp_queue_per_pod": "passed", "epp_ready_pods": "passed",
-                                  "epp_kv_cache_average": "passed"}
+                                  "epp_kv_cache_average": "passed", "epp_reads_every_pod": "passed"}
     rows = json.loads((pytester.path / "report.json").read_text())["tests"]
     ready = next(r for r in rows if r["check"] == "epp_ready_pods")["evidence"]
     assert ready["dataParallelRanks"] == {host_port(pool.a.url): 2, host_port(pool.b.url): 2}
@@ -869,3 +872,21 @@ def test_a_ready_count_beside_pods_that_did_not_answer_names_each_cause() -> Non
     found.ready = {"inference_pool": ("unknown", 3.0, 1, 0.0)}
     assert epp.ready_pods(found).message == ("the endpoint picker's ready count cannot be compared: "
                                              "b: connection refused, c: timed out")
+
+
+def test_a_pod_of_another_engine_is_compared_on_its_own_gauges(sim_host: SimHost) -> None:
+    # an SGLang pod serves sglang:num_queue_reqs and sglang:token_usage, not vLLM's: the EPP reads those for it
+    sglang, vllm = sim_host.start(get_profile("sglang-0.5.16")), sim_host.start(get_profile("x86_64"))
+    set_waiting(vllm, 2)
+    pods = {host_port(sglang.url): sglang.url, host_port(vllm.url): vllm.url}
+    chosen = Settings(vllm_epp_url=start_epp(sim_host, pods))
+    target = epp.epp_target(chosen)
+    assert target is not None
+    targets = [Target(name=host_port(sglang.url), base_url=sglang.url, engine=Engine.SGLANG, metrics_path="/metrics"),
+               Target(name=host_port(vllm.url), base_url=vllm.url)]
+    found = asyncio.run(epp.compare(target, targets, chosen))
+    queue = epp.queue_per_pod(found)
+    assert queue.outcome == "passed", queue.message
+    assert {name: (pod["pod"], pod["epp"]) for name, pod in queue.evidence["pods"].items()} == {
+        host_port(sglang.url): (0.0, 0.0), host_port(vllm.url): (2.0, 2.0)}
+    assert epp.average_kv_cache(found).outcome == "passed"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from conftest import BASE_CAPTURE, CAPTURES, comparable
 from pytest_vllm_metrics import _fastparse
 from pytest_vllm_metrics.sim import SimHost, get_profile, profile_names
+from pytest_vllm_metrics.sim.server import metrics_path
 from pytest_vllm_metrics.snapshot import ExpositionError, Snapshot
 
 
@@ -26,8 +27,9 @@ def test_real_captures_parse_identically_and_on_the_fast_path(capture: Path) -> 
 def test_simulator_pages_parse_identically(profile: str) -> None:
     with SimHost() as host:
         sim = host.start(get_profile(profile))
-        httpx.post(sim.url + "/v1/completions", json={"model": "tiny", "prompt": "a b c", "max_tokens": 3})
-        text = httpx.get(sim.url + "/metrics").text
+        model = sim.profile.model
+        httpx.post(sim.url + "/v1/completions", json={"model": model, "prompt": "a b c", "max_tokens": 3})
+        text = httpx.get(sim.url + metrics_path(sim.profile)).text  # another engine's page is where it serves it
     assert comparable(Snapshot.parse(text)) == comparable(Snapshot.parse_reference(text))
 
 

@@ -390,6 +390,17 @@ def test_a_pid_label_splitting_a_gauge_fails_naming_the_label_and_the_copies() -
                                 "duplicated": {"vllm:kv_cache_usage_perc": 2}}
 
 
+def test_pods_whose_pages_share_a_structure_are_each_named_in_their_own_verdict() -> None:
+    # a fleet's pages share one structure, whose analysis is computed once: each verdict still names its pod
+    pods = [Observation(Target(name, "http://10.0.0.1:8200"), version="0.32.0", before=page(PID_SPLIT))
+            for name in ("decode-0", "decode-1")]
+    verdicts = [hygiene.duplicate_series(obs) for obs in pods]
+    assert [v.message.split(":")[0] for v in verdicts] == ["decode-0", "decode-1"]
+    assert verdicts[0].evidence == verdicts[1].evidence == {"process_label": {"vllm:kv_cache_usage_perc": "pid"},
+                                                            "duplicated": {"vllm:kv_cache_usage_perc": 2}}
+    assert verdicts[0].evidence["duplicated"] is not verdicts[1].evidence["duplicated"]
+
+
 def test_a_pid_label_on_one_process_fails_without_copies() -> None:
     text = gauge("vllm:kv_cache_usage_perc", 'engine="0",model_name="tiny",pid="101"')
     verdict = hygiene.duplicate_series(observed(text))

@@ -29,7 +29,8 @@ def test_a_target_observed_around_the_workload(host: SimHost) -> None:
     measured = said.pop("measured")
     assert said == {
         "target": "decode-0", "vllmVersion": "0.32.0", "model": "tiny", "image": "vllm/vllm-openai:v0.32.0",
-        "architecture": "amd64", "node": "node-a", "source": "kubernetes", "blockSize": 128, "prefixCaching": "True",
+        "architecture": "amd64", "node": "node-a", "source": "kubernetes", "modelServer": "vllm",
+        "blockSize": 128, "prefixCaching": "True",
         "features": ["core", "http", "prefix_caching"], "exposition": "text/0.0.4", "engines": ["0"],
         "dataParallel": DataParallel(size=1).as_dict(), "multiNodeWorkers": []}
     assert obs.delta is not None
@@ -68,7 +69,8 @@ def test_an_unreachable_target_has_no_numbers() -> None:
     [said] = implementations.of(found, None)
     assert said == {
         "target": "gone", "vllmVersion": None, "model": None, "image": None, "architecture": "arm64", "node": None,
-        "source": "url", "blockSize": None, "prefixCaching": None, "features": [], "exposition": None,
+        "source": "url", "modelServer": "vllm", "blockSize": None, "prefixCaching": None, "features": [],
+        "exposition": None,
         "measured": {"kvCacheUsage": {"before": None, "after": None}, "requestSuccess": {"before": None, "after": None},
                      "prefixCache": None, "restarted": False, "looksExclusive": None, "ttft": [], "e2eLatency": []},
         "engines": None, "dataParallel": None, "multiNodeWorkers": []}

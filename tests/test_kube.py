@@ -11,10 +11,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
 from conftest import (
+    CURRENT,
     NS,
     ROLE,
     PrivateCA,
@@ -26,8 +28,8 @@ from conftest import (
 )
 from pytest_vllm_metrics import kube
 from pytest_vllm_metrics.kube import ClusterInfo, _node_architectures, discover
-from pytest_vllm_metrics.sim import SimHost
-from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, build_app
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec, build_app
 from pytest_vllm_metrics.targets import Target
 
 
@@ -603,3 +605,34 @@ def test_pod_without_containers_asks_for_a_port() -> None:
     kube._port."""
     assert chosen(pod([])).unavailable == ("decode-0: declares no port on container ? (ports: none declared); pass "
                                            "--vllm-port.")
+
+
+# -- pods of other model servers, named by the endpoint picker's engine label --------------------------------------
+
+
+def test_a_pod_labelled_with_its_engine_is_read_where_that_engine_serves_its_page(
+        sim_host: SimHost, tmp_path: Path) -> None:
+    sglang = sim_host.start(get_profile("sglang-0.5.16"))
+    triton = sim_host.start(get_profile("triton-tensorrt-llm"))
+    cluster = Cluster(namespaces={NS: [
+        PodSpec("sglang-0", {**CURRENT, "llm-d.ai/engine-type": "sglang"}, "node-a", {"http": 8000},
+                backend=sglang.url),
+        # Triton: HTTP 8000, gRPC 8001, its metrics service on 8002 (the tensorrtllm_backend README)
+        PodSpec("triton-0", {**CURRENT, "inference.networking.k8s.io/engine-type": "triton-tensorrt-llm"}, "node-a",
+                {"http": 8000, "grpc": 8001, "metrics": 8002}, backend=triton.url),
+    ]}, nodes={"node-a": "amd64"}, tokens={"admin": ALL})
+    double = KubeDouble(sim_host, cluster)
+    _, targets = discover(namespace=NS, selector=None, container=None, port=None,
+                          kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, "admin")), context=None,
+                          transport="proxy", timeout=30)
+    by_name = {t.name: t for t in targets}
+    assert {n: (t.engine.value, t.metrics_path) for n, t in by_name.items()} == {
+        "sglang-0": ("sglang", "/metrics"), "triton-0": ("triton-tensorrt-llm", "/metrics")}
+    assert by_name["triton-0"].page_target().base_url.endswith("/pods/triton-0:8002/proxy")
+    # its API (the workload) on its HTTP port, not on the metrics service that its port named metrics names
+    assert by_name["triton-0"].base_url.endswith("/pods/triton-0:8000/proxy")
+    assert by_name["sglang-0"].base_url.endswith("/pods/sglang-0:8000/proxy")
+    for name, family in (("sglang-0", "sglang:num_running_reqs"), ("triton-0", "nv_trt_llm_request_metrics")):
+        target = by_name[name].page_target()
+        page = httpx.get(target.url(target.metrics_path or "/metrics"), headers={"Authorization": "Bearer admin"})
+        assert page.status_code == 200 and f"# TYPE {family} gauge" in page.text, name

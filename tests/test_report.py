@@ -505,16 +505,40 @@ def test_the_conformance_document_states_the_model(tmp_path: Path) -> None:
         write_data(tmp_path / name, model)
     text = (tmp_path / "report.json").read_text()
     assert json.loads(text) == document and text.endswith("}\n") and text.startswith('{\n  "apiVersion"')
-    # written row by row, the text json.dumps gives the whole document (two-space indent, nested evidence)
-    assert text == json.dumps(document, indent=2) + "\n"
+    # written row by row with a two-space indent; a row's per-target maps hold one target per line
+    keys = list(document)
+    head = {key: document[key] for key in keys[: keys.index("tests")]}
+    assert text.startswith(json.dumps(head, indent=2)[:-2] + ',\n  "tests": [\n    {\n      "id": ')
+    lines = text.splitlines()
+    per_target = [(key, name, value) for row in document["tests"] for key in ("evidence", "targets")
+                  for name, value in row[key].items()]
+    assert {key for key, _, _ in per_target} == {"evidence", "targets"}
+    for _, name, value in per_target:
+        assert f"        {json.dumps(name)}: {json.dumps(value)}" in {line.rstrip(",") for line in lines}
+    assert text.count("\n") == len(json.dumps(document, indent=2).splitlines()) - sum(
+        len(json.dumps(value, indent=2).splitlines()) - 1 for _, _, value in per_target)
     assert not list(tmp_path.glob(".*.part"))  # written beside, then renamed: nothing left over
     for few in ([], rows[:1]):  # no row (an empty list), one row (no comma)
         write_data(tmp_path / "few.json", build(few))
-        assert (tmp_path / "few.json").read_text() == json.dumps(report_document(build(few)), indent=2) + "\n"
+        few_text = (tmp_path / "few.json").read_text()
+        assert json.loads(few_text) == report_document(build(few)) and few_text.endswith("\n}\n")
     written = (tmp_path / "report.yaml").read_text()
     assert yaml.safe_load(written) == document and written.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
     yml = (tmp_path / "report.yml").read_text()
     assert yaml.safe_load(yml) == document and yml.startswith("apiVersion: pytest-vllm-metrics/v1\nkind:")
+
+
+def test_each_targets_own_words_are_written_on_its_line_even_when_most_are_alike(tmp_path: Path) -> None:
+    # a fleet's cells are mostly alike and encoded once: alike in outcome is not alike in words
+    cells = {"pod-a": ("passed", "pod-a: moved by 2", ""), "pod-b": ("passed", "pod-b: moved by 3", ""),
+             "pod-c": ("passed", "pod-a: moved by 2", ""), "pod-d": ("passed", "pod-a: moved by 2", "why")}
+    row = Row(id="t::moves", target="", check="moves: x", level=Level.MUST, outcome=RowOutcome.PASSED,
+              targets={name: TargetResult(RowOutcome(o), r, d) for name, (o, r, d) in cells.items()})
+    write_data(tmp_path / "r.json", build([row]))
+    text = (tmp_path / "r.json").read_text()
+    assert json.loads(text)["tests"][0]["targets"] == {
+        name: {"outcome": o, "reason": r, "diagnosis": d} for name, (o, r, d) in cells.items()}
+    assert '        "pod-b": {"outcome": "passed", "reason": "pod-b: moved by 3", "diagnosis": ""},\n' in text
 
 
 def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:

@@ -4,6 +4,7 @@ users run pytest with -n."""
 
 from __future__ import annotations
 
+import gc
 import pickle
 import time
 from pathlib import Path
@@ -101,6 +102,29 @@ def test_another_shards_simulators_are_not_started() -> None:
         run.close()
 
 
+# -- what the session keeps -----------------------------------------------------------------------------------
+
+
+def test_the_observation_stays_out_of_the_collectors_scans_until_close(sim_host: SimHost) -> None:
+    run = of(sim_host.start(get_profile("x86_64")).url)
+    observed = run.observations()
+    assert not any(o is observed for o in gc.get_objects())  # frozen: not among what the collector scans
+    assert run.observations() is observed  # asked again: the same observation
+    run.close()
+    assert gc.get_freeze_count() == 0  # given back: collectable again after the session
+    assert any(o is observed for o in gc.get_objects())  # and scanned again
+
+
+def test_a_run_that_kept_nothing_leaves_what_others_froze_alone() -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        of("http://127.0.0.1:9").close()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 # -- the slices of pytest-xdist's workers ----------------------------------------------------------------------
 
 
@@ -158,6 +182,10 @@ def _verdicts_by_check(pytester: pytest.Pytester) -> dict[str, Any]:
             for row in json_report(pytester)["tests"]}
 
 
+def _described(implementations: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(found["target"], found["vllmVersion"], found["architecture"]) for found in implementations]
+
+
 # -- as users run pytest with -n -----------------------------------------------------------------------------
 
 
@@ -170,6 +198,7 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     serial = run_suite(pytester, *REPORTED, *args)
     per_workload = _requests_served(healthy.url)
     serial_verdicts = _verdicts_by_check(pytester)
+    serial_implementations = _described(json_report(pytester)["implementations"])
     parallel = run_suite(pytester, *REPORTED, "-n", "2", f"--basetemp={pytester.path / 'basetemp'}", *args)
 
     assert per_workload == 8  # --vllm-requests' default: one workload
@@ -178,7 +207,9 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     assert parallel.ret == serial.ret
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
     parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
-    assert json_report(pytester)["implementations"][0]["vllmVersion"] == "0.32.0"  # the controller knows the targets
+    # the controller knows every target, from the workers' parts, in the run's order
+    assert _described(json_report(pytester)["implementations"]) == serial_implementations == [
+        (name_of(healthy.url), "0.32.0", "arm64"), (name_of(arm.url), "0.11.2", "arm64")]
     # the observation was spread: each worker observed a slice of its own, one server each, none twice
     slices = [pickle.loads(path.read_bytes()) for path in sorted((pytester.path / "basetemp").glob(
         "vllm-observation-*.[0-9]"))]

@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from conftest import comparable, verdicts
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.scrape import ACCEPT, FetchError, scrape
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
 from pytest_vllm_metrics.sim._openmetrics import CONTENT_TYPE, to_openmetrics
 from pytest_vllm_metrics.snapshot import TEXT_FORMAT, Snapshot
-from pytest_vllm_metrics.targets import Target
+from pytest_vllm_metrics.targets import Target, url_targets
 
 # -- over HTTP: the simulator and scrape() ------------------------------------------------------------
 
@@ -85,3 +86,26 @@ def test_bundled_suite_gives_the_same_verdicts_against_openmetrics(pytester: pyt
             "openmetrics/1.0.0" if exposition == "openmetrics" else TEXT_FORMAT]
     assert outcomes["openmetrics"] == outcomes["text"]
     assert len(outcomes["text"]) > 50 and "passed" in outcomes["text"].values()
+
+
+@pytest.mark.parametrize(("engine", "said"), [
+    (Engine.SGLANG, "sglang serves its metrics at /metrics on its API port, and only when started with "
+                    "--enable-metrics; check the pod's llm-d.ai/engine-type label (or --vllm-engine) and the port."),
+    (Engine.TRTLLM_SERVE, "trtllm-serve serves its metrics at /prometheus/metrics on its API port; check the pod's "
+                          "llm-d.ai/engine-type label (or --vllm-engine) and the port."),
+])
+def test_a_missing_page_of_another_engine_says_where_that_engine_serves_it(
+        sim_host: SimHost, engine: Engine, said: str) -> None:
+    # a server answering 404 at the engine's path: SGLang started without --enable-metrics, or a pod whose engine
+    # label names another engine (the vLLM simulator has no /prometheus/metrics, and answers /metrics 404 here)
+    sim = sim_host.start(get_profile("x86_64").replace(fault="metrics-404"))
+    target, = url_targets((sim.url,), "amd64", engine)
+
+    async def run() -> Snapshot:
+        async with httpx.AsyncClient() as client:
+            return await scrape(client, target, "/metrics", 30.0)
+
+    with pytest.raises(FetchError) as excinfo:
+        asyncio.run(run())
+    assert str(excinfo.value).endswith(said)
+    assert f"GET {target.metrics_path} answered HTTP 404" in str(excinfo.value)

@@ -24,6 +24,16 @@ def test_option_beats_environment_beats_ini_and_the_header_names_the_source(
     ])
 
 
+def test_the_engine_of_url_targets_comes_from_option_environment_or_ini(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = header(pytester, "--vllm-url=http://10.0.0.7:8000", "--vllm-engine=SGLang", "--collect-only")
+    result.stdout.fnmatch_lines(["*--vllm-engine: sglang (from option)"])
+    monkeypatch.setenv("PYTEST_VLLM_ENGINE", "trtllm-serve")
+    pytester.makeini("[pytest]\nvllm_engine = sglang\n")
+    header(pytester, "--vllm-url=http://10.0.0.7:8000", "--collect-only").stdout.fnmatch_lines([
+        "*--vllm-engine: trtllm-serve (from env)"])
+
+
 def test_list_options_come_from_environment_and_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_VLLM_URL", "http://10.0.0.7:8200, http://10.0.0.8:8200")
     pytester.makeini("[pytest]\nvllm_sim =\n    arm64-cpu\n    x86_64\n")
@@ -44,6 +54,8 @@ def test_list_options_come_from_environment_and_ini(pytester: pytest.Pytester, m
         (["--vllm-timeout=-1"], {}, "--vllm-timeout: -1.0 seconds is out of range*"),
         (["--vllm-arch=sparc"], {}, "--vllm-arch: 'sparc' is not valid; valid values are amd64, arm64, ppc64le, "
                                     "s390x, riscv64, unknown."),
+        (["--vllm-engine=tgi"], {}, "--vllm-engine: 'tgi' is not valid; valid values are vllm, sglang, trtllm-serve, "
+                                    "triton-tensorrt-llm."),
         (["--vllm-sim=arm"], {}, "--vllm-sim: unknown simulator profile 'arm'; valid profiles are x86_64, *"),
         (["--vllm-url=10.0.0.7:8200"], {}, "--vllm-url: '10.0.0.7:8200' is not an http(s) URL*"),
         (["--vllm-metrics-path=metrics"], {}, "--vllm-metrics-path: 'metrics' must be a URL path starting with '/'*"),

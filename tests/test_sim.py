@@ -7,19 +7,24 @@ names, types, label names and histogram buckets must match; values are ignored.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import capture_text
+from conftest import capture_text, run_suite
+from pytest_vllm_metrics import engines, promql
+from pytest_vllm_metrics.engines import Metric
 from pytest_vllm_metrics.sim import Profile, RunningSim, SimHost, build_app, get_profile, profile_names
 from pytest_vllm_metrics.sim.engine import Step, ngram_steps
+from pytest_vllm_metrics.snapshot import Series, Snapshot
 
 MODEL = "tiny"
 BLOCK = 128
@@ -692,3 +697,270 @@ def test_spec_decode_position_series_follow_num_speculative_tokens(start_sim: St
 def test_spec_decode_profile_refuses_a_configuration_vllm_would_not_run(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         build_app(get_profile("x86_64-spec-decode").replace(**changes))
+
+
+# -- the other model servers (SGLang, trtllm-serve, Triton TensorRT-LLM) -------------------------------------------
+
+
+OTHER_PROFILES = ("sglang-0.5.9", "sglang-0.5.16", "trtllm-serve", "triton-tensorrt-llm")
+
+
+def protocol_of(profile: Profile) -> engines.Profile:
+    return engines.profile(engines.Engine(profile.engine))
+
+
+def picked(page: Snapshot, selector: str) -> list[Series]:
+    """The series the endpoint picker reads for a selector of conformance/engines.toml (equality matchers)."""
+    parsed = promql.selectors(selector)[0]
+    return page.series(parsed.metric, {label: value for label, _, value in parsed.matchers})
+
+
+def read(page: Snapshot, profile: Profile, metric: Metric) -> float:
+    """The one value the engine's page gives a required metric of the protocol."""
+    series = picked(page, protocol_of(profile).required[metric])
+    assert len(series) == 1, series
+    return series[0].value
+
+
+class EngineSim:
+    """A running simulated engine: its client, and its page as a Snapshot."""
+
+    def __init__(self, client: httpx.Client, profile: Profile) -> None:
+        self.client, self.profile = client, profile
+        self.path = protocol_of(profile).metrics_path
+
+    def page(self) -> Snapshot:
+        response = self.client.get(self.path)
+        assert response.status_code == 200, response.text
+        return Snapshot.parse(response.text)
+
+    def model(self) -> str:
+        model: str = self.client.get("/v1/models").json()["data"][0]["id"]
+        return model
+
+    def stream(self, max_tokens: int = 500) -> Any:
+        """A streaming completion of at least max_tokens x 2 ms: open far longer than a page read."""
+        body = {"model": self.model(), "prompt": words(10), "max_tokens": max_tokens, "stream": True}
+        return self.client.stream("POST", "/v1/completions", json=body)
+
+    def while_streaming(self) -> tuple[Snapshot, Snapshot]:
+        """The page while one streaming request is generating, and after it ended (read to its end)."""
+        with self.stream() as response:
+            lines = response.iter_lines()
+            next(lines)  # generating
+            during = self.page()
+            assert [*filter(None, lines)][-1] == "data: [DONE]"  # bounded: 500 tokens
+        return during, self.page()
+
+
+StartEngine = Callable[..., EngineSim]
+
+
+@pytest.fixture
+def engine_sim(start_sim: StartSim) -> Iterator[StartEngine]:
+    clients: list[httpx.Client] = []
+
+    def start(name: str, **changes: Any) -> EngineSim:
+        profile = get_profile(name).replace(**changes)
+        clients.append(plain_http(start_sim(profile).url))
+        return EngineSim(clients[-1], profile)
+
+    yield start
+    for client in clients:
+        client.close()
+
+
+def test_every_engine_has_a_profile_and_each_profile_its_engines_capture() -> None:
+    profiles = [get_profile(name) for name in OTHER_PROFILES]
+    assert {p.engine for p in profiles} == {e.value for e in engines.Engine} - {"vllm"}
+    assert [p.version for p in profiles] == ["0.5.9", "0.5.16", "1.3.0rc23", "25.12"]
+    assert all(p.description for p in profiles)
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_engine_page_has_the_protocols_gauges_typed_and_labelled_with_the_served_model(
+        engine_sim: StartEngine, name: str) -> None:
+    sim = engine_sim(name, model="served/model-1")  # not the capture's model: the label is the served one
+    page = sim.page()
+    protocol = protocol_of(sim.profile)
+    for metric in engines.REQUIRED:
+        series = picked(page, protocol.required[metric])
+        assert len(series) == 1, (metric, series)
+        family = page.family(promql.selectors(protocol.required[metric])[0].metric)
+        assert family is not None and family.type == "gauge", (metric, family)
+        assert dict(series[0].labels)[protocol.model_label] == sim.model() == "served/model-1"
+        assert series[0].value == 0.0  # idle
+
+
+# the captures the profiles serve (tests/data/engines, each with its source): every family, typed and with its help
+CAPTURED = {"sglang-0.5.9": "sglang-before-0.5.12", "sglang-0.5.16": "sglang-current",
+            "trtllm-serve": "trtllm-serve", "triton-tensorrt-llm": "triton-tensorrt-llm"}
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_engine_page_has_exactly_the_families_of_its_capture(engine_sim: StartEngine, name: str) -> None:
+    text = (Path(__file__).parent / "data" / "engines" / f"{CAPTURED[name]}.prom").read_text(encoding="utf-8")
+    captured = Snapshot.parse(text)
+    page = engine_sim(name).page()
+    assert page.families == captured.families
+    assert {n: len(s) for n, s in page.samples.items()} == {n: len(s) for n, s in captured.samples.items()}
+
+
+@pytest.mark.parametrize(("name", "block_size", "num_blocks"), [
+    ("sglang-0.5.9", ("sglang:cache_config_info", "page_size"), ("sglang:cache_config_info", "num_pages")),
+    ("sglang-0.5.16", ("sglang:page_size", ""), ("sglang:num_pages", "")),
+    ("trtllm-serve", ("trtllm_kv_cache_tokens_per_block", ""), ("trtllm_kv_cache_max_blocks", "")),
+    ("triton-tensorrt-llm", ('nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="tokens_per"}', ""),
+     ('nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max"}', "")),
+])
+def test_engine_page_gives_the_profiles_kv_cache_in_its_versions_form(
+        engine_sim: StartEngine, name: str, block_size: tuple[str, str], num_blocks: tuple[str, str]) -> None:
+    page = engine_sim(name, block_size=16, num_gpu_blocks=1234).page()
+    for (selector, label), expected in ((block_size, "16"), (num_blocks, "1234")):
+        [series] = picked(page, selector)
+        assert (dict(series.labels)[label] if label else str(int(series.value))) == expected, selector
+    other = {"sglang-0.5.9": "sglang:page_size", "sglang-0.5.16": "sglang:cache_config_info"}.get(name)
+    assert other is None or page.family(other) is None  # one form per version
+    if other:  # the KV pool's size in tokens agrees
+        assert page.value("sglang:max_total_num_tokens") == 16 * 1234
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_engine_gauges_rise_while_a_request_streams_and_fall_back_to_zero(engine_sim: StartEngine,
+                                                                          name: str) -> None:
+    sim = engine_sim(name)
+    during, after = sim.while_streaming()
+    held = math.ceil((10 + 500) / sim.profile.block_size)  # the prompt's 10 tokens and the 500 it may generate
+    assert read(during, sim.profile, Metric.RUNNING) == 1.0
+    assert read(during, sim.profile, Metric.QUEUED) == 0.0
+    assert read(during, sim.profile, Metric.KV_USAGE) == held / sim.profile.num_gpu_blocks
+    assert [read(after, sim.profile, m) for m in engines.REQUIRED] == [0.0, 0.0, 0.0]
+
+
+def test_kv_utilization_is_a_fraction_that_stops_at_one(engine_sim: StartEngine) -> None:
+    # 510 tokens in flight, 32 a block: 16 blocks. On 16 blocks exactly 1; on 15 still 1, never more.
+    for blocks in (17, 16, 15):
+        sim = engine_sim("trtllm-serve", num_gpu_blocks=blocks)
+        during, _ = sim.while_streaming()
+        assert read(during, sim.profile, Metric.KV_USAGE) == min(16 / blocks, 1.0)
+        assert during.value("trtllm_kv_cache_free_blocks") == max(blocks - 16, 0)
+
+
+def test_triton_counts_each_request_in_its_execution_counter(engine_sim: StartEngine) -> None:
+    sim = engine_sim("triton-tensorrt-llm")
+    for request in range(1, 4):
+        answer = sim.client.post("/v1/chat/completions",
+                                 json={"model": sim.model(), "messages": [{"role": "user", "content": "hi"}]})
+        assert answer.status_code == 200
+        assert sim.page().value("nv_inference_exec_count") == request
+
+
+@pytest.mark.parametrize(("name", "owner"), [("sglang-0.5.16", "sglang"), ("trtllm-serve", "tensorrt_llm"),
+                                             ("triton-tensorrt-llm", "Triton Inference Server")])
+def test_engine_serves_the_openai_api_but_no_version(engine_sim: StartEngine, name: str, owner: str) -> None:
+    sim = engine_sim(name)
+    [model] = sim.client.get("/v1/models").json()["data"]
+    assert (model["id"], model["owned_by"]) == (sim.profile.model, owner)
+    assert sim.client.get("/health").status_code == 200
+    assert sim.client.get("/version").status_code == 404
+    request = {"model": model["id"], "max_tokens": 3, "stream": True, "stream_options": {"include_usage": True},
+               "messages": [{"role": "user", "content": "hello there"}]}
+    with sim.client.stream("POST", "/v1/chat/completions", json=request) as response:
+        events = sse_events(response.read().decode())
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["usage"]["completion_tokens"] == 3
+    assert json.loads(events[0])["model"] == model["id"]
+
+
+def test_trtllm_serve_page_is_at_prometheus_metrics_only(engine_sim: StartEngine) -> None:
+    sim = engine_sim("trtllm-serve")
+    assert sim.path == "/prometheus/metrics" and sim.page().family("trtllm_num_requests_running") is not None
+    assert sim.client.get("/metrics").status_code == 404
+
+
+# -- faults of another engine's page --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_untyped_gauges_fault_drops_the_type_of_the_required_families_only(engine_sim: StartEngine,
+                                                                         name: str) -> None:
+    sim = engine_sim(name, fault="untyped-gauges")
+    page = sim.page()
+    required = {promql.selectors(s)[0].metric for s in protocol_of(sim.profile).required.values()}
+    assert {n: f.type for n, f in page.families.items() if n in required} == dict.fromkeys(required, "unknown")
+    assert {f.type for n, f in page.families.items() if n not in required} <= {"gauge", "counter"}
+    assert read(page, sim.profile, Metric.RUNNING) == 0.0  # the series are still there
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_percent_kv_fault_writes_the_utilization_as_a_percentage(engine_sim: StartEngine, name: str) -> None:
+    sim = engine_sim(name, fault="percent-kv", num_gpu_blocks=100)
+    during, after = sim.while_streaming()
+    held = math.ceil(510 / sim.profile.block_size)
+    assert read(during, sim.profile, Metric.KV_USAGE) == pytest.approx(min(held, 100))  # held % of 100 blocks
+    assert read(after, sim.profile, Metric.KV_USAGE) == 0.0
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_per_rank_fault_serves_each_required_series_per_rank_the_first_idle(engine_sim: StartEngine,
+                                                                           name: str) -> None:
+    sim = engine_sim(name, fault="per-rank")
+    during, _ = sim.while_streaming()
+    protocol = protocol_of(sim.profile)
+    for metric in engines.REQUIRED:
+        series = picked(during, protocol.required[metric])
+        assert [dict(s.labels)["tp_rank"] for s in series] == ["0", "1"], metric
+        assert series[0].value == 0.0
+    assert [s.value for s in picked(during, protocol.required[Metric.RUNNING])] == [0.0, 1.0]
+    assert picked(during, protocol.required[Metric.KV_USAGE])[1].value > 0
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_stuck_running_fault_keeps_running_up_after_the_request_ends(engine_sim: StartEngine, name: str) -> None:
+    sim = engine_sim(name, fault="stuck-running")
+    during, after = sim.while_streaming()
+    assert read(during, sim.profile, Metric.RUNNING) == read(after, sim.profile, Metric.RUNNING) == 1.0
+    assert read(after, sim.profile, Metric.KV_USAGE) == 0.0  # only running is stuck
+
+
+@pytest.mark.parametrize("name", OTHER_PROFILES)
+def test_no_metrics_fault_answers_404_at_the_metrics_path_and_serves_the_api(engine_sim: StartEngine,
+                                                                            name: str) -> None:
+    sim = engine_sim(name, fault="no-metrics")
+    answer = sim.client.get(sim.path)
+    assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
+    assert complete(sim.client, "a b", model=sim.model()).status_code == 200
+
+
+@pytest.mark.parametrize(("name", "fault"), [("x86_64", "per-rank"), ("x86_64", "no-metrics"),
+                                             ("sglang-0.5.16", "gauges-stuck"), ("trtllm-serve", "version-missing")])
+def test_a_fault_of_another_engine_is_refused(name: str, fault: str) -> None:
+    with pytest.raises(ValueError, match=f"fault '{fault}' is not one of a simulated"):
+        build_app(get_profile(name).replace(fault=fault))
+
+
+def test_the_bundled_suite_runs_on_a_simulated_sglang_and_skips_vllms_own_checks(
+        pytester: pytest.Pytester) -> None:
+    result = run_suite(pytester, "--vllm-sim=sglang-0.5.16", "-n", "0")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0 and result.ret == 0, result.stdout.str()
+    skipped = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert any("this server runs sglang, not vLLM" in line for line in skipped), skipped
+    assert outcomes["passed"] >= 2  # the server answers, and serves the workload
+
+
+@pytest.mark.parametrize("name", ["sglang-0.5.9", "sglang-0.5.16", "trtllm-serve"])
+def test_an_idle_engine_page_is_its_capture_line_for_line(engine_sim: StartEngine, name: str) -> None:
+    # these captures are of idle servers with the profile's model and KV cache: nothing differs, not even a number
+    text = (Path(__file__).parent / "data" / "engines" / f"{CAPTURED[name]}.prom").read_text(encoding="utf-8")
+    captured = [line for line in text.splitlines() if line.startswith(("# HELP", "# TYPE")) or
+                not line.startswith("#")]
+    sim = engine_sim(name)
+    assert sim.client.get(sim.path).text.splitlines() == captured
+
+
+def test_triton_writes_whole_numbers_as_prometheus_cpp_does(engine_sim: StartEngine) -> None:
+    sim = engine_sim("triton-tensorrt-llm")
+    lines = sim.client.get(sim.path).text.splitlines()
+    assert 'nv_trt_llm_request_metrics{model="tensorrt_llm",request_type="waiting",version="1"} 0' in lines
+    assert 'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="max",model="tensorrt_llm",version="1"} 6239' in lines

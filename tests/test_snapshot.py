@@ -4,6 +4,7 @@ Prometheus text 0.0.4 and converted to OpenMetrics 1.0 (the same Snapshot whiche
 from __future__ import annotations
 
 import contextlib
+import pickle
 import re
 from pathlib import Path
 
@@ -615,3 +616,27 @@ def test_bucket_increases_in_one_pass_are_each_buckets_increase() -> None:
     assert by_bound == {le: delta.increase(name, {"le": le}) for le in ("0.5", "+Inf", "1.0")}
     assert by_bound == {"0.5": 1.0, "+Inf": 6.0, "1.0": 1.5}  # b's 0.5 went down: not counted
     assert delta.increases_by("vllm:nothing_bucket", "le") == {}
+
+
+# -- what depends on a page's structure only -----------------------------------------------------------------
+
+def test_what_depends_on_names_and_labels_only_is_computed_once_per_page_structure() -> None:
+    calls: list[int] = []
+
+    def series_of_hits(families: object, label_sets: dict[str, list[tuple[tuple[str, str], ...]]]) -> int:
+        calls.append(1)
+        return len(label_sets.get(HITS, []))
+
+    text = capture_text("prefix-caching-on.before")
+    line = next(x for x in text.splitlines() if x.startswith(HITS + "{"))
+    same_shape = Snapshot.parse(text.replace(line, line.rsplit(" ", 1)[0] + " 7.0"))
+    widened = line.replace("engine=", 'x="1",engine=')
+    other_shape = Snapshot.parse(text.replace(line, f"{line}\n{widened}"))
+    first = Snapshot.parse(text)
+    assert first.value(HITS) != same_shape.value(HITS)  # the values differ, the structure does not
+    assert [first.per_structure(series_of_hits), same_shape.per_structure(series_of_hits)] == [1, 1]
+    assert len(calls) == 1
+    assert other_shape.per_structure(series_of_hits) == 2 and len(calls) == 2
+    # a snapshot sent to another process (pytest-xdist) computes it again there, from its own structure
+    copy = pickle.loads(pickle.dumps(other_shape))
+    assert copy.per_structure(series_of_hits) == 2 and len(calls) == 3

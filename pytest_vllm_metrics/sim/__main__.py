@@ -44,7 +44,8 @@ async def _serve(profile: Profile, host: str, port: int) -> None:
     try:
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]  # the port chosen for --port 0
-        print(f"vLLM simulator: profile {profile.name} (vLLM {profile.version}, {profile.arch}) on "
+        served = "vLLM" if profile.engine == "vllm" else profile.engine
+        print(f"vLLM simulator: profile {profile.name} ({served} {profile.version}, {profile.arch}) on "
               f"http://{host}:{bound}", file=sys.stderr, flush=True)
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)  # a clean stop, as for Ctrl-C

@@ -31,6 +31,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     Summary,
+    generate_latest,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -229,6 +230,8 @@ def ngram_steps(prompt: list[str], word: Callable[[int], str], max_tokens: int, 
 class Engine:
     """Counters, gauges and histograms of one simulated vLLM server, and the prefix cache behind them."""
 
+    owned_by = "vllm"  # /v1/models' owned_by
+
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.registry = CollectorRegistry()
@@ -246,6 +249,10 @@ class Engine:
         self._lora_clock = 0.0
         for spec in families_for(profile.version, profile.features):
             self._register(spec)
+
+    def exposition(self) -> bytes:
+        """The metrics page, in the text format (0.0.4)."""
+        return generate_latest(self.registry)
 
     # -- registry --------------------------------------------------------------------------------
 

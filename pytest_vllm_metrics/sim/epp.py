@@ -19,6 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .. import engines
+from ..engines import Metric
 from ..epp import generations
 from ..schemas import Generation
 from ..snapshot import ExpositionError, Snapshot
@@ -32,7 +34,15 @@ FAULTS = {
     "kv-zero": "the average KV-cache utilization is published as 0 whatever the pods hold (an EPP reading a gauge "
                "the pods do not expose)",
     "needs-token": "/metrics answers 401 without 'Authorization: Bearer <token>'",
+    "extract-errors": "each read of the pods counts an extract error (a spec a pod's page does not serve)",
 }
+# Its data-layer error counters (llm-d-router, llm_d_epp naming): a pod that does not answer counts a poll error
+# at each read. A real EPP exposes each series from its first error; the simulator shows them from 0.
+_ERRORS = {"poll": ("llm_d_epp_datalayer_poll_errors_total", "[ALPHA] Data-source poll errors per source type.",
+                    'source_type="metrics-data-source"'),
+           "extract": ("llm_d_epp_datalayer_extract_errors_total",
+                       "[ALPHA] Extract errors per source/extractor type.",
+                       'extractor_type="core-metrics-extractor",source_type="metrics-data-source"')}
 # The help text of the real metrics (gateway-api-inference-extension and llm-d-router), per role.
 _HELP = {
     "per_pod_queue": "[ALPHA] The total number of requests pending in the model server queue for each underlying "
@@ -57,7 +67,7 @@ def build_epp_app(pods: Mapping[str, str], pool: str = "sim-pool", naming: Seque
                          f"{', '.join(FAULTS)}")
     chosen = [by_name[n] for n in naming]
     app = web.Application()
-    app[_SEEN] = {"at": None, "values": {}, "reads": 0}
+    app[_SEEN] = {"at": None, "values": {}, "reads": 0, "errors": {"poll": 0, "extract": 0}}
 
     async def metrics(request: web.Request) -> web.Response:
         if fault == "needs-token" and request.headers.get("Authorization") != f"Bearer {token}":
@@ -72,8 +82,12 @@ def build_epp_app(pods: Mapping[str, str], pool: str = "sim-pool", naming: Seque
         if due:
             seen["values"] = await _read_pods(pods)
             seen["at"] = time.monotonic()
+            seen["errors"]["poll"] += len(pods) - len(seen["values"])
+            seen["errors"]["extract"] += 1 if fault == "extract-errors" else 0
         seen["reads"] += 1
-        return web.Response(text=_page(chosen, pool, seen["values"], fault), content_type="text/plain")
+        errors = seen["errors"] if "llm_d_epp" in naming else {}
+        return web.Response(text=_page(chosen, pool, seen["values"], fault) + _errors(errors),
+                            content_type="text/plain")
 
     app.router.add_get("/metrics", metrics)
     return app
@@ -82,14 +96,22 @@ def build_epp_app(pods: Mapping[str, str], pool: str = "sim-pool", naming: Seque
 async def _read_pods(pods: Mapping[str, str]) -> dict[str, tuple[float, float]]:
     """(waiting, KV-cache usage) of each pod that answers, read from its /metrics as an EPP reads it."""
     async def one(session: aiohttp.ClientSession, url: str) -> tuple[float, float] | None:
-        try:
-            async with session.get(f"{url}/metrics") as response:
-                page = Snapshot.parse(await response.text())
-        except (aiohttp.ClientError, ExpositionError, TimeoutError):
-            return None
-        waiting = page.value("vllm:num_requests_waiting")
-        usage = page.value("vllm:kv_cache_usage_perc")
-        return (waiting or 0.0, usage or 0.0) if waiting is not None else None
+        # the pod's engine by the page it serves (a real EPP knows it from the pod's engine label)
+        for path in dict.fromkeys(p.metrics_path for p in engines.profiles().values()):
+            try:
+                async with session.get(f"{url}{path}") as response:
+                    if response.status != 200:
+                        continue
+                    page = Snapshot.parse(await response.text())
+            except (aiohttp.ClientError, ExpositionError, TimeoutError):
+                return None
+            for profile in engines.profiles().values():
+                specs = profile.selectors()
+                queued, usage = specs[Metric.QUEUED], specs[Metric.KV_USAGE]
+                waiting = page.value(queued.name, queued.labels or None)
+                if waiting is not None:
+                    return waiting, page.value(usage.name, usage.labels or None) or 0.0
+        return None
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         read = await asyncio.gather(*(one(session, url) for url in pods.values()))
@@ -115,6 +137,14 @@ def _page(chosen: list[Generation], pool: str, values: dict[str, tuple[float, fl
             lines += [f"# HELP {metric} {_HELP[role]}", f"# TYPE {metric} gauge",
                       f'{metric}{{name="{pool}"}} {value:g}']
     return "\n".join(lines) + "\n"
+
+
+def _errors(counts: Mapping[str, int]) -> str:
+    lines: list[str] = []
+    for kind, count in counts.items():
+        name, help_text, labels = _ERRORS[kind]
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name}{{{labels}}} {count}"]
+    return "".join(line + "\n" for line in lines)
 
 
 def start_epp(host: SimHost, pods: Mapping[str, str], **options: Any) -> str:

@@ -45,6 +45,8 @@ class Profile:
     # /metrics answers "text" (0.0.4), or "openmetrics" (1.0) whatever the Accept header asks, as some vLLM
     # frontends and proxies do
     exposition: str = "text"
+    # the model server simulated: vLLM, or another engine of the model-server protocol (conformance/engines.toml)
+    engine: str = "vllm"
 
     def replace(self, **changes: Any) -> Profile:
         return dataclasses.replace(self, **changes)

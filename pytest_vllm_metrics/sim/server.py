@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from .. import engines
 from . import _openmetrics as openmetrics
 from .engine import Engine
+from .other_engines import PER_RANK, PERCENT, STUCK, UNTYPED, engine_for
 from .profiles import Profile
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,6 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ENGINE = web.AppKey("engine", list)
 # The same handlers vLLM's instrumentator leaves out of http_* metrics.
 _UNMETERED = ("/metrics", "/health", "/version", "/load", "/ping")
+NO_METRICS = "no-metrics"
 
 
 EXPOSITIONS = ("text", "openmetrics")
@@ -48,7 +51,16 @@ FAULTS = {
     "gauges-stuck": "running requests and KV-cache usage stay up after a client aborts a streaming request",
     "info-labels-45": "vllm:cache_config_info carries 45 labels (8 more fields than vLLM 0.32)",
     "pid-label": "vllm:kv_cache_usage_perc has a pid label: one series per API server process",
+    # another engine's page (a profile with `engine` other than vllm)
+    UNTYPED: "the protocol's queued, running and KV-utilization families have no # TYPE line (untyped)",
+    PERCENT: "KV-cache utilization is written as a percentage, 0..100, not a fraction",
+    PER_RANK: "every series of the protocol's three gauges twice, tp_rank 0 reading 0 and tp_rank 1 the value",
+    STUCK: "running requests stay at their highest value after the requests end",
+    NO_METRICS: "the metrics path answers 404 (SGLang started without --enable-metrics)",
 }
+# The faults of another engine's page, and those of vLLM's alone
+_OTHER_ENGINES_ONLY = (UNTYPED, PERCENT, PER_RANK, STUCK, NO_METRICS)
+_VLLM_ONLY = ("version-missing", "counts-n-twice", "gauges-stuck", "info-labels-45", "pid-label")
 # Seconds between streamed tokens: a stream is a stream, so a client can close it half-way (an abort).
 _TOKEN_SECONDS = 0.002
 
@@ -68,16 +80,26 @@ def build_app(profile: Profile) -> web.Application:
     if profile.data_parallel_size_local < 1 or profile.data_parallel_start_rank < 0:
         raise ValueError("a data-parallel server manages data_parallel_size_local >= 1 engines from "
                          "data_parallel_start_rank >= 0")
-    engine = Engine(profile)
+    vllm = profile.engine == engines.Engine.VLLM
+    if profile.fault in (_OTHER_ENGINES_ONLY if vllm else _VLLM_ONLY):
+        raise ValueError(f"the simulator fault {profile.fault!r} is not one of a simulated {profile.engine}")
+    engine = engine_for(profile)
+    path = metrics_path(profile)
     app = web.Application(middlewares=[_hangups, _faults(profile), _auth(profile), _metered()])
     app[ENGINE] = [engine]
     app.router.add_get("/health", _health)
-    app.router.add_get("/version", _version)
-    app.router.add_get("/metrics", _metrics)
+    if vllm:  # the other engines have no /version
+        app.router.add_get("/version", _version)
+    app.router.add_get(path, _metrics)
     app.router.add_get("/v1/models", _models)
     app.router.add_post("/v1/completions", _completions)
     app.router.add_post("/v1/chat/completions", _chat)
     return app
+
+
+def metrics_path(profile: Profile) -> str:
+    """Where the profile's engine serves its page (on the simulator's one port)."""
+    return engines.profile(engines.Engine(profile.engine)).metrics_path
 
 
 @web.middleware
@@ -91,6 +113,7 @@ async def _hangups(request: web.Request, handler: Handler) -> web.StreamResponse
 
 def _faults(profile: Profile) -> Any:
     scrapes = 0
+    path = metrics_path(profile)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -101,11 +124,13 @@ def _faults(profile: Profile) -> Any:
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=503)  # never reaches the client: the transport is closed
-        if request.path == "/metrics":
+        if request.path == path:
             scrapes += 1
         fault = profile.fault or ""
-        if request.path == "/metrics" and fault.startswith("metrics-"):
+        if request.path == path and fault.startswith("metrics-"):
             return await _bad_metrics(request, fault)
+        if request.path == path and fault == NO_METRICS:
+            return web.json_response({"detail": "Not Found"}, status=404)  # FastAPI's answer to a route it lacks
         if request.path.endswith("completions") and fault == "completions-huge":
             return web.Response(body=b'{"padding": "' + b"x" * (5 * 2**20) + b'"}', content_type="application/json")
         if request.path.endswith("completions") and fault == "completions-slow":
@@ -204,14 +229,15 @@ async def _metrics(request: web.Request) -> web.Response:
 
 def _page(engine: Engine) -> tuple[bytes, str]:
     """The metrics page in the profile's exposition, and its Content-Type (the Accept header is not read)."""
-    page = generate_latest(engine.registry)
+    page = engine.exposition()
     if engine.profile.exposition == "openmetrics":
         return openmetrics.to_openmetrics(page.decode()).encode(), openmetrics.CONTENT_TYPE
     return page, CONTENT_TYPE_LATEST
 
 
 async def _models(request: web.Request) -> web.Response:
-    profile: Profile = request.app[ENGINE][0].profile
+    engine: Engine = request.app[ENGINE][0]
+    profile, owner = engine.profile, engine.owned_by
     # a LoRA adapter is listed after the base model, as vLLM's OpenAIServingModels.show_available_models does:
     # root is the adapter's path, parent the base model, and no max_model_len of its own
     adapters = [{"id": name, "object": "model", "created": 0, "owned_by": "vllm", "root": f"/adapters/{name}",
@@ -219,7 +245,7 @@ async def _models(request: web.Request) -> web.Response:
     return _json({
         "object": "list",
         "data": [{
-            "id": profile.model, "object": "model", "created": 0, "owned_by": "vllm",
+            "id": profile.model, "object": "model", "created": 0, "owned_by": owner,
             "root": f"/models/{profile.model}", "parent": None, "max_model_len": profile.max_model_len,
         }, *adapters],
     })
@@ -300,7 +326,7 @@ async def _answer(request: web.Request, engine: Engine, body: dict[str, Any], to
     engine.requests += 1
     if profile.restart_after_requests and engine.requests == profile.restart_after_requests:
         # A restarted server: a fresh engine, counters from zero, new _created timestamps.
-        request.app[ENGINE][0] = Engine(profile.replace(restart_after_requests=None))
+        request.app[ENGINE][0] = engine_for(profile.replace(restart_after_requests=None))
     usage = {
         "prompt_tokens": len(tokens), "completion_tokens": n * generated.tokens,
         "total_tokens": len(tokens) + n * generated.tokens,

@@ -1,0 +1,121 @@
+"""--vllm-epp-url: the endpoint picker's own count of the pods it could not read stays flat over the run.
+
+The page is the one in tests/data/engines/llm-d-epp.prom (llm-d-router's two data-layer counters, exactly as
+client_golang renders them; its header gives the source); the run is over the simulated EPP's real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from conftest import flat, said
+from pytest_vllm_metrics.epp import Compared
+from pytest_vllm_metrics.epp_errors import COUNTERS, flat_errors, span
+from pytest_vllm_metrics.outcome import Outcome, Problem
+from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.epp import start_epp
+from pytest_vllm_metrics.snapshot import Snapshot
+from pytest_vllm_metrics.targets import host_port
+
+EPP_PAGE = (Path(__file__).parent / "data" / "engines" / "llm-d-epp.prom").read_text()
+POLL = 'llm_d_epp_datalayer_poll_errors_total{source_type="metrics-data-source"}'
+EXTRACT = ('llm_d_epp_datalayer_extract_errors_total{extractor_type="core-metrics-extractor",'
+           'source_type="metrics-data-source"}')
+
+
+def _over(first: str, last: str, seconds: float = 3.0) -> Compared:
+    return Compared(pages=[(100.0, Snapshot.parse(first)), (100.0 + seconds, Snapshot.parse(last))])
+
+
+def test_counters_that_stay_flat_pass_with_what_they_held() -> None:
+    verdict = flat_errors(_over(EPP_PAGE, EPP_PAGE))
+    assert verdict.outcome == Outcome.PASSED
+    assert set(COUNTERS) <= set(verdict.evidence)
+    assert verdict.evidence["llm_d_epp_datalayer_poll_errors_total"] == {
+        "source_type=metrics-data-source": {"first": 3.0, "last": 3.0}}
+
+
+@pytest.mark.parametrize(("counter", "by"), [(EXTRACT, 1), (POLL, 1), (EXTRACT, 40)])
+def test_a_counter_that_rises_fails_naming_its_labels(counter: str, by: int) -> None:
+    before = {EXTRACT: 17, POLL: 3}[counter]
+    last = EPP_PAGE.replace(f"{counter} {before}", f"{counter} {before + by}")
+    verdict = flat_errors(_over(EPP_PAGE, last, 4.25))
+    assert verdict.outcome == Outcome.FAILED
+    assert verdict.message.startswith(f"over 4.2 s of the run the endpoint picker counted errors reading the pods it "
+                                      f"routes to: {counter} rose by {by}: ")
+    assert ("scrape of a pod's metrics fails" in verdict.message) is (counter == POLL)
+
+
+def test_a_series_that_appears_during_the_run_rose_from_zero() -> None:
+    # client_golang shows a labelled counter from its first increment: absent at the start is 0
+    first = "# TYPE llm_d_epp_ready_endpoints gauge\nllm_d_epp_ready_endpoints{name=\"p\"} 2\n"
+    verdict = flat_errors(_over(first, EPP_PAGE))
+    assert verdict.outcome == Outcome.FAILED
+    assert f"{EXTRACT} rose by 17" in verdict.message and f"{POLL} rose by 3" in verdict.message
+
+
+def test_an_epp_without_the_counters_is_skipped_with_the_reason() -> None:
+    page = "# TYPE inference_pool_ready_pods gauge\ninference_pool_ready_pods{name=\"p\"} 2\n"
+    verdict = flat_errors(_over(page, page))
+    assert verdict.outcome == Outcome.SKIPPED
+    assert "an EPP older than llm-d-router's data layer" in verdict.message
+
+
+def test_a_counter_that_went_down_means_a_restart_and_is_inconclusive() -> None:
+    verdict = flat_errors(_over(EPP_PAGE, EPP_PAGE.replace(f"{POLL} 3", f"{POLL} 0")))
+    assert verdict.outcome == Outcome.INCONCLUSIVE and "it restarted during the run" in verdict.message
+
+
+def test_one_read_or_an_unreadable_epp_cannot_tell() -> None:
+    once = Compared(pages=[(1.0, Snapshot.parse(EPP_PAGE))])
+    assert flat_errors(once).outcome == Outcome.INCONCLUSIVE
+    refused = Compared(error=Problem("the endpoint picker at http://e:9090 refused /metrics (HTTP 401)"))
+    assert flat_errors(refused).outcome == Outcome.INCONCLUSIVE
+
+
+# -- as a user runs it, over the simulated EPP ---------------------------------------------------------------
+
+
+def _run(pytester: pytest.Pytester, sim_host: SimHost, **options: object) -> tuple[pytest.RunResult, dict[str, str]]:
+    a, b = sim_host.start(get_profile("x86_64")), sim_host.start(get_profile("x86_64"))
+    pods = {host_port(a.url): a.url, host_port(b.url): b.url}
+    extra = options.pop("extra", {})
+    assert isinstance(extra, dict)
+    epp = start_epp(sim_host, {**pods, **extra}, naming=("llm_d_epp",), **options)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rA", f"--vllm-url={a.url}", f"--vllm-url={b.url}",
+                                f"--vllm-epp-url={epp}", "-k", "test_epp_reads_every_pod",
+                                "--vllm-report=report.json")
+    rows = json.loads((pytester.path / "report.json").read_text())["tests"]
+    (row,) = rows
+    return result, row
+
+
+def test_the_simulated_epp_reads_every_pod_over_several_seconds(pytester: pytest.Pytester,
+                                                                sim_host: SimHost) -> None:
+    result, row = _run(pytester, sim_host)
+    assert result.ret == pytest.ExitCode.OK, flat(result)
+    assert row["outcome"] == "passed"
+    # read at least `span` apart, even though the pool agreed at once
+    assert row["evidence"]["seconds"] >= span()
+
+
+def test_an_epp_that_cannot_reach_a_pod_it_routes_to_fails_naming_the_source(pytester: pytest.Pytester,
+                                                                             sim_host: SimHost) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result, row = _run(pytester, sim_host, extra={"decode-gone": gone})
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert row["outcome"] == "failed"
+    assert said(result, f"{POLL} rose by ")
+
+
+def test_an_epp_that_cannot_extract_a_metric_fails_naming_the_extractor(pytester: pytest.Pytester,
+                                                                       sim_host: SimHost) -> None:
+    result, row = _run(pytester, sim_host, fault="extract-errors")
+    assert row["outcome"] == "failed" and result.ret == pytest.ExitCode.TESTS_FAILED
+    assert said(result, f"{EXTRACT} rose by ") and not said(result, "poll_errors_total{")
+    assert said(result, "see the endpoint picker's engineConfigs check")
