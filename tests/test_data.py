@@ -41,7 +41,8 @@ def test_every_bundled_file_decodes_with_its_schema(where: str, name: str) -> No
 ACCESSORS = {"catalog": "catalog.toml", "features": "features.toml", "limitations": "limitations.toml",
              "diagnosis": "diagnosis.toml", "accounting": "accounting.toml", "relations": "relations.toml",
              "hygiene": "hygiene.toml", "epp": "epp.toml", "upgrade": "upgrade.toml", "multinode": "multinode.toml",
-             "dashboards": "dashboards.toml", "sim_profiles": "profiles.toml", "sim_families": "families.toml"}
+             "dashboards": "dashboards.toml", "engines": "engines.toml",
+             "sim_profiles": "profiles.toml", "sim_families": "families.toml"}
 
 
 @pytest.mark.parametrize(("accessor", "name"), ACCESSORS.items())
@@ -219,6 +220,9 @@ CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
      f", [feature]: the key 'prefix-caching' is not one of {FEATURES}."),
     ("dashboards-second-value-wrong-type", schemas.DashboardsFile, '[kinds]\npanel = "panel"\nalert = 1\n',
      ", [kinds]: alert = 1 is an integer, not a string."),
+    # an entry of an array of tables inside an entry of another, not a table: the array is named by its keys
+    ("engines-cache-entry-not-a-table", schemas.EnginesFile, ENGINE + "cache = [5]\n",
+     ", [[engine]] entry 1 (sglang): entry 1 is 5, not a table; write each entry as a [[engine.cache]] table."),
     # an item of an array inside an array: its place is written out, index by index
     ("multinode-wrong-item-type", schemas.MultinodeFile, '[server]\nprograms = [["vllm", 1]]\nmodules = []\n',
      ", [server]: programs[0][1] = 1 is an integer, not a string (programs must be an array of arrays of 2 strings)."),
