@@ -732,3 +732,34 @@ def test_a_series_new_on_the_second_page_below_zero_is_a_decrease_from_zero() ->
                            'vllm:request_success_total{model_name="b"} -1\n')
     change = Delta(before, after).change("vllm:request_success_total")
     assert change.decreases == (Decrease((("model_name", "b"),), 0.0, -1.0),)
+
+
+def test_a_familys_label_names_leave_out_le_and_quantile_and_keep_its_help() -> None:
+    page = Snapshot.parse(
+        "# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.\n"
+        "# TYPE vllm:e2e_request_latency_seconds histogram\n"
+        'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="tiny"} 4.0\n'
+        'vllm:e2e_request_latency_seconds_count{model_name="tiny"} 4.0\n'
+        'vllm:e2e_request_latency_seconds_sum{model_name="tiny"} 2.5\n'
+        '# TYPE rpc_duration_seconds summary\nrpc_duration_seconds{quantile="0.5",service="a"} 4773\n'
+        'rpc_duration_seconds_sum{service="a"} 1.7560473e+07\nrpc_duration_seconds_count{service="a"} 2693\n')
+    latency = page.families["vllm:e2e_request_latency_seconds"]
+    assert (latency.label_names, latency.help) == ({"model_name"}, "Histogram of e2e request latency in seconds.")
+    assert page.families["rpc_duration_seconds"].label_names == {"service"}
+
+
+def test_a_family_whose_block_comes_twice_has_the_labels_of_both() -> None:
+    # two processes' pages served one after the other (a multiprocess exporter that does not merge them)
+    page = Snapshot.parse('# TYPE foo gauge\nfoo{a="1"} 1\n# TYPE bar gauge\nbar 1\n# TYPE foo gauge\nfoo{b="2"} 2\n')
+    assert page.families["foo"].label_names == {"a", "b"}
+    assert [s.value for s in page.series("foo")] == [1.0, 2.0]
+
+
+def test_an_untyped_created_sample_is_a_creation_time_not_a_family() -> None:
+    page = Snapshot.parse("foo_total 3\nfoo_created 1.7e9\n")
+    assert page.created == {"foo": {(): 1.7e9}}
+    assert "foo_created" not in page.families
+
+
+def test_a_parsed_page_has_no_size_until_a_scrape_measures_it() -> None:
+    assert Snapshot.parse("foo 1\n").size is None
