@@ -32,6 +32,7 @@ from conftest import (
 )
 from pytest_vllm_metrics import evaluate
 from pytest_vllm_metrics.catalog import Entry
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.observe import Check, Observation
 from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
 from pytest_vllm_metrics.settings import Policy
@@ -860,3 +861,16 @@ def test_one_target_keeps_its_own_message() -> None:
 def test_no_target_is_a_skip_that_says_how_to_name_one() -> None:
     verdict = evaluate.across([], lambda obs: Verdict("passed"), "MUST")
     assert verdict.outcome == "skipped" and "--vllm-url" in verdict.message
+
+
+def test_a_server_of_another_engine_is_skipped_by_vllms_own_checks_saying_what_it_runs() -> None:
+    """A fleet mixing model servers (llm-d's engine label): an SGLang pod is not judged by a check of vLLM's
+    metrics, at the check's level; the vLLM pod is."""
+    fleet = [Observation(Target("decode-0", "http://10.0.0.0:8200")),
+             Observation(Target("sglang-0", "http://10.0.0.1:30000", engine=Engine.SGLANG))]
+    ok = Verdict(Outcome.PASSED, "", "MUST")
+    verdict = evaluate.across(fleet, lambda obs: ok, Level.MUST)
+    assert verdict.outcome == Outcome.PASSED
+    assert verdict.targets["sglang-0"] == Verdict(
+        Outcome.SKIPPED, "this server runs sglang, not vLLM: the checks of vLLM's own metrics do not apply to it "
+        "(test_model_server.py checks what it serves the endpoint picker)", Level.MUST, target="sglang-0")
