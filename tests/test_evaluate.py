@@ -338,6 +338,8 @@ def test_a_data_parallel_server_that_spread_the_workload_over_its_engines_cannot
     assert "The workload went to 2 engines of this data-parallel server (engine 0, 1)" in spread.message
     assert engines(0, {"0": 6, "1": 0}).outcome == Outcome.FAILED
     assert engines(48, {"0": 3, "1": 3}).outcome == Outcome.PASSED
+    # an engine that finished a single request of the workload was served too
+    assert engines(0, {"0": 5, "1": 1}).evidence["engines_served"] == ["0", "1"]
 
 
 def test_prefix_hits_without_a_repeated_request_still_need_one_token() -> None:
