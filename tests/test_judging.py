@@ -912,3 +912,14 @@ def test_behind_prometheus_a_scrape_label_is_judged_there(api: PrometheusAPI, pr
     verdict = judge([observation(RUNNING, RUNNING, source="kubernetes")], 'vllm:num_requests_running{job="vllm"}',
                     prom=prom, wait=3.0)
     assert verdict.outcome == Outcome.PASSED, verdict.message
+
+
+def test_a_panel_all_of_whose_queries_are_empty_says_its_worst_reason() -> None:
+    verdict = judge([observation(RUNNING, RUNNING)], "vllm:spec_decode_num_drafts_total", "vllm:made_up")
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "no data")
+    assert "vllm:made_up" in verdict.message
+
+
+def test_a_query_of_a_feature_not_enabled_beside_one_with_data_is_a_partial_panel() -> None:
+    verdict = judge([observation(RUNNING, RUNNING)], "vllm:num_requests_running", "vllm:spec_decode_num_drafts_total")
+    assert summary(verdict)[:3] == ("failed", "SHOULD", "partial")
