@@ -890,11 +890,11 @@ def test_one_selector_of_another_component_is_named(x86: list[Observation]) -> N
 
 # -- a matcher on a label the scrape adds, which the run cannot know without Prometheus ------------------------
 
-RUNNING = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 1\n')
+GAUGES = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 1\n')
 
 
 def test_every_unjudged_matcher_and_label_is_named_with_its_operator() -> None:
-    pod = [observation(RUNNING, RUNNING, source="kubernetes")]
+    pod = [observation(GAUGES, GAUGES, source="kubernetes")]
     verdict = judge(pod, 'vllm:num_requests_running{job!="x",instance=~"a|b"}')
     assert summary(verdict) == (
         "inconclusive", "MUST", "inconclusive",
@@ -909,17 +909,17 @@ def test_every_unjudged_matcher_and_label_is_named_with_its_operator() -> None:
 def test_behind_prometheus_a_scrape_label_is_judged_there(api: PrometheusAPI, prom: Prometheus) -> None:
     api.answer('count(vllm:num_requests_running{job="vllm"})', vector(sample(1)))
     api.answer('vllm:num_requests_running{job="vllm"}', vector(sample(1)))
-    verdict = judge([observation(RUNNING, RUNNING, source="kubernetes")], 'vllm:num_requests_running{job="vllm"}',
+    verdict = judge([observation(GAUGES, GAUGES, source="kubernetes")], 'vllm:num_requests_running{job="vllm"}',
                     prom=prom, wait=3.0)
     assert verdict.outcome == Outcome.PASSED, verdict.message
 
 
 def test_a_panel_all_of_whose_queries_are_empty_says_its_worst_reason() -> None:
-    verdict = judge([observation(RUNNING, RUNNING)], "vllm:spec_decode_num_drafts_total", "vllm:made_up")
+    verdict = judge([observation(GAUGES, GAUGES)], "vllm:spec_decode_num_drafts_total", "vllm:made_up")
     assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "no data")
     assert "vllm:made_up" in verdict.message
 
 
 def test_a_query_of_a_feature_not_enabled_beside_one_with_data_is_a_partial_panel() -> None:
-    verdict = judge([observation(RUNNING, RUNNING)], "vllm:num_requests_running", "vllm:spec_decode_num_drafts_total")
+    verdict = judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", "vllm:spec_decode_num_drafts_total")
     assert summary(verdict)[:3] == ("failed", "SHOULD", "partial")
