@@ -923,3 +923,17 @@ def test_a_panel_all_of_whose_queries_are_empty_says_its_worst_reason() -> None:
 def test_a_query_of_a_feature_not_enabled_beside_one_with_data_is_a_partial_panel() -> None:
     verdict = judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", "vllm:spec_decode_num_drafts_total")
     assert summary(verdict)[:3] == ("failed", "SHOULD", "partial")
+
+
+def test_a_shard_without_prometheus_cannot_judge_a_reader_of_the_whole_fleet(api: PrometheusAPI,
+                                                                             prom: Prometheus) -> None:
+    shard = Policy(sliced=True)  # --vllm-shard=1/2: this run observes half of the fleet
+    verdict = judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", policy=shard)
+    assert summary(verdict) == (
+        "inconclusive", "MUST", "inconclusive",
+        'panel "T" (vLLM) is evaluated over the whole fleet, and a shard sees only its slice of the fleet; give '
+        "--prometheus-url, or run unsharded.")
+    api.answer("count(vllm:num_requests_running)", vector(sample(1)))
+    api.answer("vllm:num_requests_running", vector(sample(1)))
+    assert judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", policy=shard, prom=prom,
+                 wait=3.0).outcome == Outcome.PASSED  # Prometheus holds the whole fleet
