@@ -4,12 +4,16 @@ entry, the key and the expected type. The cases are small files in the format of
 
 from __future__ import annotations
 
+import locale
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import pytest
 
 from pytest_vllm_metrics import data, schemas
+from pytest_vllm_metrics.versions import VersionRange
 
 ROOT = Path(__file__).parent.parent
 ON_DISK = sorted([("conformance", p.name) for p in (ROOT / "conformance").glob("*.toml")]
@@ -32,6 +36,26 @@ def test_every_bundled_file_decodes_with_its_schema(where: str, name: str) -> No
     decoded = data.read(data.bundled_path(PACKAGES[where], name), schema)
     assert isinstance(decoded, schema)
     assert data.bundled(PACKAGES[where], name) == decoded
+
+
+ACCESSORS = {"catalog": "catalog.toml", "features": "features.toml", "limitations": "limitations.toml",
+             "diagnosis": "diagnosis.toml", "accounting": "accounting.toml", "relations": "relations.toml",
+             "hygiene": "hygiene.toml", "epp": "epp.toml", "upgrade": "upgrade.toml", "multinode": "multinode.toml",
+             "dashboards": "dashboards.toml", "engines": "engines.toml",
+             "sim_profiles": "profiles.toml", "sim_families": "families.toml"}
+
+
+@pytest.mark.parametrize(("accessor", "name"), ACCESSORS.items())
+def test_each_accessor_returns_its_own_bundled_file(accessor: str, name: str) -> None:
+    # called here, not only through the readers that keep its result (accounting's rules, hygiene's caps)
+    package = data.SIMULATOR if accessor.startswith("sim_") else data.CONFORMANCE
+    found = getattr(data, accessor)()
+    assert type(found) is data.BUNDLED[package, name]
+    assert found == data.read(data.bundled_path(package, name), data.BUNDLED[package, name])
+
+
+def test_every_bundled_file_has_its_accessor() -> None:
+    assert {name for _, name in data.BUNDLED} == set(ACCESSORS.values())
 
 
 # -- a file of the wrong shape -----------------------------------------------------------------------------------
@@ -190,6 +214,47 @@ CASES: list[tuple[str, type[msgspec.Struct], str, str]] = [
      f", [[feature]] entry 1 (loras): name = 'loras' is not one of {FEATURES}."),
     ("families-missing-key", schemas.FamiliesFile, '[[family]]\nname = "vllm:gpu_cache_usage_perc"\nhelp = "h"\n',
      ", [[family]] entry 1 (vllm:gpu_cache_usage_perc) lacks the required field(s) like (a string)."),
+    # the bad key or value of a table is named, not the first one of it
+    ("features-second-feature-unknown", schemas.FeaturesFile,
+     '[feature.lora]\nfamilies = ["vllm:lora_requests_info"]\n[feature.prefix-caching]\nalways = true\n',
+     f", [feature]: the key 'prefix-caching' is not one of {FEATURES}."),
+    ("dashboards-second-value-wrong-type", schemas.DashboardsFile, '[kinds]\npanel = "panel"\nalert = 1\n',
+     ", [kinds]: alert = 1 is an integer, not a string."),
+    # an entry of an array of tables inside an entry of another, not a table: the array is named by its keys
+    ("engines-cache-entry-not-a-table", schemas.EnginesFile, ENGINE + "cache = [5]\n",
+     ", [[engine]] entry 1 (sglang): entry 1 is 5, not a table; write each entry as a [[engine.cache]] table."),
+    # an item of an array inside an array: its place is written out, index by index
+    ("multinode-wrong-item-type", schemas.MultinodeFile, '[server]\nprograms = [["vllm", 1]]\nmodules = []\n',
+     ", [server]: programs[0][1] = 1 is an integer, not a string (programs must be an array of arrays of 2 strings)."),
+    # an optional key names its choices, not "or none"
+    ("accounting-unknown-feature", schemas.AccountingFile, '[[exact]]\nname = "vllm:request_success_total"\n'
+     'equals = "choices"\nnot_with_feature = "loras"\n',
+     f", [[exact]] entry 1 (vllm:request_success_total): not_with_feature = 'loras' is not one of {FEATURES}."),
+    # a key of capitals, digits, _ and - is written bare, as in the file
+    ("hygiene-capitalised-key-wrong-type", schemas.HygieneFile, '[target_labels]\nServiceMonitor = "instance"\n'
+     'PodMonitor = ["pod"]\nassumed = "ServiceMonitor"\n',
+     ", [target_labels]: ServiceMonitor = 'instance' is a string, not an array of strings."),
+    # an unknown top-level key: the valid ones listed, or where entries go when the file is one array of tables
+    ("features-unknown-top-level-key", schemas.FeaturesFile,
+     '[features.lora]\nfamilies = ["vllm:lora_requests_info"]\n',
+     " has unknown top-level key(s) features; valid top-level keys are feature."),
+    ("hygiene-unknown-top-level-key", schemas.HygieneFile, STORE.replace("[[store]]", "[[stores]]"),
+     " has unknown top-level key(s) stores; valid top-level keys are store, target_labels, volatile, series, page, "
+     "duplicates."),
+    ("epp-missing-keys", schemas.EppFile, "# no generation yet\n",
+     " lacks the required top-level key(s) generation (an array of tables, written [[generation]]), settle (a table)."),
+    # what the file holds, in TOML's words: a table, an array of n items, a date, false
+    ("relations-table-for-string", schemas.RelationsFile, '[[relation]]\nid = "r"\nkind = "at_most"\nentry = "e"\n'
+     'why = "w"\nmoved = { family = "vllm:spec_decode_num_drafts_total" }\n',
+     ", entry 1 (r): moved = {...} is a table, not a string."),
+    ("relations-two-items-for-string", schemas.RelationsFile, '[[relation]]\nid = "r"\nkind = "at_most"\nentry = "e"\n'
+     'why = "w"\nmoved = ["vllm:spec_decode_num_drafts_total", "vllm:spec_decode_num_draft_tokens_total"]\n',
+     ", entry 1 (r): moved = ['vllm:spec_decode_num_drafts_total', 'vllm:spec_decode_num_draft_tokens_total'] is an "
+     "array of 2 items, not a string."),
+    ("limitations-date-for-string", schemas.LimitationsFile, LIMITATION.replace('source = "s"', "source = 2025-11-20"),
+     ", entry 1: source = datetime.date(2025, 11, 20) is a date or time, not a string."),
+    ("hygiene-false-for-number", schemas.HygieneFile, "[series]\nmax_per_family = false\n",
+     ", [series]: max_per_family = false is a boolean, not an integer."),
 ]
 
 
@@ -202,6 +267,37 @@ def test_a_file_of_the_wrong_shape_names_file_entry_key_and_type(
         data.read(path, schema)
     assert str(excinfo.value) == f"data file {path}{message}"
 
+
+
+class Probe(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Shapes a schema may take that no bundled file has yet: an array of choices, a constrained value, a table of
+    version ranges. A new schema's messages must read like the others'."""
+
+    features: tuple[schemas.Feature, ...] = ()
+    retries: Annotated[int, msgspec.Meta(ge=0)] = 0
+    stores: Annotated[tuple[schemas.Store, ...], msgspec.Meta(min_length=1)] = ()
+    since: dict[str, VersionRange] = {}
+
+
+PROBES = [
+    ("array-of-choices-wrong-type", 'features = "lora"',
+     f": features = 'lora' is a string, not an array of strings, each one of {FEATURES}."),
+    ("array-of-choices-unknown-choice", 'features = ["lora", "loras"]',
+     f": features[1] = 'loras' is not one of {FEATURES} (features must be an array of strings, each one of "
+     f"{FEATURES})."),
+    ("constrained-wrong-type", 'retries = "3"', ": retries = '3' is a string, not an integer."),
+    ("constrained-array-of-tables-wrong-type", "stores = 1",
+     ": stores = 1 is an integer, not an array of tables, written [[stores]]."),
+    ("version-table-second-value", '[since]\n"vllm:a" = ">=0.9.2"\n"vllm:b" = 0.9\n',
+     ', [since]: "vllm:b" = 0.9 is a number, not a PEP 440 version specifier, like \'>=0.9.2\'.'),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [case[1:] for case in PROBES], ids=[c[0] for c in PROBES])
+def test_a_new_schema_shape_gets_the_same_words(text: str, message: str) -> None:
+    with pytest.raises(data.DataError) as excinfo:
+        data.decode(text, Probe, "data file probe.toml")
+    assert str(excinfo.value) == f"data file probe.toml{message}"
 
 def test_every_schema_has_its_three_shape_errors_tested() -> None:
     kinds = {schema: {name.split("-", 1)[1] for name, s, _, _ in CASES if s is schema} for _, schema, _, _ in CASES}
@@ -220,3 +316,21 @@ def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
     message = str(excinfo.value)
     assert message.startswith(f"data file {path} is not valid TOML: ")
     assert "line 1" in message and message.endswith("; fix the syntax.")
+
+
+@pytest.fixture
+def ascii_locale() -> Iterator[None]:
+    """The process's character type as in a C/POSIX locale without UTF-8 (a bare container, a cron job)."""
+    saved = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+
+
+def test_a_data_file_is_read_as_utf8_whatever_the_locale(ascii_locale: None, tmp_path: Path) -> None:
+    # the bundled files hold non-ASCII text (limitations.toml's §); a user's catalog may too
+    path = tmp_path / "limitations.toml"
+    path.write_text(LIMITATION.replace('message = "m"', 'message = "counts \u2014 per block"'), encoding="utf-8")
+    assert data.read(path, schemas.LimitationsFile).limitation[0].message == "counts \u2014 per block"

@@ -32,6 +32,7 @@ from conftest import (
 )
 from pytest_vllm_metrics import evaluate
 from pytest_vllm_metrics.catalog import Entry
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.observe import Check, Observation
 from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
 from pytest_vllm_metrics.settings import Policy
@@ -337,6 +338,8 @@ def test_a_data_parallel_server_that_spread_the_workload_over_its_engines_cannot
     assert "The workload went to 2 engines of this data-parallel server (engine 0, 1)" in spread.message
     assert engines(0, {"0": 6, "1": 0}).outcome == Outcome.FAILED
     assert engines(48, {"0": 3, "1": 3}).outcome == Outcome.PASSED
+    # an engine that finished a single request of the workload was served too
+    assert engines(0, {"0": 5, "1": 1}).evidence["engines_served"] == ["0", "1"]
 
 
 def test_prefix_hits_without_a_repeated_request_still_need_one_token() -> None:
@@ -860,3 +863,16 @@ def test_one_target_keeps_its_own_message() -> None:
 def test_no_target_is_a_skip_that_says_how_to_name_one() -> None:
     verdict = evaluate.across([], lambda obs: Verdict("passed"), "MUST")
     assert verdict.outcome == "skipped" and "--vllm-url" in verdict.message
+
+
+def test_a_server_of_another_engine_is_skipped_by_vllms_own_checks_saying_what_it_runs() -> None:
+    """A fleet mixing model servers (llm-d's engine label): an SGLang pod is not judged by a check of vLLM's
+    metrics, at the check's level; the vLLM pod is."""
+    fleet = [Observation(Target("decode-0", "http://10.0.0.0:8200")),
+             Observation(Target("sglang-0", "http://10.0.0.1:30000", engine=Engine.SGLANG))]
+    ok = Verdict(Outcome.PASSED, "", "SHOULD")
+    verdict = evaluate.across(fleet, lambda obs: ok, Level.SHOULD)
+    assert verdict.outcome == Outcome.PASSED
+    assert verdict.targets["sglang-0"] == Verdict(
+        Outcome.SKIPPED, "this server runs sglang, not vLLM: the checks of vLLM's own metrics do not apply to it "
+        "(test_model_server.py checks what it serves the endpoint picker)", Level.SHOULD, target="sglang-0")

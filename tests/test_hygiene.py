@@ -475,6 +475,20 @@ def test_warn_shows_each_targets_passed_warning_and_nothing_else() -> None:
         (StoreWarning, "a: page too big"), (StoreWarning, "d: 44 labels")]
 
 
+
+@pytest.mark.parametrize(("pods", "shown"), [
+    (3, "decode-0, decode-1, decode-2"),
+    (4, "decode-0, decode-1, decode-2 and 1 more (4 targets)"),
+])
+def test_pods_warned_alike_are_one_warning_naming_three_and_counting_the_rest(pods: int, shown: str) -> None:
+    """A fleet whose pages are alike: exactly three pods are all named, a fourth is counted."""
+    verdict = Verdict(Outcome.PASSED, "", "SHOULD", targets={
+        f"decode-{i}": Verdict(Outcome.PASSED, f"decode-{i}: page too big", "SHOULD") for i in range(pods)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hygiene.warn(verdict)
+    assert [str(w.message) for w in caught] == [f"{shown}: page too big"]
+
 def test_warn_on_a_single_verdict_warns_only_when_it_passed_with_a_message() -> None:
     with pytest.warns(StoreWarning, match="^decode-0: page too big$"):
         hygiene.warn(Verdict(Outcome.PASSED, "decode-0: page too big", "SHOULD"))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, PrometheusAPI, dashboard_file, gaps, judge, observed, sample, summary, vector
+from conftest import NOW, PrometheusAPI, dashboard_file, gaps, judge, observation, observed, sample, summary, vector
 from pytest_vllm_metrics._grafana import DashboardError
 from pytest_vllm_metrics._grafana_vars import Variable
 from pytest_vllm_metrics.catalog import load_catalog
@@ -886,3 +886,54 @@ def test_one_selector_of_another_component_is_named(x86: list[Observation]) -> N
         "skipped", "MUST", "not a vLLM metric",
         f"{WHERE} is built on llm_d_epp_ready_endpoints, metrics of the endpoint picker (EPP), not of vLLM: point "
         f"the check at the EPP's /metrics (port 9090), not at vLLM.")
+
+
+# -- a matcher on a label the scrape adds, which the run cannot know without Prometheus ------------------------
+
+GAUGES = Snapshot.parse('# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name="tiny"} 1\n')
+
+
+def test_every_unjudged_matcher_and_label_is_named_with_its_operator() -> None:
+    pod = [observation(GAUGES, GAUGES, source="kubernetes")]
+    verdict = judge(pod, 'vllm:num_requests_running{job!="x",instance=~"a|b"}')
+    assert summary(verdict) == (
+        "inconclusive", "MUST", "inconclusive",
+        'panel "T" (vLLM) selects its series with job!="x", instance=~"a|b": instance, job is added by Prometheus '
+        "when it scrapes, and without --prometheus-url the run cannot know its value on decode-0 (Kubernetes "
+        "discovery knows pod, namespace and container, not instance, job), so it cannot tell whether the panel "
+        "shows data. Pass --prometheus-url to judge it against the series Prometheus holds.")
+    assert verdict.evidence["unjudged"] == 'job!="x", instance=~"a|b"'
+    assert judge(pod, 'vllm:num_requests_running{job!~"vllm|x"}').evidence["unjudged"] == 'job!~"vllm|x"'
+
+
+def test_behind_prometheus_a_scrape_label_is_judged_there(api: PrometheusAPI, prom: Prometheus) -> None:
+    api.answer('count(vllm:num_requests_running{job="vllm"})', vector(sample(1)))
+    api.answer('vllm:num_requests_running{job="vllm"}', vector(sample(1)))
+    verdict = judge([observation(GAUGES, GAUGES, source="kubernetes")], 'vllm:num_requests_running{job="vllm"}',
+                    prom=prom, wait=3.0)
+    assert verdict.outcome == Outcome.PASSED, verdict.message
+
+
+def test_a_panel_all_of_whose_queries_are_empty_says_its_worst_reason() -> None:
+    verdict = judge([observation(GAUGES, GAUGES)], "vllm:spec_decode_num_drafts_total", "vllm:made_up")
+    assert (verdict.outcome, verdict.evidence["panel_verdict"]) == (Outcome.FAILED, "no data")
+    assert "vllm:made_up" in verdict.message
+
+
+def test_a_query_of_a_feature_not_enabled_beside_one_with_data_is_a_partial_panel() -> None:
+    verdict = judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", "vllm:spec_decode_num_drafts_total")
+    assert summary(verdict)[:3] == ("failed", "SHOULD", "partial")
+
+
+def test_a_shard_without_prometheus_cannot_judge_a_reader_of_the_whole_fleet(api: PrometheusAPI,
+                                                                             prom: Prometheus) -> None:
+    shard = Policy(sliced=True)  # --vllm-shard=1/2: this run observes half of the fleet
+    verdict = judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", policy=shard)
+    assert summary(verdict) == (
+        "inconclusive", "MUST", "inconclusive",
+        'panel "T" (vLLM) is evaluated over the whole fleet, and a shard sees only its slice of the fleet; give '
+        "--prometheus-url, or run unsharded.")
+    api.answer("count(vllm:num_requests_running)", vector(sample(1)))
+    api.answer("vllm:num_requests_running", vector(sample(1)))
+    assert judge([observation(GAUGES, GAUGES)], "vllm:num_requests_running", policy=shard, prom=prom,
+                 wait=3.0).outcome == Outcome.PASSED  # Prometheus holds the whole fleet

@@ -640,3 +640,126 @@ def test_what_depends_on_names_and_labels_only_is_computed_once_per_page_structu
     # a snapshot sent to another process (pytest-xdist) computes it again there, from its own structure
     copy = pickle.loads(pickle.dumps(other_shape))
     assert copy.per_structure(series_of_hits) == 2 and len(calls) == 3
+
+
+# -- OpenMetrics' types text format lacks, the reference parser, a counter's change by labels --------------------
+
+# The OpenMetrics 1.0 specification's own examples of a stateset and a gauge histogram
+# (github.com/OpenObservability/OpenMetrics, specification/OpenMetrics.md, "StateSet" and "GaugeHistogram").
+STATESET_AND_GAUGEHISTOGRAM = """\
+# TYPE foo stateset
+foo{entity="controller",foo="a"} 1.0
+foo{entity="controller",foo="bb"} 0.0
+# TYPE bar gaugehistogram
+bar_bucket{le="0.01"} 0
+bar_bucket{le="0.1"} 8
+bar_bucket{le="1.0"} 18
+bar_bucket{le="10.0"} 31
+bar_bucket{le="+Inf"} 32
+bar_gcount 32
+bar_gsum 1.2e2
+# EOF
+"""
+
+
+def test_a_stateset_is_a_gauge_and_a_gauge_histogram_a_histogram_as_text_format_writes_them() -> None:
+    parsed = Snapshot.parse_openmetrics(STATESET_AND_GAUGEHISTOGRAM)
+    assert (parsed.families["foo"].type, parsed.families["bar"].type) == ("gauge", "histogram")
+    assert parsed.value("foo", {"foo": "a"}) == 1.0
+    assert parsed.value("bar_gcount") == 32.0  # its own names kept
+
+
+def test_a_native_histograms_sample_is_dropped_and_its_classic_buckets_kept() -> None:
+    # a histogram with both forms, as prometheus_client's own parser tests write one (tests/openmetrics/
+    # test_parser.py, native histogram with classic buckets)
+    parsed = Snapshot.parse_openmetrics(
+        "# TYPE foo histogram\nfoo {count:24,sum:100,schema:0,zero_threshold:0.001,zero_count:4,"
+        "positive_spans:[0:2],positive_deltas:[2,1]}\nfoo_bucket{le=\"1.0\"} 10\nfoo_bucket{le=\"+Inf\"} 24\n"
+        "foo_count 24\nfoo_sum 100\n# EOF\n")
+    assert [s.value for s in parsed.series("foo_bucket")] == [10.0, 24.0]
+    assert parsed.value("foo") == 24.0  # counted by its _count
+
+
+def test_a_summary_is_counted_by_its_count() -> None:
+    # the Prometheus text format documentation's summary example (prometheus.io, "Exposition formats")
+    page = Snapshot.parse('# TYPE rpc_duration_seconds summary\nrpc_duration_seconds{quantile="0.5"} 4773\n'
+                          'rpc_duration_seconds{quantile="0.9"} 9001\nrpc_duration_seconds_sum 1.7560473e+07\n'
+                          "rpc_duration_seconds_count 2693\n")
+    assert [s.value for s in page.series("rpc_duration_seconds")] == [2693.0]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('foo{="b"} 1\n', "Invalid labels: =\"b\""),
+    ("{} 1\n", "ValueError"),  # the parser's error has no words: its kind is said
+])
+def test_the_reference_parser_raises_exposition_error_with_the_parsers_words(text: str, says: str) -> None:
+    with pytest.raises(ExpositionError) as excinfo:
+        Snapshot.parse_reference(text)
+    assert str(excinfo.value) == says
+
+
+def test_an_openmetrics_error_without_words_says_its_kind() -> None:
+    with pytest.raises(ExpositionError) as excinfo:
+        Snapshot.parse_openmetrics("{} 1\n# EOF\n")
+    assert str(excinfo.value) == "ValueError"
+
+
+def test_the_reference_parser_records_text_format() -> None:
+    assert Snapshot.parse_reference("# TYPE foo gauge\nfoo 1\n").format == TEXT_FORMAT
+
+
+COUNTER = "# TYPE vllm:request_success counter\n"
+
+
+def test_a_change_by_labels_totals_only_the_series_of_those_labels() -> None:
+    before = Snapshot.parse(COUNTER + 'vllm:request_success_total{model_name="a"} 10\n'
+                            'vllm:request_success_total{model_name="b"} 7\n')
+    after = Snapshot.parse(COUNTER + 'vllm:request_success_total{model_name="a"} 14\n'
+                           'vllm:request_success_total{model_name="b"} 7\n')
+    change = Delta(before, after).change("vllm:request_success_total", {"model_name": "a"})
+    assert (change.before, change.after, change.increase) == (10.0, 14.0, 4.0)
+
+
+def test_a_counter_gone_from_the_second_page_has_no_reset() -> None:
+    before = Snapshot.parse(COUNTER + 'vllm:request_success_total{model_name="a"} 10\n')
+    change = Delta(before, Snapshot.parse("")).change("vllm:request_success_total")
+    assert (change.before, change.after, change.increase, change.reset) == (10.0, None, None, False)
+
+
+def test_a_series_new_on_the_second_page_below_zero_is_a_decrease_from_zero() -> None:
+    before = Snapshot.parse(COUNTER + 'vllm:request_success_total{model_name="a"} 10\n')
+    after = Snapshot.parse(COUNTER + 'vllm:request_success_total{model_name="a"} 10\n'
+                           'vllm:request_success_total{model_name="b"} -1\n')
+    change = Delta(before, after).change("vllm:request_success_total")
+    assert change.decreases == (Decrease((("model_name", "b"),), 0.0, -1.0),)
+
+
+def test_a_familys_label_names_leave_out_le_and_quantile_and_keep_its_help() -> None:
+    page = Snapshot.parse(
+        "# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.\n"
+        "# TYPE vllm:e2e_request_latency_seconds histogram\n"
+        'vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="tiny"} 4.0\n'
+        'vllm:e2e_request_latency_seconds_count{model_name="tiny"} 4.0\n'
+        'vllm:e2e_request_latency_seconds_sum{model_name="tiny"} 2.5\n'
+        '# TYPE rpc_duration_seconds summary\nrpc_duration_seconds{quantile="0.5",service="a"} 4773\n'
+        'rpc_duration_seconds_sum{service="a"} 1.7560473e+07\nrpc_duration_seconds_count{service="a"} 2693\n')
+    latency = page.families["vllm:e2e_request_latency_seconds"]
+    assert (latency.label_names, latency.help) == ({"model_name"}, "Histogram of e2e request latency in seconds.")
+    assert page.families["rpc_duration_seconds"].label_names == {"service"}
+
+
+def test_a_family_whose_block_comes_twice_has_the_labels_of_both() -> None:
+    # two processes' pages served one after the other (a multiprocess exporter that does not merge them)
+    page = Snapshot.parse('# TYPE foo gauge\nfoo{a="1"} 1\n# TYPE bar gauge\nbar 1\n# TYPE foo gauge\nfoo{b="2"} 2\n')
+    assert page.families["foo"].label_names == {"a", "b"}
+    assert [s.value for s in page.series("foo")] == [1.0, 2.0]
+
+
+def test_an_untyped_created_sample_is_a_creation_time_not_a_family() -> None:
+    page = Snapshot.parse("foo_total 3\nfoo_created 1.7e9\n")
+    assert page.created == {"foo": {(): 1.7e9}}
+    assert "foo_created" not in page.families
+
+
+def test_a_parsed_page_has_no_size_until_a_scrape_measures_it() -> None:
+    assert Snapshot.parse("foo 1\n").size is None

@@ -198,16 +198,17 @@ def test_an_overloaded_server_is_the_runs_problem(sim_host: SimHost, status: int
     assert not traffic.server_failed
 
 
-@pytest.mark.parametrize(("answer", "said"), [
-    (web.Response(status=500, text="Internal Server Error"),
+@pytest.mark.parametrize(("answer", "said"), [  # a new answer per run: aiohttp sends a response object once
+    (lambda: web.Response(status=500, text="Internal Server Error"),
      "GET /v1/models answered HTTP 500; no workload was sent. Pass the model with --vllm-model to skip this lookup."),
-    (web.json_response({"object": "list", "data": []}),
+    (lambda: web.json_response({"object": "list", "data": []}),
      "GET /v1/models did not list any model; pass one with --vllm-model."),
-    (web.Response(text="<html>not json</html>"), "GET /v1/models did not list any model; pass one with --vllm-model."),
+    (lambda: web.Response(text="<html>not json</html>"),
+     "GET /v1/models did not list any model; pass one with --vllm-model."),
 ])
-def test_a_models_endpoint_that_answers_wrongly_is_the_servers_failure(sim_host: SimHost, answer: web.Response,
-                                                                       said: str) -> None:
-    url, bodies = served(sim_host, answer=lambda r: answer if r.path == "/v1/models" else None)
+def test_a_models_endpoint_that_answers_wrongly_is_the_servers_failure(
+        sim_host: SimHost, answer: Callable[[], web.Response], said: str) -> None:
+    url, bodies = served(sim_host, answer=lambda r: answer() if r.path == "/v1/models" else None)
     traffic = send(url)
     assert (traffic.error, traffic.server_failed, bodies) == (said, True, [])
 

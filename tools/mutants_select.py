@@ -6,11 +6,18 @@ goes through TLS or a proxy to the Kubernetes API-server double, or drives a bro
 seconds for it. Those tests still run in the ordinary suite. The plain API-server double (`cluster`, `double`)
 is an HTTP server on loopback in the test's own process, as fast as the simulator: its tests run. A pytester
 test marked `quick_run` stays: an in-process run of a few checks that need no server (the report hooks' own tests).
+
+mutmut forks every mutant's run from the process that ran all the tests once (to learn which tests reach which
+function): what that run left in the process-wide caches would answer before a mutant's code runs. Each test
+starts without snapshot's shared page layouts and what was computed of them (Snapshot.per_structure), as in a
+fresh process.
 """
 
 from __future__ import annotations
 
 import pytest
+
+from pytest_vllm_metrics import snapshot
 
 SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "tls_double", "connect_proxy"})
 
@@ -21,3 +28,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in slow]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for layout in snapshot._LAYOUTS.values():
+        layout.memo.clear()  # a snapshot made before (at import) may hold one of these layouts
+    snapshot._LAYOUTS.clear()
