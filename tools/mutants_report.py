@@ -25,6 +25,8 @@ SCORED: dict[str, tuple[str, ...] | None] = {
     "catalog": None, "_fastparse": None, "kube": ("_target", "_port", "_container"), "relations": None,
     "hygiene": None, "consumers": None, "cluster_readers": None, "epp": None, "_grafana": None,
     "_grafana_vars": None, "multinode": None, "_launch": None, "data": None, "schemas": None,
+    # the model-server protocol, the endpoint picker's configuration, the GAIE report
+    "engines": None, "model_server": None, "epp_config": None, "epp_errors": None, "gaie": None, "report_gaie": None,
     # the report layer and the upgrade forecast (_hooks_report: mutmut leaves decorated hooks alone)
     "rows": None, "gate": None, "implementations": None, "report": None, "report_terminal": None,
     "report_html": None, "report_markdown": None, "_html": None, "_markdown": None, "upgrade": None,
