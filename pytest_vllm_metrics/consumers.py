@@ -257,7 +257,7 @@ def epp_consumers(deployment: dict[str, Any]) -> list[Reader]:
     containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     panels = []
     for container in containers:
-        for flag, value in epp_flags([*(container.get("command") or []), *(container.get("args") or [])]).items():
+        for flag, value in epp_flags(epp_config.args_of(container)).items():
             if value:  # an empty value turns the reading off (the chart does so for LoRA on Triton)
                 panels.append(Reader(name, flag.removeprefix("--"), (Query("metric", _metric_spec(value)),),
                                     dashboard_title=where, kind=ReaderKind.EPP))
@@ -266,14 +266,7 @@ def epp_consumers(deployment: dict[str, Any]) -> list[Reader]:
 
 def epp_flags(args: list[Any]) -> dict[str, str]:
     """The metric flags among a container's arguments, as "--flag=value" or "--flag value" (Go's flag package)."""
-    found: dict[str, str] = {}
-    words = [str(a) for a in args]
-    for index, word in enumerate(words):
-        flag, equals, value = word.partition("=")
-        flag = "--" + flag.lstrip("-") if flag.startswith("-") else flag
-        if flag in EPP_FLAGS:
-            found[flag] = value if equals else (words[index + 1] if index + 1 < len(words) else "")
-    return found
+    return epp_config.flag_values([str(a) for a in args], EPP_FLAGS)
 
 
 def _metric_spec(spec: str) -> str:

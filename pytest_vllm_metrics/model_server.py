@@ -198,10 +198,8 @@ def _probe(obs: Observation, policy: Policy, level: Level
     if not aborts.during:
         return Verdict(Outcome.INCONCLUSIVE, f"{obs.target.name}: the load probe's streams ended before the gauges "
                                              f"could be read", level)
-    profile = engines.profile(obs.target.engine)
-    texts = dict(profile.required) if obs.target.engine is not Engine.VLLM else {
-        m: engines.selector(t).name for m, t in profile.required.items()}
-    return aborts.during, texts
+    # observe records each gauge under its selector's text (vLLM's abort probe: accounting.toml's names, the same)
+    return aborts.during, dict(engines.profile(obs.target.engine).required)
 
 
 def kv_cache_shape(obs: Observation, level: Level = Level.MAY) -> Verdict:

@@ -163,8 +163,8 @@ class Run:
             targets.append(Target(name=name, base_url=sim.url, arch=profile.arch, source=TargetSource.SIM,
                                   detail={"profile": profile.name, simulated: profile.version},
                                   data_parallel=data_parallel,
-                                  # the simulator serves every engine's page on its one port
                                   engine_version=profile.version if engine is not Engine.VLLM else None,
+                                  # the simulator serves every engine's page on its one port
                                   **metrics_location(engine, partial(_same_port, sim.url))))
         return targets
 

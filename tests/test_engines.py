@@ -7,7 +7,7 @@ from typing import get_args
 
 import pytest
 
-from pytest_vllm_metrics import engines, schemas
+from pytest_vllm_metrics import data, engines, schemas
 from pytest_vllm_metrics.engines import REQUIRED, Engine, Metric, UnknownEngine
 from pytest_vllm_metrics.targets import Target, url_targets, with_port
 
@@ -16,6 +16,8 @@ def test_every_engine_has_a_profile_and_the_data_file_names_only_those() -> None
     assert set(engines.profiles()) == set(Engine)
     assert set(get_args(schemas.EngineName)) == {e.value for e in Engine}
     assert REQUIRED == (Metric.QUEUED, Metric.RUNNING, Metric.KV_USAGE)
+    # vLLM's load probe (the abort probe of exclusive runs) reads the gauges the protocol names for vLLM
+    assert sorted(engines.profile(Engine.VLLM).required.values()) == sorted(data.accounting().gauges.names)
     assert not Metric.BLOCK_SIZE.required and not Metric.NUM_BLOCKS.required
 
 
