@@ -507,17 +507,22 @@ def test_the_conformance_document_states_the_model(tmp_path: Path) -> None:
         write_data(tmp_path / name, model)
     text = (tmp_path / "report.json").read_text()
     assert json.loads(text) == document and text.endswith("}\n") and text.startswith('{\n  "apiVersion"')
-    # written row by row with a two-space indent; a row's per-target maps hold one target per line
+    # written row by row with a two-space indent; the implementations, and a row's per-target maps, hold one
+    # target per line
     keys = list(document)
     head = {key: document[key] for key in keys[: keys.index("tests")]}
-    assert text.startswith(json.dumps(head, indent=2)[:-2] + ',\n  "tests": [\n    {\n      "id": ')
     lines = text.splitlines()
+    one_per_line = "[\n" + ",\n".join(f"    {json.dumps(found)}" for found in document["implementations"]) + "\n  ]"
+    assert len(document["implementations"]) == 3 and one_per_line in text
+    assert text.startswith(json.dumps({**head, "implementations": "IMPLEMENTATIONS"}, indent=2).replace(
+        '"IMPLEMENTATIONS"', one_per_line)[:-2] + ',\n  "tests": [\n    {\n      "id": ')
     per_target = [(key, name, value) for row in document["tests"] for key in ("evidence", "targets")
                   for name, value in row[key].items()]
     assert {key for key, _, _ in per_target} == {"evidence", "targets"}
     for _, name, value in per_target:
         assert f"        {json.dumps(name)}: {json.dumps(value)}" in {line.rstrip(",") for line in lines}
     assert text.count("\n") == len(json.dumps(document, indent=2).splitlines()) - sum(
+        len(json.dumps(value, indent=2).splitlines()) - 1 for value in document["implementations"]) - sum(
         len(json.dumps(value, indent=2).splitlines()) - 1 for _, _, value in per_target)
     assert not list(tmp_path.glob(".*.part"))  # written beside, then renamed: nothing left over
     for few in ([], rows[:1]):  # no row (an empty list), one row (no comma)
