@@ -18,7 +18,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ class MergeError(Exception):
 class ShardReport:
     path: Path
     document: Mapping[str, Any]
+    rows: list[Row] = field(default_factory=list)  # its `tests`, read
 
     @property
     def shard(self) -> Mapping[str, Any]:
@@ -125,7 +126,18 @@ def load(path: Path) -> ShardReport:
     if missing:
         raise MergeError(f"{path}: its shard section lacks {', '.join(missing)}; it was not written by this version "
                          f"of pytest-vllm-metrics, or was edited: rerun that shard.")
-    return ShardReport(path, document)
+    return ShardReport(path, document, [_row(path, n, data) for n, data in enumerate(document["tests"])])
+
+
+def _row(path: Path, n: int, data: Any) -> Row:
+    try:
+        return Row.from_json(data)
+    except (TypeError, ValueError, AttributeError) as exc:
+        test = data.get("id") if isinstance(data, dict) else None
+        raise MergeError(f"{path}: its test {n + 1}{f' ({test})' if isinstance(test, str) else ''} is not a row as "
+                         f"this version of pytest-vllm-metrics writes them ({exc}); it was edited, or written by "
+                         f"another version: rerun that shard.") from None
+
 
 
 def check_together(shards: list[ShardReport]) -> list[ShardReport]:
@@ -198,8 +210,7 @@ def merged(shards: list[ShardReport], out: Path | None = None) -> Report:
     fleet: list[str] = list(base.shard["fleet"])
     rows_by_id: dict[str, list[Row]] = {}
     for item in shards:
-        for data in item.document["tests"]:
-            row = Row.from_json(data)
+        for row in item.rows:
             rows_by_id.setdefault(row.id, []).append(row)
     marks = {test: Level(mark) for item in shards for test, mark in (item.shard.get("marks") or {}).items()}
     rows = [_merged_row(found, fleet, marks.get(test)) for test, found in rows_by_id.items()]

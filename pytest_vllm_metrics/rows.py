@@ -8,6 +8,7 @@ the upgrade forecast) is told here too: every report groups its story by reader.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,13 @@ class TargetResult:
         object.__setattr__(self, "outcome", RowOutcome(self.outcome))  # a plain "failed" is accepted, and checked
 
 
+@functools.lru_cache(maxsize=4096)
+def _target_result(outcome: str, reason: str = "", diagnosis: str = "") -> TargetResult:
+    """A target's result from its plain data, made once for alike ones: a fleet's ~100,000 cells say a few thousand
+    different things, and the controller of pytest-xdist makes them all again from JSON."""
+    return TargetResult(RowOutcome(outcome), reason, diagnosis)
+
+
 @dataclass(frozen=True)
 class Row:
     id: str
@@ -95,7 +103,7 @@ class Row:
         # the JSON report's plain words ("failed", "MUST", a target's object) are accepted, and checked
         object.__setattr__(self, "level", Level(self.level))
         object.__setattr__(self, "outcome", RowOutcome(self.outcome))
-        object.__setattr__(self, "targets", {name: t if isinstance(t, TargetResult) else TargetResult(**t)
+        object.__setattr__(self, "targets", {name: t if isinstance(t, TargetResult) else _target_result(**t)
                                              for name, t in self.targets.items()})
 
     @classmethod

@@ -110,6 +110,13 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@functools.lru_cache(maxsize=16384)
+def parsed_url(url: str) -> httpx.URL:
+    """A URL as httpx takes it, parsed once: httpx parses a URL given as text at every request (~20 us, a tenth of
+    the client's own cost of a small request), and a fleet's run asks for the same few paths of each server."""
+    return httpx.URL(url)
+
+
 async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout: float,
                    headers: dict[str, str] | None = None) -> tuple[int, str, str]:
     """GET a path; return (status, content type, body). Reads at most MAX_BODY_BYTES."""
@@ -118,7 +125,8 @@ async def get_text(client: httpx.AsyncClient, target: Target, path: str, timeout
     try:
         # httpx's timeout bounds each read; the deadline bounds the whole answer (a slow-loris body that
         # trickles a byte at a time would otherwise never time out).
-        async with asyncio.timeout(timeout), client.stream("GET", url, headers=headers, timeout=timeout) as response:
+        async with asyncio.timeout(timeout), client.stream("GET", parsed_url(url), headers=headers,
+                                                           timeout=timeout) as response:
             try:
                 raw = await read_capped(response, MAX_BODY_BYTES)
             except TooLarge:

@@ -7,6 +7,7 @@ prefix is sized to at least two KV blocks of the server's own tokenizer, within 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from .scrape import TooLarge, describe_http_error, read_capped, shown_path
+from .scrape import TooLarge, describe_http_error, parsed_url, read_capped, shown_path
 from .targets import Target, TargetSource
 
 KINDS = ("completion", "completion-stream", "chat", "chat-stream")
@@ -135,6 +136,7 @@ class TrafficResult:
         return text
 
 
+@functools.lru_cache(maxsize=256)  # the same prompts go to every server of a fleet
 def _words(count: int, salt: int = 0) -> str:
     return " ".join(_VOCAB[(i * 7 + salt) % len(_VOCAB)] for i in range(count))
 
@@ -281,7 +283,7 @@ class Workload:
         record = RequestRecord(kind=kind, status=None, seconds=0.0, shares_prefix=shares_prefix, n=n,
                                max_tokens=self.max_tokens, stop=stop)
         try:
-            async with self.client.stream("POST", self.target.url(path), json=body, headers=self.headers,
+            async with self.client.stream("POST", parsed_url(self.target.url(path)), json=body, headers=self.headers,
                                           timeout=self.timeout) as response:
                 record.status = response.status_code
                 if response.status_code == 403 and self.target.source is TargetSource.KUBERNETES:
@@ -324,7 +326,8 @@ class Workload:
             for _ in range(count):
                 try:
                     response = await streams.enter_async_context(self.client.stream(
-                        "POST", self.target.url(path), json=body, headers=self.headers, timeout=self.timeout))
+                        "POST", parsed_url(self.target.url(path)), json=body, headers=self.headers,
+                        timeout=self.timeout))
                     if response.status_code != 200:
                         aborts.error = (f"a streaming request of the abort probe answered HTTP {response.status_code}: "
                                         f"{_error_text(await read_capped(response, MAX_ANSWER_BYTES))}")

@@ -270,6 +270,23 @@ def test_a_file_that_is_no_report_is_named(two: tuple[Path, Path], tmp_path: Pat
     assert f"{bad} {said}" in err
 
 
+@pytest.mark.parametrize(("edit", "said"), [
+    (lambda row: row.pop("check"), "missing 1 required positional argument: 'check'"),
+    (lambda row: row.update(outcome="fine"), "'fine' is not a valid RowOutcome"),
+    (lambda row: row.update(targets={"a": {"outcome": "passed", "why": "x"}}), "unexpected keyword argument 'why'"),
+    (lambda row: row.update(targets=["a"]), "'list' object has no attribute 'items'"),
+])
+def test_a_shards_row_that_is_not_a_row_is_named(two: tuple[Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str], edit: Any, said: str) -> None:
+    # a hand-edited shard, or one of another version: the file, the test and the fix, in one paragraph
+    document = json.loads(two[1].read_text())
+    edit(document["tests"][0])
+    two[1].write_text(json.dumps(document))
+    err = refused(capsys, "-o", tmp_path / "m.json", *two)
+    assert (f"{two[1]}: its test 1 (conformance/test_server.py::test_reachable) is not a row as this version of "
+            f"pytest-vllm-metrics writes them (") in err and said in err and err.endswith("rerun that shard.\n")
+
+
 def test_a_missing_file_and_an_unknown_format_are_named(two: tuple[Path, Path], tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     err = refused(capsys, "-o", tmp_path / "m.json", two[0], tmp_path / "nope.json")
