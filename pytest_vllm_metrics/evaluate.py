@@ -36,7 +36,7 @@ def across(observations: Iterable[Observation], check: Callable[[Observation], V
     default) is skipped: a fleet that mixes model servers is checked engine by engine.
     """
     return combine({obs.target.name: (check(obs) if obs.target.engine in engines else _other_engine(obs, level))
-                    .but(target=obs.target.name) for obs in observations}, level)
+                    .of_target(obs.target.name) for obs in observations}, level)
 
 
 def _other_engine(obs: Observation, level: Level) -> Verdict:
@@ -146,7 +146,7 @@ def presence(entry: Entry, obs: Observation, policy: Policy) -> Verdict:
             message += f" Why it matters: {entry.meaning}."
         return Verdict(Outcome.FAILED, message, entry.level, {"families_on_page": len(snapshot.families)})
     evidence: dict[str, Any] = {"type": family.type, "labels": sorted(family.label_names)}
-    if not snapshot.series(entry.name):
+    if not snapshot.has_series(entry.name):
         return Verdict(Outcome.FAILED, f"{where}: {entry.name} is declared (# TYPE) but has no series {when}; "
                                  f"panels and alerts on it see nothing.", entry.level, evidence)
     expected_type = _TYPE_SHOWN_AS.get(entry.type, entry.type)

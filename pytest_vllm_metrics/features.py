@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from . import data
+from .schemas import FeatureRule
 from .snapshot import Snapshot
 
 
@@ -36,7 +39,8 @@ def detect(snapshot: Snapshot) -> set[str]:
 
 
 def expected_by_default(feature: str) -> bool:
-    rule = next((rule for name, rule in data.features().feature.items() if name == feature), None)
+    rules: Mapping[str, FeatureRule] = cast("Mapping[str, FeatureRule]", data.features().feature)  # by any name
+    rule = rules.get(feature)
     return rule is not None and (rule.expected or rule.always)
 
 

@@ -67,6 +67,12 @@ class Verdict:
         if type(self.level) is not Level:
             object.__setattr__(self, "level", Level(self.level))
 
+    def of_target(self, target: str) -> Verdict:
+        """The same verdict, of `target`: `but(target=target)` for the ~100,000 verdicts of a fleet's run."""
+        new = object.__new__(Verdict)
+        new.__dict__.update(self.__dict__, target=target)
+        return new
+
     def but(self, **changes: Any) -> Verdict:
         """The same verdict with some fields changed (a verdict is a value: it is never changed in place). As
         dataclasses.replace, without its cost: every check names each target's verdict this way."""

@@ -297,6 +297,10 @@ class Snapshot:
         series = self.samples[name] if name in self._layout.index else []
         return [s for s in series if s.matches(labels)] if labels else series
 
+    def has_series(self, name: str) -> bool:
+        """Whether `series(name)` has any: asked of every server for every family, without making them."""
+        return bool(self._layout.index.get(self._counted_sample(name)))
+
     def value(self, name: str, labels: Labels | None = None) -> float | None:
         """Sum over the matching series (a histogram: its count), or None when none matches."""
         series = self.series(name, labels)

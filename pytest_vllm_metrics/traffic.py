@@ -64,10 +64,16 @@ class TrafficResult:
     # The server itself answered wrongly (its /v1/models failed), as opposed to the run being kept from it
     # (credentials, overload, a cap): a failure of the server, not an inconclusive run.
     server_failed: bool = False
+    # `ok` as last computed, and of how many records: every check of every target asks, and records are only added
+    _ok: tuple[int, list[RequestRecord]] = field(default=(-1, []), init=False, repr=False, compare=False)
 
     @property
     def ok(self) -> list[RequestRecord]:
-        return [r for r in self.records if r.ok]
+        count, ok = self._ok
+        if count != len(self.records):
+            ok = [r for r in self.records if r.ok]
+            self._ok = (len(self.records), ok)
+        return list(ok)
 
     @property
     def requests(self) -> int:

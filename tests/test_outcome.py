@@ -96,6 +96,16 @@ def test_but_refuses_a_field_a_verdict_does_not_have() -> None:
         changed.target = "x"  # type: ignore[misc]
 
 
+def test_of_target_names_the_target_and_changes_nothing_else() -> None:
+    original = Verdict(Outcome.FAILED, "was", Level.SHOULD, {"k": 1}, diagnosis="d", target="decode-0",
+                       targets={"a": Verdict(Outcome.PASSED)})
+    changed = original.of_target("decode-1")
+    assert changed == dataclasses.replace(original, target="decode-1") and changed is not original
+    assert original.target == "decode-0"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.target = "x"  # type: ignore[misc]
+
+
 def test_a_verdict_is_never_changed_in_place() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Verdict(Outcome.PASSED).message = "x"  # type: ignore[misc]

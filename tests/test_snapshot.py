@@ -196,6 +196,18 @@ def test_http_requests_has_no_series_before_traffic_and_seven_after() -> None:
     assert after_family.label_names == frozenset({"handler", "method", "status"})
 
 
+@pytest.mark.parametrize("name", ["http_requests_total", "http_requests", "vllm:e2e_request_latency_seconds",
+                                  "vllm:num_requests_running", "vllm:cache_config_info", "vllm:no_such_family", ""])
+def test_has_series_says_whether_series_has_any(name: str) -> None:
+    # declared without series before traffic (http_requests_total), a counter without _total, a histogram by its
+    # family name (its _count), a gauge, an info metric, nothing of that name
+    for page in (capture("prefix-caching-on.before"), capture("prefix-caching-on.after")):
+        assert page.has_series(name) is bool(page.series(name))
+    assert capture("prefix-caching-on.after").has_series("http_requests") is True
+    assert capture("prefix-caching-on.before").has_series("http_requests") is False
+    assert capture("prefix-caching-on.before").has_series("vllm:e2e_request_latency_seconds") is True
+
+
 def test_process_start_time_is_read_as_a_plain_gauge() -> None:
     start = capture("prefix-caching-on.before").value("process_start_time_seconds")
 

@@ -367,6 +367,17 @@ def test_an_answer_without_usage_is_not_reported_usage() -> None:
     assert not workload(record(), record(completion=0)).usage_reported
 
 
+def test_what_succeeded_follows_the_records_as_they_are_added() -> None:
+    # asked while the workload runs (a run cut short reports what was sent) and again after: never a stale answer
+    traffic = workload(record())
+    assert (traffic.requests, traffic.prompt_tokens) == (1, 25)
+    traffic.records.append(RequestRecord("chat", 503, 0.0, error="busy"))
+    traffic.records.append(record(prompt=5))
+    assert (traffic.requests, traffic.prompt_tokens) == (2, 30)
+    traffic.ok.clear()  # a caller's copy: the result is unchanged
+    assert [r.prompt_tokens for r in traffic.ok] == [25, 5]
+
+
 def test_the_summary_names_counts_and_the_first_failure() -> None:
     assert workload().summary() == SUMMARY
     failing = workload(record(), RequestRecord("chat", 503, 0.0, error="busy"), RequestRecord("chat", None, 0.0,
