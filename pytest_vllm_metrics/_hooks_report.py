@@ -56,6 +56,8 @@ class ReportHooks:
         # serializer is pure Python, and a fleet's row holds a result per server.
         worker = hasattr(item.config, "workeroutput")
         test_report.vllm_row = json.dumps(row.as_json()) if worker else row  # type: ignore[attr-defined]
+        if worker:  # pytest asks for the outcome at every report, the row is needed once: not decoded for it
+            test_report.vllm_outcome = row.outcome.value  # type: ignore[attr-defined]
         if item.config.stash[RUN_KEY].settings.vllm_shard is not None:
             # the check's own level (its mark), which the merge gives the check of several shards' targets
             try:
@@ -155,7 +157,7 @@ def _outcome_of(report: pytest.TestReport) -> RowOutcome | None:
     row = getattr(report, "vllm_row", None)
     if row is None or isinstance(row, Row):
         return row.outcome if row else None
-    return RowOutcome(json.loads(row)["outcome"])
+    return RowOutcome(report.vllm_outcome)
 
 
 def row_of(report: pytest.TestReport) -> Row | None:

@@ -205,6 +205,7 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     assert _requests_served(healthy.url) == 2 * per_workload  # the -n 2 run sent exactly one more
     assert _verdicts_by_check(pytester) == serial_verdicts
     assert parallel.ret == serial.ret
+    assert parallel.parseoutcomes() == serial.parseoutcomes()  # pytest's own tally too
     assert "INTERNALERROR" not in parallel.stdout.str() + parallel.stderr.str()
     parallel.stdout.fnmatch_lines(["*2 workers*", "result: *"])
     # the controller knows every target, from the workers' parts, in the run's order
@@ -215,6 +216,20 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
         "vllm-observation-*.[0-9]"))]
     assert sorted(len(observed) for observed in slices) == [1, 1]
     assert {name for observed in slices for name in observed} == {name_of(healthy.url), name_of(arm.url)}
+
+
+def test_xdist_counts_the_inconclusive_checks_as_a_serial_run_does(pytester: pytest.Pytester,
+                                                                     sim_host: SimHost) -> None:
+    # A saturated server's workload checks cannot be judged: pytest's tally and status letters say inconclusive
+    # under -n as without it (the controller reads the outcome the workers sent with each row).
+    busy = sim_host.start(get_profile("x86_64").replace(fault="completions-429"))
+    args = (f"--vllm-url={busy.url}", "-k", "test_moves or test_reachable")
+    serial = run_suite(pytester, *args)
+    parallel = run_suite(pytester, *args, "-n", "2")
+    tally = {k: v for k, v in serial.parseoutcomes().items() if k != "deselected"}  # -n does not print that one
+    assert tally["inconclusive"] > 0 and tally["passed"] > 0
+    assert parallel.parseoutcomes() == tally
+    assert parallel.ret == serial.ret
 
 
 def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
