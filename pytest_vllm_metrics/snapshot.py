@@ -12,13 +12,12 @@ import math
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar, cast
-
-from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics import parser as _openmetrics
-from prometheus_client.parser import text_string_to_metric_families
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 from . import _fastparse
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 Labels = Mapping[str, str]
 LabelSet = tuple[tuple[str, str], ...]  # sorted by name
@@ -31,7 +30,6 @@ class ExpositionError(ValueError):
 
 TEXT_FORMAT = "text/0.0.4"
 # prometheus_client's OpenMetrics parser carries no annotations
-_openmetrics_families = cast(Callable[[str], Iterator[Metric]], _openmetrics.text_string_to_metric_families)
 # Samples of these OpenMetrics types carry their `_created` inside the family; text format has them apart.
 _CREATED_INSIDE = ("counter", "histogram", "summary")
 
@@ -238,6 +236,9 @@ class Snapshot:
     @classmethod
     def parse_reference(cls, text: str) -> Snapshot:
         """Parse with prometheus_client's text parser only."""
+        # prometheus_client's parsers load only when a page needs them (~30 ms of every process' start otherwise)
+        from prometheus_client.parser import text_string_to_metric_families
+
         page = _Builder()
         try:
             for metric in text_string_to_metric_families(text):
@@ -252,9 +253,12 @@ class Snapshot:
         """Parse an OpenMetrics page (prometheus_client's OpenMetrics parser) into the Snapshot its text-format
         twin gives: the same names as PromQL sees them, `_created` samples in `created`, exemplars and
         timestamps dropped."""
+        from prometheus_client.openmetrics import parser  # as parse_reference's: loaded when needed
+
+        openmetrics_families = cast(Callable[[str], Iterator["Metric"]], parser.text_string_to_metric_families)
         page = _Builder()
         try:
-            for metric in _openmetrics_families(text):
+            for metric in openmetrics_families(text):
                 name, type_ = metric.name, metric.type
                 created: list[tuple[str, LabelSet, float]] = []
                 samples: list[tuple[str, LabelSet, float]] = []
