@@ -55,7 +55,7 @@ class ReportHooks:
         # in pytest_runtest_logreport (as a serial run does, from the row itself). As JSON text: execnet's own
         # serializer is pure Python, and a fleet's row holds a result per server.
         worker = hasattr(item.config, "workeroutput")
-        test_report.vllm_row = json.dumps(row.as_json()) if worker else row  # type: ignore[attr-defined]
+        test_report.vllm_row = row.to_wire() if worker else row  # type: ignore[attr-defined]
         if worker:  # pytest asks for the outcome at every report, the row is needed once: not decoded for it
             test_report.vllm_outcome = row.outcome.value  # type: ignore[attr-defined]
         if item.config.stash[RUN_KEY].settings.vllm_shard is not None:
@@ -163,7 +163,7 @@ def _outcome_of(report: pytest.TestReport) -> RowOutcome | None:
 def row_of(report: pytest.TestReport) -> Row | None:
     """The row a check's report carries: the row itself, or its plain data from a pytest-xdist worker."""
     row = getattr(report, "vllm_row", None)
-    return row if row is None or isinstance(row, Row) else Row.from_json(json.loads(row))
+    return row if row is None or isinstance(row, Row) else Row.from_wire(row)
 
 
 def _build(session: pytest.Session, run: Run) -> Report:

@@ -411,7 +411,7 @@ def _row_text(row: dict[str, Any]) -> str:
     parts = []
     for key, value in row.items():
         if key in _ONE_PER_LINE and isinstance(value, dict) and value:
-            encode = _cell_encoder() if key == "targets" else _compact
+            encode = _cell_encoder() if key == "targets" else _object_encoder()
             entries = ",\n        ".join(f"{_key(k)}: {encode(v)}" for k, v in value.items())
             parts.append(f"{_key(key)}: {{\n        {entries}\n      }}")
         else:
@@ -450,6 +450,20 @@ def _cell_encoder() -> Callable[[dict[str, str]], str]:
         text = encoded.get(key)
         if text is None:
             text = encoded[key] = _compact(cell)
+        return text
+
+    return encode
+
+
+def _object_encoder() -> Callable[[Any], str]:
+    """JSON of a row's `evidence` values, each object encoded once: the rows pytest-xdist's workers send hold one
+    object for the values that are alike (Row.from_wire). By identity, for one row, while the row holds them."""
+    encoded: dict[int, str] = {}
+
+    def encode(value: Any) -> str:
+        text = encoded.get(id(value))
+        if text is None:
+            text = encoded[id(value)] = _compact(value)
         return text
 
     return encode

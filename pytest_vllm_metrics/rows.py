@@ -110,8 +110,38 @@ class Row:
     def from_json(cls, data: Mapping[str, Any]) -> Row:
         return cls(**data)
 
+    def to_wire(self) -> str:
+        """The row as a pytest-xdist worker sends it to the controller (`from_wire`): as_json's data with each
+        distinct per-target result and evidence value sent once. A fleet's row holds ~1,000 of each, and the rows
+        of 1,000 servers say ~100,000 things of which ~3,000 differ."""
+        cells: dict[TargetResult, int] = {}
+        targets = {name: cells.setdefault(t, len(cells)) for name, t in self.targets.items()}
+        known: dict[str, int] = {}  # a value's JSON -> its position in `values`: alike as JSON, sent once
+        values: list[Any] = []
+        evidence: dict[str, int] = {}
+        for key, value in self.evidence.items():
+            text = json.dumps(value)
+            index = known.get(text)
+            if index is None:
+                index = known[text] = len(values)
+                values.append(value)
+            evidence[key] = index
+        head = {"id": self.id, "target": self.target, "check": self.check, "level": self.level.value,
+                "outcome": self.outcome.value, "reason": self.reason, "diagnosis": self.diagnosis}
+        return json.dumps({"row": head, "cells": [[t.outcome.value, t.reason, t.diagnosis] for t in cells],
+                           "targets": targets, "values": values, "evidence": evidence})
+
+    @classmethod
+    def from_wire(cls, text: str) -> Row:
+        """The row a worker sent (`to_wire`); alike results and evidence values are one object each."""
+        data = json.loads(text)
+        cells = [TargetResult(RowOutcome(outcome), reason, diagnosis) for outcome, reason, diagnosis in data["cells"]]
+        values = data["values"]
+        return cls(**data["row"], evidence={key: values[i] for key, i in data["evidence"].items()},
+                   targets={name: cells[i] for name, i in data["targets"].items()})
+
     def as_json(self) -> dict[str, Any]:
-        """The row as plain data: the JSON report's `tests[]`, and what pytest-xdist sends to the controller."""
+        """The row as plain data: the JSON report's `tests[]` (pytest-xdist sends `to_wire`'s shorter form)."""
         return {"id": self.id, "target": self.target, "check": self.check, "level": self.level.value,
                 "outcome": self.outcome.value, "reason": self.reason, "diagnosis": self.diagnosis,
                 "evidence": dict(self.evidence),

@@ -548,6 +548,20 @@ def test_each_targets_own_words_are_written_on_its_line_even_when_most_are_alike
     assert '        "pod-b": {"outcome": "passed", "reason": "pod-b: moved by 3", "diagnosis": ""},\n' in text
 
 
+def test_each_targets_evidence_is_its_own_when_objects_are_shared_or_alike(tmp_path: Path) -> None:
+    # the rows pytest-xdist's workers send share one object for alike values: each is still written as its own
+    shared, other = {"seen": 1, "labels": ["x"]}, {"seen": 2}
+    evidence = {"a": shared, "b": shared, "c": {"seen": 1, "labels": ["x"]}, "d": other, "e": shared["labels"],
+                "f": 1, "g": 1.0}
+    row = Row(id="t::x", target="", check="x", level=Level.MUST, outcome=RowOutcome.PASSED, evidence=evidence)
+    write_data(tmp_path / "r.json", build([row]))
+    text = (tmp_path / "r.json").read_text()
+    assert json.loads(text)["tests"][0]["evidence"] == evidence
+    lines = {line.rstrip(",") for line in text.splitlines()}
+    for name, value in evidence.items():
+        assert f"        {json.dumps(name)}: {json.dumps(value)}" in lines
+
+
 _PLAIN = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=10)

@@ -282,6 +282,53 @@ def test_a_row_as_plain_data_is_the_json_reports_and_comes_back_whole() -> None:
     assert Row.from_json(json.loads(json.dumps(data))) == row
 
 
+def _wired(targets: dict[str, TargetResult], evidence: dict[str, Any]) -> Row:
+    return Row(id="conformance/test_metrics.py::test_moves[x]", target="", check="moves: vllm:x_total",
+               level=Level.SHOULD, outcome=RowOutcome.FAILED, reason="fails on some", diagnosis="the fix",
+               evidence=evidence, targets=targets)
+
+
+def test_a_row_sent_by_a_worker_comes_back_whole_with_alike_things_sent_once() -> None:
+    passed, failed = TargetResult(RowOutcome.PASSED), TargetResult(RowOutcome.FAILED, "c: no", "fix c")
+    evidence = {"a": {"seen": 1, "labels": ["x"]}, "b": {"seen": 1, "labels": ["x"]}, "c": {"seen": 2},
+                "d": 1, "e": 1.0, "f": True, "g": "1", "h": None}
+    row = _wired({"a": passed, "b": TargetResult(RowOutcome.PASSED), "c": failed, "d": passed}, evidence)
+    wire = row.to_wire()
+    back = Row.from_wire(wire)
+    assert back == row and list(back.targets) == ["a", "b", "c", "d"] and list(back.evidence) == list(evidence)
+    assert back.targets["a"] is back.targets["b"] is back.targets["d"]  # alike results: one object
+    assert back.evidence["a"] is back.evidence["b"] and back.evidence["c"] is not back.evidence["a"]
+    # alike as JSON only: 1, 1.0, true and "1" stay what they were
+    assert [(type(back.evidence[k]), back.evidence[k]) for k in "defgh"] == [
+        (int, 1), (float, 1.0), (bool, True), (str, "1"), (type(None), None)]
+    sent = json.loads(wire)
+    assert len(sent["cells"]) == 2 and len(sent["values"]) == 7  # a and b's evidence once, each result once
+    assert len(wire) < len(json.dumps(row.as_json()))
+
+
+def test_a_row_with_nothing_per_target_and_odd_numbers_comes_back_whole() -> None:
+    row = _wired({}, {"ratio": float("nan"), "cap": float("inf"), "name": "caf\u00e9 \"q\"\n"})
+    back = Row.from_wire(row.to_wire())
+    assert json.dumps(back.as_json()) == json.dumps(row.as_json())  # NaN is never equal to itself: compared as JSON
+    assert Row.from_wire(_wired({}, {}).to_wire()) == _wired({}, {})
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
+
+
+@given(st.dictionaries(st.sampled_from("abcdef"), _PLAIN, max_size=6),
+       st.dictionaries(st.sampled_from("abcdef"), st.sampled_from(list(RowOutcome)), max_size=6))
+@settings(max_examples=150, deadline=None)
+def test_every_row_a_worker_sends_comes_back_as_it_was(evidence: dict[str, Any],
+                                                       outcomes: dict[str, RowOutcome]) -> None:
+    row = _wired({name: TargetResult(o, f"{name if o == RowOutcome.FAILED else ''}") for name, o in outcomes.items()},
+                 evidence)
+    back = Row.from_wire(row.to_wire())
+    assert back == row and json.dumps(back.as_json()) == json.dumps(row.as_json())
+
+
 def test_junit_names_the_target_check_level_outcome_and_each_targets_outcome() -> None:
     assert _fleet({"a": "passed", "b": "failed"}).junit_properties() == [
         ("vllm_target", "every target"), ("vllm_check", "moves: vllm:x_total"), ("vllm_level", "MUST"),
