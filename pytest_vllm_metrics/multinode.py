@@ -12,7 +12,7 @@ from typing import Any
 from . import _launch
 from .observe import Observation, Stage
 from .outcome import Outcome, Verdict
-from .snapshot import Snapshot
+from .snapshot import Family, LabelSet, Snapshot
 from .targets import Role, TargetSource, ranks
 
 __all__ = ["Worker", "data_parallel_engines", "engines_note", "engines_on_page", "engines_shown", "launch_of",
@@ -117,9 +117,13 @@ def _leader(pod: Any, launch: _launch.Launch, pods: list[Any]) -> tuple[str | No
 
 def engines_on_page(snapshot: Snapshot) -> list[str]:
     """The `engine` labels of vLLM's series on a page: one per data-parallel engine the API server manages."""
-    found = {value for name, series in snapshot.samples.items() if name.startswith("vllm:")
-             for one in series for key, value in one.labels if key == "engine"}
-    return sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    return list(snapshot.per_structure(_engines))  # labels only: once for a fleet's pages of one structure
+
+
+def _engines(families: Mapping[str, Family], series: Mapping[str, list[LabelSet]]) -> tuple[str, ...]:
+    found = {value for name, label_sets in series.items() if name.startswith("vllm:")
+             for labels in label_sets for key, value in labels if key == "engine"}
+    return tuple(sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v)))
 
 
 def engines_shown(implementation: Mapping[str, Any]) -> str:
