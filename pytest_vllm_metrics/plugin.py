@@ -73,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
-        run.close()
+        run.close(process_ends=hasattr(config, "workerinput"))  # a pytest-xdist worker's process ends with it
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

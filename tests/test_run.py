@@ -115,6 +115,20 @@ def test_the_observation_stays_out_of_the_collectors_scans_until_close(sim_host:
     assert any(o is observed for o in gc.get_objects())  # and scanned again
 
 
+def test_a_process_that_ends_with_the_session_keeps_it_out_of_the_scans(sim_host: SimHost) -> None:
+    # a pytest-xdist worker: its interpreter's exit would scan the whole heap again; nothing is given back
+    run = of(sim_host.start(get_profile("x86_64")).url)
+    survivor = {"still": "here"}  # something the session leaves alive, as pytest's own objects
+    run.observations()
+    try:
+        run.close(process_ends=True)
+        assert run.observed() == {} and gc.get_freeze_count() > 0
+        assert not any(o is survivor for o in gc.get_objects())  # frozen with the rest
+        run.close(process_ends=True)  # closed twice (pytest may): nothing more to do
+    finally:
+        gc.unfreeze()
+
+
 def test_a_run_that_kept_nothing_leaves_what_others_froze_alone() -> None:
     gc.freeze()
     frozen = gc.get_freeze_count()
@@ -230,6 +244,24 @@ def test_xdist_counts_the_inconclusive_checks_as_a_serial_run_does(pytester: pyt
     assert tally["inconclusive"] > 0 and tally["passed"] > 0
     assert parallel.parseoutcomes() == tally
     assert parallel.ret == serial.ret
+
+
+def test_xdist_workers_end_with_their_heap_out_of_the_scans_and_the_controller_gives_it_back(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    url = sim_host.start(get_profile("x86_64")).url
+    pytester.makeconftest(f"""
+        import gc, os, pytest
+        @pytest.hookimpl(trylast=True)  # after the plugin's own
+        def pytest_unconfigure(config):
+            role = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+            with open(os.path.join({str(pytester.path)!r}, role + ".frozen"), "w") as out:
+                out.write(str(gc.get_freeze_count()))
+            gc.unfreeze()
+    """)
+    result = run_suite(pytester, f"--vllm-url={url}", "-n", "1", "-k", "test_reachable")
+    result.assert_outcomes(passed=1)
+    assert int((pytester.path / "gw0.frozen").read_text()) > 0
+    assert int((pytester.path / "controller.frozen").read_text()) == 0
 
 
 def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
