@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gc
 import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,23 @@ def test_a_process_that_ends_with_the_session_keeps_it_out_of_the_scans(sim_host
         run.close(process_ends=True)  # closed twice (pytest may): nothing more to do
     finally:
         gc.unfreeze()
+
+
+def test_a_process_that_goes_on_gets_its_heap_back_and_freezes_it_only_as_it_exits(
+        sim_host: SimHost, tmp_path: Path) -> None:
+    # pytest run in-process, then the process goes on: collectable after the session, out of the scans at exit
+    url = sim_host.start(get_profile("x86_64")).url
+    script = tmp_path / "in_process.py"
+    script.write_text(f"""
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs after the plugin's own
+code = __import__("pytest").main(["-q", "-p", "no:cacheprovider", "--vllm-url={url}", "-k", "test_reachable"])
+print("frozen after the session:", gc.get_freeze_count() > 0)
+sys.exit(code)
+""")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-2:] == ["frozen after the session: False", "frozen at exit: True"]
 
 
 def test_a_run_that_kept_nothing_leaves_what_others_froze_alone() -> None:
@@ -253,7 +272,7 @@ def test_xdist_workers_end_with_their_heap_out_of_the_scans_and_the_controller_g
         import gc, os, pytest
         @pytest.hookimpl(trylast=True)  # after the plugin's own
         def pytest_unconfigure(config):
-            role = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+            role = config.workerinput["workerid"] if hasattr(config, "workerinput") else "controller"
             with open(os.path.join({str(pytester.path)!r}, role + ".frozen"), "w") as out:
                 out.write(str(gc.get_freeze_count()))
             gc.unfreeze()
