@@ -405,3 +405,12 @@ def test_a_family_older_servers_never_had_names_its_first_release(on: list[Obser
         "failed", "MUST", "part of the fleet",
         f"{WHERE} reads vllm:engine_sleep_state, which only the vLLM 0.32.0 servers (decode-0, decode-1) expose; vLLM "
         f"emits it in >=0.11.1 only, so {them}")
+
+
+def test_what_the_workload_moved_is_named_for_each_label_the_selector_matches(stopped: list[Observation]) -> None:
+    selector = 'vllm:request_success_total{finished_reason="abort",model_name!="x"}'
+    verdict = judge(stopped, 'sum(rate(vllm:request_success_total{finished_reason="abort", model_name!="x"}[5m]))')
+    assert summary(verdict) == (
+        "passed", "MUST", "ok",
+        f"this run could not exercise {selector}: its series exist, but the workload moved vllm:request_success_total "
+        f'only for finished_reason "length" or "stop"; model_name "tiny", so the run cannot show that the panel moves')
