@@ -127,6 +127,13 @@ def test_an_epp_that_cannot_extract_a_metric_fails_naming_the_extractor(pytester
 # -- watching long enough: cover_span reads the EPP once more over its own HTTP ----------------------------------
 
 
+@pytest.fixture
+def live_epp(sim_host: SimHost) -> str:
+    """A simulated EPP that answers: a further read of it would replace the reads after the first."""
+    sim = sim_host.start(get_profile("x86_64"))
+    return start_epp(sim_host, {host_port(sim.url): sim.url}, naming=("llm_d_epp",))
+
+
 def _pages_over(seconds: float, count: int = 2) -> Compared:
     """`count` reads of the bundled page, the last one now, `seconds` after the first."""
     now = time.monotonic()
@@ -145,10 +152,8 @@ def _closed_port() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_reads_closer_than_the_span_are_followed_by_one_more_read_at_the_span(sim_host: SimHost) -> None:
-    sim = sim_host.start(get_profile("x86_64"))
-    epp = start_epp(sim_host, {host_port(sim.url): sim.url}, naming=("llm_d_epp",))
-    found = _cover(_pages_over(span() - 0.5, count=3), epp)
+def test_reads_closer_than_the_span_are_followed_by_one_more_read_at_the_span(live_epp: str) -> None:
+    found = _cover(_pages_over(span() - 0.5, count=3), live_epp)
     assert len(found.pages) == 2  # the first read, then the new one in place of the rest
     (start, first), (end, last) = found.pages
     assert end - start >= span()
@@ -156,18 +161,19 @@ def test_reads_closer_than_the_span_are_followed_by_one_more_read_at_the_span(si
 
 
 @pytest.mark.parametrize("seconds", [2.5, 3.0])  # exactly the span (conformance/epp.toml per_pod_seconds), beyond it
-def test_reads_already_a_span_apart_are_kept(seconds: float) -> None:
+def test_reads_already_a_span_apart_are_kept(live_epp: str, seconds: float) -> None:
     assert span() == 2.5
-    found = _pages_over(seconds, count=3)
+    page = Snapshot.parse(EPP_PAGE)
+    found = Compared(pages=[(100.0, page), (100.0 + seconds / 2, page), (100.0 + seconds, page)])
     pages = list(found.pages)
-    assert _cover(found, _closed_port()).pages == pages  # no further read: the closed port is never asked
+    assert _cover(found, live_epp).pages == pages  # no further read
 
 
-def test_a_failed_or_empty_comparison_is_not_read_again() -> None:
+def test_a_failed_or_empty_comparison_is_not_read_again(live_epp: str) -> None:
     refused = Compared(pages=_pages_over(0.0).pages, error=Problem("the endpoint picker refused /metrics"))
     pages = list(refused.pages)
-    assert _cover(refused, _closed_port()).pages == pages
-    assert _cover(Compared(), _closed_port()).pages == []
+    assert _cover(refused, live_epp).pages == pages
+    assert _cover(Compared(), live_epp).pages == []
 
 
 def test_a_further_read_that_fails_leaves_the_reads_as_they_were() -> None:

@@ -332,8 +332,8 @@ def test_per_rank_series_of_two_gauges_are_both_named_and_the_page_after_the_wor
     assert (verdict.outcome, verdict.level) == (Outcome.FAILED, Level.MUST)
     assert "sglang:num_queue_reqs has 2 series; the endpoint picker reads the first (" in verdict.message
     assert "while sum by (pod) shows 5; sglang:num_running_reqs has 2 series;" in verdict.message
-    assert model_server.series_read(observed(Engine.SGLANG, page("sglang-current")), Level.MUST) == Verdict(
-        Outcome.PASSED, level=Level.MUST, evidence={})
+    assert model_server.series_read(observed(Engine.SGLANG, page("sglang-current")), Level.MAY) == Verdict(
+        Outcome.PASSED, level=Level.MAY, evidence={})
 
 
 @pytest.mark.parametrize(("version", "message"), [
@@ -347,8 +347,8 @@ def test_per_rank_series_of_two_gauges_are_both_named_and_the_page_after_the_wor
 def test_a_kv_cache_shape_served_in_no_form_names_each_form_looked_for(version: str | None, message: str) -> None:
     text = "\n".join(line for line in page("sglang-current").splitlines()
                      if "sglang:page_size" not in line and "sglang:num_pages" not in line) + "\n"
-    assert model_server.kv_cache_shape(observed(Engine.SGLANG, text, version=version), Level.MUST) == Verdict(
-        Outcome.SKIPPED, message, Level.MUST)
+    assert model_server.kv_cache_shape(observed(Engine.SGLANG, text, version=version), Level.SHOULD) == Verdict(
+        Outcome.SKIPPED, message, Level.SHOULD)
 
 
 def test_a_kv_cache_shape_of_fractional_gauges_names_each_value_the_picker_cannot_parse() -> None:
