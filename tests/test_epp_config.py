@@ -337,3 +337,76 @@ def test_the_built_in_sglang_entry_of_an_older_epp_reads_the_info_gauge(image: s
     assert verdict.outcome == (Outcome.FAILED if old else Outcome.PASSED)
     assert ("sgl-0 (sglang): sglang:cache_config_info is not on its page, which serves the KV cache's shape as the "
             "gauges sglang:page_size and sglang:num_pages" in verdict.message) is old
+
+
+# -- why the run could not read a --config-file, each cause in full -----------------------------------------------
+
+WHERE_ISTIO = "Deployment inference-model-server/inference-endpoint-picker"
+
+
+def _unread(deployment: dict[str, Any], configmaps: list[dict[str, Any]]) -> str:
+    config = from_deployment(deployment, configmaps)
+    assert judged(config) == Verdict(
+        Outcome.INCONCLUSIVE, f"the endpoint picker ({config.where}): its configuration could not be read: "
+                              f"{config.unread}.", Level.MUST,
+        {"panel_verdict": "inconclusive", "exprs": []}, target="inference-endpoint-picker")
+    return config.unread
+
+
+def test_a_config_file_on_a_volume_that_is_not_a_configmap_cannot_be_read() -> None:
+    deployment, configmaps = istio()
+    deployment["spec"]["template"]["spec"]["volumes"] = [{"name": "plugins-config-volume", "emptyDir": {}}]
+    assert _unread(deployment, configmaps) == (
+        "/config/default-plugins.yaml is on volume plugins-config-volume, which is not a ConfigMap; pass the "
+        "configuration with --vllm-epp-config=FILE to check it")
+
+
+def test_a_config_file_no_mount_holds_cannot_be_read() -> None:
+    deployment, configmaps = istio()
+    deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "plugins-config-volume", "mountPath": "/conf"}]  # /config is not under /conf
+    assert _unread(deployment, configmaps) == (
+        "no volumeMount of the container holds /config/default-plugins.yaml; pass the configuration with "
+        "--vllm-epp-config=FILE to check it")
+
+
+@pytest.mark.parametrize(("data", "keys"), [({"other.yaml": "x", "a.yaml": "y"}, "a.yaml, other.yaml"), ({}, "none")])
+def test_a_configmap_without_the_key_names_the_keys_it_has(data: dict[str, str], keys: str) -> None:
+    deployment, configmaps = istio()
+    configmaps[0]["data"] = data
+    assert _unread(deployment, configmaps) == (
+        f"ConfigMap inference-model-server/plugins-config, key default-plugins.yaml does not exist (its keys: {keys})")
+
+
+def test_a_configmap_of_the_same_name_in_another_namespace_is_not_the_one_mounted() -> None:
+    deployment, configmaps = istio()
+    configmaps[0]["metadata"]["namespace"] = "elsewhere"
+    assert _unread(deployment, configmaps) == (
+        "ConfigMap inference-model-server/plugins-config is not among the ConfigMaps this run could list in namespace "
+        "inference-model-server; grant list on configmaps there, or pass the configuration with "
+        "--vllm-epp-config=FILE")
+    del configmaps[0]["metadata"]["namespace"]  # a ConfigMap written without its namespace: the Deployment's
+    assert from_deployment(deployment, configmaps).unread == ""
+
+
+def test_the_deepest_mount_holding_the_path_is_the_one_read() -> None:
+    deployment, configmaps = istio()
+    spec = deployment["spec"]["template"]["spec"]
+    spec["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/"},
+                                             {"name": "plugins-config-volume", "mountPath": "/config/"},
+                                             {"name": "scratch", "mountPath": "/conf"}]
+    spec["volumes"].append({"name": "scratch", "emptyDir": {}})
+    config = from_deployment(deployment, configmaps)
+    assert (config.unread, config.where) == ("", f"{WHERE_ISTIO}, ConfigMap inference-model-server/plugins-config, "
+                                                 f"key default-plugins.yaml")
+
+
+def test_a_configuration_that_is_not_yaml_is_refused_and_keeps_its_flags() -> None:
+    flags = {"--kv-cache-usage-percentage-metric": "vllm:kv_cache_usage_perc"}
+    config = epp_config.parse("plugins: [", "epp", "file epp.yaml", flags=flags, refuses_flags="", old=False)
+    assert (config.name, config.where, config.flags, config.engines) == ("epp", "file epp.yaml", flags, ())
+    assert config.problem == ("not valid YAML (while parsing a flow node expected the node content, but found "
+                              "'<stream end>' in \"<unicode string>\", line 1, column 11: plugins: [ ^)")  # one line
+    assert judged(config).message == (f"the endpoint picker (file epp.yaml): the endpoint picker refuses this "
+                                      f"configuration: {config.problem}. Fix its core-metrics-extractor plugin's "
+                                      f"parameters.")
