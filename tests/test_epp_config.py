@@ -6,6 +6,7 @@ API-server double with the real kubernetes client, and the suite as users run it
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -410,3 +411,42 @@ def test_a_configuration_that_is_not_yaml_is_refused_and_keeps_its_flags() -> No
     assert judged(config).message == (f"the endpoint picker (file epp.yaml): the endpoint picker refuses this "
                                       f"configuration: {config.problem}. Fix its core-metrics-extractor plugin's "
                                       f"parameters.")
+
+
+def test_refused_flags_are_a_failure_whose_evidence_names_them() -> None:
+    flags = ["--kv-cache-usage-percentage-metric", "vllm:gpu_cache_usage_perc", "--lora-info-metric=vllm:lora"]
+    found = readers(from_deployment(k8s_deployment("router-epp", ROUTER, flags, {"app": "router"}), []))
+    verdict = judge(found[1].epp, [])  # type: ignore[arg-type]
+    assert (verdict.outcome, verdict.level, verdict.target) == (Outcome.FAILED, Level.MUST, "router-epp")
+    assert verdict.evidence["panel_verdict"] == "refused"
+    assert verdict.evidence["flags"] == {"--kv-cache-usage-percentage-metric": "vllm:gpu_cache_usage_perc",
+                                         "--lora-info-metric": "vllm:lora"}
+    assert "refuses to start with --kv-cache-usage-percentage-metric, --lora-info-metric: \"flag " \
+           "'kv-cache-usage-percentage-metric' is deprecated" in verdict.message
+
+
+def test_a_file_of_kind_endpointpickerconfig_without_plugins_reads_the_built_ins(tmp_path: Path) -> None:
+    path = tmp_path / "epp.yaml"
+    path.write_text("apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n",
+                    encoding="utf-8")
+    config = from_file(path)
+    assert (config.name, config.where, config.problem) == ("epp", f"file {path}", "")
+    assert [e.origin for e in config.engines] == ["built-in"] * 4
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: [", "cannot be read as YAML (while parsing a flow node expected the node content, but found '<stream "
+             "end>' in \"<unicode string>\", line 1, column 5: a: [ ^); pass the endpoint picker's "
+             "EndpointPickerConfig file."),
+    ("kind: ConfigMap\n---\nkind: Service\n", "is not an EndpointPickerConfig (kind: EndpointPickerConfig with "
+     "plugins:, or a core-metrics-extractor plugin entry) nor the endpoint picker's Deployment; pass the file the "
+     "EPP reads with --config-file, or kubectl get deployment,configmap -o yaml of it."),
+    ("kind: endpointpickerconfig\n", "is not an EndpointPickerConfig *"),  # the kind's case counts
+])
+def test_a_file_that_is_no_configuration_says_what_to_pass(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "epp.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(epp_config.ConfigError) as excinfo:
+        from_file(path)
+    shown = f"--vllm-epp-config {path} {message}"
+    assert fnmatch.fnmatch(str(excinfo.value), shown) if shown.endswith("*") else str(excinfo.value) == shown
