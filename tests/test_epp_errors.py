@@ -227,3 +227,19 @@ def test_what_cannot_be_compared_says_why_in_full() -> None:
                               "over time; rerun.", Level.MUST)
     refused = Problem("the endpoint picker at http://e:9090 refused /metrics (HTTP 401)", inconclusive=False)
     assert flat_errors(Compared(error=refused)) == Verdict(Outcome.FAILED, refused.message, Level.MUST)
+
+
+def test_the_first_and_last_reads_are_compared_whatever_came_between() -> None:
+    risen = EPP_PAGE.replace(f"{POLL} 3", f"{POLL} 4")
+    found = Compared(pages=[(100.0, Snapshot.parse(EPP_PAGE)), (101.0, Snapshot.parse(EPP_PAGE)),
+                            (103.0, Snapshot.parse(risen))])
+    verdict = flat_errors(found)
+    assert (verdict.outcome, verdict.evidence["seconds"]) == (Outcome.FAILED, 3.0)
+    assert f"{POLL} rose by 1: " in verdict.message
+
+
+def test_a_series_that_appears_during_the_run_was_0_at_the_first_read() -> None:
+    first = "# TYPE llm_d_epp_ready_endpoints gauge\nllm_d_epp_ready_endpoints{name=\"p\"} 2\n"
+    evidence = flat_errors(_over(first, EPP_PAGE)).evidence
+    assert evidence["llm_d_epp_datalayer_poll_errors_total"] == {
+        "source_type=metrics-data-source": {"first": 0.0, "last": 3.0}}

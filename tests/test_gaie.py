@@ -142,6 +142,7 @@ def test_the_users_fields_for_one_engine_win_over_those_for_every_engine() -> No
     ("Acme", "ACME", "1.0", "acme", "1.0-default-model-server-report.yaml"),  # the same name in another case
     ("acme", "Serve  Fast", "  ", "acme-serve-fast", "unknown-default-model-server-report.yaml"),
     ("-a-", ".b.", "V1_2+x", "a--.b", "V1_2+x-default-model-server-report.yaml"),  # the version keeps its case
+    ("Xa", "bX", "1.0X", "xa-bx", "1.0X-default-model-server-report.yaml"),  # only dashes and dots are trimmed
 ])
 def test_the_folder_and_file_name_are_path_parts(organization: str, project: str, version: str, folder: str,
                                                  file_name: str) -> None:
