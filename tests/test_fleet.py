@@ -13,13 +13,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conftest import PrometheusAPI, judge, observed, sample, summary, vector
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
-from pytest_vllm_metrics.sim import SimHost
+from pytest_vllm_metrics.sim import SimHost, get_profile
 
 WHERE = 'panel "T" (vLLM)'
 HITS, QUERIES = "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
@@ -414,3 +416,18 @@ def test_what_the_workload_moved_is_named_for_each_label_the_selector_matches(st
         "passed", "MUST", "ok",
         f"this run could not exercise {selector}: its series exist, but the workload moved vllm:request_success_total "
         f'only for finished_reason "length" or "stop"; model_name "tiny", so the run cannot show that the panel moves')
+
+
+@pytest.mark.parametrize("models", [("big",), ("big", "huge")])
+def test_a_line_per_model_names_each_model_no_server_moved(on: list[Observation], host: SimHost,
+                                                            models: tuple[str, ...]) -> None:
+    others = [obs for i, model in enumerate(models) for obs in observed(
+        host, dataclasses.replace(get_profile("x86_64-no-prefix-caching"), model=model), f"decode-{i + 1}")]
+    verdict = judge(on + others, f"sum by (model_name) (rate({HITS}[5m]))")
+    lines = ", ".join(f'{{model_name="{m}"}}' for m in models)
+    behind = "it (decode-1)" if len(models) == 1 else "them (decode-1, decode-2)"
+    assert summary(verdict)[:3] == ("failed", "MUST", "always zero / NaN")
+    assert verdict.message.startswith(
+        f"{WHERE} will be always zero / NaN for {lines}: {HITS} did not move during the workload on the servers "
+        f"behind {behind}. A ratio of two such lifetime counters is 0/0 = NaN. Root cause: vLLM reports "
+        f'enable_prefix_caching="False"')
