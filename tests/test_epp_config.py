@@ -18,8 +18,8 @@ from conftest import NS, capture_text, configmap, k8s_deployment, run_kube, said
 from pytest_vllm_metrics import epp_config
 from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.epp_config import CheckKind, EppConfig, Spec, from_deployment, from_file, judge, readers
-from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
+from pytest_vllm_metrics.observe import Observation, Stage
+from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -450,3 +450,51 @@ def test_a_file_that_is_no_configuration_says_what_to_pass(tmp_path: Path, text:
         from_file(path)
     shown = f"--vllm-epp-config {path} {message}"
     assert fnmatch.fnmatch(str(excinfo.value), shown) if shown.endswith("*") else str(excinfo.value) == shown
+
+
+# -- each verdict's short word and evidence, as the report shows the EPP's check -------------------------------
+
+
+def test_a_passing_check_shows_each_engines_specs_and_pods() -> None:
+    verdict = judged(config_of(""), pod("decode-0", VLLM_PAGE), pod("decode-1", VLLM_PAGE))
+    assert (verdict.outcome, verdict.message, verdict.level, verdict.target) == (Outcome.PASSED, "", Level.MUST, "epp")
+    assert verdict.evidence["panel_verdict"] == "ok"
+    assert verdict.evidence["engines"]["vllm"] == {
+        "origin": "built-in", "pods": ["decode-0", "decode-1"],
+        "specs": {"queuedRequestsSpec": "vllm:num_requests_waiting", "runningRequestsSpec": "vllm:num_requests_running",
+                  "kvUsageSpec": "vllm:kv_cache_usage_perc", "loraSpec": "vllm:lora_requests_info",
+                  "cacheInfoSpec": "vllm:cache_config_info"}}
+    assert verdict.evidence["exprs"][:3] == ["vllm:num_requests_waiting", "vllm:num_requests_running",
+                                             "vllm:kv_cache_usage_perc"]
+
+
+def test_the_short_word_of_each_kind_of_verdict() -> None:
+    off = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [{"name": "vllm", **FULL_VLLM,
+                                                                      "kvUsageSpec": ""}]}}))
+    failed = judged(off, pod("decode-0", VLLM_PAGE))
+    assert failed.evidence["panel_verdict"] == "no data"
+    assert failed.message == (
+        "the endpoint picker (file epp.yaml): for vllm (engineConfigs) kvUsageSpec is \"\" or left out, so it reads "
+        "nothing there and schedules blind on KV-cache utilization (its KV-cache scorer and its saturation filter). "
+        "The endpoint picker's reading of those pods fails (its extract-error counter rises), so its scorers lack "
+        "these values.")
+    partial = judged(config_of(OLD_SGLANG), pod("sgl-0", SGLANG_PAGE), pod("sgl-1", SGLANG_PAGE))
+    assert (partial.evidence["panel_verdict"], partial.level) == ("partial", Level.SHOULD)
+    assert partial.message.startswith("the endpoint picker (file epp.yaml): sgl-0, sgl-1 (sglang, as its "
+                                      "defaultEngine: it has no llm-d.ai/engine-type label): sglang:cache_config_info "
+                                      "is not on its page")
+    nothing = judged(config_of(""))
+    assert (nothing.outcome, nothing.evidence["panel_verdict"], nothing.message) == (
+        Outcome.INCONCLUSIVE, "inconclusive", "the endpoint picker (file epp.yaml): what it reads could not be judged: "
+                                              "no pod of this run was read.")
+
+
+def test_pods_the_run_could_not_read_are_each_named_with_why() -> None:
+    gone = Observation(Target("decode-1", "http://10.0.0.2:8000", source=TargetSource.KUBERNETES),
+                       errors={Stage.BEFORE: Problem("decode-1: GET /metrics timed out")})
+    unread = Observation(Target("decode-2", "http://10.0.0.3:8000", source=TargetSource.KUBERNETES))
+    verdict = judged(config_of(""), gone, unread)
+    assert (verdict.outcome, verdict.message) == (
+        Outcome.INCONCLUSIVE, "the endpoint picker (file epp.yaml): what it reads could not be judged: decode-1 "
+                              "(vllm): decode-1: GET /metrics timed out; decode-2 (vllm): its page was not read.")
+    assert verdict.evidence["engines"]["vllm"]["pods"] == ["decode-1", "decode-2"]
