@@ -498,3 +498,33 @@ def test_pods_the_run_could_not_read_are_each_named_with_why() -> None:
         Outcome.INCONCLUSIVE, "the endpoint picker (file epp.yaml): what it reads could not be judged: decode-1 "
                               "(vllm): decode-1: GET /metrics timed out; decode-2 (vllm): its page was not read.")
     assert verdict.evidence["engines"]["vllm"]["pods"] == ["decode-1", "decode-2"]
+
+
+# vLLM's LoRA info gauge (vllm/v1/metrics/loggers.py: max_lora, waiting_lora_adapters, running_lora_adapters labels)
+LORA_INFO = ('# TYPE vllm:lora_requests_info gauge\nvllm:lora_requests_info{max_lora="1",running_lora_adapters="",'
+             'waiting_lora_adapters=""} 1.7e+09\n')
+UNLABELLED = "decode-0 (vllm, as its defaultEngine: it has no llm-d.ai/engine-type label)"
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ({"loraSpec": 'vllm:lora_requests_info{max_lora="9"}'},
+     'no series of its LoRA gauge matches vllm:lora_requests_info{max_lora="9"}'),
+    ({"cacheBlockSizeSpec": "vllm:block_a"}, "vllm:block_a (the KV cache's shape) is not on its page"),
+    ({"cacheBlockSizeSpec": "vllm:block_a", "cacheNumBlocksSpec": "vllm:block_b"},
+     "vllm:block_a, vllm:block_b (the KV cache's shape) are not on its page"),
+    ({"cacheInfoSpec": "vllm:no_info"}, "vllm:no_info (the KV cache's shape) is not on its page"),
+    ({"cacheInfoSpec": "vllm:cache_config_info", "cacheBlockSizeLabelName": "page"},
+     "vllm:cache_config_info has no whole-number label page: the endpoint picker fails to read the KV cache's shape"),
+])
+def test_an_optional_spec_the_page_does_not_serve_is_a_should_failure(extra: dict[str, str], problem: str) -> None:
+    config = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [{"name": "vllm", **FULL_VLLM, **extra}]}}))
+    verdict = judged(config, pod("decode-0", VLLM_PAGE + LORA_INFO))
+    assert (verdict.outcome, verdict.level, verdict.message) == (
+        Outcome.FAILED, Level.SHOULD, f"the endpoint picker (file epp.yaml): {UNLABELLED}: {problem}.")
+
+
+def test_a_lora_spec_that_matches_or_a_page_without_lora_passes() -> None:
+    config = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [
+        {"name": "vllm", **FULL_VLLM, "loraSpec": 'vllm:lora_requests_info{max_lora="1"}'}]}}))
+    assert judged(config, pod("decode-0", VLLM_PAGE + LORA_INFO)).outcome == Outcome.PASSED
+    assert judged(config, pod("decode-0", VLLM_PAGE)).outcome == Outcome.PASSED  # no LoRA served: nothing to read
