@@ -528,3 +528,13 @@ def test_a_lora_spec_that_matches_or_a_page_without_lora_passes() -> None:
         {"name": "vllm", **FULL_VLLM, "loraSpec": 'vllm:lora_requests_info{max_lora="1"}'}]}}))
     assert judged(config, pod("decode-0", VLLM_PAGE + LORA_INFO)).outcome == Outcome.PASSED
     assert judged(config, pod("decode-0", VLLM_PAGE)).outcome == Outcome.PASSED  # no LoRA served: nothing to read
+
+
+@pytest.mark.parametrize(("image", "refuses"), [
+    ("llm-d-inference-scheduler:v0.6.9", False),  # a bare name, as `kind load docker-image` leaves it
+    ("ghcr.io/llm-d/llm-d-inference-scheduler:v0.6.9@sha256:0123", False),  # a tag pinned by digest: the tag counts
+    ("ghcr.io/llm-d/llm-d-inference-scheduler@sha256:0123", True),  # a digest alone: taken as the newest
+    ("ghcr.io/llm-d/llm-d-inference-scheduler", True),
+])
+def test_which_epp_images_refuse_the_old_flags(image: str, refuses: bool) -> None:
+    assert epp_config.refuses_flags(image) is refuses
