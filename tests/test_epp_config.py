@@ -538,3 +538,15 @@ def test_a_lora_spec_that_matches_or_a_page_without_lora_passes() -> None:
 ])
 def test_which_epp_images_refuse_the_old_flags(image: str, refuses: bool) -> None:
     assert epp_config.refuses_flags(image) is refuses
+
+
+@pytest.mark.parametrize(("queued", "problem"), [
+    ('vllm:nope{engine="0"}', 'vllm:nope is not on its page (spec vllm:nope{engine="0"})'),  # the spec, as written
+    ("vllm:request_success_total", "vllm:request_success_total is a counter, not a gauge"),
+])
+def test_a_required_spec_the_page_cannot_answer_says_why(queued: str, problem: str) -> None:
+    config = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [
+        {"name": "vllm", **FULL_VLLM, "queuedRequestsSpec": queued}]}}))
+    assert judged(config, pod("decode-0", VLLM_PAGE)).message == (
+        f"the endpoint picker (file epp.yaml): {UNLABELLED}: {problem}. The endpoint picker's reading of those pods "
+        f"fails (its extract-error counter rises), so its scorers lack these values.")
