@@ -83,6 +83,8 @@ P, M = frozenset({"pod"}), frozenset({"model_name"})
     ("sum by (pod, model_name) (sum by (pod) (a))", [("a", Keep(only=P))]),  # the inner one keeps less
     ("sum without (pod) (sum without (model_name) (a))", [("a", Keep(dropped=P | M))]),
     ("sum by (pod) (sum without (pod) (a))", [("a", Keep(only=P, dropped=P))]),
+    ("sum without (pod) (sum by (pod, model_name) (a))", [("a", Keep(only=P | M, dropped=P))]),
+    ("sum by (pod) (sum by (model_name) (a))", [("a", Keep(only=frozenset()))]),  # nothing both keep
     ("topk(3, sum by (pod) (a))", [("a", Keep(only=P))]),  # topk picks series: their labels stay
     ("bottomk(1, a)", [("a", Keep())]), ("limitk(2, a)", [("a", Keep())]), ("limit_ratio(0.5, a)", [("a", Keep())]),
     ("max by (pod) (a)", [("a", Keep(only=P))]),
