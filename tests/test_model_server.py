@@ -428,3 +428,12 @@ def test_without_a_probe_reading_the_load_checks_say_why_at_their_level() -> Non
     ended = observed(Engine.SGLANG, page("sglang-current"), aborts=Aborts(opened=3, finished=3))
     assert model_server.back_to_idle(ended, SHARED, Level.SHOULD) == Verdict(
         Outcome.INCONCLUSIVE, "pod-0: the load probe's streams ended before the gauges could be read", Level.SHOULD)
+
+
+def test_per_rank_series_that_agree_pass_showing_what_the_picker_reads() -> None:
+    agree = per_rank(page("sglang-current"), "sglang:num_running_reqs", "2.0", "0.0")
+    agree = per_rank(agree, "sglang:num_queue_reqs", "0.0", "0.0")
+    assert model_server.series_read(observed(Engine.SGLANG, agree), Level.MUST) == Verdict(
+        Outcome.PASSED, level=Level.MUST,
+        evidence={"sglang:num_queue_reqs": {"series": 2, "epp_reads": 0.0, "sum": 0.0},
+                  "sglang:num_running_reqs": {"series": 2, "epp_reads": 2.0, "sum": 2.0}})
