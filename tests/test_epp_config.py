@@ -550,3 +550,26 @@ def test_a_required_spec_the_page_cannot_answer_says_why(queued: str, problem: s
     assert judged(config, pod("decode-0", VLLM_PAGE)).message == (
         f"the endpoint picker (file epp.yaml): {UNLABELLED}: {problem}. The endpoint picker's reading of those pods "
         f"fails (its extract-error counter rises), so its scorers lack these values.")
+
+
+def test_a_pods_engine_is_read_from_the_configured_label_key_only() -> None:
+    default = config_of("")
+    older = pod("sgl-0", SGLANG_PAGE, {GAIE_KEY: "sglang"})
+    assert epp_config.pod_engine(older, default) == ("sglang", True)  # llm-d-router's own key falls back to GAIE's
+    custom = config_of("parameters:\n  engineLabelKey: example.com/engine\n")
+    assert epp_config.pod_engine(older, custom) == ("vllm", False)  # another key: only that one is read
+    assert epp_config.pod_engine(pod("sgl-0", SGLANG_PAGE, {"example.com/engine": "sglang"}), custom) == (
+        "sglang", True)
+    url = Observation(Target("u", "http://10.0.0.1:8000", engine=Engine.SGLANG))
+    assert epp_config.pod_engine(url, custom) == ("sglang", True)  # --vllm-url: its --vllm-engine
+
+
+def test_a_config_file_the_run_cannot_read_keeps_the_flags_it_refuses() -> None:
+    deployment = k8s_deployment("router-epp", ROUTER, ["--config-file", "/config/epp.yaml",
+                                                       "--lora-info-metric", "vllm:lora"], {"app": "router"})
+    config = from_deployment(deployment, [])
+    assert (config.name, config.where, config.flags, config.refuses_flags) == (
+        "router-epp", f"Deployment {NS}/router-epp, --config-file /config/epp.yaml",
+        {"--lora-info-metric": "vllm:lora"}, ROUTER)
+    assert config.unread.startswith("no volumeMount of the container holds /config/epp.yaml")
+    assert [r.title for r in readers(config)] == ["engineConfigs", "metric flags"]
