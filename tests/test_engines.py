@@ -109,6 +109,8 @@ def test_a_url_on_another_port_keeps_scheme_credentials_host_and_path(url: str, 
     ("nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3", "25.12"),  # Triton's: <year>.<month>-<flavour>
     ("ghcr.io/acme/sglang:0.5.16@sha256:0123", "0.5.16"),
     ("registry.example:5000/sglang", None),  # a registry's port is not a tag
+    ("registry.example:5000/lmsysorg/sglang:v0.5.9-cu129", "0.5.9"),  # a registry's port, then the tag
+    ("tritonserver:25.12-trtllm-python-py3", "25.12"),  # a bare name, as `kind load docker-image` leaves it
     ("lmsysorg/sglang:latest", None), ("sglang@sha256:0123", None), (None, None),
 ])
 def test_another_engines_version_is_its_images_tag(image: str | None, version: str | None) -> None:
@@ -119,3 +121,12 @@ def test_a_target_accepts_the_engine_as_its_name() -> None:
     assert Target("t", "http://x", engine="sglang").engine is Engine.SGLANG  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Target("t", "http://x", engine="tgi")  # type: ignore[arg-type]
+
+
+def test_a_spec_with_bare_label_values_reads_as_the_endpoint_picker_quotes_it() -> None:
+    # the endpoint picker quotes bare label values before parsing (spec.go addQuotesToLabelValues) and keeps only
+    # the `=` matchers
+    text = "nv_trt_llm_request_metrics{request_type=waiting, model!=x}"
+    assert engines.selector(text) == engines.Selector(text, "nv_trt_llm_request_metrics", {"request_type": "waiting"})
+    with pytest.raises(ValueError, match=r"^'sum\(x\)' is not a metric selector such as name\{label=\"value\"\}$"):
+        engines.selector("sum(x)")

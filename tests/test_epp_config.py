@@ -6,6 +6,7 @@ API-server double with the real kubernetes client, and the suite as users run it
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from conftest import NS, capture_text, configmap, k8s_deployment, run_kube, said
 from pytest_vllm_metrics import epp_config
 from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.epp_config import CheckKind, EppConfig, Spec, from_deployment, from_file, judge, readers
-from pytest_vllm_metrics.observe import Observation
-from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
+from pytest_vllm_metrics.observe import Observation, Stage
+from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
 from pytest_vllm_metrics.sim import SimHost
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 from pytest_vllm_metrics.snapshot import Snapshot
@@ -337,3 +338,238 @@ def test_the_built_in_sglang_entry_of_an_older_epp_reads_the_info_gauge(image: s
     assert verdict.outcome == (Outcome.FAILED if old else Outcome.PASSED)
     assert ("sgl-0 (sglang): sglang:cache_config_info is not on its page, which serves the KV cache's shape as the "
             "gauges sglang:page_size and sglang:num_pages" in verdict.message) is old
+
+
+# -- why the run could not read a --config-file, each cause in full -----------------------------------------------
+
+WHERE_ISTIO = "Deployment inference-model-server/inference-endpoint-picker"
+
+
+def _unread(deployment: dict[str, Any], configmaps: list[dict[str, Any]]) -> str:
+    config = from_deployment(deployment, configmaps)
+    assert judged(config) == Verdict(
+        Outcome.INCONCLUSIVE, f"the endpoint picker ({config.where}): its configuration could not be read: "
+                              f"{config.unread}.", Level.MUST,
+        {"panel_verdict": "inconclusive", "exprs": []}, target="inference-endpoint-picker")
+    return config.unread
+
+
+def test_a_config_file_on_a_volume_that_is_not_a_configmap_cannot_be_read() -> None:
+    deployment, configmaps = istio()
+    deployment["spec"]["template"]["spec"]["volumes"] = [{"name": "plugins-config-volume", "emptyDir": {}}]
+    assert _unread(deployment, configmaps) == (
+        "/config/default-plugins.yaml is on volume plugins-config-volume, which is not a ConfigMap; pass the "
+        "configuration with --vllm-epp-config=FILE to check it")
+
+
+def test_a_config_file_no_mount_holds_cannot_be_read() -> None:
+    deployment, configmaps = istio()
+    deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "plugins-config-volume", "mountPath": "/conf"}]  # /config is not under /conf
+    assert _unread(deployment, configmaps) == (
+        "no volumeMount of the container holds /config/default-plugins.yaml; pass the configuration with "
+        "--vllm-epp-config=FILE to check it")
+
+
+@pytest.mark.parametrize(("data", "keys"), [({"other.yaml": "x", "a.yaml": "y"}, "a.yaml, other.yaml"), ({}, "none")])
+def test_a_configmap_without_the_key_names_the_keys_it_has(data: dict[str, str], keys: str) -> None:
+    deployment, configmaps = istio()
+    configmaps[0]["data"] = data
+    assert _unread(deployment, configmaps) == (
+        f"ConfigMap inference-model-server/plugins-config, key default-plugins.yaml does not exist (its keys: {keys})")
+
+
+def test_a_configmap_of_the_same_name_in_another_namespace_is_not_the_one_mounted() -> None:
+    deployment, configmaps = istio()
+    configmaps[0]["metadata"]["namespace"] = "elsewhere"
+    assert _unread(deployment, configmaps) == (
+        "ConfigMap inference-model-server/plugins-config is not among the ConfigMaps this run could list in namespace "
+        "inference-model-server; grant list on configmaps there, or pass the configuration with "
+        "--vllm-epp-config=FILE")
+    del configmaps[0]["metadata"]["namespace"]  # a ConfigMap written without its namespace: the Deployment's
+    assert from_deployment(deployment, configmaps).unread == ""
+
+
+def test_the_deepest_mount_holding_the_path_is_the_one_read() -> None:
+    deployment, configmaps = istio()
+    spec = deployment["spec"]["template"]["spec"]
+    spec["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/"},
+                                             {"name": "plugins-config-volume", "mountPath": "/config/"},
+                                             {"name": "scratch", "mountPath": "/conf"}]
+    spec["volumes"].append({"name": "scratch", "emptyDir": {}})
+    config = from_deployment(deployment, configmaps)
+    assert (config.unread, config.where) == ("", f"{WHERE_ISTIO}, ConfigMap inference-model-server/plugins-config, "
+                                                 f"key default-plugins.yaml")
+
+
+def test_a_configuration_that_is_not_yaml_is_refused_and_keeps_its_flags() -> None:
+    flags = {"--kv-cache-usage-percentage-metric": "vllm:kv_cache_usage_perc"}
+    config = epp_config.parse("plugins: [", "epp", "file epp.yaml", flags=flags, refuses_flags="", old=False)
+    assert (config.name, config.where, config.flags, config.engines) == ("epp", "file epp.yaml", flags, ())
+    assert config.problem == ("not valid YAML (while parsing a flow node expected the node content, but found "
+                              "'<stream end>' in \"<unicode string>\", line 1, column 11: plugins: [ ^)")  # one line
+    assert judged(config).message == (f"the endpoint picker (file epp.yaml): the endpoint picker refuses this "
+                                      f"configuration: {config.problem}. Fix its core-metrics-extractor plugin's "
+                                      f"parameters.")
+
+
+def test_refused_flags_are_a_failure_whose_evidence_names_them() -> None:
+    flags = ["--kv-cache-usage-percentage-metric", "vllm:gpu_cache_usage_perc", "--lora-info-metric=vllm:lora"]
+    found = readers(from_deployment(k8s_deployment("router-epp", ROUTER, flags, {"app": "router"}), []))
+    verdict = judge(found[1].epp, [])  # type: ignore[arg-type]
+    assert (verdict.outcome, verdict.level, verdict.target) == (Outcome.FAILED, Level.MUST, "router-epp")
+    assert verdict.evidence["panel_verdict"] == "refused"
+    assert verdict.evidence["flags"] == {"--kv-cache-usage-percentage-metric": "vllm:gpu_cache_usage_perc",
+                                         "--lora-info-metric": "vllm:lora"}
+    assert "refuses to start with --kv-cache-usage-percentage-metric, --lora-info-metric: \"flag " \
+           "'kv-cache-usage-percentage-metric' is deprecated" in verdict.message
+
+
+def test_a_file_of_kind_endpointpickerconfig_without_plugins_reads_the_built_ins(tmp_path: Path) -> None:
+    path = tmp_path / "epp.yaml"
+    path.write_text("apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n",
+                    encoding="utf-8")
+    config = from_file(path)
+    assert (config.name, config.where, config.problem) == ("epp", f"file {path}", "")
+    assert [e.origin for e in config.engines] == ["built-in"] * 4
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: [", "cannot be read as YAML (while parsing a flow node expected the node content, but found '<stream "
+             "end>' in \"<unicode string>\", line 1, column 5: a: [ ^); pass the endpoint picker's "
+             "EndpointPickerConfig file."),
+    ("kind: ConfigMap\n---\nkind: Service\n", "is not an EndpointPickerConfig (kind: EndpointPickerConfig with "
+     "plugins:, or a core-metrics-extractor plugin entry) nor the endpoint picker's Deployment; pass the file the "
+     "EPP reads with --config-file, or kubectl get deployment,configmap -o yaml of it."),
+    ("kind: endpointpickerconfig\n", "is not an EndpointPickerConfig *"),  # the kind's case counts
+])
+def test_a_file_that_is_no_configuration_says_what_to_pass(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "epp.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(epp_config.ConfigError) as excinfo:
+        from_file(path)
+    shown = f"--vllm-epp-config {path} {message}"
+    assert fnmatch.fnmatch(str(excinfo.value), shown) if shown.endswith("*") else str(excinfo.value) == shown
+
+
+# -- each verdict's short word and evidence, as the report shows the EPP's check -------------------------------
+
+
+def test_a_passing_check_shows_each_engines_specs_and_pods() -> None:
+    verdict = judged(config_of(""), pod("decode-0", VLLM_PAGE), pod("decode-1", VLLM_PAGE))
+    assert (verdict.outcome, verdict.message, verdict.level, verdict.target) == (Outcome.PASSED, "", Level.MUST, "epp")
+    assert verdict.evidence["panel_verdict"] == "ok"
+    assert verdict.evidence["engines"]["vllm"] == {
+        "origin": "built-in", "pods": ["decode-0", "decode-1"],
+        "specs": {"queuedRequestsSpec": "vllm:num_requests_waiting", "runningRequestsSpec": "vllm:num_requests_running",
+                  "kvUsageSpec": "vllm:kv_cache_usage_perc", "loraSpec": "vllm:lora_requests_info",
+                  "cacheInfoSpec": "vllm:cache_config_info"}}
+    assert verdict.evidence["exprs"][:3] == ["vllm:num_requests_waiting", "vllm:num_requests_running",
+                                             "vllm:kv_cache_usage_perc"]
+
+
+def test_the_short_word_of_each_kind_of_verdict() -> None:
+    off = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [{"name": "vllm", **FULL_VLLM,
+                                                                      "kvUsageSpec": ""}]}}))
+    failed = judged(off, pod("decode-0", VLLM_PAGE))
+    assert failed.evidence["panel_verdict"] == "no data"
+    assert failed.message == (
+        "the endpoint picker (file epp.yaml): for vllm (engineConfigs) kvUsageSpec is \"\" or left out, so it reads "
+        "nothing there and schedules blind on KV-cache utilization (its KV-cache scorer and its saturation filter). "
+        "The endpoint picker's reading of those pods fails (its extract-error counter rises), so its scorers lack "
+        "these values.")
+    partial = judged(config_of(OLD_SGLANG), pod("sgl-0", SGLANG_PAGE), pod("sgl-1", SGLANG_PAGE))
+    assert (partial.evidence["panel_verdict"], partial.level) == ("partial", Level.SHOULD)
+    assert partial.message.startswith("the endpoint picker (file epp.yaml): sgl-0, sgl-1 (sglang, as its "
+                                      "defaultEngine: it has no llm-d.ai/engine-type label): sglang:cache_config_info "
+                                      "is not on its page")
+    nothing = judged(config_of(""))
+    assert (nothing.outcome, nothing.evidence["panel_verdict"], nothing.message) == (
+        Outcome.INCONCLUSIVE, "inconclusive", "the endpoint picker (file epp.yaml): what it reads could not be judged: "
+                                              "no pod of this run was read.")
+
+
+def test_pods_the_run_could_not_read_are_each_named_with_why() -> None:
+    gone = Observation(Target("decode-1", "http://10.0.0.2:8000", source=TargetSource.KUBERNETES),
+                       errors={Stage.BEFORE: Problem("decode-1: GET /metrics timed out")})
+    unread = Observation(Target("decode-2", "http://10.0.0.3:8000", source=TargetSource.KUBERNETES))
+    verdict = judged(config_of(""), gone, unread)
+    assert (verdict.outcome, verdict.message) == (
+        Outcome.INCONCLUSIVE, "the endpoint picker (file epp.yaml): what it reads could not be judged: decode-1 "
+                              "(vllm): decode-1: GET /metrics timed out; decode-2 (vllm): its page was not read.")
+    assert verdict.evidence["engines"]["vllm"]["pods"] == ["decode-1", "decode-2"]
+
+
+# vLLM's LoRA info gauge (vllm/v1/metrics/loggers.py: max_lora, waiting_lora_adapters, running_lora_adapters labels)
+LORA_INFO = ('# TYPE vllm:lora_requests_info gauge\nvllm:lora_requests_info{max_lora="1",running_lora_adapters="",'
+             'waiting_lora_adapters=""} 1.7e+09\n')
+UNLABELLED = "decode-0 (vllm, as its defaultEngine: it has no llm-d.ai/engine-type label)"
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ({"loraSpec": 'vllm:lora_requests_info{max_lora="9"}'},
+     'no series of its LoRA gauge matches vllm:lora_requests_info{max_lora="9"}'),
+    ({"cacheBlockSizeSpec": "vllm:block_a"}, "vllm:block_a (the KV cache's shape) is not on its page"),
+    ({"cacheBlockSizeSpec": "vllm:block_a", "cacheNumBlocksSpec": "vllm:block_b"},
+     "vllm:block_a, vllm:block_b (the KV cache's shape) are not on its page"),
+    ({"cacheInfoSpec": "vllm:no_info"}, "vllm:no_info (the KV cache's shape) is not on its page"),
+    ({"cacheInfoSpec": "vllm:cache_config_info", "cacheBlockSizeLabelName": "page"},
+     "vllm:cache_config_info has no whole-number label page: the endpoint picker fails to read the KV cache's shape"),
+])
+def test_an_optional_spec_the_page_does_not_serve_is_a_should_failure(extra: dict[str, str], problem: str) -> None:
+    config = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [{"name": "vllm", **FULL_VLLM, **extra}]}}))
+    verdict = judged(config, pod("decode-0", VLLM_PAGE + LORA_INFO))
+    assert (verdict.outcome, verdict.level, verdict.message) == (
+        Outcome.FAILED, Level.SHOULD, f"the endpoint picker (file epp.yaml): {UNLABELLED}: {problem}.")
+
+
+def test_a_lora_spec_that_matches_or_a_page_without_lora_passes() -> None:
+    config = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [
+        {"name": "vllm", **FULL_VLLM, "loraSpec": 'vllm:lora_requests_info{max_lora="1"}'}]}}))
+    assert judged(config, pod("decode-0", VLLM_PAGE + LORA_INFO)).outcome == Outcome.PASSED
+    assert judged(config, pod("decode-0", VLLM_PAGE)).outcome == Outcome.PASSED  # no LoRA served: nothing to read
+
+
+@pytest.mark.parametrize(("image", "refuses"), [
+    ("llm-d-inference-scheduler:v0.6.9", False),  # a bare name, as `kind load docker-image` leaves it
+    ("ghcr.io/llm-d/llm-d-inference-scheduler:v0.6.9@sha256:0123", False),  # a tag pinned by digest: the tag counts
+    ("ghcr.io/llm-d/llm-d-inference-scheduler@sha256:0123", True),  # a digest alone: taken as the newest
+    ("ghcr.io/llm-d/llm-d-inference-scheduler", True),
+])
+def test_which_epp_images_refuse_the_old_flags(image: str, refuses: bool) -> None:
+    assert epp_config.refuses_flags(image) is refuses
+
+
+@pytest.mark.parametrize(("queued", "problem"), [
+    ('vllm:nope{engine="0"}', 'vllm:nope is not on its page (spec vllm:nope{engine="0"})'),  # the spec, as written
+    ("vllm:request_success_total", "vllm:request_success_total is a counter, not a gauge"),
+])
+def test_a_required_spec_the_page_cannot_answer_says_why(queued: str, problem: str) -> None:
+    config = config_of(yaml.safe_dump({"parameters": {"engineConfigs": [
+        {"name": "vllm", **FULL_VLLM, "queuedRequestsSpec": queued}]}}))
+    assert judged(config, pod("decode-0", VLLM_PAGE)).message == (
+        f"the endpoint picker (file epp.yaml): {UNLABELLED}: {problem}. The endpoint picker's reading of those pods "
+        f"fails (its extract-error counter rises), so its scorers lack these values.")
+
+
+def test_a_pods_engine_is_read_from_the_configured_label_key_only() -> None:
+    default = config_of("")
+    older = pod("sgl-0", SGLANG_PAGE, {GAIE_KEY: "sglang"})
+    assert epp_config.pod_engine(older, default) == ("sglang", True)  # llm-d-router's own key falls back to GAIE's
+    custom = config_of("parameters:\n  engineLabelKey: example.com/engine\n")
+    assert epp_config.pod_engine(older, custom) == ("vllm", False)  # another key: only that one is read
+    assert epp_config.pod_engine(pod("sgl-0", SGLANG_PAGE, {"example.com/engine": "sglang"}), custom) == (
+        "sglang", True)
+    url = Observation(Target("u", "http://10.0.0.1:8000", engine=Engine.SGLANG))
+    assert epp_config.pod_engine(url, custom) == ("sglang", True)  # --vllm-url: its --vllm-engine
+
+
+def test_a_config_file_the_run_cannot_read_keeps_the_flags_it_refuses() -> None:
+    deployment = k8s_deployment("router-epp", ROUTER, ["--config-file", "/config/epp.yaml",
+                                                       "--lora-info-metric", "vllm:lora"], {"app": "router"})
+    config = from_deployment(deployment, [])
+    assert (config.name, config.where, config.flags, config.refuses_flags) == (
+        "router-epp", f"Deployment {NS}/router-epp, --config-file /config/epp.yaml",
+        {"--lora-info-metric": "vllm:lora"}, ROUTER)
+    assert config.unread.startswith("no volumeMount of the container holds /config/epp.yaml")
+    assert [r.title for r in readers(config)] == ["engineConfigs", "metric flags"]

@@ -13,13 +13,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conftest import PrometheusAPI, judge, observed, sample, summary, vector
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
-from pytest_vllm_metrics.sim import SimHost
+from pytest_vllm_metrics.sim import SimHost, get_profile
 
 WHERE = 'panel "T" (vLLM)'
 HITS, QUERIES = "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
@@ -353,3 +355,79 @@ def test_the_scrape_series_up_is_judged_on_the_labels_discovery_knows(on: list[O
     assert judge(pods, 'up{pod=~".*decode.*"}').outcome == Outcome.PASSED
     assert judge(pods, 'up{pod=~".*prefill.*"}').outcome == Outcome.FAILED
     assert judge(on, "up").outcome == Outcome.PASSED
+
+
+# -- a mixed-version fleet of several servers per version ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def new2(host: SimHost) -> list[Observation]:
+    return observed(host, "x86_64", "decode-1")
+
+
+@pytest.fixture(scope="module")
+def old2(host: SimHost) -> list[Observation]:
+    return observed(host, "x86_64-0.10", "decode-old2")
+
+
+def test_several_servers_of_each_version_are_named_together(on: list[Observation], new2: list[Observation],
+                                                             old: list[Observation], old2: list[Observation]) -> None:
+    verdict = judge(on + new2 + old + old2, "vllm:gpu_cache_usage_perc > 0.9", kind="alert")
+    assert summary(verdict) == (
+        "failed", "MUST", "part of the fleet",
+        'alert "T" (vLLM) reads vllm:gpu_cache_usage_perc, which only the vLLM 0.10.1 servers (decode-old, '
+        "decode-old2) expose; the vLLM 0.32.0 servers (decode-0, decode-1) expose vllm:kv_cache_usage_perc instead "
+        "(vLLM renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc), so the alert does not see them. While "
+        "the fleet runs both versions, read both names: vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc.")
+
+
+def test_the_new_name_names_the_old_one_and_a_server_of_unknown_version_apart(
+        on: list[Observation], old: list[Observation], host: SimHost) -> None:
+    unknown = observed(host, "x86_64-0.10", "decode-x")
+    unknown[0].version = None  # its /version did not answer
+    itl = "vllm:inter_token_latency_seconds_bucket"
+    verdict = judge(on + old + unknown, f"histogram_quantile(0.9, sum by (le) (rate({itl}[5m])))")
+    assert verdict.message == (
+        f"{WHERE} reads {itl}, which only the vLLM 0.32.0 server (decode-0) exposes; the vLLM 0.10.1 server "
+        "(decode-old) and the vLLM of unknown version server (decode-x) expose "
+        "vllm:time_per_output_token_seconds_bucket instead (vLLM renamed vllm:time_per_output_token_seconds to "
+        "vllm:inter_token_latency_seconds), so the panel does not see them. While the fleet runs both versions, "
+        f"read both names: {itl} or vllm:time_per_output_token_seconds_bucket.")
+
+
+@pytest.mark.parametrize("lacking", [1, 2])
+def test_a_family_older_servers_never_had_names_its_first_release(on: list[Observation], new2: list[Observation],
+                                                                  old: list[Observation], old2: list[Observation],
+                                                                  lacking: int) -> None:
+    # vllm:engine_sleep_state: catalog versions >=0.11.1, no older name
+    verdict = judge(on + new2 + (old + old2)[:lacking], "vllm:engine_sleep_state")
+    them = ("the vLLM 0.10.1 server (decode-old) does not, and the panel does not see it." if lacking == 1 else
+            "the vLLM 0.10.1 servers (decode-old, decode-old2) do not, and the panel does not see them.")
+    assert summary(verdict) == (
+        "failed", "MUST", "part of the fleet",
+        f"{WHERE} reads vllm:engine_sleep_state, which only the vLLM 0.32.0 servers (decode-0, decode-1) expose; vLLM "
+        f"emits it in >=0.11.1 only, so {them}")
+
+
+def test_what_the_workload_moved_is_named_for_each_label_the_selector_matches(stopped: list[Observation]) -> None:
+    selector = 'vllm:request_success_total{finished_reason="abort",model_name!="x"}'
+    verdict = judge(stopped, 'sum(rate(vllm:request_success_total{finished_reason="abort", model_name!="x"}[5m]))')
+    assert summary(verdict) == (
+        "passed", "MUST", "ok",
+        f"this run could not exercise {selector}: its series exist, but the workload moved vllm:request_success_total "
+        f'only for finished_reason "length" or "stop"; model_name "tiny", so the run cannot show that the panel moves')
+
+
+@pytest.mark.parametrize("models", [("big",), ("big", "huge")])
+def test_a_line_per_model_names_each_model_no_server_moved(on: list[Observation], host: SimHost,
+                                                            models: tuple[str, ...]) -> None:
+    others = [obs for i, model in enumerate(models) for obs in observed(
+        host, dataclasses.replace(get_profile("x86_64-no-prefix-caching"), model=model), f"decode-{i + 1}")]
+    verdict = judge(on + others, f"sum by (model_name) (rate({HITS}[5m]))")
+    lines = ", ".join(f'{{model_name="{m}"}}' for m in models)
+    behind = "it (decode-1)" if len(models) == 1 else "them (decode-1, decode-2)"
+    assert summary(verdict)[:3] == ("failed", "MUST", "always zero / NaN")
+    assert verdict.message.startswith(
+        f"{WHERE} will be always zero / NaN for {lines}: {HITS} did not move during the workload on the servers "
+        f"behind {behind}. A ratio of two such lifetime counters is 0/0 = NaN. Root cause: vLLM reports "
+        f'enable_prefix_caching="False"')

@@ -78,3 +78,73 @@ def test_the_files_place_follows_gaies_layout() -> None:
     odd = gaie.implementation(Engine.VLLM, None, [gaie.Field(None, "version", "../my build"),
                                                   gaie.Field(Engine.VLLM, "project", "My Serving")])
     assert (odd.folder, odd.file_name) == ("vllm-project-my-serving", "my-build-default-model-server-report.yaml")
+
+
+FORM = ("is not [ENGINE:]FIELD=VALUE with FIELD one of organization, project, url, version, contact and ENGINE one of "
+        "vllm, sglang, trtllm-serve, triton-tensorrt-llm; e.g. organization=my-org, or sglang:version=v0.5.4.")
+
+
+@pytest.mark.parametrize(("raw", "parsed"), [
+    ("organization=Acme Corp", gaie.Field(None, "organization", "Acme Corp")),
+    ("contact= @me ", gaie.Field(None, "contact", "@me")),  # the value's spaces are not part of it
+    ("triton-tensorrt-llm:project=triton", gaie.Field(Engine.TRITON_TENSORRT_LLM, "project", "triton")),
+    ("version=a=b", gaie.Field(None, "version", "a=b")),  # the first '=' ends the field's name
+])
+def test_an_implementation_field_is_read_with_its_scope(raw: str, parsed: gaie.Field) -> None:
+    assert gaie.field(raw, "--vllm-gaie-implementation") == parsed
+
+
+@pytest.mark.parametrize("raw", ["organisation=acme", "tgi:version=3.0", "version=", "version=  ", "version",
+                                 ":version=1", "sglang:=1"])
+def test_an_implementation_field_not_of_the_form_is_a_usage_error_naming_it(raw: str) -> None:
+    with pytest.raises(pytest.UsageError) as excinfo:
+        gaie.field(raw, "ini vllm_gaie_implementation")
+    assert str(excinfo.value) == f"ini vllm_gaie_implementation: {raw!r} {FORM}"
+
+
+def test_a_field_is_shown_as_given() -> None:
+    assert str(gaie.Field(None, "organization", "acme")) == "organization=acme"
+    assert str(gaie.Field(Engine.SGLANG, "version", "v0.5.4")) == "sglang:version=v0.5.4"
+
+
+@pytest.mark.parametrize(("raw", "tag"), [("v1.6.2", "v1.6.2"), ("1.6.2", "v1.6.2"), (" 1.5.0 ", "v1.5.0"),
+                                          ("v1.6.0-rc.1", "v1.6.0-rc.1")])
+def test_a_gaie_release_is_its_tag(raw: str, tag: str) -> None:
+    assert gaie.version(raw, "--vllm-gaie-version") == tag
+
+
+@pytest.mark.parametrize("raw", ["1.6", "v1.6.2.1", "latest", "vv1.6.2", "1.6.2-"])
+def test_anything_else_is_no_gaie_release(raw: str) -> None:
+    with pytest.raises(pytest.UsageError) as excinfo:
+        gaie.version(raw, "env PYTEST_VLLM_GAIE_VERSION")
+    assert str(excinfo.value) == (f"env PYTEST_VLLM_GAIE_VERSION: {raw!r} is not a Gateway API Inference Extension "
+                                  f"release; pass its tag, e.g. --vllm-gaie-version=v1.6.2.")
+
+
+def test_the_users_fields_for_one_engine_win_over_those_for_every_engine() -> None:
+    given = [gaie.Field(None, "organization", "acme"), gaie.Field(Engine.SGLANG, "organization", "acme-sglang"),
+             gaie.Field(None, "url", "https://acme.example"), gaie.Field(None, "version", "v9"),
+             gaie.Field(None, "contact", "@all"), gaie.Field(Engine.SGLANG, "contact", "@sg1"),
+             gaie.Field(Engine.SGLANG, "contact", "@sg2"), gaie.Field(Engine.VLLM, "project", "my-vllm")]
+    sglang = gaie.implementation(Engine.SGLANG, "0.5.9", given)
+    assert sglang.as_dict() == {"contact": ["@sg1", "@sg2"], "organization": "acme-sglang", "project": "sglang",
+                                "url": "https://acme.example", "version": "v9"}
+    vllm = gaie.implementation(Engine.VLLM, "0.32.0", given)
+    assert vllm.as_dict() == {"contact": ["@all"], "organization": "acme", "project": "my-vllm",
+                              "url": "https://acme.example", "version": "v9"}
+    assert gaie.implementation(Engine.TRITON_TENSORRT_LLM, None, ()).as_dict() == {
+        "contact": ["https://github.com/triton-inference-server/tensorrtllm_backend/issues"],
+        "organization": "triton-inference-server", "project": "tensorrtllm_backend",
+        "url": "https://github.com/triton-inference-server/tensorrtllm_backend", "version": "unknown"}
+
+
+@pytest.mark.parametrize(("organization", "project", "version", "folder", "file_name"), [
+    ("Acme", "ACME", "1.0", "acme", "1.0-default-model-server-report.yaml"),  # the same name in another case
+    ("acme", "Serve  Fast", "  ", "acme-serve-fast", "unknown-default-model-server-report.yaml"),
+    ("-a-", ".b.", "V1_2+x", "a--.b", "V1_2+x-default-model-server-report.yaml"),  # the version keeps its case
+    ("Xa", "bX", "1.0X", "xa-bx", "1.0X-default-model-server-report.yaml"),  # only dashes and dots are trimmed
+])
+def test_the_folder_and_file_name_are_path_parts(organization: str, project: str, version: str, folder: str,
+                                                 file_name: str) -> None:
+    found = gaie.Implementation(organization, project, "https://x", version, ())
+    assert (found.folder, found.file_name) == (folder, file_name)

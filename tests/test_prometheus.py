@@ -38,7 +38,7 @@ from pytest_vllm_metrics.outcome import Outcome, Verdict
 from pytest_vllm_metrics.prometheus import Held, Prometheus, PrometheusError
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
-from pytest_vllm_metrics.targets import Target
+from pytest_vllm_metrics.targets import Target, TargetSource
 from pytest_vllm_metrics.versions import VersionRange
 
 SYNC = "vllm:prompt_tokens_total"
@@ -949,3 +949,11 @@ def test_dropped_and_unknown_targets_keep_the_evidence() -> None:
     evidence = {"selector": {"namespace": "llm-d", "pod": "decode-0"}, "up": []}
     assert scraped(FakePrometheus([], dropped=dropped), "kubernetes").evidence == evidence
     assert scraped(FakePrometheus([]), "kubernetes").evidence == evidence
+
+
+def test_a_targets_series_are_found_by_pod_on_kubernetes_and_by_instance_otherwise() -> None:
+    pod = Target("decode-0", "http://10.0.0.1:8000", source=TargetSource.KUBERNETES,
+                 detail={"namespace": "llm-d", "node": "n1"})
+    assert prometheus.selector_for(Observation(pod)) == {"namespace": "llm-d", "pod": "decode-0"}
+    url = Target("u", "http://10.0.0.1:8000/base")
+    assert prometheus.selector_for(Observation(url)) == {"instance": "10.0.0.1:8000"}

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import dashboard_file
+from pytest_vllm_metrics import readers
+from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.promql import selectors
-from pytest_vllm_metrics.readers import Query, load_dashboards, substitute
+from pytest_vllm_metrics.readers import Query, ReaderKind, load_dashboards, substitute
 
 
 def test_loading_keeps_prometheus_targets_in_order_and_names_them(tmp_path: Path) -> None:
@@ -95,3 +97,53 @@ def test_rows_and_nested_panels_are_walked(tmp_path: Path) -> None:
 def test_grafana_variables_are_substituted(expr: str, expected: str) -> None:
     assert substitute(expr, {"model": ".*"}, "prod") == expected
     assert selectors(expected)  # and the result parses
+
+
+# -- what the judging knows of names beyond the catalog (conformance/dashboards.toml) ------------------------------
+
+KSERVE = ("the form KServe stores for an LLMInferenceService: its PodMonitor relabels every scraped name to "
+          "kserve_<name> (kserve pkg/controller/llmisvc/monitoring.go)")
+
+
+@pytest.mark.parametrize(("metric", "component"), [
+    ("inference_pool_ready_pods", "the endpoint picker (EPP)"),  # by prefix
+    ("kserve_inference_pool_ready_pods", "the endpoint picker (EPP)"),  # in the form KServe stores
+    ("vllm:current_qps", "the vLLM production-stack router"),  # by name: vllm: is not enough to be vLLM's
+    ("kserve_vllm:current_qps", "the vLLM production-stack router"),
+    ("vllm:num_requests_running", None), ("kserve_vllm:num_requests_running", None),
+])
+def test_another_components_metric_is_known_in_any_stored_form(metric: str, component: str | None) -> None:
+    found = readers.component_of(metric)
+    assert (found.name if found else None) == component
+
+
+def test_a_features_metric_and_a_histograms_parts_find_their_family() -> None:
+    assert readers.optional_feature("vllm:lora_requests_info") == "lora"
+    assert readers.optional_feature("vllm:num_requests_running") is None
+    catalog = load_catalog()
+    for name in ("vllm:e2e_request_latency_seconds", "vllm:e2e_request_latency_seconds_bucket",
+                 "vllm:e2e_request_latency_seconds_count", "vllm:e2e_request_latency_seconds_sum"):
+        entry = readers.family_of(name, catalog)
+        assert entry is not None and entry.name == "vllm:e2e_request_latency_seconds"
+    assert readers.family_of("vllm:no_such_family_count", catalog) is None
+    assert readers.family_of("vllm:num_requests_running_total", catalog) is None  # no such suffix of a histogram
+
+
+@pytest.mark.parametrize(("metric", "family", "how"), [
+    ("kserve_vllm:num_requests_running", "vllm:num_requests_running", KSERVE),
+    ("ray_vllm_num_requests_running", "vllm:num_requests_running", "the form Ray Serve exports vLLM's metrics in: "
+     "Ray's metrics agent prefixes ray_, and vLLM 0.11 and later write the colon as an underscore for Ray "
+     "(vllm/v1/metrics/ray_wrappers.py)"),
+    ("vllm_num_requests_running", "vllm:num_requests_running", "the underscore form of a colon name: a store or "
+     "collector rewrote the colons (prometheus_client answers a scrape that asks for OpenMetrics with "
+     "escaping=underscores by default, and OpenTelemetry pipelines translate names the same way)"),
+    ("vllm_num_requests_waiting", None, ""), ("kserve_vllm:num_requests_waiting", None, ""),
+])
+def test_a_name_is_found_as_another_form_of_an_exposed_family(metric: str, family: str | None, how: str) -> None:
+    assert readers.exposed_as(metric, ["vllm:num_requests_running", "vllm:kv_cache_usage_perc"]) == (family, how)
+
+
+def test_each_kind_of_reader_has_its_noun_and_a_users_own_kind_keeps_its_name() -> None:
+    assert [readers.noun(k) for k in ReaderKind] == ["panel", "alert", "recording rule", "KEDA scaler",
+                                                     "prometheus-adapter rule", "endpoint picker flag"]
+    assert readers.noun("flagger canary") == "flagger canary"

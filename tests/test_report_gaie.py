@@ -315,3 +315,64 @@ def test_the_file_renders_as_gaies_yaml_and_is_written_whole(tmp_path: Path) -> 
     assert "  contact:\n  - https://github.com/vllm-project/vllm/issues\n" in text  # block style, as GAIE's
     assert yaml.safe_load(text) == report_gaie.documents(model)[VLLM_FILE]
     assert not list(written.parent.glob(".*part"))
+
+
+# -- in process: the header, another engine's version, the written files ------------------------------------------
+
+
+def test_the_reports_header_is_gaies_and_names_no_gateway_api_resource() -> None:
+    [document] = report_gaie.documents(built(every_check(), [target("a")]), "v1.5.0").values()
+    header = {k: v for k, v in document.items() if k not in ("implementation", "profiles")}
+    assert header == {"GatewayAPIInferenceExtensionVersion": "v1.5.0", "apiVersion": "gateway.networking.k8s.io/v1",
+                      "date": "2026-12-07T03:04:05Z", "gatewayAPIChannel": "", "gatewayAPIVersion": "",
+                      "kind": "ConformanceReport", "mode": "default"}
+    assert profile_of(document)["name"] == "ModelServer"
+
+
+def test_another_engines_version_is_its_own_and_a_vllm_version_names_only_vllm() -> None:
+    sglang = {**target("s", Engine.SGLANG), "modelServerVersion": "0.5.9", "vllmVersion": "0.32.0"}
+    unknown = {**target("t", Engine.TRTLLM_SERVE), "vllmVersion": "0.32.0"}  # a version field of vLLM's only
+    rows = [protocol_row(check, {"s": "passed", "t": "passed"}) for check in CHECKS]
+    assert sorted(report_gaie.documents(built(rows, [sglang, unknown]))) == [
+        Path("nvidia-tensorrt-llm", "unknown-default-model-server-report.yaml"),
+        Path("sgl-project-sglang", "0.5.9-default-model-server-report.yaml")]
+
+
+def test_a_report_follows_one_of_a_model_server_nothing_judged() -> None:
+    rows = [protocol_row(check, {"s": "passed"}) for check in CHECKS]
+    documents = report_gaie.documents(built(rows, [target("a"), target("s", Engine.SGLANG, None)]))
+    assert list(documents) == [Path("sgl-project-sglang", "unknown-default-model-server-report.yaml")]
+
+
+@pytest.mark.parametrize(("row_id", "protocol"), [
+    ("/site/conformance/test_model_server.py::test_protocol_metric[queued]", True),  # from an installed package
+    ("conformance/test_model_server.py::test_other", False),  # the module's other tests are not the protocol's
+    ("conformance/test_server.py::test_protocol_like", False),
+    ("conformance/test_server.py::test_reachable", True), ("test_server.py::test_version", False),
+])
+def test_which_rows_are_the_protocols(row_id: str, protocol: bool) -> None:
+    row = Row(id=row_id, target="", check="x", level=Level.MUST, outcome=RowOutcome.PASSED)
+    assert report_gaie.is_protocol(row) is protocol
+
+
+def test_the_yaml_has_sorted_keys_in_block_style_and_keeps_unicode() -> None:
+    assert report_gaie.render({"b": 1, "a": "Zoë", "c": [1, {"e": 2, "d": 3}]}) == (
+        "a: Zoë\nb: 1\nc:\n- 1\n- d: 3\n  e: 2\n")
+
+
+def test_two_versions_write_two_files_in_one_folder_with_the_users_fields(tmp_path: Path) -> None:
+    newer, older = target("a"), target("b", version="0.10.1")
+    rows = [protocol_row(check, {"a": "passed", "b": "passed"}) for check in CHECKS]
+    written = report_gaie.write(built(rows, [newer, older]), tmp_path, given=[gaie.Field(None, "organization", "acme")])
+    assert sorted(p.relative_to(tmp_path) for p in written) == [
+        Path("acme-vllm", "0.10.1-default-model-server-report.yaml"),
+        Path("acme-vllm", "0.32.0-default-model-server-report.yaml")]
+
+
+def test_inconclusive_checks_of_both_parts_are_counted_and_an_extended_failure_is_named() -> None:
+    [document] = report_gaie.documents(built(every_check(protocol_model_named="inconclusive",
+                                                         protocol_kv_cache_shape="inconclusive"),
+                                             [target("a")])).values()
+    assert "2 of the skipped tests could not be judged" in profile_of(document)["summary"]
+    [failed] = report_gaie.documents(built(every_check(protocol_kv_cache_shape="failed"), [target("a")])).values()
+    assert profile_of(failed)["extended"]["failedTests"] == ["ProtocolKvCacheShape"]
