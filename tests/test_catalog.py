@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import locale
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -316,6 +318,33 @@ def test_missing_file_is_a_catalog_error_naming_the_option(tmp_path: Path) -> No
     message = str(excinfo.value)
     assert f"catalog file {path} does not exist" in message
     assert "--vllm-catalog" in message
+
+
+def test_invalid_toml_points_to_the_bundled_catalog_for_the_format(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, '[[metric]\nname = "x"\n')
+
+    with pytest.raises(CatalogError) as excinfo:
+        load_catalog([path])
+
+    assert str(excinfo.value).endswith("fix the syntax (see conformance/catalog.toml in the plugin for the format).")
+
+
+@pytest.fixture
+def ascii_locale() -> Iterator[None]:
+    """The process' locale encoding is ASCII, as under LANG=C with Python's UTF-8 mode off (PYTHONUTF8=0)."""
+    saved = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+
+
+@pytest.mark.usefixtures("ascii_locale")
+def test_a_utf8_catalog_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, "# maintained by the caf\u00e9 team\n" + metric_table(**valid_fields()))
+
+    assert load_catalog([path]).get("my:queue_depth") is not None
 
 
 def test_non_utf8_file_is_a_catalog_error(tmp_path: Path) -> None:
