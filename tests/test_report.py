@@ -28,7 +28,7 @@ from conftest import (
     report_rows,
     upgrade_rows,
 )
-from pytest_vllm_metrics import gate, hygiene, report_html, report_terminal, upgrade
+from pytest_vllm_metrics import gate, hygiene, report, report_html, report_terminal, upgrade
 from pytest_vllm_metrics.gate import Result
 from pytest_vllm_metrics.hygiene import StoreWarning
 from pytest_vllm_metrics.kube import ClusterInfo
@@ -569,6 +569,17 @@ def test_each_targets_evidence_is_the_json_of_its_value_fixed_examples(tmp_path:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_each_targets_evidence_is_the_json_of_its_value(tmp_path: Path, value: Any) -> None:
     assert f"        {json.dumps(ODD_POD)}: {json.dumps(value)},\n" in _one_per_line(tmp_path, value)
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="the C encoder is CPython's")
+def test_a_fleets_entries_are_encoded_by_the_c_encoder_as_json_dumps_writes_them() -> None:
+    # a fleet's report holds ~200,000 per-target entries: on CPython they are written by its C encoder, made once
+    # with json.dumps' own settings (key order kept, NaN and infinities allowed, non-ASCII escaped)
+    encode = report._c_encoder()
+    assert encode is not json.dumps
+    for value in [{"type": "gauge", "labels": ["engine"], "b": 1, "a": {ODD_POD: [1.5, None, False]}},
+                  float("nan"), float("inf"), "caf\u00e9 \u2603 \"q\"\n", 2**70, [], {}]:
+        assert encode(value) == json.dumps(value)
 
 
 def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:

@@ -5,6 +5,7 @@ and consumers, an upgrade forecast and a fleet."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from conftest import (
@@ -515,3 +516,38 @@ def test_the_environment_table_names_every_url_given() -> None:
     settings = Settings(vllm_url=("http://10.0.0.1:8000", "http://10.0.0.2:8000"))
     assert report_html.metadata(build([], settings), settings)["vLLM URLs"] == (
         "http://10.0.0.1:8000, http://10.0.0.2:8000")
+
+
+def test_a_merged_report_is_a_page_of_its_own_with_its_environment_and_every_check() -> None:
+    # `pytest-vllm-metrics merge -o report.html`: no pytest-html around it, so the page holds the summary, the
+    # environment (the merged shards' files named) and a table of every check
+    model = build(report_rows(), Settings(vllm_model="org/m&v2", sources={"vllm_model": "command line"}),
+                  implementations=REPORT_TARGETS)
+    environment = {**model.environment, "merged": {"shards": 2, "files": ["shard-0.json", "shard<1>.json"],
+                                                   "generated": [None, None]}}
+    text = report_html.page(replace(model, environment=environment))
+    assert text.startswith("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>vLLM metrics "
+                           "conformance</title></head><body><style>")
+    assert text.endswith("</table></div></body></html>\n")
+    root = parse_html(text)
+    assert "pytest-html" not in root.text  # a page of its own: no word of pytest-html's filters
+    assert root.one("h2").text == "vLLM metrics conformance"
+    assert [n.text for n in root.all("h3", id="vllm-environment")] == ["Environment"]
+    env = [[td.text for td in tr.all("td")] for tr in root.all("table", class_="vllm-summary")[-2].all("tr")]
+    assert env == [["python", model.environment["python"]], ["pytest", model.environment["pytest"]],
+                   ["generated", model.environment["generated"]],
+                   ["settings --vllm-model", "org/m&v2 (from command line)"],
+                   ["merged from", "2 shards: shard-0.json, shard<1>.json"]]
+    assert "org/m&amp;v2" in text and "shard&lt;1&gt;.json" in text
+    checks = root.one("table", id="vllm-checks").all("tr")
+    assert [th.text for th in checks[0].all("th")] == ["Test", "Target", "Level", "Outcome", "Reason"]
+    assert [[td.text for td in tr.all("td")] for tr in checks[1:]] == [
+        [row.id, row.shown_target(), row.level.value, row.outcome.value,
+         row.reason if row.outcome != RowOutcome.PASSED else ""] for row in model.rows]
+    assert {tr.attrs.get("class") for tr in checks[1:]} == {"vllm-check"}
+    assert root.one("h3", id="results-table").text == "Every check"
+
+
+def test_a_merged_report_without_merge_facts_has_no_merged_from_row() -> None:
+    text = report_html.page(build(report_rows()[:1]))
+    assert "merged from" not in text
