@@ -551,3 +551,14 @@ def test_a_merged_report_is_a_page_of_its_own_with_its_environment_and_every_che
 def test_a_merged_report_without_merge_facts_has_no_merged_from_row() -> None:
     text = report_html.page(build(report_rows()[:1]))
     assert "merged from" not in text
+
+
+def test_the_environment_names_another_model_server_by_its_engine() -> None:
+    # an SGLang server (the endpoint picker's engine label) has no vLLM version to show
+    targets = [{"target": "sglang-0", "modelServer": "sglang", "modelServerVersion": "0.4.6", "vllmVersion": None,
+                "model": "tiny", "architecture": "amd64", "features": ["core"]},
+               {"target": "vllm-0", "modelServer": "vllm", "vllmVersion": "0.32.0", "architecture": "amd64",
+                "features": ["core"]}]
+    found = report_html.metadata(build([], implementations=targets), Settings())
+    assert found["Target sglang-0"] == "sglang, model tiny, arch amd64, features core"
+    assert found["Target vllm-0"] == "vLLM 0.32.0, arch amd64, features core"
