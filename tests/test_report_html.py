@@ -531,6 +531,8 @@ def test_a_merged_report_is_a_page_of_its_own_with_its_environment_and_every_che
     assert text.endswith("</table></div></body></html>\n")
     root = parse_html(text)
     assert "pytest-html" not in root.text  # a page of its own: no word of pytest-html's filters
+    legend = root.one("div", class_="vllm-legend")  # the outcomes' symbols only, nothing after them
+    assert legend.children and all(isinstance(c, Node) and c.tag == "span" for c in legend.children)
     assert root.one("h2").text == "vLLM metrics conformance"
     assert [n.text for n in root.all("h3", id="vllm-environment")] == ["Environment"]
     env = [[td.text for td in tr.all("td")] for tr in root.all("table", class_="vllm-summary")[-2].all("tr")]
@@ -562,3 +564,18 @@ def test_the_environment_names_another_model_server_by_its_engine() -> None:
     found = report_html.metadata(build([], implementations=targets), Settings())
     assert found["Target sglang-0"] == "sglang, model tiny, arch amd64, features core"
     assert found["Target vllm-0"] == "vLLM 0.32.0, arch amd64, features core"
+
+
+def test_a_pod_that_passed_nothing_lists_its_failure_limitation_and_what_could_not_be_observed() -> None:
+    def check(check: str, outcome: str, reason: str) -> Row:
+        return Row(id=f"conformance/test_server.py::test_{check}[a]", target="a", check=check, level=Level.MUST,
+                   outcome=RowOutcome(outcome), reason=f"a: {reason}")
+
+    rows = [check("reachable", "failed", "refused"), check("version", "inconclusive", TIMED_OUT),
+            check("lora", "xfailed", NOT_ON_ARM)]
+    table = page(rows, [{"target": "a", "architecture": "arm64", "vllmVersion": "0.32.0"}]).one(
+        "table", class_="vllm-targets")
+    [row] = table.all("tr")[1:]
+    assert row.all("td")[3].text == "✓ 0 of 3"
+    assert [li.text for li in row.all("li")] == [
+        "✗ reachable: refused", "! 1 check: documented limitation (below)", "? 1 check: could not observe (below)"]
