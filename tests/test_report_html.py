@@ -579,3 +579,19 @@ def test_a_pod_that_passed_nothing_lists_its_failure_limitation_and_what_could_n
     assert row.all("td")[3].text == "✓ 0 of 3"
     assert [li.text for li in row.all("li")] == [
         "✗ reachable: refused", "! 1 check: documented limitation (below)", "? 1 check: could not observe (below)"]
+
+
+def test_a_rule_whose_name_holds_a_colon_keeps_its_name_whole() -> None:
+    # a Grafana-managed alert's title is free text: "vLLM: KV cache high" is one name
+    row = Row(id="conformance/test_rules.py::test_reader[alert: vLLM: KV cache high]", target="vllm-rules",
+              check="alert: vLLM: KV cache high", level=Level.MUST, outcome=RowOutcome.PASSED,
+              evidence={"panel_verdict": "ok"})
+    table = page([row]).one("table", class_="vllm-consumers")
+    assert [td.text for td in table.all("tr")[1].all("td")] == ["alert", "vllm-rules", "vLLM: KV cache high", "✓ ok",
+                                                                  ""]
+
+
+def test_a_run_where_nothing_failed_says_so_first() -> None:
+    passed = [Row(id=f"conformance/test_server.py::test_reachable[{name}]", target=name, check="reachable",
+                  level=Level.MUST, outcome=RowOutcome.PASSED) for name in ("a", "b")]
+    assert page(passed).one("p", class_="vllm-story").text == "What failed: nothing failed."
