@@ -595,3 +595,25 @@ def test_a_run_where_nothing_failed_says_so_first() -> None:
     passed = [Row(id=f"conformance/test_server.py::test_reachable[{name}]", target=name, check="reachable",
                   level=Level.MUST, outcome=RowOutcome.PASSED) for name in ("a", "b")]
     assert page(passed).one("p", class_="vllm-story").text == "What failed: nothing failed."
+
+
+def test_panels_without_a_layout_are_flowed_under_their_dashboards_uid_with_their_verdicts() -> None:
+    dash = page(report_rows()).one("section", class_="vllm-dash")  # no layout: nothing known of the dashboard
+    assert dash.attrs["data-dashboard"] == "vllm-dash" and dash.one("h4").text == "vllm-dash"
+    assert dash.all("div", class_="vllm-row-title") == []
+    assert [(p.attrs["data-panel"], p.attrs["data-verdict"], p.attrs["title"])
+            for p in dash.all("div", class_="vllm-panel")] == [("KV Cache Usage", "no data", KV_REASON),
+                                                                ("Throughput", "ok", "ok")]
+    # a layout without the dashboard's title: named by its uid alone
+    untitled = [{k: v for k, v in panel.items() if k != "dashboardTitle"} for panel in LAYOUT]
+    assert page(report_rows(), layout=untitled).one("section", class_="vllm-dash").one("h4").text == "vllm-dash"
+
+
+def test_a_judged_panel_the_layout_does_not_know_is_flowed_with_the_panels_outside_rows() -> None:
+    # Grafana draws the panels outside rows first: the unknown one joins them, above the dashboard's rows
+    latency = Row(id="t::test_panel[vllm-dash::Latency]", target="vllm-dash", check="panel: Latency",
+                  level=Level.MUST, outcome=RowOutcome.PASSED, evidence={"panel_verdict": "ok"})
+    dash = page([*report_rows()[5:7], latency], layout=LAYOUT).one("section", class_="vllm-dash")
+    assert [(p.attrs["data-panel"], p.attrs["data-grid"]) for p in dash.all("div", class_="vllm-panel")] == [
+        ("Throughput", "0,0,12,8"), ("Latency", "0,8,8,5"), ("KV Cache Usage", "0,14,24,6")]
+    assert [r.text for r in dash.all("div", class_="vllm-row-title")] == ["Cache"]
