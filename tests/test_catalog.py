@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import locale
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -327,17 +325,6 @@ def test_invalid_toml_points_to_the_bundled_catalog_for_the_format(tmp_path: Pat
         load_catalog([path])
 
     assert str(excinfo.value).endswith("fix the syntax (see conformance/catalog.toml in the plugin for the format).")
-
-
-@pytest.fixture
-def ascii_locale() -> Iterator[None]:
-    """The process' locale encoding is ASCII, as under LANG=C with Python's UTF-8 mode off (PYTHONUTF8=0)."""
-    saved = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, saved)
 
 
 @pytest.mark.usefixtures("ascii_locale")
