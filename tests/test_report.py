@@ -595,6 +595,7 @@ def test_a_shards_report_carries_what_the_merge_needs() -> None:
                 "pytestStatus": 1, "testsFailed": 7, "tally": {"collected": 12, "outcomes": {"passed": 5, "failed": 7}},
                 "layout": layout, "marks": {"conformance/test_server.py::test_reachable[decode-1]": "MUST"}}
     assert model.shard == expected
+    assert model.environment["shard"] == "shard 1 of 3" and "shard" not in build(report_rows()).environment
     document = report_document(model)
     assert document["shard"] == expected
     jsonschema.validate(document, schema())
