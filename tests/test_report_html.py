@@ -530,6 +530,7 @@ def test_a_merged_report_is_a_page_of_its_own_with_its_environment_and_every_che
                            "conformance</title></head><body><style>")
     assert text.endswith("</table></div></body></html>\n")
     root = parse_html(text)
+    assert loose_text(root.one("body"), top=True) == []  # no stray text between its sections, rows or cells
     assert "pytest-html" not in root.text  # a page of its own: no word of pytest-html's filters
     legend = root.one("div", class_="vllm-legend")  # the outcomes' symbols only, nothing after them
     assert legend.children and all(isinstance(c, Node) and c.tag == "span" for c in legend.children)
