@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import flat, parse_html
+from pytest_vllm_metrics import gaie, report
+from pytest_vllm_metrics._hooks_report import _write_gaie
+from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.run import Run
+from pytest_vllm_metrics.settings import Settings
+from test_report_gaie import every_check, target
 
 pytestmark = pytest.mark.quick_run  # short in-process runs: kept in the mutation run
 
@@ -220,3 +227,22 @@ def test_a_run_without_the_terminal_still_counts_what_pytest_ran(pytester: pytes
     # no terminal, so pytest counted nothing: the summary counts the checks instead (not "0 tests")
     assert summary.one("span", class_="vllm-tally").text == (
         "4 checks: 1 failed, 1 inconclusive, 1 passed, 1 skipped")
+
+
+def test_the_gaie_reports_are_written_with_the_given_version_and_fields_and_named_for_the_terminal(
+        tmp_path: Path) -> None:
+    # --vllm-gaie-report=DIR --vllm-gaie-version=v1.7.0 --vllm-gaie-implementation=contact=@me, after a run whose
+    # protocol checks judged one vLLM server (the rows as the run makes them)
+    settings = Settings(vllm_gaie_report=str(tmp_path / "gaie"), vllm_gaie_version="v1.7.0",
+                        vllm_gaie_implementation=(gaie.Field(None, "contact", "@me"),))
+    run = Run(settings, load_catalog())
+    lines = _write_gaie(report.build(every_check(), implementations=[target("a")]), run)
+    written = sorted((tmp_path / "gaie").rglob("*.yaml"))
+    assert len(written) == 1 and lines == [f"GAIE report: {written[0]}"]
+    document = yaml.safe_load(written[0].read_text())
+    assert document["GatewayAPIInferenceExtensionVersion"] == "v1.7.0"
+    assert document["implementation"]["contact"] == ["@me"]
+    # a run whose protocol checks judged no server writes none, and says why
+    assert _write_gaie(report.build([], implementations=[target("a")]), run) == [
+        "GAIE report: none written: no model-server protocol check judged a target (test_model_server.py was not "
+        "selected, or no target was observed)"]
