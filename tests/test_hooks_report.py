@@ -16,10 +16,11 @@ import yaml
 
 from conftest import flat, parse_html
 from pytest_vllm_metrics import gaie, report
-from pytest_vllm_metrics._hooks_report import _write_gaie
+from pytest_vllm_metrics._hooks_report import _shard_targets, _write_gaie
 from pytest_vllm_metrics.catalog import load_catalog
 from pytest_vllm_metrics.run import Run
 from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.shard import Shard
 from test_report_gaie import every_check, target
 
 pytestmark = pytest.mark.quick_run  # short in-process runs: kept in the mutation run
@@ -246,3 +247,20 @@ def test_the_gaie_reports_are_written_with_the_given_version_and_fields_and_name
     assert _write_gaie(report.build([], implementations=[target("a")]), run) == [
         "GAIE report: none written: no model-server protocol check judged a target (test_model_server.py was not "
         "selected, or no target was observed)"]
+
+
+def test_a_shards_report_names_the_fleet_and_the_slice_it_checked() -> None:
+    # --vllm-shard=1/2 over two URLs (no discovery): the merge needs every target and this shard's own
+    urls = ("http://10.0.0.1:8000", "http://10.0.0.2:8000")
+    run = Run(Settings(vllm_url=urls, vllm_shard=Shard(1, 2)), load_catalog())
+    found = _shard_targets(run)
+    assert sorted(found) == ["checked", "fleet"] and len(found["fleet"]) == 2
+    assert found["checked"] == run.target_names() and len(found["checked"]) == 1
+    assert set(found["checked"]) < set(found["fleet"])
+    assert _shard_targets(Run(Settings(vllm_url=urls), load_catalog())) == {}  # not sharded: nothing to add
+
+
+def test_the_terminal_says_when_no_gaie_report_was_written(pytester: pytest.Pytester) -> None:
+    result, _, _ = run(pytester, CHECKS, "--vllm-gaie-report=gaie")
+    assert ("GAIE report: none written: no model-server protocol check judged a target (test_model_server.py was "
+            "not selected, or no target was observed)") in result.stdout.lines
