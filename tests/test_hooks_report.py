@@ -264,3 +264,15 @@ def test_the_terminal_says_when_no_gaie_report_was_written(pytester: pytest.Pyte
     result, _, _ = run(pytester, CHECKS, "--vllm-gaie-report=gaie")
     assert ("GAIE report: none written: no model-server protocol check judged a target (test_model_server.py was "
             "not selected, or no target was observed)") in result.stdout.lines
+
+
+def test_a_shards_run_writes_what_the_merge_needs(pytester: pytest.Pytester) -> None:
+    # --vllm-shard=0/1 with a URL target nothing answers at: the fleet, the slice, each check's level mark
+    result, document, _ = run(pytester, CHECKS, "--vllm-shard=0/1", "--vllm-url=http://127.0.0.1:9")
+    shard = document["shard"]
+    assert (shard["index"], shard["count"], shard["fleet"], shard["checked"]) == (0, 1, ["127.0.0.1:9"],
+                                                                                   ["127.0.0.1:9"])
+    # the bundled suite's checks run too (a target is given), each with its own mark
+    assert set(shard["marks"]) == {t["id"] for t in document["tests"]} and len(shard["marks"]) > 100
+    assert set(shard["marks"].values()) == {"MUST", "SHOULD", "MAY"}
+    assert (shard["pytestStatus"], shard["testsFailed"], result.ret) == (1, 1, 1)
