@@ -276,3 +276,4 @@ def test_a_shards_run_writes_what_the_merge_needs(pytester: pytest.Pytester) -> 
     assert set(shard["marks"]) == {t["id"] for t in document["tests"]} and len(shard["marks"]) > 100
     assert set(shard["marks"].values()) == {"MUST", "SHOULD", "MAY"}
     assert (shard["pytestStatus"], shard["testsFailed"], result.ret) == (1, 1, 1)
+    assert [t["target"] for t in document["implementations"]] == ["127.0.0.1:9"]  # the target, though unreachable
