@@ -16,8 +16,10 @@ import yaml
 
 from conftest import flat, parse_html
 from pytest_vllm_metrics import gaie, report
-from pytest_vllm_metrics._hooks_report import _shard_targets, _write_gaie
+from pytest_vllm_metrics._hooks_report import _outcome_of, _shard_targets, _write_gaie, row_of
 from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.outcome import Level
+from pytest_vllm_metrics.rows import Row, RowOutcome
 from pytest_vllm_metrics.run import Run
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.shard import Shard
@@ -277,3 +279,12 @@ def test_a_shards_run_writes_what_the_merge_needs(pytester: pytest.Pytester) -> 
     assert set(shard["marks"].values()) == {"MUST", "SHOULD", "MAY"}
     assert (shard["pytestStatus"], shard["testsFailed"], result.ret) == (1, 1, 1)
     assert [t["target"] for t in document["implementations"]] == ["127.0.0.1:9"]  # the target, though unreachable
+
+
+def test_a_row_a_pytest_xdist_worker_sends_as_json_is_read_back_whole() -> None:
+    # the controller gets each check's row as JSON text; an inconclusive one is shown as such at every phase
+    row = Row(id="test_checks.py::test_unsure", target="decode-0", check="unsure", level=Level.SHOULD,
+              outcome=RowOutcome.INCONCLUSIVE, reason="decode-0: <timed out>")
+    sent = pytest.TestReport(row.id, ("test_checks.py", 1, "test_unsure"), {}, "skipped", None, "call")
+    sent.vllm_row = json.dumps(row.as_json())  # type: ignore[attr-defined]
+    assert _outcome_of(sent) == RowOutcome.INCONCLUSIVE and row_of(sent) == row
