@@ -6,6 +6,7 @@ import asyncio
 import fnmatch
 import itertools
 import json
+import locale
 import math
 import os
 import shutil
@@ -889,3 +890,15 @@ def render(html_file: Path, tmp_path: Path) -> str:
     parser = _Text()
     parser.feed(dom)
     return " ".join(" ".join(parser.parts).split())
+
+
+@pytest.fixture
+def ascii_locale() -> Iterator[None]:
+    """The process' locale encoding is ASCII, as under LANG=C with Python's UTF-8 mode off (PYTHONUTF8=0): a file
+    read or written without an explicit encoding would be ASCII."""
+    saved = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)

@@ -318,6 +318,22 @@ def test_missing_file_is_a_catalog_error_naming_the_option(tmp_path: Path) -> No
     assert "--vllm-catalog" in message
 
 
+def test_invalid_toml_points_to_the_bundled_catalog_for_the_format(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, '[[metric]\nname = "x"\n')
+
+    with pytest.raises(CatalogError) as excinfo:
+        load_catalog([path])
+
+    assert str(excinfo.value).endswith("fix the syntax (see conformance/catalog.toml in the plugin for the format).")
+
+
+@pytest.mark.usefixtures("ascii_locale")
+def test_a_utf8_catalog_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    path = write_catalog(tmp_path, "# maintained by the caf\u00e9 team\n" + metric_table(**valid_fields()))
+
+    assert load_catalog([path]).get("my:queue_depth") is not None
+
+
 def test_non_utf8_file_is_a_catalog_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[[metric]]\nname = "caf\xe9"\n')

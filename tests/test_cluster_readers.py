@@ -244,3 +244,16 @@ def test_a_sidecar_labelled_configmap_outside_the_grafana_namespace_is_not_a_das
     _, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path)
     assert "stray-dashboards" in [c["metadata"]["name"] for c in objects.configmaps]
     assert [c["metadata"]["name"] for c in objects.dashboards] == ["llm-d-dashboards", "node-dashboards"]
+
+
+def test_where_only_the_operators_v4_runs_a_refused_read_of_its_resources_names_them(
+    consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path
+) -> None:
+    # v5's API is not installed, v4's is, and the identity may not list GrafanaDashboards: the note names v4's
+    consumers_cluster.uninstalled = {"grafanadashboards"}
+    consumers_cluster.tokens["partial"] = ROLE | {("list", r) for r in ("prometheusrules", "configmaps",
+                                                                          "scaledobjects", "deployments")}
+    notes, objects, _ = _read(KubeDouble(sim_host, consumers_cluster), tmp_path, "partial")
+    assert notes == [f"grafanadashboards.integreatly.org in namespace {MONITORING} not checked: grant list on "
+                     f"grafanadashboards.integreatly.org (deploy/rbac-consumers.yaml)"]
+    assert objects.grafana_dashboards == [] and objects.prometheus_rules

@@ -4,8 +4,10 @@ picker's flags."""
 
 from __future__ import annotations
 
+import base64
 import collections
 import fnmatch
+import gzip
 import json
 import os
 import shutil
@@ -58,6 +60,7 @@ from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble
 
 PROMETHEUS_ONLY = Path(__file__).parent / "data" / "rules-prometheus"  # what only Prometheus can judge
+EPP_DOCS = Path(__file__).parent / "data" / "epp-config"
 
 
 def outcomes(pytester: pytest.Pytester, report: str = "report.json") -> dict[str, tuple[str, str, str]]:
@@ -872,3 +875,69 @@ def test_a_dashboard_or_grafana_dashboard_that_cannot_be_read_leaves_the_next_on
     assert [(p.dashboard, p.title) for p in panels] == [("vllm", "Running")]
     assert notes[0].startswith(f"not checked: dashboard namespace {MONITORING} (ConfigMap broken, key vllm.json) is "
                                f"not valid JSON")
+
+
+def test_a_rule_of_the_grafana_namespace_is_named_in_its_own_namespace() -> None:
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "vllm-rules", "namespace": MONITORING},
+            "spec": {"groups": [{"name": "g", "rules": [
+                {"record": "llm:queue:sum", "expr": "sum(vllm:num_requests_waiting)"}]}]}}
+    _, consumers, notes = from_cluster(ConsumerObjects(prometheus_rules=[rule]), NS)
+    assert [c.dashboard_title for c in consumers] == [f"PrometheusRule {MONITORING}/vllm-rules"] and notes == []
+
+
+def test_a_v4_grafana_dashboard_of_the_cluster_takes_its_model_from_a_compressed_configmap() -> None:
+    # grafana-operator deploy/examples/dashboards/DashboardFromCompressedConfigMap.yaml (v4): gzipConfigMapRef to
+    # the ConfigMap's binaryData, here with a vLLM panel, both listed in the Grafana namespace
+    resource = {"apiVersion": "integreatly.org/v1alpha1", "kind": "GrafanaDashboard",
+                "metadata": {"name": "grafana-dashboard-from-compressed-config-map", "namespace": MONITORING},
+                "spec": {"json": "", "gzipConfigMapRef": {"name": "compressed", "key": "foo"}}}
+    compressed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "compressed", "namespace": MONITORING},
+                  "binaryData": {"foo": base64.b64encode(gzip.compress(json.dumps(
+                      {"title": "vLLM", "panels": [{"title": "Running",
+                                                     "targets": [{"expr": "vllm:num_requests_running"}]}]}
+                  ).encode())).decode()}}
+    panels, _, notes = from_cluster(ConsumerObjects(grafana_dashboards=[resource], configmaps=[compressed]), NS)
+    assert [p.id for p in panels] == ["grafana-dashboard-from-compressed-config-map::Running"] and notes == []
+
+
+def _istio_epp() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The EPP Deployment of the Istio/GAIE guide and the ConfigMap its --config-file is mounted from."""
+    documents = [d for d in yaml.safe_load_all((EPP_DOCS / "epp-deployment-configmap.yaml").read_text()) if d]
+    return (next(d for d in documents if d["kind"] == "Deployment"),
+            [d for d in documents if d["kind"] == "ConfigMap"])
+
+
+def test_each_epp_of_the_cluster_is_checked_with_the_configuration_it_mounts() -> None:
+    deployment, configmaps = _istio_epp()
+    objects = ConsumerObjects(deployments=[deployment, _epp(["--pool-name", "p"], {"inferencepool": "p-epp"})],
+                              configmaps=configmaps)
+    _, consumers, notes = from_cluster(objects, NS)
+    assert [(c.kind, c.title, c.dashboard_title) for c in consumers] == [
+        ("epp", "engineConfigs", "Deployment inference-model-server/inference-endpoint-picker, ConfigMap "
+                                 "inference-model-server/plugins-config, key default-plugins.yaml"),
+        ("epp", "engineConfigs", f"Deployment {NS}/pool-epp (no --config-file or --config-text: the built-in specs)")]
+    assert notes == []
+
+
+def test_an_epp_that_refuses_its_metric_flags_is_not_checked_as_reading_them() -> None:
+    # llm-d-router refuses to start with the old --*-metric flags: its one failure says so, the flags are no reader
+    router = k8s_deployment("router-epp", "ghcr.io/llm-d/llm-d-router:v0.10.0", [
+        "--pool-name", "p", "--kv-cache-usage-percentage-metric", "vllm:kv_cache_usage_perc"], {"app": "router"})
+    _, consumers, _ = from_cluster(ConsumerObjects(deployments=[router]), NS)
+    assert [(c.kind, c.title) for c in consumers] == [("epp", "engineConfigs"), ("epp", "metric flags")]
+    older = k8s_deployment("router-epp", "registry.k8s.io/gateway-api-inference-extension/epp:v1.0.1", [
+        "--pool-name", "p", "--kv-cache-usage-percentage-metric", "vllm:kv_cache_usage_perc"], {"app": "router"})
+    _, consumers, _ = from_cluster(ConsumerObjects(deployments=[older]), NS)
+    assert [(c.kind, c.title) for c in consumers] == [("epp", "kv-cache-usage-percentage-metric"),
+                                                      ("epp", "engineConfigs")]
+
+
+@pytest.mark.usefixtures("ascii_locale")
+def test_a_rule_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("groups:\n- name: vllm\n  rules:\n  - alert: VLLMQueueHigh\n"
+                     "    expr: vllm:num_requests_waiting > 10\n"
+                     "    annotations:\n      summary: requests wait \u2265 10 s \u2014 add replicas\n",
+                     encoding="utf-8")
+    assert [c.title for c in load_rules([rules])] == ["VLLMQueueHigh"]

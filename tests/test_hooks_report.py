@@ -12,8 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conftest import flat, parse_html
+from pytest_vllm_metrics import gaie, report
+from pytest_vllm_metrics._hooks_report import _outcome_of, _shard_targets, _write_gaie, row_of
+from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.outcome import Level
+from pytest_vllm_metrics.rows import Row, RowOutcome
+from pytest_vllm_metrics.run import Run
+from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.shard import Shard
+from test_report_gaie import every_check, target
 
 pytestmark = pytest.mark.quick_run  # short in-process runs: kept in the mutation run
 
@@ -220,3 +230,61 @@ def test_a_run_without_the_terminal_still_counts_what_pytest_ran(pytester: pytes
     # no terminal, so pytest counted nothing: the summary counts the checks instead (not "0 tests")
     assert summary.one("span", class_="vllm-tally").text == (
         "4 checks: 1 failed, 1 inconclusive, 1 passed, 1 skipped")
+
+
+def test_the_gaie_reports_are_written_with_the_given_version_and_fields_and_named_for_the_terminal(
+        tmp_path: Path) -> None:
+    # --vllm-gaie-report=DIR --vllm-gaie-version=v1.7.0 --vllm-gaie-implementation=contact=@me, after a run whose
+    # protocol checks judged one vLLM server (the rows as the run makes them)
+    settings = Settings(vllm_gaie_report=str(tmp_path / "gaie"), vllm_gaie_version="v1.7.0",
+                        vllm_gaie_implementation=(gaie.Field(None, "contact", "@me"),))
+    run = Run(settings, load_catalog())
+    lines = _write_gaie(report.build(every_check(), implementations=[target("a")]), run)
+    written = sorted((tmp_path / "gaie").rglob("*.yaml"))
+    assert len(written) == 1 and lines == [f"GAIE report: {written[0]}"]
+    document = yaml.safe_load(written[0].read_text())
+    assert document["GatewayAPIInferenceExtensionVersion"] == "v1.7.0"
+    assert document["implementation"]["contact"] == ["@me"]
+    # a run whose protocol checks judged no server writes none, and says why
+    assert _write_gaie(report.build([], implementations=[target("a")]), run) == [
+        "GAIE report: none written: no model-server protocol check judged a target (test_model_server.py was not "
+        "selected, or no target was observed)"]
+
+
+def test_a_shards_report_names_the_fleet_and_the_slice_it_checked() -> None:
+    # --vllm-shard=1/2 over two URLs (no discovery): the merge needs every target and this shard's own
+    urls = ("http://10.0.0.1:8000", "http://10.0.0.2:8000")
+    run = Run(Settings(vllm_url=urls, vllm_shard=Shard(1, 2)), load_catalog())
+    found = _shard_targets(run)
+    assert sorted(found) == ["checked", "fleet"] and len(found["fleet"]) == 2
+    assert found["checked"] == run.target_names() and len(found["checked"]) == 1
+    assert set(found["checked"]) < set(found["fleet"])
+    assert _shard_targets(Run(Settings(vllm_url=urls), load_catalog())) == {}  # not sharded: nothing to add
+
+
+def test_the_terminal_says_when_no_gaie_report_was_written(pytester: pytest.Pytester) -> None:
+    result, _, _ = run(pytester, CHECKS, "--vllm-gaie-report=gaie")
+    assert ("GAIE report: none written: no model-server protocol check judged a target (test_model_server.py was "
+            "not selected, or no target was observed)") in result.stdout.lines
+
+
+def test_a_shards_run_writes_what_the_merge_needs(pytester: pytest.Pytester) -> None:
+    # --vllm-shard=0/1 with a URL target nothing answers at: the fleet, the slice, each check's level mark
+    result, document, _ = run(pytester, CHECKS, "--vllm-shard=0/1", "--vllm-url=http://127.0.0.1:9")
+    shard = document["shard"]
+    assert (shard["index"], shard["count"], shard["fleet"], shard["checked"]) == (0, 1, ["127.0.0.1:9"],
+                                                                                   ["127.0.0.1:9"])
+    # the bundled suite's checks run too (a target is given), each with its own mark
+    assert set(shard["marks"]) == {t["id"] for t in document["tests"]} and len(shard["marks"]) > 100
+    assert set(shard["marks"].values()) == {"MUST", "SHOULD", "MAY"}
+    assert (shard["pytestStatus"], shard["testsFailed"], result.ret) == (1, 1, 1)
+    assert [t["target"] for t in document["implementations"]] == ["127.0.0.1:9"]  # the target, though unreachable
+
+
+def test_a_row_a_pytest_xdist_worker_sends_as_json_is_read_back_whole() -> None:
+    # the controller gets each check's row as JSON text; an inconclusive one is shown as such at every phase
+    row = Row(id="test_checks.py::test_unsure", target="decode-0", check="unsure", level=Level.SHOULD,
+              outcome=RowOutcome.INCONCLUSIVE, reason="decode-0: <timed out>")
+    sent = pytest.TestReport(row.id, ("test_checks.py", 1, "test_unsure"), {}, "skipped", None, "call")
+    sent.vllm_row = json.dumps(row.as_json())  # type: ignore[attr-defined]
+    assert _outcome_of(sent) == RowOutcome.INCONCLUSIVE and row_of(sent) == row

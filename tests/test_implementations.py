@@ -8,6 +8,7 @@ from typing import Any
 
 from conftest import exposition, observed
 from pytest_vllm_metrics import implementations
+from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.kube import ClusterInfo
 from pytest_vllm_metrics.multinode import Worker
 from pytest_vllm_metrics.observe import Observation, observe
@@ -106,3 +107,25 @@ vllm:time_to_first_token_seconds_sum 1
     [said] = implementations.of([obs], None)
     ttft = said["measured"]["ttft"]
     assert ttft[0] == ["0.5", 1.0] and sorted(map(tuple, ttft[1:])) == [("+Inf", 2.0), ("oops", 2.0)]
+
+
+def test_a_bucket_whose_bound_is_empty_is_not_charted() -> None:
+    # an empty label value is no label to Prometheus: a bucket with le="" has no bound to chart
+    page = """# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{le="1.0"} %d
+vllm:e2e_request_latency_seconds_bucket{le=""} %d
+vllm:e2e_request_latency_seconds_bucket{le="+Inf"} %d
+vllm:e2e_request_latency_seconds_count %d
+vllm:e2e_request_latency_seconds_sum 1
+"""
+    obs = Observation(Target(name="decode-0", base_url="http://127.0.0.1:9"),
+                      before=Snapshot.parse(page % (0, 0, 0, 0)), after=Snapshot.parse(page % (1, 3, 3, 3)))
+    [said] = implementations.of([obs], None)
+    assert said["measured"]["e2eLatency"] == [["1.0", 1.0], ["+Inf", 3.0]]
+
+
+def test_another_model_servers_version_is_no_vllm_version() -> None:
+    # an SGLang server states its own version: the report's vllmVersion is for vLLM only
+    obs = Observation(Target(name="sglang-0", base_url="http://127.0.0.1:9", engine=Engine.SGLANG), version="0.4.6")
+    [said] = implementations.of([obs], None)
+    assert (said["modelServer"], said["modelServerVersion"], said["vllmVersion"]) == ("sglang", "0.4.6", None)

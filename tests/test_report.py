@@ -28,7 +28,7 @@ from conftest import (
     report_rows,
     upgrade_rows,
 )
-from pytest_vllm_metrics import gate, hygiene, report_html, report_terminal, upgrade
+from pytest_vllm_metrics import gate, hygiene, report, report_html, report_terminal, upgrade
 from pytest_vllm_metrics.gate import Result
 from pytest_vllm_metrics.hygiene import StoreWarning
 from pytest_vllm_metrics.kube import ClusterInfo
@@ -37,6 +37,7 @@ from pytest_vllm_metrics.outcome import Level, Outcome, Verdict
 from pytest_vllm_metrics.report import (
     Alike,
     Once,
+    Tally,
     Warned,
     alike,
     all_targets,
@@ -48,10 +49,12 @@ from pytest_vllm_metrics.report import (
     story_text,
     upgrade_section,
     write_data,
+    write_text,
 )
 from pytest_vllm_metrics.report import document as report_document
 from pytest_vllm_metrics.rows import BUCKETS, Reader, Row, RowOutcome, TargetResult
 from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.shard import Shard
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.targets import Role
 from pytest_vllm_metrics.versions import __version__
@@ -588,6 +591,45 @@ def test_each_targets_evidence_is_the_json_of_its_value_fixed_examples(tmp_path:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_each_targets_evidence_is_the_json_of_its_value(tmp_path: Path, value: Any) -> None:
     assert f"        {json.dumps(ODD_POD)}: {json.dumps(value)},\n" in _one_per_line(tmp_path, value)
+
+
+@pytest.mark.skipif(platform.python_implementation() != "CPython", reason="the C encoder is CPython's")
+def test_a_fleets_entries_are_encoded_by_the_c_encoder_as_json_dumps_writes_them() -> None:
+    # a fleet's report holds ~200,000 per-target entries: on CPython they are written by its C encoder, made once
+    # with json.dumps' own settings (key order kept, NaN and infinities allowed, non-ASCII escaped)
+    encode = report._c_encoder()
+    assert encode is not json.dumps
+    for value in [{"type": "gauge", "labels": ["engine"], "b": 1, "a": {ODD_POD: [1.5, None, False]}},
+                  float("nan"), float("inf"), "caf\u00e9 \u2603 \"q\"\n", 2**70, [], {}]:
+        assert encode(value) == json.dumps(value)
+
+
+def test_a_shards_report_carries_what_the_merge_needs() -> None:
+    # --vllm-shard=1/3: the fleet seen, the targets this shard checked, pytest's own counts and each check's mark
+    fleet, layout = ["decode-0", "decode-1", "decode-2"], [{"dashboard": "d", "title": "T", "row": "", "grid": None}]
+    model = build(report_rows(), Settings(vllm_shard=Shard(1, 3)), layout=layout, pytest_status=1, tests_failed=7,
+                  tally=Tally(12, {"passed": 5, "failed": 7}), fleet=fleet, checked=["decode-1"],
+                  marks={"conformance/test_server.py::test_reachable[decode-1]": "MUST"})
+    expected = {"index": 1, "count": 3, "fleet": fleet, "checked": ["decode-1"], "exclusive": False,
+                "pytestStatus": 1, "testsFailed": 7, "tally": {"collected": 12, "outcomes": {"passed": 5, "failed": 7}},
+                "layout": layout, "marks": {"conformance/test_server.py::test_reachable[decode-1]": "MUST"}}
+    assert model.shard == expected
+    assert model.environment["shard"] == "shard 1 of 3" and "shard" not in build(report_rows()).environment
+    document = report_document(model)
+    assert document["shard"] == expected
+    jsonschema.validate(document, schema())
+    # pytest's count of failed tests as given, not the rows' (a test may fail outside the checks)
+    assert build(report_rows(), Settings(vllm_shard=Shard(0, 1)), tests_failed=7).shard["testsFailed"] == 7
+    assert build(report_rows(), Settings(vllm_shard=Shard(0, 1))).shard["testsFailed"] == sum(
+        1 for row in report_rows() if row.outcome.fails)
+    assert "shard" not in report_document(build(report_rows()))
+
+
+@pytest.mark.usefixtures("ascii_locale")
+def test_a_report_file_is_written_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    # the HTML and Markdown reports hold symbols (✓ ✗) that ASCII cannot write
+    write_text(tmp_path / "report.html", "<p>\u2713 passed, \u2717 failed</p>")
+    assert (tmp_path / "report.html").read_bytes() == "<p>\u2713 passed, \u2717 failed</p>".encode()
 
 
 def test_the_document_lists_each_warning_and_the_settings_as_given() -> None:

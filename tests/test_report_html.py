@@ -5,6 +5,7 @@ and consumers, an upgrade forecast and a fleet."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from conftest import (
@@ -515,3 +516,105 @@ def test_the_environment_table_names_every_url_given() -> None:
     settings = Settings(vllm_url=("http://10.0.0.1:8000", "http://10.0.0.2:8000"))
     assert report_html.metadata(build([], settings), settings)["vLLM URLs"] == (
         "http://10.0.0.1:8000, http://10.0.0.2:8000")
+
+
+def test_a_merged_report_is_a_page_of_its_own_with_its_environment_and_every_check() -> None:
+    # `pytest-vllm-metrics merge -o report.html`: no pytest-html around it, so the page holds the summary, the
+    # environment (the merged shards' files named) and a table of every check
+    model = build(report_rows(), Settings(vllm_model="org/m&v2", sources={"vllm_model": "command line"}),
+                  implementations=REPORT_TARGETS)
+    environment = {**model.environment, "merged": {"shards": 2, "files": ["shard-0.json", "shard<1>.json"],
+                                                   "generated": [None, None]}}
+    text = report_html.page(replace(model, environment=environment))
+    assert text.startswith("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>vLLM metrics "
+                           "conformance</title></head><body><style>")
+    assert text.endswith("</table></div></body></html>\n")
+    root = parse_html(text)
+    assert loose_text(root.one("body"), top=True) == []  # no stray text between its sections, rows or cells
+    assert "pytest-html" not in root.text  # a page of its own: no word of pytest-html's filters
+    legend = root.one("div", class_="vllm-legend")  # the outcomes' symbols only, nothing after them
+    assert legend.children and all(isinstance(c, Node) and c.tag == "span" for c in legend.children)
+    assert root.one("h2").text == "vLLM metrics conformance"
+    assert [n.text for n in root.all("h3", id="vllm-environment")] == ["Environment"]
+    env = [[td.text for td in tr.all("td")] for tr in root.all("table", class_="vllm-summary")[-2].all("tr")]
+    assert env == [["python", model.environment["python"]], ["pytest", model.environment["pytest"]],
+                   ["generated", model.environment["generated"]],
+                   ["settings --vllm-model", "org/m&v2 (from command line)"],
+                   ["merged from", "2 shards: shard-0.json, shard<1>.json"]]
+    assert "org/m&amp;v2" in text and "shard&lt;1&gt;.json" in text
+    checks = root.one("table", id="vllm-checks").all("tr")
+    assert [th.text for th in checks[0].all("th")] == ["Test", "Target", "Level", "Outcome", "Reason"]
+    assert [[td.text for td in tr.all("td")] for tr in checks[1:]] == [
+        [row.id, row.shown_target(), row.level.value, row.outcome.value,
+         row.reason if row.outcome != RowOutcome.PASSED else ""] for row in model.rows]
+    assert {tr.attrs.get("class") for tr in checks[1:]} == {"vllm-check"}
+    assert root.one("h3", id="results-table").text == "Every check"
+
+
+def test_a_merged_report_without_merge_facts_has_no_merged_from_row() -> None:
+    text = report_html.page(build(report_rows()[:1]))
+    assert "merged from" not in text
+
+
+def test_the_environment_names_another_model_server_by_its_engine() -> None:
+    # an SGLang server (the endpoint picker's engine label) has no vLLM version to show
+    targets = [{"target": "sglang-0", "modelServer": "sglang", "modelServerVersion": "0.4.6", "vllmVersion": None,
+                "model": "tiny", "architecture": "amd64", "features": ["core"]},
+               {"target": "vllm-0", "modelServer": "vllm", "vllmVersion": "0.32.0", "architecture": "amd64",
+                "features": ["core"]}]
+    found = report_html.metadata(build([], implementations=targets), Settings())
+    assert found["Target sglang-0"] == "sglang, model tiny, arch amd64, features core"
+    assert found["Target vllm-0"] == "vLLM 0.32.0, arch amd64, features core"
+
+
+def test_a_pod_that_passed_nothing_lists_its_failure_limitation_and_what_could_not_be_observed() -> None:
+    def check(check: str, outcome: str, reason: str) -> Row:
+        return Row(id=f"conformance/test_server.py::test_{check}[a]", target="a", check=check, level=Level.MUST,
+                   outcome=RowOutcome(outcome), reason=f"a: {reason}")
+
+    rows = [check("reachable", "failed", "refused"), check("version", "inconclusive", TIMED_OUT),
+            check("lora", "xfailed", NOT_ON_ARM)]
+    table = page(rows, [{"target": "a", "architecture": "arm64", "vllmVersion": "0.32.0"}]).one(
+        "table", class_="vllm-targets")
+    [row] = table.all("tr")[1:]
+    assert row.all("td")[3].text == "✓ 0 of 3"
+    assert [li.text for li in row.all("li")] == [
+        "✗ reachable: refused", "! 1 check: documented limitation (below)", "? 1 check: could not observe (below)"]
+
+
+def test_a_rule_whose_name_holds_a_colon_keeps_its_name_whole() -> None:
+    # a Grafana-managed alert's title is free text: "vLLM: KV cache high" is one name
+    row = Row(id="conformance/test_rules.py::test_reader[alert: vLLM: KV cache high]", target="vllm-rules",
+              check="alert: vLLM: KV cache high", level=Level.MUST, outcome=RowOutcome.PASSED,
+              evidence={"panel_verdict": "ok"})
+    table = page([row]).one("table", class_="vllm-consumers")
+    assert [td.text for td in table.all("tr")[1].all("td")] == ["alert", "vllm-rules", "vLLM: KV cache high", "✓ ok",
+                                                                  ""]
+
+
+def test_a_run_where_nothing_failed_says_so_first() -> None:
+    passed = [Row(id=f"conformance/test_server.py::test_reachable[{name}]", target=name, check="reachable",
+                  level=Level.MUST, outcome=RowOutcome.PASSED) for name in ("a", "b")]
+    assert page(passed).one("p", class_="vllm-story").text == "What failed: nothing failed."
+
+
+def test_panels_without_a_layout_are_flowed_under_their_dashboards_uid_with_their_verdicts() -> None:
+    dash = page(report_rows()).one("section", class_="vllm-dash")  # no layout: nothing known of the dashboard
+    assert dash.attrs["data-dashboard"] == "vllm-dash" and dash.one("h4").text == "vllm-dash"
+    assert dash.all("div", class_="vllm-row-title") == []
+    assert [(p.attrs["data-panel"], p.attrs["data-verdict"], p.attrs["title"])
+            for p in dash.all("div", class_="vllm-panel")] == [("KV Cache Usage", "no data", KV_REASON),
+                                                                ("Throughput", "ok", "ok")]
+    # a layout without the dashboard's title: named by its uid alone
+    untitled = [{k: v for k, v in panel.items() if k != "dashboardTitle"} for panel in LAYOUT]
+    assert page(report_rows(), layout=untitled).one("section", class_="vllm-dash").one("h4").text == "vllm-dash"
+
+
+def test_a_judged_panel_the_layout_does_not_know_is_flowed_with_the_panels_outside_rows() -> None:
+    # Grafana draws the panels outside rows first: the unknown one joins them, above the dashboard's rows
+    latency = Row(id="t::test_panel[vllm-dash::Latency]", target="vllm-dash", check="panel: Latency",
+                  level=Level.MUST, outcome=RowOutcome.PASSED, evidence={"panel_verdict": "ok"})
+    dash = page([*report_rows()[5:7], latency], layout=LAYOUT).one("section", class_="vllm-dash")
+    assert [(p.attrs["data-panel"], p.attrs["data-grid"]) for p in dash.all("div", class_="vllm-panel")] == [
+        ("Throughput", "0,0,12,8"), ("Latency", "0,8,8,5"), ("KV Cache Usage", "0,14,24,6")]
+    assert [r.text for r in dash.all("div", class_="vllm-row-title")] == ["Cache"]

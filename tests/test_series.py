@@ -159,6 +159,55 @@ def test_grafana_lookups_on_the_scrapes() -> None:
     assert scrapes.query_result(f"sum({RUNNING})") is None  # an expression only Prometheus evaluates
 
 
+def test_grafanas_lookups_leave_the_labels_only_prometheus_knows_unjudged() -> None:
+    # a variable's query filtering on job (set by Prometheus, not on the page) still finds the pods' series
+    pods = [seen("a", TargetSource.KUBERNETES, namespace="n"), seen("b", TargetSource.KUBERNETES, namespace="n")]
+    scrapes = Scrapes(pods, Policy())
+    assert scrapes.label_values("pod", f'{RUNNING}{{job="vllm"}}') == ["a", "b"]
+    assert scrapes.query_result(f'{RUNNING}{{job="vllm", pod="a"}}') == [
+        f'{RUNNING}{{engine="0", model_name="tiny", namespace="n", pod="a"}}']
+
+
+def test_a_literal_dot_star_is_judged_until_a_variable_is_unknown() -> None:
+    # `.*` stands for a variable the run could not know only once one is unknown (judging sets wildcard)
+    pod = seen("a", TargetSource.KUBERNETES, namespace="n")
+    scrapes = Scrapes([pod], Policy())
+    assert scrapes.has(only(f'{RUNNING}{{pod=".*"}}')) is False
+    assert scrapes.has(only('up{namespace=".*"}')) is False
+    scrapes.wildcard = True
+    assert scrapes.has(only(f'{RUNNING}{{pod=".*"}}')) is True
+    assert scrapes.has(only('up{namespace=".*"}')) is True
+
+
+@pytest.mark.parametrize("expr", [f'{RUNNING}{{job="vllm"}}', 'up{job="vllm"}'])
+def test_an_unknown_variable_on_a_label_only_prometheus_knows_is_not_unjudged(expr: str) -> None:
+    # {job="$job"} with $job unknown is written job=".*": nothing to judge; a literal job still is unjudged
+    pod = seen("a", TargetSource.KUBERNETES, namespace="n")
+    scrapes = Scrapes([pod], Policy())
+    scrapes.wildcard = True
+    assert scrapes.has(only(expr.replace('"vllm"', '".*"'))) is True
+    assert scrapes.unjudged == {}
+    assert scrapes.has(only(expr)) is True
+    assert scrapes.unjudged == {("job", "Equal", "vllm"): ["a"]}
+
+
+def test_a_series_prometheus_makes_is_found_on_any_server() -> None:
+    pods = [seen("a", TargetSource.KUBERNETES, namespace="n"), seen("b", TargetSource.KUBERNETES, namespace="n")]
+    assert Scrapes(pods, Policy()).has(only('up{pod="b"}')) is True  # the first server's up does not match
+
+
+def test_the_skipped_matchers_are_left_out_of_the_selection() -> None:
+    # a histogram's _count read with the bucket selector's matchers: its le matcher is left out
+    histogram = "vllm:e2e_request_latency_seconds"
+    after = page({}, extra=f'# TYPE {histogram} histogram\n{histogram}_bucket{{le="+Inf"}} 2\n'
+                           f'{histogram}_count 2\n{histogram}_sum 0.5\n')
+    pod = Observation(Target("a", "http://x"), after=after)
+    scrapes = Scrapes([pod], Policy())
+    bucket = only(f'{histogram}_bucket{{le="+Inf"}}')
+    assert scrapes.selected(pod, bucket, f"{histogram}_count", skip=("le",)) == [{}]
+    assert scrapes.selected(pod, bucket, f"{histogram}_count") == []
+
+
 # -- Prometheus' answers --------------------------------------------------------------------------------------
 
 
@@ -209,6 +258,11 @@ def test_default_wait_is_two_scrape_intervals_and_five_seconds() -> None:
 ])
 def test_named(names: list[str], shown: int, text: str) -> None:
     assert named(names, shown) == text
+
+
+def test_named_shows_five_names_by_default() -> None:
+    assert named(["a", "b", "c", "d", "e", "f"]) == "a, b, c, d, e and 1 more"
+    assert named(["a", "b", "c", "d", "e"]) == "a, b, c, d, e"
 
 
 @pytest.mark.parametrize(("kind", "outcome", "panel_verdict", "message"), [
