@@ -286,5 +286,6 @@ def test_a_row_a_pytest_xdist_worker_sends_as_json_is_read_back_whole() -> None:
     row = Row(id="test_checks.py::test_unsure", target="decode-0", check="unsure", level=Level.SHOULD,
               outcome=RowOutcome.INCONCLUSIVE, reason="decode-0: <timed out>")
     sent = pytest.TestReport(row.id, ("test_checks.py", 1, "test_unsure"), {}, "skipped", None, "call")
-    sent.vllm_row = json.dumps(row.as_json())  # type: ignore[attr-defined]
+    sent.vllm_row = row.to_wire()  # type: ignore[attr-defined]
+    sent.vllm_outcome = row.outcome.value  # type: ignore[attr-defined]
     assert _outcome_of(sent) == RowOutcome.INCONCLUSIVE and row_of(sent) == row
