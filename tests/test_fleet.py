@@ -431,3 +431,23 @@ def test_a_line_per_model_names_each_model_no_server_moved(on: list[Observation]
         f"{WHERE} will be always zero / NaN for {lines}: {HITS} did not move during the workload on the servers "
         f"behind {behind}. A ratio of two such lifetime counters is 0/0 = NaN. Root cause: vLLM reports "
         f'enable_prefix_caching="False"')
+
+
+# -- a family only some servers' features expose -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spec(host: SimHost) -> list[Observation]:
+    return observed(host, "x86_64-spec-decode", "decode-spec")
+
+
+@pytest.mark.parametrize("expr", [
+    "sum(rate(vllm:spec_decode_num_drafts_total[5m]))",  # a counter of the feature (llm-d's "Speculative Decoding")
+    "rate(vllm:spec_decode_num_draft_tokens_total[5m])",
+])
+def test_a_feature_only_some_servers_run_does_not_blind_the_reader_to_the_others(
+        on: list[Observation], spec: list[Observation], expr: str) -> None:
+    # a server without speculative decoding has no such family by design: the reader is not "blind" to it
+    verdict = judge(on + spec, expr)
+    assert verdict.outcome == Outcome.PASSED, verdict.message
+    assert "decode-0" not in verdict.message and "expose no" not in verdict.message
