@@ -555,7 +555,7 @@ def test_each_targets_evidence_is_its_own_when_objects_are_shared_or_alike(tmp_p
     # the rows pytest-xdist's workers send share one object for alike values: each is still written as its own
     shared, other = {"seen": 1, "labels": ["x"]}, {"seen": 2}
     evidence = {"a": shared, "b": shared, "c": {"seen": 1, "labels": ["x"]}, "d": other, "e": shared["labels"],
-                "f": 1, "g": 1.0}
+                "f": 1, "g": 1.0, "h": None, "i": 2}  # None: an object like the others, with an identity of its own
     row = Row(id="t::x", target="", check="x", level=Level.MUST, outcome=RowOutcome.PASSED, evidence=evidence)
     write_data(tmp_path / "r.json", build([row]))
     text = (tmp_path / "r.json").read_text()
