@@ -437,6 +437,10 @@ class _Rank(IntEnum):
     FIRST = 1
 
 
+class _Ratio(float):
+    """A float of another type (an evidence value a library computed)."""
+
+
 _JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
 _JSON_KEYS = st.text(max_size=4) | st.integers() | st.booleans() | st.none() | st.floats(allow_nan=False)
 _EVIDENCE = st.recursive(_JSON_SCALARS | st.sets(st.integers(), max_size=2), lambda inner: (
@@ -451,7 +455,7 @@ def _round_trip(value: Any) -> Any:
 def test_evidence_is_the_json_reports_data_fixed_examples() -> None:
     evidence = {"finish_reasons": {0: "length", 1: "stop"}, "kind": _Kind.STREAM, "rank": _Rank.FIRST,
                 "buckets": [("0.1", 2.0), ("+Inf", 7.0)], "seen": {3}, "nan": float("nan"), "keys": {None: 1,
-                True: 2, 1.5: 3}, "path": Path("/tmp/x")}
+                True: 2, 1.5: 3}, "path": Path("/tmp/x"), "ratio": _Ratio(0.5)}
     plain = jsonable(evidence)
     assert json.dumps(plain) == json.dumps(_round_trip(evidence))
     assert plain["finish_reasons"] == {"0": "length", "1": "stop"} and plain["keys"] == {"null": 1, "true": 2,
@@ -459,6 +463,9 @@ def test_evidence_is_the_json_reports_data_fixed_examples() -> None:
     assert type(plain["kind"]) is str and type(plain["rank"]) is int and plain["buckets"] == [["0.1", 2.0],
                                                                                               ["+Inf", 7.0]]
     assert (plain["seen"], plain["path"]) == ("{3}", "/tmp/x")
+    assert type(plain["ratio"]) is float and plain["ratio"] == 0.5
+    # a key JSON cannot spell (json.dumps refuses it): its text, as str() gives it
+    assert jsonable({Path("/tmp/x"): 1, ("a", 1): 2}) == {"/tmp/x": 1, "('a', 1)": 2}
 
 
 @given(_EVIDENCE)
