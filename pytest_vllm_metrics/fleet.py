@@ -35,7 +35,7 @@ def coverage(ctx: Context, parsed: list[tuple[str, str, Any]]) -> Verdict | list
         names = frozenset(m for m in read if m in obs.after.samples) | always
         if names not in blinding:  # servers of one version have the same names: judged once
             blinding[names] = _blinding(parsed, names)
-        for metric in blinding[names]:
+        for metric in sorted(blinding[names]):  # a set: its order differs from process to process
             if not _absent_by_feature(ctx, metric, obs) and _alternative(ctx, metric, obs, read) is None:
                 blind.setdefault(metric, []).append(obs)
     parts, notes = [], []

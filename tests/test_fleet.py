@@ -451,3 +451,17 @@ def test_a_feature_only_some_servers_run_does_not_blind_the_reader_to_the_others
     verdict = judge(on + spec, expr)
     assert verdict.outcome == Outcome.PASSED, verdict.message
     assert "decode-0" not in verdict.message and "expose no" not in verdict.message
+
+
+def test_each_renamed_family_a_reader_reads_is_one_sentence_in_the_same_order_in_every_run(
+        on: list[Observation], old: list[Observation]) -> None:
+    # two queries, each reading a family vLLM renamed: one message, a sentence each, by name (not by a set's order,
+    # which changes from process to process: shards and xdist workers must word it alike)
+    verdict = judge(on + old, "rate(vllm:time_per_output_token_seconds_bucket[5m])", "vllm:gpu_cache_usage_perc")
+    first = f"{WHERE} reads vllm:gpu_cache_usage_perc, which only"
+    second = (f". {WHERE} reads vllm:time_per_output_token_seconds_bucket, which only the vLLM 0.10.1 server "
+              "(decode-old) exposes")
+    assert summary(verdict)[:3] == ("failed", "MUST", "part of the fleet")
+    assert verdict.message.startswith(first) and second in verdict.message
+    assert verdict.message.endswith("read both names: vllm:inter_token_latency_seconds_bucket or "
+                                    "vllm:time_per_output_token_seconds_bucket.")
