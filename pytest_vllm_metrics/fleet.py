@@ -47,8 +47,10 @@ def coverage(ctx: Context, parsed: list[tuple[str, str, Any]]) -> Verdict | list
         explained = [o for o in lacking if entry is not None and (
             not entry.versions.contains(o.version) or _alternative(ctx, metric, o, set()) is not None)]
         if not explained:
-            notes.append(f"{named([o.target.name for o in lacking])} expose no {metric}, so the {ctx.noun} "
-                         f"does not see them (their presence checks say why)")
+            one = len(lacking) == 1
+            notes.append(f"{named([o.target.name for o in lacking])} expose{'s' if one else ''} no {metric}, so the "
+                         f"{ctx.noun} does not see {'that server' if one else 'them'} ({'its' if one else 'their'} "
+                         f"presence checks say why)")
             continue
         assert entry is not None
         parts.append(_versions_apart(ctx, metric, entry, serving, explained))

@@ -17,7 +17,7 @@ import dataclasses
 
 import pytest
 
-from conftest import PrometheusAPI, judge, observed, sample, summary, vector
+from conftest import PrometheusAPI, exposition, judge, observation, observed, sample, summary, vector
 from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import Outcome
 from pytest_vllm_metrics.prometheus import Prometheus
@@ -450,7 +450,7 @@ def test_a_feature_only_some_servers_run_does_not_blind_the_reader_to_the_others
     # a server without speculative decoding has no such family by design: the reader is not "blind" to it
     verdict = judge(on + spec, expr)
     assert verdict.outcome == Outcome.PASSED, verdict.message
-    assert "decode-0" not in verdict.message and "expose no" not in verdict.message
+    assert "decode-0" not in verdict.message and "no vllm:spec_decode" not in verdict.message
 
 
 def test_each_renamed_family_a_reader_reads_is_one_sentence_in_the_same_order_in_every_run(
@@ -465,3 +465,21 @@ def test_each_renamed_family_a_reader_reads_is_one_sentence_in_the_same_order_in
     assert verdict.message.startswith(first) and second in verdict.message
     assert verdict.message.endswith("read both names: vllm:inter_token_latency_seconds_bucket or "
                                     "vllm:time_per_output_token_seconds_bucket.")
+
+
+def test_a_server_of_the_same_version_missing_a_family_is_a_note_its_presence_check_explains() -> None:
+    # no version or feature explains the absence: the reader still works on the rest, and says which servers it
+    # does not see (their own presence checks fail and say why)
+    full = exposition({"vllm:num_requests_waiting": 0, "vllm:num_requests_running": 0})
+    lacking = exposition({"vllm:num_requests_running": 0})
+    first = observation(full, full)
+    second = dataclasses.replace(observation(lacking, lacking),
+                                 target=dataclasses.replace(first.target, name="decode-1"))
+    verdict = judge([first, second], "sum(vllm:num_requests_waiting)")
+    assert summary(verdict) == (
+        "passed", "MUST", "ok", "decode-1 exposes no vllm:num_requests_waiting, so the panel does not see that server "
+        "(its presence checks say why)")
+    third = dataclasses.replace(second, target=dataclasses.replace(first.target, name="decode-2"))
+    assert judge([first, second, third], "sum(vllm:num_requests_waiting)").message == (
+        "decode-1, decode-2 expose no vllm:num_requests_waiting, so the panel does not see them (their presence "
+        "checks say why)")
