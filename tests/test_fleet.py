@@ -483,3 +483,13 @@ def test_a_server_of_the_same_version_missing_a_family_is_a_note_its_presence_ch
     assert judge([first, second, third], "sum(vllm:num_requests_waiting)").message == (
         "decode-1, decode-2 expose no vllm:num_requests_waiting, so the panel does not see them (their presence "
         "checks say why)")
+
+
+def test_a_line_per_model_that_no_server_moves_is_named_by_its_labels(off: list[Observation],
+                                                                      off2: list[Observation]) -> None:
+    # every line is broken, and the lines have labels: named by them, not as the fleet's one aggregate
+    verdict = judge(off + off2, f"sum by (model_name) (rate({HITS}[5m]))")
+    assert summary(verdict)[:3] == ("failed", "MUST", "always zero / NaN")
+    assert verdict.message.startswith(
+        f'{WHERE} will be always zero / NaN for {{model_name="tiny"}}: {HITS} did not move during the workload on '
+        f"the servers behind it (decode-1, decode-2). A ratio of two such lifetime counters is 0/0 = NaN. Root cause:")
