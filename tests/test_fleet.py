@@ -493,3 +493,5 @@ def test_a_line_per_model_that_no_server_moves_is_named_by_its_labels(off: list[
     assert verdict.message.startswith(
         f'{WHERE} will be always zero / NaN for {{model_name="tiny"}}: {HITS} did not move during the workload on '
         f"the servers behind it (decode-1, decode-2). A ratio of two such lifetime counters is 0/0 = NaN. Root cause:")
+    two = judge(off + off2, f"sum by (model_name, engine) (rate({HITS}[5m]))")
+    assert two.message.startswith(f'{WHERE} will be always zero / NaN for {{engine="0", model_name="tiny"}}: ')
