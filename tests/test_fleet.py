@@ -495,3 +495,13 @@ def test_a_line_per_model_that_no_server_moves_is_named_by_its_labels(off: list[
         f"the servers behind it (decode-1, decode-2). A ratio of two such lifetime counters is 0/0 = NaN. Root cause:")
     two = judge(off + off2, f"sum by (model_name, engine) (rate({HITS}[5m]))")
     assert two.message.startswith(f'{WHERE} will be always zero / NaN for {{engine="0", model_name="tiny"}}: ')
+
+
+def test_one_family_two_silent_servers_named_in_order(on: list[Observation], off: list[Observation],
+                                                      off2: list[Observation]) -> None:
+    # one family ("it"), two servers that contribute nothing ("contribute"), named by name whatever their order
+    verdict = judge(on + off2 + off, f"sum(rate({HITS}[5m]))")
+    assert summary(verdict)[:3] == ("passed", "MUST", "ok")
+    assert verdict.message.startswith(
+        f"it aggregates {HITS} over the fleet: decode-0 moved it, while decode-1, decode-2 contribute nothing "
+        f'(vLLM reports enable_prefix_caching="False"')
