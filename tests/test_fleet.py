@@ -505,3 +505,23 @@ def test_one_family_two_silent_servers_named_in_order(on: list[Observation], off
     assert verdict.message.startswith(
         f"it aggregates {HITS} over the fleet: decode-0 moved it, while decode-1, decode-2 contribute nothing "
         f'(vLLM reports enable_prefix_caching="False"')
+
+
+def test_every_query_of_a_reader_is_judged_whatever_comes_before_it(on: list[Observation], off: list[Observation],
+                                                                     off2: list[Observation]) -> None:
+    # a gauge first (it may stay at 0), a series the workload cannot move first, the same series twice: the
+    # counter after them is still judged, and named once
+    aborted = 'sum(rate(vllm:request_success_total{finished_reason="abort"}[5m]))'
+    for first in ("sum(vllm:num_requests_running)", aborted):
+        verdict = judge(off + off2, f"{first} + sum(rate({HITS}[5m]))")
+        assert summary(verdict)[:3] == ("failed", "MUST", "always zero / NaN"), first
+    twice = judge(on + off, f"sum(rate({HITS}[5m])) / sum(rate({HITS}[5m]))")
+    assert twice.message.startswith(f"it aggregates {HITS} over the fleet: decode-0 moved it, while decode-1 ")
+
+
+def test_a_family_the_workload_moved_by_one_shows_the_workload_ran(host: SimHost) -> None:
+    # one request: the family moved by exactly 1, so a series it did not move is one the workload could not move
+    one = observed(host, "x86_64", "decode-one", requests=1)
+    verdict = judge(one, 'sum(rate(vllm:request_success_total{finished_reason="abort"}[5m]))')
+    assert summary(verdict)[:3] == ("passed", "MUST", "ok")
+    assert "this run could not exercise" in verdict.message
