@@ -18,6 +18,7 @@ from pytest_vllm_metrics.gate import Result
 from pytest_vllm_metrics.outcome import Level
 from pytest_vllm_metrics.rows import Row, RowOutcome
 from pytest_vllm_metrics.settings import Settings
+from pytest_vllm_metrics.shard import Shard
 
 # A check as a user writes one: its level from its mark, its verdict handed to vllm_enforce. Each case of the table
 # below is such a check (a broken fixture for a test that errs), next to a MUST check that passes.
@@ -255,6 +256,13 @@ def test_a_rows_level_is_its_marks_lowered_by_its_verdict_never_raised() -> None
     ("test_prometheus.py", {"prometheus_url": "http://prometheus:9090"}, True),
     ("test_accounting.py", {}, False),
     ("test_accounting.py", {"vllm_exclusive": True}, True),
+    # the fleet's readers are judged once, by shard 0 (or an unsharded run); the servers' checks by every shard
+    ("test_dashboards.py", {"panels": True, "vllm_shard": Shard(0, 2)}, True),
+    ("test_dashboards.py", {"panels": True, "vllm_shard": Shard(1, 2)}, False),
+    ("test_epp.py", {"vllm_shard": Shard(1, 2)}, False),
+    ("test_epp.py", {}, True),
+    ("test_server.py", {"vllm_shard": Shard(1, 2)}, True),
+    ("test_upgrade.py", {"vllm_upgrade_to": "0.11.0", "vllm_shard": Shard(1, 2)}, True),
 ])
 def test_the_bundled_suites_optional_parts_run_when_asked_for(name: str, asked: dict[str, Any], runs: bool) -> None:
     settings = Settings(**{k: v for k, v in asked.items() if k not in ("panels", "consumers")})
