@@ -31,6 +31,8 @@ SCORED: dict[str, tuple[str, ...] | None] = {
     "rows": None, "gate": None, "implementations": None, "report": None, "report_terminal": None,
     "report_html": None, "report_markdown": None, "_html": None, "_markdown": None, "upgrade": None,
     "_hooks_report": None,
+    # the vocabularies and the targets' selection
+    "outcome": None, "versions": None, "targets": None,
 }
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 kill, 0 survives; the timeouts are SIGXCPU and its kin.
 KILLED, SURVIVED, TIMEOUT = {1, 3}, {0}, {36, 24, -24, 152, 255}
