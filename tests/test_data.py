@@ -4,8 +4,6 @@ entry, the key and the expected type. The cases are small files in the format of
 
 from __future__ import annotations
 
-import locale
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -316,17 +314,6 @@ def test_invalid_toml_names_the_file_and_the_line(tmp_path: Path) -> None:
     message = str(excinfo.value)
     assert message.startswith(f"data file {path} is not valid TOML: ")
     assert "line 1" in message and message.endswith("; fix the syntax.")
-
-
-@pytest.fixture
-def ascii_locale() -> Iterator[None]:
-    """The process's character type as in a C/POSIX locale without UTF-8 (a bare container, a cron job)."""
-    saved = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, saved)
 
 
 def test_a_data_file_is_read_as_utf8_whatever_the_locale(ascii_locale: None, tmp_path: Path) -> None:
