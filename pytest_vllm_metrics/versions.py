@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 def release_of(version: str) -> Version | None:
     """The release a version string belongs to, or None when it is not a PEP 440 version."""
     try:
-        parsed = Version(version.strip().lstrip("v"))
+        parsed = Version(version)  # PEP 440 allows the surrounding spaces and the leading "v" of "v0.32.0"
     except InvalidVersion:
         return None
     return Version(".".join(str(part) for part in parsed.release))

@@ -90,6 +90,8 @@ def test_but_checks_the_vocabulary_too() -> None:
 def test_but_refuses_a_field_a_verdict_does_not_have() -> None:
     with pytest.raises(TypeError, match="Verdict has no field"):
         Verdict(Outcome.PASSED).but(targets={}, pod="decode-0")
+    with pytest.raises(TypeError, match=r"^Verdict has no field\(s\) node, pod$"):  # each named, in order
+        Verdict(Outcome.PASSED).but(pod="decode-0", node="n1")
     changed = Verdict(Outcome.PASSED).but(target="decode-0")
     assert (changed.target, changed.outcome) == ("decode-0", Outcome.PASSED)
     with pytest.raises(dataclasses.FrozenInstanceError):
