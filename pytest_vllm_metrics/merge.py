@@ -139,7 +139,6 @@ def _row(path: Path, n: int, data: Any) -> Row:
                          f"another version: rerun that shard.") from None
 
 
-
 def check_together(shards: list[ShardReport]) -> list[ShardReport]:
     """The shards in order 0..N-1, or a MergeError when they are not the shards of one run."""
     first = shards[0]

@@ -126,27 +126,28 @@ class Row:
                 index = known[text] = len(values)
                 values.append(value)
             evidence[key] = index
-        head = {"id": self.id, "target": self.target, "check": self.check, "level": self.level.value,
-                "outcome": self.outcome.value, "reason": self.reason, "diagnosis": self.diagnosis}
-        return json.dumps({"row": head, "cells": [[t.outcome.value, t.reason, t.diagnosis] for t in cells],
+        return json.dumps({"row": self._head(), "cells": [[t.outcome.value, t.reason, t.diagnosis] for t in cells],
                            "targets": targets, "values": values, "evidence": evidence})
 
     @classmethod
     def from_wire(cls, text: str) -> Row:
         """The row a worker sent (`to_wire`); alike results and evidence values are one object each."""
         data = json.loads(text)
-        cells = [TargetResult(RowOutcome(outcome), reason, diagnosis) for outcome, reason, diagnosis in data["cells"]]
+        cells = [_target_result(outcome, reason, diagnosis) for outcome, reason, diagnosis in data["cells"]]
         values = data["values"]
         return cls(**data["row"], evidence={key: values[i] for key, i in data["evidence"].items()},
                    targets={name: cells[i] for name, i in data["targets"].items()})
 
     def as_json(self) -> dict[str, Any]:
         """The row as plain data: the JSON report's `tests[]` (pytest-xdist sends `to_wire`'s shorter form)."""
-        return {"id": self.id, "target": self.target, "check": self.check, "level": self.level.value,
-                "outcome": self.outcome.value, "reason": self.reason, "diagnosis": self.diagnosis,
-                "evidence": dict(self.evidence),
+        return {**self._head(), "evidence": dict(self.evidence),
                 "targets": {name: {"outcome": t.outcome.value, "reason": t.reason, "diagnosis": t.diagnosis}
                             for name, t in self.targets.items()}}
+
+    def _head(self) -> dict[str, str]:
+        """The row's own fields as plain data, as as_json and to_wire both start."""
+        return {"id": self.id, "target": self.target, "check": self.check, "level": self.level.value,
+                "outcome": self.outcome.value, "reason": self.reason, "diagnosis": self.diagnosis}
 
     def junit_properties(self) -> list[tuple[str, str]]:
         """The row as JUnit test-case properties: target, check, level, outcome, and each target's own outcome, so
