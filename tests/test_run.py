@@ -153,7 +153,8 @@ def test_a_run_that_kept_nothing_leaves_what_others_froze_alone() -> None:
     frozen = gc.get_freeze_count()
     try:
         of("http://127.0.0.1:9").close()
-        assert gc.get_freeze_count() == frozen
+        # neither unfrozen nor frozen more; a frozen object freed meanwhile (under a tracer) lowers the count a little
+        assert frozen - 1000 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
 
