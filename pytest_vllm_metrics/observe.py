@@ -192,7 +192,7 @@ async def _stages(client: httpx.AsyncClient, obs: Observation, settings: Setting
                                         inconclusive=False, check=Check.WORKLOAD_SERVED,
                                         cause="every workload request failed")
     await _scrape_after(client, obs, settings)
-    if "traffic" not in obs.errors and "after" not in obs.errors and gateway is None:
+    if Stage.TRAFFIC not in obs.errors and Stage.AFTER not in obs.errors and gateway is None:
         # After the second scrape, so that what the aborted requests count never enters the exact accounting.
         if target.engine is not Engine.VLLM:
             # the model-server protocol's gauges under load and back at idle (vLLM's: --vllm-exclusive)
