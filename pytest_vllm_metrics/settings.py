@@ -60,23 +60,31 @@ class Option:
 
 
 def _engine(raw: str, where: str) -> Engine:
-    return Engine(_choice(tuple(engine.value for engine in Engine))(raw, where))
+    return Engine(_Choice(tuple(engine.value for engine in Engine))(raw, where))
 
 
-def _int_in(low: int, high: int, what: str) -> Callable[[str, str], int]:
-    def parse(raw: str, where: str) -> int:
+# The parsers made per option are small frozen classes, not closures: their checks run when a value is parsed,
+# not when OPTIONS is built at import (which is also what lets a mutation run reach them).
+@dataclass(frozen=True)
+class _Bounded:
+    """A whole number in low..high (the bounds that keep a run against production servers small)."""
+
+    low: int
+    high: int
+    what: str
+
+    def __call__(self, raw: str, where: str) -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise pytest.UsageError(f"{where}: {raw!r} is not a whole number; give {what} as {low}..{high}.") from None
-        if not low <= value <= high:
+            raise pytest.UsageError(f"{where}: {raw!r} is not a whole number; give {self.what} as {self.low}.."
+                                    f"{self.high}.") from None
+        if not self.low <= value <= self.high:
             raise pytest.UsageError(
-                f"{where}: {value} is out of range; {what} is bounded to {low}..{high} so a run against a "
-                f"production server stays small. Pass a value in that range."
+                f"{where}: {value} is out of range; {self.what} is bounded to {self.low}..{self.high} so a run "
+                f"against a production server stays small. Pass a value in that range."
             )
         return value
-
-    return parse
 
 
 def _seconds(raw: str, where: str) -> float:
@@ -110,14 +118,18 @@ def _path(raw: str, where: str) -> str:
     return raw
 
 
-def _choice(valid: tuple[str, ...], aliases: Mapping[str, str] | None = None) -> Callable[[str, str], str]:
-    def parse(raw: str, where: str) -> str:
-        value = (aliases or {}).get(raw.strip().lower(), raw.strip().lower())
-        if value not in valid:
-            raise pytest.UsageError(f"{where}: {raw!r} is not valid; valid values are {', '.join(valid)}.")
-        return value
+@dataclass(frozen=True)
+class _Choice:
+    """One of `valid` (case and spaces aside), or an alias of one."""
 
-    return parse
+    valid: tuple[str, ...]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, raw: str, where: str) -> str:
+        value = self.aliases.get(raw.strip().lower(), raw.strip().lower())
+        if value not in self.valid:
+            raise pytest.UsageError(f"{where}: {raw!r} is not valid; valid values are {', '.join(self.valid)}.")
+        return value
 
 
 def _sim_profile(raw: str, where: str) -> str:
@@ -157,17 +169,17 @@ def _bool(raw: str, where: str) -> bool:
     return value in ("true", "1", "yes")
 
 
-def _existing_of(what: str) -> Callable[[str, str], Path]:
-    def parse(raw: str, where: str) -> Path:
+@dataclass(frozen=True)
+class _Existing:
+    """A file or directory that exists (`what` names the kind of file, for the message)."""
+
+    what: str
+
+    def __call__(self, raw: str, where: str) -> Path:
         path = Path(raw).expanduser()
         if not path.exists():
-            raise pytest.UsageError(f"{where}: {raw} does not exist; pass {what} or a directory of them.")
+            raise pytest.UsageError(f"{where}: {raw} does not exist; pass {self.what} or a directory of them.")
         return path
-
-    return parse
-
-
-_existing = _existing_of("a dashboard JSON file")
 
 
 def _secret(raw: str, where: str) -> str:
@@ -233,23 +245,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("vllm_metrics_path", "path of the metrics endpoint", parse=_path, metavar="PATH"),
     Option("vllm_timeout", "timeout in seconds of each HTTP request", parse=_seconds, metavar="SECONDS"),
     Option("vllm_requests", "workload size: requests per server (1..64)",
-           parse=_int_in(1, 64, "--vllm-requests"), metavar="N"),
+           parse=_Bounded(1, 64, "--vllm-requests"), metavar="N"),
     Option("vllm_max_tokens", "max_tokens of each workload request (2..256)",
-           parse=_int_in(2, 256, "--vllm-max-tokens"), metavar="N"),
+           parse=_Bounded(2, 256, "--vllm-max-tokens"), metavar="N"),
     Option("vllm_concurrency", "at most this many servers scraped or loaded at once (1..256)",
-           parse=_int_in(1, 256, "--vllm-concurrency"), metavar="N"),
+           parse=_Bounded(1, 256, "--vllm-concurrency"), metavar="N"),
     Option("vllm_phase_timeout", "wall-time cap in seconds of each phase per server (scrape, workload)",
            parse=_seconds, metavar="SECONDS"),
     Option("vllm_arch", "CPU architecture of --vllm-url servers (" + ", ".join(ARCHITECTURES) + ")",
-           parse=_choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
+           parse=_Choice(ARCHITECTURES, _ARCH_ALIASES), metavar="ARCH"),
     Option("vllm_engine", "model server of --vllm-url servers (" + ", ".join(e.value for e in Engine) + "; default "
            "vllm)", parse=_engine, metavar="ENGINE"),
     Option("vllm_catalog", "extra catalog file (TOML) whose entries add to or replace the bundled ones "
            "(repeatable)", parse=_file, multiple=True, metavar="PATH"),
     Option("vllm_require_feature", "fail when a server lacks this feature (repeatable): " + ", ".join(FEATURES),
-           parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+           parse=_Choice(FEATURES), multiple=True, metavar="NAME"),
     Option("vllm_exempt_feature", "skip the checks of this feature (repeatable): " + ", ".join(FEATURES),
-           parse=_choice(FEATURES), multiple=True, metavar="NAME"),
+           parse=_Choice(FEATURES), multiple=True, metavar="NAME"),
     Option("vllm_namespace", "check the vLLM pods of this Kubernetes namespace", metavar="NAME"),
     Option("vllm_selector", "label selector of the vLLM pods (default: llm-d.ai/inferenceServing=true or "
            "llm-d.ai/inference-serving=true)", metavar="SELECTOR"),
@@ -261,15 +273,15 @@ OPTIONS: tuple[Option, ...] = (
            "in-cluster)", metavar="PATH"),
     Option("kube_context", "kubeconfig context (default: the current one)", metavar="NAME"),
     Option("vllm_transport", "reach pods through the API server's pod proxy (proxy) or at their IPs (direct, "
-           "inside the cluster)", parse=_choice(("proxy", "direct")), metavar="MODE"),
+           "inside the cluster)", parse=_Choice(("proxy", "direct")), metavar="MODE"),
     Option("vllm_gateway_url", "send the workload through this inference gateway instead of to each pod",
            parse=_url, metavar="URL"),
     Option("grafana_dashboard", "Grafana dashboard JSON file, or a directory of them, to check panel by panel "
-           "(repeatable)", parse=_existing, multiple=True, metavar="PATH"),
+           "(repeatable)", parse=_Existing("a dashboard JSON file"), multiple=True, metavar="PATH"),
     Option("grafana_namespace", "namespace of the Grafana dashboard ConfigMaps (label grafana_dashboard) to check "
            "(default: --vllm-namespace)", metavar="NAME"),
     Option("prometheus_rules", "Prometheus rule file (groups:) or PrometheusRule YAML, or a directory of them, to "
-           "check rule by rule (repeatable)", parse=_existing_of("a rule file (YAML)"), multiple=True,
+           "check rule by rule (repeatable)", parse=_Existing("a rule file (YAML)"), multiple=True,
            metavar="PATH"),
     Option("vllm_epp_url", "base URL of the inference gateway's endpoint picker (EPP) metrics, to compare its view "
            "of the pods with theirs", parse=_url, metavar="URL"),
@@ -298,7 +310,7 @@ OPTIONS: tuple[Option, ...] = (
            "(repeatable): [ENGINE:]FIELD=VALUE, FIELD one of " + ", ".join(gaie.FIELDS), parse=gaie.field,
            multiple=True, metavar="[ENGINE:]FIELD=VALUE"),
     Option("vllm_fail_on", "lowest requirement level whose failures fail the run: must, should or may",
-           parse=_choice(("must", "should", "may")), metavar="LEVEL"),
+           parse=_Choice(("must", "should", "may")), metavar="LEVEL"),
     Option("vllm_shard", "check only shard K of N of the targets (K from 0; a Kubernetes Indexed Job passes "
            "$(JOB_COMPLETION_INDEX)); shard 0 also judges the fleet's readers; merge the shards' JSON reports "
            "with pytest-vllm-metrics merge", parse=_shard.parse, metavar="K/N"),
