@@ -13,7 +13,7 @@ import pytest
 from conftest import CURRENT, NS, write_kubeconfig
 from pytest_vllm_metrics.epp import compare
 from pytest_vllm_metrics.settings import Settings
-from pytest_vllm_metrics.shard import SLICE_ONLY, Shard, in_shard, judges_fleet
+from pytest_vllm_metrics.shard import SLICE_ONLY, Shard, in_shard, judges_fleet, parse
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.targets import Target
@@ -40,6 +40,30 @@ def test_a_bad_shard_is_a_usage_error_naming_the_form(pytester: pytest.Pytester,
                                  f"--vllm-shard=0/4 (K counts from 0, as a Kubernetes Indexed Job's "
                                  f"JOB_COMPLETION_INDEX)."])
     assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(("raw", "shard"), [
+    ("0/1", Shard(0, 1)), ("1/2", Shard(1, 2)), ("3/4", Shard(3, 4)), (" 2 / 12 ", Shard(2, 12)),
+    ("10/11", Shard(10, 11))])
+def test_a_shard_is_read_as_k_of_n_spaces_aside(raw: str, shard: Shard) -> None:
+    assert parse(raw, "--vllm-shard") == shard
+
+
+@pytest.mark.parametrize(("bad", "said"), [
+    ("2/2", "names no shard: shard K of N needs 0 <= K < N"),  # K = N: one past the last
+    ("0/0", "names no shard: shard K of N needs 0 <= K < N"),
+    ("1/2/3", "is not a shard"), ("K/N", "is not a shard"), ("1", "is not a shard")])
+def test_a_shard_one_past_the_last_or_misspelt_says_which_and_the_form(bad: str, said: str) -> None:
+    with pytest.raises(pytest.UsageError) as caught:
+        parse(bad, "PYTEST_VLLM_SHARD")
+    assert str(caught.value) == (f"PYTEST_VLLM_SHARD: {bad!r} {said}; give it as K/N with 0 <= K < N, e.g. "
+                                 f"--vllm-shard=0/4 (K counts from 0, as a Kubernetes Indexed Job's "
+                                 f"JOB_COMPLETION_INDEX).")
+
+
+def test_a_shard_is_spelled_as_given_and_said_in_words() -> None:
+    assert (Shard(1, 4).spelled, str(Shard(1, 4))) == ("1/4", "shard 1 of 4")
+    assert Shard(0, 2).sliced and not Shard(0, 1).sliced  # a single shard sees the whole fleet
 
 
 def test_the_last_shard_and_a_single_shard_are_valid(pytester: pytest.Pytester) -> None:
