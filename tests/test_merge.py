@@ -141,6 +141,7 @@ def test_merged_html_is_a_page_of_its_own(pytester: pytest.Pytester) -> None:
     assert "pytest-html" not in shown  # a page of its own: no word of pytest-html's filters
 
 
+@pytest.mark.spawns
 def test_the_console_script_merges(pytester: pytest.Pytester) -> None:
     script = shutil.which("pytest-vllm-metrics")
     assert script is not None, "pip install -e . installs the console script of [project.scripts]"

@@ -95,7 +95,8 @@ def test_pytest_with_no_tests_and_no_target_says_how_to_run_the_suite(pytester: 
         ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("args", [(), ("-k", "nothing_matches"), ("-n", "1", "-k", "nothing_matches")],
+@pytest.mark.parametrize("args", [(), ("-k", "nothing_matches"),
+                                  pytest.param(("-n", "1", "-k", "nothing_matches"), marks=pytest.mark.spawns)],
                          ids=["run", "deselected", "deselected-by-xdist-workers"])
 def test_a_run_of_the_users_own_tests_is_unchanged(pytester: pytest.Pytester, args: tuple[str, ...]) -> None:
     pytester.makepyfile(test_mine="def test_alone():\n    pass\n")

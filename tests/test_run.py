@@ -131,6 +131,7 @@ def test_a_process_that_ends_with_the_session_keeps_it_out_of_the_scans(sim_host
         gc.unfreeze()
 
 
+@pytest.mark.spawns
 def test_a_process_that_goes_on_gets_its_heap_back_and_freezes_it_only_as_it_exits(
         sim_host: SimHost, tmp_path: Path) -> None:
     # pytest run in-process, then the process goes on: collectable after the session, out of the scans at exit
@@ -223,6 +224,7 @@ def _described(implementations: list[dict[str, Any]]) -> list[tuple[str, str, st
 # -- as users run pytest with -n -----------------------------------------------------------------------------
 
 
+@pytest.mark.spawns
 def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
         pytester: pytest.Pytester, sim_host: SimHost) -> None:
     healthy = sim_host.start(get_profile("x86_64"))
@@ -252,6 +254,7 @@ def test_xdist_sends_one_workload_per_server_and_gives_the_serial_verdicts(
     assert {name for observed in slices for name in observed} == {name_of(healthy.url), name_of(arm.url)}
 
 
+@pytest.mark.spawns
 def test_xdist_counts_the_inconclusive_checks_as_a_serial_run_does(pytester: pytest.Pytester,
                                                                      sim_host: SimHost) -> None:
     # A saturated server's workload checks cannot be judged: pytest's tally and status letters say inconclusive
@@ -266,6 +269,7 @@ def test_xdist_counts_the_inconclusive_checks_as_a_serial_run_does(pytester: pyt
     assert parallel.ret == serial.ret
 
 
+@pytest.mark.spawns
 def test_xdist_workers_end_with_their_heap_out_of_the_scans_and_the_controller_gives_it_back(
         pytester: pytest.Pytester, sim_host: SimHost) -> None:
     url = sim_host.start(get_profile("x86_64")).url
@@ -284,6 +288,7 @@ def test_xdist_workers_end_with_their_heap_out_of_the_scans_and_the_controller_g
     assert int((pytester.path / "controller.frozen").read_text()) == 0
 
 
+@pytest.mark.spawns
 def test_xdist_worker_without_a_check_leaves_its_slice_to_the_others(
         pytester: pytest.Pytester, sim_host: SimHost) -> None:
     # One check for two workers: the worker that runs it observes its own slice and the one of the worker that

@@ -249,6 +249,7 @@ def _repo_pytest(*args: str) -> subprocess.CompletedProcess[str]:
 FAST = "tests/test_setup_mistakes.py::test_a_report_suffix_without_a_format_is_a_usage_error[report.txt]"
 
 
+@pytest.mark.spawns
 def test_the_repositorys_pytest_runs_without_pytest_xdist() -> None:
     # -p no:xdist: as if pytest-xdist were not installed (its -n option does not exist then)
     result = _repo_pytest("-p", "no:xdist", FAST)
@@ -256,6 +257,7 @@ def test_the_repositorys_pytest_runs_without_pytest_xdist() -> None:
     assert "unrecognized arguments" not in result.stderr and "1 passed" in result.stdout
 
 
+@pytest.mark.spawns
 def test_the_repositorys_pytest_spreads_over_workers_with_pytest_xdist() -> None:
     pytest.importorskip("xdist")
     # --maxprocesses caps the workers -n auto asks for (tests/conftest.py sizes it); alone it starts none

@@ -33,6 +33,10 @@ SCORED: dict[str, tuple[str, ...] | None] = {
     "_hooks_report": None,
     # the vocabularies and the targets' selection
     "outcome": None, "versions": None, "targets": None,
+    # the observation
+    "scrape": None, "traffic": None, "observe": None,
+    # the pytest-facing modules (fixtures and hooks are decorated: mutmut leaves them alone, their helpers are scored)
+    "settings": None, "shard": None, "merge": None, "run": None, "plugin": None, "fixtures": None,
 }
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 kill, 0 survives; the timeouts are SIGXCPU and its kin.
 KILLED, SURVIVED, TIMEOUT = {1, 3}, {0}, {36, 24, -24, 152, 255}
