@@ -15,15 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import json_report, name_of, run_suite
+from conftest import PrometheusAPI, json_report, name_of, run_suite, vector
 from pytest_vllm_metrics.catalog import load_catalog
-from pytest_vllm_metrics.prometheus import Prometheus
+from pytest_vllm_metrics.prometheus import Held, Prometheus
 from pytest_vllm_metrics.run import PrometheusState, Run
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.shard import Shard
 from pytest_vllm_metrics.sim import SimHost, get_profile
 from pytest_vllm_metrics.snapshot import Snapshot
-from pytest_vllm_metrics.targets import Balancing, DataParallel, TargetSource
+from pytest_vllm_metrics.targets import Balancing, DataParallel, TargetSource, host_port
 
 # a generous timeout: the simulated servers must answer in time on a loaded machine too
 REPORTED = ("--vllm-timeout=30", "--vllm-report=report.json")
@@ -203,6 +203,32 @@ def test_the_panels_share_one_wait_that_starts_with_the_first_panel(prom: Promet
     state.waited = 0.0
     assert state.panel_wait() > 3000.0  # the deadline is set once, by the first panel
     assert PrometheusState(prom, waited=0.0).panel_wait() == 0.0
+
+
+@pytest.mark.parametrize(("phase", "waited"), [(120.0, 15.0), (15.0, 15.0), (14.0, 14.0)])
+def test_prometheus_is_synced_once_bounded_by_two_scrape_intervals_or_the_phase_cap(
+        sim_host: SimHost, api: PrometheusAPI, monkeypatch: pytest.MonkeyPatch, phase: float, waited: float) -> None:
+    sim = sim_host.start(get_profile("x86_64"))
+    instance = host_port(sim.url)
+    api.active = [{"labels": {"instance": instance}, "scrapeInterval": "5s"}]  # 2 x 5 s + 5 s: 15 s
+    selector = f'vllm:prompt_tokens_total{{instance="{instance}"}}'
+    api.answer(f"sum({selector})", vector({"metric": {}, "value": [1700000000.0, "1e9"]}))  # past the workload's
+    api.answer(f"max(timestamp({selector}))", vector({"metric": {}, "value": [1700000000.0, "1699999990"]}))
+    monkeypatch.setenv("MY_PROM_TOKEN", "prom-token")
+    run = of(sim.url, prometheus_url=api.url + "/", prometheus_token_env="MY_PROM_TOKEN", vllm_phase_timeout=phase)
+    state = run.prometheus()
+    assert run.prometheus() is state  # once per run
+    assert (state.error, state.waited) == (None, waited)
+    assert state.held == {name_of(sim.url): Held(1e9, 1699999990.0)}
+    assert {seen.authorization for seen in api.seen} == {"Bearer prom-token"}
+    assert sum(seen.path == "/api/v1/targets" for seen in api.seen) == 2  # the interval, then who is scraped
+
+
+def test_a_prometheus_that_cannot_answer_is_the_states_error(sim_host: SimHost, api: PrometheusAPI) -> None:
+    api.fixed = (503, "text/plain", "unavailable")
+    state = of(sim_host.start(get_profile("x86_64")).url, prometheus_url=api.url).prometheus()
+    assert state.error is not None and "503" in state.error
+    assert (state.held, state.waited) == ({}, 0.0)
 
 
 def _requests_served(url: str) -> float:
