@@ -234,6 +234,34 @@ def test_shards_that_saw_different_fleets_are_refused(tmp_path: Path, capsys: py
     assert f"{one} saw another fleet than {zero} (it saw c that" in err and "rerun the shards" in err
 
 
+@pytest.mark.parametrize(("gained", "lost", "said"), [
+    (5, 0, "it saw n0, n1, n2, n3, n4 that {zero} did not"),  # five are all named
+    (6, 0, "it saw n0, n1, n2, n3, n4 and 1 more that {zero} did not"),
+    (0, 1, "it did not see a"),
+    (1, 1, "it saw n0 that {zero} did not; it did not see a"),
+])
+def test_a_fleet_difference_names_at_most_five_and_counts_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   gained: int, lost: int, said: str) -> None:
+    zero = shard_file(tmp_path / "shard-0.json", 0, 2, ["a", "b"], ["a"])
+    fleet = ["a", "b"][lost:] + [f"n{i}" for i in range(gained)]
+    one = shard_file(tmp_path / "shard-1.json", 1, 2, fleet, ["b"])
+    err = refused(capsys, "-o", tmp_path / "m.json", zero, one)
+    assert err == (f"pytest-vllm-metrics merge: error: {one} saw another fleet than {zero} "
+                   f"({said.format(zero=zero)}): the fleet changed while the shards discovered it (a rollout, or an "
+                   f"autoscaler), so a target may have been checked twice or never; rerun the shards once the fleet is "
+                   f"steady.\n")
+
+
+def test_shards_that_do_not_add_up_name_the_targets_checked_twice_and_never(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = ["a", "b", "c"]
+    zero = shard_file(tmp_path / "shard-0.json", 0, 2, fleet, ["a", "b"])
+    one = shard_file(tmp_path / "shard-1.json", 1, 2, fleet, ["b"])
+    err = refused(capsys, "-o", tmp_path / "m.json", zero, one)
+    assert ("the shards' targets do not add up to their fleet (checked twice: b; never: c): the reports come from "
+            "different runs; merge the shards of one run.") in err
+
+
 def test_shards_run_with_other_options_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     zero = shard_file(tmp_path / "shard-0.json", 0, 2, ["a", "b"], ["a"])
     one = shard_file(tmp_path / "shard-1.json", 1, 2, ["a", "b"], ["b"], vllm_fail_on="should")
