@@ -154,7 +154,9 @@ class Scraper:
         try:
             return asyncio.run(once())
         except FetchError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+        # failed outside the except block: the report shows the cause once, not "during handling of" it again
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -197,7 +199,8 @@ def vllm_level(request: pytest.FixtureRequest) -> Level:
     try:
         return level_of(request.node)
     except LevelError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)  # outside the except block, as in Scraper.scrape
 
 
 @pytest.fixture

@@ -4,9 +4,14 @@ outcome."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
+from aiohttp import web
 
 from conftest import run_suite
+from pytest_vllm_metrics.sim import SimHost
 
 # -- the session's observation, and sending again ---------------------------------------------------------------
 
@@ -34,6 +39,37 @@ def test_users_can_send_the_workload_again(pytester: pytest.Pytester) -> None:
             assert vllm_scraper.scrape(vllm_target).value("vllm:prefix_cache_hits_total") > before
     """)
     run_suite(pytester, "--vllm-sim=x86_64", "test_again.py").assert_outcomes(passed=1)
+
+
+def test_a_scrape_on_demand_that_fails_fails_the_users_test_with_the_reason_alone(
+        pytester: pytest.Pytester, sim_host: SimHost) -> None:
+    async def stalled(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)  # far beyond --vllm-timeout: the scraper's own timeout must end the wait
+        return web.Response(text="")
+
+    app = web.Application()
+    app.router.add_get("/metrics", stalled)
+    slow = sim_host.start_app(app)
+    pytester.makepyfile(test_on_demand=f"""
+        from pytest_vllm_metrics.targets import Target
+
+        def test_unreachable(vllm_scraper):
+            vllm_scraper.scrape(Target("gone", "http://127.0.0.1:9"))
+
+        def test_stalled(vllm_scraper):
+            vllm_scraper.scrape(Target("slow", "{slow}"))
+    """)
+    started = time.monotonic()
+    result = run_suite(pytester, "--vllm-timeout=1", "test_on_demand.py")
+    assert time.monotonic() - started < 25
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["gone: cannot connect to http://127.0.0.1:9 (*). Check that the server is running *",
+                                 "slow: GET /metrics did not finish within 1 s: *",
+                                 "FAILED test_on_demand.py::test_unreachable - Failed: gone: cannot connect to *",
+                                 "FAILED test_on_demand.py::test_stalled - Failed: slow: *"])
+    output = result.stdout.str()
+    assert "Traceback" not in output and "pytest.fail(" not in output and "another exception occurred" not in output
+    assert output.count("Check that the server is running") == 1  # the cause once, not again "during handling" of it
 
 
 # -- turning a verdict into an outcome, and a server that could not be observed ------------------------------
