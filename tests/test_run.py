@@ -191,6 +191,24 @@ def test_the_other_worker_reads_the_stored_slices_with_its_own_targets(sim_host:
         assert obs.traffic is not None and obs.traffic.requests == first[name].traffic.requests  # type: ignore[union-attr]
 
 
+def test_each_worker_describes_the_servers_it_observed_and_the_controller_puts_them_in_the_runs_order(
+        sim_host: SimHost, tmp_path: Path) -> None:
+    sims = [sim_host.start(get_profile(profile)) for profile in ("x86_64", "arm64-cpu", "x86_64")]
+    urls = [sim.url for sim in sims]
+    shared = tmp_path / "vllm-observation"
+    workers = [of(*urls), of(*urls)]
+    workers[1].observations(shared, (1, 2))  # the second worker first: its slice, then slice 0 no worker asked for
+    workers[0].observations(shared, (0, 2))  # reads slice 0
+    parts = [worker.implementations_observed_here() for worker in workers]
+    assert [[position for position, _ in part] for part in parts] == [[], [0, 1, 2]]  # the second observed all
+    controller = of(*urls)
+    for part in reversed(parts):
+        controller.add_worker_implementations(part)
+    assert [found["target"] for found in controller.implementations()] == [name_of(url) for url in urls]
+    assert [found["vllmVersion"] for found in controller.implementations()] == [
+        get_profile(profile).version for profile in ("x86_64", "arm64-cpu", "x86_64")]
+
+
 # -- Prometheus' shared wait ------------------------------------------------------------------------------------
 
 
