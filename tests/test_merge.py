@@ -154,6 +154,51 @@ def test_the_console_script_merges(pytester: pytest.Pytester) -> None:
     assert "kind: ConformanceReport" in (pytester.path / "m.yaml").read_text()
 
 
+def test_the_merged_junit_has_one_case_per_check_with_its_outcome_element_and_the_suites_counts() -> None:
+    def row(id: str, outcome: RowOutcome, why: str = "", target: str = "a") -> Row:
+        return Row(id=id, target=target, check=id.rpartition("::")[2], level=Level.SHOULD, outcome=outcome,
+                   reason=why)
+
+    rows = [row("conformance/test_server.py::test_reachable", RowOutcome.PASSED),
+            row("conformance/test_server.py::test_up[x]", RowOutcome.FAILED, "a: down\nsecond <line>"),
+            row("../own/./test_mine.py::test_err", RowOutcome.ERROR, "boom & bust"),
+            row("test_s.py::test_skip", RowOutcome.SKIPPED, "not here"),
+            row("test_s.py::test_inc", RowOutcome.INCONCLUSIVE, "could not tell\nwhy"),
+            row("test_s.py::test_xf", RowOutcome.XFAILED, ""),
+            row("test_s.py::test_fail2", RowOutcome.FAILED, "", target=""),
+            row("test_bare.py", RowOutcome.PASSED)]
+    model = report.build(rows, Settings(), implementations=[])
+
+    def props(id: str, outcome: str, target: str = "a") -> str:
+        return (f'<properties><property name="vllm_target" value="{target or "every target"}" />'
+                f'<property name="vllm_check" value="{id.rpartition("::")[2]}" />'
+                f'<property name="vllm_level" value="SHOULD" /><property name="vllm_outcome" value="{outcome}" />'
+                + (f'<property name="vllm_target_outcome:{target}" value="{outcome}" />' if target else "")
+                + "</properties>")
+
+    assert merge.junit(model) == (
+        '<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="pytest tests">'
+        f'<testsuite name="vllm-metrics" errors="1" failures="2" skipped="3" tests="8" '
+        f'timestamp="{model.started.isoformat(timespec="seconds")}">'
+        '<testcase classname="conformance.test_server" name="test_reachable">'
+        f'{props("::test_reachable", "passed")}</testcase>'
+        '<testcase classname="conformance.test_server" name="test_up[x]">'
+        f'{props("::test_up[x]", "failed")}<failure message="a: down">a: down\nsecond &lt;line&gt;</failure></testcase>'
+        '<testcase classname="own.test_mine" name="test_err">'
+        f'{props("::test_err", "error")}<error message="error">boom &amp; bust</error></testcase>'
+        '<testcase classname="test_s" name="test_skip">'
+        f'{props("::test_skip", "skipped")}<skipped type="pytest.skip" message="not here" /></testcase>'
+        '<testcase classname="test_s" name="test_inc">'
+        f'{props("::test_inc", "inconclusive")}<skipped type="inconclusive" message="could not tell" /></testcase>'
+        '<testcase classname="test_s" name="test_xf">'
+        f'{props("::test_xf", "xfailed")}<skipped type="pytest.xfail" message="" /></testcase>'
+        '<testcase classname="test_s" name="test_fail2">'
+        f'{props("::test_fail2", "failed", "")}<failure message=""></failure></testcase>'
+        '<testcase classname="test_bare" name="test_bare.py">'
+        f'{props("test_bare.py", "passed")}</testcase>'
+        "</testsuite></testsuites>\n")
+
+
 # -- files that are not the shards of one run: exit code 2, one paragraph naming the file and the fix ------------
 
 
