@@ -242,6 +242,18 @@ def test_prometheus_is_synced_once_bounded_by_two_scrape_intervals_or_the_phase_
     assert sum(seen.path == "/api/v1/targets" for seen in api.seen) == 2  # the interval, then who is scraped
 
 
+def test_prometheus_is_synced_on_the_vllm_targets_that_were_scraped_only(sim_host: SimHost, api: PrometheusAPI) -> None:
+    # the sync counter is vLLM's: an SGLang server is only checked for being scraped, and a server that could not be
+    # scraped has no value to wait for
+    sim = sim_host.start(get_profile("x86_64"))
+    run = Run(Settings(vllm_url=(sim.url, "http://127.0.0.1:9"), vllm_sim=("sglang-0.5.9",), prometheus_url=api.url,
+                       vllm_requests=2, vllm_timeout=30.0), load_catalog())
+    api.active = [{"labels": {"instance": host_port(t.base_url)}, "scrapeInterval": "1s"} for t in run.targets()]
+    selector = f'vllm:prompt_tokens_total{{instance="{host_port(sim.url)}"}}'
+    api.answer(f"sum({selector})", vector({"metric": {}, "value": [1700000000.0, "1e9"]}))
+    assert list(run.prometheus().held) == [name_of(sim.url)]
+
+
 def test_a_prometheus_that_cannot_answer_is_the_states_error(sim_host: SimHost, api: PrometheusAPI) -> None:
     api.fixed = (503, "text/plain", "unavailable")
     state = of(sim_host.start(get_profile("x86_64")).url, prometheus_url=api.url).prometheus()
