@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import certifi
 import httpx
 import pytest
 from aiohttp import web
@@ -151,9 +152,11 @@ def test_triton_answering_404_names_its_own_metrics_port(sim_host: SimHost) -> N
     # Triton serves its page on a port of its own: the message says which
     sim = sim_host.start(get_profile("x86_64").replace(fault="metrics-404"))
     target = Target("triton-0", sim.url, engine=Engine.TRITON_TENSORRT_LLM, metrics_path="/metrics")
-    assert str(_failure(target)) == (
+    error = _failure(target)
+    assert str(error) == (
         "triton-0: GET /metrics answered HTTP 404. triton-tensorrt-llm serves its metrics at /metrics on port 8002; "
         "check the pod's llm-d.ai/engine-type label (or --vllm-engine) and the port.")
+    assert (error.cause, error.inconclusive) == ("GET /metrics answered HTTP 404", False)
 
 
 # -- what the server answered: statuses, pages that are not metrics ---------------------------------------------
@@ -170,7 +173,7 @@ class Fixed:
     request asked for (its path and headers) and the client's port it came from."""
 
     status: int = 200
-    content_type: str = TEXT
+    content_type: str | None = TEXT  # None: no Content-Type at all
     body: bytes = PAGE.encode()
     seen: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
 
@@ -178,14 +181,19 @@ class Fixed:
         async def answer(request: web.Request) -> web.Response:
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.seen.append((request.path, dict(request.headers), peer[1] if peer else 0))
-            return web.Response(status=self.status, body=self.body, headers={"Content-Type": self.content_type})
+            return web.Response(status=self.status, body=self.body, headers={"Content-Type": self.content_type or ""})
+
+        async def untyped(request: web.Request, response: web.StreamResponse) -> None:
+            if self.content_type is None:
+                del response.headers["Content-Type"]
 
         app = web.Application()
         app.router.add_get("/{path:.*}", answer)
+        app.on_response_prepare.append(untyped)
         return app
 
 
-def _serving(sim_host: SimHost, status: int = 200, body: bytes = PAGE.encode(), content_type: str = TEXT
+def _serving(sim_host: SimHost, status: int = 200, body: bytes = PAGE.encode(), content_type: str | None = TEXT
              ) -> tuple[str, Fixed]:
     server = Fixed(status, content_type, body)
     return sim_host.start_app(server.app()), server
@@ -246,21 +254,22 @@ def test_the_path_hint_names_the_root_without_the_urls_credentials(sim_host: Sim
 def test_an_html_page_is_a_proxy_or_a_login_page(sim_host: SimHost, content_type: str, body: bytes) -> None:
     url, _ = _serving(sim_host, 200, body, content_type)
     error = _failure(Target("t", url))
-    assert str(error) == ("t: GET /metrics answered an HTML page, not Prometheus text. The URL reaches a proxy, a login "
-                          "page or a web UI rather than vLLM; point the target at vLLM's own port.")
+    assert str(error) == ("t: GET /metrics answered an HTML page, not Prometheus text. The URL reaches a proxy, a "
+                          "login page or a web UI rather than vLLM; point the target at vLLM's own port.")
     assert (error.cause, error.inconclusive) == ("GET /metrics answered an HTML page, not Prometheus text", False)
 
 
 @pytest.mark.parametrize(("content_type", "openmetrics", "shown_format"), [
     (TEXT, False, TEXT_FORMAT),
     ("text/plain", False, TEXT_FORMAT),
+    (None, False, TEXT_FORMAT),
     (CONTENT_TYPE, True, "openmetrics/1.0.0"),
     ('Application/OpenMetrics-Text ; charset=utf-8; Version = "0.0.1"', True, "openmetrics/0.0.1"),
     ("application/openmetrics-text; charset=utf-8", True, "openmetrics/1.0.0"),
     ("application/openmetrics-text", True, "openmetrics/1.0.0"),
 ])
 def test_the_page_is_read_in_the_format_its_content_type_names(
-        sim_host: SimHost, content_type: str, openmetrics: bool, shown_format: str) -> None:
+        sim_host: SimHost, content_type: str | None, openmetrics: bool, shown_format: str) -> None:
     url, server = _serving(sim_host, 200, (to_openmetrics(PAGE) if openmetrics else PAGE).encode(), content_type)
     snapshot = _fetch(Target("t", url))
     assert snapshot.format == shown_format
@@ -355,6 +364,31 @@ def test_a_body_is_read_up_to_its_cap_and_no_further(sim_host: SimHost, declared
             asyncio.run(read())
 
 
+def test_a_body_declared_longer_than_its_cap_is_refused_before_it_is_read(sim_host: SimHost) -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 1000  # declared; then a byte every 0.5 s: 5 s to pass a cap of 10 bytes
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(b"#")
+                await asyncio.sleep(0.5)
+        except ConnectionResetError:
+            pass  # the client hung up
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", trickle)
+    url = sim_host.start_app(app)
+
+    async def read() -> bytes:
+        async with httpx.AsyncClient() as client, client.stream("GET", url + "/") as response, asyncio.timeout(2):
+            return await read_capped(response, 10)
+
+    with pytest.raises(TooLarge):
+        asyncio.run(read())
+
+
 # -- requests that fail: no connection, TLS, a server that hangs up or never finishes ---------------------------
 
 
@@ -379,8 +413,8 @@ def test_a_server_that_closes_the_connection_is_unanswered(sim_host: SimHost) ->
     sim = sim_host.start(get_profile("x86_64").replace(stop_answering_after_scrapes=0))
     error = _failure(Target("sim", sim.url))
     assert str(error) == (f"sim: {sim.url} closed the connection during GET /metrics (Server disconnected without "
-                          f"sending a response.). The server stopped answering (crashed or restarting?); check its logs "
-                          f"and its pod's restarts.")
+                          f"sending a response.). The server stopped answering (crashed or restarting?); check its "
+                          f"logs and its pod's restarts.")
     assert (error.cause, error.inconclusive, error.unanswered) == (
         f"{sim.url} closed the connection during GET /metrics", True, True)
 
@@ -492,6 +526,17 @@ def test_the_ca_bundle_of_the_environment_is_trusted(tls_sim: str, private_ca: P
     assert _fetch(Target("t", tls_sim)).families
 
 
+def test_ssl_cert_file_is_the_whole_trust_store(tls_sim: str, private_ca: PrivateCA, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # as httpx reads the environment: with SSL_CERT_FILE set (here the public CAs), a CA only in SSL_CERT_DIR is
+    # not trusted
+    (tmp_path / "ca.pem").write_bytes(private_ca.ca.read_bytes())
+    subprocess.run(["openssl", "rehash", str(tmp_path)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    assert _failure(Target("t", tls_sim)).cause == "GET /metrics failed (ConnectError)"
+
+
 # -- the run's clients ------------------------------------------------------------------------------------------
 
 
@@ -519,6 +564,23 @@ def test_each_target_is_asked_with_its_own_credentials_over_one_connection(sim_h
     assert [headers.get("Authorization") for _, headers, _ in server.seen] == [None, "x", None, "x"]
     ports = [port for _, _, port in server.seen]
     assert ports[0] == ports[2] and ports[1] == ports[3] and ports[0] != ports[1]  # each target's client kept
+
+
+def test_each_server_keeps_its_connection_across_a_pass_over_many(sim_host: SimHost) -> None:
+    # one client per server, though the targets share their options (as discovery gives every pod the same): a
+    # client shared by all would keep only 20 idle connections (httpx's default)
+    servers = [Fixed() for _ in range(21)]
+    options: dict[str, object] = {}
+    targets = [Target(f"s{i}", sim_host.start_app(server.app()), client_options=options)
+               for i, server in enumerate(servers)]
+
+    async def run() -> None:
+        async with Clients() as clients:
+            for target in targets + targets:
+                await scrape(clients.get(target), target, "/metrics", 30.0)
+
+    asyncio.run(run())
+    assert [len({port for _, _, port in server.seen}) for server in servers] == [1] * 21
 
 
 def test_closed_clients_are_closed_and_new_ones_are_opened(sim_host: SimHost) -> None:
