@@ -151,7 +151,7 @@ def _release(raw: str, where: str) -> str:
     """--vllm-upgrade-to: a PEP 440 release with at least a minor (0.13 or 0.13.0); pre-releases and local
     builds count as their release (0.13.0rc1+cpu is 0.13.0), as everywhere in the catalog."""
     try:
-        version = Version(raw.strip().lstrip("v"))
+        version = Version(raw.strip())  # PEP 440 takes a leading v itself
     except InvalidVersion:
         version = None
     if version is None or len(version.release) < 2:

@@ -162,6 +162,7 @@ def test_the_merged_junit_has_one_case_per_check_with_its_outcome_element_and_th
     rows = [row("conformance/test_server.py::test_reachable", RowOutcome.PASSED),
             row("conformance/test_server.py::test_up[x]", RowOutcome.FAILED, "a: down\nsecond <line>"),
             row("../own/./test_mine.py::test_err", RowOutcome.ERROR, "boom & bust"),
+            row("own//test_dbl.py::test_err2", RowOutcome.ERROR, "again"),
             row("test_s.py::test_skip", RowOutcome.SKIPPED, "not here"),
             row("test_s.py::test_inc", RowOutcome.INCONCLUSIVE, "could not tell\nwhy"),
             row("test_s.py::test_xf", RowOutcome.XFAILED, ""),
@@ -178,7 +179,7 @@ def test_the_merged_junit_has_one_case_per_check_with_its_outcome_element_and_th
 
     assert merge.junit(model) == (
         '<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="pytest tests">'
-        f'<testsuite name="vllm-metrics" errors="1" failures="2" skipped="3" tests="8" '
+        f'<testsuite name="vllm-metrics" errors="2" failures="2" skipped="3" tests="9" '
         f'timestamp="{model.started.isoformat(timespec="seconds")}">'
         '<testcase classname="conformance.test_server" name="test_reachable">'
         f'{props("::test_reachable", "passed")}</testcase>'
@@ -186,6 +187,8 @@ def test_the_merged_junit_has_one_case_per_check_with_its_outcome_element_and_th
         f'{props("::test_up[x]", "failed")}<failure message="a: down">a: down\nsecond &lt;line&gt;</failure></testcase>'
         '<testcase classname="own.test_mine" name="test_err">'
         f'{props("::test_err", "error")}<error message="error">boom &amp; bust</error></testcase>'
+        '<testcase classname="own.test_dbl" name="test_err2">'
+        f'{props("::test_err2", "error")}<error message="error">again</error></testcase>'
         '<testcase classname="test_s" name="test_skip">'
         f'{props("::test_skip", "skipped")}<skipped type="pytest.skip" message="not here" /></testcase>'
         '<testcase classname="test_s" name="test_inc">'
@@ -249,6 +252,29 @@ def test_a_check_of_several_shards_targets_takes_its_marks_level(tmp_path: Path)
     merged_doc = json.loads((tmp_path / "m.json").read_text())
     assert [(t["level"], t["outcome"]) for t in merged_doc["tests"]] == [("MUST", "failed")]
     assert merged_doc["tests"][0]["reason"].startswith("fails on a, b (2 of 2 targets).")
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_the_merged_report_keeps_the_shards_fail_on_features_and_exclusive_run(tmp_path: Path, count: int) -> None:
+    # a SHOULD failure under --vllm-fail-on=should fails the merged run as it failed the shard
+    fleet = ["a", "b"][:count]
+    options = {"vllm_fail_on": "should", "vllm_exempt_feature": ("lora",), "vllm_require_feature": ("prefix_caching",),
+               "vllm_exclusive": True}
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, count, fleet, [name],
+                        [_row(name, RowOutcome.FAILED, Level.SHOULD)], **options) for k, name in enumerate(fleet)]
+    assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, files)]) == 1
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert (doc["failOn"], doc["result"], doc["features"]) == (
+        "SHOULD", "failure", {"required": ["prefix_caching"], "exempt": ["lora"]})
+    assert doc["environment"]["merged"]["shards"] == count
+    # servers whose counters moved by exactly the workload: no hint to pass --vllm-exclusive, it was passed
+    for file in files:
+        shard_doc = json.loads(file.read_text())
+        for found in shard_doc["implementations"]:
+            found["measured"] = {"looksExclusive": True}
+        file.write_text(json.dumps(shard_doc))
+    notes = merge.merged(merge.check_together([merge.load(file) for file in files])).notes
+    assert not any("--vllm-exclusive" in note for note in notes)
 
 
 def test_a_missing_shard_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
