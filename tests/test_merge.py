@@ -277,6 +277,14 @@ def test_the_merged_report_keeps_the_shards_fail_on_features_and_exclusive_run(t
     assert not any("--vllm-exclusive" in note for note in notes)
 
 
+def test_shards_that_do_not_say_their_fail_on_level_merge_at_must(two: tuple[Path, Path], tmp_path: Path) -> None:
+    for file in two:  # as an earlier format wrote them
+        shard_doc = json.loads(file.read_text())
+        del shard_doc["failOn"]
+        file.write_text(json.dumps(shard_doc))
+    assert merge.merged(merge.check_together([merge.load(file) for file in two])).fail_on is Level.MUST
+
+
 def test_a_missing_shard_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = refused(capsys, "-o", tmp_path / "m.json", two[0])
     assert "shard 1 of 2 is missing" in err and "every shard's report" in err
