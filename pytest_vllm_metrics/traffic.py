@@ -335,8 +335,12 @@ class Workload:
                         "POST", parsed_url(self.target.url(path)), json=body, headers=self.headers,
                         timeout=self.timeout))
                     if response.status_code != 200:
-                        aborts.error = (f"a streaming request of the abort probe answered HTTP {response.status_code}: "
-                                        f"{_error_text(await read_capped(response, MAX_ANSWER_BYTES))}")
+                        try:
+                            said = _error_text(await read_capped(response, MAX_ANSWER_BYTES))
+                        except TooLarge:
+                            said = f"an answer over {MAX_ANSWER_BYTES // 2**20} MiB"
+                        aborts.error = (f"a streaming request of the abort probe answered HTTP "
+                                        f"{response.status_code}: {said}")
                         return
                     aborts.opened += 1
                     # Kept referenced until the streams close: a line iterator dropped half-way is finalized,

@@ -499,6 +499,15 @@ def test_the_abort_probe_sends_the_api_key_and_says_a_refusal(sim_host: SimHost,
     assert len(running) == (1 if opened else 0)  # refused: no gauges read, nothing to close
 
 
+def test_an_abort_probe_refused_with_a_huge_answer_says_so_without_reading_it(sim_host: SimHost) -> None:
+    url, _ = served(sim_host, answer=lambda r: web.Response(status=502, body=b"x" * (MAX_ANSWER_BYTES + 1))
+                    if r.method == "POST" else None)
+    aborts, running = abort(url)
+    assert (aborts.opened, running) == (0, [])
+    assert aborts.error == (f"a streaming request of the abort probe answered HTTP 502: an answer over "
+                            f"{MAX_ANSWER_BYTES // 2**20} MiB")
+
+
 def test_an_abort_probe_not_answered_in_time_names_it_and_the_timeout(sim_host: SimHost) -> None:
     sim = sim_host.start(get_profile("x86_64").replace(fault="completions-slow"))
     aborts, running = abort(sim.url, timeout=0.2)
