@@ -7,7 +7,7 @@ seconds for it. Those tests still run in the ordinary suite. The plain API-serve
 is an HTTP server on loopback in the test's own process, as fast as the simulator: its tests run. A pytester
 test marked `quick_run` stays: an in-process run of a few checks that need no server (the report hooks' own tests).
 
-The pytest-facing modules (HOOK_MODULES: options, hooks, fixtures, the run, sharding and merging) are what a
+The pytest-facing modules (HOOK_MODULES: options, hooks, fixtures, the run, sharding) are what a
 pytester run exercises, so for their mutants the in-process pytester runs stay (mutmut passes only the tests that
 reach the mutated function, fastest first). A test marked `spawns` never runs under mutation: it starts processes
 (pytest-xdist's workers, the console script) that import the package outside mutmut's reach.
@@ -28,7 +28,7 @@ from pytest_vllm_metrics import snapshot
 
 SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "tls_double", "connect_proxy"})
 ALWAYS_SLOW = frozenset({"prometheus_server", "tls_double", "connect_proxy"})
-HOOK_MODULES = frozenset({"settings", "plugin", "fixtures", "run", "shard", "merge"})
+HOOK_MODULES = frozenset({"settings", "plugin", "fixtures", "run", "shard"})
 
 
 def _slow_fixtures() -> frozenset[str]:
