@@ -285,6 +285,28 @@ def test_shards_that_do_not_say_their_fail_on_level_merge_at_must(two: tuple[Pat
     assert merge.merged(merge.check_together([merge.load(file) for file in two])).fail_on is Level.MUST
 
 
+@pytest.mark.parametrize(("outcomes", "counted"), [
+    ({"passed": 2, "skipped": 1}, {"passed": 2, "skipped": 1}),  # a test of its own passed beside the check
+    ({"passed": 1, "failed": 1}, {"passed": 1, "failed": 1}),
+    ({"passed": 0, "skipped": 1}, {"passed": 1, "skipped": 1}),  # its check not counted: none taken off, not -1
+])
+def test_the_merged_tally_is_shard_0s_tests_that_are_not_checks_plus_the_merged_checks(
+        tmp_path: Path, outcomes: dict[str, int], counted: dict[str, int]) -> None:
+    fleet = ["a", "b"]
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, [name]) for k, name in enumerate(fleet)]
+    for file in files:
+        shard_doc = json.loads(file.read_text())
+        shard_doc["shard"]["tally"] = {"collected": 7, "outcomes": outcomes}
+        file.write_text(json.dumps(shard_doc))
+    tally = merge.merged(merge.check_together([merge.load(file) for file in files])).tally
+    # shard 0 collected 7 tests with its one check of "a"; merged, the check covers a and b: still one test
+    assert tally == report.Tally(7, counted)
+
+
+def test_shards_without_a_tally_merge_without_one(two: tuple[Path, Path]) -> None:
+    assert merge.merged(merge.check_together([merge.load(file) for file in two])).tally is None
+
+
 def test_a_missing_shard_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = refused(capsys, "-o", tmp_path / "m.json", two[0])
     assert "shard 1 of 2 is missing" in err and "every shard's report" in err
