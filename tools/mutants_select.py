@@ -6,11 +6,13 @@ goes through TLS or a proxy to the Kubernetes API-server double, or drives a bro
 seconds for it. Those tests still run in the ordinary suite. The plain API-server double (`cluster`, `double`)
 is an HTTP server on loopback in the test's own process, as fast as the simulator: its tests run. A pytester
 test marked `quick_run` stays: an in-process run of a few checks that need no server (the report hooks' own tests).
+A test marked `spawns` never runs under mutation: it starts processes (pytest-xdist's workers, the console script)
+that import the package outside mutmut's reach.
 
-The pytest-facing modules (HOOK_MODULES: options, hooks, fixtures, the run, sharding) are what a
-pytester run exercises, so for their mutants the in-process pytester runs stay (mutmut passes only the tests that
-reach the mutated function, fastest first). A test marked `spawns` never runs under mutation: it starts processes
-(pytest-xdist's workers, the console script) that import the package outside mutmut's reach.
+The pytester runs stay out of the run that maps tests to functions too, although they are how the pytest-facing
+modules (settings, plugin, fixtures, run, shard) are used: with them in that run, mutmut (3.8) went on to judge
+mutants in the same process as surviving that a test kills when run on its own. Those modules are scored by their
+direct tests; the pytester runs check them in the ordinary suite.
 
 mutmut forks every mutant's run from the process that ran all the tests once (to learn which tests reach which
 function): what that run left in the process-wide caches would answer before a mutant's code runs. Each test
@@ -20,29 +22,16 @@ fresh process.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from pytest_vllm_metrics import snapshot
 
 SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "tls_double", "connect_proxy"})
-ALWAYS_SLOW = frozenset({"prometheus_server", "tls_double", "connect_proxy"})
-HOOK_MODULES = frozenset({"settings", "plugin", "fixtures", "run", "shard"})
-
-
-def _slow_fixtures() -> frozenset[str]:
-    """What is too slow for the mutant under test (mutmut names it "pytest_vllm_metrics.MODULE.x_...__mutmut_N"; the
-    run that maps tests to functions names no mutant, and keeps the pytester runs so that they are mapped)."""
-    name = os.environ.get("MUTANT_UNDER_TEST", "")
-    module = name.split(".")[1] if "__mutmut_" in name and name.count(".") >= 2 else None
-    return ALWAYS_SLOW if module is None or module in HOOK_MODULES else SLOW_FIXTURES
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    too_slow = _slow_fixtures()
-    slow = [item for item in items if item.get_closest_marker("spawns") is not None
-            or (too_slow & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("quick_run") is None)]
+    slow = [item for item in items if item.get_closest_marker("spawns") is not None or (
+        SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("quick_run") is None)]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in slow]
