@@ -63,12 +63,11 @@ def _engine(raw: str, where: str) -> Engine:
     return Engine(_Choice(tuple(engine.value for engine in Engine))(raw, where))
 
 
-# The parsers made per option are small frozen classes, not closures: their checks run when a value is parsed,
-# not when OPTIONS is built at import (which is also what lets a mutation run reach them).
+# Parsers made per option are frozen classes, not closures: their checks run when a value is parsed, not when
+# OPTIONS is built at import (which is also what lets a mutation run reach them).
 @dataclass(frozen=True)
 class _Bounded:
     """A whole number in low..high (the bounds that keep a run against production servers small)."""
-
     low: int
     high: int
     what: str
@@ -80,10 +79,9 @@ class _Bounded:
             raise pytest.UsageError(f"{where}: {raw!r} is not a whole number; give {self.what} as {self.low}.."
                                     f"{self.high}.") from None
         if not self.low <= value <= self.high:
-            raise pytest.UsageError(
-                f"{where}: {value} is out of range; {self.what} is bounded to {self.low}..{self.high} so a run "
-                f"against a production server stays small. Pass a value in that range."
-            )
+            raise pytest.UsageError(f"{where}: {value} is out of range; {self.what} is bounded to {self.low}.."
+                                    f"{self.high} so a run against a production server stays small. Pass a value in "
+                                    f"that range.")
         return value
 
 
@@ -105,10 +103,8 @@ def _url(raw: str, where: str) -> str:
     except (httpx.InvalidURL, TypeError):
         valid = False
     if not valid:
-        raise pytest.UsageError(
-            f"{where}: {shown!r} is not an http(s) URL; pass the server's base URL, e.g. http://10.0.0.7:8000 "
-            f"(without /metrics or /v1)."
-        )
+        raise pytest.UsageError(f"{where}: {shown!r} is not an http(s) URL; pass the server's base URL, e.g. "
+                                f"http://10.0.0.7:8000 (without /metrics or /v1).")
     return raw.rstrip("/")
 
 
@@ -121,7 +117,6 @@ def _path(raw: str, where: str) -> str:
 @dataclass(frozen=True)
 class _Choice:
     """One of `valid` (case and spaces aside), or an alias of one."""
-
     valid: tuple[str, ...]
     aliases: Mapping[str, str] = field(default_factory=dict)
 
@@ -141,9 +136,8 @@ def _sim_profile(raw: str, where: str) -> str:
         if Path(raw.split("::")[0]).exists():
             hint = (f" {raw!r} is a test path that argparse took as the profile: write --vllm-sim=PROFILE "
                     f"(with '=') before test paths.")
-        raise pytest.UsageError(
-            f"{where}: unknown simulator profile {raw!r}; valid profiles are {', '.join(names)}.{hint}"
-        )
+        raise pytest.UsageError(f"{where}: unknown simulator profile {raw!r}; valid profiles are "
+                                f"{', '.join(names)}.{hint}")
     return raw
 
 
@@ -155,9 +149,8 @@ def _release(raw: str, where: str) -> str:
     except InvalidVersion:
         version = None
     if version is None or len(version.release) < 2:
-        raise pytest.UsageError(
-            f"{where}: {raw!r} is not a vLLM release; pass the version the fleet moves to as a PEP 440 release "
-            f"with at least major and minor, e.g. --vllm-upgrade-to=0.13.0.")
+        raise pytest.UsageError(f"{where}: {raw!r} is not a vLLM release; pass the version the fleet moves to as a PEP "
+                                f"440 release with at least major and minor, e.g. --vllm-upgrade-to=0.13.0.")
     release = list(version.release) + [0] * (3 - len(version.release))
     return ".".join(str(part) for part in release)
 
@@ -172,7 +165,6 @@ def _bool(raw: str, where: str) -> bool:
 @dataclass(frozen=True)
 class _Existing:
     """A file or directory that exists (`what` names the kind of file, for the message)."""
-
     what: str
 
     def __call__(self, raw: str, where: str) -> Path:
@@ -185,10 +177,8 @@ class _Existing:
 def _secret(raw: str, where: str) -> str:
     value = raw.strip()  # a Secret created --from-file keeps its trailing newline
     if not value or not value.isascii() or not value.isprintable() or " " in value:
-        raise pytest.UsageError(
-            f"{where}: the key is empty or contains spaces, control or non-ASCII characters, which cannot go "
-            f"into an HTTP header; check how it is stored (the value is not shown)."
-        )
+        raise pytest.UsageError(f"{where}: the key is empty or contains spaces, control or non-ASCII characters, which "
+                                f"cannot go into an HTTP header; check how it is stored (the value is not shown).")
     return value
 
 
@@ -466,10 +456,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             "slice of them (the shards would overwrite each other's files): write it from an unsharded run.")
     overlap = set(settings.vllm_require_feature) & set(settings.vllm_exempt_feature)
     if overlap:
-        raise pytest.UsageError(
-            f"feature(s) {', '.join(sorted(overlap))} are both required and exempted; pass each feature to only "
-            f"one of --vllm-require-feature and --vllm-exempt-feature."
-        )
+        raise pytest.UsageError(f"feature(s) {', '.join(sorted(overlap))} are both required and exempted; pass each "
+                                f"feature to only one of --vllm-require-feature and --vllm-exempt-feature.")
     return settings
 
 
