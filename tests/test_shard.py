@@ -127,6 +127,12 @@ def test_positions_in_namespace_then_name_order_go_round_robin() -> None:
     assert judges_fleet(None) and judges_fleet(Shard(0, 4)) and not judges_fleet(Shard(1, 4))
 
 
+def test_url_targets_sort_before_pods_of_any_namespace_even_one_starting_with_a_digit() -> None:
+    # Kubernetes namespaces are lowercase and may start with a digit: no namespace ("") still sorts first
+    assert in_shard(["z-sim"], ["a-pod"], Shard(0, 2), "0-team") == ["z-sim"]
+    assert in_shard(["z-sim"], ["a-pod"], Shard(1, 2), "0-team") == ["a-pod"]
+
+
 @pytest.fixture
 def five_pods(sim_host: SimHost) -> KubeDouble:
     pods = [PodSpec(name, CURRENT, "node-a", {"metrics": 8200}, backend=sim_host.start(get_profile("x86_64")).url)
