@@ -390,6 +390,13 @@ def json_report(pytester: pytest.Pytester, report: str = "report.json") -> dict[
     return document
 
 
+def closed_url() -> str:
+    """The URL of a loopback port nothing listens on (bound, then closed): a connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 def name_of(url: str) -> str:
     """The name of a --vllm-url target: its address."""
     return url.removeprefix("http://")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import flat, said
+from conftest import closed_url, flat, said
 from pytest_vllm_metrics.epp import Compared
 from pytest_vllm_metrics.epp_errors import COUNTERS, cover_span, flat_errors, span
 from pytest_vllm_metrics.outcome import Level, Outcome, Problem, Verdict
@@ -146,12 +146,6 @@ def _cover(found: Compared, url: str) -> Compared:
     return found
 
 
-def _closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
 def test_reads_closer_than_the_span_are_followed_by_one_more_read_at_the_span(live_epp: str) -> None:
     found = _cover(_pages_over(span() - 0.5, count=3), live_epp)
     assert len(found.pages) == 2  # the first read, then the new one in place of the rest
@@ -179,7 +173,7 @@ def test_a_failed_or_empty_comparison_is_not_read_again(live_epp: str) -> None:
 def test_a_further_read_that_fails_leaves_the_reads_as_they_were() -> None:
     found = _pages_over(span() - 0.2)
     pages = list(found.pages)
-    assert _cover(found, _closed_port()).pages == pages
+    assert _cover(found, closed_url()).pages == pages
 
 
 def test_both_counters_rising_are_named_in_one_failure_with_what_each_held() -> None:

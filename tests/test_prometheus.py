@@ -10,7 +10,6 @@ an HTML page). Each docstring names the mutant it kills (mutmut 3, `tox -e mutan
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from conftest import (
     NOW,
     PrivateCA,
     PrometheusAPI,
+    closed_url,
     gaps,
     observation,
     page,
@@ -58,13 +58,6 @@ def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
     client.close()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 # -- Prometheus.get / query / targets: the answers of the API and what a user reads when it cannot answer -----
 
 
@@ -95,7 +88,7 @@ def test_targets_asks_for_the_state_it_is_given(api: PrometheusAPI, prom: Promet
 
 def test_unreachable_prometheus_is_one_message_naming_the_url_and_the_fix() -> None:
     """kills the message and `from None` of the httpx.HTTPError branch of Prometheus.get."""
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = closed_url()
     prom = Prometheus(url, timeout=5.0)
     with pytest.raises(PrometheusError) as caught:
         prom.query("up")
@@ -179,7 +172,7 @@ def test_proxy_variables_of_the_environment_are_not_used(
     """kills `trust_env=False` -> `True` / dropped in Prometheus._new_client: a proxy configured for the
     shell does not stand between the suite and the Prometheus URL it was given."""
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port()}")
+        monkeypatch.setenv(name, closed_url())
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     assert prom.query("up") == []

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from conftest import NS, PrivateCA, comparable, verdicts, write_kubeconfig
+from conftest import NS, PrivateCA, closed_url, comparable, verdicts, write_kubeconfig
 from pytest_vllm_metrics.engines import Engine
 from pytest_vllm_metrics.kube import discover
 from pytest_vllm_metrics.scrape import (
@@ -299,7 +299,7 @@ def test_bytes_that_are_not_utf8_are_replaced(sim_host: SimHost) -> None:
 def test_an_engine_that_serves_its_page_apart_is_scraped_there(sim_host: SimHost) -> None:
     url, server = _serving(sim_host)
     # nothing listens at the API URL: the page is on the engine's own port and path
-    target = Target("triton-0", f"http://127.0.0.1:{_closed_port()}", engine=Engine.TRITON_TENSORRT_LLM,
+    target = Target("triton-0", closed_url(), engine=Engine.TRITON_TENSORRT_LLM,
                     metrics_path="/prometheus/metrics", metrics_base_url=url)
     assert _fetch(target, path="/metrics").families
     assert [path for path, _, _ in server.seen] == ["/prometheus/metrics"]
@@ -392,16 +392,8 @@ def test_a_body_declared_longer_than_its_cap_is_refused_before_it_is_read(sim_ho
 # -- requests that fail: no connection, TLS, a server that hangs up or never finishes ---------------------------
 
 
-def _closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_nothing_listening_is_unanswered(sim_host: SimHost) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = closed_url()
     error = _failure(Target("t", url))
     assert str(error) == (f"t: cannot connect to {url} (All connection attempts failed). Check that the server is "
                           f"running and that the host and port are right.")
@@ -546,7 +538,7 @@ def test_a_proxy_of_the_environment_does_not_carry_the_scrapes(sim_host: SimHost
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     for name in ("ALL_PROXY", "HTTP_PROXY", "http_proxy", "all_proxy"):
-        monkeypatch.setenv(name, f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv(name, closed_url())
     sim = sim_host.start(get_profile("x86_64"))
     assert _fetch(Target("sim", sim.url)).families
 
@@ -683,7 +675,7 @@ def test_messages_through_the_pod_proxy_name_the_pods_path(sim_host: SimHost, do
 def test_an_api_server_that_does_not_answer_leaves_the_pod_not_unanswered(double: KubeDouble, tmp_path: Path) -> None:
     # nothing said about the pod: the API server is what could not be reached
     target = _pods(double, tmp_path)["decode-amd64"]
-    gone = target.base_url.replace(double.url, f"http://127.0.0.1:{_closed_port()}")
+    gone = target.base_url.replace(double.url, closed_url())
     error = _failure(replace(target, base_url=gone))
     assert error.cause.startswith("cannot connect to http://127.0.0.1:")
     assert (error.inconclusive, error.unanswered) == (True, False)
