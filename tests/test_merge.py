@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,20 @@ def shard_file(path: Path, index: int, count: int, fleet: list[str], checked: li
     return path
 
 
+def edited(files: Sequence[Path], change: Callable[[dict[str, Any]], object]) -> Sequence[Path]:
+    """The shards' JSON reports, each changed in place by `change` (as another version or a hand wrote them)."""
+    for file in files:
+        shard_doc = json.loads(file.read_text())
+        change(shard_doc)
+        file.write_text(json.dumps(shard_doc))
+    return files
+
+
+def merged_model(files: Sequence[Path]) -> report.Report:
+    """The merged report's model, as the console script builds it from these shards."""
+    return merge.merged(merge.check_together([merge.load(file) for file in files]))
+
+
 @pytest.fixture
 def two(tmp_path: Path) -> tuple[Path, Path]:
     fleet = ["a", "b"]
@@ -268,21 +283,17 @@ def test_the_merged_report_keeps_the_shards_fail_on_features_and_exclusive_run(t
         "SHOULD", "failure", {"required": ["prefix_caching"], "exempt": ["lora"]})
     assert doc["environment"]["merged"]["shards"] == count
     # servers whose counters moved by exactly the workload: no hint to pass --vllm-exclusive, it was passed
-    for file in files:
-        shard_doc = json.loads(file.read_text())
+    def exclusive_looking(shard_doc: dict[str, Any]) -> None:
         for found in shard_doc["implementations"]:
             found["measured"] = {"looksExclusive": True}
-        file.write_text(json.dumps(shard_doc))
-    notes = merge.merged(merge.check_together([merge.load(file) for file in files])).notes
+
+    notes = merged_model(edited(files, exclusive_looking)).notes
     assert not any("--vllm-exclusive" in note for note in notes)
 
 
 def test_shards_that_do_not_say_their_fail_on_level_merge_at_must(two: tuple[Path, Path], tmp_path: Path) -> None:
-    for file in two:  # as an earlier format wrote them
-        shard_doc = json.loads(file.read_text())
-        del shard_doc["failOn"]
-        file.write_text(json.dumps(shard_doc))
-    assert merge.merged(merge.check_together([merge.load(file) for file in two])).fail_on is Level.MUST
+    # as an earlier format wrote them
+    assert merged_model(edited(two, lambda shard_doc: shard_doc.pop("failOn"))).fail_on is Level.MUST
 
 
 @pytest.mark.parametrize(("outcomes", "counted"), [
@@ -294,17 +305,14 @@ def test_the_merged_tally_is_shard_0s_tests_that_are_not_checks_plus_the_merged_
         tmp_path: Path, outcomes: dict[str, int], counted: dict[str, int]) -> None:
     fleet = ["a", "b"]
     files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, [name]) for k, name in enumerate(fleet)]
-    for file in files:
-        shard_doc = json.loads(file.read_text())
-        shard_doc["shard"]["tally"] = {"collected": 7, "outcomes": outcomes}
-        file.write_text(json.dumps(shard_doc))
-    tally = merge.merged(merge.check_together([merge.load(file) for file in files])).tally
+    tally = merged_model(edited(files, lambda shard_doc: shard_doc["shard"].update(
+        tally={"collected": 7, "outcomes": outcomes}))).tally
     # shard 0 collected 7 tests with its one check of "a"; merged, the check covers a and b: still one test
     assert tally == report.Tally(7, counted)
 
 
 def test_shards_without_a_tally_merge_without_one(two: tuple[Path, Path]) -> None:
-    assert merge.merged(merge.check_together([merge.load(file) for file in two])).tally is None
+    assert merged_model(two).tally is None
 
 
 def test_a_missing_shard_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
