@@ -12,7 +12,8 @@ that import the package outside mutmut's reach.
 The pytester runs stay out of the run that maps tests to functions too, although they are how the pytest-facing
 modules (settings, plugin, fixtures, run, shard) are used: with them in that run, mutmut (3.8) went on to judge
 mutants in the same process as surviving that a test kills when run on its own. Those modules are scored by their
-direct tests; the pytester runs check them in the ordinary suite.
+direct tests; the pytester runs check them in the ordinary suite, and tools/mutants_one.py scores one of them
+with its own pytester runs (MUTANTS_WITH_PYTESTER=1 keeps them).
 
 mutmut forks every mutant's run from the process that ran all the tests once (to learn which tests reach which
 function): what that run left in the process-wide caches would answer before a mutant's code runs. Each test
@@ -22,6 +23,8 @@ fresh process.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_vllm_metrics import snapshot
@@ -30,8 +33,10 @@ SLOW_FIXTURES = frozenset({"pytester", "prometheus_server", "tls_double", "conne
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tools/mutants_one.py scores one pytest-facing module with its own pytester runs: it keeps them
+    slow_fixtures = SLOW_FIXTURES - {"pytester"} if os.environ.get("MUTANTS_WITH_PYTESTER") else SLOW_FIXTURES
     slow = [item for item in items if item.get_closest_marker("spawns") is not None or (
-        SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("quick_run") is None)]
+        slow_fixtures & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("quick_run") is None)]
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = [item for item in items if item not in slow]
