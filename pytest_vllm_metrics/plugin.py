@@ -165,9 +165,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if names:
             metafunc.parametrize("vllm_target", names, indirect=True, scope="session")
         else:
-            shard = run.settings.vllm_shard
-            reason = (f"no vLLM target in {shard}: the fleet's {len(run.fleet_names())} targets are the other "
-                      f"shards'" if shard is not None and run.fleet_names()
+            shard, fleet = run.settings.vllm_shard, len(run.fleet_names())
+            where = "1 target, in another shard" if fleet == 1 else f"{fleet} targets, all in other shards"
+            reason = (f"no vLLM target in {shard}: the fleet has {where}" if shard is not None and fleet
                       else "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace")
             metafunc.parametrize("vllm_target", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
                                  indirect=True, ids=["no-target"])

@@ -68,9 +68,11 @@ def test_a_users_test_of_a_target_without_any_target_is_skipped_saying_how_to_gi
 
 @pytest.mark.parametrize(("args", "reason"), [
     (("--vllm-sim=x86_64", "--vllm-shard=1/2"),
-     "no vLLM target in shard 1 of 2: the fleet's 1 targets are the other shards'"),
+     "no vLLM target in shard 1 of 2: the fleet has 1 target, in another shard"),
+    (("--vllm-sim=x86_64", "--vllm-sim=x86_64", "--vllm-shard=2/3"),
+     "no vLLM target in shard 2 of 3: the fleet has 2 targets, all in other shards"),
     (("--vllm-shard=1/2",), "no vLLM target: pass --vllm-url, --vllm-sim or --vllm-namespace"),
-], ids=["fleet-in-other-shards", "no-fleet"])
+], ids=["one-target-in-another-shard", "fleet-in-other-shards", "no-fleet"])
 def test_a_shard_without_a_target_of_its_own_skips_saying_whether_the_fleet_has_any(
         pytester: pytest.Pytester, args: tuple[str, ...], reason: str) -> None:
     pytester.makepyfile(test_each="def test_each(vllm_target):\n    pass\n")
