@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,19 @@ def test_an_api_key_that_cannot_go_into_a_header_is_refused_unseen(raw: str) -> 
 @pytest.mark.parametrize("name", ["r.json", "r.yaml", "r.yml", "r.md", "r.markdown", "new/dir/r.json"])
 def test_a_report_is_named_by_its_format_and_may_be_in_a_new_directory(tmp_path: Path, name: str) -> None:
     assert parsed("--vllm-report", str(tmp_path / name)) == str(tmp_path / name)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
+@pytest.mark.parametrize("mode", [0o500, 0o600])  # not writable; writable but not searchable
+def test_a_report_in_a_directory_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path, mode: int) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(mode)
+    try:
+        for flag, raw in (("--vllm-report", locked / "r.json"), ("--vllm-gaie-report", locked / "gaie")):
+            assert refused(flag, str(raw)) == f"{flag}: cannot write {raw}: {locked} is not writable."
+    finally:
+        locked.chmod(0o700)
 
 
 def test_a_report_of_another_format_or_in_the_way_of_a_file_is_refused(tmp_path: Path) -> None:
