@@ -195,7 +195,7 @@ def _report_path(raw: str, where: str) -> str:
             f"machine-readable report), or .md or .markdown (a Markdown summary).")
     # Missing directories are created when the report is written (as --junitxml and --html do); a file in the
     # way, or a directory that cannot be written, would only show at the end of the run: say it now.
-    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if parent.exists())
+    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if os.path.exists(parent))
     if existing == path.absolute() and path.is_dir():
         raise pytest.UsageError(f"{where}: {raw} is a directory; name the report file, e.g. {raw}/report.json.")
     return _writable(raw, where, existing, path)
@@ -211,7 +211,7 @@ def _writable(raw: str, where: str, existing: Path, path: Path) -> str:
 
 def _directory(raw: str, where: str) -> str:
     path = Path(raw).expanduser()
-    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if parent.exists())
+    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if os.path.exists(parent))
     if existing == path.absolute() and not path.is_dir():
         raise pytest.UsageError(f"{where}: {raw} is a file; name a directory (created if missing) for the reports.")
     return _writable(raw, where, existing, path)

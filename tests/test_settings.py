@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_vllm_metrics.engines import Engine
-from pytest_vllm_metrics.settings import OPTIONS
+from pytest_vllm_metrics.settings import OPTIONS, Settings, resolve
+from pytest_vllm_metrics.shard import Shard
 from pytest_vllm_metrics.sim.profiles import profile_names
 
 
@@ -113,12 +115,6 @@ def test_user_catalog_entry_becomes_a_test(pytester: pytest.Pytester) -> None:
                                  "any traffic.*"])
 
 
-def test_api_key_has_no_ini_key(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*--vllm-api-key=KEY*[env VLLM_API_KEY]*"])
-    assert "ini vllm_api_key" not in result.stdout.str()
-
-
 def test_api_key_with_a_newline_is_refused_without_echoing_it(pytester: pytest.Pytester,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLLM_API_KEY", "sk-line one\n")
@@ -197,6 +193,7 @@ def test_seconds_are_above_0_and_at_most_600(flag: str) -> None:
 def test_a_url_is_http_or_https_with_a_host_and_loses_its_trailing_slash(flag: str) -> None:
     assert parsed(flag, "http://10.0.0.7:8000/") == "http://10.0.0.7:8000"
     assert parsed(flag, "https://vllm.example/base") == "https://vllm.example/base"
+    assert parsed(flag, "https://vllm.example/models/X//") == "https://vllm.example/models/X"
     for bad in ("ftp://10.0.0.7", "http://", "10.0.0.7:8000"):
         assert refused(flag, bad) == (f"{flag}: {bad!r} is not an http(s) URL; pass the server's base URL, e.g. "
                                       f"http://10.0.0.7:8000 (without /metrics or /v1).")
@@ -294,6 +291,24 @@ def test_a_report_is_named_by_its_format_and_may_be_in_a_new_directory(tmp_path:
     assert parsed("--vllm-report", str(tmp_path / name)) == str(tmp_path / name)
 
 
+def test_an_existing_report_file_is_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text("{}")  # the last run's report, not executable
+    assert parsed("--vllm-report", str(tmp_path / "r.json")) == str(tmp_path / "r.json")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any directory")
+@pytest.mark.parametrize("mode", [0o500, 0o600])  # not writable; writable but not searchable
+def test_a_report_in_a_directory_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path, mode: int) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(mode)
+    try:
+        for flag, raw in (("--vllm-report", locked / "r.json"), ("--vllm-gaie-report", locked / "gaie")):
+            assert refused(flag, str(raw)) == f"{flag}: cannot write {raw}: {locked} is not writable."
+    finally:
+        locked.chmod(0o700)
+
+
 def test_a_report_of_another_format_or_in_the_way_of_a_file_is_refused(tmp_path: Path) -> None:
     assert refused("--vllm-report", str(tmp_path / "r.html")) == (
         f"--vllm-report: {str(tmp_path / 'r.html')!r} does not end in a report format; name the file .json, .yaml or "
@@ -316,3 +331,233 @@ def test_the_inference_extension_reports_go_into_a_directory(tmp_path: Path) -> 
     assert refused("--vllm-gaie-report", str(tmp_path / "file" / "sub")) == (
         f"--vllm-gaie-report: cannot write {tmp_path / 'file' / 'sub'}: {tmp_path / 'file'} is a file, not a "
         f"directory.")
+
+
+# -- the resolver, given a parsed command line, an environment and an ini file ---------------------------------------
+
+def resolved(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> Settings:
+    """The settings of a command line (and the pytester directory's ini file), without running anything."""
+    return resolve(pytester.parseconfig(*args), {} if env is None else env)
+
+
+def usage_error(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(pytest.UsageError) as caught:
+        resolved(pytester, *args, env=env)
+    return str(caught.value)
+
+
+def test_nothing_given_is_the_defaults_from_nowhere(pytester: pytest.Pytester) -> None:
+    settings = resolved(pytester)
+    assert settings == Settings()
+    assert (settings.sources, settings.notes, settings.header_lines()) == ({}, (), [])
+    assert not settings.has_targets
+
+
+def test_each_value_names_where_it_came_from(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeini("[pytest]\nvllm_requests = 3\nvllm_timeout = 4\nvllm_max_tokens = 5\nvllm_sim =\n    x86_64\n")
+    for option in OPTIONS:
+        monkeypatch.delenv(option.env_var, raising=False)
+    monkeypatch.setenv("PYTEST_VLLM_TIMEOUT", "6")
+    monkeypatch.setenv("VLLM_API_KEY", "sk-abc")
+    settings = resolve(pytester.parseconfig("--vllm-max-tokens=7"))  # the process's own environment
+    assert (settings.vllm_requests, settings.vllm_timeout, settings.vllm_max_tokens, settings.vllm_sim,
+            settings.vllm_api_key) == (3, 6.0, 7, ("x86_64",), "sk-abc")
+    assert settings.sources == {"vllm_sim": "ini", "vllm_api_key": "env", "vllm_timeout": "env",
+                                "vllm_requests": "ini", "vllm_max_tokens": "option"}
+
+
+def test_an_empty_environment_variable_or_ini_value_is_not_given(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nvllm_requests = 3\nvllm_model =\n")
+    settings = resolved(pytester, env={"PYTEST_VLLM_REQUESTS": "", "PYTEST_VLLM_MODEL": ""})
+    assert (settings.vllm_requests, settings.vllm_model) == (3, None)
+    assert settings.sources == {"vllm_requests": "ini"}
+
+
+def test_a_bad_value_is_refused_naming_the_environment_variable_or_ini_key_it_came_from(
+        pytester: pytest.Pytester) -> None:
+    assert usage_error(pytester, env={"PYTEST_VLLM_CONCURRENCY": "0"}) == (
+        "PYTEST_VLLM_CONCURRENCY: 0 is out of range; --vllm-concurrency is bounded to 1..256 so a run against a "
+        "production server stays small. Pass a value in that range.")
+    pytester.makeini("[pytest]\nvllm_transport = tunnel\n")
+    assert usage_error(pytester) == "ini vllm_transport: 'tunnel' is not valid; valid values are proxy, direct."
+    assert usage_error(pytester, "--vllm-transport=nope") == (
+        "--vllm-transport: 'nope' is not valid; valid values are proxy, direct.")
+
+
+def test_the_api_key_is_read_from_vllm_api_key_and_never_from_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nvllm_api_key = sk-committed\n")
+    assert resolved(pytester).vllm_api_key is None
+    settings = resolved(pytester, env={"VLLM_API_KEY": "sk-abc\n", "PYTEST_VLLM_API_KEY": "sk-other"})
+    assert (settings.vllm_api_key, settings.sources) == ("sk-abc", {"vllm_api_key": "env"})
+    assert resolved(pytester, "--vllm-api-key=sk-given", env={"VLLM_API_KEY": "sk-abc"}).vllm_api_key == "sk-given"
+
+
+def test_a_list_option_is_repeated_on_the_command_line_or_separated_by_commas_or_spaces_elsewhere(
+        pytester: pytest.Pytester) -> None:
+    given = resolved(pytester, "--vllm-url=http://10.0.0.7:8000", "--vllm-url=http://10.0.0.8:8000/",
+                     "--vllm-require-feature=lora", "--vllm-url=")
+    assert (given.vllm_url, given.vllm_require_feature) == (("http://10.0.0.7:8000", "http://10.0.0.8:8000"),
+                                                            ("lora",))
+    from_env = resolved(pytester, env={"PYTEST_VLLM_SIM": " x86_64,arm64-cpu  x86_64,\n",
+                                       "PYTEST_VLLM_EXEMPT_FEATURE": "lora"})
+    assert (from_env.vllm_sim, from_env.vllm_exempt_feature) == (("x86_64", "arm64-cpu", "x86_64"), ("lora",))
+    pytester.makeini("[pytest]\nvllm_require_feature =\n    lora\n    spec_decode\n")
+    assert resolved(pytester).vllm_require_feature == ("lora", "spec_decode")
+
+
+def test_a_switch_is_true_when_given_alone_and_read_from_the_environment_or_ini_otherwise(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nprometheus_insecure = yes\n")
+    settings = resolved(pytester, "--vllm-exclusive")
+    assert (settings.vllm_exclusive, settings.prometheus_insecure) == (True, True)
+    assert settings.sources == {"vllm_exclusive": "option", "prometheus_insecure": "ini"}
+    assert resolved(pytester, env={"PYTEST_VLLM_EXCLUSIVE": "false"}).vllm_exclusive is False
+
+
+def test_the_simulator_option_alone_starts_the_default_profile(pytester: pytest.Pytester) -> None:
+    assert resolved(pytester, "--vllm-sim", "--vllm-sim=arm64-cpu").vllm_sim == ("x86_64", "arm64-cpu")
+
+
+@pytest.mark.parametrize(("args", "flag"), [(["--vllm-upgrade-to=0.13"], "--vllm-upgrade-to"),
+                                            (["--vllm-epp-url=http://epp:9090"], "--vllm-epp-url")])
+def test_an_option_that_judges_the_fleet_needs_a_target(pytester: pytest.Pytester, args: list[str],
+                                                        flag: str) -> None:
+    assert usage_error(pytester, *args) == (
+        f"{flag} judges the running fleet, and no vLLM target is given: pass --vllm-namespace (or --vllm-url, "
+        f"--vllm-sim) so that the run knows which pods and versions it compares with.")
+    for target in ("--vllm-namespace=llm-d", "--vllm-url=http://10.0.0.7:8000", "--vllm-sim"):
+        assert resolved(pytester, *args, target).has_targets
+
+
+def test_the_upgrade_forecast_and_the_inference_extension_reports_refuse_a_slice_of_the_fleet(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    assert usage_error(pytester, "--vllm-sim", "--vllm-upgrade-to=0.13", "--vllm-shard=1/3") == (
+        "--vllm-upgrade-to forecasts over the versions of the whole fleet, and --vllm-shard=1/3 sees only a slice of "
+        "it: run the forecast unsharded (it only scrapes each server once, with no workload, so one run covers a "
+        "large fleet).")
+    assert usage_error(pytester, "--vllm-sim", f"--vllm-gaie-report={tmp_path}", "--vllm-shard=0/2") == (
+        "--vllm-gaie-report writes one report per model server over all its pods, and --vllm-shard sees only a "
+        "slice of them (the shards would overwrite each other's files): write it from an unsharded run.")
+    one = resolved(pytester, "--vllm-sim", "--vllm-upgrade-to=0.13", f"--vllm-gaie-report={tmp_path}",
+                   "--vllm-shard=0/1")
+    assert (one.vllm_upgrade_to, one.vllm_gaie_report, one.vllm_shard) == ("0.13.0", str(tmp_path), Shard(0, 1))
+    sliced = resolved(pytester, "--vllm-sim", "--vllm-shard=1/3")
+    assert sliced.policy.sliced and not one.policy.sliced
+
+
+def test_features_both_required_and_exempted_are_named_in_order(pytester: pytest.Pytester) -> None:
+    assert usage_error(pytester, "--vllm-require-feature=lora", "--vllm-require-feature=core",
+                       "--vllm-exempt-feature=lora", env={"PYTEST_VLLM_EXEMPT_FEATURE": "core"}) == (
+        "feature(s) lora are both required and exempted; pass each feature to only one of --vllm-require-feature "
+        "and --vllm-exempt-feature.")
+    assert usage_error(pytester, "--vllm-require-feature=lora", "--vllm-require-feature=core",
+                       "--vllm-exempt-feature=lora", "--vllm-exempt-feature=core") == (
+        "feature(s) core, lora are both required and exempted; pass each feature to only one of "
+        "--vllm-require-feature and --vllm-exempt-feature.")
+
+
+def test_a_url_given_with_the_metrics_path_is_checked_at_its_base_url_and_said_once(
+        pytester: pytest.Pytester) -> None:
+    settings = resolved(pytester, "--vllm-url=http://10.0.0.7:8000/metrics", "--vllm-url=http://10.0.0.8:8000",
+                        "--vllm-url=http://user:hunter2@10.0.0.9:8000/metrics/",
+                        "--vllm-url=http://10.0.0.6:8000/?next=/metrics")  # its path is /
+    assert settings.vllm_url == ("http://10.0.0.7:8000", "http://10.0.0.8:8000", "http://user:hunter2@10.0.0.9:8000",
+                                 "http://10.0.0.6:8000/?next=/metrics")
+    assert settings.notes == (
+        "--vllm-url http://10.0.0.7:8000/metrics, http://***@10.0.0.9:8000/metrics ends in the metrics path "
+        "/metrics: checking http://10.0.0.7:8000, http://***@10.0.0.9:8000 (the suite requests /metrics, /v1 and "
+        "/version under the base URL itself)",)
+    assert settings.header_lines() == [
+        "--vllm-url: http://10.0.0.7:8000, http://10.0.0.8:8000, http://***@10.0.0.9:8000, "
+        "http://10.0.0.6:8000/?next=/metrics (from option)"]
+
+
+def test_a_url_ending_in_another_metrics_path_is_cut_at_that_path(pytester: pytest.Pytester) -> None:
+    settings = resolved(pytester, "--vllm-url=http://10.0.0.7:8000/vllm/metrics", "--vllm-metrics-path=/vllm/metrics")
+    assert settings.vllm_url == ("http://10.0.0.7:8000",)
+    assert settings.notes == (
+        "--vllm-url http://10.0.0.7:8000/vllm/metrics ends in the metrics path /vllm/metrics: checking "
+        "http://10.0.0.7:8000 (the suite requests /vllm/metrics, /v1 and /version under the base URL itself)",)
+    kept = resolved(pytester, "--vllm-url=http://10.0.0.7:8000/metrics", "--vllm-metrics-path=/vllm/metrics")
+    assert (kept.vllm_url, kept.notes) == (("http://10.0.0.7:8000/metrics",), ())
+    at_root = resolved(pytester, "--vllm-url=http://10.0.0.7:8000/", "--vllm-metrics-path=/")
+    assert (at_root.vllm_url, at_root.notes) == (("http://10.0.0.7:8000",), ())
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.7:8000/metrics?x=1", "http://10.0.0.7:8000/?next=/metrics",
+                                 "http://10.0.0.7:8000/vllm-metrics", "http://10.0.0.7:8000"])
+def test_a_url_whose_path_does_not_end_in_the_metrics_path_is_kept(pytester: pytest.Pytester, url: str) -> None:
+    settings = resolved(pytester, f"--vllm-url={url}", f"--vllm-epp-url={url}")
+    assert (settings.vllm_url, settings.vllm_epp_url, settings.notes) == ((url,), url, ())
+
+
+def test_the_endpoint_pickers_url_given_with_metrics_is_cut_whatever_the_vllm_metrics_path(
+        pytester: pytest.Pytester) -> None:
+    settings = resolved(pytester, "--vllm-url=http://10.0.0.7:8000/metrics", "--vllm-metrics-path=/vllm/metrics",
+                        "--vllm-epp-url=http://user:pw@epp:9090/metrics")
+    assert (settings.vllm_url, settings.vllm_epp_url) == (("http://10.0.0.7:8000/metrics",), "http://user:pw@epp:9090")
+    assert settings.notes == (
+        "--vllm-epp-url http://***@epp:9090/metrics ends in the metrics path /metrics: checking http://***@epp:9090 "
+        "(the suite requests /metrics under the base URL itself)",)
+    both = resolved(pytester, "--vllm-url=http://10.0.0.7:8000/metrics", "--vllm-epp-url=http://epp:9090/metrics")
+    assert (both.vllm_url, both.vllm_epp_url, len(both.notes)) == (("http://10.0.0.7:8000",), "http://epp:9090", 2)
+    assert both.header_lines() == ["--vllm-url: http://10.0.0.7:8000 (from option)",
+                                   "--vllm-epp-url: http://epp:9090 (from option)"]
+
+
+# -- what the report header says about the settings ------------------------------------------------------------------
+
+def test_the_header_shows_each_value_given_with_its_source_secrets_hidden_and_credentials_redacted(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makeini("[pytest]\nvllm_fail_on = should\ngrafana_dashboard =\n    " + str(tmp_path) + "\n")
+    settings = resolved(pytester, "--vllm-shard=1/4", "--vllm-gateway-url=https://user:pw@gateway.example/",
+                        "--vllm-exempt-feature=lora", "--vllm-exempt-feature=core", "--vllm-engine=SGLang",
+                        env={"VLLM_API_KEY": "sk-abc", "PYTEST_VLLM_NAMESPACE": "llm-d", "PYTEST_VLLM_TIMEOUT": "2.5",
+                             "PYTEST_VLLM_EXCLUSIVE": "1"})
+    assert settings.header_lines() == [
+        "--vllm-api-key: set (hidden) (from env)",
+        "--vllm-timeout: 2.5 (from env)",
+        "--vllm-engine: sglang (from option)",
+        "--vllm-exempt-feature: lora, core (from option)",
+        "--vllm-namespace: llm-d (from env)",
+        "--vllm-gateway-url: https://***@gateway.example (from option)",
+        f"--grafana-dashboard: {tmp_path} (from ini)",
+        "--vllm-exclusive: True (from env)",
+        "--vllm-fail-on: should (from ini)",
+        "--vllm-shard: 1/4 (shard 1 of 4) (from option)",
+    ]
+
+
+def test_a_value_equal_to_its_default_is_shown_when_given(pytester: pytest.Pytester) -> None:
+    assert resolved(pytester, "--vllm-requests=8").header_lines() == ["--vllm-requests: 8 (from option)"]
+
+
+def test_the_bounds_line_names_every_cap_of_the_run() -> None:
+    assert Settings().bounds() == ("bounds: 8 requests per server of at most 8 tokens, 16 servers at once, 10 s per "
+                                   "request, 120 s per phase, bodies up to 16 MiB")
+    assert Settings(vllm_requests=1, vllm_max_tokens=256, vllm_concurrency=2, vllm_timeout=2.5,
+                    vllm_phase_timeout=0.5).bounds() == (
+        "bounds: 1 requests per server of at most 256 tokens, 2 servers at once, 2.5 s per request, 0.5 s per "
+        "phase, bodies up to 16 MiB")
+
+
+def test_the_help_lists_each_option_with_its_environment_variable_and_ini_key_and_the_api_key_has_no_ini_key(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # one line per option
+    lines = pytester.runpytest("--help").outlines
+    for line in [
+        "vLLM metrics conformance:",
+        "  --vllm-url=URL        base URL of a vLLM server to check (repeatable) [env PYTEST_VLLM_URL, ini vllm_url]",
+        "  --vllm-sim=[PROFILE]  start the bundled vLLM simulator with PROFILE (default x86_64; repeatable) "
+        "[env PYTEST_VLLM_SIM, ini vllm_sim]",
+        "  --vllm-api-key=KEY    API key sent as 'Authorization: Bearer' to /v1 (never printed) [env VLLM_API_KEY]",
+        "  --vllm-exclusive      no other traffic reaches the targets during the run: counters must move by exactly "
+        "the workload [env PYTEST_VLLM_EXCLUSIVE, ini vllm_exclusive]",
+        "  --prometheus-url=URL  Prometheus server to check: is every target scraped, will every panel show data "
+        "[env PYTEST_PROMETHEUS_URL, ini prometheus_url]",
+        "  vllm_url (linelist):  base URL of a vLLM server to check (repeatable)",
+        "  vllm_sim (linelist):  start the bundled vLLM simulator with PROFILE (default x86_64; repeatable)",
+        "  vllm_model (string):  model to send the workload to (default: the first of /v1/models)",
+    ]:
+        assert line in lines, line
+    assert not [line for line in lines if "vllm_api_key" in line]
