@@ -309,6 +309,21 @@ def test_a_report_in_a_directory_that_cannot_be_written_is_refused_before_the_ru
         locked.chmod(0o700)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
+def test_an_input_file_in_a_directory_that_cannot_be_searched_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "in.json").write_text("{}")
+    locked.chmod(0o600)  # readable but not searchable: the file's status cannot be read
+    try:
+        raw = str(locked / "in.json")
+        assert refused("--grafana-dashboard", raw) == (
+            f"--grafana-dashboard: {raw} does not exist; pass a dashboard JSON file or a directory of them.")
+        assert refused("--vllm-catalog", raw) == f"--vllm-catalog: {raw} is not a readable file; check the path."
+    finally:
+        locked.chmod(0o700)
+
+
 def test_a_report_of_another_format_or_in_the_way_of_a_file_is_refused(tmp_path: Path) -> None:
     assert refused("--vllm-report", str(tmp_path / "r.html")) == (
         f"--vllm-report: {str(tmp_path / 'r.html')!r} does not end in a report format; name the file .json, .yaml or "
