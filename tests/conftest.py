@@ -133,6 +133,14 @@ def prom(api: PrometheusAPI) -> Iterator[Prometheus]:
 
 
 @pytest.fixture
+def tls_api(sim_host: SimHost, private_ca: PrivateCA) -> PrometheusAPI:
+    """The Prometheus HTTP API of `api` over TLS, its certificate issued by the private CA for 127.0.0.1."""
+    server = PrometheusAPI()
+    server.url = sim_host.start_app(server.app(), ssl_context=private_ca.server_context("IP:127.0.0.1"))
+    return server
+
+
+@pytest.fixture
 def sim_host() -> Iterator[SimHost]:
     """Simulated vLLM servers on loopback that a test configures itself (faults, API keys)."""
     with SimHost() as host:
@@ -462,6 +470,33 @@ def _pytester_keeps_kubernetes_imported(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def double(sim_host: SimHost, cluster: Cluster) -> KubeDouble:
     return KubeDouble(sim_host, cluster)
+
+
+MULTINODE = Path(__file__).parent / "data" / "multinode"  # multi-node deployments, each citing its source
+
+
+def manifest(name: str) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = yaml.safe_load((MULTINODE / f"{name}.yaml").read_text())["pods"]
+    return pods
+
+
+def deployment(name: str, sim_host: SimHost, serves: dict[str, dict[str, int]] | None = None,
+               only: set[str] | None = None) -> Cluster:
+    """The pods of a data file (or `only` some of them), each pod that serves the API backed by a simulator running
+    what its `serves` says (or `serves[pod]`, to break one)."""
+    pods = []
+    for pod in manifest(name):
+        if only is not None and pod["name"] not in only:
+            continue
+        backend = None
+        if "serves" in pod:
+            profile = get_profile("x86_64").replace(**{**pod["serves"], **(serves or {}).get(pod["name"], {})})
+            backend = sim_host.start(profile).url
+        pods.append(PodSpec(pod["name"], pod["labels"], pod["node"], pod.get("ports") or {}, backend=backend,
+                            ip=pod["ip"], container=pod["container"], command=pod.get("command"),
+                            args=pod.get("args"), env={k: str(v) for k, v in (pod.get("env") or {}).items()},
+                            annotations=pod.get("annotations") or {}))
+    return Cluster(namespaces={NS: pods}, nodes={"node-a": "amd64", "node-b": "amd64"}, tokens={"admin": ALL})
 
 
 # -- observations built from small pages and workload records, as `observe` builds them -----------------

@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-import yaml
 
-from conftest import NS, json_report, run_kube, said, verdicts, write_kubeconfig
+from conftest import NS, deployment, json_report, manifest, run_kube, said, verdicts, write_kubeconfig
 from pytest_vllm_metrics import _launch
 from pytest_vllm_metrics.kube import ClusterInfo, discover
 from pytest_vllm_metrics.multinode import (
@@ -33,36 +32,11 @@ from pytest_vllm_metrics.observe import Observation
 from pytest_vllm_metrics.outcome import EXIT_INCONCLUSIVE, Problem
 from pytest_vllm_metrics.report import schema
 from pytest_vllm_metrics.sim import SimHost, build_app, get_profile
-from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, PodSpec
+from pytest_vllm_metrics.sim.kubeapi import Cluster, KubeDouble, PodSpec
 from pytest_vllm_metrics.snapshot import Snapshot
 from pytest_vllm_metrics.targets import Balancing, DataParallel, Role, Target
 
-DATA = Path(__file__).parent / "data" / "multinode"
 FAST = ("-k", "reachable or workload_served or data_parallel")  # the checks these tests are about
-
-
-def manifest(name: str) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = yaml.safe_load((DATA / f"{name}.yaml").read_text())["pods"]
-    return pods
-
-
-def deployment(name: str, sim_host: SimHost, serves: dict[str, dict[str, int]] | None = None,
-               only: set[str] | None = None) -> Cluster:
-    """The pods of a data file (or `only` some of them), each pod that serves the API backed by a simulator running
-    what its `serves` says (or `serves[pod]`, to break one)."""
-    pods = []
-    for pod in manifest(name):
-        if only is not None and pod["name"] not in only:
-            continue
-        backend = None
-        if "serves" in pod:
-            profile = get_profile("x86_64").replace(**{**pod["serves"], **(serves or {}).get(pod["name"], {})})
-            backend = sim_host.start(profile).url
-        pods.append(PodSpec(pod["name"], pod["labels"], pod["node"], pod.get("ports") or {}, backend=backend,
-                            ip=pod["ip"], container=pod["container"], command=pod.get("command"),
-                            args=pod.get("args"), env={k: str(v) for k, v in (pod.get("env") or {}).items()},
-                            annotations=pod.get("annotations") or {}))
-    return Cluster(namespaces={NS: pods}, nodes={"node-a": "amd64", "node-b": "amd64"}, tokens={"admin": ALL})
 
 
 def kube_run(pytester: pytest.Pytester, sim_host: SimHost, cluster: Cluster, tmp_path: Path,

@@ -216,13 +216,6 @@ def test_closed_client_reconnects_on_the_next_query(api: PrometheusAPI) -> None:
 # -- TLS: a private CA, or --prometheus-insecure ----------------------------------------------------------------
 
 
-@pytest.fixture
-def tls_api(sim_host: SimHost, private_ca: PrivateCA) -> PrometheusAPI:
-    server = PrometheusAPI()
-    server.url = sim_host.start_app(server.app(), ssl_context=private_ca.server_context("IP:127.0.0.1"))
-    return server
-
-
 def test_prometheus_behind_a_private_ca_is_trusted_with_its_ca_file(tls_api: PrometheusAPI,
                                                                       private_ca: PrivateCA) -> None:
     """kills `elif self.ca_file` -> `elif not self.ca_file` and `cafile=self.ca_file` -> None in

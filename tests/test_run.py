@@ -4,26 +4,55 @@ users run pytest with -n."""
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import gc
+import itertools
+import json
 import pickle
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
+from filelock import FileLock
 
-from conftest import PrometheusAPI, json_report, name_of, run_suite, vector
+from conftest import (
+    CLUSTER_VERDICTS,
+    MONITORING,
+    NS,
+    PrivateCA,
+    PrometheusAPI,
+    closed_url,
+    dashboard_file,
+    deployment,
+    json_report,
+    name_of,
+    panel_json,
+    run_suite,
+    vector,
+    write_kubeconfig,
+)
 from pytest_vllm_metrics.catalog import load_catalog
+from pytest_vllm_metrics.engines import Engine
+from pytest_vllm_metrics.observe import Observation, Stage
+from pytest_vllm_metrics.outcome import Problem
 from pytest_vllm_metrics.prometheus import Held, Prometheus
+from pytest_vllm_metrics.readers import load_dashboards
 from pytest_vllm_metrics.run import PrometheusState, Run
 from pytest_vllm_metrics.settings import Settings
 from pytest_vllm_metrics.shard import Shard
 from pytest_vllm_metrics.sim import SimHost, get_profile
+from pytest_vllm_metrics.sim.kubeapi import ALL, Cluster, KubeDouble, build_app
 from pytest_vllm_metrics.snapshot import Snapshot
-from pytest_vllm_metrics.targets import Balancing, DataParallel, TargetSource, host_port
+from pytest_vllm_metrics.targets import Balancing, DataParallel, Target, TargetSource, host_port
 
 # a generous timeout: the simulated servers must answer in time on a loaded machine too
 REPORTED = ("--vllm-timeout=30", "--vllm-report=report.json")
@@ -62,6 +91,7 @@ def test_close_frees_the_observations_and_stops_the_simulators() -> None:
     assert run.observed() == {}
     with pytest.raises(httpx.ConnectError):
         httpx.get(target.url("/metrics"), timeout=30)
+    run.close()  # closed twice (pytest may): nothing more to stop
 
 
 def test_the_simulators_are_targets_of_their_profile() -> None:
@@ -80,6 +110,28 @@ def test_the_simulators_are_targets_of_their_profile() -> None:
         run.close()
 
 
+def test_each_engines_simulator_is_a_target_of_that_engine_with_its_version() -> None:
+    run = Run(Settings(vllm_sim=("x86_64", "sglang-0.5.9", "triton-tensorrt-llm")), load_catalog())
+    try:
+        # vLLM says its version at /version; another engine's is its profile's
+        assert [(t.name, t.engine, dict(t.detail), t.engine_version) for t in run.targets()] == [
+            ("sim-x86_64", Engine.VLLM, {"profile": "x86_64", "simulated vLLM": "0.32.0"}, None),
+            ("sim-sglang-0.5.9", Engine.SGLANG, {"profile": "sglang-0.5.9", "simulated sglang": "0.5.9"}, "0.5.9"),
+            ("sim-triton-tensorrt-llm", Engine.TRITON_TENSORRT_LLM,
+             {"profile": "triton-tensorrt-llm", "simulated triton-tensorrt-llm": "25.12"}, "25.12")]
+    finally:
+        run.close()
+
+
+def test_url_targets_are_of_the_runs_architecture_and_engine() -> None:
+    run = Run(Settings(vllm_url=("http://127.0.0.1:9001",), vllm_arch="arm64",
+                       vllm_engine=Engine.TRITON_TENSORRT_LLM), load_catalog())
+    (target,) = run.targets()
+    # Triton serves its page on a port of its own (8002) of the same host
+    assert (target.arch, target.engine, target.metrics_base_url) == (
+        "arm64", Engine.TRITON_TENSORRT_LLM, "http://127.0.0.1:8002")
+
+
 # -- the targets of a shard -----------------------------------------------------------------------------------
 
 
@@ -93,15 +145,138 @@ def test_a_shard_checks_its_slice_and_knows_the_whole_fleet() -> None:
     assert [t.name for t in second.targets()] == [names[1]]
 
 
-def test_another_shards_simulators_are_not_started() -> None:
-    run = Run(Settings(vllm_sim=("x86_64", "arm64-cpu"), vllm_shard=Shard(1, 2)), load_catalog())
+@pytest.mark.parametrize(("shard", "started"), [(Shard(1, 2), "sim-x86_64"), (Shard(0, 2), "sim-arm64-cpu")])
+def test_another_shards_simulators_are_not_started(shard: Shard, started: str) -> None:
+    run = Run(Settings(vllm_sim=("x86_64", "arm64-cpu"), vllm_shard=shard), load_catalog())
     try:
-        # the shards deal the fleet in the order of the names: sim-arm64-cpu is shard 0's
-        assert [t.name for t in run.targets()] == ["sim-x86_64"]
+        # the shards deal the fleet in the order of the names: sim-arm64-cpu is shard 0's, sim-x86_64 shard 1's
+        assert [t.name for t in run.targets()] == [started]
         assert run.fleet_names() == ["sim-x86_64", "sim-arm64-cpu"]
         assert len(run._sim_host.servers) == 1  # type: ignore[attr-defined]  # no server nobody checks
     finally:
         run.close()
+
+
+# -- discovery on Kubernetes, and the cluster's own readers of the metrics -----------------------------------------
+
+
+def _on(kubeconfig: Path, **settings: Any) -> Run:
+    """A run on the pods of namespace NS of the cluster `kubeconfig` names."""
+    return Run(Settings(vllm_namespace=NS, kubeconfig=str(kubeconfig), **{"vllm_timeout": 30.0, **settings}),
+               load_catalog())
+
+
+def test_a_namespaces_pods_are_found_once_with_the_runs_selector_port_and_context(
+        double: KubeDouble, tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin", extra_contexts=("prod",))
+    run = _on(kubeconfig, kube_context="prod", vllm_selector="llm-d.ai/inferenceServing=true", vllm_port="proxy")
+    assert run.cluster() is None  # nothing discovered before the targets are asked for
+    (target,) = run.targets()  # the pod of the old label spelling only
+    assert target.name == "decode-amd64"
+    assert target.base_url == f"{double.url}/api/v1/namespaces/{NS}/pods/decode-amd64:8000/proxy"  # its port "proxy"
+    assert dict(target.detail) == {"namespace": NS, "node": "node-a", "arch": "amd64", "transport": "proxy",
+                                   "container": "vllm"}
+    cluster = run.cluster()
+    assert cluster is not None
+    assert (cluster.context, cluster.namespace, cluster.selectors) == ("prod", NS, ("llm-d.ai/inferenceServing=true",))
+    assert run.kube_targets() == [target] and run.cluster() is cluster  # discovered once
+
+
+def test_the_pods_without_the_container_the_run_names_are_reported_not_checked(
+        double: KubeDouble, tmp_path: Path) -> None:
+    run = _on(write_kubeconfig(tmp_path / "kc", double, "admin"), vllm_container="sidecar")
+    assert [(t.name, t.unavailable) for t in run.targets()] == [
+        (pod, f"{pod}: has no container 'sidecar' (its containers: vllm); check --vllm-container.")
+        for pod in ("decode-amd64", "decode-arm64")]
+
+
+def test_a_context_the_kubeconfig_lacks_stops_the_run_naming_the_ones_it_has(
+        double: KubeDouble, tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kc", double, "admin")
+    with pytest.raises(pytest.UsageError) as stopped:
+        _on(kubeconfig, kube_context="elsewhere").target_names()
+    assert str(stopped.value) == (f"context 'elsewhere' is not in kubeconfig {kubeconfig}; its contexts are test. "
+                                  f"Pass one with --kube-context.")
+
+
+def test_a_shard_deals_the_pods_after_the_urls_in_the_order_of_their_namespace(
+        double: KubeDouble, tmp_path: Path) -> None:
+    # (namespace, name): the URL (no namespace) first, then decode-amd64 and decode-arm64 of NS
+    run = _on(write_kubeconfig(tmp_path / "kc", double, "admin"), vllm_url=("http://localhost:9001",),
+              vllm_shard=Shard(0, 2))
+    assert run.fleet_names() == ["localhost:9001", "decode-amd64", "decode-arm64"]
+    assert run.target_names() == ["localhost:9001", "decode-arm64"]
+
+
+def test_the_clusters_readers_join_the_runs_own_once_its_pods_are_discovered(
+        consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path) -> None:
+    double = KubeDouble(sim_host, consumers_cluster)
+    # the run's own dashboard, over a series a recording rule of the cluster makes
+    own = load_dashboards([dashboard_file(tmp_path / "own.json", [
+        panel_json("Hits", "sum(namespace:vllm_prefix_cache_hits:rate1m)")])])
+    run = Run(Settings(vllm_namespace=NS, grafana_namespace=MONITORING, vllm_timeout=30.0,
+                       kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, "admin"))), load_catalog(), own)
+    run.read_cluster_consumers()  # no cluster yet: nothing read
+    assert ([p.id for p in run.panels], run.consumers) == (["own::Hits"], [])
+
+    run.target_names()  # discovery, at collection
+    run.read_cluster_consumers()
+    # the sidecar's and the Grafana Operator's dashboards of the Grafana namespace that read vLLM
+    assert Counter(p.dashboard for p in run.panels) == {"own": 1, "llm-d-failure-saturation": 4,
+                                                        "vllm-performance-gzipped": 12,
+                                                        "vllm-performance-old-from-configmap": 5}
+    # the rules, then prometheus-adapter's, KEDA's and the endpoint picker's
+    rules = [test for test in CLUSTER_VERDICTS if test.startswith(("record:", "alert:"))]
+    consumers = rules + [test for kind in ("adapter:", "keda:", "epp:") for test in CLUSTER_VERDICTS
+                         if test.startswith(kind)]
+    assert [f"{c.kind}:{c.id}" for c in run.consumers] == consumers
+    adapter = next(c for c in run.consumers if c.id == "prometheus-adapter::vllm_kv_cache_usage")
+    assert adapter.exprs[1] == f'max(vllm:gpu_cache_usage_perc{{namespace="{NS}"}})'  # the pods' namespace
+    # the run's own panel is judged by the recording rule's test, not as a missing vLLM metric
+    assert "namespace:vllm_prefix_cache_hits:rate1m" in run.panels[0].recorded
+    cluster = run.cluster()
+    assert cluster is not None
+    notes = list(cluster.notes)
+    assert [note.split(" (")[0] for note in notes] == [
+        f"not checked: dashboard namespace {MONITORING}",
+        f'ConfigMap {MONITORING}/prometheus-adapter, key config.yaml, rule externalRules[2]: its seriesQuery '
+        f'{{__name__=~"^vllm:.*_total$"}} selects series by a name pattern, not one metric; not checked']
+
+    panels, consumers_read = [p.id for p in run.panels], list(run.consumers)
+    run.read_cluster_consumers()  # asked again (at every collection): read once
+    assert ([p.id for p in run.panels], run.consumers, cluster.notes) == (panels, consumers_read, notes)
+
+
+def test_the_runs_timeout_bounds_discovery_and_the_read_of_the_clusters_readers(
+        consumers_cluster: Cluster, sim_host: SimHost, tmp_path: Path) -> None:
+    """/version and KEDA's list hold their answer until the test ends: both calls time out after --vllm-timeout,
+    whatever the machine's speed, and the run goes on with a note of each."""
+    app = build_app(consumers_cluster)
+    released = threading.Event()
+
+    @web.middleware
+    async def stalled(request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        if request.path.rstrip("/") == "/version" or request.path.endswith("/scaledobjects"):
+            await asyncio.get_running_loop().run_in_executor(None, released.wait, 60.0)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.append(stalled)
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(json.dumps(KubeDouble.kubeconfig(sim_host.start_app(app), "admin", namespace=NS)))
+    run = _on(kubeconfig, grafana_namespace=MONITORING, vllm_timeout=3.0)
+    try:
+        assert run.target_names() == ["decode-amd64", "decode-arm64"]
+        run.read_cluster_consumers()
+    finally:
+        released.set()
+    cluster = run.cluster()
+    assert cluster is not None
+    version, keda = cluster.notes[:2]
+    assert fnmatch.fnmatch(version, "Kubernetes version unknown (informational only): GET /version failed (*timed "
+                                    "out*)"), version
+    assert fnmatch.fnmatch(keda, f"scaledobjects.keda.sh in namespace {NS} not checked: listing them failed (*timed "
+                                 f"out*)"), keda
+    assert [c.kind for c in run.consumers].count("keda") == 0 and run.consumers  # the other reads were made
 
 
 # -- what the session keeps -----------------------------------------------------------------------------------
@@ -115,6 +290,32 @@ def test_the_observation_stays_out_of_the_collectors_scans_until_close(sim_host:
     run.close()
     assert gc.get_freeze_count() == 0  # given back: collectable again after the session
     assert any(o is observed for o in gc.get_objects())  # and scanned again
+    gc.freeze()  # what another part of the process keeps out of the scans
+    frozen = gc.get_freeze_count()
+    try:
+        run.close()  # closed twice (pytest may): what it gave back is not given back again
+        # a frozen object freed meanwhile (under a tracer) lowers the count a little
+        assert frozen - 1000 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_keeping_the_session_collects_only_the_young_garbage_before_it() -> None:
+    # a full collection scans the whole heap, which a fleet's objects make slow; the young generations are cheap
+    run = of("http://127.0.0.1:9")
+    collected: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        run.keep()
+    finally:
+        gc.callbacks.remove(seen)
+        run.close()
+    assert collected == [1]
 
 
 def test_a_process_that_ends_with_the_session_keeps_it_out_of_the_scans(sim_host: SimHost) -> None:
@@ -209,6 +410,82 @@ def test_each_worker_describes_the_servers_it_observed_and_the_controller_puts_t
         get_profile(profile).version for profile in ("x86_64", "arm64-cpu", "x86_64")]
 
 
+@pytest.mark.parametrize(("servers", "concurrency", "bound"), [(1, 1, 300), (2, 2, 300), (3, 2, 540)])
+def test_a_worker_that_waits_past_the_bound_for_another_says_so_of_every_server_of_the_slice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, servers: int, concurrency: int, bound: int) -> None:
+    # Another worker holds the slice and never finishes. The wait is bounded by what observing the slice may take: per
+    # round of --vllm-concurrency servers, four requests (--vllm-timeout, 30 s) and a phase (--vllm-phase-timeout,
+    # 120 s), then a minute more. A clock that moves a day at each reading stands for the wait.
+    urls = [closed_url() for _ in range(servers)]  # never asked: the slice is not this worker's to observe
+    run = of(*urls, vllm_concurrency=concurrency)
+    shared = tmp_path / "vllm-observation"
+    days = itertools.count(0.0, 86400.0)
+    try:
+        with FileLock(f"{shared}.0.lock"), monkeypatch.context() as clock:  # the other worker's
+            clock.setattr(time, "perf_counter", lambda: next(days))
+            observed = run.observations(shared, (0, 1))
+    finally:
+        run.close()
+    problem = Problem(f"another pytest-xdist worker did not finish observing its servers within {bound} s; rerun, "
+                      f"or without -n.")
+    assert observed == {name_of(url): Observation(Target(name=name_of(url), base_url=""),
+                                                  errors={Stage.BEFORE: problem}) for url in urls}
+    assert not shared.with_name("vllm-observation.0").exists()
+
+
+def test_workers_that_found_different_fleets_read_the_servers_the_other_observed_as_it_observed_them(
+        tmp_path: Path) -> None:
+    # A pod came or went between the workers' discoveries: the slices they deal differ. The first worker (of index 1,
+    # with a, b, c) observes its slice [b] and [a, c]; the second (of index 0, with b, c: a is gone) has the slices
+    # [b] and [c], and reads each from what the first stored, with the target the first observed.
+    a, b, c = (closed_url() for _ in range(3))  # answered at once: the connection is refused
+    shared = tmp_path / "vllm-observation"
+    first = of(a, b, c)
+    second = of(b, c)
+    try:
+        made = first.observations(shared, (1, 2))
+        read = second.observations(shared, (0, 2))
+    finally:
+        first.close()
+        second.close()
+    assert list(read) == [name_of(b), name_of(c)]
+    assert read == {name: made[name] for name in read}  # its target included
+    assert second.implementations_observed_here() == []  # it observed none itself
+
+
+def test_a_workers_stored_slice_holds_no_credentials_of_the_cluster(
+        double: KubeDouble, cluster: Cluster, tmp_path: Path) -> None:
+    token = "sk-cluster-token-4b1d"
+    cluster.tokens[token] = ALL
+    run = Run(Settings(vllm_namespace=NS, kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, token)),
+                       vllm_requests=1, vllm_timeout=30.0), load_catalog())
+    shared = tmp_path / "vllm-observation"
+    try:
+        observed = run.observations(shared, (0, 1))
+    finally:
+        run.close()
+    assert [(name, obs.errors) for name, obs in observed.items()] == [("decode-amd64", {}), ("decode-arm64", {})]
+    stored = shared.with_name("vllm-observation.0").read_bytes()
+    assert sorted(pickle.loads(stored)) == ["decode-amd64", "decode-arm64"]
+    assert token.encode() not in stored  # the pods are reached with it, in this process only
+
+
+def test_a_leaders_description_names_its_multi_node_workers(sim_host: SimHost, tmp_path: Path) -> None:
+    # the head runs the API server of four data-parallel engines, two of them on a headless node
+    double = KubeDouble(sim_host, deployment("vllm-dp-headless", sim_host))
+    run = Run(Settings(vllm_namespace=NS, kubeconfig=str(write_kubeconfig(tmp_path / "kc", double, "admin")),
+                       vllm_requests=1, vllm_timeout=30.0), load_catalog())
+    try:
+        run.observations(tmp_path / "vllm-observation", (0, 1))
+        # what a pytest-xdist worker sends of the servers it observed, and what a run without -n describes
+        [(position, here)] = run.implementations_observed_here()
+        assert (position, here["target"], here["multiNodeWorkers"]) == (0, "dp-head", ["dp-node-1"])
+        assert [(found["target"], found["multiNodeWorkers"]) for found in run.implementations()] == [
+            ("dp-head", ["dp-node-1"])]
+    finally:
+        run.close()
+
+
 # -- Prometheus' shared wait ------------------------------------------------------------------------------------
 
 
@@ -258,6 +535,30 @@ def test_a_prometheus_that_cannot_answer_is_the_states_error(sim_host: SimHost, 
     api.fixed = (503, "text/plain", "unavailable")
     state = of(sim_host.start(get_profile("x86_64")).url, prometheus_url=api.url).prometheus()
     assert state.error is not None and "503" in state.error
+    assert (state.held, state.waited) == ({}, 0.0)
+
+
+@pytest.mark.parametrize("trust", ["ca", "insecure"])
+def test_a_prometheus_behind_a_private_ca_is_trusted_with_its_ca_or_not_verified(
+        tls_api: PrometheusAPI, private_ca: PrivateCA, trust: str) -> None:
+    tls_api.active = [{"labels": {"instance": "127.0.0.1:9"}, "scrapeInterval": "5s"}]
+    run = Run(Settings(prometheus_url=tls_api.url, prometheus_ca=private_ca.ca if trust == "ca" else None,
+                       prometheus_insecure=trust == "insecure", vllm_timeout=30.0), load_catalog())
+    state = run.prometheus()
+    assert (state.error, state.waited) == (None, 15.0)
+    run.close()
+    run.close()  # closed twice (pytest may): nothing more to close
+
+
+def test_a_prometheus_that_does_not_answer_within_the_runs_timeout_is_the_states_error(api: PrometheusAPI) -> None:
+    api.stall = threading.Event()  # held until the test ends: the request times out whatever the machine's speed
+    run = Run(Settings(prometheus_url=api.url, vllm_timeout=2.0), load_catalog())
+    try:
+        state = run.prometheus()
+    finally:
+        api.stall.set()
+        run.close()
+    assert state.error is not None and "timed out" in state.error, state.error
     assert (state.held, state.waited) == ({}, 0.0)
 
 
