@@ -109,17 +109,17 @@ def test_a_users_test_of_a_panel_or_consumer_runs_once_per_reader_as_a_must(pyte
               - alert: VLLMQueueLong
                 expr: sum(vllm:num_requests_waiting) > 10
     """)
-    pytester.makepyfile(test_readers="""
+    pytester.makepyfile(test_reader="""
         def test_panel(vllm_panel, vllm_level):
             assert (vllm_panel.title, vllm_level) == ("Running", "MUST")
 
         def test_consumer(vllm_consumer, vllm_level):
             assert (vllm_consumer.kind, vllm_consumer.title, vllm_level) == ("alert", "VLLMQueueLong", "MUST")
     """)
-    result = run_suite(pytester, "--grafana-dashboard=dash.json", "--prometheus-rules=rules.yaml", "test_readers.py")
+    result = run_suite(pytester, "--grafana-dashboard=dash.json", "--prometheus-rules=rules.yaml", "test_reader.py")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["PASSED test_readers.py::test_panel[[]dash::Running[]]",
-                                 "PASSED test_readers.py::test_consumer[[]alert:rules::VLLMQueueLong[]]"])
+    result.stdout.fnmatch_lines(["PASSED test_reader.py::test_panel[[]dash::Running[]]",
+                                 "PASSED test_reader.py::test_consumer[[]alert:rules::VLLMQueueLong[]]"])
 
 
 def test_a_users_test_of_catalog_entries_runs_once_per_entry_with_its_level_and_feature_marks(
