@@ -594,12 +594,13 @@ def _shard_run_with(path: Path, index: int, name: str, **options: Any) -> Path:
 
 
 def test_shards_run_with_other_options_name_the_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    zero = _shard_run_with(tmp_path / "shard-0.json", 0, "a", vllm_timeout=5.0)
+    # an option given to one shard, to the other, and to both with other values
+    zero = _shard_run_with(tmp_path / "shard-0.json", 0, "a", vllm_timeout=5.0, vllm_requests=4)
     one = _shard_run_with(tmp_path / "shard-1.json", 1, "b", vllm_timeout=30.0, vllm_model="m")
     assert refused(capsys, "-o", tmp_path / "m.json", zero, one) == (
         f"pytest-vllm-metrics merge: error: {one} was run with other options than {zero} (--vllm-model, "
-        f"--vllm-timeout): the shards' checks are the same only with the same options; run every shard with the same "
-        f"ones (only --vllm-shard and --vllm-report differ), then merge.\n")
+        f"--vllm-requests, --vllm-timeout): the shards' checks are the same only with the same options; run every "
+        f"shard with the same ones (only --vllm-shard and --vllm-report differ), then merge.\n")
 
 
 def test_shards_that_saw_the_fleet_in_another_order_are_refused(tmp_path: Path,
@@ -734,3 +735,11 @@ def test_a_shards_row_of_several_targets_without_one_targets_evidence_merges(tmp
              for k, names in enumerate(("ac", "bd"))]
     [row] = merged_model(files).rows
     assert row.evidence == {"a": {"up": 1}, "b": {"up": 1}, "c": {}, "d": {}}
+
+
+def test_shards_whose_environment_is_empty_merge(two: tuple[Path, Path]) -> None:
+    # the schema asks for an object, of any content: a report trimmed before it was shared
+    model = merged_model(edited(two, lambda shard_doc: shard_doc.update(environment={})))
+    assert model.environment == {"settings": {}, "merged": {"shards": 2, "files": [str(file) for file in two],
+                                                            "generated": [None, None]}}
+    assert model.path is None  # built without an output file, the model names none
