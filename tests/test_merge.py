@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -437,3 +438,308 @@ def test_usage_is_argparse_s(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         merge.main(["merge", "shard-0.json"])
     assert exit_info.value.code == 2 and "-o/--output" in capsys.readouterr().err
+
+
+# -- what the console script says, and where it writes ----------------------------------------------------------
+
+
+def test_the_help_names_the_command_its_files_and_the_exit_codes(capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps at the terminal's width: one line per paragraph here
+    for args in (["--help"], ["merge", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            merge.main(args)
+        assert exit_info.value.code == 0
+    top, sub = capsys.readouterr().out.split("usage: pytest-vllm-metrics merge")
+    assert top.startswith("usage: pytest-vllm-metrics [-h] COMMAND ...\n\nTools of pytest-vllm-metrics.\n")
+    assert re.search(r"\n +merge +merge the JSON reports of a sharded run \(--vllm-shard=K/N\) into one report\n", top)
+    assert sub.startswith(" [-h] -o OUT SHARD.json [SHARD.json ...]\n\nMerge the JSON reports of the shards of one run "
+                          "(--vllm-shard=K/N, every K from 0 to N-1 once) into one report, as one run over the whole "
+                          "fleet would have written it. Exit code: 0 when the merged result passes (success or "
+                          "partial), 1 on a failure at or above the shards' --vllm-fail-on, 75 when inconclusive, 2 "
+                          "when the files are not the shards of one run.\n")
+    assert re.search(r"\n +SHARD\.json +the shards' JSON reports\n", sub)
+    assert re.search(r"\n +-o OUT, --output OUT +the merged report: \.json or \.yaml \(the conformance report\), \.md "
+                     r"\(Markdown summary\), \.html \(a self-contained page\) or \.xml \(JUnit, one test case per "
+                     r"check\)\n", sub)
+
+
+def test_without_a_command_the_usage_names_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        merge.main([])
+    assert exit_info.value.code == 2
+    assert "error: the following arguments are required: COMMAND" in capsys.readouterr().err
+
+
+def test_the_merge_says_what_it_merged_and_where_it_wrote(two: tuple[Path, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.json"
+    assert merge.main(["merge", "-o", str(out), *map(str, two)]) == 0
+    assert capsys.readouterr().out == (f"pytest-vllm-metrics merge: 2 shards, 2 targets, 1 checks: SUCCESS (1 passed); "
+                                       f"wrote {out}\n")
+
+
+def test_the_report_is_written_in_new_directories_and_markdown_under_either_suffix(two: tuple[Path, Path],
+                                                                                    tmp_path: Path) -> None:
+    for out in (tmp_path / "m.md", tmp_path / "ci" / "merged" / "m.markdown"):
+        assert merge.main(["merge", "-o", str(out), *map(str, two)]) == 0
+    assert (tmp_path / "ci" / "merged" / "m.markdown").read_text() == (tmp_path / "m.md").read_text()
+    assert (tmp_path / "m.md").read_text().startswith("#")  # Markdown, not the JSON report
+
+
+def test_an_output_that_cannot_be_written_or_is_a_directory_is_named(two: tuple[Path, Path], tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "reports").write_text("a file where a directory is meant")
+    out = tmp_path / "reports" / "m.json"
+    assert refused(capsys, "-o", out, *two) == (f"pytest-vllm-metrics merge: error: cannot write {out} (File exists); "
+                                                f"check that its directory is writable.\n")
+    (tmp_path / "m.json").mkdir()
+    assert refused(capsys, "-o", tmp_path / "m.json", *two) == (
+        f"pytest-vllm-metrics merge: error: -o {tmp_path / 'm.json'} is a directory; name the merged report's file, "
+        f"e.g. {tmp_path / 'm.json'}/report.json.\n")
+
+
+def test_an_unknown_format_lists_every_suffix(two: tuple[Path, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert refused(capsys, "-o", tmp_path / "m.txt", *two).endswith(
+        ": the suffix does not name a report format; end the file name in .json, .yaml, .yml, .md, .markdown, .html, "
+        ".xml.\n")
+
+
+# -- files that are not shards' reports, continued ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [
+    "[]",  # JSON, but not an object
+    '{"kind": "ConformanceReport", "tests": {}}',  # its tests not a list
+])
+def test_json_that_is_no_report_is_named(two: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         content: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert f"{bad} is not a conformance report of pytest-vllm-metrics" in refused(capsys, "-o", tmp_path / "m.json",
+                                                                                 two[0], bad)
+
+
+def test_a_report_saved_as_utf16_is_named(two: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Windows PowerShell 5's `>` redirection writes UTF-16 with a byte-order mark (`pytest ... > shard-1.json`)
+    two[1].write_bytes(two[1].read_text().encode("utf-16"))
+    assert refused(capsys, "-o", tmp_path / "m.json", *two).startswith(
+        f"pytest-vllm-metrics merge: error: {two[1]} cannot be read ('utf-8' codec can't decode byte 0xff in position "
+        f"0: invalid start byte); check the path, and pass the JSON reports")
+
+
+def test_an_unsharded_report_is_refused_with_the_fix(two: tuple[Path, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    whole = tmp_path / "whole.json"
+    report.write_data(whole, report.build([_row("a")], Settings()))
+    assert refused(capsys, "-o", tmp_path / "m.json", two[0], whole).endswith(
+        "there is nothing to merge it with. Pass the JSON reports the runs with --vllm-shard=K/N wrote "
+        "(--vllm-report=shard-K.json), one per K.\n")
+
+
+def test_a_shard_section_without_what_the_merge_needs_is_named(two: tuple[Path, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    edited([two[1]], lambda shard_doc: [shard_doc["shard"].pop(key) for key in ("testsFailed", "pytestStatus")])
+    assert refused(capsys, "-o", tmp_path / "m.json", *two) == (
+        f"pytest-vllm-metrics merge: error: {two[1]}: its shard section lacks pytestStatus, testsFailed; it was not "
+        f"written by this version of pytest-vllm-metrics, or was edited: rerun that shard.\n")
+
+
+@pytest.mark.parametrize("test", ["conformance/test_server.py::test_reachable", {"check": "reachable"}])
+def test_a_shards_test_without_an_id_is_named_by_its_position(two: tuple[Path, Path], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str], test: Any) -> None:
+    edited([two[1]], lambda shard_doc: shard_doc.update(tests=[test]))
+    assert f"{two[1]}: its test 1 is not a row as this version of pytest-vllm-metrics writes them (" in refused(
+        capsys, "-o", tmp_path / "m.json", *two)
+
+
+# -- shards that do not belong together, continued -------------------------------------------------------------
+
+
+def test_a_shard_of_another_split_is_named_wherever_it_is_given(two: tuple[Path, Path], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    other = shard_file(tmp_path / "of3.json", 2, 3, ["a", "b", "c"], ["c"])
+    err = refused(capsys, "-o", tmp_path / "m.json", two[0], other, two[1])
+    assert f"{other} is shard 2 of 3, and {two[0]} shard 0 of 2: the reports come from runs split differently" in err
+
+
+def test_several_missing_shards_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zero = shard_file(tmp_path / "shard-0.json", 0, 3, ["a", "b", "c"], ["a"])
+    assert refused(capsys, "-o", tmp_path / "m.json", zero) == (
+        "pytest-vllm-metrics merge: error: shards 1, 2 of 3 are missing: a merged report must cover the whole fleet; "
+        "pass every shard's report (0 to 2), rerunning the shards that wrote none.\n")
+
+
+@pytest.mark.parametrize(("key", "value", "what"), [
+    ("apiVersion", "pytest-vllm-metrics/v0", "report format"),
+    ("failOn", "SHOULD", "--vllm-fail-on"),
+    ("features", {"required": ["lora"], "exempt": []}, "required and exempt features"),
+])
+def test_a_shard_of_another_format_fail_on_or_features_is_named(two: tuple[Path, Path], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str], key: str,
+                                                                value: Any, what: str) -> None:
+    before = json.loads(two[0].read_text())[key]
+    edited([two[1]], lambda shard_doc: shard_doc.update({key: value}))
+    assert refused(capsys, "-o", tmp_path / "m.json", *two) == (
+        f"pytest-vllm-metrics merge: error: {two[1]} has {what} {json.dumps(value)} and {two[0]} "
+        f"{json.dumps(before)}: run every shard with the same image and options, then merge.\n")
+
+
+def _shard_run_with(path: Path, index: int, name: str, **options: Any) -> Path:
+    """Shard `index` of 2 of the fleet a, b, run with these options given (its report's settings name them)."""
+    sources = {option: "command line" for option in (*options, "vllm_shard", "vllm_report")}
+    return shard_file(path, index, 2, ["a", "b"], [name], vllm_report=path.name, sources=sources, **options)
+
+
+def test_shards_run_with_other_options_name_the_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an option given to one shard, to the other, and to both with other values
+    zero = _shard_run_with(tmp_path / "shard-0.json", 0, "a", vllm_timeout=5.0, vllm_requests=4)
+    one = _shard_run_with(tmp_path / "shard-1.json", 1, "b", vllm_timeout=30.0, vllm_model="m")
+    assert refused(capsys, "-o", tmp_path / "m.json", zero, one) == (
+        f"pytest-vllm-metrics merge: error: {one} was run with other options than {zero} (--vllm-model, "
+        f"--vllm-requests, --vllm-timeout): the shards' checks are the same only with the same options; run every "
+        f"shard with the same ones (only --vllm-shard and --vllm-report differ), then merge.\n")
+
+
+def test_shards_that_saw_the_fleet_in_another_order_are_refused(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    zero = shard_file(tmp_path / "shard-0.json", 0, 2, ["a", "b"], ["a"])
+    one = shard_file(tmp_path / "shard-1.json", 1, 2, ["b", "a"], ["b"])
+    assert f"{one} saw another fleet than {zero} (in another order): " in refused(capsys, "-o", tmp_path / "m.json",
+                                                                                   zero, one)
+
+
+@pytest.mark.parametrize(("fleet", "checked", "said"), [
+    (["a", "b", "c"], (["a"], ["b"]), "checked twice: none; never: c"),
+    (["a", "b"], (["a", "b"], ["b"]), "checked twice: b; never: none"),
+])
+def test_shards_that_do_not_add_up_say_none_where_none(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       fleet: list[str], checked: tuple[list[str], list[str]],
+                                                       said: str) -> None:
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, mine) for k, mine in enumerate(checked)]
+    assert f"the shards' targets do not add up to their fleet ({said}): " in refused(capsys, "-o", tmp_path / "m.json",
+                                                                                      *files)
+
+
+# -- the merged report: the run's, not a shard's -----------------------------------------------------------------
+
+
+def test_the_merged_report_states_the_run_not_each_shard(tmp_path: Path) -> None:
+    files = [_shard_run_with(tmp_path / f"shard-{k}.json", k, name, vllm_timeout=5.0) for k, name in enumerate("ab")]
+    layout = [{"dashboard": "vllm", "dashboardTitle": "vLLM", "title": "Throughput", "row": "", "grid": [0, 0, 12, 8]}]
+
+    def in_a_cluster(shard_doc: dict[str, Any]) -> None:
+        k = shard_doc["shard"]["index"]
+        shard_doc["date"] = ("2026-03-02T10:00:09+00:00", "2026-03-02T10:00:04+00:00")[k]  # shard 1 started first
+        shard_doc["environment"]["generated"] = f"2026-03-02T10:01:0{k}+00:00"
+        shard_doc["environment"]["kubernetes"] = {"context": "prod", "notes": ["nodes cannot be listed (403)"]}
+        shard_doc["shard"]["layout"] = layout
+
+    out = tmp_path / "m.json"
+    model = merge.merged(merge.check_together([merge.load(file) for file in edited(files, in_a_cluster)]), out)
+    doc = report.document(model)
+    assert doc["date"] == "2026-03-02T10:00:04+00:00"  # when the first shard started
+    environment = doc["environment"]
+    assert "shard" not in environment and environment["kubernetes"]["context"] == "prod"
+    assert environment["python"] == json.loads(files[0].read_text())["environment"]["python"]
+    assert environment["settings"] == {"--vllm-timeout": "5.0 (from command line)"}  # without the shard's own
+    assert environment["merged"] == {"shards": 2, "files": [str(file) for file in files],
+                                     "generated": ["2026-03-02T10:01:00+00:00", "2026-03-02T10:01:01+00:00"]}
+    assert model.notes[:1] == ("nodes cannot be listed (403)",)  # the cluster's note, as a run's terminal shows it
+    assert model.layout == tuple(layout) and model.path == str(out)
+
+
+@pytest.mark.parametrize(("outcomes", "statuses", "failed", "exit_code"), [
+    # each shard's one failed test is its SHOULD check: partial, 0
+    ((RowOutcome.FAILED, RowOutcome.FAILED), (1, 1), (1, 1), 0),
+    # shard 0 also failed a test of its own, beside the check: 1
+    ((RowOutcome.FAILED, RowOutcome.FAILED), (1, 1), (2, 1), 1),
+    # shard 1 was interrupted: pytest's status 2 says more than the checks
+    ((RowOutcome.PASSED, RowOutcome.PASSED), (0, 2), (0, 0), 2),
+])
+def test_the_merged_exit_code_counts_the_shards_own_failures_and_status(
+        tmp_path: Path, outcomes: tuple[RowOutcome, RowOutcome], statuses: tuple[int, int], failed: tuple[int, int],
+        exit_code: int) -> None:
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [_row(name, outcome, Level.SHOULD)])
+             for k, (name, outcome) in enumerate(zip("ab", outcomes, strict=True))]
+
+    def as_pytest_ended(shard_doc: dict[str, Any]) -> None:
+        k = shard_doc["shard"]["index"]
+        shard_doc["shard"].update(pytestStatus=statuses[k], testsFailed=failed[k])
+
+    assert merged_model(edited(files, as_pytest_ended)).exit_code == exit_code
+
+
+def _own(outcome: RowOutcome, reason: str = "") -> Row:
+    """A row of a test without targets (a user's own test, run by every shard)."""
+    return Row(id="tests/test_mine.py::test_mine", target="", check="test_mine", level=Level.MUST, outcome=outcome,
+               reason=reason)
+
+
+@pytest.mark.parametrize(("rows", "merged_outcome"), [
+    ((_own(RowOutcome.PASSED), _own(RowOutcome.FAILED, "no")), RowOutcome.FAILED),
+    ((_own(RowOutcome.SKIPPED), _own(RowOutcome.INCONCLUSIVE, "?")), RowOutcome.INCONCLUSIVE),
+])
+def test_a_test_without_targets_merges_as_its_worst_outcome(tmp_path: Path, rows: tuple[Row, Row],
+                                                            merged_outcome: RowOutcome) -> None:
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [row])
+             for k, (name, row) in enumerate(zip("ab", rows, strict=True))]
+    assert [row.outcome for row in merged_model(files).rows] == [merged_outcome]
+
+
+def test_a_check_that_broke_on_one_shard_merges_as_that_error(tmp_path: Path) -> None:
+    broke = replace(_row("b", RowOutcome.ERROR), reason="Traceback: KeyError 'model'", targets={})
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [row])
+             for k, (name, row) in enumerate(zip("ab", (_row("a"), broke), strict=True))]
+    assert merged_model(files).rows == (broke,)
+
+
+def test_a_check_of_one_target_among_shards_without_targets_keeps_its_target(tmp_path: Path) -> None:
+    # one server, two shards: shard 1 checks none, and its row of the check names no target
+    files = [shard_file(tmp_path / "shard-0.json", 0, 2, ["a"], ["a"], [_row("a")]),
+             shard_file(tmp_path / "shard-1.json", 1, 2, ["a"], [],
+                        [replace(_row(""), outcome=RowOutcome.SKIPPED, reason="no vLLM target", targets={})])]
+    [row] = merged_model(files).rows
+    assert (row.target, row.outcome, list(row.targets)) == ("a", RowOutcome.PASSED, ["a"])
+
+
+def test_a_check_without_a_mark_takes_the_strictest_level_its_rows_state(tmp_path: Path) -> None:
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [_row(name, RowOutcome.FAILED, level)])
+             for k, (name, level) in enumerate(zip("ab", (Level.MAY, Level.SHOULD), strict=True))]
+    assert [row.level for row in merged_model(files).rows] == [Level.SHOULD]
+
+
+def test_a_failed_checks_reason_names_the_targets_and_its_diagnosis_says_why(tmp_path: Path) -> None:
+    def failed(name: str) -> Row:
+        return replace(_row(name, RowOutcome.FAILED), reason=f"{name}: 0 requests counted",
+                       targets={name: TargetResult(RowOutcome.FAILED, f"{name}: 0 requests counted",
+                                                   "the server restarted during the workload")})
+
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [failed(name)])
+             for k, name in enumerate("ab")]
+    [row] = merged_model(files).rows
+    assert row.reason == "fails on a, b (2 of 2 targets).\na: 0 requests counted\nb: 0 requests counted"
+    assert row.diagnosis == "a, b: the server restarted during the workload"
+
+
+def test_a_shards_row_of_several_targets_without_one_targets_evidence_merges(tmp_path: Path) -> None:
+    # a row of two targets whose evidence names one (as a report edited by hand, or of an earlier version, has it)
+    def pair(names: str) -> Row:
+        return Row(id="conformance/test_server.py::test_reachable", target="", check="reachable", level=Level.MUST,
+                   outcome=RowOutcome.PASSED, evidence={names[0]: {"up": 1}},
+                   targets={name: TargetResult(RowOutcome.PASSED) for name in names})
+
+    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b", "c", "d"], list(names), [pair(names)])
+             for k, names in enumerate(("ac", "bd"))]
+    [row] = merged_model(files).rows
+    assert row.evidence == {"a": {"up": 1}, "b": {"up": 1}, "c": {}, "d": {}}
+
+
+def test_shards_whose_environment_is_empty_merge(two: tuple[Path, Path]) -> None:
+    # the schema asks for an object, of any content: a report trimmed before it was shared
+    model = merged_model(edited(two, lambda shard_doc: shard_doc.update(environment={})))
+    assert model.environment == {"settings": {}, "merged": {"shards": 2, "files": [str(file) for file in two],
+                                                            "generated": [None, None]}}
+    assert model.path is None  # built without an output file, the model names none
