@@ -6,6 +6,8 @@ and the simulator."""
 from __future__ import annotations
 
 import ast
+import importlib.util
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,22 @@ def test_every_module_has_its_test_module() -> None:
     assert len(top) > 40 and PACKAGE / "_markdown.py" in top  # a rule that sees no module would pass whatever
     missing = [p.name for p in top if not (tests / f"test_{p.stem.lstrip('_')}.py").is_file()]
     assert not missing, f"modules without tests/test_<name>.py: {missing}"
+
+
+def test_every_module_is_scored_by_mutation_testing() -> None:
+    # the whole-package run (pyproject's [tool.mutmut]) or tools/mutants_one.py, one pytest-facing module at a time;
+    # tools/mutants_report.py's table names them all
+    root = PACKAGE.parent
+    whole = {Path(name).stem for name in tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+             ["tool"]["mutmut"]["only_mutate"]}
+    one_at_a_time = {"settings", "run", "plugin", "fixtures", "merge"}
+    spec = importlib.util.spec_from_file_location("mutants_report", root / "tools" / "mutants_report.py")
+    assert spec is not None and spec.loader is not None
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    top = {p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    assert len(top) > 40 and not whole & one_at_a_time
+    assert whole | one_at_a_time == top == set(report.SCORED), "score every module, and name it in the report"
 
 
 def test_no_module_is_over_500_lines() -> None:

@@ -9,11 +9,9 @@ test marked `quick_run` stays: an in-process run of a few checks that need no se
 A test marked `spawns` never runs under mutation: it starts processes (pytest-xdist's workers, the console script)
 that import the package outside mutmut's reach.
 
-The pytester runs stay out of the run that maps tests to functions too, although they are how the pytest-facing
-modules (settings, plugin, fixtures, run, shard) are used: with them in that run, mutmut (3.8) went on to judge
-mutants in the same process as surviving that a test kills when run on its own. Those modules are scored by their
-direct tests; the pytester runs check them in the ordinary suite, and tools/mutants_one.py scores one of them
-with its own pytester runs (MUTANTS_WITH_PYTESTER=1 keeps them).
+The pytester runs stay out of the whole-package run. The pytest-facing modules (settings, run, plugin, fixtures,
+merge), which are used through pytest runs, are scored one at a time by tools/mutants_one.py against their own test
+module, pytester runs included (MUTANTS_WITH_PYTESTER=1 keeps them).
 
 mutmut forks every mutant's run from the process that ran all the tests once (to learn which tests reach which
 function): what that run left in the process-wide caches would answer before a mutant's code runs. Each test
