@@ -47,12 +47,8 @@ def test_a_scrape_on_demand_that_fails_fails_the_users_test_with_the_reason_alon
     released = threading.Event()
 
     async def stalled(request: web.Request) -> web.Response:
-        # far beyond --vllm-timeout: the scraper's own timeout must end the wait; the test releases it at the end
-        # so that the server's shutdown does not wait for it
-        for _ in range(600):
-            if released.is_set():
-                break
-            await asyncio.sleep(0.05)
+        # held until the test ends, far beyond --vllm-timeout: the scraper's own timeout must end the wait
+        await asyncio.get_running_loop().run_in_executor(None, released.wait, 60.0)
         return web.Response(text="")
 
     app = web.Application()
