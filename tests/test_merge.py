@@ -223,6 +223,14 @@ def shard_file(path: Path, index: int, count: int, fleet: list[str], checked: li
     return path
 
 
+def one_target_each(tmp_path: Path, rows: Sequence[Row] | None = None, fleet: Sequence[str] = ("a", "b"),
+                    marks: dict[str, str] | None = None, **settings: Any) -> list[Path]:
+    """The shards of `fleet`, one per target: shard k checks fleet[k], its report's rows [rows[k]] (by default, its
+    target passed the check)."""
+    return [shard_file(tmp_path / f"shard-{k}.json", k, len(fleet), list(fleet), [name],
+                       None if rows is None else [rows[k]], marks, **settings) for k, name in enumerate(fleet)]
+
+
 def edited(files: Sequence[Path], change: Callable[[dict[str, Any]], object]) -> Sequence[Path]:
     """The shards' JSON reports, each changed in place by `change` (as another version or a hand wrote them)."""
     for file in files:
@@ -239,9 +247,8 @@ def merged_model(files: Sequence[Path]) -> report.Report:
 
 @pytest.fixture
 def two(tmp_path: Path) -> tuple[Path, Path]:
-    fleet = ["a", "b"]
-    return (shard_file(tmp_path / "shard-0.json", 0, 2, fleet, ["a"]),
-            shard_file(tmp_path / "shard-1.json", 1, 2, fleet, ["b"]))
+    first, second = one_target_each(tmp_path)
+    return first, second
 
 
 def refused(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
@@ -261,8 +268,7 @@ def test_a_check_of_several_shards_targets_takes_its_marks_level(tmp_path: Path)
     # one target per shard: each shard's row states its target's verdict, here failed at SHOULD under a MUST mark
     # (a row of one target takes its verdict's level); one run over both states the mark's, and fails at MUST
     fleet, mark = ["a", "b"], {"conformance/test_server.py::test_reachable": "MUST"}
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, [name],
-                        [_row(name, RowOutcome.FAILED, Level.SHOULD)], mark) for k, name in enumerate(fleet)]
+    files = one_target_each(tmp_path, [_row(name, RowOutcome.FAILED, Level.SHOULD) for name in fleet], fleet, mark)
     assert json.loads(files[0].read_text())["result"] == "partial"  # a SHOULD failure: each shard passes
     assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, files)]) == 1
     merged_doc = json.loads((tmp_path / "m.json").read_text())
@@ -274,10 +280,9 @@ def test_a_check_of_several_shards_targets_takes_its_marks_level(tmp_path: Path)
 def test_the_merged_report_keeps_the_shards_fail_on_features_and_exclusive_run(tmp_path: Path, count: int) -> None:
     # a SHOULD failure under --vllm-fail-on=should fails the merged run as it failed the shard
     fleet = ["a", "b"][:count]
-    options = {"vllm_fail_on": "should", "vllm_exempt_feature": ("lora",), "vllm_require_feature": ("prefix_caching",),
-               "vllm_exclusive": True}
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, count, fleet, [name],
-                        [_row(name, RowOutcome.FAILED, Level.SHOULD)], **options) for k, name in enumerate(fleet)]
+    options: dict[str, Any] = {"vllm_fail_on": "should", "vllm_exempt_feature": ("lora",),
+                               "vllm_require_feature": ("prefix_caching",), "vllm_exclusive": True}
+    files = one_target_each(tmp_path, [_row(name, RowOutcome.FAILED, Level.SHOULD) for name in fleet], fleet, **options)
     assert merge.main(["merge", "-o", str(tmp_path / "m.json"), *map(str, files)]) == 1
     doc = json.loads((tmp_path / "m.json").read_text())
     assert (doc["failOn"], doc["result"], doc["features"]) == (
@@ -304,8 +309,7 @@ def test_shards_that_do_not_say_their_fail_on_level_merge_at_must(two: tuple[Pat
 ])
 def test_the_merged_tally_is_shard_0s_tests_that_are_not_checks_plus_the_merged_checks(
         tmp_path: Path, outcomes: dict[str, int], counted: dict[str, int]) -> None:
-    fleet = ["a", "b"]
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, fleet, [name]) for k, name in enumerate(fleet)]
+    files = one_target_each(tmp_path)
     tally = merged_model(edited(files, lambda shard_doc: shard_doc["shard"].update(
         tally={"collected": 7, "outcomes": outcomes}))).tally
     # shard 0 collected 7 tests with its one check of "a"; merged, the check covers a and b: still one test
@@ -662,8 +666,8 @@ def test_the_merged_report_states_the_run_not_each_shard(tmp_path: Path) -> None
 def test_the_merged_exit_code_counts_the_shards_own_failures_and_status(
         tmp_path: Path, outcomes: tuple[RowOutcome, RowOutcome], statuses: tuple[int, int], failed: tuple[int, int],
         exit_code: int) -> None:
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [_row(name, outcome, Level.SHOULD)])
-             for k, (name, outcome) in enumerate(zip("ab", outcomes, strict=True))]
+    files = one_target_each(tmp_path, [_row(name, outcome, Level.SHOULD)
+                                       for name, outcome in zip("ab", outcomes, strict=True)])
 
     def as_pytest_ended(shard_doc: dict[str, Any]) -> None:
         k = shard_doc["shard"]["index"]
@@ -684,15 +688,13 @@ def _own(outcome: RowOutcome, reason: str = "") -> Row:
 ])
 def test_a_test_without_targets_merges_as_its_worst_outcome(tmp_path: Path, rows: tuple[Row, Row],
                                                             merged_outcome: RowOutcome) -> None:
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [row])
-             for k, (name, row) in enumerate(zip("ab", rows, strict=True))]
+    files = one_target_each(tmp_path, rows)
     assert [row.outcome for row in merged_model(files).rows] == [merged_outcome]
 
 
 def test_a_check_that_broke_on_one_shard_merges_as_that_error(tmp_path: Path) -> None:
     broke = replace(_row("b", RowOutcome.ERROR), reason="Traceback: KeyError 'model'", targets={})
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [row])
-             for k, (name, row) in enumerate(zip("ab", (_row("a"), broke), strict=True))]
+    files = one_target_each(tmp_path, [_row("a"), broke])
     assert merged_model(files).rows == (broke,)
 
 
@@ -706,8 +708,8 @@ def test_a_check_of_one_target_among_shards_without_targets_keeps_its_target(tmp
 
 
 def test_a_check_without_a_mark_takes_the_strictest_level_its_rows_state(tmp_path: Path) -> None:
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [_row(name, RowOutcome.FAILED, level)])
-             for k, (name, level) in enumerate(zip("ab", (Level.MAY, Level.SHOULD), strict=True))]
+    files = one_target_each(tmp_path, [_row(name, RowOutcome.FAILED, level)
+                                       for name, level in zip("ab", (Level.MAY, Level.SHOULD), strict=True)])
     assert [row.level for row in merged_model(files).rows] == [Level.SHOULD]
 
 
@@ -717,8 +719,7 @@ def test_a_failed_checks_reason_names_the_targets_and_its_diagnosis_says_why(tmp
                        targets={name: TargetResult(RowOutcome.FAILED, f"{name}: 0 requests counted",
                                                    "the server restarted during the workload")})
 
-    files = [shard_file(tmp_path / f"shard-{k}.json", k, 2, ["a", "b"], [name], [failed(name)])
-             for k, name in enumerate("ab")]
+    files = one_target_each(tmp_path, [failed(name) for name in "ab"])
     [row] = merged_model(files).rows
     assert row.reason == "fails on a, b (2 of 2 targets).\na: 0 requests counted\nb: 0 requests counted"
     assert row.diagnosis == "a, b: the server restarted during the workload"
