@@ -35,7 +35,7 @@ SCORED: dict[str, tuple[str, ...] | None] = {
     "outcome": None, "versions": None, "targets": None,
     # the observation
     "scrape": None, "traffic": None, "observe": None,
-    # the pytest-facing modules (fixtures and hooks are decorated: mutmut leaves them alone, their helpers are scored)
+    # the pytest-facing modules: shard in the whole-package run, the others one at a time (tools/mutants_one.py)
     "settings": None, "shard": None, "merge": None, "run": None, "plugin": None, "fixtures": None,
 }
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 kill, 0 survives; the timeouts are SIGXCPU and its kin.
